@@ -1,0 +1,16 @@
+//! What every device actor shares: the live point table, snapshots, views, and a generic
+//! actor parameterised by the kind's derived state ([`DeviceBehaviour`]).
+//!
+//! - Owns: the live state of one device's points (value, quality with reason, source
+//!   timestamp) and the state derived from them.
+//! - Receives: [`messages::ApplyRecords`] from its room, [`messages::RoomObserved`] (room-level
+//!   context such as outlet flow), [`messages::GetDeviceView`], [`messages::Sweep`].
+//! - Emits: accepted samples to the [`crate::SampleSink`]; its snapshot to the
+//!   [`crate::SnapshotStore`] after every change.
+//! - Mailbox: bounded ([`crate::ActorConfig::mailbox`]); its room waits when it is full.
+//! - On failure: a panic in a handler is caught, counted and stops the actor; the actix
+//!   supervisor restarts it in place and it reloads its last snapshot.
+
+pub mod table;
+
+pub use table::{ApplyOutcome, DeviceSnapshot, PointState, PointTable, PointView};

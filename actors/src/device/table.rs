@@ -1,0 +1,295 @@
+//! The live point table of one device, and the rules for applying samples to it.
+//!
+//! Per point: a sample newer than the latest one becomes the live value; one with the same
+//! timestamp is a duplicate (QoS 1 redelivery, a repeated replay) and is dropped and counted;
+//! an older one is a backfill: it does not touch live state but goes to the historian, whose
+//! store is idempotent by point and timestamp. Pure logic: `now` is an argument.
+
+use cistern_schemas::reading::{PointValue, Record};
+use cistern_schemas::{PointSpec, Quality, QualityLevel, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The live state of one point.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PointState {
+    pub value: Option<f64>,
+    pub quality: Quality,
+    /// Source timestamp of `value`.
+    pub t: Option<Timestamp>,
+}
+
+impl Default for PointState {
+    fn default() -> Self {
+        Self { value: None, quality: Quality::stale("no data received yet"), t: None }
+    }
+}
+
+/// What applying a batch did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ApplyOutcome {
+    /// Values newer than the live ones, now live; grouped by record.
+    pub live: Vec<Record>,
+    /// Values older than the live ones, for the historian only.
+    pub backfill: Vec<Record>,
+    /// Values whose point already had a sample at that timestamp.
+    pub duplicates: usize,
+    /// Values whose quality changed level.
+    pub quality_changes: usize,
+}
+
+impl ApplyOutcome {
+    pub fn live_count(&self) -> usize {
+        self.live.iter().map(|r| r.values.len()).sum()
+    }
+
+    pub fn backfill_count(&self) -> usize {
+        self.backfill.iter().map(|r| r.values.len()).sum()
+    }
+}
+
+/// A device's state as saved for recovery.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceSnapshot {
+    pub taken_at: Timestamp,
+    pub points: Vec<PointState>,
+}
+
+/// A point as shown to operators.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PointView {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub value: Option<f64>,
+    pub quality: Quality,
+    pub t: Option<Timestamp>,
+}
+
+/// Live state of every point of one device, aligned with its specs.
+#[derive(Clone, Debug)]
+pub struct PointTable {
+    specs: Arc<[PointSpec]>,
+    points: Vec<PointState>,
+}
+
+impl PointTable {
+    pub fn new(specs: Arc<[PointSpec]>) -> Self {
+        let points = vec![PointState::default(); specs.len()];
+        Self { specs, points }
+    }
+
+    pub fn specs(&self) -> &[PointSpec] {
+        &self.specs
+    }
+
+    pub fn points(&self) -> &[PointState] {
+        &self.points
+    }
+
+    /// How old a sample may be and still be fresh.
+    fn stale_after(spec: &PointSpec, stale_periods: u32) -> std::time::Duration {
+        spec.period * stale_periods
+    }
+
+    /// Applies records (sorted by time) received at `now`.
+    pub fn apply(&mut self, records: &[Record], now: Timestamp, stale_periods: u32) -> ApplyOutcome {
+        let mut out = ApplyOutcome::default();
+        for rec in records {
+            let mut live = Vec::new();
+            let mut backfill = Vec::new();
+            for pv in &rec.values {
+                let i = usize::from(pv.index);
+                let (Some(state), Some(spec)) = (self.points.get_mut(i), self.specs.get(i)) else {
+                    continue;
+                };
+                match state.t {
+                    Some(t) if rec.t == t => out.duplicates += 1,
+                    Some(t) if rec.t < t => backfill.push(pv.clone()),
+                    _ => {
+                        let age = now.since(rec.t);
+                        let limit = Self::stale_after(spec, stale_periods);
+                        let quality = if age > limit {
+                            Quality::stale(format!("sample is {} s old", age.as_secs()))
+                        } else {
+                            pv.quality.clone()
+                        };
+                        if quality.level != state.quality.level {
+                            out.quality_changes += 1;
+                        }
+                        *state = PointState { value: Some(pv.value), quality, t: Some(rec.t) };
+                        live.push(pv.clone());
+                    }
+                }
+            }
+            if !live.is_empty() {
+                out.live.push(Record { t: rec.t, values: live });
+            }
+            if !backfill.is_empty() {
+                out.backfill.push(Record { t: rec.t, values: backfill });
+            }
+        }
+        out
+    }
+
+    /// Marks points not updated within `stale_periods` × their period as stale. Returns how
+    /// many points changed quality.
+    pub fn sweep(&mut self, now: Timestamp, stale_periods: u32) -> usize {
+        let mut changed = 0;
+        for (state, spec) in self.points.iter_mut().zip(self.specs.iter()) {
+            if state.quality.level == QualityLevel::Stale {
+                continue;
+            }
+            let Some(t) = state.t else { continue };
+            let age = now.since(t);
+            if age > Self::stale_after(spec, stale_periods) {
+                state.quality = Quality::stale(format!(
+                    "not updated for {} s (expected every {} s)",
+                    age.as_secs(),
+                    spec.period.as_secs_f64()
+                ));
+                changed += 1;
+            }
+        }
+        changed
+    }
+
+    /// The value of a point by name, whatever its quality.
+    pub fn value(&self, name: &str) -> Option<f64> {
+        let i = self.specs.iter().position(|s| s.name == name)?;
+        self.points[i].value
+    }
+
+    /// The value of a point by name, only when its quality is good.
+    pub fn good_value(&self, name: &str) -> Option<f64> {
+        let i = self.specs.iter().position(|s| s.name == name)?;
+        let p = &self.points[i];
+        p.quality.is_good().then_some(p.value).flatten()
+    }
+
+    /// A digital point by name, only when good.
+    pub fn good_flag(&self, name: &str) -> Option<bool> {
+        self.good_value(name).map(|v| v != 0.0)
+    }
+
+    /// The newest source timestamp of any point.
+    pub fn latest(&self) -> Option<Timestamp> {
+        self.points.iter().filter_map(|p| p.t).max()
+    }
+
+    /// Counts of points by quality level: (bad or uncertain, stale).
+    pub fn quality_counts(&self) -> (usize, usize) {
+        let mut bad = 0;
+        let mut stale = 0;
+        for p in &self.points {
+            match p.quality.level {
+                QualityLevel::Good => {}
+                QualityLevel::Stale => stale += 1,
+                QualityLevel::Bad | QualityLevel::Uncertain => bad += 1,
+            }
+        }
+        (bad, stale)
+    }
+
+    pub fn snapshot(&self, now: Timestamp) -> DeviceSnapshot {
+        DeviceSnapshot { taken_at: now, points: self.points.clone() }
+    }
+
+    /// Restores from a snapshot. A snapshot of a different shape (the catalog changed since it
+    /// was taken) is ignored whole: its indices no longer mean the same points.
+    pub fn restore(&mut self, snap: &DeviceSnapshot) -> bool {
+        if snap.points.len() != self.points.len() {
+            return false;
+        }
+        self.points.clone_from(&snap.points);
+        true
+    }
+
+    pub fn views(&self) -> Vec<PointView> {
+        self.specs
+            .iter()
+            .zip(self.points.iter())
+            .map(|(s, p)| PointView {
+                name: s.name,
+                unit: s.unit,
+                value: p.value,
+                quality: p.quality.clone(),
+                t: p.t,
+            })
+            .collect()
+    }
+}
+
+/// Builds a record from `(index, value)` pairs with good quality (tests and the simulator).
+pub fn good_record(t: Timestamp, values: &[(usize, f64)]) -> Record {
+    Record {
+        t,
+        values: values
+            .iter()
+            .map(|&(i, v)| PointValue { index: i as u16, value: v, quality: Quality::GOOD })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cistern_schemas::DeviceKind;
+
+    fn table() -> PointTable {
+        let specs: Vec<PointSpec> = DeviceKind::Tank.points().to_vec();
+        PointTable::new(specs.into())
+    }
+
+    const T0: Timestamp = Timestamp(1_763_700_000_000);
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp(T0.0 + s * 1000)
+    }
+
+    #[test]
+    fn newer_applies_same_is_duplicate_older_is_backfill() {
+        let mut t = table();
+        let out = t.apply(&[good_record(at(0), &[(0, 2.0)]), good_record(at(2), &[(0, 2.1)])], at(2), 3);
+        assert_eq!(out.live_count(), 2);
+        assert_eq!(t.value("level"), Some(2.1));
+        let out = t.apply(&[good_record(at(2), &[(0, 2.1)])], at(3), 3);
+        assert_eq!((out.live_count(), out.duplicates, out.backfill_count()), (0, 1, 0));
+        let out = t.apply(&[good_record(at(1), &[(0, 2.05)])], at(3), 3);
+        assert_eq!((out.live_count(), out.duplicates, out.backfill_count()), (0, 0, 1));
+        assert_eq!(t.value("level"), Some(2.1), "a backfill never rewinds live state");
+    }
+
+    #[test]
+    fn silent_points_turn_stale_after_three_periods() {
+        let mut t = table();
+        t.apply(&[good_record(at(0), &[(0, 2.0)])], at(0), 3);
+        assert_eq!(t.sweep(at(6), 3), 0, "exactly 3 periods is still fresh");
+        assert_eq!(t.sweep(at(7), 3), 1);
+        assert_eq!(t.points()[0].quality.level, QualityLevel::Stale);
+        assert_eq!(t.good_value("level"), None);
+        // a fresh sample makes it good again
+        t.apply(&[good_record(at(8), &[(0, 2.0)])], at(8), 3);
+        assert!(t.points()[0].quality.is_good());
+    }
+
+    #[test]
+    fn replayed_old_samples_stay_stale() {
+        let mut t = table();
+        let out = t.apply(&[good_record(at(0), &[(0, 2.0)])], at(60), 3);
+        assert_eq!(out.live_count(), 1);
+        assert_eq!(t.points()[0].quality.level, QualityLevel::Stale);
+        assert_eq!(t.value("level"), Some(2.0));
+    }
+
+    #[test]
+    fn snapshots_restore_only_matching_shapes() {
+        let mut t = table();
+        t.apply(&[good_record(at(0), &[(0, 2.0), (1, 1.0)])], at(0), 3);
+        let snap = t.snapshot(at(1));
+        let mut fresh = table();
+        assert!(fresh.restore(&snap));
+        assert_eq!(fresh.value("inlet_valve"), Some(1.0));
+        let other = PointTable::new(DeviceKind::Camera.points().to_vec().into()).snapshot(at(1));
+        assert!(!fresh.restore(&other));
+    }
+}

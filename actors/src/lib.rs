@@ -1,0 +1,54 @@
+//! Cistern's actor tree: one supervised actix actor per pump room, pump, tank and camera.
+//!
+//! ```text
+//! FleetRegistry (DashMap room id -> room address, status board)
+//!   └─ PumpRoomActor  (room-level points; routes device batches to its children)
+//!        ├─ PumpActor   × n
+//!        ├─ TankActor   × n
+//!        └─ CameraActor × n
+//! ```
+//!
+//! Actors hold live state: per point the latest value, its quality (with a reason) and its
+//! source timestamp, plus state derived from it. A point not updated for 3× its expected period
+//! turns stale; a room whose gateway falls silent past `offline_after` is offline.
+//!
+//! Supervision: every handler runs under [`supervision::guarded`]; a panic is caught, counted,
+//! logged, and stops the actor, whose actix `Supervisor` restarts it in place (same address,
+//! same mailbox) and rebuilds its state from its last snapshot. Siblings never notice.
+//!
+//! Ports: the crate needs a [`Clock`], a [`SnapshotStore`] and a [`SampleSink`] (the historian);
+//! `src/` provides them. actix stays inside this crate so that it could be swapped.
+
+pub mod clock;
+pub mod device;
+pub mod ports;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use ports::{MemorySnapshotStore, NullSampleSink, SampleSink, SnapshotStore};
+
+use std::time::Duration;
+
+/// Timing of the actor tree.
+#[derive(Clone, Debug)]
+pub struct ActorConfig {
+    /// A room whose gateway sent nothing for this long is offline.
+    pub offline_after: Duration,
+    /// A point not updated for this many expected periods is stale.
+    pub stale_periods: u32,
+    /// How often actors sweep their points for staleness.
+    pub sweep_every: Duration,
+    /// Mailbox capacity of each actor; a full mailbox makes ingest wait (samples are never
+    /// dropped).
+    pub mailbox: usize,
+}
+
+impl Default for ActorConfig {
+    fn default() -> Self {
+        Self {
+            offline_after: Duration::from_secs(60),
+            stale_periods: 3,
+            sweep_every: Duration::from_secs(1),
+            mailbox: 256,
+        }
+    }
+}

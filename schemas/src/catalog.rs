@@ -1,0 +1,245 @@
+//! The point catalog: which points each kind of equipment has, with unit, type, range and
+//! expected period.
+//!
+//! The catalog is the standard pump-room instrumentation of DOMAIN.md §1 (61-65 points for a
+//! room with three pumps, two tanks and two cameras). A site inventory may override the range
+//! and the expected period of any point of any room (vendors differ), but not add names: rules,
+//! dashboards and register maps are written against these names.
+//!
+//! Analog points flagged `transmitter` are 4-20 mA loops whose range maps onto 4..20 mA; the
+//! NAMUR NE43 limits then tell a failed sensor (< 3.6 mA or > 21 mA) from a saturated one.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+/// Kinds of equipment; each has its own catalog and its own actor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    Room,
+    Pump,
+    Tank,
+    Camera,
+}
+
+impl fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DeviceKind::Room => "room",
+            DeviceKind::Pump => "pump",
+            DeviceKind::Tank => "tank",
+            DeviceKind::Camera => "camera",
+        })
+    }
+}
+
+/// How a point's value is to be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PointKind {
+    /// A measured quantity.
+    Analog,
+    /// A contact or state: 0 or 1.
+    Digital,
+    /// A monotonic total (energy, volume, run hours, starts).
+    Counter,
+    /// An event code, e.g. access control: 0 none, 1 granted, 2 denied, 3 forced.
+    Event,
+}
+
+/// One point of a device: unit, type, valid range and expected update period.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PointSpec {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub kind: PointKind,
+    /// Lower end of the measuring range.
+    pub lo: f64,
+    /// Upper end of the measuring range.
+    pub hi: f64,
+    /// The period the field promises; 3x this without an update turns the point stale.
+    #[serde(with = "humantime_serde")]
+    pub period: Duration,
+    /// A 4-20 mA transmitter: NAMUR NE43 failure detection applies.
+    pub transmitter: bool,
+    pub description: &'static str,
+}
+
+const P2S: Duration = Duration::from_secs(2);
+
+const fn analog(
+    name: &'static str,
+    unit: &'static str,
+    lo: f64,
+    hi: f64,
+    transmitter: bool,
+    description: &'static str,
+) -> PointSpec {
+    PointSpec { name, unit, kind: PointKind::Analog, lo, hi, period: P2S, transmitter, description }
+}
+
+const fn digital(name: &'static str, description: &'static str) -> PointSpec {
+    PointSpec {
+        name,
+        unit: "",
+        kind: PointKind::Digital,
+        lo: 0.0,
+        hi: 1.0,
+        period: P2S,
+        transmitter: false,
+        description,
+    }
+}
+
+const fn counter(name: &'static str, unit: &'static str, description: &'static str) -> PointSpec {
+    PointSpec {
+        name,
+        unit,
+        kind: PointKind::Counter,
+        lo: 0.0,
+        hi: 1.0e12,
+        period: P2S,
+        transmitter: false,
+        description,
+    }
+}
+
+/// The room's own instruments.
+pub static ROOM_POINTS: &[PointSpec] = &[
+    // power meter
+    analog("voltage_a", "V", 0.0, 500.0, false, "phase A voltage"),
+    analog("voltage_b", "V", 0.0, 500.0, false, "phase B voltage"),
+    analog("voltage_c", "V", 0.0, 500.0, false, "phase C voltage"),
+    analog("current_a", "A", 0.0, 400.0, false, "phase A current"),
+    analog("current_b", "A", 0.0, 400.0, false, "phase B current"),
+    analog("current_c", "A", 0.0, 400.0, false, "phase C current"),
+    analog("power_factor", "", 0.0, 1.0, false, "power factor"),
+    analog("active_power", "kW", 0.0, 400.0, false, "total active power"),
+    counter("energy", "kWh", "active energy"),
+    counter("reactive_energy", "kvarh", "reactive energy"),
+    digital("mains", "mains present"),
+    // hydraulics
+    analog("inlet_pressure", "MPa", 0.0, 1.0, true, "municipal inlet pressure"),
+    analog("outlet_pressure", "MPa", 0.0, 1.6, true, "booster outlet pressure"),
+    analog("outlet_setpoint", "MPa", 0.0, 1.6, false, "outlet pressure set-point"),
+    analog("outlet_flow", "m3/h", 0.0, 500.0, true, "booster outlet flow"),
+    counter("outlet_volume", "m3", "cumulative outlet volume"),
+    analog("inlet_flow", "m3/h", 0.0, 500.0, true, "tank inlet flow"),
+    counter("inlet_volume", "m3", "cumulative inlet volume"),
+    // water quality analyser
+    analog("turbidity", "NTU", 0.0, 20.0, true, "turbidity"),
+    analog("chlorine", "mg/L", 0.0, 5.0, true, "free chlorine"),
+    analog("ph", "pH", 0.0, 14.0, true, "pH"),
+    // environment
+    analog("temperature", "degC", -20.0, 60.0, true, "room temperature"),
+    analog("humidity", "%RH", 0.0, 100.0, true, "relative humidity"),
+    digital("flooding", "immersion sensor"),
+    digital("smoke", "smoke detector"),
+    // security
+    digital("door", "door contact (1 = open)"),
+    digital("intrusion", "infrared intrusion detector"),
+    digital("armed", "security system armed"),
+    PointSpec {
+        name: "access",
+        unit: "",
+        kind: PointKind::Event,
+        lo: 0.0,
+        hi: 3.0,
+        period: P2S,
+        transmitter: false,
+        description: "access-control event: 0 none, 1 granted, 2 denied, 3 forced",
+    },
+    digital("siren", "sound/light alarm output"),
+];
+
+/// A booster pump on a variable-speed drive.
+pub static PUMP_POINTS: &[PointSpec] = &[
+    digital("running", "run feedback"),
+    digital("fault", "drive or motor fault"),
+    analog("frequency", "Hz", 0.0, 55.0, false, "drive output frequency"),
+    analog("current", "A", 0.0, 200.0, false, "motor current"),
+    analog("power", "kW", 0.0, 110.0, false, "motor input power"),
+    counter("run_hours", "h", "run hours"),
+    counter("starts", "", "number of starts"),
+    digital("duty", "selected as duty pump (0 = standby)"),
+];
+
+/// A break tank.
+pub static TANK_POINTS: &[PointSpec] = &[
+    analog("level", "m", 0.0, 5.0, true, "water level"),
+    digital("inlet_valve", "inlet valve open"),
+    digital("overflow", "overflow switch"),
+    digital("low_low", "low-low float switch"),
+];
+
+/// A camera.
+pub static CAMERA_POINTS: &[PointSpec] = &[
+    digital("online", "camera reachable"),
+    digital("recording", "recording to the NVR"),
+    digital("motion", "motion / intrusion detected"),
+];
+
+impl DeviceKind {
+    /// The standard points of this kind of equipment, in a fixed order (the order indexes
+    /// live state arrays).
+    pub fn points(self) -> &'static [PointSpec] {
+        match self {
+            DeviceKind::Room => ROOM_POINTS,
+            DeviceKind::Pump => PUMP_POINTS,
+            DeviceKind::Tank => TANK_POINTS,
+            DeviceKind::Camera => CAMERA_POINTS,
+        }
+    }
+
+    /// The index of point `name` in [`DeviceKind::points`].
+    pub fn point_index(self, name: &str) -> Option<usize> {
+        self.points().iter().position(|p| p.name == name)
+    }
+}
+
+impl PointSpec {
+    /// The loop current a value of this transmitter corresponds to (4..20 mA over the range).
+    pub fn milliamps(&self, value: f64) -> Option<f64> {
+        if !self.transmitter || self.hi <= self.lo {
+            return None;
+        }
+        Some(4.0 + 16.0 * (value - self.lo) / (self.hi - self.lo))
+    }
+
+    /// The engineering value a loop current corresponds to (the inverse of [`Self::milliamps`]).
+    pub fn value_at_milliamps(&self, ma: f64) -> f64 {
+        self.lo + (ma - 4.0) / 16.0 * (self.hi - self.lo)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_per_kind() {
+        for kind in [DeviceKind::Room, DeviceKind::Pump, DeviceKind::Tank, DeviceKind::Camera] {
+            let pts = kind.points();
+            for (i, p) in pts.iter().enumerate() {
+                assert_eq!(kind.point_index(p.name), Some(i), "{kind}.{}", p.name);
+                assert!(p.hi > p.lo, "{kind}.{} has an empty range", p.name);
+            }
+        }
+    }
+
+    #[test]
+    fn a_typical_room_has_sixty_odd_points() {
+        let n = ROOM_POINTS.len() + 3 * PUMP_POINTS.len() + 2 * TANK_POINTS.len()
+            + 2 * CAMERA_POINTS.len();
+        assert!((55..=70).contains(&n), "{n}");
+    }
+
+    #[test]
+    fn transmitter_scaling_round_trips() {
+        let spec = &ROOM_POINTS[DeviceKind::Room.point_index("outlet_pressure").unwrap()];
+        assert_eq!(spec.milliamps(0.0), Some(4.0));
+        assert_eq!(spec.milliamps(1.6), Some(20.0));
+        assert!((spec.value_at_milliamps(12.0) - 0.8).abs() < 1e-12);
+    }
+}

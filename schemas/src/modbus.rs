@@ -1,0 +1,1 @@
+//! Modbus register maps (in progress).

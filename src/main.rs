@@ -1,0 +1,2 @@
+//! The `cistern` binary.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Modbus TCP server of the simulator (in progress).
