@@ -19,12 +19,21 @@
 //! Ports: the crate needs a [`Clock`], a [`SnapshotStore`] and a [`SampleSink`] (the historian);
 //! `src/` provides them. actix stays inside this crate so that it could be swapped.
 
+pub mod camera;
 pub mod clock;
 pub mod device;
+pub mod metrics;
 pub mod ports;
+pub mod pump;
+pub mod pump_room;
+pub mod registry;
+pub mod supervision;
+pub mod tank;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use metrics::ActorMetrics;
 pub use ports::{MemorySnapshotStore, NullSampleSink, SampleSink, SnapshotStore};
+pub use registry::{FleetRegistry, RouteError};
 
 use std::time::Duration;
 

@@ -106,7 +106,7 @@ pub fn assess(spec: &PointSpec, value: f64) -> Result<Quality, ValueRejection> {
                 if ma > 21.0 {
                     return Ok(Quality::bad(format!("sensor failed: {ma:.2} mA > 21 mA (NE43)")));
                 }
-                if ma < 3.8 || ma > 20.5 {
+                if !(3.8..=20.5).contains(&ma) {
                     return Ok(Quality::uncertain(format!("saturated at {ma:.2} mA")));
                 }
                 return Ok(Quality::GOOD);

@@ -201,8 +201,8 @@ pub fn decode(
     }
     let kind = device.unit.kind();
     let specs = kind.points();
-    let latest = now.add(limits.max_future).0;
-    let earliest = now.sub(limits.max_age).0;
+    let latest = (now + limits.max_future).0;
+    let earliest = (now - limits.max_age).0;
     let mut rejections = Vec::new();
     let mut records = Vec::with_capacity(wire.records.len());
     for rec in wire.records {
@@ -368,7 +368,7 @@ mod tests {
             let err = decode(pump(), junk, NOW, &PayloadLimits::default()).unwrap_err();
             assert_eq!(err.label(), "malformed");
         }
-        let many = format!(r#"{{"records":[{}]}}"#, vec![r#"{"t":0,"v":{}}"#; 3].join(","));
+        let many = format!(r#"{{"records":[{}]}}"#, [r#"{"t":0,"v":{}}"#; 3].join(","));
         let limits = PayloadLimits { max_records: 2, ..PayloadLimits::default() };
         assert_eq!(decode(pump(), many.as_bytes(), NOW, &limits).unwrap_err().label(), "too_many_records");
     }

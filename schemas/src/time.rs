@@ -30,19 +30,25 @@ impl Timestamp {
         self.0
     }
 
-    /// `self + d`, saturating.
-    pub fn add(self, d: Duration) -> Self {
-        Self(self.0.saturating_add(d.as_millis() as i64))
-    }
-
-    /// `self - d`, saturating.
-    pub fn sub(self, d: Duration) -> Self {
-        Self(self.0.saturating_sub(d.as_millis() as i64))
-    }
-
     /// Time elapsed from `earlier` to `self`; zero when `earlier` is later.
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_millis(self.0.saturating_sub(earlier.0).max(0) as u64)
+    }
+}
+
+/// `t + d`, saturating.
+impl std::ops::Add<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn add(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_add(d.as_millis() as i64))
+    }
+}
+
+/// `t - d`, saturating.
+impl std::ops::Sub<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn sub(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_sub(d.as_millis() as i64))
     }
 }
 
@@ -62,6 +68,7 @@ mod tests {
         let b = Timestamp(4_500);
         assert_eq!(b.since(a), Duration::from_millis(3_500));
         assert_eq!(a.since(b), Duration::ZERO);
-        assert_eq!(a.add(Duration::from_secs(2)), Timestamp(3_000));
+        assert_eq!(a + Duration::from_secs(2), Timestamp(3_000));
+        assert_eq!(a - Duration::from_secs(2), Timestamp(-1_000));
     }
 }

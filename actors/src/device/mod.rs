@@ -11,6 +11,9 @@
 //! - On failure: a panic in a handler is caught, counted and stops the actor; the actix
 //!   supervisor restarts it in place and it reloads its last snapshot.
 
+pub mod actor;
+pub mod messages;
 pub mod table;
 
+pub use actor::{DeviceActor, DeviceBehaviour, DeviceDeps};
 pub use table::{ApplyOutcome, DeviceSnapshot, PointState, PointTable, PointView};

@@ -65,17 +65,25 @@ pub struct PointView {
     pub t: Option<Timestamp>,
 }
 
+/// How many recent sample instants a device remembers for exact de-duplication (at a 2 s
+/// period, about two minutes: the span of QoS 1 redeliveries and of a gateway's repeated
+/// replay of its last messages). Older repeats are passed on as backfill and the store's
+/// idempotent writes absorb them.
+pub const DEDUP_WINDOW: usize = 64;
+
 /// Live state of every point of one device, aligned with its specs.
 #[derive(Clone, Debug)]
 pub struct PointTable {
     specs: Arc<[PointSpec]>,
     points: Vec<PointState>,
+    /// Recently accepted instants, ascending, each with a bit per point index accepted at it.
+    recent: std::collections::VecDeque<(Timestamp, u64)>,
 }
 
 impl PointTable {
     pub fn new(specs: Arc<[PointSpec]>) -> Self {
         let points = vec![PointState::default(); specs.len()];
-        Self { specs, points }
+        Self { specs, points, recent: std::collections::VecDeque::with_capacity(DEDUP_WINDOW) }
     }
 
     pub fn specs(&self) -> &[PointSpec] {
@@ -102,10 +110,18 @@ impl PointTable {
                 let (Some(state), Some(spec)) = (self.points.get_mut(i), self.specs.get(i)) else {
                     continue;
                 };
+                let bit = 1u64 << (i % 64);
                 match state.t {
                     Some(t) if rec.t == t => out.duplicates += 1,
-                    Some(t) if rec.t < t => backfill.push(pv.clone()),
+                    Some(t) if rec.t < t => {
+                        if remember(&mut self.recent, rec.t, bit) {
+                            backfill.push(pv.clone());
+                        } else {
+                            out.duplicates += 1;
+                        }
+                    }
                     _ => {
+                        remember(&mut self.recent, rec.t, bit);
                         let age = now.since(rec.t);
                         let limit = Self::stale_after(spec, stale_periods);
                         let quality = if age > limit {
@@ -219,6 +235,26 @@ impl PointTable {
     }
 }
 
+/// Notes that the point `bit` was accepted at `t`; false when it already was. Instants older
+/// than the window are not remembered (and are reported as new: the store de-duplicates them).
+fn remember(recent: &mut std::collections::VecDeque<(Timestamp, u64)>, t: Timestamp, bit: u64) -> bool {
+    match recent.binary_search_by_key(&t, |e| e.0) {
+        Ok(i) => {
+            let seen = recent[i].1 & bit != 0;
+            recent[i].1 |= bit;
+            !seen
+        }
+        Err(0) if recent.len() >= DEDUP_WINDOW => true,
+        Err(i) => {
+            recent.insert(i, (t, bit));
+            if recent.len() > DEDUP_WINDOW {
+                recent.pop_front();
+            }
+            true
+        }
+    }
+}
+
 /// Builds a record from `(index, value)` pairs with good quality (tests and the simulator).
 pub fn good_record(t: Timestamp, values: &[(usize, f64)]) -> Record {
     Record {
@@ -257,6 +293,31 @@ mod tests {
         let out = t.apply(&[good_record(at(1), &[(0, 2.05)])], at(3), 3);
         assert_eq!((out.live_count(), out.duplicates, out.backfill_count()), (0, 0, 1));
         assert_eq!(t.value("level"), Some(2.1), "a backfill never rewinds live state");
+        // a redelivery of older samples, the backfill included, is recognised
+        let again = [good_record(at(0), &[(0, 2.0)]), good_record(at(1), &[(0, 2.05)])];
+        let out = t.apply(&again, at(4), 3);
+        assert_eq!((out.live_count(), out.duplicates, out.backfill_count()), (0, 2, 0));
+        // another point at an instant already seen is not a duplicate
+        let out = t.apply(&[good_record(at(3), &[(1, 1.0)])], at(4), 3);
+        assert_eq!(out.live_count(), 1);
+        let out = t.apply(&[good_record(at(0), &[(1, 0.0)])], at(4), 3);
+        assert_eq!((out.duplicates, out.backfill_count()), (0, 1));
+    }
+
+    #[test]
+    fn catalogs_fit_the_dedup_mask() {
+        for kind in [DeviceKind::Room, DeviceKind::Pump, DeviceKind::Tank, DeviceKind::Camera] {
+            assert!(kind.points().len() <= 64, "{kind}: the dedup window keeps one bit per point");
+        }
+    }
+
+    #[test]
+    fn the_dedup_window_is_bounded() {
+        let mut t = table();
+        for s in 0..(DEDUP_WINDOW as i64 * 3) {
+            t.apply(&[good_record(at(s), &[(0, 1.0)])], at(s), 3);
+        }
+        assert_eq!(t.recent.len(), DEDUP_WINDOW);
     }
 
     #[test]

@@ -1,0 +1,50 @@
+//! Messages a device actor receives.
+
+use crate::supervision::ActorError;
+use actix::Message;
+use cistern_schemas::reading::Record;
+use cistern_schemas::{DeviceId, DeviceKind};
+use serde::Serialize;
+
+use super::table::PointView;
+
+/// Records of this device, sorted by time, from its room.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), ActorError>")]
+pub struct ApplyRecords(pub Vec<Record>);
+
+/// Room-level context a device's derived state depends on (e.g. a tank's share of demand).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Message)]
+#[rtype(result = "()")]
+pub struct RoomObserved {
+    /// The share of the room's outlet flow this device serves, m³/h, when known and good.
+    pub demand_m3h: Option<f64>,
+    /// Whether mains power is present, when known and good.
+    pub mains: Option<bool>,
+}
+
+/// Sweeps points for staleness (driven by the actor's own timer; tests send it directly).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Sweep;
+
+/// Asks for the device's live state.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<DeviceView, ActorError>")]
+pub struct GetDeviceView;
+
+/// A device's live state as operators see it.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceView {
+    pub id: DeviceId,
+    pub kind: DeviceKind,
+    /// Kind-specific derived state (pump running/tripped, tank volume and autonomy, ...).
+    pub derived: serde_json::Value,
+    pub points: Vec<PointView>,
+}
+
+/// Makes the actor panic inside a guarded handler (tests of supervision only).
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<(), ActorError>")]
+pub struct Crash;

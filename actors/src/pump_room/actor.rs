@@ -1,0 +1,330 @@
+//! The pump-room actor's behaviour (see the module doc for its contract).
+
+use super::messages::{GetRoomView, SamplesReceived};
+use super::state::{derive_room, status_label, RoomStatus, RoomView};
+use crate::camera::CameraActor;
+use crate::device::messages::{ApplyRecords, DeviceView, GetDeviceView, RoomObserved, Sweep};
+use crate::device::{DeviceActor, DeviceBehaviour, DeviceDeps, PointTable};
+use crate::ports::Arrival;
+use crate::pump::PumpActor;
+use crate::registry::StatusBoard;
+use crate::supervision::{guarded, ActorError};
+use crate::tank::TankActor;
+use actix::dev::SendError;
+use actix::prelude::*;
+use cistern_schemas::inventory::RoomSpec;
+use cistern_schemas::reading::Record;
+use cistern_schemas::{DeviceId, DeviceUnit, PointSpec};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a view request waits for a child before reporting it unreachable.
+const VIEW_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A pump room (see [`crate::pump_room`]).
+#[derive(Debug)]
+pub struct PumpRoomActor {
+    spec: Arc<RoomSpec>,
+    id: DeviceId,
+    specs: Arc<[PointSpec]>,
+    table: PointTable,
+    online: bool,
+    last_seen: Option<cistern_schemas::Timestamp>,
+    pumps: Vec<Addr<PumpActor>>,
+    tanks: Vec<Addr<TankActor>>,
+    cameras: Vec<Addr<CameraActor>>,
+    deps: DeviceDeps,
+    board: Arc<StatusBoard>,
+}
+
+impl PumpRoomActor {
+    pub fn new(spec: Arc<RoomSpec>, deps: DeviceDeps, board: Arc<StatusBoard>) -> Self {
+        let id = DeviceId::room(spec.id.clone());
+        let specs: Arc<[PointSpec]> = spec.point_specs(DeviceUnit::Room).into();
+        let mut actor = Self {
+            table: PointTable::new(specs.clone()),
+            specs,
+            id,
+            spec,
+            online: false,
+            last_seen: None,
+            pumps: Vec::new(),
+            tanks: Vec::new(),
+            cameras: Vec::new(),
+            deps,
+            board,
+        };
+        actor.rebuild();
+        actor
+    }
+
+    /// Reloads the room's own state: points from the last snapshot, status from the board.
+    fn rebuild(&mut self) {
+        self.table = PointTable::new(self.specs.clone());
+        if let Some(snap) = self.deps.snapshots.load(&self.id) {
+            if !self.table.restore(&snap) {
+                tracing::warn!(room = %self.id, "snapshot does not match the point catalog; starting empty");
+            }
+        }
+        if let Some(status) = self.board.get(&self.spec.id) {
+            self.online = status.online;
+            self.last_seen = status.last_seen;
+        }
+    }
+
+    fn start_children(&mut self) {
+        fn start<B>(
+            spec: &RoomSpec,
+            unit: DeviceUnit,
+            device_spec: B::Spec,
+            deps: &DeviceDeps,
+        ) -> Addr<DeviceActor<B>>
+        where
+            B: DeviceBehaviour + std::fmt::Debug,
+        {
+            let id = DeviceId::new(spec.id.clone(), unit);
+            let specs: Arc<[PointSpec]> = spec.point_specs(unit).into();
+            let deps = deps.clone();
+            Supervisor::start(move |_| DeviceActor::<B>::new(id, device_spec, specs, deps))
+        }
+        let spec = self.spec.clone();
+        self.pumps = (spec.pumps.iter().enumerate())
+            .map(|(i, p)| start(&spec, DeviceUnit::Pump(i as u8 + 1), p.clone(), &self.deps))
+            .collect();
+        self.tanks = (spec.tanks.iter().enumerate())
+            .map(|(i, t)| start(&spec, DeviceUnit::Tank(i as u8 + 1), t.clone(), &self.deps))
+            .collect();
+        self.cameras = (spec.cameras.iter().enumerate())
+            .map(|(i, c)| start(&spec, DeviceUnit::Camera(i as u8 + 1), c.clone(), &self.deps))
+            .collect();
+    }
+
+    fn publish_status(&self) {
+        let (bad, stale) = self.table.quality_counts();
+        self.board.insert(
+            self.spec.id.clone(),
+            RoomStatus {
+                online: self.online,
+                last_seen: self.last_seen,
+                bad_points: bad as u32,
+                stale_points: stale as u32,
+            },
+        );
+    }
+
+    fn apply_own(&mut self, records: &[Record]) {
+        let now = self.deps.clock.now();
+        let out = self.table.apply(records, now, self.deps.config.stale_periods);
+        let m = &self.deps.metrics;
+        m.applied.inc_by(out.live_count() as u64);
+        m.duplicates.inc_by(out.duplicates as u64);
+        m.backfill.inc_by(out.backfill_count() as u64);
+        if !out.live.is_empty() {
+            self.deps.sink.accept(&self.id, Arrival::Live, &out.live);
+            self.deps.snapshots.save(&self.id, self.table.snapshot(now));
+            self.inform_tanks();
+        }
+        if !out.backfill.is_empty() {
+            self.deps.sink.accept(&self.id, Arrival::Backfill, &out.backfill);
+        }
+    }
+
+    /// Tells each tank its share of the draw (by plan area). Conflated: this is context that
+    /// the next batch repeats, so a full mailbox just skips one.
+    fn inform_tanks(&self) {
+        let flow = self.table.good_value("outlet_flow");
+        let mains = self.table.good_flag("mains");
+        let total_area: f64 = self.spec.tanks.iter().map(|t| t.area_m2).sum();
+        for (addr, tank) in self.tanks.iter().zip(self.spec.tanks.iter()) {
+            let share = if total_area > 0.0 { tank.area_m2 / total_area } else { 0.0 };
+            let _ = addr.try_send(RoomObserved { demand_m3h: flow.map(|f| f * share), mains });
+        }
+    }
+
+    /// Forwards records to a child; waits for room in a full mailbox (never drops samples).
+    fn forward<B>(&self, addr: Option<&Addr<DeviceActor<B>>>, unit: DeviceUnit, records: Vec<Record>, ctx: &mut Context<Self>)
+    where
+        B: DeviceBehaviour + std::fmt::Debug,
+    {
+        let Some(addr) = addr else {
+            tracing::warn!(room = %self.id, device = %unit, "batch for a device the room does not have");
+            return;
+        };
+        match addr.try_send(ApplyRecords(records)) {
+            Ok(()) => {}
+            Err(SendError::Full(msg)) => {
+                let fut = addr.send(msg);
+                ctx.wait(fut::wrap_future::<_, Self>(fut).map(|res, act, _| {
+                    if res.is_err() {
+                        tracing::error!(room = %act.id, "a device actor's mailbox closed while the room waited for it");
+                    }
+                }));
+            }
+            Err(SendError::Closed(_)) => {
+                tracing::error!(room = %self.id, device = %unit, "device actor is gone; batch not applied");
+            }
+        }
+    }
+
+    fn sweep(&mut self) {
+        let now = self.deps.clock.now();
+        let n = self.table.sweep(now, self.deps.config.stale_periods);
+        self.deps.metrics.stale_transitions.inc_by(n as u64);
+        let silent = self.last_seen.is_none_or(|t| now.since(t) > self.deps.config.offline_after);
+        if self.online && silent {
+            self.online = false;
+            tracing::warn!(room = %self.id, after = ?self.deps.config.offline_after, "room went offline: gateway silent");
+        }
+        self.publish_status();
+    }
+}
+
+impl Actor for PumpRoomActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(self.deps.config.mailbox);
+        // After a restart the children are still running: keep them.
+        if self.pumps.is_empty() && self.tanks.is_empty() && self.cameras.is_empty() {
+            self.start_children();
+            self.deps.metrics.running.with_label_values(&["room"]).inc();
+        }
+        self.publish_status();
+        ctx.run_interval(self.deps.config.sweep_every, |act, _| act.sweep());
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.deps.metrics.running.with_label_values(&["room"]).dec();
+    }
+}
+
+impl Supervised for PumpRoomActor {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        tracing::info!(room = %self.id, "restarting from the last snapshot");
+        self.deps.metrics.running.with_label_values(&["room"]).dec();
+        self.rebuild();
+    }
+}
+
+impl Handler<SamplesReceived> for PumpRoomActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SamplesReceived, ctx: &mut Self::Context) {
+        let batch = msg.0;
+        let was_online = self.online;
+        self.last_seen = Some(self.deps.clock.now());
+        self.online = true;
+        if !was_online {
+            tracing::info!(room = %self.id, "room online");
+        }
+        match batch.device.unit {
+            DeviceUnit::Room => {
+                let id = self.id.clone();
+                let metrics = self.deps.metrics.clone();
+                let _ = guarded(self, ctx, "room", &id, &metrics, |act, _| act.apply_own(&batch.records));
+            }
+            unit @ DeviceUnit::Pump(n) => {
+                self.forward(self.pumps.get(usize::from(n) - 1), unit, batch.records, ctx)
+            }
+            unit @ DeviceUnit::Tank(n) => {
+                self.forward(self.tanks.get(usize::from(n) - 1), unit, batch.records, ctx)
+            }
+            unit @ DeviceUnit::Camera(n) => {
+                self.forward(self.cameras.get(usize::from(n) - 1), unit, batch.records, ctx)
+            }
+        }
+        if !was_online || batch.device.unit == DeviceUnit::Room {
+            self.publish_status();
+        }
+    }
+}
+
+impl Handler<Sweep> for PumpRoomActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Sweep, _ctx: &mut Self::Context) {
+        self.sweep();
+    }
+}
+
+async fn views<A>(addrs: Vec<Addr<A>>) -> Vec<DeviceView>
+where
+    A: Handler<GetDeviceView>,
+    A::Context: actix::dev::ToEnvelope<A, GetDeviceView>,
+{
+    let requests = addrs.iter().map(|a| a.send(GetDeviceView).timeout(VIEW_TIMEOUT));
+    futures::future::join_all(requests)
+        .await
+        .into_iter()
+        .filter_map(|r| match r {
+            Ok(Ok(view)) => Some(view),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "device view unavailable");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "device did not answer a view request");
+                None
+            }
+        })
+        .collect()
+}
+
+impl Handler<GetRoomView> for PumpRoomActor {
+    type Result = ResponseFuture<Result<RoomView, ActorError>>;
+
+    fn handle(&mut self, _msg: GetRoomView, ctx: &mut Self::Context) -> Self::Result {
+        let id = self.id.clone();
+        let metrics = self.deps.metrics.clone();
+        let own = guarded(self, ctx, "room", &id, &metrics, |act, _| {
+            let s = &act.spec;
+            RoomView {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                address: s.address.clone(),
+                zone: s.zone.clone(),
+                lat: s.lat,
+                lon: s.lon,
+                status: status_label(act.online),
+                last_seen: act.last_seen,
+                derived: derive_room(s, &act.table),
+                points: act.table.views(),
+                pumps: Vec::new(),
+                tanks: Vec::new(),
+                cameras: Vec::new(),
+            }
+        });
+        let (pumps, tanks, cameras) = (self.pumps.clone(), self.tanks.clone(), self.cameras.clone());
+        Box::pin(async move {
+            let mut view = own?;
+            view.pumps = views(pumps).await;
+            view.tanks = views(tanks).await;
+            view.cameras = views(cameras).await;
+            Ok(view)
+        })
+    }
+}
+
+#[cfg(test)]
+impl Handler<super::messages::Crash> for PumpRoomActor {
+    type Result = Result<(), ActorError>;
+
+    #[allow(clippy::panic)]
+    fn handle(&mut self, _msg: super::messages::Crash, ctx: &mut Self::Context) -> Self::Result {
+        let id = self.id.clone();
+        let metrics = self.deps.metrics.clone();
+        guarded(self, ctx, "room", &id, &metrics, |act, _| {
+            act.table = PointTable::new(act.specs.clone());
+            panic!("injected fault in {}", act.id)
+        })
+    }
+}
+
+#[cfg(test)]
+impl Handler<super::messages::GetPump> for PumpRoomActor {
+    type Result = Option<Addr<PumpActor>>;
+
+    fn handle(&mut self, msg: super::messages::GetPump, _ctx: &mut Self::Context) -> Self::Result {
+        self.pumps.get(msg.0.checked_sub(1)?).cloned()
+    }
+}

@@ -1,0 +1,89 @@
+//! What a room's own points mean, and the views of a room.
+
+use crate::device::messages::DeviceView;
+use crate::device::{PointTable, PointView};
+use cistern_schemas::inventory::RoomSpec;
+use cistern_schemas::{RoomId, Timestamp, ZoneId};
+use serde::Serialize;
+
+/// Online/offline status of a room, kept on the fleet's status board for cheap listing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Default)]
+pub struct RoomStatus {
+    pub online: bool,
+    /// When the platform last received anything from the room's gateway.
+    pub last_seen: Option<Timestamp>,
+    /// Room-level points that are bad or uncertain.
+    pub bad_points: u32,
+    /// Room-level points that are stale.
+    pub stale_points: u32,
+}
+
+/// One line of the room list.
+#[derive(Clone, Debug, Serialize)]
+pub struct RoomSummary {
+    pub id: RoomId,
+    pub name: String,
+    pub zone: ZoneId,
+    pub lat: f64,
+    pub lon: f64,
+    pub status: &'static str,
+    #[serde(flatten)]
+    pub detail: RoomStatus,
+}
+
+/// Derived state of the room's own instruments.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RoomDerived {
+    pub mains: Option<bool>,
+    pub inlet_pressure_mpa: Option<f64>,
+    pub outlet_pressure_mpa: Option<f64>,
+    pub outlet_setpoint_mpa: f64,
+    pub outlet_flow_m3h: Option<f64>,
+    pub active_power_kw: Option<f64>,
+    /// Energy intensity at this instant, kWh/m³.
+    pub energy_intensity_kwh_m3: Option<f64>,
+}
+
+/// The live state of a room and everything in it.
+#[derive(Clone, Debug, Serialize)]
+pub struct RoomView {
+    pub id: RoomId,
+    pub name: String,
+    pub address: String,
+    pub zone: ZoneId,
+    pub lat: f64,
+    pub lon: f64,
+    pub status: &'static str,
+    pub last_seen: Option<Timestamp>,
+    pub derived: RoomDerived,
+    pub points: Vec<PointView>,
+    pub pumps: Vec<DeviceView>,
+    pub tanks: Vec<DeviceView>,
+    pub cameras: Vec<DeviceView>,
+}
+
+/// Derives the room's state from its own points.
+pub fn derive_room(spec: &RoomSpec, table: &PointTable) -> RoomDerived {
+    let flow = table.good_value("outlet_flow");
+    let power = table.good_value("active_power");
+    RoomDerived {
+        mains: table.good_flag("mains"),
+        inlet_pressure_mpa: table.good_value("inlet_pressure"),
+        outlet_pressure_mpa: table.good_value("outlet_pressure"),
+        outlet_setpoint_mpa: table.good_value("outlet_setpoint").unwrap_or(spec.outlet_setpoint_mpa),
+        outlet_flow_m3h: flow,
+        active_power_kw: power,
+        energy_intensity_kwh_m3: match (power, flow) {
+            (Some(p), Some(q)) if q > 0.1 => Some(p / q),
+            _ => None,
+        },
+    }
+}
+
+pub fn status_label(online: bool) -> &'static str {
+    if online {
+        "online"
+    } else {
+        "offline"
+    }
+}

@@ -1,0 +1,224 @@
+//! Supervision, routing, staleness and offline detection of a room's actor tree, with a
+//! manual clock (no sleeps).
+
+use super::messages::{Crash, GetPump};
+use super::*;
+use crate::device::messages::Crash as DeviceCrash;
+use crate::device::table::good_record;
+use crate::device::DeviceDeps;
+use crate::ports::{Arrival, SampleSink};
+use crate::{ActorConfig, ActorMetrics, FleetRegistry, ManualClock, MemorySnapshotStore};
+use actix::Arbiter;
+use cistern_schemas::inventory::{CameraSpec, Inventory, PumpSpec, RoomSpec, TankSpec, ZoneSpec};
+use cistern_schemas::reading::{DeviceBatch, IngestSource, Record};
+use cistern_schemas::{DeviceId, QualityLevel, RoomId, Timestamp};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const T0: Timestamp = Timestamp(1_763_700_000_000);
+
+#[derive(Debug, Default)]
+struct RecordingSink(Mutex<Vec<(DeviceId, Arrival, Vec<Record>)>>);
+
+impl SampleSink for RecordingSink {
+    fn accept(&self, device: &DeviceId, arrival: Arrival, records: &[Record]) {
+        self.0.lock().unwrap().push((device.clone(), arrival, records.to_vec()));
+    }
+}
+
+fn room_spec() -> RoomSpec {
+    let pump = PumpSpec {
+        rated_flow_m3h: 30.0,
+        rated_head_m: 50.0,
+        shutoff_head_m: 62.0,
+        rated_power_kw: 7.5,
+        bep_efficiency: 0.72,
+    };
+    RoomSpec {
+        id: RoomId::new("XM-0001").unwrap(),
+        name: "Test room".into(),
+        address: String::new(),
+        lat: 24.48,
+        lon: 118.1,
+        zone: "siming".parse().unwrap(),
+        households: 800,
+        outlet_setpoint_mpa: 0.45,
+        pumps: vec![pump.clone(), pump],
+        tanks: vec![TankSpec {
+            area_m2: 20.0,
+            height_m: 3.5,
+            overflow_m: 3.2,
+            hard_min_m: 0.4,
+            fire_reserve_m: 0.0,
+            refill_on_m: 2.4,
+            refill_off_m: 3.0,
+            inlet_capacity_m3h: 40.0,
+        }],
+        cameras: vec![CameraSpec { name: "entrance".into() }],
+        source: Default::default(),
+        points: Default::default(),
+    }
+}
+
+struct Fixture {
+    registry: Arc<FleetRegistry>,
+    clock: ManualClock,
+    metrics: ActorMetrics,
+    sink: Arc<RecordingSink>,
+    room: RoomId,
+}
+
+fn fixture() -> Fixture {
+    let clock = ManualClock::new(T0);
+    let metrics = ActorMetrics::unregistered().unwrap();
+    let sink = Arc::new(RecordingSink::default());
+    let deps = DeviceDeps {
+        clock: Arc::new(clock.clone()),
+        snapshots: Arc::new(MemorySnapshotStore::default()),
+        sink: sink.clone(),
+        metrics: metrics.clone(),
+        // a sweep timer that never fires on its own: tests send Sweep themselves
+        config: Arc::new(ActorConfig { sweep_every: Duration::from_secs(3600), ..Default::default() }),
+    };
+    let inventory = Inventory {
+        zones: vec![ZoneSpec { id: "siming".parse().unwrap(), name: "Siming".into() }],
+        rooms: vec![room_spec()],
+    };
+    inventory.validate().unwrap();
+    let registry = FleetRegistry::start(&inventory, &deps, &[Arbiter::current()]);
+    Fixture { registry, clock, metrics, sink, room: RoomId::new("XM-0001").unwrap() }
+}
+
+fn batch(device: &str, t: Timestamp, values: &[(&str, f64)]) -> DeviceBatch {
+    let device: DeviceId = device.parse().unwrap();
+    let kind = device.unit.kind();
+    let vals: Vec<_> = values.iter().map(|(n, v)| (kind.point_index(n).unwrap(), *v)).collect();
+    DeviceBatch { device, source: IngestSource::Simulator, records: vec![good_record(t, &vals)] }
+}
+
+impl Fixture {
+    /// Routes a batch and waits until the room (and so the device it forwards to) has it.
+    async fn deliver(&self, b: DeviceBatch) {
+        self.registry.route(b).await.unwrap();
+        self.registry.room_view(&self.room).await.unwrap();
+    }
+}
+
+fn point(view: &[crate::device::PointView], name: &str) -> Option<f64> {
+    view.iter().find(|p| p.name == name).and_then(|p| p.value)
+}
+
+#[actix_rt::test]
+async fn batches_reach_the_room_and_its_devices() {
+    let f = fixture();
+    f.deliver(batch("XM-0001", T0, &[("outlet_pressure", 0.45), ("outlet_flow", 12.0)])).await;
+    f.deliver(batch("XM-0001/P2", T0, &[("frequency", 41.0), ("running", 1.0), ("fault", 0.0)])).await;
+    f.deliver(batch("XM-0001/T1", T0, &[("level", 2.6)])).await;
+    let view = f.registry.room_view(&f.room).await.unwrap();
+    assert_eq!(view.status, "online");
+    assert_eq!(point(&view.points, "outlet_pressure"), Some(0.45));
+    assert_eq!(point(&view.pumps[1].points, "frequency"), Some(41.0));
+    assert_eq!(view.pumps[1].derived["status"], "running");
+    assert_eq!(view.tanks[0].derived["autonomy_h"].as_f64().map(|h| (h * 100.0).round()), Some(367.0));
+    assert_eq!(view.cameras.len(), 1);
+    assert_eq!(f.sink.0.lock().unwrap().len(), 3);
+}
+
+#[actix_rt::test]
+async fn unknown_rooms_and_devices_are_refused() {
+    let f = fixture();
+    let err = f.registry.route(batch("XM-9999/P1", T0, &[("frequency", 1.0)])).await.unwrap_err();
+    assert_eq!(err.label(), "unknown_room");
+    let err = f.registry.route(batch("XM-0001/P3", T0, &[("frequency", 1.0)])).await.unwrap_err();
+    assert_eq!(err.label(), "unknown_device");
+}
+
+#[actix_rt::test]
+async fn a_panicking_pump_restarts_from_its_snapshot_and_its_siblings_do_not_notice() {
+    let f = fixture();
+    f.deliver(batch("XM-0001/P1", T0, &[("frequency", 40.0)])).await;
+    f.deliver(batch("XM-0001/P2", T0, &[("frequency", 35.0)])).await;
+    let room = f.registry.addr(&f.room).unwrap();
+    let p1 = room.send(GetPump(1)).await.unwrap().unwrap();
+    let p2 = room.send(GetPump(2)).await.unwrap().unwrap();
+    let p2_before = p2.send(crate::device::messages::GetDeviceView).await.unwrap().unwrap();
+
+    assert!(p1.send(DeviceCrash).await.unwrap().is_err(), "the crash is reported to the sender");
+    assert_eq!(f.metrics.restarts.with_label_values(&["pump"]).get(), 1);
+
+    // Same address, same mailbox: the restarted pump answers, with its state rebuilt.
+    let v1 = p1.send(crate::device::messages::GetDeviceView).await.unwrap().unwrap();
+    assert_eq!(point(&v1.points, "frequency"), Some(40.0), "state rebuilt from the snapshot");
+    f.deliver(batch("XM-0001/P1", T0 + Duration::from_secs(2), &[("frequency", 42.0)])).await;
+    let v1 = p1.send(crate::device::messages::GetDeviceView).await.unwrap().unwrap();
+    assert_eq!(point(&v1.points, "frequency"), Some(42.0), "ingest still reaches the restarted pump");
+
+    let p2_after = p2.send(crate::device::messages::GetDeviceView).await.unwrap().unwrap();
+    assert_eq!(p2_before.points, p2_after.points, "the sibling is untouched");
+    assert_eq!(f.metrics.restarts.with_label_values(&["room"]).get(), 0);
+}
+
+#[actix_rt::test]
+async fn a_panicking_room_restarts_and_keeps_its_children() {
+    let f = fixture();
+    f.deliver(batch("XM-0001", T0, &[("outlet_pressure", 0.44)])).await;
+    f.deliver(batch("XM-0001/P1", T0, &[("frequency", 40.0)])).await;
+    let room = f.registry.addr(&f.room).unwrap();
+    let p1 = room.send(GetPump(1)).await.unwrap().unwrap();
+    assert!(room.send(Crash).await.unwrap().is_err());
+    assert_eq!(f.metrics.restarts.with_label_values(&["room"]).get(), 1);
+    let view = f.registry.room_view(&f.room).await.unwrap();
+    assert_eq!(point(&view.points, "outlet_pressure"), Some(0.44));
+    assert_eq!(view.status, "online", "status rebuilt from the board");
+    assert_eq!(point(&view.pumps[0].points, "frequency"), Some(40.0));
+    let p1_again = room.send(GetPump(1)).await.unwrap().unwrap();
+    assert_eq!(p1, p1_again, "children are not restarted with their room");
+    assert_eq!(f.metrics.restarts.with_label_values(&["pump"]).get(), 0);
+}
+
+#[actix_rt::test]
+async fn silent_points_turn_stale_and_a_silent_room_goes_offline() {
+    let f = fixture();
+    f.deliver(batch("XM-0001", T0, &[("outlet_pressure", 0.45)])).await;
+    let room = f.registry.addr(&f.room).unwrap();
+    f.clock.advance(Duration::from_secs(7));
+    room.send(Sweep).await.unwrap();
+    let view = f.registry.room_view(&f.room).await.unwrap();
+    let p = view.points.iter().find(|p| p.name == "outlet_pressure").unwrap();
+    assert_eq!(p.quality.level, QualityLevel::Stale);
+    assert_eq!(view.status, "online");
+    assert_eq!(view.derived.outlet_pressure_mpa, None, "a stale value is not used");
+
+    f.clock.advance(Duration::from_secs(60));
+    room.send(Sweep).await.unwrap();
+    assert_eq!(f.registry.room_view(&f.room).await.unwrap().status, "offline");
+    assert_eq!(f.registry.online_count(), (0, 1));
+
+    f.deliver(batch("XM-0001", T0 + Duration::from_secs(67), &[("outlet_pressure", 0.45)])).await;
+    let view = f.registry.room_view(&f.room).await.unwrap();
+    assert_eq!(view.status, "online");
+    assert_eq!(view.derived.outlet_pressure_mpa, Some(0.45));
+    assert_eq!(f.registry.summaries()[0].status, "online");
+}
+
+#[actix_rt::test]
+async fn replays_are_deduplicated_and_late_samples_go_to_history_only() {
+    let f = fixture();
+    let at = |s: u64| T0 + Duration::from_secs(s);
+    for s in [0, 2, 4] {
+        f.deliver(batch("XM-0001/T1", at(s), &[("level", 2.0 + s as f64 / 100.0)])).await;
+    }
+    // QoS 1 redelivery of the whole series, then one sample that arrives late
+    for s in [0, 2, 4] {
+        f.deliver(batch("XM-0001/T1", at(s), &[("level", 2.0 + s as f64 / 100.0)])).await;
+    }
+    f.deliver(batch("XM-0001/T1", at(3), &[("level", 2.03)])).await;
+    let view = f.registry.room_view(&f.room).await.unwrap();
+    assert_eq!(point(&view.tanks[0].points, "level"), Some(2.04));
+    assert_eq!(f.metrics.duplicates.get(), 3, "redelivered older samples are recognised too");
+    let sunk = f.sink.0.lock().unwrap();
+    let live: Vec<_> = sunk.iter().filter(|s| s.1 == Arrival::Live).map(|s| s.2[0].t).collect();
+    assert_eq!(live, [at(0), at(2), at(4)]);
+    let backfill: Vec<_> = sunk.iter().filter(|s| s.1 == Arrival::Backfill).map(|s| s.2[0].t).collect();
+    assert_eq!(backfill, [at(3)]);
+}
