@@ -1,6 +1,17 @@
 //! The Cistern server: command line, configuration, and the wiring of the actor tree to its
 //! sources (MQTT, Modbus TCP), its sinks and its HTTP API; plus the field simulator that the
 //! demo and the tests run against.
+//!
+//! Layout: `api/` HTTP; `ingest/` field data in; `sim/` the physics of simulated pump rooms;
+//! `field/` the simulated rooms' gateways and controllers around it; `node` wires a platform
+//! node; `demo` and `simulate` are the commands of the same names; `broker` embeds rumqttd.
 
+pub mod api;
+pub mod broker;
+pub mod config;
+pub mod demo;
+pub mod field;
 pub mod ingest;
+pub mod node;
 pub mod sim;
+pub mod simulate;

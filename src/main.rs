@@ -1,2 +1,232 @@
-//! The `cistern` binary.
-fn main() {}
+//! The `cistern` binary: `demo`, `run --config FILE`, `simulate`, `inventory`.
+
+use anyhow::Context as _;
+use cistern::config::{Config, LogConfig, LogFormat, DEFAULT_LOG_FILTER};
+use cistern::demo::{self, DemoOptions};
+use cistern::node::{Node, NodeSpec};
+use cistern::simulate::{self, SimulateOptions};
+use cistern_actors::SystemClock;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Cistern: real-time supervision of a city's secondary water supply pump rooms.
+#[derive(Debug, Parser)]
+#[command(name = "cistern", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Everything in one process: embedded broker, simulated fleet, platform, HTTP.
+    Demo {
+        /// Simulated pump rooms.
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+        /// HTTP address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        /// Seed of the simulated fleet.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Address of the embedded MQTT broker (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        mqtt: SocketAddr,
+        /// Rooms polled over Modbus TCP instead of publishing over MQTT.
+        #[arg(long, default_value_t = 4)]
+        modbus_rooms: usize,
+        /// Simulated seconds per second.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Threads for the actors.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Log as JSON lines.
+        #[arg(long)]
+        json_logs: bool,
+    },
+    /// Run against an external broker and field devices.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the field simulator alone: publish to a broker, or write a CSV trace.
+    Simulate {
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Broker to publish to, as the rooms' gateways.
+        #[arg(long)]
+        mqtt: Option<SocketAddr>,
+        /// Write every reading to this CSV file instead (needs --seconds).
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Simulated seconds to run.
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// Simulated seconds per second (MQTT mode).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+    },
+    /// Print a generated inventory (TOML) to start a site file from.
+    Inventory {
+        #[arg(long, default_value_t = 20)]
+        rooms: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+fn init_tracing(log: &LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&log.filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.init(),
+    }
+}
+
+/// Turns true on Ctrl-C or SIGTERM.
+fn stop_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    actix_web::rt::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Demo {
+            rooms,
+            http,
+            seed,
+            mqtt,
+            modbus_rooms,
+            speed,
+            threads,
+            json_logs,
+        } => {
+            let format = if json_logs {
+                LogFormat::Json
+            } else {
+                LogFormat::Human
+            };
+            init_tracing(&LogConfig {
+                format,
+                ..LogConfig::default()
+            });
+            let opts = DemoOptions {
+                rooms,
+                seed,
+                http,
+                mqtt,
+                modbus_rooms,
+                speed,
+                actor_threads: threads,
+            };
+            actix_web::rt::System::new().block_on(async move {
+                let mut stop = stop_signal();
+                let demo = demo::start(&opts)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot start the demo: {e}"))?;
+                tracing::info!(
+                    rooms, online = demo.online_at_start, started_in = ?demo.started_in,
+                    "Cistern demo ready: web UI and API at http://{}/", demo.node.http
+                );
+                println!(
+                    "ready http=http://{} mqtt={} rooms={} online={} start_ms={}",
+                    demo.node.http,
+                    demo.mqtt,
+                    rooms,
+                    demo.online_at_start,
+                    demo.started_in.as_millis()
+                );
+                let _ = stop.changed().await;
+                tracing::info!("stopping");
+                demo.node.stop().await;
+                Ok(())
+            })
+        }
+        Command::Run { config } => {
+            let config = Config::load(&config)?;
+            init_tracing(&config.log);
+            let inventory = config.load_inventory()?;
+            let profiles = config.load_profiles()?;
+            actix_web::rt::System::new().block_on(async move {
+                let mut stop = stop_signal();
+                let mut spec = NodeSpec::new(inventory, profiles, Arc::new(SystemClock));
+                spec.actors = config.actors.actor_config();
+                spec.actor_threads = config.actors.thread_count();
+                spec.mqtt = config.mqtt.clone();
+                spec.modbus = config.modbus.clone();
+                spec.http = config.http.listen;
+                spec.http_workers = config.http.workers;
+                let node = Node::start(spec).await.context("cannot start the node")?;
+                println!("ready http=http://{}", node.http);
+                let _ = stop.changed().await;
+                node.stop().await;
+                Ok(())
+            })
+        }
+        Command::Simulate {
+            rooms,
+            seed,
+            mqtt,
+            csv,
+            seconds,
+            speed,
+        } => {
+            init_tracing(&LogConfig::default());
+            let opts = SimulateOptions {
+                rooms,
+                seed,
+                mqtt,
+                csv,
+                seconds,
+                speed,
+                period: Duration::from_secs(2),
+            };
+            actix_web::rt::System::new().block_on(async move {
+                let stop = stop_signal();
+                simulate::run(opts, stop).await.context("simulation failed")
+            })
+        }
+        Command::Inventory { rooms, seed } => {
+            let inventory = cistern::sim::generate_fleet(rooms, seed);
+            print!(
+                "{}",
+                toml::to_string(&inventory).context("cannot write the inventory as TOML")?
+            );
+            Ok(())
+        }
+    }
+}

@@ -31,7 +31,10 @@ impl ActorMetrics {
     pub fn unregistered() -> Result<Self, prometheus::Error> {
         Ok(Self {
             restarts: IntCounterVec::new(
-                Opts::new("cistern_actor_restarts_total", "Actor restarts after a panic, by kind"),
+                Opts::new(
+                    "cistern_actor_restarts_total",
+                    "Actor restarts after a panic, by kind",
+                ),
                 &["kind"],
             )?,
             running: IntGaugeVec::new(

@@ -8,8 +8,10 @@
 //! node owns every shard; the clustering issue moves shards between nodes.
 
 use crate::device::DeviceDeps;
-use crate::pump_room::{GetRoomView, PumpRoomActor, RoomStatus, RoomSummary, RoomView, SamplesReceived};
 use crate::pump_room::status_label;
+use crate::pump_room::{
+    GetRoomView, PumpRoomActor, RoomStatus, RoomSummary, RoomView, SamplesReceived,
+};
 use actix::dev::SendError;
 use actix::{Addr, ArbiterHandle, Supervisor};
 use cistern_schemas::inventory::{Inventory, RoomSpec};
@@ -76,7 +78,11 @@ pub struct FleetRegistry {
 impl FleetRegistry {
     /// Starts a supervised actor tree for every room of `inventory`, spreading shards over
     /// `arbiters` (at least one).
-    pub fn start(inventory: &Inventory, deps: &DeviceDeps, arbiters: &[ArbiterHandle]) -> Arc<Self> {
+    pub fn start(
+        inventory: &Inventory,
+        deps: &DeviceDeps,
+        arbiters: &[ArbiterHandle],
+    ) -> Arc<Self> {
         let registry = Arc::new(Self::default());
         for spec in &inventory.rooms {
             let arbiter = &arbiters[shard_of(&spec.id) as usize % arbiters.len().max(1)];
@@ -89,7 +95,8 @@ impl FleetRegistry {
     pub fn spawn_room(&self, spec: Arc<RoomSpec>, deps: DeviceDeps, arbiter: &ArbiterHandle) {
         let board = self.board.clone();
         let s = spec.clone();
-        let addr = Supervisor::start_in_arbiter(arbiter, move |_| PumpRoomActor::new(s, deps, board));
+        let addr =
+            Supervisor::start_in_arbiter(arbiter, move |_| PumpRoomActor::new(s, deps, board));
         self.rooms.insert(spec.id.clone(), RoomEntry { addr, spec });
     }
 
@@ -107,7 +114,10 @@ impl FleetRegistry {
 
     fn entry(&self, room: &RoomId) -> Result<RoomEntry, RouteError> {
         // Clone out of the guard: it must not live across an await.
-        self.rooms.get(room).map(|e| e.clone()).ok_or_else(|| RouteError::UnknownRoom(room.to_string()))
+        self.rooms
+            .get(room)
+            .map(|e| e.clone())
+            .ok_or_else(|| RouteError::UnknownRoom(room.to_string()))
     }
 
     /// Hands a batch to its room. Waits while the room's mailbox is full (backpressure, never
@@ -134,7 +144,12 @@ impl FleetRegistry {
     /// The live state of a room and its equipment.
     pub async fn room_view(&self, room: &RoomId) -> Result<RoomView, RouteError> {
         let entry = self.entry(room)?;
-        match entry.addr.send(GetRoomView).timeout(Duration::from_secs(5)).await {
+        match entry
+            .addr
+            .send(GetRoomView)
+            .timeout(Duration::from_secs(5))
+            .await
+        {
             Ok(Ok(view)) => Ok(view),
             Ok(Err(_)) => Err(RouteError::RoomDown(room.to_string())),
             Err(actix::MailboxError::Timeout) => Err(RouteError::Timeout(room.to_string())),
@@ -149,7 +164,11 @@ impl FleetRegistry {
             .iter()
             .map(|e| {
                 let spec = &e.spec;
-                let detail = self.board.get(&spec.id).map(|s| s.clone()).unwrap_or_default();
+                let detail = self
+                    .board
+                    .get(&spec.id)
+                    .map(|s| s.clone())
+                    .unwrap_or_default();
                 RoomSummary {
                     id: spec.id.clone(),
                     name: spec.name.clone(),

@@ -76,7 +76,16 @@ const fn analog(
     transmitter: bool,
     description: &'static str,
 ) -> PointSpec {
-    PointSpec { name, unit, kind: PointKind::Analog, lo, hi, period: P2S, transmitter, description }
+    PointSpec {
+        name,
+        unit,
+        kind: PointKind::Analog,
+        lo,
+        hi,
+        period: P2S,
+        transmitter,
+        description,
+    }
 }
 
 const fn digital(name: &'static str, description: &'static str) -> PointSpec {
@@ -115,15 +124,50 @@ pub static ROOM_POINTS: &[PointSpec] = &[
     analog("current_b", "A", 0.0, 400.0, false, "phase B current"),
     analog("current_c", "A", 0.0, 400.0, false, "phase C current"),
     analog("power_factor", "", 0.0, 1.0, false, "power factor"),
-    analog("active_power", "kW", 0.0, 400.0, false, "total active power"),
+    analog(
+        "active_power",
+        "kW",
+        0.0,
+        400.0,
+        false,
+        "total active power",
+    ),
     counter("energy", "kWh", "active energy"),
     counter("reactive_energy", "kvarh", "reactive energy"),
     digital("mains", "mains present"),
     // hydraulics
-    analog("inlet_pressure", "MPa", 0.0, 1.0, true, "municipal inlet pressure"),
-    analog("outlet_pressure", "MPa", 0.0, 1.6, true, "booster outlet pressure"),
-    analog("outlet_setpoint", "MPa", 0.0, 1.6, false, "outlet pressure set-point"),
-    analog("outlet_flow", "m3/h", 0.0, 500.0, true, "booster outlet flow"),
+    analog(
+        "inlet_pressure",
+        "MPa",
+        0.0,
+        1.0,
+        true,
+        "municipal inlet pressure",
+    ),
+    analog(
+        "outlet_pressure",
+        "MPa",
+        0.0,
+        1.6,
+        true,
+        "booster outlet pressure",
+    ),
+    analog(
+        "outlet_setpoint",
+        "MPa",
+        0.0,
+        1.6,
+        false,
+        "outlet pressure set-point",
+    ),
+    analog(
+        "outlet_flow",
+        "m3/h",
+        0.0,
+        500.0,
+        true,
+        "booster outlet flow",
+    ),
     counter("outlet_volume", "m3", "cumulative outlet volume"),
     analog("inlet_flow", "m3/h", 0.0, 500.0, true, "tank inlet flow"),
     counter("inlet_volume", "m3", "cumulative inlet volume"),
@@ -157,7 +201,14 @@ pub static ROOM_POINTS: &[PointSpec] = &[
 pub static PUMP_POINTS: &[PointSpec] = &[
     digital("running", "run feedback"),
     digital("fault", "drive or motor fault"),
-    analog("frequency", "Hz", 0.0, 55.0, false, "drive output frequency"),
+    analog(
+        "frequency",
+        "Hz",
+        0.0,
+        55.0,
+        false,
+        "drive output frequency",
+    ),
     analog("current", "A", 0.0, 200.0, false, "motor current"),
     analog("power", "kW", 0.0, 110.0, false, "motor input power"),
     counter("run_hours", "h", "run hours"),
@@ -219,7 +270,12 @@ mod tests {
 
     #[test]
     fn names_are_unique_per_kind() {
-        for kind in [DeviceKind::Room, DeviceKind::Pump, DeviceKind::Tank, DeviceKind::Camera] {
+        for kind in [
+            DeviceKind::Room,
+            DeviceKind::Pump,
+            DeviceKind::Tank,
+            DeviceKind::Camera,
+        ] {
             let pts = kind.points();
             for (i, p) in pts.iter().enumerate() {
                 assert_eq!(kind.point_index(p.name), Some(i), "{kind}.{}", p.name);
@@ -230,7 +286,9 @@ mod tests {
 
     #[test]
     fn a_typical_room_has_sixty_odd_points() {
-        let n = ROOM_POINTS.len() + 3 * PUMP_POINTS.len() + 2 * TANK_POINTS.len()
+        let n = ROOM_POINTS.len()
+            + 3 * PUMP_POINTS.len()
+            + 2 * TANK_POINTS.len()
             + 2 * CAMERA_POINTS.len();
         assert!((55..=70).contains(&n), "{n}");
     }

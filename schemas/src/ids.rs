@@ -31,7 +31,10 @@ fn check_segment(s: &str) -> Result<(), IdError> {
     if s.len() > 64 {
         return Err(IdError::TooLong(s.to_owned()));
     }
-    if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return Err(IdError::BadCharacter(s.to_owned()));
     }
     Ok(())
@@ -157,6 +160,19 @@ impl FromStr for DeviceUnit {
     }
 }
 
+impl Serialize for DeviceUnit {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceUnit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// A device: a room plus which of its equipment. Displays as `XM-0001` or `XM-0001/P1`.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DeviceId {
@@ -170,12 +186,18 @@ impl DeviceId {
     }
 
     pub fn room(room: RoomId) -> Self {
-        Self { room, unit: DeviceUnit::Room }
+        Self {
+            room,
+            unit: DeviceUnit::Room,
+        }
     }
 
     /// The point `name` of this device.
     pub fn point(&self, name: &str) -> PointId {
-        PointId { device: self.clone(), name: Arc::from(name) }
+        PointId {
+            device: self.clone(),
+            name: Arc::from(name),
+        }
     }
 }
 
@@ -199,7 +221,10 @@ impl FromStr for DeviceId {
     fn from_str(s: &str) -> Result<Self, IdError> {
         match s.split_once('/') {
             None => Ok(DeviceId::room(RoomId::new(s)?)),
-            Some((room, unit)) => Ok(DeviceId { room: RoomId::new(room)?, unit: unit.parse()? }),
+            Some((room, unit)) => Ok(DeviceId {
+                room: RoomId::new(room)?,
+                unit: unit.parse()?,
+            }),
         }
     }
 }
@@ -239,9 +264,14 @@ impl fmt::Debug for PointId {
 impl FromStr for PointId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {
-        let (device, name) = s.rsplit_once('.').ok_or_else(|| IdError::BadPoint(s.to_owned()))?;
+        let (device, name) = s
+            .rsplit_once('.')
+            .ok_or_else(|| IdError::BadPoint(s.to_owned()))?;
         check_segment(name).map_err(|_| IdError::BadPoint(s.to_owned()))?;
-        Ok(PointId { device: device.parse()?, name: Arc::from(name) })
+        Ok(PointId {
+            device: device.parse()?,
+            name: Arc::from(name),
+        })
     }
 }
 
@@ -280,10 +310,22 @@ mod tests {
     fn bad_ids_are_refused_with_a_reason() {
         assert_eq!(RoomId::new(""), Err(IdError::Empty));
         assert!(matches!(RoomId::new("a b"), Err(IdError::BadCharacter(_))));
-        assert!(matches!("XM-1/Q1".parse::<DeviceId>(), Err(IdError::BadDevice(_))));
-        assert!(matches!("XM-1/P0".parse::<DeviceId>(), Err(IdError::BadDevice(_))));
-        assert!(matches!("XM-1/P".parse::<DeviceId>(), Err(IdError::BadDevice(_))));
-        assert!(matches!("XM-1".parse::<PointId>(), Err(IdError::BadPoint(_))));
+        assert!(matches!(
+            "XM-1/Q1".parse::<DeviceId>(),
+            Err(IdError::BadDevice(_))
+        ));
+        assert!(matches!(
+            "XM-1/P0".parse::<DeviceId>(),
+            Err(IdError::BadDevice(_))
+        ));
+        assert!(matches!(
+            "XM-1/P".parse::<DeviceId>(),
+            Err(IdError::BadDevice(_))
+        ));
+        assert!(matches!(
+            "XM-1".parse::<PointId>(),
+            Err(IdError::BadPoint(_))
+        ));
         assert!(RoomId::new(&"x".repeat(65)).is_err());
     }
 }

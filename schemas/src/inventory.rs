@@ -218,9 +218,15 @@ pub struct Inventory {
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
     #[error("cannot read inventory {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("inventory {path} is not valid TOML for an inventory: {source}")]
-    Parse { path: String, source: Box<toml::de::Error> },
+    Parse {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
     #[error("zone {0} is declared twice")]
     DuplicateZone(ZoneId),
     #[error("room {0} is declared twice")]
@@ -234,8 +240,10 @@ pub enum InventoryError {
 impl Inventory {
     /// Reads and validates an inventory file.
     pub fn load(path: &Path) -> Result<Self, InventoryError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| InventoryError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
@@ -263,7 +271,10 @@ impl Inventory {
                 return Err(InventoryError::DuplicateRoom(r.id.clone()));
             }
             if !zones.contains(&r.zone) {
-                return Err(InventoryError::UnknownZone { room: r.id.clone(), zone: r.zone.clone() });
+                return Err(InventoryError::UnknownZone {
+                    room: r.id.clone(),
+                    zone: r.zone.clone(),
+                });
             }
             r.validate()?;
         }
@@ -277,12 +288,21 @@ impl Inventory {
 
 impl RoomSpec {
     fn validate(&self) -> Result<(), InventoryError> {
-        let invalid = |what: String| InventoryError::Invalid { room: self.id.clone(), what };
+        let invalid = |what: String| InventoryError::Invalid {
+            room: self.id.clone(),
+            what,
+        };
         if !(-90.0..=90.0).contains(&self.lat) || !(-180.0..=180.0).contains(&self.lon) {
-            return Err(invalid(format!("lat/lon {}, {} is not on Earth", self.lat, self.lon)));
+            return Err(invalid(format!(
+                "lat/lon {}, {} is not on Earth",
+                self.lat, self.lon
+            )));
         }
         if self.pumps.is_empty() || self.pumps.len() > 9 {
-            return Err(invalid(format!("{} pumps: a room has 1 to 9", self.pumps.len())));
+            return Err(invalid(format!(
+                "{} pumps: a room has 1 to 9",
+                self.pumps.len()
+            )));
         }
         if self.tanks.len() > 9 || self.cameras.len() > 9 {
             return Err(invalid("at most 9 tanks and 9 cameras".into()));
@@ -326,7 +346,11 @@ impl RoomSpec {
         }
         for (key, o) in &self.points {
             let (unit, name) = match key.split_once('.') {
-                Some((u, n)) => (u.parse::<DeviceUnit>().map_err(|e| invalid(e.to_string()))?, n),
+                Some((u, n)) => (
+                    u.parse::<DeviceUnit>()
+                        .map_err(|e| invalid(e.to_string()))?,
+                    n,
+                ),
                 None => (DeviceUnit::Room, key.as_str()),
             };
             if !self.has_unit(unit) || unit.kind().point_index(name).is_none() {
@@ -334,7 +358,9 @@ impl RoomSpec {
             }
             if let Some([lo, hi]) = o.range {
                 if !(lo.is_finite() && hi.is_finite() && lo < hi) {
-                    return Err(invalid(format!("point {key:?}: range [{lo}, {hi}] is empty")));
+                    return Err(invalid(format!(
+                        "point {key:?}: range [{lo}, {hi}] is empty"
+                    )));
                 }
             }
             if o.period.is_some_and(|p| p.is_zero()) {

@@ -26,18 +26,30 @@ pub struct Quality {
 }
 
 impl Quality {
-    pub const GOOD: Quality = Quality { level: QualityLevel::Good, reason: None };
+    pub const GOOD: Quality = Quality {
+        level: QualityLevel::Good,
+        reason: None,
+    };
 
     pub fn bad(reason: impl Into<String>) -> Self {
-        Self { level: QualityLevel::Bad, reason: Some(reason.into()) }
+        Self {
+            level: QualityLevel::Bad,
+            reason: Some(reason.into()),
+        }
     }
 
     pub fn uncertain(reason: impl Into<String>) -> Self {
-        Self { level: QualityLevel::Uncertain, reason: Some(reason.into()) }
+        Self {
+            level: QualityLevel::Uncertain,
+            reason: Some(reason.into()),
+        }
     }
 
     pub fn stale(reason: impl Into<String>) -> Self {
-        Self { level: QualityLevel::Stale, reason: Some(reason.into()) }
+        Self {
+            level: QualityLevel::Stale,
+            reason: Some(reason.into()),
+        }
     }
 
     pub fn is_good(&self) -> bool {
@@ -101,10 +113,14 @@ pub fn assess(spec: &PointSpec, value: f64) -> Result<Quality, ValueRejection> {
         PointKind::Analog | PointKind::Event => {
             if let Some(ma) = spec.milliamps(value) {
                 if ma < 3.6 {
-                    return Ok(Quality::bad(format!("sensor failed: {ma:.2} mA < 3.6 mA (NE43)")));
+                    return Ok(Quality::bad(format!(
+                        "sensor failed: {ma:.2} mA < 3.6 mA (NE43)"
+                    )));
                 }
                 if ma > 21.0 {
-                    return Ok(Quality::bad(format!("sensor failed: {ma:.2} mA > 21 mA (NE43)")));
+                    return Ok(Quality::bad(format!(
+                        "sensor failed: {ma:.2} mA > 21 mA (NE43)"
+                    )));
                 }
                 if !(3.8..=20.5).contains(&ma) {
                     return Ok(Quality::uncertain(format!("saturated at {ma:.2} mA")));
@@ -112,7 +128,10 @@ pub fn assess(spec: &PointSpec, value: f64) -> Result<Quality, ValueRejection> {
                 return Ok(Quality::GOOD);
             }
             if value < spec.lo || value > spec.hi {
-                Ok(Quality::bad(format!("out of range [{}, {}] {}", spec.lo, spec.hi, spec.unit)))
+                Ok(Quality::bad(format!(
+                    "out of range [{}, {}] {}",
+                    spec.lo, spec.hi, spec.unit
+                )))
             } else {
                 Ok(Quality::GOOD)
             }
@@ -138,7 +157,10 @@ mod tests {
         assert!(failed.reason.unwrap().contains("NE43"));
         let saturated = assess(p, p.value_at_milliamps(20.8)).unwrap();
         assert_eq!(saturated.level, QualityLevel::Uncertain);
-        assert_eq!(assess(p, p.value_at_milliamps(22.0)).unwrap().level, QualityLevel::Bad);
+        assert_eq!(
+            assess(p, p.value_at_milliamps(22.0)).unwrap().level,
+            QualityLevel::Bad
+        );
     }
 
     #[test]

@@ -152,7 +152,10 @@ pub enum SampleRejection {
     #[error("unknown point {point:?} for a {kind}")]
     UnknownPoint { kind: DeviceKind, point: String },
     #[error("point {point:?}: {reason}")]
-    Value { point: String, reason: ValueRejection },
+    Value {
+        point: String,
+        reason: ValueRejection,
+    },
     #[error("timestamp {t} is more than {ahead_s} s in the future")]
     Future { t: i64, ahead_s: u64 },
     #[error("timestamp {t} is older than the accepted {max_age_s} s")]
@@ -190,7 +193,10 @@ pub fn decode(
     limits: &PayloadLimits,
 ) -> Result<Decoded, PayloadError> {
     if payload.len() > limits.max_bytes {
-        return Err(PayloadError::TooLarge { size: payload.len(), limit: limits.max_bytes });
+        return Err(PayloadError::TooLarge {
+            size: payload.len(),
+            limit: limits.max_bytes,
+        });
     }
     let wire: WireBatch = serde_json::from_slice(payload)?;
     if wire.records.len() > limits.max_records {
@@ -214,7 +220,10 @@ pub fn decode(
             continue;
         }
         if rec.t < earliest {
-            rejections.push(SampleRejection::TooOld { t: rec.t, max_age_s: limits.max_age.as_secs() });
+            rejections.push(SampleRejection::TooOld {
+                t: rec.t,
+                max_age_s: limits.max_age.as_secs(),
+            });
             continue;
         }
         let mut values = Vec::with_capacity(rec.v.len());
@@ -229,7 +238,10 @@ pub fn decode(
             let spec = &specs[index];
             let value = v.as_f64();
             match assess(spec, value) {
-                Err(reason) => rejections.push(SampleRejection::Value { point: name.clone(), reason }),
+                Err(reason) => rejections.push(SampleRejection::Value {
+                    point: name.clone(),
+                    reason,
+                }),
                 Ok(mut quality) => {
                     match rec.q.get(name) {
                         Some(WireQuality::Bad) if quality.level != QualityLevel::Bad => {
@@ -240,7 +252,11 @@ pub fn decode(
                         }
                         _ => {}
                     }
-                    values.push(PointValue { index: index as u16, value, quality });
+                    values.push(PointValue {
+                        index: index as u16,
+                        value,
+                        quality,
+                    });
                 }
             }
         }
@@ -253,12 +269,19 @@ pub fn decode(
             }
         }
         if !values.is_empty() {
-            records.push(Record { t: Timestamp(rec.t), values });
+            records.push(Record {
+                t: Timestamp(rec.t),
+                values,
+            });
         }
     }
     records.sort_by_key(|r| r.t);
     Ok(Decoded {
-        batch: DeviceBatch { device, source: IngestSource::Mqtt, records },
+        batch: DeviceBatch {
+            device,
+            source: IngestSource::Mqtt,
+            records,
+        },
         replay: wire.replay,
         rejections,
     })
@@ -309,9 +332,18 @@ mod tests {
         let d = pump();
         assert_eq!(topic(&d), "cistern/v1/telemetry/XM-0001/P1");
         assert_eq!(parse_topic(&topic(&d)).unwrap(), d);
-        assert!(matches!(parse_topic("cistern/v1/telemetry/XM-0001"), Err(PayloadError::Topic)));
-        assert!(matches!(parse_topic("other/XM-0001/P1"), Err(PayloadError::Topic)));
-        assert!(matches!(parse_topic("cistern/v1/telemetry/XM 1/P1"), Err(PayloadError::Id(_))));
+        assert!(matches!(
+            parse_topic("cistern/v1/telemetry/XM-0001"),
+            Err(PayloadError::Topic)
+        ));
+        assert!(matches!(
+            parse_topic("other/XM-0001/P1"),
+            Err(PayloadError::Topic)
+        ));
+        assert!(matches!(
+            parse_topic("cistern/v1/telemetry/XM 1/P1"),
+            Err(PayloadError::Id(_))
+        ));
     }
 
     #[test]
@@ -327,7 +359,11 @@ mod tests {
         assert_eq!(d.batch.records.len(), 2);
         assert_eq!(d.batch.records[0].t, earlier);
         let freq = DeviceKind::Pump.point_index("frequency").unwrap();
-        let v = d.batch.records[0].values.iter().find(|v| v.index as usize == freq).unwrap();
+        let v = d.batch.records[0]
+            .values
+            .iter()
+            .find(|v| v.index as usize == freq)
+            .unwrap();
         assert_eq!(v.value, 42.5);
     }
 
@@ -356,20 +392,40 @@ mod tests {
         assert_eq!(labels, ["unknown_point", "not_digital", "future_timestamp"]);
         assert_eq!(d.batch.records.len(), 1);
         assert_eq!(d.batch.records[0].values.len(), 1);
-        assert_eq!(d.batch.records[0].values[0].quality.level, QualityLevel::Bad);
+        assert_eq!(
+            d.batch.records[0].values[0].quality.level,
+            QualityLevel::Bad
+        );
     }
 
     #[test]
     fn oversized_and_malformed_payloads_are_refused_whole() {
-        let limits = PayloadLimits { max_bytes: 16, ..PayloadLimits::default() };
+        let limits = PayloadLimits {
+            max_bytes: 16,
+            ..PayloadLimits::default()
+        };
         let err = decode(pump(), &[b' '; 17], NOW, &limits).unwrap_err();
         assert_eq!(err.label(), "too_large");
-        for junk in [&b"not json"[..], b"{}", b"{\"records\":5}", b"\xff\xfe", b"[]"] {
+        for junk in [
+            &b"not json"[..],
+            b"{}",
+            b"{\"records\":5}",
+            b"\xff\xfe",
+            b"[]",
+        ] {
             let err = decode(pump(), junk, NOW, &PayloadLimits::default()).unwrap_err();
             assert_eq!(err.label(), "malformed");
         }
         let many = format!(r#"{{"records":[{}]}}"#, [r#"{"t":0,"v":{}}"#; 3].join(","));
-        let limits = PayloadLimits { max_records: 2, ..PayloadLimits::default() };
-        assert_eq!(decode(pump(), many.as_bytes(), NOW, &limits).unwrap_err().label(), "too_many_records");
+        let limits = PayloadLimits {
+            max_records: 2,
+            ..PayloadLimits::default()
+        };
+        assert_eq!(
+            decode(pump(), many.as_bytes(), NOW, &limits)
+                .unwrap_err()
+                .label(),
+            "too_many_records"
+        );
     }
 }

@@ -15,7 +15,11 @@ pub struct FieldLog {
 
 impl FieldLog {
     pub fn new(interval: Duration) -> Self {
-        Self { interval, last: DashMap::new(), max_keys: 100_000 }
+        Self {
+            interval,
+            last: DashMap::new(),
+            max_keys: 100_000,
+        }
     }
 
     /// Whether a line about `key` may be logged now; `Some(n)` carries how many were
@@ -34,7 +38,8 @@ impl FieldLog {
         // Keys come from the field (device ids in topics): bound the map so that a flood of
         // invented ids cannot grow it without limit.
         if self.last.len() >= self.max_keys {
-            self.last.retain(|_, (at, _)| now.duration_since(*at) < self.interval);
+            self.last
+                .retain(|_, (at, _)| now.duration_since(*at) < self.interval);
             if self.last.len() >= self.max_keys {
                 return None;
             }

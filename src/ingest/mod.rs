@@ -7,33 +7,17 @@
 //! interval ([`field_log::FieldLog`]), so bad input can neither crash ingest nor flood the log.
 
 pub mod field_log;
+pub mod metrics;
 pub mod modbus;
+pub mod mqtt;
+pub mod router;
 
 use cistern_schemas::reading::{DeviceBatch, IngestSource};
 use futures::future::BoxFuture;
 use std::fmt::Display;
 
-/// Why a batch could not be handed to its room.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DeliveryError {
-    #[error("unknown room {0}")]
-    UnknownRoom(String),
-    #[error("room {room} has no device {device}")]
-    UnknownDevice { room: String, device: String },
-    #[error("room {0} is not running")]
-    RoomDown(String),
-}
-
-impl DeliveryError {
-    /// A bounded label for metrics.
-    pub fn label(&self) -> &'static str {
-        match self {
-            DeliveryError::UnknownRoom(_) => "unknown_room",
-            DeliveryError::UnknownDevice { .. } => "unknown_device",
-            DeliveryError::RoomDown(_) => "room_down",
-        }
-    }
-}
+/// Why a batch could not be handed to its room (the registry's routing error).
+pub use cistern_actors::RouteError as DeliveryError;
 
 /// Where sources put what they decoded.
 pub trait BatchSink: Send + Sync + 'static {
@@ -43,5 +27,11 @@ pub trait BatchSink: Send + Sync + 'static {
 
     /// Counts a rejected input under `reason` (a bounded label) and logs it, rate-limited per
     /// device.
-    fn reject(&self, source: IngestSource, device: &str, reason: &'static str, detail: &dyn Display);
+    fn reject(
+        &self,
+        source: IngestSource,
+        device: &str,
+        reason: &'static str,
+        detail: &dyn Display,
+    );
 }

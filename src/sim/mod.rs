@@ -1,3 +1,184 @@
-//! The field simulator (placeholder module list; see the submodules).
+//! The field simulator: a fleet of pump rooms with plausible physics and injectable faults,
+//! for the demo, the integration tests and the benchmarks.
+//!
+//! It owns the simulated plant (demand, mains, tanks, booster pumps, power, water quality,
+//! climate, security) and its faults; it knows nothing of wires. Gateways (`modbus_server`, the
+//! MQTT publisher) read [`Simulator::readings`] and put them on the wire, buffering while
+//! [`Simulator::comms_up`] is false, exactly as field gateways do.
+//!
+//! Time is simulated: the caller steps it (`step(dt)`), and the physics advances in fixed 1 s
+//! sub-steps with the remainder carried, so a trajectory does not depend on how the caller
+//! batches its steps. Each room has its own random streams keyed by (seed, room index), so a
+//! room behaves the same in a fleet of 1 or of 2,100, and the same seed with the same calls
+//! gives bit-identical readings.
+//!
+//! Layout: [`fleet`] generates inventories; `room` composes one room from `demand`, `tank`,
+//! `booster` (on `pump_curve`), `water_quality`, `environment`, `security` and `power_meter`;
+//! `readout` turns a room's state into catalog-ordered readings; [`faults`] names the faults.
 
 pub mod modbus_server;
+
+mod booster;
+mod clock;
+mod demand;
+mod environment;
+pub mod faults;
+pub mod fleet;
+mod noise;
+mod power_meter;
+mod pump_curve;
+mod readout;
+mod room;
+mod security;
+mod tank;
+mod water_quality;
+
+#[cfg(test)]
+mod tests;
+
+pub use faults::{ActiveFault, FaultKind, UnknownFaultKind};
+pub use fleet::generate_fleet;
+pub use room::{RoomDiagnostics, TankDiagnostics};
+
+use cistern_schemas::inventory::Inventory;
+use cistern_schemas::reading::RoomReading;
+use cistern_schemas::{RoomId, Timestamp};
+use clock::LocalClock;
+use room::RoomSim;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The physics sub-step.
+const SUBSTEP: Duration = Duration::from_secs(1);
+
+/// Why the simulator refused a request.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SimError {
+    #[error("unknown room {0}")]
+    UnknownRoom(RoomId),
+    #[error("room {room}: a {fault} fault needs {needs}, which the room does not have")]
+    NotApplicable {
+        room: RoomId,
+        fault: FaultKind,
+        needs: &'static str,
+    },
+    #[error("room {room}: a {fault} fault needs a positive duration")]
+    ZeroDuration { room: RoomId, fault: FaultKind },
+}
+
+/// A simulated fleet of pump rooms.
+#[derive(Debug)]
+pub struct Simulator {
+    rooms: Vec<RoomSim>,
+    by_id: HashMap<RoomId, usize>,
+    now: Timestamp,
+    /// Simulated time requested but not yet stepped (less than one sub-step).
+    carry: Duration,
+}
+
+impl Simulator {
+    /// A simulator for every room of `inventory`, in a steady state at `start`.
+    pub fn new(inventory: &Inventory, seed: u64, start: Timestamp) -> Self {
+        let rooms: Vec<RoomSim> = inventory
+            .rooms
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| RoomSim::new(spec, i, seed, start))
+            .collect();
+        let by_id = rooms
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect();
+        Self {
+            rooms,
+            by_id,
+            now: start,
+            carry: Duration::ZERO,
+        }
+    }
+
+    /// The instant of the physics state (a remainder of less than a second from the last
+    /// `step` is carried, not yet simulated).
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// Advances physics by `dt` of simulated time, in 1 s sub-steps.
+    pub fn step(&mut self, dt: Duration) {
+        self.carry += dt;
+        let substeps = self.carry.as_secs();
+        self.carry -= Duration::from_secs(substeps);
+        if substeps == 0 {
+            return;
+        }
+        let start = self.now;
+        // Rooms are independent: stepping each room through the whole batch keeps its state
+        // hot in cache, with results identical to stepping the fleet second by second.
+        for room in &mut self.rooms {
+            let mut t = start;
+            for _ in 0..substeps {
+                let end = t + SUBSTEP;
+                room.step(&LocalClock::at(t), end);
+                t = end;
+            }
+        }
+        self.now = start + Duration::from_secs(substeps);
+    }
+
+    /// The current reading of every room, in inventory order.
+    pub fn readings(&self) -> Vec<RoomReading> {
+        self.rooms.iter().map(|r| r.reading(self.now)).collect()
+    }
+
+    /// The current reading of one room.
+    pub fn reading(&self, room: &RoomId) -> Option<RoomReading> {
+        self.room(room).map(|r| r.reading(self.now))
+    }
+
+    /// Injects `fault` into `room` from now for `duration`; the plant recovers afterwards.
+    pub fn inject(
+        &mut self,
+        room: &RoomId,
+        fault: FaultKind,
+        duration: Duration,
+    ) -> Result<(), SimError> {
+        let now = self.now;
+        let index = *self
+            .by_id
+            .get(room)
+            .ok_or_else(|| SimError::UnknownRoom(room.clone()))?;
+        match self.rooms.get_mut(index) {
+            Some(r) => r.inject(fault, now, duration),
+            None => Err(SimError::UnknownRoom(room.clone())),
+        }
+    }
+
+    /// Every fault in progress, by room in inventory order, then by injection order.
+    pub fn active_faults(&self) -> Vec<ActiveFault> {
+        self.rooms
+            .iter()
+            .flat_map(|r| r.active_faults().cloned())
+            .collect()
+    }
+
+    /// False while a comms-loss fault is active for the room (and for an unknown room): its
+    /// gateway must buffer and replay later.
+    pub fn comms_up(&self, room: &RoomId) -> bool {
+        self.room(room).is_some_and(RoomSim::comms_up)
+    }
+
+    /// The room's true physics state, for tests and diagnostics.
+    pub fn diagnostics(&self, room: &RoomId) -> Option<RoomDiagnostics> {
+        self.room(room).map(|r| r.diagnostics(self.now))
+    }
+
+    /// Ids of the simulated rooms, in inventory order.
+    pub fn room_ids(&self) -> impl Iterator<Item = &RoomId> {
+        self.rooms.iter().map(|r| &r.id)
+    }
+
+    fn room(&self, id: &RoomId) -> Option<&RoomSim> {
+        self.by_id.get(id).and_then(|&i| self.rooms.get(i))
+    }
+}

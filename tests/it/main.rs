@@ -1,1 +1,10 @@
+//! Black-box and component tests of Cistern (one test binary: linking is the slow part of a
+//! Rust build on two cores).
 
+// Test support code outside #[test] functions fails loudly by design.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod demo;
+mod modbus;
+mod mqtt;
+mod support;

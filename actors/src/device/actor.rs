@@ -49,7 +49,14 @@ pub struct DeviceActor<B: DeviceBehaviour> {
 impl<B: DeviceBehaviour + std::fmt::Debug> DeviceActor<B> {
     pub fn new(id: DeviceId, spec: B::Spec, specs: Arc<[PointSpec]>, deps: DeviceDeps) -> Self {
         let table = PointTable::new(specs.clone());
-        let mut actor = Self { id, spec, specs, table, behaviour: B::default(), deps };
+        let mut actor = Self {
+            id,
+            spec,
+            specs,
+            table,
+            behaviour: B::default(),
+            deps,
+        };
         actor.rebuild();
         actor
     }
@@ -76,7 +83,9 @@ impl<B: DeviceBehaviour + std::fmt::Debug> DeviceActor<B> {
 
     fn apply(&mut self, records: &[cistern_schemas::reading::Record]) {
         let now = self.deps.clock.now();
-        let out = self.table.apply(records, now, self.deps.config.stale_periods);
+        let out = self
+            .table
+            .apply(records, now, self.deps.config.stale_periods);
         let m = &self.deps.metrics;
         m.applied.inc_by(out.live_count() as u64);
         m.duplicates.inc_by(out.duplicates as u64);
@@ -86,12 +95,16 @@ impl<B: DeviceBehaviour + std::fmt::Debug> DeviceActor<B> {
             self.deps.snapshots.save(&self.id, self.table.snapshot(now));
         }
         if !out.backfill.is_empty() {
-            self.deps.sink.accept(&self.id, Arrival::Backfill, &out.backfill);
+            self.deps
+                .sink
+                .accept(&self.id, Arrival::Backfill, &out.backfill);
         }
     }
 
     fn view(&self) -> DeviceView {
-        let derived = self.behaviour.derive(&self.spec, &self.table, self.deps.clock.now());
+        let derived = self
+            .behaviour
+            .derive(&self.spec, &self.table, self.deps.clock.now());
         DeviceView {
             id: self.id.clone(),
             kind: B::KIND,
@@ -106,7 +119,11 @@ impl<B: DeviceBehaviour + std::fmt::Debug> Actor for DeviceActor<B> {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.deps.config.mailbox);
-        self.deps.metrics.running.with_label_values(&[Self::kind_label()]).inc();
+        self.deps
+            .metrics
+            .running
+            .with_label_values(&[Self::kind_label()])
+            .inc();
         ctx.run_interval(self.deps.config.sweep_every, |act, _| {
             let now = act.deps.clock.now();
             let n = act.table.sweep(now, act.deps.config.stale_periods);
@@ -115,7 +132,11 @@ impl<B: DeviceBehaviour + std::fmt::Debug> Actor for DeviceActor<B> {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
-        self.deps.metrics.running.with_label_values(&[Self::kind_label()]).dec();
+        self.deps
+            .metrics
+            .running
+            .with_label_values(&[Self::kind_label()])
+            .dec();
     }
 }
 
@@ -132,7 +153,9 @@ impl<B: DeviceBehaviour + std::fmt::Debug> Handler<ApplyRecords> for DeviceActor
     fn handle(&mut self, msg: ApplyRecords, ctx: &mut Self::Context) -> Self::Result {
         let id = self.id.clone();
         let metrics = self.deps.metrics.clone();
-        guarded(self, ctx, Self::kind_label(), &id, &metrics, |act, _| act.apply(&msg.0))
+        guarded(self, ctx, Self::kind_label(), &id, &metrics, |act, _| {
+            act.apply(&msg.0)
+        })
     }
 }
 
@@ -160,7 +183,9 @@ impl<B: DeviceBehaviour + std::fmt::Debug> Handler<GetDeviceView> for DeviceActo
     fn handle(&mut self, _msg: GetDeviceView, ctx: &mut Self::Context) -> Self::Result {
         let id = self.id.clone();
         let metrics = self.deps.metrics.clone();
-        guarded(self, ctx, Self::kind_label(), &id, &metrics, |act, _| act.view())
+        guarded(self, ctx, Self::kind_label(), &id, &metrics, |act, _| {
+            act.view()
+        })
     }
 }
 

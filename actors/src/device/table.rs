@@ -21,7 +21,11 @@ pub struct PointState {
 
 impl Default for PointState {
     fn default() -> Self {
-        Self { value: None, quality: Quality::stale("no data received yet"), t: None }
+        Self {
+            value: None,
+            quality: Quality::stale("no data received yet"),
+            t: None,
+        }
     }
 }
 
@@ -83,7 +87,11 @@ pub struct PointTable {
 impl PointTable {
     pub fn new(specs: Arc<[PointSpec]>) -> Self {
         let points = vec![PointState::default(); specs.len()];
-        Self { specs, points, recent: std::collections::VecDeque::with_capacity(DEDUP_WINDOW) }
+        Self {
+            specs,
+            points,
+            recent: std::collections::VecDeque::with_capacity(DEDUP_WINDOW),
+        }
     }
 
     pub fn specs(&self) -> &[PointSpec] {
@@ -100,7 +108,12 @@ impl PointTable {
     }
 
     /// Applies records (sorted by time) received at `now`.
-    pub fn apply(&mut self, records: &[Record], now: Timestamp, stale_periods: u32) -> ApplyOutcome {
+    pub fn apply(
+        &mut self,
+        records: &[Record],
+        now: Timestamp,
+        stale_periods: u32,
+    ) -> ApplyOutcome {
         let mut out = ApplyOutcome::default();
         for rec in records {
             let mut live = Vec::new();
@@ -132,16 +145,26 @@ impl PointTable {
                         if quality.level != state.quality.level {
                             out.quality_changes += 1;
                         }
-                        *state = PointState { value: Some(pv.value), quality, t: Some(rec.t) };
+                        *state = PointState {
+                            value: Some(pv.value),
+                            quality,
+                            t: Some(rec.t),
+                        };
                         live.push(pv.clone());
                     }
                 }
             }
             if !live.is_empty() {
-                out.live.push(Record { t: rec.t, values: live });
+                out.live.push(Record {
+                    t: rec.t,
+                    values: live,
+                });
             }
             if !backfill.is_empty() {
-                out.backfill.push(Record { t: rec.t, values: backfill });
+                out.backfill.push(Record {
+                    t: rec.t,
+                    values: backfill,
+                });
             }
         }
         out
@@ -207,7 +230,10 @@ impl PointTable {
     }
 
     pub fn snapshot(&self, now: Timestamp) -> DeviceSnapshot {
-        DeviceSnapshot { taken_at: now, points: self.points.clone() }
+        DeviceSnapshot {
+            taken_at: now,
+            points: self.points.clone(),
+        }
     }
 
     /// Restores from a snapshot. A snapshot of a different shape (the catalog changed since it
@@ -237,7 +263,11 @@ impl PointTable {
 
 /// Notes that the point `bit` was accepted at `t`; false when it already was. Instants older
 /// than the window are not remembered (and are reported as new: the store de-duplicates them).
-fn remember(recent: &mut std::collections::VecDeque<(Timestamp, u64)>, t: Timestamp, bit: u64) -> bool {
+fn remember(
+    recent: &mut std::collections::VecDeque<(Timestamp, u64)>,
+    t: Timestamp,
+    bit: u64,
+) -> bool {
     match recent.binary_search_by_key(&t, |e| e.0) {
         Ok(i) => {
             let seen = recent[i].1 & bit != 0;
@@ -261,7 +291,11 @@ pub fn good_record(t: Timestamp, values: &[(usize, f64)]) -> Record {
         t,
         values: values
             .iter()
-            .map(|&(i, v)| PointValue { index: i as u16, value: v, quality: Quality::GOOD })
+            .map(|&(i, v)| PointValue {
+                index: i as u16,
+                value: v,
+                quality: Quality::GOOD,
+            })
             .collect(),
     }
 }
@@ -285,18 +319,41 @@ mod tests {
     #[test]
     fn newer_applies_same_is_duplicate_older_is_backfill() {
         let mut t = table();
-        let out = t.apply(&[good_record(at(0), &[(0, 2.0)]), good_record(at(2), &[(0, 2.1)])], at(2), 3);
+        let out = t.apply(
+            &[
+                good_record(at(0), &[(0, 2.0)]),
+                good_record(at(2), &[(0, 2.1)]),
+            ],
+            at(2),
+            3,
+        );
         assert_eq!(out.live_count(), 2);
         assert_eq!(t.value("level"), Some(2.1));
         let out = t.apply(&[good_record(at(2), &[(0, 2.1)])], at(3), 3);
-        assert_eq!((out.live_count(), out.duplicates, out.backfill_count()), (0, 1, 0));
+        assert_eq!(
+            (out.live_count(), out.duplicates, out.backfill_count()),
+            (0, 1, 0)
+        );
         let out = t.apply(&[good_record(at(1), &[(0, 2.05)])], at(3), 3);
-        assert_eq!((out.live_count(), out.duplicates, out.backfill_count()), (0, 0, 1));
-        assert_eq!(t.value("level"), Some(2.1), "a backfill never rewinds live state");
+        assert_eq!(
+            (out.live_count(), out.duplicates, out.backfill_count()),
+            (0, 0, 1)
+        );
+        assert_eq!(
+            t.value("level"),
+            Some(2.1),
+            "a backfill never rewinds live state"
+        );
         // a redelivery of older samples, the backfill included, is recognised
-        let again = [good_record(at(0), &[(0, 2.0)]), good_record(at(1), &[(0, 2.05)])];
+        let again = [
+            good_record(at(0), &[(0, 2.0)]),
+            good_record(at(1), &[(0, 2.05)]),
+        ];
         let out = t.apply(&again, at(4), 3);
-        assert_eq!((out.live_count(), out.duplicates, out.backfill_count()), (0, 2, 0));
+        assert_eq!(
+            (out.live_count(), out.duplicates, out.backfill_count()),
+            (0, 2, 0)
+        );
         // another point at an instant already seen is not a duplicate
         let out = t.apply(&[good_record(at(3), &[(1, 1.0)])], at(4), 3);
         assert_eq!(out.live_count(), 1);
@@ -306,8 +363,16 @@ mod tests {
 
     #[test]
     fn catalogs_fit_the_dedup_mask() {
-        for kind in [DeviceKind::Room, DeviceKind::Pump, DeviceKind::Tank, DeviceKind::Camera] {
-            assert!(kind.points().len() <= 64, "{kind}: the dedup window keeps one bit per point");
+        for kind in [
+            DeviceKind::Room,
+            DeviceKind::Pump,
+            DeviceKind::Tank,
+            DeviceKind::Camera,
+        ] {
+            assert!(
+                kind.points().len() <= 64,
+                "{kind}: the dedup window keeps one bit per point"
+            );
         }
     }
 

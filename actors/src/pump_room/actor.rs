@@ -95,7 +95,14 @@ impl PumpRoomActor {
             .map(|(i, t)| start(&spec, DeviceUnit::Tank(i as u8 + 1), t.clone(), &self.deps))
             .collect();
         self.cameras = (spec.cameras.iter().enumerate())
-            .map(|(i, c)| start(&spec, DeviceUnit::Camera(i as u8 + 1), c.clone(), &self.deps))
+            .map(|(i, c)| {
+                start(
+                    &spec,
+                    DeviceUnit::Camera(i as u8 + 1),
+                    c.clone(),
+                    &self.deps,
+                )
+            })
             .collect();
     }
 
@@ -114,7 +121,9 @@ impl PumpRoomActor {
 
     fn apply_own(&mut self, records: &[Record]) {
         let now = self.deps.clock.now();
-        let out = self.table.apply(records, now, self.deps.config.stale_periods);
+        let out = self
+            .table
+            .apply(records, now, self.deps.config.stale_periods);
         let m = &self.deps.metrics;
         m.applied.inc_by(out.live_count() as u64);
         m.duplicates.inc_by(out.duplicates as u64);
@@ -125,7 +134,9 @@ impl PumpRoomActor {
             self.inform_tanks();
         }
         if !out.backfill.is_empty() {
-            self.deps.sink.accept(&self.id, Arrival::Backfill, &out.backfill);
+            self.deps
+                .sink
+                .accept(&self.id, Arrival::Backfill, &out.backfill);
         }
     }
 
@@ -136,14 +147,26 @@ impl PumpRoomActor {
         let mains = self.table.good_flag("mains");
         let total_area: f64 = self.spec.tanks.iter().map(|t| t.area_m2).sum();
         for (addr, tank) in self.tanks.iter().zip(self.spec.tanks.iter()) {
-            let share = if total_area > 0.0 { tank.area_m2 / total_area } else { 0.0 };
-            let _ = addr.try_send(RoomObserved { demand_m3h: flow.map(|f| f * share), mains });
+            let share = if total_area > 0.0 {
+                tank.area_m2 / total_area
+            } else {
+                0.0
+            };
+            let _ = addr.try_send(RoomObserved {
+                demand_m3h: flow.map(|f| f * share),
+                mains,
+            });
         }
     }
 
     /// Forwards records to a child; waits for room in a full mailbox (never drops samples).
-    fn forward<B>(&self, addr: Option<&Addr<DeviceActor<B>>>, unit: DeviceUnit, records: Vec<Record>, ctx: &mut Context<Self>)
-    where
+    fn forward<B>(
+        &self,
+        addr: Option<&Addr<DeviceActor<B>>>,
+        unit: DeviceUnit,
+        records: Vec<Record>,
+        ctx: &mut Context<Self>,
+    ) where
         B: DeviceBehaviour + std::fmt::Debug,
     {
         let Some(addr) = addr else {
@@ -170,7 +193,9 @@ impl PumpRoomActor {
         let now = self.deps.clock.now();
         let n = self.table.sweep(now, self.deps.config.stale_periods);
         self.deps.metrics.stale_transitions.inc_by(n as u64);
-        let silent = self.last_seen.is_none_or(|t| now.since(t) > self.deps.config.offline_after);
+        let silent = self
+            .last_seen
+            .is_none_or(|t| now.since(t) > self.deps.config.offline_after);
         if self.online && silent {
             self.online = false;
             tracing::warn!(room = %self.id, after = ?self.deps.config.offline_after, "room went offline: gateway silent");
@@ -221,7 +246,9 @@ impl Handler<SamplesReceived> for PumpRoomActor {
             DeviceUnit::Room => {
                 let id = self.id.clone();
                 let metrics = self.deps.metrics.clone();
-                let _ = guarded(self, ctx, "room", &id, &metrics, |act, _| act.apply_own(&batch.records));
+                let _ = guarded(self, ctx, "room", &id, &metrics, |act, _| {
+                    act.apply_own(&batch.records)
+                });
             }
             unit @ DeviceUnit::Pump(n) => {
                 self.forward(self.pumps.get(usize::from(n) - 1), unit, batch.records, ctx)
@@ -229,9 +256,12 @@ impl Handler<SamplesReceived> for PumpRoomActor {
             unit @ DeviceUnit::Tank(n) => {
                 self.forward(self.tanks.get(usize::from(n) - 1), unit, batch.records, ctx)
             }
-            unit @ DeviceUnit::Camera(n) => {
-                self.forward(self.cameras.get(usize::from(n) - 1), unit, batch.records, ctx)
-            }
+            unit @ DeviceUnit::Camera(n) => self.forward(
+                self.cameras.get(usize::from(n) - 1),
+                unit,
+                batch.records,
+                ctx,
+            ),
         }
         if !was_online || batch.device.unit == DeviceUnit::Room {
             self.publish_status();
@@ -252,7 +282,9 @@ where
     A: Handler<GetDeviceView>,
     A::Context: actix::dev::ToEnvelope<A, GetDeviceView>,
 {
-    let requests = addrs.iter().map(|a| a.send(GetDeviceView).timeout(VIEW_TIMEOUT));
+    let requests = addrs
+        .iter()
+        .map(|a| a.send(GetDeviceView).timeout(VIEW_TIMEOUT));
     futures::future::join_all(requests)
         .await
         .into_iter()
@@ -294,7 +326,8 @@ impl Handler<GetRoomView> for PumpRoomActor {
                 cameras: Vec::new(),
             }
         });
-        let (pumps, tanks, cameras) = (self.pumps.clone(), self.tanks.clone(), self.cameras.clone());
+        let (pumps, tanks, cameras) =
+            (self.pumps.clone(), self.tanks.clone(), self.cameras.clone());
         Box::pin(async move {
             let mut view = own?;
             view.pumps = views(pumps).await;

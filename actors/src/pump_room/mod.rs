@@ -22,7 +22,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
+pub use crate::device::messages::Sweep;
 pub use actor::PumpRoomActor;
 pub use messages::{GetRoomView, SamplesReceived};
 pub use state::{status_label, RoomDerived, RoomStatus, RoomSummary, RoomView};
-pub use crate::device::messages::Sweep;

@@ -70,7 +70,9 @@ pub fn derive_room(spec: &RoomSpec, table: &PointTable) -> RoomDerived {
         mains: table.good_flag("mains"),
         inlet_pressure_mpa: table.good_value("inlet_pressure"),
         outlet_pressure_mpa: table.good_value("outlet_pressure"),
-        outlet_setpoint_mpa: table.good_value("outlet_setpoint").unwrap_or(spec.outlet_setpoint_mpa),
+        outlet_setpoint_mpa: table
+            .good_value("outlet_setpoint")
+            .unwrap_or(spec.outlet_setpoint_mpa),
         outlet_flow_m3h: flow,
         active_power_kw: power,
         energy_intensity_kwh_m3: match (power, flow) {

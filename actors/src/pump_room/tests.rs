@@ -22,7 +22,10 @@ struct RecordingSink(Mutex<Vec<(DeviceId, Arrival, Vec<Record>)>>);
 
 impl SampleSink for RecordingSink {
     fn accept(&self, device: &DeviceId, arrival: Arrival, records: &[Record]) {
-        self.0.lock().unwrap().push((device.clone(), arrival, records.to_vec()));
+        self.0
+            .lock()
+            .unwrap()
+            .push((device.clone(), arrival, records.to_vec()));
     }
 }
 
@@ -54,7 +57,9 @@ fn room_spec() -> RoomSpec {
             refill_off_m: 3.0,
             inlet_capacity_m3h: 40.0,
         }],
-        cameras: vec![CameraSpec { name: "entrance".into() }],
+        cameras: vec![CameraSpec {
+            name: "entrance".into(),
+        }],
         source: Default::default(),
         points: Default::default(),
     }
@@ -78,22 +83,41 @@ fn fixture() -> Fixture {
         sink: sink.clone(),
         metrics: metrics.clone(),
         // a sweep timer that never fires on its own: tests send Sweep themselves
-        config: Arc::new(ActorConfig { sweep_every: Duration::from_secs(3600), ..Default::default() }),
+        config: Arc::new(ActorConfig {
+            sweep_every: Duration::from_secs(3600),
+            ..Default::default()
+        }),
     };
     let inventory = Inventory {
-        zones: vec![ZoneSpec { id: "siming".parse().unwrap(), name: "Siming".into() }],
+        zones: vec![ZoneSpec {
+            id: "siming".parse().unwrap(),
+            name: "Siming".into(),
+        }],
         rooms: vec![room_spec()],
     };
     inventory.validate().unwrap();
     let registry = FleetRegistry::start(&inventory, &deps, &[Arbiter::current()]);
-    Fixture { registry, clock, metrics, sink, room: RoomId::new("XM-0001").unwrap() }
+    Fixture {
+        registry,
+        clock,
+        metrics,
+        sink,
+        room: RoomId::new("XM-0001").unwrap(),
+    }
 }
 
 fn batch(device: &str, t: Timestamp, values: &[(&str, f64)]) -> DeviceBatch {
     let device: DeviceId = device.parse().unwrap();
     let kind = device.unit.kind();
-    let vals: Vec<_> = values.iter().map(|(n, v)| (kind.point_index(n).unwrap(), *v)).collect();
-    DeviceBatch { device, source: IngestSource::Simulator, records: vec![good_record(t, &vals)] }
+    let vals: Vec<_> = values
+        .iter()
+        .map(|(n, v)| (kind.point_index(n).unwrap(), *v))
+        .collect();
+    DeviceBatch {
+        device,
+        source: IngestSource::Simulator,
+        records: vec![good_record(t, &vals)],
+    }
 }
 
 impl Fixture {
@@ -111,15 +135,30 @@ fn point(view: &[crate::device::PointView], name: &str) -> Option<f64> {
 #[actix_rt::test]
 async fn batches_reach_the_room_and_its_devices() {
     let f = fixture();
-    f.deliver(batch("XM-0001", T0, &[("outlet_pressure", 0.45), ("outlet_flow", 12.0)])).await;
-    f.deliver(batch("XM-0001/P2", T0, &[("frequency", 41.0), ("running", 1.0), ("fault", 0.0)])).await;
+    f.deliver(batch(
+        "XM-0001",
+        T0,
+        &[("outlet_pressure", 0.45), ("outlet_flow", 12.0)],
+    ))
+    .await;
+    f.deliver(batch(
+        "XM-0001/P2",
+        T0,
+        &[("frequency", 41.0), ("running", 1.0), ("fault", 0.0)],
+    ))
+    .await;
     f.deliver(batch("XM-0001/T1", T0, &[("level", 2.6)])).await;
     let view = f.registry.room_view(&f.room).await.unwrap();
     assert_eq!(view.status, "online");
     assert_eq!(point(&view.points, "outlet_pressure"), Some(0.45));
     assert_eq!(point(&view.pumps[1].points, "frequency"), Some(41.0));
     assert_eq!(view.pumps[1].derived["status"], "running");
-    assert_eq!(view.tanks[0].derived["autonomy_h"].as_f64().map(|h| (h * 100.0).round()), Some(367.0));
+    assert_eq!(
+        view.tanks[0].derived["autonomy_h"]
+            .as_f64()
+            .map(|h| (h * 100.0).round()),
+        Some(367.0)
+    );
     assert_eq!(view.cameras.len(), 1);
     assert_eq!(f.sink.0.lock().unwrap().len(), 3);
 }
@@ -127,42 +166,89 @@ async fn batches_reach_the_room_and_its_devices() {
 #[actix_rt::test]
 async fn unknown_rooms_and_devices_are_refused() {
     let f = fixture();
-    let err = f.registry.route(batch("XM-9999/P1", T0, &[("frequency", 1.0)])).await.unwrap_err();
+    let err = f
+        .registry
+        .route(batch("XM-9999/P1", T0, &[("frequency", 1.0)]))
+        .await
+        .unwrap_err();
     assert_eq!(err.label(), "unknown_room");
-    let err = f.registry.route(batch("XM-0001/P3", T0, &[("frequency", 1.0)])).await.unwrap_err();
+    let err = f
+        .registry
+        .route(batch("XM-0001/P3", T0, &[("frequency", 1.0)]))
+        .await
+        .unwrap_err();
     assert_eq!(err.label(), "unknown_device");
 }
 
 #[actix_rt::test]
 async fn a_panicking_pump_restarts_from_its_snapshot_and_its_siblings_do_not_notice() {
     let f = fixture();
-    f.deliver(batch("XM-0001/P1", T0, &[("frequency", 40.0)])).await;
-    f.deliver(batch("XM-0001/P2", T0, &[("frequency", 35.0)])).await;
+    f.deliver(batch("XM-0001/P1", T0, &[("frequency", 40.0)]))
+        .await;
+    f.deliver(batch("XM-0001/P2", T0, &[("frequency", 35.0)]))
+        .await;
     let room = f.registry.addr(&f.room).unwrap();
     let p1 = room.send(GetPump(1)).await.unwrap().unwrap();
     let p2 = room.send(GetPump(2)).await.unwrap().unwrap();
-    let p2_before = p2.send(crate::device::messages::GetDeviceView).await.unwrap().unwrap();
+    let p2_before = p2
+        .send(crate::device::messages::GetDeviceView)
+        .await
+        .unwrap()
+        .unwrap();
 
-    assert!(p1.send(DeviceCrash).await.unwrap().is_err(), "the crash is reported to the sender");
+    assert!(
+        p1.send(DeviceCrash).await.unwrap().is_err(),
+        "the crash is reported to the sender"
+    );
     assert_eq!(f.metrics.restarts.with_label_values(&["pump"]).get(), 1);
 
     // Same address, same mailbox: the restarted pump answers, with its state rebuilt.
-    let v1 = p1.send(crate::device::messages::GetDeviceView).await.unwrap().unwrap();
-    assert_eq!(point(&v1.points, "frequency"), Some(40.0), "state rebuilt from the snapshot");
-    f.deliver(batch("XM-0001/P1", T0 + Duration::from_secs(2), &[("frequency", 42.0)])).await;
-    let v1 = p1.send(crate::device::messages::GetDeviceView).await.unwrap().unwrap();
-    assert_eq!(point(&v1.points, "frequency"), Some(42.0), "ingest still reaches the restarted pump");
+    let v1 = p1
+        .send(crate::device::messages::GetDeviceView)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        point(&v1.points, "frequency"),
+        Some(40.0),
+        "state rebuilt from the snapshot"
+    );
+    f.deliver(batch(
+        "XM-0001/P1",
+        T0 + Duration::from_secs(2),
+        &[("frequency", 42.0)],
+    ))
+    .await;
+    let v1 = p1
+        .send(crate::device::messages::GetDeviceView)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        point(&v1.points, "frequency"),
+        Some(42.0),
+        "ingest still reaches the restarted pump"
+    );
 
-    let p2_after = p2.send(crate::device::messages::GetDeviceView).await.unwrap().unwrap();
-    assert_eq!(p2_before.points, p2_after.points, "the sibling is untouched");
+    let p2_after = p2
+        .send(crate::device::messages::GetDeviceView)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        p2_before.points, p2_after.points,
+        "the sibling is untouched"
+    );
     assert_eq!(f.metrics.restarts.with_label_values(&["room"]).get(), 0);
 }
 
 #[actix_rt::test]
 async fn a_panicking_room_restarts_and_keeps_its_children() {
     let f = fixture();
-    f.deliver(batch("XM-0001", T0, &[("outlet_pressure", 0.44)])).await;
-    f.deliver(batch("XM-0001/P1", T0, &[("frequency", 40.0)])).await;
+    f.deliver(batch("XM-0001", T0, &[("outlet_pressure", 0.44)]))
+        .await;
+    f.deliver(batch("XM-0001/P1", T0, &[("frequency", 40.0)]))
+        .await;
     let room = f.registry.addr(&f.room).unwrap();
     let p1 = room.send(GetPump(1)).await.unwrap().unwrap();
     assert!(room.send(Crash).await.unwrap().is_err());
@@ -179,22 +265,38 @@ async fn a_panicking_room_restarts_and_keeps_its_children() {
 #[actix_rt::test]
 async fn silent_points_turn_stale_and_a_silent_room_goes_offline() {
     let f = fixture();
-    f.deliver(batch("XM-0001", T0, &[("outlet_pressure", 0.45)])).await;
+    f.deliver(batch("XM-0001", T0, &[("outlet_pressure", 0.45)]))
+        .await;
     let room = f.registry.addr(&f.room).unwrap();
     f.clock.advance(Duration::from_secs(7));
     room.send(Sweep).await.unwrap();
     let view = f.registry.room_view(&f.room).await.unwrap();
-    let p = view.points.iter().find(|p| p.name == "outlet_pressure").unwrap();
+    let p = view
+        .points
+        .iter()
+        .find(|p| p.name == "outlet_pressure")
+        .unwrap();
     assert_eq!(p.quality.level, QualityLevel::Stale);
     assert_eq!(view.status, "online");
-    assert_eq!(view.derived.outlet_pressure_mpa, None, "a stale value is not used");
+    assert_eq!(
+        view.derived.outlet_pressure_mpa, None,
+        "a stale value is not used"
+    );
 
     f.clock.advance(Duration::from_secs(60));
     room.send(Sweep).await.unwrap();
-    assert_eq!(f.registry.room_view(&f.room).await.unwrap().status, "offline");
+    assert_eq!(
+        f.registry.room_view(&f.room).await.unwrap().status,
+        "offline"
+    );
     assert_eq!(f.registry.online_count(), (0, 1));
 
-    f.deliver(batch("XM-0001", T0 + Duration::from_secs(67), &[("outlet_pressure", 0.45)])).await;
+    f.deliver(batch(
+        "XM-0001",
+        T0 + Duration::from_secs(67),
+        &[("outlet_pressure", 0.45)],
+    ))
+    .await;
     let view = f.registry.room_view(&f.room).await.unwrap();
     assert_eq!(view.status, "online");
     assert_eq!(view.derived.outlet_pressure_mpa, Some(0.45));
@@ -206,19 +308,42 @@ async fn replays_are_deduplicated_and_late_samples_go_to_history_only() {
     let f = fixture();
     let at = |s: u64| T0 + Duration::from_secs(s);
     for s in [0, 2, 4] {
-        f.deliver(batch("XM-0001/T1", at(s), &[("level", 2.0 + s as f64 / 100.0)])).await;
+        f.deliver(batch(
+            "XM-0001/T1",
+            at(s),
+            &[("level", 2.0 + s as f64 / 100.0)],
+        ))
+        .await;
     }
     // QoS 1 redelivery of the whole series, then one sample that arrives late
     for s in [0, 2, 4] {
-        f.deliver(batch("XM-0001/T1", at(s), &[("level", 2.0 + s as f64 / 100.0)])).await;
+        f.deliver(batch(
+            "XM-0001/T1",
+            at(s),
+            &[("level", 2.0 + s as f64 / 100.0)],
+        ))
+        .await;
     }
-    f.deliver(batch("XM-0001/T1", at(3), &[("level", 2.03)])).await;
+    f.deliver(batch("XM-0001/T1", at(3), &[("level", 2.03)]))
+        .await;
     let view = f.registry.room_view(&f.room).await.unwrap();
     assert_eq!(point(&view.tanks[0].points, "level"), Some(2.04));
-    assert_eq!(f.metrics.duplicates.get(), 3, "redelivered older samples are recognised too");
+    assert_eq!(
+        f.metrics.duplicates.get(),
+        3,
+        "redelivered older samples are recognised too"
+    );
     let sunk = f.sink.0.lock().unwrap();
-    let live: Vec<_> = sunk.iter().filter(|s| s.1 == Arrival::Live).map(|s| s.2[0].t).collect();
+    let live: Vec<_> = sunk
+        .iter()
+        .filter(|s| s.1 == Arrival::Live)
+        .map(|s| s.2[0].t)
+        .collect();
     assert_eq!(live, [at(0), at(2), at(4)]);
-    let backfill: Vec<_> = sunk.iter().filter(|s| s.1 == Arrival::Backfill).map(|s| s.2[0].t).collect();
+    let backfill: Vec<_> = sunk
+        .iter()
+        .filter(|s| s.1 == Arrival::Backfill)
+        .map(|s| s.2[0].t)
+        .collect();
     assert_eq!(backfill, [at(3)]);
 }

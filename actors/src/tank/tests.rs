@@ -20,7 +20,11 @@ fn spec() -> TankSpec {
 #[test]
 fn volume_and_autonomy_exclude_the_fire_reserve() {
     let mut t = PointTable::new(DeviceKind::Tank.points().to_vec().into());
-    t.apply(&[good_record(Timestamp(0), &[(0, 2.6), (1, 1.0)])], Timestamp(0), 3);
+    t.apply(
+        &[good_record(Timestamp(0), &[(0, 2.6), (1, 1.0)])],
+        Timestamp(0),
+        3,
+    );
     let d = derive_tank(&spec(), &t, Some(8.0));
     assert!((d.volume_m3.unwrap() - 52.0).abs() < 1e-9);
     // usable = 20 m² × (2.6 − max(0.4, 1.0)) = 32 m³; at 8 m³/h that is 4 h

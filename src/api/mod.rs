@@ -1,0 +1,60 @@
+//! The HTTP API (actix-web), first cut: health, rooms and their live state, metrics, and — in
+//! the demo only — fault injection into the simulator. Every error is JSON with a stable code:
+//! `{"error": {"code": "unknown_room", "message": "..."}}`.
+
+pub mod error;
+pub mod rooms;
+pub mod sim;
+
+use actix_web::{web, HttpResponse, ResponseError};
+use cistern_actors::FleetRegistry;
+use std::sync::Arc;
+
+/// What handlers share.
+#[derive(Clone, Debug)]
+pub struct ApiState {
+    pub registry: Arc<FleetRegistry>,
+    pub metrics: prometheus::Registry,
+    /// Present in the demo: the simulated field.
+    pub field: Option<crate::field::FieldHandle>,
+}
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(16 * 1024)
+            .error_handler(|err, _req| {
+                error::ApiError::bad_request("invalid_json", err.to_string()).into()
+            }),
+    )
+    .app_data(web::PathConfig::default().error_handler(|err, _req| {
+        error::ApiError::bad_request("invalid_path", err.to_string()).into()
+    }))
+    .route("/healthz", web::get().to(healthz))
+    .route("/metrics", web::get().to(metrics))
+    .service(
+        web::scope("/api/v1")
+            .route("/rooms", web::get().to(rooms::list))
+            .route("/rooms/{id}", web::get().to(rooms::get))
+            .route("/sim/faults", web::get().to(sim::list))
+            .route("/sim/faults", web::post().to(sim::inject)),
+    )
+    .default_service(web::to(error::not_found));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn metrics(state: web::Data<ApiState>) -> HttpResponse {
+    use prometheus::Encoder;
+    let mut buf = Vec::new();
+    let encoder = prometheus::TextEncoder::new();
+    match encoder.encode(&state.metrics.gather(), &mut buf) {
+        Ok(()) => HttpResponse::Ok()
+            .content_type(encoder.format_type())
+            .body(buf),
+        Err(e) => error::ApiError::internal(e.to_string()).error_response(),
+    }
+}

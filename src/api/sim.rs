@@ -1,0 +1,85 @@
+//! Demo only: `GET /api/v1/sim/faults` lists the fault kinds (and the active faults);
+//! `POST /api/v1/sim/faults` with `{"room": "...", "fault": "...", "seconds": N}` injects one.
+
+use super::error::ApiError;
+use super::ApiState;
+use crate::sim::FaultKind;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use cistern_schemas::RoomId;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Longest fault that can be injected: a day.
+const MAX_SECONDS: u64 = 86_400;
+
+/// The body of a fault injection.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InjectFault {
+    pub room: String,
+    pub fault: String,
+    pub seconds: u64,
+}
+
+fn field(state: &ApiState) -> Result<&crate::field::FieldHandle, ApiError> {
+    state.field.as_ref().ok_or_else(|| {
+        ApiError::not_found(
+            "not_simulated",
+            "fault injection exists only in `cistern demo`",
+        )
+    })
+}
+
+pub async fn list(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let field = field(&state)?;
+    let kinds: Vec<_> = FaultKind::ALL
+        .iter()
+        .map(|k| serde_json::json!({ "fault": k.to_string(), "description": k.description() }))
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "faults": kinds,
+        "active": field.active_faults(),
+    })))
+}
+
+pub async fn inject(
+    state: web::Data<ApiState>,
+    body: web::Json<InjectFault>,
+) -> Result<HttpResponse, ApiError> {
+    let field = field(&state)?;
+    let room = RoomId::new(&body.room)
+        .map_err(|e| ApiError::bad_request("invalid_room_id", e.to_string()))?;
+    if state.registry.spec(&room).is_none() {
+        return Err(ApiError::not_found(
+            "unknown_room",
+            format!("unknown room {room}"),
+        ));
+    }
+    let fault: FaultKind = body.fault.parse().map_err(|_| {
+        let known: Vec<String> = FaultKind::ALL.iter().map(|k| k.to_string()).collect();
+        ApiError::bad_request(
+            "unknown_fault",
+            format!(
+                "unknown fault {:?}; known: {}",
+                body.fault,
+                known.join(", ")
+            ),
+        )
+    })?;
+    if body.seconds == 0 || body.seconds > MAX_SECONDS {
+        return Err(ApiError::bad_request(
+            "invalid_duration",
+            format!("seconds must be within 1..={MAX_SECONDS}"),
+        ));
+    }
+    field
+        .inject(&room, fault, Duration::from_secs(body.seconds))
+        .map_err(|e| ApiError::bad_request("injection_failed", e.to_string()))?;
+    tracing::info!(%room, %fault, seconds = body.seconds, "fault injected");
+    Ok(
+        HttpResponse::build(StatusCode::ACCEPTED).json(serde_json::json!({
+            "room": room, "fault": fault.to_string(), "seconds": body.seconds,
+        })),
+    )
+}

@@ -1,0 +1,159 @@
+//! `cistern demo`: everything in one process with no external service — the embedded MQTT
+//! broker, a simulated fleet (most rooms on MQTT gateways, a few on Modbus TCP controllers that
+//! the platform polls), and the platform itself with its HTTP API.
+
+use crate::config::builtin_profiles;
+use crate::field::{self, FieldConfig, FieldHandle, ReadingOutlet};
+use crate::ingest::mqtt::MqttConfig;
+use crate::node::{Node, NodeError, NodeSpec};
+use crate::sim::modbus_server::{ModbusFieldServer, ModbusServerError};
+use crate::{broker, sim};
+use cistern_actors::SystemClock;
+use cistern_schemas::inventory::{Inventory, SourceSpec};
+use cistern_schemas::modbus::{ProfileError, RoomShape};
+use cistern_schemas::{RoomId, Timestamp};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Options of `cistern demo`.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    pub rooms: usize,
+    pub seed: u64,
+    pub http: SocketAddr,
+    pub mqtt: SocketAddr,
+    /// How many rooms are polled over Modbus TCP instead of publishing over MQTT.
+    pub modbus_rooms: usize,
+    pub speed: f64,
+    pub actor_threads: usize,
+}
+
+/// Why the demo could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Broker(#[from] broker::BrokerError),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error(transparent)]
+    ModbusServer(#[from] ModbusServerError),
+    #[error("cannot bind a simulated Modbus controller: {0}")]
+    Bind(std::io::Error),
+    #[error("the demo needs at least one room")]
+    NoRooms,
+    #[error("the broker thread failed to start")]
+    Join,
+}
+
+/// A running demo.
+#[derive(Debug)]
+pub struct Demo {
+    pub node: Node,
+    pub field: FieldHandle,
+    pub mqtt: SocketAddr,
+    pub inventory: Inventory,
+    pub started_in: Duration,
+    pub online_at_start: usize,
+    _modbus: Vec<Arc<ModbusFieldServer>>,
+}
+
+/// Profiles the demo's Modbus rooms alternate between.
+const DEMO_PROFILES: [&str; 2] = ["hydrotek-hc300", "aquaflow-ps2"];
+
+/// Starts the demo and waits (up to 30 s) until every room is online.
+pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
+    let t0 = Instant::now();
+    if opts.rooms == 0 {
+        return Err(DemoError::NoRooms);
+    }
+    let mut inventory = sim::generate_fleet(opts.rooms, opts.seed);
+    let profiles = builtin_profiles()?;
+
+    // Rooms spread evenly over the fleet are Modbus controllers polled by the platform.
+    let mut outlets: HashMap<RoomId, Arc<dyn ReadingOutlet>> = HashMap::new();
+    let mut modbus = Vec::new();
+    let n_modbus = opts.modbus_rooms.min(opts.rooms);
+    if let Some(stride) = opts.rooms.checked_div(n_modbus) {
+        for (k, room) in inventory
+            .rooms
+            .iter_mut()
+            .step_by(stride)
+            .take(n_modbus)
+            .enumerate()
+        {
+            let name = DEMO_PROFILES[k % DEMO_PROFILES.len()];
+            let profile = profiles.get(name)?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(DemoError::Bind)?;
+            let server = Arc::new(ModbusFieldServer::start(
+                listener,
+                profile,
+                RoomShape::of(room),
+                1,
+            )?);
+            room.source = SourceSpec::Modbus {
+                address: server.local_addr().to_string(),
+                unit_id: 1,
+                profile: name.to_owned(),
+            };
+            outlets.insert(room.id.clone(), server.clone());
+            modbus.push(server);
+        }
+    }
+
+    let mqtt_max = MqttConfig::default().max_payload_bytes;
+    let addr = opts.mqtt;
+    let broker = tokio::task::spawn_blocking(move || broker::start(addr, mqtt_max * 4))
+        .await
+        .map_err(|_| DemoError::Join)??;
+
+    let field = FieldHandle::new(&inventory, opts.seed, Timestamp::now());
+    let mut spec = NodeSpec::new(inventory.clone(), profiles, Arc::new(SystemClock));
+    spec.http = opts.http;
+    spec.actor_threads = opts.actor_threads;
+    spec.field = Some(field.clone());
+    spec.mqtt = Some(MqttConfig {
+        host: broker.addr.ip().to_string(),
+        port: broker.addr.port(),
+        client_id: "cistern-demo-node".into(),
+        ..MqttConfig::default()
+    });
+    let node = Node::start(spec).await?;
+    if !node.mqtt_subscribed(Duration::from_secs(10)).await {
+        tracing::warn!(
+            "the platform is not subscribed to the embedded broker yet; starting the field anyway"
+        );
+    }
+
+    let config = FieldConfig {
+        mqtt: Some(broker.addr),
+        speed: opts.speed,
+        ..FieldConfig::default()
+    };
+    field::run(&field, &inventory, config, outlets, node.shutdown_signal());
+
+    // Ready when every room has been heard from (or after 30 s, with what we have).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut online = 0;
+    while Instant::now() < deadline {
+        online = node.registry.online_count().0;
+        if online == opts.rooms {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(Demo {
+        node,
+        field,
+        mqtt: broker.addr,
+        inventory,
+        started_in: t0.elapsed(),
+        online_at_start: online,
+        _modbus: modbus,
+    })
+}

@@ -1,0 +1,210 @@
+//! The simulated field around the simulator: paces it in (optionally accelerated) time, and
+//! carries its readings out the way real pump rooms do — MQTT gateways with store-and-forward,
+//! and Modbus TCP controllers that the platform polls.
+//!
+//! The physics runs on the blocking pool (it is CPU work: 2,100 rooms a step); publishing runs
+//! on async tasks. Each MQTT publisher connection has its own task that only polls its event
+//! loop.
+
+pub mod gateway;
+
+use crate::sim::{ActiveFault, FaultKind, SimError, Simulator};
+use cistern_schemas::inventory::{Inventory, SourceSpec};
+use cistern_schemas::reading::RoomReading;
+use cistern_schemas::{RoomId, Timestamp};
+use gateway::{Outgoing, RoomGateway};
+use rumqttc::{AsyncClient, MqttOptions, QoS};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How the field runs.
+#[derive(Clone, Debug)]
+pub struct FieldConfig {
+    /// Sampling period of the gateways (simulated time).
+    pub period: Duration,
+    /// Simulated seconds per wall-clock second.
+    pub speed: f64,
+    /// Readings a gateway buffers while its link is down (a day at 2 s by default).
+    pub gateway_buffer: usize,
+    /// Broker the MQTT gateways publish to; `None` publishes nothing over MQTT.
+    pub mqtt: Option<SocketAddr>,
+    /// MQTT connections the gateways share.
+    pub publishers: usize,
+}
+
+impl Default for FieldConfig {
+    fn default() -> Self {
+        Self {
+            period: Duration::from_secs(2),
+            speed: 1.0,
+            gateway_buffer: 43_200,
+            mqtt: None,
+            publishers: 2,
+        }
+    }
+}
+
+/// Something that takes every reading of the rooms it serves (the simulator's Modbus
+/// servers implement it).
+pub trait ReadingOutlet: Send + Sync + 'static {
+    fn update(&self, reading: &RoomReading, link_up: bool);
+}
+
+/// A handle on the running field: fault injection and inspection.
+#[derive(Clone, Debug)]
+pub struct FieldHandle {
+    sim: Arc<Mutex<Simulator>>,
+}
+
+impl FieldHandle {
+    /// A simulator for `inventory`, not yet running (see [`run`]).
+    pub fn new(inventory: &Inventory, seed: u64, start: Timestamp) -> Self {
+        Self {
+            sim: Arc::new(Mutex::new(Simulator::new(inventory, seed, start))),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Simulator> {
+        // A panic while holding the lock leaves the physics as it was at that step: keep going.
+        self.sim.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Injects a fault into a room for `duration` of simulated time.
+    pub fn inject(
+        &self,
+        room: &RoomId,
+        fault: FaultKind,
+        duration: Duration,
+    ) -> Result<(), SimError> {
+        self.lock().inject(room, fault, duration)
+    }
+
+    pub fn active_faults(&self) -> Vec<ActiveFault> {
+        self.lock().active_faults()
+    }
+
+    /// Simulated time now.
+    pub fn now(&self) -> Timestamp {
+        self.lock().now()
+    }
+
+    pub fn reading(&self, room: &RoomId) -> Option<RoomReading> {
+        self.lock().reading(room)
+    }
+}
+
+/// Runs the field: the simulator steps every `period / speed` of wall time and its readings go
+/// to MQTT gateways (rooms whose source is MQTT) and to `outlets` (by room), until `shutdown`.
+pub fn run(
+    field: &FieldHandle,
+    inventory: &Inventory,
+    config: FieldConfig,
+    outlets: HashMap<RoomId, Arc<dyn ReadingOutlet>>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let sim = field.sim.clone();
+    let mqtt_rooms: Vec<RoomId> = inventory
+        .rooms
+        .iter()
+        .filter(|r| matches!(r.source, SourceSpec::Mqtt))
+        .map(|r| r.id.clone())
+        .collect();
+    let publishers = match config.mqtt {
+        Some(addr) => (0..config.publishers.max(1))
+            .map(|i| publisher(addr, i, shutdown.clone()))
+            .collect(),
+        None => Vec::new(),
+    };
+    let mut gateways: HashMap<RoomId, RoomGateway> = mqtt_rooms
+        .into_iter()
+        .map(|id| (id.clone(), RoomGateway::new(id, config.gateway_buffer)))
+        .collect();
+    tokio::spawn(async move {
+        let mut shutdown = shutdown;
+        let wall = config.period.div_f64(config.speed.max(1e-3));
+        let mut tick = tokio::time::interval(wall);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut first = true;
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tick.tick() => {}
+            }
+            let sim = sim.clone();
+            let period = config.period;
+            let step = tokio::task::spawn_blocking(move || {
+                let mut s = sim.lock().unwrap_or_else(|p| p.into_inner());
+                if !first {
+                    s.step(period);
+                }
+                let readings = s.readings();
+                let links: Vec<bool> = readings.iter().map(|r| s.comms_up(&r.room)).collect();
+                (readings, links)
+            });
+            first = false;
+            let Ok((readings, links)) = step.await else {
+                tracing::error!("simulator step failed; the field stops");
+                break;
+            };
+            let mut out: Vec<Outgoing> = Vec::new();
+            for (reading, link_up) in readings.into_iter().zip(links) {
+                if let Some(outlet) = outlets.get(&reading.room) {
+                    outlet.update(&reading, link_up);
+                }
+                if let Some(gw) = gateways.get_mut(&reading.room) {
+                    gw.offer(reading, link_up, &mut out);
+                }
+            }
+            if publishers.is_empty() {
+                continue;
+            }
+            for (i, o) in out.into_iter().enumerate() {
+                let client: &AsyncClient = &publishers[i % publishers.len()];
+                if let Err(error) = client
+                    .publish(o.topic, QoS::AtLeastOnce, false, o.payload)
+                    .await
+                {
+                    tracing::warn!(%error, "simulated gateway could not publish");
+                }
+            }
+        }
+    });
+}
+
+/// One MQTT connection of the simulated gateways, with its event loop on a task of its own.
+fn publisher(addr: SocketAddr, index: usize, mut shutdown: watch::Receiver<bool>) -> AsyncClient {
+    let mut opts = MqttOptions::new(
+        format!("cistern-sim-gateways-{index}"),
+        addr.ip().to_string(),
+        addr.port(),
+    );
+    opts.set_keep_alive(Duration::from_secs(30))
+        .set_inflight(1000)
+        .set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                ev = eventloop.poll() => {
+                    if let Err(error) = ev {
+                        tracing::warn!(%error, "simulated gateways lost the broker; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        }
+    });
+    client
+}
+
+/// The simulator's Modbus controllers take readings too; a comms loss silences them.
+impl ReadingOutlet for crate::sim::modbus_server::ModbusFieldServer {
+    fn update(&self, reading: &RoomReading, link_up: bool) {
+        crate::sim::modbus_server::ModbusFieldServer::update(self, reading);
+        self.set_silent(!link_up);
+    }
+}

@@ -1,0 +1,292 @@
+//! MQTT ingest (rumqttc): subscribes to the telemetry convention of
+//! `cistern_schemas::telemetry` with QoS 1 and a persistent session, decodes, routes, acks.
+//!
+//! Shape: one task polls the rumqttc event loop and does nothing else (rumqtt's rule: never
+//! block the poll loop with work); it hands each PUBLISH to one of `workers` decode tasks,
+//! chosen by room, so one device's messages stay in order. A worker decodes and routes the
+//! batch to its room (waiting if the room's mailbox is full), then signals completion. PUBACKs
+//! (manual acks) are sent by an acker task strictly in the order the PUBLISHes arrived, each
+//! once its message is done: MQTT 3.1.1 requires in-order acknowledgements (rumqttd drops a
+//! session that breaks the rule), while decoding still runs in parallel. All channels are
+//! bounded: when the workers fall behind, the poll task waits, TCP pushes back, and the broker
+//! holds the QoS 1 messages of our persistent session — nothing is dropped. Rejected payloads
+//! are acknowledged too (counted and logged): a broker that redelivered garbage forever would
+//! stall the session.
+
+use super::{BatchSink, DeliveryError};
+use crate::ingest::metrics::IngestMetrics;
+use cistern_actors::Clock;
+use cistern_schemas::reading::IngestSource;
+use cistern_schemas::telemetry::{self, PayloadLimits};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// `[mqtt]` in the configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// Broker host.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// Client id of this node's persistent session.
+    pub client_id: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub keep_alive: Duration,
+    /// Payloads larger than this are rejected (and counted) without being parsed.
+    pub max_payload_bytes: usize,
+    /// Decode tasks; a room's messages always go to the same one.
+    pub workers: usize,
+    /// Publishes queued per worker before the poll loop waits.
+    pub queue: usize,
+    /// Unacknowledged QoS 1 messages the broker may have in flight to us.
+    pub inflight: u16,
+    /// Longest wait between reconnection attempts.
+    #[serde(with = "humantime_serde")]
+    pub reconnect_max: Duration,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 1883,
+            client_id: "cistern-node-1".into(),
+            username: None,
+            password: None,
+            keep_alive: Duration::from_secs(30),
+            max_payload_bytes: PayloadLimits::default().max_bytes,
+            workers: 2,
+            queue: 1024,
+            inflight: 1000,
+            reconnect_max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A running MQTT ingest.
+#[derive(Debug)]
+pub struct MqttIngest {
+    /// The poll task, the acker and the decode workers.
+    pub tasks: Vec<JoinHandle<()>>,
+    /// Turns true once the telemetry subscription is in place (and back to false while the
+    /// connection is down).
+    pub subscribed: watch::Receiver<bool>,
+}
+
+/// A message handed to a decode worker, and how it tells the acker it is done.
+type Job = (Publish, oneshot::Sender<()>);
+
+/// Starts the MQTT ingest. It stops when `shutdown` turns true.
+pub fn spawn(
+    config: &MqttConfig,
+    sink: Arc<dyn BatchSink>,
+    metrics: IngestMetrics,
+    clock: Arc<dyn Clock>,
+    shutdown: watch::Receiver<bool>,
+) -> MqttIngest {
+    let mut opts = MqttOptions::new(&config.client_id, &config.host, config.port);
+    opts.set_keep_alive(config.keep_alive)
+        .set_clean_session(false)
+        .set_manual_acks(true)
+        .set_inflight(config.inflight.max(1))
+        // Accept packets well above our payload limit so that an oversized payload is
+        // rejected by us (counted, acked) instead of killing the connection in the client.
+        .set_max_packet_size(
+            config.max_payload_bytes.saturating_mul(4).max(1 << 20),
+            64 * 1024,
+        );
+    if let (Some(u), Some(p)) = (&config.username, &config.password) {
+        opts.set_credentials(u, p);
+    }
+    let (client, eventloop) = AsyncClient::new(opts, 256);
+    let limits = PayloadLimits {
+        max_bytes: config.max_payload_bytes,
+        ..PayloadLimits::default()
+    };
+    let workers = config.workers.max(1);
+    let queue = config.queue.max(1);
+    let mut senders = Vec::new();
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let (tx, rx) = mpsc::channel(queue);
+        senders.push(tx);
+        tasks.push(tokio::spawn(worker(
+            rx,
+            sink.clone(),
+            metrics.clone(),
+            clock.clone(),
+            limits,
+        )));
+    }
+    let (ack_tx, ack_rx) = mpsc::channel(workers * queue);
+    tasks.push(tokio::spawn(acker(ack_rx, client.clone())));
+    let (subscribed_tx, subscribed) = watch::channel(false);
+    let poll = Poll {
+        client,
+        senders,
+        acks: ack_tx,
+        metrics,
+        reconnect_max: config.reconnect_max,
+        subscribed: subscribed_tx,
+    };
+    tasks.push(tokio::spawn(poll.run(eventloop, shutdown)));
+    MqttIngest { tasks, subscribed }
+}
+
+/// Which worker a topic goes to: by room, so a device's messages keep their order.
+fn worker_for(topic: &str, workers: usize) -> usize {
+    let room = topic
+        .strip_prefix(telemetry::TOPIC_PREFIX)
+        .and_then(|r| r.split('/').nth(1))
+        .unwrap_or(topic);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in room.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % workers as u64) as usize
+}
+
+/// The poll task's state.
+struct Poll {
+    client: AsyncClient,
+    senders: Vec<mpsc::Sender<Job>>,
+    acks: mpsc::Sender<(Publish, oneshot::Receiver<()>)>,
+    metrics: IngestMetrics,
+    reconnect_max: Duration,
+    subscribed: watch::Sender<bool>,
+}
+
+impl Poll {
+    async fn run(self, mut eventloop: rumqttc::EventLoop, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.changed() => break,
+                event = eventloop.poll() => event,
+            };
+            match event {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    backoff = Duration::from_millis(100);
+                    tracing::info!(
+                        session_present = ack.session_present,
+                        "connected to the MQTT broker"
+                    );
+                    // A persistent session keeps our subscription; subscribe again only if the
+                    // broker lost it.
+                    if ack.session_present {
+                        let _ = self.subscribed.send(true);
+                    } else if let Err(error) = self
+                        .client
+                        .try_subscribe(telemetry::TOPIC_FILTER, QoS::AtLeastOnce)
+                    {
+                        tracing::error!(%error, "could not subscribe to telemetry");
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    tracing::info!(filter = telemetry::TOPIC_FILTER, "subscribed to telemetry");
+                    let _ = self.subscribed.send(true);
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    let i = worker_for(&publish.topic, self.senders.len());
+                    let (done, wait) = oneshot::channel();
+                    self.metrics.queue_depth.inc();
+                    // Waiting here is the backpressure: the broker keeps what we cannot take yet.
+                    let queued = self.acks.send((publish.clone(), wait)).await.is_ok()
+                        && self.senders[i].send((publish, done)).await.is_ok();
+                    if !queued {
+                        tracing::error!("MQTT decode pipeline stopped; ingest stops");
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    let _ = self.subscribed.send(false);
+                    tracing::warn!(%error, retry_in = ?backoff, "MQTT connection failed");
+                    tokio::select! {
+                        _ = shutdown.changed() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(self.reconnect_max);
+                }
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.client.disconnect()).await;
+    }
+}
+
+/// Acknowledges messages in arrival order, each once its worker is done with it.
+async fn acker(mut rx: mpsc::Receiver<(Publish, oneshot::Receiver<()>)>, client: AsyncClient) {
+    while let Some((publish, done)) = rx.recv().await {
+        // A worker that stopped without signalling has stopped ingest: don't ack what it lost.
+        if done.await.is_err() {
+            break;
+        }
+        if let Err(error) = client.ack(&publish).await {
+            tracing::warn!(%error, "could not acknowledge an MQTT message");
+        }
+    }
+}
+
+async fn worker(
+    mut rx: mpsc::Receiver<Job>,
+    sink: Arc<dyn BatchSink>,
+    metrics: IngestMetrics,
+    clock: Arc<dyn Clock>,
+    limits: PayloadLimits,
+) {
+    while let Some((publish, done)) = rx.recv().await {
+        metrics.queue_depth.dec();
+        handle(&publish, sink.as_ref(), clock.as_ref(), &limits).await;
+        let _ = done.send(());
+    }
+}
+
+/// Decodes one PUBLISH and routes it; every failure is counted and logged by the sink.
+async fn handle(
+    publish: &Publish,
+    sink: &dyn BatchSink,
+    clock: &dyn Clock,
+    limits: &PayloadLimits,
+) {
+    let topic: String = publish.topic.chars().take(128).collect();
+    let device = match telemetry::parse_topic(&publish.topic) {
+        Ok(d) => d,
+        Err(e) => return sink.reject(IngestSource::Mqtt, &topic, e.label(), &e),
+    };
+    let decoded = match telemetry::decode(device.clone(), &publish.payload, clock.now(), limits) {
+        Ok(d) => d,
+        Err(e) => return sink.reject(IngestSource::Mqtt, &device.to_string(), e.label(), &e),
+    };
+    for r in &decoded.rejections {
+        sink.reject(IngestSource::Mqtt, &device.to_string(), r.label(), r);
+    }
+    if decoded.batch.records.is_empty() {
+        return;
+    }
+    // Routing errors (unknown room or device) are counted by the sink itself.
+    let _: Result<(), DeliveryError> = sink.deliver(decoded.batch).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_room_always_goes_to_the_same_worker() {
+        let a = worker_for("cistern/v1/telemetry/XM-0001/P1", 4);
+        assert_eq!(a, worker_for("cistern/v1/telemetry/XM-0001/T1", 4));
+        assert_eq!(a, worker_for("cistern/v1/telemetry/XM-0001/room", 4));
+        let spread: std::collections::HashSet<_> = (1..100)
+            .map(|i| worker_for(&format!("cistern/v1/telemetry/XM-{i:04}/room"), 4))
+            .collect();
+        assert_eq!(spread.len(), 4);
+        assert!(worker_for("garbage", 4) < 4);
+    }
+}

@@ -1,0 +1,357 @@
+//! MQTT ingest: through a real mosquitto (the platform and the simulator as separate processes),
+//! and in process through the embedded broker — a comms outage replayed with no gap and no
+//! duplicate, and bad input counted without stopping ingest.
+
+use crate::support::{get, spawn_cistern, temp_dir, wait_for, Mosquitto};
+use cistern::config::builtin_profiles;
+use cistern::field::{self, FieldConfig, FieldHandle};
+use cistern::ingest::mqtt::MqttConfig;
+use cistern::node::{Node, NodeSpec};
+use cistern::sim::FaultKind;
+use cistern::{broker, sim};
+use cistern_actors::ports::{Arrival, SampleSink};
+use cistern_actors::SystemClock;
+use cistern_schemas::inventory::Inventory;
+use cistern_schemas::reading::Record;
+use cistern_schemas::{DeviceId, DeviceKind, RoomId, Timestamp};
+use rumqttc::{AsyncClient, MqttOptions, QoS};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[test]
+fn cistern_run_ingests_a_simulated_fleet_through_a_real_mosquitto() {
+    let broker = Mosquitto::start("mosquitto-run");
+    let dir = temp_dir("run");
+    let inventory = sim::generate_fleet(5, 3);
+    std::fs::write(
+        dir.join("inventory.toml"),
+        toml::to_string(&inventory).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("cistern.toml"),
+        format!(
+            "[http]\nlisten = \"127.0.0.1:0\"\n[inventory]\nfile = \"inventory.toml\"\n\
+             [mqtt]\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"cistern-it-run\"\n",
+            broker.addr.port()
+        ),
+    )
+    .unwrap();
+    let config = dir.join("cistern.toml");
+    let (node, ready) = spawn_cistern(
+        "run",
+        &["run", "--config", config.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    let base = ready["http"].clone();
+    let addr = broker.addr.to_string();
+    let (_sim, _) = spawn_cistern(
+        "simulate",
+        &["simulate", "--rooms", "5", "--seed", "3", "--mqtt", &addr],
+        Duration::from_secs(30),
+    );
+    let rooms = wait_for(
+        "all 5 rooms online through mosquitto",
+        Duration::from_secs(20),
+        || {
+            let (_, rooms) = get(&format!("{base}/api/v1/rooms"));
+            (rooms["online"] == 5).then_some(rooms)
+        },
+    );
+    assert_eq!(rooms["count"], 5, "{}", node.log_tail());
+    let (_, room) = get(&format!("{base}/api/v1/rooms/XM-0003"));
+    let level = &room["tanks"][0]["points"][0];
+    assert_eq!(level["name"], "level");
+    assert_eq!(level["quality"]["level"], "good", "{room}");
+}
+
+/// Records what the actors accept for one device.
+#[derive(Debug, Default)]
+struct Recorder {
+    device: Option<DeviceId>,
+    seen: Mutex<Vec<(Arrival, Timestamp)>>,
+}
+
+impl SampleSink for Recorder {
+    fn accept(&self, device: &DeviceId, arrival: Arrival, records: &[Record]) {
+        if Some(device) == self.device.as_ref() {
+            let level = DeviceKind::Tank.point_index("level").unwrap() as u16;
+            let mut seen = self.seen.lock().unwrap();
+            for r in records {
+                if r.values.iter().any(|v| v.index == level) {
+                    seen.push((arrival, r.t));
+                }
+            }
+        }
+    }
+}
+
+async fn embedded_node(
+    inventory: &Inventory,
+    sink: Arc<dyn SampleSink>,
+    field: Option<FieldHandle>,
+) -> (Node, SocketAddr) {
+    let broker =
+        tokio::task::spawn_blocking(|| broker::start("127.0.0.1:0".parse().unwrap(), 1 << 20))
+            .await
+            .unwrap()
+            .unwrap();
+    let mut spec = NodeSpec::new(
+        inventory.clone(),
+        builtin_profiles().unwrap(),
+        Arc::new(SystemClock),
+    );
+    spec.http = "127.0.0.1:0".parse().unwrap();
+    spec.sink = sink;
+    spec.field = field;
+    spec.mqtt = Some(MqttConfig {
+        host: "127.0.0.1".into(),
+        port: broker.addr.port(),
+        client_id: format!("cistern-it-{}", broker.addr.port()),
+        ..MqttConfig::default()
+    });
+    (Node::start(spec).await.unwrap(), broker.addr)
+}
+
+async fn publisher(addr: SocketAddr, id: &str) -> AsyncClient {
+    let mut opts = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    opts.set_max_packet_size(2 << 20, 2 << 20);
+    let (client, mut eventloop) = AsyncClient::new(opts, 100);
+    tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    client
+}
+
+fn counter(node: &Node, name: &str, labels: &[(&str, &str)]) -> f64 {
+    node.metrics
+        .gather()
+        .iter()
+        .filter(|f| f.name() == name)
+        .flat_map(|f| f.get_metric().to_vec())
+        .filter(|m| {
+            labels.iter().all(|(k, v)| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == *k && l.value() == *v)
+            })
+        })
+        .map(|m| m.get_counter().get_value())
+        .sum()
+}
+
+async fn wait_async<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = tokio::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_comms_outage_is_replayed_with_no_gap_and_no_duplicate() {
+    let inventory = sim::generate_fleet(3, 7);
+    let room = RoomId::new("XM-0002").unwrap();
+    let tank = DeviceId::new(room.clone(), cistern_schemas::DeviceUnit::Tank(1));
+    let recorder = Arc::new(Recorder {
+        device: Some(tank.clone()),
+        ..Recorder::default()
+    });
+    let field = FieldHandle::new(&inventory, 7, Timestamp::now());
+    let (node, broker) = embedded_node(&inventory, recorder.clone(), Some(field.clone())).await;
+    // Ten simulated seconds per wall second: a one-minute outage takes six.
+    let config = FieldConfig {
+        mqtt: Some(broker),
+        speed: 10.0,
+        ..FieldConfig::default()
+    };
+    field::run(
+        &field,
+        &inventory,
+        config,
+        HashMap::new(),
+        node.shutdown_signal(),
+    );
+
+    let count = || recorder.seen.lock().unwrap().len();
+    wait_async("first samples", Duration::from_secs(15), || {
+        (count() >= 3).then_some(())
+    })
+    .await;
+    field
+        .inject(&room, FaultKind::CommsLoss, Duration::from_secs(60))
+        .unwrap();
+    let outage_start = field.now();
+    let outage_end = outage_start + Duration::from_secs(60);
+    // Well past the end of the outage, on the simulator's clock, the replay must have landed.
+    let until = outage_end + Duration::from_secs(20);
+    wait_async("the replay to land", Duration::from_secs(30), || {
+        recorder
+            .seen
+            .lock()
+            .unwrap()
+            .last()
+            .filter(|(_, t)| *t >= until)
+            .map(|_| ())
+    })
+    .await;
+
+    let seen = recorder.seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().all(|(a, _)| *a == Arrival::Live),
+        "a FIFO replay arrives in order"
+    );
+    let times: Vec<i64> = seen.iter().map(|(_, t)| t.0).collect();
+    assert!(times.first().unwrap() < &outage_start.0 && times.last().unwrap() > &outage_end.0);
+    for w in times.windows(2) {
+        assert_eq!(
+            w[1] - w[0],
+            2_000,
+            "no gap and no duplicate: {} then {}",
+            w[0],
+            w[1]
+        );
+    }
+    assert_eq!(
+        counter(&node, "cistern_ingest_samples_duplicate_total", &[]),
+        0.0
+    );
+
+    // A gateway that replays the same data again (or a QoS 1 redelivery) changes nothing.
+    let client = publisher(broker, "it-replayer").await;
+    let r = field.reading(&room).unwrap();
+    let tank_values = &r.devices.iter().find(|(u, _)| *u == tank.unit).unwrap().1;
+    let old = Timestamp(times[times.len() - 5]);
+    let payload = cistern_schemas::telemetry::encode(
+        DeviceKind::Tank,
+        &[(old, tank_values.as_slice())],
+        true,
+    );
+    client
+        .publish(
+            cistern_schemas::telemetry::topic(&tank),
+            QoS::AtLeastOnce,
+            false,
+            payload,
+        )
+        .await
+        .unwrap();
+    wait_async(
+        "the duplicate to be counted",
+        Duration::from_secs(10),
+        || (counter(&node, "cistern_ingest_samples_duplicate_total", &[]) >= 4.0).then_some(()),
+    )
+    .await;
+    let again = recorder.seen.lock().unwrap().clone();
+    assert!(
+        again.iter().filter(|(_, t)| *t == old).count() == 1,
+        "the repeated sample is not recorded twice"
+    );
+    node.stop().await;
+}
+
+#[actix_rt::test]
+async fn bad_mqtt_input_is_counted_and_logged_and_never_stops_ingest() {
+    let inventory = sim::generate_fleet(2, 11);
+    let (node, broker) =
+        embedded_node(&inventory, Arc::new(cistern_actors::NullSampleSink), None).await;
+    let client = publisher(broker, "it-bad-input").await;
+    let now = Timestamp::now().0;
+    let topic = "cistern/v1/telemetry/XM-0001/P1";
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        (topic, b"not json".to_vec()),
+        (topic, vec![0xff, 0xfe, 0x00]),
+        (
+            topic,
+            format!(r#"{{"records":[{{"t":{now},"v":{{"frequency":1}}}}],"extra":1}}"#)
+                .into_bytes(),
+        ),
+        (topic, vec![b' '; 300 * 1024]),
+        ("cistern/v1/telemetry/XM-0001/Q7", b"{}".to_vec()),
+        (
+            "cistern/v1/telemetry/XM-9999/P1",
+            format!(r#"{{"records":[{{"t":{now},"v":{{"frequency":1}}}}]}}"#).into_bytes(),
+        ),
+        (
+            "cistern/v1/telemetry/XM-0001/P9",
+            format!(r#"{{"records":[{{"t":{now},"v":{{"frequency":1}}}}]}}"#).into_bytes(),
+        ),
+        (
+            topic,
+            format!(
+                r#"{{"records":[{{"t":{now},"v":{{"bogus":1,"running":0.5,"run_hours":-3}}}}]}}"#
+            )
+            .into_bytes(),
+        ),
+        (
+            topic,
+            format!(
+                r#"{{"records":[{{"t":{},"v":{{"frequency":1}}}}]}}"#,
+                now + 3_600_000
+            )
+            .into_bytes(),
+        ),
+    ];
+    for (topic, payload) in bad {
+        client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
+    }
+    let good = format!(
+        r#"{{"records":[{{"t":{now},"v":{{"frequency":43.5,"running":true,"fault":false}}}}]}}"#
+    );
+    client
+        .publish(topic, QoS::AtLeastOnce, false, good.into_bytes())
+        .await
+        .unwrap();
+
+    let room = RoomId::new("XM-0001").unwrap();
+    let registry = node.registry.clone();
+    let mut view = None;
+    for _ in 0..200 {
+        let v = registry.room_view(&room).await.unwrap();
+        if v.pumps[0].derived["frequency_hz"] == 43.5 {
+            view = Some(v);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let view = view.expect("the good message after the bad ones is applied");
+    assert_eq!(view.pumps[0].derived["status"], "running");
+
+    let expected = [
+        ("malformed", 3.0),
+        ("too_large", 1.0),
+        ("bad_id", 1.0),
+        ("unknown_room", 1.0),
+        ("unknown_device", 1.0),
+        ("unknown_point", 1.0),
+        ("not_digital", 1.0),
+        ("negative_counter", 1.0),
+        ("future_timestamp", 1.0),
+    ];
+    let counted = |reason: &str| {
+        counter(
+            &node,
+            "cistern_ingest_rejected_total",
+            &[("source", "mqtt"), ("reason", reason)],
+        )
+    };
+    for _ in 0..200 {
+        if expected.iter().all(|(reason, n)| counted(reason) >= *n) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (reason, n) in expected {
+        assert_eq!(counted(reason), n, "rejections counted under {reason}");
+    }
+    node.stop().await;
+}
