@@ -46,8 +46,8 @@ pub struct ActorConfig {
     pub stale_periods: u32,
     /// How often actors sweep their points for staleness.
     pub sweep_every: Duration,
-    /// Mailbox capacity of each actor; a full mailbox makes ingest wait (samples are never
-    /// dropped).
+    /// Batches a room may have accepted but not yet applied (its intake permits); when they
+    /// are all taken, ingest waits for one to be released: samples are never dropped.
     pub mailbox: usize,
 }
 

@@ -6,13 +6,20 @@
 //!
 //! Rooms are hashed into [`SHARDS`] shards; a shard lives on one arbiter (thread). A single
 //! node owns every shard; the clustering issue moves shards between nodes.
+//!
+//! Backpressure: each room has an intake semaphore of [`crate::ActorConfig::mailbox`] permits.
+//! [`FleetRegistry::route`] waits for a permit (a properly woken async wait), and the permit
+//! travels with the batch — to the room, then to the device it is for — and is released once
+//! the batch is applied. A room never holds more than that many unapplied batches, ingest
+//! waits when it does, and no sample is ever dropped. actix 0.13's bounded mailboxes are not
+//! used for this: `Addr::send` on a full mailbox returns `Pending` without registering a
+//! waker, and can sleep forever (seen at 2,100 rooms).
 
 use crate::device::DeviceDeps;
 use crate::pump_room::status_label;
 use crate::pump_room::{
     GetRoomView, PumpRoomActor, RoomStatus, RoomSummary, RoomView, SamplesReceived,
 };
-use actix::dev::SendError;
 use actix::{Addr, ArbiterHandle, Supervisor};
 use cistern_schemas::inventory::{Inventory, RoomSpec};
 use cistern_schemas::reading::DeviceBatch;
@@ -20,6 +27,7 @@ use cistern_schemas::RoomId;
 use dashmap::DashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// Number of shards rooms are hashed into (fixed: changing it moves rooms between nodes).
 pub const SHARDS: u32 = 64;
@@ -66,6 +74,7 @@ impl RouteError {
 struct RoomEntry {
     addr: Addr<PumpRoomActor>,
     spec: Arc<RoomSpec>,
+    intake: Arc<Semaphore>,
 }
 
 /// Every room of this node.
@@ -95,9 +104,11 @@ impl FleetRegistry {
     pub fn spawn_room(&self, spec: Arc<RoomSpec>, deps: DeviceDeps, arbiter: &ArbiterHandle) {
         let board = self.board.clone();
         let s = spec.clone();
+        let intake = Arc::new(Semaphore::new(deps.config.mailbox.max(1)));
         let addr =
             Supervisor::start_in_arbiter(arbiter, move |_| PumpRoomActor::new(s, deps, board));
-        self.rooms.insert(spec.id.clone(), RoomEntry { addr, spec });
+        self.rooms
+            .insert(spec.id.clone(), RoomEntry { addr, spec, intake });
     }
 
     pub fn len(&self) -> usize {
@@ -120,8 +131,8 @@ impl FleetRegistry {
             .ok_or_else(|| RouteError::UnknownRoom(room.to_string()))
     }
 
-    /// Hands a batch to its room. Waits while the room's mailbox is full (backpressure, never
-    /// a drop).
+    /// Hands a batch to its room. Waits while the room holds its full share of unapplied
+    /// batches (backpressure, never a drop).
     pub async fn route(&self, batch: DeviceBatch) -> Result<(), RouteError> {
         let entry = self.entry(&batch.device.room)?;
         if !entry.spec.has_unit(batch.device.unit) {
@@ -130,15 +141,20 @@ impl FleetRegistry {
                 device: batch.device.unit.to_string(),
             });
         }
-        match entry.addr.try_send(SamplesReceived(batch)) {
-            Ok(()) => Ok(()),
-            Err(SendError::Full(msg)) => entry
-                .addr
-                .send(msg)
-                .await
-                .map_err(|_| RouteError::RoomDown(entry.spec.id.to_string())),
-            Err(SendError::Closed(_)) => Err(RouteError::RoomDown(entry.spec.id.to_string())),
-        }
+        let down = || RouteError::RoomDown(entry.spec.id.to_string());
+        let permit = entry
+            .intake
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| down())?;
+        entry
+            .addr
+            .try_send(SamplesReceived {
+                batch,
+                permit: Some(permit),
+            })
+            .map_err(|_| down())
     }
 
     /// The live state of a room and its equipment.

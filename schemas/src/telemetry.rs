@@ -429,3 +429,71 @@ mod tests {
         );
     }
 }
+
+/// The wire format is a protocol: these tests pin it to the committed example and schema. A
+/// change here is a reviewed protocol change (and a new version of the convention).
+#[cfg(test)]
+mod wire_format {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../json/examples/pump-replay.json");
+    const SCHEMA: &str = include_str!("../json/telemetry.schema.json");
+
+    #[test]
+    fn the_committed_example_decodes_and_re_encodes_byte_for_byte() {
+        let device: DeviceId = "XM-0001/P1".parse().unwrap();
+        let now = Timestamp(1_767_571_260_000);
+        let d = decode(
+            device,
+            EXAMPLE.trim().as_bytes(),
+            now,
+            &PayloadLimits::default(),
+        )
+        .unwrap();
+        assert!(d.rejections.is_empty() && d.replay);
+        let rows: Vec<Vec<f64>> = d
+            .batch
+            .records
+            .iter()
+            .map(|r| {
+                let mut row = vec![f64::NAN; DeviceKind::Pump.points().len()];
+                for v in &r.values {
+                    row[usize::from(v.index)] = v.value;
+                }
+                row
+            })
+            .collect();
+        let records: Vec<(Timestamp, &[f64])> = d
+            .batch
+            .records
+            .iter()
+            .zip(&rows)
+            .map(|(r, row)| (r.t, row.as_slice()))
+            .collect();
+        let encoded = String::from_utf8(encode(DeviceKind::Pump, &records, true)).unwrap();
+        assert_eq!(encoded, EXAMPLE.trim());
+    }
+
+    #[test]
+    fn the_schema_describes_exactly_the_fields_the_codec_reads() {
+        let schema: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
+        let keys = |v: &serde_json::Value| {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&schema["properties"]), ["records", "replay"]);
+        assert_eq!(
+            keys(&schema["$defs"]["record"]["properties"]),
+            ["q", "t", "v"]
+        );
+        assert_eq!(schema["additionalProperties"], false);
+        assert_eq!(
+            schema["properties"]["records"]["maxItems"],
+            PayloadLimits::default().max_records
+        );
+        // what the codec writes uses only those fields
+        let example: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+        assert_eq!(keys(&example), ["records", "replay"]);
+    }
+}

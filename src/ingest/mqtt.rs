@@ -7,11 +7,18 @@
 //! batch to its room (waiting if the room's mailbox is full), then signals completion. PUBACKs
 //! (manual acks) are sent by an acker task strictly in the order the PUBLISHes arrived, each
 //! once its message is done: MQTT 3.1.1 requires in-order acknowledgements (rumqttd drops a
-//! session that breaks the rule), while decoding still runs in parallel. All channels are
-//! bounded: when the workers fall behind, the poll task waits, TCP pushes back, and the broker
-//! holds the QoS 1 messages of our persistent session — nothing is dropped. Rejected payloads
-//! are acknowledged too (counted and logged): a broker that redelivered garbage forever would
-//! stall the session.
+//! session that breaks the rule), while decoding still runs in parallel.
+//!
+//! Backpressure is the broker's QoS 1 in-flight window: a broker sends a client only so many
+//! unacknowledged messages (mosquitto's `max_inflight_messages`; never more than 65,535, the
+//! packet-id space), so when the workers fall behind, our acks lag and the broker holds the
+//! rest in our persistent session — nothing is dropped. The poll task itself must never wait
+//! on the pipeline: acks leave through the event loop it polls, and rumqttc serves network
+//! reads before queued requests, so a poll task waiting for room downstream would stop the
+//! very acks that make room (this deadlocked at 2,100 rooms with bounded queues). The internal
+//! queues are therefore unbounded, bounded in fact by the in-flight window, and measured by
+//! `cistern_ingest_mqtt_queue_depth`. Rejected payloads are acknowledged too (counted and
+//! logged): a broker that redelivered garbage forever would stall the session.
 
 use super::{BatchSink, DeliveryError};
 use crate::ingest::metrics::IngestMetrics;
@@ -23,6 +30,9 @@ use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
+
+/// Most QoS 1 messages that can await our acknowledgement at once (MQTT 3.1.1 packet ids).
+const MAX_UNACKED: usize = u16::MAX as usize;
 use tokio::task::JoinHandle;
 
 /// `[mqtt]` in the configuration.
@@ -43,9 +53,7 @@ pub struct MqttConfig {
     pub max_payload_bytes: usize,
     /// Decode tasks; a room's messages always go to the same one.
     pub workers: usize,
-    /// Publishes queued per worker before the poll loop waits.
-    pub queue: usize,
-    /// Unacknowledged QoS 1 messages the broker may have in flight to us.
+    /// QoS 1 messages this client may have in flight to the broker (it publishes little).
     pub inflight: u16,
     /// Longest wait between reconnection attempts.
     #[serde(with = "humantime_serde")]
@@ -63,7 +71,6 @@ impl Default for MqttConfig {
             keep_alive: Duration::from_secs(30),
             max_payload_bytes: PayloadLimits::default().max_bytes,
             workers: 2,
-            queue: 1024,
             inflight: 1000,
             reconnect_max: Duration::from_secs(30),
         }
@@ -105,17 +112,18 @@ pub fn spawn(
     if let (Some(u), Some(p)) = (&config.username, &config.password) {
         opts.set_credentials(u, p);
     }
-    let (client, eventloop) = AsyncClient::new(opts, 256);
     let limits = PayloadLimits {
         max_bytes: config.max_payload_bytes,
         ..PayloadLimits::default()
     };
     let workers = config.workers.max(1);
-    let queue = config.queue.max(1);
+    // Acks wait in rumqttc's request channel until the poll task's next turn of the event
+    // loop: it must hold a full in-flight window of them without ever making the acker wait.
+    let (client, eventloop) = AsyncClient::new(opts, MAX_UNACKED + 256);
     let mut senders = Vec::new();
     let mut tasks = Vec::new();
     for _ in 0..workers {
-        let (tx, rx) = mpsc::channel(queue);
+        let (tx, rx) = mpsc::unbounded_channel();
         senders.push(tx);
         tasks.push(tokio::spawn(worker(
             rx,
@@ -125,7 +133,7 @@ pub fn spawn(
             limits,
         )));
     }
-    let (ack_tx, ack_rx) = mpsc::channel(workers * queue);
+    let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     tasks.push(tokio::spawn(acker(ack_rx, client.clone())));
     let (subscribed_tx, subscribed) = watch::channel(false);
     let poll = Poll {
@@ -156,8 +164,8 @@ fn worker_for(topic: &str, workers: usize) -> usize {
 /// The poll task's state.
 struct Poll {
     client: AsyncClient,
-    senders: Vec<mpsc::Sender<Job>>,
-    acks: mpsc::Sender<(Publish, oneshot::Receiver<()>)>,
+    senders: Vec<mpsc::UnboundedSender<Job>>,
+    acks: mpsc::UnboundedSender<(Publish, oneshot::Receiver<()>)>,
     metrics: IngestMetrics,
     reconnect_max: Duration,
     subscribed: watch::Sender<bool>,
@@ -197,9 +205,10 @@ impl Poll {
                     let i = worker_for(&publish.topic, self.senders.len());
                     let (done, wait) = oneshot::channel();
                     self.metrics.queue_depth.inc();
-                    // Waiting here is the backpressure: the broker keeps what we cannot take yet.
-                    let queued = self.acks.send((publish.clone(), wait)).await.is_ok()
-                        && self.senders[i].send((publish, done)).await.is_ok();
+                    // Never wait here (see the module doc): the broker's in-flight window bounds
+                    // what we hold.
+                    let queued = self.acks.send((publish.clone(), wait)).is_ok()
+                        && self.senders[i].send((publish, done)).is_ok();
                     if !queued {
                         tracing::error!("MQTT decode pipeline stopped; ingest stops");
                         break;
@@ -222,7 +231,10 @@ impl Poll {
 }
 
 /// Acknowledges messages in arrival order, each once its worker is done with it.
-async fn acker(mut rx: mpsc::Receiver<(Publish, oneshot::Receiver<()>)>, client: AsyncClient) {
+async fn acker(
+    mut rx: mpsc::UnboundedReceiver<(Publish, oneshot::Receiver<()>)>,
+    client: AsyncClient,
+) {
     while let Some((publish, done)) = rx.recv().await {
         // A worker that stopped without signalling has stopped ingest: don't ack what it lost.
         if done.await.is_err() {
@@ -235,7 +247,7 @@ async fn acker(mut rx: mpsc::Receiver<(Publish, oneshot::Receiver<()>)>, client:
 }
 
 async fn worker(
-    mut rx: mpsc::Receiver<Job>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
     sink: Arc<dyn BatchSink>,
     metrics: IngestMetrics,
     clock: Arc<dyn Clock>,

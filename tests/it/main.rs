@@ -7,4 +7,5 @@
 mod demo;
 mod modbus;
 mod mqtt;
+mod simulate;
 mod support;

@@ -5,10 +5,6 @@
 //! within a few seconds; tests wait on conditions with deadlines, never on fixed sleeps for
 //! start-up (the listener is bound before the server starts, so it is ready at once).
 
-// Test code: a failed expectation is a panic. (clippy only exempts `#[test]` functions
-// themselves, not the fixtures they share.)
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use cistern::ingest::modbus::{spawn_pollers, ModbusConfig, ModbusError};
 use cistern::ingest::{BatchSink, DeliveryError};
 use cistern::sim::modbus_server::ModbusFieldServer;

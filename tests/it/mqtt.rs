@@ -355,3 +355,59 @@ async fn bad_mqtt_input_is_counted_and_logged_and_never_stops_ingest() {
     }
     node.stop().await;
 }
+
+/// A burst far larger than every internal queue, through a real mosquitto that lets 1,000
+/// messages be in flight: everything arrives (regression: the acker and the poll loop once
+/// waited on each other when more acks were pending than rumqttc's request channel held).
+#[actix_rt::test]
+async fn a_burst_larger_than_every_queue_is_ingested_in_full() {
+    let broker = Mosquitto::start("mosquitto-burst");
+    let inventory = sim::generate_fleet(50, 5);
+    let mut spec = NodeSpec::new(
+        inventory.clone(),
+        builtin_profiles().unwrap(),
+        Arc::new(SystemClock),
+    );
+    spec.http = "127.0.0.1:0".parse().unwrap();
+    spec.mqtt = Some(MqttConfig {
+        host: "127.0.0.1".into(),
+        port: broker.addr.port(),
+        client_id: "cistern-it-burst".into(),
+        ..MqttConfig::default()
+    });
+    let node = Node::start(spec).await.unwrap();
+    assert!(node.mqtt_subscribed(Duration::from_secs(10)).await);
+    let client = publisher(broker.addr, "it-burst").await;
+    let start = Timestamp::now().0 - 3_600_000;
+    let values = vec![1.0; DeviceKind::Tank.points().len()];
+    let per_message = DeviceKind::Tank.points().len() as f64;
+    let messages = 6_000;
+    for i in 0..messages {
+        let room = &inventory.rooms[i % 50].id;
+        let device = DeviceId::new(room.clone(), cistern_schemas::DeviceUnit::Tank(1));
+        let t = Timestamp(start + (i / 50) as i64 * 2_000);
+        let payload =
+            cistern_schemas::telemetry::encode(DeviceKind::Tank, &[(t, values.as_slice())], false);
+        client
+            .publish(
+                cistern_schemas::telemetry::topic(&device),
+                QoS::AtLeastOnce,
+                false,
+                payload,
+            )
+            .await
+            .unwrap();
+    }
+    let expected = messages as f64 * per_message;
+    for _ in 0..600 {
+        if counter(&node, "cistern_ingest_points_total", &[("source", "mqtt")]) >= expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        counter(&node, "cistern_ingest_points_total", &[("source", "mqtt")]),
+        expected
+    );
+    node.stop().await;
+}

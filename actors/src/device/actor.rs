@@ -118,7 +118,9 @@ impl<B: DeviceBehaviour + std::fmt::Debug> Actor for DeviceActor<B> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(self.deps.config.mailbox);
+        // Unbounded: what reaches a device is bounded by its room's intake permits, which are
+        // released only once applied (actix's own bounded `send` can lose its wake-up).
+        ctx.set_mailbox_capacity(0);
         self.deps
             .metrics
             .running
@@ -153,9 +155,12 @@ impl<B: DeviceBehaviour + std::fmt::Debug> Handler<ApplyRecords> for DeviceActor
     fn handle(&mut self, msg: ApplyRecords, ctx: &mut Self::Context) -> Self::Result {
         let id = self.id.clone();
         let metrics = self.deps.metrics.clone();
-        guarded(self, ctx, Self::kind_label(), &id, &metrics, |act, _| {
-            act.apply(&msg.0)
-        })
+        let ApplyRecords { records, permit } = msg;
+        let result = guarded(self, ctx, Self::kind_label(), &id, &metrics, |act, _| {
+            act.apply(&records)
+        });
+        drop(permit);
+        result
     }
 }
 

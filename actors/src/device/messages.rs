@@ -8,10 +8,14 @@ use serde::Serialize;
 
 use super::table::PointView;
 
-/// Records of this device, sorted by time, from its room.
+/// Records of this device, sorted by time, from its room, with the room's intake permit: it is
+/// released when the records have been applied (see [`crate::registry`] on backpressure).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), ActorError>")]
-pub struct ApplyRecords(pub Vec<Record>);
+pub struct ApplyRecords {
+    pub records: Vec<Record>,
+    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
 
 /// Room-level context a device's derived state depends on (e.g. a tank's share of demand).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Message)]

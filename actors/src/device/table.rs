@@ -145,8 +145,11 @@ impl PointTable {
                         if quality.level != state.quality.level {
                             out.quality_changes += 1;
                         }
+                        // A bad point may come without a value (a Modbus exception): hold
+                        // none rather than a NaN every consumer would have to guard against.
+                        let value = pv.value.is_finite().then_some(pv.value);
                         *state = PointState {
-                            value: Some(pv.value),
+                            value,
                             quality,
                             t: Some(rec.t),
                         };
@@ -383,6 +386,22 @@ mod tests {
             t.apply(&[good_record(at(s), &[(0, 1.0)])], at(s), 3);
         }
         assert_eq!(t.recent.len(), DEDUP_WINDOW);
+    }
+
+    #[test]
+    fn a_bad_point_without_a_value_holds_none() {
+        let mut t = table();
+        let rec = Record {
+            t: at(0),
+            values: vec![PointValue {
+                index: 0,
+                value: f64::NAN,
+                quality: Quality::bad("modbus exception"),
+            }],
+        };
+        t.apply(&[rec], at(0), 3);
+        assert_eq!(t.value("level"), None);
+        assert_eq!(t.points()[0].quality.level, QualityLevel::Bad);
     }
 
     #[test]

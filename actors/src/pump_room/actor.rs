@@ -10,7 +10,6 @@ use crate::pump::PumpActor;
 use crate::registry::StatusBoard;
 use crate::supervision::{guarded, ActorError};
 use crate::tank::TankActor;
-use actix::dev::SendError;
 use actix::prelude::*;
 use cistern_schemas::inventory::RoomSpec;
 use cistern_schemas::reading::Record;
@@ -159,33 +158,18 @@ impl PumpRoomActor {
         }
     }
 
-    /// Forwards records to a child; waits for room in a full mailbox (never drops samples).
-    fn forward<B>(
-        &self,
-        addr: Option<&Addr<DeviceActor<B>>>,
-        unit: DeviceUnit,
-        records: Vec<Record>,
-        ctx: &mut Context<Self>,
-    ) where
+    /// Forwards records, with their intake permit, to a child.
+    fn forward<B>(&self, addr: Option<&Addr<DeviceActor<B>>>, unit: DeviceUnit, msg: ApplyRecords)
+    where
         B: DeviceBehaviour + std::fmt::Debug,
     {
         let Some(addr) = addr else {
             tracing::warn!(room = %self.id, device = %unit, "batch for a device the room does not have");
             return;
         };
-        match addr.try_send(ApplyRecords(records)) {
-            Ok(()) => {}
-            Err(SendError::Full(msg)) => {
-                let fut = addr.send(msg);
-                ctx.wait(fut::wrap_future::<_, Self>(fut).map(|res, act, _| {
-                    if res.is_err() {
-                        tracing::error!(room = %act.id, "a device actor's mailbox closed while the room waited for it");
-                    }
-                }));
-            }
-            Err(SendError::Closed(_)) => {
-                tracing::error!(room = %self.id, device = %unit, "device actor is gone; batch not applied");
-            }
+        // The child's mailbox is unbounded (the permit bounds it): only a closed one fails.
+        if addr.try_send(msg).is_err() {
+            tracing::error!(room = %self.id, device = %unit, "device actor is gone; batch not applied");
         }
     }
 
@@ -208,7 +192,8 @@ impl Actor for PumpRoomActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(self.deps.config.mailbox);
+        // Unbounded: intake permits bound what a room holds (see `crate::registry`).
+        ctx.set_mailbox_capacity(0);
         // After a restart the children are still running: keep them.
         if self.pumps.is_empty() && self.tanks.is_empty() && self.cameras.is_empty() {
             self.start_children();
@@ -235,35 +220,42 @@ impl Handler<SamplesReceived> for PumpRoomActor {
     type Result = ();
 
     fn handle(&mut self, msg: SamplesReceived, ctx: &mut Self::Context) {
-        let batch = msg.0;
+        let SamplesReceived { batch, permit } = msg;
         let was_online = self.online;
         self.last_seen = Some(self.deps.clock.now());
         self.online = true;
         if !was_online {
             tracing::info!(room = %self.id, "room online");
         }
-        match batch.device.unit {
+        let unit = batch.device.unit;
+        let child = |n: u8| usize::from(n) - 1;
+        let records = batch.records;
+        match unit {
             DeviceUnit::Room => {
                 let id = self.id.clone();
                 let metrics = self.deps.metrics.clone();
                 let _ = guarded(self, ctx, "room", &id, &metrics, |act, _| {
-                    act.apply_own(&batch.records)
+                    act.apply_own(&records)
                 });
+                drop(permit);
             }
-            unit @ DeviceUnit::Pump(n) => {
-                self.forward(self.pumps.get(usize::from(n) - 1), unit, batch.records, ctx)
-            }
-            unit @ DeviceUnit::Tank(n) => {
-                self.forward(self.tanks.get(usize::from(n) - 1), unit, batch.records, ctx)
-            }
-            unit @ DeviceUnit::Camera(n) => self.forward(
-                self.cameras.get(usize::from(n) - 1),
+            DeviceUnit::Pump(n) => self.forward(
+                self.pumps.get(child(n)),
                 unit,
-                batch.records,
-                ctx,
+                ApplyRecords { records, permit },
+            ),
+            DeviceUnit::Tank(n) => self.forward(
+                self.tanks.get(child(n)),
+                unit,
+                ApplyRecords { records, permit },
+            ),
+            DeviceUnit::Camera(n) => self.forward(
+                self.cameras.get(child(n)),
+                unit,
+                ApplyRecords { records, permit },
             ),
         }
-        if !was_online || batch.device.unit == DeviceUnit::Room {
+        if !was_online || unit == DeviceUnit::Room {
             self.publish_status();
         }
     }
