@@ -8,6 +8,7 @@ use crate::ports::{Arrival, SampleSink, SnapshotStore};
 use crate::supervision::{guarded, ActorError};
 use crate::ActorConfig;
 use actix::{Actor, AsyncContext, Context, Handler, Supervised};
+use cistern_schemas::reading::Record;
 use cistern_schemas::{DeviceId, DeviceKind, PointSpec, Timestamp};
 use std::sync::Arc;
 
@@ -46,6 +47,28 @@ pub struct DeviceActor<B: DeviceBehaviour> {
     deps: DeviceDeps,
 }
 
+impl DeviceDeps {
+    /// Applies records to a device's table and passes on what that did: counts, accepted
+    /// samples to the sink, a fresh snapshot when live state changed. Returns whether it did.
+    pub fn apply(&self, id: &DeviceId, table: &mut PointTable, records: &[Record]) -> bool {
+        let now = self.clock.now();
+        let out = table.apply(records, now, self.config.stale_periods);
+        let m = &self.metrics;
+        m.applied.inc_by(out.live_count() as u64);
+        m.duplicates.inc_by(out.duplicates as u64);
+        m.backfill.inc_by(out.backfill_count() as u64);
+        if !out.backfill.is_empty() {
+            self.sink.accept(id, Arrival::Backfill, &out.backfill);
+        }
+        if out.live.is_empty() {
+            return false;
+        }
+        self.sink.accept(id, Arrival::Live, &out.live);
+        self.snapshots.save(id, table.snapshot(now));
+        true
+    }
+}
+
 impl<B: DeviceBehaviour + std::fmt::Debug> DeviceActor<B> {
     pub fn new(id: DeviceId, spec: B::Spec, specs: Arc<[PointSpec]>, deps: DeviceDeps) -> Self {
         let table = PointTable::new(specs.clone());
@@ -81,24 +104,8 @@ impl<B: DeviceBehaviour + std::fmt::Debug> DeviceActor<B> {
         }
     }
 
-    fn apply(&mut self, records: &[cistern_schemas::reading::Record]) {
-        let now = self.deps.clock.now();
-        let out = self
-            .table
-            .apply(records, now, self.deps.config.stale_periods);
-        let m = &self.deps.metrics;
-        m.applied.inc_by(out.live_count() as u64);
-        m.duplicates.inc_by(out.duplicates as u64);
-        m.backfill.inc_by(out.backfill_count() as u64);
-        if !out.live.is_empty() {
-            self.deps.sink.accept(&self.id, Arrival::Live, &out.live);
-            self.deps.snapshots.save(&self.id, self.table.snapshot(now));
-        }
-        if !out.backfill.is_empty() {
-            self.deps
-                .sink
-                .accept(&self.id, Arrival::Backfill, &out.backfill);
-        }
+    fn apply(&mut self, records: &[Record]) {
+        self.deps.apply(&self.id, &mut self.table, records);
     }
 
     fn view(&self) -> DeviceView {

@@ -5,7 +5,6 @@ use super::state::{derive_room, status_label, RoomStatus, RoomView};
 use crate::camera::CameraActor;
 use crate::device::messages::{ApplyRecords, DeviceView, GetDeviceView, RoomObserved, Sweep};
 use crate::device::{DeviceActor, DeviceBehaviour, DeviceDeps, PointTable};
-use crate::ports::Arrival;
 use crate::pump::PumpActor;
 use crate::registry::StatusBoard;
 use crate::supervision::{guarded, ActorError};
@@ -119,23 +118,8 @@ impl PumpRoomActor {
     }
 
     fn apply_own(&mut self, records: &[Record]) {
-        let now = self.deps.clock.now();
-        let out = self
-            .table
-            .apply(records, now, self.deps.config.stale_periods);
-        let m = &self.deps.metrics;
-        m.applied.inc_by(out.live_count() as u64);
-        m.duplicates.inc_by(out.duplicates as u64);
-        m.backfill.inc_by(out.backfill_count() as u64);
-        if !out.live.is_empty() {
-            self.deps.sink.accept(&self.id, Arrival::Live, &out.live);
-            self.deps.snapshots.save(&self.id, self.table.snapshot(now));
+        if self.deps.apply(&self.id, &mut self.table, records) {
             self.inform_tanks();
-        }
-        if !out.backfill.is_empty() {
-            self.deps
-                .sink
-                .accept(&self.id, Arrival::Backfill, &out.backfill);
         }
     }
 
