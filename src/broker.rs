@@ -29,6 +29,11 @@ pub struct EmbeddedBroker {
 }
 
 /// Starts rumqttd on `addr` (port 0 picks a free port). `max_payload` bounds a PUBLISH.
+///
+/// rumqttd keeps published data in an in-memory commit log of segments; 8 × 16 MiB caps the
+/// broker near 128 MiB (rumqttd's example, 10 × 100 MB, lets a long demo grow towards 1 GB)
+/// while still holding about a minute of the 2,100-room fleet's traffic for a consumer that
+/// falls behind.
 pub fn start(addr: SocketAddr, max_payload: usize) -> Result<EmbeddedBroker, BrokerError> {
     // Resolve port 0 and fail early, with a clear message, when the port is taken.
     let probe = TcpListener::bind(addr).map_err(|source| BrokerError::Bind { addr, source })?;
@@ -44,8 +49,8 @@ id = 0
 id = 0
 max_connections = 50000
 max_outgoing_packet_count = 1000
-max_segment_size = 104857600
-max_segment_count = 10
+max_segment_size = 16777216
+max_segment_count = 8
 
 [v4.1]
 name = "cistern-v4"
