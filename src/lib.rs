@@ -15,3 +15,4 @@ pub mod ingest;
 pub mod node;
 pub mod sim;
 pub mod simulate;
+pub mod store;

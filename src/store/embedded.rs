@@ -1,0 +1,164 @@
+//! The embedded store: one redb file in the data directory, the default backend of a single
+//! node. redb is a pure-Rust, copy-on-write B-tree with ACID transactions: a commit that
+//! returned is durable, and a crash at any moment leaves the last committed state (no repair
+//! step, no corruption) — which is what the crash-safety requirement needs.
+//!
+//! redb calls block, so every call runs on tokio's blocking pool.
+
+use super::{ChunkKey, HistoryStore, StoreError, StoredChunk, MAX_CHUNK_SPAN};
+use cistern_schemas::{PointId, Timestamp};
+use futures::future::BoxFuture;
+use redb::{Database, ReadableDatabase, TableDefinition};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Chunks keyed by (point id, start ms).
+const CHUNKS: TableDefinition<(&str, i64), &[u8]> = TableDefinition::new("chunks_v1");
+
+/// The embedded (redb) store.
+#[derive(Debug, Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        })?;
+        let path = dir.join("history.redb");
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::Storage(redb::StorageError::Corrupted(c)) => {
+                StoreError::Corrupt(c)
+            }
+            other => StoreError::Unavailable(format!("cannot open {}: {other}", path.display())),
+        })?;
+        // Create the table so that readers of a fresh store find it.
+        let tx = db.begin_write().map_err(io)?;
+        tx.open_table(CHUNKS).map_err(io)?;
+        tx.commit().map_err(io)?;
+        Ok(Self {
+            db: Arc::new(db),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn put_blocking(db: &Database, chunks: &[(ChunkKey, Vec<u8>)]) -> Result<(), StoreError> {
+        let tx = db.begin_write().map_err(io)?;
+        {
+            let mut table = tx.open_table(CHUNKS).map_err(io)?;
+            for (key, bytes) in chunks {
+                let point = key.point.to_string();
+                table
+                    .insert((point.as_str(), key.start.0), bytes.as_slice())
+                    .map_err(io)?;
+            }
+        }
+        tx.commit().map_err(io)
+    }
+
+    fn chunks_blocking(
+        db: &Database,
+        point: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<StoredChunk>, StoreError> {
+        let tx = db.begin_read().map_err(io)?;
+        let table = tx.open_table(CHUNKS).map_err(io)?;
+        let lookback = (from - MAX_CHUNK_SPAN).0;
+        let mut out = Vec::new();
+        for entry in table.range((point, lookback)..=(point, to.0)).map_err(io)? {
+            let (k, v) = entry.map_err(io)?;
+            out.push((Timestamp(k.value().1), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+impl HistoryStore for EmbeddedStore {
+    fn put_chunks(
+        &self,
+        chunks: Vec<(ChunkKey, Vec<u8>)>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let db = self.db.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || Self::put_blocking(&db, &chunks))
+                .await
+                .map_err(|e| StoreError::Io(format!("store task failed: {e}")))?
+        })
+    }
+
+    fn chunks(
+        &self,
+        point: &PointId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<StoredChunk>, StoreError>> {
+        let db = self.db.clone();
+        let point = point.to_string();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || Self::chunks_blocking(&db, &point, from, to))
+                .await
+                .map_err(|e| StoreError::Io(format!("store task failed: {e}")))?
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("cistern-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[tokio::test]
+    async fn the_embedded_store_passes_the_conformance_suite() {
+        let store = EmbeddedStore::open(&dir("conformance")).unwrap();
+        super::super::conformance::run(&store).await;
+    }
+
+    #[tokio::test]
+    async fn what_was_committed_survives_reopening() {
+        let d = dir("reopen");
+        let key = ChunkKey {
+            point: "XM-0001/T1.level".parse().unwrap(),
+            start: Timestamp(1_000),
+        };
+        {
+            let store = EmbeddedStore::open(&d).unwrap();
+            store
+                .put_chunks(vec![(key.clone(), vec![1, 2, 3])])
+                .await
+                .unwrap();
+        }
+        let store = EmbeddedStore::open(&d).unwrap();
+        let got = store
+            .chunks(&key.point, Timestamp(0), Timestamp(10_000))
+            .await
+            .unwrap();
+        assert_eq!(got, vec![(Timestamp(1_000), vec![1, 2, 3])]);
+    }
+
+    #[test]
+    fn a_store_that_cannot_be_created_says_where_and_why() {
+        let err = EmbeddedStore::open(Path::new("/proc/cistern-cannot-be-here")).unwrap_err();
+        assert!(err.is_retryable());
+        assert!(
+            err.to_string().contains("/proc/cistern-cannot-be-here"),
+            "{err}"
+        );
+    }
+}
