@@ -7,6 +7,7 @@
 //! so that codecs can be property-tested and fuzzed in isolation.
 
 pub mod catalog;
+pub mod chunk;
 pub mod ids;
 pub mod inventory;
 pub mod modbus;
