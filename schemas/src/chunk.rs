@@ -299,7 +299,7 @@ impl<'a> ChunkIter<'a> {
 
     fn next_sample(&mut self) -> Result<(i64, f64), ChunkError> {
         if self.emitted > 0 {
-            let dod = read_dod(&mut self.reader)?;
+            let dod = DOD_CODE.read(&mut self.reader)?;
             let delta = self.delta.wrapping_add(dod);
             let t = self.t.wrapping_add(delta);
             if t <= self.t {
@@ -310,7 +310,7 @@ impl<'a> ChunkIter<'a> {
             match &mut self.values {
                 ValueState::Xor { bits, window } => read_xor(&mut self.reader, bits, window)?,
                 ValueState::Decimal { m, .. } => {
-                    *m = m.wrapping_add(read_decimal(&mut self.reader)?)
+                    *m = m.wrapping_add(DECIMAL_CODE.read(&mut self.reader)?)
                 }
             }
         }
@@ -358,7 +358,7 @@ fn encode_stream(
     let mut previous_delta: i64 = 0;
     for &(t, v) in samples.iter().skip(1) {
         let delta = t.wrapping_sub(previous_t);
-        write_dod(writer, delta.wrapping_sub(previous_delta));
+        DOD_CODE.write(writer, delta.wrapping_sub(previous_delta));
         value(writer, v);
         previous_t = t;
         previous_delta = delta;
@@ -395,7 +395,7 @@ fn encode_decimal(samples: &[(i64, f64)], scale: u8) -> Vec<u8> {
     let mut writer = BitWriter::new(out);
     encode_stream(samples, &mut writer, |w, v| {
         let m = to_int(v);
-        write_decimal(w, m.wrapping_sub(previous));
+        DECIMAL_CODE.write(w, m.wrapping_sub(previous));
         previous = m;
     });
     writer.into_bytes()
@@ -417,70 +417,42 @@ fn decimal_scale(samples: &[(i64, f64)]) -> Option<u8> {
     })
 }
 
-fn write_dod(w: &mut BitWriter, dod: i64) {
-    match dod {
-        0 => w.write_bits(0b0, 1),
-        -64..=63 => {
-            w.write_bits(0b10, 2);
-            w.write_bits(dod as u64, 7);
+/// A prefix code for signed integers that are usually small: `0` for zero, then `10`, `110`,
+/// `1110` followed by a two's-complement field of the code's three widths, and `1111` + 64
+/// bits for anything larger.
+struct PrefixCode([u32; 3]);
+
+/// Delta-of-delta of millisecond timestamps (see "Why these bucket widths").
+const DOD_CODE: PrefixCode = PrefixCode([7, 9, 12]);
+/// Change of a decimal-scaled value between samples.
+const DECIMAL_CODE: PrefixCode = PrefixCode([4, 8, 16]);
+
+impl PrefixCode {
+    fn write(&self, w: &mut BitWriter, x: i64) {
+        if x == 0 {
+            return w.write_bits(0b0, 1);
         }
-        -256..=255 => {
-            w.write_bits(0b110, 3);
-            w.write_bits(dod as u64, 9);
+        for (i, &width) in self.0.iter().enumerate() {
+            let half = 1i64 << (width - 1);
+            if (-half..half).contains(&x) {
+                // bucket i is announced by i + 1 ones and a zero: 10, 110, 1110
+                let tag_bits = i as u32 + 2;
+                w.write_bits((1u64 << tag_bits) - 2, tag_bits);
+                return w.write_bits(x as u64, width);
+            }
         }
-        -2048..=2047 => {
-            w.write_bits(0b1110, 4);
-            w.write_bits(dod as u64, 12);
-        }
-        _ => {
-            w.write_bits(0b1111, 4);
-            w.write_bits(dod as u64, 64);
-        }
+        w.write_bits(0b1111, 4);
+        w.write_bits(x as u64, 64);
     }
-}
 
-fn read_dod(r: &mut BitReader<'_>) -> Result<i64, ChunkError> {
-    let width = match r.read_prefix()? {
-        0 => return Ok(0),
-        1 => 7,
-        2 => 9,
-        3 => 12,
-        _ => 64,
-    };
-    Ok(sign_extend(r.read_bits(width)?, width))
-}
-
-fn write_decimal(w: &mut BitWriter, d: i64) {
-    match d {
-        0 => w.write_bits(0b0, 1),
-        -8..=7 => {
-            w.write_bits(0b10, 2);
-            w.write_bits(d as u64, 4);
-        }
-        -128..=127 => {
-            w.write_bits(0b110, 3);
-            w.write_bits(d as u64, 8);
-        }
-        -32768..=32767 => {
-            w.write_bits(0b1110, 4);
-            w.write_bits(d as u64, 16);
-        }
-        _ => {
-            w.write_bits(0b1111, 4);
-            w.write_bits(d as u64, 64);
-        }
+    fn read(&self, r: &mut BitReader<'_>) -> Result<i64, ChunkError> {
+        let width = match r.read_prefix()? {
+            0 => return Ok(0),
+            i @ 1..=3 => self.0[usize::from(i) - 1],
+            _ => 64,
+        };
+        Ok(sign_extend(r.read_bits(width)?, width))
     }
-}
-
-fn read_decimal(r: &mut BitReader<'_>) -> Result<i64, ChunkError> {
-    let width = match r.read_prefix()? {
-        0 => return Ok(0),
-        1 => 4,
-        2 => 8,
-        3 => 16,
-        _ => 64,
-    };
-    Ok(sign_extend(r.read_bits(width)?, width))
 }
 
 fn write_xor(w: &mut BitWriter, xor: u64, window: &mut Option<(u32, u32)>) {
@@ -1002,4 +974,36 @@ mod tests {
             "mean {mean:.2} B/pt is over the 2.0 B/pt budget"
         );
     }
+}
+
+/// The chunk format is stored on disk and in ScyllaDB: these bytes pin it. A change here is a
+/// reviewed format change (and needs a new tag so that old chunks still decode).
+#[cfg(test)]
+mod format_snapshot {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    const DECIMAL: [(i64, f64); 4] = [
+        (1_767_571_200_000, 2.5),
+        (1_767_571_202_000, 2.501),
+        (1_767_571_204_003, 2.501),
+        (1_767_571_206_000, 2.499),
+    ];
+    const XOR: [(i64, f64); 3] = [
+        (1_767_571_200_000, 0.1),
+        (1_767_571_202_000, f64::NAN),
+        (1_767_571_204_000, -0.0),
+    ];
+
+    #[test]
+    fn the_byte_layout_is_stable() {
+        assert_eq!(hex(&encode(&DECIMAL).unwrap()), SNAPSHOT_DECIMAL);
+        assert_eq!(hex(&encode(&XOR).unwrap()), SNAPSHOT_XOR);
+    }
+
+    const SNAPSHOT_DECIMAL: &str = "020480e0a0b7f166038827e7d08606bd5c";
+    const SNAPSHOT_XOR: &str = "010380e0a0b7f1663fb999999999999ae7d0c3f404199999999999ac06fffc";
 }
