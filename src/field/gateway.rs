@@ -19,6 +19,9 @@ pub struct Outgoing {
     pub topic: String,
     pub payload: Vec<u8>,
     pub replay: bool,
+    /// The gateway's connection slot: every message of a room carries the same one, so that
+    /// sharing connections never reorders a room's messages.
+    pub connection: usize,
 }
 
 /// The store-and-forward state of one room's gateway.
@@ -28,16 +31,20 @@ pub struct RoomGateway {
     buffer: VecDeque<RoomReading>,
     capacity: usize,
     dropped: u64,
+    connection: usize,
 }
 
 impl RoomGateway {
     /// A gateway that can hold `capacity` readings while its link is down.
     pub fn new(room: RoomId, capacity: usize) -> Self {
+        // The room's shard is a stable hash of its id: reuse it to pick the connection slot.
+        let connection = cistern_actors::registry::shard_of(&room) as usize;
         Self {
             room,
             buffer: VecDeque::new(),
             capacity: capacity.max(1),
             dropped: 0,
+            connection,
         }
     }
 
@@ -69,6 +76,7 @@ impl RoomGateway {
                 topic: telemetry::topic(&device),
                 payload: telemetry::encode(unit.kind(), &[(reading.t, values)], false),
                 replay: false,
+                connection: self.connection,
             });
         }
     }
@@ -91,6 +99,7 @@ impl RoomGateway {
                     topic: topic.clone(),
                     payload: telemetry::encode(unit.kind(), chunk, true),
                     replay: true,
+                    connection: self.connection,
                 });
             }
         }
@@ -155,6 +164,10 @@ mod tests {
         let expected: Vec<i64> = (0..=400).map(|t| t * 2000).collect();
         assert_eq!(times, expected);
         assert!(out[5..].iter().all(|o| o.replay));
+        assert!(
+            out.iter().all(|o| o.connection == out[0].connection),
+            "a room keeps to one connection"
+        );
         assert_eq!(out.len(), 5 + 396_usize.div_ceil(REPLAY_CHUNK));
         gw.offer(reading(401 * 2000), true, &mut out);
         assert!(!out.last().unwrap().replay, "live again after the replay");

@@ -161,8 +161,9 @@ pub fn run(
             if publishers.is_empty() {
                 continue;
             }
-            for (i, o) in out.into_iter().enumerate() {
-                let client: &AsyncClient = &publishers[i % publishers.len()];
+            for o in out {
+                // A room keeps to one connection, so its messages reach the broker in order.
+                let client: &AsyncClient = &publishers[o.connection % publishers.len()];
                 if let Err(error) = client
                     .publish(o.topic, QoS::AtLeastOnce, false, o.payload)
                     .await

@@ -123,8 +123,8 @@ impl PumpRoomActor {
         }
     }
 
-    /// Tells each tank its share of the draw (by plan area). Conflated: this is context that
-    /// the next batch repeats, so a full mailbox just skips one.
+    /// Tells each tank its share of the draw (by plan area): one message per room batch, so it
+    /// is bounded by the room's intake like the batches themselves.
     fn inform_tanks(&self) {
         let flow = self.table.good_value("outlet_flow");
         let mains = self.table.good_flag("mains");
@@ -181,8 +181,9 @@ impl Actor for PumpRoomActor {
         // After a restart the children are still running: keep them.
         if self.pumps.is_empty() && self.tanks.is_empty() && self.cameras.is_empty() {
             self.start_children();
-            self.deps.metrics.running.with_label_values(&["room"]).inc();
         }
+        // Paired with `stopped`, which also runs before a restart.
+        self.deps.metrics.running.with_label_values(&["room"]).inc();
         self.publish_status();
         ctx.run_interval(self.deps.config.sweep_every, |act, _| act.sweep());
     }
@@ -195,7 +196,6 @@ impl Actor for PumpRoomActor {
 impl Supervised for PumpRoomActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         tracing::info!(room = %self.id, "restarting from the last snapshot");
-        self.deps.metrics.running.with_label_values(&["room"]).dec();
         self.rebuild();
     }
 }

@@ -258,6 +258,12 @@ async fn a_panicking_room_restarts_and_keeps_its_children() {
     assert!(room.send(Crash).await.unwrap().is_err());
     assert_eq!(f.metrics.restarts.with_label_values(&["room"]).get(), 1);
     let view = f.registry.room_view(&f.room).await.unwrap();
+    assert_eq!(
+        f.metrics.running.with_label_values(&["room"]).get(),
+        1,
+        "one room still runs"
+    );
+    assert_eq!(f.metrics.running.with_label_values(&["pump"]).get(), 2);
     assert_eq!(point(&view.points, "outlet_pressure"), Some(0.44));
     assert_eq!(view.status, "online", "status rebuilt from the board");
     assert_eq!(point(&view.pumps[0].points, "frequency"), Some(40.0));
