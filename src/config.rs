@@ -29,7 +29,39 @@ pub struct Config {
     #[serde(default)]
     pub actors: ActorsConfig,
     #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
     pub log: LogConfig,
+}
+
+/// `[store]`
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `embedded` (one node, a redb file in `data_dir`). ScyllaDB comes with the historian issue.
+    pub backend: StoreBackend,
+    /// The data directory (relative paths are relative to the configuration file).
+    pub data_dir: PathBuf,
+    /// Accepted samples are durable within this interval.
+    #[serde(with = "humantime_serde")]
+    pub flush_every: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            backend: StoreBackend::Embedded,
+            data_dir: PathBuf::from("data"),
+            flush_every: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Storage backends.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreBackend {
+    Embedded,
 }
 
 /// `[http]`
@@ -178,6 +210,9 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         if config.inventory.file.is_relative() {
             config.inventory.file = base.join(&config.inventory.file);
+        }
+        if config.store.data_dir.is_relative() {
+            config.store.data_dir = base.join(&config.store.data_dir);
         }
         if let Some(dir) = &mut config.profiles.dir {
             if dir.is_relative() {

@@ -28,6 +28,8 @@ pub struct DemoOptions {
     pub modbus_rooms: usize,
     pub speed: f64,
     pub actor_threads: usize,
+    /// Where the embedded store keeps history.
+    pub data: std::path::PathBuf,
 }
 
 /// Why the demo could not start.
@@ -47,6 +49,8 @@ pub enum DemoError {
     NoRooms,
     #[error("the broker thread failed to start")]
     Join,
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// A running demo.
@@ -113,7 +117,10 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
         .map_err(|_| DemoError::Join)??;
 
     let field = FieldHandle::new(&inventory, opts.seed, Timestamp::now());
-    let mut spec = NodeSpec::new(inventory.clone(), profiles, Arc::new(SystemClock));
+    let store = crate::store::embedded::EmbeddedStore::open(&opts.data)?;
+    let historian = crate::historian::Historian::start(store, Default::default())?;
+    let mut spec = NodeSpec::new(inventory.clone(), profiles, Arc::new(SystemClock))
+        .with_history(Arc::new(historian));
     spec.http = opts.http;
     spec.actor_threads = opts.actor_threads;
     spec.field = Some(field.clone());

@@ -11,6 +11,7 @@ pub mod broker;
 pub mod config;
 pub mod demo;
 pub mod field;
+pub mod historian;
 pub mod ingest;
 pub mod node;
 pub mod sim;

@@ -3,8 +3,10 @@
 use anyhow::Context as _;
 use cistern::config::{Config, LogConfig, LogFormat, DEFAULT_LOG_FILTER};
 use cistern::demo::{self, DemoOptions};
+use cistern::historian::{Historian, HistorianConfig};
 use cistern::node::{Node, NodeSpec};
 use cistern::simulate::{self, SimulateOptions};
+use cistern::store::embedded::EmbeddedStore;
 use cistern_actors::SystemClock;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -49,6 +51,9 @@ enum Command {
         /// Log as JSON lines.
         #[arg(long)]
         json_logs: bool,
+        /// Data directory of the embedded store (history survives a restart).
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
     },
     /// Run against an external broker and field devices.
     Run {
@@ -134,6 +139,7 @@ fn main() -> anyhow::Result<()> {
             speed,
             threads,
             json_logs,
+            data,
         } => {
             let format = if json_logs {
                 LogFormat::Json
@@ -152,6 +158,7 @@ fn main() -> anyhow::Result<()> {
                 modbus_rooms,
                 speed,
                 actor_threads: threads,
+                data,
             };
             actix_web::rt::System::new().block_on(async move {
                 let mut stop = stop_signal();
@@ -183,7 +190,16 @@ fn main() -> anyhow::Result<()> {
             let profiles = config.load_profiles()?;
             actix_web::rt::System::new().block_on(async move {
                 let mut stop = stop_signal();
-                let mut spec = NodeSpec::new(inventory, profiles, Arc::new(SystemClock));
+                let store = EmbeddedStore::open(&config.store.data_dir)?;
+                let historian = Historian::start(
+                    store,
+                    HistorianConfig {
+                        flush_every: config.store.flush_every,
+                        ..Default::default()
+                    },
+                )?;
+                let mut spec = NodeSpec::new(inventory, profiles, Arc::new(SystemClock))
+                    .with_history(Arc::new(historian));
                 spec.actors = config.actors.actor_config();
                 spec.actor_threads = config.actors.thread_count();
                 spec.mqtt = config.mqtt.clone();

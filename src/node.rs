@@ -40,8 +40,19 @@ pub struct NodeSpec {
     pub clock: Arc<dyn Clock>,
     /// The simulated field, in the demo.
     pub field: Option<FieldHandle>,
-    /// Where accepted samples go (the historian, when there is one).
+    /// Where accepted samples go (the historian, when the node keeps history).
     pub sink: Arc<dyn SampleSink>,
+    /// Where history is read, and flushed at shutdown.
+    pub history: Option<Arc<crate::historian::Historian>>,
+}
+
+impl NodeSpec {
+    /// Keeps history in `historian`: accepted samples go to it and the API reads from it.
+    pub fn with_history(mut self, historian: Arc<crate::historian::Historian>) -> Self {
+        self.sink = historian.clone();
+        self.history = Some(historian);
+        self
+    }
 }
 
 impl NodeSpec {
@@ -59,6 +70,7 @@ impl NodeSpec {
             clock,
             field: None,
             sink: Arc::new(NullSampleSink),
+            history: None,
         }
     }
 }
@@ -88,6 +100,7 @@ pub struct Node {
     arbiters: Vec<Arbiter>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     mqtt_subscribed: Option<watch::Receiver<bool>>,
+    history: Option<Arc<crate::historian::Historian>>,
 }
 
 impl Node {
@@ -156,6 +169,7 @@ impl Node {
             registry: registry.clone(),
             metrics: metrics.clone(),
             field: spec.field,
+            history: spec.history.clone(),
         });
         let server =
             HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
@@ -180,6 +194,7 @@ impl Node {
             arbiters,
             tasks,
             mqtt_subscribed,
+            history: spec.history,
         })
     }
 
@@ -192,6 +207,10 @@ impl Node {
         }
         for arbiter in self.arbiters {
             arbiter.stop();
+        }
+        // Last, the historian flushes what the actors handed it.
+        if let Some(history) = self.history {
+            let _ = tokio::task::spawn_blocking(move || history.stop()).await;
         }
         tracing::info!("node stopped");
     }

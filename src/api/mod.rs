@@ -3,6 +3,7 @@
 //! `{"error": {"code": "unknown_room", "message": "..."}}`.
 
 pub mod error;
+pub mod history;
 pub mod rooms;
 pub mod sim;
 
@@ -17,6 +18,8 @@ pub struct ApiState {
     pub metrics: prometheus::Registry,
     /// Present in the demo: the simulated field.
     pub field: Option<crate::field::FieldHandle>,
+    /// Present when the node keeps history.
+    pub history: Option<std::sync::Arc<crate::historian::Historian>>,
 }
 
 /// Registers every route.
@@ -37,6 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .route("/rooms", web::get().to(rooms::list))
             .route("/rooms/{id}", web::get().to(rooms::get))
+            .route("/history", web::get().to(history::get))
             .route("/sim/faults", web::get().to(sim::list))
             .route("/sim/faults", web::post().to(sim::inject)),
     )

@@ -8,12 +8,25 @@
 use super::{ChunkKey, HistoryStore, StoreError, StoredChunk, MAX_CHUNK_SPAN};
 use cistern_schemas::{PointId, Timestamp};
 use futures::future::BoxFuture;
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Chunks keyed by (point id, start ms).
 const CHUNKS: TableDefinition<(&str, i64), &[u8]> = TableDefinition::new("chunks_v1");
+/// The write-ahead of open chunks: raw samples keyed by (point id, t ms).
+const WAL: TableDefinition<(&str, i64), f64> = TableDefinition::new("wal_v1");
+
+/// A raw sample of the write-ahead: point id, t (ms), value.
+pub type WalSample = (String, i64, f64);
+
+/// A chunk to seal: its key, its bytes, and the span of write-ahead rows it replaces.
+#[derive(Debug, Clone)]
+pub struct Seal {
+    pub key: ChunkKey,
+    pub bytes: Vec<u8>,
+    pub last: Timestamp,
+}
 
 /// The embedded (redb) store.
 #[derive(Debug, Clone)]
@@ -39,14 +52,75 @@ impl EmbeddedStore {
             }
             other => StoreError::Unavailable(format!("cannot open {}: {other}", path.display())),
         })?;
-        // Create the table so that readers of a fresh store find it.
+        // Create the tables so that readers of a fresh store find them.
         let tx = db.begin_write().map_err(io)?;
         tx.open_table(CHUNKS).map_err(io)?;
+        tx.open_table(WAL).map_err(io)?;
         tx.commit().map_err(io)?;
         Ok(Self {
             db: Arc::new(db),
             path,
         })
+    }
+
+    /// One durable transaction: appends raw samples to the write-ahead, and seals chunks (each
+    /// chunk written, the write-ahead rows it covers removed). Blocking.
+    pub fn write_ahead(&self, samples: &[WalSample], seals: &[Seal]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(io)?;
+        {
+            let mut wal = tx.open_table(WAL).map_err(io)?;
+            for (point, t, v) in samples {
+                wal.insert((point.as_str(), *t), *v).map_err(io)?;
+            }
+            let mut chunks = tx.open_table(CHUNKS).map_err(io)?;
+            for seal in seals {
+                let point = seal.key.point.to_string();
+                let start = seal.key.start.0;
+                chunks
+                    .insert((point.as_str(), start), seal.bytes.as_slice())
+                    .map_err(io)?;
+                let covered: Vec<i64> = wal
+                    .range((point.as_str(), start)..=(point.as_str(), seal.last.0))
+                    .map_err(io)?
+                    .map(|e| e.map(|(k, _)| k.value().1))
+                    .collect::<Result<_, _>>()
+                    .map_err(io)?;
+                for t in covered {
+                    wal.remove((point.as_str(), t)).map_err(io)?;
+                }
+            }
+        }
+        tx.commit().map_err(io)
+    }
+
+    /// Every write-ahead row, by point and time (replayed at start-up). Blocking.
+    pub fn write_ahead_rows(&self) -> Result<Vec<WalSample>, StoreError> {
+        let tx = self.db.begin_read().map_err(io)?;
+        let wal = tx.open_table(WAL).map_err(io)?;
+        let mut out = Vec::new();
+        for entry in wal.iter().map_err(io)? {
+            let (k, v) = entry.map_err(io)?;
+            let (point, t) = k.value();
+            out.push((point.to_owned(), t, v.value()));
+        }
+        Ok(out)
+    }
+
+    /// The write-ahead rows of one point within `[from, to]`. Blocking.
+    pub fn write_ahead_range(
+        &self,
+        point: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(i64, f64)>, StoreError> {
+        let tx = self.db.begin_read().map_err(io)?;
+        let wal = tx.open_table(WAL).map_err(io)?;
+        let mut out = Vec::new();
+        for entry in wal.range((point, from.0)..=(point, to.0)).map_err(io)? {
+            let (k, v) = entry.map_err(io)?;
+            out.push((k.value().1, v.value()));
+        }
+        Ok(out)
     }
 
     pub fn path(&self) -> &Path {

@@ -1,6 +1,6 @@
 //! `cistern demo` as a user runs it: the binary, its HTTP API, live state, fault injection.
 
-use crate::support::{get, post, spawn_cistern, wait_for};
+use crate::support::{get, post, spawn_cistern, temp_dir, wait_for};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ fn point(device: &Value, name: &str) -> Value {
 
 #[test]
 fn the_demo_serves_live_rooms_and_shows_an_injected_pump_trip_within_4_s() {
+    let data = temp_dir("demo-data");
     let (demo, ready) = spawn_cistern(
         "demo",
         &[
@@ -28,6 +29,8 @@ fn the_demo_serves_live_rooms_and_shows_an_injected_pump_trip_within_4_s() {
             "127.0.0.1:0",
             "--modbus-rooms",
             "2",
+            "--data",
+            data.to_str().unwrap(),
         ],
         Duration::from_secs(60),
     );
@@ -103,6 +106,7 @@ fn the_demo_serves_live_rooms_and_shows_an_injected_pump_trip_within_4_s() {
 
 #[test]
 fn the_api_answers_bad_requests_with_clear_json_errors() {
+    let data = temp_dir("demo-errors-data");
     let (_demo, ready) = spawn_cistern(
         "demo-errors",
         &[
@@ -115,6 +119,8 @@ fn the_api_answers_bad_requests_with_clear_json_errors() {
             "127.0.0.1:0",
             "--modbus-rooms",
             "0",
+            "--data",
+            data.to_str().unwrap(),
         ],
         Duration::from_secs(60),
     );

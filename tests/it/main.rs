@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod demo;
+mod history;
 mod modbus;
 mod mqtt;
 mod simulate;
