@@ -14,18 +14,15 @@ use std::sync::Arc;
 
 /// Chunks keyed by (point id, start ms).
 const CHUNKS: TableDefinition<(&str, i64), &[u8]> = TableDefinition::new("chunks_v1");
-/// The write-ahead of open chunks: raw samples keyed by (point id, t ms).
-const WAL: TableDefinition<(&str, i64), f64> = TableDefinition::new("wal_v1");
+/// The write-ahead of open chunks: one blob of raw samples per historian flush, keyed by the
+/// flush's sequence number (one insert per flush, however many samples it holds).
+const WAL: TableDefinition<u64, &[u8]> = TableDefinition::new("wal_v2");
 
-/// A raw sample of the write-ahead: point id, t (ms), value.
-pub type WalSample = (String, i64, f64);
-
-/// A chunk to seal: its key, its bytes, and the span of write-ahead rows it replaces.
+/// A chunk to seal.
 #[derive(Debug, Clone)]
 pub struct Seal {
     pub key: ChunkKey,
     pub bytes: Vec<u8>,
-    pub last: Timestamp,
 }
 
 /// The embedded (redb) store.
@@ -63,68 +60,59 @@ impl EmbeddedStore {
         })
     }
 
-    /// One durable transaction: appends raw samples to the write-ahead, and seals chunks (each
-    /// chunk written, the write-ahead rows it covers removed). Blocking.
-    pub fn write_ahead(&self, samples: &[WalSample], seals: &[Seal]) -> Result<(), StoreError> {
+    /// One durable transaction: the flush's write-ahead blob (when not empty), the chunks to
+    /// seal, and the removal of every write-ahead blob up to `drop_through` (the blobs the
+    /// sealed chunks now hold). Blocking.
+    pub fn write_ahead(
+        &self,
+        seq: u64,
+        blob: &[u8],
+        seals: &[Seal],
+        drop_through: Option<u64>,
+    ) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(io)?;
         {
             let mut wal = tx.open_table(WAL).map_err(io)?;
-            for (point, t, v) in samples {
-                wal.insert((point.as_str(), *t), *v).map_err(io)?;
+            if let Some(last) = drop_through {
+                let covered: Vec<u64> = wal
+                    .range(..=last)
+                    .map_err(io)?
+                    .map(|e| e.map(|(k, _)| k.value()))
+                    .collect::<Result<_, _>>()
+                    .map_err(io)?;
+                for k in covered {
+                    wal.remove(k).map_err(io)?;
+                }
+            }
+            if !blob.is_empty() && drop_through.is_none_or(|last| seq > last) {
+                wal.insert(seq, blob).map_err(io)?;
             }
             let mut chunks = tx.open_table(CHUNKS).map_err(io)?;
             for seal in seals {
                 let point = seal.key.point.to_string();
-                let start = seal.key.start.0;
                 chunks
-                    .insert((point.as_str(), start), seal.bytes.as_slice())
+                    .insert((point.as_str(), seal.key.start.0), seal.bytes.as_slice())
                     .map_err(io)?;
-                let covered: Vec<i64> = wal
-                    .range((point.as_str(), start)..=(point.as_str(), seal.last.0))
-                    .map_err(io)?
-                    .map(|e| e.map(|(k, _)| k.value().1))
-                    .collect::<Result<_, _>>()
-                    .map_err(io)?;
-                for t in covered {
-                    wal.remove((point.as_str(), t)).map_err(io)?;
-                }
             }
         }
         tx.commit().map_err(io)
     }
 
-    /// Every write-ahead row, by point and time (replayed at start-up). Blocking.
-    pub fn write_ahead_rows(&self) -> Result<Vec<WalSample>, StoreError> {
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every write-ahead blob in sequence order (replayed at start-up). Blocking.
+    pub fn write_ahead_blobs(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let tx = self.db.begin_read().map_err(io)?;
         let wal = tx.open_table(WAL).map_err(io)?;
         let mut out = Vec::new();
         for entry in wal.iter().map_err(io)? {
             let (k, v) = entry.map_err(io)?;
-            let (point, t) = k.value();
-            out.push((point.to_owned(), t, v.value()));
+            out.push((k.value(), v.value().to_vec()));
         }
         Ok(out)
-    }
-
-    /// The write-ahead rows of one point within `[from, to]`. Blocking.
-    pub fn write_ahead_range(
-        &self,
-        point: &str,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Vec<(i64, f64)>, StoreError> {
-        let tx = self.db.begin_read().map_err(io)?;
-        let wal = tx.open_table(WAL).map_err(io)?;
-        let mut out = Vec::new();
-        for entry in wal.range((point, from.0)..=(point, to.0)).map_err(io)? {
-            let (k, v) = entry.map_err(io)?;
-            out.push((k.value().1, v.value()));
-        }
-        Ok(out)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn put_blocking(db: &Database, chunks: &[(ChunkKey, Vec<u8>)]) -> Result<(), StoreError> {
