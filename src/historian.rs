@@ -254,51 +254,54 @@ impl Writer {
         }
     }
 
-    /// Commits the pending samples, and seals every open chunk when `seal`. True on success.
+    /// Commits the pending samples, then, when `seal`, seals every open chunk. True when all
+    /// of it succeeded.
     fn flush(&mut self, seal: bool) -> bool {
-        if self.pending.is_empty() && !seal {
+        if !self.pending.is_empty() {
+            let blob = encode_blob(&self.pending);
+            if let Err(error) = self.store.write_ahead(self.seq, &blob, &[], None) {
+                tracing::warn!(%error, samples = self.pending.len(), "historian: store write failed; retrying on the next flush");
+                return false;
+            }
+            self.seq += 1;
+            let mut open = lock(&self.open);
+            for (point, t, v) in self.pending.drain(..) {
+                open.entry(point).or_default().push((t, v));
+            }
+        }
+        if !seal || self.seq == 0 {
             return true;
         }
-        let blob = encode_blob(&self.pending);
-        let seals = if seal { self.seals() } else { Vec::new() };
-        let seq = self.seq;
-        let drop_through = seal.then_some(seq);
-        match self.store.write_ahead(seq, &blob, &seals, drop_through) {
+        // A second transaction, over committed samples only: chunks in, the blobs they hold out.
+        let seals = self.seals();
+        match self
+            .store
+            .write_ahead(self.seq, &[], &seals, Some(self.seq - 1))
+        {
             Ok(()) => {
-                self.seq += 1;
-                let mut open = lock(&self.open);
-                if seal {
-                    open.clear();
-                } else {
-                    for (point, t, v) in self.pending.drain(..) {
-                        open.entry(point).or_default().push((t, v));
-                    }
-                }
-                self.pending.clear();
+                *lock(&self.open) = OpenChunks::new();
                 true
             }
             Err(error) => {
-                tracing::warn!(%error, samples = self.pending.len(), "historian: store write failed; retrying on the next flush");
+                tracing::warn!(%error, chunks = seals.len(), "historian: sealing failed; retrying later");
                 false
             }
         }
     }
 
-    /// Chunks of everything open plus pending, one per point.
+    /// Chunks of everything open, one per point. Encodes in place, under the lock: copying
+    /// every open buffer would double the historian's memory at each seal.
     fn seals(&self) -> Vec<Seal> {
-        let mut all: OpenChunks = lock(&self.open).clone();
-        for (point, t, v) in &self.pending {
-            all.entry(point.clone()).or_default().push((*t, *v));
-        }
-        let mut seals = Vec::with_capacity(all.len());
-        for (point, mut samples) in all {
+        let mut open = lock(&self.open);
+        let mut seals = Vec::with_capacity(open.len());
+        for (point, samples) in open.iter_mut() {
             samples.sort_by_key(|s| s.0);
             samples.dedup_by_key(|s| s.0);
             let (Ok(point_id), Some(&(first, _))) = (point.parse::<PointId>(), samples.first())
             else {
                 continue;
             };
-            match chunk::encode(&samples) {
+            match chunk::encode(samples) {
                 Ok(bytes) => seals.push(Seal {
                     key: ChunkKey {
                         point: point_id,

@@ -43,12 +43,19 @@ impl EmbeddedStore {
             StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
         })?;
         let path = dir.join("history.redb");
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::Storage(redb::StorageError::Corrupted(c)) => {
-                StoreError::Corrupt(c)
-            }
-            other => StoreError::Unavailable(format!("cannot open {}: {other}", path.display())),
-        })?;
+        // redb's page cache defaults to about 1 GiB; the historian writes far more than it
+        // reads back, so a small cache is enough.
+        let db = Database::builder()
+            .set_cache_size(64 << 20)
+            .create(&path)
+            .map_err(|e| match e {
+                redb::DatabaseError::Storage(redb::StorageError::Corrupted(c)) => {
+                    StoreError::Corrupt(c)
+                }
+                other => {
+                    StoreError::Unavailable(format!("cannot open {}: {other}", path.display()))
+                }
+            })?;
         // Create the tables so that readers of a fresh store find them.
         let tx = db.begin_write().map_err(io)?;
         tx.open_table(CHUNKS).map_err(io)?;
