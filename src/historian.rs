@@ -391,11 +391,19 @@ mod tests {
             let h = Historian::start(open_store(), config).unwrap();
             h.accept(&device, Arrival::Live, &records(1_000_000, 100));
             assert_eq!(wait_for_count(&h, &point, 100).await.len(), 100);
-            let sealed = h
-                .store
-                .chunks(&point, everything.0, everything.1)
-                .await
-                .unwrap();
+            // Sealing is a second transaction after the flush that made them visible.
+            let mut sealed = Vec::new();
+            for _ in 0..200 {
+                sealed = h
+                    .store
+                    .chunks(&point, everything.0, everything.1)
+                    .await
+                    .unwrap();
+                if !sealed.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             assert!(!sealed.is_empty(), "the samples were sealed into a chunk");
         }
         {
