@@ -33,14 +33,6 @@ impl IngestRouter {
             log: FieldLog::new(Duration::from_secs(60)),
         }
     }
-
-    pub fn metrics(&self) -> &IngestMetrics {
-        &self.metrics
-    }
-
-    pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
-    }
 }
 
 impl BatchSink for IngestRouter {

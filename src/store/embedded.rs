@@ -9,7 +9,7 @@ use super::{ChunkKey, HistoryStore, StoreError, StoredChunk, MAX_CHUNK_SPAN};
 use cistern_schemas::{PointId, Timestamp};
 use futures::future::BoxFuture;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// Chunks keyed by (point id, start ms).
@@ -29,7 +29,6 @@ pub struct Seal {
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
-    path: PathBuf,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -61,10 +60,7 @@ impl EmbeddedStore {
         tx.open_table(CHUNKS).map_err(io)?;
         tx.open_table(WAL).map_err(io)?;
         tx.commit().map_err(io)?;
-        Ok(Self {
-            db: Arc::new(db),
-            path,
-        })
+        Ok(Self { db: Arc::new(db) })
     }
 
     /// One durable transaction: the flush's write-ahead blob (when not empty), the chunks to
@@ -103,11 +99,6 @@ impl EmbeddedStore {
             }
         }
         tx.commit().map_err(io)
-    }
-
-    /// The store's file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Every write-ahead blob in sequence order (replayed at start-up). Blocking.
@@ -187,7 +178,7 @@ impl HistoryStore for EmbeddedStore {
 mod tests {
     use super::*;
 
-    fn dir(name: &str) -> PathBuf {
+    fn dir(name: &str) -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!("cistern-store-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d

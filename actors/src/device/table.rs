@@ -38,8 +38,6 @@ pub struct ApplyOutcome {
     pub backfill: Vec<Record>,
     /// Values whose point already had a sample at that timestamp.
     pub duplicates: usize,
-    /// Values whose quality changed level.
-    pub quality_changes: usize,
 }
 
 impl ApplyOutcome {
@@ -142,9 +140,6 @@ impl PointTable {
                         } else {
                             pv.quality.clone()
                         };
-                        if quality.level != state.quality.level {
-                            out.quality_changes += 1;
-                        }
                         // A bad point may come without a value (a Modbus exception): hold
                         // none rather than a NaN every consumer would have to guard against.
                         let value = pv.value.is_finite().then_some(pv.value);
@@ -211,11 +206,6 @@ impl PointTable {
     /// A digital point by name, only when good.
     pub fn good_flag(&self, name: &str) -> Option<bool> {
         self.good_value(name).map(|v| v != 0.0)
-    }
-
-    /// The newest source timestamp of any point.
-    pub fn latest(&self) -> Option<Timestamp> {
-        self.points.iter().filter_map(|p| p.t).max()
     }
 
     /// Counts of points by quality level: (bad or uncertain, stale).
