@@ -12,7 +12,7 @@ bin=$PWD/target/release/cistern
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 dir=$(mktemp -d)
 mq=$(free_port); http=$(free_port)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_inflight_messages 1000\nmax_queued_messages 1000000\n' "$mq" > "$dir/mosquitto.conf"
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_inflight_messages 20000\nmax_queued_messages 1000000\n' "$mq" > "$dir/mosquitto.conf"
 /usr/sbin/mosquitto -c "$dir/mosquitto.conf" 2>"$dir/mosquitto.log" &
 mpid=$!
 "$bin" inventory --rooms "$rooms" --seed 1 > "$dir/inventory.toml"

@@ -59,7 +59,7 @@ next_connection_delay_ms = 0
 [v4.1.connections]
 connection_timeout_ms = 60000
 max_payload_size = {max_payload}
-max_inflight_count = 1000
+max_inflight_count = 20000
 dynamic_filters = true
 "#
     );

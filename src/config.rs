@@ -4,6 +4,7 @@
 
 use crate::ingest::modbus::ModbusConfig;
 use crate::ingest::mqtt::MqttConfig;
+use crate::store::scylla::ScyllaConfig;
 use cistern_actors::ActorConfig;
 use cistern_schemas::inventory::{Inventory, InventoryError};
 use cistern_schemas::modbus::{Profile, ProfileError, ProfileSet};
@@ -38,13 +39,29 @@ pub struct Config {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// `embedded` (one node, a redb file in `data_dir`). ScyllaDB comes with the historian issue.
+    /// `embedded` (one node, redb files in `data_dir`) or `scylla`.
     pub backend: StoreBackend,
-    /// The data directory (relative paths are relative to the configuration file).
+    /// The data directory: the embedded store, and the historian's write-ahead log and disk
+    /// spill whatever the backend (relative paths are relative to the configuration file).
     pub data_dir: PathBuf,
-    /// Accepted samples are durable within this interval.
+    /// Accepted samples are durable within this interval; MQTT messages are acknowledged then.
     #[serde(with = "humantime_serde")]
     pub flush_every: Duration,
+    /// Open chunks are sealed into the store this often.
+    #[serde(with = "humantime_serde")]
+    pub seal_every: Duration,
+    // -- retention per resolution (the historian's compactor applies it about hourly) --
+    /// Raw samples are kept this long.
+    #[serde(with = "humantime_serde")]
+    pub retention_raw: Duration,
+    /// 1-minute rollups are kept this long.
+    #[serde(with = "humantime_serde")]
+    pub retention_1m: Duration,
+    /// 1-hour rollups are kept this long.
+    #[serde(with = "humantime_serde")]
+    pub retention_1h: Duration,
+    /// `[store.scylla]`: the cluster, when `backend = "scylla"`.
+    pub scylla: Option<ScyllaConfig>,
 }
 
 impl Default for StoreConfig {
@@ -52,7 +69,12 @@ impl Default for StoreConfig {
         Self {
             backend: StoreBackend::Embedded,
             data_dir: PathBuf::from("data"),
-            flush_every: Duration::from_secs(1),
+            flush_every: Duration::from_millis(250),
+            seal_every: Duration::from_secs(120),
+            retention_raw: Duration::from_secs(90 * 86_400),
+            retention_1m: Duration::from_secs(2 * 365 * 86_400),
+            retention_1h: Duration::from_secs(10 * 365 * 86_400),
+            scylla: None,
         }
     }
 }
@@ -62,6 +84,43 @@ impl Default for StoreConfig {
 #[serde(rename_all = "snake_case")]
 pub enum StoreBackend {
     Embedded,
+    /// A ScyllaDB cluster (`[store.scylla]`); the historian's write-ahead stays in `data_dir`.
+    Scylla,
+}
+
+impl StoreConfig {
+    /// Checks the backend's settings before anything is opened.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match (self.backend, &self.scylla) {
+            (StoreBackend::Embedded, _) => Ok(()),
+            (StoreBackend::Scylla, None) => Err(ConfigError::Store(
+                "[store] backend = \"scylla\" needs a [store.scylla] section".into(),
+            )),
+            (StoreBackend::Scylla, Some(_)) => self
+                .scylla_config()
+                .map_or(Ok(()), |scylla| scylla.validate())
+                .map_err(|e| ConfigError::Store(e.to_string())),
+        }
+    }
+
+    /// `[store.scylla]` with the TTLs it leaves out taken from the retention per resolution.
+    pub fn scylla_config(&self) -> Option<ScyllaConfig> {
+        let mut scylla = self.scylla.clone()?;
+        scylla
+            .ttl
+            .default_to(self.retention_raw, self.retention_1m, self.retention_1h);
+        Some(scylla)
+    }
+
+    /// Makes relative paths relative to `base` (the configuration's folder).
+    pub fn resolve_relative_to(&mut self, base: &Path) {
+        if self.data_dir.is_relative() {
+            self.data_dir = base.join(&self.data_dir);
+        }
+        if let Some(scylla) = &mut self.scylla {
+            scylla.resolve_relative_to(base);
+        }
+    }
 }
 
 /// `[http]`
@@ -197,6 +256,9 @@ pub enum ConfigError {
     Inventory(#[from] InventoryError),
     #[error(transparent)]
     Profile(#[from] ProfileError),
+    /// `[store]` cannot work (the message names the key).
+    #[error("{0}")]
+    Store(String),
 }
 
 impl Config {
@@ -211,9 +273,8 @@ impl Config {
         if config.inventory.file.is_relative() {
             config.inventory.file = base.join(&config.inventory.file);
         }
-        if config.store.data_dir.is_relative() {
-            config.store.data_dir = base.join(&config.store.data_dir);
-        }
+        config.store.resolve_relative_to(base);
+        config.store.validate()?;
         if let Some(dir) = &mut config.profiles.dir {
             if dir.is_relative() {
                 *dir = base.join(&*dir);

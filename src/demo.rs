@@ -63,6 +63,8 @@ pub struct Demo {
     pub started_in: Duration,
     pub online_at_start: usize,
     _modbus: Vec<Arc<ModbusFieldServer>>,
+    /// The store and historian (kept until the node has stopped).
+    pub storage: crate::store::Storage,
 }
 
 /// Profiles the demo's Modbus rooms alternate between.
@@ -117,10 +119,13 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
         .map_err(|_| DemoError::Join)??;
 
     let field = FieldHandle::new(&inventory, opts.seed, Timestamp::now());
-    let store = crate::store::embedded::EmbeddedStore::open(&opts.data)?;
-    let historian = crate::historian::Historian::start(store, Default::default())?;
-    let mut spec = NodeSpec::new(inventory.clone(), profiles, Arc::new(SystemClock))
-        .with_history(Arc::new(historian));
+    let storage = crate::store::open_storage(&crate::config::StoreConfig {
+        data_dir: opts.data.clone(),
+        ..Default::default()
+    })
+    .await?;
+    let mut spec =
+        NodeSpec::new(inventory.clone(), profiles, Arc::new(SystemClock)).with_storage(&storage);
     spec.http = opts.http;
     spec.actor_threads = opts.actor_threads;
     spec.field = Some(field.clone());
@@ -162,5 +167,6 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
         started_in: t0.elapsed(),
         online_at_start: online,
         _modbus: modbus,
+        storage,
     })
 }

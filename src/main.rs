@@ -3,10 +3,8 @@
 use anyhow::Context as _;
 use cistern::config::{Config, LogConfig, LogFormat, DEFAULT_LOG_FILTER};
 use cistern::demo::{self, DemoOptions};
-use cistern::historian::{Historian, HistorianConfig};
 use cistern::node::{Node, NodeSpec};
 use cistern::simulate::{self, SimulateOptions};
-use cistern::store::embedded::EmbeddedStore;
 use cistern_actors::SystemClock;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -79,12 +77,47 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         speed: f64,
     },
+    /// The historian's figures on a simulated fleet (throughput, bytes per point, query
+    /// latency), into a fresh data directory.
+    #[command(hide = true)]
+    BenchStore {
+        #[arg(long, default_value_t = 210)]
+        rooms: usize,
+        #[arg(long, default_value_t = 24)]
+        hours: u64,
+        /// A data directory that does not exist yet.
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Tools for rule authors.
+    Rules {
+        #[command(subcommand)]
+        action: RulesCommand,
+    },
     /// Print a generated inventory (TOML) to start a site file from.
     Inventory {
         #[arg(long, default_value_t = 20)]
         rooms: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RulesCommand {
+    /// Compile and lint every rule of a directory (metadata, unknown points, parent cycles).
+    Check {
+        #[arg(default_value = "rules/library")]
+        dir: PathBuf,
+    },
+    /// Run the golden cases (input series → expected transitions) against a rule directory.
+    Test {
+        #[arg(default_value = "rules/library")]
+        dir: PathBuf,
+        #[arg(long, default_value = "rules/cases")]
+        cases: PathBuf,
     },
 }
 
@@ -180,6 +213,7 @@ fn main() -> anyhow::Result<()> {
                 let _ = stop.changed().await;
                 tracing::info!("stopping");
                 demo.node.stop().await;
+                demo.storage.close().await;
                 Ok(())
             })
         }
@@ -190,16 +224,9 @@ fn main() -> anyhow::Result<()> {
             let profiles = config.load_profiles()?;
             actix_web::rt::System::new().block_on(async move {
                 let mut stop = stop_signal();
-                let store = EmbeddedStore::open(&config.store.data_dir)?;
-                let historian = Historian::start(
-                    store,
-                    HistorianConfig {
-                        flush_every: config.store.flush_every,
-                        ..Default::default()
-                    },
-                )?;
+                let storage = cistern::store::open_storage(&config.store).await?;
                 let mut spec = NodeSpec::new(inventory, profiles, Arc::new(SystemClock))
-                    .with_history(Arc::new(historian));
+                    .with_storage(&storage);
                 spec.actors = config.actors.actor_config();
                 spec.actor_threads = config.actors.thread_count();
                 spec.mqtt = config.mqtt.clone();
@@ -207,9 +234,13 @@ fn main() -> anyhow::Result<()> {
                 spec.http = config.http.listen;
                 spec.http_workers = config.http.workers;
                 let node = Node::start(spec).await.context("cannot start the node")?;
+                if !node.mqtt_subscribed(Duration::from_secs(10)).await {
+                    tracing::warn!("not subscribed to the MQTT broker yet; ready anyway, ingest starts once it is");
+                }
                 println!("ready http=http://{}", node.http);
                 let _ = stop.changed().await;
                 node.stop().await;
+                storage.close().await;
                 Ok(())
             })
         }
@@ -236,6 +267,42 @@ fn main() -> anyhow::Result<()> {
                 simulate::run(opts, stop).await.context("simulation failed")
             })
         }
+        Command::BenchStore {
+            rooms,
+            hours,
+            data,
+            seed,
+        } => {
+            init_tracing(&LogConfig {
+                filter: "warn".into(),
+                ..LogConfig::default()
+            });
+            let opts = cistern::historian::bench::StoreBenchOptions {
+                rooms,
+                hours,
+                data,
+                seed,
+                query_points: 5,
+            };
+            let report = tokio::runtime::Runtime::new()?
+                .block_on(cistern::historian::bench::run_store_bench(opts))?;
+            print!("{report}");
+            Ok(())
+        }
+        Command::Rules { action } => match action {
+            RulesCommand::Check { dir } => {
+                let report = cistern_rules::tools::check(&dir)?;
+                print!("{report}");
+                anyhow::ensure!(report.ok(), "{} rule errors", report.errors());
+                Ok(())
+            }
+            RulesCommand::Test { dir, cases } => {
+                let report = cistern_rules::tools::test(&dir, &cases)?;
+                print!("{report}");
+                anyhow::ensure!(report.ok(), "{} golden cases failed", report.failed());
+                Ok(())
+            }
+        },
         Command::Inventory { rooms, seed } => {
             let inventory = cistern::sim::generate_fleet(rooms, seed);
             print!(

@@ -44,6 +44,8 @@ pub struct NodeSpec {
     pub sink: Arc<dyn SampleSink>,
     /// Where history is read, and flushed at shutdown.
     pub history: Option<Arc<crate::historian::Historian>>,
+    /// Where actors keep their snapshots (in memory unless the node has storage).
+    pub snapshots: Arc<dyn cistern_actors::SnapshotStore>,
 }
 
 impl NodeSpec {
@@ -52,6 +54,12 @@ impl NodeSpec {
         self.sink = historian.clone();
         self.history = Some(historian);
         self
+    }
+
+    /// Runs on `storage`: history, and actor snapshots that survive a restart.
+    pub fn with_storage(mut self, storage: &crate::store::Storage) -> Self {
+        self.snapshots = storage.snapshots.clone();
+        self.with_history(storage.historian.clone())
     }
 }
 
@@ -71,6 +79,7 @@ impl NodeSpec {
             field: None,
             sink: Arc::new(NullSampleSink),
             history: None,
+            snapshots: Arc::new(MemorySnapshotStore::default()),
         }
     }
 }
@@ -113,6 +122,9 @@ impl Node {
         ))?;
         let actor_metrics = ActorMetrics::register(&metrics)?;
         let ingest_metrics = IngestMetrics::register(&metrics)?;
+        if let Some(history) = &spec.history {
+            history.metrics().register(&metrics)?;
+        }
 
         let arbiters: Vec<Arbiter> = (0..spec.actor_threads.max(1))
             .map(|_| Arbiter::new())
@@ -120,7 +132,7 @@ impl Node {
         let handles: Vec<_> = arbiters.iter().map(|a| a.handle()).collect();
         let deps = DeviceDeps {
             clock: spec.clock.clone(),
-            snapshots: Arc::new(MemorySnapshotStore::default()),
+            snapshots: spec.snapshots.clone(),
             sink: spec.sink.clone(),
             metrics: actor_metrics,
             config: Arc::new(spec.actors.clone()),

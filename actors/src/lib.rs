@@ -31,8 +31,9 @@ pub mod supervision;
 pub mod tank;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use device::Intake;
 pub use metrics::ActorMetrics;
-pub use ports::{MemorySnapshotStore, NullSampleSink, SampleSink, SnapshotStore};
+pub use ports::{MemorySnapshotStore, NullSampleSink, Receipt, SampleSink, SnapshotStore};
 pub use registry::{FleetRegistry, RouteError};
 
 use std::time::Duration;

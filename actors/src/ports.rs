@@ -4,6 +4,8 @@
 //!   In memory for now; the historian issue persists it.
 //! - [`SampleSink`]: where accepted samples go after de-duplication (the historian). It must
 //!   never block: the historian buffers and spills on its side.
+//! - [`Receipt`]: travels with a batch from its producer (the MQTT ingest) to the sink, which
+//!   completes it once the samples are durable; the producer acknowledges only then.
 
 use crate::device::DeviceSnapshot;
 use cistern_schemas::reading::Record;
@@ -40,9 +42,41 @@ pub enum Arrival {
     Backfill,
 }
 
-/// Receives every accepted, de-duplicated sample, in the order it was applied.
+/// The producer's side of a batch's durability: completed once the batch's samples are
+/// durable (or once nothing of it needs storing), dropped without completing when they were
+/// lost on the way (a crashed actor, a stopped historian) — the producer sees the difference.
+#[derive(Debug, Default)]
+pub struct Receipt(Option<tokio::sync::oneshot::Sender<()>>);
+
+impl Receipt {
+    /// A receipt and the producer's end, which resolves `Ok` on completion.
+    pub fn new() -> (Self, tokio::sync::oneshot::Receiver<()>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (Self(Some(tx)), rx)
+    }
+
+    /// A receipt nobody waits for.
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    /// Whether a producer waits on it.
+    pub fn is_awaited(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Tells the producer its samples are durable.
+    pub fn complete(mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Receives every accepted, de-duplicated sample, in the order it was applied, with the
+/// batch's receipt to complete once they are durable.
 pub trait SampleSink: Send + Sync + std::fmt::Debug + 'static {
-    fn accept(&self, device: &DeviceId, arrival: Arrival, records: &[Record]);
+    fn accept(&self, device: &DeviceId, arrival: Arrival, records: &[Record], receipt: Receipt);
 }
 
 /// Discards samples (used until a historian is wired in, and in benchmarks of the actors alone).
@@ -50,5 +84,7 @@ pub trait SampleSink: Send + Sync + std::fmt::Debug + 'static {
 pub struct NullSampleSink;
 
 impl SampleSink for NullSampleSink {
-    fn accept(&self, _device: &DeviceId, _arrival: Arrival, _records: &[Record]) {}
+    fn accept(&self, _device: &DeviceId, _arrival: Arrival, _records: &[Record], receipt: Receipt) {
+        receipt.complete();
+    }
 }

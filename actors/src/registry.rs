@@ -15,7 +15,8 @@
 //! used for this: `Addr::send` on a full mailbox returns `Pending` without registering a
 //! waker, and can sleep forever (seen at 2,100 rooms).
 
-use crate::device::DeviceDeps;
+use crate::device::{DeviceDeps, Intake};
+use crate::ports::Receipt;
 use crate::pump_room::status_label;
 use crate::pump_room::{
     GetRoomView, PumpRoomActor, RoomStatus, RoomSummary, RoomView, SamplesReceived,
@@ -131,9 +132,10 @@ impl FleetRegistry {
             .ok_or_else(|| RouteError::UnknownRoom(room.to_string()))
     }
 
-    /// Hands a batch to its room. Waits while the room holds its full share of unapplied
-    /// batches (backpressure, never a drop).
-    pub async fn route(&self, batch: DeviceBatch) -> Result<(), RouteError> {
+    /// Hands a batch to its room, with the receipt its producer waits on (completed once the
+    /// samples are durable). Waits while the room holds its full share of unapplied batches
+    /// (backpressure, never a drop).
+    pub async fn route(&self, batch: DeviceBatch, receipt: Receipt) -> Result<(), RouteError> {
         let entry = self.entry(&batch.device.room)?;
         if !entry.spec.has_unit(batch.device.unit) {
             return Err(RouteError::UnknownDevice {
@@ -152,7 +154,10 @@ impl FleetRegistry {
             .addr
             .try_send(SamplesReceived {
                 batch,
-                permit: Some(permit),
+                intake: Intake {
+                    permit: Some(permit),
+                    receipt,
+                },
             })
             .map_err(|_| down())
     }

@@ -1,7 +1,7 @@
 //! Ingest metrics. Labels are bounded: the source (`mqtt`, `modbus`, `simulator`) and the
 //! rejection reason (a fixed set of labels from the codecs), never a device or point id.
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Counters of the ingest pipeline.
 #[derive(Clone, Debug)]
@@ -11,6 +11,7 @@ pub struct IngestMetrics {
     pub rejected: IntCounterVec,
     pub backfill_lag: Histogram,
     pub queue_depth: IntGauge,
+    pub unstored: IntCounter,
 }
 
 impl IngestMetrics {
@@ -50,7 +51,12 @@ impl IngestMetrics {
                 "cistern_ingest_mqtt_queue_depth",
                 "MQTT publishes received but not yet decoded and routed",
             )?,
+            unstored: IntCounter::new(
+                "cistern_ingest_unstored_total",
+                "Messages acknowledged although their samples were lost before the historian (an actor crashed applying them)",
+            )?,
         };
+        registry.register(Box::new(m.unstored.clone()))?;
         registry.register(Box::new(m.messages.clone()))?;
         registry.register(Box::new(m.points.clone()))?;
         registry.register(Box::new(m.rejected.clone()))?;

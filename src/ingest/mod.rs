@@ -12,6 +12,7 @@ pub mod modbus;
 pub mod mqtt;
 pub mod router;
 
+use cistern_actors::Receipt;
 use cistern_schemas::reading::{DeviceBatch, IngestSource};
 use futures::future::BoxFuture;
 use std::fmt::Display;
@@ -21,9 +22,14 @@ pub use cistern_actors::RouteError as DeliveryError;
 
 /// Where sources put what they decoded.
 pub trait BatchSink: Send + Sync + 'static {
-    /// Hands a batch (records sorted by time) to its room. Waits while the room's mailbox is
-    /// full: samples are never dropped for want of room.
-    fn deliver(&self, batch: DeviceBatch) -> BoxFuture<'_, Result<(), DeliveryError>>;
+    /// Hands a batch (records sorted by time) to its room, with the receipt the producer
+    /// waits on before acknowledging (completed once the samples are durable). Waits while
+    /// the room's mailbox is full: samples are never dropped for want of room.
+    fn deliver(
+        &self,
+        batch: DeviceBatch,
+        receipt: Receipt,
+    ) -> BoxFuture<'_, Result<(), DeliveryError>>;
 
     /// Counts a rejected input under `reason` (a bounded label) and logs it, rate-limited per
     /// device.

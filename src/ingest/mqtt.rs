@@ -4,10 +4,19 @@
 //! Shape: one task polls the rumqttc event loop and does nothing else (rumqtt's rule: never
 //! block the poll loop with work); it hands each PUBLISH to one of `workers` decode tasks,
 //! chosen by room, so one device's messages stay in order. A worker decodes and routes the
-//! batch to its room (waiting if the room's mailbox is full), then signals completion. PUBACKs
-//! (manual acks) are sent by an acker task strictly in the order the PUBLISHes arrived, each
-//! once its message is done: MQTT 3.1.1 requires in-order acknowledgements (rumqttd drops a
-//! session that breaks the rule), while decoding still runs in parallel.
+//! batch to its room (waiting if the room's mailbox is full) with a [`Receipt`], and hands the
+//! receipt's other end to the acker. PUBACKs (manual acks) are sent by the acker strictly in
+//! the order the PUBLISHes arrived, each once its samples are durable (the historian completes
+//! the receipt after its write-ahead commit, within `[store] flush_every`): a message the
+//! broker was told is safe survives a `kill -9`; one that was not is re-delivered by the
+//! broker from our persistent session. MQTT 3.1.1 requires in-order acknowledgements (rumqttd
+//! drops a session that breaks the rule), while decoding still runs in parallel.
+//!
+//! Acknowledging after the flush keeps about `flush_every` × message rate messages in flight:
+//! the broker's per-client in-flight limit must allow it (mosquitto `max_inflight_messages`,
+//! rumqttd `max_inflight_count`; see ops/). A receipt dropped without completing (an actor
+//! crashed while applying the batch) is counted in `cistern_ingest_unstored_total`, logged,
+//! and acknowledged: holding it back would stall the session behind it.
 //!
 //! Backpressure is the broker's QoS 1 in-flight window: a broker sends a client only so many
 //! unacknowledged messages (mosquitto's `max_inflight_messages`; never more than 65,535, the
@@ -22,7 +31,7 @@
 
 use super::{BatchSink, DeliveryError};
 use crate::ingest::metrics::IngestMetrics;
-use cistern_actors::Clock;
+use cistern_actors::{Clock, Receipt};
 use cistern_schemas::reading::IngestSource;
 use cistern_schemas::telemetry::{self, PayloadLimits};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
@@ -87,8 +96,11 @@ pub struct MqttIngest {
     pub subscribed: watch::Receiver<bool>,
 }
 
-/// A message handed to a decode worker, and how it tells the acker it is done.
-type Job = (Publish, oneshot::Sender<()>);
+/// How a worker tells the acker it is done with a message: with the receipt's end to wait on
+/// when the message was delivered, without when it was rejected (nothing to store).
+type Done = Option<oneshot::Receiver<()>>;
+/// A message handed to a decode worker.
+type Job = (Publish, oneshot::Sender<Done>);
 
 /// Starts the MQTT ingest. It stops when `shutdown` turns true.
 pub fn spawn(
@@ -134,7 +146,7 @@ pub fn spawn(
         )));
     }
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
-    tasks.push(tokio::spawn(acker(ack_rx, client.clone())));
+    tasks.push(tokio::spawn(acker(ack_rx, client.clone(), metrics.clone())));
     let (subscribed_tx, subscribed) = watch::channel(false);
     let poll = Poll {
         client,
@@ -165,7 +177,7 @@ fn worker_for(topic: &str, workers: usize) -> usize {
 struct Poll {
     client: AsyncClient,
     senders: Vec<mpsc::UnboundedSender<Job>>,
-    acks: mpsc::UnboundedSender<(Publish, oneshot::Receiver<()>)>,
+    acks: mpsc::UnboundedSender<(Publish, oneshot::Receiver<Done>)>,
     metrics: IngestMetrics,
     reconnect_max: Duration,
     subscribed: watch::Sender<bool>,
@@ -230,15 +242,22 @@ impl Poll {
     }
 }
 
-/// Acknowledges messages in arrival order, each once its worker is done with it.
+/// Acknowledges messages in arrival order, each once its samples are durable.
 async fn acker(
-    mut rx: mpsc::UnboundedReceiver<(Publish, oneshot::Receiver<()>)>,
+    mut rx: mpsc::UnboundedReceiver<(Publish, oneshot::Receiver<Done>)>,
     client: AsyncClient,
+    metrics: IngestMetrics,
 ) {
     while let Some((publish, done)) = rx.recv().await {
         // A worker that stopped without signalling has stopped ingest: don't ack what it lost.
-        if done.await.is_err() {
+        let Ok(durable) = done.await else {
             break;
+        };
+        if let Some(durable) = durable {
+            if durable.await.is_err() {
+                metrics.unstored.inc();
+                tracing::error!(topic = %publish.topic, "MQTT message acknowledged although its samples were not stored (see cistern_ingest_unstored_total)");
+            }
         }
         if let Err(error) = client.ack(&publish).await {
             tracing::warn!(%error, "could not acknowledge an MQTT message");
@@ -255,35 +274,48 @@ async fn worker(
 ) {
     while let Some((publish, done)) = rx.recv().await {
         metrics.queue_depth.dec();
-        handle(&publish, sink.as_ref(), clock.as_ref(), &limits).await;
-        let _ = done.send(());
+        let durable = handle(&publish, sink.as_ref(), clock.as_ref(), &limits).await;
+        let _ = done.send(durable);
     }
 }
 
-/// Decodes one PUBLISH and routes it; every failure is counted and logged by the sink.
+/// Decodes one PUBLISH and routes it; every failure is counted and logged by the sink. Returns
+/// the end of the receipt to wait on before acknowledging, if there is anything to store.
 async fn handle(
     publish: &Publish,
     sink: &dyn BatchSink,
     clock: &dyn Clock,
     limits: &PayloadLimits,
-) {
+) -> Done {
     let topic: String = publish.topic.chars().take(128).collect();
     let device = match telemetry::parse_topic(&publish.topic) {
         Ok(d) => d,
-        Err(e) => return sink.reject(IngestSource::Mqtt, &topic, e.label(), &e),
+        Err(e) => {
+            sink.reject(IngestSource::Mqtt, &topic, e.label(), &e);
+            return None;
+        }
     };
     let decoded = match telemetry::decode(device.clone(), &publish.payload, clock.now(), limits) {
         Ok(d) => d,
-        Err(e) => return sink.reject(IngestSource::Mqtt, &device.to_string(), e.label(), &e),
+        Err(e) => {
+            sink.reject(IngestSource::Mqtt, &device.to_string(), e.label(), &e);
+            return None;
+        }
     };
     for r in &decoded.rejections {
         sink.reject(IngestSource::Mqtt, &device.to_string(), r.label(), r);
     }
     if decoded.batch.records.is_empty() {
-        return;
+        return None;
     }
-    // Routing errors (unknown room or device) are counted by the sink itself.
-    let _: Result<(), DeliveryError> = sink.deliver(decoded.batch).await;
+    let (receipt, durable) = Receipt::new();
+    // Routing errors (unknown room or device) are counted by the sink itself; the receipt
+    // went with the batch, so nothing waits.
+    match sink.deliver(decoded.batch, receipt).await {
+        Ok(()) => Some(durable),
+        Err(DeliveryError::UnknownRoom(_) | DeliveryError::UnknownDevice { .. }) => None,
+        Err(_) => Some(durable),
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use super::field_log::FieldLog;
 use super::metrics::IngestMetrics;
 use super::{BatchSink, DeliveryError};
-use cistern_actors::{Clock, FleetRegistry};
+use cistern_actors::{Clock, FleetRegistry, Receipt};
 use cistern_schemas::reading::{DeviceBatch, IngestSource};
 use futures::future::BoxFuture;
 use std::fmt::Display;
@@ -36,7 +36,11 @@ impl IngestRouter {
 }
 
 impl BatchSink for IngestRouter {
-    fn deliver(&self, batch: DeviceBatch) -> BoxFuture<'_, Result<(), DeliveryError>> {
+    fn deliver(
+        &self,
+        batch: DeviceBatch,
+        receipt: Receipt,
+    ) -> BoxFuture<'_, Result<(), DeliveryError>> {
         Box::pin(async move {
             let source = batch.source.label();
             let points = batch.point_count() as u64;
@@ -45,7 +49,7 @@ impl BatchSink for IngestRouter {
                 let lag = self.clock.now().since(newest.t);
                 self.metrics.backfill_lag.observe(lag.as_secs_f64());
             }
-            match self.registry.route(batch).await {
+            match self.registry.route(batch, receipt).await {
                 Ok(()) => {
                     self.metrics.messages.with_label_values(&[source]).inc();
                     self.metrics

@@ -1,41 +1,52 @@
-//! The conformance suite every [`HistoryStore`] backend must pass: the embedded store always,
-//! ScyllaDB when `CISTERN_SCYLLA_NODES` is set (with the ScyllaDB backend).
+//! The conformance suite every [`Store`] backend must pass: the embedded store always,
+//! ScyllaDB when `CISTERN_SCYLLA_NODES` is set.
+//!
+//! [`run`] covers everything a backend must do faithfully; [`run_expiring`] adds retention by
+//! deletion, which backends that expire by TTL (ScyllaDB) skip.
 
-use super::{ChunkKey, HistoryStore, MAX_CHUNK_SPAN};
+use super::{ChunkKey, Series, Store, StoredEvent, MAX_CHUNK_SPAN};
 use cistern_schemas::{PointId, Timestamp};
 
-fn key(point: &str, start: i64) -> ChunkKey {
+fn key(point: &str, series: Series, start: i64) -> ChunkKey {
     ChunkKey {
         point: point.parse().unwrap(),
+        series,
         start: Timestamp(start),
     }
 }
 
+fn raw(point: &str, start: i64) -> ChunkKey {
+    key(point, Series::Raw, start)
+}
+
 /// Runs every case against `store` (which must start empty).
-pub async fn run(store: &dyn HistoryStore) {
+pub async fn run(store: &dyn Store) {
     let level: PointId = "XM-0001/T1.level".parse().unwrap();
     let h = MAX_CHUNK_SPAN.as_millis() as i64;
+    let far = Timestamp(i64::MAX / 2);
 
     // empty
     assert!(store
-        .chunks(&level, Timestamp(0), Timestamp(i64::MAX / 2))
+        .chunks(&level, Series::Raw, Timestamp(0), far)
         .await
         .unwrap()
         .is_empty());
 
-    // written chunks come back in start order, only for their point
+    // written chunks come back in start order, only for their point and series
     store
         .put_chunks(vec![
-            (key("XM-0001/T1.level", 2 * h), vec![2]),
-            (key("XM-0001/T1.level", 0), vec![0]),
-            (key("XM-0001/T1.level", h), vec![1]),
-            (key("XM-0002/T1.level", h), vec![9]),
-            (key("XM-0001/T1.levelx", h), vec![8]),
+            (raw("XM-0001/T1.level", 2 * h), vec![2]),
+            (raw("XM-0001/T1.level", 0), vec![0]),
+            (raw("XM-0001/T1.level", h), vec![1]),
+            (raw("XM-0002/T1.level", h), vec![9]),
+            (raw("XM-0001/T1.levelx", h), vec![8]),
+            (key("XM-0001/T1.level", Series::Minute, h), vec![60]),
+            (key("XM-0001/T1.level", Series::Hour, h), vec![36]),
         ])
         .await
         .unwrap();
     let all = store
-        .chunks(&level, Timestamp(0), Timestamp(3 * h))
+        .chunks(&level, Series::Raw, Timestamp(0), Timestamp(3 * h))
         .await
         .unwrap();
     assert_eq!(
@@ -46,42 +57,196 @@ pub async fn run(store: &dyn HistoryStore) {
             (Timestamp(2 * h), vec![2])
         ]
     );
+    for (series, body) in [(Series::Minute, 60), (Series::Hour, 36)] {
+        assert_eq!(
+            store
+                .chunks(&level, series, Timestamp(0), far)
+                .await
+                .unwrap(),
+            vec![(Timestamp(h), vec![body])],
+            "{series:?}"
+        );
+    }
 
     // a range finds the chunk that starts before it and reaches into it, and no chunk after it
     let mid = store
-        .chunks(&level, Timestamp(h + h / 2), Timestamp(h + h / 2 + 10))
+        .chunks(
+            &level,
+            Series::Raw,
+            Timestamp(h + h / 2),
+            Timestamp(h + h / 2 + 10),
+        )
         .await
         .unwrap();
     assert_eq!(mid.first(), Some(&(Timestamp(h), vec![1])));
     assert!(mid.iter().all(|(s, _)| s.0 <= h + h / 2 + 10));
 
     // writing a key again replaces it (idempotent flushes and replays)
-    store
-        .put_chunks(vec![(key("XM-0001/T1.level", h), vec![1, 1])])
-        .await
-        .unwrap();
-    store
-        .put_chunks(vec![(key("XM-0001/T1.level", h), vec![1, 1])])
-        .await
-        .unwrap();
+    for _ in 0..2 {
+        store
+            .put_chunks(vec![(raw("XM-0001/T1.level", h), vec![1, 1])])
+            .await
+            .unwrap();
+    }
     let again = store
-        .chunks(&level, Timestamp(h), Timestamp(h))
+        .chunks(&level, Series::Raw, Timestamp(h), Timestamp(h))
         .await
         .unwrap();
     assert_eq!(again.iter().filter(|(s, _)| s.0 == h).count(), 1);
     assert!(again.contains(&(Timestamp(h), vec![1, 1])));
 
+    // compaction: many chunks replaced by one, in that point and series only
+    store
+        .replace_chunks(
+            &level,
+            Series::Raw,
+            vec![Timestamp(0), Timestamp(h), Timestamp(2 * h)],
+            vec![(Timestamp(0), vec![0, 1, 2])],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .chunks(&level, Series::Raw, Timestamp(0), far)
+            .await
+            .unwrap(),
+        vec![(Timestamp(0), vec![0, 1, 2])]
+    );
+    let other: PointId = "XM-0002/T1.level".parse().unwrap();
+    assert_eq!(
+        store
+            .chunks(&other, Series::Raw, Timestamp(0), far)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .chunks(&level, Series::Minute, Timestamp(0), far)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
     // negative and far-future timestamps order correctly
     store
-        .put_chunks(vec![(key("XM-0003.ph", -5 * h), vec![7])])
+        .put_chunks(vec![(raw("XM-0003.ph", -5 * h), vec![7])])
         .await
         .unwrap();
     let ph: PointId = "XM-0003.ph".parse().unwrap();
     assert_eq!(
         store
-            .chunks(&ph, Timestamp(-5 * h), Timestamp(0))
+            .chunks(&ph, Series::Raw, Timestamp(-5 * h), Timestamp(0))
             .await
             .unwrap(),
         vec![(Timestamp(-5 * h), vec![7])]
+    );
+
+    // state: write, replace, delete, by kind
+    store
+        .put_state(
+            "snapshot",
+            vec![
+                ("XM-0001/P1".into(), Some(vec![1])),
+                ("XM-0001/P2".into(), Some(vec![2])),
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .put_state(
+            "alarm",
+            vec![("XM-0001/pump_fault/P1".into(), Some(vec![3]))],
+        )
+        .await
+        .unwrap();
+    store
+        .put_state(
+            "snapshot",
+            vec![
+                ("XM-0001/P1".into(), Some(vec![11])),
+                ("XM-0001/P2".into(), None),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.state("snapshot").await.unwrap(),
+        vec![("XM-0001/P1".to_owned(), vec![11])]
+    );
+    assert_eq!(store.state("alarm").await.unwrap().len(), 1);
+    assert!(store.state("nothing").await.unwrap().is_empty());
+
+    // events: ordered by (t, id), idempotent, by stream, limited
+    let ev = |t: i64, id: u64, b: u8| StoredEvent {
+        t: Timestamp(t),
+        id,
+        body: vec![b],
+    };
+    for _ in 0..2 {
+        store
+            .append_events("alarm", vec![ev(20, 1, 2), ev(10, 5, 1), ev(20, 0, 3)])
+            .await
+            .unwrap();
+    }
+    store
+        .append_events("audit", vec![ev(15, 0, 9)])
+        .await
+        .unwrap();
+    let alarm = store
+        .events("alarm", Timestamp(0), Timestamp(100), 100)
+        .await
+        .unwrap();
+    assert_eq!(alarm, vec![ev(10, 5, 1), ev(20, 0, 3), ev(20, 1, 2)]);
+    assert_eq!(
+        store
+            .events("alarm", Timestamp(11), Timestamp(20), 1)
+            .await
+            .unwrap(),
+        vec![ev(20, 0, 3)]
+    );
+}
+
+/// Retention by deletion: chunks that start before the cut-off go, in that series only.
+pub async fn run_expiring(store: &dyn Store) {
+    let h = MAX_CHUNK_SPAN.as_millis() as i64;
+    store
+        .put_chunks(vec![
+            (raw("XM-0101/P1.frequency", 0), vec![0]),
+            (raw("XM-0101/P1.frequency", 10 * h), vec![1]),
+            (raw("XM-0102.ph", h), vec![2]),
+            (raw("XM-0102.ph", 11 * h), vec![3]),
+            (key("XM-0102.ph", Series::Hour, 0), vec![4]),
+        ])
+        .await
+        .unwrap();
+    let removed = store.expire(Series::Raw, Timestamp(5 * h)).await.unwrap();
+    assert!(removed >= 2, "removed {removed}");
+    let far = Timestamp(100 * h);
+    let ph: PointId = "XM-0102.ph".parse().unwrap();
+    let freq: PointId = "XM-0101/P1.frequency".parse().unwrap();
+    assert_eq!(
+        store
+            .chunks(&ph, Series::Raw, Timestamp(0), far)
+            .await
+            .unwrap(),
+        vec![(Timestamp(11 * h), vec![3])]
+    );
+    assert_eq!(
+        store
+            .chunks(&freq, Series::Raw, Timestamp(0), far)
+            .await
+            .unwrap(),
+        vec![(Timestamp(10 * h), vec![1])]
+    );
+    assert_eq!(
+        store
+            .chunks(&ph, Series::Hour, Timestamp(0), far)
+            .await
+            .unwrap()
+            .len(),
+        1
     );
 }

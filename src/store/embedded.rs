@@ -1,28 +1,54 @@
 //! The embedded store: one redb file in the data directory, the default backend of a single
 //! node. redb is a pure-Rust, copy-on-write B-tree with ACID transactions: a commit that
 //! returned is durable, and a crash at any moment leaves the last committed state (no repair
-//! step, no corruption) — which is what the crash-safety requirement needs.
+//! step, no corruption) — which is what the crash-safety requirement needs. ARCHITECTURE.md
+//! compares it with the other embedded engines on this workload.
 //!
-//! redb calls block, so every call runs on tokio's blocking pool.
+//! Tables: one per chunk series, keyed **time first**: (time bucket, point id, start ms), the
+//! bucket being as wide as one seal for raw chunks (2 min; an hour for 1-minute rollups, a day
+//! for hourly ones). A seal writes ~130,000 chunks at the fleet's scale: keyed point first,
+//! each insert rewrote a page of its own in redb's copy-on-write B-tree (~100 MiB written per
+//! seal); keyed time first, a seal's inserts fill one fresh key range (~20 MiB, a third of
+//! the CPU; ops/enginebench/RESULTS.md). A range query scans one key range per bucket.
+//! `state_v1` is keyed by (kind, key); `events_v1` by (stream, t, id). redb calls block, so
+//! every call runs on tokio's blocking pool.
 
-use super::{ChunkKey, HistoryStore, StoreError, StoredChunk, MAX_CHUNK_SPAN};
+use super::{
+    ChunkKey, Series, StateRecords, Store, StoreError, StoredChunk, StoredEvent, MAX_CHUNK_SPAN,
+};
 use cistern_schemas::{PointId, Timestamp};
 use futures::future::BoxFuture;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Chunks keyed by (point id, start ms).
-const CHUNKS: TableDefinition<(&str, i64), &[u8]> = TableDefinition::new("chunks_v1");
-/// The write-ahead of open chunks: one blob of raw samples per historian flush, keyed by the
-/// flush's sequence number (one insert per flush, however many samples it holds).
-const WAL: TableDefinition<u64, &[u8]> = TableDefinition::new("wal_v2");
+type ChunkTable = TableDefinition<'static, (i64, &'static str, i64), &'static [u8]>;
 
-/// A chunk to seal.
-#[derive(Debug, Clone)]
-pub struct Seal {
-    pub key: ChunkKey,
-    pub bytes: Vec<u8>,
+const RAW: ChunkTable = TableDefinition::new("chunks_raw_v2");
+const MINUTE: ChunkTable = TableDefinition::new("chunks_1m_v2");
+const HOUR: ChunkTable = TableDefinition::new("chunks_1h_v2");
+const STATE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("state_v1");
+const EVENTS: TableDefinition<(&str, i64, u64), &[u8]> = TableDefinition::new("events_v1");
+
+/// Width of a time bucket of `series`, ms.
+fn bucket_width(series: Series) -> i64 {
+    match series {
+        Series::Raw => 120_000,
+        Series::Minute => 3_600_000,
+        Series::Hour => 86_400_000,
+    }
+}
+
+fn bucket(series: Series, t: i64) -> i64 {
+    t.div_euclid(bucket_width(series))
+}
+
+fn table(series: Series) -> ChunkTable {
+    match series {
+        Series::Raw => RAW,
+        Series::Minute => MINUTE,
+        Series::Hour => HOUR,
+    }
 }
 
 /// The embedded (redb) store.
@@ -31,97 +57,64 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
 }
 
-fn io(e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn io(e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(e.to_string())
+}
+
+/// Opens (or creates) a redb file with a page cache of `cache` bytes, mapping its errors.
+pub(crate) fn open_database(path: &Path, cache: usize) -> Result<Database, StoreError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        })?;
+    }
+    Database::builder()
+        .set_cache_size(cache)
+        .create(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::Storage(redb::StorageError::Corrupted(c)) => {
+                StoreError::Corrupt(format!("{}: {c}", path.display()))
+            }
+            other => StoreError::Unavailable(format!("cannot open {}: {other}", path.display())),
+        })
+}
+
+/// Runs a blocking store call on tokio's blocking pool.
+fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> BoxFuture<'static, Result<T, StoreError>> {
+    Box::pin(async move {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| StoreError::Io(format!("store task failed: {e}")))?
+    })
 }
 
 impl EmbeddedStore {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-        })?;
-        let path = dir.join("history.redb");
         // redb's page cache defaults to about 1 GiB; the historian writes far more than it
         // reads back, so a small cache is enough.
-        let db = Database::builder()
-            .set_cache_size(64 << 20)
-            .create(&path)
-            .map_err(|e| match e {
-                redb::DatabaseError::Storage(redb::StorageError::Corrupted(c)) => {
-                    StoreError::Corrupt(c)
-                }
-                other => {
-                    StoreError::Unavailable(format!("cannot open {}: {other}", path.display()))
-                }
-            })?;
+        let db = open_database(&dir.join("history.redb"), 64 << 20)?;
         // Create the tables so that readers of a fresh store find them.
         let tx = db.begin_write().map_err(io)?;
-        tx.open_table(CHUNKS).map_err(io)?;
-        tx.open_table(WAL).map_err(io)?;
+        for series in Series::ALL {
+            tx.open_table(table(series)).map_err(io)?;
+        }
+        tx.open_table(STATE).map_err(io)?;
+        tx.open_table(EVENTS).map_err(io)?;
         tx.commit().map_err(io)?;
         Ok(Self { db: Arc::new(db) })
     }
 
-    /// One durable transaction: the flush's write-ahead blob (when not empty), the chunks to
-    /// seal, and the removal of every write-ahead blob up to `drop_through` (the blobs the
-    /// sealed chunks now hold). Blocking.
-    pub fn write_ahead(
-        &self,
-        seq: u64,
-        blob: &[u8],
-        seals: &[Seal],
-        drop_through: Option<u64>,
-    ) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(io)?;
-        {
-            let mut wal = tx.open_table(WAL).map_err(io)?;
-            if let Some(last) = drop_through {
-                let covered: Vec<u64> = wal
-                    .range(..=last)
-                    .map_err(io)?
-                    .map(|e| e.map(|(k, _)| k.value()))
-                    .collect::<Result<_, _>>()
-                    .map_err(io)?;
-                for k in covered {
-                    wal.remove(k).map_err(io)?;
-                }
-            }
-            if !blob.is_empty() && drop_through.is_none_or(|last| seq > last) {
-                wal.insert(seq, blob).map_err(io)?;
-            }
-            let mut chunks = tx.open_table(CHUNKS).map_err(io)?;
-            for seal in seals {
-                let point = seal.key.point.to_string();
-                chunks
-                    .insert((point.as_str(), seal.key.start.0), seal.bytes.as_slice())
-                    .map_err(io)?;
-            }
-        }
-        tx.commit().map_err(io)
-    }
-
-    /// Every write-ahead blob in sequence order (replayed at start-up). Blocking.
-    pub fn write_ahead_blobs(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let tx = self.db.begin_read().map_err(io)?;
-        let wal = tx.open_table(WAL).map_err(io)?;
-        let mut out = Vec::new();
-        for entry in wal.iter().map_err(io)? {
-            let (k, v) = entry.map_err(io)?;
-            out.push((k.value(), v.value().to_vec()));
-        }
-        Ok(out)
-    }
-
     fn put_blocking(db: &Database, chunks: &[(ChunkKey, Vec<u8>)]) -> Result<(), StoreError> {
         let tx = db.begin_write().map_err(io)?;
-        {
-            let mut table = tx.open_table(CHUNKS).map_err(io)?;
-            for (key, bytes) in chunks {
+        for series in Series::ALL {
+            let mut t = tx.open_table(table(series)).map_err(io)?;
+            for (key, bytes) in chunks.iter().filter(|(k, _)| k.series == series) {
                 let point = key.point.to_string();
-                table
-                    .insert((point.as_str(), key.start.0), bytes.as_slice())
-                    .map_err(io)?;
+                let k = (bucket(series, key.start.0), point.as_str(), key.start.0);
+                t.insert(k, bytes.as_slice()).map_err(io)?;
             }
         }
         tx.commit().map_err(io)
@@ -130,47 +123,248 @@ impl EmbeddedStore {
     fn chunks_blocking(
         db: &Database,
         point: &str,
+        series: Series,
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<StoredChunk>, StoreError> {
         let tx = db.begin_read().map_err(io)?;
-        let table = tx.open_table(CHUNKS).map_err(io)?;
+        let t = tx.open_table(table(series)).map_err(io)?;
         let lookback = (from - MAX_CHUNK_SPAN).0;
         let mut out = Vec::new();
-        for entry in table.range((point, lookback)..=(point, to.0)).map_err(io)? {
+        if lookback > to.0 {
+            return Ok(out);
+        }
+        // Bucket by bucket, skipping the empty ones: the cost follows the buckets that hold
+        // data, not the width of the range.
+        let last = bucket(series, to.0);
+        let mut b = bucket(series, lookback);
+        while b <= last {
+            let mut found_later = None;
+            let mut any = false;
+            for entry in t.range((b, point, lookback)..).map_err(io)? {
+                any = true;
+                let (k, v) = entry.map_err(io)?;
+                let (kb, kp, ks) = k.value();
+                if kb != b {
+                    found_later = Some(kb);
+                    break;
+                }
+                if kp != point || ks > to.0 {
+                    break;
+                }
+                out.push((Timestamp(ks), v.value().to_vec()));
+            }
+            b = match found_later {
+                Some(kb) => kb,
+                None if any => b + 1,
+                // Nothing at or after this key: no later bucket holds anything.
+                None => break,
+            };
+        }
+        out.sort_by_key(|c| c.0);
+        Ok(out)
+    }
+
+    fn replace_blocking(
+        db: &Database,
+        point: &str,
+        series: Series,
+        remove: &[Timestamp],
+        put: &[(Timestamp, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        let tx = db.begin_write().map_err(io)?;
+        {
+            let mut t = tx.open_table(table(series)).map_err(io)?;
+            for start in remove {
+                t.remove((bucket(series, start.0), point, start.0))
+                    .map_err(io)?;
+            }
+            for (start, bytes) in put {
+                t.insert((bucket(series, start.0), point, start.0), bytes.as_slice())
+                    .map_err(io)?;
+            }
+        }
+        tx.commit().map_err(io)
+    }
+
+    /// Retention: removes the buckets before the one `before` falls in, then the chunks of
+    /// that bucket that start before it.
+    fn expire_blocking(db: &Database, series: Series, before: i64) -> Result<u64, StoreError> {
+        let tx = db.begin_write().map_err(io)?;
+        let removed;
+        {
+            let mut t = tx.open_table(table(series)).map_err(io)?;
+            let len = t.len().map_err(io)?;
+            let b = bucket(series, before);
+            t.retain_in(..(b, "", i64::MIN), |_, _| false).map_err(io)?;
+            t.retain_in((b, "", i64::MIN)..(b + 1, "", i64::MIN), |k, _| {
+                k.2 >= before
+            })
+            .map_err(io)?;
+            removed = len - t.len().map_err(io)?;
+        }
+        tx.commit().map_err(io)?;
+        Ok(removed)
+    }
+
+    fn put_state_blocking(
+        db: &Database,
+        kind: &str,
+        records: &[(String, Option<Vec<u8>>)],
+    ) -> Result<(), StoreError> {
+        let tx = db.begin_write().map_err(io)?;
+        {
+            let mut t = tx.open_table(STATE).map_err(io)?;
+            for (key, value) in records {
+                match value {
+                    Some(bytes) => {
+                        t.insert((kind, key.as_str()), bytes.as_slice())
+                            .map_err(io)?;
+                    }
+                    None => {
+                        t.remove((kind, key.as_str())).map_err(io)?;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(io)
+    }
+
+    fn state_blocking(db: &Database, kind: &str) -> Result<StateRecords, StoreError> {
+        let tx = db.begin_read().map_err(io)?;
+        let t = tx.open_table(STATE).map_err(io)?;
+        let mut out = Vec::new();
+        for entry in t.range((kind, "")..).map_err(io)? {
             let (k, v) = entry.map_err(io)?;
-            out.push((Timestamp(k.value().1), v.value().to_vec()));
+            let (k_kind, key) = k.value();
+            if k_kind != kind {
+                break;
+            }
+            out.push((key.to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn append_blocking(
+        db: &Database,
+        stream: &str,
+        events: &[StoredEvent],
+    ) -> Result<(), StoreError> {
+        let tx = db.begin_write().map_err(io)?;
+        {
+            let mut t = tx.open_table(EVENTS).map_err(io)?;
+            for e in events {
+                t.insert((stream, e.t.0, e.id), e.body.as_slice())
+                    .map_err(io)?;
+            }
+        }
+        tx.commit().map_err(io)
+    }
+
+    fn events_blocking(
+        db: &Database,
+        stream: &str,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let tx = db.begin_read().map_err(io)?;
+        let t = tx.open_table(EVENTS).map_err(io)?;
+        let mut out = Vec::new();
+        if from > to {
+            return Ok(out);
+        }
+        for entry in t
+            .range((stream, from.0, 0)..=(stream, to.0, u64::MAX))
+            .map_err(io)?
+            .take(limit)
+        {
+            let (k, v) = entry.map_err(io)?;
+            let (_, t, id) = k.value();
+            out.push(StoredEvent {
+                t: Timestamp(t),
+                id,
+                body: v.value().to_vec(),
+            });
         }
         Ok(out)
     }
 }
 
-impl HistoryStore for EmbeddedStore {
+impl Store for EmbeddedStore {
     fn put_chunks(
         &self,
         chunks: Vec<(ChunkKey, Vec<u8>)>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         let db = self.db.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || Self::put_blocking(&db, &chunks))
-                .await
-                .map_err(|e| StoreError::Io(format!("store task failed: {e}")))?
-        })
+        blocking(move || Self::put_blocking(&db, &chunks))
     }
 
     fn chunks(
         &self,
         point: &PointId,
+        series: Series,
         from: Timestamp,
         to: Timestamp,
     ) -> BoxFuture<'_, Result<Vec<StoredChunk>, StoreError>> {
         let db = self.db.clone();
         let point = point.to_string();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || Self::chunks_blocking(&db, &point, from, to))
-                .await
-                .map_err(|e| StoreError::Io(format!("store task failed: {e}")))?
-        })
+        blocking(move || Self::chunks_blocking(&db, &point, series, from, to))
+    }
+
+    fn replace_chunks(
+        &self,
+        point: &PointId,
+        series: Series,
+        remove: Vec<Timestamp>,
+        put: Vec<(Timestamp, Vec<u8>)>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let db = self.db.clone();
+        let point = point.to_string();
+        blocking(move || Self::replace_blocking(&db, &point, series, &remove, &put))
+    }
+
+    fn expire(&self, series: Series, before: Timestamp) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let db = self.db.clone();
+        blocking(move || Self::expire_blocking(&db, series, before.0))
+    }
+
+    fn put_state(
+        &self,
+        kind: &str,
+        records: Vec<(String, Option<Vec<u8>>)>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let db = self.db.clone();
+        let kind = kind.to_owned();
+        blocking(move || Self::put_state_blocking(&db, &kind, &records))
+    }
+
+    fn state(&self, kind: &str) -> BoxFuture<'_, Result<StateRecords, StoreError>> {
+        let db = self.db.clone();
+        let kind = kind.to_owned();
+        blocking(move || Self::state_blocking(&db, &kind))
+    }
+
+    fn append_events(
+        &self,
+        stream: &str,
+        events: Vec<StoredEvent>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let db = self.db.clone();
+        let stream = stream.to_owned();
+        blocking(move || Self::append_blocking(&db, &stream, &events))
+    }
+
+    fn events(
+        &self,
+        stream: &str,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<StoredEvent>, StoreError>> {
+        let db = self.db.clone();
+        let stream = stream.to_owned();
+        blocking(move || Self::events_blocking(&db, &stream, from, to, limit))
     }
 }
 
@@ -178,7 +372,7 @@ impl HistoryStore for EmbeddedStore {
 mod tests {
     use super::*;
 
-    fn dir(name: &str) -> std::path::PathBuf {
+    pub(crate) fn dir(name: &str) -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!("cistern-store-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d
@@ -188,6 +382,7 @@ mod tests {
     async fn the_embedded_store_passes_the_conformance_suite() {
         let store = EmbeddedStore::open(&dir("conformance")).unwrap();
         super::super::conformance::run(&store).await;
+        super::super::conformance::run_expiring(&store).await;
     }
 
     #[tokio::test]
@@ -195,6 +390,7 @@ mod tests {
         let d = dir("reopen");
         let key = ChunkKey {
             point: "XM-0001/T1.level".parse().unwrap(),
+            series: Series::Raw,
             start: Timestamp(1_000),
         };
         {
@@ -203,13 +399,21 @@ mod tests {
                 .put_chunks(vec![(key.clone(), vec![1, 2, 3])])
                 .await
                 .unwrap();
+            store
+                .put_state("snapshot", vec![("XM-0001/T1".into(), Some(vec![4]))])
+                .await
+                .unwrap();
         }
         let store = EmbeddedStore::open(&d).unwrap();
         let got = store
-            .chunks(&key.point, Timestamp(0), Timestamp(10_000))
+            .chunks(&key.point, Series::Raw, Timestamp(0), Timestamp(10_000))
             .await
             .unwrap();
         assert_eq!(got, vec![(Timestamp(1_000), vec![1, 2, 3])]);
+        assert_eq!(
+            store.state("snapshot").await.unwrap(),
+            vec![("XM-0001/T1".to_owned(), vec![4])]
+        );
     }
 
     #[test]

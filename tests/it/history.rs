@@ -74,6 +74,26 @@ fn history_survives_kill_9_and_a_restart() {
         }
     }
 
+    // The same range in 1-minute buckets (the current hour: computed from raw samples).
+    let (status, stepped) = get(&format!("{}{query}&step=1m", ready["http"]));
+    assert_eq!(status, 200, "{stepped}");
+    let buckets = stepped["series"][0]["buckets"].as_array().unwrap();
+    let counted: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert!(counted >= samples(&after, 0).len() as u64, "{stepped}");
+    for b in buckets {
+        let (min, mean, max) = (b["min"].as_f64(), b["mean"].as_f64(), b["max"].as_f64());
+        assert!(min <= mean && mean <= max, "{b}");
+        assert_eq!(b["t"].as_i64().unwrap() % 60_000, 0, "{b}");
+    }
+    let (status, err) = get(&format!(
+        "{}/api/v1/history?point=XM-0002.outlet_pressure&from=0&to=172800000&step=1s",
+        ready["http"]
+    ));
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("too_many_buckets"))
+    );
+
     let (status, err) = get(&format!("{}/api/v1/history?point=nonsense", ready["http"]));
     assert_eq!(
         (status, err["error"]["code"].as_str()),

@@ -4,9 +4,11 @@
 // Test support code outside #[test] functions fails loudly by design.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod crash;
 mod demo;
 mod history;
 mod modbus;
 mod mqtt;
+mod rules;
 mod simulate;
 mod support;

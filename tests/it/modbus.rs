@@ -8,6 +8,7 @@
 use cistern::ingest::modbus::{spawn_pollers, ModbusConfig, ModbusError};
 use cistern::ingest::{BatchSink, DeliveryError};
 use cistern::sim::modbus_server::ModbusFieldServer;
+use cistern_actors::Receipt;
 use cistern_schemas::catalog::PointKind;
 use cistern_schemas::inventory::Inventory;
 use cistern_schemas::modbus::{Encoding, Mapping, Profile, ProfileSet, RegisterKind, RoomShape};
@@ -128,8 +129,13 @@ struct RecordingSink {
 }
 
 impl BatchSink for RecordingSink {
-    fn deliver(&self, batch: DeviceBatch) -> BoxFuture<'_, Result<(), DeliveryError>> {
+    fn deliver(
+        &self,
+        batch: DeviceBatch,
+        receipt: Receipt,
+    ) -> BoxFuture<'_, Result<(), DeliveryError>> {
         self.batches.lock().unwrap().push(batch);
+        receipt.complete();
         self.notify.notify_waiters();
         Box::pin(async { Ok(()) })
     }

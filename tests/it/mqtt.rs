@@ -9,7 +9,7 @@ use cistern::ingest::mqtt::MqttConfig;
 use cistern::node::{Node, NodeSpec};
 use cistern::sim::FaultKind;
 use cistern::{broker, sim};
-use cistern_actors::ports::{Arrival, SampleSink};
+use cistern_actors::ports::{Arrival, Receipt, SampleSink};
 use cistern_actors::SystemClock;
 use cistern_schemas::inventory::Inventory;
 use cistern_schemas::reading::Record;
@@ -75,7 +75,8 @@ struct Recorder {
 }
 
 impl SampleSink for Recorder {
-    fn accept(&self, device: &DeviceId, arrival: Arrival, records: &[Record]) {
+    fn accept(&self, device: &DeviceId, arrival: Arrival, records: &[Record], receipt: Receipt) {
+        receipt.complete();
         if Some(device) == self.device.as_ref() {
             let level = DeviceKind::Tank.point_index("level").unwrap() as u16;
             let mut seen = self.seen.lock().unwrap();

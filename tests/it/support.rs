@@ -179,7 +179,7 @@ impl Mosquitto {
             &conf,
             format!(
                 "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 max_inflight_messages 1000\nmax_queued_messages 100000\nlog_dest stderr\n"
+                 max_inflight_messages 20000\nmax_queued_messages 100000\nlog_dest stderr\n"
             ),
         )
         .unwrap();

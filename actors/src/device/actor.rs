@@ -1,10 +1,10 @@
 //! The generic device actor: one point table, one kind-specific behaviour.
 
-use super::messages::{ApplyRecords, DeviceView, GetDeviceView, RoomObserved, Sweep};
+use super::messages::{ApplyRecords, DeviceView, GetDeviceView, Intake, RoomObserved, Sweep};
 use super::table::PointTable;
 use crate::clock::Clock;
 use crate::metrics::ActorMetrics;
-use crate::ports::{Arrival, SampleSink, SnapshotStore};
+use crate::ports::{Arrival, Receipt, SampleSink, SnapshotStore};
 use crate::supervision::{guarded, ActorError};
 use crate::ActorConfig;
 use actix::{Actor, AsyncContext, Context, Handler, Supervised};
@@ -49,21 +49,45 @@ pub struct DeviceActor<B: DeviceBehaviour> {
 
 impl DeviceDeps {
     /// Applies records to a device's table and passes on what that did: counts, accepted
-    /// samples to the sink, a fresh snapshot when live state changed. Returns whether it did.
-    pub fn apply(&self, id: &DeviceId, table: &mut PointTable, records: &[Record]) -> bool {
+    /// samples to the sink with the batch's receipt, a fresh snapshot when live state changed.
+    /// Returns whether it did.
+    pub fn apply(
+        &self,
+        id: &DeviceId,
+        table: &mut PointTable,
+        records: &[Record],
+        receipt: Receipt,
+    ) -> bool {
         let now = self.clock.now();
         let out = table.apply(records, now, self.config.stale_periods);
         let m = &self.metrics;
         m.applied.inc_by(out.live_count() as u64);
         m.duplicates.inc_by(out.duplicates as u64);
         m.backfill.inc_by(out.backfill_count() as u64);
+        // The receipt goes with the last handover (the sink keeps them in order); with nothing
+        // to store, the batch is done.
+        let mut receipt = Some(receipt);
         if !out.backfill.is_empty() {
-            self.sink.accept(id, Arrival::Backfill, &out.backfill);
+            let last = if out.live.is_empty() {
+                receipt.take()
+            } else {
+                None
+            };
+            self.sink.accept(
+                id,
+                Arrival::Backfill,
+                &out.backfill,
+                last.unwrap_or_default(),
+            );
         }
         if out.live.is_empty() {
+            if let Some(receipt) = receipt {
+                receipt.complete();
+            }
             return false;
         }
-        self.sink.accept(id, Arrival::Live, &out.live);
+        self.sink
+            .accept(id, Arrival::Live, &out.live, receipt.unwrap_or_default());
         self.snapshots.save(id, table.snapshot(now));
         true
     }
@@ -104,8 +128,8 @@ impl<B: DeviceBehaviour + std::fmt::Debug> DeviceActor<B> {
         }
     }
 
-    fn apply(&mut self, records: &[Record]) {
-        self.deps.apply(&self.id, &mut self.table, records);
+    fn apply(&mut self, records: &[Record], receipt: Receipt) {
+        self.deps.apply(&self.id, &mut self.table, records, receipt);
     }
 
     fn view(&self) -> DeviceView {
@@ -162,9 +186,10 @@ impl<B: DeviceBehaviour + std::fmt::Debug> Handler<ApplyRecords> for DeviceActor
     fn handle(&mut self, msg: ApplyRecords, ctx: &mut Self::Context) -> Self::Result {
         let id = self.id.clone();
         let metrics = self.deps.metrics.clone();
-        let ApplyRecords { records, permit } = msg;
+        let ApplyRecords { records, intake } = msg;
+        let Intake { permit, receipt } = intake;
         let result = guarded(self, ctx, Self::kind_label(), &id, &metrics, |act, _| {
-            act.apply(&records)
+            act.apply(&records, receipt)
         });
         drop(permit);
         result

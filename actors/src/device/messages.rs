@@ -8,13 +8,21 @@ use serde::Serialize;
 
 use super::table::PointView;
 
-/// Records of this device, sorted by time, from its room, with the room's intake permit: it is
-/// released when the records have been applied (see [`crate::registry`] on backpressure).
+/// Records of this device, sorted by time, from its room, with their [`Intake`].
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), ActorError>")]
 pub struct ApplyRecords {
     pub records: Vec<Record>,
+    pub intake: Intake,
+}
+
+/// What travels with a batch from ingest: the room's intake permit, released once the batch
+/// is applied (see [`crate::registry`] on backpressure), and the producer's receipt, which the
+/// historian completes once the samples are durable.
+#[derive(Debug, Default)]
+pub struct Intake {
     pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    pub receipt: crate::ports::Receipt,
 }
 
 /// Room-level context a device's derived state depends on (e.g. a tank's share of demand).

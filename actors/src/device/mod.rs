@@ -16,4 +16,5 @@ pub mod messages;
 pub mod table;
 
 pub use actor::{DeviceActor, DeviceBehaviour, DeviceDeps};
+pub use messages::Intake;
 pub use table::{ApplyOutcome, DeviceSnapshot, PointState, PointTable, PointView};

@@ -117,8 +117,8 @@ impl PumpRoomActor {
         );
     }
 
-    fn apply_own(&mut self, records: &[Record]) {
-        if self.deps.apply(&self.id, &mut self.table, records) {
+    fn apply_own(&mut self, records: &[Record], receipt: crate::ports::Receipt) {
+        if self.deps.apply(&self.id, &mut self.table, records, receipt) {
             self.inform_tanks();
         }
     }
@@ -204,7 +204,7 @@ impl Handler<SamplesReceived> for PumpRoomActor {
     type Result = ();
 
     fn handle(&mut self, msg: SamplesReceived, ctx: &mut Self::Context) {
-        let SamplesReceived { batch, permit } = msg;
+        let SamplesReceived { batch, intake } = msg;
         let was_online = self.online;
         self.last_seen = Some(self.deps.clock.now());
         self.online = true;
@@ -218,25 +218,26 @@ impl Handler<SamplesReceived> for PumpRoomActor {
             DeviceUnit::Room => {
                 let id = self.id.clone();
                 let metrics = self.deps.metrics.clone();
+                let crate::device::Intake { permit, receipt } = intake;
                 let _ = guarded(self, ctx, "room", &id, &metrics, |act, _| {
-                    act.apply_own(&records)
+                    act.apply_own(&records, receipt)
                 });
                 drop(permit);
             }
             DeviceUnit::Pump(n) => self.forward(
                 self.pumps.get(child(n)),
                 unit,
-                ApplyRecords { records, permit },
+                ApplyRecords { records, intake },
             ),
             DeviceUnit::Tank(n) => self.forward(
                 self.tanks.get(child(n)),
                 unit,
-                ApplyRecords { records, permit },
+                ApplyRecords { records, intake },
             ),
             DeviceUnit::Camera(n) => self.forward(
                 self.cameras.get(child(n)),
                 unit,
-                ApplyRecords { records, permit },
+                ApplyRecords { records, intake },
             ),
         }
         if !was_online || unit == DeviceUnit::Room {

@@ -5,13 +5,12 @@ use crate::supervision::ActorError;
 use actix::Message;
 use cistern_schemas::reading::DeviceBatch;
 
-/// A decoded batch for the room or one of its devices, with the intake permit that ingest
-/// acquired for it; the permit is released once the batch is applied.
+/// A decoded batch for the room or one of its devices, with its intake permit and receipt.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct SamplesReceived {
     pub batch: DeviceBatch,
-    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    pub intake: crate::device::Intake,
 }
 
 /// Asks for the live state of the room and all its equipment.

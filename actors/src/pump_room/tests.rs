@@ -6,7 +6,7 @@ use super::*;
 use crate::device::messages::Crash as DeviceCrash;
 use crate::device::table::good_record;
 use crate::device::DeviceDeps;
-use crate::ports::{Arrival, SampleSink};
+use crate::ports::{Arrival, Receipt, SampleSink};
 use crate::{ActorConfig, ActorMetrics, FleetRegistry, ManualClock, MemorySnapshotStore};
 use actix::Arbiter;
 use cistern_schemas::inventory::{CameraSpec, Inventory, PumpSpec, RoomSpec, TankSpec, ZoneSpec};
@@ -21,11 +21,12 @@ const T0: Timestamp = Timestamp(1_763_700_000_000);
 struct RecordingSink(Mutex<Vec<(DeviceId, Arrival, Vec<Record>)>>);
 
 impl SampleSink for RecordingSink {
-    fn accept(&self, device: &DeviceId, arrival: Arrival, records: &[Record]) {
+    fn accept(&self, device: &DeviceId, arrival: Arrival, records: &[Record], receipt: Receipt) {
         self.0
             .lock()
             .unwrap()
             .push((device.clone(), arrival, records.to_vec()));
+        receipt.complete();
     }
 }
 
@@ -127,7 +128,7 @@ fn batch(device: &str, t: Timestamp, values: &[(&str, f64)]) -> DeviceBatch {
 impl Fixture {
     /// Routes a batch and waits until the room (and so the device it forwards to) has it.
     async fn deliver(&self, b: DeviceBatch) {
-        self.registry.route(b).await.unwrap();
+        self.registry.route(b, Receipt::none()).await.unwrap();
         self.registry.room_view(&self.room).await.unwrap();
     }
 }
@@ -172,13 +173,19 @@ async fn unknown_rooms_and_devices_are_refused() {
     let f = fixture();
     let err = f
         .registry
-        .route(batch("XM-9999/P1", T0, &[("frequency", 1.0)]))
+        .route(
+            batch("XM-9999/P1", T0, &[("frequency", 1.0)]),
+            Receipt::none(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.label(), "unknown_room");
     let err = f
         .registry
-        .route(batch("XM-0001/P3", T0, &[("frequency", 1.0)]))
+        .route(
+            batch("XM-0001/P3", T0, &[("frequency", 1.0)]),
+            Receipt::none(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.label(), "unknown_device");
@@ -376,7 +383,7 @@ async fn a_full_room_makes_ingest_wait_and_loses_nothing() {
             actix_rt::spawn(async move {
                 for s in 0..100u64 {
                     let b = batch(device, T0 + Duration::from_secs(2 * s), &[(name, 1.0)]);
-                    registry.route(b).await.unwrap();
+                    registry.route(b, Receipt::none()).await.unwrap();
                 }
             })
         })
@@ -387,4 +394,35 @@ async fn a_full_room_makes_ingest_wait_and_loses_nothing() {
         .expect("ingest never stalls");
     f.registry.room_view(&f.room).await.unwrap();
     assert_eq!(f.metrics.applied.get(), 400, "every sample applied");
+}
+
+#[actix_rt::test]
+async fn a_receipt_completes_once_the_sink_has_the_samples_or_when_nothing_is_new() {
+    let f = fixture();
+    for _ in 0..2 {
+        // The second delivery is all duplicates: nothing to store, done at once.
+        let (receipt, durable) = Receipt::new();
+        f.registry
+            .route(batch("XM-0001/P1", T0, &[("frequency", 40.0)]), receipt)
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), durable)
+            .await
+            .expect("the receipt completes")
+            .expect("completed, not dropped");
+    }
+    assert_eq!(f.sink.0.lock().unwrap().len(), 1);
+    // A batch for the room's own points too.
+    let (receipt, durable) = Receipt::new();
+    f.registry
+        .route(
+            batch("XM-0001/room", T0, &[("outlet_pressure", 0.4)]),
+            receipt,
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), durable)
+        .await
+        .unwrap()
+        .unwrap();
 }

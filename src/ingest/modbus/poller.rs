@@ -12,6 +12,7 @@ use super::metrics::{ModbusMetrics, ProfileMetrics};
 use super::{ModbusConfig, ModbusError};
 use crate::ingest::field_log::FieldLog;
 use crate::ingest::BatchSink;
+use cistern_actors::Receipt;
 use cistern_schemas::inventory::RoomSpec;
 use cistern_schemas::modbus::{BlockData, Profile, ReadBlock, ReadPlan, RegisterKind};
 use cistern_schemas::quality::assess;
@@ -358,7 +359,7 @@ impl RoomPoller {
                 source: IngestSource::Modbus,
                 records: vec![Record { t, values }],
             };
-            if let Err(error) = self.sink.deliver(batch).await {
+            if let Err(error) = self.sink.deliver(batch, Receipt::none()).await {
                 if let Some(suppressed) = self.log.admit("deliver") {
                     warn!(room = %self.room, device = %device.label, %error, suppressed,
                           "Modbus batch could not be delivered");

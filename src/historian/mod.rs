@@ -1,0 +1,299 @@
+//! The historian: every sample the actors accept, durable within `flush_every` (default
+//! 250 ms), sealed into compressed chunks in the store, and queryable by point and time range.
+//!
+//! The actors hand samples over through the [`SampleSink`] port without ever waiting: the
+//! handover is a channel to a writer thread of its own ([`writer`]). With the samples comes the
+//! batch's [`Receipt`]: the writer completes it once the samples are durable, and only then
+//! does the MQTT ingest acknowledge the message to the broker — so a `kill -9` at any moment
+//! loses nothing the broker was told is safe.
+//!
+//! - Every `flush_every` the writer commits what arrived as one write-ahead blob ([`Wal`]:
+//!   one insert however many samples — 66,000 per-sample rows a second cost far too much at
+//!   fleet scale), then adds the samples to the open chunks in memory.
+//! - Every `seal_every` (2 min; sooner past `seal_samples`) it seals every open chunk into the
+//!   store and drops the blobs they came from.
+//! - When the store fails, samples stay in the write-ahead and in memory; past
+//!   `max_open_samples` they are dropped from memory and stay on disk only (the spill). When
+//!   the store is back, the spill drains oldest first, in batches, while supervision and
+//!   ingest carry on. `cistern_store_queue_depth_samples`, `cistern_store_spill_bytes` and
+//!   `cistern_store_drain_rate_samples_per_second` show it.
+//! - At start-up the write-ahead is read back (as far as memory allows; the rest is a spill).
+//! - Queries merge the store's chunks with the open samples, which are durable.
+
+pub mod bench;
+mod blob;
+pub mod compact;
+pub mod metrics;
+pub mod rollup;
+mod writer;
+
+use crate::store::wal::Wal;
+use crate::store::{Series, Store, StoreError};
+use cistern_actors::ports::{Arrival, SampleSink};
+use cistern_actors::Receipt;
+use cistern_schemas::chunk;
+use cistern_schemas::reading::Record;
+use cistern_schemas::{DeviceId, PointId, Timestamp};
+pub use metrics::StoreMetrics;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How the historian writes.
+#[derive(Clone, Debug)]
+pub struct HistorianConfig {
+    /// Samples are durable this long after they are accepted, at the latest (and MQTT
+    /// messages are acknowledged then).
+    pub flush_every: Duration,
+    /// Open chunks are sealed this often...
+    pub seal_every: Duration,
+    /// ...or as soon as this many samples are open.
+    pub seal_samples: usize,
+    /// Past this many open samples (the store is down or slow), they are dropped from memory
+    /// and wait on disk.
+    pub max_open_samples: usize,
+    /// Write-ahead bytes read per drain batch.
+    pub drain_batch_bytes: u64,
+    /// Chunks per store write.
+    pub chunks_per_write: usize,
+    /// Compaction, rollups and retention (`None`: none, the raw chunks stay as sealed).
+    pub compaction: Option<compact::CompactionConfig>,
+}
+
+impl Default for HistorianConfig {
+    fn default() -> Self {
+        Self {
+            flush_every: Duration::from_millis(250),
+            seal_every: Duration::from_secs(120),
+            seal_samples: 10_000_000,
+            max_open_samples: 25_000_000,
+            drain_batch_bytes: 32 << 20,
+            chunks_per_write: 50_000,
+            compaction: None,
+        }
+    }
+}
+
+/// A raw sample on its way to the store: point id, t (ms), value.
+type Sample = (String, i64, f64);
+/// Durable, not yet sealed samples by point.
+type OpenChunks = HashMap<String, Vec<(i64, f64)>>;
+
+/// What queries see besides the store: the open samples, and those being sealed.
+#[derive(Debug, Default)]
+struct Buffers {
+    open: OpenChunks,
+    sealing: Option<Arc<OpenChunks>>,
+}
+
+/// The historian (see the module doc).
+#[derive(Debug)]
+pub struct Historian {
+    tx: Mutex<Option<mpsc::Sender<writer::Handover>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    buffers: Arc<Mutex<Buffers>>,
+    store: Arc<dyn Store>,
+    metrics: StoreMetrics,
+    compactor: Option<compact::CompactorHandle>,
+}
+
+fn lock(buffers: &Mutex<Buffers>) -> MutexGuard<'_, Buffers> {
+    // The writer never leaves the buffers half-updated on a panic path worth refusing to read.
+    buffers.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Historian {
+    /// Starts the writer thread, after reading the write-ahead in `wal_dir` back. Store calls
+    /// run on `io` (a runtime of the caller's, which must outlive the historian).
+    pub fn start(
+        store: Arc<dyn Store>,
+        wal_dir: &Path,
+        config: HistorianConfig,
+        io: tokio::runtime::Handle,
+    ) -> Result<Self, StoreError> {
+        let metrics =
+            StoreMetrics::new().map_err(|e| StoreError::Invalid(format!("metrics: {e}")))?;
+        let wal = Wal::open(wal_dir)?;
+        let mut open = OpenChunks::new();
+        let mut open_samples = 0;
+        let next_seq = wal.last_seq().map_or(0, |s| s + 1);
+        // Read the log back newest first, as far as memory allows: older blobs stay spilled.
+        let mut open_from = next_seq;
+        let mut seq = next_seq;
+        while let Some(first) = wal.first_seq().filter(|f| *f < seq) {
+            let from = seq.saturating_sub(64).max(first);
+            let blobs = wal.read(from, u64::MAX)?;
+            let mut took = false;
+            for (s, bytes) in blobs.iter().rev().filter(|(s, _)| *s < seq) {
+                let samples = match blob::decode(bytes) {
+                    Ok(samples) => samples,
+                    Err(what) => {
+                        tracing::error!(
+                            seq = s,
+                            what,
+                            "historian: unreadable write-ahead blob skipped"
+                        );
+                        Vec::new()
+                    }
+                };
+                if open_samples + samples.len() > config.max_open_samples {
+                    break;
+                }
+                open_samples += samples.len();
+                for (point, t, v) in samples {
+                    open.entry(point).or_default().push((t, v));
+                }
+                open_from = *s;
+                took = true;
+            }
+            if !took || from == first {
+                break;
+            }
+            seq = from;
+        }
+        tracing::info!(
+            blobs = wal.len(),
+            bytes = wal.bytes(),
+            samples = open_samples,
+            spilled_blobs = wal.first_seq().map_or(0, |f| open_from.saturating_sub(f)),
+            "historian: write-ahead read back"
+        );
+        let buffers = Arc::new(Mutex::new(Buffers {
+            open,
+            sealing: None,
+        }));
+        let (hook, compactor) = match config.compaction.clone() {
+            Some(c) => {
+                let (hook, handle) = compact::spawn(store.clone(), io.clone(), c)?;
+                (Some(hook), Some(handle))
+            }
+            None => (None, None),
+        };
+        let (tx, rx) = mpsc::channel();
+        let writer = writer::Writer {
+            store: store.clone(),
+            wal,
+            io,
+            config,
+            metrics: metrics.clone(),
+            buffers: buffers.clone(),
+            pending: Vec::new(),
+            receipts: Vec::new(),
+            seq: next_seq,
+            open_from,
+            open_samples,
+            sealed_to: HashMap::new(),
+            sealed_before_start: None,
+            sealed_max: i64::MIN,
+            retry_at: Instant::now(),
+            backoff: Duration::ZERO,
+            compaction: hook,
+        };
+        let writer = std::thread::Builder::new()
+            .name("historian".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the historian: {e}")))?;
+        Ok(Self {
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+            buffers,
+            store,
+            metrics,
+            compactor,
+        })
+    }
+
+    /// The historian's metrics (register them with the node's registry).
+    pub fn metrics(&self) -> &StoreMetrics {
+        &self.metrics
+    }
+
+    /// The store behind the historian.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The compactor, when compaction is configured.
+    pub fn compactor(&self) -> Option<&compact::CompactorHandle> {
+        self.compactor.as_ref()
+    }
+
+    /// Flushes what was accepted and stops the writer (also done on drop). Blocks.
+    pub fn stop(&self) {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        let writer = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(writer) = writer {
+            let _ = writer.join();
+        }
+        if let Some(compactor) = &self.compactor {
+            compactor.stop();
+        }
+    }
+
+    /// Samples of `point` within `[from, to]` that are durable, in time order.
+    pub async fn history(
+        &self,
+        point: &PointId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(i64, f64)>, StoreError> {
+        let chunks = self.store.chunks(point, Series::Raw, from, to).await?;
+        let mut merged = BTreeMap::new();
+        for (_, bytes) in chunks {
+            // `decode_range` excludes its end: ask for one millisecond more to include `to`.
+            let samples = chunk::decode_range(&bytes, from.0, to.0.saturating_add(1))
+                .map_err(|e| StoreError::Corrupt(format!("chunk of {point}: {e}")))?;
+            merged.extend(samples);
+        }
+        let key = point.to_string();
+        let in_range = |s: &&(i64, f64)| (from.0..=to.0).contains(&s.0);
+        let buffers = lock(&self.buffers);
+        if let Some(sealing) = buffers.sealing.as_ref().and_then(|s| s.get(&key)) {
+            merged.extend(sealing.iter().filter(in_range).copied());
+        }
+        if let Some(open) = buffers.open.get(&key) {
+            merged.extend(open.iter().filter(in_range).copied());
+        }
+        Ok(merged.into_iter().collect())
+    }
+}
+
+impl Drop for Historian {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl SampleSink for Historian {
+    fn accept(&self, device: &DeviceId, _arrival: Arrival, records: &[Record], receipt: Receipt) {
+        let specs = device.unit.kind().points();
+        let mut batch = Vec::with_capacity(records.iter().map(|r| r.values.len()).sum());
+        for r in records {
+            for v in &r.values {
+                // A bad point without a value (a Modbus exception) has nothing to store.
+                if let (true, Some(spec)) = (v.value.is_finite(), specs.get(usize::from(v.index))) {
+                    batch.push((format!("{device}.{}", spec.name), r.t.0, v.value));
+                }
+            }
+        }
+        let sent = self
+            .tx
+            .lock()
+            .map(|tx| {
+                tx.as_ref()
+                    .is_some_and(|tx| tx.send((batch, receipt)).is_ok())
+            })
+            .unwrap_or(false);
+        if !sent {
+            // The receipt is dropped with the batch: the producer does not acknowledge it.
+            tracing::error!(%device, "historian writer is gone: samples not stored");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
