@@ -184,6 +184,17 @@ struct Counters {
     per_rule: Vec<RuleStats>,
 }
 
+/// The engine borrowed apart for one call: the context, the alarm maps and the script scope,
+/// so that all can be borrowed at once.
+struct Pass<'a> {
+    ctx: Ctx<'a>,
+    alarms: &'a mut BTreeMap<AlarmKey, AlarmRecord>,
+    externals: &'a BTreeMap<RuleId, bool>,
+    chatter_members: &'a mut BTreeMap<AlarmKey, Timestamp>,
+    scope: &'a mut Scope<'static>,
+    logged_errors: &'a mut HashSet<RuleId>,
+}
+
 /// The mutable context of one engine call, split from the alarm map so that both can be
 /// borrowed at once.
 struct Ctx<'a> {
@@ -213,6 +224,50 @@ pub struct RoomEngine {
 }
 
 impl RoomEngine {
+    /// Borrows the engine apart for one call with `rules` (a clone of the engine's, so that
+    /// the set stays put while the call runs).
+    fn pass<'a>(
+        &'a mut self,
+        rules: &'a RuleSet,
+        notify: &'a mut dyn Notify,
+        dirty: bool,
+    ) -> Pass<'a> {
+        let Self {
+            room,
+            config,
+            state,
+            counters,
+            scope,
+            logged_errors,
+            ..
+        } = self;
+        let EngineSnapshot {
+            alarms,
+            externals,
+            last_activation,
+            chatter_members,
+            ..
+        } = state;
+        Pass {
+            ctx: Ctx {
+                room,
+                rules,
+                config,
+                events: Vec::new(),
+                notify,
+                last_activation,
+                counters,
+                chatter_due: Vec::new(),
+                dirty,
+            },
+            alarms,
+            externals,
+            chatter_members,
+            scope,
+            logged_errors,
+        }
+    }
+
     pub fn new(room: RoomId, rules: Arc<RuleSet>, config: Arc<EngineConfig>) -> Self {
         let per_rule = vec![RuleStats::default(); rules.len()];
         Self {
@@ -318,33 +373,14 @@ impl RoomEngine {
         notify: &mut dyn Notify,
     ) -> Vec<AlarmEvent> {
         let rules = self.rules.clone();
-        let Self {
-            room,
-            config,
-            state,
-            counters,
-            scope,
-            logged_errors,
-            ..
-        } = self;
-        let EngineSnapshot {
+        let Pass {
+            mut ctx,
             alarms,
             externals,
-            last_activation,
             chatter_members,
-            ..
-        } = state;
-        let mut ctx = Ctx {
-            room,
-            rules: &rules,
-            config,
-            events: Vec::new(),
-            notify,
-            last_activation,
-            counters,
-            chatter_due: Vec::new(),
-            dirty: false,
-        };
+            scope,
+            logged_errors,
+        } = self.pass(&rules, notify, false);
         if touched.is_empty() {
             return finish(ctx, alarms, externals, chatter_members, now);
         }
@@ -403,31 +439,13 @@ impl RoomEngine {
             return Vec::new();
         }
         let rules = self.rules.clone();
-        let Self {
-            room,
-            config,
-            state,
-            counters,
-            ..
-        } = self;
-        let EngineSnapshot {
+        let Pass {
+            mut ctx,
             alarms,
             externals,
-            last_activation,
             chatter_members,
             ..
-        } = state;
-        let mut ctx = Ctx {
-            room,
-            rules: &rules,
-            config,
-            events: Vec::new(),
-            notify,
-            last_activation,
-            counters,
-            chatter_due: Vec::new(),
-            dirty: false,
-        };
+        } = self.pass(&rules, notify, false);
         run_timers(&mut ctx, alarms, externals, chatter_members, now);
         finish(ctx, alarms, externals, chatter_members, now)
     }
@@ -447,31 +465,13 @@ impl RoomEngine {
             return Vec::new();
         }
         let rules = self.rules.clone();
-        let Self {
-            room,
-            config,
-            state,
-            counters,
-            ..
-        } = self;
-        let EngineSnapshot {
+        let Pass {
+            mut ctx,
             alarms,
             externals,
-            last_activation,
             chatter_members,
             ..
-        } = state;
-        let mut ctx = Ctx {
-            room,
-            rules: &rules,
-            config,
-            events: Vec::new(),
-            notify,
-            last_activation,
-            counters,
-            chatter_due: Vec::new(),
-            dirty: true,
-        };
+        } = self.pass(&rules, notify, true);
         run_timers(&mut ctx, alarms, externals, chatter_members, now);
         finish(ctx, alarms, externals, chatter_members, now)
     }
@@ -497,31 +497,13 @@ impl RoomEngine {
                 key: key.clone(),
             });
         };
-        let Self {
-            room,
-            config,
-            state,
-            counters,
-            ..
-        } = self;
-        let EngineSnapshot {
+        let Pass {
+            mut ctx,
             alarms,
             externals,
-            last_activation,
             chatter_members,
             ..
-        } = state;
-        let mut ctx = Ctx {
-            room,
-            rules: &rules,
-            config,
-            events: Vec::new(),
-            notify,
-            last_activation,
-            counters,
-            chatter_due: Vec::new(),
-            dirty: false,
-        };
+        } = self.pass(&rules, notify, false);
         let rec = alarms
             .entry(key.clone())
             .or_insert_with(|| AlarmRecord::new(key.clone(), meta.severity));
@@ -547,11 +529,11 @@ impl RoomEngine {
                 if rec.out_of_service.is_some() {
                     return Err(CommandError::OutOfService { key: key.clone() });
                 }
-                if *until <= now || *until > now + config.max_shelve {
+                if *until <= now || *until > now + ctx.config.max_shelve {
                     return Err(CommandError::BadShelveExpiry {
                         key: key.clone(),
                         until: *until,
-                        max_s: config.max_shelve.as_secs(),
+                        max_s: ctx.config.max_shelve.as_secs(),
                     });
                 }
                 rec.shelve = Some(ShelveInfo {

@@ -5,7 +5,7 @@
 //! from the persistent session (an acknowledgement sent too early would lose the samples of
 //! the last flush interval, and this test would see the hole).
 
-use crate::support::{get, spawn_cistern, temp_dir, wait_for, Mosquitto};
+use crate::support::{get, run_site, spawn_cistern, wait_for, Mosquitto};
 use cistern::sim;
 use cistern_schemas::telemetry;
 use cistern_schemas::{DeviceId, DeviceKind, Timestamp};
@@ -23,24 +23,12 @@ fn level(i: usize) -> f64 {
 #[test]
 fn kill_9_during_ingest_loses_no_acknowledged_sample_and_duplicates_none() {
     let broker = Mosquitto::start("mosquitto-crash");
-    let dir = temp_dir("crash");
-    let inventory = sim::generate_fleet(2, 11);
-    std::fs::write(
-        dir.join("inventory.toml"),
-        toml::to_string(&inventory).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("cistern.toml"),
-        format!(
-            "[http]\nlisten = \"127.0.0.1:0\"\n[inventory]\nfile = \"inventory.toml\"\n\
-             [mqtt]\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"cistern-it-crash\"\n\
-             [store]\ndata_dir = \"data\"\nflush_every = \"250ms\"\nseal_every = \"3s\"\n",
-            broker.addr.port()
-        ),
-    )
-    .unwrap();
-    let config = dir.join("cistern.toml");
+    let config = run_site(
+        "crash",
+        &sim::generate_fleet(2, 11),
+        &broker,
+        "[store]\ndata_dir = \"data\"\nflush_every = \"250ms\"\nseal_every = \"3s\"\n",
+    );
     let args = ["run", "--config", config.to_str().unwrap()];
     let (mut first, ready) = spawn_cistern("crash-1", &args, Duration::from_secs(30));
     let base = ready["http"].clone();

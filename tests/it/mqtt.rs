@@ -2,7 +2,7 @@
 //! and in process through the embedded broker — a comms outage replayed with no gap and no
 //! duplicate, and bad input counted without stopping ingest.
 
-use crate::support::{get, spawn_cistern, temp_dir, wait_for, Mosquitto};
+use crate::support::{get, run_site, spawn_cistern, wait_for, Mosquitto};
 use cistern::config::builtin_profiles;
 use cistern::field::{self, FieldConfig, FieldHandle};
 use cistern::ingest::mqtt::MqttConfig;
@@ -23,23 +23,7 @@ use std::time::Duration;
 #[test]
 fn cistern_run_ingests_a_simulated_fleet_through_a_real_mosquitto() {
     let broker = Mosquitto::start("mosquitto-run");
-    let dir = temp_dir("run");
-    let inventory = sim::generate_fleet(5, 3);
-    std::fs::write(
-        dir.join("inventory.toml"),
-        toml::to_string(&inventory).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("cistern.toml"),
-        format!(
-            "[http]\nlisten = \"127.0.0.1:0\"\n[inventory]\nfile = \"inventory.toml\"\n\
-             [mqtt]\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"cistern-it-run\"\n",
-            broker.addr.port()
-        ),
-    )
-    .unwrap();
-    let config = dir.join("cistern.toml");
+    let config = run_site("run", &sim::generate_fleet(5, 3), &broker, "");
     let (node, ready) = spawn_cistern(
         "run",
         &["run", "--config", config.to_str().unwrap()],

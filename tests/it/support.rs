@@ -160,6 +160,34 @@ pub fn wait_listening(addr: SocketAddr, deadline: Duration) {
     });
 }
 
+/// A site for `cistern run` in a fresh directory: `inventory`, HTTP on a free port, MQTT from
+/// `broker` (client id `cistern-it-NAME`), and `extra` configuration. Returns the
+/// configuration file.
+pub fn run_site(
+    name: &str,
+    inventory: &cistern_schemas::inventory::Inventory,
+    broker: &Mosquitto,
+    extra: &str,
+) -> PathBuf {
+    let dir = temp_dir(name);
+    std::fs::write(
+        dir.join("inventory.toml"),
+        toml::to_string(inventory).unwrap(),
+    )
+    .unwrap();
+    let config = dir.join("cistern.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\nlisten = \"127.0.0.1:0\"\n[inventory]\nfile = \"inventory.toml\"\n\
+             [mqtt]\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"cistern-it-{name}\"\n{extra}",
+            broker.addr.port()
+        ),
+    )
+    .unwrap();
+    config
+}
+
 /// A real mosquitto broker on a free loopback port.
 pub struct Mosquitto {
     pub addr: SocketAddr,
