@@ -33,6 +33,8 @@ pub struct Config {
     pub store: StoreConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub rules: crate::alarms::RulesConfig,
 }
 
 /// `[store]`
@@ -275,6 +277,7 @@ impl Config {
         }
         config.store.resolve_relative_to(base);
         config.store.validate()?;
+        config.rules.resolve_relative_to(base);
         if let Some(dir) = &mut config.profiles.dir {
             if dir.is_relative() {
                 *dir = base.join(&*dir);
@@ -339,6 +342,15 @@ mod tests {
         let inventory = config.load_inventory().unwrap();
         assert_eq!(inventory.rooms.len(), 20);
         config.load_profiles().unwrap();
+        assert!(
+            config.rules.directory().is_some(),
+            "the example points at rules/library"
+        );
+        assert_eq!(
+            config.rules.engine,
+            cistern_rules::EngineConfig::default(),
+            "the example documents the defaults"
+        );
     }
 
     #[test]

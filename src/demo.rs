@@ -30,6 +30,33 @@ pub struct DemoOptions {
     pub actor_threads: usize,
     /// Where the embedded store keeps history.
     pub data: std::path::PathBuf,
+    /// The rule directory (none: `rules/library` when it exists here, else the built-in
+    /// library).
+    pub rules: Option<std::path::PathBuf>,
+    /// Shortens the default escalation ladders: first step after this, second after 3×.
+    pub escalate_after: Option<Duration>,
+    /// A room silent this long is offline (default: the actors' 60 s).
+    pub offline_after: Option<Duration>,
+}
+
+impl DemoOptions {
+    /// `[rules]` of the demo.
+    fn rules_config(&self) -> crate::alarms::RulesConfig {
+        let mut config = crate::alarms::RulesConfig::default();
+        let repo = std::path::Path::new("rules/library");
+        config.dir = self
+            .rules
+            .clone()
+            .or_else(|| repo.is_dir().then(|| repo.to_path_buf()));
+        if let Some(first) = self.escalate_after {
+            for ladder in config.engine.escalation.values_mut() {
+                for (i, step) in ladder.iter_mut().enumerate() {
+                    step.after = first * (1 + 2 * i as u32);
+                }
+            }
+        }
+        config
+    }
 }
 
 /// Why the demo could not start.
@@ -128,6 +155,10 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
         NodeSpec::new(inventory.clone(), profiles, Arc::new(SystemClock)).with_storage(&storage);
     spec.http = opts.http;
     spec.actor_threads = opts.actor_threads;
+    spec.rules = opts.rules_config();
+    if let Some(d) = opts.offline_after {
+        spec.actors.offline_after = d;
+    }
     spec.field = Some(field.clone());
     spec.mqtt = Some(MqttConfig {
         host: broker.addr.ip().to_string(),

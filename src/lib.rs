@@ -6,6 +6,7 @@
 //! `field/` the simulated rooms' gateways and controllers around it; `node` wires a platform
 //! node; `demo` and `simulate` are the commands of the same names; `broker` embeds rumqttd.
 
+pub mod alarms;
 pub mod api;
 pub mod broker;
 pub mod config;

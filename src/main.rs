@@ -52,6 +52,17 @@ enum Command {
         /// Data directory of the embedded store (history survives a restart).
         #[arg(long, default_value = "data")]
         data: PathBuf,
+        /// Rule directory, hot-reloaded (default: rules/library when run from the repository,
+        /// else the library built into the binary).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Unacknowledged alarms escalate after this long, and again after three times it
+        /// (default 10 min and 30 min; shorten it to watch escalation happen).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        escalate_after: Option<Duration>,
+        /// A room whose gateway is silent this long is offline (default 60 s).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        offline_after: Option<Duration>,
     },
     /// Run against an external broker and field devices.
     Run {
@@ -119,6 +130,34 @@ enum RulesCommand {
         #[arg(long, default_value = "rules/cases")]
         cases: PathBuf,
     },
+    /// Replays a seeded simulator run with injected faults (or, with --config, the stored
+    /// history of a site) through a rule set and prints ISA-18.2 alarm KPIs; --against
+    /// replays the same through a second rule set to compare versions.
+    Backtest {
+        #[arg(default_value = "rules/library")]
+        dir: PathBuf,
+        /// A second rule directory, replayed on the same data.
+        #[arg(long)]
+        against: Option<PathBuf>,
+        #[arg(long, default_value_t = 50)]
+        rooms: usize,
+        #[arg(long, default_value_t = 24.0)]
+        hours: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Faults injected per room per simulated day.
+        #[arg(long, default_value_t = 1.0)]
+        faults_per_room_day: f64,
+        /// Replay this site's stored history instead of a simulation.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// With --config: the period replayed, ending now.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        last: Duration,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn init_tracing(log: &LogConfig) {
@@ -173,6 +212,9 @@ fn main() -> anyhow::Result<()> {
             threads,
             json_logs,
             data,
+            rules,
+            escalate_after,
+            offline_after,
         } => {
             let format = if json_logs {
                 LogFormat::Json
@@ -192,6 +234,9 @@ fn main() -> anyhow::Result<()> {
                 speed,
                 actor_threads: threads,
                 data,
+                rules,
+                escalate_after,
+                offline_after,
             };
             actix_web::rt::System::new().block_on(async move {
                 let mut stop = stop_signal();
@@ -233,6 +278,7 @@ fn main() -> anyhow::Result<()> {
                 spec.modbus = config.modbus.clone();
                 spec.http = config.http.listen;
                 spec.http_workers = config.http.workers;
+                spec.rules = config.rules.clone();
                 let node = Node::start(spec).await.context("cannot start the node")?;
                 if !node.mqtt_subscribed(Duration::from_secs(10)).await {
                     tracing::warn!("not subscribed to the MQTT broker yet; ready anyway, ingest starts once it is");
@@ -300,6 +346,85 @@ fn main() -> anyhow::Result<()> {
                 let report = cistern_rules::tools::test(&dir, &cases)?;
                 print!("{report}");
                 anyhow::ensure!(report.ok(), "{} golden cases failed", report.failed());
+                Ok(())
+            }
+            RulesCommand::Backtest {
+                dir,
+                against,
+                rooms,
+                hours,
+                seed,
+                faults_per_room_day,
+                config,
+                last,
+                json,
+            } => {
+                init_tracing(&LogConfig {
+                    filter: "warn".into(),
+                    ..LogConfig::default()
+                });
+                let load = |d: &std::path::Path| -> anyhow::Result<Arc<cistern_rules::RuleSet>> {
+                    let out = cistern_rules::RuleSet::load_dir(d, Default::default())?;
+                    for diag in &out.diagnostics {
+                        eprintln!("{diag}");
+                    }
+                    anyhow::ensure!(!out.has_errors(), "{} does not compile", d.display());
+                    Ok(Arc::new(out.set))
+                };
+                let mut sets = vec![(dir.clone(), load(&dir)?)];
+                if let Some(a) = &against {
+                    sets.push((a.clone(), load(a)?));
+                }
+                let history = match &config {
+                    Some(path) => {
+                        let config = Config::load(path)?;
+                        let inventory = config.load_inventory()?;
+                        let to = cistern_schemas::Timestamp::now();
+                        let from = to - last;
+                        let readings = tokio::runtime::Runtime::new()?.block_on(async {
+                            let storage = cistern::store::open_storage(&config.store).await?;
+                            let r = cistern::alarms::backtest::load_history(
+                                &storage.historian,
+                                &inventory,
+                                from,
+                                to,
+                            )
+                            .await;
+                            storage.close().await;
+                            r.map_err(anyhow::Error::from)
+                        })?;
+                        Some((inventory, readings, from, to))
+                    }
+                    None => None,
+                };
+                for (d, set) in sets {
+                    let result = match &history {
+                        Some((inventory, readings, from, to)) => {
+                            cistern::alarms::backtest::replay_history(
+                                set,
+                                inventory,
+                                readings.iter().cloned(),
+                                *from,
+                                *to,
+                            )
+                        }
+                        None => cistern::alarms::backtest::simulate(
+                            set,
+                            &cistern::alarms::backtest::SimulatedRun {
+                                rooms,
+                                hours,
+                                seed,
+                                faults_per_room_day,
+                            },
+                        ),
+                    };
+                    if json {
+                        println!("{}", serde_json::to_string(&result)?);
+                    } else {
+                        println!("== rules: {}", d.display());
+                        print!("{result}");
+                    }
+                }
                 Ok(())
             }
         },

@@ -6,6 +6,8 @@
 //! exist yet → HTTP. Shutdown: HTTP stops accepting, ingest stops (unacknowledged MQTT messages
 //! stay with the broker's persistent session), then the actors' arbiters.
 
+use crate::alarms::outbox::NodeOutbox;
+use crate::alarms::{RulesConfig, StoredAlarms};
 use crate::api::{self, ApiState};
 use crate::field::FieldHandle;
 use crate::ingest::metrics::IngestMetrics;
@@ -15,11 +17,13 @@ use crate::ingest::router::IngestRouter;
 use crate::ingest::BatchSink;
 use actix::Arbiter;
 use actix_web::{web, App, HttpServer};
+use cistern_actors::alarms::{AlarmStore, MemoryAlarmStore, RuleHost, RuleMetrics};
 use cistern_actors::device::DeviceDeps;
 use cistern_actors::{
     ActorConfig, ActorMetrics, Clock, FleetRegistry, MemorySnapshotStore, NullSampleSink,
     SampleSink,
 };
+use cistern_rules::RuleSet;
 use cistern_schemas::inventory::Inventory;
 use cistern_schemas::modbus::ProfileSet;
 use std::net::SocketAddr;
@@ -46,6 +50,12 @@ pub struct NodeSpec {
     pub history: Option<Arc<crate::historian::Historian>>,
     /// Where actors keep their snapshots (in memory unless the node has storage).
     pub snapshots: Arc<dyn cistern_actors::SnapshotStore>,
+    /// The alarm rules (`[rules]`).
+    pub rules: RulesConfig,
+    /// Where alarm state and events persist (in memory unless the node has storage).
+    pub alarm_store: Arc<dyn AlarmStore>,
+    /// The same, readable for the API's event history (when the node has storage).
+    pub stored_alarms: Option<Arc<StoredAlarms>>,
 }
 
 impl NodeSpec {
@@ -59,6 +69,8 @@ impl NodeSpec {
     /// Runs on `storage`: history, and actor snapshots that survive a restart.
     pub fn with_storage(mut self, storage: &crate::store::Storage) -> Self {
         self.snapshots = storage.snapshots.clone();
+        self.alarm_store = storage.alarms.clone();
+        self.stored_alarms = Some(storage.alarms.clone());
         self.with_history(storage.historian.clone())
     }
 }
@@ -80,6 +92,9 @@ impl NodeSpec {
             sink: Arc::new(NullSampleSink),
             history: None,
             snapshots: Arc::new(MemorySnapshotStore::default()),
+            rules: RulesConfig::default(),
+            alarm_store: Arc::new(MemoryAlarmStore::default()),
+            stored_alarms: None,
         }
     }
 }
@@ -91,11 +106,65 @@ pub enum NodeError {
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]
     Modbus(#[from] ModbusError),
+    #[error(transparent)]
+    Rules(#[from] cistern_rules::RuleSetError),
+    #[error("rule directory {0} does not exist")]
+    NoRuleDir(String),
+    #[error("cannot start the notification outbox: {0}")]
+    Outbox(std::io::Error),
     #[error("cannot serve HTTP on {addr}: {source}")]
     Http {
         addr: SocketAddr,
         source: std::io::Error,
     },
+}
+
+/// Loads the rule set (the directory, else the built-in library) and builds what every room's
+/// alarm engine shares; none when rules are disabled. A rule that fails to compile at start-up
+/// is left out and reported; the others run.
+fn start_rules(
+    spec: &NodeSpec,
+    metrics: &prometheus::Registry,
+) -> Result<Option<Arc<RuleHost>>, NodeError> {
+    let config = &spec.rules;
+    if !config.enabled {
+        tracing::warn!("alarm rules are disabled ([rules] enabled = false)");
+        return Ok(None);
+    }
+    let outcome = match (&config.dir, config.directory()) {
+        (Some(_), Some(dir)) => RuleSet::load_dir(dir, config.limits.clone())?,
+        (Some(dir), None) => return Err(NodeError::NoRuleDir(dir.display().to_string())),
+        (None, _) => cistern_rules::library::load(config.limits.clone()),
+    };
+    for d in &outcome.diagnostics {
+        match d.level {
+            cistern_rules::DiagLevel::Error => {
+                tracing::error!(diagnostic = %d, "rule not loaded")
+            }
+            cistern_rules::DiagLevel::Warning => tracing::warn!(diagnostic = %d, "rule warning"),
+        }
+    }
+    let rule_metrics = RuleMetrics::register(metrics)?;
+    let outbox = NodeOutbox::start(
+        config.webhook.as_ref(),
+        crate::alarms::outbox::OutboxMetrics::register(metrics)?,
+    )
+    .map_err(NodeError::Outbox)?;
+    let mut host = RuleHost::new(
+        Arc::new(outcome.set),
+        config.engine.clone(),
+        config.zone.clone(),
+        spec.alarm_store.clone(),
+        Arc::new(outbox),
+        rule_metrics,
+    );
+    host.refresh_every = config.refresh_every.max(std::time::Duration::from_secs(1));
+    tracing::info!(
+        rules = host.rules().len(),
+        source = %config.directory().map_or("built-in library".to_owned(), |d| d.display().to_string()),
+        "alarm rules loaded"
+    );
+    Ok(Some(Arc::new(host)))
 }
 
 /// A running node.
@@ -130,12 +199,14 @@ impl Node {
             .map(|_| Arbiter::new())
             .collect();
         let handles: Vec<_> = arbiters.iter().map(|a| a.handle()).collect();
+        let rule_host = start_rules(&spec, &metrics)?;
         let deps = DeviceDeps {
             clock: spec.clock.clone(),
             snapshots: spec.snapshots.clone(),
             sink: spec.sink.clone(),
             metrics: actor_metrics,
             config: Arc::new(spec.actors.clone()),
+            rules: rule_host.clone(),
         };
         let registry = FleetRegistry::start(&spec.inventory, &deps, &handles);
         tracing::info!(
@@ -145,12 +216,23 @@ impl Node {
         );
 
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let rule_dir = spec.rules.directory().map(|d| d.to_path_buf());
+        if let (Some(host), Some(dir), true) = (&rule_host, &rule_dir, spec.rules.hot_reload) {
+            tasks.push(tokio::spawn(crate::alarms::reload::watch(
+                dir.clone(),
+                spec.rules.reload_every,
+                host.clone(),
+                registry.clone(),
+                shutdown_rx.clone(),
+            )));
+            tracing::info!(dir = %dir.display(), "rule hot reload on");
+        }
         let router: Arc<dyn BatchSink> = Arc::new(IngestRouter::new(
             registry.clone(),
             ingest_metrics.clone(),
             spec.clock.clone(),
         ));
-        let mut tasks = Vec::new();
         let mut mqtt_subscribed = None;
         if let Some(mqtt) = &spec.mqtt {
             let ingest = mqtt::spawn(
@@ -182,6 +264,11 @@ impl Node {
             metrics: metrics.clone(),
             field: spec.field,
             history: spec.history.clone(),
+            alarms: rule_host.map(|host| api::AlarmsApi {
+                host,
+                stored: spec.stored_alarms.clone(),
+                dir: rule_dir,
+            }),
         });
         let server =
             HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))

@@ -19,6 +19,7 @@
 //! Ports: the crate needs a [`Clock`], a [`SnapshotStore`] and a [`SampleSink`] (the historian);
 //! `src/` provides them. actix stays inside this crate so that it could be swapped.
 
+pub mod alarms;
 pub mod camera;
 pub mod clock;
 pub mod device;

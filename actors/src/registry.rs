@@ -15,16 +15,20 @@
 //! used for this: `Addr::send` on a full mailbox returns `Pending` without registering a
 //! waker, and can sleep forever (seen at 2,100 rooms).
 
+use crate::alarms::zone::{AckZone, MemberEvent, ZoneActor, ZoneMembers};
 use crate::device::{DeviceDeps, Intake};
 use crate::ports::Receipt;
 use crate::pump_room::status_label;
 use crate::pump_room::{
-    GetRoomView, PumpRoomActor, RoomStatus, RoomSummary, RoomView, SamplesReceived,
+    AlarmCommandError, GetAlarms, GetRoomView, PumpRoomActor, RoomCommand, RoomStatus, RoomSummary,
+    RoomView, SamplesReceived, SwapRules,
 };
 use actix::{Addr, ArbiterHandle, Supervisor};
+use cistern_rules::{AlarmEvent, AlarmRecord, Command, RuleSet};
 use cistern_schemas::inventory::{Inventory, RoomSpec};
 use cistern_schemas::reading::DeviceBatch;
 use cistern_schemas::RoomId;
+use cistern_schemas::ZoneId;
 use dashmap::DashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +75,22 @@ impl RouteError {
     }
 }
 
+fn mailbox_error(who: &dyn std::fmt::Display, e: actix::MailboxError) -> RouteError {
+    match e {
+        actix::MailboxError::Timeout => RouteError::Timeout(who.to_string()),
+        actix::MailboxError::Closed => RouteError::RoomDown(who.to_string()),
+    }
+}
+
+/// Why an alarm command failed: it did not reach its room, or the room refused it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandFailed {
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    #[error(transparent)]
+    Alarm(AlarmCommandError),
+}
+
 #[derive(Debug, Clone)]
 struct RoomEntry {
     addr: Addr<PumpRoomActor>,
@@ -78,10 +98,11 @@ struct RoomEntry {
     intake: Arc<Semaphore>,
 }
 
-/// Every room of this node.
+/// Every room of this node, and the zone actors when it runs rules.
 #[derive(Debug, Default)]
 pub struct FleetRegistry {
     rooms: DashMap<RoomId, RoomEntry>,
+    zones: DashMap<ZoneId, Addr<ZoneActor>>,
     board: Arc<StatusBoard>,
 }
 
@@ -94,9 +115,28 @@ impl FleetRegistry {
         arbiters: &[ArbiterHandle],
     ) -> Arc<Self> {
         let registry = Arc::new(Self::default());
+        if let (Some(host), Some(arbiter)) = (&deps.rules, arbiters.first()) {
+            for spec in &inventory.rooms {
+                if registry.zones.contains_key(&spec.zone) {
+                    continue;
+                }
+                let (zone, host, clock) = (spec.zone.clone(), host.clone(), deps.clock.clone());
+                let addr = Supervisor::start_in_arbiter(arbiter, move |_| {
+                    ZoneActor::new(zone, host, clock)
+                });
+                registry.zones.insert(spec.zone.clone(), addr);
+            }
+        }
         for spec in &inventory.rooms {
             let arbiter = &arbiters[shard_of(&spec.id) as usize % arbiters.len().max(1)];
             registry.spawn_room(Arc::new(spec.clone()), deps.clone(), arbiter);
+        }
+        for zone in registry.zones.iter() {
+            let members = (registry.rooms.iter())
+                .filter(|r| &r.spec.zone == zone.key())
+                .map(|r| (r.key().clone(), r.addr.clone().recipient()))
+                .collect();
+            let _ = zone.value().try_send(ZoneMembers(members));
         }
         registry
     }
@@ -106,10 +146,70 @@ impl FleetRegistry {
         let board = self.board.clone();
         let s = spec.clone();
         let intake = Arc::new(Semaphore::new(deps.config.mailbox.max(1)));
-        let addr =
-            Supervisor::start_in_arbiter(arbiter, move |_| PumpRoomActor::new(s, deps, board));
+        let zone = self
+            .zones
+            .get(&spec.zone)
+            .map(|z| z.value().clone().recipient::<MemberEvent>());
+        let addr = Supervisor::start_in_arbiter(arbiter, move |_| {
+            PumpRoomActor::new(s, deps, board, zone)
+        });
         self.rooms
             .insert(spec.id.clone(), RoomEntry { addr, spec, intake });
+    }
+
+    /// Puts a reloaded rule set in force in every room.
+    pub fn swap_rules(&self, rules: &Arc<RuleSet>) {
+        for room in self.rooms.iter() {
+            if room.addr.try_send(SwapRules(rules.clone())).is_err() {
+                tracing::error!(room = %room.key(), "room did not take the reloaded rules");
+            }
+        }
+    }
+
+    /// Applies an operator command to one of a room's alarms.
+    pub async fn command(
+        &self,
+        room: &RoomId,
+        command: Command,
+    ) -> Result<Vec<AlarmEvent>, CommandFailed> {
+        let entry = self.entry(room)?;
+        entry
+            .addr
+            .send(RoomCommand(command))
+            .timeout(Duration::from_secs(5))
+            .await
+            .map_err(|e| mailbox_error(room, e))?
+            .map_err(CommandFailed::Alarm)
+    }
+
+    /// Every alarm record of a room (normal ones included).
+    pub async fn alarms(&self, room: &RoomId) -> Result<Vec<AlarmRecord>, RouteError> {
+        let entry = self.entry(room)?;
+        entry
+            .addr
+            .send(GetAlarms)
+            .timeout(Duration::from_secs(5))
+            .await
+            .map_err(|e| mailbox_error(room, e))
+    }
+
+    /// Acknowledges a zone's alarm.
+    pub async fn ack_zone(
+        &self,
+        zone: &ZoneId,
+        user: String,
+        comment: String,
+    ) -> Result<Vec<AlarmEvent>, RouteError> {
+        let addr = self
+            .zones
+            .get(zone)
+            .map(|z| z.value().clone())
+            .ok_or_else(|| RouteError::UnknownRoom(format!("zone:{zone}")))?;
+        addr.send(AckZone { user, comment })
+            .timeout(Duration::from_secs(5))
+            .await
+            .map_err(|e| mailbox_error(zone, e))?
+            .map_err(|_| RouteError::RoomDown(format!("zone:{zone}")))
     }
 
     pub fn len(&self) -> usize {
@@ -165,17 +265,13 @@ impl FleetRegistry {
     /// The live state of a room and its equipment.
     pub async fn room_view(&self, room: &RoomId) -> Result<RoomView, RouteError> {
         let entry = self.entry(room)?;
-        match entry
+        entry
             .addr
             .send(GetRoomView)
             .timeout(Duration::from_secs(5))
             .await
-        {
-            Ok(Ok(view)) => Ok(view),
-            Ok(Err(_)) => Err(RouteError::RoomDown(room.to_string())),
-            Err(actix::MailboxError::Timeout) => Err(RouteError::Timeout(room.to_string())),
-            Err(actix::MailboxError::Closed) => Err(RouteError::RoomDown(room.to_string())),
-        }
+            .map_err(|e| mailbox_error(room, e))?
+            .map_err(|_| RouteError::RoomDown(room.to_string()))
     }
 
     /// One line per room, from the status board (no actor is asked).

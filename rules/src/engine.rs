@@ -345,6 +345,39 @@ impl RoomEngine {
         s
     }
 
+    /// A hash of the persistent state a restart must not lose: every alarm's state, verdict,
+    /// running delays, shelve and escalation timers, and the external conditions. The host
+    /// compares it after each call and persists the snapshot when it moved (most evaluations
+    /// change nothing and cost no write).
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for r in self.state.alarms.values() {
+            r.condition.hash(&mut h);
+            r.last_input.hash(&mut h);
+            r.active.hash(&mut h);
+            (r.base as u8).hash(&mut h);
+            r.latched_clear.hash(&mut h);
+            r.pending_on.map(|p| (p.since.0, p.due.0)).hash(&mut h);
+            r.pending_off.map(|p| (p.since.0, p.due.0)).hash(&mut h);
+            r.shelve.as_ref().map(|s| s.until.0).hash(&mut h);
+            r.out_of_service.as_ref().map(|s| s.since.0).hash(&mut h);
+            r.suppressed_by.hash(&mut h);
+            r.escalation.map(|e| (e.next_step, e.due.0)).hash(&mut h);
+            (r.severity as u8).hash(&mut h);
+        }
+        self.state.externals.hash(&mut h);
+        self.state.chatter_members.len().hash(&mut h);
+        h.finish()
+    }
+
+    /// Evaluations and script errors since this engine was created (cheap, for metrics;
+    /// [`RoomEngine::stats`] has the rest).
+    pub fn evaluation_counts(&self) -> (u64, u64) {
+        let t = &self.counters.totals;
+        (t.evaluations, t.script_errors)
+    }
+
     /// The earliest time a `tick` has something to do.
     pub fn next_deadline(&self) -> Option<Timestamp> {
         self.state

@@ -628,6 +628,15 @@ impl Touched {
         self
     }
 
+    /// Marks points of a device as changed by catalog index (bit `i` = point `i`), as the
+    /// actors' point tables report them.
+    pub fn points(&mut self, unit: DeviceUnit, mask: u64) -> &mut Self {
+        if mask != 0 {
+            self.add(unit, mask);
+        }
+        self
+    }
+
     fn add(&mut self, unit: DeviceUnit, b: u64) {
         if unit == DeviceUnit::Room {
             self.room |= b;

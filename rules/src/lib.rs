@@ -45,6 +45,7 @@ pub mod event;
 pub mod facts;
 pub mod ids;
 pub mod kpi;
+pub mod library;
 pub mod message;
 pub mod meta;
 pub mod notify;

@@ -180,7 +180,7 @@ impl RuleSet {
 
     /// Loads every `*.rhai` file of `dir`.
     pub fn load_dir(dir: &Path, limits: SandboxLimits) -> Result<LoadOutcome, RuleSetError> {
-        Ok(Self::empty(limits).build(read_dir(dir)?, false))
+        Ok(Self::empty(limits).build(read_sources(dir)?, false))
     }
 
     /// Compiles rules from (file name, source) pairs.
@@ -194,7 +194,7 @@ impl RuleSet {
     /// Hot reload: a new set from `dir`, where a file that fails to compile keeps the previous
     /// version of its rule (the id is the file stem) and a removed file removes its rule.
     pub fn reload_dir(&self, dir: &Path) -> Result<LoadOutcome, RuleSetError> {
-        Ok(self.build(read_dir(dir)?, true))
+        Ok(self.build(read_sources(dir)?, true))
     }
 
     /// Hot reload from (file name, source) pairs; see [`RuleSet::reload_dir`].
@@ -311,7 +311,8 @@ impl RuleSet {
     }
 }
 
-fn read_dir(dir: &Path) -> Result<Vec<(PathBuf, String)>, RuleSetError> {
+/// Every `*.rhai` file of `dir`, as (path, source) pairs.
+pub fn read_sources(dir: &Path) -> Result<Vec<(PathBuf, String)>, RuleSetError> {
     let rd = std::fs::read_dir(dir).map_err(|source| RuleSetError::ReadDir {
         dir: dir.to_owned(),
         source,

@@ -268,6 +268,11 @@ impl ZoneCorrelator {
     }
 }
 
+/// The id of the zone alarm, which member rules name as their parent (`parents = ["zone_event"]`).
+pub fn zone_event_rule() -> RuleId {
+    RuleId::builtin(ZONE_EVENT)
+}
+
 fn zone_key() -> AlarmKey {
     AlarmKey::room(RuleId::builtin(ZONE_EVENT))
 }

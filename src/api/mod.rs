@@ -2,9 +2,11 @@
 //! the demo only — fault injection into the simulator. Every error is JSON with a stable code:
 //! `{"error": {"code": "unknown_room", "message": "..."}}`.
 
+pub mod alarms;
 pub mod error;
 pub mod history;
 pub mod rooms;
+pub mod rules;
 pub mod sim;
 
 use actix_web::{web, HttpResponse, ResponseError};
@@ -20,6 +22,18 @@ pub struct ApiState {
     pub field: Option<crate::field::FieldHandle>,
     /// Present when the node keeps history.
     pub history: Option<std::sync::Arc<crate::historian::Historian>>,
+    /// Present when the node runs alarm rules.
+    pub alarms: Option<AlarmsApi>,
+}
+
+/// What the alarm and rule endpoints need.
+#[derive(Clone, Debug)]
+pub struct AlarmsApi {
+    pub host: Arc<cistern_actors::alarms::RuleHost>,
+    /// The alarm store, for event histories (when the node has storage).
+    pub stored: Option<Arc<crate::alarms::StoredAlarms>>,
+    /// The rule directory (none: the built-in library).
+    pub dir: Option<std::path::PathBuf>,
 }
 
 /// Registers every route.
@@ -41,6 +55,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/rooms", web::get().to(rooms::list))
             .route("/rooms/{id}", web::get().to(rooms::get))
             .route("/history", web::get().to(history::get))
+            .route("/alarms", web::get().to(alarms::list))
+            .route("/alarms/{source}/{key}", web::get().to(alarms::get))
+            .route(
+                "/alarms/{source}/{key}/{action}",
+                web::post().to(alarms::command),
+            )
+            .route("/rules", web::get().to(rules::list))
+            .route("/rules/validate", web::post().to(rules::validate))
+            .route("/rules/reload", web::post().to(rules::reload))
+            .route("/rules/{id}", web::get().to(rules::get))
+            .route("/rules/{id}", web::put().to(rules::put))
             .route("/sim/faults", web::get().to(sim::list))
             .route("/sim/faults", web::post().to(sim::inject)),
     )

@@ -11,8 +11,8 @@ use super::noise::{lag_factor, OrnsteinUhlenbeck};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-/// How fast a quality excursion develops and recedes.
-const EXCURSION_TAU_S: f64 = 180.0;
+/// How fast a quality excursion develops and recedes: a dosing failure or a dirty inflow shows at the outlet analyser within a minute or two.
+const EXCURSION_TAU_S: f64 = 30.0;
 
 /// A quality fault's pull on a reading.
 #[derive(Clone, Debug, Default)]

@@ -55,6 +55,9 @@ pub struct Storage {
     pub snapshots: Arc<StoredSnapshots>,
     snapshots_stop: tokio::sync::watch::Sender<bool>,
     snapshots_task: tokio::task::JoinHandle<()>,
+    /// Alarm state and events, loaded before the actors start and written behind.
+    pub alarms: Arc<crate::alarms::StoredAlarms>,
+    alarms_task: tokio::task::JoinHandle<()>,
     // Last: the runtime must outlive the historian's writer.
     pub io: IoRuntime,
 }
@@ -116,17 +119,30 @@ pub async fn open_storage(config: &StoreConfig) -> Result<Storage, StoreError> {
             .map_err(|e| StoreError::Unavailable(format!("snapshot load failed: {e}")))??,
     );
     let (snapshots_stop, stop) = tokio::sync::watch::channel(false);
+    let alarms_stop = stop.clone();
     let snapshots_task = io.handle().spawn(snapshots.clone().write_behind(
         store.clone(),
         SNAPSHOT_EVERY,
         stop,
     ));
+    let loading = store.clone();
+    let alarms = Arc::new(
+        io.handle()
+            .spawn(crate::alarms::StoredAlarms::load(loading))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("alarm state load failed: {e}")))??,
+    );
+    let alarms_task = io
+        .handle()
+        .spawn(alarms.clone().write_behind(config.flush_every, alarms_stop));
     Ok(Storage {
         historian: Arc::new(historian),
         store,
         snapshots,
         snapshots_stop,
         snapshots_task,
+        alarms,
+        alarms_task,
         io,
     })
 }
@@ -139,6 +155,7 @@ impl Storage {
     pub async fn close(self) {
         let _ = self.snapshots_stop.send(true);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.snapshots_task).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.alarms_task).await;
         self.historian.stop();
     }
 }

@@ -4,6 +4,7 @@
 // Test support code outside #[test] functions fails loudly by design.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod alarms;
 mod crash;
 mod demo;
 mod history;

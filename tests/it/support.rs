@@ -129,6 +129,17 @@ pub fn get(url: &str) -> (u16, serde_json::Value) {
     )
 }
 
+/// GET a URL as text (e.g. `/metrics`).
+pub fn get_text(url: &str) -> String {
+    agent()
+        .get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .body_mut()
+        .read_to_string()
+        .unwrap()
+}
+
 /// POST raw bytes as JSON: status and JSON body.
 pub fn post(url: &str, body: &str) -> (u16, serde_json::Value) {
     let mut resp = agent()

@@ -1,5 +1,6 @@
 //! What a camera's points mean.
 
+use crate::alarms::Bookmark;
 use crate::device::{DeviceBehaviour, PointTable};
 use cistern_schemas::inventory::CameraSpec;
 use cistern_schemas::{DeviceKind, Timestamp};
@@ -14,11 +15,18 @@ pub struct CameraDerived {
     pub motion: Option<bool>,
     /// Online and recording: the camera does its job.
     pub healthy: Option<bool>,
+    /// Recordings bookmarked by alarms (intrusion), newest last.
+    pub bookmarks: Vec<Bookmark>,
 }
 
-/// The camera's kind-specific behaviour (no state of its own).
+/// Bookmarks a camera lists (the store keeps them all).
+const BOOKMARKS_KEPT: usize = 20;
+
+/// The camera's kind-specific state: its recent bookmarks.
 #[derive(Debug, Default)]
-pub struct CameraBehaviour;
+pub struct CameraBehaviour {
+    bookmarks: Vec<Bookmark>,
+}
 
 impl DeviceBehaviour for CameraBehaviour {
     const KIND: DeviceKind = DeviceKind::Camera;
@@ -34,6 +42,14 @@ impl DeviceBehaviour for CameraBehaviour {
             recording,
             motion: table.good_flag("motion"),
             healthy: online.zip(recording).map(|(o, r)| o && r),
+            bookmarks: self.bookmarks.clone(),
         }
+    }
+
+    fn bookmark(&mut self, bookmark: Bookmark) {
+        if self.bookmarks.len() >= BOOKMARKS_KEPT {
+            self.bookmarks.remove(0);
+        }
+        self.bookmarks.push(bookmark);
     }
 }

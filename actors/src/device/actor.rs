@@ -1,13 +1,17 @@
 //! The generic device actor: one point table, one kind-specific behaviour.
 
-use super::messages::{ApplyRecords, DeviceView, GetDeviceView, Intake, RoomObserved, Sweep};
+use super::messages::{
+    ApplyRecords, BookmarkVideo, DeviceView, GetDeviceView, Intake, RoomObserved, Sweep,
+};
 use super::table::PointTable;
+use crate::alarms::{fill_points, Bookmark, DerivedFacts, DeviceChanged, ReportFacts, RuleHost};
 use crate::clock::Clock;
 use crate::metrics::ActorMetrics;
 use crate::ports::{Arrival, Receipt, SampleSink, SnapshotStore};
 use crate::supervision::{guarded, ActorError};
 use crate::ActorConfig;
-use actix::{Actor, AsyncContext, Context, Handler, Supervised};
+use actix::{Actor, AsyncContext, Context, Handler, Recipient, Supervised};
+use cistern_rules::PointFacts;
 use cistern_schemas::reading::Record;
 use cistern_schemas::{DeviceId, DeviceKind, PointSpec, Timestamp};
 use std::sync::Arc;
@@ -20,6 +24,8 @@ pub struct DeviceDeps {
     pub sink: Arc<dyn SampleSink>,
     pub metrics: ActorMetrics,
     pub config: Arc<ActorConfig>,
+    /// The alarm rules and their ports; none runs no rules.
+    pub rules: Option<Arc<RuleHost>>,
 }
 
 /// The kind-specific part of a device actor: the state it derives from its points.
@@ -34,6 +40,17 @@ pub trait DeviceBehaviour: Default + Unpin + Sized + 'static {
 
     /// Takes in room-level context; most kinds ignore it.
     fn observe_room(&mut self, _obs: &RoomObserved) {}
+
+    /// Follows the live points after a batch was applied (a tank tracks its level trend).
+    fn applied(&mut self, _table: &PointTable, _now: Timestamp) {}
+
+    /// Derived facts for the room's rules.
+    fn rule_facts(&self, _spec: &Self::Spec, _table: &PointTable, _now: Timestamp) -> DerivedFacts {
+        DerivedFacts::None
+    }
+
+    /// Keeps a video bookmark an alarm asked for; only cameras have video.
+    fn bookmark(&mut self, _bookmark: Bookmark) {}
 }
 
 /// A pump, tank or camera (see [`crate::device`] for its contract).
@@ -45,6 +62,10 @@ pub struct DeviceActor<B: DeviceBehaviour> {
     table: PointTable,
     behaviour: B,
     deps: DeviceDeps,
+    /// The room, which mirrors the device's facts for its rules.
+    parent: Option<Recipient<DeviceChanged>>,
+    /// Derived facts last reported.
+    reported: DerivedFacts,
 }
 
 impl DeviceDeps {
@@ -94,8 +115,15 @@ impl DeviceDeps {
 }
 
 impl<B: DeviceBehaviour + std::fmt::Debug> DeviceActor<B> {
-    pub fn new(id: DeviceId, spec: B::Spec, specs: Arc<[PointSpec]>, deps: DeviceDeps) -> Self {
+    pub fn new(
+        id: DeviceId,
+        spec: B::Spec,
+        specs: Arc<[PointSpec]>,
+        deps: DeviceDeps,
+        parent: Option<Recipient<DeviceChanged>>,
+    ) -> Self {
         let table = PointTable::new(specs.clone());
+        let parent = parent.filter(|_| deps.rules.is_some());
         let mut actor = Self {
             id,
             spec,
@@ -103,6 +131,8 @@ impl<B: DeviceBehaviour + std::fmt::Debug> DeviceActor<B> {
             table,
             behaviour: B::default(),
             deps,
+            parent,
+            reported: DerivedFacts::None,
         };
         actor.rebuild();
         actor
@@ -129,7 +159,40 @@ impl<B: DeviceBehaviour + std::fmt::Debug> DeviceActor<B> {
     }
 
     fn apply(&mut self, records: &[Record], receipt: Receipt) {
-        self.deps.apply(&self.id, &mut self.table, records, receipt);
+        if self.deps.apply(&self.id, &mut self.table, records, receipt) {
+            let now = self.deps.clock.now();
+            self.behaviour.applied(&self.table, now);
+            self.report();
+        }
+    }
+
+    /// Sends the device's facts to its room's rules (when it runs rules).
+    fn report(&mut self) {
+        let Some(parent) = &self.parent else { return };
+        let now = self.deps.clock.now();
+        let mut points = PointFacts::new(B::KIND);
+        fill_points(&self.table, &mut points, now);
+        let derived = self.behaviour.rule_facts(&self.spec, &self.table, now);
+        self.reported = derived;
+        if parent
+            .try_send(DeviceChanged {
+                unit: self.id.unit,
+                points,
+                derived,
+            })
+            .is_err()
+        {
+            tracing::warn!(device = %self.id, "room did not take the device's facts");
+        }
+    }
+
+    fn sweep(&mut self) {
+        let now = self.deps.clock.now();
+        let n = self.table.sweep(now, self.deps.config.stale_periods);
+        self.deps.metrics.stale_transitions.inc_by(n as u64);
+        if n > 0 {
+            self.report();
+        }
     }
 
     fn view(&self) -> DeviceView {
@@ -157,11 +220,7 @@ impl<B: DeviceBehaviour + std::fmt::Debug> Actor for DeviceActor<B> {
             .running
             .with_label_values(&[Self::kind_label()])
             .inc();
-        ctx.run_interval(self.deps.config.sweep_every, |act, _| {
-            let now = act.deps.clock.now();
-            let n = act.table.sweep(now, act.deps.config.stale_periods);
-            act.deps.metrics.stale_transitions.inc_by(n as u64);
-        });
+        ctx.run_interval(self.deps.config.sweep_every, |act, _| act.sweep());
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
@@ -201,6 +260,28 @@ impl<B: DeviceBehaviour + std::fmt::Debug> Handler<RoomObserved> for DeviceActor
 
     fn handle(&mut self, msg: RoomObserved, _ctx: &mut Self::Context) {
         self.behaviour.observe_room(&msg);
+        if self.parent.is_some() {
+            let now = self.deps.clock.now();
+            if self.behaviour.rule_facts(&self.spec, &self.table, now) != self.reported {
+                self.report();
+            }
+        }
+    }
+}
+
+impl<B: DeviceBehaviour + std::fmt::Debug> Handler<ReportFacts> for DeviceActor<B> {
+    type Result = ();
+
+    fn handle(&mut self, _msg: ReportFacts, _ctx: &mut Self::Context) {
+        self.report();
+    }
+}
+
+impl<B: DeviceBehaviour + std::fmt::Debug> Handler<BookmarkVideo> for DeviceActor<B> {
+    type Result = ();
+
+    fn handle(&mut self, msg: BookmarkVideo, _ctx: &mut Self::Context) {
+        self.behaviour.bookmark(msg.0);
     }
 }
 
@@ -208,9 +289,7 @@ impl<B: DeviceBehaviour + std::fmt::Debug> Handler<Sweep> for DeviceActor<B> {
     type Result = ();
 
     fn handle(&mut self, _msg: Sweep, _ctx: &mut Self::Context) {
-        let now = self.deps.clock.now();
-        let n = self.table.sweep(now, self.deps.config.stale_periods);
-        self.deps.metrics.stale_transitions.inc_by(n as u64);
+        self.sweep();
     }
 }
 

@@ -35,6 +35,11 @@ pub struct RoomObserved {
     pub mains: Option<bool>,
 }
 
+/// Bookmarks a camera's video around an alarm (intrusion).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct BookmarkVideo(pub crate::alarms::Bookmark);
+
 /// Sweeps points for staleness (driven by the actor's own timer; tests send it directly).
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]

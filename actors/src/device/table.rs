@@ -78,6 +78,8 @@ pub const DEDUP_WINDOW: usize = 64;
 pub struct PointTable {
     specs: Arc<[PointSpec]>,
     points: Vec<PointState>,
+    /// Per point, the source time its value last changed (flat-line detection).
+    changed_at: Vec<Option<Timestamp>>,
     /// Recently accepted instants, ascending, each with a bit per point index accepted at it.
     recent: std::collections::VecDeque<(Timestamp, u64)>,
 }
@@ -86,6 +88,7 @@ impl PointTable {
     pub fn new(specs: Arc<[PointSpec]>) -> Self {
         let points = vec![PointState::default(); specs.len()];
         Self {
+            changed_at: vec![None; specs.len()],
             specs,
             points,
             recent: std::collections::VecDeque::with_capacity(DEDUP_WINDOW),
@@ -143,6 +146,11 @@ impl PointTable {
                         // A bad point may come without a value (a Modbus exception): hold
                         // none rather than a NaN every consumer would have to guard against.
                         let value = pv.value.is_finite().then_some(pv.value);
+                        if value.map(f64::to_bits) != state.value.map(f64::to_bits) {
+                            if let Some(c) = self.changed_at.get_mut(i) {
+                                *c = Some(rec.t);
+                            }
+                        }
                         *state = PointState {
                             value,
                             quality,
@@ -188,6 +196,11 @@ impl PointTable {
             }
         }
         changed
+    }
+
+    /// The source time the value of point `index` last changed (`None` before any value).
+    pub fn unchanged_since(&self, index: usize) -> Option<Timestamp> {
+        self.changed_at.get(index).copied().flatten()
     }
 
     /// The value of a point by name, whatever its quality.
@@ -236,6 +249,8 @@ impl PointTable {
             return false;
         }
         self.points.clone_from(&snap.points);
+        // Unknown since when the values have been flat: count from their sample time.
+        self.changed_at = self.points.iter().map(|p| p.t).collect();
         true
     }
 

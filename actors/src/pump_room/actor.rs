@@ -1,9 +1,16 @@
 //! The pump-room actor's behaviour (see the module doc for its contract).
 
-use super::messages::{GetRoomView, SamplesReceived};
+use super::alarms::{Followups, RoomAlarms};
+use super::messages::{
+    AlarmCommandError, GetAlarms, GetRoomView, RoomCommand, SamplesReceived, SwapRules,
+};
 use super::state::{derive_room, status_label, RoomStatus, RoomView};
+use crate::alarms::zone::{MemberEvent, SetExternal};
+use crate::alarms::{Bookmark, DeviceChanged, ReportFacts};
 use crate::camera::CameraActor;
-use crate::device::messages::{ApplyRecords, DeviceView, GetDeviceView, RoomObserved, Sweep};
+use crate::device::messages::{
+    ApplyRecords, BookmarkVideo, DeviceView, GetDeviceView, RoomObserved, Sweep,
+};
 use crate::device::{DeviceActor, DeviceBehaviour, DeviceDeps, PointTable};
 use crate::pump::PumpActor;
 use crate::registry::StatusBoard;
@@ -19,6 +26,10 @@ use std::time::Duration;
 /// How long a view request waits for a child before reporting it unreachable.
 const VIEW_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Changes are evaluated this long after the first one, so that a gateway's burst (the room
+/// and each of its devices) costs one evaluation.
+const EVAL_COALESCE: Duration = Duration::from_millis(20);
+
 /// A pump room (see [`crate::pump_room`]).
 #[derive(Debug)]
 pub struct PumpRoomActor {
@@ -33,10 +44,18 @@ pub struct PumpRoomActor {
     cameras: Vec<Addr<CameraActor>>,
     deps: DeviceDeps,
     board: Arc<StatusBoard>,
+    /// The room's alarm engine (when the node runs rules).
+    alarms: Option<RoomAlarms>,
+    zone: Option<Recipient<MemberEvent>>,
 }
 
 impl PumpRoomActor {
-    pub fn new(spec: Arc<RoomSpec>, deps: DeviceDeps, board: Arc<StatusBoard>) -> Self {
+    pub fn new(
+        spec: Arc<RoomSpec>,
+        deps: DeviceDeps,
+        board: Arc<StatusBoard>,
+        zone: Option<Recipient<MemberEvent>>,
+    ) -> Self {
         let id = DeviceId::room(spec.id.clone());
         let specs: Arc<[PointSpec]> = spec.point_specs(DeviceUnit::Room).into();
         let mut actor = Self {
@@ -51,6 +70,8 @@ impl PumpRoomActor {
             cameras: Vec::new(),
             deps,
             board,
+            alarms: None,
+            zone,
         };
         actor.rebuild();
         actor
@@ -68,39 +89,107 @@ impl PumpRoomActor {
             self.online = status.online;
             self.last_seen = status.last_seen;
         }
+        // Alarms, delays and timers as last saved: a restart does not start them over.
+        self.alarms = self.deps.rules.clone().map(|host| {
+            let now = self.deps.clock.now();
+            let mut alarms = RoomAlarms::new(host, self.spec.clone(), self.zone.clone(), now);
+            alarms.room_points(&self.table, now);
+            alarms.link(self.online, self.data_age_s(now));
+            alarms
+        });
     }
 
-    fn start_children(&mut self) {
-        fn start<B>(
-            spec: &RoomSpec,
-            unit: DeviceUnit,
+    fn data_age_s(&self, now: cistern_schemas::Timestamp) -> f64 {
+        self.last_seen
+            .map_or(f64::INFINITY, |t| now.since(t).as_secs_f64())
+    }
+
+    /// Evaluates the room's rules soon, once (see [`EVAL_COALESCE`]).
+    fn schedule_rules(&mut self, ctx: &mut Context<Self>) {
+        let Some(alarms) = &mut self.alarms else {
+            return;
+        };
+        if alarms.scheduled || !alarms.pending() {
+            return;
+        }
+        alarms.scheduled = true;
+        ctx.run_later(EVAL_COALESCE, |act, ctx| {
+            let id = act.id.clone();
+            let metrics = act.deps.metrics.clone();
+            let _ = guarded(act, ctx, "room", &id, &metrics, |act, _| {
+                let now = act.deps.clock.now();
+                if let Some(alarms) = &mut act.alarms {
+                    let out = alarms.evaluate(now);
+                    act.follow_up(out);
+                }
+            });
+        });
+    }
+
+    /// Does what an engine call asked for: bookmarks the cameras' video.
+    fn follow_up(&self, out: Followups) {
+        let Some(host) = &self.deps.rules else { return };
+        for (alarm, time, message) in out.bookmarks {
+            for (i, cam) in self.cameras.iter().enumerate() {
+                let bookmark = Bookmark {
+                    camera: cistern_schemas::DeviceId::new(
+                        self.spec.id.clone(),
+                        DeviceUnit::Camera(i as u8 + 1),
+                    ),
+                    time,
+                    alarm: alarm.clone(),
+                    message: message.clone(),
+                };
+                tracing::info!(camera = %bookmark.camera, %alarm, "video bookmarked");
+                host.store.bookmark(bookmark.clone());
+                let _ = cam.try_send(BookmarkVideo(bookmark));
+            }
+        }
+    }
+
+    /// Asks every child for its facts (after a restart; for the periodic refresh).
+    fn request_reports(&self) {
+        if self.alarms.is_none() {
+            return;
+        }
+        for p in &self.pumps {
+            let _ = p.try_send(ReportFacts);
+        }
+        for t in &self.tanks {
+            let _ = t.try_send(ReportFacts);
+        }
+        for c in &self.cameras {
+            let _ = c.try_send(ReportFacts);
+        }
+    }
+
+    fn start_children(&mut self, parent: &Recipient<DeviceChanged>) {
+        let start = |unit: DeviceUnit| {
+            let id = DeviceId::new(self.spec.id.clone(), unit);
+            let specs: Arc<[PointSpec]> = self.spec.point_specs(unit).into();
+            (id, specs, self.deps.clone(), Some(parent.clone()))
+        };
+        fn run<B: DeviceBehaviour + std::fmt::Debug>(
+            (id, specs, deps, parent): (
+                DeviceId,
+                Arc<[PointSpec]>,
+                DeviceDeps,
+                Option<Recipient<DeviceChanged>>,
+            ),
             device_spec: B::Spec,
-            deps: &DeviceDeps,
-        ) -> Addr<DeviceActor<B>>
-        where
-            B: DeviceBehaviour + std::fmt::Debug,
-        {
-            let id = DeviceId::new(spec.id.clone(), unit);
-            let specs: Arc<[PointSpec]> = spec.point_specs(unit).into();
-            let deps = deps.clone();
-            Supervisor::start(move |_| DeviceActor::<B>::new(id, device_spec, specs, deps))
+        ) -> Addr<DeviceActor<B>> {
+            Supervisor::start(move |_| DeviceActor::<B>::new(id, device_spec, specs, deps, parent))
         }
         let spec = self.spec.clone();
+        let unit = |i: usize| i as u8 + 1;
         self.pumps = (spec.pumps.iter().enumerate())
-            .map(|(i, p)| start(&spec, DeviceUnit::Pump(i as u8 + 1), p.clone(), &self.deps))
+            .map(|(i, p)| run(start(DeviceUnit::Pump(unit(i))), p.clone()))
             .collect();
         self.tanks = (spec.tanks.iter().enumerate())
-            .map(|(i, t)| start(&spec, DeviceUnit::Tank(i as u8 + 1), t.clone(), &self.deps))
+            .map(|(i, t)| run(start(DeviceUnit::Tank(unit(i))), t.clone()))
             .collect();
         self.cameras = (spec.cameras.iter().enumerate())
-            .map(|(i, c)| {
-                start(
-                    &spec,
-                    DeviceUnit::Camera(i as u8 + 1),
-                    c.clone(),
-                    &self.deps,
-                )
-            })
+            .map(|(i, c)| run(start(DeviceUnit::Camera(unit(i))), c.clone()))
             .collect();
     }
 
@@ -120,6 +209,9 @@ impl PumpRoomActor {
     fn apply_own(&mut self, records: &[Record], receipt: crate::ports::Receipt) {
         if self.deps.apply(&self.id, &mut self.table, records, receipt) {
             self.inform_tanks();
+            if let Some(alarms) = &mut self.alarms {
+                alarms.room_points(&self.table, self.deps.clock.now());
+            }
         }
     }
 
@@ -157,7 +249,7 @@ impl PumpRoomActor {
         }
     }
 
-    fn sweep(&mut self) {
+    fn sweep(&mut self, ctx: &mut Context<Self>) {
         let now = self.deps.clock.now();
         let n = self.table.sweep(now, self.deps.config.stale_periods);
         self.deps.metrics.stale_transitions.inc_by(n as u64);
@@ -169,6 +261,24 @@ impl PumpRoomActor {
             tracing::warn!(room = %self.id, after = ?self.deps.config.offline_after, "room went offline: gateway silent");
         }
         self.publish_status();
+        let (online, age) = (self.online, self.data_age_s(now));
+        let mut refresh = false;
+        if let Some(alarms) = &mut self.alarms {
+            if n > 0 {
+                alarms.room_points(&self.table, now);
+            }
+            alarms.link(online, age);
+            if alarms.refresh_due(now) {
+                alarms.touch_all(now);
+                refresh = true;
+            }
+            let out = alarms.tick(now);
+            self.follow_up(out);
+        }
+        if refresh {
+            self.request_reports();
+        }
+        self.schedule_rules(ctx);
     }
 }
 
@@ -180,12 +290,15 @@ impl Actor for PumpRoomActor {
         ctx.set_mailbox_capacity(0);
         // After a restart the children are still running: keep them.
         if self.pumps.is_empty() && self.tanks.is_empty() && self.cameras.is_empty() {
-            self.start_children();
+            self.start_children(&ctx.address().recipient());
         }
         // Paired with `stopped`, which also runs before a restart.
         self.deps.metrics.running.with_label_values(&["room"]).inc();
         self.publish_status();
-        ctx.run_interval(self.deps.config.sweep_every, |act, _| act.sweep());
+        // The children's facts, then every rule once (the mirror starts empty).
+        self.request_reports();
+        self.schedule_rules(ctx);
+        ctx.run_interval(self.deps.config.sweep_every, |act, ctx| act.sweep(ctx));
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
@@ -243,14 +356,85 @@ impl Handler<SamplesReceived> for PumpRoomActor {
         if !was_online || unit == DeviceUnit::Room {
             self.publish_status();
         }
+        if !was_online {
+            let now = self.deps.clock.now();
+            let age = self.data_age_s(now);
+            if let Some(alarms) = &mut self.alarms {
+                alarms.link(true, age);
+            }
+        }
+        self.schedule_rules(ctx);
+    }
+}
+
+impl Handler<DeviceChanged> for PumpRoomActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: DeviceChanged, ctx: &mut Self::Context) {
+        if let Some(alarms) = &mut self.alarms {
+            alarms.device(msg);
+            self.schedule_rules(ctx);
+        }
+    }
+}
+
+impl Handler<RoomCommand> for PumpRoomActor {
+    type Result = Result<Vec<cistern_rules::AlarmEvent>, AlarmCommandError>;
+
+    fn handle(&mut self, msg: RoomCommand, ctx: &mut Self::Context) -> Self::Result {
+        let id = self.id.clone();
+        let metrics = self.deps.metrics.clone();
+        guarded(self, ctx, "room", &id, &metrics, |act, _| {
+            let now = act.deps.clock.now();
+            let alarms = act.alarms.as_mut().ok_or(AlarmCommandError::NoRules)?;
+            let (events, out) = alarms.command(&msg.0, now)?;
+            act.follow_up(out);
+            Ok(events)
+        })?
+    }
+}
+
+impl Handler<SetExternal> for PumpRoomActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetExternal, _ctx: &mut Self::Context) {
+        let now = self.deps.clock.now();
+        if let Some(alarms) = &mut self.alarms {
+            let out = alarms.set_external(msg.rule, msg.active, now);
+            self.follow_up(out);
+        }
+    }
+}
+
+impl Handler<SwapRules> for PumpRoomActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SwapRules, ctx: &mut Self::Context) {
+        let now = self.deps.clock.now();
+        if let Some(alarms) = &mut self.alarms {
+            let out = alarms.swap_rules(msg.0, now);
+            self.follow_up(out);
+            self.schedule_rules(ctx);
+        }
+    }
+}
+
+impl Handler<GetAlarms> for PumpRoomActor {
+    type Result = Vec<cistern_rules::AlarmRecord>;
+
+    fn handle(&mut self, _msg: GetAlarms, _ctx: &mut Self::Context) -> Self::Result {
+        self.alarms
+            .as_ref()
+            .map(|a| a.records())
+            .unwrap_or_default()
     }
 }
 
 impl Handler<Sweep> for PumpRoomActor {
     type Result = ();
 
-    fn handle(&mut self, _msg: Sweep, _ctx: &mut Self::Context) {
-        self.sweep();
+    fn handle(&mut self, _msg: Sweep, ctx: &mut Self::Context) {
+        self.sweep(ctx);
     }
 }
 

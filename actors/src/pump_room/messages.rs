@@ -18,6 +18,32 @@ pub struct SamplesReceived {
 #[rtype(result = "Result<RoomView, ActorError>")]
 pub struct GetRoomView;
 
+/// An operator command on one of the room's alarms.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Vec<cistern_rules::AlarmEvent>, AlarmCommandError>")]
+pub struct RoomCommand(pub cistern_rules::Command);
+
+/// Why a command on a room's alarm was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlarmCommandError {
+    #[error("this node runs no alarm rules")]
+    NoRules,
+    #[error(transparent)]
+    Refused(#[from] cistern_rules::CommandError),
+    #[error(transparent)]
+    Actor(#[from] ActorError),
+}
+
+/// Asks for every alarm record of the room (normal ones included).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Vec<cistern_rules::AlarmRecord>")]
+pub struct GetAlarms;
+
+/// Puts a reloaded rule set in force.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct SwapRules(pub std::sync::Arc<cistern_rules::RuleSet>);
+
 /// Makes the room panic inside a guarded handler (tests of supervision only).
 #[cfg(test)]
 #[derive(Debug, Clone, Copy, Message)]

@@ -17,6 +17,9 @@
 //! [`RoomObserved`]: crate::device::messages::RoomObserved
 
 mod actor;
+#[cfg(test)]
+mod alarm_tests;
+mod alarms;
 mod messages;
 mod state;
 #[cfg(test)]
@@ -24,5 +27,7 @@ mod tests;
 
 pub use crate::device::messages::Sweep;
 pub use actor::PumpRoomActor;
-pub use messages::{GetRoomView, SamplesReceived};
+pub use messages::{
+    AlarmCommandError, GetAlarms, GetRoomView, RoomCommand, SamplesReceived, SwapRules,
+};
 pub use state::{status_label, RoomDerived, RoomStatus, RoomSummary, RoomView};

@@ -15,7 +15,7 @@ use cistern_schemas::{DeviceId, QualityLevel, RoomId, Timestamp};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const T0: Timestamp = Timestamp(1_763_700_000_000);
+pub(super) const T0: Timestamp = Timestamp(1_763_700_000_000);
 
 #[derive(Debug, Default)]
 struct RecordingSink(Mutex<Vec<(DeviceId, Arrival, Vec<Record>)>>);
@@ -66,12 +66,12 @@ fn room_spec() -> RoomSpec {
     }
 }
 
-struct Fixture {
-    registry: Arc<FleetRegistry>,
-    clock: ManualClock,
+pub(super) struct Fixture {
+    pub registry: Arc<FleetRegistry>,
+    pub clock: ManualClock,
     metrics: ActorMetrics,
     sink: Arc<RecordingSink>,
-    room: RoomId,
+    pub room: RoomId,
 }
 
 fn fixture() -> Fixture {
@@ -82,6 +82,13 @@ fn fixture() -> Fixture {
 }
 
 fn fixture_with(config: ActorConfig) -> Fixture {
+    fixture_with_rules(config, None)
+}
+
+pub(super) fn fixture_with_rules(
+    config: ActorConfig,
+    rules: Option<Arc<crate::alarms::RuleHost>>,
+) -> Fixture {
     let clock = ManualClock::new(T0);
     let metrics = ActorMetrics::unregistered().unwrap();
     let sink = Arc::new(RecordingSink::default());
@@ -92,6 +99,7 @@ fn fixture_with(config: ActorConfig) -> Fixture {
         metrics: metrics.clone(),
         // tests pass a sweep timer that never fires on its own and send Sweep themselves
         config: Arc::new(config),
+        rules,
     };
     let inventory = Inventory {
         zones: vec![ZoneSpec {
@@ -111,7 +119,7 @@ fn fixture_with(config: ActorConfig) -> Fixture {
     }
 }
 
-fn batch(device: &str, t: Timestamp, values: &[(&str, f64)]) -> DeviceBatch {
+pub(super) fn batch(device: &str, t: Timestamp, values: &[(&str, f64)]) -> DeviceBatch {
     let device: DeviceId = device.parse().unwrap();
     let kind = device.unit.kind();
     let vals: Vec<_> = values
@@ -127,7 +135,7 @@ fn batch(device: &str, t: Timestamp, values: &[(&str, f64)]) -> DeviceBatch {
 
 impl Fixture {
     /// Routes a batch and waits until the room (and so the device it forwards to) has it.
-    async fn deliver(&self, b: DeviceBatch) {
+    pub(super) async fn deliver(&self, b: DeviceBatch) {
         self.registry.route(b, Receipt::none()).await.unwrap();
         self.registry.room_view(&self.room).await.unwrap();
     }

@@ -1,0 +1,252 @@
+//! The alarm engine as the room actor hosts it: facts from the children, delays on the actor's
+//! clock, state that survives a restart, commands, correlation within a room.
+
+use super::messages::Crash;
+use super::tests::{batch, fixture_with_rules, Fixture, T0};
+use crate::alarms::{AlarmFilter, LogOutbox, MemoryAlarmStore, RuleHost, RuleMetrics};
+use crate::device::messages::Sweep;
+use crate::ActorConfig;
+use cistern_rules::{
+    AlarmKey, AlarmState, Command, CommandAction, EngineConfig, EventKind, RuleSet, SandboxLimits,
+    ZoneConfig,
+};
+use cistern_schemas::Timestamp;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Alarms {
+    f: Fixture,
+    host: Arc<RuleHost>,
+    store: Arc<MemoryAlarmStore>,
+}
+
+fn library() -> Arc<RuleSet> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/library");
+    let out = RuleSet::load_dir(&dir, SandboxLimits::default()).unwrap();
+    assert!(!out.has_errors(), "{:?}", out.diagnostics);
+    Arc::new(out.set)
+}
+
+fn with_rules() -> Alarms {
+    let store = Arc::new(MemoryAlarmStore::default());
+    let host = Arc::new(RuleHost::new(
+        library(),
+        EngineConfig::default(),
+        ZoneConfig::default(),
+        store.clone(),
+        Arc::new(LogOutbox),
+        RuleMetrics::unregistered().unwrap(),
+    ));
+    let f = fixture_with_rules(
+        ActorConfig {
+            sweep_every: Duration::from_secs(3600),
+            ..Default::default()
+        },
+        Some(host.clone()),
+    );
+    Alarms { f, host, store }
+}
+
+const ROOM_OK: &[(&str, f64)] = &[
+    ("mains", 1.0),
+    ("voltage_a", 380.0),
+    ("voltage_b", 380.0),
+    ("voltage_c", 380.0),
+    ("inlet_pressure", 0.25),
+    ("outlet_pressure", 0.45),
+];
+
+impl Alarms {
+    fn at(&self, s: u64) -> Timestamp {
+        T0 + Duration::from_secs(s)
+    }
+
+    /// Sets the clock to `T0 + s`, delivers the batches stamped then, and lets the room
+    /// evaluate and tick.
+    async fn step(&self, s: u64, batches: &[(&str, &[(&str, f64)])]) {
+        self.f.clock.set(self.at(s));
+        for (device, values) in batches {
+            self.f.deliver(batch(device, self.at(s), values)).await;
+        }
+        self.settle().await;
+    }
+
+    /// Lets the coalesced evaluation run, then sweeps (timers).
+    async fn settle(&self) {
+        actix_rt::time::sleep(Duration::from_millis(60)).await;
+        let addr = self.f.registry.addr(&self.f.room).unwrap();
+        addr.send(Sweep).await.unwrap();
+        actix_rt::time::sleep(Duration::from_millis(60)).await;
+    }
+
+    fn board(&self, key: &str) -> Option<crate::alarms::AlarmView> {
+        self.host.board.get(&format!("XM-0001/{key}"))
+    }
+}
+
+#[actix_rt::test]
+async fn a_pump_trip_raises_after_its_delay_and_a_restart_does_not_start_the_delay_over() {
+    let a = with_rules();
+    let pump_ok: &[(&str, f64)] = &[("fault", 0.0), ("running", 1.0)];
+    let tripped: &[(&str, f64)] = &[("fault", 1.0), ("running", 0.0)];
+    a.step(0, &[("XM-0001", ROOM_OK), ("XM-0001/P1", pump_ok)])
+        .await;
+    assert!(a.board("pump_fault@P1").is_none());
+    a.step(10, &[("XM-0001", ROOM_OK), ("XM-0001/P1", tripped)])
+        .await;
+    // pump_fault has a 5 s on-delay: pending, not raised.
+    assert!(a.board("pump_fault@P1").is_none());
+    a.step(13, &[("XM-0001", ROOM_OK), ("XM-0001/P1", tripped)])
+        .await;
+    // The room crashes 3 s into the delay and restarts from its saved state.
+    let addr = a.f.registry.addr(&a.f.room).unwrap();
+    assert!(addr.send(Crash).await.unwrap().is_err());
+    // After a restart the rules wait 5 s for fresh samples before they evaluate again.
+    a.step(16, &[("XM-0001", ROOM_OK), ("XM-0001/P1", tripped)])
+        .await;
+    a.step(19, &[("XM-0001", ROOM_OK), ("XM-0001/P1", tripped)])
+        .await;
+    let v = a.board("pump_fault@P1").expect("raised after 5 s");
+    assert_eq!(v.state, AlarmState::Unacked);
+    // Raised at the original due time (10 s + 5 s), not 5 s after the restart.
+    assert_eq!(v.raised_at, Some(a.at(15)));
+    let raised: Vec<_> = (a.store.events().into_iter())
+        .filter(|e| e.kind == EventKind::Raised && e.key.to_string() == "pump_fault@P1")
+        .collect();
+    assert_eq!(raised.len(), 1, "one raise, recorded once");
+
+    // Acknowledged through the registry, by a user with a comment.
+    let key: AlarmKey = "pump_fault@P1".parse().unwrap();
+    let events =
+        a.f.registry
+            .command(
+                &a.f.room,
+                Command {
+                    key: key.clone(),
+                    action: CommandAction::Ack,
+                    user: "op1".into(),
+                    comment: "crew sent".into(),
+                },
+            )
+            .await
+            .unwrap();
+    assert_eq!(events[0].kind, EventKind::Acknowledged);
+    assert_eq!(a.board("pump_fault@P1").unwrap().state, AlarmState::Acked);
+    // A second ack is refused with a reason.
+    let err =
+        a.f.registry
+            .command(
+                &a.f.room,
+                Command {
+                    key,
+                    action: CommandAction::Ack,
+                    user: "op1".into(),
+                    comment: String::new(),
+                },
+            )
+            .await
+            .unwrap_err();
+    assert!(err.to_string().contains("nothing to acknowledge"), "{err}");
+
+    // The fault clears: off the board after the clear.
+    a.step(24, &[("XM-0001", ROOM_OK), ("XM-0001/P1", pump_ok)])
+        .await;
+    assert!(a.board("pump_fault@P1").is_none());
+}
+
+#[actix_rt::test]
+async fn mains_loss_is_first_out_and_suppresses_the_pump_trips_it_causes() {
+    let a = with_rules();
+    let pump_ok: &[(&str, f64)] = &[("fault", 0.0), ("running", 1.0)];
+    let tripped: &[(&str, f64)] = &[("fault", 1.0), ("running", 0.0)];
+    let no_mains: &[(&str, f64)] = &[
+        ("mains", 0.0),
+        ("voltage_a", 0.0),
+        ("voltage_b", 0.0),
+        ("voltage_c", 0.0),
+        ("inlet_pressure", 0.25),
+        ("outlet_pressure", 0.45),
+    ];
+    a.step(
+        0,
+        &[
+            ("XM-0001", ROOM_OK),
+            ("XM-0001/P1", pump_ok),
+            ("XM-0001/P2", pump_ok),
+        ],
+    )
+    .await;
+    for s in [10, 12, 14, 16] {
+        a.step(
+            s,
+            &[
+                ("XM-0001", no_mains),
+                ("XM-0001/P1", tripped),
+                ("XM-0001/P2", tripped),
+            ],
+        )
+        .await;
+    }
+    let mains = a.board("mains_loss@room").expect("mains loss raised");
+    assert_eq!(mains.state, AlarmState::Unacked);
+    assert!(mains.first_out);
+    for p in ["P1", "P2"] {
+        let v = a.board(&format!("pump_fault@{p}")).expect("recorded");
+        assert_eq!(v.state, AlarmState::Suppressed, "{p}");
+        assert_eq!(
+            v.suppressed_by.map(|k| k.to_string()).as_deref(),
+            Some("mains_loss@room")
+        );
+        assert!(!v.first_out);
+    }
+    let annunciated = a.host.board.list(&AlarmFilter {
+        states: vec![AlarmState::Unacked],
+        room: Some(a.f.room.clone()),
+        ..Default::default()
+    });
+    assert_eq!(
+        annunciated
+            .iter()
+            .map(|v| v.id.as_str())
+            .collect::<Vec<_>>(),
+        ["XM-0001/mains_loss@room"],
+        "one alarm annunciated for the burst"
+    );
+}
+
+#[actix_rt::test]
+async fn an_alarm_shelved_by_an_operator_leaves_the_annunciated_list_until_it_expires() {
+    let a = with_rules();
+    let tripped: &[(&str, f64)] = &[("fault", 1.0), ("running", 0.0)];
+    for s in [0, 3, 6] {
+        a.step(s, &[("XM-0001", ROOM_OK), ("XM-0001/P2", tripped)])
+            .await;
+    }
+    assert_eq!(a.board("pump_fault@P2").unwrap().state, AlarmState::Unacked);
+    a.f.registry
+        .command(
+            &a.f.room,
+            Command {
+                key: "pump_fault@P2".parse().unwrap(),
+                action: CommandAction::Shelve {
+                    until: a.at(60),
+                    reason: "drive replaced tomorrow".into(),
+                },
+                user: "op2".into(),
+                comment: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+    let v = a.board("pump_fault@P2").unwrap();
+    assert_eq!(v.state, AlarmState::Shelved);
+    assert_eq!(v.shelve.unwrap().user, "op2");
+    a.step(61, &[("XM-0001", ROOM_OK), ("XM-0001/P2", tripped)])
+        .await;
+    assert_eq!(
+        a.board("pump_fault@P2").unwrap().state,
+        AlarmState::Unacked,
+        "the shelve expired and the alarm is back"
+    );
+}

@@ -1,0 +1,318 @@
+//! The alarms: `GET /api/v1/alarms` (filters `state`, `severity`, `room`, `zone`, `rule`, each
+//! a comma-separated list or value), `GET /api/v1/alarms/{source}/{key}` with its event
+//! history, and `POST /api/v1/alarms/{source}/{key}/{action}` — `ack`, `shelve`, `unshelve`,
+//! `reset`, `remove_from_service`, `return_to_service` — by a user with a comment.
+//!
+//! An alarm's id is `<room>/<rule>@<unit>` (`XM-0001/pump_fault@P1`), or
+//! `zone:<zone>/zone_event@room` for a supply zone's alarm (which can only be acknowledged).
+//! Until the authentication issue lands, the acting user is named in the request body.
+
+use super::error::ApiError;
+use super::{AlarmsApi, ApiState};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use cistern_actors::alarms::{AlarmFilter, AlarmView};
+use cistern_actors::pump_room::AlarmCommandError;
+use cistern_actors::registry::CommandFailed;
+use cistern_rules::{AlarmKey, AlarmState, Command, CommandAction, CommandError, Severity};
+use cistern_schemas::{RoomId, Timestamp, ZoneId};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// How far back an alarm's event history goes.
+const HISTORY: Duration = Duration::from_secs(90 * 86_400);
+const HISTORY_LIMIT: usize = 500;
+
+fn alarms(state: &ApiState) -> Result<&AlarmsApi, ApiError> {
+    state
+        .alarms
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("rules_disabled", "this node runs no alarm rules"))
+}
+
+/// `GET /api/v1/alarms` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub state: Option<String>,
+    pub severity: Option<String>,
+    pub room: Option<String>,
+    pub zone: Option<String>,
+    pub rule: Option<String>,
+}
+
+fn list_of<T>(
+    raw: Option<&str>,
+    what: &'static str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<T>, ApiError> {
+    raw.into_iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            parse(s).ok_or_else(|| ApiError::bad_request(what, format!("unknown value {s:?}")))
+        })
+        .collect()
+}
+
+fn parse_state(s: &str) -> Option<AlarmState> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+}
+
+fn parse_severity(s: &str) -> Option<Severity> {
+    serde_json::from_value(serde_json::Value::String(s.to_uppercase())).ok()
+}
+
+pub async fn list(
+    state: web::Data<ApiState>,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let api = alarms(&state)?;
+    let filter = AlarmFilter {
+        states: list_of(q.state.as_deref(), "invalid_state", parse_state)?,
+        severities: list_of(q.severity.as_deref(), "invalid_severity", parse_severity)?,
+        room: q
+            .room
+            .as_deref()
+            .map(RoomId::new)
+            .transpose()
+            .map_err(|e| ApiError::bad_request("invalid_room_id", e.to_string()))?,
+        zone: q
+            .zone
+            .as_deref()
+            .map(str::parse::<ZoneId>)
+            .transpose()
+            .map_err(|e| ApiError::bad_request("invalid_zone", e.to_string()))?,
+        rule: q.rule.as_deref().map(str::parse).transpose().map_err(
+            |e: cistern_rules::ids::RuleIdError| {
+                ApiError::bad_request("invalid_rule", e.to_string())
+            },
+        )?,
+    };
+    let list = api.host.board.list(&filter);
+    let mut by_severity = serde_json::Map::new();
+    for s in ["P1", "P2", "P3", "P4"] {
+        let n = list.iter().filter(|v| v.severity.as_str() == s).count();
+        by_severity.insert(s.into(), n.into());
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "count": list.len(),
+        "by_severity": by_severity,
+        "alarms": list,
+    })))
+}
+
+/// Where an alarm lives.
+enum Source {
+    Room(RoomId),
+    Zone(ZoneId),
+}
+
+fn parse_id(source: &str, key: &str) -> Result<(Source, AlarmKey), ApiError> {
+    let key: AlarmKey = key.parse().map_err(|e: cistern_rules::ids::RuleIdError| {
+        ApiError::bad_request("invalid_alarm_id", e.to_string())
+    })?;
+    let source = match source.strip_prefix("zone:") {
+        Some(z) => Source::Zone(
+            z.parse()
+                .map_err(|e| ApiError::bad_request("invalid_alarm_id", format!("{e}")))?,
+        ),
+        None => Source::Room(
+            RoomId::new(source)
+                .map_err(|e| ApiError::bad_request("invalid_alarm_id", e.to_string()))?,
+        ),
+    };
+    Ok((source, key))
+}
+
+/// The alarm's current view: from the board, or (normal alarms are not on it) from its room.
+async fn view_of(
+    state: &ApiState,
+    api: &AlarmsApi,
+    source: &Source,
+    source_text: &str,
+    key: &AlarmKey,
+) -> Result<AlarmView, ApiError> {
+    let id = cistern_actors::alarms::alarm_id(source_text, key);
+    if let Some(v) = api.host.board.get(&id) {
+        return Ok(v);
+    }
+    let unknown = || ApiError::not_found("unknown_alarm", format!("no alarm {id}"));
+    match source {
+        Source::Room(room) => {
+            let spec = state.registry.spec(room).ok_or_else(unknown)?;
+            let records = state.registry.alarms(room).await?;
+            let rec = records.iter().find(|r| &r.key == key).ok_or_else(unknown)?;
+            Ok(AlarmView::of(
+                source_text,
+                Some(room),
+                &spec.zone,
+                rec,
+                false,
+                Timestamp::now(),
+            ))
+        }
+        Source::Zone(_) => Err(unknown()),
+    }
+}
+
+pub async fn get(
+    state: web::Data<ApiState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let api = alarms(&state)?;
+    let (source_text, key_text) = path.into_inner();
+    let (source, key) = parse_id(&source_text, &key_text)?;
+    let view = view_of(&state, api, &source, &source_text, &key).await?;
+    let events = match &api.stored {
+        Some(stored) => {
+            let now = Timestamp::now();
+            stored
+                .events(
+                    &source_text,
+                    Some(&key),
+                    now - HISTORY,
+                    now + Duration::from_secs(3600),
+                    HISTORY_LIMIT,
+                )
+                .await
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "store_unavailable",
+                        e.to_string(),
+                    )
+                })?
+        }
+        None => Vec::new(),
+    };
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "alarm": view, "events": events })))
+}
+
+/// The body of a command.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandBody {
+    /// Who acts (until authentication names the user).
+    pub user: String,
+    #[serde(default)]
+    pub comment: String,
+    /// `shelve`: why.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// `shelve`: for how long (`"2h"`, `"30m"`).
+    #[serde(default, rename = "for", with = "humantime_serde")]
+    pub duration: Option<Duration>,
+    /// `shelve`: until when (ms since the epoch), instead of `for`.
+    #[serde(default)]
+    pub until: Option<Timestamp>,
+}
+
+fn action_of(action: &str, body: &CommandBody) -> Result<CommandAction, ApiError> {
+    Ok(match action {
+        "ack" => CommandAction::Ack,
+        "unshelve" => CommandAction::Unshelve,
+        "reset" => CommandAction::Reset,
+        "remove_from_service" => CommandAction::RemoveFromService,
+        "return_to_service" => CommandAction::ReturnToService,
+        "shelve" => {
+            let until = match (body.until, body.duration) {
+                (Some(t), None) => t,
+                (None, Some(d)) => Timestamp::now() + d,
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "invalid_shelve",
+                        "shelve needs either `for` (e.g. \"2h\") or `until` (ms since the epoch)",
+                    ))
+                }
+            };
+            let reason = body.reason.clone().filter(|r| !r.trim().is_empty()).ok_or_else(|| {
+                ApiError::bad_request("invalid_shelve", "shelve needs a `reason`")
+            })?;
+            CommandAction::Shelve { until, reason }
+        }
+        other => {
+            return Err(ApiError::not_found(
+                "unknown_action",
+                format!(
+                    "unknown action {other:?}; known: ack, shelve, unshelve, reset, remove_from_service, return_to_service"
+                ),
+            ))
+        }
+    })
+}
+
+fn refused(e: CommandError) -> ApiError {
+    match e {
+        CommandError::UnknownAlarm { .. } => ApiError::not_found("unknown_alarm", e.to_string()),
+        CommandError::BadShelveExpiry { .. } => {
+            ApiError::bad_request("invalid_shelve", e.to_string())
+        }
+        CommandError::NoUser => ApiError::bad_request("missing_user", e.to_string()),
+        _ => ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string()),
+    }
+}
+
+pub async fn command(
+    state: web::Data<ApiState>,
+    path: web::Path<(String, String, String)>,
+    body: web::Json<CommandBody>,
+) -> Result<HttpResponse, ApiError> {
+    let api = alarms(&state)?;
+    let (source_text, key_text, action) = path.into_inner();
+    let (source, key) = parse_id(&source_text, &key_text)?;
+    if body.user.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "missing_user",
+            "a command needs a `user`",
+        ));
+    }
+    let action = action_of(&action, &body)?;
+    let events = match &source {
+        Source::Room(room) => state
+            .registry
+            .command(
+                room,
+                Command {
+                    key: key.clone(),
+                    action,
+                    user: body.user.clone(),
+                    comment: body.comment.clone(),
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                CommandFailed::Route(r) => ApiError::from(r),
+                CommandFailed::Alarm(AlarmCommandError::Refused(c)) => refused(c),
+                CommandFailed::Alarm(e) => ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "room_unavailable",
+                    e.to_string(),
+                ),
+            })?,
+        Source::Zone(zone) => {
+            if action != CommandAction::Ack {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "invalid_transition",
+                    "a zone alarm can only be acknowledged",
+                ));
+            }
+            let events = state
+                .registry
+                .ack_zone(zone, body.user.clone(), body.comment.clone())
+                .await?;
+            if events.is_empty() {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "invalid_transition",
+                    format!("zone alarm {source_text}/{key} has nothing to acknowledge"),
+                ));
+            }
+            events
+        }
+    };
+    let view = view_of(&state, api, &source, &source_text, &key).await.ok();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "events": events, "alarm": view })))
+}

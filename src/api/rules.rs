@@ -1,0 +1,211 @@
+//! The rules: `GET /api/v1/rules` (every rule in force, its metadata and counters),
+//! `GET /api/v1/rules/{id}` (with its source), `POST /api/v1/rules/validate?file=NAME.rhai`
+//! (compile and lint a script in the context of the rules in force; nothing changes),
+//! `PUT /api/v1/rules/{id}` (upload: validated, then written to the rule directory and put in
+//! force; refused with its diagnostics when it does not compile) and
+//! `POST /api/v1/rules/reload`. Uploads are for the rule-author role once authentication
+//! lands (the API issue).
+
+use super::error::ApiError;
+use super::{AlarmsApi, ApiState};
+use crate::alarms::reload::{reload_now, DiagnosticView};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use cistern_rules::{DiagLevel, RuleId, RuleSet};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The largest rule script accepted.
+const MAX_SCRIPT: usize = 64 * 1024;
+
+fn api(state: &ApiState) -> Result<&AlarmsApi, ApiError> {
+    state
+        .alarms
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("rules_disabled", "this node runs no alarm rules"))
+}
+
+/// The sources of the rules in force: the directory's files, or the built-in library.
+fn sources(api: &AlarmsApi) -> Result<Vec<(PathBuf, String)>, ApiError> {
+    match &api.dir {
+        Some(dir) => {
+            cistern_rules::ruleset::read_sources(dir).map_err(|e| ApiError::internal(e.to_string()))
+        }
+        None => Ok(cistern_rules::library::LIBRARY
+            .iter()
+            .map(|(n, s)| (PathBuf::from(n), (*s).to_owned()))
+            .collect()),
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+pub async fn list(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let api = api(&state)?;
+    let rules = api.host.rules();
+    let list: Vec<_> = rules
+        .rules()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id(),
+                "file": file_name(&r.path),
+                "disabled": r.is_disabled(),
+                "meta": r.meta,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "count": list.len(),
+        "source": api.dir.as_ref().map_or("built-in library".to_owned(), |d| d.display().to_string()),
+        "hot_reload": api.dir.is_some(),
+        "rules": list,
+    })))
+}
+
+pub async fn get(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let api = api(&state)?;
+    let id = RuleId::new(&id).map_err(|e| ApiError::bad_request("invalid_rule", e.to_string()))?;
+    let rules = api.host.rules();
+    let rule = rules
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found("unknown_rule", format!("no rule {id}")))?;
+    let name = file_name(&rule.path);
+    let source = sources(api)?
+        .into_iter()
+        .find(|(p, _)| file_name(p) == name)
+        .map(|(_, s)| s);
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "id": rule.id(),
+        "file": name,
+        "disabled": rule.is_disabled(),
+        "meta": rule.meta,
+        "source": source,
+    })))
+}
+
+/// `?file=NAME.rhai`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateQuery {
+    pub file: String,
+}
+
+fn script(body: &web::Bytes) -> Result<String, ApiError> {
+    if body.len() > MAX_SCRIPT {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "script_too_large",
+            format!("a rule script is at most {MAX_SCRIPT} bytes"),
+        ));
+    }
+    String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::bad_request("invalid_script", "a rule script must be UTF-8 text"))
+}
+
+/// Compiles `source` as `file` among the rules in force (so parents and cycles are checked);
+/// returns the diagnostics about that file.
+fn validate_in_context(
+    api: &AlarmsApi,
+    file: &str,
+    source: String,
+) -> Result<Vec<DiagnosticView>, ApiError> {
+    let mut all: Vec<(PathBuf, String)> = sources(api)?
+        .into_iter()
+        .filter(|(p, _)| file_name(p) != file)
+        .collect();
+    all.push((PathBuf::from(file), source));
+    let limits = api.host.rules().limits().clone();
+    let out = RuleSet::from_sources(all, limits);
+    Ok(out
+        .diagnostics
+        .iter()
+        .filter(|d| file_name(&d.file) == file)
+        .map(DiagnosticView::from)
+        .collect())
+}
+
+fn checked_file(file: &str) -> Result<(), ApiError> {
+    let stem = file.strip_suffix(".rhai").unwrap_or("");
+    RuleId::new(stem).map(|_| ()).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_file",
+            "the file must be `<rule id>.rhai` (a-z, 0-9, _; starting with a letter)",
+        )
+    })
+}
+
+pub async fn validate(
+    state: web::Data<ApiState>,
+    q: web::Query<ValidateQuery>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let api = api(&state)?;
+    checked_file(&q.file)?;
+    let diagnostics = validate_in_context(api, &q.file, script(&body)?)?;
+    let ok = diagnostics.iter().all(|d| d.level != DiagLevel::Error);
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "ok": ok, "diagnostics": diagnostics })))
+}
+
+pub async fn put(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let api = api(&state)?;
+    let file = format!("{id}.rhai");
+    checked_file(&file)?;
+    let Some(dir) = api.dir.clone() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_rule_dir",
+            "this node runs the built-in library; set [rules] dir to upload rules",
+        ));
+    };
+    let source = script(&body)?;
+    let diagnostics = validate_in_context(api, &file, source.clone())?;
+    if diagnostics.iter().any(|d| d.level == DiagLevel::Error) {
+        return Ok(HttpResponse::UnprocessableEntity().json(serde_json::json!({
+            "error": { "code": "rule_rejected", "message": "the rule does not compile; nothing was changed" },
+            "diagnostics": diagnostics,
+        })));
+    }
+    let (host, registry) = (api.host.clone(), state.registry.clone());
+    let report = web::block(move || -> Result<_, String> {
+        let tmp = dir.join(format!(".{file}.tmp"));
+        std::fs::write(&tmp, source.as_bytes()).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, dir.join(&file)).map_err(|e| e.to_string())?;
+        reload_now(&dir, &host, &registry).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(ApiError::internal)?;
+    tracing::info!(rule = %id, "rule uploaded and put in force");
+    Ok(
+        HttpResponse::Ok()
+            .json(serde_json::json!({ "diagnostics": diagnostics, "reload": report })),
+    )
+}
+
+pub async fn reload(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let api = api(&state)?;
+    let Some(dir) = api.dir.clone() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_rule_dir",
+            "this node runs the built-in library: there is nothing to reload",
+        ));
+    };
+    let (host, registry) = (api.host.clone(), state.registry.clone());
+    let report = web::block(move || reload_now(&dir, &host, &registry))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(report))
+}
