@@ -157,6 +157,9 @@ enum RulesCommand {
         /// Print JSON instead of the table.
         #[arg(long)]
         json: bool,
+        /// Also write every alarm event as a JSON line to this file (of the first rule set).
+        #[arg(long)]
+        events: Option<PathBuf>,
     },
 }
 
@@ -358,6 +361,7 @@ fn main() -> anyhow::Result<()> {
                 config,
                 last,
                 json,
+                events,
             } => {
                 init_tracing(&LogConfig {
                     filter: "warn".into(),
@@ -397,7 +401,7 @@ fn main() -> anyhow::Result<()> {
                     }
                     None => None,
                 };
-                for (d, set) in sets {
+                for (n, (d, set)) in sets.into_iter().enumerate() {
                     let result = match &history {
                         Some((inventory, readings, from, to)) => {
                             cistern::alarms::backtest::replay_history(
@@ -418,6 +422,15 @@ fn main() -> anyhow::Result<()> {
                             },
                         ),
                     };
+                    if let (Some(path), 0) = (&events, n) {
+                        let mut out = String::new();
+                        for e in &result.all_events {
+                            out.push_str(&serde_json::to_string(e)?);
+                            out.push('\n');
+                        }
+                        std::fs::write(path, out)
+                            .with_context(|| format!("cannot write {}", path.display()))?;
+                    }
                     if json {
                         println!("{}", serde_json::to_string(&result)?);
                     } else {

@@ -141,3 +141,86 @@ fn deliver(rx: Receiver<Notification>, config: &WebhookConfig, m: &OutboxMetrics
         m.webhook.with_label_values(&[result]).inc();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cistern_rules::{AlarmSource, NotificationKind, Severity};
+    use cistern_schemas::{RoomId, Timestamp};
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    #[test]
+    fn notifications_are_posted_to_the_webhook_as_json_and_failures_are_retried() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // The receiver refuses the first attempt (503), then takes the retry.
+        let server = std::thread::spawn(move || {
+            let mut bodies = Vec::new();
+            for status in ["503 Service Unavailable", "200 OK"] {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                bodies.push(String::from_utf8(body).unwrap());
+                let mut stream = reader.into_inner();
+                write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                )
+                .unwrap();
+            }
+            bodies
+        });
+        let metrics = OutboxMetrics::register(&Registry::new()).unwrap();
+        let outbox = NodeOutbox::start(
+            Some(&WebhookConfig {
+                url: format!("http://{addr}/hook"),
+                timeout: Duration::from_secs(5),
+                attempts: 3,
+                queue: 10,
+            }),
+            metrics.clone(),
+        )
+        .unwrap();
+        let key: cistern_rules::AlarmKey = "pump_fault@P1".parse().unwrap();
+        outbox.send(Notification {
+            time: Timestamp(1_000),
+            source: AlarmSource::Device(cistern_schemas::DeviceId::new(
+                RoomId::new("XM-0001").unwrap(),
+                key.unit,
+            )),
+            rule: key.rule.clone(),
+            key,
+            severity: Severity::P1,
+            target: "shift_lead".into(),
+            message: "Pump P1 fault".into(),
+            kind: NotificationKind::Escalation { step: 1 },
+        });
+        let bodies = server.join().unwrap();
+        assert_eq!(bodies.len(), 2, "one refusal, one retry");
+        let v: serde_json::Value = serde_json::from_str(&bodies[1]).unwrap();
+        assert_eq!(v["target"], "shift_lead");
+        assert_eq!(v["type"], "escalation");
+        assert_eq!(v["step"], 1);
+        assert_eq!(v["key"], "pump_fault@P1");
+        // The sender counts the delivery once it is done.
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while metrics.webhook.with_label_values(&["sent"]).get() == 0
+            && std::time::Instant::now() < until
+        {
+            std::thread::park_timeout(Duration::from_millis(20));
+        }
+        assert_eq!(metrics.webhook.with_label_values(&["sent"]).get(), 1);
+    }
+}
