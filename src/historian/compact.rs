@@ -18,8 +18,8 @@
 //! - **Never blocking the writer**: the compactor has its own thread and talks to the writer
 //!   through an unbounded channel. Its store writes are batched: the raw rewrites and rollups
 //!   of `points_per_batch` points go in one `replace_chunks_batch` (one redb transaction; on
-//!   ScyllaDB idempotent writes, then deletes). One `replace_chunks` commit per point-hour
-//!   compacted ~N point-hours/s (ARCHITECTURE.md has the figures).
+//!   ScyllaDB idempotent writes, then deletes). One commit per point-hour was 3.9× slower
+//!   (203 against 785 point-hours/s on the 21-room bench; ARCHITECTURE.md has the figures).
 //! - **Late samples**: the writer's merge path rewrites stored raw chunks. A read-modify-write
 //!   of the same chunks by both threads at once could lose a sample, so the two share one lock
 //!   ([`SealHook::rewrite_lock`]): the compactor holds it around one batch's reads and write
