@@ -101,6 +101,9 @@ enum Command {
         data: PathBuf,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Points per compaction write (1: a commit per point-hour).
+        #[arg(long, default_value_t = 2000)]
+        compaction_batch: usize,
     },
     /// Tools for rule authors.
     Rules {
@@ -321,6 +324,7 @@ fn main() -> anyhow::Result<()> {
             hours,
             data,
             seed,
+            compaction_batch,
         } => {
             init_tracing(&LogConfig {
                 filter: "warn".into(),
@@ -332,6 +336,7 @@ fn main() -> anyhow::Result<()> {
                 data,
                 seed,
                 query_points: 5,
+                compaction_batch,
             };
             let report = tokio::runtime::Runtime::new()?
                 .block_on(cistern::historian::bench::run_store_bench(opts))?;

@@ -89,7 +89,10 @@ use thiserror::Error;
 pub const MAX_SAMPLES: usize = 1_000_000;
 
 const TAG_XOR: u8 = 0x01;
+/// Decimal integers, deltas in a fixed prefix code (format 2).
 const TAG_DECIMAL: u8 = 0x02;
+/// Decimal integers, deltas in an adaptive Rice code (format 3).
+const TAG_DECIMAL_RICE: u8 = 0x03;
 const MAX_SCALE: u8 = 9;
 const POW10: [f64; 10] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 /// Every sample after the first takes at least one timestamp bit and one value bit.
@@ -148,20 +151,22 @@ impl ChunkEncoder {
         self.samples.is_empty()
     }
 
-    /// Seals the chunk: the shorter of the XOR and the decimal encodings.
+    /// Seals the chunk: the shortest of the XOR and the decimal encodings (format 3's adaptive
+    /// code, or format 2's fixed one, which wins on short columns of large steps such as
+    /// rollups' millisecond offsets).
     pub fn finish(self) -> Vec<u8> {
-        let xor = encode_xor(&self.samples);
-        match decimal_scale(&self.samples) {
-            Some(scale) => {
-                let decimal = encode_decimal(&self.samples, scale);
-                if decimal.len() < xor.len() {
-                    decimal
-                } else {
-                    xor
+        let mut best = encode_xor(&self.samples);
+        if let Some(scale) = decimal_scale(&self.samples) {
+            for decimal in [
+                encode_decimal_rice(&self.samples, scale),
+                encode_decimal(&self.samples, scale),
+            ] {
+                if decimal.len() < best.len() {
+                    best = decimal;
                 }
             }
-            None => xor,
         }
+        best
     }
 }
 
@@ -222,6 +227,8 @@ enum ValueState {
     Decimal {
         m: i64,
         divisor: f64,
+        /// `None`: format 2's fixed prefix code; `Some`: format 3's adaptive Rice code.
+        rice: Option<RiceState>,
     },
 }
 
@@ -231,7 +238,7 @@ impl<'a> ChunkIter<'a> {
         let mut pos = 0;
         let tag = *bytes.first().ok_or(ChunkError::Truncated)?;
         pos += 1;
-        if tag != TAG_XOR && tag != TAG_DECIMAL {
+        if !matches!(tag, TAG_XOR | TAG_DECIMAL | TAG_DECIMAL_RICE) {
             return Err(ChunkError::Corrupt("unknown format tag"));
         }
         let count = read_varint(bytes, &mut pos)?;
@@ -267,7 +274,8 @@ impl<'a> ChunkIter<'a> {
                     .get(usize::from(scale))
                     .ok_or(ChunkError::Corrupt("decimal scale above 9"))?;
                 let m = unzigzag(read_varint(bytes, &mut pos)?);
-                ValueState::Decimal { m, divisor }
+                let rice = (tag == TAG_DECIMAL_RICE).then(RiceState::default);
+                ValueState::Decimal { m, divisor, rice }
             };
         }
         let stream = bytes.get(pos..).unwrap_or_default();
@@ -293,7 +301,7 @@ impl<'a> ChunkIter<'a> {
     fn current_value(&self) -> f64 {
         match self.values {
             ValueState::Xor { bits, .. } => f64::from_bits(bits),
-            ValueState::Decimal { m, divisor } => m as f64 / divisor,
+            ValueState::Decimal { m, divisor, .. } => m as f64 / divisor,
         }
     }
 
@@ -309,8 +317,12 @@ impl<'a> ChunkIter<'a> {
             self.delta = delta;
             match &mut self.values {
                 ValueState::Xor { bits, window } => read_xor(&mut self.reader, bits, window)?,
-                ValueState::Decimal { m, .. } => {
-                    *m = m.wrapping_add(DECIMAL_CODE.read(&mut self.reader)?)
+                ValueState::Decimal { m, rice, .. } => {
+                    let d = match rice {
+                        Some(rice) => rice.read(&mut self.reader)?,
+                        None => DECIMAL_CODE.read(&mut self.reader)?,
+                    };
+                    *m = m.wrapping_add(d)
                 }
             }
         }
@@ -382,8 +394,24 @@ fn encode_xor(samples: &[(i64, f64)]) -> Vec<u8> {
     writer.into_bytes()
 }
 
+/// Format 2: decimal integers, deltas in the fixed prefix code.
 fn encode_decimal(samples: &[(i64, f64)], scale: u8) -> Vec<u8> {
-    let mut out = encode_header(TAG_DECIMAL, samples);
+    encode_decimal_with(TAG_DECIMAL, samples, scale, |w, d| DECIMAL_CODE.write(w, d))
+}
+
+/// Format 3: decimal integers, deltas in the adaptive Rice code.
+fn encode_decimal_rice(samples: &[(i64, f64)], scale: u8) -> Vec<u8> {
+    let mut rice = RiceState::default();
+    encode_decimal_with(TAG_DECIMAL_RICE, samples, scale, |w, d| rice.write(w, d))
+}
+
+fn encode_decimal_with(
+    tag: u8,
+    samples: &[(i64, f64)],
+    scale: u8,
+    mut delta: impl FnMut(&mut BitWriter, i64),
+) -> Vec<u8> {
+    let mut out = encode_header(tag, samples);
     let Some(&(_, v0)) = samples.first() else {
         return out;
     };
@@ -395,7 +423,7 @@ fn encode_decimal(samples: &[(i64, f64)], scale: u8) -> Vec<u8> {
     let mut writer = BitWriter::new(out);
     encode_stream(samples, &mut writer, |w, v| {
         let m = to_int(v);
-        DECIMAL_CODE.write(w, m.wrapping_sub(previous));
+        delta(w, m.wrapping_sub(previous));
         previous = m;
     });
     writer.into_bytes()
@@ -452,6 +480,81 @@ impl PrefixCode {
             _ => 64,
         };
         Ok(sign_extend(r.read_bits(width)?, width))
+    }
+}
+
+/// Format 3's code for the change of a decimal-scaled value: the zig-zag of the delta in a
+/// Rice code whose parameter follows the recent magnitude of the deltas (the adaptive rule of
+/// LOCO-I / JPEG-LS), so a quiet stretch costs one bit a sample and a noisy one about the
+/// entropy of its noise, within the same chunk and with no parameter stored.
+///
+/// With `a` the sum of the recent zig-zagged deltas and `n` their number, `k` is the smallest
+/// value with `n · 2^k ≥ a`; a delta `z` is written as `z >> k` in unary (ones ended by a zero)
+/// and then its `k` low bits. A quotient of [`RICE_ESCAPE`] or more (a pump starting: the
+/// current jumps by thousands of steps) is written as [`RICE_ESCAPE`] ones, 6 bits of the bit
+/// length `len - 1` of `z`, and its `len` bits. Every [`RICE_WINDOW`] samples `a` and `n` are
+/// halved, so the code forgets a stretch of noise within a few dozen samples.
+#[derive(Debug, Clone, Default)]
+struct RiceState {
+    a: u64,
+    n: u64,
+}
+
+const RICE_ESCAPE: u32 = 24;
+const RICE_WINDOW: u64 = 16;
+/// `n << k` must not overflow: `n < 2 · RICE_WINDOW`.
+const RICE_MAX_K: u32 = 56;
+
+impl RiceState {
+    fn k(&self) -> u32 {
+        let n = self.n.max(1);
+        let mut k = 0;
+        while k < RICE_MAX_K && (n << k) < self.a {
+            k += 1;
+        }
+        k
+    }
+
+    fn update(&mut self, z: u64) {
+        self.a = self.a.saturating_add(z);
+        self.n += 1;
+        if self.n >= RICE_WINDOW {
+            self.a >>= 1;
+            self.n >>= 1;
+        }
+    }
+
+    fn write(&mut self, w: &mut BitWriter, delta: i64) {
+        let z = zigzag(delta);
+        let k = self.k();
+        let q = z >> k;
+        if q < u64::from(RICE_ESCAPE) {
+            // q ones and a zero
+            w.write_bits(((1u64 << q) - 1) << 1, q as u32 + 1);
+            w.write_bits(z & ((1u64 << k) - 1), k);
+        } else {
+            let len = 64 - z.leading_zeros();
+            w.write_bits((1u64 << RICE_ESCAPE) - 1, RICE_ESCAPE);
+            w.write_bits(u64::from(len - 1), 6);
+            w.write_bits(z, len);
+        }
+        self.update(z);
+    }
+
+    fn read(&mut self, r: &mut BitReader<'_>) -> Result<i64, ChunkError> {
+        let k = self.k();
+        let mut q = 0;
+        while q < RICE_ESCAPE && r.read_bit()? {
+            q += 1;
+        }
+        let z = if q < RICE_ESCAPE {
+            (u64::from(q) << k) | r.read_bits(k)?
+        } else {
+            let len = r.read_bits(6)? as u32 + 1;
+            r.read_bits(len)?
+        };
+        self.update(z);
+        Ok(unzigzag(z))
     }
 }
 
@@ -709,6 +812,52 @@ mod tests {
             assert_bit_exact(&samples, &decode(&bytes).unwrap());
         }
 
+        /// Format 3 on any integer deltas: quiet stretches, noise of any width, jumps that
+        /// take the escape, and the extremes of i64 (wrapping deltas).
+        #[test]
+        fn the_rice_code_round_trips_any_deltas(
+            ms in proptest::collection::vec(prop_oneof![
+                4 => -3i64..=3,
+                3 => -5_000i64..=5_000,
+                1 => any::<i64>(),
+                1 => Just(i64::MIN),
+                1 => Just(i64::MAX),
+            ], 1..400),
+        ) {
+            let mut m = 0i64;
+            let mut ints = Vec::new();
+            for d in &ms {
+                m = m.wrapping_add(*d);
+                ints.push(m);
+            }
+            let mut rice = RiceState::default();
+            let mut w = BitWriter::new(Vec::new());
+            for pair in ints.windows(2) {
+                rice.write(&mut w, pair[1].wrapping_sub(pair[0]));
+            }
+            let bytes = w.into_bytes();
+            let mut r = BitReader::new(&bytes);
+            let mut rice = RiceState::default();
+            let mut m = ints[0];
+            for want in &ints[1..] {
+                m = m.wrapping_add(rice.read(&mut r).unwrap());
+                prop_assert_eq!(m, *want);
+            }
+            prop_assert!(r.remaining() < 8);
+        }
+
+        /// Chunks of format 2 (all decimal chunks written before format 3 existed) decode.
+        #[test]
+        fn format_2_chunks_still_decode(
+            samples in series((-1_000_000i64..1_000_000, 0usize..4)
+                .prop_map(|(m, k)| m as f64 / POW10[k]))
+        ) {
+            let scale = decimal_scale(&samples).unwrap_or(0);
+            prop_assume!(decimal_scale(&samples).is_some());
+            let bytes = encode_decimal(&samples, scale);
+            assert_bit_exact(&samples, &decode(&bytes).unwrap());
+        }
+
         #[test]
         fn round_trips_extreme_timestamps(
             ts in proptest::collection::btree_set(any::<i64>(), 0..50),
@@ -729,7 +878,7 @@ mod tests {
 
         #[test]
         fn decode_of_arbitrary_stream_after_valid_header_never_panics(
-            tag in prop_oneof![Just(TAG_XOR), Just(TAG_DECIMAL)],
+            tag in prop_oneof![Just(TAG_XOR), Just(TAG_DECIMAL), Just(TAG_DECIMAL_RICE)],
             count in 0u64..200,
             tail in proptest::collection::vec(any::<u8>(), 0..400),
         ) {
@@ -998,12 +1147,42 @@ mod format_snapshot {
         (1_767_571_204_000, -0.0),
     ];
 
-    #[test]
-    fn the_byte_layout_is_stable() {
-        assert_eq!(hex(&encode(&DECIMAL).unwrap()), SNAPSHOT_DECIMAL);
-        assert_eq!(hex(&encode(&XOR).unwrap()), SNAPSHOT_XOR);
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
+    #[test]
+    fn the_byte_layout_is_stable() {
+        assert_eq!(hex(&encode(&DECIMAL).unwrap()), SNAPSHOT_DECIMAL_RICE);
+        assert_eq!(hex(&encode(&XOR).unwrap()), SNAPSHOT_XOR);
+        assert_eq!(hex(&encode_decimal(&DECIMAL, 3)), SNAPSHOT_DECIMAL);
+    }
+
+    /// Chunks already stored in every format keep decoding to the same samples.
+    #[test]
+    fn every_stored_format_still_decodes() {
+        for (name, bytes, want) in [
+            ("format 1 (XOR)", SNAPSHOT_XOR, &XOR[..]),
+            ("format 2 (decimal)", SNAPSHOT_DECIMAL, &DECIMAL[..]),
+            (
+                "format 3 (decimal, Rice)",
+                SNAPSHOT_DECIMAL_RICE,
+                &DECIMAL[..],
+            ),
+        ] {
+            let got = decode(&unhex(bytes)).unwrap();
+            assert_eq!(got.len(), want.len(), "{name}");
+            for (g, w) in got.iter().zip(want) {
+                assert_eq!((g.0, g.1.to_bits()), (w.0, w.1.to_bits()), "{name}");
+            }
+        }
+    }
+
+    /// Format 2: the only decimal format until format 3 was added.
     const SNAPSHOT_DECIMAL: &str = "020480e0a0b7f166038827e7d08606bd5c";
+    const SNAPSHOT_DECIMAL_RICE: &str = "030480e0a0b7f166038827e7d0d032f5c0";
     const SNAPSHOT_XOR: &str = "010380e0a0b7f1663fb999999999999ae7d0c3f404199999999999ac06fffc";
 }

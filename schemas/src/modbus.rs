@@ -216,6 +216,13 @@ fn split32(v: u32, order: WordOrder) -> [u16; 2] {
 /// Returns `None` when `words` holds fewer registers than `dtype` needs (extra words are
 /// ignored), and NaN for the type's "not available" marker. `order` only matters for 32-bit
 /// types.
+///
+/// Values come out as the decimals they are, so that the historian's chunk codec stores them
+/// as small integers (its decimal mode needs `v == m / 10^k` bit for bit): an integer register
+/// scaled by 0.1, 0.01, … is divided by the power of ten (`2513 × 0.001` is one ulp off
+/// `2.513`, `2513 / 1000` is not), and an f32 becomes the shortest decimal that reads back as
+/// the same f32 (`2.513f32` is 2.5130000114…; 2.513 is what the device meant and loses nothing
+/// of the f32).
 pub fn decode(
     words: &[u16],
     dtype: DataType,
@@ -246,11 +253,44 @@ pub fn decode(
                 DataType::U32 => f64::from(v),
                 DataType::I32 if v as i32 == i32::MIN => return Some(f64::NAN),
                 DataType::I32 => f64::from(v as i32),
-                _ => f64::from(f32::from_bits(v)),
+                _ => {
+                    let f = f32::from_bits(v);
+                    if scale == 1.0 && offset == 0.0 {
+                        return Some(shortest_decimal(f));
+                    }
+                    f64::from(f)
+                }
             }
         }
     };
+    if offset == 0.0 {
+        if let Some(divisor) = DECIMAL_DIVISORS.iter().find(|d| scale == 1.0 / **d) {
+            return Some(raw / divisor);
+        }
+    }
     Some(raw * scale + offset)
+}
+
+const DECIMAL_DIVISORS: [f64; 9] = [1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+
+/// The decimal `m / 10^k` with the fewest places (at most 9) that converts back to `f`; `f`
+/// itself when there is none (or it is not finite).
+fn shortest_decimal(f: f32) -> f64 {
+    let exact = f64::from(f);
+    if !f.is_finite() {
+        return exact;
+    }
+    for divisor in std::iter::once(1.0).chain(DECIMAL_DIVISORS) {
+        let m = (exact * divisor).round();
+        if m.abs() > 9_007_199_254_740_992.0 {
+            break;
+        }
+        let candidate = m / divisor;
+        if candidate as f32 == f {
+            return candidate;
+        }
+    }
+    exact
 }
 
 /// Registers of one encoded value (1 or 2 words).
@@ -1285,6 +1325,49 @@ mod tests {
     }
 
     // ---- codec ----
+
+    #[test]
+    fn scaled_registers_and_floats_decode_to_exact_decimals() {
+        let o = WordOrder::Abcd;
+        // 3 × 0.1 is 0.30000000000000004; the decimal the register means is 0.3.
+        assert_ne!((3.0 * 0.1f64).to_bits(), 0.3f64.to_bits());
+        let v = decode(&[3], DataType::U16, o, 0.1, 0.0).unwrap();
+        assert_eq!(v.to_bits(), 0.3f64.to_bits());
+        let v = decode(&[2513], DataType::U16, o, 0.001, 0.0).unwrap();
+        assert_eq!(v.to_bits(), 2.513f64.to_bits());
+        let v = decode(&[(-352i16) as u16], DataType::I16, o, 0.01, 0.0).unwrap();
+        assert_eq!(v.to_bits(), (-3.52f64).to_bits());
+        let bits = 2.513f32.to_bits();
+        let words = [(bits >> 16) as u16, bits as u16];
+        let v = decode(&words, DataType::F32, o, 1.0, 0.0).unwrap();
+        assert_eq!(v.to_bits(), 2.513f64.to_bits());
+        // An f32 with no short decimal keeps its exact value.
+        let odd = f32::from_bits(0x3f80_0001);
+        let bits = odd.to_bits();
+        let v = decode(
+            &[(bits >> 16) as u16, bits as u16],
+            DataType::F32,
+            o,
+            1.0,
+            0.0,
+        )
+        .unwrap();
+        assert_eq!(v as f32, odd);
+    }
+
+    proptest! {
+        /// Whatever the f32, the decoded value converts back to exactly it.
+        #[test]
+        fn an_f32_decodes_to_a_value_that_reads_back_as_itself(bits in any::<u32>()) {
+            let f = f32::from_bits(bits);
+            let v = decode(&[(bits >> 16) as u16, bits as u16], DataType::F32, WordOrder::Abcd, 1.0, 0.0).unwrap();
+            if f.is_nan() {
+                prop_assert!(v.is_nan());
+            } else {
+                prop_assert_eq!((v as f32).to_bits(), bits);
+            }
+        }
+    }
 
     #[test]
     fn known_register_images_decode() {

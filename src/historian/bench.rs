@@ -37,6 +37,9 @@ pub struct StoreBenchOptions {
     pub seed: u64,
     /// Points whose last 24 h are queried.
     pub query_points: usize,
+    /// Points the compactor writes per store call ([`CompactionConfig::points_per_batch`]);
+    /// 1 is one commit per point-hour, as before batching.
+    pub compaction_batch: usize,
 }
 
 /// What `cistern bench-store` measured.
@@ -61,8 +64,10 @@ pub struct StoreBenchReport {
     /// Sizes of the data directory's files after compaction.
     pub store_file_bytes: u64,
     pub wal_file_bytes: u64,
-    /// The store file rewritten without free pages (`redb` compaction of a copy).
+    /// The store file rewritten without free pages (`redb` compaction of a copy), and how long
+    /// redb took.
     pub store_compacted_bytes: Option<u64>,
+    pub store_compaction_time: Duration,
     /// Chunk bytes held in the store, by series.
     pub raw_bytes: u64,
     pub minute_bytes: u64,
@@ -130,6 +135,13 @@ impl fmt::Display for StoreBenchReport {
         )?;
         writeln!(
             f,
+            "| compactor busy | {:.1} s ({:.0} point-hours/s) |",
+            self.compaction.busy_micros as f64 / 1e6,
+            self.compaction.point_hours as f64
+                / (self.compaction.busy_micros as f64 / 1e6).max(1e-9)
+        )?;
+        writeln!(
+            f,
             "| compaction watermark / recompacted | {} / {} |",
             self.compaction.watermark, self.compaction.recompacted
         )?;
@@ -158,8 +170,9 @@ impl fmt::Display for StoreBenchReport {
         if let Some(c) = self.store_compacted_bytes {
             writeln!(
                 f,
-                "| store file per point (free pages reclaimed) | {:.3} B ({c} B) |",
-                self.per_point(c)
+                "| store file per point (free pages reclaimed) | {:.3} B ({c} B; redb compact() {:.1} s) |",
+                self.per_point(c),
+                self.store_compaction_time.as_secs_f64()
             )?;
         }
         writeln!(
@@ -214,6 +227,7 @@ pub async fn run_store_bench(opts: StoreBenchOptions) -> Result<StoreBenchReport
         compaction: Some(CompactionConfig {
             clock: CompactionClock::Data,
             tick: Duration::from_millis(50),
+            points_per_batch: opts.compaction_batch.max(1),
             ..CompactionConfig::default()
         }),
         ..HistorianConfig::default()
@@ -308,7 +322,11 @@ pub async fn run_store_bench(opts: StoreBenchOptions) -> Result<StoreBenchReport
     let size = |name: &str| std::fs::metadata(opts.data.join(name)).map_or(0, |m| m.len());
     let (store_file_bytes, wal_file_bytes) = (size("history.redb"), size("wal.redb"));
     drop(store);
-    let store_compacted_bytes = compacted_size(&opts.data.join("history.redb"));
+    let (store_compacted_bytes, store_compaction_time) =
+        match compacted_size(&opts.data.join("history.redb")) {
+            Some((bytes, took)) => (Some(bytes), took),
+            None => (None, Duration::ZERO),
+        };
     Ok(StoreBenchReport {
         rooms: opts.rooms,
         hours: opts.hours,
@@ -323,6 +341,7 @@ pub async fn run_store_bench(opts: StoreBenchOptions) -> Result<StoreBenchReport
         store_file_bytes,
         wal_file_bytes,
         store_compacted_bytes,
+        store_compaction_time,
         raw_bytes: bytes[0],
         minute_bytes: bytes[1],
         hour_bytes: bytes[2],
@@ -425,15 +444,18 @@ async fn series_ids(historian: &Historian) -> Result<Vec<PointId>, StoreError> {
         .collect())
 }
 
-/// The size of a copy of the redb file after redb's own compaction (free pages reclaimed).
-fn compacted_size(path: &Path) -> Option<u64> {
+/// The size of a copy of the redb file after redb's own compaction (free pages reclaimed), and
+/// the time `compact()` took.
+fn compacted_size(path: &Path) -> Option<(u64, Duration)> {
     let copy = path.with_extension("compacted.redb");
     std::fs::copy(path, &copy).ok()?;
     let size = (|| {
         let mut db = redb::Database::open(&copy).ok()?;
+        let started = Instant::now();
         while db.compact().ok()? {}
+        let took = started.elapsed();
         drop(db);
-        std::fs::metadata(&copy).ok().map(|m| m.len())
+        std::fs::metadata(&copy).ok().map(|m| (m.len(), took))
     })();
     let _ = std::fs::remove_file(&copy);
     size

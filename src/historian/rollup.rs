@@ -565,7 +565,22 @@ mod tests {
         assert_eq!(encode(&back).unwrap(), bytes);
     }
 
-    const SNAPSHOT: &str = "01030f0203000004f000000000000ea60bc00902030003882780c4b409020300038a2780c2b409020300038a2780c2b40d02030000a01f80f7c18380fa000b02030003924e80f7b1ead0";
+    const SNAPSHOT: &str = "01030e0303000004f000000000000ea6080903030003882780f92009030300038a2780e68009030300038a2780e6800d02030000a01f80f7c18380fa000b02030003924e80f7b1ead0";
+    /// The same buckets as written before chunk format 3 (every column in format 2).
+    const SNAPSHOT_FORMAT_2: &str = "01030f0203000004f000000000000ea60bc00902030003882780c4b409020300038a2780c2b409020300038a2780c2b40d02030000a01f80f7c18380fa000b02030003924e80f7b1ead0";
+
+    #[test]
+    fn rollups_written_before_chunk_format_3_still_decode() {
+        let old: Vec<u8> = (0..SNAPSHOT_FORMAT_2.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&SNAPSHOT_FORMAT_2[i..i + 2], 16).unwrap())
+            .collect();
+        let new: Vec<u8> = (0..SNAPSHOT.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&SNAPSHOT[i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(decode(&old).unwrap(), decode(&new).unwrap());
+    }
 
     #[test]
     fn an_hour_of_minute_buckets_is_small() {

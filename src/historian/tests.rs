@@ -1,6 +1,6 @@
 use super::*;
 use crate::store::embedded::EmbeddedStore;
-use crate::store::{ChunkKey, StateRecords, StoredChunk, StoredEvent};
+use crate::store::{ChunkKey, ChunkReplacement, StateRecords, StoredChunk, StoredEvent};
 use cistern_schemas::reading::PointValue;
 use cistern_schemas::{DeviceKind, Quality};
 use futures::future::BoxFuture;
@@ -69,15 +69,12 @@ impl Store for Flaky {
     ) -> BoxFuture<'_, Result<Vec<StoredChunk>, StoreError>> {
         self.inner.chunks(p, s, f, t)
     }
-    fn replace_chunks(
+    fn replace_chunks_batch(
         &self,
-        p: &PointId,
-        s: Series,
-        r: Vec<Timestamp>,
-        put: Vec<(Timestamp, Vec<u8>)>,
+        batch: Vec<ChunkReplacement>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         match self.check() {
-            Ok(()) => self.inner.replace_chunks(p, s, r, put),
+            Ok(()) => self.inner.replace_chunks_batch(batch),
             Err(e) => Box::pin(async move { Err(e) }),
         }
     }

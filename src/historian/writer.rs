@@ -111,8 +111,8 @@ impl Writer {
     fn flush(&mut self) {
         if self.pending.is_empty() {
             for r in self.receipts.drain(..) {
-                r.complete();
                 self.metrics.receipts.inc();
+                r.complete();
             }
             return;
         }
@@ -138,8 +138,9 @@ impl Writer {
             }
         }
         for r in self.receipts.drain(..) {
-            r.complete();
+            // Counted first: whoever awaits the receipt may read the metric at once.
             self.metrics.receipts.inc();
+            r.complete();
         }
     }
 

@@ -1,5 +1,6 @@
 //! What a room's instruments read: the physics state turned into one value per catalog point,
-//! with sensor noise, scaling artefacts and sensor faults.
+//! with sensor noise, scaling artefacts and sensor faults, at the resolution each point reports
+//! with (a register scaled ×10, ×100, ×1000: the catalog's `decimals`), as real instruments do.
 //!
 //! The catalog ([`DeviceKind::points`]) fixes the order; the index constants below name the
 //! positions this module writes, and a test checks them against the catalog's names so a
@@ -9,6 +10,7 @@
 
 use super::noise::measurement_noise;
 use super::room::RoomSim;
+use cistern_schemas::catalog::PointSpec;
 use cistern_schemas::ids::DeviceUnit;
 use cistern_schemas::reading::RoomReading;
 use cistern_schemas::{DeviceKind, Timestamp};
@@ -81,8 +83,10 @@ fn digital(on: bool) -> f64 {
     }
 }
 
-/// A device's value vector being filled in catalog order.
+/// A device's value vector being filled in catalog order, each value as its instrument
+/// reports it: rounded to the point's resolution ([`PointSpec::quantise`]).
 struct Values {
+    specs: &'static [PointSpec],
     values: Vec<f64>,
     noise_key: u64,
     t_s: i64,
@@ -92,6 +96,7 @@ struct Values {
 impl Values {
     fn new(kind: DeviceKind, noise_key: u64, t_s: i64, device: usize) -> Self {
         Self {
+            specs: kind.points(),
             values: vec![f64::NAN; kind.points().len()],
             noise_key,
             t_s,
@@ -100,8 +105,8 @@ impl Values {
     }
 
     fn set(&mut self, index: usize, value: f64) {
-        if let Some(slot) = self.values.get_mut(index) {
-            *slot = value;
+        if let (Some(slot), Some(spec)) = (self.values.get_mut(index), self.specs.get(index)) {
+            *slot = spec.quantise(value);
         }
     }
 

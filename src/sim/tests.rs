@@ -747,9 +747,9 @@ fn unusual_rooms_from_a_loaded_inventory_work_too() {
         Err(SimError::NotApplicable { .. })
     ));
     sim.inject(&id, FaultKind::FailedSensor, mins(5)).unwrap();
-    // The room's own range applies: 3.0 mA of 0-2.5 MPa.
+    // The room's own range applies: 3.0 mA of 0-2.5 MPa (-0.15625), reported at 0.001 MPa.
     let failed = room_value(&sim.reading(&id).unwrap(), "outlet_pressure");
-    assert!((failed - (-2.5 / 16.0)).abs() < 1e-12, "{failed}");
+    assert_eq!(failed, -0.156, "{failed}");
     // With its only pump tripped the station has no standby: the bypass passes the mains
     // pressure until the drive is reset.
     sim.inject(&id, FaultKind::PumpTrip, mins(5)).unwrap();

@@ -250,3 +250,113 @@ pub async fn run_expiring(store: &dyn Store) {
         1
     );
 }
+
+/// The batched replace of compaction ([`Store::replace_chunks_batch`]): many points and series
+/// in one call, idempotent, a put beating a remove of the same chunk. Uses only ranges that
+/// cover whole partitions, so that it also runs against the in-memory CQL peer of the ScyllaDB
+/// smoke tests. Its points are its own: it runs on a store [`run`] has used.
+pub async fn run_batched_replace(store: &dyn Store) {
+    use super::ChunkReplacement;
+    let (a, b, c) = ("XM-0201/P1.current", "XM-0201.ph", "XM-0202/T1.level");
+    let (pa, pb, pc): (PointId, PointId, PointId) =
+        (a.parse().unwrap(), b.parse().unwrap(), c.parse().unwrap());
+    let m = 120_000;
+    let t0 = 1_767_571_200_000; // a UTC midnight
+    let (from, far) = (Timestamp(0), Timestamp(i64::MAX / 2));
+    let all = |p: &PointId, s: Series| {
+        let p = p.clone();
+        async move { store.chunks(&p, s, from, far).await.unwrap() }
+    };
+    store
+        .put_chunks(vec![
+            (raw(a, t0), vec![1]),
+            (raw(a, t0 + m), vec![2]),
+            (raw(a, t0 + 2 * m), vec![3]),
+            (raw(a, t0 + 3 * m), vec![4]),
+            (raw(b, t0), vec![5]),
+            (raw(b, t0 + m), vec![6]),
+            (raw(c, t0), vec![7]),
+            (key(a, Series::Minute, t0), vec![60]),
+        ])
+        .await
+        .unwrap();
+
+    // nothing to do is not an error
+    store.replace_chunks_batch(Vec::new()).await.unwrap();
+
+    let replace =
+        |point: &PointId, series, remove: Vec<i64>, put: Vec<(i64, Vec<u8>)>| ChunkReplacement {
+            point: point.clone(),
+            series,
+            remove: remove.into_iter().map(Timestamp).collect(),
+            put: put.into_iter().map(|(t, b)| (Timestamp(t), b)).collect(),
+        };
+    let batch = vec![
+        // a's first three chunks become one, keyed like the first
+        replace(
+            &pa,
+            Series::Raw,
+            vec![t0, t0 + m, t0 + 2 * m],
+            vec![(t0, vec![1, 2, 3])],
+        ),
+        // b's two become one keyed like the second: the first goes
+        replace(
+            &pb,
+            Series::Raw,
+            vec![t0, t0 + m],
+            vec![(t0 + m, vec![5, 6])],
+        ),
+        // rollups written alongside, one replacing a stored chunk
+        replace(&pa, Series::Minute, vec![], vec![(t0, vec![61])]),
+        replace(&pa, Series::Hour, vec![], vec![(t0, vec![24])]),
+        // removing a chunk that is not there is fine
+        replace(&pc, Series::Raw, vec![t0 + 5 * m], vec![]),
+    ];
+    // idempotent: a retried batch leaves the same
+    for _ in 0..2 {
+        store.replace_chunks_batch(batch.clone()).await.unwrap();
+        assert_eq!(
+            all(&pa, Series::Raw).await,
+            vec![
+                (Timestamp(t0), vec![1, 2, 3]),
+                (Timestamp(t0 + 3 * m), vec![4])
+            ]
+        );
+        assert_eq!(
+            all(&pb, Series::Raw).await,
+            vec![(Timestamp(t0 + m), vec![5, 6])]
+        );
+        assert_eq!(all(&pc, Series::Raw).await, vec![(Timestamp(t0), vec![7])]);
+        assert_eq!(
+            all(&pa, Series::Minute).await,
+            vec![(Timestamp(t0), vec![61])]
+        );
+        assert_eq!(
+            all(&pa, Series::Hour).await,
+            vec![(Timestamp(t0), vec![24])]
+        );
+        assert!(all(&pb, Series::Minute).await.is_empty());
+    }
+
+    // a put of the batch beats a remove of the same chunk in another entry, in either order
+    for order in [false, true] {
+        let mut batch = vec![
+            replace(&pc, Series::Raw, vec![t0], vec![]),
+            replace(
+                &pc,
+                Series::Raw,
+                vec![],
+                vec![(t0, vec![7, u8::from(order)])],
+            ),
+        ];
+        if order {
+            batch.reverse();
+        }
+        store.replace_chunks_batch(batch).await.unwrap();
+        assert_eq!(
+            all(&pc, Series::Raw).await,
+            vec![(Timestamp(t0), vec![7, u8::from(order)])],
+            "put first: {order}"
+        );
+    }
+}

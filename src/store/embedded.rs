@@ -14,7 +14,8 @@
 //! every call runs on tokio's blocking pool.
 
 use super::{
-    ChunkKey, Series, StateRecords, Store, StoreError, StoredChunk, StoredEvent, MAX_CHUNK_SPAN,
+    ChunkKey, ChunkReplacement, Series, StateRecords, Store, StoreError, StoredChunk, StoredEvent,
+    MAX_CHUNK_SPAN,
 };
 use cistern_schemas::{PointId, Timestamp};
 use futures::future::BoxFuture;
@@ -165,23 +166,28 @@ impl EmbeddedStore {
         Ok(out)
     }
 
-    fn replace_blocking(
-        db: &Database,
-        point: &str,
-        series: Series,
-        remove: &[Timestamp],
-        put: &[(Timestamp, Vec<u8>)],
-    ) -> Result<(), StoreError> {
+    /// Every replacement in one transaction: removes first, then puts, so that a start both
+    /// removed and put (by entries of the same point and series) is kept with the put bytes.
+    fn replace_batch_blocking(db: &Database, batch: &[ChunkReplacement]) -> Result<(), StoreError> {
         let tx = db.begin_write().map_err(io)?;
-        {
+        for series in Series::ALL {
             let mut t = tx.open_table(table(series)).map_err(io)?;
-            for start in remove {
-                t.remove((bucket(series, start.0), point, start.0))
-                    .map_err(io)?;
+            let entries = || batch.iter().filter(|r| r.series == series);
+            let points: Vec<String> = entries().map(|r| r.point.to_string()).collect();
+            for (r, point) in entries().zip(&points) {
+                for start in &r.remove {
+                    t.remove((bucket(series, start.0), point.as_str(), start.0))
+                        .map_err(io)?;
+                }
             }
-            for (start, bytes) in put {
-                t.insert((bucket(series, start.0), point, start.0), bytes.as_slice())
+            for (r, point) in entries().zip(&points) {
+                for (start, bytes) in &r.put {
+                    t.insert(
+                        (bucket(series, start.0), point.as_str(), start.0),
+                        bytes.as_slice(),
+                    )
                     .map_err(io)?;
+                }
             }
         }
         tx.commit().map_err(io)
@@ -312,16 +318,12 @@ impl Store for EmbeddedStore {
         blocking(move || Self::chunks_blocking(&db, &point, series, from, to))
     }
 
-    fn replace_chunks(
+    fn replace_chunks_batch(
         &self,
-        point: &PointId,
-        series: Series,
-        remove: Vec<Timestamp>,
-        put: Vec<(Timestamp, Vec<u8>)>,
+        batch: Vec<ChunkReplacement>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         let db = self.db.clone();
-        let point = point.to_string();
-        blocking(move || Self::replace_blocking(&db, &point, series, &remove, &put))
+        blocking(move || Self::replace_batch_blocking(&db, &batch))
     }
 
     fn expire(&self, series: Series, before: Timestamp) -> BoxFuture<'_, Result<u64, StoreError>> {
@@ -382,6 +384,7 @@ mod tests {
     async fn the_embedded_store_passes_the_conformance_suite() {
         let store = EmbeddedStore::open(&dir("conformance")).unwrap();
         super::super::conformance::run(&store).await;
+        super::super::conformance::run_batched_replace(&store).await;
         super::super::conformance::run_expiring(&store).await;
     }
 

@@ -80,6 +80,16 @@ pub struct ChunkKey {
     pub start: Timestamp,
 }
 
+/// One point and series' part of a batched replace ([`Store::replace_chunks_batch`]): write
+/// `put`, and remove the chunks that start at `remove` (those `put` does not rewrite).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkReplacement {
+    pub point: PointId,
+    pub series: Series,
+    pub remove: Vec<Timestamp>,
+    pub put: Vec<(Timestamp, Vec<u8>)>,
+}
+
 /// What went wrong in a store, and whether trying again may help.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -147,13 +157,31 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Replaces chunks of one point and series: writes `put`, then removes the chunks that
     /// start at `remove` (those not rewritten by `put`). Used by compaction, which merges many
     /// small chunks into one; a reader may briefly see both, and queries de-duplicate by
-    /// timestamp.
+    /// timestamp. One replacement of [`Store::replace_chunks_batch`].
     fn replace_chunks(
         &self,
         point: &PointId,
         series: Series,
         remove: Vec<Timestamp>,
         put: Vec<(Timestamp, Vec<u8>)>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.replace_chunks_batch(vec![ChunkReplacement {
+            point: point.clone(),
+            series,
+            remove,
+            put,
+        }])
+    }
+
+    /// Replaces chunks of many points and series at once (compaction's unit of work): every
+    /// `put` of the batch is written, then every `remove` that no `put` of the same point and
+    /// series rewrites goes. A reader never misses a sample: it may briefly see a chunk and its
+    /// replacement, and queries de-duplicate by timestamp. The embedded store does it all in
+    /// one transaction; ScyllaDB writes every put idempotently, then deletes (a retry after a
+    /// partial failure converges).
+    fn replace_chunks_batch(
+        &self,
+        batch: Vec<ChunkReplacement>,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// Removes the chunks of `series` that start before `before` (retention). Returns how many

@@ -30,6 +30,8 @@
 //! Where this backend differs from the embedded one, as the port allows:
 //! - `put_chunks` writes concurrently (at most `max_concurrent_writes` in flight); on error some
 //!   chunks may be written and others not, and the caller retries the whole call (idempotent).
+//!   `replace_chunks_batch` is not one transaction: its puts, then its deletes, each
+//!   idempotent, so a retry after a partial failure converges.
 //! - `put_state` is one single-partition batch, which ScyllaDB applies atomically, as long as
 //!   it stays under [`STATE_BATCH_BYTES`]; a larger call is split into several batches, each
 //!   atomic, the whole converging on retry. Within one call the last record of a key wins
@@ -52,7 +54,8 @@ pub use config::{
 pub use schema::{Migration, MIGRATIONS};
 
 use super::{
-    ChunkKey, Series, StateRecords, Store, StoreError, StoredChunk, StoredEvent, MAX_CHUNK_SPAN,
+    ChunkKey, ChunkReplacement, Series, StateRecords, Store, StoreError, StoredChunk, StoredEvent,
+    MAX_CHUNK_SPAN,
 };
 use buckets::{plan_reads, BucketRead, Family};
 use cistern_schemas::{PointId, Timestamp};
@@ -372,36 +375,43 @@ impl ScyllaStore {
         Ok(parts.into_iter().flatten().collect())
     }
 
-    async fn replace_chunks_inner(
+    /// Every put of the batch (idempotent, concurrent), then the full-key deletes of the
+    /// removed chunks that no put of the batch rewrote.
+    async fn replace_chunks_batch_inner(
         &self,
-        point: PointId,
-        series: Series,
-        remove: Vec<Timestamp>,
-        put: Vec<(Timestamp, Vec<u8>)>,
+        batch: Vec<ChunkReplacement>,
     ) -> Result<(), StoreError> {
-        let rewritten: BTreeSet<i64> = put.iter().map(|(t, _)| t.0).collect();
-        let puts = put
-            .into_iter()
-            .map(|(start, bytes)| {
+        let mut puts = Vec::new();
+        let mut rewritten: BTreeSet<(Series, String, i64)> = BTreeSet::new();
+        let mut removes: Vec<(Series, String, i64)> = Vec::new();
+        for r in batch {
+            let name = r.point.to_string();
+            for (start, bytes) in r.put {
+                rewritten.insert((r.series, name.clone(), start.0));
                 let key = ChunkKey {
-                    point: point.clone(),
-                    series,
+                    point: r.point.clone(),
+                    series: r.series,
                     start,
                 };
-                (key, bytes)
+                puts.push((key, bytes));
+            }
+            removes.extend(r.remove.iter().map(|t| (r.series, name.clone(), t.0)));
+        }
+        self.put_chunks_inner(puts).await?;
+        removes.retain(|k| !rewritten.contains(k));
+        removes.sort();
+        removes.dedup();
+        let deletes = removes
+            .iter()
+            .map(|(series, name, start)| {
+                let family = Family::Chunks(*series);
+                (
+                    &self.statements.series(*series).delete,
+                    (name.as_str(), family.bucket(*start), *start),
+                )
             })
             .collect();
-        self.put_chunks_inner(puts).await?;
-        let name = point.to_string();
-        let family = Family::Chunks(series);
-        let st = self.statements.series(series);
-        let deletes = remove
-            .iter()
-            .filter(|t| !rewritten.contains(&t.0))
-            .map(|t| (&st.delete, (name.as_str(), family.bucket(t.0), t.0)))
-            .collect();
-        self.write_all(&format!("removing compacted chunks of {name}"), deletes)
-            .await
+        self.write_all("removing compacted chunks", deletes).await
     }
 
     async fn put_state_inner(
@@ -713,14 +723,11 @@ impl Store for ScyllaStore {
         Box::pin(self.chunks_inner(point.to_string(), series, from, to))
     }
 
-    fn replace_chunks(
+    fn replace_chunks_batch(
         &self,
-        point: &PointId,
-        series: Series,
-        remove: Vec<Timestamp>,
-        put: Vec<(Timestamp, Vec<u8>)>,
+        batch: Vec<ChunkReplacement>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.replace_chunks_inner(point.clone(), series, remove, put))
+        Box::pin(self.replace_chunks_batch_inner(batch))
     }
 
     /// TTLs expire data in ScyllaDB, and TimeWindowCompactionStrategy drops whole expired

@@ -76,6 +76,7 @@ async fn scylla_conformance() {
     config.replication.insert(dc, 1);
     let store = ScyllaStore::connect(&config).await.unwrap();
     crate::store::conformance::run(&store).await;
+    crate::store::conformance::run_batched_replace(&store).await;
     // Retention is by TTL: `expire` deletes nothing (run_expiring does not apply).
     assert_eq!(
         store
@@ -263,6 +264,15 @@ async fn compaction_replaces_chunks_by_full_key_deletes() {
             .unwrap(),
         0
     );
+}
+
+/// The conformance suite's batched replace (compaction's unit of work), over the CQL protocol:
+/// it reads whole partitions only, which kassandra serves faithfully.
+#[tokio::test]
+async fn a_batched_replace_passes_the_conformance_case() {
+    let peer = CqlPeer::start().await;
+    let store = store_on(&peer).await;
+    crate::store::conformance::run_batched_replace(&store).await;
 }
 
 #[tokio::test]
