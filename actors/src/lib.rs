@@ -22,6 +22,7 @@
 pub mod camera;
 pub mod clock;
 pub mod device;
+pub mod district;
 pub mod metrics;
 pub mod ports;
 pub mod pump;
