@@ -726,3 +726,106 @@ impl fmt::Display for TankBenchReport {
         writeln!(f, "wall time {:.1} s", self.wall_s)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_district_runs_without_hard_violations_and_shaves_the_peak() {
+        let model = sim::district(3, 0, 10, 5);
+        let warmup = 3 * SLOTS_PER_DAY;
+        let planner = TankPlannerConfig::default();
+        let coordinator = CoordinatorConfig::default();
+        let b0 = run_strategy(&model, Strategy::B0, warmup, &planner, &coordinator);
+        let p = run_strategy(&model, Strategy::Platform, warmup, &planner, &coordinator);
+        assert_eq!(p.draw.len(), 2 * SLOTS_PER_DAY);
+        assert_eq!(p.tank_slots_below_min, 0);
+        assert_eq!(p.unmet_m3, 0.0);
+        assert_eq!(p.tank_slots_encroached, 0);
+        assert!(p.rounds >= 2 * SLOTS_PER_DAY as u64);
+        assert!(
+            p.peak_1h() < 0.9 * b0.peak_1h(),
+            "platform {:.0} vs B0 {:.0}",
+            p.peak_1h(),
+            b0.peak_1h()
+        );
+    }
+
+    #[test]
+    fn the_oracle_plans_a_feasible_flatter_day() {
+        let model = sim::district(5, 0, 4, 3);
+        let volumes: Vec<f64> = model
+            .rooms
+            .iter()
+            .map(|r| TankState::full(r).volume_m3)
+            .collect();
+        let start = SLOTS_PER_DAY;
+        let plan = oracle::solve_window(
+            &model,
+            &Tariff::three_tier(),
+            start,
+            SLOTS_PER_DAY,
+            SLOTS_PER_DAY,
+            &volumes,
+            true,
+        )
+        .unwrap();
+        assert_eq!(plan.len(), 4);
+        let mut peak_lp: f64 = 0.0;
+        let mut peak_b0: f64 = 0.0;
+        for t in 0..SLOTS_PER_DAY {
+            let direct = model.direct[start + t];
+            peak_lp = peak_lp.max(direct + plan.iter().map(|p| p[t]).sum::<f64>());
+            peak_b0 =
+                peak_b0.max(direct + model.rooms.iter().map(|r| r.demand[start + t]).sum::<f64>());
+        }
+        assert!(
+            peak_lp < peak_b0,
+            "LP {peak_lp:.0} vs refill-on-draw {peak_b0:.0}"
+        );
+        for ((room, p), &v0) in model.rooms.iter().zip(&plan).zip(&volumes) {
+            let mut v = v0;
+            for (t, u) in p.iter().enumerate() {
+                v += (u - room.demand[start + t]) * SLOT_H;
+                assert!(v >= room.spec.volume_m3(room.spec.floor_level_m()) - 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn the_simulated_district_has_the_specified_shape() {
+        let model = sim::district(1, 0, 40, 14);
+        let slots = model.slots() as f64;
+        let rooms: f64 = model
+            .rooms
+            .iter()
+            .map(|r| r.demand.iter().sum::<f64>())
+            .sum::<f64>()
+            / slots;
+        let expected: f64 = model.rooms.iter().map(|r| r.mean_m3h).sum();
+        assert!(
+            (rooms / expected - 1.0).abs() < 0.1,
+            "{rooms} vs {expected}"
+        );
+        let direct = model.direct.iter().sum::<f64>() / slots;
+        let share = direct / (direct + rooms);
+        assert!((0.28..0.52).contains(&share), "direct share {share}");
+        let fire = model.rooms.iter().filter(|r| r.has_fire_reserve).count();
+        assert!((4..=24).contains(&fire), "{fire} fire reserves in 40 rooms");
+        // Hourly district peak factor of the uncoordinated demand: diversified, but peaked.
+        let hourly: Vec<f64> = (0..model.slots() / 4)
+            .map(|h| {
+                (0..4)
+                    .map(|q| {
+                        let s = h * 4 + q;
+                        model.direct[s] + model.rooms.iter().map(|r| r.demand[s]).sum::<f64>()
+                    })
+                    .sum::<f64>()
+                    / 4.0
+            })
+            .collect();
+        let kh = hourly.iter().copied().fold(0.0, f64::max) / (direct + rooms);
+        assert!((1.5..2.3).contains(&kh), "district peak factor {kh}");
+    }
+}

@@ -195,7 +195,7 @@ impl DemandForecaster {
             return Some((self.mean[i], self.scale[i]));
         }
         if self.count[k] > 0 {
-            return Some((self.mean[k], self.scale[k] * 1.5));
+            return Some((self.mean[k], (self.scale[k] * 1.5).max(0.3 * self.mean[k])));
         }
         None
     }
@@ -243,10 +243,15 @@ impl DemandForecaster {
         let mut prior = 0.0;
         if self.count[i] == 0 {
             if d != 0 && self.count[k] > 0 {
-                // A weekend slot starts from the weekday profile, worth one sample.
+                // A weekend slot starts from the weekday profile, as a weak prior with a wide
+                // scale (weekends differ: the first samples must be able to move it).
                 self.mean[i] = self.mean[k];
-                self.scale[i] = self.scale[k] * 1.5;
-                prior = 1.0;
+                self.scale[i] = (self.scale[k] * 1.5).max(0.3 * self.mean[k]);
+                prior = 0.25;
+            } else if self.scale[i] > 0.0 {
+                // Seeded by a neighbouring slot's sample: a prior that clips an outlier even
+                // when it is this slot's very first sample.
+                prior = 0.5;
             } else {
                 self.mean[i] = x;
                 self.scale[i] = (0.25 * x).max(1e-6);
@@ -280,7 +285,12 @@ impl DemandForecaster {
             let slot = slot0 + h as u32;
             let (d, k) = self.index(slot);
             let (m, s) = self.profile(d, k).unwrap_or((0.0, f64::INFINITY));
-            let fade = (-(h as f64) / self.config.level_fade_slots).exp();
+            // Today's level fades with the distance from the last observation, not from the
+            // forecast's origin: after a gap it is stale.
+            let since = self.last_observed.map_or(f64::INFINITY, |last| {
+                f64::from(slot.saturating_sub(last + 1))
+            });
+            let fade = (-since / self.config.level_fade_slots).exp();
             let level = 1.0 + (self.level - 1.0) * fade;
             let median = m * level;
             // Profile noise plus what the level correction does not know yet.
