@@ -222,7 +222,7 @@ fn run_strategy(
     let mut rules = float_rules.clone();
     let mut fallback = vec![false; n];
     let mut meter_rng =
-        ChaCha8Rng::seed_from_u64(model.seed ^ 0x5eed_0f_3e7e_u64 ^ model.index as u64);
+        ChaCha8Rng::seed_from_u64(model.seed ^ 0x005e_ed0f_3e7e_u64 ^ model.index as u64);
 
     let mut oracle_plan: Vec<Vec<f64>> = Vec::new();
     let mut b1_safety = vec![false; n];

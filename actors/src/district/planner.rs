@@ -433,7 +433,7 @@ impl DistrictCoordinator {
 
     /// Whether a round is due at `slot`.
     pub fn round_due(&self, slot: u32) -> bool {
-        self.replan_requested || slot % self.config.replan_every.max(1) == 0
+        self.replan_requested || slot.is_multiple_of(self.config.replan_every.max(1))
     }
 
     /// Opens a round for the horizon starting at `slot0`.

@@ -325,7 +325,7 @@ fn the_local_rule_fills_in_its_windows_and_falls_back_to_a_float_valve() {
 
 #[test]
 fn protocol_messages_out_of_turn_are_refused() {
-    let mut planners = vec![trained_planner(1, 0.0, 2.0)];
+    let mut planners = [trained_planner(1, 0.0, 2.0)];
     let mut c =
         DistrictCoordinator::new(constraints(300.0), CoordinatorConfig::default(), weekdays());
     assert_eq!(c.grant().unwrap_err(), DistrictError::NoOpenRound);
