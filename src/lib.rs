@@ -15,6 +15,7 @@ pub mod field;
 pub mod historian;
 pub mod ingest;
 pub mod node;
+pub mod peak;
 pub mod sim;
 pub mod simulate;
 pub mod store;

@@ -105,6 +105,11 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         compaction_batch: usize,
     },
+    /// Benchmarks (`cistern bench tanks`: the SWS peak-shaving district benchmark).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Tools for rule authors.
     Rules {
         #[command(subcommand)]
@@ -116,6 +121,26 @@ enum Command {
         rooms: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Peak-shaving tank filling on the SWS district benchmark (DOMAIN.md §5): B0, B1, the
+    /// platform's protocol and the LP oracle, one table per scale.
+    Tanks {
+        /// S = 1 district × 40 rooms, M = 10 × 40, L = 50 × 40.
+        #[arg(long, default_value = "S")]
+        scale: cistern::peak::Scale,
+        #[arg(long, default_value_t = 28)]
+        days: usize,
+        #[arg(long, default_value_t = 7)]
+        warmup: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print the report as JSON instead of the table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -341,6 +366,31 @@ fn main() -> anyhow::Result<()> {
             let report = tokio::runtime::Runtime::new()?
                 .block_on(cistern::historian::bench::run_store_bench(opts))?;
             print!("{report}");
+            Ok(())
+        }
+        Command::Bench {
+            what:
+                BenchCommand::Tanks {
+                    scale,
+                    days,
+                    warmup,
+                    seed,
+                    json,
+                },
+        } => {
+            let opts = cistern::peak::TankBenchOptions {
+                scale,
+                days,
+                warmup,
+                seed,
+                ..Default::default()
+            };
+            let report = cistern::peak::run_tank_bench(&opts);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
             Ok(())
         }
         Command::Rules { action } => match action {

@@ -23,6 +23,7 @@ pub mod alarms;
 pub mod camera;
 pub mod clock;
 pub mod device;
+pub mod district;
 pub mod metrics;
 pub mod ports;
 pub mod pump;
