@@ -148,40 +148,8 @@ impl Shape {
             .map(|&h| peaks.iter().map(|p| p.at(h, edge_h)).sum())
             .collect();
         let day_part: Vec<f64> = hours.iter().map(|&h| daytime.at(h, edge_h)).collect();
-        let combined = |w: f64| -> Vec<f64> {
-            peak_part
-                .iter()
-                .zip(&day_part)
-                .map(|(p, d)| p + w * d)
-                .collect()
-        };
-        let stats = |v: &[f64]| {
-            let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let mean = v.iter().sum::<f64>() / v.len() as f64;
-            (min, mean, max)
-        };
-        let peakiness = |w: f64| {
-            let (min, mean, max) = stats(&combined(w));
-            (max - min) / (mean - min).max(1e-12)
-        };
-        let wanted = (kh - night_min) / (1.0 - night_min);
-        let (mut lo, mut hi) = (0.0, 50.0);
-        if peakiness(lo) > wanted {
-            for _ in 0..40 {
-                let mid = 0.5 * (lo + hi);
-                if peakiness(mid) > wanted {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
-        }
-        let raw = combined(lo);
-        let (min, mean, _) = stats(&raw);
-        let scale = (1.0 - night_min) / (mean - min).max(1e-12);
         Self {
-            table: raw.iter().map(|r| night_min + scale * (r - min)).collect(),
+            table: crate::sim::demand::fit_shape(&peak_part, &day_part, night_min, kh),
         }
     }
 

@@ -218,24 +218,41 @@ fn tabulate(
         peak_part[i] = peaks.iter().map(|p| p.at(hour, edge_h)).sum();
         day_part[i] = daytime.at(hour, edge_h);
     }
-    let combined = |w: f64| -> [f64; SLOTS] {
-        let mut out = [0.0; SLOTS];
-        for i in 0..SLOTS {
-            out[i] = peak_part[i] + w * day_part[i];
-        }
-        out
+    let fitted = fit_shape(&peak_part, &day_part, night_min, peak_factor);
+    let mut table = [0.0_f32; SLOTS];
+    for (t, r) in table.iter_mut().zip(fitted) {
+        *t = r as f32;
+    }
+    table
+}
+
+/// Fits a daily shape: `peak_part + w × day_part`, with the daytime plateau's weight `w`
+/// solved by bisection so that the shape's (max − min) / (mean − min) matches a peak factor of
+/// `peak_factor` once mapped onto [`night_min`, `peak_factor`] with mean 1; returns the mapped
+/// values. Peaks alone would make the day too spiky for a peak factor near 2.
+pub(crate) fn fit_shape(
+    peak_part: &[f64],
+    day_part: &[f64],
+    night_min: f64,
+    peak_factor: f64,
+) -> Vec<f64> {
+    let combined = |w: f64| -> Vec<f64> {
+        peak_part
+            .iter()
+            .zip(day_part)
+            .map(|(p, d)| p + w * d)
+            .collect()
     };
-    let stats = |v: &[f64; SLOTS]| {
+    let stats = |v: &[f64]| {
         let min = v.iter().copied().fold(f64::INFINITY, f64::min);
         let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let mean = v.iter().sum::<f64>() / SLOTS as f64;
+        let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
         (min, mean, max)
     };
     let peakiness = |w: f64| {
         let (min, mean, max) = stats(&combined(w));
         (max - min) / (mean - min).max(1e-12)
     };
-    // The wanted (max - min) / (mean - min) once mapped onto [night_min, peak_factor], mean 1.
     let wanted = (peak_factor - night_min) / (1.0 - night_min);
     let (mut lo, mut hi) = (0.0, 50.0);
     if peakiness(lo) > wanted {
@@ -251,11 +268,7 @@ fn tabulate(
     let raw = combined(lo);
     let (min, mean, _) = stats(&raw);
     let scale = (1.0 - night_min) / (mean - min).max(1e-12);
-    let mut table = [0.0_f32; SLOTS];
-    for (t, r) in table.iter_mut().zip(raw.iter()) {
-        *t = (night_min + scale * (r - min)) as f32;
-    }
-    table
+    raw.iter().map(|r| night_min + scale * (r - min)).collect()
 }
 
 #[cfg(test)]

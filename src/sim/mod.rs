@@ -20,7 +20,7 @@ pub mod modbus_server;
 
 mod booster;
 mod clock;
-mod demand;
+pub(crate) mod demand;
 mod environment;
 pub mod faults;
 pub mod fleet;
