@@ -8,6 +8,7 @@
 
 pub mod alarms;
 pub mod api;
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod demo;

@@ -56,6 +56,8 @@ pub struct NodeSpec {
     pub alarm_store: Arc<dyn AlarmStore>,
     /// The same, readable for the API's event history (when the node has storage).
     pub stored_alarms: Option<Arc<StoredAlarms>>,
+    /// Identity and the audit log, shared by REST and the WebSocket.
+    pub security: crate::auth::Security,
 }
 
 impl NodeSpec {
@@ -95,6 +97,7 @@ impl NodeSpec {
             rules: RulesConfig::default(),
             alarm_store: Arc::new(MemoryAlarmStore::default()),
             stored_alarms: None,
+            security: crate::auth::Security::default(),
         }
     }
 }
@@ -269,6 +272,7 @@ impl Node {
                 stored: spec.stored_alarms.clone(),
                 dir: rule_dir,
             }),
+            security: spec.security.clone(),
         });
         let server =
             HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))

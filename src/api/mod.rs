@@ -24,6 +24,8 @@ pub struct ApiState {
     pub history: Option<std::sync::Arc<crate::historian::Historian>>,
     /// Present when the node runs alarm rules.
     pub alarms: Option<AlarmsApi>,
+    /// Identity (bearer tokens, roles) and the audit log.
+    pub security: crate::auth::Security,
 }
 
 /// What the alarm and rule endpoints need.
