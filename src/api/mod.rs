@@ -8,6 +8,7 @@ pub mod history;
 pub mod rooms;
 pub mod rules;
 pub mod sim;
+pub mod webui;
 
 use actix_web::{web, HttpResponse, ResponseError};
 use cistern_actors::FleetRegistry;
@@ -52,6 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }))
     .route("/healthz", web::get().to(healthz))
     .route("/metrics", web::get().to(metrics))
+    .configure(webui::configure)
     .service(
         web::scope("/api/v1")
             .route("/rooms", web::get().to(rooms::list))
