@@ -236,3 +236,43 @@ impl Mosquitto {
         Self { addr, _proc: proc }
     }
 }
+
+/// A JSON call to a real peer that is not Cistern (chromedriver's WebDriver endpoint): no
+/// Cistern token is attached. Status and JSON body.
+pub fn peer_call(
+    method: &str,
+    url: &str,
+    body: Option<&serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        // Starting a browser session can take a while on a loaded machine.
+        .timeout_global(Some(Duration::from_secs(90)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let result = match (method, body) {
+        ("GET", _) => agent.get(url).call(),
+        ("DELETE", _) => agent.delete(url).call(),
+        ("POST", Some(b)) => agent
+            .post(url)
+            .header("content-type", "application/json")
+            .send(b.to_string()),
+        ("POST", None) => agent
+            .post(url)
+            .header("content-type", "application/json")
+            .send("{}"),
+        _ => panic!("peer_call: unsupported method {method}"),
+    };
+    let mut resp = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = resp.status().as_u16();
+    let text = resp
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024 * 1024)
+        .read_to_string()
+        .unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
