@@ -35,6 +35,8 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub rules: crate::alarms::RulesConfig,
+    #[serde(default)]
+    pub ws: crate::api::ws::WsConfig,
 }
 
 /// `[store]`

@@ -37,6 +37,8 @@ pub struct DemoOptions {
     pub escalate_after: Option<Duration>,
     /// A room silent this long is offline (default: the actors' 60 s).
     pub offline_after: Option<Duration>,
+    /// The WebSocket API's limits.
+    pub ws: crate::api::ws::WsConfig,
 }
 
 impl DemoOptions {
@@ -156,6 +158,7 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
     spec.http = opts.http;
     spec.actor_threads = opts.actor_threads;
     spec.rules = opts.rules_config();
+    spec.ws = opts.ws.clone();
     if let Some(d) = opts.offline_after {
         spec.actors.offline_after = d;
     }

@@ -63,6 +63,15 @@ enum Command {
         /// A room whose gateway is silent this long is offline (default 60 s).
         #[arg(long, value_parser = humantime::parse_duration)]
         offline_after: Option<Duration>,
+        /// WebSocket API: sent deltas kept per subscription for a resume (default 512).
+        #[arg(long)]
+        ws_replay: Option<usize>,
+        /// WebSocket API: pending updates per client before a re-snapshot (default 4096).
+        #[arg(long)]
+        ws_queue_keys: Option<usize>,
+        /// WebSocket API: a socket that accepts nothing this long is closed (default 30 s).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ws_stall_timeout: Option<Duration>,
     },
     /// Run against an external broker and field devices.
     Run {
@@ -246,6 +255,9 @@ fn main() -> anyhow::Result<()> {
             rules,
             escalate_after,
             offline_after,
+            ws_replay,
+            ws_queue_keys,
+            ws_stall_timeout,
         } => {
             let format = if json_logs {
                 LogFormat::Json
@@ -268,6 +280,13 @@ fn main() -> anyhow::Result<()> {
                 rules,
                 escalate_after,
                 offline_after,
+                ws: {
+                    let mut ws = cistern::api::ws::WsConfig::default();
+                    ws.replay = ws_replay.unwrap_or(ws.replay);
+                    ws.queue_keys = ws_queue_keys.unwrap_or(ws.queue_keys);
+                    ws.stall_timeout = ws_stall_timeout.unwrap_or(ws.stall_timeout);
+                    ws
+                },
             };
             actix_web::rt::System::new().block_on(async move {
                 let mut stop = stop_signal();
@@ -310,6 +329,7 @@ fn main() -> anyhow::Result<()> {
                 spec.http = config.http.listen;
                 spec.http_workers = config.http.workers;
                 spec.rules = config.rules.clone();
+                spec.ws = config.ws.clone();
                 let node = Node::start(spec).await.context("cannot start the node")?;
                 if !node.mqtt_subscribed(Duration::from_secs(10)).await {
                     tracing::warn!("not subscribed to the MQTT broker yet; ready anyway, ingest starts once it is");

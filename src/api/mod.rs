@@ -9,6 +9,7 @@ pub mod rooms;
 pub mod rules;
 pub mod sim;
 pub mod webui;
+pub mod ws;
 
 use actix_web::{web, HttpResponse, ResponseError};
 use cistern_actors::FleetRegistry;
@@ -27,6 +28,8 @@ pub struct ApiState {
     pub alarms: Option<AlarmsApi>,
     /// Identity (bearer tokens, roles) and the audit log.
     pub security: crate::auth::Security,
+    /// The WebSocket push API (`GET /ws`).
+    pub ws: Option<ws::WsApi>,
 }
 
 /// What the alarm and rule endpoints need.
@@ -54,6 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/healthz", web::get().to(healthz))
     .route("/metrics", web::get().to(metrics))
     .configure(webui::configure)
+    .route("/ws", web::get().to(ws::upgrade))
     .service(
         web::scope("/api/v1")
             .route("/rooms", web::get().to(rooms::list))
