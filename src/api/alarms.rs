@@ -5,12 +5,14 @@
 //!
 //! An alarm's id is `<room>/<rule>@<unit>` (`XM-0001/pump_fault@P1`), or
 //! `zone:<zone>/zone_event@room` for a supply zone's alarm (which can only be acknowledged).
-//! Until the authentication issue lands, the acting user is named in the request body.
+//! The acting user is the authenticated caller; a body that still names a `user` must name that
+//! same one (a mismatch is refused, never silently rewritten). Every command, taken or refused,
+//! is audited as `alarm_<action>`.
 
 use super::error::ApiError;
 use super::{AlarmsApi, ApiState};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use cistern_actors::alarms::{AlarmFilter, AlarmView};
 use cistern_actors::pump_room::AlarmCommandError;
 use cistern_actors::registry::CommandFailed;
@@ -194,8 +196,10 @@ pub async fn get(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandBody {
-    /// Who acts (until authentication names the user).
-    pub user: String,
+    /// Optional: who acts. The caller is the authenticated principal; if given, it must be
+    /// that same name.
+    #[serde(default)]
+    pub user: Option<String>,
     #[serde(default)]
     pub comment: String,
     /// `shelve`: why.
@@ -256,19 +260,54 @@ fn refused(e: CommandError) -> ApiError {
 
 pub async fn command(
     state: web::Data<ApiState>,
+    req: HttpRequest,
     path: web::Path<(String, String, String)>,
     body: web::Json<CommandBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let api = alarms(&state)?;
-    let (source_text, key_text, action) = path.into_inner();
-    let (source, key) = parse_id(&source_text, &key_text)?;
-    if body.user.trim().is_empty() {
+    let who = crate::auth::principal(&req).ok_or(crate::auth::AuthError::Unauthorized)?;
+    if body.user.as_deref().is_some_and(|u| u != who.user) {
         return Err(ApiError::bad_request(
-            "missing_user",
-            "a command needs a `user`",
+            "user_mismatch",
+            format!(
+                "the body names another user than the authenticated one ({}); leave `user` out",
+                who.user
+            ),
         ));
     }
-    let action = action_of(&action, &body)?;
+    let (source_text, key_text, action_text) = path.into_inner();
+    let action = action_of(&action_text, &body)?;
+    let target = format!("{source_text}/{key_text}");
+    let detail = match &action {
+        CommandAction::Shelve { until, reason } => {
+            format!("{reason} (until {}) {}", until.as_millis(), body.comment)
+        }
+        _ => body.comment.clone(),
+    };
+    let result = run_command(&state, &who.user, &source_text, &key_text, action, &body).await;
+    let outcome = match &result {
+        Ok(_) => detail,
+        Err(e) => format!("refused: {}: {}", e.code, e.message),
+    };
+    state.security.record(
+        &who,
+        &format!("alarm_{action_text}"),
+        &target,
+        outcome.trim().to_owned(),
+        result.is_ok(),
+    );
+    result
+}
+
+async fn run_command(
+    state: &ApiState,
+    user: &str,
+    source_text: &str,
+    key_text: &str,
+    action: CommandAction,
+    body: &CommandBody,
+) -> Result<HttpResponse, ApiError> {
+    let api = alarms(state)?;
+    let (source, key) = parse_id(source_text, key_text)?;
     let events = match &source {
         Source::Room(room) => state
             .registry
@@ -277,7 +316,7 @@ pub async fn command(
                 Command {
                     key: key.clone(),
                     action,
-                    user: body.user.clone(),
+                    user: user.to_owned(),
                     comment: body.comment.clone(),
                 },
             )
@@ -301,7 +340,7 @@ pub async fn command(
             }
             let events = state
                 .registry
-                .ack_zone(zone, body.user.clone(), body.comment.clone())
+                .ack_zone(zone, user.to_owned(), body.comment.clone())
                 .await?;
             if events.is_empty() {
                 return Err(ApiError::new(
@@ -313,6 +352,6 @@ pub async fn command(
             events
         }
     };
-    let view = view_of(&state, api, &source, &source_text, &key).await.ok();
+    let view = view_of(state, api, &source, source_text, &key).await.ok();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "events": events, "alarm": view })))
 }
