@@ -5,12 +5,14 @@
 //!
 //! An alarm's id is `<room>/<rule>@<unit>` (`XM-0001/pump_fault@P1`), or
 //! `zone:<zone>/zone_event@room` for a supply zone's alarm (which can only be acknowledged).
-//! Until the authentication issue lands, the acting user is named in the request body.
+//! The acting user is the authenticated caller; a body that still names a `user` must name that
+//! same one (a mismatch is refused, never silently rewritten). Every command, taken or refused,
+//! is audited as `alarm_<action>` (REST and WebSocket alike, through [`execute`]).
 
 use super::error::ApiError;
 use super::{AlarmsApi, ApiState};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use cistern_actors::alarms::{AlarmFilter, AlarmView};
 use cistern_actors::pump_room::AlarmCommandError;
 use cistern_actors::registry::CommandFailed;
@@ -194,8 +196,10 @@ pub async fn get(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandBody {
-    /// Who acts (until authentication names the user).
-    pub user: String,
+    /// Optional: who acts. The caller is the authenticated principal; if given, it must be
+    /// that same name.
+    #[serde(default)]
+    pub user: Option<String>,
     #[serde(default)]
     pub comment: String,
     /// `shelve`: why.
@@ -360,9 +364,20 @@ async fn apply(state: &ApiState, req: &CommandRequest) -> Result<CommandOutcome,
 
 pub async fn command(
     state: web::Data<ApiState>,
+    req: HttpRequest,
     path: web::Path<(String, String, String)>,
     body: web::Json<CommandBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let who = crate::auth::principal(&req).ok_or(crate::auth::AuthError::Unauthorized)?;
+    if body.user.as_deref().is_some_and(|u| u != who.user) {
+        return Err(ApiError::bad_request(
+            "user_mismatch",
+            format!(
+                "the body names another user than the authenticated one ({}); leave `user` out",
+                who.user
+            ),
+        ));
+    }
     let (source, key, action) = path.into_inner();
     let body = body.into_inner();
     let outcome = execute(
@@ -371,7 +386,7 @@ pub async fn command(
             source,
             key,
             action,
-            user: body.user,
+            user: who.user,
             comment: body.comment,
             reason: body.reason,
             duration: body.duration,

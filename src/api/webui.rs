@@ -4,7 +4,8 @@
 //! content, fixed for the life of the binary) and `Cache-Control: no-cache`, so a browser
 //! revalidates cheaply (304) and never runs a stale script after an upgrade.
 //!
-//! `GET /` is the page; `GET /ui/{file}` are its modules and style sheet. The UI talks to the
+//! `GET /` is the page; `GET /ui/{file}` are its modules and style sheet (both in the API's
+//! route table, public: the page holds no data, and every call it makes carries a token). The UI talks to the
 //! node through the REST API and the WebSocket (`/ws`) like any other client.
 
 use actix_web::http::header;
@@ -91,17 +92,13 @@ fn etags() -> &'static [String] {
     })
 }
 
-/// Registers `/` and `/ui/{file}`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(index))
-        .route("/ui/{file}", web::get().to(file));
-}
-
-async fn index(req: HttpRequest) -> HttpResponse {
+/// `GET /`: the page.
+pub async fn index(req: HttpRequest) -> HttpResponse {
     serve(&req, "index.html")
 }
 
-async fn file(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
+/// `GET /ui/{file}`: a module or the style sheet.
+pub async fn file(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
     serve(&req, &name)
 }
 
@@ -140,7 +137,12 @@ mod tests {
 
     #[actix_web::test]
     async fn serves_the_page_and_its_modules_with_types_and_revalidation() {
-        let app = test::init_service(App::new().configure(configure)).await;
+        let app = test::init_service(
+            App::new()
+                .route("/", web::get().to(index))
+                .route("/ui/{file}", web::get().to(file)),
+        )
+        .await;
         let resp = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
         assert_eq!(resp.status(), 200);
         assert_eq!(
