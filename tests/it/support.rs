@@ -181,7 +181,16 @@ pub fn call_raw(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> (u16, String) {
-    let agent = agent();
+    send(&agent(), method, url, headers, body)
+}
+
+fn send(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String) {
     let result = match (method, body) {
         ("GET", _) => {
             let mut r = agent.get(url);
@@ -213,7 +222,13 @@ pub fn call_raw(
     };
     let mut resp = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
     let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    let text = resp
+        .body_mut()
+        .with_config()
+        // WebDriver screenshots are base64 PNGs of a few MB.
+        .limit(64 * 1024 * 1024)
+        .read_to_string()
+        .unwrap_or_default();
     (status, text)
 }
 
@@ -375,41 +390,19 @@ impl Mosquitto {
 }
 
 /// A JSON call to a real peer that is not Cistern (chromedriver's WebDriver endpoint): no
-/// Cistern token is attached. Status and JSON body.
+/// Cistern token is attached, and the timeout is long (starting a browser session on a loaded
+/// machine takes a while). Status and JSON body.
 pub fn peer_call(
     method: &str,
     url: &str,
     body: Option<&serde_json::Value>,
 ) -> (u16, serde_json::Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
-        // Starting a browser session can take a while on a loaded machine.
         .timeout_global(Some(Duration::from_secs(90)))
         .http_status_as_error(false)
         .build()
         .into();
-    let result = match (method, body) {
-        ("GET", _) => agent.get(url).call(),
-        ("DELETE", _) => agent.delete(url).call(),
-        ("POST", Some(b)) => agent
-            .post(url)
-            .header("content-type", "application/json")
-            .send(b.to_string()),
-        ("POST", None) => agent
-            .post(url)
-            .header("content-type", "application/json")
-            .send("{}"),
-        _ => panic!("peer_call: unsupported method {method}"),
-    };
-    let mut resp = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let status = resp.status().as_u16();
-    let text = resp
-        .body_mut()
-        .with_config()
-        .limit(64 * 1024 * 1024)
-        .read_to_string()
-        .unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-    )
+    let body = body.map(|b| b.to_string());
+    let (status, text) = send(&agent, method, url, &[], body.as_deref().or(Some("{}")));
+    (status, json_of(text))
 }

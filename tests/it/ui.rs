@@ -5,7 +5,9 @@
 //! the map and of a room page are written under the target directory (out of git) for people
 //! to judge the design.
 
-use crate::support::{get, peer_call, post, spawn_cistern, temp_dir, wait_for, Proc};
+use crate::support::{
+    get, peer_call, post, spawn_cistern, temp_dir, wait_for, Proc, IT_ADMIN_PASSWORD,
+};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,7 +15,6 @@ use std::time::Duration;
 
 /// The key under which WebDriver returns an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f2ad8f0da4a";
-const ADMIN_PASSWORD: &str = "it-admin-password";
 
 fn find_exe(names: &[&str]) -> PathBuf {
     names
@@ -249,7 +250,7 @@ fn operator_signs_in_sees_the_fleet_and_acknowledges_an_injected_alarm() {
         "const e = document.getElementById('login-error').textContent; \
          return e.length > 0 && document.getElementById('shell').hidden ? e : null;",
     );
-    browser.type_into(&password, ADMIN_PASSWORD);
+    browser.type_into(&password, IT_ADMIN_PASSWORD);
     browser.click(&browser.element("#login-submit", Duration::from_secs(5)));
 
     // The map: one marker per room of the inventory, each where its id says.
