@@ -193,11 +193,13 @@ $('mini-alarms').addEventListener('click', (e) => {
 });
 wireActions(document.body, proxyLive(), { onError: (msg) => toast(msg) });
 
+// A refused command stays on screen until the operator dismisses it: it must not go unseen.
 function toast(msg) {
-  const el = $('link-state');
-  el.textContent = msg;
-  el.className = 'link-state down';
+  const el = $('toast');
+  el.querySelector('span').textContent = msg;
+  el.hidden = false;
 }
+$('toast').querySelector('button').addEventListener('click', () => ($('toast').hidden = true));
 
 // --- routing ---
 

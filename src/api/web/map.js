@@ -38,13 +38,15 @@ function hull(points) {
   return lower.concat(upper);
 }
 
-// The outline of a zone: the hull of small circles around its rooms (a rounded, padded hull).
-function outline(points, pad) {
+// The outline of a zone: the hull of small circles around its rooms (a rounded, padded hull),
+// raised by `head` above its rooms so that the zone's label sits inside its own outline.
+function outline(points, pad, head) {
   const ring = [];
   for (const [x, y] of points) {
     for (let k = 0; k < 12; k++) {
       const a = (k / 12) * 2 * Math.PI;
       ring.push([x + pad * Math.cos(a), y + pad * Math.sin(a)]);
+      ring.push([x + pad * Math.cos(a), y - head + pad * Math.sin(a)]);
     }
   }
   const h = hull(ring);
@@ -121,10 +123,12 @@ export class FleetMap {
     const labels = el('g', {}, this.svg);
     for (const [zone, members] of [...byZone].sort(([a], [b]) => a.localeCompare(b))) {
       const pts = members.map((m) => m.xy);
-      const area = el('path', { class: 'zone-area', d: outline(pts, r * 3.5), 'data-zone': zone }, areas);
-      const top = Math.min(...pts.map((p) => p[1])) - r * 3.5 - 18;
-      const cx = pts.reduce((s2, p) => s2 + p[0], 0) / pts.length;
-      const label = el('text', { class: 'zone-label', x: cx.toFixed(1), y: Math.max(14, top).toFixed(1), 'text-anchor': 'middle' }, labels);
+      const head = 30;
+      const area = el('path', { class: 'zone-area', d: outline(pts, r * 2.5, head), 'data-zone': zone }, areas);
+      // The label above the zone's topmost room, in the band the outline keeps for it.
+      const [tx, ty] = pts.reduce((a, b) => (b[1] < a[1] ? b : a));
+      const cx = Math.min(WIDTH - 60, Math.max(60, tx));
+      const label = el('text', { class: 'zone-label', x: cx.toFixed(1), y: Math.max(14, ty - head + 4).toFixed(1), 'text-anchor': 'middle' }, labels);
       label.textContent = zoneLabel(zone);
       const sub = el('tspan', { class: 'zone-sub', x: cx.toFixed(1), dy: '13' }, label);
       sub.textContent = `${members.length} rooms`;
@@ -151,7 +155,7 @@ export class FleetMap {
     if (!z) return;
     const a = summary.alarms || {};
     const active = (a.P1 || 0) + (a.P2 || 0) + (a.P3 || 0) + (a.P4 || 0);
-    const text = `${summary.rooms} rooms${summary.offline ? ` · ${summary.offline} offline` : ''}${active ? ` · ${active} alarms` : ''}`;
+    const text = `${summary.rooms} rooms${summary.offline ? ` · ${summary.offline} offline` : ''}${active ? ` · ${active} alarm${active > 1 ? 's' : ''}` : ''}`;
     if (z.sub.textContent !== text) z.sub.textContent = text;
     z.area.classList.toggle('alarm', active > 0 || summary.offline > 0);
   }

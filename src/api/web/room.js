@@ -139,8 +139,8 @@ export class RoomPage {
       <div class="room-head" id="r-head"></div>
       <div class="kpis" id="r-kpis"></div>
       <div class="room-grid">
-        <div class="panel span-7"><h2>Pumps</h2><div class="pumps" id="r-pumps"></div></div>
-        <div class="panel span-5"><h2>Tanks</h2><div class="tanks" id="r-tanks"></div></div>
+        <div class="panel span-5"><h2>Pumps</h2><div class="pumps" id="r-pumps"></div></div>
+        <div class="panel span-7"><h2>Tanks</h2><div class="tanks" id="r-tanks"></div></div>
         <div class="panel span-3"><h2>Water quality</h2><div class="kv" id="r-quality"></div></div>
         <div class="panel span-3"><h2>Power</h2><div class="kv" id="r-power"></div></div>
         <div class="panel span-3"><h2>Environment &amp; security</h2><div class="kv" id="r-env"></div></div>
@@ -148,7 +148,7 @@ export class RoomPage {
         <div class="panel span-12"><h2>Alarms</h2>
           <table class="grid alarms"><thead><tr><th>Raised</th><th>Sev</th><th>State</th><th>Rule</th><th>Message</th><th></th></tr></thead>
           <tbody id="r-alarms"></tbody></table></div>
-        <div class="panel span-12"><h2>Trends — last hour</h2><div class="trends" id="r-trends"></div></div>
+        <div class="panel span-12"><h2>Trends</h2><div class="trends" id="r-trends"></div></div>
       </div>`;
     this.alarmTable = new AlarmTable(this.root.querySelector('#r-alarms'), { room: false, empty: 'No alarms in this room.' });
     this.built = true;
@@ -297,7 +297,7 @@ export class RoomPage {
       const svgH = top + maxH * px + 16;
       const y = (m) => top + (maxH - m) * px;
       const svg = document.createElementNS(NS, 'svg');
-      svg.setAttribute('width', String(W + 110));
+      svg.setAttribute('width', String(W + 150));
       svg.setAttribute('height', String(svgH.toFixed(0)));
       const add = (name, attrs, text) => {
         const e = document.createElementNS(NS, name);

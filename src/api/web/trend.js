@@ -76,12 +76,14 @@ export class Trend {
 
     const now = Date.now();
     const t1 = Math.max(now, ...this.series.map((s) => (s.data.length ? s.data[s.data.length - 1][0] : 0)));
-    const t0 = t1 - this.windowMs;
     for (const s of this.series) {
       let i = 0;
-      while (i < s.data.length && s.data[i][0] < t0) i++;
+      while (i < s.data.length && s.data[i][0] < t1 - this.windowMs) i++;
       if (i > 0) s.data.splice(0, i);
     }
+    // The window: the last hour, or less while less is known (a young node), never under 5 min.
+    const first = Math.min(...this.series.map((s) => (s.data.length ? s.data[0][0] : t1)));
+    const t0 = t1 - Math.min(this.windowMs, Math.max(300_000, t1 - first));
     let lo = Infinity;
     let hi = -Infinity;
     for (const s of this.series) for (const [, v] of s.data) {
