@@ -37,6 +37,7 @@ pub struct Config {
     pub rules: crate::alarms::RulesConfig,
     #[serde(default)]
     pub ws: crate::api::ws::WsConfig,
+    pub auth: crate::auth::AuthConfig,
 }
 
 /// `[store]`
@@ -352,6 +353,11 @@ mod tests {
             config.rules.engine,
             cistern_rules::EngineConfig::default(),
             "the example documents the defaults"
+        );
+        assert_eq!(
+            config.auth,
+            crate::auth::AuthConfig::default(),
+            "the example documents the defaults of [auth]"
         );
     }
 

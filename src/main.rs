@@ -72,6 +72,10 @@ enum Command {
         /// WebSocket API: a socket that accepts nothing this long is closed (default 30 s).
         #[arg(long, value_parser = humantime::parse_duration)]
         ws_stall_timeout: Option<Duration>,
+        /// The first admin's password (user `admin`), when the data directory has no users
+        /// yet; else CISTERN_ADMIN_PASSWORD, else a generated one printed once.
+        #[arg(long)]
+        admin_password: Option<String>,
     },
     /// Run against an external broker and field devices.
     Run {
@@ -258,6 +262,7 @@ fn main() -> anyhow::Result<()> {
             ws_replay,
             ws_queue_keys,
             ws_stall_timeout,
+            admin_password,
         } => {
             let format = if json_logs {
                 LogFormat::Json
@@ -287,6 +292,8 @@ fn main() -> anyhow::Result<()> {
                     ws.stall_timeout = ws_stall_timeout.unwrap_or(ws.stall_timeout);
                     ws
                 },
+                admin_password: admin_password
+                    .or_else(|| cistern::auth::AuthConfig::default().admin_password_from_env()),
             };
             actix_web::rt::System::new().block_on(async move {
                 let mut stop = stop_signal();
@@ -308,6 +315,7 @@ fn main() -> anyhow::Result<()> {
                 let _ = stop.changed().await;
                 tracing::info!("stopping");
                 demo.node.stop().await;
+                demo.security.close().await;
                 demo.storage.close().await;
                 Ok(())
             })
@@ -320,8 +328,16 @@ fn main() -> anyhow::Result<()> {
             actix_web::rt::System::new().block_on(async move {
                 let mut stop = stop_signal();
                 let storage = cistern::store::open_storage(&config.store).await?;
+                let security = cistern::auth::Security::open(&config.auth, Some(&storage))
+                    .await
+                    .context("cannot load users and tokens")?;
+                security
+                    .bootstrap(config.auth.admin_password_from_env().as_deref())
+                    .await
+                    .context("cannot create the first admin")?;
                 let mut spec = NodeSpec::new(inventory, profiles, Arc::new(SystemClock))
                     .with_storage(&storage);
+                spec.security = security.clone();
                 spec.actors = config.actors.actor_config();
                 spec.actor_threads = config.actors.thread_count();
                 spec.mqtt = config.mqtt.clone();
@@ -337,6 +353,7 @@ fn main() -> anyhow::Result<()> {
                 println!("ready http=http://{}", node.http);
                 let _ = stop.changed().await;
                 node.stop().await;
+                security.close().await;
                 storage.close().await;
                 Ok(())
             })

@@ -299,15 +299,24 @@ impl Node {
                 shutdown: ws_shutdown_rx,
             }),
         });
-        let server =
-            HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
-                .workers(spec.http_workers.max(1))
-                .disable_signals()
-                .bind(spec.http)
-                .map_err(|source| NodeError::Http {
-                    addr: spec.http,
-                    source,
-                })?;
+        spec.security.auth.metrics().register(&metrics)?;
+        let security = web::Data::new(spec.security.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    crate::auth::middleware::authenticate,
+                ))
+                .app_data(security.clone())
+                .app_data(state.clone())
+                .configure(api::configure)
+        })
+        .workers(spec.http_workers.max(1))
+        .disable_signals()
+        .bind(spec.http)
+        .map_err(|source| NodeError::Http {
+            addr: spec.http,
+            source,
+        })?;
         let http = server.addrs().first().copied().unwrap_or(spec.http);
         let server = server.run();
         let handle = server.handle();
