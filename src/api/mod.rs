@@ -1,4 +1,4 @@
-//! The HTTP API (actix-web), first cut: health, rooms and their live state, metrics, and — in
+//! The HTTP API (actix-web), first cut: liveness (`/healthz`), readiness (`/readyz`), rooms and their live state, metrics, and — in
 //! the demo only — fault injection into the simulator. Every error is JSON with a stable code:
 //! `{"error": {"code": "unknown_room", "message": "..."}}`.
 
@@ -26,6 +26,8 @@ pub struct ApiState {
     pub alarms: Option<AlarmsApi>,
     /// Identity (bearer tokens, roles) and the audit log.
     pub security: crate::auth::Security,
+    /// What `/readyz` checks (none: always ready, for API tests without a node).
+    pub readiness: Option<crate::monitor::ready::Readiness>,
 }
 
 /// What the alarm and rule endpoints need.
@@ -51,6 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         error::ApiError::bad_request("invalid_path", err.to_string()).into()
     }))
     .route("/healthz", web::get().to(healthz))
+    .route("/readyz", web::get().to(readyz))
     .route("/metrics", web::get().to(metrics))
     .service(
         web::scope("/api/v1")
@@ -76,6 +79,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Ready (200) only when ingest, the store and the actors are; else 503 with every part's
+/// state, so that whoever is paged sees which part and why. Public, like `/healthz` and
+/// `/metrics`: load balancers and Prometheus carry no token.
+async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
+    let Some(readiness) = &state.readiness else {
+        return HttpResponse::Ok().json(serde_json::json!({ "ready": true }));
+    };
+    let report = readiness.check();
+    if report.ready {
+        HttpResponse::Ok().json(report)
+    } else {
+        HttpResponse::ServiceUnavailable().json(report)
+    }
 }
 
 async fn metrics(state: web::Data<ApiState>) -> HttpResponse {
