@@ -1,4 +1,4 @@
-//! The HTTP API (actix-web): health, metrics, rooms and their live state, history, alarms and
+//! The HTTP API (actix-web): liveness (`/healthz`), readiness (`/readyz`), metrics, rooms and their live state, history, alarms and
 //! their commands, rules, sessions, users, API tokens, the audit log, and — in the demo only —
 //! fault injection into the simulator. Every error is JSON with a stable code:
 //! `{"error": {"code": "unknown_room", "message": "..."}}`. Every route is in the table below
@@ -37,6 +37,8 @@ pub struct ApiState {
     pub security: crate::auth::Security,
     /// The WebSocket push API (`GET /ws`).
     pub ws: Option<ws::WsApi>,
+    /// What `/readyz` checks (none: always ready, for API tests without a node).
+    pub readiness: Option<crate::monitor::ready::Readiness>,
 }
 
 /// What the alarm and rule endpoints need.
@@ -65,6 +67,7 @@ macro_rules! routes {
 
 routes! {
     get "/healthz" => healthz;
+    get "/readyz" => readyz;
     get "/metrics" => metrics;
     get "/" => webui::index;
     get "/ui/{file}" => webui::file;
@@ -115,6 +118,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Ready (200) only when ingest, the store and the actors are; else 503 with every part's
+/// state, so that whoever is paged sees which part and why. Public, like `/healthz` and
+/// `/metrics`: load balancers and Prometheus carry no token.
+async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
+    let Some(readiness) = &state.readiness else {
+        return HttpResponse::Ok().json(serde_json::json!({ "ready": true }));
+    };
+    let report = readiness.check();
+    if report.ready {
+        HttpResponse::Ok().json(report)
+    } else {
+        HttpResponse::ServiceUnavailable().json(report)
+    }
 }
 
 async fn metrics(state: web::Data<ApiState>) -> HttpResponse {

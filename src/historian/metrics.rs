@@ -31,6 +31,8 @@ pub struct StoreMetrics {
     pub write_errors: IntCounterVec,
     /// Receipts completed (the producer may acknowledge).
     pub receipts: IntCounter,
+    /// Chunk bytes per sealed sample since start.
+    pub bytes_per_point: Gauge,
 }
 
 impl StoreMetrics {
@@ -94,6 +96,10 @@ impl StoreMetrics {
                 "cistern_store_receipts_total",
                 "Batches whose samples became durable and whose producer may acknowledge them",
             )?,
+            bytes_per_point: Gauge::new(
+                "cistern_store_chunk_bytes_per_point",
+                "Compressed chunk bytes per sealed sample since start (chunk bytes / sealed samples)",
+            )?,
         })
     }
 
@@ -111,6 +117,13 @@ impl StoreMetrics {
         registry.register(Box::new(self.write_seconds.clone()))?;
         registry.register(Box::new(self.write_errors.clone()))?;
         registry.register(Box::new(self.receipts.clone()))?;
+        registry.register(Box::new(self.bytes_per_point.clone()))?;
+        // Errors from zero, by every operation and error kind there is.
+        for op in ["wal", "seal", "drain"] {
+            for kind in ["unavailable", "io", "corrupt", "invalid"] {
+                self.write_errors.with_label_values(&[op, kind]);
+            }
+        }
         Ok(())
     }
 

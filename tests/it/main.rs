@@ -10,6 +10,7 @@ mod crash;
 mod demo;
 mod history;
 mod modbus;
+mod monitoring;
 mod mqtt;
 mod rules;
 mod simulate;

@@ -390,8 +390,11 @@ impl Reader<'_> {
                     duration,
                     until: until.map(cistern_schemas::Timestamp::from_millis),
                 };
-                let (api, client, who) =
-                    (self.api.clone(), self.client.clone(), self.principal.clone());
+                let (api, client, who) = (
+                    self.api.clone(),
+                    self.client.clone(),
+                    self.principal.clone(),
+                );
                 // Off the reader: a command may wait on its room for seconds.
                 actix_web::rt::spawn(async move {
                     let msg = match execute(&api, &who, req).await {
