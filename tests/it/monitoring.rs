@@ -269,18 +269,18 @@ fn prometheus_scrapes_the_live_demo_and_the_dashboards_query_only_metrics_that_e
         &[("cistern-alerts.yml", &alerts)],
     );
     let query = "sum(rate(cistern_ingest_points_total[30s]))";
+    // 20 rooms publish about every 2 s, dozens of points each: well over 20 points/s once
+    // Prometheus holds a full 30 s window (the first scrapes extrapolate from a few samples).
     let rate = wait_for(
-        "Prometheus to report a positive ingest rate",
-        Duration::from_secs(60),
+        "Prometheus to report an ingest rate above 20 points/s",
+        Duration::from_secs(90),
         || {
             let result = prometheus.query(query);
             let v: f64 = result.first()?["value"][1].as_str()?.parse().ok()?;
-            (v > 0.0).then_some(v)
+            (v > 20.0).then_some(v)
         },
     );
     eprintln!("PromQL `{query}` against the demo (20 rooms) = {rate:.1} points/s");
-    // 20 rooms publish about every 2 s, dozens of points each.
-    assert!(rate > 20.0, "{query} = {rate}");
     let up = prometheus.query(r#"up{job="cistern"}"#);
     assert_eq!(up[0]["value"][1], "1", "{up:?}");
     let rooms = prometheus.query(r#"sum(cistern_fleet_rooms{status="online"})"#);

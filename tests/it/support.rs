@@ -566,6 +566,6 @@ impl Prometheus {
 
     /// The targets' scrape health (`/api/v1/targets`).
     pub fn targets(&self) -> serde_json::Value {
-        get(&format!("{}/api/v1/targets", self.base)).1
+        get_with_query(&format!("{}/api/v1/targets", self.base), &[]).1
     }
 }

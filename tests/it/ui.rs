@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// The key under which WebDriver returns an element reference.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f2ad8f0da4a";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 fn find_exe(names: &[&str]) -> PathBuf {
     names
@@ -239,7 +239,12 @@ fn operator_signs_in_sees_the_fleet_and_acknowledges_an_injected_alarm() {
     browser.goto(&format!("{base}/"));
 
     // A wrong password is refused on the page, and nothing else is shown.
-    let user = browser.element("#login-user", Duration::from_secs(30));
+    browser.until(
+        "the sign-in form",
+        Duration::from_secs(30),
+        "return !document.getElementById('login').hidden || null;",
+    );
+    let user = browser.element("#login-user", Duration::from_secs(5));
     let password = browser.element("#login-password", Duration::from_secs(5));
     browser.type_into(&user, "admin");
     browser.type_into(&password, "not-the-password");
