@@ -160,6 +160,9 @@ struct FleetBenchArgs {
     /// Print the report as JSON instead of the table.
     #[arg(long)]
     json: bool,
+    /// Keep the working directory (generated configs, logs, the children's output).
+    #[arg(long)]
+    keep: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -423,6 +426,7 @@ fn main() -> anyhow::Result<()> {
                 seed: fleet.seed,
                 faults_per_room_day: fleet.faults_per_room_day,
                 data: fleet.data,
+                keep: fleet.keep,
             };
             let report = cistern::bench::run(&opts)?;
             if fleet.json {

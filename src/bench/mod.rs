@@ -47,6 +47,8 @@ pub struct FleetBenchOptions {
     pub faults_per_room_day: f64,
     /// Where the node keeps its data (a fresh temporary directory when absent).
     pub data: Option<PathBuf>,
+    /// Keep the working directory (configs, logs, every child's stdout) and say where.
+    pub keep: bool,
 }
 
 impl Default for FleetBenchOptions {
@@ -59,6 +61,7 @@ impl Default for FleetBenchOptions {
             seed: 1,
             faults_per_room_day: 4.0,
             data: None,
+            keep: false,
         }
     }
 }
@@ -98,6 +101,8 @@ pub struct FleetBenchReport {
     /// durable (must be 0; negative would mean duplicates were stored).
     pub samples_lost: i64,
     pub published_points: u64,
+    /// Points the node's ingest counted over the whole run (between published and durable).
+    pub ingested_points: u64,
     pub durable_points: u64,
     /// Of the published points, how many were replayed after a comms loss.
     pub replayed_points: u64,
@@ -105,6 +110,12 @@ pub struct FleetBenchReport {
     pub gateway_buffered: u64,
     /// Readings a gateway's buffer dropped (none unless a comms loss outlasts its buffer).
     pub gateway_dropped: u64,
+    /// Where points went that did not become durable: values the node rejected (by reason:
+    /// see `cistern_ingest_rejected_total`), samples it already had (QoS 1 re-deliveries), and
+    /// messages acknowledged without their samples reaching the historian.
+    pub rejected_values: u64,
+    pub duplicate_samples: u64,
+    pub unstored_messages: u64,
     /// Node CPU over the window, as a share of the machine (all cores).
     pub node_cpu_share: f64,
     pub cores: usize,
@@ -154,7 +165,11 @@ pub fn run(opts: &FleetBenchOptions) -> Result<FleetBenchReport, BenchError> {
     mkdir(&tmp)?;
     let data = opts.data.clone().unwrap_or_else(|| tmp.join("data"));
     let result = run_in(opts, &exe, &tmp, &data);
-    let _ = std::fs::remove_dir_all(&tmp);
+    if opts.keep {
+        eprintln!("bench: kept {}", tmp.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
     result
 }
 
@@ -246,10 +261,14 @@ fn run_in(
         ingested_points_per_s: ingested / window,
         samples_lost: published_points as i64 - durable_points as i64,
         published_points,
+        ingested_points: drained.get("cistern_ingest_points_total") as u64,
         durable_points,
         replayed_points: num("replayed_points"),
         gateway_buffered: num("gateway_buffered"),
         gateway_dropped: num("gateway_dropped"),
+        rejected_values: drained.get("cistern_ingest_rejected_total") as u64,
+        duplicate_samples: drained.get("cistern_ingest_samples_duplicate_total") as u64,
+        unstored_messages: drained.get("cistern_ingest_unstored_total") as u64,
         node_cpu_share: node_cpu / window / cores as f64,
         cores,
         cpu_s_per_million_points: if ingested > 0.0 {
@@ -469,8 +488,20 @@ impl fmt::Display for FleetBenchReport {
             f,
             "samples lost (published − durable, whole run)",
             format!(
-                "{} ({} published, {} durable; {} replayed after comms losses)",
-                self.samples_lost, self.published_points, self.durable_points, self.replayed_points
+                "{} ({} published, {} ingested, {} durable; {} replayed after comms losses)",
+                self.samples_lost,
+                self.published_points,
+                self.ingested_points,
+                self.durable_points,
+                self.replayed_points
+            ),
+        )?;
+        row(
+            f,
+            "values rejected / duplicate samples / messages acknowledged unstored",
+            format!(
+                "{} / {} / {}",
+                self.rejected_values, self.duplicate_samples, self.unstored_messages
             ),
         )?;
         row(

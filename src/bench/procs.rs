@@ -4,7 +4,7 @@
 
 use super::BenchError;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -51,8 +51,13 @@ impl BenchProc {
         let lines = Arc::new(Mutex::new(HashMap::new()));
         if let Some(stdout) = child.stdout.take() {
             let lines = lines.clone();
+            // Every stdout line is also kept beside the log, for `cistern bench --keep`.
+            let mut copy = std::fs::File::create(log.with_extension("stdout")).ok();
             std::thread::spawn(move || {
                 for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Some(f) = copy.as_mut() {
+                        let _ = writeln!(f, "{line}");
+                    }
                     let word = line.split_whitespace().next().unwrap_or("").to_owned();
                     lock(&lines).insert(word, line);
                 }
@@ -161,7 +166,7 @@ pub fn start_broker(dir: &Path) -> Result<(BenchProc, SocketAddr), BenchError> {
         format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
              max_inflight_messages 0\nmax_queued_messages 0\nmax_queued_bytes 0\n\
-             log_dest stderr\nlog_type error\nlog_type warning\n"
+             log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
         ),
     )
     .map_err(|source| BenchError::Io {

@@ -252,6 +252,7 @@ fn publisher(
     let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
     let task = tokio::spawn(async move {
         let mut stopping: Option<tokio::time::Instant> = None;
+        let mut disconnect_sent = false;
         loop {
             let grace = async {
                 match stopping {
@@ -265,9 +266,14 @@ fn publisher(
                 }
                 _ = grace => break,
                 ev = eventloop.poll() => match ev {
-                    Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
+                    // Keep reading until the broker closes: dropping the socket with its
+                    // acknowledgements unread would reset the connection, and a reset makes
+                    // the broker discard what it has received but not yet read.
+                    Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
+                        disconnect_sent = true;
+                    }
                     Ok(_) => {}
-                    Err(_) if stopping.is_some() => break,
+                    Err(_) if disconnect_sent => break,
                     Err(error) => {
                         tracing::warn!(%error, "simulated gateways lost the broker; retrying");
                         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod alarms;
+mod bench;
 mod crash;
 mod demo;
 mod history;
