@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs the real peers the tests talk to (Debian's
-# mosquitto), then checks formatting and lints and runs every test of the workspace.
+# mosquitto, chromium and chromium-driver), then checks formatting and lints and runs every
+# test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+# The web UI's end-to-end test drives a real headless Chromium through chromedriver.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "ops/test.sh: missing ${missing[*]}; install them (Debian: apt-get install ${missing[*]}) or run as root" >&2

@@ -35,6 +35,9 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub rules: crate::alarms::RulesConfig,
+    #[serde(default)]
+    pub ws: crate::api::ws::WsConfig,
+    pub auth: crate::auth::AuthConfig,
 }
 
 /// `[store]`
@@ -350,6 +353,11 @@ mod tests {
             config.rules.engine,
             cistern_rules::EngineConfig::default(),
             "the example documents the defaults"
+        );
+        assert_eq!(
+            config.auth,
+            crate::auth::AuthConfig::default(),
+            "the example documents the defaults of [auth]"
         );
     }
 

@@ -37,6 +37,11 @@ pub struct DemoOptions {
     pub escalate_after: Option<Duration>,
     /// A room silent this long is offline (default: the actors' 60 s).
     pub offline_after: Option<Duration>,
+    /// The WebSocket API's limits.
+    pub ws: crate::api::ws::WsConfig,
+    /// The first admin's password when the data directory has no users yet (none: generated
+    /// and printed once).
+    pub admin_password: Option<String>,
 }
 
 impl DemoOptions {
@@ -78,6 +83,8 @@ pub enum DemoError {
     Join,
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Identity(#[from] crate::auth::IdentityError),
 }
 
 /// A running demo.
@@ -92,6 +99,8 @@ pub struct Demo {
     _modbus: Vec<Arc<ModbusFieldServer>>,
     /// The store and historian (kept until the node has stopped).
     pub storage: crate::store::Storage,
+    /// Identity and audit (closed after the node has stopped, before the storage).
+    pub security: crate::auth::Security,
 }
 
 /// Profiles the demo's Modbus rooms alternate between.
@@ -151,11 +160,16 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
         ..Default::default()
     })
     .await?;
+    let security =
+        crate::auth::Security::open(&crate::auth::AuthConfig::default(), Some(&storage)).await?;
+    security.bootstrap(opts.admin_password.as_deref()).await?;
     let mut spec =
         NodeSpec::new(inventory.clone(), profiles, Arc::new(SystemClock)).with_storage(&storage);
+    spec.security = security.clone();
     spec.http = opts.http;
     spec.actor_threads = opts.actor_threads;
     spec.rules = opts.rules_config();
+    spec.ws = opts.ws.clone();
     if let Some(d) = opts.offline_after {
         spec.actors.offline_after = d;
     }
@@ -199,5 +213,6 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
         online_at_start: online,
         _modbus: modbus,
         storage,
+        security,
     })
 }

@@ -63,6 +63,19 @@ enum Command {
         /// A room whose gateway is silent this long is offline (default 60 s).
         #[arg(long, value_parser = humantime::parse_duration)]
         offline_after: Option<Duration>,
+        /// WebSocket API: sent deltas kept per subscription for a resume (default 512).
+        #[arg(long)]
+        ws_replay: Option<usize>,
+        /// WebSocket API: pending updates per client before a re-snapshot (default 4096).
+        #[arg(long)]
+        ws_queue_keys: Option<usize>,
+        /// WebSocket API: a socket that accepts nothing this long is closed (default 30 s).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ws_stall_timeout: Option<Duration>,
+        /// The first admin's password (user `admin`), when the data directory has no users
+        /// yet; else CISTERN_ADMIN_PASSWORD, else a generated one printed once.
+        #[arg(long)]
+        admin_password: Option<String>,
     },
     /// Run against an external broker and field devices.
     Run {
@@ -287,6 +300,10 @@ fn main() -> anyhow::Result<()> {
             rules,
             escalate_after,
             offline_after,
+            ws_replay,
+            ws_queue_keys,
+            ws_stall_timeout,
+            admin_password,
         } => {
             let format = if json_logs {
                 LogFormat::Json
@@ -309,6 +326,15 @@ fn main() -> anyhow::Result<()> {
                 rules,
                 escalate_after,
                 offline_after,
+                ws: {
+                    let mut ws = cistern::api::ws::WsConfig::default();
+                    ws.replay = ws_replay.unwrap_or(ws.replay);
+                    ws.queue_keys = ws_queue_keys.unwrap_or(ws.queue_keys);
+                    ws.stall_timeout = ws_stall_timeout.unwrap_or(ws.stall_timeout);
+                    ws
+                },
+                admin_password: admin_password
+                    .or_else(|| cistern::auth::AuthConfig::default().admin_password_from_env()),
             };
             actix_web::rt::System::new().block_on(async move {
                 let mut stop = stop_signal();
@@ -330,6 +356,7 @@ fn main() -> anyhow::Result<()> {
                 let _ = stop.changed().await;
                 tracing::info!("stopping");
                 demo.node.stop().await;
+                demo.security.close().await;
                 demo.storage.close().await;
                 Ok(())
             })
@@ -342,8 +369,16 @@ fn main() -> anyhow::Result<()> {
             actix_web::rt::System::new().block_on(async move {
                 let mut stop = stop_signal();
                 let storage = cistern::store::open_storage(&config.store).await?;
+                let security = cistern::auth::Security::open(&config.auth, Some(&storage))
+                    .await
+                    .context("cannot load users and tokens")?;
+                security
+                    .bootstrap(config.auth.admin_password_from_env().as_deref())
+                    .await
+                    .context("cannot create the first admin")?;
                 let mut spec = NodeSpec::new(inventory, profiles, Arc::new(SystemClock))
                     .with_storage(&storage);
+                spec.security = security.clone();
                 spec.actors = config.actors.actor_config();
                 spec.actor_threads = config.actors.thread_count();
                 spec.mqtt = config.mqtt.clone();
@@ -351,6 +386,7 @@ fn main() -> anyhow::Result<()> {
                 spec.http = config.http.listen;
                 spec.http_workers = config.http.workers;
                 spec.rules = config.rules.clone();
+                spec.ws = config.ws.clone();
                 let node = Node::start(spec).await.context("cannot start the node")?;
                 if !node.mqtt_subscribed(Duration::from_secs(10)).await {
                     tracing::warn!("not subscribed to the MQTT broker yet; ready anyway, ingest starts once it is");
@@ -358,6 +394,7 @@ fn main() -> anyhow::Result<()> {
                 println!("ready http=http://{}", node.http);
                 let _ = stop.changed().await;
                 node.stop().await;
+                security.close().await;
                 storage.close().await;
                 Ok(())
             })

@@ -58,6 +58,8 @@ pub struct NodeSpec {
     pub stored_alarms: Option<Arc<StoredAlarms>>,
     /// Identity and the audit log, shared by REST and the WebSocket.
     pub security: crate::auth::Security,
+    /// The WebSocket push API (`[ws]`).
+    pub ws: crate::api::ws::WsConfig,
 }
 
 impl NodeSpec {
@@ -98,6 +100,7 @@ impl NodeSpec {
             alarm_store: Arc::new(MemoryAlarmStore::default()),
             stored_alarms: None,
             security: crate::auth::Security::default(),
+            ws: crate::api::ws::WsConfig::default(),
         }
     }
 }
@@ -177,6 +180,7 @@ pub struct Node {
     pub metrics: prometheus::Registry,
     pub http: SocketAddr,
     shutdown: watch::Sender<bool>,
+    ws_shutdown: watch::Sender<bool>,
     server: actix_web::dev::ServerHandle,
     arbiters: Vec<Arbiter>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -203,6 +207,11 @@ impl Node {
             .collect();
         let handles: Vec<_> = arbiters.iter().map(|a| a.handle()).collect();
         let rule_host = start_rules(&spec, &metrics)?;
+        // The dashboards' change feed exists before any actor, so that no change is missed.
+        let live = Arc::new(crate::api::ws::HubFeed::new());
+        if let Some(host) = &rule_host {
+            host.board.set_live(live.clone());
+        }
         let deps = DeviceDeps {
             clock: spec.clock.clone(),
             snapshots: spec.snapshots.clone(),
@@ -210,6 +219,7 @@ impl Node {
             metrics: actor_metrics,
             config: Arc::new(spec.actors.clone()),
             rules: rule_host.clone(),
+            live: live.clone(),
         };
         let registry = FleetRegistry::start(&spec.inventory, &deps, &handles);
         tracing::info!(
@@ -262,6 +272,17 @@ impl Node {
         }
         tasks.extend(pollers);
 
+        let (ws_shutdown, ws_shutdown_rx) = watch::channel(false);
+        let (hub, hub_task) = crate::api::ws::hub::start(
+            spec.ws.clone(),
+            live,
+            registry.clone(),
+            rule_host.as_ref().map(|h| h.board.clone()),
+            spec.security.audit.clone(),
+            crate::api::ws::WsMetrics::register(&metrics)?,
+            ws_shutdown_rx.clone(),
+        );
+        tasks.push(hub_task);
         let state = web::Data::new(ApiState {
             registry: registry.clone(),
             metrics: metrics.clone(),
@@ -273,16 +294,29 @@ impl Node {
                 dir: rule_dir,
             }),
             security: spec.security.clone(),
+            ws: Some(crate::api::ws::WsApi {
+                hub,
+                shutdown: ws_shutdown_rx,
+            }),
         });
-        let server =
-            HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
-                .workers(spec.http_workers.max(1))
-                .disable_signals()
-                .bind(spec.http)
-                .map_err(|source| NodeError::Http {
-                    addr: spec.http,
-                    source,
-                })?;
+        spec.security.auth.metrics().register(&metrics)?;
+        let security = web::Data::new(spec.security.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    crate::auth::middleware::authenticate,
+                ))
+                .app_data(security.clone())
+                .app_data(state.clone())
+                .configure(api::configure)
+        })
+        .workers(spec.http_workers.max(1))
+        .disable_signals()
+        .bind(spec.http)
+        .map_err(|source| NodeError::Http {
+            addr: spec.http,
+            source,
+        })?;
         let http = server.addrs().first().copied().unwrap_or(spec.http);
         let server = server.run();
         let handle = server.handle();
@@ -293,6 +327,7 @@ impl Node {
             metrics,
             http,
             shutdown,
+            ws_shutdown,
             server: handle,
             arbiters,
             tasks,
@@ -303,6 +338,8 @@ impl Node {
 
     /// Stops the node: HTTP, then ingest, then the actors.
     pub async fn stop(self) {
+        // Sockets first (close 1001), or the HTTP server's graceful stop waits for them.
+        let _ = self.ws_shutdown.send(true);
         self.server.stop(true).await;
         let _ = self.shutdown.send(true);
         for task in self.tasks {

@@ -17,7 +17,7 @@
 pub mod backtest;
 pub mod outbox;
 pub mod reload;
-mod stored;
+pub(crate) mod stored;
 
 pub use stored::StoredAlarms;
 

@@ -26,7 +26,7 @@ fn source_of(e: &AlarmEvent) -> String {
 
 /// FNV-1a: an event's id within its stream and millisecond is the hash of its body, so that a
 /// replayed write replaces itself and never duplicates.
-fn fnv(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         h ^= u64::from(*b);

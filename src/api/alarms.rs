@@ -5,12 +5,14 @@
 //!
 //! An alarm's id is `<room>/<rule>@<unit>` (`XM-0001/pump_fault@P1`), or
 //! `zone:<zone>/zone_event@room` for a supply zone's alarm (which can only be acknowledged).
-//! Until the authentication issue lands, the acting user is named in the request body.
+//! The acting user is the authenticated caller; a body that still names a `user` must name that
+//! same one (a mismatch is refused, never silently rewritten). Every command, taken or refused,
+//! is audited as `alarm_<action>` (REST and WebSocket alike, through [`execute`]).
 
 use super::error::ApiError;
 use super::{AlarmsApi, ApiState};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use cistern_actors::alarms::{AlarmFilter, AlarmView};
 use cistern_actors::pump_room::AlarmCommandError;
 use cistern_actors::registry::CommandFailed;
@@ -194,8 +196,10 @@ pub async fn get(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandBody {
-    /// Who acts (until authentication names the user).
-    pub user: String,
+    /// Optional: who acts. The caller is the authenticated principal; if given, it must be
+    /// that same name.
+    #[serde(default)]
+    pub user: Option<String>,
     #[serde(default)]
     pub comment: String,
     /// `shelve`: why.
@@ -209,15 +213,42 @@ pub struct CommandBody {
     pub until: Option<Timestamp>,
 }
 
-fn action_of(action: &str, body: &CommandBody) -> Result<CommandAction, ApiError> {
-    Ok(match action {
+/// An alarm command, however it arrived (REST or the WebSocket): both go through [`execute`].
+#[derive(Debug, Clone)]
+pub struct CommandRequest {
+    /// The alarm's source: a room id, or `zone:<zone>`.
+    pub source: String,
+    /// The alarm's key (`pump_fault@P1`).
+    pub key: String,
+    /// `ack`, `shelve`, `unshelve`, `reset`, `remove_from_service`, `return_to_service`.
+    pub action: String,
+    /// Who acts.
+    pub user: String,
+    pub comment: String,
+    /// `shelve`: why.
+    pub reason: Option<String>,
+    /// `shelve`: for how long.
+    pub duration: Option<Duration>,
+    /// `shelve`: until when, instead of `duration`.
+    pub until: Option<Timestamp>,
+}
+
+/// What a command did: its events and the alarm's view afterwards.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CommandOutcome {
+    pub events: Vec<cistern_rules::AlarmEvent>,
+    pub alarm: Option<AlarmView>,
+}
+
+fn action_of(req: &CommandRequest) -> Result<CommandAction, ApiError> {
+    Ok(match req.action.as_str() {
         "ack" => CommandAction::Ack,
         "unshelve" => CommandAction::Unshelve,
         "reset" => CommandAction::Reset,
         "remove_from_service" => CommandAction::RemoveFromService,
         "return_to_service" => CommandAction::ReturnToService,
         "shelve" => {
-            let until = match (body.until, body.duration) {
+            let until = match (req.until, req.duration) {
                 (Some(t), None) => t,
                 (None, Some(d)) => Timestamp::now() + d,
                 _ => {
@@ -227,7 +258,7 @@ fn action_of(action: &str, body: &CommandBody) -> Result<CommandAction, ApiError
                     ))
                 }
             };
-            let reason = body.reason.clone().filter(|r| !r.trim().is_empty()).ok_or_else(|| {
+            let reason = req.reason.clone().filter(|r| !r.trim().is_empty()).ok_or_else(|| {
                 ApiError::bad_request("invalid_shelve", "shelve needs a `reason`")
             })?;
             CommandAction::Shelve { until, reason }
@@ -254,21 +285,35 @@ fn refused(e: CommandError) -> ApiError {
     }
 }
 
-pub async fn command(
-    state: web::Data<ApiState>,
-    path: web::Path<(String, String, String)>,
-    body: web::Json<CommandBody>,
-) -> Result<HttpResponse, ApiError> {
-    let api = alarms(&state)?;
-    let (source_text, key_text, action) = path.into_inner();
-    let (source, key) = parse_id(&source_text, &key_text)?;
-    if body.user.trim().is_empty() {
+/// Applies an alarm command and writes it to the audit log (`alarm_<action>`, with the
+/// outcome), whether it took effect or not.
+pub async fn execute(state: &ApiState, req: CommandRequest) -> Result<CommandOutcome, ApiError> {
+    let outcome = apply(state, &req).await;
+    state.security.audit.record(crate::auth::AuditEntry {
+        at_ms: Timestamp::now().as_millis(),
+        user: req.user.clone(),
+        action: format!("alarm_{}", req.action),
+        target: format!("{}/{}", req.source, req.key),
+        detail: match &outcome {
+            Ok(_) => req.comment.clone(),
+            Err(e) => format!("{} (refused: {})", req.comment, e.code),
+        },
+        ok: outcome.is_ok(),
+    });
+    outcome
+}
+
+async fn apply(state: &ApiState, req: &CommandRequest) -> Result<CommandOutcome, ApiError> {
+    let api = alarms(state)?;
+    let (source, key) = parse_id(&req.source, &req.key)?;
+    if req.user.trim().is_empty() {
         return Err(ApiError::bad_request(
             "missing_user",
             "a command needs a `user`",
         ));
     }
-    let action = action_of(&action, &body)?;
+    let action = action_of(req)?;
+    let source_text = &req.source;
     let events = match &source {
         Source::Room(room) => state
             .registry
@@ -277,8 +322,8 @@ pub async fn command(
                 Command {
                     key: key.clone(),
                     action,
-                    user: body.user.clone(),
-                    comment: body.comment.clone(),
+                    user: req.user.clone(),
+                    comment: req.comment.clone(),
                 },
             )
             .await
@@ -301,7 +346,7 @@ pub async fn command(
             }
             let events = state
                 .registry
-                .ack_zone(zone, body.user.clone(), body.comment.clone())
+                .ack_zone(zone, req.user.clone(), req.comment.clone())
                 .await?;
             if events.is_empty() {
                 return Err(ApiError::new(
@@ -313,6 +358,41 @@ pub async fn command(
             events
         }
     };
-    let view = view_of(&state, api, &source, &source_text, &key).await.ok();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "events": events, "alarm": view })))
+    let alarm = view_of(state, api, &source, source_text, &key).await.ok();
+    Ok(CommandOutcome { events, alarm })
+}
+
+pub async fn command(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    body: web::Json<CommandBody>,
+) -> Result<HttpResponse, ApiError> {
+    let who = crate::auth::principal(&req).ok_or(crate::auth::AuthError::Unauthorized)?;
+    if body.user.as_deref().is_some_and(|u| u != who.user) {
+        return Err(ApiError::bad_request(
+            "user_mismatch",
+            format!(
+                "the body names another user than the authenticated one ({}); leave `user` out",
+                who.user
+            ),
+        ));
+    }
+    let (source, key, action) = path.into_inner();
+    let body = body.into_inner();
+    let outcome = execute(
+        &state,
+        CommandRequest {
+            source,
+            key,
+            action,
+            user: who.user,
+            comment: body.comment,
+            reason: body.reason,
+            duration: body.duration,
+            until: body.until,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(outcome))
 }

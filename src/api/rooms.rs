@@ -1,5 +1,7 @@
 //! `GET /api/v1/rooms` and `GET /api/v1/rooms/{id}`: read from the actors' live state and the
-//! status board, never from a database.
+//! status board, never from a database. A room's view carries the equipment's nameplate
+//! (`spec`: tank height, fire reserve, hard minimum; pump ratings) so that a screen can draw
+//! levels to scale without a second request.
 
 use super::error::ApiError;
 use super::ApiState;
@@ -26,5 +28,19 @@ pub async fn get(
     let id =
         RoomId::new(&id).map_err(|e| ApiError::bad_request("invalid_room_id", e.to_string()))?;
     let view = state.registry.room_view(&id).await?;
-    Ok(HttpResponse::Ok().json(view))
+    let mut body = serde_json::to_value(&view).map_err(|e| ApiError::internal(e.to_string()))?;
+    if let (Some(spec), Some(obj)) = (state.registry.spec(&id), body.as_object_mut()) {
+        // The nameplate only: the source (controller addresses) stays out of the API.
+        obj.insert(
+            "spec".into(),
+            serde_json::json!({
+                "households": spec.households,
+                "outlet_setpoint_mpa": spec.outlet_setpoint_mpa,
+                "pumps": spec.pumps,
+                "tanks": spec.tanks,
+                "cameras": spec.cameras,
+            }),
+        );
+    }
+    Ok(HttpResponse::Ok().json(body))
 }

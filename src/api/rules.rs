@@ -3,14 +3,14 @@
 //! (compile and lint a script in the context of the rules in force; nothing changes),
 //! `PUT /api/v1/rules/{id}` (upload: validated, then written to the rule directory and put in
 //! force; refused with its diagnostics when it does not compile) and
-//! `POST /api/v1/rules/reload`. Uploads are for the rule-author role once authentication
-//! lands (the API issue).
+//! `POST /api/v1/rules/reload`. Validation, uploads and reloads need the rule-author role (see
+//! [`crate::auth::policy`]); every upload and reload, taken or refused, is audited.
 
 use super::error::ApiError;
 use super::{AlarmsApi, ApiState};
 use crate::alarms::reload::{reload_now, DiagnosticView};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use cistern_rules::{DiagLevel, RuleId, RuleSet};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -97,7 +97,7 @@ pub struct ValidateQuery {
     pub file: String,
 }
 
-fn script(body: &web::Bytes) -> Result<String, ApiError> {
+fn script(body: &[u8]) -> Result<String, ApiError> {
     if body.len() > MAX_SCRIPT {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -153,12 +153,48 @@ pub async fn validate(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "ok": ok, "diagnostics": diagnostics })))
 }
 
+/// Records `action` on `target` by the caller, with the outcome.
+fn audit(
+    state: &ApiState,
+    req: &HttpRequest,
+    action: &str,
+    target: &str,
+    result: &Result<HttpResponse, ApiError>,
+    done: &str,
+) {
+    let who = crate::auth::principal(req).unwrap_or_else(|| crate::auth::Principal {
+        user: "unknown".into(),
+        role: crate::auth::Role::Viewer,
+    });
+    let (ok, detail) = match result {
+        Ok(r) if r.status().is_success() => (true, done.to_owned()),
+        Ok(r) => (false, format!("refused ({})", r.status().as_u16())),
+        Err(e) => (false, format!("refused: {}: {}", e.code, e.message)),
+    };
+    state.security.record(&who, action, target, detail, ok);
+}
+
 pub async fn put(
     state: web::Data<ApiState>,
+    req: HttpRequest,
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let api = api(&state)?;
+    let id = id.into_inner();
+    let result = put_rule(&state, &id, &body).await;
+    audit(
+        &state,
+        &req,
+        "rule_put",
+        &id,
+        &result,
+        "uploaded and put in force",
+    );
+    result
+}
+
+async fn put_rule(state: &ApiState, id: &str, body: &[u8]) -> Result<HttpResponse, ApiError> {
+    let api = api(state)?;
     let file = format!("{id}.rhai");
     checked_file(&file)?;
     let Some(dir) = api.dir.clone() else {
@@ -168,7 +204,7 @@ pub async fn put(
             "this node runs the built-in library; set [rules] dir to upload rules",
         ));
     };
-    let source = script(&body)?;
+    let source = script(body)?;
     let diagnostics = validate_in_context(api, &file, source.clone())?;
     if diagnostics.iter().any(|d| d.level == DiagLevel::Error) {
         return Ok(HttpResponse::UnprocessableEntity().json(serde_json::json!({
@@ -193,8 +229,17 @@ pub async fn put(
     )
 }
 
-pub async fn reload(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
-    let api = api(&state)?;
+pub async fn reload(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let result = reload_rules(&state).await;
+    audit(&state, &req, "rule_reload", "rules", &result, "reloaded");
+    result
+}
+
+async fn reload_rules(state: &ApiState) -> Result<HttpResponse, ApiError> {
+    let api = api(state)?;
     let Some(dir) = api.dir.clone() else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

@@ -10,13 +10,30 @@
 //! stream).
 //!
 //! This module is the seam between the API (REST and WebSocket) and identity: the API asks only
-//! `verify_bearer` and records only through `AuditLog::record`.
+//! `verify_bearer` (or, behind the REST [`middleware`], [`principal`]) and records only through
+//! `AuditLog::record`. Inside: [`identity`] (users, API tokens, sessions), [`secret`] (hashes
+//! and token digests), [`limiter`] (failed-login limits), [`policy`] (who may call which
+//! route), [`audit`] (the log and its persistence), [`config`] (`[auth]`).
 
-use dashmap::DashMap;
+pub mod audit;
+pub mod config;
+pub mod identity;
+pub mod limiter;
+pub mod middleware;
+pub mod policy;
+pub mod secret;
+
+pub use audit::{AuditEntry, AuditLog, AuditQuery};
+pub use config::AuthConfig;
+pub use identity::{
+    Auth, AuthMetrics, Bootstrap, IdentityError, IdentityStore, LoginError, Session,
+};
+pub use policy::AUDIT_READ_ROLE;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
-use tokio::sync::broadcast;
 
 /// What a principal may do. Ordered: `Viewer < Operator < RuleAuthor < Admin`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -53,7 +70,7 @@ impl fmt::Display for Role {
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
-    /// The user's name, or the API token's name for a machine.
+    /// The user's name, or `token:<name>` for a machine's API token.
     pub user: String,
     pub role: Role,
 }
@@ -81,106 +98,22 @@ pub enum AuthError {
     Forbidden { needed: Role },
 }
 
-/// Verifies credentials. (First cut: an in-memory token table; users with argon2-hashed
-/// passwords, persistence and expiry replace the internals behind the same methods.)
-#[derive(Debug, Default)]
-pub struct Auth {
-    tokens: DashMap<String, Principal>,
-}
+impl std::str::FromStr for Role {
+    type Err = String;
 
-impl Auth {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The principal a bearer token stands for.
-    pub fn verify_bearer(&self, token: &str) -> Result<Principal, AuthError> {
-        self.tokens
-            .get(token)
-            .map(|p| p.value().clone())
-            .ok_or(AuthError::Unauthorized)
-    }
-
-    /// Makes `token` stand for `principal` (tests and bootstrap).
-    pub fn insert_token(&self, token: impl Into<String>, principal: Principal) {
-        self.tokens.insert(token.into(), principal);
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Role::Viewer, Role::Operator, Role::RuleAuthor, Role::Admin]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role {s:?}: viewer, operator, rule-author or admin"))
     }
 }
 
-/// One audited action.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    /// Milliseconds since the Unix epoch.
-    pub at_ms: i64,
-    /// Who acted (`anonymous` for a failed login).
-    pub user: String,
-    /// What kind of action: `login`, `login_failed`, `alarm_ack`, `alarm_shelve`, `rule_put`,
-    /// `setpoint_write`, `user_create`, `token_create`, ...
-    pub action: String,
-    /// What it acted on (an alarm id, a rule id, a point id, a user name).
-    pub target: String,
-    /// Free text: the operator's comment, the written value, the outcome.
-    pub detail: String,
-    /// Whether the action took effect.
-    pub ok: bool,
-}
-
-/// The audit log: every entry is kept (first cut: in memory) and fanned out to live subscribers.
-#[derive(Debug)]
-pub struct AuditLog {
-    live: broadcast::Sender<AuditEntry>,
-    recent: std::sync::Mutex<std::collections::VecDeque<AuditEntry>>,
-}
-
-impl Default for AuditLog {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// How many entries the in-memory log keeps.
-const RECENT_ENTRIES: usize = 10_000;
-
-impl AuditLog {
-    pub fn new() -> Self {
-        let (live, _) = broadcast::channel(1024);
-        Self {
-            live,
-            recent: std::sync::Mutex::new(std::collections::VecDeque::new()),
-        }
-    }
-
-    /// Records an entry and sends it to live subscribers (a lagging subscriber loses the
-    /// oldest entries and is told so by `broadcast`).
-    pub fn record(&self, entry: AuditEntry) {
-        tracing::info!(
-            user = %entry.user,
-            action = %entry.action,
-            target = %entry.target,
-            ok = entry.ok,
-            "audit"
-        );
-        {
-            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-            if recent.len() == RECENT_ENTRIES {
-                recent.pop_front();
-            }
-            recent.push_back(entry.clone());
-        }
-        let _ = self.live.send(entry);
-    }
-
-    /// Live entries from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<AuditEntry> {
-        self.live.subscribe()
-    }
-
-    /// The newest `limit` entries, newest last.
-    pub fn recent(&self, limit: usize) -> Vec<AuditEntry> {
-        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        let skip = recent.len().saturating_sub(limit);
-        recent.iter().skip(skip).cloned().collect()
-    }
+/// The caller of a REST request, as the [`middleware`] authenticated it (`None` on a public
+/// route called without a token).
+pub fn principal(req: &actix_web::HttpRequest) -> Option<Principal> {
+    use actix_web::HttpMessage as _;
+    req.extensions().get::<Principal>().cloned()
 }
 
 /// What the API holds: identity and the audit log.
@@ -188,4 +121,106 @@ impl AuditLog {
 pub struct Security {
     pub auth: Arc<Auth>,
     pub audit: Arc<AuditLog>,
+}
+
+impl Security {
+    /// Identity and audit for a node: in `storage` when it has one, else in memory.
+    pub async fn open(
+        config: &AuthConfig,
+        storage: Option<&crate::store::Storage>,
+    ) -> Result<Self, IdentityError> {
+        match storage {
+            Some(s) => Ok(Self {
+                auth: Arc::new(
+                    Auth::open(config, IdentityStore::new(s.store.clone(), s.io.handle())).await?,
+                ),
+                audit: AuditLog::stored(s.store.clone(), s.io.handle(), config.audit_flush_every),
+            }),
+            None => Ok(Self {
+                auth: Arc::new(Auth::with_config(config)),
+                audit: Arc::new(AuditLog::new()),
+            }),
+        }
+    }
+
+    /// Creates the first admin if no user exists ([`Auth::bootstrap`]), telling the operator
+    /// how: a generated password is printed once, on standard output.
+    pub async fn bootstrap(&self, password: Option<&str>) -> Result<Bootstrap, IdentityError> {
+        let outcome = self.auth.bootstrap(password).await?;
+        match &outcome {
+            Bootstrap::Existing => {}
+            Bootstrap::Configured => {
+                tracing::info!(user = identity::FIRST_ADMIN, "first admin created");
+            }
+            Bootstrap::Generated(pw) => {
+                tracing::warn!(
+                    user = identity::FIRST_ADMIN,
+                    "first admin created with a generated password, printed once on standard output"
+                );
+                println!(
+                    "first admin: user={} password={pw} (shown once: change it, or set [auth] admin_password before the first start)",
+                    identity::FIRST_ADMIN
+                );
+            }
+        }
+        if outcome != Bootstrap::Existing {
+            self.audit.record(AuditEntry::now(
+                "system",
+                "user_create",
+                identity::FIRST_ADMIN,
+                "first admin (bootstrap)",
+                true,
+            ));
+        }
+        Ok(outcome)
+    }
+
+    /// A login, audited (a failure under a name that does not exist is recorded as `unknown`,
+    /// so that a password typed into the name field never lands in the log).
+    pub async fn login(
+        &self,
+        user: &str,
+        password: &str,
+        address: Option<IpAddr>,
+    ) -> Result<Session, LoginError> {
+        let result = self.auth.login(user, password, address).await;
+        let from = address.map_or_else(|| "unknown address".to_owned(), |a| a.to_string());
+        let (who, action, detail, ok) = match &result {
+            Ok(s) => (s.user.clone(), "login", format!("from {from}"), true),
+            Err(e) => {
+                let who = if self.auth.user(user).is_some() {
+                    user.to_owned()
+                } else {
+                    "unknown".to_owned()
+                };
+                (who, "login_failed", format!("from {from}: {e}"), false)
+            }
+        };
+        self.audit
+            .record(AuditEntry::now(who, action, "session", detail, ok));
+        result
+    }
+
+    /// Records what `who` did.
+    pub fn record(
+        &self,
+        who: &Principal,
+        action: &str,
+        target: &str,
+        detail: impl Into<String>,
+        ok: bool,
+    ) {
+        self.audit.record(AuditEntry::now(
+            who.user.clone(),
+            action,
+            target,
+            detail,
+            ok,
+        ));
+    }
+
+    /// Writes what the audit log still holds (at shutdown, after the node has stopped).
+    pub async fn close(&self) {
+        self.audit.close().await;
+    }
 }

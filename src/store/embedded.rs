@@ -371,7 +371,7 @@ impl Store for EmbeddedStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn dir(name: &str) -> std::path::PathBuf {

@@ -218,39 +218,40 @@ fn demo_faults_raise_their_alarms_and_operators_work_them() {
     );
     assert_eq!(step["notify"], "shift_lead");
 
-    // Commands through the API, by a user with a comment.
+    // Commands through the API, by the authenticated user with a comment; a body naming
+    // someone else is refused.
     let (status, v) = post(
         &format!("{base}/api/v1/alarms/{id}/ack"),
         r#"{"user":"op1","comment":"crew on the way"}"#,
     );
-    assert_eq!(status, 200, "{v}");
-    assert_eq!(v["alarm"]["state"], "acked");
-    assert_eq!(v["events"][0]["user"], "op1");
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["code"], "user_mismatch", "{v}");
     let (status, v) = post(
         &format!("{base}/api/v1/alarms/{id}/ack"),
-        r#"{"user":"op1"}"#,
+        r#"{"user":"admin","comment":"crew on the way"}"#,
     );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["alarm"]["state"], "acked");
+    assert_eq!(v["events"][0]["user"], "admin");
+    let (status, v) = post(&format!("{base}/api/v1/alarms/{id}/ack"), r#"{}"#);
     assert_eq!(status, 409, "a second ack is refused: {v}");
     let (status, v) = post(
         &format!("{base}/api/v1/alarms/XM-0004/intrusion@room/shelve"),
-        r#"{"user":"op2","reason":"police on site","for":"1h"}"#,
+        r#"{"reason":"police on site","for":"1h"}"#,
     );
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["alarm"]["state"], "shelved");
     let (status, v) = post(
         &format!("{base}/api/v1/alarms/XM-0004/intrusion@room/unshelve"),
-        r#"{"user":"op2"}"#,
+        r#"{}"#,
     );
     assert_eq!(status, 200, "{v}");
     let (status, _) = post(
         &format!("{base}/api/v1/alarms/XM-0004/intrusion@room/shelve"),
-        r#"{"user":"op2","reason":"no end"}"#,
+        r#"{"reason":"no end"}"#,
     );
     assert_eq!(status, 400, "a shelve needs an expiry");
-    let (status, v) = post(
-        &format!("{base}/api/v1/alarms/XM-0099/x@room/ack"),
-        r#"{"user":"a"}"#,
-    );
+    let (status, v) = post(&format!("{base}/api/v1/alarms/XM-0099/x@room/ack"), r#"{}"#);
     assert_eq!(status, 404, "{v}");
 
     // Hot reload: a broken file is rejected with its position and the previous version runs.
@@ -269,17 +270,8 @@ fn demo_faults_raise_their_alarms_and_operators_work_them() {
     let log = std::fs::read_to_string(&demo.log).unwrap();
     assert!(log.contains("smoke.rhai:6:"), "file:line:column in the log");
     // Upload through the API: refused with diagnostics when broken, in force when good.
-    let put = |body: &str| {
-        let mut resp = ureq::put(&format!("{base}/api/v1/rules/door_held_open"))
-            .config()
-            .http_status_as_error(false)
-            .build()
-            .send(body)
-            .unwrap();
-        let status = resp.status().as_u16();
-        let v: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
-        (status, v)
-    };
+    let put =
+        |body: &str| crate::support::put(&format!("{base}/api/v1/rules/door_held_open"), body);
     let (status, v) = put("//! id = \"door_held_open\"\nnot a header\n");
     assert_eq!(status, 422, "{v}");
     assert!(v["diagnostics"][0]["line"].as_u64().is_some(), "{v}");
@@ -365,7 +357,7 @@ fn kill_9_keeps_active_alarms_and_running_delays() {
     });
     let (status, v) = post(
         &format!("{}/ack", url(&base, "pump_fault@P2")),
-        r#"{"user":"op1","comment":"seen"}"#,
+        r#"{"comment":"seen"}"#,
     );
     assert_eq!(status, 200, "{v}");
     // P1's 30 s delay is running.

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod alarms;
+mod auth;
 mod bench;
 mod crash;
 mod demo;
@@ -14,3 +15,4 @@ mod mqtt;
 mod rules;
 mod simulate;
 mod support;
+mod ui;

@@ -89,6 +89,7 @@ async fn embedded_node(
         Arc::new(SystemClock),
     );
     spec.http = "127.0.0.1:0".parse().unwrap();
+    spec.security = crate::support::it_security().await;
     spec.sink = sink;
     spec.field = field;
     spec.mqtt = Some(MqttConfig {
@@ -354,6 +355,7 @@ async fn a_burst_larger_than_every_queue_is_ingested_in_full() {
         Arc::new(SystemClock),
     );
     spec.http = "127.0.0.1:0".parse().unwrap();
+    spec.security = crate::support::it_security().await;
     spec.mqtt = Some(MqttConfig {
         host: "127.0.0.1".into(),
         port: broker.addr.port(),

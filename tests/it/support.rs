@@ -1,5 +1,10 @@
 //! Shared test support: the built binary as a child process, readiness polling with deadlines,
 //! a small HTTP client, and a real mosquitto on a free loopback port.
+//!
+//! Authentication: every child starts with `CISTERN_ADMIN_PASSWORD` = [`IT_ADMIN_PASSWORD`],
+//! and the HTTP helpers ([`get`], [`post`], [`put`], [`delete`], ...) log in as `admin` once per
+//! base URL and send its bearer token. Tests about authentication itself use [`login`],
+//! [`call_as`] (any token, or none) and [`call_raw`] (any headers).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -49,6 +54,7 @@ pub fn spawn_cistern(
     let mut child = Command::new(env!("CARGO_BIN_EXE_cistern"))
         .args(args)
         .env("RUST_LOG", "info,rumqttd=warn,rumqttc=warn")
+        .env("CISTERN_ADMIN_PASSWORD", IT_ADMIN_PASSWORD)
         .env("RUST_BACKTRACE", "0")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -115,44 +121,190 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-/// GET a URL: status and JSON body.
-pub fn get(url: &str) -> (u16, serde_json::Value) {
-    let mut resp = agent()
-        .get(url)
-        .call()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = resp.status().as_u16();
-    let body = resp.body_mut().read_to_string().unwrap();
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+/// The first admin's password in every test process and in-process node.
+pub const IT_ADMIN_PASSWORD: &str = "it-admin-password";
+
+/// `scheme://host:port` of a URL.
+pub fn base_of(url: &str) -> String {
+    let after = url.find("://").map_or(0, |i| i + 3);
+    match url[after..].find('/') {
+        Some(i) => url[..after + i].to_owned(),
+        None => url.to_owned(),
+    }
+}
+
+fn tokens() -> &'static std::sync::Mutex<HashMap<String, String>> {
+    static TOKENS: std::sync::OnceLock<std::sync::Mutex<HashMap<String, String>>> =
+        std::sync::OnceLock::new();
+    TOKENS.get_or_init(Default::default)
+}
+
+/// `POST {base}/api/v1/auth/login`: status and JSON body.
+pub fn login(base: &str, user: &str, password: &str) -> (u16, serde_json::Value) {
+    call_as(
+        None,
+        "POST",
+        &format!("{base}/api/v1/auth/login"),
+        Some(&serde_json::json!({ "user": user, "password": password }).to_string()),
     )
 }
 
-/// GET a URL as text (e.g. `/metrics`).
-pub fn get_text(url: &str) -> String {
-    agent()
-        .get(url)
-        .call()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+/// Logs in as `user` and returns the session token (panics unless the login succeeds).
+pub fn token_for(base: &str, user: &str, password: &str) -> String {
+    let (status, body) = login(base, user, password);
+    assert_eq!(status, 200, "login as {user} at {base}: {body}");
+    body["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token in {body}"))
+        .to_owned()
+}
+
+/// The admin's session token for the server at `url` (logged in once per base URL; `fresh`
+/// logs in again, after the server restarted and forgot its sessions).
+pub fn admin_token(url: &str, fresh: bool) -> String {
+    let base = base_of(url);
+    let mut cache = tokens().lock().unwrap_or_else(|e| e.into_inner());
+    if !fresh {
+        if let Some(t) = cache.get(&base) {
+            return t.clone();
+        }
+    }
+    let token = token_for(&base, "admin", IT_ADMIN_PASSWORD);
+    cache.insert(base, token.clone());
+    token
+}
+
+/// One request with any headers: status and body text. Never panics on a refusal.
+pub fn call_raw(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String) {
+    send(&agent(), method, url, headers, body)
+}
+
+fn send(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String) {
+    let result = match (method, body) {
+        ("GET", _) => {
+            let mut r = agent.get(url);
+            for (k, v) in headers {
+                r = r.header(*k, *v);
+            }
+            r.call()
+        }
+        ("DELETE", _) => {
+            let mut r = agent.delete(url);
+            for (k, v) in headers {
+                r = r.header(*k, *v);
+            }
+            r.call()
+        }
+        (m, b) => {
+            let mut r = match m {
+                "POST" => agent.post(url),
+                "PUT" => agent.put(url),
+                "PATCH" => agent.patch(url),
+                other => panic!("call_raw: method {other} not supported"),
+            };
+            for (k, v) in headers {
+                r = r.header(*k, *v);
+            }
+            r.header("content-type", "application/json")
+                .send(b.unwrap_or(""))
+        }
+    };
+    let mut resp = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = resp.status().as_u16();
+    let text = resp
         .body_mut()
+        .with_config()
+        // WebDriver screenshots are base64 PNGs of a few MB.
+        .limit(64 * 1024 * 1024)
         .read_to_string()
-        .unwrap()
+        .unwrap_or_default();
+    (status, text)
 }
 
-/// POST raw bytes as JSON: status and JSON body.
+fn json_of(text: String) -> serde_json::Value {
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+}
+
+/// One request with `token` as the bearer (none: anonymous): status and JSON body.
+pub fn call_as(
+    token: Option<&str>,
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| vec![("authorization", a)])
+        .unwrap_or_default();
+    let (status, text) = call_raw(method, url, &headers, body);
+    (status, json_of(text))
+}
+
+/// One request as the admin: status and JSON body. A 401 means the server forgot the session
+/// (it restarted on the same address): log in again and send once more.
+pub fn call(method: &str, url: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let token = admin_token(url, false);
+    let (status, v) = call_as(Some(&token), method, url, body);
+    if status != 401 {
+        return (status, v);
+    }
+    let token = admin_token(url, true);
+    call_as(Some(&token), method, url, body)
+}
+
+/// GET a URL as the admin: status and JSON body.
+pub fn get(url: &str) -> (u16, serde_json::Value) {
+    call("GET", url, None)
+}
+
+/// GET a URL as text, without a token (e.g. `/metrics`, public).
+pub fn get_text(url: &str) -> String {
+    let (status, text) = call_raw("GET", url, &[], None);
+    assert_eq!(status, 200, "GET {url}: {text}");
+    text
+}
+
+/// POST raw bytes as JSON, as the admin: status and JSON body.
 pub fn post(url: &str, body: &str) -> (u16, serde_json::Value) {
-    let mut resp = agent()
-        .post(url)
-        .header("content-type", "application/json")
-        .send(body)
-        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-    )
+    call("POST", url, Some(body))
+}
+
+/// PUT raw bytes as JSON, as the admin: status and JSON body.
+pub fn put(url: &str, body: &str) -> (u16, serde_json::Value) {
+    call("PUT", url, Some(body))
+}
+
+/// PATCH raw bytes as JSON, as the admin: status and JSON body.
+pub fn patch(url: &str, body: &str) -> (u16, serde_json::Value) {
+    call("PATCH", url, Some(body))
+}
+
+/// DELETE a URL as the admin: status and JSON body.
+pub fn delete(url: &str) -> (u16, serde_json::Value) {
+    call("DELETE", url, None)
+}
+
+/// Identity for an in-process node: in memory, with the first admin's password set to
+/// [`IT_ADMIN_PASSWORD`] (as the child processes have), so the HTTP helpers work against it.
+pub async fn it_security() -> cistern::auth::Security {
+    let security = cistern::auth::Security::default();
+    security
+        .bootstrap(Some(IT_ADMIN_PASSWORD))
+        .await
+        .expect("bootstrap the test admin");
+    security
 }
 
 /// A free loopback port (bound then released: the child binds it right after).
@@ -235,4 +387,22 @@ impl Mosquitto {
         wait_listening(addr, Duration::from_secs(10));
         Self { addr, _proc: proc }
     }
+}
+
+/// A JSON call to a real peer that is not Cistern (chromedriver's WebDriver endpoint): no
+/// Cistern token is attached, and the timeout is long (starting a browser session on a loaded
+/// machine takes a while). Status and JSON body.
+pub fn peer_call(
+    method: &str,
+    url: &str,
+    body: Option<&serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(90)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let body = body.map(|b| b.to_string());
+    let (status, text) = send(&agent, method, url, &[], body.as_deref().or(Some("{}")));
+    (status, json_of(text))
 }

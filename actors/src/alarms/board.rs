@@ -1,14 +1,17 @@
 //! The alarm board: every alarm of the node that is not normal (unacknowledged, acknowledged,
 //! returned-unacknowledged, shelved, suppressed, out of service), kept current by the room and
 //! zone actors after every transition. Listings and the fleet's alarm gauges read it; no actor
-//! is asked.
+//! is asked. Every change is also reported to the [`LiveFeed`] (dashboards), when one is set.
 
 use super::metrics::RuleMetrics;
+use crate::LiveFeed;
 use cistern_rules::alarm::{Pending, ServiceInfo, ShelveInfo};
+use cistern_rules::AlarmEvent;
 use cistern_rules::{AlarmKey, AlarmRecord, AlarmState, FactValue, RuleId, Severity};
 use cistern_schemas::{DeviceId, RoomId, Timestamp, ZoneId};
 use dashmap::DashMap;
 use serde::Serialize;
+use std::sync::{Arc, OnceLock};
 
 /// The API id of an alarm: `<room>/<rule>@<unit>` (`XM-0001/pump_fault@P1`), or
 /// `zone:<zone>/zone_event@room` for a zone's alarm.
@@ -114,7 +117,7 @@ pub struct AlarmFilter {
 }
 
 impl AlarmFilter {
-    fn matches(&self, v: &AlarmView) -> bool {
+    pub fn matches(&self, v: &AlarmView) -> bool {
         (self.states.is_empty() || self.states.contains(&v.state))
             && (self.severities.is_empty() || self.severities.contains(&v.severity))
             && self
@@ -131,6 +134,8 @@ impl AlarmFilter {
 pub struct AlarmBoard {
     alarms: DashMap<String, AlarmView>,
     metrics: RuleMetrics,
+    /// Set once by the node, before the actors start.
+    live: OnceLock<Arc<dyn LiveFeed>>,
 }
 
 impl AlarmBoard {
@@ -138,12 +143,29 @@ impl AlarmBoard {
         Self {
             alarms: DashMap::new(),
             metrics,
+            live: OnceLock::new(),
+        }
+    }
+
+    /// Reports every later change of the board, and every alarm event, to `live`. Only the
+    /// first call takes effect.
+    pub fn set_live(&self, live: Arc<dyn LiveFeed>) {
+        let _ = self.live.set(live);
+    }
+
+    /// Hands alarm events to the live feed (the actors call it beside `AlarmStore::record`).
+    pub fn publish_events(&self, events: &[AlarmEvent]) {
+        if let Some(live) = self.live.get() {
+            live.alarm_events(events);
         }
     }
 
     /// Puts a view on the board, or takes it off when it is normal again; keeps the
     /// `cistern_alarms_active` gauges in step.
     pub fn update(&self, view: AlarmView) {
+        if let Some(live) = self.live.get() {
+            live.alarm_changed(&view);
+        }
         let old = if view.listed() {
             let gauge = self.gauge(&view);
             gauge.inc();

@@ -123,6 +123,7 @@ impl ZoneActor {
         }
         self.host.board.update(view);
         self.host.store.record(events);
+        self.host.board.publish_events(events);
         self.host.store.save_zone(&self.zone, snap);
     }
 }

@@ -26,6 +26,8 @@ pub struct DeviceDeps {
     pub config: Arc<ActorConfig>,
     /// The alarm rules and their ports; none runs no rules.
     pub rules: Option<Arc<RuleHost>>,
+    /// Where live changes go for dashboards (never blocks).
+    pub live: Arc<dyn crate::LiveFeed>,
 }
 
 /// The kind-specific part of a device actor: the state it derives from its points.
@@ -163,6 +165,14 @@ impl<B: DeviceBehaviour + std::fmt::Debug> DeviceActor<B> {
             let now = self.deps.clock.now();
             self.behaviour.applied(&self.table, now);
             self.report();
+            self.publish_live();
+        }
+    }
+
+    /// Tells dashboards watching the room (if any) the device's new live view.
+    fn publish_live(&self) {
+        if self.deps.live.watches(&self.id.room) {
+            self.deps.live.device_changed(self.view());
         }
     }
 
@@ -192,6 +202,7 @@ impl<B: DeviceBehaviour + std::fmt::Debug> DeviceActor<B> {
         self.deps.metrics.stale_transitions.inc_by(n as u64);
         if n > 0 {
             self.report();
+            self.publish_live();
         }
     }
 

@@ -4,7 +4,7 @@ use super::alarms::{Followups, RoomAlarms};
 use super::messages::{
     AlarmCommandError, GetAlarms, GetRoomView, RoomCommand, SamplesReceived, SwapRules,
 };
-use super::state::{derive_room, status_label, RoomStatus, RoomView};
+use super::state::{derive_room, status_label, RoomPart, RoomStatus, RoomView};
 use crate::alarms::zone::{MemberEvent, SetExternal};
 use crate::alarms::{Bookmark, DeviceChanged, ReportFacts};
 use crate::camera::CameraActor;
@@ -206,8 +206,27 @@ impl PumpRoomActor {
         );
     }
 
+    /// The room's own instruments and status, as dashboards see them.
+    fn part(&self) -> RoomPart {
+        RoomPart {
+            id: self.spec.id.clone(),
+            status: status_label(self.online),
+            last_seen: self.last_seen,
+            derived: derive_room(&self.spec, &self.table),
+            points: self.table.views(),
+        }
+    }
+
+    /// Tells dashboards watching the room (if any) its own new live state.
+    fn publish_live(&self) {
+        if self.deps.live.watches(&self.spec.id) {
+            self.deps.live.room_changed(self.part());
+        }
+    }
+
     fn apply_own(&mut self, records: &[Record], receipt: crate::ports::Receipt) {
         if self.deps.apply(&self.id, &mut self.table, records, receipt) {
+            self.publish_live();
             self.inform_tanks();
             if let Some(alarms) = &mut self.alarms {
                 alarms.room_points(&self.table, self.deps.clock.now());
@@ -259,6 +278,10 @@ impl PumpRoomActor {
         if self.online && silent {
             self.online = false;
             tracing::warn!(room = %self.id, after = ?self.deps.config.offline_after, "room went offline: gateway silent");
+            self.deps.live.status_changed(&self.spec.id, false);
+            self.publish_live();
+        } else if n > 0 {
+            self.publish_live();
         }
         self.publish_status();
         let (online, age) = (self.online, self.data_age_s(now));
@@ -323,6 +346,8 @@ impl Handler<SamplesReceived> for PumpRoomActor {
         self.online = true;
         if !was_online {
             tracing::info!(room = %self.id, "room online");
+            self.deps.live.status_changed(&self.spec.id, true);
+            self.publish_live();
         }
         let unit = batch.device.unit;
         let child = |n: u8| usize::from(n) - 1;
@@ -471,17 +496,18 @@ impl Handler<GetRoomView> for PumpRoomActor {
         let metrics = self.deps.metrics.clone();
         let own = guarded(self, ctx, "room", &id, &metrics, |act, _| {
             let s = &act.spec;
+            let part = act.part();
             RoomView {
-                id: s.id.clone(),
+                id: part.id,
                 name: s.name.clone(),
                 address: s.address.clone(),
                 zone: s.zone.clone(),
                 lat: s.lat,
                 lon: s.lon,
-                status: status_label(act.online),
-                last_seen: act.last_seen,
-                derived: derive_room(s, &act.table),
-                points: act.table.views(),
+                status: part.status,
+                last_seen: part.last_seen,
+                derived: part.derived,
+                points: part.points,
                 pumps: Vec::new(),
                 tanks: Vec::new(),
                 cameras: Vec::new(),

@@ -277,6 +277,7 @@ impl RoomAlarms {
         }
         if !events.is_empty() {
             self.host.store.record(&events);
+            self.host.board.publish_events(&events);
         }
         let fingerprint = self.engine.fingerprint();
         if fingerprint != self.saved || !events.is_empty() {

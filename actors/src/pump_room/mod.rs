@@ -30,4 +30,4 @@ pub use actor::PumpRoomActor;
 pub use messages::{
     AlarmCommandError, GetAlarms, GetRoomView, RoomCommand, SamplesReceived, SwapRules,
 };
-pub use state::{status_label, RoomDerived, RoomStatus, RoomSummary, RoomView};
+pub use state::{status_label, RoomDerived, RoomPart, RoomStatus, RoomSummary, RoomView};

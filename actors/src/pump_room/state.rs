@@ -62,6 +62,17 @@ pub struct RoomView {
     pub cameras: Vec<DeviceView>,
 }
 
+/// The room's own part of its [`RoomView`]: what changes when its own instruments report
+/// (the live feed sends it to dashboards watching the room).
+#[derive(Clone, Debug, Serialize)]
+pub struct RoomPart {
+    pub id: RoomId,
+    pub status: &'static str,
+    pub last_seen: Option<Timestamp>,
+    pub derived: RoomDerived,
+    pub points: Vec<PointView>,
+}
+
 /// Derives the room's state from its own points.
 pub fn derive_room(spec: &RoomSpec, table: &PointTable) -> RoomDerived {
     let flow = table.good_value("outlet_flow");

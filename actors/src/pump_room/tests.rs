@@ -100,6 +100,7 @@ pub(super) fn fixture_with_rules(
         // tests pass a sweep timer that never fires on its own and send Sweep themselves
         config: Arc::new(config),
         rules,
+        live: Arc::new(crate::NullLiveFeed),
     };
     let inventory = Inventory {
         zones: vec![ZoneSpec {

@@ -1,0 +1,154 @@
+//! Users (admin only, see [`crate::auth::policy`]): `GET /api/v1/users`,
+//! `POST /api/v1/users` `{name, role, password}`, `GET /api/v1/users/{name}`,
+//! `PATCH /api/v1/users/{name}` `{role?, password?}`, `DELETE /api/v1/users/{name}`. The last
+//! admin can be neither deleted nor demoted. Every change, taken or refused, is audited.
+
+use super::error::ApiError;
+use super::ApiState;
+use crate::auth::{self, Principal, Role};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+/// `POST /api/v1/users` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub name: String,
+    pub role: Role,
+    pub password: String,
+}
+
+/// `PATCH /api/v1/users/{name}` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    #[serde(default)]
+    pub role: Option<Role>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+// Never print a password.
+impl std::fmt::Debug for CreateUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateUser")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for UpdateUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateUser")
+            .field("role", &self.role)
+            .field("password", &self.password.as_ref().map(|_| "<new>"))
+            .finish()
+    }
+}
+
+/// The caller (the middleware put it there; its absence is a wiring fault, refused as such).
+pub(crate) fn caller(req: &HttpRequest) -> Result<Principal, ApiError> {
+    auth::principal(req).ok_or_else(|| auth::AuthError::Unauthorized.into())
+}
+
+/// Audits an admin action with its outcome and passes the result on.
+pub(crate) fn audited<T>(
+    state: &ApiState,
+    who: &Principal,
+    action: &str,
+    target: &str,
+    detail: &str,
+    result: Result<T, auth::IdentityError>,
+) -> Result<T, ApiError> {
+    match result {
+        Ok(v) => {
+            state.security.record(who, action, target, detail, true);
+            Ok(v)
+        }
+        Err(e) => {
+            state
+                .security
+                .record(who, action, target, format!("refused: {e}"), false);
+            Err(e.into())
+        }
+    }
+}
+
+pub async fn list(state: web::Data<ApiState>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "users": state.security.auth.users() }))
+}
+
+pub async fn get(
+    state: web::Data<ApiState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let user =
+        state.security.auth.user(&name).ok_or_else(|| {
+            ApiError::not_found("unknown_user", format!("no user {}", name.as_str()))
+        })?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+pub async fn create(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    body: web::Json<CreateUser>,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&req)?;
+    let result = state
+        .security
+        .auth
+        .create_user(&body.name, body.role, &body.password)
+        .await;
+    let detail = format!("role {}", body.role);
+    let user = audited(&state, &who, "user_create", &body.name, &detail, result)?;
+    Ok(HttpResponse::Created().json(user))
+}
+
+pub async fn update(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    name: web::Path<String>,
+    body: web::Json<UpdateUser>,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&req)?;
+    if body.role.is_none() && body.password.is_none() {
+        return Err(ApiError::bad_request(
+            "nothing_to_change",
+            "give a `role`, a `password`, or both",
+        ));
+    }
+    let result = state
+        .security
+        .auth
+        .update_user(&name, body.role, body.password.as_deref())
+        .await;
+    let mut detail = Vec::new();
+    if let Some(r) = body.role {
+        detail.push(format!("role {r}"));
+    }
+    if body.password.is_some() {
+        detail.push("password changed (sessions ended)".to_owned());
+    }
+    let user = audited(
+        &state,
+        &who,
+        "user_update",
+        &name,
+        &detail.join(", "),
+        result,
+    )?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+pub async fn delete(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&req)?;
+    let result = state.security.auth.delete_user(&name).await;
+    let user = audited(&state, &who, "user_delete", &name, "", result)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": user })))
+}

@@ -1,0 +1,95 @@
+// The REST client: every request carries the session's bearer token; a 401 anywhere means the
+// session is over (expired, revoked) and sends the operator back to the login screen.
+
+const KEY = 'cistern.session';
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export function session() {
+  try {
+    return JSON.parse(sessionStorage.getItem(KEY) || 'null');
+  } catch {
+    return null;
+  }
+}
+
+export function saveSession(s) {
+  sessionStorage.setItem(KEY, JSON.stringify(s));
+}
+
+export function clearSession() {
+  sessionStorage.removeItem(KEY);
+}
+
+async function decode(resp) {
+  const text = await resp.text();
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    body = null;
+  }
+  if (!resp.ok) {
+    const e = (body && body.error) || {};
+    if (resp.status === 401) window.dispatchEvent(new CustomEvent('cistern:unauthorized'));
+    throw new ApiError(resp.status, e.code || `http_${resp.status}`, e.message || resp.statusText || 'request failed');
+  }
+  return body;
+}
+
+export async function request(method, path, body) {
+  const headers = { accept: 'application/json' };
+  const s = session();
+  if (s && s.token) headers.authorization = `Bearer ${s.token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  return decode(resp);
+}
+
+export const get = (path) => request('GET', path);
+export const post = (path, body) => request('POST', path, body ?? {});
+
+export async function login(user, password) {
+  const resp = await fetch('/api/v1/auth/login', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify({ user, password }),
+  });
+  const text = await resp.text();
+  let body = null;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = null;
+  }
+  if (!resp.ok) {
+    const e = (body && body.error) || {};
+    throw new ApiError(resp.status, e.code || `http_${resp.status}`, e.message || 'sign-in failed');
+  }
+  saveSession(body);
+  return body;
+}
+
+export async function logout() {
+  try {
+    await post('/api/v1/auth/logout');
+  } catch {
+    // The session ends locally whatever the node says.
+  }
+  clearSession();
+}
+
+// Stored samples of some points over [from, to], `{point: [[t, v], ...]}`.
+export async function history(points, from, to) {
+  const q = points.map((p) => `point=${encodeURIComponent(p)}`).join('&');
+  const body = await get(`/api/v1/history?${q}&from=${from}&to=${to}`);
+  const out = {};
+  for (const s of body.series || []) out[s.point] = s.samples || [];
+  return out;
+}

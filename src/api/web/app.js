@@ -1,0 +1,235 @@
+// The operator console: sign-in, then three screens over one live connection — the fleet map,
+// the alarm list and a room page — routed by the URL's hash (#/map, #/alarms, #/room/XM-0001)
+// so that a browser's back button and bookmarks work. Shared live state: the `fleet` topic
+// (zone summaries and one mark per room) and the `alarms` topic (the whole alarm board).
+
+import * as api from './api.js';
+import { Live } from './live.js';
+import { FleetMap } from './map.js';
+import { AlarmBoard, AlarmTable, wireActions } from './alarms.js';
+import { RoomPage } from './room.js';
+import { clock, esc, SEVERITIES, unacked, zoneLabel } from './format.js';
+
+const $ = (id) => document.getElementById(id);
+
+let live = null;
+let board = null;
+let map = null;
+let roomPage = null;
+let alarmTable = null;
+const zones = new Map();
+let frame = 0;
+const dirty = new Set();
+
+function schedule(part) {
+  dirty.add(part);
+  if (!frame) frame = requestAnimationFrame(flush);
+}
+
+function flush() {
+  frame = 0;
+  if (dirty.has('zones')) renderZones();
+  if (dirty.has('alarms')) renderAlarms();
+  dirty.clear();
+}
+
+// --- sign-in ---
+
+function showLogin(message = '') {
+  if (live) live.stop();
+  live = null;
+  $('shell').hidden = true;
+  $('login').hidden = false;
+  $('login-error').textContent = message;
+  $('login-password').value = '';
+  $('login-user').focus();
+}
+
+$('login-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  $('login-submit').disabled = true;
+  $('login-error').textContent = '';
+  try {
+    await api.login($('login-user').value.trim(), $('login-password').value);
+    await start();
+  } catch (err) {
+    $('login-error').textContent = err.status === 401 ? 'Wrong user name or password.' : `Sign-in failed: ${err.message}`;
+  } finally {
+    $('login-submit').disabled = false;
+  }
+});
+
+$('logout').addEventListener('click', async () => {
+  await api.logout();
+  showLogin();
+});
+
+window.addEventListener('cistern:unauthorized', () => {
+  api.clearSession();
+  showLogin('Your session has ended; sign in again.');
+});
+
+// --- the console ---
+
+async function start() {
+  const s = api.session();
+  $('login').hidden = true;
+  $('shell').hidden = false;
+  $('who').textContent = s ? `${s.user} (${s.role})` : '';
+  board = new AlarmBoard();
+  map = map || new FleetMap($('map'), $('map-tip'), { onOpen: (id) => (location.hash = `#/room/${id}`) });
+  alarmTable = alarmTable || new AlarmTable($('alarm-rows'), { empty: 'No alarms match.' });
+  live = new Live({ onLink: linkState });
+  roomPage = roomPage || new RoomPage($('view-room'), { live: proxyLive(), board: proxyBoard() });
+
+  // The inventory (names, positions, zones) once; live status comes from the `fleet` topic.
+  const inventory = await api.get('/api/v1/rooms');
+  map.setRooms(inventory.rooms);
+  const zoneIds = [...new Set(inventory.rooms.map((r) => r.zone))].sort();
+  $('f-zone').innerHTML = '<option value="">all</option>' + zoneIds.map((z) => `<option value="${esc(z)}">${esc(zoneLabel(z))}</option>`).join('');
+  zones.clear();
+  for (const z of zoneIds) {
+    const members = inventory.rooms.filter((r) => r.zone === z);
+    const offline = members.filter((r) => r.online === false).length;
+    zones.set(z, { zone: z, rooms: members.length, online: members.length - offline, offline, alarms: { P1: 0, P2: 0, P3: 0, P4: 0 }, unacked: 0 });
+  }
+  schedule('zones');
+
+  live.subscribe('fleet', 'fleet', { rooms: true }, (m) => {
+    if (m.type === 'snapshot') {
+      for (const z of m.data.zones || []) zones.set(z.zone, z);
+      for (const r of m.data.rooms || []) map.mark(r);
+      for (const z of m.data.zones || []) map.zone(z);
+    } else if (m.type === 'delta') {
+      if (m.data.kind === 'zone') {
+        zones.set(m.data.zone.zone, m.data.zone);
+        map.zone(m.data.zone);
+      } else if (m.data.kind === 'room') {
+        map.mark(m.data.room);
+      }
+    }
+    schedule('zones');
+  });
+  board.onChange(() => schedule('alarms'));
+  live.subscribe('alarms', 'alarms', {}, (m) => board.apply(m));
+  live.start();
+  route();
+}
+
+// The room page holds references that must follow a re-login (a new Live and board).
+function proxyLive() {
+  return { subscribe: (...a) => live.subscribe(...a), command: (...a) => live.command(...a) };
+}
+
+function proxyBoard() {
+  return { onChange: (f) => board.onChange(f), list: (f) => board.list(f) };
+}
+
+function linkState(mode, detail) {
+  const el = $('link-state');
+  el.className = `link-state ${mode === 'up' ? 'up' : mode === 'polling' ? '' : 'down'}`;
+  el.textContent = mode === 'up' ? 'live' : mode === 'polling' ? 'polling (no socket)' : `link down${detail ? `: ${detail}` : ''}`;
+  el.title = mode === 'up' ? 'connected to the node over a WebSocket' : el.textContent;
+}
+
+function renderZones() {
+  const totals = { P1: 0, P2: 0, P3: 0, P4: 0 };
+  let online = 0;
+  let offline = 0;
+  let un = 0;
+  const rows = [];
+  for (const z of [...zones.values()].sort((a, b) => a.zone.localeCompare(b.zone))) {
+    online += z.online;
+    offline += z.offline;
+    un += z.unacked || 0;
+    const cells = SEVERITIES.map((s) => {
+      const n = (z.alarms && z.alarms[s]) || 0;
+      totals[s] += n;
+      return `<td class="n sev-${s}${n ? ' hot' : ''}">${n || '·'}</td>`;
+    }).join('');
+    rows.push(`<tr data-zone="${esc(z.zone)}"><td>${esc(zoneLabel(z.zone))}</td><td class="n">${z.rooms}</td><td class="n${z.offline ? ' hot' : ''}">${z.offline || '·'}</td>${cells}</tr>`);
+  }
+  const html = rows.join('');
+  const body = $('zone-rows');
+  if (body.dataset.html !== html) {
+    body.innerHTML = html;
+    body.dataset.html = html;
+  }
+  $('sum-online').textContent = online;
+  $('sum-offline').textContent = offline;
+  for (const s of SEVERITIES) {
+    $(`sum-${s}`).textContent = totals[s];
+    $(`sum-${s}`).parentNode.classList.toggle('hot', totals[s] > 0);
+  }
+  $('sum-unacked').textContent = un;
+  $('sum-unacked').parentNode.classList.toggle('hot', un > 0);
+}
+
+function alarmFilter() {
+  const state = $('f-state').value;
+  const sev = $('f-severity').value;
+  const zone = $('f-zone').value;
+  const room = $('f-room').value.trim().toUpperCase();
+  return (a) => (!state || a.state === state) && (!sev || a.severity === sev) && (!zone || a.zone === zone) && (!room || a.room.includes(room));
+}
+
+function renderAlarms() {
+  if (!board) return;
+  const list = board.list(alarmFilter());
+  alarmTable.render(list);
+  $('alarm-count').textContent = `${list.length} of ${board.alarms.size} on the board`;
+  // The map's short list: what needs attention first.
+  const top = board.list((a) => a.active && !['shelved', 'suppressed', 'out_of_service'].includes(a.state)).slice(0, 40);
+  $('mini-count').textContent = `(${top.length}${top.length === 40 ? '+' : ''})`;
+  $('mini-alarms').innerHTML = top.length
+    ? top.map((a) => `<li data-room="${esc(a.room)}"><span class="sev ${esc(a.severity)}${unacked(a.state) ? ' unack' : ''}">${esc(a.severity)}</span><span>${esc(a.room)}</span><span class="msg" title="${esc(a.message)}">${esc(a.message)}</span></li>`).join('')
+    : '<li class="empty">No active alarms.</li>';
+}
+
+for (const id of ['f-state', 'f-severity', 'f-zone', 'f-room']) $(id).addEventListener('input', () => schedule('alarms'));
+$('mini-alarms').addEventListener('click', (e) => {
+  const li = e.target.closest('li[data-room]');
+  if (li) location.hash = `#/room/${li.dataset.room}`;
+});
+wireActions(document.body, proxyLive(), { onError: (msg) => toast(msg) });
+
+// A refused command stays on screen until the operator dismisses it: it must not go unseen.
+function toast(msg) {
+  const el = $('toast');
+  el.querySelector('span').textContent = msg;
+  el.hidden = false;
+}
+$('toast').querySelector('button').addEventListener('click', () => ($('toast').hidden = true));
+
+// --- routing ---
+
+function route() {
+  if ($('shell').hidden) return;
+  const [, view = 'map', arg] = location.hash.split('/');
+  const v = ['map', 'alarms', 'room'].includes(view) ? view : 'map';
+  for (const name of ['map', 'alarms', 'room']) $(`view-${name}`).hidden = name !== v;
+  for (const a of document.querySelectorAll('.topbar nav a')) a.classList.toggle('active', a.dataset.view === v);
+  if (v === 'room' && arg) {
+    const id = decodeURIComponent(arg);
+    $('nav-room').hidden = false;
+    $('nav-room').textContent = id;
+    $('nav-room').href = `#/room/${id}`;
+    roomPage.open(id);
+  } else if (roomPage) {
+    roomPage.close();
+  }
+}
+
+window.addEventListener('hashchange', route);
+setInterval(() => ($('clock').textContent = clock(Date.now())), 1000);
+
+// A session survives a reload (sessionStorage) as long as the node still accepts its token.
+(async () => {
+  if (!api.session()) return showLogin();
+  try {
+    await api.get('/api/v1/auth/me');
+    await start();
+  } catch {
+    showLogin();
+  }
+})();

@@ -1,0 +1,199 @@
+// The fleet map: every room placed by its latitude and longitude on an offline schematic of the
+// supply zones (each zone's outline is the padded convex hull of its rooms; no tiles, nothing
+// fetched). One SVG circle per room, built once; live updates only change the class of the
+// circles that changed, batched into one animation frame, so a 2,100-room fleet stays fluid
+// whatever the message rate.
+
+import { esc, zoneLabel } from './format.js';
+
+const NS = 'http://www.w3.org/2000/svg';
+const WIDTH = 1000;
+const MARGIN = 40;
+
+function el(name, attrs = {}, parent = null) {
+  const e = document.createElementNS(NS, name);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+// Andrew's monotone chain.
+function hull(points) {
+  const p = [...points].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  if (p.length < 3) return p;
+  const cross = (o, a, b) => (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
+  const lower = [];
+  for (const q of p) {
+    while (lower.length >= 2 && cross(lower[lower.length - 2], lower[lower.length - 1], q) <= 0) lower.pop();
+    lower.push(q);
+  }
+  const upper = [];
+  for (let i = p.length - 1; i >= 0; i--) {
+    const q = p[i];
+    while (upper.length >= 2 && cross(upper[upper.length - 2], upper[upper.length - 1], q) <= 0) upper.pop();
+    upper.push(q);
+  }
+  upper.pop();
+  lower.pop();
+  return lower.concat(upper);
+}
+
+// The outline of a zone: the hull of small circles around its rooms (a rounded, padded hull),
+// raised by `head` above its rooms so that the zone's label sits inside its own outline.
+function outline(points, pad, head) {
+  const ring = [];
+  for (const [x, y] of points) {
+    for (let k = 0; k < 12; k++) {
+      const a = (k / 12) * 2 * Math.PI;
+      ring.push([x + pad * Math.cos(a), y + pad * Math.sin(a)]);
+      ring.push([x + pad * Math.cos(a), y - head + pad * Math.sin(a)]);
+    }
+  }
+  const h = hull(ring);
+  return `M${h.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join('L')}Z`;
+}
+
+export class FleetMap {
+  constructor(svg, tip, { onOpen } = {}) {
+    this.svg = svg;
+    this.tip = tip;
+    this.onOpen = onOpen || (() => {});
+    this.rooms = new Map(); // id -> {info, circle, mark}
+    this.zones = new Map(); // id -> {area, sub}
+    this.dirty = new Map();
+    this.frame = 0;
+    svg.addEventListener('click', (e) => {
+      const id = e.target.dataset && e.target.dataset.room;
+      if (id) this.onOpen(id);
+    });
+    svg.addEventListener('mousemove', (e) => this.hover(e));
+    svg.addEventListener('mouseleave', () => (this.tip.hidden = true));
+  }
+
+  // Builds the map from the inventory (`GET /api/v1/rooms`): once per session.
+  setRooms(rooms) {
+    this.svg.replaceChildren();
+    this.rooms.clear();
+    this.zones.clear();
+    if (!rooms.length) return;
+    const lat0 = rooms.reduce((s, r) => s + r.lat, 0) / rooms.length;
+    const kx = Math.cos((lat0 * Math.PI) / 180);
+    const xs = rooms.map((r) => r.lon * kx);
+    const ys = rooms.map((r) => -r.lat);
+    const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+    const [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+    const span = Math.max(x1 - x0, y1 - y0, 1e-4);
+    const scale = (WIDTH - 2 * MARGIN) / Math.max(x1 - x0, 1e-4);
+    const height = Math.max(300, Math.min(1400, (y1 - y0) * scale + 2 * MARGIN));
+    const s = Math.min(scale, (height - 2 * MARGIN) / Math.max(y1 - y0, 1e-4 * span));
+    const ox = (WIDTH - (x1 - x0) * s) / 2;
+    const oy = (height - (y1 - y0) * s) / 2;
+    const project = (r) => [ox + (r.lon * kx - x0) * s, oy + (-r.lat - y0) * s];
+    this.svg.setAttribute('viewBox', `0 0 ${WIDTH} ${height.toFixed(0)}`);
+    this.svg.setAttribute('preserveAspectRatio', 'xMidYMid meet');
+
+    // A graticule every 0.05° so distances read at a glance, labelled on the edges.
+    const grid = el('g', { class: 'graticule-g' }, this.svg);
+    const step = 0.05;
+    const lonMin = Math.min(...rooms.map((r) => r.lon));
+    const lonMax = Math.max(...rooms.map((r) => r.lon));
+    const latMin = Math.min(...rooms.map((r) => r.lat));
+    const latMax = Math.max(...rooms.map((r) => r.lat));
+    for (let lon = Math.ceil(lonMin / step) * step; lon <= lonMax; lon += step) {
+      const [x] = project({ lon, lat: lat0 });
+      el('line', { class: 'graticule', x1: x, x2: x, y1: 0, y2: height }, grid);
+      el('text', { class: 'grid-label', x: x + 3, y: height - 4 }, grid).textContent = `${lon.toFixed(2)}°E`;
+    }
+    for (let lat = Math.ceil(latMin / step) * step; lat <= latMax; lat += step) {
+      const [, y] = project({ lon: lonMin, lat });
+      el('line', { class: 'graticule', x1: 0, x2: WIDTH, y1: y, y2: y }, grid);
+      el('text', { class: 'grid-label', x: 4, y: y - 3 }, grid).textContent = `${lat.toFixed(2)}°N`;
+    }
+
+    const r = Math.max(2.6, Math.min(7, 110 / Math.sqrt(rooms.length)));
+    const byZone = new Map();
+    for (const room of rooms) {
+      const xy = project(room);
+      if (!byZone.has(room.zone)) byZone.set(room.zone, []);
+      byZone.get(room.zone).push({ room, xy });
+    }
+    const areas = el('g', {}, this.svg);
+    const dots = el('g', {}, this.svg);
+    // Labels above the rooms, with a halo, so that a dense zone never hides its name.
+    const labels = el('g', {}, this.svg);
+    for (const [zone, members] of [...byZone].sort(([a], [b]) => a.localeCompare(b))) {
+      const pts = members.map((m) => m.xy);
+      const head = 30;
+      const area = el('path', { class: 'zone-area', d: outline(pts, r * 2.5, head), 'data-zone': zone }, areas);
+      // The label above the zone's topmost room, in the band the outline keeps for it.
+      const [tx, ty] = pts.reduce((a, b) => (b[1] < a[1] ? b : a));
+      const cx = Math.min(WIDTH - 60, Math.max(60, tx));
+      const label = el('text', { class: 'zone-label', x: cx.toFixed(1), y: Math.max(14, ty - head + 4).toFixed(1), 'text-anchor': 'middle' }, labels);
+      label.textContent = zoneLabel(zone);
+      const sub = el('tspan', { class: 'zone-sub', x: cx.toFixed(1), dy: '13' }, label);
+      sub.textContent = `${members.length} rooms`;
+      this.zones.set(zone, { area, sub, count: members.length });
+    }
+    for (const [, members] of byZone) {
+      for (const { room, xy } of members) {
+        const c = el('circle', { class: 'room', cx: xy[0].toFixed(1), cy: xy[1].toFixed(1), r: r.toFixed(1), 'data-room': room.id }, dots);
+        this.rooms.set(room.id, { info: room, circle: c, mark: null });
+        // Before the first live message, the inventory's own online flag.
+        if (room.online === false) c.setAttribute('class', 'room offline');
+      }
+    }
+  }
+
+  // A RoomMark from the `fleet` topic; applied at the next frame.
+  mark(m) {
+    this.dirty.set(m.room, m);
+    this.schedule();
+  }
+
+  zone(summary) {
+    const z = this.zones.get(summary.zone);
+    if (!z) return;
+    const a = summary.alarms || {};
+    const active = (a.P1 || 0) + (a.P2 || 0) + (a.P3 || 0) + (a.P4 || 0);
+    const text = `${summary.rooms} rooms${summary.offline ? ` · ${summary.offline} offline` : ''}${active ? ` · ${active} alarm${active > 1 ? 's' : ''}` : ''}`;
+    if (z.sub.textContent !== text) z.sub.textContent = text;
+    z.area.classList.toggle('alarm', active > 0 || summary.offline > 0);
+  }
+
+  schedule() {
+    if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
+  }
+
+  flush() {
+    this.frame = 0;
+    for (const [id, m] of this.dirty) {
+      const room = this.rooms.get(id);
+      if (!room) continue;
+      room.mark = m;
+      const cls = m.status === 'offline' ? 'room offline' : m.worst ? `room sev-${m.worst}` : 'room';
+      if (room.circle.getAttribute('class') !== cls) {
+        room.circle.setAttribute('class', cls);
+        // Abnormal rooms are drawn last, on top of their normal neighbours.
+        if (cls !== 'room') room.circle.parentNode.appendChild(room.circle);
+      }
+    }
+    this.dirty.clear();
+  }
+
+  hover(e) {
+    const id = e.target.dataset && e.target.dataset.room;
+    const room = id && this.rooms.get(id);
+    if (!room) {
+      this.tip.hidden = true;
+      return;
+    }
+    const m = room.mark || {};
+    const status = m.status || (room.info.online === false ? 'offline' : 'online');
+    this.tip.innerHTML = `<b>${esc(id)}</b> ${esc(room.info.name)}<br>${esc(zoneLabel(room.info.zone))} · ${esc(status)}` +
+      (m.alarms ? `<br>${m.alarms} alarm${m.alarms > 1 ? 's' : ''}${m.worst ? `, worst ${esc(m.worst)}` : ''}${m.unacked ? `, ${m.unacked} unacked` : ''}` : '');
+    const box = this.svg.parentNode.getBoundingClientRect();
+    this.tip.style.left = `${e.clientX - box.left + 12}px`;
+    this.tip.style.top = `${e.clientY - box.top + 12}px`;
+    this.tip.hidden = false;
+  }
+}

@@ -1,0 +1,145 @@
+//! The wire types of the WebSocket protocol (schemas/json/ws/PROTOCOL.md): what clients send,
+//! what the server sends. Client messages are parsed strictly (unknown fields are errors) so
+//! that a misspelt field never passes silently; the server's messages are pinned by the JSON
+//! Schemas in schemas/json/ws/ (see the tests).
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Every message a client may send.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    Auth {
+        token: String,
+        #[serde(default)]
+        resume: Option<String>,
+    },
+    Subscribe {
+        id: String,
+        topic: String,
+        #[serde(default)]
+        filter: serde_json::Value,
+        #[serde(default)]
+        since: Option<u64>,
+    },
+    Unsubscribe {
+        id: String,
+    },
+    Ping {
+        #[serde(default)]
+        id: Option<String>,
+    },
+    Command {
+        id: String,
+        command: String,
+        alarm: String,
+        #[serde(default)]
+        comment: String,
+        #[serde(default)]
+        reason: Option<String>,
+        #[serde(default, rename = "for", with = "humantime_serde")]
+        duration: Option<Duration>,
+        #[serde(default)]
+        until: Option<i64>,
+    },
+}
+
+impl ClientMessage {
+    /// The client's id of the message, echoed in an error about it.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            ClientMessage::Auth { .. } => None,
+            ClientMessage::Subscribe { id, .. }
+            | ClientMessage::Unsubscribe { id }
+            | ClientMessage::Command { id, .. } => Some(id),
+            ClientMessage::Ping { id } => id.as_deref(),
+        }
+    }
+}
+
+/// The limits a client is told at authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    pub max_message_bytes: usize,
+    pub max_subscriptions: usize,
+    pub replay: usize,
+    pub resume_window_ms: u64,
+}
+
+/// A subscription a resumed session holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldSubscription {
+    pub id: String,
+    pub topic: &'static str,
+    pub seq: u64,
+}
+
+/// The server's messages that are built whole (snapshots and deltas are written by
+/// [`crate::api::ws::client`] around pre-serialised data, so that one change is serialised once
+/// for every subscriber).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    AuthOk {
+        user: String,
+        role: crate::auth::Role,
+        session: String,
+        resumed: bool,
+        subscriptions: Vec<HeldSubscription>,
+        limits: Limits,
+    },
+    Unsubscribed {
+        id: String,
+    },
+    Pong {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        time: i64,
+    },
+    Result {
+        id: String,
+        ok: bool,
+        data: serde_json::Value,
+    },
+    Error {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        code: &'static str,
+        message: String,
+    },
+}
+
+impl ServerMessage {
+    pub fn error(id: Option<&str>, code: &'static str, message: impl Into<String>) -> Self {
+        ServerMessage::Error {
+            id: id.map(str::to_owned),
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The message as a text frame.
+    pub fn to_text(&self) -> String {
+        // Serialising these types cannot fail (string keys, no maps with non-string keys);
+        // an empty object is the harmless fallback.
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+}
+
+/// A JSON string literal (with its quotes), for hand-assembled frames.
+pub fn json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+}
+
+/// Close codes (RFC 6455 and the application range).
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const INTERNAL: u16 = 1011;
+    pub const TRY_AGAIN: u16 = 1013;
+    /// The client stopped reading.
+    pub const STALLED: u16 = 4000;
+}

@@ -1,0 +1,478 @@
+//! One socket: authentication, then a reader and a writer running side by side.
+//!
+//! The reader parses client messages strictly and answers every bad one with an `error` (only
+//! a failed authentication or an oversized frame closes the socket). The writer takes frames
+//! from the session's queue ([`Client`]) and sends them; when the socket accepts nothing for
+//! `stall_timeout`, or the client answers no ping for that long, it gives up and the socket is
+//! closed with code 4000 `stalled`. Neither ever blocks the hub or another client: a slow
+//! socket only makes its own session's updates conflate.
+
+use super::client::Client;
+use super::hub::{HubCommand, HubHandle};
+use super::protocol::{close, ClientMessage, Limits, ServerMessage};
+use super::topics;
+use crate::api::alarms::{execute, CommandRequest};
+use crate::api::ApiState;
+use crate::auth::{Principal, Role};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How long a close frame may take to leave.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// The longest subscription id.
+const MAX_ID: usize = 64;
+
+/// Why a socket ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Normal,
+    Auth,
+    TooLarge,
+    Stalled,
+    Error,
+    Shutdown,
+    /// A newer socket resumed the session.
+    Replaced,
+}
+
+impl End {
+    fn label(self) -> &'static str {
+        match self {
+            End::Normal | End::Replaced => "normal",
+            End::Auth => "auth",
+            End::TooLarge => "too_large",
+            End::Stalled => "stalled",
+            End::Error => "error",
+            End::Shutdown => "shutdown",
+        }
+    }
+
+    fn close(self) -> CloseReason {
+        let (code, text) = match self {
+            End::Normal => (CloseCode::Normal, "normal"),
+            End::Replaced => (CloseCode::Normal, "session resumed elsewhere"),
+            End::Auth => (CloseCode::Policy, "unauthorized"),
+            End::TooLarge => (CloseCode::Size, "too_large"),
+            End::Stalled => (CloseCode::Other(close::STALLED), "stalled"),
+            End::Error => (CloseCode::Protocol, "protocol error"),
+            End::Shutdown => (CloseCode::Away, "server shutting down"),
+        };
+        CloseReason {
+            code,
+            description: Some(text.to_owned()),
+        }
+    }
+}
+
+/// Serves one upgraded socket until it ends.
+pub async fn run(
+    hub: HubHandle,
+    api: Arc<ApiState>,
+    mut session: Session,
+    stream: AggregatedMessageStream,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if !hub.admit() {
+        let msg = ServerMessage::error(
+            None,
+            "too_many_clients",
+            "the server holds its maximum of clients; try again later",
+        );
+        let _ = tokio::time::timeout(CLOSE_WAIT, session.text(msg.to_text())).await;
+        let reason = CloseReason {
+            code: CloseCode::Again,
+            description: Some("too_many_clients".into()),
+        };
+        let _ = tokio::time::timeout(CLOSE_WAIT, session.close(Some(reason))).await;
+        hub.metrics.disconnect("too_many_clients");
+        return;
+    }
+    let end = tokio::select! {
+        end = serve(&hub, &api, session.clone(), stream) => end,
+        _ = shutdown.wait_for(|s| *s) => End::Shutdown,
+    };
+    hub.release();
+    hub.metrics.disconnect(end.label());
+    tracing::debug!(reason = end.label(), "websocket closed");
+    let _ = tokio::time::timeout(CLOSE_WAIT, session.close(Some(end.close()))).await;
+}
+
+async fn serve(
+    hub: &HubHandle,
+    api: &Arc<ApiState>,
+    mut session: Session,
+    mut stream: AggregatedMessageStream,
+) -> End {
+    let (principal, resume) = match authenticate(hub, api, &mut stream).await {
+        Ok(ok) => ok,
+        Err((end, msg)) => {
+            if let Some(msg) = msg {
+                let _ = tokio::time::timeout(CLOSE_WAIT, session.text(msg.to_text())).await;
+            }
+            return end;
+        }
+    };
+    let (client, resumed) = match resume
+        .and_then(|id| hub.sessions.get(&id).map(|c| c.clone()))
+        .filter(|c| c.user == principal.user)
+    {
+        Some(c) => (c, true),
+        None => {
+            let id = format!("s-{:016x}", rand::random::<u64>());
+            let c = Arc::new(Client::new(
+                id.clone(),
+                principal.user.clone(),
+                hub.config.queue_keys,
+                hub.config.replay,
+                hub.metrics.clone(),
+            ));
+            hub.sessions.insert(id, c.clone());
+            (c, false)
+        }
+    };
+    let epoch = client.attach();
+    let ok = ServerMessage::AuthOk {
+        user: principal.user.clone(),
+        role: principal.role,
+        session: client.session.clone(),
+        resumed,
+        subscriptions: client.held(),
+        limits: Limits {
+            max_message_bytes: hub.config.max_message_bytes,
+            max_subscriptions: hub.config.max_subscriptions,
+            replay: hub.config.replay,
+            resume_window_ms: hub.config.resume_window.as_millis() as u64,
+        },
+    };
+    hub.metrics.messages_out.inc();
+    if session.text(ok.to_text()).await.is_err() {
+        client.detach(epoch);
+        return End::Normal;
+    }
+    let last_inbound = Arc::new(std::sync::Mutex::new(Instant::now()));
+    let reader = Reader {
+        hub,
+        api,
+        client: &client,
+        principal: &principal,
+        last_inbound: last_inbound.clone(),
+    };
+    let end = tokio::select! {
+        end = reader.run(&mut stream) => end,
+        end = write(hub, &client, epoch, session.clone(), last_inbound) => end,
+    };
+    if end == End::TooLarge {
+        let msg = ServerMessage::error(
+            None,
+            "too_large",
+            format!(
+                "a message is limited to {} bytes",
+                hub.config.max_message_bytes
+            ),
+        );
+        let _ = tokio::time::timeout(CLOSE_WAIT, session.text(msg.to_text())).await;
+    }
+    client.detach(epoch);
+    end
+}
+
+type AuthFailure = (End, Option<ServerMessage>);
+
+fn unauthorized() -> AuthFailure {
+    (
+        End::Auth,
+        Some(ServerMessage::error(
+            None,
+            "unauthorized",
+            crate::auth::AuthError::Unauthorized.to_string(),
+        )),
+    )
+}
+
+/// Waits for the `auth` message and checks its token.
+async fn authenticate(
+    hub: &HubHandle,
+    api: &ApiState,
+    stream: &mut AggregatedMessageStream,
+) -> Result<(Principal, Option<String>), AuthFailure> {
+    let deadline = tokio::time::Instant::now() + hub.config.auth_timeout;
+    loop {
+        let msg = match tokio::time::timeout_at(deadline, stream.recv()).await {
+            Err(_) => return Err(unauthorized()),
+            Ok(None) => return Err((End::Normal, None)),
+            Ok(Some(Err(actix_ws::ProtocolError::Overflow))) => {
+                return Err((
+                    End::TooLarge,
+                    Some(ServerMessage::error(None, "too_large", "message too large")),
+                ))
+            }
+            Ok(Some(Err(_))) => return Err((End::Error, None)),
+            Ok(Some(Ok(m))) => m,
+        };
+        let text = match msg {
+            AggregatedMessage::Text(t) => t,
+            AggregatedMessage::Ping(_) | AggregatedMessage::Pong(_) => continue,
+            AggregatedMessage::Close(_) => return Err((End::Normal, None)),
+            AggregatedMessage::Binary(_) => return Err(unauthorized()),
+        };
+        hub.metrics.messages_in.inc();
+        return match serde_json::from_str::<ClientMessage>(&text) {
+            Ok(ClientMessage::Auth { token, resume }) => api
+                .security
+                .auth
+                .verify_bearer(&token)
+                .map(|p| (p, resume))
+                .map_err(|_| unauthorized()),
+            _ => Err(unauthorized()),
+        };
+    }
+}
+
+/// Sends the session's frames; ends when the socket closes, stalls, or is replaced.
+async fn write(
+    hub: &HubHandle,
+    client: &Client,
+    epoch: u64,
+    mut session: Session,
+    last_inbound: Arc<std::sync::Mutex<Instant>>,
+) -> End {
+    let stall = hub.config.stall_timeout;
+    let mut heartbeat = tokio::time::interval(hub.config.heartbeat);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        while let Some(frame) = client.next_frame() {
+            if client.epoch() != epoch {
+                return End::Replaced;
+            }
+            match tokio::time::timeout(stall, session.text(frame.to_string())).await {
+                Err(_) => return End::Stalled,
+                Ok(Err(_)) => return End::Normal,
+                Ok(Ok(())) => hub.metrics.messages_out.inc(),
+            }
+        }
+        if client.epoch() != epoch {
+            return End::Replaced;
+        }
+        tokio::select! {
+            _ = client.wake.notified() => {}
+            _ = heartbeat.tick() => {
+                let quiet = last_inbound.lock().map(|t| t.elapsed()).unwrap_or_default();
+                if quiet > stall {
+                    return End::Stalled;
+                }
+                match tokio::time::timeout(stall, session.ping(b"")).await {
+                    Err(_) => return End::Stalled,
+                    Ok(Err(_)) => return End::Normal,
+                    Ok(Ok(())) => {}
+                }
+            }
+        }
+    }
+}
+
+struct Reader<'a> {
+    hub: &'a HubHandle,
+    api: &'a Arc<ApiState>,
+    client: &'a Arc<Client>,
+    principal: &'a Principal,
+    last_inbound: Arc<std::sync::Mutex<Instant>>,
+}
+
+impl Reader<'_> {
+    fn reply(&self, msg: ServerMessage) {
+        self.client.send_control(msg.to_text());
+    }
+
+    async fn run(&self, stream: &mut AggregatedMessageStream) -> End {
+        loop {
+            let msg = match stream.recv().await {
+                None => return End::Normal,
+                Some(Err(actix_ws::ProtocolError::Overflow)) => return End::TooLarge,
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "websocket protocol error");
+                    return End::Error;
+                }
+                Some(Ok(m)) => m,
+            };
+            if let Ok(mut t) = self.last_inbound.lock() {
+                *t = Instant::now();
+            }
+            match msg {
+                AggregatedMessage::Text(text) => {
+                    self.hub.metrics.messages_in.inc();
+                    self.message(&text).await;
+                }
+                AggregatedMessage::Binary(_) => {
+                    self.hub.metrics.messages_in.inc();
+                    self.reply(ServerMessage::error(
+                        None,
+                        "bad_message",
+                        "binary frames are not part of the protocol; send JSON text",
+                    ));
+                }
+                // actix-ws answers pings itself.
+                AggregatedMessage::Ping(_) | AggregatedMessage::Pong(_) => {}
+                AggregatedMessage::Close(_) => return End::Normal,
+            }
+        }
+    }
+
+    async fn message(&self, text: &str) {
+        let msg = match serde_json::from_str::<ClientMessage>(text) {
+            Ok(m) => m,
+            Err(e) => {
+                // Echo the id when the message had one, to say which request failed.
+                let id = serde_json::from_str::<serde_json::Value>(text)
+                    .ok()
+                    .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
+                self.reply(ServerMessage::error(
+                    id.as_deref(),
+                    "bad_message",
+                    e.to_string(),
+                ));
+                return;
+            }
+        };
+        match msg {
+            ClientMessage::Auth { .. } => self.reply(ServerMessage::error(
+                None,
+                "bad_message",
+                "already authenticated",
+            )),
+            ClientMessage::Ping { id } => self.reply(ServerMessage::Pong {
+                id,
+                time: cistern_schemas::Timestamp::now().as_millis(),
+            }),
+            ClientMessage::Unsubscribe { id } => {
+                self.to_hub(HubCommand::Unsubscribe {
+                    client: self.client.clone(),
+                    id,
+                })
+                .await;
+            }
+            ClientMessage::Subscribe {
+                id,
+                topic,
+                filter,
+                since,
+            } => self.subscribe(id, topic, filter, since).await,
+            ClientMessage::Command {
+                id,
+                command,
+                alarm,
+                comment,
+                reason,
+                duration,
+                until,
+            } => {
+                if let Err(e) = self.principal.require(Role::Operator) {
+                    self.reply(ServerMessage::error(Some(&id), "forbidden", e.to_string()));
+                    return;
+                }
+                let Some((source, key)) = alarm.split_once('/') else {
+                    self.reply(ServerMessage::error(
+                        Some(&id),
+                        "unknown_alarm",
+                        format!("{alarm:?} is not an alarm id (`<room>/<rule>@<unit>`)"),
+                    ));
+                    return;
+                };
+                let req = CommandRequest {
+                    source: source.to_owned(),
+                    key: key.to_owned(),
+                    reason: reason.or_else(|| {
+                        (command == "shelve" && !comment.trim().is_empty()).then(|| comment.clone())
+                    }),
+                    action: command,
+                    user: self.principal.user.clone(),
+                    comment,
+                    duration,
+                    until: until.map(cistern_schemas::Timestamp::from_millis),
+                };
+                let (api, client) = (self.api.clone(), self.client.clone());
+                // Off the reader: a command may wait on its room for seconds.
+                actix_web::rt::spawn(async move {
+                    let msg = match execute(&api, req).await {
+                        Ok(outcome) => ServerMessage::Result {
+                            id,
+                            ok: true,
+                            data: serde_json::to_value(outcome).unwrap_or_default(),
+                        },
+                        Err(e) => ServerMessage::error(Some(&id), e.code, e.message),
+                    };
+                    client.send_control(msg.to_text());
+                });
+            }
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        id: String,
+        topic: String,
+        filter: serde_json::Value,
+        since: Option<u64>,
+    ) {
+        let config = &self.hub.config;
+        if id.is_empty() || id.len() > MAX_ID {
+            self.reply(ServerMessage::error(
+                Some(&id),
+                "bad_message",
+                format!("a subscription id has 1 to {MAX_ID} characters"),
+            ));
+            return;
+        }
+        if self.client.is_live(&id) {
+            self.reply(ServerMessage::error(
+                Some(&id),
+                "duplicate_id",
+                format!("subscription {id:?} is already live on this connection"),
+            ));
+            return;
+        }
+        let spec = match topics::parse(&topic, &filter, &self.hub.registry, config.max_points) {
+            Ok(spec) => spec,
+            Err(e) => {
+                self.reply(ServerMessage::error(Some(&id), e.code(), e.to_string()));
+                return;
+            }
+        };
+        let held = self.client.held().iter().any(|h| h.id == id);
+        if !held && self.client.subscription_count() >= config.max_subscriptions {
+            self.reply(ServerMessage::error(
+                Some(&id),
+                "too_many_subscriptions",
+                format!(
+                    "a connection holds at most {} subscriptions",
+                    config.max_subscriptions
+                ),
+            ));
+            return;
+        }
+        let filter = if filter.is_null() {
+            serde_json::json!({})
+        } else {
+            filter
+        };
+        self.to_hub(HubCommand::Subscribe {
+            client: self.client.clone(),
+            id,
+            spec,
+            filter,
+            since,
+        })
+        .await;
+    }
+
+    async fn to_hub(&self, cmd: HubCommand) {
+        if self.hub.tx.send(cmd).await.is_err() {
+            self.reply(ServerMessage::error(
+                None,
+                "internal",
+                "the live hub is not running",
+            ));
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! The topics a client can subscribe to, their filters (parsed strictly: a filter that does
+//! not fit its topic is refused with `bad_filter`), and the shapes of their data.
+
+use cistern_actors::alarms::AlarmFilter;
+use cistern_actors::device::PointView;
+use cistern_actors::FleetRegistry;
+use cistern_rules::{AlarmState, Severity};
+use cistern_schemas::{PointId, Quality, RoomId, Timestamp, ZoneId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// The topics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    Fleet,
+    Room,
+    Points,
+    Alarms,
+    Events,
+}
+
+impl Topic {
+    pub fn parse(s: &str) -> Option<Topic> {
+        Some(match s {
+            "fleet" => Topic::Fleet,
+            "room" => Topic::Room,
+            "points" => Topic::Points,
+            "alarms" => Topic::Alarms,
+            "events" => Topic::Events,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Topic::Fleet => "fleet",
+            Topic::Room => "room",
+            Topic::Points => "points",
+            Topic::Alarms => "alarms",
+            Topic::Events => "events",
+        }
+    }
+}
+
+/// Why a filter was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    #[error("unknown topic {0:?}; known: fleet, room, points, alarms, events")]
+    UnknownTopic(String),
+    #[error("bad filter for topic {topic}: {message}")]
+    Bad {
+        topic: &'static str,
+        message: String,
+    },
+}
+
+impl FilterError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            FilterError::UnknownTopic(_) => "unknown_topic",
+            FilterError::Bad { .. } => "bad_filter",
+        }
+    }
+}
+
+/// A subscription's parsed topic and filter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SubSpec {
+    Fleet { zone: Option<ZoneId>, rooms: bool },
+    Room(RoomId),
+    Points(Vec<PointId>),
+    Alarms(AlarmFilter),
+    Events { alarm: bool, audit: bool },
+}
+
+impl SubSpec {
+    pub fn topic(&self) -> Topic {
+        match self {
+            SubSpec::Fleet { .. } => Topic::Fleet,
+            SubSpec::Room(_) => Topic::Room,
+            SubSpec::Points(_) => Topic::Points,
+            SubSpec::Alarms(_) => Topic::Alarms,
+            SubSpec::Events { .. } => Topic::Events,
+        }
+    }
+
+    /// The rooms whose detailed state the subscription needs.
+    pub fn rooms(&self) -> BTreeSet<RoomId> {
+        match self {
+            SubSpec::Room(r) => BTreeSet::from([r.clone()]),
+            SubSpec::Points(ps) => ps.iter().map(|p| p.device.room.clone()).collect(),
+            _ => BTreeSet::new(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetFilter {
+    #[serde(default)]
+    zone: Option<String>,
+    #[serde(default)]
+    rooms: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoomFilter {
+    room: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PointsFilter {
+    points: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlarmsFilter {
+    #[serde(default)]
+    state: Vec<AlarmState>,
+    #[serde(default)]
+    severity: Vec<Severity>,
+    #[serde(default)]
+    zone: Option<String>,
+    #[serde(default)]
+    room: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsFilter {
+    #[serde(default)]
+    kinds: Option<Vec<String>>,
+}
+
+/// Parses and checks a subscription against the fleet.
+pub fn parse(
+    topic: &str,
+    filter: &serde_json::Value,
+    registry: &FleetRegistry,
+    max_points: usize,
+) -> Result<SubSpec, FilterError> {
+    let t = Topic::parse(topic).ok_or_else(|| FilterError::UnknownTopic(topic.to_owned()))?;
+    let bad = |message: String| FilterError::Bad {
+        topic: t.as_str(),
+        message,
+    };
+    // An absent filter is an empty one.
+    let filter = if filter.is_null() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        filter.clone()
+    };
+    fn de<T: for<'de> Deserialize<'de>>(v: serde_json::Value) -> Result<T, String> {
+        serde_json::from_value(v).map_err(|e| e.to_string())
+    }
+    let room_of = |s: &str| -> Result<RoomId, FilterError> {
+        let id = RoomId::new(s).map_err(|e| bad(e.to_string()))?;
+        registry
+            .spec(&id)
+            .map(|_| id)
+            .ok_or_else(|| bad(format!("unknown room {s:?}")))
+    };
+    Ok(match t {
+        Topic::Fleet => {
+            let f: FleetFilter = de(filter).map_err(bad)?;
+            let zone = f
+                .zone
+                .map(|z| z.parse::<ZoneId>().map_err(|e| bad(e.to_string())))
+                .transpose()?;
+            SubSpec::Fleet {
+                zone,
+                rooms: f.rooms,
+            }
+        }
+        Topic::Room => {
+            let f: RoomFilter = de(filter).map_err(bad)?;
+            SubSpec::Room(room_of(&f.room)?)
+        }
+        Topic::Points => {
+            let f: PointsFilter = de(filter).map_err(bad)?;
+            if f.points.is_empty() || f.points.len() > max_points {
+                return Err(bad(format!(
+                    "`points` needs 1 to {max_points} point ids, got {}",
+                    f.points.len()
+                )));
+            }
+            let mut out = Vec::with_capacity(f.points.len());
+            for p in &f.points {
+                let id: PointId = p.parse().map_err(|e| bad(format!("{e}")))?;
+                let spec = registry
+                    .spec(&id.device.room)
+                    .ok_or_else(|| bad(format!("unknown room in {p:?}")))?;
+                if !spec.has_unit(id.device.unit) {
+                    return Err(bad(format!("unknown device in {p:?}")));
+                }
+                if !spec
+                    .point_specs(id.device.unit)
+                    .iter()
+                    .any(|s| s.name == &*id.name)
+                {
+                    return Err(bad(format!("unknown point {p:?}")));
+                }
+                if !out.contains(&id) {
+                    out.push(id);
+                }
+            }
+            SubSpec::Points(out)
+        }
+        Topic::Alarms => {
+            let f: AlarmsFilter = de(filter).map_err(bad)?;
+            SubSpec::Alarms(AlarmFilter {
+                states: f.state,
+                severities: f.severity,
+                zone: f
+                    .zone
+                    .map(|z| z.parse::<ZoneId>().map_err(|e| bad(e.to_string())))
+                    .transpose()?,
+                room: f.room.as_deref().map(room_of).transpose()?,
+                rule: None,
+            })
+        }
+        Topic::Events => {
+            let f: EventsFilter = de(filter).map_err(bad)?;
+            match f.kinds {
+                None => SubSpec::Events {
+                    alarm: true,
+                    audit: true,
+                },
+                Some(kinds) => {
+                    let mut spec = (false, false);
+                    for k in &kinds {
+                        match k.as_str() {
+                            "alarm" => spec.0 = true,
+                            "audit" => spec.1 = true,
+                            other => {
+                                return Err(bad(format!(
+                                    "unknown event kind {other:?}; known: alarm, audit"
+                                )))
+                            }
+                        }
+                    }
+                    if !(spec.0 || spec.1) {
+                        return Err(bad("`kinds` is empty".into()));
+                    }
+                    SubSpec::Events {
+                        alarm: spec.0,
+                        audit: spec.1,
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Alarms on the board by severity (P1..P4).
+pub type BySeverity = [u32; 4];
+
+fn severities(counts: &BySeverity) -> serde_json::Value {
+    serde_json::json!({"P1": counts[0], "P2": counts[1], "P3": counts[2], "P4": counts[3]})
+}
+
+/// One supply zone's counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZoneSummary {
+    pub rooms: u32,
+    pub online: u32,
+    pub alarms: BySeverity,
+    pub unacked: u32,
+}
+
+impl ZoneSummary {
+    pub fn to_json(&self, zone: &ZoneId) -> serde_json::Value {
+        serde_json::json!({
+            "zone": zone,
+            "rooms": self.rooms,
+            "online": self.online,
+            "offline": self.rooms - self.online,
+            "alarms": severities(&self.alarms),
+            "unacked": self.unacked,
+        })
+    }
+}
+
+/// One room on the fleet map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomMark {
+    pub zone: ZoneId,
+    pub online: bool,
+    /// Alarms on the board.
+    pub alarms: u32,
+    pub unacked: u32,
+    /// Annunciating alarms by severity (active, not shelved, suppressed or out of service).
+    pub annunciating: BySeverity,
+}
+
+impl RoomMark {
+    pub fn worst(&self) -> Option<&'static str> {
+        Severity::ALL
+            .iter()
+            .find(|s| self.annunciating[s.index()] > 0)
+            .map(|s| s.as_str())
+    }
+
+    pub fn to_json(&self, room: &RoomId) -> serde_json::Value {
+        serde_json::json!({
+            "room": room,
+            "zone": self.zone,
+            "status": if self.online { "online" } else { "offline" },
+            "worst": self.worst(),
+            "alarms": self.alarms,
+            "unacked": self.unacked,
+        })
+    }
+}
+
+/// A point's live value, as the `points` topic sends it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PointValue {
+    pub id: String,
+    pub unit: &'static str,
+    pub value: Option<f64>,
+    pub quality: Quality,
+    pub t: Option<Timestamp>,
+}
+
+impl PointValue {
+    pub fn of(id: &PointId, view: Option<&PointView>) -> Self {
+        match view {
+            Some(v) => Self {
+                id: id.to_string(),
+                unit: v.unit,
+                value: v.value,
+                quality: v.quality.clone(),
+                t: v.t,
+            },
+            None => Self {
+                id: id.to_string(),
+                unit: "",
+                value: None,
+                quality: Quality::uncertain("no_data"),
+                t: None,
+            },
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The REST gate: every request is checked against the [policy](super::policy) before it
+//! reaches a handler, and the caller's [`Principal`] is left in the request's extensions for
+//! handlers ([`super::principal`]).
+//!
+//! Refusals are JSON (`401 unauthorized` with `WWW-Authenticate: Bearer`, `403 forbidden`
+//! naming the role needed) and say nothing else: not whether a token was unknown, expired or
+//! malformed. The reason is counted in `cistern_auth_rejected_total{reason}`.
+
+use super::policy::{self, Access};
+use super::{AuthError, Principal, Security};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpResponse};
+
+/// Longest `Authorization` header looked at (ours are about 90 bytes).
+const MAX_AUTHORIZATION_BYTES: usize = 512;
+
+/// JSON error bodies, as the API's own ([`crate::api::error`]) but built here so that the gate
+/// does not depend on the handlers.
+fn refusal(e: &AuthError) -> HttpResponse {
+    let (mut resp, code) = match e {
+        AuthError::Unauthorized => {
+            let mut r = HttpResponse::Unauthorized();
+            r.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            (r, "unauthorized")
+        }
+        AuthError::Forbidden { .. } => (HttpResponse::Forbidden(), "forbidden"),
+    };
+    resp.json(serde_json::json!({ "error": { "code": code, "message": e.to_string() } }))
+}
+
+/// An `Authorization` header that is not `Bearer <token>` (too long, not ASCII, another
+/// scheme, no token).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("malformed Authorization header")]
+pub struct MalformedAuthorization;
+
+/// The bearer token of a request: `Ok(None)` without an `Authorization` header.
+pub fn bearer_of(req: &actix_web::HttpRequest) -> Result<Option<String>, MalformedAuthorization> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    if value.len() > MAX_AUTHORIZATION_BYTES {
+        return Err(MalformedAuthorization);
+    }
+    let text = value.to_str().map_err(|_| MalformedAuthorization)?;
+    let (scheme, token) = text.trim().split_once(' ').ok_or(MalformedAuthorization)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
+        return Err(MalformedAuthorization);
+    }
+    Ok(Some(token.to_owned()))
+}
+
+/// The middleware (install with `actix_web::middleware::from_fn(authenticate)`). Needs
+/// `web::Data<Security>` in the app data.
+pub async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
+    let access = policy::required(req.method().as_str(), req.match_info().as_str());
+    let Some(security) = req.app_data::<web::Data<Security>>().cloned() else {
+        tracing::error!("authentication middleware without Security in the app data: refusing");
+        let resp = HttpResponse::InternalServerError().json(
+            serde_json::json!({ "error": { "code": "internal", "message": "not configured" } }),
+        );
+        return Ok(req.into_response(resp).map_into_right_body());
+    };
+    let reject = |req: ServiceRequest, e: AuthError, reason: &str| {
+        security
+            .auth
+            .metrics()
+            .rejected
+            .with_label_values(&[reason])
+            .inc();
+        Ok(req.into_response(refusal(&e)).map_into_right_body())
+    };
+    let presented = bearer_of(req.request());
+    let principal: Option<Principal> = match presented {
+        Ok(None) => None,
+        Err(MalformedAuthorization) => {
+            // A malformed header on a public route is ignored, not refused.
+            if access == Access::Public {
+                None
+            } else {
+                return reject(req, AuthError::Unauthorized, "malformed");
+            }
+        }
+        Ok(Some(token)) => match security.auth.check_bearer(&token) {
+            Ok(p) => Some(p),
+            Err(_) if access == Access::Public => None,
+            Err(r) => return reject(req, AuthError::Unauthorized, r.label()),
+        },
+    };
+    if let Access::Role(needed) = access {
+        match &principal {
+            None => return reject(req, AuthError::Unauthorized, "missing"),
+            Some(p) => {
+                if let Err(e) = p.require(needed) {
+                    return reject(req, e, "forbidden");
+                }
+            }
+        }
+    }
+    if let Some(p) = principal {
+        req.extensions_mut().insert(p);
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}

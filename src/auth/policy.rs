@@ -1,0 +1,193 @@
+//! The access policy: one table from method and path to the least role that may call it.
+//!
+//! Read top to bottom, the first matching rule wins. Then the defaults: a `GET` (or `HEAD`)
+//! under `/api/` needs a viewer; a `GET` elsewhere is public (the web UI and its assets,
+//! health, metrics, the WebSocket upgrade — which authenticates in its first message); and
+//! anything else needs an admin. So a route another change adds is protected by default: it is
+//! readable by viewers if it is a `GET` under `/api/`, and admin-only if it changes anything,
+//! until a rule here says otherwise.
+//!
+//! Patterns: a segment `{name}` matches one non-empty segment; a final `**` matches the rest
+//! (nothing included), so `/api/v1/users/**` covers `/api/v1/users` and all beneath it.
+
+use super::Role;
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a token.
+    Public,
+    /// A principal with at least this role.
+    Role(Role),
+}
+
+/// The least role that reads the audit log: operators and shift leads review who acknowledged
+/// or shelved what at a handover. Entries carry no secret (no password, no token), but they do
+/// show who logged in from where, which is more than a viewer (a wall screen, a contractor)
+/// needs. The WebSocket's audit events use the same.
+pub const AUDIT_READ_ROLE: Role = Role::Operator;
+
+/// One rule of the table.
+#[derive(Clone, Copy, Debug)]
+pub struct Rule {
+    /// `None`: any method.
+    pub method: Option<&'static str>,
+    pub pattern: &'static str,
+    pub access: Access,
+}
+
+const fn rule(method: &'static str, pattern: &'static str, access: Access) -> Rule {
+    Rule {
+        method: Some(method),
+        pattern,
+        access,
+    }
+}
+
+const fn any(pattern: &'static str, access: Access) -> Rule {
+    Rule {
+        method: None,
+        pattern,
+        access,
+    }
+}
+
+use Access::{Public, Role as R};
+
+/// The table (see the module doc).
+pub const POLICY: &[Rule] = &[
+    rule("POST", "/api/v1/auth/login", Public),
+    rule("POST", "/api/v1/auth/logout", R(Role::Viewer)),
+    rule("GET", "/api/v1/auth/me", R(Role::Viewer)),
+    any("/api/v1/users/**", R(Role::Admin)),
+    any("/api/v1/tokens/**", R(Role::Admin)),
+    rule("GET", "/api/v1/audit/**", R(AUDIT_READ_ROLE)),
+    rule(
+        "POST",
+        "/api/v1/alarms/{source}/{key}/{action}",
+        R(Role::Operator),
+    ),
+    rule("POST", "/api/v1/rooms/{id}/setpoints", R(Role::Operator)),
+    rule("POST", "/api/v1/sim/faults", R(Role::Operator)),
+    rule("DELETE", "/api/v1/sim/faults/**", R(Role::Operator)),
+    rule("PUT", "/api/v1/rules/{id}", R(Role::RuleAuthor)),
+    rule("POST", "/api/v1/rules/validate", R(Role::RuleAuthor)),
+    rule("POST", "/api/v1/rules/reload", R(Role::RuleAuthor)),
+    rule("GET", "/healthz", Public),
+    rule("GET", "/readyz", Public),
+    rule("GET", "/metrics", Public),
+    rule("GET", "/ws", Public),
+];
+
+fn matches(pattern: &str, path: &str) -> bool {
+    let mut pat = pattern.split('/');
+    let mut segs = path.split('/');
+    loop {
+        match (pat.next(), segs.next()) {
+            (Some("**"), _) => return true,
+            (None, None) => return true,
+            (Some(p), Some(s)) => {
+                let ok = if p.starts_with('{') && p.ends_with('}') {
+                    !s.is_empty()
+                } else {
+                    p == s
+                };
+                if !ok {
+                    return false;
+                }
+            }
+            (Some(_), None) => {
+                // `/api/v1/users` against `/api/v1/users/**`: the rest may be empty.
+                return pat.next().is_none() && pattern.ends_with("/**");
+            }
+            (None, Some(_)) => return false,
+        }
+    }
+}
+
+/// Who may call `method path` (the path as routed: percent-decoded, without the query).
+pub fn required(method: &str, path: &str) -> Access {
+    let get = matches!(method, "GET" | "HEAD");
+    for r in POLICY {
+        let method_ok = match r.method {
+            None => true,
+            Some("GET") => get,
+            Some(m) => m == method,
+        };
+        if method_ok && matches(r.pattern, path) {
+            return r.access;
+        }
+    }
+    match (get, path == "/api" || path.starts_with("/api/")) {
+        (true, true) => Access::Role(Role::Viewer),
+        (true, false) => Access::Public,
+        (false, _) => Access::Role(Role::Admin),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_says_who_may_do_what() {
+        let cases = [
+            ("POST", "/api/v1/auth/login", Public),
+            ("GET", "/api/v1/auth/login", R(Role::Viewer)),
+            ("GET", "/api/v1/auth/me", R(Role::Viewer)),
+            ("GET", "/api/v1/rooms", R(Role::Viewer)),
+            ("GET", "/api/v1/rooms/XM-0001", R(Role::Viewer)),
+            ("GET", "/api/v1/history", R(Role::Viewer)),
+            (
+                "POST",
+                "/api/v1/alarms/XM-0001/pump_fault@P1/ack",
+                R(Role::Operator),
+            ),
+            (
+                "POST",
+                "/api/v1/alarms/zone:siming/zone_event@room/ack",
+                R(Role::Operator),
+            ),
+            ("POST", "/api/v1/sim/faults", R(Role::Operator)),
+            ("POST", "/api/v1/rooms/XM-0001/setpoints", R(Role::Operator)),
+            ("PUT", "/api/v1/rules/door_held_open", R(Role::RuleAuthor)),
+            ("POST", "/api/v1/rules/reload", R(Role::RuleAuthor)),
+            ("POST", "/api/v1/rules/validate", R(Role::RuleAuthor)),
+            ("GET", "/api/v1/rules/door_held_open", R(Role::Viewer)),
+            ("GET", "/api/v1/users", R(Role::Admin)),
+            ("POST", "/api/v1/users", R(Role::Admin)),
+            ("PATCH", "/api/v1/users/op1", R(Role::Admin)),
+            ("DELETE", "/api/v1/users/op1", R(Role::Admin)),
+            ("GET", "/api/v1/tokens", R(Role::Admin)),
+            ("DELETE", "/api/v1/tokens/0011223344556677", R(Role::Admin)),
+            ("GET", "/api/v1/audit", R(Role::Operator)),
+            ("GET", "/healthz", Public),
+            ("GET", "/metrics", Public),
+            ("GET", "/ws", Public),
+            ("GET", "/", Public),
+            ("GET", "/assets/app.js", Public),
+            // Not in the table: protected by default.
+            ("POST", "/api/v1/something-new", R(Role::Admin)),
+            ("DELETE", "/api/v1/rooms/XM-0001", R(Role::Admin)),
+            ("POST", "/", R(Role::Admin)),
+            ("GET", "/api/v2/anything", R(Role::Viewer)),
+        ];
+        for (method, path, want) in cases {
+            assert_eq!(required(method, path), want, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn patterns_match_whole_segments_only() {
+        assert!(matches("/api/v1/users/**", "/api/v1/users"));
+        assert!(matches("/api/v1/users/**", "/api/v1/users/op1/x"));
+        assert!(!matches("/api/v1/users/**", "/api/v1/usersx"));
+        assert!(matches("/api/v1/rules/{id}", "/api/v1/rules/x"));
+        assert!(!matches("/api/v1/rules/{id}", "/api/v1/rules/"));
+        assert!(!matches("/api/v1/rules/{id}", "/api/v1/rules/x/y"));
+        // A trailing slash or a doubled one is not the rule's route: the defaults apply, and
+        // the router finds no handler either.
+        assert_eq!(required("PUT", "/api/v1/rules/x/"), R(Role::Admin));
+        assert_eq!(required("POST", "/api/v1//sim/faults"), R(Role::Admin));
+    }
+}

@@ -1,0 +1,421 @@
+//! Authentication and roles end to end, against the real binary: logins (and failed ones,
+//! rate-limited), every role refused what is above it, API tokens issued and revoked, the
+//! audit log of an acknowledgement and a rule change, malformed `Authorization` headers, and
+//! users, tokens and the audit log surviving a restart of `cistern run` with storage.
+
+use crate::support::{
+    call_as, call_raw, delete, get, get_text, login, patch, post, spawn_cistern, temp_dir,
+    token_for, wait_for, IT_ADMIN_PASSWORD,
+};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+
+fn metric(base: &str, line_start: &str) -> f64 {
+    get_text(&format!("{base}/metrics"))
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn create_user(base: &str, name: &str, role: &str) -> String {
+    let password = format!("{name}-password");
+    let (status, v) = post(
+        &format!("{base}/api/v1/users"),
+        &json!({ "name": name, "role": role, "password": password }).to_string(),
+    );
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["role"], role);
+    assert!(v.get("password_hash").is_none(), "{v}");
+    token_for(base, name, &password)
+}
+
+fn assert_refused(status: u16, v: &Value, want_status: u16, code: &str) {
+    assert_eq!(status, want_status, "{v}");
+    assert_eq!(v["error"]["code"], code, "{v}");
+}
+
+fn audit(base: &str, token: &str, query: &str) -> Vec<Value> {
+    let (status, v) = call_as(
+        Some(token),
+        "GET",
+        &format!("{base}/api/v1/audit?{query}"),
+        None,
+    );
+    assert_eq!(status, 200, "{v}");
+    v["entries"].as_array().unwrap().clone()
+}
+
+/// A copy of the shipped rule library (the demo writes uploaded rules into it).
+fn rule_dir(name: &str) -> std::path::PathBuf {
+    let dir = temp_dir(name);
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/library");
+    for e in std::fs::read_dir(lib).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn roles_are_enforced_and_every_command_is_audited() {
+    let rules = rule_dir("auth-rules");
+    let data = temp_dir("auth-demo-data");
+    let (demo, ready) = spawn_cistern(
+        "auth-demo",
+        &[
+            "demo",
+            "--rooms",
+            "4",
+            "--http",
+            "127.0.0.1:0",
+            "--modbus-rooms",
+            "0",
+            "--data",
+            data.to_str().unwrap(),
+            "--rules",
+            rules.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    let base = ready["http"].clone();
+    let rooms = format!("{base}/api/v1/rooms");
+
+    // No token: 401 with a bare JSON error; public routes stay public.
+    let (status, v) = call_as(None, "GET", &rooms, None);
+    assert_refused(status, &v, 401, "unauthorized");
+    assert_eq!(v["error"]["message"], "authentication required");
+    let (status, _) = call_raw("GET", &format!("{base}/healthz"), &[], None);
+    assert_eq!(status, 200);
+
+    // Wrong password and unknown user: the same answer.
+    let (s1, wrong) = login(&base, "admin", "not-the-password");
+    let (s2, unknown) = login(&base, "nobody", "not-the-password");
+    assert_refused(s1, &wrong, 401, "unauthorized");
+    assert_eq!(
+        (s1, &wrong),
+        (s2, &unknown),
+        "no hint whether a user exists"
+    );
+    let (status, v) = login(&base, "admin", IT_ADMIN_PASSWORD);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["user"], "admin");
+    assert_eq!(v["role"], "admin");
+    assert!(v["expires_at_ms"].as_i64().unwrap() > cistern_schemas::Timestamp::now().0);
+
+    let viewer = create_user(&base, "viewer1", "viewer");
+    let operator = create_user(&base, "operator1", "operator");
+    let author = create_user(&base, "author1", "rule-author");
+    let (status, me) = call_as(
+        Some(&operator),
+        "GET",
+        &format!("{base}/api/v1/auth/me"),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(me, json!({ "user": "operator1", "role": "operator" }));
+
+    // The viewer sees, and cannot act.
+    let (status, _) = call_as(Some(&viewer), "GET", &rooms, None);
+    assert_eq!(status, 200);
+    let ack_smoke = format!("{base}/api/v1/alarms/XM-0001/smoke@room/ack");
+    let (status, v) = call_as(Some(&viewer), "POST", &ack_smoke, Some("{}"));
+    assert_refused(status, &v, 403, "forbidden");
+    assert_eq!(v["error"]["message"], "this needs the operator role");
+    let (status, v) = call_as(Some(&viewer), "GET", &format!("{base}/api/v1/audit"), None);
+    assert_refused(status, &v, 403, "forbidden");
+
+    // The operator injects smoke and acknowledges its alarm.
+    let (status, v) = call_as(
+        Some(&operator),
+        "POST",
+        &format!("{base}/api/v1/sim/faults"),
+        Some(r#"{"room":"XM-0001","fault":"smoke","seconds":600}"#),
+    );
+    assert_eq!(status, 202, "{v}");
+    wait_for("the smoke alarm", Duration::from_secs(30), || {
+        let (_, v) = get(&format!("{base}/api/v1/alarms/XM-0001/smoke@room"));
+        (v["alarm"]["state"] == "unacked").then_some(())
+    });
+    let (status, v) = call_as(
+        Some(&operator),
+        "POST",
+        &ack_smoke,
+        Some(r#"{"comment":"crew sent"}"#),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["events"][0]["user"], "operator1",
+        "the user is the caller"
+    );
+
+    // The operator cannot change a rule; the rule author can, and cannot manage users.
+    let rule_url = format!("{base}/api/v1/rules/door_held_open");
+    let source = std::fs::read_to_string(rules.join("door_held_open.rhai"))
+        .unwrap()
+        .replace("severity = \"P4\"", "severity = \"P3\"");
+    let (status, v) = call_as(Some(&operator), "PUT", &rule_url, Some(&source));
+    assert_refused(status, &v, 403, "forbidden");
+    assert_eq!(v["error"]["message"], "this needs the rule-author role");
+    let (status, v) = call_as(Some(&author), "PUT", &rule_url, Some(&source));
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = call_as(
+        Some(&author),
+        "POST",
+        &format!("{base}/api/v1/users"),
+        Some(r#"{"name":"x1","role":"admin","password":"long-enough"}"#),
+    );
+    assert_refused(status, &v, 403, "forbidden");
+    assert_eq!(v["error"]["message"], "this needs the admin role");
+
+    // The audit log has the acknowledgement and the rule change, by their users.
+    let acks = audit(&base, &operator, "action=alarm_ack");
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    assert_eq!(acks[0]["user"], "operator1");
+    assert_eq!(acks[0]["target"], "XM-0001/smoke@room");
+    assert_eq!(acks[0]["detail"], "crew sent");
+    assert_eq!(acks[0]["ok"], true);
+    let puts = audit(&base, &operator, "user=author1&action=rule_put");
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert_eq!(puts[0]["target"], "door_held_open");
+    let refused = audit(&base, &operator, "user=operator1&action=rule_put");
+    assert!(
+        refused.is_empty(),
+        "a request the gate refused never reached the handler"
+    );
+    let failed = audit(&base, &operator, "action=login_failed");
+    assert_eq!(
+        failed
+            .iter()
+            .map(|e| e["user"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["admin", "unknown"],
+        "a name that does not exist is not written down"
+    );
+    let (status, v) = get(&format!("{base}/api/v1/audit?limit=0"));
+    assert_refused(status, &v, 400, "invalid_limit");
+
+    // API tokens: the secret is shown once, works until revoked, is never listed.
+    let (status, created) = post(
+        &format!("{base}/api/v1/tokens"),
+        r#"{"name":"dashboard","role":"viewer"}"#,
+    );
+    assert_eq!(status, 201, "{created}");
+    let secret = created["token"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (_, listed) = get(&format!("{base}/api/v1/tokens"));
+    assert_eq!(listed["tokens"][0]["name"], "dashboard");
+    assert!(!listed.to_string().contains(&secret[20..]), "{listed}");
+    let (status, me) = call_as(
+        Some(&secret),
+        "GET",
+        &format!("{base}/api/v1/auth/me"),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(me["user"], "token:dashboard");
+    let (status, v) = call_as(Some(&secret), "POST", &ack_smoke, Some("{}"));
+    assert_refused(status, &v, 403, "forbidden");
+    let (status, _) = delete(&format!("{base}/api/v1/tokens/{id}"));
+    assert_eq!(status, 200);
+    let (status, v) = call_as(Some(&secret), "GET", &rooms, None);
+    assert_refused(status, &v, 401, "unauthorized");
+
+    // Users: role changes apply at once; the last admin stays.
+    let (status, v) = patch(
+        &format!("{base}/api/v1/users/viewer1"),
+        r#"{"role":"operator"}"#,
+    );
+    assert_eq!(status, 200, "{v}");
+    let (status, me) = call_as(
+        Some(&viewer),
+        "GET",
+        &format!("{base}/api/v1/auth/me"),
+        None,
+    );
+    assert_eq!((status, me["role"].as_str()), (200, Some("operator")));
+    let (status, v) = delete(&format!("{base}/api/v1/users/admin"));
+    assert_refused(status, &v, 409, "last_admin");
+    let (status, _) = delete(&format!("{base}/api/v1/users/author1"));
+    assert_eq!(status, 200);
+    let (status, _) = call_as(Some(&author), "GET", &rooms, None);
+    assert_eq!(status, 401, "a deleted user's session ends");
+
+    // Logout ends the session.
+    let (status, _) = call_as(
+        Some(&operator),
+        "POST",
+        &format!("{base}/api/v1/auth/logout"),
+        None,
+    );
+    assert_eq!(status, 200);
+    let (status, _) = call_as(Some(&operator), "GET", &rooms, None);
+    assert_eq!(status, 401);
+
+    assert!(
+        metric(
+            &base,
+            "cistern_auth_logins_total{result=\"bad_credentials\"}"
+        ) >= 2.0
+    );
+    assert!(metric(&base, "cistern_auth_rejected_total{reason=\"forbidden\"}") >= 5.0);
+    assert!(metric(&base, "cistern_auth_rejected_total{reason=\"missing\"}") >= 1.0);
+    drop(demo);
+}
+
+#[test]
+fn malformed_authorization_headers_get_a_clear_401_and_never_break_the_server() {
+    let data = temp_dir("auth-malformed-data");
+    let (demo, ready) = spawn_cistern(
+        "auth-malformed",
+        &[
+            "demo",
+            "--rooms",
+            "2",
+            "--http",
+            "127.0.0.1:0",
+            "--modbus-rooms",
+            "0",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    let base = ready["http"].clone();
+    let rooms = format!("{base}/api/v1/rooms");
+    let long = format!("Bearer {}", "a".repeat(8_000));
+    let forged = format!("Bearer cs_{}_{}", "0".repeat(16), "0".repeat(64));
+    for value in [
+        "",
+        "Bearer",
+        "Bearer ",
+        "Bearer a b",
+        "Basic YWRtaW46aXQtYWRtaW4tcGFzc3dvcmQ=",
+        "bearer nonsense",
+        "Bearer cs_",
+        "Bearer cs__",
+        "Bearer ct_zz_zz",
+        "Bearer \u{e9}\u{e9}\u{e9}",
+        &long,
+        &forged,
+    ] {
+        let (status, text) = call_raw("GET", &rooms, &[("authorization", value)], None);
+        assert_eq!(status, 401, "{value:?}: {text}");
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{value:?}: {text}"));
+        assert_eq!(
+            v,
+            json!({ "error": { "code": "unauthorized", "message": "authentication required" } }),
+            "{value:?}"
+        );
+    }
+    // A malformed login body is a clear 400.
+    let (status, v) = call_as(
+        None,
+        "POST",
+        &format!("{base}/api/v1/auth/login"),
+        Some(r#"{"user": 1}"#),
+    );
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{v}"
+    );
+    let (status, _) = get(&rooms);
+    assert_eq!(status, 200, "still serving: {}", demo.log_tail());
+    assert!(metric(&base, "cistern_auth_rejected_total{reason=\"malformed\"}") >= 5.0);
+}
+
+/// A `cistern run` site with storage and no ingest, and `auth` in `[auth]`.
+fn site(name: &str, auth: &str) -> std::path::PathBuf {
+    let dir = temp_dir(name);
+    std::fs::write(
+        dir.join("inventory.toml"),
+        toml::to_string(&cistern::sim::generate_fleet(2, 3)).unwrap(),
+    )
+    .unwrap();
+    let config = dir.join("cistern.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\nlisten = \"127.0.0.1:0\"\n[inventory]\nfile = \"inventory.toml\"\n\
+             [store]\ndata_dir = \"data\"\n[auth]\n{auth}\n"
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn failed_logins_are_rate_limited_and_identities_survive_a_restart() {
+    let config = site(
+        "auth-run",
+        "login_failures_per_user = 3\nlogin_window = \"1h\"\nadmin_password = \"ignored-env-wins\"",
+    );
+    let args = ["run", "--config", config.to_str().unwrap()];
+    let (first, ready) = spawn_cistern("auth-run-1", &args, Duration::from_secs(30));
+    let base = ready["http"].clone();
+    let op = create_user(&base, "op1", "operator");
+    let (status, token) = post(
+        &format!("{base}/api/v1/tokens"),
+        r#"{"name":"bridge","role":"viewer"}"#,
+    );
+    assert_eq!(status, 201);
+    let token = token["token"].as_str().unwrap().to_owned();
+    // Three failures lock the name, even for the right password; the answer says for how long.
+    for _ in 0..3 {
+        let (status, _) = login(&base, "op1", "guess-guess");
+        assert_eq!(status, 401);
+    }
+    let (status, headers_and_body) = call_raw(
+        "POST",
+        &format!("{base}/api/v1/auth/login"),
+        &[],
+        Some(r#"{"user":"op1","password":"op1-password"}"#),
+    );
+    assert_eq!(status, 429, "{headers_and_body}");
+    assert!(
+        headers_and_body.contains("too_many_requests"),
+        "{headers_and_body}"
+    );
+    assert_eq!(
+        metric(&base, "cistern_auth_logins_total{result=\"rate_limited\"}"),
+        1.0
+    );
+    // Another user is not locked, and the live session of op1 still works.
+    let (status, _) = login(&base, "admin", IT_ADMIN_PASSWORD);
+    assert_eq!(status, 200);
+    let (status, _) = call_as(Some(&op), "GET", &format!("{base}/api/v1/rooms"), None);
+    assert_eq!(status, 200);
+    // Read back (this flushes the audit log to the store) before the kill.
+    let (_, v) = get(&format!("{base}/api/v1/audit?action=user_create"));
+    assert_eq!(v["count"], 2, "the first admin and op1: {v}");
+    drop(first);
+
+    let (second, ready) = spawn_cistern("auth-run-2", &args, Duration::from_secs(30));
+    let base = ready["http"].clone();
+    let (_, users) = get(&format!("{base}/api/v1/users"));
+    let names: Vec<&str> = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin", "op1"], "{}", second.log_tail());
+    let (status, me) = call_as(Some(&token), "GET", &format!("{base}/api/v1/auth/me"), None);
+    assert_eq!((status, me["user"].as_str()), (200, Some("token:bridge")));
+    let (status, _) = call_as(Some(&op), "GET", &format!("{base}/api/v1/rooms"), None);
+    assert_eq!(status, 401, "sessions do not survive a restart");
+    token_for(&base, "op1", "op1-password");
+    let (_, v) = get(&format!("{base}/api/v1/audit?action=user_create"));
+    assert_eq!(v["count"], 2, "the audit log persists: {v}");
+    let first_failed = wait_for("the audit log readable", Duration::from_secs(5), || {
+        let (_, v) = get(&format!("{base}/api/v1/audit?action=login_failed&user=op1"));
+        v["entries"].as_array().map(|a| a.len())
+    });
+    assert_eq!(
+        first_failed, 4,
+        "three wrong passwords and one refused by the limit"
+    );
+}

@@ -1,0 +1,352 @@
+//! The operator web UI end to end in a real headless Chromium, driven through chromedriver's
+//! W3C WebDriver HTTP protocol: sign in on the page, see every room of the inventory on the
+//! fleet map, watch an injected fault's alarm colour its room and appear in the alarm list,
+//! acknowledge it with a click, and find it acknowledged through the REST API. Screenshots of
+//! the map and of a room page are written under the target directory (out of git) for people
+//! to judge the design.
+
+use crate::support::{
+    get, peer_call, post, spawn_cistern, temp_dir, wait_for, Proc, IT_ADMIN_PASSWORD,
+};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The key under which WebDriver returns an element reference.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f2ad8f0da4a";
+
+fn find_exe(names: &[&str]) -> PathBuf {
+    names
+        .iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| {
+            panic!(
+                "none of {names:?} exists: the UI test needs Debian's chromium and \
+                 chromium-driver (ops/test.sh installs them: apt-get install chromium chromium-driver)"
+            )
+        })
+}
+
+/// A chromedriver on a free port and one headless Chromium session through it.
+struct Browser {
+    base: String,
+    session: String,
+    _driver: Proc,
+}
+
+impl Browser {
+    fn start(name: &str) -> Self {
+        let chromium = find_exe(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]);
+        let chromedriver = find_exe(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]);
+        let dir = temp_dir(name);
+        let port = crate::support::free_port();
+        let log = dir.join("chromedriver.log");
+        let child = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start chromedriver");
+        let driver = Proc { child, log };
+        let base = format!("http://127.0.0.1:{port}");
+        wait_for("chromedriver to be ready", Duration::from_secs(30), || {
+            let addr = format!("127.0.0.1:{port}").parse().unwrap();
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+            let (status, v) = peer_call("GET", &format!("{base}/status"), None);
+            (status == 200 && v["value"]["ready"] == true).then_some(())
+        });
+        let profile = dir.join("profile");
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "pageLoadStrategy": "normal",
+            "goog:chromeOptions": {
+                "binary": chromium.to_str().unwrap(),
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    format!("--user-data-dir={}", profile.display()),
+                    "--window-size=1600,1000",
+                ],
+            },
+        }}});
+        let (status, v) = peer_call("POST", &format!("{base}/session"), Some(&caps));
+        assert_eq!(
+            status,
+            200,
+            "chromedriver could not start Chromium: {v}\n{}",
+            driver.log_tail()
+        );
+        let session = v["value"]["sessionId"].as_str().unwrap().to_owned();
+        Self {
+            base,
+            session,
+            _driver: driver,
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let (status, v) = peer_call(method, &url, body.as_ref());
+        assert_eq!(status, 200, "WebDriver {method} {path}: {v}");
+        v["value"].clone()
+    }
+
+    fn goto(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    /// Runs `script` (a function body; `arguments` are `args`) in the page.
+    fn js(&self, script: &str, args: Value) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": args })),
+        )
+    }
+
+    /// The first element matching `css`, once there is one (within `deadline`).
+    fn element(&self, css: &str, deadline: Duration) -> String {
+        wait_for(&format!("an element {css}"), deadline, || {
+            let url = format!("{}/session/{}/elements", self.base, self.session);
+            let body = json!({ "using": "css selector", "value": css });
+            let (_, v) = peer_call("POST", &url, Some(&body));
+            v["value"]
+                .as_array()
+                .and_then(|a| a.first())
+                .and_then(|e| e[ELEMENT].as_str())
+                .map(str::to_owned)
+        })
+    }
+
+    fn click(&self, element: &str) {
+        self.call(
+            "POST",
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        );
+    }
+
+    /// Replaces the text of an input.
+    fn type_into(&self, element: &str, text: &str) {
+        self.call(
+            "POST",
+            &format!("/element/{element}/clear"),
+            Some(json!({})),
+        );
+        self.call(
+            "POST",
+            &format!("/element/{element}/value"),
+            Some(json!({ "text": text })),
+        );
+    }
+
+    /// Waits until `script` returns something other than null/false; returns it.
+    fn until(&self, what: &str, deadline: Duration, script: &str) -> Value {
+        wait_for(what, deadline, || {
+            let v = self.js(script, json!([]));
+            (!v.is_null() && v != false).then_some(v)
+        })
+    }
+
+    /// A PNG of the viewport, written to `path`.
+    fn screenshot(&self, path: &Path) {
+        let b64 = self.call("GET", "/screenshot", None);
+        let png = base64_decode(b64.as_str().unwrap());
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
+        std::fs::write(path, png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let url = format!("{}/session/{}", self.base, self.session);
+        let _ = std::panic::catch_unwind(|| peer_call("DELETE", &url, None));
+    }
+}
+
+/// Standard base64 (WebDriver's screenshots), without a crate for one call.
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => (c - b'A') as u32,
+            b'a'..=b'z' => (c - b'a') as u32 + 26,
+            b'0'..=b'9' => (c - b'0') as u32 + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {c}"),
+        }
+    };
+    let bytes: Vec<u8> = text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+        .collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut acc = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            acc |= value(*c) << (18 - 6 * i);
+        }
+        let n = chunk.len() * 6 / 8;
+        for i in 0..n {
+            out.push((acc >> (16 - 8 * i)) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn base64_decodes_what_webdriver_sends() {
+    assert_eq!(base64_decode("aGVsbG8gd29ybGQ="), b"hello world");
+    assert_eq!(base64_decode("iVBORw0KGgo="), b"\x89PNG\r\n\x1a\n");
+}
+
+#[test]
+fn operator_signs_in_sees_the_fleet_and_acknowledges_an_injected_alarm() {
+    let data = temp_dir("ui-demo-data");
+    let (demo, ready) = spawn_cistern(
+        "ui-demo",
+        &[
+            "demo",
+            "--rooms",
+            "40",
+            "--http",
+            "127.0.0.1:0",
+            "--modbus-rooms",
+            "0",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    let base = ready["http"].clone();
+    let (status, inventory) = get(&format!("{base}/api/v1/rooms"));
+    assert_eq!(status, 200, "{inventory}");
+    let mut rooms: Vec<String> = inventory["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    rooms.sort();
+    assert_eq!(rooms.len(), 40);
+
+    let browser = Browser::start("ui-chromium");
+    browser.goto(&format!("{base}/"));
+
+    // A wrong password is refused on the page, and nothing else is shown.
+    let user = browser.element("#login-user", Duration::from_secs(30));
+    let password = browser.element("#login-password", Duration::from_secs(5));
+    browser.type_into(&user, "admin");
+    browser.type_into(&password, "not-the-password");
+    browser.click(&browser.element("#login-submit", Duration::from_secs(5)));
+    browser.until(
+        "the sign-in error",
+        Duration::from_secs(20),
+        "const e = document.getElementById('login-error').textContent; \
+         return e.length > 0 && document.getElementById('shell').hidden ? e : null;",
+    );
+    browser.type_into(&password, IT_ADMIN_PASSWORD);
+    browser.click(&browser.element("#login-submit", Duration::from_secs(5)));
+
+    // The map: one marker per room of the inventory, each where its id says.
+    let shown = browser.until(
+        "a marker for every room on the map",
+        Duration::from_secs(30),
+        "const ids = [...document.querySelectorAll('#map circle.room')].map(c => c.dataset.room); \
+         return ids.length === 40 ? ids.sort() : null;",
+    );
+    let shown: Vec<String> = serde_json::from_value(shown).unwrap();
+    assert_eq!(shown, rooms, "the map shows exactly the inventory's rooms");
+    let zones = browser.js(
+        "return document.querySelectorAll('#map path.zone-area').length",
+        json!([]),
+    );
+    assert!(zones.as_u64().unwrap() >= 2, "zones are outlined: {zones}");
+    browser.until(
+        "the live link",
+        Duration::from_secs(30),
+        "return document.getElementById('link-state').textContent === 'live' || null;",
+    );
+
+    // A fault: an intrusion raises a P1 alarm at once (the rule has no on-delay).
+    let room = "XM-0003";
+    let alarm = format!("{room}/intrusion@room");
+    let (status, v) = post(
+        &format!("{base}/api/v1/sim/faults"),
+        &format!(r#"{{"room":"{room}","fault":"intrusion","seconds":900}}"#),
+    );
+    assert_eq!(status, 202, "{v}");
+    browser.until(
+        "the room coloured by its P1 alarm on the map",
+        Duration::from_secs(60),
+        &format!(
+            "const c = document.querySelector('#map circle[data-room=\"{room}\"]'); \
+             return c && c.classList.contains('sev-P1') || null;"
+        ),
+    );
+    let p1 = browser.js(
+        "return document.getElementById('sum-P1').textContent",
+        json!([]),
+    );
+    assert_eq!(p1, "1", "the header counts the P1 alarm");
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    browser.screenshot(&shots.join("ui-map.png"));
+
+    // The alarm list shows it unacknowledged; a click acknowledges it.
+    browser.click(&browser.element("nav a[data-view=alarms]", Duration::from_secs(5)));
+    let ack = browser.element(
+        &format!("#alarm-rows tr[data-alarm=\"{alarm}\"] button[data-action=ack]"),
+        Duration::from_secs(30),
+    );
+    let state = browser.js(
+        &format!(
+            "return document.querySelector('#alarm-rows tr[data-alarm=\"{alarm}\"] .state').textContent"
+        ),
+        json!([]),
+    );
+    assert!(state.as_str().unwrap().starts_with("UNACK"), "{state}");
+    browser.click(&ack);
+    let acked = wait_for(
+        "the alarm acknowledged in the REST API",
+        Duration::from_secs(30),
+        || {
+            let (_, v) = get(&format!("{base}/api/v1/alarms/{alarm}"));
+            (v["alarm"]["state"] == "acked").then_some(v)
+        },
+    );
+    let by = acked["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "acknowledged")
+        .unwrap_or_else(|| panic!("an acknowledged event: {acked}\n{}", demo.log_tail()));
+    assert_eq!(by["user"], "admin", "acknowledged as the signed-in user");
+    browser.until(
+        "the list showing it acknowledged",
+        Duration::from_secs(30),
+        &format!(
+            "const r = document.querySelector('#alarm-rows tr[data-alarm=\"{alarm}\"]'); \
+             return r && r.querySelector('.state').textContent.startsWith('ACKED') \
+               && !r.querySelector('button[data-action=ack]') || null;"
+        ),
+    );
+
+    // The room page: pumps, tanks drawn to scale, trends, and the room's alarm.
+    browser.goto(&format!("{base}/#/room/{room}"));
+    browser.until(
+        "the room page with its equipment and trends",
+        Duration::from_secs(30),
+        &format!(
+            "return document.querySelectorAll('#r-pumps .pump').length > 0 \
+               && document.querySelectorAll('#r-tanks .tank svg rect.water').length > 0 \
+               && document.querySelectorAll('#r-trends canvas').length >= 4 \
+               && !!document.querySelector('#r-alarms tr[data-alarm=\"{alarm}\"]') || null;"
+        ),
+    );
+    browser.screenshot(&shots.join("ui-room.png"));
+}
