@@ -24,6 +24,7 @@
 
 pub mod procs;
 pub mod scrape;
+pub mod ws_clients;
 
 use procs::{cpu_seconds, peak_rss_bytes, start_broker, BenchProc};
 use scrape::{agent, scrape, Scrape, WindowHistogram};
@@ -86,6 +87,10 @@ pub enum BenchError {
     Scrape(String),
     #[error("cannot write the generated {what}: {message}")]
     Generate { what: &'static str, message: String },
+    #[error("cannot log in to the node: {0}")]
+    Login(String),
+    #[error("WebSocket client: {0}")]
+    WebSocket(String),
 }
 
 /// The benchmark's result: the table's figures.
@@ -144,14 +149,68 @@ pub struct FleetBenchReport {
     pub websocket: Option<WebSocketFigures>,
 }
 
-/// The WebSocket clients' figures.
+/// The WebSocket clients' figures, over the window.
 #[derive(Clone, Debug, Serialize)]
 pub struct WebSocketFigures {
     pub clients: usize,
+    /// Publish-to-socket latency of the room clients' deltas.
     pub p50_s: f64,
     pub p99_s: f64,
     pub max_s: f64,
+    pub deltas_measured: usize,
+    /// Messages received by all clients per second.
     pub messages_per_s: f64,
+    /// Deltas whose sequence number did not follow their subscription's previous one (must
+    /// be 0: a gap is announced by a fresh snapshot, never silent).
+    pub sequence_gaps: u64,
+    /// Clients that ended with an error (a dropped connection).
+    pub failed_clients: usize,
+}
+
+impl WebSocketFigures {
+    fn of(tallies: &[ws_clients::ClientTally], window: f64) -> Self {
+        let mut lat: Vec<u32> = tallies
+            .iter()
+            .flat_map(|t| t.latencies_ms.iter().copied())
+            .collect();
+        lat.sort_unstable();
+        let pct = |q: f64| {
+            if lat.is_empty() {
+                f64::NAN
+            } else {
+                let i = ((lat.len() - 1) as f64 * q).round() as usize;
+                f64::from(lat[i]) / 1e3
+            }
+        };
+        for t in tallies {
+            if let Some(e) = &t.error {
+                tracing::warn!(error = %e, "a benchmark WebSocket client failed");
+            }
+        }
+        Self {
+            clients: tallies.len(),
+            p50_s: pct(0.5),
+            p99_s: pct(0.99),
+            max_s: pct(1.0),
+            deltas_measured: lat.len(),
+            messages_per_s: tallies.iter().map(|t| t.messages).sum::<u64>() as f64 / window,
+            sequence_gaps: tallies.iter().map(|t| t.gaps).sum(),
+            failed_clients: tallies.iter().filter(|t| t.error.is_some()).count(),
+        }
+    }
+}
+
+/// Logs in as the node's bootstrap admin; returns the session token.
+fn login(http: &ureq::Agent, base: &str, password: &str) -> Result<String, BenchError> {
+    let body: serde_json::Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .send_json(serde_json::json!({"user": "admin", "password": password}))
+        .and_then(|mut r| r.body_mut().read_json())
+        .map_err(|e| BenchError::Login(e.to_string()))?;
+    body["token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| BenchError::Login(format!("no token in {body}")))
 }
 
 /// Runs the benchmark.
@@ -185,12 +244,14 @@ fn run_in(
         opts.rooms, opts.warmup, opts.seconds, opts.faults_per_room_day
     );
     let (mut broker, mqtt) = start_broker(tmp)?;
-    let config = write_node_config(opts, tmp, data, mqtt)?;
+    let (config, first_rooms) = write_node_config(opts, tmp, data, mqtt)?;
+    let password = format!("bench-{}-{}", std::process::id(), opts.seed);
     let mut node_cmd = Command::new(exe);
     node_cmd
         .arg("run")
         .arg("--config")
         .arg(&config)
+        .env("CISTERN_ADMIN_PASSWORD", &password)
         .env("RUST_LOG", "warn");
     let mut node = BenchProc::spawn("node", node_cmd, tmp.join("node.log"))?;
     let ready = node.wait_line("ready", Duration::from_secs(120))?;
@@ -199,6 +260,21 @@ fn run_in(
         .cloned()
         .ok_or_else(|| node.failed("printed a ready line without http=".into()))?;
     let http = agent();
+    let ws = if opts.clients > 0 {
+        let token = login(&http, &base, &password)?;
+        let addr: std::net::SocketAddr = base
+            .trim_start_matches("http://")
+            .parse()
+            .map_err(|_| node.failed(format!("printed an unusable address {base}")))?;
+        Some(ws_clients::WsClients::start(
+            addr,
+            &token,
+            opts.clients,
+            &first_rooms,
+        )?)
+    } else {
+        None
+    };
 
     let mut gen_cmd = Command::new(exe);
     gen_cmd
@@ -221,11 +297,15 @@ fn run_in(
         &mut [&mut node, &mut broker],
     )?;
     let a = Snapshot::take(&http, &base, &node, &generator, &broker)?;
+    if let Some(ws) = &ws {
+        ws.measure();
+    }
     wait_or_fail(
         Duration::from_secs(opts.seconds),
         &mut [&mut node, &mut broker],
     )?;
     let b = Snapshot::take(&http, &base, &node, &generator, &broker)?;
+    let tallies = ws.map(ws_clients::WsClients::stop);
     let peak_rss = peak_rss_bytes(node.pid()).unwrap_or(0);
 
     // The generator stops by itself at the end of its run and prints its final counters once
@@ -298,7 +378,7 @@ fn run_in(
         } else {
             0.0
         },
-        websocket: None,
+        websocket: tallies.map(|t| WebSocketFigures::of(&t, window)),
     };
     drop(generator);
     drop(node);
@@ -397,8 +477,15 @@ fn write_node_config(
     tmp: &Path,
     data: &Path,
     mqtt: std::net::SocketAddr,
-) -> Result<PathBuf, BenchError> {
+) -> Result<(PathBuf, Vec<String>), BenchError> {
     let inventory = crate::sim::generate_fleet(opts.rooms, opts.seed);
+    // The room clients watch the first rooms.
+    let first_rooms = inventory
+        .rooms
+        .iter()
+        .take(10)
+        .map(|r| r.id.to_string())
+        .collect();
     let inventory_file = tmp.join("inventory.toml");
     let text = toml::to_string(&inventory).map_err(|e| BenchError::Generate {
         what: "inventory",
@@ -420,7 +507,7 @@ fn write_node_config(
         data = data.display().to_string(),
     );
     write(&config, &text)?;
-    Ok(config)
+    Ok((config, first_rooms))
 }
 
 fn write(path: &Path, text: &str) -> Result<(), BenchError> {
@@ -545,23 +632,28 @@ impl fmt::Display for FleetBenchReport {
             ),
         )?;
         match &self.websocket {
-            Some(ws) => row(
-                f,
-                "publish → WebSocket p50 / p99 / max",
-                format!(
-                    "{:.0} ms / {:.0} ms / {:.0} ms ({} clients, {:.0} messages/s)",
-                    ws.p50_s * 1e3,
-                    ws.p99_s * 1e3,
-                    ws.max_s * 1e3,
-                    ws.clients,
-                    ws.messages_per_s
-                ),
-            )?,
-            None => row(
-                f,
-                "publish → WebSocket",
-                "not measured (no WebSocket API in this build)".into(),
-            )?,
+            Some(ws) => {
+                row(
+                    f,
+                    "publish → WebSocket p50 / p99 / max",
+                    format!(
+                        "{:.0} ms / {:.0} ms / {:.0} ms ({} room deltas)",
+                        ws.p50_s * 1e3,
+                        ws.p99_s * 1e3,
+                        ws.max_s * 1e3,
+                        ws.deltas_measured
+                    ),
+                )?;
+                row(
+                    f,
+                    "WebSocket clients / messages/s / sequence gaps / failed clients",
+                    format!(
+                        "{} / {:.0} / {} / {}",
+                        ws.clients, ws.messages_per_s, ws.sequence_gaps, ws.failed_clients
+                    ),
+                )?;
+            }
+            None => row(f, "publish → WebSocket", "not measured (--clients 0)".into())?,
         }
         row(
             f,
