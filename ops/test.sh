@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs the real peers the tests talk to (Debian's
-# mosquitto, chromium and chromium-driver), then checks formatting and lints and runs every
-# test of the workspace.
+# mosquitto, prometheus, chromium and chromium-driver), then checks formatting and lints and runs
+# every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(
 # The web UI's end-to-end test drives a real headless Chromium through chromedriver.
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+# Debian's prometheus ships both promtool and the server (tests/it/monitoring.rs).
+{ command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; } || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "ops/test.sh: missing ${missing[*]}; install them (Debian: apt-get install ${missing[*]}) or run as root" >&2
@@ -17,7 +19,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "ops/test.sh: installing ${missing[*]} from Debian's packages"
   apt-get update -qq
-  # The tests start their own broker on a free port: keep the package's service from starting.
+  # The tests start their own broker and Prometheus on free ports: keep the packages' services
+  # from starting.
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   rm -f /usr/sbin/policy-rc.d

@@ -37,6 +37,7 @@ pub struct Config {
     pub rules: crate::alarms::RulesConfig,
     #[serde(default)]
     pub ws: crate::api::ws::WsConfig,
+    #[serde(default)]
     pub auth: crate::auth::AuthConfig,
 }
 

@@ -16,6 +16,7 @@ pub mod demo;
 pub mod field;
 pub mod historian;
 pub mod ingest;
+pub mod monitor;
 pub mod node;
 pub mod peak;
 pub mod sim;

@@ -1,7 +1,7 @@
 //! The `cistern` binary: `demo`, `run --config FILE`, `simulate`, `inventory`.
 
 use anyhow::Context as _;
-use cistern::config::{Config, LogConfig, LogFormat, DEFAULT_LOG_FILTER};
+use cistern::config::{Config, LogConfig, LogFormat};
 use cistern::demo::{self, DemoOptions};
 use cistern::node::{Node, NodeSpec};
 use cistern::simulate::{self, SimulateOptions};
@@ -81,6 +81,9 @@ enum Command {
     Run {
         #[arg(long)]
         config: PathBuf,
+        /// Log line format, overriding `[log] format`: human or json.
+        #[arg(long, value_parser = parse_log_format)]
+        log_format: Option<LogFormat>,
     },
     /// Run the field simulator alone: publish to a broker, or write a CSV trace.
     Simulate {
@@ -245,17 +248,39 @@ enum RulesCommand {
     },
 }
 
-fn init_tracing(log: &LogConfig) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&log.filter))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    match s {
+        "human" => Ok(LogFormat::Human),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!("unknown log format {other:?} (human or json)")),
+    }
+}
+
+/// Logs to stderr in `log.format`; levels per module from `RUST_LOG` when it is set, else from
+/// `[log] filter`. A filter that does not parse stops start-up (like any bad setting) rather
+/// than silently logging something else.
+fn init_tracing(log: &LogConfig) -> anyhow::Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(env) if !env.trim().is_empty() => tracing_subscriber::EnvFilter::try_new(&env)
+            .with_context(|| format!("RUST_LOG={env:?} is not a valid log filter"))?,
+        _ => tracing_subscriber::EnvFilter::try_new(&log.filter).with_context(|| {
+            format!("[log] filter = {:?} is not a valid log filter", log.filter)
+        })?,
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match log.format {
-        LogFormat::Json => builder.json().init(),
+        // Spans as fields of every line: a sample's `ingest` span (source, device) shows on
+        // what the room, the devices and the rules log about it.
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
         LogFormat::Human => builder.init(),
     }
+    Ok(())
 }
 
 /// Turns true on Ctrl-C or SIGTERM.
@@ -313,7 +338,7 @@ fn main() -> anyhow::Result<()> {
             init_tracing(&LogConfig {
                 format,
                 ..LogConfig::default()
-            });
+            })?;
             let opts = DemoOptions {
                 rooms,
                 seed,
@@ -361,9 +386,12 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             })
         }
-        Command::Run { config } => {
-            let config = Config::load(&config)?;
-            init_tracing(&config.log);
+        Command::Run { config, log_format } => {
+            let mut config = Config::load(&config)?;
+            if let Some(format) = log_format {
+                config.log.format = format;
+            }
+            init_tracing(&config.log)?;
             let inventory = config.load_inventory()?;
             let profiles = config.load_profiles()?;
             actix_web::rt::System::new().block_on(async move {
@@ -409,7 +437,7 @@ fn main() -> anyhow::Result<()> {
             faults_per_room_day,
             stats_every,
         } => {
-            init_tracing(&LogConfig::default());
+            init_tracing(&LogConfig::default())?;
             let opts = SimulateOptions {
                 rooms,
                 seed,
@@ -436,7 +464,7 @@ fn main() -> anyhow::Result<()> {
             init_tracing(&LogConfig {
                 filter: "warn".into(),
                 ..LogConfig::default()
-            });
+            })?;
             let opts = cistern::historian::bench::StoreBenchOptions {
                 rooms,
                 hours,
@@ -454,7 +482,7 @@ fn main() -> anyhow::Result<()> {
             init_tracing(&LogConfig {
                 filter: "warn".into(),
                 ..LogConfig::default()
-            });
+            })?;
             let opts = cistern::bench::FleetBenchOptions {
                 rooms: fleet.rooms,
                 seconds: fleet.seconds,
@@ -527,7 +555,7 @@ fn main() -> anyhow::Result<()> {
                 init_tracing(&LogConfig {
                     filter: "warn".into(),
                     ..LogConfig::default()
-                });
+                })?;
                 let load = |d: &std::path::Path| -> anyhow::Result<Arc<cistern_rules::RuleSet>> {
                     let out = cistern_rules::RuleSet::load_dir(d, Default::default())?;
                     for diag in &out.diagnostics {

@@ -15,6 +15,8 @@ use crate::ingest::modbus::{spawn_pollers, ModbusConfig, ModbusError};
 use crate::ingest::mqtt::{self, MqttConfig};
 use crate::ingest::router::IngestRouter;
 use crate::ingest::BatchSink;
+use crate::monitor::fleet::{FleetCollector, FleetSources};
+use crate::monitor::ready::Readiness;
 use actix::Arbiter;
 use actix_web::{web, App, HttpServer};
 use cistern_actors::alarms::{AlarmStore, MemoryAlarmStore, RuleHost, RuleMetrics};
@@ -151,6 +153,7 @@ fn start_rules(
         }
     }
     let rule_metrics = RuleMetrics::register(metrics)?;
+    rule_metrics.init_series(&outcome.set);
     let outbox = NodeOutbox::start(
         config.webhook.as_ref(),
         crate::alarms::outbox::OutboxMetrics::register(metrics)?,
@@ -173,6 +176,18 @@ fn start_rules(
     Ok(Some(Arc::new(host)))
 }
 
+/// Writes the ingest log's rate-limit summary every few seconds (the summary itself comes at
+/// most once per interval), until shutdown.
+async fn log_summaries(router: Arc<IngestRouter>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = tick.tick() => router.log_summary(),
+        }
+    }
+}
+
 /// A running node.
 #[derive(Debug)]
 pub struct Node {
@@ -186,6 +201,7 @@ pub struct Node {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     mqtt_subscribed: Option<watch::Receiver<bool>>,
     history: Option<Arc<crate::historian::Historian>>,
+    readiness: Readiness,
 }
 
 impl Node {
@@ -212,14 +228,16 @@ impl Node {
         if let Some(host) = &rule_host {
             host.board.set_live(live.clone());
         }
+        let figures = Arc::new(cistern_actors::LiveFigures::default());
         let deps = DeviceDeps {
             clock: spec.clock.clone(),
             snapshots: spec.snapshots.clone(),
             sink: spec.sink.clone(),
-            metrics: actor_metrics,
+            metrics: actor_metrics.clone(),
             config: Arc::new(spec.actors.clone()),
             rules: rule_host.clone(),
             live: live.clone(),
+            figures: figures.clone(),
         };
         let registry = FleetRegistry::start(&spec.inventory, &deps, &handles);
         tracing::info!(
@@ -227,6 +245,13 @@ impl Node {
             threads = handles.len(),
             "actor tree started"
         );
+        metrics.register(Box::new(FleetCollector::new(FleetSources {
+            registry: registry.clone(),
+            figures,
+            rules: rule_host.clone(),
+            clock: spec.clock.clone(),
+            zones: spec.inventory.zones.iter().map(|z| z.id.clone()).collect(),
+        })?))?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -241,17 +266,28 @@ impl Node {
             )));
             tracing::info!(dir = %dir.display(), "rule hot reload on");
         }
-        let router: Arc<dyn BatchSink> = Arc::new(IngestRouter::new(
+        let ingest_router = Arc::new(IngestRouter::new(
             registry.clone(),
             ingest_metrics.clone(),
             spec.clock.clone(),
         ));
+        tasks.push(tokio::spawn(log_summaries(
+            ingest_router.clone(),
+            shutdown_rx.clone(),
+        )));
+        let router: Arc<dyn BatchSink> = ingest_router;
         let mut mqtt_subscribed = None;
+        if spec.mqtt.is_some() {
+            // Series from zero, so that a rate over a stalled or never-started ingest is 0
+            // rather than absent.
+            ingest_metrics.messages.with_label_values(&["mqtt"]);
+            ingest_metrics.points.with_label_values(&["mqtt"]);
+        }
         if let Some(mqtt) = &spec.mqtt {
             let ingest = mqtt::spawn(
                 mqtt,
                 router.clone(),
-                ingest_metrics,
+                ingest_metrics.clone(),
                 spec.clock.clone(),
                 shutdown_rx.clone(),
             );
@@ -269,7 +305,16 @@ impl Node {
         )?;
         if !pollers.is_empty() {
             tracing::info!(rooms = pollers.len(), "Modbus pollers started");
+            ingest_metrics.messages.with_label_values(&["modbus"]);
+            ingest_metrics.points.with_label_values(&["modbus"]);
         }
+        let readiness = Readiness {
+            mqtt_subscribed: mqtt_subscribed.clone(),
+            pollers: pollers.iter().map(|p| p.abort_handle()).collect(),
+            history: spec.history.clone(),
+            registry: registry.clone(),
+            actor_metrics,
+        };
         tasks.extend(pollers);
 
         let (ws_shutdown, ws_shutdown_rx) = watch::channel(false);
@@ -298,6 +343,7 @@ impl Node {
                 hub,
                 shutdown: ws_shutdown_rx,
             }),
+            readiness: Some(readiness.clone()),
         });
         spec.security.auth.metrics().register(&metrics)?;
         let security = web::Data::new(spec.security.clone());
@@ -333,6 +379,7 @@ impl Node {
             tasks,
             mqtt_subscribed,
             history: spec.history,
+            readiness,
         })
     }
 
@@ -364,6 +411,11 @@ impl Node {
         tokio::time::timeout(deadline, rx.wait_for(|s| *s))
             .await
             .is_ok_and(|r| r.is_ok())
+    }
+
+    /// What `/readyz` says now.
+    pub fn readiness(&self) -> crate::monitor::ready::ReadinessReport {
+        self.readiness.check()
     }
 
     /// A receiver that turns true when the node stops (for companions such as the field).

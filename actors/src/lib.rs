@@ -24,6 +24,7 @@ pub mod camera;
 pub mod clock;
 pub mod device;
 pub mod district;
+pub mod figures;
 pub mod live;
 pub mod metrics;
 pub mod ports;
@@ -35,6 +36,7 @@ pub mod tank;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use device::Intake;
+pub use figures::{LiveFigures, RoomFigures};
 pub use live::{LiveFeed, NullLiveFeed};
 pub use metrics::ActorMetrics;
 pub use ports::{MemorySnapshotStore, NullSampleSink, Receipt, SampleSink, SnapshotStore};

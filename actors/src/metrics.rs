@@ -24,6 +24,10 @@ impl ActorMetrics {
         registry.register(Box::new(m.duplicates.clone()))?;
         registry.register(Box::new(m.backfill.clone()))?;
         registry.register(Box::new(m.stale_transitions.clone()))?;
+        // Restarts from zero (a restart storm is a rate over them).
+        for kind in ["room", "pump", "tank", "camera"] {
+            m.restarts.with_label_values(&[kind]);
+        }
         Ok(m)
     }
 

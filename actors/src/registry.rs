@@ -96,6 +96,8 @@ struct RoomEntry {
     addr: Addr<PumpRoomActor>,
     spec: Arc<RoomSpec>,
     intake: Arc<Semaphore>,
+    /// The intake's permits in all (what the room may hold unapplied).
+    capacity: usize,
 }
 
 /// Every room of this node, and the zone actors when it runs rules.
@@ -145,7 +147,8 @@ impl FleetRegistry {
     pub fn spawn_room(&self, spec: Arc<RoomSpec>, deps: DeviceDeps, arbiter: &ArbiterHandle) {
         let board = self.board.clone();
         let s = spec.clone();
-        let intake = Arc::new(Semaphore::new(deps.config.mailbox.max(1)));
+        let capacity = deps.config.mailbox.max(1);
+        let intake = Arc::new(Semaphore::new(capacity));
         let zone = self
             .zones
             .get(&spec.zone)
@@ -153,8 +156,15 @@ impl FleetRegistry {
         let addr = Supervisor::start_in_arbiter(arbiter, move |_| {
             PumpRoomActor::new(s, deps, board, zone)
         });
-        self.rooms
-            .insert(spec.id.clone(), RoomEntry { addr, spec, intake });
+        self.rooms.insert(
+            spec.id.clone(),
+            RoomEntry {
+                addr,
+                spec,
+                intake,
+                capacity,
+            },
+        );
     }
 
     /// Puts a reloaded rule set in force in every room.
@@ -257,6 +267,7 @@ impl FleetRegistry {
                 intake: Intake {
                     permit: Some(permit),
                     receipt,
+                    span: tracing::Span::current(),
                 },
             })
             .map_err(|_| down())
@@ -299,6 +310,17 @@ impl FleetRegistry {
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
+    }
+
+    /// Visits every room for the fleet gauges: its inventory entry, whether it is online, and
+    /// how many batches it holds but has not applied yet (its mailbox depth). Reads the map
+    /// and the status board only: no actor is asked.
+    pub fn visit(&self, mut f: impl FnMut(&RoomSpec, bool, usize)) {
+        for e in self.rooms.iter() {
+            let online = self.board.get(&e.spec.id).is_some_and(|s| s.online);
+            let held = e.capacity.saturating_sub(e.intake.available_permits());
+            f(&e.spec, online, held);
+        }
     }
 
     /// Rooms online, rooms in total.

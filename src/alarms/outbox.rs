@@ -55,6 +55,9 @@ impl OutboxMetrics {
             )?,
         };
         registry.register(Box::new(m.webhook.clone()))?;
+        for result in ["sent", "failed", "dropped"] {
+            m.webhook.with_label_values(&[result]);
+        }
         Ok(m)
     }
 }

@@ -7,7 +7,7 @@
 //! `zone:<zone>/zone_event@room` for a supply zone's alarm (which can only be acknowledged).
 //! The acting user is the authenticated caller; a body that still names a `user` must name that
 //! same one (a mismatch is refused, never silently rewritten). Every command, taken or refused,
-//! is audited as `alarm_<action>` (REST and WebSocket alike, through [`execute`]).
+//! is audited as `alarm_<action>`.
 
 use super::error::ApiError;
 use super::{AlarmsApi, ApiState};
@@ -213,7 +213,8 @@ pub struct CommandBody {
     pub until: Option<Timestamp>,
 }
 
-/// An alarm command, however it arrived (REST or the WebSocket): both go through [`execute`].
+/// An alarm command, however it arrived (REST or the WebSocket): both go through [`execute`],
+/// which applies it as the authenticated principal and audits it.
 #[derive(Debug, Clone)]
 pub struct CommandRequest {
     /// The alarm's source: a room id, or `zone:<zone>`.
@@ -222,8 +223,6 @@ pub struct CommandRequest {
     pub key: String,
     /// `ack`, `shelve`, `unshelve`, `reset`, `remove_from_service`, `return_to_service`.
     pub action: String,
-    /// Who acts.
-    pub user: String,
     pub comment: String,
     /// `shelve`: why.
     pub reason: Option<String>,
@@ -285,35 +284,79 @@ fn refused(e: CommandError) -> ApiError {
     }
 }
 
-/// Applies an alarm command and writes it to the audit log (`alarm_<action>`, with the
-/// outcome), whether it took effect or not.
-pub async fn execute(state: &ApiState, req: CommandRequest) -> Result<CommandOutcome, ApiError> {
-    let outcome = apply(state, &req).await;
-    state.security.audit.record(crate::auth::AuditEntry {
-        at_ms: Timestamp::now().as_millis(),
-        user: req.user.clone(),
-        action: format!("alarm_{}", req.action),
-        target: format!("{}/{}", req.source, req.key),
-        detail: match &outcome {
-            Ok(_) => req.comment.clone(),
-            Err(e) => format!("{} (refused: {})", req.comment, e.code),
-        },
-        ok: outcome.is_ok(),
-    });
-    outcome
-}
-
-async fn apply(state: &ApiState, req: &CommandRequest) -> Result<CommandOutcome, ApiError> {
-    let api = alarms(state)?;
-    let (source, key) = parse_id(&req.source, &req.key)?;
-    if req.user.trim().is_empty() {
+pub async fn command(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    body: web::Json<CommandBody>,
+) -> Result<HttpResponse, ApiError> {
+    let who = crate::auth::principal(&req).ok_or(crate::auth::AuthError::Unauthorized)?;
+    if body.user.as_deref().is_some_and(|u| u != who.user) {
         return Err(ApiError::bad_request(
-            "missing_user",
-            "a command needs a `user`",
+            "user_mismatch",
+            format!(
+                "the body names another user than the authenticated one ({}); leave `user` out",
+                who.user
+            ),
         ));
     }
-    let action = action_of(req)?;
-    let source_text = &req.source;
+    let (source, key, action) = path.into_inner();
+    let body = body.into_inner();
+    let request = CommandRequest {
+        source,
+        key,
+        action,
+        comment: body.comment,
+        reason: body.reason,
+        duration: body.duration,
+        until: body.until,
+    };
+    let outcome = execute(&state, &who, request).await?;
+    Ok(HttpResponse::Ok().json(outcome))
+}
+
+/// Applies an alarm command as `who` and audits it (`alarm_<action>`), whether it took effect
+/// or not. The role check is the caller's (the REST policy table, the WebSocket session).
+pub async fn execute(
+    state: &ApiState,
+    who: &crate::auth::Principal,
+    req: CommandRequest,
+) -> Result<CommandOutcome, ApiError> {
+    let target = format!("{}/{}", req.source, req.key);
+    let audit = format!("alarm_{}", req.action);
+    let result = match action_of(&req) {
+        Ok(action) => {
+            let detail = match &action {
+                CommandAction::Shelve { until, reason } => {
+                    format!("{reason} (until {}) {}", until.as_millis(), req.comment)
+                }
+                _ => req.comment.clone(),
+            };
+            run_command(state, &who.user, &req, action)
+                .await
+                .map(|outcome| (outcome, detail))
+        }
+        Err(e) => Err(e),
+    };
+    let (detail, ok) = match &result {
+        Ok((_, detail)) => (detail.clone(), true),
+        Err(e) => (format!("refused: {}: {}", e.code, e.message), false),
+    };
+    state
+        .security
+        .record(who, &audit, &target, detail.trim().to_owned(), ok);
+    result.map(|(outcome, _)| outcome)
+}
+
+async fn run_command(
+    state: &ApiState,
+    user: &str,
+    req: &CommandRequest,
+    action: CommandAction,
+) -> Result<CommandOutcome, ApiError> {
+    let api = alarms(state)?;
+    let source_text = req.source.as_str();
+    let (source, key) = parse_id(source_text, &req.key)?;
     let events = match &source {
         Source::Room(room) => state
             .registry
@@ -322,7 +365,7 @@ async fn apply(state: &ApiState, req: &CommandRequest) -> Result<CommandOutcome,
                 Command {
                     key: key.clone(),
                     action,
-                    user: req.user.clone(),
+                    user: user.to_owned(),
                     comment: req.comment.clone(),
                 },
             )
@@ -346,7 +389,7 @@ async fn apply(state: &ApiState, req: &CommandRequest) -> Result<CommandOutcome,
             }
             let events = state
                 .registry
-                .ack_zone(zone, req.user.clone(), req.comment.clone())
+                .ack_zone(zone, user.to_owned(), req.comment.clone())
                 .await?;
             if events.is_empty() {
                 return Err(ApiError::new(
@@ -360,39 +403,4 @@ async fn apply(state: &ApiState, req: &CommandRequest) -> Result<CommandOutcome,
     };
     let alarm = view_of(state, api, &source, source_text, &key).await.ok();
     Ok(CommandOutcome { events, alarm })
-}
-
-pub async fn command(
-    state: web::Data<ApiState>,
-    req: HttpRequest,
-    path: web::Path<(String, String, String)>,
-    body: web::Json<CommandBody>,
-) -> Result<HttpResponse, ApiError> {
-    let who = crate::auth::principal(&req).ok_or(crate::auth::AuthError::Unauthorized)?;
-    if body.user.as_deref().is_some_and(|u| u != who.user) {
-        return Err(ApiError::bad_request(
-            "user_mismatch",
-            format!(
-                "the body names another user than the authenticated one ({}); leave `user` out",
-                who.user
-            ),
-        ));
-    }
-    let (source, key, action) = path.into_inner();
-    let body = body.into_inner();
-    let outcome = execute(
-        &state,
-        CommandRequest {
-            source,
-            key,
-            action,
-            user: who.user,
-            comment: body.comment,
-            reason: body.reason,
-            duration: body.duration,
-            until: body.until,
-        },
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(outcome))
 }

@@ -1,4 +1,4 @@
-//! The HTTP API (actix-web): health, metrics, rooms and their live state, history, alarms and
+//! The HTTP API (actix-web): liveness (`/healthz`), readiness (`/readyz`), metrics, rooms and their live state, history, alarms and
 //! their commands, rules, sessions, users, API tokens, the audit log, and — in the demo only —
 //! fault injection into the simulator. Every error is JSON with a stable code:
 //! `{"error": {"code": "unknown_room", "message": "..."}}`. Every route is in the table below
@@ -37,6 +37,8 @@ pub struct ApiState {
     pub security: crate::auth::Security,
     /// The WebSocket push API (`GET /ws`).
     pub ws: Option<ws::WsApi>,
+    /// What `/readyz` checks (none: always ready, for API tests without a node).
+    pub readiness: Option<crate::monitor::ready::Readiness>,
 }
 
 /// What the alarm and rule endpoints need.
@@ -51,7 +53,7 @@ pub struct AlarmsApi {
 
 /// Declares the route table: `ROUTES` (method, path) for the OpenAPI check and the policy, and
 /// `register_routes`, which installs them. Every REST route goes through it (a test checks that
-/// no `.route(` call bypasses it), so the OpenAPI description cannot silently miss one.
+/// no route is registered around it), so the OpenAPI description cannot silently miss one.
 macro_rules! routes {
     ($($method:ident $path:literal => $handler:path;)*) => {
         /// Every route: (lower-case method, path pattern).
@@ -65,6 +67,7 @@ macro_rules! routes {
 
 routes! {
     get "/healthz" => healthz;
+    get "/readyz" => readyz;
     get "/metrics" => metrics;
     get "/" => webui::index;
     get "/ui/{file}" => webui::file;
@@ -117,6 +120,21 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
+/// Ready (200) only when ingest, the store and the actors are; else 503 with every part's
+/// state, so that whoever is paged sees which part and why. Public, like `/healthz` and
+/// `/metrics`: load balancers and Prometheus carry no token.
+async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
+    let Some(readiness) = &state.readiness else {
+        return HttpResponse::Ok().json(serde_json::json!({ "ready": true }));
+    };
+    let report = readiness.check();
+    if report.ready {
+        HttpResponse::Ok().json(report)
+    } else {
+        HttpResponse::ServiceUnavailable().json(report)
+    }
+}
+
 async fn metrics(state: web::Data<ApiState>) -> HttpResponse {
     use prometheus::Encoder;
     let mut buf = Vec::new();
@@ -126,5 +144,119 @@ async fn metrics(state: web::Data<ApiState>) -> HttpResponse {
             .content_type(encoder.format_type())
             .body(buf),
         Err(e) => error::ApiError::internal(e.to_string()).error_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ROUTES;
+    use crate::auth::policy::{self, Access};
+    use serde_json::Value;
+    use std::collections::BTreeSet;
+
+    fn openapi() -> Value {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/openapi.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+    fn operations(doc: &Value) -> BTreeSet<(String, String)> {
+        let mut ops = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, _) in item.as_object().unwrap() {
+                assert!(METHODS.contains(&method.as_str()), "{method} {path}");
+                ops.insert((method.clone(), path.clone()));
+            }
+        }
+        ops
+    }
+
+    #[test]
+    fn every_route_is_described_in_openapi_and_nothing_else_is() {
+        let routes: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+            .collect();
+        assert_eq!(routes.len(), ROUTES.len(), "a route is declared twice");
+        let described = operations(&openapi());
+        let missing: Vec<_> = routes.difference(&described).collect();
+        let stale: Vec<_> = described.difference(&routes).collect();
+        assert!(
+            missing.is_empty() && stale.is_empty(),
+            "schemas/openapi.json is out of date.\nnot described: {missing:?}\ndescribed but not served: {stale:?}"
+        );
+    }
+
+    #[test]
+    fn no_route_bypasses_the_route_table() {
+        let src = include_str!("mod.rs");
+        let code = &src[..src.find("#[cfg(test)]").unwrap_or(src.len())];
+        // The one `.route(` is the table's own registration.
+        assert_eq!(
+            code.matches(".route(").count(),
+            1,
+            "register REST routes in the routes! table, so that OpenAPI and the policy see them"
+        );
+        assert!(!code.contains("web::resource(") && !code.contains("web::scope("));
+    }
+
+    #[test]
+    fn the_documented_role_of_every_operation_is_the_policys() {
+        let doc = openapi();
+        for (method, path) in operations(&doc) {
+            let op = &doc["paths"][&path][&method];
+            let documented = op["x-cistern-role"].as_str().unwrap_or_else(|| {
+                panic!("{method} {path} has no x-cistern-role");
+            });
+            // A concrete path: every `{param}` filled in.
+            let concrete: Vec<String> = path
+                .split('/')
+                .map(|s| {
+                    if s.starts_with('{') {
+                        "x1".to_owned()
+                    } else {
+                        s.to_owned()
+                    }
+                })
+                .collect();
+            let enforced = match policy::required(&method.to_uppercase(), &concrete.join("/")) {
+                Access::Public => "public".to_owned(),
+                Access::Role(r) => r.to_string(),
+            };
+            assert_eq!(documented, enforced, "{method} {path}");
+            let public = op["security"].as_array().is_some_and(|s| s.is_empty());
+            assert_eq!(public, documented == "public", "{method} {path}: security");
+        }
+    }
+
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    match (k.as_str(), v) {
+                        ("$ref", Value::String(r)) => out.push(r.clone()),
+                        _ => refs(v, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_in_openapi_resolves() {
+        let doc = openapi();
+        assert_eq!(doc["openapi"].as_str().map(|v| &v[..2]), Some("3."));
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(!all.is_empty());
+        for r in all {
+            let pointer = r
+                .strip_prefix('#')
+                .unwrap_or_else(|| panic!("external ref {r}"));
+            assert!(doc.pointer(pointer).is_some(), "dangling {r}");
+        }
     }
 }

@@ -182,7 +182,8 @@ mod tests {
         assert_eq!(resp.status(), 404);
     }
 
-    #[test]
+    // `test` here is actix-web's; this one is synchronous.
+    #[core::prelude::v1::test]
     fn no_asset_reaches_outside_the_node() {
         for a in ASSETS {
             // The SVG namespace is a name, not a fetch.

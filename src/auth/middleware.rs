@@ -111,3 +111,110 @@ pub async fn authenticate(
         .await
         .map(ServiceResponse::map_into_left_body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+    use actix_web::{test, App, HttpRequest};
+
+    async fn whoami(req: HttpRequest) -> HttpResponse {
+        match crate::auth::principal(&req) {
+            Some(p) => HttpResponse::Ok().json(p),
+            None => HttpResponse::Ok().json("anonymous"),
+        }
+    }
+
+    #[actix_web::test]
+    async fn the_gate_applies_the_policy_and_hands_the_principal_to_handlers() {
+        let security = Security::default();
+        security.auth.insert_token(
+            "viewer-token",
+            Principal {
+                user: "v".into(),
+                role: Role::Viewer,
+            },
+        );
+        security.auth.insert_token(
+            "operator-token",
+            Principal {
+                user: "o".into(),
+                role: Role::Operator,
+            },
+        );
+        let app = test::init_service(
+            App::new()
+                .wrap(actix_web::middleware::from_fn(authenticate))
+                .app_data(web::Data::new(security.clone()))
+                .route("/healthz", web::get().to(whoami))
+                .route("/api/v1/rooms", web::get().to(whoami))
+                .route("/api/v1/sim/faults", web::post().to(whoami))
+                .route("/api/v1/new-thing", web::post().to(whoami)),
+        )
+        .await;
+        let call = |method: &str, path: &str, auth: Option<&str>| {
+            let mut req = test::TestRequest::default()
+                .method(method.parse().unwrap())
+                .uri(path);
+            if let Some(a) = auth {
+                req = req.insert_header((header::AUTHORIZATION, a.to_owned()));
+            }
+            req.to_request()
+        };
+        let cases: [(&str, &str, Option<&str>, u16, &str); 8] = [
+            ("GET", "/healthz", None, 200, "\"anonymous\""),
+            // A bad header on a public route is ignored.
+            ("GET", "/healthz", Some("Basic xyz"), 200, "\"anonymous\""),
+            ("GET", "/api/v1/rooms", None, 401, "unauthorized"),
+            (
+                "GET",
+                "/api/v1/rooms",
+                Some("Bearer nope"),
+                401,
+                "unauthorized",
+            ),
+            (
+                "GET",
+                "/api/v1/rooms",
+                Some("Bearer viewer-token"),
+                200,
+                "\"user\":\"v\"",
+            ),
+            (
+                "POST",
+                "/api/v1/sim/faults",
+                Some("Bearer viewer-token"),
+                403,
+                "operator role",
+            ),
+            (
+                "POST",
+                "/api/v1/sim/faults",
+                Some("Bearer operator-token"),
+                200,
+                "\"role\":\"operator\"",
+            ),
+            // Not in the table: admin only.
+            (
+                "POST",
+                "/api/v1/new-thing",
+                Some("Bearer operator-token"),
+                403,
+                "admin role",
+            ),
+        ];
+        for (method, path, auth, status, needle) in cases {
+            let resp = test::call_service(&app, call(method, path, auth)).await;
+            let got = resp.status().as_u16();
+            let unauthorized_header = resp.headers().contains_key(header::WWW_AUTHENTICATE);
+            let body = String::from_utf8(test::read_body(resp).await.to_vec()).unwrap();
+            assert_eq!(got, status, "{method} {path} {auth:?}: {body}");
+            assert!(body.contains(needle), "{method} {path} {auth:?}: {body}");
+            assert_eq!(unauthorized_header, status == 401, "{method} {path}");
+        }
+        let rejected = &security.auth.metrics().rejected;
+        assert_eq!(rejected.with_label_values(&["missing"]).get(), 1);
+        assert_eq!(rejected.with_label_values(&["malformed"]).get(), 1);
+        assert_eq!(rejected.with_label_values(&["forbidden"]).get(), 2);
+    }
+}

@@ -162,6 +162,7 @@ mod tests {
             ("DELETE", "/api/v1/tokens/0011223344556677", R(Role::Admin)),
             ("GET", "/api/v1/audit", R(Role::Operator)),
             ("GET", "/healthz", Public),
+            ("GET", "/readyz", Public),
             ("GET", "/metrics", Public),
             ("GET", "/ws", Public),
             ("GET", "/", Public),

@@ -653,7 +653,11 @@ impl fmt::Display for FleetBenchReport {
                     ),
                 )?;
             }
-            None => row(f, "publish → WebSocket", "not measured (--clients 0)".into())?,
+            None => row(
+                f,
+                "publish → WebSocket",
+                "not measured (--clients 0)".into(),
+            )?,
         }
         row(
             f,

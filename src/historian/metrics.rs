@@ -40,6 +40,8 @@ pub struct StoreMetrics {
     /// Age of samples (wall clock minus sample time) when they became durable: the
     /// publish-to-durable latency of live data. Backfilled samples land in the top buckets.
     pub durable_lag: prometheus::Histogram,
+    /// Chunk bytes per sealed sample since start.
+    pub bytes_per_point: Gauge,
 }
 
 impl StoreMetrics {
@@ -111,6 +113,10 @@ impl StoreMetrics {
                 )
                 .buckets(DURABLE_LAG_BUCKETS.to_vec()),
             )?,
+            bytes_per_point: Gauge::new(
+                "cistern_store_chunk_bytes_per_point",
+                "Compressed chunk bytes per sealed sample since start (chunk bytes / sealed samples)",
+            )?,
         })
     }
 
@@ -129,6 +135,13 @@ impl StoreMetrics {
         registry.register(Box::new(self.write_errors.clone()))?;
         registry.register(Box::new(self.receipts.clone()))?;
         registry.register(Box::new(self.durable_lag.clone()))?;
+        registry.register(Box::new(self.bytes_per_point.clone()))?;
+        // Errors from zero, by every operation and error kind there is.
+        for op in ["wal", "seal", "drain"] {
+            for kind in ["unavailable", "io", "corrupt", "invalid"] {
+                self.write_errors.with_label_values(&[op, kind]);
+            }
+        }
         Ok(())
     }
 

@@ -97,6 +97,39 @@ pub struct Historian {
     store: Arc<dyn Store>,
     metrics: StoreMetrics,
     compactor: Option<compact::CompactorHandle>,
+    health: Arc<WriterHealth>,
+    max_open_samples: usize,
+}
+
+/// The writer's failing operations (`wal`, `seal`, `drain`) and their last error, for
+/// readiness; an operation leaves it when it next succeeds.
+#[derive(Debug, Default)]
+pub struct WriterHealth {
+    failing: Mutex<Vec<(String, String)>>,
+}
+
+impl WriterHealth {
+    fn set_failing(&self, op: &str, error: &StoreError) {
+        let mut f = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        f.retain(|(o, _)| o != op);
+        f.push((op.to_owned(), error.to_string()));
+    }
+
+    fn clear(&self, op: &str) {
+        let mut f = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        f.retain(|(o, _)| o != op);
+    }
+
+    /// The failing operations, as one line; none when every write succeeds.
+    fn failing(&self) -> Option<String> {
+        let f = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        (!f.is_empty()).then(|| {
+            f.iter()
+                .map(|(op, e)| format!("store {op} failing: {e}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
 }
 
 fn lock(buffers: &Mutex<Buffers>) -> MutexGuard<'_, Buffers> {
@@ -172,6 +205,8 @@ impl Historian {
             None => (None, None),
         };
         let (tx, rx) = mpsc::channel();
+        let health = Arc::new(WriterHealth::default());
+        let max_open_samples = config.max_open_samples;
         let writer = writer::Writer {
             store: store.clone(),
             wal,
@@ -190,6 +225,7 @@ impl Historian {
             retry_at: Instant::now(),
             backoff: Duration::ZERO,
             compaction: hook,
+            health: health.clone(),
         };
         let writer = std::thread::Builder::new()
             .name("historian".into())
@@ -202,7 +238,39 @@ impl Historian {
             store,
             metrics,
             compactor,
+            health,
+            max_open_samples,
         })
+    }
+
+    /// Whether the historian can take samples and keep up: its writer runs, its last write
+    /// (write-ahead or store) did not fail, and its backlog fits in memory (nothing spilled).
+    pub fn health(&self) -> Result<(), String> {
+        let running = self
+            .writer
+            .lock()
+            .map(|w| w.as_ref().is_some_and(|h| !h.is_finished()))
+            .unwrap_or(false);
+        if !running {
+            return Err("the historian's writer is not running".into());
+        }
+        if let Some(failing) = self.health.failing() {
+            return Err(failing);
+        }
+        let spilled = self.metrics.spill_bytes.get();
+        if spilled > 0 {
+            return Err(format!(
+                "backlog spilled to disk: {spilled} bytes wait for the store"
+            ));
+        }
+        let depth = self.metrics.queue_depth.get();
+        if depth > self.max_open_samples as i64 {
+            return Err(format!(
+                "backlog of {depth} samples exceeds the in-memory bound of {}",
+                self.max_open_samples
+            ));
+        }
+        Ok(())
     }
 
     /// The historian's metrics (register them with the node's registry).

@@ -63,6 +63,8 @@ pub(super) struct Writer {
     pub backoff: Duration,
     /// The compactor's hook: told what each seal wrote (see `compact.rs`).
     pub compaction: Option<super::compact::SealHook>,
+    /// What readiness reads: the failing write, if any.
+    pub health: Arc<super::WriterHealth>,
 }
 
 impl Writer {
@@ -128,8 +130,10 @@ impl Writer {
                 .with_label_values(&["wal", error.label()])
                 .inc();
             tracing::warn!(%error, samples = self.pending.len(), "historian: write-ahead failed; retrying on the next flush");
+            self.health.set_failing("wal", &error);
             return;
         }
+        self.health.clear("wal");
         timer.observe_duration();
         self.seq += 1;
         self.metrics.durable.inc_by(self.pending.len() as u64);
@@ -172,6 +176,7 @@ impl Writer {
     }
 
     fn failed(&mut self, op: &str, error: &StoreError) {
+        self.health.set_failing(op, error);
         self.metrics
             .write_errors
             .with_label_values(&[op, error.label()])
@@ -183,6 +188,8 @@ impl Writer {
     }
 
     fn succeeded(&mut self) {
+        self.health.clear("seal");
+        self.health.clear("drain");
         self.backoff = Duration::ZERO;
     }
 
@@ -433,6 +440,12 @@ impl Writer {
         // Spilled samples are estimated from their bytes (about 40 per sample).
         let depth = self.pending.len() + self.open_samples + (spilled_bytes / 40) as usize;
         self.metrics.queue_depth.set(depth as i64);
+        let sealed = self.metrics.sealed.get();
+        if sealed > 0 {
+            self.metrics
+                .bytes_per_point
+                .set(self.metrics.chunk_bytes.get() as f64 / sealed as f64);
+        }
         if !self.spilled() {
             self.metrics.drain_rate.set(0.0);
         }

@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use std::fmt::Display;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 /// Routes decoded batches to room actors.
 #[derive(Debug)]
@@ -49,7 +50,10 @@ impl BatchSink for IngestRouter {
                 let lag = self.clock.now().since(newest.t);
                 self.metrics.backfill_lag.observe(lag.as_secs_f64());
             }
-            match self.registry.route(batch, receipt).await {
+            // The span travels with the batch (`Intake::span`): through the room and device
+            // actors, to the historian handover and the rule evaluation it triggers.
+            let span = tracing::debug_span!("ingest", source, device = %device, points);
+            match self.registry.route(batch, receipt).instrument(span).await {
                 Ok(()) => {
                     self.metrics.messages.with_label_values(&[source]).inc();
                     self.metrics
@@ -85,6 +89,19 @@ impl IngestRouter {
             .inc();
         if let Some(suppressed) = self.log.admit(device) {
             tracing::warn!(source, device, reason, suppressed, error = %detail, "field input rejected");
+        }
+        self.log_summary();
+    }
+
+    /// One line per interval with the rejections the rate limit kept out of the log (called
+    /// on every rejection and by the node's timer, so that a flood that stops still shows).
+    pub fn log_summary(&self) {
+        if let Some(suppressed) = self.log.summary(std::time::Instant::now()) {
+            tracing::warn!(
+                suppressed,
+                interval = ?self.log.interval(),
+                "field input rejections not logged in the last interval (rate limit); cistern_ingest_rejected_total counts them all"
+            );
         }
     }
 }

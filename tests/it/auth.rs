@@ -297,7 +297,6 @@ fn malformed_authorization_headers_get_a_clear_401_and_never_break_the_server() 
         "Bearer cs_",
         "Bearer cs__",
         "Bearer ct_zz_zz",
-        "Bearer \u{e9}\u{e9}\u{e9}",
         &long,
         &forged,
     ] {
@@ -310,6 +309,11 @@ fn malformed_authorization_headers_get_a_clear_401_and_never_break_the_server() 
             "{value:?}"
         );
     }
+    // Bytes that are not text in the header (Latin-1 here): no client library sends them.
+    let head = b"GET /api/v1/rooms HTTP/1.1\r\nhost: x\r\nauthorization: Bearer \xe9\xe9".to_vec();
+    let (status, text) = crate::support::raw_http(&base, &head);
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains("\"unauthorized\""), "{text}");
     // A malformed login body is a clear 400.
     let (status, v) = call_as(
         None,

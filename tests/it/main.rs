@@ -11,6 +11,7 @@ mod crash;
 mod demo;
 mod history;
 mod modbus;
+mod monitoring;
 mod mqtt;
 mod rules;
 mod simulate;

@@ -232,6 +232,32 @@ fn send(
     (status, text)
 }
 
+/// Sends `head` (request line and headers, as raw bytes, without the final blank line) over a
+/// plain TCP connection to `base` and returns the status and body: for requests no HTTP
+/// client would send (bytes that are not text in a header). Reads until the server closes.
+pub fn raw_http(base: &str, head: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(head).unwrap();
+    stream.write_all(b"\r\nconnection: close\r\n\r\n").unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_owned());
+    (status, body)
+}
+
 fn json_of(text: String) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
 }
@@ -332,6 +358,16 @@ pub fn run_site(
     broker: &Mosquitto,
     extra: &str,
 ) -> PathBuf {
+    run_site_on_port(name, inventory, broker.addr.port(), extra)
+}
+
+/// [`run_site`] with MQTT on `port` of 127.0.0.1, whether a broker listens there yet or not.
+pub fn run_site_on_port(
+    name: &str,
+    inventory: &cistern_schemas::inventory::Inventory,
+    port: u16,
+    extra: &str,
+) -> PathBuf {
     let dir = temp_dir(name);
     std::fs::write(
         dir.join("inventory.toml"),
@@ -343,8 +379,7 @@ pub fn run_site(
         &config,
         format!(
             "[http]\nlisten = \"127.0.0.1:0\"\n[inventory]\nfile = \"inventory.toml\"\n\
-             [mqtt]\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"cistern-it-{name}\"\n{extra}",
-            broker.addr.port()
+             [mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nclient_id = \"cistern-it-{name}\"\n{extra}",
         ),
     )
     .unwrap();
@@ -359,12 +394,16 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     pub fn start(name: &str) -> Self {
+        Self::start_on(name, free_port())
+    }
+
+    /// A broker on `port` (one a node was told to use before the broker existed).
+    pub fn start_on(name: &str, port: u16) -> Self {
         let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .expect("mosquitto is not installed: run ops/test.sh (it installs Debian's mosquitto)");
         let dir = temp_dir(name);
-        let port = free_port();
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
@@ -405,4 +444,128 @@ pub fn peer_call(
     let body = body.map(|b| b.to_string());
     let (status, text) = send(&agent, method, url, &[], body.as_deref().or(Some("{}")));
     (status, json_of(text))
+}
+
+/// GET a URL with query parameters (encoded here): status and JSON body.
+pub fn get_with_query(url: &str, params: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let mut req = agent().get(url);
+    for (k, v) in params {
+        req = req.query(*k, *v);
+    }
+    let mut resp = req
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url} {params:?}: {e}"));
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().read_to_string().unwrap();
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+    )
+}
+
+/// Where Debian's `prometheus` package puts an executable (`promtool`, `prometheus`).
+pub fn prometheus_tool(name: &str) -> PathBuf {
+    ["/usr/bin", "/usr/local/bin", "/usr/sbin"]
+        .iter()
+        .map(|d| std::path::Path::new(d).join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!("{name} is not installed: run ops/test.sh (it installs Debian's prometheus)")
+        })
+}
+
+/// Runs promtool with `args`, `stdin` fed to it: success, and stdout + stderr.
+pub fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    use std::io::Write as _;
+    let mut child = Command::new(prometheus_tool("promtool"))
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start promtool");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A real Prometheus server on a free loopback port with a temporary data directory.
+pub struct Prometheus {
+    pub base: String,
+    proc: Proc,
+}
+
+impl Prometheus {
+    /// Starts Prometheus with `config` (YAML; files it names are resolved in its directory)
+    /// and waits until it is ready.
+    pub fn start(name: &str, config: &str, extra_files: &[(&str, &str)]) -> Self {
+        let exe = prometheus_tool("prometheus");
+        let dir = temp_dir(name);
+        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+        for (file, text) in extra_files {
+            std::fs::write(dir.join(file), text).unwrap();
+        }
+        let port = free_port();
+        let log = dir.join("prometheus.log");
+        let child = Command::new(exe)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("cannot start prometheus");
+        let proc = Proc { child, log };
+        let base = format!("http://127.0.0.1:{port}");
+        let ready = format!("{base}/-/ready");
+        wait_for("prometheus to be ready", Duration::from_secs(30), || {
+            agent()
+                .get(&ready)
+                .call()
+                .ok()
+                .filter(|r| r.status().as_u16() == 200)
+        });
+        Self { base, proc }
+    }
+
+    /// An instant PromQL query through the HTTP API: the `data.result` vector.
+    pub fn query(&self, promql: &str) -> Vec<serde_json::Value> {
+        let (status, body) =
+            get_with_query(&format!("{}/api/v1/query", self.base), &[("query", promql)]);
+        assert_eq!(status, 200, "{promql}: {body}\n{}", self.proc.log_tail());
+        assert_eq!(body["status"], "success", "{promql}: {body}");
+        body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The targets' scrape health (`/api/v1/targets`).
+    pub fn targets(&self) -> serde_json::Value {
+        get(&format!("{}/api/v1/targets", self.base)).1
+    }
 }

@@ -161,7 +161,7 @@ impl AlarmBoard {
     }
 
     /// Puts a view on the board, or takes it off when it is normal again; keeps the
-    /// `cistern_alarms_active` gauges in step.
+    /// `cistern_alarm_active` gauges in step.
     pub fn update(&self, view: AlarmView) {
         if let Some(live) = self.live.get() {
             live.alarm_changed(&view);
@@ -207,6 +207,22 @@ impl AlarmBoard {
                 .then(b.raised_at.cmp(&a.raised_at))
                 .then(a.id.cmp(&b.id))
         });
+        out
+    }
+
+    /// Alarms on the board that are active or unacknowledged (not shelved, suppressed or out
+    /// of service), by zone and severity: the fleet gauges' figure.
+    pub fn counts_by_zone(&self) -> std::collections::HashMap<(ZoneId, Severity), u64> {
+        let mut out = std::collections::HashMap::new();
+        for v in self.alarms.iter() {
+            let standing = matches!(
+                v.state,
+                AlarmState::Unacked | AlarmState::Acked | AlarmState::ReturnedUnacked
+            );
+            if standing {
+                *out.entry((v.zone.clone(), v.severity)).or_insert(0) += 1;
+            }
+        }
         out
     }
 

@@ -1,6 +1,10 @@
 //! Metrics of the rule engines and the alarms. Labels are bounded: rule ids come from the rule
 //! set, severities are P1-P4, states and event kinds are fixed lists.
 
+use cistern_schemas::Timestamp;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
@@ -18,6 +22,56 @@ pub struct RuleMetrics {
     pub notifications: IntCounterVec,
     pub active: IntGaugeVec,
     pub reloads: IntCounterVec,
+    /// Annunciations of the last ten minutes (the ISA-18.2 alarm-load figure).
+    pub annunciations: Arc<AnnunciationWindow>,
+}
+
+/// Annunciations (alarms raised) counted per minute over the last ten minutes: the alarm rate
+/// ISA-18.2 judges an operator's load by (about 1 per 10 min is acceptable, over 10 is a flood).
+/// Counted in event time, so a backfill replayed from history lands in its own minutes.
+#[derive(Debug, Default)]
+pub struct AnnunciationWindow {
+    /// (minute since the epoch, annunciations in it), oldest first.
+    minutes: Mutex<VecDeque<(i64, u64)>>,
+}
+
+/// The window of [`AnnunciationWindow`], minutes.
+const WINDOW_MIN: i64 = 10;
+
+impl AnnunciationWindow {
+    /// Counts an annunciation at `t`.
+    pub fn record(&self, t: Timestamp) {
+        let minute = t.0.div_euclid(60_000);
+        let mut m = self.minutes.lock().unwrap_or_else(|p| p.into_inner());
+        match m.iter_mut().rev().find(|(at, _)| *at == minute) {
+            Some((_, n)) => *n += 1,
+            None => {
+                let at = m
+                    .iter()
+                    .rposition(|(at, _)| *at < minute)
+                    .map_or(0, |i| i + 1);
+                m.insert(at, (minute, 1));
+            }
+        }
+        // Keep the window bounded even if the clock jumps: drop what no query can reach.
+        let newest = m.back().map_or(minute, |(at, _)| *at);
+        while m.front().is_some_and(|(at, _)| *at <= newest - WINDOW_MIN) {
+            m.pop_front();
+        }
+    }
+
+    /// Annunciations in the ten minutes up to `now`.
+    pub fn last_10_min(&self, now: Timestamp) -> u64 {
+        let (from, to) = (now.0 - WINDOW_MIN * 60_000, now.0);
+        let m = self.minutes.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter()
+            .filter(|(at, _)| {
+                let start = at * 60_000;
+                start >= from - 59_999 && start <= to
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
 }
 
 impl RuleMetrics {
@@ -34,6 +88,34 @@ impl RuleMetrics {
         registry.register(Box::new(m.active.clone()))?;
         registry.register(Box::new(m.reloads.clone()))?;
         Ok(m)
+    }
+
+    /// Starts the series whose label values are known in advance at zero (every rule of
+    /// `rules`, every severity and standing state), so that dashboards and alerts see a 0
+    /// rather than nothing until the first event.
+    pub fn init_series(&self, rules: &cistern_rules::RuleSet) {
+        for rule in rules.rules() {
+            let (id, sev) = (rule.meta.id.as_str(), rule.meta.severity.as_str());
+            self.activations.with_label_values(&[id, sev]);
+            self.sandbox_kills.with_label_values(&[id]);
+        }
+        for result in ["applied", "rejected"] {
+            self.reloads.with_label_values(&[result]);
+        }
+        use cistern_rules::AlarmState as S;
+        for sev in cistern_rules::Severity::ALL {
+            for state in [
+                S::Unacked,
+                S::Acked,
+                S::ReturnedUnacked,
+                S::Shelved,
+                S::Suppressed,
+                S::OutOfService,
+            ] {
+                self.active
+                    .with_label_values(&[sev.as_str(), state.as_str()]);
+            }
+        }
     }
 
     pub fn unregistered() -> Result<Self, prometheus::Error> {
@@ -89,7 +171,7 @@ impl RuleMetrics {
             )?,
             active: IntGaugeVec::new(
                 Opts::new(
-                    "cistern_alarms_active",
+                    "cistern_alarm_active",
                     "Alarms that are not normal, by severity and state",
                 ),
                 &["severity", "state"],
@@ -101,6 +183,32 @@ impl RuleMetrics {
                 ),
                 &["result"],
             )?,
+            annunciations: Arc::new(AnnunciationWindow::default()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    #[test]
+    fn the_window_counts_the_last_ten_minutes_only() {
+        let w = AnnunciationWindow::default();
+        let t0 = Timestamp(1_000 * MIN);
+        for _ in 0..3 {
+            w.record(t0);
+        }
+        w.record(Timestamp(t0.0 + 5 * MIN));
+        // Out of order (a late event) lands in its own minute.
+        w.record(Timestamp(t0.0 + 2 * MIN));
+        assert_eq!(w.last_10_min(Timestamp(t0.0 + 5 * MIN)), 5);
+        assert_eq!(w.last_10_min(Timestamp(t0.0 + 11 * MIN)), 2);
+        assert_eq!(w.last_10_min(Timestamp(t0.0 + 30 * MIN)), 0);
+        // Minutes older than the window are dropped as new ones arrive.
+        w.record(Timestamp(t0.0 + 60 * MIN));
+        assert_eq!(w.minutes.lock().unwrap().len(), 1);
     }
 }

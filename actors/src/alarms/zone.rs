@@ -107,6 +107,9 @@ impl ZoneActor {
                 .events
                 .with_label_values(&[e.kind.as_str()])
                 .inc();
+            if e.kind == cistern_rules::EventKind::Raised {
+                self.host.metrics.annunciations.record(e.time);
+            }
             tracing::info!(zone = %self.zone, event = %e, "zone alarm event");
         }
         let snap = self.correlator.snapshot();

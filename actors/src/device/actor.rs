@@ -28,6 +28,8 @@ pub struct DeviceDeps {
     pub rules: Option<Arc<RuleHost>>,
     /// Where live changes go for dashboards (never blocks).
     pub live: Arc<dyn crate::LiveFeed>,
+    /// Where actors post the live figures the fleet gauges sum up.
+    pub figures: Arc<crate::figures::LiveFigures>,
 }
 
 /// The kind-specific part of a device actor: the state it derives from its points.
@@ -53,6 +55,16 @@ pub trait DeviceBehaviour: Default + Unpin + Sized + 'static {
 
     /// Keeps a video bookmark an alarm asked for; only cameras have video.
     fn bookmark(&mut self, _bookmark: Bookmark) {}
+
+    /// Posts the device's figures for the fleet gauges after a change (a tank: its level).
+    fn post_figures(
+        &self,
+        _id: &DeviceId,
+        _spec: &Self::Spec,
+        _table: &PointTable,
+        _figures: &crate::figures::LiveFigures,
+    ) {
+    }
 }
 
 /// A pump, tank or camera (see [`crate::device`] for its contract).
@@ -83,6 +95,13 @@ impl DeviceDeps {
     ) -> bool {
         let now = self.clock.now();
         let out = table.apply(records, now, self.config.stale_periods);
+        tracing::debug!(
+            device = %id,
+            live = out.live.len(),
+            backfill = out.backfill.len(),
+            duplicates = out.duplicates,
+            "applied; handing the samples to the historian"
+        );
         let m = &self.metrics;
         m.applied.inc_by(out.live_count() as u64);
         m.duplicates.inc_by(out.duplicates as u64);
@@ -164,6 +183,8 @@ impl<B: DeviceBehaviour + std::fmt::Debug> DeviceActor<B> {
         if self.deps.apply(&self.id, &mut self.table, records, receipt) {
             let now = self.deps.clock.now();
             self.behaviour.applied(&self.table, now);
+            self.behaviour
+                .post_figures(&self.id, &self.spec, &self.table, &self.deps.figures);
             self.report();
             self.publish_live();
         }
@@ -257,7 +278,12 @@ impl<B: DeviceBehaviour + std::fmt::Debug> Handler<ApplyRecords> for DeviceActor
         let id = self.id.clone();
         let metrics = self.deps.metrics.clone();
         let ApplyRecords { records, intake } = msg;
-        let Intake { permit, receipt } = intake;
+        let Intake {
+            permit,
+            receipt,
+            span,
+        } = intake;
+        let _span = span.enter();
         let result = guarded(self, ctx, Self::kind_label(), &id, &metrics, |act, _| {
             act.apply(&records, receipt)
         });

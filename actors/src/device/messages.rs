@@ -19,10 +19,27 @@ pub struct ApplyRecords {
 /// What travels with a batch from ingest: the room's intake permit, released once the batch
 /// is applied (see [`crate::registry`] on backpressure), and the producer's receipt, which the
 /// historian completes once the samples are durable.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Intake {
     pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
     pub receipt: crate::ports::Receipt,
+    /// The batch's `ingest` span (source, device, points): the room and the device enter it
+    /// while they apply the batch and hand its samples to the historian, and the rule
+    /// evaluation it triggers follows from it, so that one sample can be traced from the
+    /// gateway to the store (`RUST_LOG=cistern=debug,cistern_actors=debug`). The WebSocket
+    /// fan-out joins here: whatever publishes live changes to clients does so under this span
+    /// (or `follows_from` it when it conflates several batches).
+    pub span: tracing::Span,
+}
+
+impl Default for Intake {
+    fn default() -> Self {
+        Self {
+            permit: None,
+            receipt: Default::default(),
+            span: tracing::Span::none(),
+        }
+    }
 }
 
 /// Room-level context a device's derived state depends on (e.g. a tank's share of demand).

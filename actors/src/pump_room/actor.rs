@@ -47,6 +47,9 @@ pub struct PumpRoomActor {
     /// The room's alarm engine (when the node runs rules).
     alarms: Option<RoomAlarms>,
     zone: Option<Recipient<MemberEvent>>,
+    /// The `ingest` span of the last batch before the pending rule evaluation: the
+    /// evaluation's span follows from it (see [`crate::Intake::span`]).
+    rules_cause: Option<tracing::Span>,
 }
 
 impl PumpRoomActor {
@@ -72,6 +75,7 @@ impl PumpRoomActor {
             board,
             alarms: None,
             zone,
+            rules_cause: None,
         };
         actor.rebuild();
         actor
@@ -116,6 +120,12 @@ impl PumpRoomActor {
         ctx.run_later(EVAL_COALESCE, |act, ctx| {
             let id = act.id.clone();
             let metrics = act.deps.metrics.clone();
+            // Its own span (it may cover several batches), linked to the batch that asked.
+            let span = tracing::debug_span!(parent: None, "rules", room = %id);
+            if let Some(cause) = act.rules_cause.take() {
+                span.follows_from(&cause);
+            }
+            let _span = span.enter();
             let _ = guarded(act, ctx, "room", &id, &metrics, |act, _| {
                 let now = act.deps.clock.now();
                 if let Some(alarms) = &mut act.alarms {
@@ -194,6 +204,13 @@ impl PumpRoomActor {
     }
 
     fn publish_status(&self) {
+        self.deps.figures.set_room(
+            &self.spec.id,
+            crate::figures::RoomFigures {
+                outlet_flow_m3h: self.table.good_value("outlet_flow"),
+                active_power_kw: self.table.good_value("active_power"),
+            },
+        );
         let (bad, stale) = self.table.quality_counts();
         self.board.insert(
             self.spec.id.clone(),
@@ -341,6 +358,11 @@ impl Handler<SamplesReceived> for PumpRoomActor {
 
     fn handle(&mut self, msg: SamplesReceived, ctx: &mut Self::Context) {
         let SamplesReceived { batch, intake } = msg;
+        let span = intake.span.clone();
+        let _span = span.enter();
+        if self.alarms.is_some() {
+            self.rules_cause = Some(span.clone());
+        }
         let was_online = self.online;
         self.last_seen = Some(self.deps.clock.now());
         self.online = true;
@@ -356,7 +378,9 @@ impl Handler<SamplesReceived> for PumpRoomActor {
             DeviceUnit::Room => {
                 let id = self.id.clone();
                 let metrics = self.deps.metrics.clone();
-                let crate::device::Intake { permit, receipt } = intake;
+                let crate::device::Intake {
+                    permit, receipt, ..
+                } = intake;
                 let _ = guarded(self, ctx, "room", &id, &metrics, |act, _| {
                     act.apply_own(&records, receipt)
                 });

@@ -224,6 +224,7 @@ impl RoomAlarms {
             m.events.with_label_values(&[e.kind.as_str()]).inc();
             match e.kind {
                 EventKind::Raised => {
+                    m.annunciations.record(e.time);
                     m.activations
                         .with_label_values(&[e.rule.as_str(), e.severity.as_str()])
                         .inc();

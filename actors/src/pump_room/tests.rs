@@ -101,6 +101,7 @@ pub(super) fn fixture_with_rules(
         config: Arc::new(config),
         rules,
         live: Arc::new(crate::NullLiveFeed),
+        figures: Default::default(),
     };
     let inventory = Inventory {
         zones: vec![ZoneSpec {

@@ -111,6 +111,17 @@ impl DeviceBehaviour for TankBehaviour {
         }
     }
 
+    fn post_figures(
+        &self,
+        id: &cistern_schemas::DeviceId,
+        spec: &TankSpec,
+        table: &PointTable,
+        figures: &crate::figures::LiveFigures,
+    ) {
+        let ratio = table.good_value("level").map(|l| spec.percent(l) / 100.0);
+        figures.set_tank(id, ratio);
+    }
+
     fn rule_facts(&self, spec: &TankSpec, table: &PointTable, _now: Timestamp) -> DerivedFacts {
         let d = derive_tank(spec, table, self.demand_m3h);
         // Rounded to what rules can tell apart, so that noise does not count as a change.

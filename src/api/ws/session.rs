@@ -386,15 +386,18 @@ impl Reader<'_> {
                         (command == "shelve" && !comment.trim().is_empty()).then(|| comment.clone())
                     }),
                     action: command,
-                    user: self.principal.user.clone(),
                     comment,
                     duration,
                     until: until.map(cistern_schemas::Timestamp::from_millis),
                 };
-                let (api, client) = (self.api.clone(), self.client.clone());
+                let (api, client, who) = (
+                    self.api.clone(),
+                    self.client.clone(),
+                    self.principal.clone(),
+                );
                 // Off the reader: a command may wait on its room for seconds.
                 actix_web::rt::spawn(async move {
-                    let msg = match execute(&api, req).await {
+                    let msg = match execute(&api, &who, req).await {
                         Ok(outcome) => ServerMessage::Result {
                             id,
                             ok: true,
