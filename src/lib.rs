@@ -9,6 +9,7 @@
 pub mod alarms;
 pub mod api;
 pub mod auth;
+pub mod bench;
 pub mod broker;
 pub mod config;
 pub mod demo;

@@ -103,6 +103,13 @@ enum Command {
         /// Simulated seconds per second (MQTT mode).
         #[arg(long, default_value_t = 1.0)]
         speed: f64,
+        /// Faults injected per room per simulated day (MQTT mode; kinds, starts and lengths
+        /// drawn from the seed).
+        #[arg(long, default_value_t = 0.0)]
+        faults_per_room_day: f64,
+        /// Print the gateways' counters as a `stats ...` line on stdout this often (MQTT mode).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        stats_every: Option<Duration>,
     },
     /// The historian's figures on a simulated fleet (throughput, bytes per point, query
     /// latency), into a fresh data directory.
@@ -121,10 +128,14 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         compaction_batch: usize,
     },
-    /// Benchmarks (`cistern bench tanks`: the SWS peak-shaving district benchmark).
+    /// The fleet-scale benchmark (broker, platform and load generator as separate processes;
+    /// one table); `cistern bench tanks`: the SWS peak-shaving district benchmark.
+    #[command(args_conflicts_with_subcommands = true)]
     Bench {
         #[command(subcommand)]
-        what: BenchCommand,
+        what: Option<BenchCommand>,
+        #[command(flatten)]
+        fleet: FleetBenchArgs,
     },
     /// Tools for rule authors.
     Rules {
@@ -138,6 +149,36 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct FleetBenchArgs {
+    /// Simulated sites (DOMAIN.md §6: 2,100 is the Xiamen fleet, 21,000 ten times it).
+    #[arg(long, default_value_t = 2_100)]
+    rooms: usize,
+    /// The measured window, seconds.
+    #[arg(long, default_value_t = 120)]
+    seconds: u64,
+    /// Seconds before the window (start-up, first samples, rules warming up).
+    #[arg(long, default_value_t = 30)]
+    warmup: u64,
+    /// WebSocket clients (50 on the fleet summary and alarms, the rest on single rooms).
+    #[arg(long, default_value_t = 60)]
+    clients: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Faults injected per room per day.
+    #[arg(long, default_value_t = 4.0)]
+    faults_per_room_day: f64,
+    /// The node's data directory (default: a fresh temporary one, removed afterwards).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Print the report as JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Keep the working directory (generated configs, logs, the children's output).
+    #[arg(long)]
+    keep: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -393,6 +434,8 @@ fn main() -> anyhow::Result<()> {
             csv,
             seconds,
             speed,
+            faults_per_room_day,
+            stats_every,
         } => {
             init_tracing(&LogConfig::default())?;
             let opts = SimulateOptions {
@@ -403,6 +446,8 @@ fn main() -> anyhow::Result<()> {
                 seconds,
                 speed,
                 period: Duration::from_secs(2),
+                faults_per_room_day,
+                stats_every,
             };
             actix_web::rt::System::new().block_on(async move {
                 let stop = stop_signal();
@@ -433,15 +478,39 @@ fn main() -> anyhow::Result<()> {
             print!("{report}");
             Ok(())
         }
+        Command::Bench { what: None, fleet } => {
+            init_tracing(&LogConfig {
+                filter: "warn".into(),
+                ..LogConfig::default()
+            })?;
+            let opts = cistern::bench::FleetBenchOptions {
+                rooms: fleet.rooms,
+                seconds: fleet.seconds,
+                warmup: fleet.warmup,
+                clients: fleet.clients,
+                seed: fleet.seed,
+                faults_per_room_day: fleet.faults_per_room_day,
+                data: fleet.data,
+                keep: fleet.keep,
+            };
+            let report = cistern::bench::run(&opts)?;
+            if fleet.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            Ok(())
+        }
         Command::Bench {
             what:
-                BenchCommand::Tanks {
+                Some(BenchCommand::Tanks {
                     scale,
                     days,
                     warmup,
                     seed,
                     json,
-                },
+                }),
+            ..
         } => {
             let opts = cistern::peak::TankBenchOptions {
                 scale,

@@ -1,13 +1,14 @@
 //! `cistern simulate`: the field simulator on its own — publishing to an external broker like a
 //! fleet of real gateways, or writing a deterministic CSV trace of every reading.
 
-use crate::field::{self, FieldConfig, FieldHandle};
+use crate::field::{self, FieldConfig, FieldHandle, PublishStats};
 use crate::sim::{self, Simulator};
 use cistern_schemas::{DeviceKind, Timestamp};
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -28,6 +29,10 @@ pub struct SimulateOptions {
     pub seconds: Option<u64>,
     pub speed: f64,
     pub period: Duration,
+    /// Faults injected per room per simulated day (MQTT mode), drawn from the seed.
+    pub faults_per_room_day: f64,
+    /// Print a `stats ...` line on stdout this often (MQTT mode), for the fleet benchmark.
+    pub stats_every: Option<Duration>,
 }
 
 /// Why the simulator could not run.
@@ -69,7 +74,12 @@ pub async fn run(
         period: opts.period,
         ..FieldConfig::default()
     };
-    field::run(&handle, &inventory, config, HashMap::new(), rx);
+    let run = field::run(&handle, &inventory, config, HashMap::new(), rx.clone());
+    let stats = run.stats.clone();
+    let faults = spawn_faults(&handle, &inventory, &opts, rx.clone());
+    if let Some(every) = opts.stats_every {
+        tokio::spawn(print_stats(stats.clone(), every, rx));
+    }
     tracing::info!(rooms = opts.rooms, %mqtt, speed = opts.speed, "simulating");
     // The command's one line on stdout: scripts and tests wait for it.
     println!("ready mqtt={mqtt} rooms={}", opts.rooms);
@@ -86,7 +96,74 @@ pub async fn run(
         }
     }
     let _ = tx.send(true);
+    let injected = faults.await.unwrap_or(0);
+    let _ = run.task.await;
+    println!("{}", stats_line(&stats, injected, true));
     Ok(())
+}
+
+/// Injects the seeded fault plan as simulated time reaches each fault; returns how many went in.
+fn spawn_faults(
+    handle: &FieldHandle,
+    inventory: &cistern_schemas::inventory::Inventory,
+    opts: &SimulateOptions,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<usize> {
+    let span = Duration::from_secs(opts.seconds.unwrap_or(86_400));
+    let plan = sim::fault_plan(
+        inventory.rooms.iter().map(|r| &r.id),
+        opts.seed,
+        handle.now(),
+        span,
+        opts.faults_per_room_day,
+    );
+    let handle = handle.clone();
+    tokio::spawn(async move {
+        let mut injected = 0;
+        let mut next = plan.into_iter().peekable();
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        while next.peek().is_some() {
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = tick.tick() => {}
+            }
+            let now = handle.now();
+            while let Some(f) = next.next_if(|f| f.at <= now) {
+                match handle.inject(&f.room, f.fault, f.length) {
+                    Ok(()) => injected += 1,
+                    Err(error) => tracing::debug!(room = %f.room, %error, "fault not injected"),
+                }
+            }
+        }
+        injected
+    })
+}
+
+async fn print_stats(stats: Arc<PublishStats>, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => println!("{}", stats_line(&stats, 0, false)),
+        }
+    }
+}
+
+/// `stats` (periodic) or `published` (final) and the gateways' counters, as key=value.
+fn stats_line(stats: &PublishStats, faults: usize, last: bool) -> String {
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "{} t_ms={} messages={} points={} replayed_points={} failed={} gateway_dropped={} gateway_buffered={} faults={}",
+        if last { "published" } else { "stats" },
+        Timestamp::now().0,
+        get(&stats.messages),
+        get(&stats.points),
+        get(&stats.replayed_points),
+        get(&stats.failed),
+        get(&stats.gateway_dropped),
+        get(&stats.gateway_buffered),
+        faults,
+    )
 }
 
 fn write_trace(

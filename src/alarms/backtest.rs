@@ -3,7 +3,7 @@
 //! facts and engine as the live rooms, on a simulated clock; prints the ISA-18.2 / EEMUA 191
 //! KPIs so that an author can compare two versions of a rule before deploying one.
 
-use crate::sim::{generate_fleet, FaultKind, Simulator};
+use crate::sim::{fault_plan, generate_fleet, Simulator};
 use cistern_actors::alarms::replay::RoomReplay;
 use cistern_actors::ActorConfig;
 use cistern_rules::kpi::{compute, KpiConfig, KpiReport};
@@ -14,7 +14,6 @@ use cistern_rules::{
 use cistern_schemas::inventory::Inventory;
 use cistern_schemas::reading::{PointValue, Record, RoomReading};
 use cistern_schemas::{quality, RoomId, Timestamp, ZoneId};
-use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -190,23 +189,13 @@ pub fn simulate(rules: Arc<RuleSet>, run: &SimulatedRun) -> Backtest {
     let end = start + span;
     let mut sim = Simulator::new(&inventory, run.seed, start);
 
-    // The fault plan: per room, a Poisson-like count; kind, start and length from the seed.
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(run.seed ^ 0x00fa_0175);
-    let mut plan: Vec<(Timestamp, RoomId, FaultKind, Duration)> = Vec::new();
-    let expected = run.faults_per_room_day * span.as_secs_f64() / 86_400.0;
-    for spec in &inventory.rooms {
-        let mut n = expected.floor() as usize;
-        if rng.random::<f64>() < expected.fract() {
-            n += 1;
-        }
-        for _ in 0..n {
-            let at = start + Duration::from_secs_f64(rng.random::<f64>() * span.as_secs_f64());
-            let kind = FaultKind::ALL[rng.random_range(0..FaultKind::ALL.len())];
-            let length = Duration::from_secs(rng.random_range(5 * 60..=90 * 60));
-            plan.push((at, spec.id.clone(), kind, length));
-        }
-    }
-    plan.sort_by_key(|p| p.0);
+    let plan = fault_plan(
+        inventory.rooms.iter().map(|r| &r.id),
+        run.seed,
+        start,
+        span,
+        run.faults_per_room_day,
+    );
 
     let mut fleet = Fleet::new(&inventory, &rules, start);
     let step = Duration::from_secs(2);
@@ -215,8 +204,8 @@ pub fn simulate(rules: Arc<RuleSet>, run: &SimulatedRun) -> Backtest {
     while sim.now() < end {
         sim.step(step);
         let now = sim.now();
-        while let Some((_, room, kind, length)) = next.next_if(|p| p.0 <= now) {
-            if sim.inject(room, *kind, *length).is_ok() {
+        while let Some(f) = next.next_if(|p| p.at <= now) {
+            if sim.inject(&f.room, f.fault, f.length).is_ok() {
                 injected += 1;
             }
         }

@@ -22,6 +22,8 @@ pub struct Outgoing {
     /// The gateway's connection slot: every message of a room carries the same one, so that
     /// sharing connections never reorders a room's messages.
     pub connection: usize,
+    /// Point values the payload carries (absent readings are not sent).
+    pub points: usize,
 }
 
 /// The store-and-forward state of one room's gateway.
@@ -77,6 +79,7 @@ impl RoomGateway {
                 payload: telemetry::encode(unit.kind(), &[(reading.t, values)], false),
                 replay: false,
                 connection: self.connection,
+                points: present(values),
             });
         }
     }
@@ -100,10 +103,16 @@ impl RoomGateway {
                     payload: telemetry::encode(unit.kind(), chunk, true),
                     replay: true,
                     connection: self.connection,
+                    points: chunk.iter().map(|(_, v)| present(v)).sum(),
                 });
             }
         }
     }
+}
+
+/// Values a payload carries: the readings that are not absent (NaN).
+fn present(values: &[f64]) -> usize {
+    values.iter().filter(|v| !v.is_nan()).count()
 }
 
 #[cfg(test)]

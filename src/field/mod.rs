@@ -16,6 +16,7 @@ use gateway::{Outgoing, RoomGateway};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -96,6 +97,23 @@ impl FieldHandle {
     }
 }
 
+/// What the simulated gateways have published so far (the fleet benchmark's "offered").
+#[derive(Debug, Default)]
+pub struct PublishStats {
+    /// MQTT messages handed to the client (QoS 1: the client retries them until acknowledged).
+    pub messages: AtomicU64,
+    /// Point values in them, live and replayed.
+    pub points: AtomicU64,
+    /// Of which replayed after a comms loss (store-and-forward).
+    pub replayed_points: AtomicU64,
+    /// Messages the client refused (its request queue closed).
+    pub failed: AtomicU64,
+    /// Readings lost because a gateway's buffer overflowed during a long comms loss.
+    pub gateway_dropped: AtomicU64,
+    /// Readings held in the gateways (comms down), not yet published.
+    pub gateway_buffered: AtomicU64,
+}
+
 /// Runs the field: the simulator steps every `period / speed` of wall time and its readings go
 /// to MQTT gateways (rooms whose source is MQTT) and to `outlets` (by room), until `shutdown`.
 pub fn run(
@@ -104,7 +122,9 @@ pub fn run(
     config: FieldConfig,
     outlets: HashMap<RoomId, Arc<dyn ReadingOutlet>>,
     shutdown: watch::Receiver<bool>,
-) {
+) -> FieldRun {
+    let stats = Arc::new(PublishStats::default());
+    let counters = stats.clone();
     let sim = field.sim.clone();
     let mqtt_rooms: Vec<RoomId> = inventory
         .rooms
@@ -122,7 +142,7 @@ pub fn run(
         .into_iter()
         .map(|id| (id.clone(), RoomGateway::new(id, config.gateway_buffer)))
         .collect();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut shutdown = shutdown;
         let wall = config.period.div_f64(config.speed.max(1e-3));
         let mut tick = tokio::time::interval(wall);
@@ -150,33 +170,77 @@ pub fn run(
                 break;
             };
             let mut out: Vec<Outgoing> = Vec::new();
+            let (mut dropped, mut buffered) = (0, 0);
             for (reading, link_up) in readings.into_iter().zip(links) {
                 if let Some(outlet) = outlets.get(&reading.room) {
                     outlet.update(&reading, link_up);
                 }
                 if let Some(gw) = gateways.get_mut(&reading.room) {
                     gw.offer(reading, link_up, &mut out);
+                    dropped += gw.dropped();
+                    buffered += gw.buffered() as u64;
                 }
             }
+            counters.gateway_dropped.store(dropped, Ordering::Relaxed);
+            counters.gateway_buffered.store(buffered, Ordering::Relaxed);
             if publishers.is_empty() {
                 continue;
             }
             for o in out {
                 // A room keeps to one connection, so its messages reach the broker in order.
-                let client: &AsyncClient = &publishers[o.connection % publishers.len()];
-                if let Err(error) = client
+                let (client, _) = &publishers[o.connection % publishers.len()];
+                match client
                     .publish(o.topic, QoS::AtLeastOnce, false, o.payload)
                     .await
                 {
-                    tracing::warn!(%error, "simulated gateway could not publish");
+                    Ok(()) => {
+                        counters.messages.fetch_add(1, Ordering::Relaxed);
+                        counters
+                            .points
+                            .fetch_add(o.points as u64, Ordering::Relaxed);
+                        if o.replay {
+                            counters
+                                .replayed_points
+                                .fetch_add(o.points as u64, Ordering::Relaxed);
+                        }
+                    }
+                    Err(error) => {
+                        counters.failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%error, "simulated gateway could not publish");
+                    }
                 }
             }
         }
+        // Queued behind the last publishes: see `publisher`.
+        for (client, _) in &publishers {
+            let _ = client.disconnect().await;
+        }
+        for (_, task) in publishers {
+            let _ = task.await;
+        }
     });
+    FieldRun { stats, task }
+}
+
+/// A running field.
+#[derive(Debug)]
+pub struct FieldRun {
+    pub stats: Arc<PublishStats>,
+    /// Ends after shutdown, once every published message has gone to the broker.
+    pub task: tokio::task::JoinHandle<()>,
 }
 
 /// One MQTT connection of the simulated gateways, with its event loop on a task of its own.
-fn publisher(addr: SocketAddr, index: usize, mut shutdown: watch::Receiver<bool>) -> AsyncClient {
+///
+/// At shutdown the field loop stops publishing and asks each client to disconnect; the request
+/// queues behind the last publishes, so the event loop keeps running until everything handed
+/// to the client has gone to the broker (or a grace period ends), and nothing counted as
+/// published is left in the client's queue.
+fn publisher(
+    addr: SocketAddr,
+    index: usize,
+    mut shutdown: watch::Receiver<bool>,
+) -> (AsyncClient, tokio::task::JoinHandle<()>) {
     let mut opts = MqttOptions::new(
         format!("cistern-sim-gateways-{index}"),
         addr.ip().to_string(),
@@ -186,21 +250,43 @@ fn publisher(addr: SocketAddr, index: usize, mut shutdown: watch::Receiver<bool>
         .set_inflight(1000)
         .set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
+        let mut stopping: Option<tokio::time::Instant> = None;
+        let mut disconnect_sent = false;
         loop {
+            let grace = async {
+                match stopping {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                _ = shutdown.changed() => break,
-                ev = eventloop.poll() => {
-                    if let Err(error) = ev {
+                _ = shutdown.changed(), if stopping.is_none() => {
+                    stopping = Some(tokio::time::Instant::now() + PUBLISH_GRACE);
+                }
+                _ = grace => break,
+                ev = eventloop.poll() => match ev {
+                    // Keep reading until the broker closes: dropping the socket with its
+                    // acknowledgements unread would reset the connection, and a reset makes
+                    // the broker discard what it has received but not yet read.
+                    Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
+                        disconnect_sent = true;
+                    }
+                    Ok(_) => {}
+                    Err(_) if disconnect_sent => break,
+                    Err(error) => {
                         tracing::warn!(%error, "simulated gateways lost the broker; retrying");
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
-                }
+                },
             }
         }
     });
-    client
+    (client, task)
 }
+
+/// How long a gateway connection may take, at shutdown, to hand its queued messages over.
+const PUBLISH_GRACE: Duration = Duration::from_secs(10);
 
 /// The simulator's Modbus controllers take readings too; a comms loss silences them.
 impl ReadingOutlet for crate::sim::modbus_server::ModbusFieldServer {

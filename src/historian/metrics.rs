@@ -4,6 +4,12 @@
 use prometheus::{Gauge, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
 use prometheus::{Registry, Result};
 
+/// Buckets of `cistern_store_durable_lag_seconds`: fine below a second (the live path), then
+/// coarse up to two minutes; anything older is backfill.
+pub const DURABLE_LAG_BUCKETS: [f64; 16] = [
+    0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 10.0, 30.0, 120.0,
+];
+
 /// What the historian reports.
 #[derive(Clone, Debug)]
 pub struct StoreMetrics {
@@ -31,6 +37,9 @@ pub struct StoreMetrics {
     pub write_errors: IntCounterVec,
     /// Receipts completed (the producer may acknowledge).
     pub receipts: IntCounter,
+    /// Age of samples (wall clock minus sample time) when they became durable: the
+    /// publish-to-durable latency of live data. Backfilled samples land in the top buckets.
+    pub durable_lag: prometheus::Histogram,
     /// Chunk bytes per sealed sample since start.
     pub bytes_per_point: Gauge,
 }
@@ -96,6 +105,14 @@ impl StoreMetrics {
                 "cistern_store_receipts_total",
                 "Batches whose samples became durable and whose producer may acknowledge them",
             )?,
+            durable_lag: prometheus::Histogram::with_opts(
+                HistogramOpts::new(
+                    "cistern_store_durable_lag_seconds",
+                    "Sample age when it became durable (wall clock minus sample time; one in \
+                     eight samples observed); backfilled samples land above 120 s",
+                )
+                .buckets(DURABLE_LAG_BUCKETS.to_vec()),
+            )?,
             bytes_per_point: Gauge::new(
                 "cistern_store_chunk_bytes_per_point",
                 "Compressed chunk bytes per sealed sample since start (chunk bytes / sealed samples)",
@@ -117,6 +134,7 @@ impl StoreMetrics {
         registry.register(Box::new(self.write_seconds.clone()))?;
         registry.register(Box::new(self.write_errors.clone()))?;
         registry.register(Box::new(self.receipts.clone()))?;
+        registry.register(Box::new(self.durable_lag.clone()))?;
         registry.register(Box::new(self.bytes_per_point.clone()))?;
         // Errors from zero, by every operation and error kind there is.
         for op in ["wal", "seal", "drain"] {

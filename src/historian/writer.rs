@@ -30,6 +30,9 @@ use std::time::{Duration, Instant};
 const SEALED_KIND: &str = "historian";
 const SEALED_KEY: &str = "sealed_max";
 
+/// One durable sample in this many is observed in `cistern_store_durable_lag_seconds`.
+const DURABLE_LAG_STRIDE: usize = 8;
+
 /// What the actors hand over: samples and the receipts to complete once they are durable.
 pub(super) type Handover = (Vec<Sample>, Receipt);
 
@@ -134,6 +137,12 @@ impl Writer {
         timer.observe_duration();
         self.seq += 1;
         self.metrics.durable.inc_by(self.pending.len() as u64);
+        let now_ms = cistern_schemas::Timestamp::now().0;
+        for (_, t, _) in self.pending.iter().step_by(DURABLE_LAG_STRIDE) {
+            self.metrics
+                .durable_lag
+                .observe((now_ms - t).max(0) as f64 / 1000.0);
+        }
         {
             let mut buffers = lock(&self.buffers);
             self.open_samples += self.pending.len();

@@ -146,6 +146,52 @@ impl FromStr for FaultKind {
     }
 }
 
+/// A fault to inject at a given instant: part of a [`fault_plan`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannedFault {
+    pub at: Timestamp,
+    pub room: RoomId,
+    pub fault: FaultKind,
+    pub length: std::time::Duration,
+}
+
+/// A seeded plan of faults over `[start, start + span)`: per room, `per_room_day` faults a day
+/// on average (the fraction drawn), each of a kind, start and length (5 to 90 min) drawn from
+/// the seed. Sorted by start. The backtest and the fleet benchmark's load generator share it,
+/// so that the same seed injects the same faults.
+pub fn fault_plan<'a>(
+    rooms: impl IntoIterator<Item = &'a RoomId>,
+    seed: u64,
+    start: Timestamp,
+    span: std::time::Duration,
+    per_room_day: f64,
+) -> Vec<PlannedFault> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x00fa_0175);
+    let mut plan = Vec::new();
+    let expected = per_room_day.max(0.0) * span.as_secs_f64() / 86_400.0;
+    for room in rooms {
+        let mut n = expected.floor() as usize;
+        if rng.random::<f64>() < expected.fract() {
+            n += 1;
+        }
+        for _ in 0..n {
+            let at = start
+                + std::time::Duration::from_secs_f64(rng.random::<f64>() * span.as_secs_f64());
+            let fault = FaultKind::ALL[rng.random_range(0..FaultKind::ALL.len())];
+            let length = std::time::Duration::from_secs(rng.random_range(5 * 60..=90 * 60));
+            plan.push(PlannedFault {
+                at,
+                room: room.clone(),
+                fault,
+                length,
+            });
+        }
+    }
+    plan.sort_by_key(|p| p.at);
+    plan
+}
+
 /// A fault in progress.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ActiveFault {

@@ -36,7 +36,7 @@ mod water_quality;
 #[cfg(test)]
 mod tests;
 
-pub use faults::{ActiveFault, FaultKind, UnknownFaultKind};
+pub use faults::{fault_plan, ActiveFault, FaultKind, PlannedFault, UnknownFaultKind};
 pub use fleet::generate_fleet;
 pub use room::{RoomDiagnostics, TankDiagnostics};
 

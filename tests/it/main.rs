@@ -6,6 +6,7 @@
 
 mod alarms;
 mod auth;
+mod bench;
 mod crash;
 mod demo;
 mod history;
