@@ -1,6 +1,6 @@
 //! `cistern bench` end to end at a small scale: a real mosquitto, the node and the load
 //! generator as separate processes; every published point must be durable, and the report
-//! must carry live figures.
+//! must carry live figures, WebSocket clients' among them.
 
 use std::process::Command;
 
@@ -17,6 +17,8 @@ fn the_fleet_benchmark_loses_nothing_and_reports_live_figures() {
             "8",
             "--faults-per-room-day",
             "2000",
+            "--clients",
+            "12",
             "--json",
         ])
         .env("RUST_LOG", "warn")
@@ -48,4 +50,11 @@ fn the_fleet_benchmark_loses_nothing_and_reports_live_figures() {
     let p50 = n("durable_p50_s");
     let p99 = n("durable_p99_s");
     assert!(p50 > 0.0 && p50 <= p99 && p99 <= 120.0, "{report}");
+    // The WebSocket clients (all dashboards below 50 clients: here 12 on the fleet summary and
+    // the alarm list) saw the fleet live, with no silent gap and no dropped connection.
+    let ws = &report["websocket"];
+    assert_eq!(ws["clients"], 12, "{report}");
+    assert_eq!(ws["failed_clients"], 0, "{report}");
+    assert_eq!(ws["sequence_gaps"], 0, "{report}");
+    assert!(ws["messages_per_s"].as_f64().unwrap() > 0.0, "{report}");
 }
