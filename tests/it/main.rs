@@ -14,3 +14,4 @@ mod mqtt;
 mod rules;
 mod simulate;
 mod support;
+mod ws;
