@@ -4,7 +4,7 @@
 //! through the API, and hot reload; then `cistern run` killed with SIGKILL in the middle of a
 //! delay, which carries on where it was after the restart.
 
-use crate::support::{get, post, run_site, spawn_cistern, temp_dir, wait_for, Mosquitto};
+use crate::support::{get, metric, post, run_site, spawn_cistern, temp_dir, wait_for, Mosquitto};
 use cistern::sim;
 use cistern_schemas::{telemetry, DeviceId, Timestamp};
 use rumqttc::{Client, MqttOptions, QoS};
@@ -52,15 +52,6 @@ fn inject(base: &str, room: &str, fault: &str) -> i64 {
     );
     assert_eq!(status, 202, "{v}");
     Timestamp::now().0
-}
-
-fn metric(base: &str, line_start: &str) -> f64 {
-    let body = crate::support::get_text(&format!("{base}/metrics"));
-    body.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[test]

@@ -4,21 +4,12 @@
 //! users, tokens and the audit log surviving a restart of `cistern run` with storage.
 
 use crate::support::{
-    call_as, call_raw, delete, get, get_text, login, patch, post, spawn_cistern, temp_dir,
-    token_for, wait_for, IT_ADMIN_PASSWORD,
+    call_as, call_raw, delete, get, login, metric, patch, post, spawn_cistern, temp_dir, token_for,
+    wait_for, IT_ADMIN_PASSWORD,
 };
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
-
-fn metric(base: &str, line_start: &str) -> f64 {
-    get_text(&format!("{base}/metrics"))
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
 
 fn create_user(base: &str, name: &str, role: &str) -> String {
     let password = format!("{name}-password");

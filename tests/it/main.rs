@@ -17,3 +17,4 @@ mod rules;
 mod simulate;
 mod support;
 mod ui;
+mod ws;

@@ -302,6 +302,16 @@ pub fn get_text(url: &str) -> String {
     text
 }
 
+/// The value of the first `/metrics` line that starts with `line_start` (0 when absent).
+pub fn metric(base: &str, line_start: &str) -> f64 {
+    get_text(&format!("{base}/metrics"))
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// POST raw bytes as JSON, as the admin: status and JSON body.
 pub fn post(url: &str, body: &str) -> (u16, serde_json::Value) {
     call("POST", url, Some(body))

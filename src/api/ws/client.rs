@@ -336,9 +336,25 @@ impl Client {
     }
 
     /// The next frame to send, if any: answers first, then the subscriptions in turn.
+    #[cfg(test)]
     pub fn next_frame(&self) -> Option<Arc<str>> {
         let mut guard = self.lock();
-        let st = &mut *guard;
+        self.next_in(&mut guard)
+    }
+
+    /// The next frame for the socket attached as `epoch`; none once a newer socket resumed
+    /// the session. The check is made under the lock that takes the frame: a stale writer
+    /// that took a frame (giving it its `seq` and a place in the ring) and then dropped it
+    /// would leave its successor a gap in the sequence.
+    pub fn next_frame_for(&self, epoch: u64) -> Option<Arc<str>> {
+        let mut guard = self.lock();
+        if guard.epoch != epoch {
+            return None;
+        }
+        self.next_in(&mut guard)
+    }
+
+    fn next_in(&self, st: &mut State) -> Option<Arc<str>> {
         if let Some(f) = st.control.pop_front() {
             return Some(Arc::from(f));
         }

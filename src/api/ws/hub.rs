@@ -562,9 +562,10 @@ impl Hub {
                     }
                 }
                 SubSpec::Points(points) => {
-                    if push_points(r, points, &view.id, &old.points, &view.points) {
-                        overflowed.push(i);
-                    }
+                    // Pushing is the point, so not a match guard.
+                    overflowed.extend(
+                        push_points(r, points, &view.id, &old.points, &view.points).then_some(i),
+                    );
                 }
                 _ => {}
             }
@@ -598,9 +599,10 @@ impl Hub {
                     }
                 }
                 SubSpec::Points(points) => {
-                    if push_points(r, points, &device, &old_points, &part.points) {
-                        overflowed.push(i);
-                    }
+                    // Pushing is the point, so not a match guard.
+                    overflowed.extend(
+                        push_points(r, points, &device, &old_points, &part.points).then_some(i),
+                    );
                 }
                 _ => {}
             }

@@ -242,10 +242,7 @@ async fn write(
     let mut heartbeat = tokio::time::interval(hub.config.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        while let Some(frame) = client.next_frame() {
-            if client.epoch() != epoch {
-                return End::Replaced;
-            }
+        while let Some(frame) = client.next_frame_for(epoch) {
             match tokio::time::timeout(stall, session.text(frame.to_string())).await {
                 Err(_) => return End::Stalled,
                 Ok(Err(_)) => return End::Normal,
@@ -253,6 +250,8 @@ async fn write(
             }
         }
         if client.epoch() != epoch {
+            // The wake-up this writer may have taken was meant for the new socket's writer.
+            client.wake.notify_one();
             return End::Replaced;
         }
         tokio::select! {

@@ -185,6 +185,28 @@ fn resume_replays_what_was_missed_or_asks_for_a_resync() {
 }
 
 #[test]
+fn a_replaced_socket_cannot_take_its_successors_frames() {
+    let c = client(100, 4);
+    let old = c.attach();
+    c.add("f", Topic::Fleet, serde_json::json!({}));
+    c.set_snapshot("f", a("{}"), false);
+    assert!(c.next_frame_for(old).is_some());
+    c.push("f", &a("k0"), &a(r#"{"n":0}"#));
+    // A resume attaches a new socket while the old writer has not noticed its end yet.
+    let new = c.attach();
+    assert_eq!(c.resume("f", 0), Resume::Replayed);
+    assert!(
+        c.next_frame_for(old).is_none(),
+        "the stale writer gets nothing"
+    );
+    let f: serde_json::Value = serde_json::from_str(&c.next_frame_for(new).unwrap()).unwrap();
+    assert_eq!(
+        (f["seq"].clone(), f["data"]["n"].clone()),
+        (1.into(), 0.into())
+    );
+}
+
+#[test]
 fn answers_go_before_subscription_data_and_subscriptions_take_turns() {
     let c = client(100, 0);
     for id in ["x", "y"] {
