@@ -147,28 +147,23 @@ pub fn run(
         let wall = config.period.div_f64(config.speed.max(1e-3));
         let mut tick = tokio::time::interval(wall);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut first = true;
+        // The readings of the next tick are computed right after this tick's are published, so
+        // that at the tick they go out at once: a gateway reads its instruments and publishes,
+        // and the time the simulator takes over 2,100 rooms' physics is not part of a sample's
+        // publish time (it would be, as a fleet-wide delay, if the step ran at the tick). A
+        // fault injected between the two shows one tick later.
+        let mut prepared = Some(take_readings(sim.clone(), None));
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
                 _ = tick.tick() => {}
             }
-            let sim = sim.clone();
-            let period = config.period;
-            let step = tokio::task::spawn_blocking(move || {
-                let mut s = sim.lock().unwrap_or_else(|p| p.into_inner());
-                if !first {
-                    s.step(period);
-                }
-                let readings = s.readings();
-                let links: Vec<bool> = readings.iter().map(|r| s.comms_up(&r.room)).collect();
-                (readings, links)
-            });
-            first = false;
-            let Ok((readings, links)) = step.await else {
+            let Some(ready) = prepared.take() else { break };
+            let Ok((readings, links)) = ready.await else {
                 tracing::error!("simulator step failed; the field stops");
                 break;
             };
+            prepared = Some(take_readings(sim.clone(), Some(config.period)));
             let mut out: Vec<Outgoing> = Vec::new();
             let (mut dropped, mut buffered) = (0, 0);
             for (reading, link_up) in readings.into_iter().zip(links) {
@@ -220,6 +215,23 @@ pub fn run(
         }
     });
     FieldRun { stats, task }
+}
+
+/// Advances the simulator by `step` (none: the first readings) and takes every room's reading
+/// and comms state, off the runtime's threads.
+fn take_readings(
+    sim: Arc<Mutex<Simulator>>,
+    step: Option<Duration>,
+) -> tokio::task::JoinHandle<(Vec<RoomReading>, Vec<bool>)> {
+    tokio::task::spawn_blocking(move || {
+        let mut s = sim.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(dt) = step {
+            s.step(dt);
+        }
+        let readings = s.readings();
+        let links: Vec<bool> = readings.iter().map(|r| s.comms_up(&r.room)).collect();
+        (readings, links)
+    })
 }
 
 /// A running field.

@@ -73,6 +73,9 @@ impl HubFeed {
     }
 
     fn put(&self, key: FeedKey, change: Change) {
+        // Called inside the batch's `ingest` span (the actor entered it to apply the batch):
+        // with `cistern=debug` a sample's path is visible up to the hand-off to the sockets.
+        tracing::debug!(key = ?key, "live change handed to the WebSocket hub");
         {
             let mut b = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
             match b.changes.insert(key.clone(), change) {
