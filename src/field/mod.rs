@@ -51,6 +51,12 @@ impl Default for FieldConfig {
 /// servers implement it).
 pub trait ReadingOutlet: Send + Sync + 'static {
     fn update(&self, reading: &RoomReading, link_up: bool);
+
+    /// What the platform wrote to the room's controller, handed to the simulated room before
+    /// each step (`None`: this outlet takes no writes).
+    fn writes(&self) -> Option<crate::sim::ControllerWrites> {
+        None
+    }
 }
 
 /// A handle on the running field: fault injection and inspection.
@@ -135,8 +141,15 @@ pub fn run(
             }
             let sim = sim.clone();
             let period = config.period;
+            let writes: Vec<(RoomId, crate::sim::ControllerWrites)> = outlets
+                .iter()
+                .filter_map(|(room, o)| o.writes().map(|w| (room.clone(), w)))
+                .collect();
             let step = tokio::task::spawn_blocking(move || {
                 let mut s = sim.lock().unwrap_or_else(|p| p.into_inner());
+                for (room, w) in &writes {
+                    s.apply_writes(room, w);
+                }
                 if !first {
                     s.step(period);
                 }
@@ -207,5 +220,9 @@ impl ReadingOutlet for crate::sim::modbus_server::ModbusFieldServer {
     fn update(&self, reading: &RoomReading, link_up: bool) {
         crate::sim::modbus_server::ModbusFieldServer::update(self, reading);
         self.set_silent(!link_up);
+    }
+
+    fn writes(&self) -> Option<crate::sim::ControllerWrites> {
+        Some(self.controller_writes())
     }
 }

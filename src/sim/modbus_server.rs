@@ -7,10 +7,18 @@
 //! a register range, slow answers, dropped connections, refused connections, and a device
 //! that reads requests but never answers. It serves exactly the address ranges the profile's
 //! read plan covers (holes inside a planned read answer 0, like reserved registers on many
-//! controllers) and answers *illegal data address* everywhere else. It only reads: write
-//! requests answer *illegal function*. No request, however malformed, makes it panic: every
-//! quantity and address is checked before it is used.
+//! controllers) and answers *illegal data address* everywhere else. Writes (functions 0x06
+//! and 0x10) are taken where the controller takes remote parameters: each tank's fill-plan
+//! block (a whole plan must decode, or *illegal data value*) and the profile's writable
+//! points, one whole value at a time within its `write_range` (else *illegal data value*);
+//! any other write answers *illegal data address*, other functions *illegal function*. A
+//! written set-point is what the controller holds from then on (readings no longer overwrite
+//! it). What was written is handed to the simulated room with
+//! [`ModbusFieldServer::controller_writes`]. No request, however malformed, makes it panic:
+//! every quantity and address is checked before it is used.
 
+use super::ControllerWrites;
+use cistern_schemas::fill_plan::{PlanImage, PLAN_WORDS};
 use cistern_schemas::modbus::{
     not_available, Encoding, Mapping, Profile, ProfileError, RegisterKind, RoomShape,
 };
@@ -69,6 +77,8 @@ struct Faults {
 struct Image {
     words: BTreeMap<(RegisterKind, u16), u16>,
     bits: BTreeMap<(RegisterKind, u16), bool>,
+    /// Set-points written by the platform, by holding address: readings no longer set them.
+    written: BTreeMap<u16, f64>,
 }
 
 impl Image {
@@ -106,6 +116,10 @@ impl Image {
 struct Shared {
     unit_id: u8,
     by_unit: BTreeMap<DeviceUnit, Vec<Mapping>>,
+    /// First holding register of each tank's plan block, T1 first.
+    plan_blocks: Vec<u16>,
+    /// Points the platform may write.
+    writable: Vec<Mapping>,
     image: Mutex<Image>,
     faults: Mutex<Faults>,
     accepted: AtomicU64,
@@ -124,11 +138,20 @@ impl Shared {
         if req.slave != self.unit_id && req.slave != TCP_DEVICE_UNIT {
             return Err(ExceptionCode::GatewayTargetDevice);
         }
-        let (kind, start, count) = match req.request {
-            Request::ReadCoils(a, n) => (RegisterKind::Coil, a, n),
-            Request::ReadDiscreteInputs(a, n) => (RegisterKind::Discrete, a, n),
-            Request::ReadHoldingRegisters(a, n) => (RegisterKind::Holding, a, n),
-            Request::ReadInputRegisters(a, n) => (RegisterKind::Input, a, n),
+        let (kind, start, count) = match &req.request {
+            Request::WriteSingleRegister(a, w) => {
+                self.write(*a, &[*w])?;
+                return Ok(Response::WriteSingleRegister(*a, *w));
+            }
+            Request::WriteMultipleRegisters(a, words) => {
+                self.write(*a, words)?;
+                let n = u16::try_from(words.len()).map_err(|_| ExceptionCode::IllegalDataValue)?;
+                return Ok(Response::WriteMultipleRegisters(*a, n));
+            }
+            Request::ReadCoils(a, n) => (RegisterKind::Coil, *a, *n),
+            Request::ReadDiscreteInputs(a, n) => (RegisterKind::Discrete, *a, *n),
+            Request::ReadHoldingRegisters(a, n) => (RegisterKind::Holding, *a, *n),
+            Request::ReadInputRegisters(a, n) => (RegisterKind::Input, *a, *n),
             _ => return Err(ExceptionCode::IllegalFunction),
         };
         let max = if kind.is_bit() {
@@ -171,6 +194,61 @@ impl Shared {
                 _ => Response::ReadInputRegisters(words),
             })
         }
+    }
+}
+
+impl Shared {
+    /// A write of `words` at holding `start`: inside one plan block, or exactly one writable
+    /// point.
+    fn write(&self, start: u16, words: &[u16]) -> Result<(), ExceptionCode> {
+        if words.is_empty() || words.len() > 123 {
+            return Err(ExceptionCode::IllegalDataValue);
+        }
+        let end = u32::from(start) + words.len() as u32;
+        let in_plan = self.plan_blocks.iter().find(|&&b| {
+            u32::from(b) <= u32::from(start) && end <= u32::from(b) + u32::from(PLAN_WORDS)
+        });
+        let mut image = lock(&self.image);
+        if let Some(&block) = in_plan {
+            let mut plan: Vec<u16> = (block..block + PLAN_WORDS)
+                .map(|a| {
+                    image
+                        .words
+                        .get(&(RegisterKind::Holding, a))
+                        .copied()
+                        .unwrap_or(0)
+                })
+                .collect();
+            let offset = usize::from(start - block);
+            plan[offset..offset + words.len()].copy_from_slice(words);
+            // A whole-plan write must be a plan; a partial one is the platform's business.
+            if words.len() == usize::from(PLAN_WORDS) && PlanImage::decode(&plan).is_err() {
+                return Err(ExceptionCode::IllegalDataValue);
+            }
+            for (a, w) in (start..).zip(words) {
+                image.words.insert((RegisterKind::Holding, a), *w);
+            }
+            return Ok(());
+        }
+        let Some(m) = self
+            .writable
+            .iter()
+            .find(|m| m.address == start && usize::from(m.width()) == words.len())
+        else {
+            return Err(ExceptionCode::IllegalDataAddress);
+        };
+        let (Encoding::Value(format), Some((lo, hi))) = (m.encoding, m.write_range) else {
+            return Err(ExceptionCode::IllegalDataAddress);
+        };
+        let value = format
+            .decode(words)
+            .filter(|v| (lo..=hi).contains(v))
+            .ok_or(ExceptionCode::IllegalDataValue)?;
+        for (a, w) in (start..).zip(words) {
+            image.words.insert((RegisterKind::Holding, a), *w);
+        }
+        image.written.insert(start, value);
+        Ok(())
     }
 }
 
@@ -279,13 +357,28 @@ impl ModbusFieldServer {
             }
         }
         let mut by_unit: BTreeMap<DeviceUnit, Vec<Mapping>> = BTreeMap::new();
+        let mut writable = Vec::new();
         for m in profile.mappings(shape)? {
             image.write(&m, f64::NAN);
+            if m.write_range.is_some() {
+                writable.push(m.clone());
+            }
             by_unit.entry(m.unit).or_default().push(m);
+        }
+        // Plan blocks read as all zeros until written: a plan that expired at slot 0.
+        let plan_blocks: Vec<u16> = (1..=shape.tanks)
+            .filter_map(|n| profile.plan_address(n))
+            .collect();
+        for &block in &plan_blocks {
+            for a in block..block.saturating_add(PLAN_WORDS) {
+                image.words.insert((RegisterKind::Holding, a), 0);
+            }
         }
         let shared = Arc::new(Shared {
             unit_id,
             by_unit,
+            plan_blocks,
+            writable,
             image: Mutex::new(image),
             faults: Mutex::new(Faults::default()),
             accepted: AtomicU64::new(0),
@@ -324,12 +417,50 @@ impl ModbusFieldServer {
                 continue;
             };
             for m in mappings {
+                if image.written.contains_key(&m.address) && m.write_range.is_some() {
+                    continue;
+                }
                 let value = values
                     .get(usize::from(m.index))
                     .copied()
                     .unwrap_or(f64::NAN);
                 image.write(m, value);
             }
+        }
+    }
+
+    /// What the platform wrote: every tank's plan (`None` where the registers hold no valid
+    /// plan) and the outlet pressure set-point once written.
+    pub fn controller_writes(&self) -> ControllerWrites {
+        let image = lock(&self.shared.image);
+        let plans = self
+            .shared
+            .plan_blocks
+            .iter()
+            .map(|&block| {
+                let words: Vec<u16> = (block..block.saturating_add(PLAN_WORDS))
+                    .map(|a| {
+                        image
+                            .words
+                            .get(&(RegisterKind::Holding, a))
+                            .copied()
+                            .unwrap_or(0)
+                    })
+                    .collect();
+                PlanImage::decode(&words)
+                    .ok()
+                    .filter(|p| p.expires_slot > 0)
+            })
+            .collect();
+        let outlet_setpoint_mpa = self
+            .shared
+            .writable
+            .iter()
+            .find(|m| m.unit == DeviceUnit::Room && m.point == "outlet_setpoint")
+            .and_then(|m| image.written.get(&m.address).copied());
+        ControllerWrites {
+            plans,
+            outlet_setpoint_mpa,
         }
     }
 
