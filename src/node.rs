@@ -11,6 +11,7 @@ use crate::alarms::{RulesConfig, StoredAlarms};
 use crate::api::{self, ApiState};
 use crate::field::FieldHandle;
 use crate::ingest::metrics::IngestMetrics;
+use crate::ingest::modbus::writer::{FieldWriter, WriteError, WriteMetrics};
 use crate::ingest::modbus::{spawn_pollers, ModbusConfig, ModbusError};
 use crate::ingest::mqtt::{self, MqttConfig};
 use crate::ingest::router::IngestRouter;
@@ -109,6 +110,8 @@ pub enum NodeError {
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]
     Modbus(#[from] ModbusError),
+    #[error("{0}")]
+    Writer(#[from] WriteError),
     #[error(transparent)]
     Rules(#[from] cistern_rules::RuleSetError),
     #[error("rule directory {0} does not exist")]
@@ -176,6 +179,8 @@ pub struct Node {
     pub registry: Arc<FleetRegistry>,
     pub metrics: prometheus::Registry,
     pub http: SocketAddr,
+    /// Remote-parameter writes to the Modbus rooms' controllers (plans, set-points).
+    pub writer: Arc<FieldWriter>,
     shutdown: watch::Sender<bool>,
     server: actix_web::dev::ServerHandle,
     arbiters: Vec<Arbiter>,
@@ -249,6 +254,13 @@ impl Node {
             mqtt_subscribed = Some(ingest.subscribed);
             tracing::info!(broker = %format!("{}:{}", mqtt.host, mqtt.port), "MQTT ingest started");
         }
+        let writer = Arc::new(FieldWriter::new(
+            &spec.inventory,
+            &spec.profiles,
+            &spec.modbus,
+            spec.security.audit.clone(),
+            WriteMetrics::register(&metrics).map_err(ModbusError::Metrics)?,
+        )?);
         let pollers = spawn_pollers(
             &spec.inventory,
             &spec.profiles,
@@ -273,6 +285,7 @@ impl Node {
                 dir: rule_dir,
             }),
             security: spec.security.clone(),
+            writer: Some(writer.clone()),
         });
         let server =
             HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
@@ -292,6 +305,7 @@ impl Node {
             registry,
             metrics,
             http,
+            writer,
             shutdown,
             server: handle,
             arbiters,

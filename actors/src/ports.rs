@@ -4,6 +4,7 @@
 //!   In memory for now; the historian issue persists it.
 //! - [`SampleSink`]: where accepted samples go after de-duplication (the historian). It must
 //!   never block: the historian buffers and spills on its side.
+//! - [`AuditPort`]: where writes to the field (plans, set-points) are audited.
 //! - [`Receipt`]: travels with a batch from its producer (the MQTT ingest) to the sink, which
 //!   completes it once the samples are durable; the producer acknowledges only then.
 
@@ -87,4 +88,25 @@ impl SampleSink for NullSampleSink {
     fn accept(&self, _device: &DeviceId, _arrival: Arrival, _records: &[Record], receipt: Receipt) {
         receipt.complete();
     }
+}
+
+/// One audited action taken on the field (a plan or a set-point written to a controller).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditRecord {
+    /// Who acted: an operator's user name, or `system:<component>` for the platform itself.
+    pub user: String,
+    /// What kind of action: `plan_write`, `setpoint_write`.
+    pub action: &'static str,
+    /// What it acted on (a tank or point id).
+    pub target: String,
+    /// The written value(s) and the outcome.
+    pub detail: String,
+    /// Whether the write took effect (read back identical).
+    pub ok: bool,
+}
+
+/// Where field writes are audited. The server crate implements it over its audit log, so the
+/// actors never depend on identity or its storage.
+pub trait AuditPort: Send + Sync + std::fmt::Debug + 'static {
+    fn record(&self, record: AuditRecord);
 }

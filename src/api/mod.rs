@@ -7,6 +7,7 @@ pub mod error;
 pub mod history;
 pub mod rooms;
 pub mod rules;
+pub mod setpoints;
 pub mod sim;
 
 use actix_web::{web, HttpResponse, ResponseError};
@@ -26,6 +27,8 @@ pub struct ApiState {
     pub alarms: Option<AlarmsApi>,
     /// Identity (bearer tokens, roles) and the audit log.
     pub security: crate::auth::Security,
+    /// Remote-parameter writes to the Modbus rooms' controllers (set-points, fill plans).
+    pub writer: Option<Arc<crate::ingest::modbus::writer::FieldWriter>>,
 }
 
 /// What the alarm and rule endpoints need.
@@ -56,6 +59,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .route("/rooms", web::get().to(rooms::list))
             .route("/rooms/{id}", web::get().to(rooms::get))
+            .route("/rooms/{id}/setpoints", web::post().to(setpoints::post))
             .route("/history", web::get().to(history::get))
             .route("/alarms", web::get().to(alarms::list))
             .route("/alarms/{source}/{key}", web::get().to(alarms::get))

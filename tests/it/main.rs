@@ -13,3 +13,4 @@ mod mqtt;
 mod rules;
 mod simulate;
 mod support;
+mod tanks;
