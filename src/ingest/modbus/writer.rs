@@ -19,7 +19,9 @@
 
 use super::backoff::Backoff;
 use super::ModbusConfig;
-use cistern_actors::ports::{AuditPort, AuditRecord};
+use cistern_actors::ports::{
+    AuditPort, AuditRecord, PlanDelivery, PlanDispatch, PlanPort, PortFuture,
+};
 use cistern_schemas::fill_plan::{FillPlanError, PlanImage};
 use cistern_schemas::inventory::{Inventory, SourceSpec};
 use cistern_schemas::modbus::{Encoding, Mapping, ProfileError, ProfileSet, RoomShape};
@@ -593,6 +595,39 @@ impl FieldWriter {
             debug!(room = %rw.room, %error, "cannot set TCP_NODELAY");
         }
         Ok(tcp::attach_slave(stream, Slave(rw.unit_id)))
+    }
+}
+
+/// The district planners' way to the field: [`PlanPort`] over the writer. Plans are grouped
+/// by room, so one room's tanks go in one batched request (their blocks are adjacent), and the
+/// rooms are written one after the other (each has its own link and timeouts).
+#[derive(Clone, Debug)]
+pub struct FieldPlanPort(pub Arc<FieldWriter>);
+
+impl PlanPort for FieldPlanPort {
+    fn deliver(&self, author: String, plans: Vec<PlanDispatch>) -> PortFuture<Vec<PlanDelivery>> {
+        let writer = self.0.clone();
+        Box::pin(async move {
+            let mut by_room: Vec<(RoomId, Vec<(DeviceId, PlanImage)>)> = Vec::new();
+            for p in &plans {
+                let image = p.rule.to_image(p.priority);
+                match by_room.iter_mut().find(|(r, _)| *r == p.tank.room) {
+                    Some((_, list)) => list.push((p.tank.clone(), image)),
+                    None => by_room.push((p.tank.room.clone(), vec![(p.tank.clone(), image)])),
+                }
+            }
+            let mut out = Vec::with_capacity(plans.len());
+            for (room, list) in by_room {
+                let results = writer.write_plans(&author, &room, &list).await;
+                for ((tank, _), r) in list.into_iter().zip(results) {
+                    out.push(PlanDelivery {
+                        tank,
+                        result: r.map(|_| ()).map_err(|e| e.to_string()),
+                    });
+                }
+            }
+            out
+        })
     }
 }
 
