@@ -37,6 +37,8 @@ pub struct DemoOptions {
     pub escalate_after: Option<Duration>,
     /// A room silent this long is offline (default: the actors' 60 s).
     pub offline_after: Option<Duration>,
+    /// How often the tank planners sample the planned rooms (default 30 s).
+    pub plan_sample_every: Duration,
 }
 
 impl DemoOptions {
@@ -97,6 +99,80 @@ pub struct Demo {
 /// Profiles the demo's Modbus rooms alternate between.
 const DEMO_PROFILES: [&str; 2] = ["hydrotek-hc300", "aquaflow-ps2"];
 
+/// Days of logged readings the demo's planners learn from before their first round (a
+/// planner is cold until it has two samples of every slot of a weekday).
+const PLAN_HISTORY_DAYS: u32 = 7;
+
+/// The rooms the platform polls over Modbus (the ones whose controllers can take plans).
+fn modbus_inventory(inventory: &Inventory) -> Inventory {
+    Inventory {
+        zones: inventory.zones.clone(),
+        rooms: inventory
+            .rooms
+            .iter()
+            .filter(|r| matches!(r.source, SourceSpec::Modbus { .. }) && !r.tanks.is_empty())
+            .cloned()
+            .collect(),
+    }
+}
+
+/// What the rooms' data loggers hold of the last [`PLAN_HISTORY_DAYS`] before `now`: their
+/// readings once a minute (a simulation of the past, with its own random stream), as per-slot
+/// samples for [`crate::plans::PlanService::import`]. The planners learn from these readings
+/// exactly as from live ones; nothing of the simulator's internals is handed over.
+fn plan_history(
+    inventory: &Inventory,
+    seed: u64,
+    now: Timestamp,
+) -> Vec<(u32, Vec<crate::plans::RoomSample>)> {
+    use cistern_schemas::fill_plan::{slot_at, slot_start_unix_s};
+    use cistern_schemas::DeviceKind;
+    if inventory.rooms.is_empty() {
+        return Vec::new();
+    }
+    let now_slot = slot_at(now.as_millis() / 1000);
+    let first = now_slot.saturating_sub(PLAN_HISTORY_DAYS * 96);
+    let start = Timestamp::from_millis(slot_start_unix_s(first) * 1000);
+    let mut past = sim::Simulator::new(inventory, seed ^ 0x6869_7374_6f72_7931, start);
+    let index = |kind: DeviceKind, name: &str| kind.point_index(name).unwrap_or(usize::MAX);
+    let (outlet, inlet, level) = (
+        index(DeviceKind::Room, "outlet_flow"),
+        index(DeviceKind::Room, "inlet_flow"),
+        index(DeviceKind::Tank, "level"),
+    );
+    let mut out = Vec::with_capacity((now_slot - first) as usize);
+    for slot in first..now_slot {
+        let mut samples = Vec::new();
+        for _ in 0..15 {
+            past.step(Duration::from_secs(60));
+            for r in past.readings() {
+                let value = |unit: cistern_schemas::DeviceUnit, i: usize| {
+                    r.devices
+                        .iter()
+                        .find(|(u, _)| *u == unit)
+                        .and_then(|(_, v)| v.get(i).copied())
+                        .filter(|v| v.is_finite())
+                };
+                let tanks = r
+                    .devices
+                    .iter()
+                    .filter(|(u, _)| matches!(u, cistern_schemas::DeviceUnit::Tank(_)))
+                    .map(|(u, _)| value(*u, level))
+                    .collect();
+                samples.push(crate::plans::RoomSample {
+                    room: r.room.clone(),
+                    outlet_flow_m3h: value(cistern_schemas::DeviceUnit::Room, outlet),
+                    inlet_flow_m3h: value(cistern_schemas::DeviceUnit::Room, inlet),
+                    levels: tanks,
+                    online: true,
+                });
+            }
+        }
+        out.push((slot, samples));
+    }
+    out
+}
+
 /// Starts the demo and waits (up to 30 s) until every room is online.
 pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
     let t0 = Instant::now();
@@ -151,8 +227,23 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
         ..Default::default()
     })
     .await?;
+    // The planners learn from a week of the Modbus rooms' logged readings before the first
+    // round, so plans reach the controllers at once instead of after two days.
+    let planned = modbus_inventory(&inventory);
+    let seed = opts.seed;
+    let now = Timestamp::now();
+    let history = tokio::task::spawn_blocking(move || plan_history(&planned, seed, now))
+        .await
+        .map_err(|_| DemoError::Join)?;
     let mut spec =
         NodeSpec::new(inventory.clone(), profiles, Arc::new(SystemClock)).with_storage(&storage);
+    spec.plans = Some(crate::node::PlansSpec {
+        config: crate::plans::PlansConfig {
+            sample_every: opts.plan_sample_every,
+            ..Default::default()
+        },
+        history,
+    });
     spec.http = opts.http;
     spec.actor_threads = opts.actor_threads;
     spec.rules = opts.rules_config();

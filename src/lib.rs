@@ -17,6 +17,7 @@ pub mod historian;
 pub mod ingest;
 pub mod node;
 pub mod peak;
+pub mod plans;
 pub mod sim;
 pub mod simulate;
 pub mod store;

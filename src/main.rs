@@ -268,6 +268,7 @@ fn main() -> anyhow::Result<()> {
                 rules,
                 escalate_after,
                 offline_after,
+                plan_sample_every: std::time::Duration::from_secs(30),
             };
             actix_web::rt::System::new().block_on(async move {
                 let mut stop = stop_signal();

@@ -11,11 +11,12 @@ use crate::alarms::{RulesConfig, StoredAlarms};
 use crate::api::{self, ApiState};
 use crate::field::FieldHandle;
 use crate::ingest::metrics::IngestMetrics;
-use crate::ingest::modbus::writer::{FieldWriter, WriteError, WriteMetrics};
+use crate::ingest::modbus::writer::{FieldPlanPort, FieldWriter, WriteError, WriteMetrics};
 use crate::ingest::modbus::{spawn_pollers, ModbusConfig, ModbusError};
 use crate::ingest::mqtt::{self, MqttConfig};
 use crate::ingest::router::IngestRouter;
 use crate::ingest::BatchSink;
+use crate::plans::PlanService;
 use actix::Arbiter;
 use actix_web::{web, App, HttpServer};
 use cistern_actors::alarms::{AlarmStore, MemoryAlarmStore, RuleHost, RuleMetrics};
@@ -59,6 +60,16 @@ pub struct NodeSpec {
     pub stored_alarms: Option<Arc<StoredAlarms>>,
     /// Identity and the audit log, shared by REST and the WebSocket.
     pub security: crate::auth::Security,
+    /// Live peak-shaving planning of the tanks whose controllers take plans (none: off).
+    pub plans: Option<PlansSpec>,
+}
+
+/// What the node's planning service starts with.
+#[derive(Debug, Default)]
+pub struct PlansSpec {
+    pub config: crate::plans::PlansConfig,
+    /// Per-slot samples to learn from before the first round (oldest first).
+    pub history: Vec<(u32, Vec<crate::plans::RoomSample>)>,
 }
 
 impl NodeSpec {
@@ -99,6 +110,7 @@ impl NodeSpec {
             alarm_store: Arc::new(MemoryAlarmStore::default()),
             stored_alarms: None,
             security: crate::auth::Security::default(),
+            plans: None,
         }
     }
 }
@@ -181,6 +193,10 @@ pub struct Node {
     pub http: SocketAddr,
     /// Remote-parameter writes to the Modbus rooms' controllers (plans, set-points).
     pub writer: Arc<FieldWriter>,
+    /// The planning service's board (when the node plans).
+    pub plans: Option<Arc<crate::plans::PlanBoard>>,
+    /// Identity and the audit log.
+    pub security: crate::auth::Security,
     shutdown: watch::Sender<bool>,
     server: actix_web::dev::ServerHandle,
     arbiters: Vec<Arbiter>,
@@ -261,6 +277,24 @@ impl Node {
             spec.security.audit.clone(),
             WriteMetrics::register(&metrics).map_err(ModbusError::Metrics)?,
         )?);
+        let mut plans = None;
+        if let Some(p) = spec.plans {
+            let port = Arc::new(FieldPlanPort(writer.clone()));
+            let mut service = PlanService::new(
+                &spec.inventory,
+                |tank| writer.takes_plans(tank),
+                port,
+                p.config,
+            );
+            service.import(&p.history);
+            tracing::info!(
+                tanks = service.tanks(),
+                imported_slots = p.history.len(),
+                "peak-shaving planning started"
+            );
+            plans = Some(service.board());
+            tasks.push(service.spawn(registry.clone(), spec.clock.clone(), shutdown_rx.clone()));
+        }
         let pollers = spawn_pollers(
             &spec.inventory,
             &spec.profiles,
@@ -286,6 +320,7 @@ impl Node {
             }),
             security: spec.security.clone(),
             writer: Some(writer.clone()),
+            plans: plans.clone(),
         });
         let server =
             HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
@@ -306,6 +341,8 @@ impl Node {
             metrics,
             http,
             writer,
+            plans,
+            security: spec.security.clone(),
             shutdown,
             server: handle,
             arbiters,

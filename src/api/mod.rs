@@ -5,6 +5,7 @@
 pub mod alarms;
 pub mod error;
 pub mod history;
+pub mod plans;
 pub mod rooms;
 pub mod rules;
 pub mod setpoints;
@@ -29,6 +30,8 @@ pub struct ApiState {
     pub security: crate::auth::Security,
     /// Remote-parameter writes to the Modbus rooms' controllers (set-points, fill plans).
     pub writer: Option<Arc<crate::ingest::modbus::writer::FieldWriter>>,
+    /// The live peak-shaving plans (when the node plans).
+    pub plans: Option<Arc<crate::plans::PlanBoard>>,
 }
 
 /// What the alarm and rule endpoints need.
@@ -60,6 +63,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/rooms", web::get().to(rooms::list))
             .route("/rooms/{id}", web::get().to(rooms::get))
             .route("/rooms/{id}/setpoints", web::post().to(setpoints::post))
+            .route("/districts", web::get().to(plans::list))
+            .route("/districts/{id}/plan", web::get().to(plans::get))
             .route("/history", web::get().to(history::get))
             .route("/alarms", web::get().to(alarms::list))
             .route("/alarms/{source}/{key}", web::get().to(alarms::get))

@@ -1,5 +1,6 @@
 //! `GET /api/v1/rooms` and `GET /api/v1/rooms/{id}`: read from the actors' live state and the
-//! status board, never from a database.
+//! status board, never from a database. A room's view carries its tanks' current fill plans
+//! (`tank_plans`, from the planning service's board) next to their live points (`fill_mode`).
 
 use super::error::ApiError;
 use super::ApiState;
@@ -26,5 +27,16 @@ pub async fn get(
     let id =
         RoomId::new(&id).map_err(|e| ApiError::bad_request("invalid_room_id", e.to_string()))?;
     let view = state.registry.room_view(&id).await?;
-    Ok(HttpResponse::Ok().json(view))
+    let plans = state
+        .plans
+        .as_ref()
+        .map(|board| board.room_tanks(&id))
+        .unwrap_or_default();
+    let mut body = serde_json::to_value(&view)
+        .map_err(|e| ApiError::internal(format!("room {id}: cannot serialise the view: {e}")))?;
+    if let Some(map) = body.as_object_mut() {
+        // Each planned tank's current fill plan and its delivery to the controller.
+        map.insert("tank_plans".into(), serde_json::json!(plans));
+    }
+    Ok(HttpResponse::Ok().json(body))
 }

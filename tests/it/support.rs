@@ -155,6 +155,32 @@ pub fn post(url: &str, body: &str) -> (u16, serde_json::Value) {
     )
 }
 
+/// One request with `token` as the bearer (none: anonymous): status and JSON body.
+pub fn call_as(
+    token: Option<&str>,
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut req = ureq::http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = req.body(body.unwrap_or("").to_owned()).unwrap();
+    let mut resp = agent()
+        .run(req)
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
 /// A free loopback port (bound then released: the child binds it right after).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

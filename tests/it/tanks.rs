@@ -1,7 +1,9 @@
 //! Peak-shaving plans reaching the field (issue 7): the platform's `FieldWriter` against the
 //! simulator's Modbus TCP server over a real socket on 127.0.0.1 (port 0), and the simulated
 //! controller running what was written. Simulated time is stepped explicitly; nothing sleeps.
+//! Then the whole path in a running demo node (see the last test).
 
+use crate::support::{call_as, free_port, temp_dir};
 use cistern::auth::AuditLog;
 use cistern::ingest::modbus::writer::{FieldWriter, WriteError, WriteMetrics};
 use cistern::ingest::modbus::ModbusConfig;
@@ -251,4 +253,291 @@ async fn a_silent_controller_times_out_and_the_link_backs_off() {
         .unwrap_err();
     assert!(matches!(err, WriteError::BackingOff { .. }), "{err}");
     assert_eq!(rig.audit.recent(10).len(), 2);
+}
+
+/// Polls `f` (which may block: it runs on the blocking pool, so the demo's own tasks on this
+/// runtime keep running) until it returns `Some` or the deadline passes.
+async fn poll_blocking<T: Send + 'static>(
+    what: &str,
+    deadline: Duration,
+    f: impl Fn() -> Option<T> + Send + Sync + 'static,
+) -> T {
+    let f = Arc::new(f);
+    let start = tokio::time::Instant::now();
+    loop {
+        let g = f.clone();
+        if let Some(v) = tokio::task::spawn_blocking(move || g()).await.unwrap() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn call(
+    token: Option<&'static str>,
+    method: &'static str,
+    url: String,
+    body: Option<String>,
+) -> (u16, serde_json::Value) {
+    tokio::task::spawn_blocking(move || call_as(token, method, &url, body.as_deref()))
+        .await
+        .unwrap()
+}
+
+fn tank_point(view: &serde_json::Value, tank: &str, name: &str) -> Option<f64> {
+    view["tanks"]
+        .as_array()?
+        .iter()
+        .find(|t| t["id"].as_str() == Some(tank))?["points"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == name)?["value"]
+        .as_f64()
+}
+
+/// The whole path in a running demo: the district's planners agree plans, the node writes them
+/// over Modbus TCP to the rooms' simulated controllers (batched, read back, audited), the
+/// controllers run them and report their fill mode, which the platform polls back and shows
+/// in the room view next to the plan; the district plan and timeline are served; an operator
+/// writes a set-point (read back, audited) and a viewer is refused.
+#[actix_rt::test]
+async fn the_demo_writes_plans_the_controllers_honour_and_operators_write_setpoints() {
+    use cistern::auth::{Principal, Role};
+    use cistern::demo::{self, DemoOptions};
+
+    let opts = DemoOptions {
+        rooms: 4,
+        seed: 11,
+        http: "127.0.0.1:0".parse().unwrap(),
+        mqtt: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        modbus_rooms: 2,
+        speed: 1.0,
+        actor_threads: 1,
+        data: temp_dir("tanks-demo-data"),
+        rules: None,
+        escalate_after: None,
+        offline_after: None,
+        plan_sample_every: Duration::from_millis(500),
+    };
+    let demo = demo::start(&opts).await.unwrap();
+    let base = format!("http://{}", demo.node.http);
+    let auth = &demo.node.security.auth;
+    auth.insert_token(
+        "it-operator",
+        Principal {
+            user: "olga".into(),
+            role: Role::Operator,
+        },
+    );
+    auth.insert_token(
+        "it-viewer",
+        Principal {
+            user: "victor".into(),
+            role: Role::Viewer,
+        },
+    );
+    // The first Modbus room: a hydrotek controller (plans and a writable set-point).
+    let room = demo
+        .inventory
+        .rooms
+        .iter()
+        .find(|r| matches!(&r.source, SourceSpec::Modbus { profile, .. } if profile == PROFILE))
+        .unwrap()
+        .clone();
+    assert!(!room.tanks.is_empty());
+    let SourceSpec::Modbus { address, .. } = &room.source else {
+        unreachable!()
+    };
+    let tank = format!("{}/T1", room.id);
+    let district = room.zone.to_string();
+
+    // 1. A round ran and T1's plan was written and read back identical.
+    let plan_url = format!("{base}/api/v1/districts/{district}/plan");
+    let tank_id = tank.clone();
+    let url = plan_url.clone();
+    let (plan, board) = poll_blocking(
+        "T1's plan to be written",
+        Duration::from_secs(60),
+        move || {
+            let (status, v) = call_as(Some("it-viewer"), "GET", &url, None);
+            if status != 200 {
+                return None;
+            }
+            let t = v["tanks"]
+                .as_array()?
+                .iter()
+                .find(|t| t["tank"] == tank_id.as_str())?
+                .clone();
+            (t["delivery"] == "written").then_some((t, v))
+        },
+    )
+    .await;
+    assert!(board["rounds"].as_u64().unwrap() >= 1, "{board}");
+    assert_eq!(plan["state"], "planned", "{plan}");
+
+    // 2. The controller holds exactly that plan: read its registers over Modbus ourselves.
+    let profiles = profiles();
+    let block = profiles.get(PROFILE).unwrap().plan_address(1).unwrap();
+    let stream = tokio::net::TcpStream::connect(address.as_str())
+        .await
+        .unwrap();
+    let mut ctx = tokio_modbus::client::tcp::attach_slave(stream, tokio_modbus::Slave(1));
+    use tokio_modbus::client::Reader;
+    let words = ctx
+        .read_holding_registers(block, PLAN_WORDS)
+        .await
+        .unwrap()
+        .unwrap();
+    let held = PlanImage::decode(&words).unwrap();
+    let shown = &plan["plan"];
+    assert_eq!(
+        shown["issued_at_ms"].as_i64().unwrap(),
+        slot_start_unix_s(held.issued_slot) * 1000
+    );
+    assert_eq!(
+        shown["priority"].as_u64().unwrap(),
+        u64::from(held.priority)
+    );
+    assert_eq!(
+        shown["windows"].as_array().unwrap().len(),
+        held.windows.len(),
+        "{shown}"
+    );
+
+    // 3. The controller runs it and says so: fill_mode (polled over Modbus) is plan or
+    //    fallback in the room view, next to the tank's plan.
+    let room_url = format!("{base}/api/v1/rooms/{}", room.id);
+    let tank_id = tank.clone();
+    let view = poll_blocking(
+        "the controller to report plan mode",
+        Duration::from_secs(30),
+        move || {
+            let (status, v) = call_as(Some("it-viewer"), "GET", &room_url, None);
+            let mode = tank_point(&v, &tank_id, "fill_mode")?;
+            (status == 200 && (mode == FillMode::Plan.code() || mode == FillMode::Fallback.code()))
+                .then_some(v)
+        },
+    )
+    .await;
+    let tank_plans = view["tank_plans"].as_array().unwrap();
+    assert!(
+        tank_plans
+            .iter()
+            .any(|t| t["tank"] == tank.as_str() && t["delivery"] == "written"),
+        "{view}"
+    );
+
+    // 4. Audited as the district's plan write, and counted.
+    let audited = demo.node.security.audit.recent(1000);
+    assert!(
+        audited.iter().any(|e| e.action == "plan_write"
+            && e.target == tank
+            && e.ok
+            && e.user == format!("system:district-{district}")),
+        "{audited:?}"
+    );
+    assert!(demo.node.writer.metrics().get("plan", "ok") >= 1);
+
+    // 5. The district timeline: planned inflow ahead, from the plans the controllers hold.
+    let timeline = board["timeline"].as_array().unwrap();
+    assert!(timeline.len() >= 96, "{}", timeline.len());
+    assert!(timeline
+        .iter()
+        .all(|s| s["planned_inflow_m3h"].as_f64().is_some_and(|q| q >= 0.0)));
+    let (status, list) = call(
+        Some("it-viewer"),
+        "GET",
+        format!("{base}/api/v1/districts"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    assert!(list["districts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["district"] == district.as_str()));
+    let (status, v) = call(
+        Some("it-viewer"),
+        "GET",
+        format!("{base}/api/v1/districts/nowhere/plan"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (404, Some("unknown_district"))
+    );
+
+    // 6. Set-points: the viewer is refused and nothing is written; anonymous is 401; the
+    //    operator's write is read back, audited and held by the controller.
+    let sp_url = format!("{base}/api/v1/rooms/{}/setpoints", room.id);
+    let body = format!(
+        r#"{{"writes":[{{"point":"{}.outlet_setpoint","value":0.42}}]}}"#,
+        room.id
+    );
+    let (status, v) = call(
+        Some("it-viewer"),
+        "POST",
+        sp_url.clone(),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{v}"
+    );
+    let (status, _) = call(None, "POST", sp_url.clone(), Some(body.clone())).await;
+    assert_eq!(status, 401);
+    assert!(!demo
+        .node
+        .security
+        .audit
+        .recent(1000)
+        .iter()
+        .any(|e| e.action == "setpoint_write"));
+    let (status, v) = call(Some("it-operator"), "POST", sp_url.clone(), Some(body)).await;
+    assert_eq!(status, 200, "{v}");
+    let read_back = v["written"][0]["read_back"].as_f64().unwrap();
+    assert!((read_back - 0.42).abs() < 1e-6, "{v}");
+    let entry = demo.node.security.audit.recent(1).pop().unwrap();
+    assert_eq!(
+        (entry.user.as_str(), entry.action.as_str(), entry.ok),
+        ("olga", "setpoint_write", true)
+    );
+    let room_url = format!("{base}/api/v1/rooms/{}", room.id);
+    poll_blocking(
+        "the polled set-point to change",
+        Duration::from_secs(15),
+        move || {
+            let (_, v) = call_as(Some("it-viewer"), "GET", &room_url, None);
+            let sp = v["points"]
+                .as_array()?
+                .iter()
+                .find(|p| p["name"] == "outlet_setpoint")?["value"]
+                .as_f64()?;
+            ((sp - 0.42).abs() < 1e-3).then_some(())
+        },
+    )
+    .await;
+    // Out of the profile's range: refused with a clear error, audited as refused.
+    let bad = format!(
+        r#"{{"writes":[{{"point":"{}.outlet_setpoint","value":1.5}}]}}"#,
+        room.id
+    );
+    let (status, v) = call(Some("it-operator"), "POST", sp_url, Some(bad)).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (422, Some("out_of_range")),
+        "{v}"
+    );
+    assert!(!demo.node.security.audit.recent(1).pop().unwrap().ok);
+
+    demo.node.stop().await;
+    demo.storage.close().await;
 }
