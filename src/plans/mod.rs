@@ -184,7 +184,7 @@ impl DistrictEntry {
             .iter()
             .filter_map(|t| t.held.as_ref())
             .map(|r| r.planned_rate_m3h(slot))
-            .sum()
+            .fold(0.0, |a, q| a + q)
     }
 }
 
@@ -735,3 +735,6 @@ fn state_label(s: TankPlannerState) -> &'static str {
         TankPlannerState::Planned { .. } => "planned",
     }
 }
+
+#[cfg(test)]
+mod tests;
