@@ -99,9 +99,22 @@ pub struct Demo {
 /// Profiles the demo's Modbus rooms alternate between.
 const DEMO_PROFILES: [&str; 2] = ["hydrotek-hc300", "aquaflow-ps2"];
 
-/// Days of logged readings the demo's planners learn from before their first round (a
-/// planner is cold until it has two samples of every slot of a weekday).
-const PLAN_HISTORY_DAYS: u32 = 7;
+/// Full days of logged readings the demo's planners learn from before their first round,
+/// counted back from `today` (plan-clock day number, day 0 a Monday): as few as give two whole
+/// weekdays, since a planner is cold until it has two samples of every slot of a weekday
+/// (2 days back from a Wednesday to a Saturday, 4 from a Monday). The simulator steps in 1-s
+/// sub-steps, so every day imported costs start-up time.
+fn plan_history_days(today: u32) -> u32 {
+    let mut weekdays = 0;
+    let mut days = 0;
+    while weekdays < 2 && days < today {
+        days += 1;
+        if (today - days) % 7 < 5 {
+            weekdays += 1;
+        }
+    }
+    days
+}
 
 /// The rooms the platform polls over Modbus (the ones whose controllers can take plans).
 fn modbus_inventory(inventory: &Inventory) -> Inventory {
@@ -116,7 +129,7 @@ fn modbus_inventory(inventory: &Inventory) -> Inventory {
     }
 }
 
-/// What the rooms' data loggers hold of the last [`PLAN_HISTORY_DAYS`] before `now`: their
+/// What the rooms' data loggers hold of the days before `now` ([`plan_history_days`]): their
 /// readings once a minute (a simulation of the past, with its own random stream), as per-slot
 /// samples for [`crate::plans::PlanService::import`]. The planners learn from these readings
 /// exactly as from live ones; nothing of the simulator's internals is handed over.
@@ -131,7 +144,8 @@ fn plan_history(
         return Vec::new();
     }
     let now_slot = slot_at(now.as_millis() / 1000);
-    let first = now_slot.saturating_sub(PLAN_HISTORY_DAYS * 96);
+    let today = now_slot / 96;
+    let first = (today - plan_history_days(today)) * 96;
     let start = Timestamp::from_millis(slot_start_unix_s(first) * 1000);
     let mut past = sim::Simulator::new(inventory, seed ^ 0x6869_7374_6f72_7931, start);
     let index = |kind: DeviceKind, name: &str| kind.point_index(name).unwrap_or(usize::MAX);
@@ -227,8 +241,8 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
         ..Default::default()
     })
     .await?;
-    // The planners learn from a week of the Modbus rooms' logged readings before the first
-    // round, so plans reach the controllers at once instead of after two days.
+    // The planners learn from the Modbus rooms' logged readings of the last days before the
+    // first round, so plans reach the controllers at once instead of after two days.
     let planned = modbus_inventory(&inventory);
     let seed = opts.seed;
     let now = Timestamp::now();
@@ -291,4 +305,21 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
         _modbus: modbus,
         storage,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan_history_days;
+
+    #[test]
+    fn history_covers_two_whole_weekdays() {
+        // Day 7 is a Monday: Sunday, Saturday, Friday, Thursday.
+        assert_eq!(plan_history_days(7), 4);
+        // Day 9 is a Wednesday: Tuesday, Monday.
+        assert_eq!(plan_history_days(9), 2);
+        // Day 12 is a Saturday: Friday, Thursday.
+        assert_eq!(plan_history_days(12), 2);
+        // Near the clock's epoch there is only what there is.
+        assert_eq!(plan_history_days(1), 1);
+    }
 }
