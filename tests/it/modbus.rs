@@ -612,8 +612,13 @@ async fn the_server_answers_bad_requests_with_exceptions_and_survives_garbage() 
         ask(&mut ctx, Request::ReadInputRegisters(65535, 2)).await,
         Err(ExceptionCode::IllegalDataAddress)
     );
+    // Writes are taken only at plan blocks and writable points (tests/it/tanks.rs).
     assert_eq!(
         ask(&mut ctx, Request::WriteSingleRegister(0, 1)).await,
+        Err(ExceptionCode::IllegalDataAddress)
+    );
+    assert_eq!(
+        ask(&mut ctx, Request::WriteSingleCoil(0, true)).await,
         Err(ExceptionCode::IllegalFunction)
     );
 
