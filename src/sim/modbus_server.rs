@@ -127,6 +127,22 @@ struct Shared {
     requests: AtomicU64,
 }
 
+impl Image {
+    /// The plan block at holding `block`, as held (unwritten registers read 0).
+    fn plan_words(&self, block: u16) -> Vec<u16> {
+        let start = u32::from(block);
+        (start..start + u32::from(PLAN_WORDS))
+            .map(|a| {
+                u16::try_from(a)
+                    .ok()
+                    .and_then(|a| self.words.get(&(RegisterKind::Holding, a)))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded data stays consistent at every statement, so a poisoned lock is still usable.
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -210,15 +226,7 @@ impl Shared {
         });
         let mut image = lock(&self.image);
         if let Some(&block) = in_plan {
-            let mut plan: Vec<u16> = (block..block + PLAN_WORDS)
-                .map(|a| {
-                    image
-                        .words
-                        .get(&(RegisterKind::Holding, a))
-                        .copied()
-                        .unwrap_or(0)
-                })
-                .collect();
+            let mut plan = image.plan_words(block);
             let offset = usize::from(start - block);
             plan[offset..offset + words.len()].copy_from_slice(words);
             // A whole-plan write must be a plan; a partial one is the platform's business.
@@ -438,16 +446,7 @@ impl ModbusFieldServer {
             .plan_blocks
             .iter()
             .map(|&block| {
-                let words: Vec<u16> = (block..block.saturating_add(PLAN_WORDS))
-                    .map(|a| {
-                        image
-                            .words
-                            .get(&(RegisterKind::Holding, a))
-                            .copied()
-                            .unwrap_or(0)
-                    })
-                    .collect();
-                PlanImage::decode(&words)
+                PlanImage::decode(&image.plan_words(block))
                     .ok()
                     .filter(|p| p.expires_slot > 0)
             })
