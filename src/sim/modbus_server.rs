@@ -9,7 +9,8 @@
 //! read plan covers (holes inside a planned read answer 0, like reserved registers on many
 //! controllers) and answers *illegal data address* everywhere else. Writes (functions 0x06
 //! and 0x10) are taken where the controller takes remote parameters: each tank's fill-plan
-//! block (a whole plan must decode, or *illegal data value*) and the profile's writable
+//! block, or adjacent blocks in one request (a block written whole must decode as a plan, or
+//! *illegal data value*) and the profile's writable
 //! points, one whole value at a time within its `write_range` (else *illegal data value*);
 //! any other write answers *illegal data address*, other functions *illegal function*. A
 //! written set-point is what the controller holds from then on (readings no longer overwrite
@@ -82,6 +83,15 @@ struct Image {
 }
 
 impl Image {
+    /// Holding registers from `first` on take `words` (addresses past 65535 do not exist).
+    fn hold(&mut self, first: u32, words: &[u16]) {
+        for (a, w) in (first..).zip(words) {
+            if let Ok(a) = u16::try_from(a) {
+                self.words.insert((RegisterKind::Holding, a), *w);
+            }
+        }
+    }
+
     fn write(&mut self, m: &Mapping, value: f64) {
         let on = !value.is_nan() && value != 0.0;
         match m.encoding {
@@ -220,22 +230,36 @@ impl Shared {
         if words.is_empty() || words.len() > 123 {
             return Err(ExceptionCode::IllegalDataValue);
         }
-        let end = u32::from(start) + words.len() as u32;
-        let in_plan = self.plan_blocks.iter().find(|&&b| {
-            u32::from(b) <= u32::from(start) && end <= u32::from(b) + u32::from(PLAN_WORDS)
-        });
+        let first = u32::from(start);
+        let end = first + words.len() as u32;
+        let block_of = |a: u32| {
+            self.plan_blocks
+                .iter()
+                .copied()
+                .find(|&b| u32::from(b) <= a && a < u32::from(b) + u32::from(PLAN_WORDS))
+        };
         let mut image = lock(&self.image);
-        if let Some(&block) = in_plan {
-            let mut plan = image.plan_words(block);
-            let offset = usize::from(start - block);
-            plan[offset..offset + words.len()].copy_from_slice(words);
-            // A whole-plan write must be a plan; a partial one is the platform's business.
-            if words.len() == usize::from(PLAN_WORDS) && PlanImage::decode(&plan).is_err() {
-                return Err(ExceptionCode::IllegalDataValue);
+        if block_of(first).is_some() {
+            // Plan blocks, one or several adjacent ones (a room's tanks in one request): every
+            // register written must be in a block, and a block written whole must be a plan
+            // (a partial write is the platform's business).
+            let mut touched: Vec<u16> = Vec::new();
+            for a in first..end {
+                let b = block_of(a).ok_or(ExceptionCode::IllegalDataAddress)?;
+                if !touched.contains(&b) {
+                    touched.push(b);
+                }
             }
-            for (a, w) in (start..).zip(words) {
-                image.words.insert((RegisterKind::Holding, a), *w);
+            for &b in &touched {
+                let (lo, hi) = (u32::from(b), u32::from(b) + u32::from(PLAN_WORDS));
+                if first <= lo && hi <= end {
+                    let whole = &words[(lo - first) as usize..(hi - first) as usize];
+                    if PlanImage::decode(whole).is_err() {
+                        return Err(ExceptionCode::IllegalDataValue);
+                    }
+                }
             }
+            image.hold(first, words);
             return Ok(());
         }
         let Some(m) = self
@@ -252,9 +276,7 @@ impl Shared {
             .decode(words)
             .filter(|v| (lo..=hi).contains(v))
             .ok_or(ExceptionCode::IllegalDataValue)?;
-        for (a, w) in (start..).zip(words) {
-            image.words.insert((RegisterKind::Holding, a), *w);
-        }
+        image.hold(first, words);
         image.written.insert(start, value);
         Ok(())
     }

@@ -52,6 +52,10 @@ async fn rig() -> Rig {
     let profile = profiles.get(PROFILE).unwrap();
     let room = &mut inventory.rooms[0];
     assert!(!room.tanks.is_empty(), "the generated room has tanks");
+    // Two tanks, so that their plans can share a request.
+    if room.tanks.len() == 1 {
+        room.tanks.push(room.tanks[0].clone());
+    }
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = ModbusFieldServer::start(listener, profile, RoomShape::of(room), 1).unwrap();
     room.source = SourceSpec::Modbus {
@@ -166,6 +170,44 @@ async fn a_plan_written_reads_back_identical_and_the_controller_fills_only_in_it
             .get(1)
             .map(|_| FillMode::FloatValve)
     );
+}
+
+#[tokio::test]
+async fn the_plans_of_a_rooms_tanks_go_in_one_request() {
+    let rig = rig().await;
+    let room = rig.inventory.rooms[0].id.clone();
+    let s0 = slot_at(Timestamp::now().as_millis() / 1000);
+    let plans: Vec<(DeviceId, PlanImage)> = (1..=2u8)
+        .map(|n| {
+            (
+                DeviceId::new(room.clone(), DeviceUnit::Tank(n)),
+                PlanImage {
+                    issued_slot: s0,
+                    expires_slot: s0 + 8,
+                    priority: u16::from(n - 1),
+                    fallback_level_m: 0.5,
+                    fallback_hysteresis_m: 0.3,
+                    max_level_m: 2.5,
+                    windows: vec![PlanWindow {
+                        start_slot: s0 + u32::from(n),
+                        end_slot: s0 + 4,
+                        rate_m3h: 3.0,
+                        target_level_m: 2.4,
+                    }],
+                },
+            )
+        })
+        .collect();
+    let results = rig.writer.write_plans("system:test", &room, &plans).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(rig.writer.metrics().requests(), 1);
+    let held = rig.server.controller_writes();
+    assert_eq!(held.plans[0].as_ref(), Some(&plans[0].1));
+    assert_eq!(held.plans[1].as_ref(), Some(&plans[1].1));
+    // Each plan is audited on its own.
+    let audited = rig.audit.recent(10);
+    assert_eq!(audited.len(), 2);
+    assert!(audited.iter().all(|e| e.action == "plan_write" && e.ok));
 }
 
 #[tokio::test]

@@ -145,6 +145,7 @@ impl WriteError {
 #[derive(Clone, Debug)]
 pub struct WriteMetrics {
     writes: IntCounterVec,
+    requests: prometheus::IntCounter,
 }
 
 impl WriteMetrics {
@@ -158,7 +159,18 @@ impl WriteMetrics {
             &["kind", "outcome"],
         )?;
         registry.register(Box::new(writes.clone()))?;
-        Ok(Self { writes })
+        let requests = prometheus::IntCounter::new(
+            "cistern_field_write_requests_total",
+            "Write-multiple-registers requests sent to controllers (a room's adjacent plan \
+             blocks share one)",
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        Ok(Self { writes, requests })
+    }
+
+    /// Write requests sent so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.get()
     }
 
     fn count(&self, kind: &str, outcome: &str) {
@@ -525,6 +537,7 @@ impl FieldWriter {
                 end,
                 code: format!("{code:?}"),
             };
+        self.metrics.requests.inc();
         match timeout(after, ctx.write_multiple_registers(start, words)).await {
             Err(_) => {
                 link.failed();
