@@ -71,6 +71,8 @@ struct Faults {
     delay: Duration,
     silent: bool,
     refusing: bool,
+    /// Acknowledges writes without keeping them.
+    forgetful: bool,
 }
 
 /// The register image: only served addresses have an entry.
@@ -229,6 +231,9 @@ impl Shared {
     fn write(&self, start: u16, words: &[u16]) -> Result<(), ExceptionCode> {
         if words.is_empty() || words.len() > 123 {
             return Err(ExceptionCode::IllegalDataValue);
+        }
+        if lock(&self.faults).forgetful {
+            return Ok(());
         }
         let first = u32::from(start);
         let end = first + words.len() as u32;
@@ -505,6 +510,12 @@ impl ModbusFieldServer {
     /// live gateway: the client sees timeouts, not a closed connection).
     pub fn set_silent(&self, silent: bool) {
         lock(&self.shared.faults).silent = silent;
+    }
+
+    /// A forgetful device acknowledges every write and keeps none of it (a controller in local
+    /// mode that ignores remote parameters): only a read-back catches it.
+    pub fn set_forgetful(&self, forgetful: bool) {
+        lock(&self.shared.faults).forgetful = forgetful;
     }
 
     /// A refusing device closes every new connection at once (comms loss behind a gateway).

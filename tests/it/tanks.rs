@@ -275,6 +275,35 @@ async fn a_setpoint_is_written_read_back_and_audited_and_bad_ones_are_refused_cl
 }
 
 #[tokio::test]
+async fn a_write_the_controller_does_not_keep_is_caught_by_the_read_back() {
+    let rig = rig().await;
+    rig.server.set_forgetful(true);
+    let room = rig.inventory.rooms[0].id.clone();
+    let point: PointId = format!("{room}.outlet_setpoint").parse().unwrap();
+    let err = rig
+        .writer
+        .write_point("carol", &point, 0.5)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WriteError::ReadBack { .. }), "{err}");
+    assert!(err.to_string().contains("did not take the write"), "{err}");
+    assert_eq!(
+        rig.writer.metrics().get("setpoint", "refused_by_read_back"),
+        1
+    );
+    let entry = rig.audit.recent(1).pop().unwrap();
+    assert_eq!(
+        (entry.user.as_str(), entry.action.as_str(), entry.ok),
+        ("carol", "setpoint_write", false)
+    );
+    assert_eq!(rig.server.controller_writes().outlet_setpoint_mpa, None);
+    // The link is fine (the device answered): the next write goes through once it keeps them.
+    rig.server.set_forgetful(false);
+    let held = rig.writer.write_point("carol", &point, 0.5).await.unwrap();
+    assert!((held - 0.5).abs() < 1e-6);
+}
+
+#[tokio::test]
 async fn a_silent_controller_times_out_and_the_link_backs_off() {
     let rig = rig().await;
     rig.server.set_silent(true);
