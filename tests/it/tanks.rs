@@ -3,10 +3,10 @@
 //! controller running what was written. Simulated time is stepped explicitly; nothing sleeps.
 //! Then the whole path in a running demo node (see the last test).
 
+use crate::modbus::{fast_config, profiles};
 use crate::support::{call_as, free_port, temp_dir};
 use cistern::auth::AuditLog;
 use cistern::ingest::modbus::writer::{FieldWriter, WriteError, WriteMetrics};
-use cistern::ingest::modbus::ModbusConfig;
 use cistern::sim::modbus_server::ModbusFieldServer;
 use cistern::sim::{self, Simulator};
 use cistern_actors::ports::AuditPort;
@@ -14,29 +14,13 @@ use cistern_schemas::fill_plan::{
     slot_at, slot_start_unix_s, FillMode, PlanImage, PlanWindow, PLAN_WORDS,
 };
 use cistern_schemas::inventory::{Inventory, SourceSpec};
-use cistern_schemas::modbus::{ProfileSet, RoomShape};
+use cistern_schemas::modbus::RoomShape;
 use cistern_schemas::{DeviceId, DeviceUnit, PointId, Timestamp};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
 const PROFILE: &str = "hydrotek-hc300";
-
-fn profiles() -> ProfileSet {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/profiles");
-    ProfileSet::load_dir(&dir).unwrap()
-}
-
-fn config() -> ModbusConfig {
-    ModbusConfig {
-        interval: Duration::from_millis(100),
-        request_timeout: Duration::from_millis(500),
-        connect_timeout: Duration::from_millis(500),
-        backoff_min: Duration::from_millis(100),
-        backoff_max: Duration::from_millis(400),
-    }
-}
 
 struct Rig {
     inventory: Inventory,
@@ -67,7 +51,7 @@ async fn rig() -> Rig {
     let writer = FieldWriter::new(
         &inventory,
         &profiles,
-        &config(),
+        &fast_config(),
         audit.clone() as Arc<dyn AuditPort>,
         WriteMetrics::register(&prometheus::Registry::new()).unwrap(),
     )
