@@ -42,6 +42,8 @@ pub struct DemoOptions {
     /// The first admin's password when the data directory has no users yet (none: generated
     /// and printed once).
     pub admin_password: Option<String>,
+    /// How often the tank planners sample the planned rooms (default 30 s).
+    pub plan_sample_every: Duration,
 }
 
 impl DemoOptions {
@@ -106,6 +108,94 @@ pub struct Demo {
 /// Profiles the demo's Modbus rooms alternate between.
 const DEMO_PROFILES: [&str; 2] = ["hydrotek-hc300", "aquaflow-ps2"];
 
+/// Full days of logged readings the demo's planners learn from before their first round,
+/// counted back from `today` (plan-clock day number, day 0 a Monday): as few as give two whole
+/// weekdays, since a planner is cold until it has two samples of every slot of a weekday
+/// (2 days back from a Wednesday to a Saturday, 4 from a Monday). The simulator steps in 1-s
+/// sub-steps, so every day imported costs start-up time.
+fn plan_history_days(today: u32) -> u32 {
+    let mut weekdays = 0;
+    let mut days = 0;
+    while weekdays < 2 && days < today {
+        days += 1;
+        if (today - days) % 7 < 5 {
+            weekdays += 1;
+        }
+    }
+    days
+}
+
+/// The rooms the platform polls over Modbus (the ones whose controllers can take plans).
+fn modbus_inventory(inventory: &Inventory) -> Inventory {
+    Inventory {
+        zones: inventory.zones.clone(),
+        rooms: inventory
+            .rooms
+            .iter()
+            .filter(|r| matches!(r.source, SourceSpec::Modbus { .. }) && !r.tanks.is_empty())
+            .cloned()
+            .collect(),
+    }
+}
+
+/// What the rooms' data loggers hold of the days before `now` ([`plan_history_days`]): their
+/// readings once a minute (a simulation of the past, with its own random stream), as per-slot
+/// samples for [`crate::plans::PlanService::import`]. The planners learn from these readings
+/// exactly as from live ones; nothing of the simulator's internals is handed over.
+fn plan_history(
+    inventory: &Inventory,
+    seed: u64,
+    now: Timestamp,
+) -> Vec<(u32, Vec<crate::plans::RoomSample>)> {
+    use cistern_schemas::fill_plan::{slot_at, slot_start_unix_s};
+    use cistern_schemas::DeviceKind;
+    if inventory.rooms.is_empty() {
+        return Vec::new();
+    }
+    let now_slot = slot_at(now.as_millis() / 1000);
+    let today = now_slot / 96;
+    let first = (today - plan_history_days(today)) * 96;
+    let start = Timestamp::from_millis(slot_start_unix_s(first) * 1000);
+    let mut past = sim::Simulator::new(inventory, seed ^ 0x6869_7374_6f72_7931, start);
+    let index = |kind: DeviceKind, name: &str| kind.point_index(name).unwrap_or(usize::MAX);
+    let (outlet, inlet, level) = (
+        index(DeviceKind::Room, "outlet_flow"),
+        index(DeviceKind::Room, "inlet_flow"),
+        index(DeviceKind::Tank, "level"),
+    );
+    let mut out = Vec::with_capacity((now_slot - first) as usize);
+    for slot in first..now_slot {
+        let mut samples = Vec::new();
+        for _ in 0..15 {
+            past.step(Duration::from_secs(60));
+            for r in past.readings() {
+                let value = |unit: cistern_schemas::DeviceUnit, i: usize| {
+                    r.devices
+                        .iter()
+                        .find(|(u, _)| *u == unit)
+                        .and_then(|(_, v)| v.get(i).copied())
+                        .filter(|v| v.is_finite())
+                };
+                let tanks = r
+                    .devices
+                    .iter()
+                    .filter(|(u, _)| matches!(u, cistern_schemas::DeviceUnit::Tank(_)))
+                    .map(|(u, _)| value(*u, level))
+                    .collect();
+                samples.push(crate::plans::RoomSample {
+                    room: r.room.clone(),
+                    outlet_flow_m3h: value(cistern_schemas::DeviceUnit::Room, outlet),
+                    inlet_flow_m3h: value(cistern_schemas::DeviceUnit::Room, inlet),
+                    levels: tanks,
+                    online: true,
+                });
+            }
+        }
+        out.push((slot, samples));
+    }
+    out
+}
+
 /// Starts the demo and waits (up to 30 s) until every room is online.
 pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
     let t0 = Instant::now();
@@ -163,9 +253,24 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
     let security =
         crate::auth::Security::open(&crate::auth::AuthConfig::default(), Some(&storage)).await?;
     security.bootstrap(opts.admin_password.as_deref()).await?;
+    // The planners learn from the Modbus rooms' logged readings of the last days before the
+    // first round, so plans reach the controllers at once instead of after two days.
+    let planned = modbus_inventory(&inventory);
+    let seed = opts.seed;
+    let now = Timestamp::now();
+    let history = tokio::task::spawn_blocking(move || plan_history(&planned, seed, now))
+        .await
+        .map_err(|_| DemoError::Join)?;
     let mut spec =
         NodeSpec::new(inventory.clone(), profiles, Arc::new(SystemClock)).with_storage(&storage);
     spec.security = security.clone();
+    spec.plans = Some(crate::node::PlansSpec {
+        config: crate::plans::PlansConfig {
+            sample_every: opts.plan_sample_every,
+            ..Default::default()
+        },
+        history,
+    });
     spec.http = opts.http;
     spec.actor_threads = opts.actor_threads;
     spec.rules = opts.rules_config();
@@ -215,4 +320,21 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
         storage,
         security,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan_history_days;
+
+    #[test]
+    fn history_covers_two_whole_weekdays() {
+        // Day 7 is a Monday: Sunday, Saturday, Friday, Thursday.
+        assert_eq!(plan_history_days(7), 4);
+        // Day 9 is a Wednesday: Tuesday, Monday.
+        assert_eq!(plan_history_days(9), 2);
+        // Day 12 is a Saturday: Friday, Thursday.
+        assert_eq!(plan_history_days(12), 2);
+        // Near the clock's epoch there is only what there is.
+        assert_eq!(plan_history_days(1), 1);
+    }
 }

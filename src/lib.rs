@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod monitor;
 pub mod node;
 pub mod peak;
+pub mod plans;
 pub mod sim;
 pub mod simulate;
 pub mod store;

@@ -360,6 +360,7 @@ fn main() -> anyhow::Result<()> {
                 },
                 admin_password: admin_password
                     .or_else(|| cistern::auth::AuthConfig::default().admin_password_from_env()),
+                plan_sample_every: std::time::Duration::from_secs(30),
             };
             actix_web::rt::System::new().block_on(async move {
                 let mut stop = stop_signal();

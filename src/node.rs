@@ -11,12 +11,14 @@ use crate::alarms::{RulesConfig, StoredAlarms};
 use crate::api::{self, ApiState};
 use crate::field::FieldHandle;
 use crate::ingest::metrics::IngestMetrics;
+use crate::ingest::modbus::writer::{FieldPlanPort, FieldWriter, WriteError, WriteMetrics};
 use crate::ingest::modbus::{spawn_pollers, ModbusConfig, ModbusError};
 use crate::ingest::mqtt::{self, MqttConfig};
 use crate::ingest::router::IngestRouter;
 use crate::ingest::BatchSink;
 use crate::monitor::fleet::{FleetCollector, FleetSources};
 use crate::monitor::ready::Readiness;
+use crate::plans::PlanService;
 use actix::Arbiter;
 use actix_web::{web, App, HttpServer};
 use cistern_actors::alarms::{AlarmStore, MemoryAlarmStore, RuleHost, RuleMetrics};
@@ -62,6 +64,16 @@ pub struct NodeSpec {
     pub security: crate::auth::Security,
     /// The WebSocket push API (`[ws]`).
     pub ws: crate::api::ws::WsConfig,
+    /// Live peak-shaving planning of the tanks whose controllers take plans (none: off).
+    pub plans: Option<PlansSpec>,
+}
+
+/// What the node's planning service starts with.
+#[derive(Debug, Default)]
+pub struct PlansSpec {
+    pub config: crate::plans::PlansConfig,
+    /// Per-slot samples to learn from before the first round (oldest first).
+    pub history: Vec<(u32, Vec<crate::plans::RoomSample>)>,
 }
 
 impl NodeSpec {
@@ -103,6 +115,7 @@ impl NodeSpec {
             stored_alarms: None,
             security: crate::auth::Security::default(),
             ws: crate::api::ws::WsConfig::default(),
+            plans: None,
         }
     }
 }
@@ -114,6 +127,8 @@ pub enum NodeError {
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]
     Modbus(#[from] ModbusError),
+    #[error("{0}")]
+    Writer(#[from] WriteError),
     #[error(transparent)]
     Rules(#[from] cistern_rules::RuleSetError),
     #[error("rule directory {0} does not exist")]
@@ -194,6 +209,12 @@ pub struct Node {
     pub registry: Arc<FleetRegistry>,
     pub metrics: prometheus::Registry,
     pub http: SocketAddr,
+    /// Remote-parameter writes to the Modbus rooms' controllers (plans, set-points).
+    pub writer: Arc<FieldWriter>,
+    /// The planning service's board (when the node plans).
+    pub plans: Option<Arc<crate::plans::PlanBoard>>,
+    /// Identity and the audit log.
+    pub security: crate::auth::Security,
     shutdown: watch::Sender<bool>,
     ws_shutdown: watch::Sender<bool>,
     server: actix_web::dev::ServerHandle,
@@ -295,6 +316,31 @@ impl Node {
             mqtt_subscribed = Some(ingest.subscribed);
             tracing::info!(broker = %format!("{}:{}", mqtt.host, mqtt.port), "MQTT ingest started");
         }
+        let writer = Arc::new(FieldWriter::new(
+            &spec.inventory,
+            &spec.profiles,
+            &spec.modbus,
+            spec.security.audit.clone(),
+            WriteMetrics::register(&metrics).map_err(ModbusError::Metrics)?,
+        )?);
+        let mut plans = None;
+        if let Some(p) = spec.plans {
+            let port = Arc::new(FieldPlanPort(writer.clone()));
+            let mut service = PlanService::new(
+                &spec.inventory,
+                |tank| writer.takes_plans(tank),
+                port,
+                p.config,
+            );
+            service.import(&p.history);
+            tracing::info!(
+                tanks = service.tanks(),
+                imported_slots = p.history.len(),
+                "peak-shaving planning started"
+            );
+            plans = Some(service.board());
+            tasks.push(service.spawn(registry.clone(), spec.clock.clone(), shutdown_rx.clone()));
+        }
         let pollers = spawn_pollers(
             &spec.inventory,
             &spec.profiles,
@@ -344,6 +390,8 @@ impl Node {
                 shutdown: ws_shutdown_rx,
             }),
             readiness: Some(readiness.clone()),
+            writer: Some(writer.clone()),
+            plans: plans.clone(),
         });
         spec.security.auth.metrics().register(&metrics)?;
         let security = web::Data::new(spec.security.clone());
@@ -372,6 +420,9 @@ impl Node {
             registry,
             metrics,
             http,
+            writer,
+            plans,
+            security: spec.security.clone(),
             shutdown,
             ws_shutdown,
             server: handle,

@@ -249,6 +249,9 @@ pub static TANK_POINTS: &[PointSpec] = &[
     digital("inlet_valve", "inlet valve open"),
     digital("overflow", "overflow switch"),
     digital("low_low", "low-low float switch"),
+    // What the controller's fill logic is doing (schemas::fill_plan::FillMode): 0 float
+    // valve, 1 following the platform's plan, 2 plan's fallback (below its fallback level).
+    analog("fill_mode", "", (0.0, 2.0, 0), false, "inlet fill mode"),
 ];
 
 /// A camera.

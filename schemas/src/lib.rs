@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod chunk;
+pub mod fill_plan;
 pub mod ids;
 pub mod inventory;
 pub mod modbus;

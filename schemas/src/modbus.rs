@@ -21,6 +21,7 @@
 //!   value as not finite, exactly as it drops a NaN arriving over MQTT.
 
 use crate::catalog::{DeviceKind, PointKind};
+use crate::fill_plan::PLAN_WORDS;
 use crate::ids::DeviceUnit;
 use crate::inventory::RoomSpec;
 use serde::{Deserialize, Serialize};
@@ -423,6 +424,9 @@ pub struct Entry {
     pub kind: RegisterKind,
     pub address: u16,
     pub encoding: Encoding,
+    /// Set when the platform may write the point (a set-point): the accepted range, in the
+    /// catalog unit. Only holding-register values can be writable.
+    pub write_range: Option<(f64, f64)>,
 }
 
 /// Per-table distance between consecutive units of a device template.
@@ -458,6 +462,16 @@ pub struct DeviceTemplate {
     pub count: u8,
     pub stride: Stride,
     pub entries: Vec<Entry>,
+    /// Tanks only: where unit n keeps its fill plan
+    /// ([`crate::fill_plan`], `PLAN_WORDS` holding registers at `address + (n - 1) × stride`).
+    pub plan: Option<PlanBlock>,
+}
+
+/// The holding registers of the first tank's fill plan and the distance between tanks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlanBlock {
+    pub address: u16,
+    pub stride: u16,
 }
 
 /// How a device answers reads: request size limits and how many unmapped registers between
@@ -555,6 +569,8 @@ pub struct Mapping {
     pub kind: RegisterKind,
     pub address: u16,
     pub encoding: Encoding,
+    /// The range the platform may write, for a set-point (see [`Entry::write_range`]).
+    pub write_range: Option<(f64, f64)>,
 }
 
 impl Mapping {
@@ -823,6 +839,10 @@ struct DeviceFile {
     #[serde(default)]
     stride: Stride,
     points: Vec<EntryFile>,
+    /// Tanks only: first holding register of the fill-plan block.
+    plan_address: Option<u16>,
+    /// Tanks only: registers between two tanks' plan blocks (needed when count > 1).
+    plan_stride: Option<u16>,
 }
 
 #[derive(Deserialize)]
@@ -838,6 +858,8 @@ struct EntryFile {
     offset: Option<f64>,
     unit: Option<String>,
     bit: Option<u8>,
+    /// `[min, max]`: the platform may write the point within this range (a set-point).
+    write_range: Option<[f64; 2]>,
 }
 
 impl Profile {
@@ -926,10 +948,12 @@ impl Profile {
                 )));
             }
             let entries = entries(&profile, kind, &dev.points, order)?;
+            let plan = plan_block(&profile, kind, &dev)?;
             let template = DeviceTemplate {
                 count: dev.count,
                 stride: dev.stride,
                 entries,
+                plan,
             };
             check_template(&profile, kind, &template, &limits)?;
             templates.insert(kind, template);
@@ -952,8 +976,42 @@ impl Profile {
             tanks: profile.supported(DeviceKind::Tank),
             cameras: profile.supported(DeviceKind::Camera),
         };
-        check_overlaps(&profile.name, &profile.mappings(full)?)?;
+        let mappings = profile.mappings(full)?;
+        check_overlaps(&profile.name, &mappings)?;
+        for n in 1..=full.tanks {
+            let Some(start) = profile.plan_address(n) else {
+                continue;
+            };
+            let end = u32::from(start) + u32::from(PLAN_WORDS);
+            if end > 0x1_0000 {
+                return Err(invalid(format!(
+                    "the fill plan of T{n} at holding {start} is beyond the address space"
+                )));
+            }
+            if let Some(m) = mappings.iter().find(|m| {
+                m.kind == RegisterKind::Holding
+                    && u32::from(m.address) < end
+                    && u32::from(start) < u32::from(m.address) + u32::from(m.width())
+            }) {
+                return Err(invalid(format!(
+                    "the fill plan of T{n} (holding {start}..{end}) overlaps {}.{}",
+                    m.unit, m.point
+                )));
+            }
+        }
         Ok(profile)
+    }
+
+    /// The first holding register of tank `n`'s (1-based) fill plan, when the controller
+    /// takes plans.
+    pub fn plan_address(&self, n: u8) -> Option<u16> {
+        let t = self.tank.as_ref()?;
+        let plan = t.plan?;
+        if n == 0 || n > t.count {
+            return None;
+        }
+        let address = u32::from(plan.address) + u32::from(n - 1) * u32::from(plan.stride);
+        u16::try_from(address).ok()
     }
 
     /// The template of a kind of equipment, if the controller has any.
@@ -986,6 +1044,7 @@ impl Profile {
                 kind: e.kind,
                 address: e.address,
                 encoding: e.encoding,
+                write_range: e.write_range,
             })
             .collect();
         for kind in [DeviceKind::Pump, DeviceKind::Tank, DeviceKind::Camera] {
@@ -1024,6 +1083,7 @@ impl Profile {
                         kind: e.kind,
                         address,
                         encoding: e.encoding,
+                        write_range: e.write_range,
                     });
                 }
             }
@@ -1138,15 +1198,63 @@ fn entries(
                 f.kind, f.address
             )));
         }
+        let write_range = match f.write_range {
+            None => None,
+            Some([lo, hi]) => {
+                if f.kind != RegisterKind::Holding || !matches!(encoding, Encoding::Value(_)) {
+                    return Err(entry_err(
+                        "only a holding-register value can be written (write_range)".into(),
+                    ));
+                }
+                if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+                    return Err(entry_err(format!(
+                        "write_range [{lo}, {hi}] must be finite with min <= max"
+                    )));
+                }
+                Some((lo, hi))
+            }
+        };
         out.push(Entry {
             point: spec.name,
             index: index as u16,
             kind: f.kind,
             address: f.address,
             encoding,
+            write_range,
         });
     }
     Ok(out)
+}
+
+fn plan_block(
+    profile: &str,
+    kind: DeviceKind,
+    dev: &DeviceFile,
+) -> Result<Option<PlanBlock>, ProfileError> {
+    let invalid = |what: String| ProfileError::Invalid {
+        profile: profile.to_owned(),
+        what,
+    };
+    let Some(address) = dev.plan_address else {
+        if dev.plan_stride.is_some() {
+            return Err(invalid(format!("{kind}.plan_stride without plan_address")));
+        }
+        return Ok(None);
+    };
+    if kind != DeviceKind::Tank {
+        return Err(invalid(format!(
+            "{kind}.plan_address: only tanks take fill plans"
+        )));
+    }
+    let stride = dev.plan_stride.unwrap_or(0);
+    if dev.count > 1 && stride < PLAN_WORDS {
+        return Err(invalid(format!(
+            "tank.plan_stride = {stride}: {} tanks need plan blocks at least {PLAN_WORDS} \
+             registers apart",
+            dev.count
+        )));
+    }
+    Ok(Some(PlanBlock { address, stride }))
 }
 
 fn check_template(
@@ -1758,6 +1866,7 @@ mod tests {
             kind,
             address,
             encoding,
+            write_range: None,
         }
     }
 
@@ -1868,7 +1977,7 @@ mod tests {
         // Sixty-odd points in a handful of requests.
         assert!(hydrotek.blocks.len() <= 6, "{:#?}", spans(&hydrotek));
         assert!(aquaflow.blocks.len() <= 6, "{:#?}", spans(&aquaflow));
-        assert_eq!(hydrotek.point_count(), 30 + 3 * 8 + 2 * 4 + 2 * 3);
+        assert_eq!(hydrotek.point_count(), 30 + 3 * 8 + 2 * 5 + 2 * 3);
     }
 
     #[test]

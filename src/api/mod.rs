@@ -10,8 +10,10 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod history;
+pub mod plans;
 pub mod rooms;
 pub mod rules;
+pub mod setpoints;
 pub mod sim;
 pub mod tokens;
 pub mod users;
@@ -39,6 +41,10 @@ pub struct ApiState {
     pub ws: Option<ws::WsApi>,
     /// What `/readyz` checks (none: always ready, for API tests without a node).
     pub readiness: Option<crate::monitor::ready::Readiness>,
+    /// Remote-parameter writes to the Modbus rooms' controllers (set-points, fill plans).
+    pub writer: Option<Arc<crate::ingest::modbus::writer::FieldWriter>>,
+    /// The live peak-shaving plans (when the node plans).
+    pub plans: Option<Arc<crate::plans::PlanBoard>>,
 }
 
 /// What the alarm and rule endpoints need.
@@ -77,6 +83,9 @@ routes! {
     get "/api/v1/auth/me" => auth::me;
     get "/api/v1/rooms" => rooms::list;
     get "/api/v1/rooms/{id}" => rooms::get;
+    post "/api/v1/rooms/{id}/setpoints" => setpoints::post;
+    get "/api/v1/districts" => plans::list;
+    get "/api/v1/districts/{id}/plan" => plans::get;
     get "/api/v1/history" => history::get;
     get "/api/v1/alarms" => alarms::list;
     get "/api/v1/alarms/{source}/{key}" => alarms::get;

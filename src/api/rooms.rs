@@ -2,6 +2,8 @@
 //! status board, never from a database. A room's view carries the equipment's nameplate
 //! (`spec`: tank height, fire reserve, hard minimum; pump ratings) so that a screen can draw
 //! levels to scale without a second request.
+//! Its tanks' current fill plans (`tank_plans`, from the planning service's board) sit next to
+//! their live points (`fill_mode`).
 
 use super::error::ApiError;
 use super::ApiState;
@@ -28,19 +30,29 @@ pub async fn get(
     let id =
         RoomId::new(&id).map_err(|e| ApiError::bad_request("invalid_room_id", e.to_string()))?;
     let view = state.registry.room_view(&id).await?;
-    let mut body = serde_json::to_value(&view).map_err(|e| ApiError::internal(e.to_string()))?;
-    if let (Some(spec), Some(obj)) = (state.registry.spec(&id), body.as_object_mut()) {
-        // The nameplate only: the source (controller addresses) stays out of the API.
-        obj.insert(
-            "spec".into(),
-            serde_json::json!({
-                "households": spec.households,
-                "outlet_setpoint_mpa": spec.outlet_setpoint_mpa,
-                "pumps": spec.pumps,
-                "tanks": spec.tanks,
-                "cameras": spec.cameras,
-            }),
-        );
+    let plans = state
+        .plans
+        .as_ref()
+        .map(|board| board.room_tanks(&id))
+        .unwrap_or_default();
+    let mut body = serde_json::to_value(&view)
+        .map_err(|e| ApiError::internal(format!("room {id}: cannot serialise the view: {e}")))?;
+    if let Some(obj) = body.as_object_mut() {
+        // Each planned tank's current fill plan and its delivery to the controller.
+        obj.insert("tank_plans".into(), serde_json::json!(plans));
+        if let Some(spec) = state.registry.spec(&id) {
+            // The nameplate only: the source (controller addresses) stays out of the API.
+            obj.insert(
+                "spec".into(),
+                serde_json::json!({
+                    "households": spec.households,
+                    "outlet_setpoint_mpa": spec.outlet_setpoint_mpa,
+                    "pumps": spec.pumps,
+                    "tanks": spec.tanks,
+                    "cameras": spec.cameras,
+                }),
+            );
+        }
     }
     Ok(HttpResponse::Ok().json(body))
 }

@@ -116,6 +116,23 @@ pub fn principal(req: &actix_web::HttpRequest) -> Option<Principal> {
     req.extensions().get::<Principal>().cloned()
 }
 
+/// The actors' audit port, over the node's audit log.
+impl cistern_actors::ports::AuditPort for AuditLog {
+    fn record(&self, r: cistern_actors::ports::AuditRecord) {
+        AuditLog::record(
+            self,
+            AuditEntry {
+                at_ms: cistern_schemas::Timestamp::now().as_millis(),
+                user: r.user,
+                action: r.action.to_owned(),
+                target: r.target,
+                detail: r.detail,
+                ok: r.ok,
+            },
+        );
+    }
+}
+
 /// What the API holds: identity and the audit log.
 #[derive(Clone, Debug, Default)]
 pub struct Security {

@@ -52,6 +52,12 @@ impl Default for FieldConfig {
 /// servers implement it).
 pub trait ReadingOutlet: Send + Sync + 'static {
     fn update(&self, reading: &RoomReading, link_up: bool);
+
+    /// What the platform wrote to the room's controller, handed to the simulated room before
+    /// each step (`None`: this outlet takes no writes).
+    fn writes(&self) -> Option<crate::sim::ControllerWrites> {
+        None
+    }
 }
 
 /// A handle on the running field: fault injection and inspection.
@@ -152,7 +158,7 @@ pub fn run(
         // and the time the simulator takes over 2,100 rooms' physics is not part of a sample's
         // publish time (it would be, as a fleet-wide delay, if the step ran at the tick). A
         // fault injected between the two shows one tick later.
-        let mut prepared = Some(take_readings(sim.clone(), None));
+        let mut prepared = Some(take_readings(sim.clone(), None, Vec::new()));
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
@@ -163,7 +169,12 @@ pub fn run(
                 tracing::error!("simulator step failed; the field stops");
                 break;
             };
-            prepared = Some(take_readings(sim.clone(), Some(config.period)));
+            // What operators and planners wrote to the controllers since the last step.
+            let writes: Vec<(RoomId, crate::sim::ControllerWrites)> = outlets
+                .iter()
+                .filter_map(|(room, o)| o.writes().map(|w| (room.clone(), w)))
+                .collect();
+            prepared = Some(take_readings(sim.clone(), Some(config.period), writes));
             let mut out: Vec<Outgoing> = Vec::new();
             let (mut dropped, mut buffered) = (0, 0);
             for (reading, link_up) in readings.into_iter().zip(links) {
@@ -217,14 +228,19 @@ pub fn run(
     FieldRun { stats, task }
 }
 
-/// Advances the simulator by `step` (none: the first readings) and takes every room's reading
-/// and comms state, off the runtime's threads.
+/// Applies the controllers' remote-parameter `writes`, advances the simulator by `step` (none:
+/// the first readings) and takes every room's reading and comms state, off the runtime's
+/// threads.
 fn take_readings(
     sim: Arc<Mutex<Simulator>>,
     step: Option<Duration>,
+    writes: Vec<(RoomId, crate::sim::ControllerWrites)>,
 ) -> tokio::task::JoinHandle<(Vec<RoomReading>, Vec<bool>)> {
     tokio::task::spawn_blocking(move || {
         let mut s = sim.lock().unwrap_or_else(|p| p.into_inner());
+        for (room, w) in &writes {
+            s.apply_writes(room, w);
+        }
         if let Some(dt) = step {
             s.step(dt);
         }
@@ -305,5 +321,9 @@ impl ReadingOutlet for crate::sim::modbus_server::ModbusFieldServer {
     fn update(&self, reading: &RoomReading, link_up: bool) {
         crate::sim::modbus_server::ModbusFieldServer::update(self, reading);
         self.set_silent(!link_up);
+    }
+
+    fn writes(&self) -> Option<crate::sim::ControllerWrites> {
+        Some(self.controller_writes())
     }
 }

@@ -22,14 +22,12 @@ use super::sim::{
     SLOTS_PER_DAY, SLOT_H,
 };
 use cistern_actors::district::{
-    Calendar, CoordinatorConfig, DistrictConstraints, DistrictCoordinator, InletCommand, LocalRule,
-    TankPlanner, TankPlannerConfig, Tariff,
+    run_round, Calendar, CoordinatorConfig, DistrictConstraints, DistrictCoordinator, InletCommand,
+    LocalRule, TankPlanner, TankPlannerConfig, Tariff, NETWORK_PEAK_WINDOWS,
 };
-use cistern_schemas::DeviceId;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -166,8 +164,7 @@ pub struct TankBenchReport {
 fn constraints(model: &DistrictModel) -> DistrictConstraints {
     DistrictConstraints {
         main_capacity_m3h: model.main_capacity_m3h,
-        // 06:30-09:00 and 17:30-21:30: where the district's draw peaks.
-        peak_windows: vec![(26, 36), (70, 86)],
+        peak_windows: NETWORK_PEAK_WINDOWS.to_vec(),
         tariff: Tariff::three_tier(),
     }
 }
@@ -228,12 +225,6 @@ fn run_strategy(
     let mut b1_safety = vec![false; n];
     let mut commands = vec![InletCommand::Closed; n];
     let mut was_open = vec![false; n];
-    let index: HashMap<DeviceId, usize> = model
-        .rooms
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.tank.clone(), i))
-        .collect();
 
     for slot in 0..total {
         let scored = slot >= warmup_slots;
@@ -333,28 +324,11 @@ fn run_strategy(
             Strategy::Platform => {
                 if coordinator.round_due(s) {
                     let started = Instant::now();
-                    let round = coordinator.open_round(s);
-                    for (i, planner) in planners.iter_mut().enumerate() {
-                        if !model.rooms[i].online(s) {
-                            continue;
-                        }
-                        if let Some(bid) = planner.on_round_opened(&round) {
-                            // A bid of the right round and horizon is always accepted.
-                            let _ = coordinator.receive_bid(bid);
-                        }
+                    for (i, _, confirmed) in run_round(&mut coordinator, &mut planners, s, |i| {
+                        model.rooms[i].online(s)
+                    }) {
+                        rules[i] = confirmed.rule;
                     }
-                    if let Ok(grants) = coordinator.grant() {
-                        for grant in grants {
-                            let Some(&i) = index.get(&grant.tank) else {
-                                continue;
-                            };
-                            if let Ok(confirmed) = planners[i].on_granted(&grant) {
-                                rules[i] = confirmed.rule.clone();
-                                let _ = coordinator.receive_confirmation(confirmed);
-                            }
-                        }
-                    }
-                    coordinator.close_round();
                     trace.planning += started.elapsed();
                     trace.rounds += 1;
                     let summary = coordinator.last_round();
@@ -617,20 +591,7 @@ fn time_planning_2000(seed: u64, threads: usize, rounds: usize) -> (f64, f64) {
         parallel_map(cells.len(), threads, |d| {
             if let Ok(mut cell) = cells[d].lock() {
                 let (_, planners, coordinator) = &mut *cell;
-                let round = coordinator.open_round(slot);
-                for p in planners.iter_mut() {
-                    if let Some(bid) = p.on_round_opened(&round) {
-                        let _ = coordinator.receive_bid(bid);
-                    }
-                }
-                if let Ok(grants) = coordinator.grant() {
-                    for (grant, p) in grants.iter().zip(planners.iter_mut()) {
-                        if let Ok(c) = p.on_granted(grant) {
-                            let _ = coordinator.receive_confirmation(c);
-                        }
-                    }
-                }
-                coordinator.close_round();
+                run_round(coordinator, planners, slot, |_| true);
             }
         });
         times.push(started.elapsed().as_secs_f64() * 1e3);

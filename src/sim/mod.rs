@@ -66,6 +66,15 @@ pub enum SimError {
     ZeroDuration { room: RoomId, fault: FaultKind },
 }
 
+/// What the platform wrote to a simulated controller (over its Modbus server): per tank its
+/// fill plan (`None`: no plan, or registers that do not hold one), and the outlet pressure
+/// set-point when it was written.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ControllerWrites {
+    pub plans: Vec<Option<cistern_schemas::fill_plan::PlanImage>>,
+    pub outlet_setpoint_mpa: Option<f64>,
+}
+
 /// A simulated fleet of pump rooms.
 #[derive(Debug)]
 pub struct Simulator {
@@ -124,6 +133,14 @@ impl Simulator {
             }
         }
         self.now = start + Duration::from_secs(substeps);
+    }
+
+    /// Hands a room's controller what the platform wrote to it (an unknown room is ignored:
+    /// the writes came from a server the simulator does not run).
+    pub fn apply_writes(&mut self, room: &RoomId, writes: &ControllerWrites) {
+        if let Some(r) = self.by_id.get(room).and_then(|&i| self.rooms.get_mut(i)) {
+            r.apply_writes(writes);
+        }
     }
 
     /// The current reading of every room, in inventory order.

@@ -7,10 +7,19 @@
 //! a register range, slow answers, dropped connections, refused connections, and a device
 //! that reads requests but never answers. It serves exactly the address ranges the profile's
 //! read plan covers (holes inside a planned read answer 0, like reserved registers on many
-//! controllers) and answers *illegal data address* everywhere else. It only reads: write
-//! requests answer *illegal function*. No request, however malformed, makes it panic: every
-//! quantity and address is checked before it is used.
+//! controllers) and answers *illegal data address* everywhere else. Writes (functions 0x06
+//! and 0x10) are taken where the controller takes remote parameters: each tank's fill-plan
+//! block, or adjacent blocks in one request (a block written whole must decode as a plan, or
+//! *illegal data value*) and the profile's writable
+//! points, one whole value at a time within its `write_range` (else *illegal data value*);
+//! any other write answers *illegal data address*, other functions *illegal function*. A
+//! written set-point is what the controller holds from then on (readings no longer overwrite
+//! it). What was written is handed to the simulated room with
+//! [`ModbusFieldServer::controller_writes`]. No request, however malformed, makes it panic:
+//! every quantity and address is checked before it is used.
 
+use super::ControllerWrites;
+use cistern_schemas::fill_plan::{PlanImage, PLAN_WORDS};
 use cistern_schemas::modbus::{
     not_available, Encoding, Mapping, Profile, ProfileError, RegisterKind, RoomShape,
 };
@@ -62,6 +71,8 @@ struct Faults {
     delay: Duration,
     silent: bool,
     refusing: bool,
+    /// Acknowledges writes without keeping them.
+    forgetful: bool,
 }
 
 /// The register image: only served addresses have an entry.
@@ -69,9 +80,20 @@ struct Faults {
 struct Image {
     words: BTreeMap<(RegisterKind, u16), u16>,
     bits: BTreeMap<(RegisterKind, u16), bool>,
+    /// Set-points written by the platform, by holding address: readings no longer set them.
+    written: BTreeMap<u16, f64>,
 }
 
 impl Image {
+    /// Holding registers from `first` on take `words` (addresses past 65535 do not exist).
+    fn hold(&mut self, first: u32, words: &[u16]) {
+        for (a, w) in (first..).zip(words) {
+            if let Ok(a) = u16::try_from(a) {
+                self.words.insert((RegisterKind::Holding, a), *w);
+            }
+        }
+    }
+
     fn write(&mut self, m: &Mapping, value: f64) {
         let on = !value.is_nan() && value != 0.0;
         match m.encoding {
@@ -106,11 +128,31 @@ impl Image {
 struct Shared {
     unit_id: u8,
     by_unit: BTreeMap<DeviceUnit, Vec<Mapping>>,
+    /// First holding register of each tank's plan block, T1 first.
+    plan_blocks: Vec<u16>,
+    /// Points the platform may write.
+    writable: Vec<Mapping>,
     image: Mutex<Image>,
     faults: Mutex<Faults>,
     accepted: AtomicU64,
     refused: AtomicU64,
     requests: AtomicU64,
+}
+
+impl Image {
+    /// The plan block at holding `block`, as held (unwritten registers read 0).
+    fn plan_words(&self, block: u16) -> Vec<u16> {
+        let start = u32::from(block);
+        (start..start + u32::from(PLAN_WORDS))
+            .map(|a| {
+                u16::try_from(a)
+                    .ok()
+                    .and_then(|a| self.words.get(&(RegisterKind::Holding, a)))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -124,11 +166,20 @@ impl Shared {
         if req.slave != self.unit_id && req.slave != TCP_DEVICE_UNIT {
             return Err(ExceptionCode::GatewayTargetDevice);
         }
-        let (kind, start, count) = match req.request {
-            Request::ReadCoils(a, n) => (RegisterKind::Coil, a, n),
-            Request::ReadDiscreteInputs(a, n) => (RegisterKind::Discrete, a, n),
-            Request::ReadHoldingRegisters(a, n) => (RegisterKind::Holding, a, n),
-            Request::ReadInputRegisters(a, n) => (RegisterKind::Input, a, n),
+        let (kind, start, count) = match &req.request {
+            Request::WriteSingleRegister(a, w) => {
+                self.write(*a, &[*w])?;
+                return Ok(Response::WriteSingleRegister(*a, *w));
+            }
+            Request::WriteMultipleRegisters(a, words) => {
+                self.write(*a, words)?;
+                let n = u16::try_from(words.len()).map_err(|_| ExceptionCode::IllegalDataValue)?;
+                return Ok(Response::WriteMultipleRegisters(*a, n));
+            }
+            Request::ReadCoils(a, n) => (RegisterKind::Coil, *a, *n),
+            Request::ReadDiscreteInputs(a, n) => (RegisterKind::Discrete, *a, *n),
+            Request::ReadHoldingRegisters(a, n) => (RegisterKind::Holding, *a, *n),
+            Request::ReadInputRegisters(a, n) => (RegisterKind::Input, *a, *n),
             _ => return Err(ExceptionCode::IllegalFunction),
         };
         let max = if kind.is_bit() {
@@ -171,6 +222,68 @@ impl Shared {
                 _ => Response::ReadInputRegisters(words),
             })
         }
+    }
+}
+
+impl Shared {
+    /// A write of `words` at holding `start`: inside one plan block, or exactly one writable
+    /// point.
+    fn write(&self, start: u16, words: &[u16]) -> Result<(), ExceptionCode> {
+        if words.is_empty() || words.len() > 123 {
+            return Err(ExceptionCode::IllegalDataValue);
+        }
+        if lock(&self.faults).forgetful {
+            return Ok(());
+        }
+        let first = u32::from(start);
+        let end = first + words.len() as u32;
+        let block_of = |a: u32| {
+            self.plan_blocks
+                .iter()
+                .copied()
+                .find(|&b| u32::from(b) <= a && a < u32::from(b) + u32::from(PLAN_WORDS))
+        };
+        let mut image = lock(&self.image);
+        if block_of(first).is_some() {
+            // Plan blocks, one or several adjacent ones (a room's tanks in one request): every
+            // register written must be in a block, and a block written whole must be a plan
+            // (a partial write is the platform's business).
+            let mut touched: Vec<u16> = Vec::new();
+            for a in first..end {
+                let b = block_of(a).ok_or(ExceptionCode::IllegalDataAddress)?;
+                if !touched.contains(&b) {
+                    touched.push(b);
+                }
+            }
+            for &b in &touched {
+                let (lo, hi) = (u32::from(b), u32::from(b) + u32::from(PLAN_WORDS));
+                if first <= lo && hi <= end {
+                    let whole = &words[(lo - first) as usize..(hi - first) as usize];
+                    if PlanImage::decode(whole).is_err() {
+                        return Err(ExceptionCode::IllegalDataValue);
+                    }
+                }
+            }
+            image.hold(first, words);
+            return Ok(());
+        }
+        let Some(m) = self
+            .writable
+            .iter()
+            .find(|m| m.address == start && usize::from(m.width()) == words.len())
+        else {
+            return Err(ExceptionCode::IllegalDataAddress);
+        };
+        let (Encoding::Value(format), Some((lo, hi))) = (m.encoding, m.write_range) else {
+            return Err(ExceptionCode::IllegalDataAddress);
+        };
+        let value = format
+            .decode(words)
+            .filter(|v| (lo..=hi).contains(v))
+            .ok_or(ExceptionCode::IllegalDataValue)?;
+        image.hold(first, words);
+        image.written.insert(start, value);
+        Ok(())
     }
 }
 
@@ -279,13 +392,28 @@ impl ModbusFieldServer {
             }
         }
         let mut by_unit: BTreeMap<DeviceUnit, Vec<Mapping>> = BTreeMap::new();
+        let mut writable = Vec::new();
         for m in profile.mappings(shape)? {
             image.write(&m, f64::NAN);
+            if m.write_range.is_some() {
+                writable.push(m.clone());
+            }
             by_unit.entry(m.unit).or_default().push(m);
+        }
+        // Plan blocks read as all zeros until written: a plan that expired at slot 0.
+        let plan_blocks: Vec<u16> = (1..=shape.tanks)
+            .filter_map(|n| profile.plan_address(n))
+            .collect();
+        for &block in &plan_blocks {
+            for a in block..block.saturating_add(PLAN_WORDS) {
+                image.words.insert((RegisterKind::Holding, a), 0);
+            }
         }
         let shared = Arc::new(Shared {
             unit_id,
             by_unit,
+            plan_blocks,
+            writable,
             image: Mutex::new(image),
             faults: Mutex::new(Faults::default()),
             accepted: AtomicU64::new(0),
@@ -324,12 +452,41 @@ impl ModbusFieldServer {
                 continue;
             };
             for m in mappings {
+                if image.written.contains_key(&m.address) && m.write_range.is_some() {
+                    continue;
+                }
                 let value = values
                     .get(usize::from(m.index))
                     .copied()
                     .unwrap_or(f64::NAN);
                 image.write(m, value);
             }
+        }
+    }
+
+    /// What the platform wrote: every tank's plan (`None` where the registers hold no valid
+    /// plan) and the outlet pressure set-point once written.
+    pub fn controller_writes(&self) -> ControllerWrites {
+        let image = lock(&self.shared.image);
+        let plans = self
+            .shared
+            .plan_blocks
+            .iter()
+            .map(|&block| {
+                PlanImage::decode(&image.plan_words(block))
+                    .ok()
+                    .filter(|p| p.expires_slot > 0)
+            })
+            .collect();
+        let outlet_setpoint_mpa = self
+            .shared
+            .writable
+            .iter()
+            .find(|m| m.unit == DeviceUnit::Room && m.point == "outlet_setpoint")
+            .and_then(|m| image.written.get(&m.address).copied());
+        ControllerWrites {
+            plans,
+            outlet_setpoint_mpa,
         }
     }
 
@@ -353,6 +510,12 @@ impl ModbusFieldServer {
     /// live gateway: the client sees timeouts, not a closed connection).
     pub fn set_silent(&self, silent: bool) {
         lock(&self.shared.faults).silent = silent;
+    }
+
+    /// A forgetful device acknowledges every write and keeps none of it (a controller in local
+    /// mode that ignores remote parameters): only a read-back catches it.
+    pub fn set_forgetful(&self, forgetful: bool) {
+        lock(&self.shared.faults).forgetful = forgetful;
     }
 
     /// A refusing device closes every new connection at once (comms loss behind a gateway).

@@ -63,6 +63,7 @@ pub(crate) mod tank_point {
     pub(crate) const INLET_VALVE: usize = 1;
     pub(crate) const OVERFLOW: usize = 2;
     pub(crate) const LOW_LOW: usize = 3;
+    pub(crate) const FILL_MODE: usize = 4;
 }
 
 /// Positions in the camera catalog.
@@ -266,6 +267,7 @@ impl RoomSim {
         v.set(INLET_VALVE, digital(t.valve_open));
         v.set(OVERFLOW, digital(t.overflowing()));
         v.set(LOW_LOW, digital(t.low_low()));
+        v.set(FILL_MODE, t.mode.code());
     }
 
     fn camera_values(&self, v: &mut Values, t_s: i64) {
@@ -358,9 +360,10 @@ mod tests {
                 (INLET_VALVE, "inlet_valve"),
                 (OVERFLOW, "overflow"),
                 (LOW_LOW, "low_low"),
+                (FILL_MODE, "fill_mode"),
             ],
         );
-        assert_eq!(DeviceKind::Tank.points().len(), LOW_LOW + 1);
+        assert_eq!(DeviceKind::Tank.points().len(), FILL_MODE + 1);
         use camera_point::*;
         check(
             DeviceKind::Camera,

@@ -74,6 +74,12 @@ pub struct TankDiagnostics {
     pub overflow_m3: f64,
     pub chlorine_mg_l: f64,
     pub water_age_h: f64,
+    /// Inflow at the last step, m³/h.
+    pub inflow_m3h: f64,
+    /// What the controller's fill logic did at the last step.
+    pub fill_mode: cistern_schemas::fill_plan::FillMode,
+    /// The plan the controller holds (as written to its registers).
+    pub plan: Option<cistern_actors::district::LocalRule>,
 }
 
 /// Physics state of one room (true values, not what the instruments read).
@@ -235,6 +241,20 @@ impl RoomSim {
         self.meter.update(true, self.booster.total_power_kw());
     }
 
+    /// Takes what the platform wrote to the room's controller: the tanks' plans and the
+    /// outlet pressure set-point.
+    pub(crate) fn apply_writes(&mut self, writes: &super::ControllerWrites) {
+        for (tank, plan) in self.tanks.iter_mut().zip(&writes.plans) {
+            tank.plan = plan
+                .as_ref()
+                .map(cistern_actors::district::LocalRule::from_image);
+        }
+        if let Some(mpa) = writes.outlet_setpoint_mpa.filter(|v| v.is_finite()) {
+            self.setpoint_mpa = mpa;
+            self.setpoint_m = mpa * METRES_PER_MPA;
+        }
+    }
+
     /// Advances the room by one second, from `clock` to `clock + 1 s` (= `end`).
     pub(crate) fn step(&mut self, clock: &LocalClock, end: Timestamp) {
         // Exogenous randomness first, a fixed number of draws whatever the state.
@@ -272,7 +292,7 @@ impl RoomSim {
             self.inlet_flow_m3h = wanted;
             wanted
         } else {
-            self.balance_tanks(wanted)
+            self.balance_tanks(wanted, cistern_schemas::fill_plan::slot_at(clock.t_s))
         };
         self.served_m3h = served;
         self.inlet_pressure_mpa = self.inlet_gauge_mpa();
@@ -337,7 +357,7 @@ impl RoomSim {
     }
 
     /// Refills and draws the tanks for one step; returns the flow actually delivered.
-    fn balance_tanks(&mut self, wanted_m3h: f64) -> f64 {
+    fn balance_tanks(&mut self, wanted_m3h: f64, slot: u32) -> f64 {
         let supplying_area: f64 = self
             .tanks
             .iter()
@@ -348,7 +368,7 @@ impl RoomSim {
         let mut served = 0.0;
         let mut inflow_total = 0.0;
         for tank in &mut self.tanks {
-            tank.update_valve();
+            tank.update_valve(slot);
             let inflow = tank.valve_flow_m3h(mains, nominal);
             let draw = if supplying_area > 0.0 && tank.can_supply(0.0) {
                 wanted_m3h * tank.area_m2() / supplying_area
@@ -530,7 +550,7 @@ impl RoomSim {
                 FaultKind::Overflow => {
                     if let Some(t) = self.tanks.get_mut(f.device) {
                         t.valve_stuck_open = true;
-                        t.update_valve();
+                        t.update_valve(0);
                     }
                 }
                 _ => {}
@@ -560,6 +580,9 @@ impl RoomSim {
                 overflow_m3: tank.totals.overflow_m3,
                 chlorine_mg_l: tank.chlorine_mg_l,
                 water_age_h: tank.age_h,
+                inflow_m3h: tank.inflow_m3h,
+                fill_mode: tank.mode,
+                plan: tank.plan.clone(),
             })
             .collect();
         RoomDiagnostics {

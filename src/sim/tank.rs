@@ -6,6 +6,8 @@
 //! overflow to rounding: the platform's leakage and overflow analytics are tested against these
 //! totals, so they must be exact rather than approximately right.
 
+use cistern_actors::district::{InletCommand, LocalRule};
+use cistern_schemas::fill_plan::FillMode;
 use cistern_schemas::inventory::TankSpec;
 
 /// Overflow weir: Q = C·h^1.5 with h the depth over the weir (a DN200 bell-mouth overflow).
@@ -14,6 +16,8 @@ const WEIR_M3H_PER_M15: f64 = 5000.0;
 const MPA_PER_M: f64 = 1.0 / 101.97;
 /// Below this volume the stored water's quality is that of the inlet (nothing to mix with).
 const MIXING_FLOOR_M3: f64 = 0.5;
+/// A plan never lets the level fall this close to the supply floor: the inlet opens fully.
+const FLOOR_MARGIN_M: f64 = 0.05;
 
 /// Cumulative volumes booked through a tank since the simulation started, m³.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -50,6 +54,14 @@ pub(crate) struct Tank {
     pub(crate) leak_m3h: f64,
     pub(crate) overflow_m3h: f64,
     pub(crate) totals: TankTotals,
+    /// The platform's plan, as written to the controller's plan registers.
+    pub(crate) plan: Option<LocalRule>,
+    /// The plan's fallback hysteresis state (kept between steps, like the controller's).
+    fallback_active: bool,
+    /// What the fill logic did at the last step.
+    pub(crate) mode: FillMode,
+    /// The plan's rate limit while the valve is open in a window, m³/h.
+    rate_limit_m3h: Option<f64>,
 }
 
 impl Tank {
@@ -78,6 +90,10 @@ impl Tank {
                 initial_m3: volume_m3,
                 ..TankTotals::default()
             },
+            plan: None,
+            fallback_active: false,
+            mode: FillMode::FloatValve,
+            rate_limit_m3h: None,
         }
     }
 
@@ -109,12 +125,50 @@ impl Tank {
     }
 
     /// Float valve with hysteresis: opens at refill-on, closes at refill-off.
-    pub(crate) fn update_valve(&mut self) {
+    /// The controller's inlet logic at plan slot `slot`: the float valve without a plan (or
+    /// after it expires), else the plan's local rule; never below the supply floor (hard
+    /// minimum or fire reserve), where the inlet opens fully whatever the plan says.
+    pub(crate) fn update_valve(&mut self, slot: u32) {
         let level = self.level_m();
-        if self.valve_stuck_open || level <= self.refill_on_m {
+        self.rate_limit_m3h = None;
+        let command = self
+            .plan
+            .as_ref()
+            .filter(|rule| slot < rule.expires_slot)
+            .map(|rule| rule.command(slot, level, &mut self.fallback_active));
+        let Some(command) = command else {
+            self.mode = FillMode::FloatValve;
+            self.fallback_active = false;
+            if self.valve_stuck_open || level <= self.refill_on_m {
+                self.valve_open = true;
+            } else if level >= self.refill_off_m {
+                self.valve_open = false;
+            }
+            return;
+        };
+        self.mode = if self.fallback_active {
+            FillMode::Fallback
+        } else {
+            FillMode::Plan
+        };
+        self.valve_open = match command {
+            InletCommand::Closed => false,
+            InletCommand::Rate {
+                rate_m3h,
+                until_level_m,
+            } => {
+                self.rate_limit_m3h = Some(rate_m3h);
+                level < until_level_m
+            }
+            InletCommand::Full { until_level_m } => level < until_level_m,
+        };
+        if level <= self.supply_floor_m + FLOOR_MARGIN_M {
+            self.mode = FillMode::Fallback;
+            self.rate_limit_m3h = None;
             self.valve_open = true;
-        } else if level >= self.refill_off_m {
-            self.valve_open = false;
+        }
+        if self.valve_stuck_open {
+            self.valve_open = true;
         }
     }
 
@@ -124,7 +178,11 @@ impl Tank {
             return 0.0;
         }
         let drive = (mains_mpa - self.level_m() * MPA_PER_M).max(0.0);
-        self.inlet_capacity_m3h * (drive / nominal_mpa.max(1e-3)).sqrt()
+        let flow = self.inlet_capacity_m3h * (drive / nominal_mpa.max(1e-3)).sqrt();
+        match self.rate_limit_m3h {
+            Some(limit) if !self.valve_stuck_open => flow.min(limit),
+            _ => flow,
+        }
     }
 
     /// Books one step of `dt_s` seconds with the given inflow and the draw the pumps ask of this
@@ -196,16 +254,16 @@ mod tests {
     #[test]
     fn the_float_valve_has_hysteresis() {
         let mut t = Tank::new(&spec(), 2.6, 0.7, 5.0);
-        t.update_valve();
+        t.update_valve(0);
         assert!(!t.valve_open);
         t.volume_m3 = 20.0 * 2.3;
-        t.update_valve();
+        t.update_valve(0);
         assert!(t.valve_open);
         t.volume_m3 = 20.0 * 2.7;
-        t.update_valve();
+        t.update_valve(0);
         assert!(t.valve_open, "stays open until refill-off");
         t.volume_m3 = 20.0 * 2.95;
-        t.update_valve();
+        t.update_valve(0);
         assert!(!t.valve_open);
     }
 
@@ -215,7 +273,7 @@ mod tests {
         t.valve_stuck_open = true;
         t.leak_coefficient = 2.0;
         for _ in 0..4 * 3600 {
-            t.update_valve();
+            t.update_valve(0);
             let q_in = t.valve_flow_m3h(0.3, 0.3);
             t.balance(q_in, 15.0, 1.0);
         }

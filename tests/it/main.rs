@@ -16,5 +16,6 @@ mod mqtt;
 mod rules;
 mod simulate;
 mod support;
+mod tanks;
 mod ui;
 mod ws;

@@ -31,12 +31,14 @@ use tokio_modbus::{ExceptionCode, Request, Response, Slave};
 const DEADLINE: Duration = Duration::from_secs(5);
 const ROOM: &str = "XM-0001";
 
-fn profiles() -> ProfileSet {
+/// The shipped profiles (`schemas/profiles`).
+pub(crate) fn profiles() -> ProfileSet {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/profiles");
     ProfileSet::load_dir(&dir).unwrap()
 }
 
-fn fast_config() -> ModbusConfig {
+/// Short timeouts and backoff, for tests against a local simulated controller.
+pub(crate) fn fast_config() -> ModbusConfig {
     ModbusConfig {
         interval: Duration::from_millis(100),
         request_timeout: Duration::from_millis(300),
@@ -612,8 +614,13 @@ async fn the_server_answers_bad_requests_with_exceptions_and_survives_garbage() 
         ask(&mut ctx, Request::ReadInputRegisters(65535, 2)).await,
         Err(ExceptionCode::IllegalDataAddress)
     );
+    // Writes are taken only at plan blocks and writable points (tests/it/tanks.rs).
     assert_eq!(
         ask(&mut ctx, Request::WriteSingleRegister(0, 1)).await,
+        Err(ExceptionCode::IllegalDataAddress)
+    );
+    assert_eq!(
+        ask(&mut ctx, Request::WriteSingleCoil(0, true)).await,
         Err(ExceptionCode::IllegalFunction)
     );
 

@@ -23,8 +23,9 @@ mod tests;
 pub use forecast::{Calendar, DayType, DemandForecaster, Forecast, ForecastConfig, ForecastSlot};
 pub use needs::{tank_needs, NeedsConfig, TankNeeds, TankSpec};
 pub use planner::{
-    CoordinatorConfig, CoordinatorPhase, DistrictConstraints, DistrictCoordinator, RoundSummary,
-    TankPlanner, TankPlannerConfig, TankPlannerState, Tariff, TariffTier,
+    run_round, CoordinatorConfig, CoordinatorPhase, DistrictConstraints, DistrictCoordinator,
+    RoundSummary, TankPlanner, TankPlannerConfig, TankPlannerState, Tariff, TariffTier,
+    NETWORK_PEAK_WINDOWS,
 };
 pub use protocol::{
     FillBid, FillGranted, FillWindow, ForecastMissed, InletCommand, LocalRule, PlanConfirmed,

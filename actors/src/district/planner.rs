@@ -218,6 +218,10 @@ impl TankPlanner {
     }
 }
 
+/// The network's usual peak windows as [start, end) slots of the day: 06:30-09:00 and
+/// 17:30-21:30, where a district's draw peaks (DOMAIN.md §5).
+pub const NETWORK_PEAK_WINDOWS: [(u32, u32); 2] = [(26, 36), (70, 86)];
+
 /// The district's shared constraints.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -628,6 +632,49 @@ impl DistrictCoordinator {
     pub fn close_round(&mut self) {
         self.phase = CoordinatorPhase::Idle;
     }
+}
+
+/// One planning round at `slot` between a coordinator and the planners of its district's
+/// tanks, in process: the round is opened, every planner `reachable(i)` says is reachable bids,
+/// the coordinator grants, each granted planner confirms, and the round is closed. Returns the
+/// confirmations (planner index, the grant's priority — 0 is served first —, its confirmed
+/// plan), which carry the local rules to write to the controllers. A tank that did not bid keeps its previous rule (and the coordinator counts
+/// it as committed load). The live district service and the benchmark both run rounds with it.
+pub fn run_round(
+    coordinator: &mut DistrictCoordinator,
+    planners: &mut [TankPlanner],
+    slot: u32,
+    reachable: impl Fn(usize) -> bool,
+) -> Vec<(usize, u32, PlanConfirmed)> {
+    let round = coordinator.open_round(slot);
+    for (i, planner) in planners.iter_mut().enumerate() {
+        if !reachable(i) {
+            continue;
+        }
+        if let Some(bid) = planner.on_round_opened(&round) {
+            // A bid of the right round and horizon is always accepted.
+            let _ = coordinator.receive_bid(bid);
+        }
+    }
+    let index: HashMap<DeviceId, usize> = planners
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.tank().clone(), i))
+        .collect();
+    let mut confirmed = Vec::new();
+    if let Ok(grants) = coordinator.grant() {
+        for grant in grants {
+            let Some(&i) = index.get(&grant.tank) else {
+                continue;
+            };
+            if let Ok(c) = planners[i].on_granted(&grant) {
+                let _ = coordinator.receive_confirmation(c.clone());
+                confirmed.push((i, grant.priority, c));
+            }
+        }
+    }
+    coordinator.close_round();
+    confirmed
 }
 
 /// Sets the ceiling (m³ per slot) from `start` on to `lambda` × the slot's factor.

@@ -20,6 +20,7 @@
 //! regardless, so a tank cut off from the platform is never left without water.
 
 use super::forecast::SLOT_HOURS;
+use cistern_schemas::fill_plan::{PlanImage, PlanWindow};
 use cistern_schemas::DeviceId;
 use serde::{Deserialize, Serialize};
 
@@ -232,6 +233,52 @@ impl LocalRule {
                 until_level_m: w.target_level_m,
             },
             None => InletCommand::Closed,
+        }
+    }
+}
+
+impl LocalRule {
+    /// The rule as the controller's plan registers hold it (cut to what they carry).
+    pub fn to_image(&self, priority: u32) -> PlanImage {
+        PlanImage {
+            issued_slot: self.issued_slot,
+            expires_slot: self.expires_slot,
+            priority: u16::try_from(priority).unwrap_or(u16::MAX),
+            fallback_level_m: self.fallback_level_m,
+            fallback_hysteresis_m: self.fallback_hysteresis_m,
+            max_level_m: self.max_level_m,
+            windows: self
+                .windows
+                .iter()
+                .map(|w| PlanWindow {
+                    start_slot: w.start_slot,
+                    end_slot: w.end_slot,
+                    rate_m3h: w.rate_m3h,
+                    target_level_m: w.target_level_m,
+                })
+                .collect(),
+        }
+        .fit()
+    }
+
+    /// The rule a controller runs from its plan registers.
+    pub fn from_image(image: &PlanImage) -> Self {
+        Self {
+            issued_slot: image.issued_slot,
+            expires_slot: image.expires_slot,
+            windows: image
+                .windows
+                .iter()
+                .map(|w| FillWindow {
+                    start_slot: w.start_slot,
+                    end_slot: w.end_slot,
+                    rate_m3h: w.rate_m3h,
+                    target_level_m: w.target_level_m,
+                })
+                .collect(),
+            fallback_level_m: image.fallback_level_m,
+            fallback_hysteresis_m: image.fallback_hysteresis_m,
+            max_level_m: image.max_level_m,
         }
     }
 }

@@ -19,6 +19,7 @@
 mod backoff;
 mod metrics;
 mod poller;
+pub mod writer;
 
 pub use backoff::Backoff;
 pub use metrics::ModbusMetrics;

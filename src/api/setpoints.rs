@@ -1,0 +1,157 @@
+//! Operator set-point writes: `POST /api/v1/rooms/{id}/setpoints` with
+//! `{"writes": [{"point": "<point id>", "value": <number>}, ...]}` writes writable points of a
+//! Modbus room (the profile's `write_range` says which and how far), each read back and audited
+//! with the caller's user (`setpoint_write`).
+//!
+//! [`execute`] is the one code path for every caller (REST here, the WebSocket `setpoint`
+//! command, the web UI through either): it checks the operator role itself — a write to the
+//! field is never made on a caller's say-so alone — then writes. The REST handler only finds
+//! the caller: the auth middleware's principal in the request extensions, else (on a node
+//! without that middleware) the bearer token verified here; no caller is 401.
+
+use super::error::ApiError;
+use super::ApiState;
+use crate::auth::{AuthError, Principal, Role};
+use crate::ingest::modbus::writer::WriteError;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use cistern_schemas::{PointId, RoomId};
+use serde::{Deserialize, Serialize};
+
+/// Most writes one request carries.
+pub const MAX_WRITES: usize = 32;
+
+/// The request body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetpointRequest {
+    pub writes: Vec<SetpointWrite>,
+}
+
+/// One write: a point of the room and the value to hold, in the catalog unit.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetpointWrite {
+    pub point: String,
+    pub value: f64,
+}
+
+/// What the controller holds after one write.
+#[derive(Clone, Debug, Serialize)]
+pub struct SetpointWritten {
+    pub point: String,
+    pub requested: f64,
+    pub read_back: f64,
+}
+
+fn api_error(e: &WriteError) -> ApiError {
+    let (status, code) = match e {
+        WriteError::UnknownRoom { .. } => (StatusCode::NOT_FOUND, "unknown_room"),
+        WriteError::UnknownPoint { .. } => (StatusCode::NOT_FOUND, "unknown_point"),
+        WriteError::NotModbus { .. } | WriteError::NotWritable { .. } => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "not_writable")
+        }
+        WriteError::OutOfRange { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "out_of_range"),
+        WriteError::Timeout { .. } | WriteError::ConnectTimeout { .. } => {
+            (StatusCode::GATEWAY_TIMEOUT, "field_timeout")
+        }
+        WriteError::ReadBack { .. } => (StatusCode::BAD_GATEWAY, "refused_by_read_back"),
+        WriteError::Exception { .. } => (StatusCode::BAD_GATEWAY, "device_exception"),
+        _ => (StatusCode::BAD_GATEWAY, "field_unreachable"),
+    };
+    ApiError::new(status, code, e.to_string())
+}
+
+fn auth_error(e: &AuthError) -> ApiError {
+    match e {
+        AuthError::Unauthorized => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
+        }
+        AuthError::Forbidden { .. } => {
+            ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
+        }
+    }
+}
+
+/// Writes `writes` to `room`'s controller as `who`, in order, stopping at the first failure
+/// (the writes before it stay done: each is its own verified request). Needs the operator
+/// role. Every write that reaches the writer is audited (`setpoint_write`, ok or not) and
+/// counted; a refused role is not a write and is not audited here (the gate logs refusals).
+pub async fn execute(
+    state: &ApiState,
+    who: &Principal,
+    room: &RoomId,
+    writes: &[SetpointWrite],
+) -> Result<Vec<SetpointWritten>, ApiError> {
+    who.require(Role::Operator).map_err(|e| auth_error(&e))?;
+    if writes.is_empty() || writes.len() > MAX_WRITES {
+        return Err(ApiError::bad_request(
+            "bad_writes",
+            format!("between 1 and {MAX_WRITES} writes per request"),
+        ));
+    }
+    let mut points = Vec::with_capacity(writes.len());
+    for w in writes {
+        let point: PointId = w.point.parse().map_err(|e: cistern_schemas::IdError| {
+            ApiError::bad_request("invalid_point", e.to_string())
+        })?;
+        if &point.device.room != room {
+            return Err(ApiError::bad_request(
+                "point_not_in_room",
+                format!("point {point} is not in room {room}"),
+            ));
+        }
+        points.push(point);
+    }
+    let Some(writer) = &state.writer else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_field_writer",
+            "this node writes to no controllers",
+        ));
+    };
+    let mut done = Vec::with_capacity(writes.len());
+    for (point, w) in points.iter().zip(writes) {
+        let read_back = writer
+            .write_point(&who.user, point, w.value)
+            .await
+            .map_err(|e| api_error(&e))?;
+        done.push(SetpointWritten {
+            point: point.to_string(),
+            requested: w.value,
+            read_back,
+        });
+    }
+    Ok(done)
+}
+
+/// The caller: the auth middleware's principal, else a bearer token verified here.
+fn caller(state: &ApiState, req: &HttpRequest) -> Result<Principal, ApiError> {
+    if let Some(p) = req.extensions().get::<Principal>() {
+        return Ok(p.clone());
+    }
+    let token = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| auth_error(&AuthError::Unauthorized))?;
+    state
+        .security
+        .auth
+        .verify_bearer(token.trim())
+        .map_err(|e| auth_error(&e))
+}
+
+pub async fn post(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<SetpointRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&state, &req)?;
+    let room =
+        RoomId::new(&path).map_err(|e| ApiError::bad_request("invalid_room", e.to_string()))?;
+    let written = execute(&state, &who, &room, &body.writes).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "room": room, "written": written })))
+}
