@@ -26,9 +26,9 @@ pub struct Intake {
     /// The batch's `ingest` span (source, device, points): the room and the device enter it
     /// while they apply the batch and hand its samples to the historian, and the rule
     /// evaluation it triggers follows from it, so that one sample can be traced from the
-    /// gateway to the store (`RUST_LOG=cistern=debug,cistern_actors=debug`). The WebSocket
-    /// fan-out joins here: whatever publishes live changes to clients does so under this span
-    /// (or `follows_from` it when it conflates several batches).
+    /// gateway to the store (`RUST_LOG=cistern=debug,cistern_actors=debug`). They report live
+    /// views to the `LiveFeed` inside it too, but the WebSocket hub that fans them out does not
+    /// carry it on yet (ARCHITECTURE.md, Observability): traces end at the feed.
     pub span: tracing::Span,
 }
 
