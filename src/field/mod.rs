@@ -151,30 +151,41 @@ pub fn run(
     let task = tokio::spawn(async move {
         let mut shutdown = shutdown;
         let wall = config.period.div_f64(config.speed.max(1e-3));
-        let mut tick = tokio::time::interval(wall);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The readings of the next tick are computed right after this tick's are published, so
-        // that at the tick they go out at once: a gateway reads its instruments and publishes,
-        // and the time the simulator takes over 2,100 rooms' physics is not part of a sample's
-        // publish time (it would be, as a fleet-wide delay, if the step ran at the tick). A
-        // fault injected between the two shows one tick later.
-        let mut prepared = Some(take_readings(sim.clone(), None, Vec::new()));
+        // A tick's readings are computed just ahead of it, so that at the tick they go out at
+        // once: a gateway reads its instruments and publishes, and the time the simulator takes
+        // over 2,100 rooms' physics must not count as a fleet-wide publish delay (it would, if
+        // the step ran at the tick). The step starts a margin ahead of the tick (twice the last
+        // step's cost, at most half a period), so a fault injected up to then shows at this tick.
+        let mut next = tokio::time::Instant::now();
+        let mut step_cost = Duration::ZERO;
+        let mut first = true;
         loop {
+            let margin = (step_cost * 2 + Duration::from_millis(20)).min(wall / 2);
+            let start_at = next.checked_sub(margin).unwrap_or(next);
             tokio::select! {
                 _ = shutdown.changed() => break,
-                _ = tick.tick() => {}
+                _ = tokio::time::sleep_until(start_at) => {}
             }
-            let Some(ready) = prepared.take() else { break };
-            let Ok((readings, links)) = ready.await else {
-                tracing::error!("simulator step failed; the field stops");
-                break;
-            };
             // What operators and planners wrote to the controllers since the last step.
             let writes: Vec<(RoomId, crate::sim::ControllerWrites)> = outlets
                 .iter()
                 .filter_map(|(room, o)| o.writes().map(|w| (room.clone(), w)))
                 .collect();
-            prepared = Some(take_readings(sim.clone(), Some(config.period), writes));
+            let began = tokio::time::Instant::now();
+            let step = (!first).then_some(config.period);
+            first = false;
+            let Ok((readings, links)) = take_readings(sim.clone(), step, writes).await else {
+                tracing::error!("simulator step failed; the field stops");
+                break;
+            };
+            step_cost = began.elapsed();
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tokio::time::sleep_until(next) => {}
+            }
+            // The next tick, one period on; a late tick (a loaded machine) delays the schedule
+            // rather than bunching ticks up.
+            next = (next + wall).max(tokio::time::Instant::now());
             let mut out: Vec<Outgoing> = Vec::new();
             let (mut dropped, mut buffered) = (0, 0);
             for (reading, link_up) in readings.into_iter().zip(links) {

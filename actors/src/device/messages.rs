@@ -27,8 +27,8 @@ pub struct Intake {
     /// while they apply the batch and hand its samples to the historian, and the rule
     /// evaluation it triggers follows from it, so that one sample can be traced from the
     /// gateway to the store (`RUST_LOG=cistern=debug,cistern_actors=debug`). They report live
-    /// views to the `LiveFeed` inside it too, but the WebSocket hub that fans them out does not
-    /// carry it on yet (ARCHITECTURE.md, Observability): traces end at the feed.
+    /// views to the `LiveFeed` inside it too; the WebSocket hub fans them out in a span of its
+    /// own, logging the same ids (ARCHITECTURE.md, Observability).
     pub span: tracing::Span,
 }
 

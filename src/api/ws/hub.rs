@@ -282,7 +282,17 @@ impl Hub {
 
     fn process_feed(&mut self) {
         let drained = self.feed.drain();
+        // The sockets' leg of a sample's trace: the feed logged each change's key inside its
+        // batch's `ingest` span; the same key shows here, in the fan-out that sends it.
+        let _fanout = tracing::debug_span!(
+            "ws_fanout",
+            changes = drained.changes.len(),
+            events = drained.events.len(),
+            sessions = self.sessions.len()
+        )
+        .entered();
         for change in drained.changes {
+            tracing::trace!(change = %change_id(&change), "fanned out to the subscribed sessions");
             self.change(change);
         }
         if drained.events_lost > 0 {
@@ -933,4 +943,14 @@ fn push_points(
         overflow |= r.client.push(&r.id, &key, &data) == Pushed::Overflow;
     }
     overflow
+}
+
+/// What a change is about, for the fan-out's trace (the feed logs the same ids).
+fn change_id(change: &Change) -> String {
+    match change {
+        Change::Device(v) => v.id.to_string(),
+        Change::Room(p) => p.id.to_string(),
+        Change::Status { room, .. } => format!("status of {room}"),
+        Change::Alarm(a) => a.id.to_string(),
+    }
 }
