@@ -368,7 +368,10 @@ impl Node {
             spec.ws.clone(),
             live,
             registry.clone(),
-            rule_host.as_ref().map(|h| h.board.clone()),
+            crate::api::ws::hub::Boards {
+                alarms: rule_host.as_ref().map(|h| h.board.clone()),
+                plans: plans.clone(),
+            },
             spec.security.audit.clone(),
             crate::api::ws::WsMetrics::register(&metrics)?,
             ws_shutdown_rx.clone(),

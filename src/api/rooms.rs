@@ -7,7 +7,10 @@
 
 use super::error::ApiError;
 use super::ApiState;
+use crate::plans::PlanBoard;
 use actix_web::{web, HttpResponse};
+use cistern_actors::pump_room::RoomView;
+use cistern_actors::FleetRegistry;
 use cistern_schemas::RoomId;
 
 /// Every room, with its status.
@@ -30,17 +33,27 @@ pub async fn get(
     let id =
         RoomId::new(&id).map_err(|e| ApiError::bad_request("invalid_room_id", e.to_string()))?;
     let view = state.registry.room_view(&id).await?;
-    let plans = state
-        .plans
-        .as_ref()
-        .map(|board| board.room_tanks(&id))
-        .unwrap_or_default();
-    let mut body = serde_json::to_value(&view)
+    let body = room_body(&state.registry, state.plans.as_deref(), &view)
         .map_err(|e| ApiError::internal(format!("room {id}: cannot serialise the view: {e}")))?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// The RoomView as clients see it: the live `view` with its tanks' fill plans and the
+/// nameplate. The one definition for `GET /api/v1/rooms/{id}` and the WebSocket `room`
+/// snapshot (the hub keeps the live view current from the feed and calls this at each
+/// snapshot), so that the two cannot drift apart.
+pub fn room_body(
+    registry: &FleetRegistry,
+    plans: Option<&PlanBoard>,
+    view: &RoomView,
+) -> Result<serde_json::Value, serde_json::Error> {
+    let id = &view.id;
+    let mut body = serde_json::to_value(view)?;
     if let Some(obj) = body.as_object_mut() {
         // Each planned tank's current fill plan and its delivery to the controller.
-        obj.insert("tank_plans".into(), serde_json::json!(plans));
-        if let Some(spec) = state.registry.spec(&id) {
+        let plans = plans.map(|board| board.room_tanks(id)).unwrap_or_default();
+        obj.insert("tank_plans".into(), serde_json::to_value(plans)?);
+        if let Some(spec) = registry.spec(id) {
             // The nameplate only: the source (controller addresses) stays out of the API.
             obj.insert(
                 "spec".into(),
@@ -54,5 +67,5 @@ pub async fn get(
             );
         }
     }
-    Ok(HttpResponse::Ok().json(body))
+    Ok(body)
 }

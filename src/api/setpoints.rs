@@ -29,7 +29,7 @@ pub struct SetpointRequest {
 }
 
 /// One write: a point of the room and the value to hold, in the catalog unit.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetpointWrite {
     pub point: String,
@@ -153,5 +153,10 @@ pub async fn post(
     let room =
         RoomId::new(&path).map_err(|e| ApiError::bad_request("invalid_room", e.to_string()))?;
     let written = execute(&state, &who, &room, &body.writes).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "room": room, "written": written })))
+    Ok(HttpResponse::Ok().json(answer(&room, &written)))
+}
+
+/// The answer to a set-point request, over REST and as the WebSocket `result`'s `data`.
+pub fn answer(room: &RoomId, written: &[SetpointWritten]) -> serde_json::Value {
+    serde_json::json!({ "room": room, "written": written })
 }

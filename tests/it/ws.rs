@@ -2,16 +2,19 @@
 //! over real sockets. Every frame the server sends is validated against
 //! schemas/json/ws/server.schema.json.
 //!
-//! - snapshot then ordered deltas on every topic, a fault's alarm and its events, an ack over
-//!   the socket (audited, seen on the events stream);
+//! - snapshot then ordered deltas on every topic (the room snapshot is the REST RoomView, tank
+//!   plans included), a fault's alarm and its events, an ack over the socket (audited, seen on
+//!   the events stream), an operator's set-point write (read back, audited, polled back);
 //! - reconnect and resume: missed deltas replayed, or a resync snapshot when the gap is too old
 //!   or the session unknown;
 //! - a deliberately slow client gets conflated updates with an unbroken sequence while a fast
 //!   one on the same subscriptions is unaffected;
-//! - bad tokens, a viewer's ack, malformed JSON, unknown topics, oversized frames: clear errors,
+//! - bad tokens, a viewer's ack and set-point, malformed JSON, unknown topics, oversized frames: clear errors,
 //!   and the server goes on serving everyone.
 
-use crate::support::{admin_token, metric, post, spawn_cistern, temp_dir, token_for};
+use crate::support::{
+    admin_token, get, metric, post, spawn_cistern, temp_dir, token_for, wait_for,
+};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::net::TcpStream;
@@ -257,11 +260,39 @@ fn snapshots_then_ordered_deltas_alarms_events_and_an_ack() {
         .sum();
     assert_eq!(rooms, 6);
 
+    // The room snapshot is the REST RoomView, tank plans and nameplate included (XM-0001 is
+    // a Modbus room with planned tanks in the demo).
+    let tanks_of = |v: &Value| -> Vec<String> {
+        let mut t: Vec<String> = (v["tank_plans"].as_array().unwrap().iter())
+            .map(|p| p["tank"].as_str().unwrap().to_owned())
+            .collect();
+        t.sort();
+        t
+    };
+    let rest = wait_for(
+        "XM-0001's tanks on the plan board",
+        Duration::from_secs(30),
+        || {
+            let (status, v) = get(&format!("{http}/api/v1/rooms/XM-0001"));
+            assert_eq!(status, 200, "{v}");
+            (!v["tank_plans"].as_array()?.is_empty()).then_some(v)
+        },
+    );
     ws.subscribe("room", "room", json!({"room": "XM-0001"}));
     let snap = ws.until(&mut seqs, Duration::from_secs(10), |f| f["id"] == "room");
     assert_eq!(snap["type"], "snapshot");
     assert_eq!(snap["data"]["id"], "XM-0001");
     assert!(!snap["data"]["pumps"].as_array().unwrap().is_empty());
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&snap["data"]), keys(&rest));
+    assert_eq!(snap["data"]["spec"], rest["spec"]);
+    assert!(!snap["data"]["spec"]["tanks"].as_array().unwrap().is_empty());
+    assert_eq!(tanks_of(&snap["data"]), tanks_of(&rest));
+    assert!(tanks_of(&rest).iter().all(|t| t.starts_with("XM-0001/")));
 
     ws.subscribe(
         "pts",
@@ -339,6 +370,77 @@ fn snapshots_then_ordered_deltas_alarms_events_and_an_ack() {
     assert_eq!(audit["data"]["entry"]["user"], "admin");
     assert_eq!(audit["data"]["entry"]["target"], alarm_id.as_str());
     assert_eq!(audit["data"]["entry"]["ok"], true);
+
+    // An operator writes the room's outlet set-point over the socket: the answer holds the
+    // controller's read-back, the write is audited (on the events stream and in the audit
+    // log), and the polled point takes the new value.
+    let (status, v) = post(
+        &format!("{http}/api/v1/users"),
+        r#"{"name":"otto","role":"operator","password":"otto-password-1"}"#,
+    );
+    assert!(status == 200 || status == 201, "{status} {v}");
+    let operator = token_for(&http, "otto", "otto-password-1");
+    let (mut op, ok) = Ws::login(&http, &operator, None);
+    assert_eq!(ok["role"], "operator");
+    let mut oseqs = Seqs::default();
+    op.subscribe("audit", "events", json!({"kinds": ["audit"]}));
+    op.until(&mut oseqs, Duration::from_secs(10), |f| f["id"] == "audit");
+    op.subscribe(
+        "sp",
+        "points",
+        json!({"points": ["XM-0001.outlet_setpoint"]}),
+    );
+    op.until(&mut oseqs, Duration::from_secs(10), |f| f["id"] == "sp");
+    op.send(
+        json!({"type": "command", "id": "c7", "command": "setpoint", "room": "XM-0001",
+                   "writes": [{"point": "XM-0001.outlet_setpoint", "value": 0.42}]}),
+    );
+    let answer = |f: &Value| f["id"] == "c7";
+    let audited = |f: &Value| {
+        f["id"] == "audit"
+            && f["data"]["entry"]["action"] == "setpoint_write"
+            && f["data"]["entry"]["user"] == "otto"
+    };
+    let got = op.gather(&mut oseqs, Duration::from_secs(30), |got| {
+        got.iter().any(answer) && got.iter().any(audited)
+    });
+    let result = got.iter().find(|f| answer(f)).unwrap();
+    assert_eq!(result["type"], "result", "{result}");
+    assert_eq!(result["data"]["room"], "XM-0001");
+    let written = &result["data"]["written"][0];
+    assert_eq!(written["point"], "XM-0001.outlet_setpoint");
+    let read_back = written["read_back"].as_f64().unwrap();
+    assert!((read_back - 0.42).abs() < 1e-6, "{result}");
+    let audit = got.iter().find(|f| audited(f)).unwrap();
+    assert_eq!(audit["data"]["entry"]["target"], "XM-0001.outlet_setpoint");
+    assert_eq!(audit["data"]["entry"]["ok"], true);
+    let entry = wait_for(
+        "otto's write in the audit log",
+        Duration::from_secs(10),
+        || {
+            let url = format!("{http}/api/v1/audit?user=otto&action=setpoint_write");
+            let (status, log) = get(&url);
+            assert_eq!(status, 200, "{log}");
+            log["entries"].as_array()?.first().cloned()
+        },
+    );
+    assert_eq!(entry["target"], "XM-0001.outlet_setpoint", "{entry}");
+    op.until(&mut oseqs, Duration::from_secs(30), |f| {
+        f["id"] == "sp"
+            && f["type"] == "delta"
+            && (f["data"]["point"]["value"].as_f64()).is_some_and(|v| (v - 0.42).abs() < 1e-3)
+    });
+    // Out of the profile's range: the REST code, and the socket goes on.
+    op.send(
+        json!({"type": "command", "id": "c8", "command": "setpoint", "room": "XM-0001",
+                   "writes": [{"point": "XM-0001.outlet_setpoint", "value": 1.5}]}),
+    );
+    let err = op.until(&mut oseqs, Duration::from_secs(30), |f| f["id"] == "c8");
+    assert_eq!(
+        (err["type"].clone(), err["code"].clone()),
+        ("error".into(), "out_of_range".into()),
+        "{err}"
+    );
 
     // Unsubscribe, ping.
     ws.send(json!({"type": "unsubscribe", "id": "room"}));
@@ -585,6 +687,19 @@ fn bad_input_gets_clear_errors_and_the_server_keeps_serving() {
         ("c1".into(), "forbidden".into()),
         "{err}"
     );
+    // Nor write a set-point: refused before anything reaches the field.
+    ws.send(
+        json!({"type": "command", "id": "c2", "command": "setpoint", "room": "XM-0001",
+                   "writes": [{"point": "XM-0001.outlet_setpoint", "value": 0.42}]}),
+    );
+    let err = ws.frame();
+    assert_eq!(
+        (err["id"].clone(), err["code"].clone()),
+        ("c2".into(), "forbidden".into()),
+        "{err}"
+    );
+    let (status, log) = get(&format!("{http}/api/v1/audit?action=setpoint_write"));
+    assert_eq!((status, &log["count"]), (200, &json!(0)), "{log}");
 
     // Malformed JSON, an unknown type, an unknown field, an unknown topic, a bad filter, a
     // duplicate id: errors, and the socket goes on.

@@ -20,6 +20,7 @@ use super::protocol::{json_str, ServerMessage};
 use super::topics::{PointValue, RoomMark, SubSpec, ZoneSummary};
 use super::WsConfig;
 use crate::auth::{AuditEntry, AuditLog};
+use crate::plans::PlanBoard;
 use cistern_actors::alarms::{AlarmBoard, AlarmFilter, AlarmView};
 use cistern_actors::device::messages::DeviceView;
 use cistern_actors::pump_room::{RoomPart, RoomView};
@@ -115,6 +116,8 @@ pub struct Hub {
     feed: Arc<HubFeed>,
     registry: Arc<FleetRegistry>,
     board: Option<Arc<AlarmBoard>>,
+    /// The peak-shaving plans, read at each room snapshot (`tank_plans`).
+    plans: Option<Arc<PlanBoard>>,
     sessions: Arc<DashMap<String, Arc<Client>>>,
     tx: mpsc::Sender<HubCommand>,
     routes: Vec<Route>,
@@ -132,12 +135,19 @@ pub struct Hub {
     event_no: u64,
 }
 
+/// The boards the hub reads besides the feed (each absent when the node does not run it).
+#[derive(Debug, Clone, Default)]
+pub struct Boards {
+    pub alarms: Option<Arc<AlarmBoard>>,
+    pub plans: Option<Arc<PlanBoard>>,
+}
+
 /// Starts the hub task; returns the handle the sockets use.
 pub fn start(
     config: WsConfig,
     feed: Arc<HubFeed>,
     registry: Arc<FleetRegistry>,
-    board: Option<Arc<AlarmBoard>>,
+    boards: Boards,
     audit: Arc<AuditLog>,
     metrics: WsMetrics,
     shutdown: watch::Receiver<bool>,
@@ -152,7 +162,7 @@ pub fn start(
         open: Arc::new(AtomicUsize::new(0)),
         registry: registry.clone(),
     };
-    let mut hub = Hub::new(config, feed, registry, board, sessions, tx.clone());
+    let mut hub = Hub::new(config, feed, registry, boards, sessions, tx.clone());
     // The audit log's live entries, forwarded into the hub.
     let mut entries = audit.subscribe();
     let audit_tx = tx;
@@ -208,7 +218,7 @@ impl Hub {
         config: WsConfig,
         feed: Arc<HubFeed>,
         registry: Arc<FleetRegistry>,
-        board: Option<Arc<AlarmBoard>>,
+        boards: Boards,
         sessions: Arc<DashMap<String, Arc<Client>>>,
         tx: mpsc::Sender<HubCommand>,
     ) -> Self {
@@ -216,7 +226,8 @@ impl Hub {
             config,
             feed,
             registry,
-            board,
+            board: boards.alarms,
+            plans: boards.plans,
             sessions,
             tx,
             routes: Vec::new(),
@@ -642,7 +653,16 @@ impl Hub {
                 }
                 arc_json(&data)
             }
-            SubSpec::Room(room) => arc_json(self.cache.get(room)?),
+            SubSpec::Room(room) => {
+                let view = self.cache.get(room)?;
+                match crate::api::rooms::room_body(&self.registry, self.plans.as_deref(), view) {
+                    Ok(body) => arc_json(&body),
+                    Err(e) => {
+                        tracing::error!(%room, error = %e, "a room snapshot cannot be serialised");
+                        Arc::from("null")
+                    }
+                }
+            }
             SubSpec::Points(points) => {
                 let mut out = Vec::with_capacity(points.len());
                 for p in points {

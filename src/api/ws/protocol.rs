@@ -30,10 +30,17 @@ pub enum ClientMessage {
         #[serde(default)]
         id: Option<String>,
     },
+    /// An alarm command (`alarm`, `comment`, `reason`, `for`, `until`) or a set-point write
+    /// (`command: "setpoint"`, `room`, `writes`); the session refuses a mix of the two.
     Command {
         id: String,
         command: String,
-        alarm: String,
+        #[serde(default)]
+        alarm: Option<String>,
+        #[serde(default)]
+        room: Option<String>,
+        #[serde(default)]
+        writes: Option<Vec<crate::api::setpoints::SetpointWrite>>,
         #[serde(default)]
         comment: String,
         #[serde(default)]

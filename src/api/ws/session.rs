@@ -12,9 +12,11 @@ use super::hub::{HubCommand, HubHandle};
 use super::protocol::{close, ClientMessage, Limits, ServerMessage};
 use super::topics;
 use crate::api::alarms::{execute, CommandRequest};
+use crate::api::setpoints;
 use crate::api::ApiState;
 use crate::auth::{Principal, Role};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use cistern_schemas::RoomId;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -361,6 +363,8 @@ impl Reader<'_> {
                 id,
                 command,
                 alarm,
+                room,
+                writes,
                 comment,
                 reason,
                 duration,
@@ -370,6 +374,41 @@ impl Reader<'_> {
                     self.reply(ServerMessage::error(Some(&id), "forbidden", e.to_string()));
                     return;
                 }
+                if command == "setpoint" {
+                    let alarm_fields = alarm.is_some()
+                        || !comment.is_empty()
+                        || reason.is_some()
+                        || duration.is_some()
+                        || until.is_some();
+                    if alarm_fields {
+                        self.reply(ServerMessage::error(
+                            Some(&id),
+                            "bad_message",
+                            "a setpoint command takes `room` and `writes` only",
+                        ));
+                        return;
+                    }
+                    self.setpoint(id, room, writes);
+                    return;
+                }
+                if room.is_some() || writes.is_some() {
+                    self.reply(ServerMessage::error(
+                        Some(&id),
+                        "bad_message",
+                        format!(
+                            "`room` and `writes` belong to the setpoint command, not {command:?}"
+                        ),
+                    ));
+                    return;
+                }
+                let Some(alarm) = alarm else {
+                    self.reply(ServerMessage::error(
+                        Some(&id),
+                        "bad_message",
+                        format!("the {command:?} command needs `alarm`"),
+                    ));
+                    return;
+                };
                 let Some((source, key)) = alarm.split_once('/') else {
                     self.reply(ServerMessage::error(
                         Some(&id),
@@ -408,6 +447,52 @@ impl Reader<'_> {
                 });
             }
         }
+    }
+
+    /// A set-point write: the REST code path ([`setpoints::execute`]: role, limits, read-back,
+    /// audit), answered with the REST body as `data`, its refusals with the REST codes.
+    fn setpoint(
+        &self,
+        id: String,
+        room: Option<String>,
+        writes: Option<Vec<setpoints::SetpointWrite>>,
+    ) {
+        let (Some(room), Some(writes)) = (room, writes) else {
+            self.reply(ServerMessage::error(
+                Some(&id),
+                "bad_message",
+                "a setpoint command needs `room` and `writes`",
+            ));
+            return;
+        };
+        let room = match RoomId::new(&room) {
+            Ok(r) => r,
+            Err(e) => {
+                self.reply(ServerMessage::error(
+                    Some(&id),
+                    "invalid_room",
+                    e.to_string(),
+                ));
+                return;
+            }
+        };
+        let (api, client, who) = (
+            self.api.clone(),
+            self.client.clone(),
+            self.principal.clone(),
+        );
+        // Off the reader: each write waits for the controller's read-back.
+        actix_web::rt::spawn(async move {
+            let msg = match setpoints::execute(&api, &who, &room, &writes).await {
+                Ok(written) => ServerMessage::Result {
+                    id,
+                    ok: true,
+                    data: setpoints::answer(&room, &written),
+                },
+                Err(e) => ServerMessage::error(Some(&id), e.code, e.message),
+            };
+            client.send_control(msg.to_text());
+        });
     }
 
     async fn subscribe(

@@ -294,6 +294,10 @@ fn the_schemas_refuse_what_the_server_refuses() {
         r#"{"type":"subscribe","id":"a","topic":"room","filter":{"rom":"XM-0001"}}"#,
         r#"{"type":"auth"}"#,
         r#"{"type":"ping","extra":1}"#,
+        r#"{"type":"command","id":"c","command":"setpoint","room":"XM-0001"}"#,
+        r#"{"type":"command","id":"c","command":"setpoint","room":"XM-0001","writes":[]}"#,
+        r#"{"type":"command","id":"c","command":"ack","room":"XM-0001","alarm":"XM-0001/a@b"}"#,
+        r#"{"type":"command","id":"c","command":"setpoint","room":"XM-0001","alarm":"XM-0001/a@b","writes":[{"point":"XM-0001.outlet_setpoint","value":0.4}]}"#,
     ] {
         assert!(
             schemas.schemas.validate(&v(bad), schemas.client).is_err(),
@@ -352,6 +356,19 @@ fn server_frames() -> Vec<String> {
                 alarm: Some(alarm_view()),
             })
             .unwrap(),
+        }
+        .to_text(),
+        ServerMessage::Result {
+            id: "c7".into(),
+            ok: true,
+            data: crate::api::setpoints::answer(
+                &RoomId::new("XM-0001").unwrap(),
+                &[crate::api::setpoints::SetpointWritten {
+                    point: "XM-0001.outlet_setpoint".into(),
+                    requested: 0.42,
+                    read_back: 0.42,
+                }],
+            ),
         }
         .to_text(),
     ];
