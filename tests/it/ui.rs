@@ -502,4 +502,42 @@ fn plans(browser: &Browser, base: &str, shots: &Path) {
         read_back > 0,
         "no planned room took the set-point: {rooms:?}"
     );
+
+    // A viewer sees the same room's plans but is offered no set-point write.
+    let (status, v) = post(
+        &format!("{base}/api/v1/users"),
+        r#"{"name":"watcher","role":"viewer","password":"watcher-password-1"}"#,
+    );
+    assert!(status == 200 || status == 201, "{v}");
+    browser.click(&browser.element("#logout", Duration::from_secs(5)));
+    browser.until(
+        "the sign-in form after signing out",
+        Duration::from_secs(20),
+        "return !document.getElementById('login').hidden || null;",
+    );
+    browser.type_into(
+        &browser.element("#login-user", Duration::from_secs(5)),
+        "watcher",
+    );
+    browser.type_into(
+        &browser.element("#login-password", Duration::from_secs(5)),
+        "watcher-password-1",
+    );
+    browser.click(&browser.element("#login-submit", Duration::from_secs(5)));
+    browser.until(
+        "signed in as the viewer",
+        Duration::from_secs(20),
+        "return document.getElementById('who').textContent === 'watcher (viewer)' || null;",
+    );
+    let room = &rooms[0];
+    browser.goto(&format!("{base}/#/room/{room}"));
+    browser.until(
+        "the room's plans without the set-point form",
+        Duration::from_secs(30),
+        &format!(
+            "return document.getElementById('nav-room').textContent === '{room}' \
+               && document.querySelectorAll('#r-tanks .tank-plan svg.plan-strip').length > 0 \
+               && document.getElementById('r-sp').hidden || null;"
+        ),
+    );
 }

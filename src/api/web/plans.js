@@ -116,7 +116,7 @@ export function timelineChart(slots, now = Date.now()) {
   const H = 220;
   const L = 46;
   const R = 10;
-  const T = 22;
+  const T = 28;
   const B = 20;
   const svg = svgEl(null, 'svg', { class: 'timeline', viewBox: `0 0 ${W} ${H}`, role: 'img' });
   svg.setAttribute('aria-label', 'planned and actual inflow per 15 minutes');
