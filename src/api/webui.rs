@@ -67,6 +67,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("web/trend.js"),
     },
     Asset {
+        name: "plans.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/plans.js"),
+    },
+    Asset {
         name: "format.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("web/format.js"),

@@ -138,6 +138,8 @@ pub struct TimelineSlot {
     pub planned_inflow_m3h: f64,
     /// Mean measured inflow of the district's planned rooms (none: future, or no sample).
     pub actual_inflow_m3h: Option<f64>,
+    /// Whether the slot lies in one of the network's peak windows (what the plans avoid).
+    pub peak: bool,
 }
 
 /// A district's plans and timeline (`GET /api/v1/districts/{id}/plan`).
@@ -176,6 +178,8 @@ struct DistrictEntry {
     tanks: Vec<TankEntry>,
     /// Past slots: (planned, actual) inflow.
     past: BTreeMap<u32, (f64, Option<f64>)>,
+    /// The district's shared constraints, for the timeline's peak windows.
+    constraints: Option<DistrictConstraints>,
 }
 
 impl DistrictEntry {
@@ -235,6 +239,7 @@ impl PlanBoard {
                 district: id.to_owned(),
             })?;
         let now_slot = slot_at(now.as_millis() / 1000);
+        let peak = |s: u32| d.constraints.as_ref().is_some_and(|c| c.in_peak(s));
         let mut timeline: Vec<TimelineSlot> = d
             .past
             .iter()
@@ -243,6 +248,7 @@ impl PlanBoard {
                 start_ms: slot_ms(s),
                 planned_inflow_m3h: planned,
                 actual_inflow_m3h: actual,
+                peak: peak(s),
             })
             .collect();
         timeline.extend(
@@ -250,6 +256,7 @@ impl PlanBoard {
                 start_ms: slot_ms(s),
                 planned_inflow_m3h: d.planned_at(s),
                 actual_inflow_m3h: None,
+                peak: peak(s),
             }),
         );
         Ok(DistrictPlanView {
@@ -437,6 +444,7 @@ impl PlanService {
                                 held: None,
                             })
                             .collect(),
+                        constraints: Some(d.coordinator.constraints().clone()),
                         ..DistrictEntry::default()
                     },
                 );

@@ -207,6 +207,14 @@ async fn a_failed_write_is_shown_and_the_timeline_plans_only_what_controllers_ho
         .iter()
         .filter(|t| t.start_ms >= slot_ms(SLOT + 1))
         .all(|t| t.actual_inflow_m3h.is_none()));
+    // The network's peak windows are marked: the day ahead holds each of them once.
+    let ahead = view
+        .timeline
+        .iter()
+        .filter(|t| t.start_ms >= slot_ms(SLOT + 1))
+        .take(96);
+    let peak_slots: u32 = NETWORK_PEAK_WINDOWS.iter().map(|(a, b)| b - a).sum();
+    assert_eq!(ahead.filter(|t| t.peak).count() as u32, peak_slots);
     assert!(matches!(
         s.board().district("nowhere", at(SLOT, 0)),
         Err(PlanError::UnknownDistrict { .. })

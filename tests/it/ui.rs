@@ -1,9 +1,11 @@
 //! The operator web UI end to end in a real headless Chromium, driven through chromedriver's
 //! W3C WebDriver HTTP protocol: sign in on the page, see every room of the inventory on the
 //! fleet map, watch an injected fault's alarm colour its room and appear in the alarm list,
-//! acknowledge it with a click, and find it acknowledged through the REST API. Screenshots of
-//! the map and of a room page are written under the target directory (out of git) for people
-//! to judge the design.
+//! acknowledge it with a click, and find it acknowledged through the REST API; then the tank
+//! plans (issue 7): a district's timeline and tanks, a Modbus room's tanks with their fill mode
+//! and plan, and an outlet set-point written from the room page and read back. Screenshots of
+//! the map, a room page and the plans screen are written under the target directory (out of
+//! git) for people to judge the design.
 
 use crate::support::{
     get, peer_call, post, spawn_cistern, temp_dir, wait_for, Proc, IT_ADMIN_PASSWORD,
@@ -217,7 +219,7 @@ fn operator_signs_in_sees_the_fleet_and_acknowledges_an_injected_alarm() {
             "--http",
             "127.0.0.1:0",
             "--modbus-rooms",
-            "0",
+            "2",
             "--data",
             data.to_str().unwrap(),
         ],
@@ -354,4 +356,188 @@ fn operator_signs_in_sees_the_fleet_and_acknowledges_an_injected_alarm() {
         ),
     );
     browser.screenshot(&shots.join("ui-room.png"));
+    // A room over MQTT: its tanks show their float valve and no plan, and nothing to write.
+    browser.until(
+        "the MQTT room's tanks without a plan and no set-point form",
+        Duration::from_secs(10),
+        "const t = [...document.querySelectorAll('#r-tanks .tank-plan')]; \
+         return t.length > 0 && t.every(p => p.querySelector('.no-plan') \
+             && p.querySelector('.mode').textContent === 'float valve') \
+           && document.getElementById('r-sp').hidden || null;",
+    );
+
+    plans(&browser, &base, shots);
+}
+
+/// The tank plans on screen: the district screen, reached from the fleet page, draws planned
+/// and actual inflow with the peak windows and lists exactly the district's tanks; a Modbus
+/// room's tank shows its fill mode and plan; an admin writes the outlet set-point and sees the
+/// controller's read-back.
+fn plans(browser: &Browser, base: &str, shots: &Path) {
+    let district = wait_for(
+        "a district with planned tanks",
+        Duration::from_secs(120),
+        || {
+            let (_, v) = get(&format!("{base}/api/v1/districts"));
+            v["districts"]
+                .as_array()?
+                .iter()
+                .find(|d| d["planned"].as_u64() > Some(0))
+                .and_then(|d| d["district"].as_str().map(str::to_owned))
+        },
+    );
+    let (status, view) = get(&format!("{base}/api/v1/districts/{district}/plan"));
+    assert_eq!(status, 200, "{view}");
+    let mut tanks: Vec<String> = view["tanks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tank"].as_str().unwrap().to_owned())
+        .collect();
+    tanks.sort();
+    let tank = view["tanks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| !t["plan"].is_null())
+        .and_then(|t| t["tank"].as_str())
+        .unwrap_or_else(|| panic!("a planned tank in {district}: {view}"))
+        .to_owned();
+
+    browser.click(&browser.element("nav a[data-view=map]", Duration::from_secs(5)));
+    browser.click(&browser.element("nav a[data-view=plans]", Duration::from_secs(5)));
+    browser.click(&browser.element(
+        &format!("#p-districts a[data-district=\"{district}\"]"),
+        Duration::from_secs(30),
+    ));
+    let shown = browser.until(
+        "the district's timeline and tanks",
+        Duration::from_secs(30),
+        &format!(
+            "const a = document.querySelector('#p-districts a.active'); \
+             const svg = document.querySelector('#p-timeline svg.timeline'); \
+             if (!a || a.dataset.district !== '{district}' || !svg) return null; \
+             if (!svg.querySelector('path.planned') || !svg.querySelector('rect.peak') \
+                 || !svg.querySelector('line.now')) return null; \
+             const ids = [...document.querySelectorAll('.plan-tanks tr[data-tank]')].map(r => r.dataset.tank); \
+             return ids.length ? ids.sort() : null;"
+        ),
+    );
+    let shown: Vec<String> = serde_json::from_value(shown).unwrap();
+    assert_eq!(shown, tanks, "the plans screen lists the district's tanks");
+    browser.screenshot(&shots.join("ui-plans.png"));
+
+    // The tank's room: fill mode from the controller, the plan's windows on a strip and in rows.
+    let room = tank.split('/').next().unwrap().to_owned();
+    browser.click(&browser.element(
+        &format!(".plan-tanks tr[data-tank=\"{tank}\"] a.roomlink"),
+        Duration::from_secs(5),
+    ));
+    browser.until(
+        "the Modbus room's tank under its plan",
+        Duration::from_secs(60),
+        &format!(
+            "const p = document.querySelector('#r-tanks .tank[data-device=\"{tank}\"] .tank-plan'); \
+             return p && document.getElementById('nav-room').textContent === '{room}' \
+               && p.querySelector('.mode').textContent === 'plan' \
+               && p.querySelector('svg.plan-strip') && p.querySelector('table.windows') \
+               && /delivery written/.test(p.textContent) || null;"
+        ),
+    );
+    browser.screenshot(&shots.join("ui-room-plan.png"));
+
+    // The set-point form on every planned (Modbus) room, as an admin: the toast says what the
+    // REST API says of the same write (a profile may not mark the set-point writable), and at
+    // least one controller takes it and reads it back.
+    let mut rooms: Vec<String> = Vec::new();
+    let (_, list) = get(&format!("{base}/api/v1/districts"));
+    for d in list["districts"].as_array().unwrap() {
+        let (_, v) = get(&format!(
+            "{base}/api/v1/districts/{}/plan",
+            d["district"].as_str().unwrap()
+        ));
+        for t in v["tanks"].as_array().unwrap() {
+            let r = t["tank"]
+                .as_str()
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap()
+                .to_owned();
+            if !rooms.contains(&r) {
+                rooms.push(r);
+            }
+        }
+    }
+    let mut read_back = 0;
+    for room in &rooms {
+        browser.goto(&format!("{base}/#/room/{room}"));
+        let input = browser.element(
+            &format!("#r-sp:not([hidden]) #r-sp-value[data-room=\"{room}\"]"),
+            Duration::from_secs(30),
+        );
+        browser.type_into(&input, "0.44");
+        browser.js("document.getElementById('toast').hidden = true;", json!([]));
+        browser.click(&browser.element("#r-sp-write", Duration::from_secs(5)));
+        let said = browser.until(
+            "the outcome in the toast",
+            Duration::from_secs(30),
+            "const t = document.getElementById('toast'); \
+             return !t.hidden && t.querySelector('span').textContent || null;",
+        );
+        let said = said.as_str().unwrap();
+        let (status, rest) = post(
+            &format!("{base}/api/v1/rooms/{room}/setpoints"),
+            &format!(r#"{{"writes":[{{"point":"{room}.outlet_setpoint","value":0.44}}]}}"#),
+        );
+        if status == 200 {
+            assert_eq!(said, format!("{room}.outlet_setpoint: read back 0.440 MPa"));
+            read_back += 1;
+        } else {
+            let why = rest["error"]["message"].as_str().unwrap();
+            assert_eq!(said, format!("Set-point not written: {why}"), "{rest}");
+        }
+    }
+    assert!(
+        read_back > 0,
+        "no planned room took the set-point: {rooms:?}"
+    );
+
+    // A viewer sees the same room's plans but is offered no set-point write.
+    let (status, v) = post(
+        &format!("{base}/api/v1/users"),
+        r#"{"name":"watcher","role":"viewer","password":"watcher-password-1"}"#,
+    );
+    assert!(status == 200 || status == 201, "{v}");
+    browser.click(&browser.element("#logout", Duration::from_secs(5)));
+    browser.until(
+        "the sign-in form after signing out",
+        Duration::from_secs(20),
+        "return !document.getElementById('login').hidden || null;",
+    );
+    browser.type_into(
+        &browser.element("#login-user", Duration::from_secs(5)),
+        "watcher",
+    );
+    browser.type_into(
+        &browser.element("#login-password", Duration::from_secs(5)),
+        "watcher-password-1",
+    );
+    browser.click(&browser.element("#login-submit", Duration::from_secs(5)));
+    browser.until(
+        "signed in as the viewer",
+        Duration::from_secs(20),
+        "return document.getElementById('who').textContent === 'watcher (viewer)' || null;",
+    );
+    let room = &rooms[0];
+    browser.goto(&format!("{base}/#/room/{room}"));
+    browser.until(
+        "the room's plans without the set-point form",
+        Duration::from_secs(30),
+        &format!(
+            "return document.getElementById('nav-room').textContent === '{room}' \
+               && document.querySelectorAll('#r-tanks .tank-plan svg.plan-strip').length > 0 \
+               && document.getElementById('r-sp').hidden || null;"
+        ),
+    );
 }

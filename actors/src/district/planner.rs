@@ -255,6 +255,13 @@ pub struct Tariff {
     pub valley_slots: Vec<(u32, u32)>,
 }
 
+impl DistrictConstraints {
+    /// Whether `slot` lies in one of the network's peak windows.
+    pub fn in_peak(&self, slot: u32) -> bool {
+        in_ranges(&self.peak_windows, slot % SLOTS_PER_DAY as u32)
+    }
+}
+
 fn in_ranges(ranges: &[(u32, u32)], k: u32) -> bool {
     ranges.iter().any(|&(a, b)| {
         if a <= b {

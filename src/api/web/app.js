@@ -8,6 +8,7 @@ import { Live } from './live.js';
 import { FleetMap } from './map.js';
 import { AlarmBoard, AlarmTable, wireActions } from './alarms.js';
 import { RoomPage } from './room.js';
+import { PlansPage } from './plans.js';
 import { clock, esc, SEVERITIES, unacked, zoneLabel } from './format.js';
 
 const $ = (id) => document.getElementById(id);
@@ -16,6 +17,9 @@ let live = null;
 let board = null;
 let map = null;
 let roomPage = null;
+let plansPage = null;
+// The signed-in user's role (`GET /api/v1/auth/me`): what the screens offer to do.
+let role = 'viewer';
 let alarmTable = null;
 const zones = new Map();
 let frame = 0;
@@ -80,7 +84,10 @@ async function start() {
   map = map || new FleetMap($('map'), $('map-tip'), { onOpen: (id) => (location.hash = `#/room/${id}`) });
   alarmTable = alarmTable || new AlarmTable($('alarm-rows'), { empty: 'No alarms match.' });
   live = new Live({ onLink: linkState });
-  roomPage = roomPage || new RoomPage($('view-room'), { live: proxyLive(), board: proxyBoard() });
+  const me = await api.get('/api/v1/auth/me');
+  role = me.role || 'viewer';
+  roomPage = roomPage || new RoomPage($('view-room'), { live: proxyLive(), board: proxyBoard(), role: () => role, toast: (m, ok) => toast(m, ok) });
+  plansPage = plansPage || new PlansPage($('view-plans'));
 
   // The inventory (names, positions, zones) once; live status comes from the `fleet` topic.
   const inventory = await api.get('/api/v1/rooms');
@@ -194,9 +201,10 @@ $('mini-alarms').addEventListener('click', (e) => {
 wireActions(document.body, proxyLive(), { onError: (msg) => toast(msg) });
 
 // A refused command stays on screen until the operator dismisses it: it must not go unseen.
-function toast(msg) {
+function toast(msg, ok = false) {
   const el = $('toast');
   el.querySelector('span').textContent = msg;
+  el.classList.toggle('ok', ok);
   el.hidden = false;
 }
 $('toast').querySelector('button').addEventListener('click', () => ($('toast').hidden = true));
@@ -206,8 +214,9 @@ $('toast').querySelector('button').addEventListener('click', () => ($('toast').h
 function route() {
   if ($('shell').hidden) return;
   const [, view = 'map', arg] = location.hash.split('/');
-  const v = ['map', 'alarms', 'room'].includes(view) ? view : 'map';
-  for (const name of ['map', 'alarms', 'room']) $(`view-${name}`).hidden = name !== v;
+  const views = ['map', 'alarms', 'room', 'plans'];
+  const v = views.includes(view) ? view : 'map';
+  for (const name of views) $(`view-${name}`).hidden = name !== v;
   for (const a of document.querySelectorAll('.topbar nav a')) a.classList.toggle('active', a.dataset.view === v);
   if (v === 'room' && arg) {
     const id = decodeURIComponent(arg);
@@ -218,6 +227,8 @@ function route() {
   } else if (roomPage) {
     roomPage.close();
   }
+  if (v === 'plans') plansPage.open(arg ? decodeURIComponent(arg) : undefined);
+  else if (plansPage) plansPage.close();
 }
 
 window.addEventListener('hashchange', route);

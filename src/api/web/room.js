@@ -2,11 +2,14 @@
 // deltas), the room's alarms from the shared board, tanks drawn to scale against their
 // nameplate (height, overflow, fire reserve, hard minimum), and trends seeded from history.
 // Panels are re-rendered at most once per animation frame, each only when its part changed.
+// Each tank shows its fill mode (live) and its current fill plan (REST, refreshed once a minute
+// while the page is open); operators of a Modbus room may write its outlet pressure set-point.
 
 import { esc, num, ago, quality, value, zoneLabel } from './format.js';
 import { AlarmTable } from './alarms.js';
 import { Trend } from './trend.js';
-import { get, history } from './api.js';
+import { get, post, history } from './api.js';
+import { REFRESH_MS, tankPlanBlock } from './plans.js';
 
 const NS = 'http://www.w3.org/2000/svg';
 const HOUR = 3600_000;
@@ -41,10 +44,14 @@ function flag(points, name) {
 }
 
 export class RoomPage {
-  constructor(root, { live, board }) {
+  constructor(root, { live, board, role = () => 'viewer', toast = () => {} }) {
     this.root = root;
     this.live = live;
     this.board = board;
+    this.role = role;
+    this.toast = toast;
+    this.plans = []; // the REST view's tank_plans
+    this.planTimer = 0;
     this.id = null;
     this.view = null;
     this.spec = null;
@@ -70,15 +77,33 @@ export class RoomPage {
       .then((v) => {
         if (this.id !== id) return;
         this.spec = v.spec || null;
+        this.plans = v.tank_plans || [];
         if (!this.view) this.view = v;
         this.build();
+        this.planTimer = setInterval(() => this.refreshPlans(id), REFRESH_MS);
       })
       .catch((e) => {
         if (this.id === id) this.root.innerHTML = `<div class="room-head"><h1>${esc(id)}</h1><span class="status offline">${esc(e.message)}</span></div>`;
       });
   }
 
+  // Plans change at most once per planning round: the open room's are re-read now and then.
+  refreshPlans(id) {
+    get(`/api/v1/rooms/${encodeURIComponent(id)}`)
+      .then((v) => {
+        if (this.id !== id) return;
+        this.plans = v.tank_plans || [];
+        this.mark('tanks');
+      })
+      .catch(() => {
+        // Kept: the last plans shown stay until the next read succeeds.
+      });
+  }
+
   close() {
+    if (this.planTimer) clearInterval(this.planTimer);
+    this.planTimer = 0;
+    this.plans = [];
     if (this.unsub) this.unsub();
     if (this.unboard) this.unboard();
     this.unsub = null;
@@ -137,6 +162,11 @@ export class RoomPage {
     const v = this.view;
     this.root.innerHTML = `
       <div class="room-head" id="r-head"></div>
+      <form class="sp-form" id="r-sp" hidden>
+        <label>Outlet pressure set-point <input id="r-sp-value" type="number" step="0.01" required> MPa</label>
+        <button id="r-sp-write" type="submit">Write</button>
+        <span class="muted" id="r-sp-result"></span>
+      </form>
       <div class="kpis" id="r-kpis"></div>
       <div class="room-grid">
         <div class="panel span-5"><h2>Pumps</h2><div class="pumps" id="r-pumps"></div></div>
@@ -152,9 +182,45 @@ export class RoomPage {
       </div>`;
     this.alarmTable = new AlarmTable(this.root.querySelector('#r-alarms'), { room: false, empty: 'No alarms in this room.' });
     this.built = true;
+    this.buildSetpoint(v);
     this.buildTrends(v);
     for (const part of ['head', 'kpis', 'pumps', 'tanks', 'quality', 'power', 'env', 'cams', 'alarms']) this.dirty.add(part);
     this.flush();
+  }
+
+  // The set-point form: operators only, and only where the node writes to the room's controller
+  // (a Modbus room; its tanks are the ones that take plans).
+  buildSetpoint(v) {
+    const form = this.root.querySelector('#r-sp');
+    const input = form.querySelector('#r-sp-value');
+    const canWrite = ['operator', 'rule-author', 'admin'].includes(this.role());
+    form.hidden = !(canWrite && this.plans.length > 0);
+    if (form.hidden) return;
+    const current = value(v.points, 'outlet_setpoint') ?? (this.spec && this.spec.outlet_setpoint_mpa);
+    if (typeof current === 'number') input.value = current.toFixed(2);
+    input.dataset.room = v.id;
+    const room = v.id;
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const point = `${room}.outlet_setpoint`;
+      const target = Number(input.value);
+      const button = form.querySelector('#r-sp-write');
+      const result = form.querySelector('#r-sp-result');
+      button.disabled = true;
+      result.textContent = 'writing…';
+      try {
+        const r = await post(`/api/v1/rooms/${encodeURIComponent(room)}/setpoints`, { writes: [{ point, value: target }] });
+        const w = (r.written || [])[0];
+        const text = w ? `${point}: read back ${num(w.read_back, 3)} MPa` : `${point}: written`;
+        result.textContent = w ? `read back ${num(w.read_back, 3)} MPa` : 'written';
+        this.toast(text, true);
+      } catch (err) {
+        result.textContent = 'refused';
+        this.toast(`Set-point not written: ${err.message}`);
+      } finally {
+        button.disabled = false;
+      }
+    });
   }
 
   buildTrends(v) {
@@ -339,6 +405,8 @@ export class RoomPage {
         <div>inlet valve ${d.inlet_open ? 'open' : 'closed'}</div>
         ${d.overflow ? '<div class="abn">OVERFLOW</div>' : ''}${d.low_low ? '<div class="abn">LOW-LOW FLOAT</div>' : ''}`;
       wrap.appendChild(facts);
+      const plan = this.plans.find((p) => p.tank === t.id);
+      wrap.appendChild(tankPlanBlock(plan, value(t.points, 'fill_mode')));
       box.appendChild(wrap);
     });
   }
