@@ -159,6 +159,22 @@ pub fn run(
         let mut next = tokio::time::Instant::now();
         let mut step_cost = Duration::ZERO;
         let mut first = true;
+        // In real time, a sample goes out when the wall clock reaches its time stamp. Building
+        // a large fleet's simulator takes a while after its start instant was taken: rather
+        // than publish every tick that late, the first tick waits for the simulator's next
+        // period and publishes its readings then.
+        let sim_start = sim
+            .lock()
+            .map(|s| s.now())
+            .unwrap_or_else(|p| p.into_inner().now());
+        let behind = Timestamp::now().as_millis() - sim_start.as_millis();
+        if (config.speed - 1.0).abs() < 1e-9
+            && behind > 0
+            && (behind as u128) < config.period.as_millis()
+        {
+            next += config.period - Duration::from_millis(behind as u64);
+            first = false;
+        }
         loop {
             let margin = (step_cost * 2 + Duration::from_millis(20)).min(wall / 2);
             let start_at = next.checked_sub(margin).unwrap_or(next);
