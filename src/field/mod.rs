@@ -160,21 +160,18 @@ pub fn run(
         let mut step_cost = Duration::ZERO;
         let mut first = true;
         // In real time, a sample goes out when the wall clock reaches its time stamp. Building
-        // a large fleet's simulator takes a while after its start instant was taken: rather
-        // than publish every tick that late, the first tick waits for the simulator's next
-        // period and publishes its readings then.
+        // a large fleet's simulator takes a while after its start instant was taken: the first
+        // readings go out at once (that late), and the second tick comes early by as much, so
+        // that every later tick is on time rather than every tick that late.
         let sim_start = sim
             .lock()
             .map(|s| s.now())
             .unwrap_or_else(|p| p.into_inner().now());
         let behind = Timestamp::now().as_millis() - sim_start.as_millis();
-        if (config.speed - 1.0).abs() < 1e-9
+        let mut catch_up = ((config.speed - 1.0).abs() < 1e-9
             && behind > 0
-            && (behind as u128) < config.period.as_millis()
-        {
-            next += config.period - Duration::from_millis(behind as u64);
-            first = false;
-        }
+            && (behind as u128) < config.period.as_millis())
+        .then(|| Duration::from_millis(behind as u64));
         loop {
             let margin = (step_cost * 2 + Duration::from_millis(20)).min(wall / 2);
             let start_at = next.checked_sub(margin).unwrap_or(next);
@@ -201,7 +198,8 @@ pub fn run(
             }
             // The next tick, one period on; a late tick (a loaded machine) delays the schedule
             // rather than bunching ticks up.
-            next = (next + wall).max(tokio::time::Instant::now());
+            next = (next + wall - catch_up.take().unwrap_or_default())
+                .max(tokio::time::Instant::now());
             let mut out: Vec<Outgoing> = Vec::new();
             let (mut dropped, mut buffered) = (0, 0);
             for (reading, link_up) in readings.into_iter().zip(links) {
@@ -213,36 +211,14 @@ pub fn run(
                     dropped += gw.dropped();
                     buffered += gw.buffered() as u64;
                 }
+                // Each room's gateway publishes as soon as it has its readings, as real ones
+                // do, not after the whole fleet's messages are encoded.
+                for o in out.drain(..) {
+                    publish(&publishers, &counters, o).await;
+                }
             }
             counters.gateway_dropped.store(dropped, Ordering::Relaxed);
             counters.gateway_buffered.store(buffered, Ordering::Relaxed);
-            if publishers.is_empty() {
-                continue;
-            }
-            for o in out {
-                // A room keeps to one connection, so its messages reach the broker in order.
-                let (client, _) = &publishers[o.connection % publishers.len()];
-                match client
-                    .publish(o.topic, QoS::AtLeastOnce, false, o.payload)
-                    .await
-                {
-                    Ok(()) => {
-                        counters.messages.fetch_add(1, Ordering::Relaxed);
-                        counters
-                            .points
-                            .fetch_add(o.points as u64, Ordering::Relaxed);
-                        if o.replay {
-                            counters
-                                .replayed_points
-                                .fetch_add(o.points as u64, Ordering::Relaxed);
-                        }
-                    }
-                    Err(error) => {
-                        counters.failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(%error, "simulated gateway could not publish");
-                    }
-                }
-            }
         }
         // Queued behind the last publishes: see `publisher`.
         for (client, _) in &publishers {
@@ -253,6 +229,40 @@ pub fn run(
         }
     });
     FieldRun { stats, task }
+}
+
+/// Hands one gateway message to its connection (none: the field publishes nowhere, as in a
+/// Modbus-only demo) and counts it.
+async fn publish(
+    publishers: &[(AsyncClient, tokio::task::JoinHandle<()>)],
+    counters: &PublishStats,
+    o: Outgoing,
+) {
+    if publishers.is_empty() {
+        return;
+    }
+    // A room keeps to one connection, so its messages reach the broker in order.
+    let (client, _) = &publishers[o.connection % publishers.len()];
+    match client
+        .publish(o.topic, QoS::AtLeastOnce, false, o.payload)
+        .await
+    {
+        Ok(()) => {
+            counters.messages.fetch_add(1, Ordering::Relaxed);
+            counters
+                .points
+                .fetch_add(o.points as u64, Ordering::Relaxed);
+            if o.replay {
+                counters
+                    .replayed_points
+                    .fetch_add(o.points as u64, Ordering::Relaxed);
+            }
+        }
+        Err(error) => {
+            counters.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%error, "simulated gateway could not publish");
+        }
+    }
 }
 
 /// Applies the controllers' remote-parameter `writes`, advances the simulator by `step` (none:
