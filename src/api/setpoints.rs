@@ -5,16 +5,15 @@
 //!
 //! [`execute`] is the one code path for every caller (REST here, the WebSocket `setpoint`
 //! command, the web UI through either): it checks the operator role itself — a write to the
-//! field is never made on a caller's say-so alone — then writes. The REST handler only finds
-//! the caller: the auth middleware's principal in the request extensions, else (on a node
-//! without that middleware) the bearer token verified here; no caller is 401.
+//! field is never made on a caller's say-so alone — then writes. The REST handler takes the
+//! caller the auth middleware put in the request, like every other handler.
 
 use super::error::ApiError;
 use super::ApiState;
-use crate::auth::{AuthError, Principal, Role};
+use crate::auth::{Principal, Role};
 use crate::ingest::modbus::writer::WriteError;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use cistern_schemas::{PointId, RoomId};
 use serde::{Deserialize, Serialize};
 
@@ -62,17 +61,6 @@ fn api_error(e: &WriteError) -> ApiError {
     ApiError::new(status, code, e.to_string())
 }
 
-fn auth_error(e: &AuthError) -> ApiError {
-    match e {
-        AuthError::Unauthorized => {
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
-        }
-        AuthError::Forbidden { .. } => {
-            ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
-        }
-    }
-}
-
 /// Writes `writes` to `room`'s controller as `who`, in order, stopping at the first failure
 /// (the writes before it stay done: each is its own verified request). Needs the operator
 /// role. Every write that reaches the writer is audited (`setpoint_write`, ok or not) and
@@ -83,7 +71,7 @@ pub async fn execute(
     room: &RoomId,
     writes: &[SetpointWrite],
 ) -> Result<Vec<SetpointWritten>, ApiError> {
-    who.require(Role::Operator).map_err(|e| auth_error(&e))?;
+    who.require(Role::Operator)?;
     if writes.is_empty() || writes.len() > MAX_WRITES {
         return Err(ApiError::bad_request(
             "bad_writes",
@@ -125,31 +113,13 @@ pub async fn execute(
     Ok(done)
 }
 
-/// The caller: the auth middleware's principal, else a bearer token verified here.
-fn caller(state: &ApiState, req: &HttpRequest) -> Result<Principal, ApiError> {
-    if let Some(p) = req.extensions().get::<Principal>() {
-        return Ok(p.clone());
-    }
-    let token = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| auth_error(&AuthError::Unauthorized))?;
-    state
-        .security
-        .auth
-        .verify_bearer(token.trim())
-        .map_err(|e| auth_error(&e))
-}
-
 pub async fn post(
     state: web::Data<ApiState>,
     req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<SetpointRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req)?;
+    let who = super::users::caller(&req)?;
     let room =
         RoomId::new(&path).map_err(|e| ApiError::bad_request("invalid_room", e.to_string()))?;
     let written = execute(&state, &who, &room, &body.writes).await?;

@@ -501,15 +501,7 @@ impl Hub {
             }
             self.last_zone.insert(zone.clone(), data.clone());
             let key: Arc<str> = Arc::from(format!("zone:{zone}"));
-            for (i, r) in self.routes.iter().enumerate() {
-                if let SubSpec::Fleet { zone: f, .. } = &r.spec {
-                    if f.as_ref().is_none_or(|f| f == &zone)
-                        && r.client.push(&r.id, &key, &data) == Pushed::Overflow
-                    {
-                        overflowed.push(i);
-                    }
-                }
-            }
+            self.push_fleet(&zone, false, &key, &data, &mut overflowed);
         }
         for room in rooms {
             let Some(m) = self.marks.get(&room) else {
@@ -522,23 +514,34 @@ impl Hub {
             }
             self.last_mark.insert(room.clone(), data.clone());
             let key: Arc<str> = Arc::from(format!("room:{room}"));
-            for (i, r) in self.routes.iter().enumerate() {
-                if let SubSpec::Fleet {
-                    zone: f,
-                    rooms: true,
-                } = &r.spec
-                {
-                    if f.as_ref().is_none_or(|f| f == &m.zone)
-                        && r.client.push(&r.id, &key, &data) == Pushed::Overflow
-                    {
-                        overflowed.push(i);
-                    }
-                }
-            }
+            self.push_fleet(&m.zone, true, &key, &data, &mut overflowed);
         }
         overflowed.sort_unstable();
         overflowed.dedup();
         self.resnapshot(overflowed);
+    }
+
+    /// Pushes one fleet delta about `zone` to every fleet subscription whose zone filter takes
+    /// it (a room mark only to those that asked for room marks); notes the routes whose queue
+    /// overflowed.
+    fn push_fleet(
+        &self,
+        zone: &ZoneId,
+        room_mark: bool,
+        key: &Arc<str>,
+        data: &Arc<str>,
+        overflowed: &mut Vec<usize>,
+    ) {
+        for (i, r) in self.routes.iter().enumerate() {
+            if let SubSpec::Fleet { zone: f, rooms } = &r.spec {
+                if (*rooms || !room_mark)
+                    && f.as_ref().is_none_or(|f| f == zone)
+                    && r.client.push(&r.id, key, data) == Pushed::Overflow
+                {
+                    overflowed.push(i);
+                }
+            }
+        }
     }
 
     fn device(&mut self, view: DeviceView) {
