@@ -9,6 +9,12 @@ use cistern_actors::SystemClock;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+/// mimalloc rather than glibc's malloc: at fleet scale the node allocates per message and per
+/// batch on many threads, and glibc's allocator (arena locks, consolidation) cost about a
+/// quarter of its CPU in the profile (ARCHITECTURE.md, "The fleet benchmark").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;

@@ -221,6 +221,11 @@ pub struct RoomEngine {
     counters: Counters,
     scope: Scope<'static>,
     logged_errors: HashSet<RuleId>,
+    /// [`Self::next_deadline`] once computed; emptied by every call that can change an alarm
+    /// (they all borrow the engine through [`Self::pass`], or are `swap_rules`). A room asks
+    /// for its next deadline on every sweep (each second), far more often than its alarms
+    /// change, and the scan over every alarm record was a visible share of the node's CPU.
+    due: std::cell::Cell<Option<Option<Timestamp>>>,
 }
 
 impl RoomEngine {
@@ -232,6 +237,7 @@ impl RoomEngine {
         notify: &'a mut dyn Notify,
         dirty: bool,
     ) -> Pass<'a> {
+        self.due.set(None);
         let Self {
             room,
             config,
@@ -285,6 +291,7 @@ impl RoomEngine {
             },
             scope: Scope::new(),
             logged_errors: HashSet::new(),
+            due: std::cell::Cell::new(None),
         }
     }
 
@@ -305,6 +312,7 @@ impl RoomEngine {
         let rules = e.rules.clone();
         e.state.alarms.retain(|k, _| keep_key(&rules, k));
         e.state.chatter_members.retain(|k, _| keep_key(&rules, k));
+        e.due.set(None);
         e
     }
 
@@ -380,11 +388,17 @@ impl RoomEngine {
 
     /// The earliest time a `tick` has something to do.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.state
+        if let Some(due) = self.due.get() {
+            return due;
+        }
+        let due = self
+            .state
             .alarms
             .values()
             .filter_map(AlarmRecord::next_deadline)
-            .min()
+            .min();
+        self.due.set(Some(due));
+        due
     }
 
     /// Evaluates every rule (start-up, periodic refresh of time-based facts).
@@ -653,6 +667,7 @@ impl RoomEngine {
     /// device) keep their state and timers; the others are dropped with a `rule_removed` event
     /// when they were not normal.
     pub fn swap_rules(&mut self, rules: Arc<RuleSet>, now: Timestamp) -> Vec<AlarmEvent> {
+        self.due.set(None);
         let mut events = Vec::new();
         let old = std::mem::replace(&mut self.rules, rules.clone());
         let dropped: Vec<AlarmKey> = self

@@ -109,6 +109,15 @@ pub struct FleetBenchReport {
     /// Points the node's ingest counted over the whole run (between published and durable).
     pub ingested_points: u64,
     pub durable_points: u64,
+    /// Seconds from the generator's end to the end of the drain (everything durable, or given
+    /// up).
+    pub drain_s: f64,
+    /// The drain hit its time limit while the node was still ingesting or making samples
+    /// durable: `samples_lost` is then what was still behind, not lost.
+    pub still_catching_up: bool,
+    /// Samples the historian held not yet sealed into the store at the end (durable in its
+    /// write-ahead; `cistern_store_queue_depth_samples`).
+    pub historian_queue_at_end: u64,
     /// Of the published points, how many were replayed after a comms loss.
     pub replayed_points: u64,
     /// Readings the gateways still held at the end (their link was down), not published yet.
@@ -320,7 +329,11 @@ fn run_in(
     let published_points = num("points");
     // Drain: the node has everything once its durable count stops short of nothing, or stops
     // moving.
-    let drained = drain(&http, &base, published_points, &mut node)?;
+    let Drained {
+        scrape: drained,
+        seconds: drain_s,
+        still_moving,
+    } = drain(&http, &base, published_points, &mut node)?;
     let durable_points = drained.get("cistern_store_durable_samples_total") as u64;
 
     let window = (b.at - a.at).as_secs_f64().max(1e-9);
@@ -343,6 +356,9 @@ fn run_in(
         published_points,
         ingested_points: drained.get("cistern_ingest_points_total") as u64,
         durable_points,
+        drain_s,
+        still_catching_up: still_moving,
+        historian_queue_at_end: drained.get("cistern_store_queue_depth_samples") as u64,
         replayed_points: num("replayed_points"),
         gateway_buffered: num("gateway_buffered"),
         gateway_dropped: num("gateway_dropped"),
@@ -441,32 +457,53 @@ fn wait_or_fail(span: Duration, procs: &mut [&mut BenchProc]) -> Result<(), Benc
     Ok(())
 }
 
-/// Polls the node until it has made `expected` points durable, or its count stops moving for
-/// 10 s (then the difference is lost), or 5 min pass.
+/// What the drain saw at its end.
+struct Drained {
+    scrape: Scrape,
+    /// From the generator's last acknowledged publish to the end of the drain.
+    seconds: f64,
+    /// Whether the node's counts were still moving when the drain gave up (the difference
+    /// is then in flight — behind in the node — rather than lost).
+    still_moving: bool,
+}
+
+/// How long the node may go without ingesting or making anything durable before the
+/// difference is called lost.
+const DRAIN_STALL: Duration = Duration::from_secs(20);
+/// The longest drain.
+const DRAIN_MAX: Duration = Duration::from_secs(600);
+
+/// Polls the node until it has made `expected` points durable, or neither its ingest nor its
+/// durable count has moved for [`DRAIN_STALL`] (then the difference is lost), or
+/// [`DRAIN_MAX`] passes (then the report says the node was still catching up).
 fn drain(
     http: &ureq::Agent,
     base: &str,
     expected: u64,
     node: &mut BenchProc,
-) -> Result<Scrape, BenchError> {
+) -> Result<Drained, BenchError> {
     let start = Instant::now();
-    let mut last = -1.0;
+    let mut last = (-1.0, -1.0);
     let mut moved = Instant::now();
     loop {
         if !node.running() {
             return Err(node.failed("exited while draining".into()));
         }
-        let s = scrape(http, base)?;
-        let durable = s.get("cistern_store_durable_samples_total");
-        if durable >= expected as f64
-            || moved.elapsed() > Duration::from_secs(10)
-            || start.elapsed() > Duration::from_secs(300)
-        {
-            return Ok(s);
-        }
-        if durable != last {
-            last = durable;
+        let scrape = scrape(http, base)?;
+        let durable = scrape.get("cistern_store_durable_samples_total");
+        let now = (durable, scrape.get("cistern_ingest_points_total"));
+        if now != last {
+            last = now;
             moved = Instant::now();
+        }
+        let done = durable >= expected as f64;
+        let stalled = moved.elapsed() > DRAIN_STALL;
+        if done || stalled || start.elapsed() > DRAIN_MAX {
+            return Ok(Drained {
+                scrape,
+                seconds: start.elapsed().as_secs_f64(),
+                still_moving: !done && !stalled,
+            });
         }
         std::thread::park_timeout(Duration::from_millis(250));
     }
@@ -585,6 +622,19 @@ impl fmt::Display for FleetBenchReport {
         )?;
         row(
             f,
+            "drain after the generator stopped",
+            format!(
+                "{:.1} s{}",
+                self.drain_s,
+                if self.still_catching_up {
+                    " (gave up while the node was still catching up: the difference is behind, not lost)"
+                } else {
+                    ""
+                }
+            ),
+        )?;
+        row(
+            f,
             "values rejected / duplicate samples / messages acknowledged unstored",
             format!(
                 "{} / {} / {}",
@@ -673,8 +723,8 @@ impl fmt::Display for FleetBenchReport {
             f,
             "store bytes per point (sealed chunks / data directory)",
             format!(
-                "{:.2} / {:.2}",
-                self.store_bytes_per_point, self.disk_bytes_per_point
+                "{:.2} / {:.2} ({} samples durable in the write-ahead, not sealed yet)",
+                self.store_bytes_per_point, self.disk_bytes_per_point, self.historian_queue_at_end
             ),
         )
     }
