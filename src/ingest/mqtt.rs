@@ -226,7 +226,10 @@ impl Poll {
                             "the broker refused a telemetry subscription (check its ACL)"
                         );
                     } else {
-                        tracing::info!(filters = ?telemetry::TOPIC_FILTERS, "subscribed to telemetry");
+                        tracing::info!(
+                            filters = ?telemetry::TOPIC_FILTERS,
+                            "subscribed to telemetry"
+                        );
                     }
                     let _ = self.subscribed.send(true);
                 }
@@ -512,7 +515,8 @@ mod tests {
     async fn a_refused_room_message_is_counted_once_and_acknowledged_at_once() {
         let t = NOW.0;
         let two_devices = format!(
-            r#"{{"devices":{{"P1":[{{"t":{t},"v":{{"frequency":40.0}}}}],"T1":[{{"t":{t},"v":{{"level":1.0}}}}]}}}}"#
+            r#"{{"devices":{{"P1":[{{"t":{t},"v":{{"frequency":40.0}}}}],
+                "T1":[{{"t":{t},"v":{{"level":1.0}}}}]}}}}"#
         );
         for (topic, payload, reason) in [
             (
