@@ -116,6 +116,10 @@ enum Command {
         /// Print the gateways' counters as a `stats ...` line on stdout this often (MQTT mode).
         #[arg(long, value_parser = humantime::parse_duration)]
         stats_every: Option<Duration>,
+        /// Publish one message per device and reading (topic cistern/v1/telemetry/ROOM/DEVICE)
+        /// instead of one room message per reading (MQTT mode).
+        #[arg(long)]
+        per_device: bool,
     },
     /// The historian's figures on a simulated fleet (throughput, bytes per point, query
     /// latency), into a fresh data directory.
@@ -185,6 +189,10 @@ struct FleetBenchArgs {
     /// Keep the working directory (generated configs, logs, the children's output).
     #[arg(long)]
     keep: bool,
+    /// The simulated gateways publish one message per device and reading instead of one room
+    /// message per reading.
+    #[arg(long)]
+    per_device: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -443,6 +451,7 @@ fn main() -> anyhow::Result<()> {
             speed,
             faults_per_room_day,
             stats_every,
+            per_device,
         } => {
             init_tracing(&LogConfig::default())?;
             let opts = SimulateOptions {
@@ -455,6 +464,7 @@ fn main() -> anyhow::Result<()> {
                 period: Duration::from_secs(2),
                 faults_per_room_day,
                 stats_every,
+                per_device,
             };
             actix_web::rt::System::new().block_on(async move {
                 let stop = stop_signal();
@@ -499,6 +509,7 @@ fn main() -> anyhow::Result<()> {
                 faults_per_room_day: fleet.faults_per_room_day,
                 data: fleet.data,
                 keep: fleet.keep,
+                per_device: fleet.per_device,
             };
             let report = cistern::bench::run(&opts)?;
             if fleet.json {

@@ -33,6 +33,8 @@ pub struct SimulateOptions {
     pub faults_per_room_day: f64,
     /// Print a `stats ...` line on stdout this often (MQTT mode), for the fleet benchmark.
     pub stats_every: Option<Duration>,
+    /// Publish one message per device and reading instead of one room message per reading.
+    pub per_device: bool,
 }
 
 /// Why the simulator could not run.
@@ -72,6 +74,7 @@ pub async fn run(
         mqtt: Some(mqtt),
         speed: opts.speed,
         period: opts.period,
+        per_device: opts.per_device,
         ..FieldConfig::default()
     };
     let run = field::run(&handle, &inventory, config, HashMap::new(), rx.clone());
@@ -80,7 +83,13 @@ pub async fn run(
     if let Some(every) = opts.stats_every {
         tokio::spawn(print_stats(stats.clone(), every, rx));
     }
-    tracing::info!(rooms = opts.rooms, %mqtt, speed = opts.speed, "simulating");
+    tracing::info!(
+        rooms = opts.rooms,
+        %mqtt,
+        speed = opts.speed,
+        per_device = opts.per_device,
+        "simulating"
+    );
     // The command's one line on stdout: scripts and tests wait for it.
     println!("ready mqtt={mqtt} rooms={}", opts.rooms);
     match opts.seconds {

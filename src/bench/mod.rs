@@ -50,6 +50,8 @@ pub struct FleetBenchOptions {
     pub data: Option<PathBuf>,
     /// Keep the working directory (configs, logs, every child's stdout) and say where.
     pub keep: bool,
+    /// The gateways publish per device instead of one room message per reading.
+    pub per_device: bool,
 }
 
 impl Default for FleetBenchOptions {
@@ -63,6 +65,7 @@ impl Default for FleetBenchOptions {
             faults_per_room_day: 4.0,
             data: None,
             keep: false,
+            per_device: false,
         }
     }
 }
@@ -249,8 +252,16 @@ fn run_in(
 ) -> Result<FleetBenchReport, BenchError> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     eprintln!(
-        "bench: {} rooms, {} s warm-up, {} s window, {} faults/room/day",
-        opts.rooms, opts.warmup, opts.seconds, opts.faults_per_room_day
+        "bench: {} rooms, {} s warm-up, {} s window, {} faults/room/day, {} messages",
+        opts.rooms,
+        opts.warmup,
+        opts.seconds,
+        opts.faults_per_room_day,
+        if opts.per_device {
+            "per-device"
+        } else {
+            "room"
+        }
     );
     let (mut broker, mqtt) = start_broker(tmp)?;
     let (config, first_rooms) = write_node_config(opts, tmp, data, mqtt)?;
@@ -298,6 +309,9 @@ fn run_in(
         ])
         .args(["--stats-every", "1s"])
         .env("RUST_LOG", "warn");
+    if opts.per_device {
+        gen_cmd.arg("--per-device");
+    }
     let mut generator = BenchProc::spawn("load generator", gen_cmd, tmp.join("generator.log"))?;
     generator.wait_line("ready", Duration::from_secs(120))?;
 

@@ -34,6 +34,9 @@ pub struct FieldConfig {
     pub mqtt: Option<SocketAddr>,
     /// MQTT connections the gateways share.
     pub publishers: usize,
+    /// Gateways publish one message per device and reading (the per-device form of the
+    /// telemetry convention) instead of one room message per reading.
+    pub per_device: bool,
 }
 
 impl Default for FieldConfig {
@@ -44,6 +47,7 @@ impl Default for FieldConfig {
             gateway_buffer: 43_200,
             mqtt: None,
             publishers: 2,
+            per_device: false,
         }
     }
 }
@@ -146,7 +150,11 @@ pub fn run(
     };
     let mut gateways: HashMap<RoomId, RoomGateway> = mqtt_rooms
         .into_iter()
-        .map(|id| (id.clone(), RoomGateway::new(id, config.gateway_buffer)))
+        .map(|id| {
+            let gateway =
+                RoomGateway::new(id.clone(), config.gateway_buffer).per_device(config.per_device);
+            (id, gateway)
+        })
         .collect();
     let task = tokio::spawn(async move {
         let mut shutdown = shutdown;

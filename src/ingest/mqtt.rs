@@ -1,12 +1,14 @@
 //! MQTT ingest (rumqttc): subscribes to the telemetry convention of
-//! `cistern_schemas::telemetry` with QoS 1 and a persistent session, decodes, routes, acks.
+//! `cistern_schemas::telemetry` (room messages and per-device messages) with QoS 1 and a
+//! persistent session, decodes, routes, acks.
 //!
 //! Shape: one task polls the rumqttc event loop and does nothing else (rumqtt's rule: never
 //! block the poll loop with work); it hands each PUBLISH to one of `workers` decode tasks,
-//! chosen by room, so one device's messages stay in order. A worker decodes and routes the
-//! batch to its room (waiting if the room's mailbox is full) with a [`Receipt`], and hands the
-//! receipt's other end to the acker. PUBACKs (manual acks) are sent by the acker strictly in
-//! the order the PUBLISHes arrived, each once its samples are durable (the historian completes
+//! chosen by room, so one device's messages stay in order (whichever form carries them). A
+//! worker decodes and routes each device batch of the message to its room (waiting if the
+//! room's mailbox is full), each with a [`Receipt`] of its own, and hands the receipts' other
+//! ends to the acker. PUBACKs (manual acks) are sent by the acker strictly in the order the
+//! PUBLISHes arrived, each once the samples of all its batches are durable (the historian completes
 //! the receipt after its write-ahead commit, within `[store] flush_every`): a message the
 //! broker was told is safe survives a `kill -9`; one that was not is re-delivered by the
 //! broker from our persistent session. MQTT 3.1.1 requires in-order acknowledgements (rumqttd
@@ -33,8 +35,8 @@ use super::{BatchSink, DeliveryError};
 use crate::ingest::metrics::IngestMetrics;
 use cistern_actors::{Clock, Receipt};
 use cistern_schemas::reading::IngestSource;
-use cistern_schemas::telemetry::{self, PayloadLimits};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
+use cistern_schemas::telemetry::{self, PayloadLimits, TelemetryTopic};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, SubscribeFilter};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,9 +98,9 @@ pub struct MqttIngest {
     pub subscribed: watch::Receiver<bool>,
 }
 
-/// How a worker tells the acker it is done with a message: with the receipt's end to wait on
-/// when the message was delivered, without when it was rejected (nothing to store).
-type Done = Option<oneshot::Receiver<()>>;
+/// How a worker tells the acker it is done with a message: with the ends of the receipts to
+/// wait on, one per batch delivered (none when everything was rejected: nothing to store).
+type Done = Vec<oneshot::Receiver<()>>;
 /// A message handed to a decode worker.
 type Job = (Publish, oneshot::Sender<Done>);
 
@@ -198,19 +200,37 @@ impl Poll {
                         session_present = ack.session_present,
                         "connected to the MQTT broker"
                     );
-                    // A persistent session keeps our subscription; subscribe again only if the
-                    // broker lost it.
+                    // A persistent session keeps our subscriptions, and is ready at once. We
+                    // subscribe on every connection all the same (re-subscribing to a filter
+                    // only replaces it): a session made by an older node that knew only the
+                    // per-device filter gains the room filter.
                     if ack.session_present {
                         let _ = self.subscribed.send(true);
-                    } else if let Err(error) = self
-                        .client
-                        .try_subscribe(telemetry::TOPIC_FILTER, QoS::AtLeastOnce)
-                    {
+                    }
+                    let filters = telemetry::TOPIC_FILTERS
+                        .map(|f| SubscribeFilter::new(f.to_owned(), QoS::AtLeastOnce));
+                    if let Err(error) = self.client.try_subscribe_many(filters) {
                         tracing::error!(%error, "could not subscribe to telemetry");
                     }
                 }
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    tracing::info!(filter = telemetry::TOPIC_FILTER, "subscribed to telemetry");
+                Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    let refused = ack
+                        .return_codes
+                        .iter()
+                        .filter(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                        .count();
+                    if refused > 0 {
+                        tracing::error!(
+                            filters = ?telemetry::TOPIC_FILTERS,
+                            refused,
+                            "the broker refused a telemetry subscription (check its ACL)"
+                        );
+                    } else {
+                        tracing::info!(
+                            filters = ?telemetry::TOPIC_FILTERS,
+                            "subscribed to telemetry"
+                        );
+                    }
                     let _ = self.subscribed.send(true);
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
@@ -242,7 +262,8 @@ impl Poll {
     }
 }
 
-/// Acknowledges messages in arrival order, each once its samples are durable.
+/// Acknowledges messages in arrival order, each once the samples of all its batches are
+/// durable.
 async fn acker(
     mut rx: mpsc::UnboundedReceiver<(Publish, oneshot::Receiver<Done>)>,
     client: AsyncClient,
@@ -250,14 +271,18 @@ async fn acker(
 ) {
     while let Some((publish, done)) = rx.recv().await {
         // A worker that stopped without signalling has stopped ingest: don't ack what it lost.
-        let Ok(durable) = done.await else {
+        let Ok(receipts) = done.await else {
             break;
         };
-        if let Some(durable) = durable {
-            if durable.await.is_err() {
-                metrics.unstored.inc();
-                tracing::error!(topic = %publish.topic, "MQTT message acknowledged although its samples were not stored (see cistern_ingest_unstored_total)");
-            }
+        // Every receipt is awaited, even after one failed: the ack must not overtake any of
+        // the message's batches.
+        let mut lost = false;
+        for durable in receipts {
+            lost |= durable.await.is_err();
+        }
+        if lost {
+            metrics.unstored.inc();
+            tracing::error!(topic = %publish.topic, "MQTT message acknowledged although its samples were not stored (see cistern_ingest_unstored_total)");
         }
         if let Err(error) = client.ack(&publish).await {
             tracing::warn!(%error, "could not acknowledge an MQTT message");
@@ -279,8 +304,9 @@ async fn worker(
     }
 }
 
-/// Decodes one PUBLISH and routes it; every failure is counted and logged by the sink. Returns
-/// the end of the receipt to wait on before acknowledging, if there is anything to store.
+/// Decodes one PUBLISH and routes its device batches; every failure is counted and logged by
+/// the sink. Returns the ends of the receipts to wait on before acknowledging, one per batch
+/// that is to be stored.
 async fn handle(
     publish: &Publish,
     sink: &dyn BatchSink,
@@ -288,34 +314,62 @@ async fn handle(
     limits: &PayloadLimits,
 ) -> Done {
     let topic: String = publish.topic.chars().take(128).collect();
-    let device = match telemetry::parse_topic(&publish.topic) {
-        Ok(d) => d,
+    let decoded = match telemetry::parse_any_topic(&publish.topic) {
+        Ok(TelemetryTopic::Device(device)) => {
+            match telemetry::decode(device.clone(), &publish.payload, clock.now(), limits) {
+                Ok(d) => vec![d],
+                Err(e) => {
+                    sink.reject(IngestSource::Mqtt, &device.to_string(), e.label(), &e);
+                    return Vec::new();
+                }
+            }
+        }
+        Ok(TelemetryTopic::Room(room)) => {
+            match telemetry::decode_room(room.clone(), &publish.payload, clock.now(), limits) {
+                Ok(d) => {
+                    for refused in &d.refused {
+                        let entry = format!("{room}/{}", refused.key);
+                        sink.reject(
+                            IngestSource::Mqtt,
+                            &entry,
+                            refused.error.label(),
+                            &refused.error,
+                        );
+                    }
+                    d.devices
+                }
+                Err(e) => {
+                    sink.reject(IngestSource::Mqtt, room.as_str(), e.label(), &e);
+                    return Vec::new();
+                }
+            }
+        }
         Err(e) => {
             sink.reject(IngestSource::Mqtt, &topic, e.label(), &e);
-            return None;
+            return Vec::new();
         }
     };
-    let decoded = match telemetry::decode(device.clone(), &publish.payload, clock.now(), limits) {
-        Ok(d) => d,
-        Err(e) => {
-            sink.reject(IngestSource::Mqtt, &device.to_string(), e.label(), &e);
-            return None;
+    let mut receipts = Vec::with_capacity(decoded.len());
+    for d in decoded {
+        let device = d.batch.device.to_string();
+        for r in &d.rejections {
+            sink.reject(IngestSource::Mqtt, &device, r.label(), r);
         }
-    };
-    for r in &decoded.rejections {
-        sink.reject(IngestSource::Mqtt, &device.to_string(), r.label(), r);
+        if d.batch.records.is_empty() {
+            continue;
+        }
+        let (receipt, durable) = Receipt::new();
+        // Routing errors are counted by the sink itself; the receipt went with the batch, so
+        // for an unknown room or device nothing waits. An unknown room is every batch's
+        // fate: counted once per message, the rest is not tried.
+        match sink.deliver(d.batch, receipt).await {
+            Ok(()) => receipts.push(durable),
+            Err(DeliveryError::UnknownRoom(_)) => break,
+            Err(DeliveryError::UnknownDevice { .. }) => {}
+            Err(_) => receipts.push(durable),
+        }
     }
-    if decoded.batch.records.is_empty() {
-        return None;
-    }
-    let (receipt, durable) = Receipt::new();
-    // Routing errors (unknown room or device) are counted by the sink itself; the receipt
-    // went with the batch, so nothing waits.
-    match sink.deliver(decoded.batch, receipt).await {
-        Ok(()) => Some(durable),
-        Err(DeliveryError::UnknownRoom(_) | DeliveryError::UnknownDevice { .. }) => None,
-        Err(_) => Some(durable),
-    }
+    receipts
 }
 
 #[cfg(test)]
@@ -327,10 +381,170 @@ mod tests {
         let a = worker_for("cistern/v1/telemetry/XM-0001/P1", 4);
         assert_eq!(a, worker_for("cistern/v1/telemetry/XM-0001/T1", 4));
         assert_eq!(a, worker_for("cistern/v1/telemetry/XM-0001/room", 4));
+        // a room message goes where the room's per-device messages go: mixing forms keeps order
+        assert_eq!(a, worker_for("cistern/v1/telemetry/XM-0001", 4));
         let spread: std::collections::HashSet<_> = (1..100)
             .map(|i| worker_for(&format!("cistern/v1/telemetry/XM-{i:04}/room"), 4))
             .collect();
         assert_eq!(spread.len(), 4);
         assert!(worker_for("garbage", 4) < 4);
+    }
+
+    /// A sink that knows one room with a pump and a tank, keeps what it is given and counts
+    /// rejections by label.
+    #[derive(Default)]
+    struct Recording {
+        delivered: std::sync::Mutex<Vec<(cistern_schemas::reading::DeviceBatch, Receipt)>>,
+        rejected: std::sync::Mutex<Vec<(String, &'static str)>>,
+    }
+
+    impl BatchSink for Recording {
+        fn deliver(
+            &self,
+            batch: cistern_schemas::reading::DeviceBatch,
+            receipt: Receipt,
+        ) -> futures::future::BoxFuture<'_, Result<(), DeliveryError>> {
+            Box::pin(async move {
+                let device = batch.device.clone();
+                let error = if device.room.as_str() != "XM-0001" {
+                    Some(DeliveryError::UnknownRoom(device.room.to_string()))
+                } else if !matches!(
+                    device.unit,
+                    cistern_schemas::DeviceUnit::Pump(1) | cistern_schemas::DeviceUnit::Tank(1)
+                ) {
+                    Some(DeliveryError::UnknownDevice {
+                        room: device.room.to_string(),
+                        device: device.unit.to_string(),
+                    })
+                } else {
+                    None
+                };
+                match error {
+                    Some(e) => {
+                        self.reject(IngestSource::Mqtt, &device.to_string(), e.label(), &e);
+                        Err(e)
+                    }
+                    None => {
+                        self.delivered.lock().unwrap().push((batch, receipt));
+                        Ok(())
+                    }
+                }
+            })
+        }
+
+        fn reject(
+            &self,
+            _source: IngestSource,
+            device: &str,
+            reason: &'static str,
+            _detail: &dyn std::fmt::Display,
+        ) {
+            self.rejected
+                .lock()
+                .unwrap()
+                .push((device.to_owned(), reason));
+        }
+    }
+
+    const NOW: cistern_schemas::Timestamp = cistern_schemas::Timestamp(1_763_700_000_000);
+
+    async fn handled(topic: &str, payload: String) -> (Recording, Done) {
+        let sink = Recording::default();
+        let clock = cistern_actors::ManualClock::new(NOW);
+        let publish = Publish::new(topic, QoS::AtLeastOnce, payload);
+        let done = handle(&publish, &sink, &clock, &PayloadLimits::default()).await;
+        (sink, done)
+    }
+
+    #[tokio::test]
+    async fn a_room_message_is_acknowledged_only_once_all_its_batches_are_durable() {
+        let payload = format!(
+            r#"{{"devices":{{"P1":[{{"t":{t},"v":{{"frequency":40.0}}}}],
+                "T1":[{{"t":{t},"v":{{"level":2.0,"overflow":false}}}}]}}}}"#,
+            t = NOW.0
+        );
+        let (sink, mut done) = handled("cistern/v1/telemetry/XM-0001", payload).await;
+        assert!(sink.rejected.lock().unwrap().is_empty());
+        let mut delivered = std::mem::take(&mut *sink.delivered.lock().unwrap());
+        let devices: Vec<String> = delivered
+            .iter()
+            .map(|(b, _)| b.device.to_string())
+            .collect();
+        assert_eq!(devices, ["XM-0001/P1", "XM-0001/T1"]);
+        assert_eq!(delivered[1].0.point_count(), 2);
+        assert_eq!(done.len(), 2, "one receipt per batch");
+        let (_, first) = delivered.remove(0);
+        first.complete();
+        assert!(done[0].try_recv().is_ok());
+        assert!(
+            done[1].try_recv().is_err(),
+            "the second batch is not durable yet: the message must not be acknowledged"
+        );
+        let (_, second) = delivered.remove(0);
+        second.complete();
+        assert!(done[1].try_recv().is_ok());
+    }
+
+    #[tokio::test]
+    async fn bad_parts_of_a_room_message_are_counted_and_the_rest_delivered() {
+        let payload = format!(
+            r#"{{"devices":{{"P1":[{{"t":{t},"v":{{"frequency":40.0,"bogus":1}}}}],
+                "P7":[{{"t":{t},"v":{{"frequency":41.0}}}}],
+                "X9":[{{"t":{t},"v":{{"frequency":41.0}}}}],
+                "T1":[{{"t":{t},"v":{{"level":-1e9}}}}, {{"t":{future},"v":{{"level":1.0}}}}]}}}}"#,
+            t = NOW.0,
+            future = NOW.0 + 3_600_000
+        );
+        let (sink, done) = handled("cistern/v1/telemetry/XM-0001", payload).await;
+        let rejected = sink.rejected.lock().unwrap().clone();
+        let expected = [
+            ("XM-0001/X9", "bad_id"),
+            ("XM-0001/P1", "unknown_point"),
+            ("XM-0001/P7", "unknown_device"),
+            ("XM-0001/T1", "future_timestamp"),
+        ];
+        let expected: Vec<(String, &str)> =
+            expected.iter().map(|(d, r)| (d.to_string(), *r)).collect();
+        assert_eq!(rejected, expected);
+        // P1's good value and T1's (marked bad, out of range, but kept) are to be stored
+        assert_eq!(done.len(), 2);
+        assert_eq!(sink.delivered.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refused_room_message_is_counted_once_and_acknowledged_at_once() {
+        let t = NOW.0;
+        let two_devices = format!(
+            r#"{{"devices":{{"P1":[{{"t":{t},"v":{{"frequency":40.0}}}}],
+                "T1":[{{"t":{t},"v":{{"level":1.0}}}}]}}}}"#
+        );
+        for (topic, payload, reason) in [
+            (
+                "cistern/v1/telemetry/XM-0001",
+                "not json".to_owned(),
+                "malformed",
+            ),
+            (
+                "cistern/v1/telemetry/XM-0001",
+                format!(r#"{{"records":[{{"t":{t},"v":{{"frequency":40.0}}}}]}}"#),
+                "malformed",
+            ),
+            (
+                "cistern/v1/telemetry/XM-9999",
+                two_devices.clone(),
+                "unknown_room",
+            ),
+            (
+                "cistern/v1/telemetry/XM-0001/P1/x",
+                two_devices.clone(),
+                "bad_topic",
+            ),
+            ("cistern/v1/telemetry/XM 1", two_devices.clone(), "bad_id"),
+        ] {
+            let (sink, done) = handled(topic, payload).await;
+            assert!(done.is_empty(), "{topic}: nothing to wait for");
+            let reasons: Vec<&str> = sink.rejected.lock().unwrap().iter().map(|r| r.1).collect();
+            assert_eq!(reasons, [reason], "{topic}");
+        }
     }
 }

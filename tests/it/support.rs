@@ -409,6 +409,16 @@ impl Mosquitto {
 
     /// A broker on `port` (one a node was told to use before the broker existed).
     pub fn start_on(name: &str, port: u16) -> Self {
+        Self::launch(name, port, 20_000)
+    }
+
+    /// A broker that lets each client have at most `inflight` QoS 1 messages unacknowledged:
+    /// with 1, a subscriber receives a message only once it has acknowledged the one before.
+    pub fn start_with_inflight(name: &str, inflight: u32) -> Self {
+        Self::launch(name, free_port(), inflight)
+    }
+
+    fn launch(name: &str, port: u16, inflight: u32) -> Self {
         let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
@@ -419,7 +429,7 @@ impl Mosquitto {
             &conf,
             format!(
                 "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 max_inflight_messages 20000\nmax_queued_messages 100000\nlog_dest stderr\n"
+                 max_inflight_messages {inflight}\nmax_queued_messages 100000\nlog_dest stderr\n"
             ),
         )
         .unwrap();
