@@ -35,7 +35,6 @@
 //!   for each series.
 
 use super::rollup::{self, Bucket, DAY_MS, HOUR_MS, MINUTE_MS};
-use super::OpenChunks;
 use crate::store::{ChunkReplacement, Series, Store, StoreError};
 use cistern_schemas::chunk;
 use cistern_schemas::{PointId, Timestamp};
@@ -176,14 +175,16 @@ pub(super) struct SealHook {
 impl SealHook {
     /// Called after a successful seal of `groups` (each point's samples sorted by time).
     /// Cheap: a binary search per hour touched.
-    pub fn sealed(&self, groups: &OpenChunks) {
-        let mut hours = Vec::with_capacity(groups.len());
+    pub fn sealed<'a>(&self, groups: impl IntoIterator<Item = (&'a PointId, &'a [(i64, f64)])>) {
+        let mut hours = Vec::new();
         let mut newest = i64::MIN;
         for (point, samples) in groups {
-            let mut rest = samples.as_slice();
+            let mut rest = samples;
+            let mut name = None;
             while let Some(&(t, _)) = rest.first() {
                 let hour = rollup::floor(t, HOUR_MS);
-                hours.push((point.clone(), hour));
+                let name = name.get_or_insert_with(|| point.to_string());
+                hours.push((name.clone(), hour));
                 let n = rest.partition_point(|s| s.0 < hour.saturating_add(HOUR_MS));
                 rest = rest.get(n..).unwrap_or_default();
             }

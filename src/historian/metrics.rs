@@ -31,7 +31,8 @@ pub struct StoreMetrics {
     pub chunk_bytes: IntCounter,
     /// Late samples merged into chunks already stored.
     pub merged: IntCounter,
-    /// Store write latency by operation (`wal`, `seal`, `drain`).
+    /// Store write latency by operation (`wal`: a flush; `seal`: one slice of a seal round;
+    /// `drain`: a batch of the spill).
     pub write_seconds: prometheus::HistogramVec,
     /// Failed store writes by operation and error kind.
     pub write_errors: IntCounterVec,
@@ -87,7 +88,7 @@ impl StoreMetrics {
             write_seconds: prometheus::HistogramVec::new(
                 HistogramOpts::new(
                     "cistern_store_write_seconds",
-                    "Store write latency by operation (wal, seal, drain)",
+                    "Store write latency by operation (wal: a flush, seal: a slice of a seal round, drain: a spill batch)",
                 )
                 .buckets(vec![
                     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,

@@ -2,26 +2,34 @@
 //! 250 ms), sealed into compressed chunks in the store, and queryable by point and time range.
 //!
 //! The actors hand samples over through the [`SampleSink`] port without ever waiting: the
-//! handover is a channel to a writer thread of its own ([`writer`]). With the samples comes the
-//! batch's [`Receipt`]: the writer completes it once the samples are durable, and only then
-//! does the MQTT ingest acknowledge the message to the broker — so a `kill -9` at any moment
-//! loses nothing the broker was told is safe.
+//! handover is a channel to a writer thread of its own ([`writer`]). A handover is one device's
+//! batch — the [`DeviceId`] once, then `(point index, t, value)` per sample: no string and no
+//! allocation per sample. With the samples comes the batch's [`Receipt`]: the writer completes
+//! it once the samples are durable, and only then does the MQTT ingest acknowledge the message
+//! to the broker — so a `kill -9` at any moment loses nothing the broker was told is safe.
 //!
 //! - Every `flush_every` the writer commits what arrived as one write-ahead blob ([`Wal`]:
 //!   one insert however many samples — 66,000 per-sample rows a second cost far too much at
-//!   fleet scale), then adds the samples to the open chunks in memory.
-//! - Every `seal_every` (2 min; sooner past `seal_samples`) it seals every open chunk into the
-//!   store and drops the blobs they came from.
+//!   fleet scale; [`blob`]: the device id once per batch), then adds the samples to the open
+//!   buffers in memory, by device and point index ([`buffers`]).
+//! - Every `seal_every` (2 min; sooner past `seal_samples`) a seal round starts: the open
+//!   buffers become the sealing ones, which are written to the store a slice of at most
+//!   `seal_slice_samples` at a time, with flushes in between (a rolling seal: durability, and
+//!   so the MQTT acknowledgements, never wait for more than one slice). When the round is
+//!   over, the blobs it came from are dropped.
 //! - When the store fails, samples stay in the write-ahead and in memory; past
 //!   `max_open_samples` they are dropped from memory and stay on disk only (the spill). When
 //!   the store is back, the spill drains oldest first, in batches, while supervision and
 //!   ingest carry on. `cistern_store_queue_depth_samples`, `cistern_store_spill_bytes` and
 //!   `cistern_store_drain_rate_samples_per_second` show it.
 //! - At start-up the write-ahead is read back (as far as memory allows; the rest is a spill).
-//! - Queries merge the store's chunks with the open samples, which are durable.
+//!   Blobs of the previous format (a point id per sample) are still read.
+//! - Queries merge the store's chunks with the samples in memory (sealing and open), which
+//!   are durable.
 
 pub mod bench;
 mod blob;
+mod buffers;
 pub mod compact;
 pub mod metrics;
 pub mod rollup;
@@ -29,13 +37,14 @@ mod writer;
 
 use crate::store::wal::Wal;
 use crate::store::{Series, Store, StoreError};
+use buffers::{Buffers, IndexedSample};
 use cistern_actors::ports::{Arrival, SampleSink};
 use cistern_actors::Receipt;
 use cistern_schemas::chunk;
 use cistern_schemas::reading::Record;
 use cistern_schemas::{DeviceId, PointId, Timestamp};
 pub use metrics::StoreMetrics;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -47,10 +56,13 @@ pub struct HistorianConfig {
     /// Samples are durable this long after they are accepted, at the latest (and MQTT
     /// messages are acknowledged then).
     pub flush_every: Duration,
-    /// Open chunks are sealed this often...
+    /// A seal round starts this often...
     pub seal_every: Duration,
     /// ...or as soon as this many samples are open.
     pub seal_samples: usize,
+    /// A seal round writes this many samples (whole devices, at least one) per slice, with
+    /// flushes in between: the longest a flush waits for the seal is one slice.
+    pub seal_slice_samples: usize,
     /// Past this many open samples (the store is down or slow), they are dropped from memory
     /// and wait on disk.
     pub max_open_samples: usize,
@@ -68,24 +80,13 @@ impl Default for HistorianConfig {
             flush_every: Duration::from_millis(250),
             seal_every: Duration::from_secs(120),
             seal_samples: 10_000_000,
+            seal_slice_samples: 200_000,
             max_open_samples: 25_000_000,
             drain_batch_bytes: 32 << 20,
             chunks_per_write: 50_000,
             compaction: None,
         }
     }
-}
-
-/// A raw sample on its way to the store: point id, t (ms), value.
-type Sample = (String, i64, f64);
-/// Durable, not yet sealed samples by point.
-type OpenChunks = HashMap<String, Vec<(i64, f64)>>;
-
-/// What queries see besides the store: the open samples, and those being sealed.
-#[derive(Debug, Default)]
-struct Buffers {
-    open: OpenChunks,
-    sealing: Option<Arc<OpenChunks>>,
 }
 
 /// The historian (see the module doc).
@@ -149,19 +150,23 @@ impl Historian {
         let metrics =
             StoreMetrics::new().map_err(|e| StoreError::Invalid(format!("metrics: {e}")))?;
         let wal = Wal::open(wal_dir)?;
-        let mut open = OpenChunks::new();
+        let mut buffers = Buffers::default();
+        let mut blob_samples = BTreeMap::new();
         let mut open_samples = 0;
         let next_seq = wal.last_seq().map_or(0, |s| s + 1);
         // Read the log back newest first, as far as memory allows: older blobs stay spilled.
         let mut open_from = next_seq;
         let mut seq = next_seq;
+        // Once a blob does not fit, older ones must not either: the blobs in memory are a
+        // contiguous newest run (everything below `open_from` is spilled).
+        let mut full = false;
         while let Some(first) = wal.first_seq().filter(|f| *f < seq) {
             let from = seq.saturating_sub(64).max(first);
             let blobs = wal.read(from, u64::MAX)?;
             let mut took = false;
             for (s, bytes) in blobs.iter().rev().filter(|(s, _)| *s < seq) {
-                let samples = match blob::decode(bytes) {
-                    Ok(samples) => samples,
+                let blocks = match blob::decode(bytes) {
+                    Ok(blocks) => blocks,
                     Err(what) => {
                         tracing::error!(
                             seq = s,
@@ -171,17 +176,19 @@ impl Historian {
                         Vec::new()
                     }
                 };
-                if open_samples + samples.len() > config.max_open_samples {
+                let samples: usize = blocks.iter().map(|b| b.samples.len()).sum();
+                if open_samples + samples > config.max_open_samples {
+                    full = true;
                     break;
                 }
-                open_samples += samples.len();
-                for (point, t, v) in samples {
-                    open.entry(point).or_default().push((t, v));
+                for block in blocks {
+                    open_samples += buffers.add_open(&block.device, &block.samples);
                 }
+                blob_samples.insert(*s, (samples as u64, bytes.len() as u64));
                 open_from = *s;
                 took = true;
             }
-            if !took || from == first {
+            if full || !took || from == first {
                 break;
             }
             seq = from;
@@ -193,10 +200,7 @@ impl Historian {
             spilled_blobs = wal.first_seq().map_or(0, |f| open_from.saturating_sub(f)),
             "historian: write-ahead read back"
         );
-        let buffers = Arc::new(Mutex::new(Buffers {
-            open,
-            sealing: None,
-        }));
+        let buffers = Arc::new(Mutex::new(buffers));
         let (hook, compactor) = match config.compaction.clone() {
             Some(c) => {
                 let (hook, handle) = compact::spawn(store.clone(), io.clone(), c)?;
@@ -215,11 +219,14 @@ impl Historian {
             metrics: metrics.clone(),
             buffers: buffers.clone(),
             pending: Vec::new(),
+            pending_samples: 0,
             receipts: Vec::new(),
             seq: next_seq,
             open_from,
             open_samples,
-            sealed_to: HashMap::new(),
+            round: None,
+            blob_samples,
+            sealed_to: Vec::new(),
             sealed_before_start: None,
             sealed_max: i64::MIN,
             retry_at: Instant::now(),
@@ -309,6 +316,9 @@ impl Historian {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<(i64, f64)>, StoreError> {
+        // Memory first, then the store: a sample leaves memory only once the store has it, so
+        // whatever is sealed meanwhile is found in one or the other.
+        let buffered = lock(&self.buffers).samples_of(point, from.0, to.0);
         let chunks = self.store.chunks(point, Series::Raw, from, to).await?;
         let mut merged = BTreeMap::new();
         for (_, bytes) in chunks {
@@ -317,15 +327,7 @@ impl Historian {
                 .map_err(|e| StoreError::Corrupt(format!("chunk of {point}: {e}")))?;
             merged.extend(samples);
         }
-        let key = point.to_string();
-        let in_range = |s: &&(i64, f64)| (from.0..=to.0).contains(&s.0);
-        let buffers = lock(&self.buffers);
-        if let Some(sealing) = buffers.sealing.as_ref().and_then(|s| s.get(&key)) {
-            merged.extend(sealing.iter().filter(in_range).copied());
-        }
-        if let Some(open) = buffers.open.get(&key) {
-            merged.extend(open.iter().filter(in_range).copied());
-        }
+        merged.extend(buffered);
         Ok(merged.into_iter().collect())
     }
 }
@@ -338,23 +340,26 @@ impl Drop for Historian {
 
 impl SampleSink for Historian {
     fn accept(&self, device: &DeviceId, _arrival: Arrival, records: &[Record], receipt: Receipt) {
-        let specs = device.unit.kind().points();
-        let mut batch = Vec::with_capacity(records.iter().map(|r| r.values.len()).sum());
+        let points = device.unit.kind().points().len();
+        let mut samples: Vec<IndexedSample> =
+            Vec::with_capacity(records.iter().map(|r| r.values.len()).sum());
         for r in records {
             for v in &r.values {
                 // A bad point without a value (a Modbus exception) has nothing to store.
-                if let (true, Some(spec)) = (v.value.is_finite(), specs.get(usize::from(v.index))) {
-                    batch.push((format!("{device}.{}", spec.name), r.t.0, v.value));
+                if v.value.is_finite() && usize::from(v.index) < points {
+                    samples.push((v.index, r.t.0, v.value));
                 }
             }
         }
+        let batch = writer::Handover {
+            device: device.clone(),
+            samples,
+            receipt,
+        };
         let sent = self
             .tx
             .lock()
-            .map(|tx| {
-                tx.as_ref()
-                    .is_some_and(|tx| tx.send((batch, receipt)).is_ok())
-            })
+            .map(|tx| tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok()))
             .unwrap_or(false);
         if !sent {
             // The receipt is dropped with the batch: the producer does not acknowledge it.
