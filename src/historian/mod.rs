@@ -58,13 +58,18 @@ pub struct HistorianConfig {
     pub flush_every: Duration,
     /// A seal round starts this often...
     pub seal_every: Duration,
-    /// ...or as soon as this many samples are open.
+    /// ...or as soon as this many samples are open. Each round writes one chunk per point
+    /// that has samples, so rounds that come early on this count make more and smaller
+    /// chunks: at ten times the fleet (1.4 M points, 680,000 samples/s) a 10 M trigger meant a
+    /// round every 15 s of ~7 samples a chunk, and the store's inserts, not the samples, bound
+    /// the seal. 60 M (about 1 GiB of open samples) keeps 2-minute rounds up to ~500,000
+    /// samples/s and ~90-second rounds at ten times the fleet.
     pub seal_samples: usize,
     /// A seal round writes this many samples (whole devices, at least one) per slice, with
     /// flushes in between: the longest a flush waits for the seal is one slice.
     pub seal_slice_samples: usize,
     /// Past this many open samples (the store is down or slow), they are dropped from memory
-    /// and wait on disk.
+    /// and wait on disk. 16 bytes a sample: 150 M is about 2.4 GiB.
     pub max_open_samples: usize,
     /// Write-ahead bytes read per drain batch.
     pub drain_batch_bytes: u64,
@@ -79,9 +84,9 @@ impl Default for HistorianConfig {
         Self {
             flush_every: Duration::from_millis(250),
             seal_every: Duration::from_secs(120),
-            seal_samples: 10_000_000,
+            seal_samples: 60_000_000,
             seal_slice_samples: 200_000,
-            max_open_samples: 25_000_000,
+            max_open_samples: 150_000_000,
             drain_batch_bytes: 32 << 20,
             chunks_per_write: 50_000,
             compaction: None,

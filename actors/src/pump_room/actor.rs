@@ -212,15 +212,20 @@ impl PumpRoomActor {
             },
         );
         let (bad, stale) = self.table.quality_counts();
-        self.board.insert(
-            self.spec.id.clone(),
-            RoomStatus {
-                online: self.online,
-                last_seen: self.last_seen,
-                bad_points: bad as u32,
-                stale_points: stale as u32,
-            },
-        );
+        let status = RoomStatus {
+            online: self.online,
+            last_seen: self.last_seen,
+            bad_points: bad as u32,
+            stale_points: stale as u32,
+        };
+        // In place when the room is on the board (every call after the first: each room's
+        // sweep, every second), without cloning its id for a fresh entry.
+        match self.board.get_mut(&self.spec.id) {
+            Some(mut e) => *e = status,
+            None => {
+                self.board.insert(self.spec.id.clone(), status);
+            }
+        }
     }
 
     /// The room's own instruments and status, as dashboards see them.
