@@ -991,12 +991,13 @@ mod wire_format {
             .map(|d| d.batch.device.unit.to_string())
             .collect();
         assert_eq!(units, ["room", "P1", "T1"]);
-        let rows: Vec<(DeviceUnit, Vec<(Timestamp, Vec<f64>)>)> = d
+        type Rows<V> = Vec<(Timestamp, V)>;
+        let rows: Vec<(DeviceUnit, Rows<Vec<f64>>)> = d
             .devices
             .iter()
             .map(|d| (d.batch.device.unit, rows(d)))
             .collect();
-        let records: Vec<(DeviceUnit, Vec<(Timestamp, &[f64])>)> = rows
+        let records: Vec<(DeviceUnit, Rows<&[f64]>)> = rows
             .iter()
             .map(|(u, rs)| (*u, rs.iter().map(|(t, r)| (*t, r.as_slice())).collect()))
             .collect();
