@@ -2,6 +2,7 @@
 //! in `ops/cistern.example.toml` (a test parses it), unknown keys refused so that a misspelt
 //! setting stops start-up instead of being silently ignored.
 
+use crate::historian::HistorianConfig;
 use crate::ingest::modbus::ModbusConfig;
 use crate::ingest::mqtt::MqttConfig;
 use crate::store::scylla::ScyllaConfig;
@@ -53,9 +54,15 @@ pub struct StoreConfig {
     /// Accepted samples are durable within this interval; MQTT messages are acknowledged then.
     #[serde(with = "humantime_serde")]
     pub flush_every: Duration,
-    /// Open chunks are sealed into the store this often.
+    /// Open chunks are sealed into the store this often...
     #[serde(with = "humantime_serde")]
     pub seal_every: Duration,
+    /// ...or as soon as this many samples are open (16 bytes each in memory). Each seal
+    /// writes a chunk per point, so a low figure makes many small chunks at fleet scale.
+    pub seal_samples: usize,
+    /// Past this many samples in memory (the store is down or behind) the historian lets go
+    /// of them: they wait in the write-ahead on disk and are drained in order (the spill).
+    pub max_open_samples: usize,
     // -- retention per resolution (the historian's compactor applies it about hourly) --
     /// Raw samples are kept this long.
     #[serde(with = "humantime_serde")]
@@ -77,6 +84,8 @@ impl Default for StoreConfig {
             data_dir: PathBuf::from("data"),
             flush_every: Duration::from_millis(250),
             seal_every: Duration::from_secs(120),
+            seal_samples: HistorianConfig::default().seal_samples,
+            max_open_samples: HistorianConfig::default().max_open_samples,
             retention_raw: Duration::from_secs(90 * 86_400),
             retention_1m: Duration::from_secs(2 * 365 * 86_400),
             retention_1h: Duration::from_secs(10 * 365 * 86_400),
@@ -97,6 +106,13 @@ pub enum StoreBackend {
 impl StoreConfig {
     /// Checks the backend's settings before anything is opened.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.seal_samples == 0 || self.seal_samples > self.max_open_samples {
+            return Err(ConfigError::Store(format!(
+                "[store] seal_samples ({}) must be at least 1 and at most max_open_samples ({}): \
+                 otherwise memory spills to disk before a seal can start",
+                self.seal_samples, self.max_open_samples
+            )));
+        }
         match (self.backend, &self.scylla) {
             (StoreBackend::Embedded, _) => Ok(()),
             (StoreBackend::Scylla, None) => Err(ConfigError::Store(
@@ -360,6 +376,37 @@ mod tests {
             crate::auth::AuthConfig::default(),
             "the example documents the defaults of [auth]"
         );
+        let store = StoreConfig {
+            data_dir: config.store.data_dir.clone(),
+            ..StoreConfig::default()
+        };
+        assert_eq!(
+            config.store, store,
+            "the example documents the defaults of [store]"
+        );
+    }
+
+    #[test]
+    fn historian_memory_settings_are_read_and_checked() {
+        let config = Config::from_toml(
+            "[inventory]\nfile = \"x\"\n[store]\nseal_samples = 1000\nmax_open_samples = 5000\n",
+            "test",
+        )
+        .unwrap();
+        assert_eq!(
+            (config.store.seal_samples, config.store.max_open_samples),
+            (1000, 5000)
+        );
+        config.store.validate().unwrap();
+        for (seal, max) in [(0, 5000), (6000, 5000)] {
+            let store = StoreConfig {
+                seal_samples: seal,
+                max_open_samples: max,
+                ..StoreConfig::default()
+            };
+            let err = store.validate().unwrap_err().to_string();
+            assert!(err.contains("seal_samples"), "{err}");
+        }
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub async fn open_storage(config: &StoreConfig) -> Result<Storage, StoreError> {
     let historian = HistorianConfig {
         flush_every: config.flush_every,
         seal_every: config.seal_every,
+        seal_samples: config.seal_samples,
+        max_open_samples: config.max_open_samples,
         compaction: Some(CompactionConfig {
             retention_raw: config.retention_raw,
             retention_1m: config.retention_1m,
