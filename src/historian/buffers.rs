@@ -1,7 +1,7 @@
 //! The historian's in-memory samples, shared by the writer thread (the only one that changes
 //! them) and queries: durable samples not yet in the store, by device and point index.
 //!
-//! Devices are interned once (device id → slot, hashed with [`FxHasher`]: the id is hashed once
+//! Devices are interned once (device id → slot, hashed with foldhash: the id is hashed once
 //! per handed-over batch, never per sample), and each slot holds one `Vec<(t, v)>` per point of
 //! its [`DeviceKind`](cistern_schemas::DeviceKind) — so a sample costs a push, not a point-id
 //! string and a SipHash. Point ids (`{device}.{point}`) are only built when sealing (once per
@@ -14,68 +14,15 @@
 
 use cistern_schemas::{DeviceId, PointId};
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 /// A sample handed over with its device: the point's index in the device kind's points, t
 /// (ms) and the value.
 pub(super) type IndexedSample = (u16, i64, f64);
 
-/// A fast, non-cryptographic hasher (FxHash's mixing step) for keys this process makes itself
-/// (device ids from its own inventory and field data that parsed into ids), where SipHash's
-/// DoS resistance buys nothing.
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct FxHasher(u64);
-
-const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl FxHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
-    }
-}
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(c);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u16(&mut self, i: u16) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-pub(super) type FxBuildHasher = BuildHasherDefault<FxHasher>;
+/// A fast, non-cryptographic hasher (foldhash) for keys this process makes itself (device ids
+/// from its own inventory and field data that parsed into ids), where SipHash's DoS resistance
+/// buys nothing.
+pub(super) type FastBuildHasher = foldhash::fast::FixedState;
 
 /// One device's samples in memory, by point index.
 #[derive(Debug)]
@@ -101,7 +48,7 @@ impl DeviceBuffers {
 /// Every device's samples in memory (see the module doc).
 #[derive(Debug, Default)]
 pub(super) struct Buffers {
-    slots: HashMap<DeviceId, u32, FxBuildHasher>,
+    slots: HashMap<DeviceId, u32, FastBuildHasher>,
     pub devices: Vec<DeviceBuffers>,
 }
 
@@ -183,7 +130,7 @@ mod tests {
 
     #[test]
     fn the_hasher_tells_devices_apart_and_buffers_find_their_points() {
-        let build = FxBuildHasher::default();
+        let build = FastBuildHasher::default();
         let a: DeviceId = "XM-0001/T1".parse().unwrap();
         let b: DeviceId = "XM-0001/T2".parse().unwrap();
         let c: DeviceId = "XM-0002/T1".parse().unwrap();

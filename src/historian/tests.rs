@@ -36,78 +36,6 @@ fn fast(seal_every: Duration) -> HistorianConfig {
     }
 }
 
-/// A store that fails every write while `down` is set (a real embedded store underneath).
-#[derive(Debug)]
-struct Flaky {
-    inner: EmbeddedStore,
-    down: Arc<AtomicBool>,
-}
-
-impl Flaky {
-    fn check(&self) -> Result<(), StoreError> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(StoreError::Unavailable("test outage".into()))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl Store for Flaky {
-    fn put_chunks(&self, c: Vec<(ChunkKey, Vec<u8>)>) -> BoxFuture<'_, Result<(), StoreError>> {
-        match self.check() {
-            Ok(()) => self.inner.put_chunks(c),
-            Err(e) => Box::pin(async move { Err(e) }),
-        }
-    }
-    fn chunks(
-        &self,
-        p: &PointId,
-        s: Series,
-        f: Timestamp,
-        t: Timestamp,
-    ) -> BoxFuture<'_, Result<Vec<StoredChunk>, StoreError>> {
-        self.inner.chunks(p, s, f, t)
-    }
-    fn replace_chunks_batch(
-        &self,
-        batch: Vec<ChunkReplacement>,
-    ) -> BoxFuture<'_, Result<(), StoreError>> {
-        match self.check() {
-            Ok(()) => self.inner.replace_chunks_batch(batch),
-            Err(e) => Box::pin(async move { Err(e) }),
-        }
-    }
-    fn expire(&self, s: Series, b: Timestamp) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.inner.expire(s, b)
-    }
-    fn put_state(
-        &self,
-        kind: &str,
-        r: Vec<(String, Option<Vec<u8>>)>,
-    ) -> BoxFuture<'_, Result<(), StoreError>> {
-        match self.check() {
-            Ok(()) => self.inner.put_state(kind, r),
-            Err(e) => Box::pin(async move { Err(e) }),
-        }
-    }
-    fn state(&self, kind: &str) -> BoxFuture<'_, Result<StateRecords, StoreError>> {
-        self.inner.state(kind)
-    }
-    fn append_events(&self, s: &str, e: Vec<StoredEvent>) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.inner.append_events(s, e)
-    }
-    fn events(
-        &self,
-        s: &str,
-        f: Timestamp,
-        t: Timestamp,
-        l: usize,
-    ) -> BoxFuture<'_, Result<Vec<StoredEvent>, StoreError>> {
-        self.inner.events(s, f, t, l)
-    }
-}
-
 async fn wait_for_count(h: &Historian, point: &PointId, n: usize) -> Vec<(i64, f64)> {
     let mut got = Vec::new();
     for _ in 0..500 {
@@ -292,11 +220,7 @@ async fn late_samples_merge_into_stored_chunks_without_losing_or_duplicating() {
 async fn a_store_down_for_60_s_loses_nothing() {
     let d = dir("outage");
     let rt = tokio::runtime::Handle::current();
-    let down = Arc::new(AtomicBool::new(false));
-    let store = Arc::new(Flaky {
-        inner: EmbeddedStore::open(&d).unwrap(),
-        down: down.clone(),
-    });
+    let store = Arc::new(Scripted::new(&d, Duration::ZERO));
     let config = HistorianConfig {
         flush_every: Duration::from_millis(50),
         seal_every: Duration::from_secs(1),
@@ -317,7 +241,7 @@ async fn a_store_down_for_60_s_loses_nothing() {
     // 10 s normal, 60 s down, 10 s normal again: 20 tanks, 10 samples per tick each.
     while started.elapsed() < Duration::from_secs(80) {
         let s = started.elapsed().as_secs();
-        down.store((10..70).contains(&s), Ordering::SeqCst);
+        store.down.store((10..70).contains(&s), Ordering::SeqCst);
         for device in &devices {
             let (receipt, durable) = Receipt::new();
             h.accept(
@@ -333,7 +257,7 @@ async fn a_store_down_for_60_s_loses_nothing() {
         peak_spill = peak_spill.max(h.metrics().spill_bytes.get());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    down.store(false, Ordering::SeqCst);
+    store.down.store(false, Ordering::SeqCst);
     // Every receipt completed: durable although the store was down.
     for durable in pending {
         tokio::time::timeout(Duration::from_secs(10), durable)

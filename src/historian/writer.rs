@@ -38,7 +38,7 @@
 //!   into its own chunks (idempotent).
 
 use super::blob;
-use super::buffers::{FxBuildHasher, IndexedSample};
+use super::buffers::{FastBuildHasher, IndexedSample};
 use super::metrics::StoreMetrics;
 use super::{lock, Buffers, HistorianConfig};
 use crate::store::wal::Wal;
@@ -476,7 +476,7 @@ impl Writer {
     /// The samples of write-ahead blobs, by point, and how many there are.
     fn groups_of(&self, blobs: &[(u64, Vec<u8>)]) -> (Vec<SealGroup>, usize) {
         // By device slot, then point index: a hash per device block, not per sample.
-        let mut by_slot: HashMap<usize, Vec<Vec<(i64, f64)>>, FxBuildHasher> = HashMap::default();
+        let mut by_slot: HashMap<usize, Vec<Vec<(i64, f64)>>, FastBuildHasher> = HashMap::default();
         let mut count = 0;
         let mut buffers = lock(&self.buffers);
         for (seq, bytes) in blobs {

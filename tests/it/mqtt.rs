@@ -95,6 +95,15 @@ async fn embedded_node(
             .await
             .unwrap()
             .unwrap();
+    let client_id = format!("cistern-it-{}", broker.addr.port());
+    let mut spec = mqtt_node_spec(inventory, broker.addr, &client_id).await;
+    spec.sink = sink;
+    spec.field = field;
+    (Node::start(spec).await.unwrap(), broker.addr)
+}
+
+/// A node on `inventory` that ingests from the broker at `broker` as `client_id`.
+async fn mqtt_node_spec(inventory: &Inventory, broker: SocketAddr, client_id: &str) -> NodeSpec {
     let mut spec = NodeSpec::new(
         inventory.clone(),
         builtin_profiles().unwrap(),
@@ -102,15 +111,13 @@ async fn embedded_node(
     );
     spec.http = "127.0.0.1:0".parse().unwrap();
     spec.security = crate::support::it_security().await;
-    spec.sink = sink;
-    spec.field = field;
     spec.mqtt = Some(MqttConfig {
         host: "127.0.0.1".into(),
-        port: broker.addr.port(),
-        client_id: format!("cistern-it-{}", broker.addr.port()),
+        port: broker.port(),
+        client_id: client_id.into(),
         ..MqttConfig::default()
     });
-    (Node::start(spec).await.unwrap(), broker.addr)
+    spec
 }
 
 async fn publisher(addr: SocketAddr, id: &str) -> AsyncClient {
@@ -372,19 +379,7 @@ async fn bad_mqtt_input_is_counted_and_logged_and_never_stops_ingest() {
 async fn a_burst_larger_than_every_queue_is_ingested_in_full() {
     let broker = Mosquitto::start("mosquitto-burst");
     let inventory = sim::generate_fleet(50, 5);
-    let mut spec = NodeSpec::new(
-        inventory.clone(),
-        builtin_profiles().unwrap(),
-        Arc::new(SystemClock),
-    );
-    spec.http = "127.0.0.1:0".parse().unwrap();
-    spec.security = crate::support::it_security().await;
-    spec.mqtt = Some(MqttConfig {
-        host: "127.0.0.1".into(),
-        port: broker.addr.port(),
-        client_id: "cistern-it-burst".into(),
-        ..MqttConfig::default()
-    });
+    let spec = mqtt_node_spec(&inventory, broker.addr, "cistern-it-burst").await;
     let node = Node::start(spec).await.unwrap();
     assert!(node.mqtt_subscribed(Duration::from_secs(10)).await);
     let client = publisher(broker.addr, "it-burst").await;
@@ -452,20 +447,8 @@ async fn a_room_message_is_ingested_in_full_and_acknowledged_once_all_of_it_is_d
     let broker = Mosquitto::start_with_inflight("mosquitto-room", 1);
     let inventory = sim::generate_fleet(3, 9);
     let gate = Arc::new(Gate::default());
-    let mut spec = NodeSpec::new(
-        inventory.clone(),
-        builtin_profiles().unwrap(),
-        Arc::new(SystemClock),
-    );
-    spec.http = "127.0.0.1:0".parse().unwrap();
-    spec.security = crate::support::it_security().await;
+    let mut spec = mqtt_node_spec(&inventory, broker.addr, "cistern-it-room").await;
     spec.sink = gate.clone();
-    spec.mqtt = Some(MqttConfig {
-        host: "127.0.0.1".into(),
-        port: broker.addr.port(),
-        client_id: "cistern-it-room".into(),
-        ..MqttConfig::default()
-    });
     let node = Node::start(spec).await.unwrap();
     assert!(node.mqtt_subscribed(Duration::from_secs(10)).await);
     let client = publisher(broker.addr, "it-room-gateway").await;
