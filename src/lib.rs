@@ -1,25 +1,21 @@
 //! The Cistern server: command line, configuration, and the wiring of the actor tree to its
-//! sources (MQTT, Modbus TCP), its sinks and its HTTP API; plus the field simulator that the
-//! demo and the tests run against.
+//! sources (MQTT, Modbus TCP), its sinks and its HTTP API; plus, apart from it, the lab — the
+//! field simulator, the demo and the benchmarks that run against it.
 //!
-//! Layout: `api/` HTTP; `ingest/` field data in; `sim/` the physics of simulated pump rooms;
-//! `field/` the simulated rooms' gateways and controllers around it; `node` wires a platform
-//! node; `demo` and `simulate` are the commands of the same names; `broker` embeds rumqttd.
+//! Layout: `node` wires a platform node; `api/` HTTP; `ingest/` field data in; `historian/`,
+//! `store/` history and state on disk; `alarms/` rules on a node; `auth/` identity; `monitor/`
+//! readiness and the fleet view; `plans/` peak-shaving plans; `config` the configuration file.
+//! `lab/` holds the simulator, the simulated field, the demo, `simulate` and the benchmarks;
+//! the product never imports it (see [`lab`]).
 
 pub mod alarms;
 pub mod api;
 pub mod auth;
-pub mod bench;
-pub mod broker;
 pub mod config;
-pub mod demo;
-pub mod field;
 pub mod historian;
 pub mod ingest;
+pub mod lab;
 pub mod monitor;
 pub mod node;
-pub mod peak;
 pub mod plans;
-pub mod sim;
-pub mod simulate;
 pub mod store;

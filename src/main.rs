@@ -2,9 +2,9 @@
 
 use anyhow::Context as _;
 use cistern::config::{Config, LogConfig, LogFormat};
-use cistern::demo::{self, DemoOptions};
+use cistern::lab::demo::{self, DemoOptions};
+use cistern::lab::simulate::{self, SimulateOptions};
 use cistern::node::{Node, NodeSpec};
-use cistern::simulate::{self, SimulateOptions};
 use cistern_actors::SystemClock;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -202,7 +202,7 @@ enum BenchCommand {
     Tanks {
         /// S = 1 district × 40 rooms, M = 10 × 40, L = 50 × 40.
         #[arg(long, default_value = "S")]
-        scale: cistern::peak::Scale,
+        scale: cistern::lab::peak::Scale,
         #[arg(long, default_value_t = 28)]
         days: usize,
         #[arg(long, default_value_t = 7)]
@@ -482,7 +482,7 @@ fn main() -> anyhow::Result<()> {
                 filter: "warn".into(),
                 ..LogConfig::default()
             })?;
-            let opts = cistern::historian::bench::StoreBenchOptions {
+            let opts = cistern::lab::store_bench::StoreBenchOptions {
                 rooms,
                 hours,
                 data,
@@ -491,7 +491,7 @@ fn main() -> anyhow::Result<()> {
                 compaction_batch,
             };
             let report = tokio::runtime::Runtime::new()?
-                .block_on(cistern::historian::bench::run_store_bench(opts))?;
+                .block_on(cistern::lab::store_bench::run_store_bench(opts))?;
             print!("{report}");
             Ok(())
         }
@@ -500,7 +500,7 @@ fn main() -> anyhow::Result<()> {
                 filter: "warn".into(),
                 ..LogConfig::default()
             })?;
-            let opts = cistern::bench::FleetBenchOptions {
+            let opts = cistern::lab::bench::FleetBenchOptions {
                 rooms: fleet.rooms,
                 seconds: fleet.seconds,
                 warmup: fleet.warmup,
@@ -511,7 +511,7 @@ fn main() -> anyhow::Result<()> {
                 keep: fleet.keep,
                 per_device: fleet.per_device,
             };
-            let report = cistern::bench::run(&opts)?;
+            let report = cistern::lab::bench::run(&opts)?;
             if fleet.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -530,14 +530,14 @@ fn main() -> anyhow::Result<()> {
                 }),
             ..
         } => {
-            let opts = cistern::peak::TankBenchOptions {
+            let opts = cistern::lab::peak::TankBenchOptions {
                 scale,
                 days,
                 warmup,
                 seed,
                 ..Default::default()
             };
-            let report = cistern::peak::run_tank_bench(&opts);
+            let report = cistern::lab::peak::run_tank_bench(&opts);
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -649,7 +649,7 @@ fn main() -> anyhow::Result<()> {
             }
         },
         Command::Inventory { rooms, seed } => {
-            let inventory = cistern::sim::generate_fleet(rooms, seed);
+            let inventory = cistern::lab::sim::generate_fleet(rooms, seed);
             print!(
                 "{}",
                 toml::to_string(&inventory).context("cannot write the inventory as TOML")?

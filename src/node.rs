@@ -9,13 +9,13 @@
 use crate::alarms::outbox::NodeOutbox;
 use crate::alarms::{RulesConfig, StoredAlarms};
 use crate::api::{self, ApiState};
-use crate::field::FieldHandle;
 use crate::ingest::metrics::IngestMetrics;
 use crate::ingest::modbus::writer::{FieldPlanPort, FieldWriter, WriteError, WriteMetrics};
 use crate::ingest::modbus::{spawn_pollers, ModbusConfig, ModbusError};
 use crate::ingest::mqtt::{self, MqttConfig};
 use crate::ingest::router::IngestRouter;
 use crate::ingest::BatchSink;
+use crate::lab::field::FieldHandle;
 use crate::monitor::fleet::{FleetCollector, FleetSources};
 use crate::monitor::ready::Readiness;
 use crate::plans::PlanService;

@@ -3,7 +3,7 @@
 //! facts and engine as the live rooms, on a simulated clock; prints the ISA-18.2 / EEMUA 191
 //! KPIs so that an author can compare two versions of a rule before deploying one.
 
-use crate::sim::{fault_plan, generate_fleet, Simulator};
+use crate::lab::sim::{fault_plan, generate_fleet, Simulator};
 use cistern_actors::alarms::replay::RoomReplay;
 use cistern_actors::ActorConfig;
 use cistern_rules::kpi::{compute, KpiConfig, KpiReport};

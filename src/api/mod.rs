@@ -30,7 +30,7 @@ pub struct ApiState {
     pub registry: Arc<FleetRegistry>,
     pub metrics: prometheus::Registry,
     /// Present in the demo: the simulated field.
-    pub field: Option<crate::field::FieldHandle>,
+    pub field: Option<crate::lab::field::FieldHandle>,
     /// Present when the node keeps history.
     pub history: Option<std::sync::Arc<crate::historian::Historian>>,
     /// Present when the node runs alarm rules.

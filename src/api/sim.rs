@@ -3,7 +3,7 @@
 
 use super::error::ApiError;
 use super::ApiState;
-use crate::sim::FaultKind;
+use crate::lab::sim::FaultKind;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use cistern_schemas::RoomId;
@@ -22,7 +22,7 @@ pub struct InjectFault {
     pub seconds: u64,
 }
 
-fn field(state: &ApiState) -> Result<&crate::field::FieldHandle, ApiError> {
+fn field(state: &ApiState) -> Result<&crate::lab::field::FieldHandle, ApiError> {
     state.field.as_ref().ok_or_else(|| {
         ApiError::not_found(
             "not_simulated",

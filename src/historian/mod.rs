@@ -27,7 +27,6 @@
 //! - Queries merge the store's chunks with the samples in memory (sealing and open), which
 //!   are durable.
 
-pub mod bench;
 mod blob;
 mod buffers;
 pub mod compact;

@@ -3,10 +3,10 @@
 //! the platform polls), and the platform itself with its HTTP API.
 
 use crate::config::builtin_profiles;
-use crate::field::{self, FieldConfig, FieldHandle, ReadingOutlet};
 use crate::ingest::mqtt::MqttConfig;
+use crate::lab::field::{self, FieldConfig, FieldHandle, ReadingOutlet};
+use crate::lab::sim::modbus_server::{ModbusFieldServer, ModbusServerError};
 use crate::node::{Node, NodeError, NodeSpec};
-use crate::sim::modbus_server::{ModbusFieldServer, ModbusServerError};
 use crate::{broker, sim};
 use cistern_actors::SystemClock;
 use cistern_schemas::inventory::{Inventory, SourceSpec};

@@ -1,8 +1,8 @@
 //! `cistern simulate`: the field simulator on its own — publishing to an external broker like a
 //! fleet of real gateways, or writing a deterministic CSV trace of every reading.
 
-use crate::field::{self, FieldConfig, FieldHandle, PublishStats};
-use crate::sim::{self, Simulator};
+use crate::lab::field::{self, FieldConfig, FieldHandle, PublishStats};
+use crate::lab::sim::{self, Simulator};
 use cistern_schemas::{DeviceKind, Timestamp};
 use std::collections::HashMap;
 use std::io::Write;

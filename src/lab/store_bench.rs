@@ -18,11 +18,11 @@
 //! The feed now outruns the seal (a seal no longer holds the receipts, so it no longer
 //! throttles the feeder), and the historian spills twice during the run and drains the spill.
 
-use super::compact::{CompactionClock, CompactionConfig, CompactionStats};
-use super::rollup::{HOUR_MS, MINUTE_MS};
-use super::{Historian, HistorianConfig};
-use crate::sim::{generate_fleet, Simulator};
-use crate::simulate::TRACE_EPOCH;
+use crate::historian::compact::{CompactionClock, CompactionConfig, CompactionStats};
+use crate::historian::rollup::{HOUR_MS, MINUTE_MS};
+use crate::historian::{Historian, HistorianConfig};
+use crate::lab::sim::{generate_fleet, Simulator};
+use crate::lab::simulate::TRACE_EPOCH;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{IoRuntime, Series, Store, StoreError};
 use cistern_actors::ports::{Arrival, SampleSink};

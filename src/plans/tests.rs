@@ -35,7 +35,7 @@ impl PlanPort for Port {
 
 /// Two rooms with tanks in one district.
 fn inventory() -> Inventory {
-    let mut inv = crate::sim::generate_fleet(2, 7);
+    let mut inv = crate::lab::sim::generate_fleet(2, 7);
     let zone = inv.rooms[0].zone.clone();
     for r in &mut inv.rooms {
         r.zone = zone.clone();

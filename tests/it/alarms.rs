@@ -5,7 +5,7 @@
 //! delay, which carries on where it was after the restart.
 
 use crate::support::{get, metric, post, run_site, spawn_cistern, temp_dir, wait_for, Mosquitto};
-use cistern::sim;
+use cistern::lab::sim;
 use cistern_schemas::{telemetry, DeviceId, Timestamp};
 use rumqttc::{Client, MqttOptions, QoS};
 use serde_json::Value;

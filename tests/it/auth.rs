@@ -327,7 +327,7 @@ fn site(name: &str, auth: &str) -> std::path::PathBuf {
     let dir = temp_dir(name);
     std::fs::write(
         dir.join("inventory.toml"),
-        toml::to_string(&cistern::sim::generate_fleet(2, 3)).unwrap(),
+        toml::to_string(&cistern::lab::sim::generate_fleet(2, 3)).unwrap(),
     )
     .unwrap();
     let config = dir.join("cistern.toml");

@@ -6,7 +6,7 @@
 //! the last flush interval, and this test would see the hole).
 
 use crate::support::{get, run_site, spawn_cistern, wait_for, Mosquitto};
-use cistern::sim;
+use cistern::lab::sim;
 use cistern_schemas::telemetry;
 use cistern_schemas::{DeviceId, DeviceKind, Timestamp};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};

@@ -7,7 +7,7 @@
 
 use cistern::ingest::modbus::{spawn_pollers, ModbusConfig, ModbusError};
 use cistern::ingest::{BatchSink, DeliveryError};
-use cistern::sim::modbus_server::ModbusFieldServer;
+use cistern::lab::sim::modbus_server::ModbusFieldServer;
 use cistern_actors::Receipt;
 use cistern_schemas::catalog::PointKind;
 use cistern_schemas::inventory::Inventory;

@@ -294,7 +294,7 @@ fn prometheus_scrapes_the_live_demo_and_the_dashboards_query_only_metrics_that_e
 
 #[test]
 fn readyz_names_the_part_that_is_not_ready_until_it_is() {
-    let inventory = cistern::sim::generate_fleet(3, 5);
+    let inventory = cistern::lab::sim::generate_fleet(3, 5);
     let port = crate::support::free_port();
     // No broker on the port yet; reconnect attempts capped at 500 ms so that the test sees the
     // broker soon after it starts.

@@ -5,11 +5,11 @@
 
 use crate::support::{get, run_site, spawn_cistern, wait_for, Mosquitto};
 use cistern::config::builtin_profiles;
-use cistern::field::{self, FieldConfig, FieldHandle};
 use cistern::ingest::mqtt::MqttConfig;
+use cistern::lab::field::{self, FieldConfig, FieldHandle};
+use cistern::lab::sim::FaultKind;
+use cistern::lab::{broker, sim};
 use cistern::node::{Node, NodeSpec};
-use cistern::sim::FaultKind;
-use cistern::{broker, sim};
 use cistern_actors::ports::{Arrival, Receipt, SampleSink};
 use cistern_actors::SystemClock;
 use cistern_schemas::inventory::Inventory;

@@ -7,8 +7,8 @@ use crate::modbus::{fast_config, profiles};
 use crate::support::{call_as, free_port, temp_dir};
 use cistern::auth::AuditLog;
 use cistern::ingest::modbus::writer::{FieldWriter, WriteError, WriteMetrics};
-use cistern::sim::modbus_server::ModbusFieldServer;
-use cistern::sim::{self, Simulator};
+use cistern::lab::sim::modbus_server::ModbusFieldServer;
+use cistern::lab::sim::{self, Simulator};
 use cistern_actors::ports::AuditPort;
 use cistern_schemas::fill_plan::{
     slot_at, slot_start_unix_s, FillMode, PlanImage, PlanWindow, PLAN_WORDS,
@@ -362,7 +362,7 @@ fn tank_point(view: &serde_json::Value, tank: &str, name: &str) -> Option<f64> {
 #[actix_rt::test]
 async fn the_demo_writes_plans_the_controllers_honour_and_operators_write_setpoints() {
     use cistern::auth::{Principal, Role};
-    use cistern::demo::{self, DemoOptions};
+    use cistern::lab::demo::{self, DemoOptions};
 
     let opts = DemoOptions {
         rooms: 4,

@@ -529,7 +529,7 @@ fn write_node_config(
     data: &Path,
     mqtt: std::net::SocketAddr,
 ) -> Result<(PathBuf, Vec<String>), BenchError> {
-    let inventory = crate::sim::generate_fleet(opts.rooms, opts.seed);
+    let inventory = crate::lab::sim::generate_fleet(opts.rooms, opts.seed);
     // The room clients watch the first rooms.
     let first_rooms = inventory
         .rooms

@@ -321,8 +321,8 @@ mod tests {
     /// limits in either form.
     #[test]
     fn a_real_room_replays_within_the_payload_limits() {
-        let inventory = crate::sim::generate_fleet(1, 3);
-        let mut sim = crate::sim::Simulator::new(&inventory, 3, Timestamp(0));
+        let inventory = crate::lab::sim::generate_fleet(1, 3);
+        let mut sim = crate::lab::sim::Simulator::new(&inventory, 3, Timestamp(0));
         let room = inventory.rooms[0].id.clone();
         for per_device in [false, true] {
             let mut gw = RoomGateway::new(room.clone(), 10_000).per_device(per_device);

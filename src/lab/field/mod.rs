@@ -8,7 +8,7 @@
 
 pub mod gateway;
 
-use crate::sim::{ActiveFault, FaultKind, SimError, Simulator};
+use crate::lab::sim::{ActiveFault, FaultKind, SimError, Simulator};
 use cistern_schemas::inventory::{Inventory, SourceSpec};
 use cistern_schemas::reading::RoomReading;
 use cistern_schemas::{RoomId, Timestamp};
@@ -59,7 +59,7 @@ pub trait ReadingOutlet: Send + Sync + 'static {
 
     /// What the platform wrote to the room's controller, handed to the simulated room before
     /// each step (`None`: this outlet takes no writes).
-    fn writes(&self) -> Option<crate::sim::ControllerWrites> {
+    fn writes(&self) -> Option<crate::lab::sim::ControllerWrites> {
         None
     }
 }
@@ -188,7 +188,7 @@ pub fn run(
                 _ = tokio::time::sleep_until(start_at) => {}
             }
             // What operators and planners wrote to the controllers since the last step.
-            let writes: Vec<(RoomId, crate::sim::ControllerWrites)> = outlets
+            let writes: Vec<(RoomId, crate::lab::sim::ControllerWrites)> = outlets
                 .iter()
                 .filter_map(|(room, o)| o.writes().map(|w| (room.clone(), w)))
                 .collect();
@@ -279,7 +279,7 @@ async fn publish(
 fn take_readings(
     sim: Arc<Mutex<Simulator>>,
     step: Option<Duration>,
-    writes: Vec<(RoomId, crate::sim::ControllerWrites)>,
+    writes: Vec<(RoomId, crate::lab::sim::ControllerWrites)>,
 ) -> tokio::task::JoinHandle<(Vec<RoomReading>, Vec<bool>)> {
     tokio::task::spawn_blocking(move || {
         let mut s = sim.lock().unwrap_or_else(|p| p.into_inner());
@@ -362,13 +362,13 @@ fn publisher(
 const PUBLISH_GRACE: Duration = Duration::from_secs(10);
 
 /// The simulator's Modbus controllers take readings too; a comms loss silences them.
-impl ReadingOutlet for crate::sim::modbus_server::ModbusFieldServer {
+impl ReadingOutlet for crate::lab::sim::modbus_server::ModbusFieldServer {
     fn update(&self, reading: &RoomReading, link_up: bool) {
-        crate::sim::modbus_server::ModbusFieldServer::update(self, reading);
+        crate::lab::sim::modbus_server::ModbusFieldServer::update(self, reading);
         self.set_silent(!link_up);
     }
 
-    fn writes(&self) -> Option<crate::sim::ControllerWrites> {
+    fn writes(&self) -> Option<crate::lab::sim::ControllerWrites> {
         Some(self.controller_writes())
     }
 }

@@ -149,7 +149,7 @@ impl Shape {
             .collect();
         let day_part: Vec<f64> = hours.iter().map(|&h| daytime.at(h, edge_h)).collect();
         Self {
-            table: crate::sim::demand::fit_shape(&peak_part, &day_part, night_min, kh),
+            table: crate::lab::sim::demand::fit_shape(&peak_part, &day_part, night_min, kh),
         }
     }
 

@@ -422,7 +422,7 @@ impl Booster {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::pump_curve::METRES_PER_MPA;
+    use crate::lab::sim::pump_curve::METRES_PER_MPA;
 
     fn spec(flow: f64) -> PumpSpec {
         PumpSpec {

@@ -274,7 +274,7 @@ pub(crate) fn fit_shape(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::noise::{room_rng, Stream};
+    use crate::lab::sim::noise::{room_rng, Stream};
     use cistern_schemas::Timestamp;
 
     fn clock_at_local_hour(day: i64, hour: f64) -> LocalClock {

@@ -160,7 +160,7 @@ impl Security {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::noise::{room_rng, Stream};
+    use crate::lab::sim::noise::{room_rng, Stream};
     use cistern_schemas::Timestamp;
 
     #[test]

@@ -113,7 +113,7 @@ impl WaterQuality {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::noise::{room_rng, Stream};
+    use crate::lab::sim::noise::{room_rng, Stream};
 
     #[test]
     fn an_excursion_develops_and_recedes() {
