@@ -2,10 +2,11 @@
 //! in `ops/cistern.example.toml` (a test parses it), unknown keys refused so that a misspelt
 //! setting stops start-up instead of being silently ignored.
 
-use crate::historian::HistorianConfig;
+use crate::historian::{HistorianSection, HistorianSectionError};
 use crate::ingest::modbus::ModbusConfig;
 use crate::ingest::mqtt::MqttConfig;
-use crate::store::scylla::ScyllaConfig;
+use crate::store::StoreConfigError;
+pub use crate::store::{StoreBackend, StoreConfig};
 use cistern_actors::ActorConfig;
 use cistern_schemas::inventory::{Inventory, InventoryError};
 use cistern_schemas::modbus::{Profile, ProfileError, ProfileSet};
@@ -30,8 +31,12 @@ pub struct Config {
     pub profiles: ProfilesConfig,
     #[serde(default)]
     pub actors: ActorsConfig,
+    /// `[store]`: the backend and where it keeps its data (owned by `crate::store`).
     #[serde(default)]
     pub store: StoreConfig,
+    /// `[historian]`: flush, seal, memory and retention of the historian.
+    #[serde(default)]
+    pub historian: HistorianSection,
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
@@ -40,109 +45,6 @@ pub struct Config {
     pub ws: crate::api::ws::WsConfig,
     #[serde(default)]
     pub auth: crate::auth::AuthConfig,
-}
-
-/// `[store]`
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreConfig {
-    /// `embedded` (one node, redb files in `data_dir`) or `scylla`.
-    pub backend: StoreBackend,
-    /// The data directory: the embedded store, and the historian's write-ahead log and disk
-    /// spill whatever the backend (relative paths are relative to the configuration file).
-    pub data_dir: PathBuf,
-    /// Accepted samples are durable within this interval; MQTT messages are acknowledged then.
-    #[serde(with = "humantime_serde")]
-    pub flush_every: Duration,
-    /// Open chunks are sealed into the store this often...
-    #[serde(with = "humantime_serde")]
-    pub seal_every: Duration,
-    /// ...or as soon as this many samples are open (16 bytes each in memory). Each seal
-    /// writes a chunk per point, so a low figure makes many small chunks at fleet scale.
-    pub seal_samples: usize,
-    /// Past this many samples in memory (the store is down or behind) the historian lets go
-    /// of them: they wait in the write-ahead on disk and are drained in order (the spill).
-    pub max_open_samples: usize,
-    // -- retention per resolution (the historian's compactor applies it about hourly) --
-    /// Raw samples are kept this long.
-    #[serde(with = "humantime_serde")]
-    pub retention_raw: Duration,
-    /// 1-minute rollups are kept this long.
-    #[serde(with = "humantime_serde")]
-    pub retention_1m: Duration,
-    /// 1-hour rollups are kept this long.
-    #[serde(with = "humantime_serde")]
-    pub retention_1h: Duration,
-    /// `[store.scylla]`: the cluster, when `backend = "scylla"`.
-    pub scylla: Option<ScyllaConfig>,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        Self {
-            backend: StoreBackend::Embedded,
-            data_dir: PathBuf::from("data"),
-            flush_every: Duration::from_millis(250),
-            seal_every: Duration::from_secs(120),
-            seal_samples: HistorianConfig::default().seal_samples,
-            max_open_samples: HistorianConfig::default().max_open_samples,
-            retention_raw: Duration::from_secs(90 * 86_400),
-            retention_1m: Duration::from_secs(2 * 365 * 86_400),
-            retention_1h: Duration::from_secs(10 * 365 * 86_400),
-            scylla: None,
-        }
-    }
-}
-
-/// Storage backends.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum StoreBackend {
-    Embedded,
-    /// A ScyllaDB cluster (`[store.scylla]`); the historian's write-ahead stays in `data_dir`.
-    Scylla,
-}
-
-impl StoreConfig {
-    /// Checks the backend's settings before anything is opened.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.seal_samples == 0 || self.seal_samples > self.max_open_samples {
-            return Err(ConfigError::Store(format!(
-                "[store] seal_samples ({}) must be at least 1 and at most max_open_samples ({}): \
-                 otherwise memory spills to disk before a seal can start",
-                self.seal_samples, self.max_open_samples
-            )));
-        }
-        match (self.backend, &self.scylla) {
-            (StoreBackend::Embedded, _) => Ok(()),
-            (StoreBackend::Scylla, None) => Err(ConfigError::Store(
-                "[store] backend = \"scylla\" needs a [store.scylla] section".into(),
-            )),
-            (StoreBackend::Scylla, Some(_)) => self
-                .scylla_config()
-                .map_or(Ok(()), |scylla| scylla.validate())
-                .map_err(|e| ConfigError::Store(e.to_string())),
-        }
-    }
-
-    /// `[store.scylla]` with the TTLs it leaves out taken from the retention per resolution.
-    pub fn scylla_config(&self) -> Option<ScyllaConfig> {
-        let mut scylla = self.scylla.clone()?;
-        scylla
-            .ttl
-            .default_to(self.retention_raw, self.retention_1m, self.retention_1h);
-        Some(scylla)
-    }
-
-    /// Makes relative paths relative to `base` (the configuration's folder).
-    pub fn resolve_relative_to(&mut self, base: &Path) {
-        if self.data_dir.is_relative() {
-            self.data_dir = base.join(&self.data_dir);
-        }
-        if let Some(scylla) = &mut self.scylla {
-            scylla.resolve_relative_to(base);
-        }
-    }
 }
 
 /// `[http]`
@@ -279,8 +181,11 @@ pub enum ConfigError {
     #[error(transparent)]
     Profile(#[from] ProfileError),
     /// `[store]` cannot work (the message names the key).
-    #[error("{0}")]
-    Store(String),
+    #[error(transparent)]
+    Store(#[from] StoreConfigError),
+    /// `[historian]` cannot work (the message names the key).
+    #[error(transparent)]
+    Historian(#[from] HistorianSectionError),
 }
 
 impl Config {
@@ -296,7 +201,8 @@ impl Config {
             config.inventory.file = base.join(&config.inventory.file);
         }
         config.store.resolve_relative_to(base);
-        config.store.validate()?;
+        config.historian.validate()?;
+        config.store.validate(&config.historian.retention())?;
         config.rules.resolve_relative_to(base);
         if let Some(dir) = &mut config.profiles.dir {
             if dir.is_relative() {
@@ -384,29 +290,80 @@ mod tests {
             config.store, store,
             "the example documents the defaults of [store]"
         );
+        assert_eq!(
+            config.historian,
+            HistorianSection::default(),
+            "the example documents the defaults of [historian]"
+        );
     }
 
     #[test]
     fn historian_memory_settings_are_read_and_checked() {
         let config = Config::from_toml(
-            "[inventory]\nfile = \"x\"\n[store]\nseal_samples = 1000\nmax_open_samples = 5000\n",
+            "[inventory]\nfile = \"x\"\n[historian]\nseal_samples = 1000\nmax_open_samples = 5000\n",
             "test",
         )
         .unwrap();
         assert_eq!(
-            (config.store.seal_samples, config.store.max_open_samples),
+            (
+                config.historian.seal_samples,
+                config.historian.max_open_samples
+            ),
             (1000, 5000)
         );
-        config.store.validate().unwrap();
+        config.historian.validate().unwrap();
         for (seal, max) in [(0, 5000), (6000, 5000)] {
-            let store = StoreConfig {
+            let historian = HistorianSection {
                 seal_samples: seal,
                 max_open_samples: max,
-                ..StoreConfig::default()
+                ..HistorianSection::default()
             };
-            let err = store.validate().unwrap_err().to_string();
-            assert!(err.contains("seal_samples"), "{err}");
+            let err = historian.validate().unwrap_err().to_string();
+            assert!(err.contains("[historian] seal_samples"), "{err}");
         }
+    }
+
+    /// The historian's knobs left `[store]` for `[historian]`: under `[store]` they are
+    /// refused like any unknown key (a setting that would be silently ignored stops start-up),
+    /// and `[store]` takes only what the store itself is.
+    #[test]
+    fn historian_keys_belong_to_historian_not_store() {
+        for key in [
+            "flush_every = \"1s\"",
+            "seal_every = \"1m\"",
+            "seal_samples = 10",
+            "max_open_samples = 10",
+            "retention_raw = \"1d\"",
+        ] {
+            let err = Config::from_toml(
+                &format!("[inventory]\nfile = \"x\"\n[store]\n{key}\n"),
+                "test",
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("unknown field"), "{key}: {err}");
+            let config = Config::from_toml(
+                &format!("[inventory]\nfile = \"x\"\n[historian]\n{key}\n"),
+                "test",
+            )
+            .unwrap();
+            assert_ne!(config.historian, HistorianSection::default(), "{key}");
+        }
+        let config = Config::from_toml(
+            "[inventory]\nfile = \"x\"\n[historian]\nflush_every = \"1s\"\nretention_1m = \"30d\"\n",
+            "test",
+        )
+        .unwrap();
+        let running = config.historian.historian_config();
+        assert_eq!(running.flush_every, std::time::Duration::from_secs(1));
+        assert_eq!(
+            running.compaction.map(|c| c.retention_1m),
+            Some(std::time::Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(
+            config.historian.retention().minute,
+            std::time::Duration::from_secs(30 * 86_400)
+        );
     }
 
     #[test]
@@ -431,5 +388,91 @@ mod tests {
     #[test]
     fn builtin_profiles_load() {
         builtin_profiles().unwrap();
+    }
+
+    /// `[store] backend = "scylla"` as a whole configuration file reads it.
+    mod scylla_section {
+        use super::*;
+        use crate::store::scylla::ConsistencyLevel;
+        use crate::store::Series;
+        use std::time::Duration;
+
+        #[test]
+        fn the_scylla_example_configuration_parses_and_validates() {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("ops/scylla/cistern.scylla.toml");
+            let config = Config::load(&path).unwrap();
+            assert_eq!(config.store.backend, StoreBackend::Scylla);
+            let scylla = config.store.scylla.clone().unwrap();
+            assert_eq!(scylla.local_dc, "dc1");
+            assert_eq!(scylla.replication.len(), 2);
+            assert_eq!(scylla.read_consistency, ConsistencyLevel::LocalQuorum);
+            assert_eq!(scylla.write_consistency, ConsistencyLevel::LocalQuorum);
+            assert_eq!(scylla.ttl.raw, Some(Duration::from_secs(30 * 86_400)));
+            scylla.validate().unwrap();
+            // What the example leaves out comes from the [historian] retention per resolution.
+            let resolved = config
+                .store
+                .scylla_config(&config.historian.retention())
+                .unwrap();
+            assert_eq!(
+                resolved.ttl.of(Series::Minute),
+                config.historian.retention_1m
+            );
+            resolved.validate().unwrap();
+        }
+
+        #[test]
+        fn a_configuration_that_cannot_work_is_refused_with_the_key_that_is_wrong() {
+            let parse = |scylla: &str| {
+                Config::from_toml(
+                    &format!("[inventory]\nfile = \"x\"\n[store]\nbackend = \"scylla\"\n{scylla}"),
+                    "test",
+                )
+            };
+            let config = parse("").unwrap();
+            let err = config
+                .store
+                .validate(&config.historian.retention())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("[store.scylla]"), "{err}");
+
+            let base = "[store.scylla]\nnodes = [\"10.0.0.1:9042\"]\nlocal_dc = \"dc1\"\n";
+            let dc1 = "[store.scylla.replication]\ndc1 = 3\n";
+            parse(&format!("{base}{dc1}"))
+                .unwrap()
+                .store
+                .validate(&Default::default())
+                .unwrap();
+
+            let tls = format!("{dc1}[store.scylla.tls]\nenabled = true\n");
+            let ttl = format!("{dc1}[store.scylla.ttl]\nraw = \"30years\"\n");
+            for (keys, tables, wanted) in [
+                ("", "", "replication is empty"),
+                ("", "[store.scylla.replication]\ndc2 = 3\n", "local_dc"),
+                ("keyspace = \"Cistern-1\"\n", dc1, "keyspace"),
+                (
+                    "read_consistency = \"each_quorum\"\n",
+                    dc1,
+                    "read_consistency",
+                ),
+                ("username = \"cistern\"\n", dc1, "username and password"),
+                ("request_timeout = \"0s\"\n", dc1, "request_timeout"),
+                ("", tls.as_str(), "ca_file"),
+                ("", ttl.as_str(), "20 years"),
+            ] {
+                let config = parse(&format!("{base}{keys}{tables}")).unwrap();
+                let err = config
+                    .store
+                    .validate(&config.historian.retention())
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.contains(wanted), "{keys}{tables}: {err}");
+            }
+            // A misspelt key stops start-up.
+            let err = parse(&format!("{base}local_quorum = true\n")).unwrap_err();
+            assert!(err.to_string().contains("local_quorum"), "{err}");
+        }
     }
 }

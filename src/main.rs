@@ -411,7 +411,7 @@ fn main() -> anyhow::Result<()> {
             let profiles = config.load_profiles()?;
             actix_web::rt::System::new().block_on(async move {
                 let mut stop = stop_signal();
-                let storage = cistern::store::open_storage(&config.store).await?;
+                let storage = cistern::node::Storage::open(&config.store, &config.historian).await?;
                 let security = cistern::auth::Security::open(&config.auth, Some(&storage))
                     .await
                     .context("cannot load users and tokens")?;
@@ -593,7 +593,9 @@ fn main() -> anyhow::Result<()> {
                         let to = cistern_schemas::Timestamp::now();
                         let from = to - last;
                         let readings = tokio::runtime::Runtime::new()?.block_on(async {
-                            let storage = cistern::store::open_storage(&config.store).await?;
+                            let storage =
+                                cistern::node::Storage::open(&config.store, &config.historian)
+                                    .await?;
                             let r = cistern::alarms::backtest::load_history(
                                 &storage.historian,
                                 &inventory,

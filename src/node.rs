@@ -6,6 +6,9 @@
 //! exist yet → HTTP. Shutdown: HTTP stops accepting, ingest stops (unacknowledged MQTT messages
 //! stay with the broker's persistent session), then the actors' arbiters.
 
+pub mod storage;
+pub use storage::Storage;
+
 use crate::alarms::outbox::NodeOutbox;
 use crate::alarms::{RulesConfig, StoredAlarms};
 use crate::api::{self, ApiState};
@@ -85,7 +88,7 @@ impl NodeSpec {
     }
 
     /// Runs on `storage`: history, and actor snapshots that survive a restart.
-    pub fn with_storage(mut self, storage: &crate::store::Storage) -> Self {
+    pub fn with_storage(mut self, storage: &Storage) -> Self {
         self.snapshots = storage.snapshots.clone();
         self.alarm_store = storage.alarms.clone();
         self.stored_alarms = Some(storage.alarms.clone());

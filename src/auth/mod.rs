@@ -144,7 +144,7 @@ impl Security {
     /// Identity and audit for a node: in `storage` when it has one, else in memory.
     pub async fn open(
         config: &AuthConfig,
-        storage: Option<&crate::store::Storage>,
+        storage: Option<&crate::node::Storage>,
     ) -> Result<Self, IdentityError> {
         match storage {
             Some(s) => Ok(Self {

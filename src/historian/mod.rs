@@ -30,6 +30,7 @@
 mod blob;
 mod buffers;
 pub mod compact;
+mod config;
 pub mod metrics;
 pub mod rollup;
 mod writer;
@@ -42,6 +43,7 @@ use cistern_actors::Receipt;
 use cistern_schemas::chunk;
 use cistern_schemas::reading::Record;
 use cistern_schemas::{DeviceId, PointId, Timestamp};
+pub use config::{HistorianSection, HistorianSectionError};
 pub use metrics::StoreMetrics;
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -9,7 +9,7 @@
 //! room's mailbox is full), each with a [`Receipt`] of its own, and hands the receipts' other
 //! ends to the acker. PUBACKs (manual acks) are sent by the acker strictly in the order the
 //! PUBLISHes arrived, each once the samples of all its batches are durable (the historian completes
-//! the receipt after its write-ahead commit, within `[store] flush_every`): a message the
+//! the receipt after its write-ahead commit, within `[historian] flush_every`): a message the
 //! broker was told is safe survives a `kill -9`; one that was not is re-delivered by the
 //! broker from our persistent session. MQTT 3.1.1 requires in-order acknowledgements (rumqttd
 //! drops a session that breaks the rule), while decoding still runs in parallel.

@@ -100,7 +100,7 @@ pub struct Demo {
     pub online_at_start: usize,
     _modbus: Vec<Arc<ModbusFieldServer>>,
     /// The store and historian (kept until the node has stopped).
-    pub storage: crate::store::Storage,
+    pub storage: crate::node::Storage,
     /// Identity and audit (closed after the node has stopped, before the storage).
     pub security: crate::auth::Security,
 }
@@ -245,10 +245,13 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
         .map_err(|_| DemoError::Join)??;
 
     let field = FieldHandle::new(&inventory, opts.seed, Timestamp::now());
-    let storage = crate::store::open_storage(&crate::config::StoreConfig {
-        data_dir: opts.data.clone(),
-        ..Default::default()
-    })
+    let storage = crate::node::Storage::open(
+        &crate::store::StoreConfig {
+            data_dir: opts.data.clone(),
+            ..Default::default()
+        },
+        &crate::historian::HistorianSection::default(),
+    )
     .await?;
     let security =
         crate::auth::Security::open(&crate::auth::AuthConfig::default(), Some(&storage)).await?;

@@ -17,13 +17,15 @@
 //! The historian's write-ahead (samples accepted but not yet sealed into chunks, and the disk
 //! spill when the store is down) is not part of this port: it is always local ([`wal`]).
 
+pub mod config;
 pub mod embedded;
 pub mod scylla;
 pub mod snapshots;
 pub mod wal;
 
 mod open;
-pub use open::{open_storage, IoRuntime, Storage};
+pub use config::{Retention, StoreBackend, StoreConfig, StoreConfigError};
+pub use open::{open, IoRuntime};
 
 #[cfg(test)]
 pub(crate) mod conformance;

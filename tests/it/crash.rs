@@ -27,7 +27,7 @@ fn kill_9_during_ingest_loses_no_acknowledged_sample_and_duplicates_none() {
         "crash",
         &sim::generate_fleet(2, 11),
         &broker,
-        "[store]\ndata_dir = \"data\"\nflush_every = \"250ms\"\nseal_every = \"3s\"\n",
+        "[store]\ndata_dir = \"data\"\n[historian]\nflush_every = \"250ms\"\nseal_every = \"3s\"\n",
     );
     let args = ["run", "--config", config.to_str().unwrap()];
     let (mut first, ready) = spawn_cistern("crash-1", &args, Duration::from_secs(30));

@@ -43,9 +43,9 @@ mod config;
 mod schema;
 
 #[cfg(test)]
-mod cql_peer;
+pub(crate) mod cql_peer;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use config::{
     valid_keyspace, ConsistencyLevel, ScyllaConfig, ScyllaConfigError, ScyllaTlsConfig,

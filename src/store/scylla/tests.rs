@@ -14,7 +14,6 @@
 
 use super::cql_peer::CqlPeer;
 use super::*;
-use crate::config::{Config, StoreBackend};
 use kassandra::frame::request::RequestOpcode;
 
 const DAY: i64 = 86_400_000;
@@ -22,7 +21,7 @@ const HOUR: i64 = 3_600_000;
 /// A day well after the epoch: bucket boundaries are multiples of DAY.
 const D: i64 = 20_000 * DAY;
 
-fn config_for(node: String) -> ScyllaConfig {
+pub(crate) fn config_for(node: String) -> ScyllaConfig {
     let mut config = ScyllaConfig {
         nodes: vec![node],
         local_dc: "datacenter1".into(),
@@ -448,46 +447,6 @@ async fn an_unreachable_cluster_is_a_retryable_error_that_names_it() {
     assert!(err.to_string().contains(&node), "{err}");
 }
 
-/// The `[store] backend = "scylla"` branch of `open_storage`: the store is connected on the
-/// I/O runtime, the historian starts on it (reading its promise back from `state`) with its
-/// write-ahead in `data_dir`, and what goes through the store comes back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn open_storage_runs_the_historian_on_a_scylla_store() {
-    let peer = CqlPeer::start().await;
-    let data_dir = std::env::temp_dir().join(format!("cistern-scylla-open-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data_dir);
-    let config = crate::config::StoreConfig {
-        backend: StoreBackend::Scylla,
-        data_dir: data_dir.clone(),
-        scylla: Some(config_for(peer.node())),
-        ..crate::config::StoreConfig::default()
-    };
-    let storage = crate::store::open_storage(&config).await.unwrap();
-    let p = "XM-0007/T1.level";
-    storage
-        .store
-        .put_chunks(vec![(key(p, Series::Raw, D + HOUR), vec![7])])
-        .await
-        .unwrap();
-    let got = storage
-        .store
-        .chunks(
-            &point(p),
-            Series::Raw,
-            Timestamp(D + HOUR),
-            Timestamp(D + DAY - 1),
-        )
-        .await
-        .unwrap();
-    assert_eq!(got, vec![(Timestamp(D + HOUR), vec![7])]);
-    assert!(data_dir.exists(), "the write-ahead stays local");
-    // Stopping the historian blocks (it flushes and joins its writer).
-    tokio::task::spawn_blocking(move || drop(storage))
-        .await
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&data_dir);
-}
-
 #[tokio::test]
 async fn a_local_dc_the_cluster_does_not_have_is_refused_at_start_up() {
     let peer = CqlPeer::start().await;
@@ -526,64 +485,7 @@ fn index_rows_outlive_the_rows_of_their_bucket() {
 }
 
 #[test]
-fn the_scylla_example_configuration_parses_and_validates() {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ops/scylla/cistern.scylla.toml");
-    let config = Config::load(&path).unwrap();
-    assert_eq!(config.store.backend, StoreBackend::Scylla);
-    let scylla = config.store.scylla.clone().unwrap();
-    assert_eq!(scylla.local_dc, "dc1");
-    assert_eq!(scylla.replication.len(), 2);
-    assert_eq!(scylla.read_consistency, ConsistencyLevel::LocalQuorum);
-    assert_eq!(scylla.write_consistency, ConsistencyLevel::LocalQuorum);
-    assert_eq!(scylla.ttl.raw, Some(Duration::from_secs(30 * 86_400)));
-    scylla.validate().unwrap();
-    // What the example leaves out comes from the [store] retention per resolution.
-    let resolved = config.store.scylla_config().unwrap();
-    assert_eq!(resolved.ttl.of(Series::Minute), config.store.retention_1m);
-    resolved.validate().unwrap();
-}
-
-#[test]
-fn a_configuration_that_cannot_work_is_refused_with_the_key_that_is_wrong() {
-    let parse = |scylla: &str| {
-        Config::from_toml(
-            &format!("[inventory]\nfile = \"x\"\n[store]\nbackend = \"scylla\"\n{scylla}"),
-            "test",
-        )
-    };
-    let config = parse("").unwrap();
-    let err = config.store.validate().unwrap_err().to_string();
-    assert!(err.contains("[store.scylla]"), "{err}");
-
-    let base = "[store.scylla]\nnodes = [\"10.0.0.1:9042\"]\nlocal_dc = \"dc1\"\n";
-    let dc1 = "[store.scylla.replication]\ndc1 = 3\n";
-    parse(&format!("{base}{dc1}"))
-        .unwrap()
-        .store
-        .validate()
-        .unwrap();
-
-    let tls = format!("{dc1}[store.scylla.tls]\nenabled = true\n");
-    let ttl = format!("{dc1}[store.scylla.ttl]\nraw = \"30years\"\n");
-    for (keys, tables, wanted) in [
-        ("", "", "replication is empty"),
-        ("", "[store.scylla.replication]\ndc2 = 3\n", "local_dc"),
-        ("keyspace = \"Cistern-1\"\n", dc1, "keyspace"),
-        (
-            "read_consistency = \"each_quorum\"\n",
-            dc1,
-            "read_consistency",
-        ),
-        ("username = \"cistern\"\n", dc1, "username and password"),
-        ("request_timeout = \"0s\"\n", dc1, "request_timeout"),
-        ("", tls.as_str(), "ca_file"),
-        ("", ttl.as_str(), "20 years"),
-    ] {
-        let config = parse(&format!("{base}{keys}{tables}")).unwrap();
-        let err = config.store.validate().unwrap_err().to_string();
-        assert!(err.contains(wanted), "{keys}{tables}: {err}");
-    }
+fn a_contact_point_without_a_port_is_refused() {
     let bad_node = ScyllaConfig {
         nodes: vec!["10.0.0.1".into()],
         ..config_for("x:1".into())
@@ -592,9 +494,6 @@ fn a_configuration_that_cannot_work_is_refused_with_the_key_that_is_wrong() {
         bad_node.validate(),
         Err(ScyllaConfigError::BadNode { .. })
     ));
-    // A misspelt key stops start-up.
-    let err = parse(&format!("{base}local_quorum = true\n")).unwrap_err();
-    assert!(err.to_string().contains("local_quorum"), "{err}");
 }
 
 #[cfg(not(feature = "scylla-tls"))]
