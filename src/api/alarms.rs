@@ -9,7 +9,7 @@
 //! same one (a mismatch is refused, never silently rewritten). Every command, taken or refused,
 //! is audited as `alarm_<action>`.
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::{AlarmsApi, ApiState};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -26,10 +26,9 @@ const HISTORY: Duration = Duration::from_secs(90 * 86_400);
 const HISTORY_LIMIT: usize = 500;
 
 fn alarms(state: &ApiState) -> Result<&AlarmsApi, ApiError> {
-    state
-        .alarms
-        .as_ref()
-        .ok_or_else(|| ApiError::not_found("rules_disabled", "this node runs no alarm rules"))
+    state.alarms.as_ref().ok_or_else(|| {
+        ApiError::not_found(ErrorCode::RulesDisabled, "this node runs no alarm rules")
+    })
 }
 
 /// `GET /api/v1/alarms` query.
@@ -45,7 +44,7 @@ pub struct ListQuery {
 
 fn list_of<T>(
     raw: Option<&str>,
-    what: &'static str,
+    what: ErrorCode,
     parse: impl Fn(&str) -> Option<T>,
 ) -> Result<Vec<T>, ApiError> {
     raw.into_iter()
@@ -72,23 +71,27 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let api = alarms(&state)?;
     let filter = AlarmFilter {
-        states: list_of(q.state.as_deref(), "invalid_state", parse_state)?,
-        severities: list_of(q.severity.as_deref(), "invalid_severity", parse_severity)?,
+        states: list_of(q.state.as_deref(), ErrorCode::InvalidState, parse_state)?,
+        severities: list_of(
+            q.severity.as_deref(),
+            ErrorCode::InvalidSeverity,
+            parse_severity,
+        )?,
         room: q
             .room
             .as_deref()
             .map(RoomId::new)
             .transpose()
-            .map_err(|e| ApiError::bad_request("invalid_room_id", e.to_string()))?,
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRoomId, e.to_string()))?,
         zone: q
             .zone
             .as_deref()
             .map(str::parse::<ZoneId>)
             .transpose()
-            .map_err(|e| ApiError::bad_request("invalid_zone", e.to_string()))?,
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidZone, e.to_string()))?,
         rule: q.rule.as_deref().map(str::parse).transpose().map_err(
             |e: cistern_rules::ids::RuleIdError| {
-                ApiError::bad_request("invalid_rule", e.to_string())
+                ApiError::bad_request(ErrorCode::InvalidRule, e.to_string())
             },
         )?,
     };
@@ -113,16 +116,16 @@ enum Source {
 
 fn parse_id(source: &str, key: &str) -> Result<(Source, AlarmKey), ApiError> {
     let key: AlarmKey = key.parse().map_err(|e: cistern_rules::ids::RuleIdError| {
-        ApiError::bad_request("invalid_alarm_id", e.to_string())
+        ApiError::bad_request(ErrorCode::InvalidAlarmId, e.to_string())
     })?;
     let source = match source.strip_prefix("zone:") {
         Some(z) => Source::Zone(
             z.parse()
-                .map_err(|e| ApiError::bad_request("invalid_alarm_id", format!("{e}")))?,
+                .map_err(|e| ApiError::bad_request(ErrorCode::InvalidAlarmId, format!("{e}")))?,
         ),
         None => Source::Room(
             RoomId::new(source)
-                .map_err(|e| ApiError::bad_request("invalid_alarm_id", e.to_string()))?,
+                .map_err(|e| ApiError::bad_request(ErrorCode::InvalidAlarmId, e.to_string()))?,
         ),
     };
     Ok((source, key))
@@ -140,7 +143,7 @@ async fn view_of(
     if let Some(v) = api.host.board.get(&id) {
         return Ok(v);
     }
-    let unknown = || ApiError::not_found("unknown_alarm", format!("no alarm {id}"));
+    let unknown = || ApiError::not_found(ErrorCode::UnknownAlarm, format!("no alarm {id}"));
     match source {
         Source::Room(room) => {
             let spec = state.registry.spec(room).ok_or_else(unknown)?;
@@ -182,7 +185,7 @@ pub async fn get(
                 .map_err(|e| {
                     ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
-                        "store_unavailable",
+                        ErrorCode::StoreUnavailable,
                         e.to_string(),
                     )
                 })?
@@ -252,19 +255,19 @@ fn action_of(req: &CommandRequest) -> Result<CommandAction, ApiError> {
                 (None, Some(d)) => Timestamp::now() + d,
                 _ => {
                     return Err(ApiError::bad_request(
-                        "invalid_shelve",
+                        ErrorCode::InvalidShelve,
                         "shelve needs either `for` (e.g. \"2h\") or `until` (ms since the epoch)",
                     ))
                 }
             };
             let reason = req.reason.clone().filter(|r| !r.trim().is_empty()).ok_or_else(|| {
-                ApiError::bad_request("invalid_shelve", "shelve needs a `reason`")
+                ApiError::bad_request(ErrorCode::InvalidShelve, "shelve needs a `reason`")
             })?;
             CommandAction::Shelve { until, reason }
         }
         other => {
             return Err(ApiError::not_found(
-                "unknown_action",
+                ErrorCode::UnknownAction,
                 format!(
                     "unknown action {other:?}; known: ack, shelve, unshelve, reset, remove_from_service, return_to_service"
                 ),
@@ -275,12 +278,18 @@ fn action_of(req: &CommandRequest) -> Result<CommandAction, ApiError> {
 
 fn refused(e: CommandError) -> ApiError {
     match e {
-        CommandError::UnknownAlarm { .. } => ApiError::not_found("unknown_alarm", e.to_string()),
-        CommandError::BadShelveExpiry { .. } => {
-            ApiError::bad_request("invalid_shelve", e.to_string())
+        CommandError::UnknownAlarm { .. } => {
+            ApiError::not_found(ErrorCode::UnknownAlarm, e.to_string())
         }
-        CommandError::NoUser => ApiError::bad_request("missing_user", e.to_string()),
-        _ => ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string()),
+        CommandError::BadShelveExpiry { .. } => {
+            ApiError::bad_request(ErrorCode::InvalidShelve, e.to_string())
+        }
+        CommandError::NoUser => ApiError::bad_request(ErrorCode::MissingUser, e.to_string()),
+        _ => ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::InvalidTransition,
+            e.to_string(),
+        ),
     }
 }
 
@@ -293,7 +302,7 @@ pub async fn command(
     let who = crate::auth::principal(&req).ok_or(crate::auth::AuthError::Unauthorized)?;
     if body.user.as_deref().is_some_and(|u| u != who.user) {
         return Err(ApiError::bad_request(
-            "user_mismatch",
+            ErrorCode::UserMismatch,
             format!(
                 "the body names another user than the authenticated one ({}); leave `user` out",
                 who.user
@@ -375,7 +384,7 @@ async fn run_command(
                 CommandFailed::Alarm(AlarmCommandError::Refused(c)) => refused(c),
                 CommandFailed::Alarm(e) => ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "room_unavailable",
+                    ErrorCode::RoomUnavailable,
                     e.to_string(),
                 ),
             })?,
@@ -383,7 +392,7 @@ async fn run_command(
             if action != CommandAction::Ack {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
-                    "invalid_transition",
+                    ErrorCode::InvalidTransition,
                     "a zone alarm can only be acknowledged",
                 ));
             }
@@ -394,7 +403,7 @@ async fn run_command(
             if events.is_empty() {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
-                    "invalid_transition",
+                    ErrorCode::InvalidTransition,
                     format!("zone alarm {source_text}/{key} has nothing to acknowledge"),
                 ));
             }

@@ -4,7 +4,7 @@
 //! come back in time order. With storage the whole log is searched, else what this process
 //! recorded.
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::ApiState;
 use crate::auth::AuditQuery;
 use actix_web::http::StatusCode;
@@ -32,14 +32,14 @@ pub async fn list(
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::bad_request(
-            "invalid_limit",
+            ErrorCode::InvalidLimit,
             format!("limit must be 1 to {MAX_LIMIT}"),
         ));
     }
     if let (Some(s), Some(u)) = (q.since, q.until) {
         if s > u {
             return Err(ApiError::bad_request(
-                "invalid_range",
+                ErrorCode::InvalidRange,
                 "`since` is after `until`",
             ));
         }
@@ -54,7 +54,7 @@ pub async fn list(
     let entries = state.security.audit.query(&query).await.map_err(|e| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
+            ErrorCode::StoreUnavailable,
             e.to_string(),
         )
     })?;

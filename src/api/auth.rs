@@ -2,7 +2,7 @@
 //! `POST /api/v1/auth/logout` ends the presented one, `GET /api/v1/auth/me` says who the token
 //! stands for.
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::ApiState;
 use crate::auth::{self, LoginError};
 use actix_web::http::StatusCode;
@@ -41,7 +41,7 @@ pub async fn login(
         Err(LoginError::BadCredentials) => Err(auth::AuthError::Unauthorized.into()),
         Err(LoginError::Limited(l)) => Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
+            ErrorCode::TooManyRequests,
             "too many failed logins; try again later",
         )
         .retry_after(l.retry_after)),
@@ -71,7 +71,7 @@ pub async fn logout(
     );
     if !ended {
         return Err(ApiError::bad_request(
-            "not_a_session",
+            ErrorCode::NotASession,
             "this token is not a login session (API tokens are revoked under /api/v1/tokens)",
         ));
     }

@@ -1,33 +1,177 @@
-//! JSON errors of the API.
+//! JSON errors of the API: every refusal is `{"error": {"code": "...", "message": "..."}}`
+//! with a code from [`ErrorCode`], a closed set whose strings are part of the wire format
+//! (pinned by a test here and listed as the `enum` of the envelope's `code` in
+//! `schemas/openapi.json`, which a test checks), so that a code cannot drift or be misspelt.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use std::fmt;
 
+/// Declares [`ErrorCode`], its wire strings and the list of all of them.
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])* $variant:ident => $text:literal,)*) => {
+        /// The machine-readable code of an API error. Its string is a wire format: clients
+        /// (and the web UI) branch on it.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),*];
+
+            /// The code on the wire.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $text,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    // Authentication and access.
+    /// No valid credentials (401, with `WWW-Authenticate: Bearer`).
+    Unauthorized => "unauthorized",
+    /// Authenticated, but the role does not allow it (403).
+    Forbidden => "forbidden",
+    /// Too many failed logins (429, with `Retry-After`).
+    TooManyRequests => "too_many_requests",
+    /// Logout with a token that is not a login session.
+    NotASession => "not_a_session",
+    // The request itself.
+    /// No such resource (404).
+    NotFound => "not_found",
+    /// The resource exists but not with this method (405, with `Allow`).
+    MethodNotAllowed => "method_not_allowed",
+    /// A JSON body that does not parse or does not fit the expected shape.
+    InvalidJson => "invalid_json",
+    /// A body of the wrong media type (415).
+    UnsupportedMediaType => "unsupported_media_type",
+    /// A body over the route's limit (413).
+    PayloadTooLarge => "payload_too_large",
+    /// A required body is missing or empty.
+    MissingBody => "missing_body",
+    /// A path parameter that does not parse.
+    InvalidPath => "invalid_path",
+    /// A query string that does not parse or names an unknown parameter.
+    InvalidQuery => "invalid_query",
+    /// A query parameter the endpoint does not know.
+    UnknownParameter => "unknown_parameter",
+    // Users and tokens.
+    InvalidName => "invalid_name",
+    WeakPassword => "weak_password",
+    /// A user or token of that name exists already (409).
+    Exists => "exists",
+    UnknownUser => "unknown_user",
+    UnknownToken => "unknown_token",
+    /// The change would leave no administrator (409).
+    LastAdmin => "last_admin",
+    NothingToChange => "nothing_to_change",
+    // Rooms, devices, points.
+    InvalidRoomId => "invalid_room_id",
+    InvalidRoom => "invalid_room",
+    UnknownRoom => "unknown_room",
+    UnknownDevice => "unknown_device",
+    /// The room's actor is down (503).
+    RoomDown => "room_down",
+    /// The room's actor did not answer in time (503).
+    Timeout => "timeout",
+    RoomUnavailable => "room_unavailable",
+    InvalidPoint => "invalid_point",
+    /// A point that the fleet does not have (404).
+    UnknownPoint => "unknown_point",
+    // History.
+    NoHistory => "no_history",
+    InvalidTime => "invalid_time",
+    InvalidStep => "invalid_step",
+    InvalidRange => "invalid_range",
+    TooManyBuckets => "too_many_buckets",
+    TooManySamples => "too_many_samples",
+    // Alarms.
+    RulesDisabled => "rules_disabled",
+    InvalidZone => "invalid_zone",
+    InvalidRule => "invalid_rule",
+    InvalidState => "invalid_state",
+    InvalidSeverity => "invalid_severity",
+    InvalidAlarmId => "invalid_alarm_id",
+    UnknownAlarm => "unknown_alarm",
+    UnknownAction => "unknown_action",
+    InvalidShelve => "invalid_shelve",
+    MissingUser => "missing_user",
+    UserMismatch => "user_mismatch",
+    /// The alarm's state does not allow the command (409).
+    InvalidTransition => "invalid_transition",
+    // Rules.
+    UnknownRule => "unknown_rule",
+    InvalidFile => "invalid_file",
+    InvalidScript => "invalid_script",
+    ScriptTooLarge => "script_too_large",
+    /// The uploaded rule does not compile (422, with diagnostics).
+    RuleRejected => "rule_rejected",
+    NoRuleDir => "no_rule_dir",
+    // Set-points and plans.
+    BadWrites => "bad_writes",
+    PointNotInRoom => "point_not_in_room",
+    NoFieldWriter => "no_field_writer",
+    NotWritable => "not_writable",
+    OutOfRange => "out_of_range",
+    FieldTimeout => "field_timeout",
+    RefusedByReadBack => "refused_by_read_back",
+    DeviceException => "device_exception",
+    FieldUnreachable => "field_unreachable",
+    NoPlanning => "no_planning",
+    UnknownDistrict => "unknown_district",
+    // Simulation (demo only).
+    NotSimulated => "not_simulated",
+    UnknownFault => "unknown_fault",
+    InvalidDuration => "invalid_duration",
+    InjectionFailed => "injection_failed",
+    // Audit.
+    InvalidLimit => "invalid_limit",
+    // The server.
+    StoreUnavailable => "store_unavailable",
+    Internal => "internal",
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// The body of every error: `{"error": {"code", "message"}}`.
+pub fn envelope(code: ErrorCode, message: &str) -> serde_json::Value {
+    serde_json::json!({ "error": { "code": code, "message": message } })
+}
+
 /// An API error: an HTTP status, a stable machine-readable code and a message for people.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     /// `Retry-After` (whole seconds), for refusals that end.
     pub retry_after: Option<std::time::Duration>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
-}
-
-#[derive(Serialize)]
-struct Inner<'a> {
-    code: &'a str,
-    message: &'a str,
-}
-
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -41,16 +185,20 @@ impl ApiError {
         self
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            message,
+        )
     }
 }
 
@@ -74,12 +222,7 @@ impl ResponseError for ApiError {
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
             resp.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
         }
-        resp.json(Body {
-            error: Inner {
-                code: self.code,
-                message: &self.message,
-            },
-        })
+        resp.json(envelope(self.code, &self.message))
     }
 }
 
@@ -87,12 +230,18 @@ impl From<cistern_actors::RouteError> for ApiError {
     fn from(e: cistern_actors::RouteError) -> Self {
         use cistern_actors::RouteError as R;
         match &e {
-            R::UnknownRoom(_) | R::UnknownDevice { .. } => {
-                Self::not_found(e.label(), e.to_string())
-            }
-            R::RoomDown(_) | R::Timeout(_) => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, e.label(), e.to_string())
-            }
+            R::UnknownRoom(_) => Self::not_found(ErrorCode::UnknownRoom, e.to_string()),
+            R::UnknownDevice { .. } => Self::not_found(ErrorCode::UnknownDevice, e.to_string()),
+            R::RoomDown(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::RoomDown,
+                e.to_string(),
+            ),
+            R::Timeout(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Timeout,
+                e.to_string(),
+            ),
         }
     }
 }
@@ -101,8 +250,14 @@ impl From<crate::auth::AuthError> for ApiError {
     fn from(e: crate::auth::AuthError) -> Self {
         use crate::auth::AuthError as A;
         match e {
-            A::Unauthorized => Self::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()),
-            A::Forbidden { .. } => Self::new(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
+            A::Unauthorized => Self::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthorized,
+                e.to_string(),
+            ),
+            A::Forbidden { .. } => {
+                Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, e.to_string())
+            }
         }
     }
 }
@@ -111,18 +266,20 @@ impl From<crate::auth::IdentityError> for ApiError {
     fn from(e: crate::auth::IdentityError) -> Self {
         use crate::auth::IdentityError as I;
         match &e {
-            I::InvalidName { .. } => Self::bad_request("invalid_name", e.to_string()),
-            I::WeakPassword => Self::bad_request("weak_password", e.to_string()),
+            I::InvalidName { .. } => Self::bad_request(ErrorCode::InvalidName, e.to_string()),
+            I::WeakPassword => Self::bad_request(ErrorCode::WeakPassword, e.to_string()),
             I::UserExists { .. } | I::TokenExists { .. } => {
-                Self::new(StatusCode::CONFLICT, "exists", e.to_string())
+                Self::new(StatusCode::CONFLICT, ErrorCode::Exists, e.to_string())
             }
-            I::UnknownUser { .. } => Self::not_found("unknown_user", e.to_string()),
-            I::UnknownToken { .. } => Self::not_found("unknown_token", e.to_string()),
-            I::LastAdmin { .. } => Self::new(StatusCode::CONFLICT, "last_admin", e.to_string()),
+            I::UnknownUser { .. } => Self::not_found(ErrorCode::UnknownUser, e.to_string()),
+            I::UnknownToken { .. } => Self::not_found(ErrorCode::UnknownToken, e.to_string()),
+            I::LastAdmin { .. } => {
+                Self::new(StatusCode::CONFLICT, ErrorCode::LastAdmin, e.to_string())
+            }
             I::Hash(_) => Self::internal(e.to_string()),
             I::Store(_) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
+                ErrorCode::StoreUnavailable,
                 e.to_string(),
             ),
         }
@@ -130,5 +287,127 @@ impl From<crate::auth::IdentityError> for ApiError {
 }
 
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found("not_found", "no such resource"))
+    Err(ApiError::not_found(ErrorCode::NotFound, "no such resource"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    /// The wire string of every code, written out: renaming a variant's string (or adding a
+    /// code without deciding its string here) fails this test. The match has no wildcard, so
+    /// a new variant does not compile until it is listed.
+    fn pinned(code: ErrorCode) -> &'static str {
+        use ErrorCode as E;
+        match code {
+            E::Unauthorized => "unauthorized",
+            E::Forbidden => "forbidden",
+            E::TooManyRequests => "too_many_requests",
+            E::NotASession => "not_a_session",
+            E::NotFound => "not_found",
+            E::MethodNotAllowed => "method_not_allowed",
+            E::InvalidJson => "invalid_json",
+            E::UnsupportedMediaType => "unsupported_media_type",
+            E::PayloadTooLarge => "payload_too_large",
+            E::MissingBody => "missing_body",
+            E::InvalidPath => "invalid_path",
+            E::InvalidQuery => "invalid_query",
+            E::UnknownParameter => "unknown_parameter",
+            E::InvalidName => "invalid_name",
+            E::WeakPassword => "weak_password",
+            E::Exists => "exists",
+            E::UnknownUser => "unknown_user",
+            E::UnknownToken => "unknown_token",
+            E::LastAdmin => "last_admin",
+            E::NothingToChange => "nothing_to_change",
+            E::InvalidRoomId => "invalid_room_id",
+            E::InvalidRoom => "invalid_room",
+            E::UnknownRoom => "unknown_room",
+            E::UnknownDevice => "unknown_device",
+            E::RoomDown => "room_down",
+            E::Timeout => "timeout",
+            E::RoomUnavailable => "room_unavailable",
+            E::InvalidPoint => "invalid_point",
+            E::UnknownPoint => "unknown_point",
+            E::NoHistory => "no_history",
+            E::InvalidTime => "invalid_time",
+            E::InvalidStep => "invalid_step",
+            E::InvalidRange => "invalid_range",
+            E::TooManyBuckets => "too_many_buckets",
+            E::TooManySamples => "too_many_samples",
+            E::RulesDisabled => "rules_disabled",
+            E::InvalidZone => "invalid_zone",
+            E::InvalidRule => "invalid_rule",
+            E::InvalidState => "invalid_state",
+            E::InvalidSeverity => "invalid_severity",
+            E::InvalidAlarmId => "invalid_alarm_id",
+            E::UnknownAlarm => "unknown_alarm",
+            E::UnknownAction => "unknown_action",
+            E::InvalidShelve => "invalid_shelve",
+            E::MissingUser => "missing_user",
+            E::UserMismatch => "user_mismatch",
+            E::InvalidTransition => "invalid_transition",
+            E::UnknownRule => "unknown_rule",
+            E::InvalidFile => "invalid_file",
+            E::InvalidScript => "invalid_script",
+            E::ScriptTooLarge => "script_too_large",
+            E::RuleRejected => "rule_rejected",
+            E::NoRuleDir => "no_rule_dir",
+            E::BadWrites => "bad_writes",
+            E::PointNotInRoom => "point_not_in_room",
+            E::NoFieldWriter => "no_field_writer",
+            E::NotWritable => "not_writable",
+            E::OutOfRange => "out_of_range",
+            E::FieldTimeout => "field_timeout",
+            E::RefusedByReadBack => "refused_by_read_back",
+            E::DeviceException => "device_exception",
+            E::FieldUnreachable => "field_unreachable",
+            E::NoPlanning => "no_planning",
+            E::UnknownDistrict => "unknown_district",
+            E::NotSimulated => "not_simulated",
+            E::UnknownFault => "unknown_fault",
+            E::InvalidDuration => "invalid_duration",
+            E::InjectionFailed => "injection_failed",
+            E::InvalidLimit => "invalid_limit",
+            E::StoreUnavailable => "store_unavailable",
+            E::Internal => "internal",
+        }
+    }
+
+    #[test]
+    fn every_code_keeps_its_wire_string() {
+        for code in ErrorCode::ALL {
+            assert_eq!(code.as_str(), pinned(*code), "{code:?}");
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                serde_json::Value::String(pinned(*code).to_owned())
+            );
+        }
+        let unique: std::collections::BTreeSet<_> =
+            ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(
+            unique.len(),
+            ErrorCode::ALL.len(),
+            "two codes share a string"
+        );
+    }
+
+    #[test]
+    fn the_openapi_error_envelope_lists_exactly_the_codes() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/openapi.json");
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let listed: Vec<&str> = doc
+            .pointer("/components/schemas/Error/properties/error/properties/code/enum")
+            .and_then(|v| v.as_array())
+            .expect("the Error schema's code has an enum")
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let ours: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(
+            listed, ours,
+            "schemas/openapi.json's error codes differ from ErrorCode"
+        );
+    }
 }

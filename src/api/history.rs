@@ -10,7 +10,7 @@
 //! before anything is read: 400 `too_many_buckets`). Whole-hour and whole-minute steps are
 //! served from the historian's rollups where it has them.
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::ApiState;
 use crate::historian::rollup::Bucket;
 use actix_web::{web, HttpResponse};
@@ -82,14 +82,14 @@ fn parse_step(value: &str) -> Result<Duration, ApiError> {
         Ok(ms) => Duration::from_millis(ms),
         Err(_) => humantime::parse_duration(value).map_err(|e| {
             ApiError::bad_request(
-                "invalid_step",
+                ErrorCode::InvalidStep,
                 format!("step must be a duration such as 1m, 15m or 1h, or milliseconds: {e}"),
             )
         })?,
     };
     if step.as_millis() < MIN_STEP_MS as u128 {
         return Err(ApiError::bad_request(
-            "invalid_step",
+            ErrorCode::InvalidStep,
             format!("step must be at least {MIN_STEP_MS} ms"),
         ));
     }
@@ -102,7 +102,7 @@ fn parse(query: &[(String, String)], now: Timestamp) -> Result<HistoryRequest, A
     let time = |v: &str, key: &str| {
         v.parse::<i64>().map(Timestamp).map_err(|_| {
             ApiError::bad_request(
-                "invalid_time",
+                ErrorCode::InvalidTime,
                 format!("{key} must be milliseconds since the epoch"),
             )
         })
@@ -112,14 +112,14 @@ fn parse(query: &[(String, String)], now: Timestamp) -> Result<HistoryRequest, A
             "point" => points.push(
                 value
                     .parse::<PointId>()
-                    .map_err(|e| ApiError::bad_request("invalid_point", e.to_string()))?,
+                    .map_err(|e| ApiError::bad_request(ErrorCode::InvalidPoint, e.to_string()))?,
             ),
             "from" => from = Some(time(value, "from")?),
             "to" => to = Some(time(value, "to")?),
             "step" => step = Some(parse_step(value)?),
             other => {
                 return Err(ApiError::bad_request(
-                    "unknown_parameter",
+                    ErrorCode::UnknownParameter,
                     format!("unknown parameter {other:?}"),
                 ))
             }
@@ -127,7 +127,7 @@ fn parse(query: &[(String, String)], now: Timestamp) -> Result<HistoryRequest, A
     }
     if points.is_empty() || points.len() > MAX_POINTS {
         return Err(ApiError::bad_request(
-            "invalid_point",
+            ErrorCode::InvalidPoint,
             format!("give 1 to {MAX_POINTS} point parameters"),
         ));
     }
@@ -139,7 +139,7 @@ fn parse(query: &[(String, String)], now: Timestamp) -> Result<HistoryRequest, A
     };
     if from > to || to.0.saturating_sub(from.0) > max_range {
         return Err(ApiError::bad_request(
-            "invalid_range",
+            ErrorCode::InvalidRange,
             format!("from must not be after to, and the range at most {days} days"),
         ));
     }
@@ -149,7 +149,7 @@ fn parse(query: &[(String, String)], now: Timestamp) -> Result<HistoryRequest, A
         let total = per_point.saturating_mul(points.len() as i64);
         if total > MAX_BUCKETS {
             return Err(ApiError::bad_request(
-                "too_many_buckets",
+                ErrorCode::TooManyBuckets,
                 format!(
                     "{} point(s) over this range at this step make up to {total} buckets, more than {MAX_BUCKETS}: ask for a larger step or a shorter range",
                     points.len()
@@ -172,7 +172,7 @@ pub async fn get(
     let history = state
         .history
         .as_ref()
-        .ok_or_else(|| ApiError::not_found("no_history", "this node keeps no history"))?;
+        .ok_or_else(|| ApiError::not_found(ErrorCode::NoHistory, "this node keeps no history"))?;
     let HistoryRequest {
         points,
         from,
@@ -204,7 +204,7 @@ pub async fn get(
         total += samples.len();
         if total > MAX_SAMPLES {
             return Err(ApiError::bad_request(
-                "too_many_samples",
+                ErrorCode::TooManySamples,
                 format!(
                     "the range holds more than {MAX_SAMPLES} raw samples: ask for a step (e.g. step=1m) or a shorter range"
                 ),
@@ -231,7 +231,7 @@ mod tests {
             .collect()
     }
 
-    fn code(r: Result<HistoryRequest, ApiError>) -> &'static str {
+    fn code(r: Result<HistoryRequest, ApiError>) -> ErrorCode {
         match r {
             Ok(r) => panic!("accepted: {r:?}"),
             Err(e) => {

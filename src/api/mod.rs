@@ -115,11 +115,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::JsonConfig::default()
             .limit(16 * 1024)
             .error_handler(|err, _req| {
-                error::ApiError::bad_request("invalid_json", err.to_string()).into()
+                error::ApiError::bad_request(error::ErrorCode::InvalidJson, err.to_string()).into()
             }),
     )
     .app_data(web::PathConfig::default().error_handler(|err, _req| {
-        error::ApiError::bad_request("invalid_path", err.to_string()).into()
+        error::ApiError::bad_request(error::ErrorCode::InvalidPath, err.to_string()).into()
     }));
     register_routes(cfg);
     cfg.default_service(web::to(error::not_found));

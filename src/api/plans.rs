@@ -4,7 +4,7 @@
 //! and the district timeline: planned against actual inflow, 15-min slots, two days back and
 //! one day ahead. Viewers may read them (the policy's default for a GET under /api/).
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::ApiState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -14,7 +14,7 @@ fn board(state: &ApiState) -> Result<&crate::plans::PlanBoard, ApiError> {
     state.plans.as_deref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "no_planning",
+            ErrorCode::NoPlanning,
             "this node does not plan tank filling",
         )
     })

@@ -5,7 +5,7 @@
 //! Its tanks' current fill plans (`tank_plans`, from the planning service's board) sit next to
 //! their live points (`fill_mode`).
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::ApiState;
 use crate::plans::PlanBoard;
 use actix_web::{web, HttpResponse};
@@ -30,8 +30,8 @@ pub async fn get(
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id =
-        RoomId::new(&id).map_err(|e| ApiError::bad_request("invalid_room_id", e.to_string()))?;
+    let id = RoomId::new(&id)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRoomId, e.to_string()))?;
     let view = state.registry.room_view(&id).await?;
     let body = room_body(&state.registry, state.plans.as_deref(), &view)
         .map_err(|e| ApiError::internal(format!("room {id}: cannot serialise the view: {e}")))?;

@@ -6,7 +6,7 @@
 //! `POST /api/v1/rules/reload`. Validation, uploads and reloads need the rule-author role (see
 //! [`crate::auth::policy`]); every upload and reload, taken or refused, is audited.
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::{AlarmsApi, ApiState};
 use crate::alarms::reload::{reload_now, DiagnosticView};
 use actix_web::http::StatusCode;
@@ -19,10 +19,9 @@ use std::path::{Path, PathBuf};
 const MAX_SCRIPT: usize = 64 * 1024;
 
 fn api(state: &ApiState) -> Result<&AlarmsApi, ApiError> {
-    state
-        .alarms
-        .as_ref()
-        .ok_or_else(|| ApiError::not_found("rules_disabled", "this node runs no alarm rules"))
+    state.alarms.as_ref().ok_or_else(|| {
+        ApiError::not_found(ErrorCode::RulesDisabled, "this node runs no alarm rules")
+    })
 }
 
 /// The sources of the rules in force: the directory's files, or the built-in library.
@@ -71,11 +70,12 @@ pub async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let api = api(&state)?;
-    let id = RuleId::new(&id).map_err(|e| ApiError::bad_request("invalid_rule", e.to_string()))?;
+    let id = RuleId::new(&id)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRule, e.to_string()))?;
     let rules = api.host.rules();
     let rule = rules
         .get(&id)
-        .ok_or_else(|| ApiError::not_found("unknown_rule", format!("no rule {id}")))?;
+        .ok_or_else(|| ApiError::not_found(ErrorCode::UnknownRule, format!("no rule {id}")))?;
     let name = file_name(&rule.path);
     let source = sources(api)?
         .into_iter()
@@ -101,12 +101,13 @@ fn script(body: &[u8]) -> Result<String, ApiError> {
     if body.len() > MAX_SCRIPT {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "script_too_large",
+            ErrorCode::ScriptTooLarge,
             format!("a rule script is at most {MAX_SCRIPT} bytes"),
         ));
     }
-    String::from_utf8(body.to_vec())
-        .map_err(|_| ApiError::bad_request("invalid_script", "a rule script must be UTF-8 text"))
+    String::from_utf8(body.to_vec()).map_err(|_| {
+        ApiError::bad_request(ErrorCode::InvalidScript, "a rule script must be UTF-8 text")
+    })
 }
 
 /// Compiles `source` as `file` among the rules in force (so parents and cycles are checked);
@@ -135,7 +136,7 @@ fn checked_file(file: &str) -> Result<(), ApiError> {
     let stem = file.strip_suffix(".rhai").unwrap_or("");
     RuleId::new(stem).map(|_| ()).map_err(|_| {
         ApiError::bad_request(
-            "invalid_file",
+            ErrorCode::InvalidFile,
             "the file must be `<rule id>.rhai` (a-z, 0-9, _; starting with a letter)",
         )
     })
@@ -200,7 +201,7 @@ async fn put_rule(state: &ApiState, id: &str, body: &[u8]) -> Result<HttpRespons
     let Some(dir) = api.dir.clone() else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "no_rule_dir",
+            ErrorCode::NoRuleDir,
             "this node runs the built-in library; set [rules] dir to upload rules",
         ));
     };
@@ -208,7 +209,7 @@ async fn put_rule(state: &ApiState, id: &str, body: &[u8]) -> Result<HttpRespons
     let diagnostics = validate_in_context(api, &file, source.clone())?;
     if diagnostics.iter().any(|d| d.level == DiagLevel::Error) {
         return Ok(HttpResponse::UnprocessableEntity().json(serde_json::json!({
-            "error": { "code": "rule_rejected", "message": "the rule does not compile; nothing was changed" },
+            "error": { "code": ErrorCode::RuleRejected, "message": "the rule does not compile; nothing was changed" },
             "diagnostics": diagnostics,
         })));
     }
@@ -243,7 +244,7 @@ async fn reload_rules(state: &ApiState) -> Result<HttpResponse, ApiError> {
     let Some(dir) = api.dir.clone() else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "no_rule_dir",
+            ErrorCode::NoRuleDir,
             "this node runs the built-in library: there is nothing to reload",
         ));
     };

@@ -8,7 +8,7 @@
 //! field is never made on a caller's say-so alone — then writes. The REST handler takes the
 //! caller the auth middleware put in the request, like every other handler.
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::ApiState;
 use crate::auth::{Principal, Role};
 use crate::ingest::modbus::writer::WriteError;
@@ -45,18 +45,18 @@ pub struct SetpointWritten {
 
 fn api_error(e: &WriteError) -> ApiError {
     let (status, code) = match e {
-        WriteError::UnknownRoom { .. } => (StatusCode::NOT_FOUND, "unknown_room"),
-        WriteError::UnknownPoint { .. } => (StatusCode::NOT_FOUND, "unknown_point"),
+        WriteError::UnknownRoom { .. } => (StatusCode::NOT_FOUND, ErrorCode::UnknownRoom),
+        WriteError::UnknownPoint { .. } => (StatusCode::NOT_FOUND, ErrorCode::UnknownPoint),
         WriteError::NotModbus { .. } | WriteError::NotWritable { .. } => {
-            (StatusCode::UNPROCESSABLE_ENTITY, "not_writable")
+            (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::NotWritable)
         }
-        WriteError::OutOfRange { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "out_of_range"),
+        WriteError::OutOfRange { .. } => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::OutOfRange),
         WriteError::Timeout { .. } | WriteError::ConnectTimeout { .. } => {
-            (StatusCode::GATEWAY_TIMEOUT, "field_timeout")
+            (StatusCode::GATEWAY_TIMEOUT, ErrorCode::FieldTimeout)
         }
-        WriteError::ReadBack { .. } => (StatusCode::BAD_GATEWAY, "refused_by_read_back"),
-        WriteError::Exception { .. } => (StatusCode::BAD_GATEWAY, "device_exception"),
-        _ => (StatusCode::BAD_GATEWAY, "field_unreachable"),
+        WriteError::ReadBack { .. } => (StatusCode::BAD_GATEWAY, ErrorCode::RefusedByReadBack),
+        WriteError::Exception { .. } => (StatusCode::BAD_GATEWAY, ErrorCode::DeviceException),
+        _ => (StatusCode::BAD_GATEWAY, ErrorCode::FieldUnreachable),
     };
     ApiError::new(status, code, e.to_string())
 }
@@ -74,18 +74,18 @@ pub async fn execute(
     who.require(Role::Operator)?;
     if writes.is_empty() || writes.len() > MAX_WRITES {
         return Err(ApiError::bad_request(
-            "bad_writes",
+            ErrorCode::BadWrites,
             format!("between 1 and {MAX_WRITES} writes per request"),
         ));
     }
     let mut points = Vec::with_capacity(writes.len());
     for w in writes {
         let point: PointId = w.point.parse().map_err(|e: cistern_schemas::IdError| {
-            ApiError::bad_request("invalid_point", e.to_string())
+            ApiError::bad_request(ErrorCode::InvalidPoint, e.to_string())
         })?;
         if &point.device.room != room {
             return Err(ApiError::bad_request(
-                "point_not_in_room",
+                ErrorCode::PointNotInRoom,
                 format!("point {point} is not in room {room}"),
             ));
         }
@@ -94,7 +94,7 @@ pub async fn execute(
     let Some(writer) = &state.writer else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "no_field_writer",
+            ErrorCode::NoFieldWriter,
             "this node writes to no controllers",
         ));
     };
@@ -120,8 +120,8 @@ pub async fn post(
     body: web::Json<SetpointRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let who = super::users::caller(&req)?;
-    let room =
-        RoomId::new(&path).map_err(|e| ApiError::bad_request("invalid_room", e.to_string()))?;
+    let room = RoomId::new(&path)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRoom, e.to_string()))?;
     let written = execute(&state, &who, &room, &body.writes).await?;
     Ok(HttpResponse::Ok().json(answer(&room, &written)))
 }

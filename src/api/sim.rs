@@ -1,7 +1,7 @@
 //! Demo only: `GET /api/v1/sim/faults` lists the fault kinds (and the active faults);
 //! `POST /api/v1/sim/faults` with `{"room": "...", "fault": "...", "seconds": N}` injects one.
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::ApiState;
 use crate::lab::sim::FaultKind;
 use actix_web::http::StatusCode;
@@ -25,7 +25,7 @@ pub struct InjectFault {
 fn field(state: &ApiState) -> Result<&crate::lab::field::FieldHandle, ApiError> {
     state.field.as_ref().ok_or_else(|| {
         ApiError::not_found(
-            "not_simulated",
+            ErrorCode::NotSimulated,
             "fault injection exists only in `cistern demo`",
         )
     })
@@ -49,17 +49,17 @@ pub async fn inject(
 ) -> Result<HttpResponse, ApiError> {
     let field = field(&state)?;
     let room = RoomId::new(&body.room)
-        .map_err(|e| ApiError::bad_request("invalid_room_id", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRoomId, e.to_string()))?;
     if state.registry.spec(&room).is_none() {
         return Err(ApiError::not_found(
-            "unknown_room",
+            ErrorCode::UnknownRoom,
             format!("unknown room {room}"),
         ));
     }
     let fault: FaultKind = body.fault.parse().map_err(|_| {
         let known: Vec<String> = FaultKind::ALL.iter().map(|k| k.to_string()).collect();
         ApiError::bad_request(
-            "unknown_fault",
+            ErrorCode::UnknownFault,
             format!(
                 "unknown fault {:?}; known: {}",
                 body.fault,
@@ -69,13 +69,13 @@ pub async fn inject(
     })?;
     if body.seconds == 0 || body.seconds > MAX_SECONDS {
         return Err(ApiError::bad_request(
-            "invalid_duration",
+            ErrorCode::InvalidDuration,
             format!("seconds must be within 1..={MAX_SECONDS}"),
         ));
     }
     field
         .inject(&room, fault, Duration::from_secs(body.seconds))
-        .map_err(|e| ApiError::bad_request("injection_failed", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InjectionFailed, e.to_string()))?;
     tracing::info!(%room, %fault, seconds = body.seconds, "fault injected");
     Ok(
         HttpResponse::build(StatusCode::ACCEPTED).json(serde_json::json!({

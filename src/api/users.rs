@@ -3,7 +3,7 @@
 //! `PATCH /api/v1/users/{name}` `{role?, password?}`, `DELETE /api/v1/users/{name}`. The last
 //! admin can be neither deleted nor demoted. Every change, taken or refused, is audited.
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::ApiState;
 use crate::auth::{self, Principal, Role};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -83,10 +83,9 @@ pub async fn get(
     state: web::Data<ApiState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let user =
-        state.security.auth.user(&name).ok_or_else(|| {
-            ApiError::not_found("unknown_user", format!("no user {}", name.as_str()))
-        })?;
+    let user = state.security.auth.user(&name).ok_or_else(|| {
+        ApiError::not_found(ErrorCode::UnknownUser, format!("no user {}", name.as_str()))
+    })?;
     Ok(HttpResponse::Ok().json(user))
 }
 
@@ -115,7 +114,7 @@ pub async fn update(
     let who = caller(&req)?;
     if body.role.is_none() && body.password.is_none() {
         return Err(ApiError::bad_request(
-            "nothing_to_change",
+            ErrorCode::NothingToChange,
             "give a `role`, a `password`, or both",
         ));
     }

@@ -109,7 +109,11 @@ pub async fn file(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
 
 fn serve(req: &HttpRequest, name: &str) -> HttpResponse {
     let Some(i) = ASSETS.iter().position(|a| a.name == name) else {
-        return super::error::ApiError::not_found("not_found", "no such resource").error_response();
+        return super::error::ApiError::not_found(
+            super::error::ErrorCode::NotFound,
+            "no such resource",
+        )
+        .error_response();
     };
     let asset = &ASSETS[i];
     let etag = &etags()[i];

@@ -8,6 +8,7 @@
 
 use super::policy::{self, Access};
 use super::{AuthError, Principal, Security};
+use crate::api::error::{envelope, ErrorCode};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
@@ -17,18 +18,18 @@ use actix_web::{web, HttpMessage, HttpResponse};
 /// Longest `Authorization` header looked at (ours are about 90 bytes).
 const MAX_AUTHORIZATION_BYTES: usize = 512;
 
-/// JSON error bodies, as the API's own ([`crate::api::error`]) but built here so that the gate
-/// does not depend on the handlers.
+/// JSON error bodies, the API's own envelope ([`crate::api::error`]; the gate uses its codes and
+/// envelope, not the handlers).
 fn refusal(e: &AuthError) -> HttpResponse {
     let (mut resp, code) = match e {
         AuthError::Unauthorized => {
             let mut r = HttpResponse::Unauthorized();
             r.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
-            (r, "unauthorized")
+            (r, ErrorCode::Unauthorized)
         }
-        AuthError::Forbidden { .. } => (HttpResponse::Forbidden(), "forbidden"),
+        AuthError::Forbidden { .. } => (HttpResponse::Forbidden(), ErrorCode::Forbidden),
     };
-    resp.json(serde_json::json!({ "error": { "code": code, "message": e.to_string() } }))
+    resp.json(envelope(code, &e.to_string()))
 }
 
 /// An `Authorization` header that is not `Bearer <token>` (too long, not ASCII, another
@@ -63,9 +64,8 @@ pub async fn authenticate(
     let access = policy::required(req.method().as_str(), req.match_info().as_str());
     let Some(security) = req.app_data::<web::Data<Security>>().cloned() else {
         tracing::error!("authentication middleware without Security in the app data: refusing");
-        let resp = HttpResponse::InternalServerError().json(
-            serde_json::json!({ "error": { "code": "internal", "message": "not configured" } }),
-        );
+        let resp = HttpResponse::InternalServerError()
+            .json(envelope(ErrorCode::Internal, "not configured"));
         return Ok(req.into_response(resp).map_into_right_body());
     };
     let reject = |req: ServiceRequest, e: AuthError, reason: &str| {

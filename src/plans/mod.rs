@@ -22,7 +22,7 @@
 //! fresh node therefore writes no plans for two days, unless history is imported first
 //! ([`PlanService::import`]: the demo imports a week of its rooms' logged readings).
 
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, ErrorCode};
 use actix_web::http::StatusCode;
 use cistern_actors::district::{
     run_round, Calendar, CoordinatorConfig, DistrictConstraints, DistrictCoordinator, LocalRule,
@@ -208,7 +208,11 @@ pub enum PlanError {
 
 impl From<PlanError> for ApiError {
     fn from(e: PlanError) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, "unknown_district", e.to_string())
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownDistrict,
+            e.to_string(),
+        )
     }
 }
 

@@ -441,7 +441,7 @@ impl Reader<'_> {
                             ok: true,
                             data: serde_json::to_value(outcome).unwrap_or_default(),
                         },
-                        Err(e) => ServerMessage::error(Some(&id), e.code, e.message),
+                        Err(e) => ServerMessage::error(Some(&id), e.code.as_str(), e.message),
                     };
                     client.send_control(msg.to_text());
                 });
@@ -489,7 +489,7 @@ impl Reader<'_> {
                     ok: true,
                     data: setpoints::answer(&room, &written),
                 },
-                Err(e) => ServerMessage::error(Some(&id), e.code, e.message),
+                Err(e) => ServerMessage::error(Some(&id), e.code.as_str(), e.message),
             };
             client.send_control(msg.to_text());
         });
