@@ -4,7 +4,7 @@
 //! through the API, and hot reload; then `cistern run` killed with SIGKILL in the middle of a
 //! delay, which carries on where it was after the restart.
 
-use crate::support::{get, metric, post, run_site, spawn_cistern, temp_dir, wait_for, Mosquitto};
+use crate::support::{get, metric, post, run_site, temp_dir, wait_for, Cistern, Mosquitto};
 use cistern::lab::sim;
 use cistern_schemas::{telemetry, DeviceId, Timestamp};
 use rumqttc::{Client, MqttOptions, QoS};
@@ -60,30 +60,14 @@ fn demo_faults_raise_their_alarms_and_operators_work_them() {
         "alarm-rules",
         &[("chlorine_low", "10s"), ("comms_lost", "10s")],
     );
-    let data = temp_dir("alarm-demo-data");
-    let (demo, ready) = spawn_cistern(
-        "alarm-demo",
-        &[
-            "demo",
-            "--rooms",
-            "20",
-            "--http",
-            "127.0.0.1:0",
-            "--modbus-rooms",
-            "0",
-            "--data",
-            data.to_str().unwrap(),
-            "--rules",
-            rules.to_str().unwrap(),
-            "--escalate-after",
-            "20s",
-            "--offline-after",
-            "5s",
-        ],
-        Duration::from_secs(60),
-    );
-    let base = ready["http"].clone();
-    assert_eq!(ready["online"], "20", "{}", demo.log_tail());
+    let demo = Cistern::demo("alarm-demo")
+        .rooms(20)
+        .modbus_rooms(0)
+        .rules(&rules)
+        .args(["--escalate-after", "20s", "--offline-after", "5s"])
+        .start();
+    let base = demo.http().to_owned();
+    assert_eq!(demo.ready_field("online"), "20", "{}", demo.log_tail());
     assert!(alarms(&base).is_empty(), "a healthy fleet raises nothing");
 
     // A zone with three rooms the other faults leave alone: its inlet pressure drops.
@@ -262,12 +246,7 @@ fn demo_faults_raise_their_alarms_and_operators_work_them() {
     wait_for(
         "file:line:column in the log",
         Duration::from_secs(10),
-        || {
-            std::fs::read_to_string(&demo.log)
-                .ok()
-                .filter(|log| log.contains("smoke.rhai:6:"))
-                .map(|_| ())
-        },
+        || demo.log().contains("smoke.rhai:6:").then_some(()),
     );
     // Upload through the API: refused with diagnostics when broken, in force when good.
     let put =
@@ -312,9 +291,8 @@ fn kill_9_keeps_active_alarms_and_running_delays() {
             rules.display()
         ),
     );
-    let args = ["run", "--config", config.to_str().unwrap()];
-    let (mut first, ready) = spawn_cistern("alarm-kill-1", &args, Duration::from_secs(30));
-    let base = ready["http"].clone();
+    let mut node = Cistern::run("alarm-kill", &config).start();
+    let base = node.http().to_owned();
 
     // The gateway of XM-0001, publishing every second from a thread: mains on, P2 tripped
     // from the start, P1 tripped 15 s later.
@@ -370,17 +348,16 @@ fn kill_9_keeps_active_alarms_and_running_delays() {
     while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
         std::thread::park_timeout(left);
     }
-    first.child.kill().unwrap();
-    first.child.wait().unwrap();
+    node.kill9();
 
-    let (second, ready) = spawn_cistern("alarm-kill-2", &args, Duration::from_secs(30));
-    let base = ready["http"].clone();
+    node.restart();
+    let base = node.http().to_owned();
     let (_, p2) = get(&url(&base, "pump_fault@P2"));
     assert_eq!(
         p2["alarm"]["state"],
         "acked",
         "the active alarm and its ack survive: {p2}\n{}",
-        second.log_tail()
+        node.log_tail()
     );
     let p1 = wait_for("P1 raised", Duration::from_secs(60), || {
         let (_, v) = get(&url(&base, "pump_fault@P1"));

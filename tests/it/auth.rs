@@ -4,8 +4,8 @@
 //! users, tokens and the audit log surviving a restart of `cistern run` with storage.
 
 use crate::support::{
-    call_as, call_raw, delete, get, login, metric, patch, post, spawn_cistern, temp_dir, token_for,
-    wait_for, IT_ADMIN_PASSWORD,
+    call_as, call_raw, delete, get, login, metric, patch, post, temp_dir, token_for, wait_for,
+    Cistern, IT_ADMIN_PASSWORD,
 };
 use serde_json::{json, Value};
 use std::path::Path;
@@ -53,25 +53,12 @@ fn rule_dir(name: &str) -> std::path::PathBuf {
 #[test]
 fn roles_are_enforced_and_every_command_is_audited() {
     let rules = rule_dir("auth-rules");
-    let data = temp_dir("auth-demo-data");
-    let (demo, ready) = spawn_cistern(
-        "auth-demo",
-        &[
-            "demo",
-            "--rooms",
-            "4",
-            "--http",
-            "127.0.0.1:0",
-            "--modbus-rooms",
-            "0",
-            "--data",
-            data.to_str().unwrap(),
-            "--rules",
-            rules.to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
-    );
-    let base = ready["http"].clone();
+    let demo = Cistern::demo("auth-demo")
+        .rooms(4)
+        .modbus_rooms(0)
+        .rules(&rules)
+        .start();
+    let base = demo.http().to_owned();
     let rooms = format!("{base}/api/v1/rooms");
 
     // No token: 401 with a bare JSON error; public routes stay public.
@@ -258,23 +245,11 @@ fn roles_are_enforced_and_every_command_is_audited() {
 
 #[test]
 fn malformed_authorization_headers_get_a_clear_401_and_never_break_the_server() {
-    let data = temp_dir("auth-malformed-data");
-    let (demo, ready) = spawn_cistern(
-        "auth-malformed",
-        &[
-            "demo",
-            "--rooms",
-            "2",
-            "--http",
-            "127.0.0.1:0",
-            "--modbus-rooms",
-            "0",
-            "--data",
-            data.to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
-    );
-    let base = ready["http"].clone();
+    let demo = Cistern::demo("auth-malformed")
+        .rooms(2)
+        .modbus_rooms(0)
+        .start();
+    let base = demo.http().to_owned();
     let rooms = format!("{base}/api/v1/rooms");
     let long = format!("Bearer {}", "a".repeat(8_000));
     let forged = format!("Bearer cs_{}_{}", "0".repeat(16), "0".repeat(64));
@@ -348,9 +323,8 @@ fn failed_logins_are_rate_limited_and_identities_survive_a_restart() {
         "auth-run",
         "login_failures_per_user = 3\nlogin_window = \"1h\"\nadmin_password = \"ignored-env-wins\"",
     );
-    let args = ["run", "--config", config.to_str().unwrap()];
-    let (first, ready) = spawn_cistern("auth-run-1", &args, Duration::from_secs(30));
-    let base = ready["http"].clone();
+    let mut node = Cistern::run("auth-run", &config).start();
+    let base = node.http().to_owned();
     let op = create_user(&base, "op1", "operator");
     let (status, token) = post(
         &format!("{base}/api/v1/tokens"),
@@ -386,10 +360,10 @@ fn failed_logins_are_rate_limited_and_identities_survive_a_restart() {
     // Read back (this flushes the audit log to the store) before the kill.
     let (_, v) = get(&format!("{base}/api/v1/audit?action=user_create"));
     assert_eq!(v["count"], 2, "the first admin and op1: {v}");
-    drop(first);
+    node.kill9();
 
-    let (second, ready) = spawn_cistern("auth-run-2", &args, Duration::from_secs(30));
-    let base = ready["http"].clone();
+    node.restart();
+    let base = node.http().to_owned();
     let (_, users) = get(&format!("{base}/api/v1/users"));
     let names: Vec<&str> = users["users"]
         .as_array()
@@ -397,7 +371,7 @@ fn failed_logins_are_rate_limited_and_identities_survive_a_restart() {
         .iter()
         .map(|u| u["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["admin", "op1"], "{}", second.log_tail());
+    assert_eq!(names, ["admin", "op1"], "{}", node.log_tail());
     let (status, me) = call_as(Some(&token), "GET", &format!("{base}/api/v1/auth/me"), None);
     assert_eq!((status, me["user"].as_str()), (200, Some("token:bridge")));
     let (status, _) = call_as(Some(&op), "GET", &format!("{base}/api/v1/rooms"), None);

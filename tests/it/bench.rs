@@ -2,12 +2,13 @@
 //! generator as separate processes; every published point must be durable, and the report
 //! must carry live figures, WebSocket clients' among them.
 
-use std::process::Command;
+use crate::support::Cistern;
 
 #[test]
 fn the_fleet_benchmark_loses_nothing_and_reports_live_figures() {
-    let out = Command::new(env!("CARGO_BIN_EXE_cistern"))
-        .args([
+    let out = Cistern::command(
+        "bench",
+        [
             "bench",
             "--rooms",
             "30",
@@ -20,10 +21,10 @@ fn the_fleet_benchmark_loses_nothing_and_reports_live_figures() {
             "--clients",
             "12",
             "--json",
-        ])
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+        ],
+    )
+    .log_filter("warn")
+    .output();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "cistern bench failed:\n{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)

@@ -5,7 +5,7 @@
 //! from the persistent session (an acknowledgement sent too early would lose the samples of
 //! the last flush interval, and this test would see the hole).
 
-use crate::support::{get, run_site, spawn_cistern, wait_for, Mosquitto};
+use crate::support::{get, run_site, wait_for, Cistern, Mosquitto};
 use cistern::lab::sim;
 use cistern_schemas::telemetry;
 use cistern_schemas::{DeviceId, DeviceKind, Timestamp};
@@ -29,9 +29,8 @@ fn kill_9_during_ingest_loses_no_acknowledged_sample_and_duplicates_none() {
         &broker,
         "[store]\ndata_dir = \"data\"\n[historian]\nflush_every = \"250ms\"\nseal_every = \"3s\"\n",
     );
-    let args = ["run", "--config", config.to_str().unwrap()];
-    let (mut first, ready) = spawn_cistern("crash-1", &args, Duration::from_secs(30));
-    let base = ready["http"].clone();
+    let mut node = Cistern::run("crash", &config).start();
+    let base = node.http().to_owned();
     // `ready` means subscribed to telemetry: what is published from now on reaches it.
 
     let device: DeviceId = "XM-0001/T1".parse().unwrap();
@@ -86,8 +85,7 @@ fn kill_9_during_ingest_loses_no_acknowledged_sample_and_duplicates_none() {
             (n >= N / 3).then_some(n)
         },
     );
-    first.child.kill().unwrap(); // SIGKILL
-    first.child.wait().unwrap();
+    node.kill9();
     assert!(
         stored_before < N,
         "the kill must happen during ingest ({stored_before} of {N} stored)"
@@ -101,8 +99,8 @@ fn kill_9_during_ingest_loses_no_acknowledged_sample_and_duplicates_none() {
     );
 
     // Restart on the same data directory: the broker re-delivers what was not acknowledged.
-    let (second, ready) = spawn_cistern("crash-2", &args, Duration::from_secs(30));
-    let history = history.replace(&base, &ready["http"]);
+    node.restart();
+    let history = history.replace(&base, node.http());
     let samples = wait_for(
         "every published sample in history",
         Duration::from_secs(60),
@@ -115,7 +113,7 @@ fn kill_9_during_ingest_loses_no_acknowledged_sample_and_duplicates_none() {
             (s.len() >= N).then_some(s)
         },
     );
-    assert_eq!(samples.len(), N, "{}", second.log_tail());
+    assert_eq!(samples.len(), N, "{}", node.log_tail());
     for (i, s) in samples.iter().enumerate() {
         assert_eq!(s[0].as_i64().unwrap(), t0 + 2_000 * i as i64, "sample {i}");
         assert_eq!(s[1].as_f64().unwrap(), level(i), "sample {i}");
@@ -123,21 +121,15 @@ fn kill_9_during_ingest_loses_no_acknowledged_sample_and_duplicates_none() {
 
     // A clean stop writes the actors' snapshots; a node started again with no field data
     // rehydrates the tank from them.
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &second.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut second = second;
-    second.child.wait().unwrap();
-    let (third, ready) = spawn_cistern("crash-3", &args, Duration::from_secs(30));
-    let (_, room) = get(&format!("{}/api/v1/rooms/XM-0001", ready["http"]));
+    node.terminate();
+    node.restart();
+    let (_, room) = node.get("/api/v1/rooms/XM-0001");
     let tank_level = &room["tanks"][0]["points"][0];
     assert_eq!(tank_level["name"], "level", "{room}");
     assert_eq!(
         tank_level["value"].as_f64(),
         Some(level(N - 1)),
         "{room}\n{}",
-        third.log_tail()
+        node.log_tail()
     );
 }

@@ -1,6 +1,6 @@
 //! `cistern demo` as a user runs it: the binary, its HTTP API, live state, fault injection.
 
-use crate::support::{get, post, spawn_cistern, temp_dir, wait_for};
+use crate::support::{get, post, wait_for, Cistern};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -16,27 +16,10 @@ fn point(device: &Value, name: &str) -> Value {
 
 #[test]
 fn the_demo_serves_live_rooms_and_shows_an_injected_pump_trip_within_4_s() {
-    let data = temp_dir("demo-data");
-    let (demo, ready) = spawn_cistern(
-        "demo",
-        &[
-            "demo",
-            "--rooms",
-            "20",
-            "--http",
-            "127.0.0.1:0",
-            "--mqtt",
-            "127.0.0.1:0",
-            "--modbus-rooms",
-            "2",
-            "--data",
-            data.to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
-    );
-    let base = ready["http"].clone();
+    let demo = Cistern::demo("demo").rooms(20).modbus_rooms(2).start();
+    let base = demo.http().to_owned();
     assert_eq!(
-        ready["online"],
+        demo.ready_field("online"),
         "20",
         "every room is online at start\n{}",
         demo.log_tail()
@@ -106,25 +89,11 @@ fn the_demo_serves_live_rooms_and_shows_an_injected_pump_trip_within_4_s() {
 
 #[test]
 fn the_api_answers_bad_requests_with_clear_json_errors() {
-    let data = temp_dir("demo-errors-data");
-    let (_demo, ready) = spawn_cistern(
-        "demo-errors",
-        &[
-            "demo",
-            "--rooms",
-            "3",
-            "--http",
-            "127.0.0.1:0",
-            "--mqtt",
-            "127.0.0.1:0",
-            "--modbus-rooms",
-            "0",
-            "--data",
-            data.to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
-    );
-    let base = ready["http"].clone();
+    let demo = Cistern::demo("demo-errors")
+        .rooms(3)
+        .modbus_rooms(0)
+        .start();
+    let base = demo.http().to_owned();
     let cases: Vec<(u16, Value, &str)> = vec![
         {
             let (s, b) = get(&format!("{base}/api/v1/rooms/XM-9999"));

@@ -1,7 +1,7 @@
 //! History through the binary: the demo stores what it ingests, `kill -9` loses none of what
 //! the API had already returned, and the restarted demo serves it again.
 
-use crate::support::{get, spawn_cistern, temp_dir, wait_for};
+use crate::support::{get, wait_for, Cistern};
 use serde_json::Value;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,21 +16,6 @@ fn samples(v: &Value, i: usize) -> Vec<(i64, f64)> {
 
 #[test]
 fn history_survives_kill_9_and_a_restart() {
-    let data = temp_dir("history-data");
-    let data = data.to_str().unwrap();
-    let args = [
-        "demo",
-        "--rooms",
-        "3",
-        "--http",
-        "127.0.0.1:0",
-        "--mqtt",
-        "127.0.0.1:0",
-        "--modbus-rooms",
-        "1",
-        "--data",
-        data,
-    ];
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -41,8 +26,8 @@ fn history_survives_kill_9_and_a_restart() {
         now + 3_600_000
     );
 
-    let (mut first, ready) = spawn_cistern("history-1", &args, Duration::from_secs(60));
-    let url = format!("{}{query}", ready["http"]);
+    let mut demo = Cistern::demo("history").rooms(3).modbus_rooms(1).start();
+    let url = demo.url(&query);
     let before = wait_for(
         "a few durable samples of both points",
         Duration::from_secs(15),
@@ -59,10 +44,9 @@ fn history_survives_kill_9_and_a_restart() {
     }
 
     // kill -9 in the middle of ingest, then start again on the same data directory.
-    first.child.kill().unwrap();
-    first.child.wait().unwrap();
-    let (_second, ready) = spawn_cistern("history-2", &args, Duration::from_secs(60));
-    let (status, after) = get(&format!("{}{query}", ready["http"]));
+    demo.kill9();
+    demo.restart();
+    let (status, after) = demo.get(&query);
     assert_eq!(status, 200, "{after}");
     for i in 0..2 {
         let after = samples(&after, i);
@@ -75,7 +59,7 @@ fn history_survives_kill_9_and_a_restart() {
     }
 
     // The same range in 1-minute buckets (the current hour: computed from raw samples).
-    let (status, stepped) = get(&format!("{}{query}&step=1m", ready["http"]));
+    let (status, stepped) = demo.get(&format!("{query}&step=1m"));
     assert_eq!(status, 200, "{stepped}");
     let buckets = stepped["series"][0]["buckets"].as_array().unwrap();
     let counted: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
@@ -85,16 +69,14 @@ fn history_survives_kill_9_and_a_restart() {
         assert!(min <= mean && mean <= max, "{b}");
         assert_eq!(b["t"].as_i64().unwrap() % 60_000, 0, "{b}");
     }
-    let (status, err) = get(&format!(
-        "{}/api/v1/history?point=XM-0002.outlet_pressure&from=0&to=172800000&step=1s",
-        ready["http"]
-    ));
+    let (status, err) =
+        demo.get("/api/v1/history?point=XM-0002.outlet_pressure&from=0&to=172800000&step=1s");
     assert_eq!(
         (status, err["error"]["code"].as_str()),
         (400, Some("too_many_buckets"))
     );
 
-    let (status, err) = get(&format!("{}/api/v1/history?point=nonsense", ready["http"]));
+    let (status, err) = demo.get("/api/v1/history?point=nonsense");
     assert_eq!(
         (status, err["error"]["code"].as_str()),
         (400, Some("invalid_point"))

@@ -5,8 +5,7 @@
 //! which part is not ready, and why, until it is.
 
 use crate::support::{
-    get, get_text, promtool, run_site_on_port, spawn_cistern, temp_dir, wait_for, Mosquitto,
-    Prometheus,
+    get, get_text, promtool, run_site_on_port, wait_for, Cistern, Mosquitto, Prometheus,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -121,31 +120,17 @@ fn publish_garbage(mqtt: &str) {
 
 #[test]
 fn prometheus_scrapes_the_live_demo_and_the_dashboards_query_only_metrics_that_exist() {
-    let data = temp_dir("monitoring-demo-data");
-    let (demo, ready) = spawn_cistern(
-        "monitoring-demo",
-        &[
-            "demo",
-            "--rooms",
-            "20",
-            "--http",
-            "127.0.0.1:0",
-            "--mqtt",
-            "127.0.0.1:0",
-            "--modbus-rooms",
-            "2",
-            "--data",
-            data.to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
-    );
-    let base = ready["http"].clone();
+    let demo = Cistern::demo("monitoring-demo")
+        .rooms(20)
+        .modbus_rooms(2)
+        .start();
+    let base = demo.http().to_owned();
     let (status, body) = get(&format!("{base}/readyz"));
     assert_eq!(status, 200, "the demo is ready once it says so: {body}");
     assert_eq!(body["ready"], true);
 
     // A broken gateway's payload: counted by reason (and the series exists from then on).
-    publish_garbage(&ready["mqtt"]);
+    publish_garbage(demo.mqtt());
     let metrics = wait_for(
         "the garbage payload to be counted",
         Duration::from_secs(10),
@@ -299,12 +284,8 @@ fn readyz_names_the_part_that_is_not_ready_until_it_is() {
     // No broker on the port yet; reconnect attempts capped at 500 ms so that the test sees the
     // broker soon after it starts.
     let config = run_site_on_port("readyz", &inventory, port, "reconnect_max = \"500ms\"\n");
-    let (node, ready) = spawn_cistern(
-        "readyz",
-        &["run", "--config", config.to_str().unwrap()],
-        Duration::from_secs(60),
-    );
-    let base = ready["http"].clone();
+    let node = Cistern::run("readyz", &config).start();
+    let base = node.http().to_owned();
     let (status, body) = get(&format!("{base}/healthz"));
     assert_eq!(status, 200, "alive though not ready: {body}");
     let (status, body) = get(&format!("{base}/readyz"));

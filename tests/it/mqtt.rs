@@ -3,7 +3,7 @@
 //! embedded broker — a comms outage replayed with no gap and no duplicate (room messages and
 //! per device), and bad input counted without stopping ingest.
 
-use crate::support::{get, run_site, spawn_cistern, wait_for, Mosquitto};
+use crate::support::{get, run_site, wait_for, Cistern, Mosquitto};
 use cistern::config::builtin_profiles;
 use cistern::ingest::mqtt::MqttConfig;
 use cistern::lab::field::{self, FieldConfig, FieldHandle};
@@ -26,28 +26,14 @@ use std::time::Duration;
 fn cistern_run_ingests_a_simulated_fleet_through_a_real_mosquitto() {
     let broker = Mosquitto::start("mosquitto-run");
     let config = run_site("run", &sim::generate_fleet(5, 3), &broker, "");
-    let (node, ready) = spawn_cistern(
-        "run",
-        &["run", "--config", config.to_str().unwrap()],
-        Duration::from_secs(30),
-    );
-    let base = ready["http"].clone();
-    let addr = broker.addr.to_string();
-    let (_sim, _) = spawn_cistern(
-        "simulate",
+    let node = Cistern::run("run", &config).start();
+    let base = node.http().to_owned();
+    let _sim = Cistern::simulate("simulate", broker.addr)
+        .rooms(5)
+        .seed(3)
         // per device: the room form is what `cistern bench` and the demo publish
-        &[
-            "simulate",
-            "--rooms",
-            "5",
-            "--seed",
-            "3",
-            "--mqtt",
-            &addr,
-            "--per-device",
-        ],
-        Duration::from_secs(30),
-    );
+        .arg("--per-device")
+        .start();
     let rooms = wait_for(
         "all 5 rooms online through mosquitto",
         Duration::from_secs(20),

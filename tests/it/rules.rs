@@ -1,13 +1,11 @@
 //! The rule author's commands on the shipped library, through the binary.
 
-use std::process::Command;
+use crate::support::Cistern;
 
 fn cistern(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cistern"))
-        .args(args)
+    let out = Cistern::command("rules", args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
+        .output();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

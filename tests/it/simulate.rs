@@ -1,25 +1,18 @@
 //! `cistern simulate --csv`: the same seed gives the same trace, byte for byte.
 
-use crate::support::temp_dir;
-use std::process::Command;
+use crate::support::{temp_dir, Cistern};
 
 fn trace(seed: &str, path: &std::path::Path) -> Vec<u8> {
-    let status = Command::new(env!("CARGO_BIN_EXE_cistern"))
-        .args([
-            "simulate",
-            "--rooms",
-            "3",
-            "--seed",
-            seed,
-            "--seconds",
-            "600",
-            "--csv",
-        ])
+    let out = Cistern::command("trace", ["simulate", "--rooms", "3", "--seed", seed])
+        .args(["--seconds", "600", "--csv"])
         .arg(path)
-        .env("RUST_LOG", "warn")
-        .status()
-        .unwrap();
-    assert!(status.success());
+        .log_filter("warn")
+        .output();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::read(path).unwrap()
 }
 

@@ -7,9 +7,7 @@
 //! the map, a room page and the plans screen are written under the target directory (out of
 //! git) for people to judge the design.
 
-use crate::support::{
-    get, peer_call, post, spawn_cistern, temp_dir, wait_for, Proc, IT_ADMIN_PASSWORD,
-};
+use crate::support::{get, peer_call, post, temp_dir, wait_for, Cistern, Proc, IT_ADMIN_PASSWORD};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -209,23 +207,8 @@ fn base64_decodes_what_webdriver_sends() {
 
 #[test]
 fn operator_signs_in_sees_the_fleet_and_acknowledges_an_injected_alarm() {
-    let data = temp_dir("ui-demo-data");
-    let (demo, ready) = spawn_cistern(
-        "ui-demo",
-        &[
-            "demo",
-            "--rooms",
-            "40",
-            "--http",
-            "127.0.0.1:0",
-            "--modbus-rooms",
-            "2",
-            "--data",
-            data.to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
-    );
-    let base = ready["http"].clone();
+    let demo = Cistern::demo("ui-demo").rooms(40).modbus_rooms(2).start();
+    let base = demo.http().to_owned();
     let (status, inventory) = get(&format!("{base}/api/v1/rooms"));
     assert_eq!(status, 200, "{inventory}");
     let mut rooms: Vec<String> = inventory["rooms"]

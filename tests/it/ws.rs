@@ -12,9 +12,7 @@
 //! - bad tokens, a viewer's ack and set-point, malformed JSON, unknown topics, oversized frames: clear errors,
 //!   and the server goes on serving everyone.
 
-use crate::support::{
-    admin_token, get, metric, post, spawn_cistern, temp_dir, token_for, wait_for,
-};
+use crate::support::{admin_token, get, metric, post, token_for, wait_for, Cistern, Node};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::net::TcpStream;
@@ -231,13 +229,10 @@ impl Seqs {
     }
 }
 
-fn demo(name: &str, extra: &[&str]) -> (crate::support::Proc, String) {
-    let data = temp_dir(&format!("ws-{name}"));
-    let data = data.to_str().unwrap().to_owned();
-    let mut args = vec!["demo", "--http", "127.0.0.1:0", "--data", &data];
-    args.extend_from_slice(extra);
-    let (proc, ready) = spawn_cistern(&format!("ws-{name}"), &args, Duration::from_secs(60));
-    (proc, ready["http"].clone())
+fn demo(name: &str, extra: &[&str]) -> (Node, String) {
+    let node = Cistern::demo(&format!("ws-{name}")).args(extra).start();
+    let http = node.http().to_owned();
+    (node, http)
 }
 
 #[test]
