@@ -25,7 +25,7 @@ use tungstenite::{Message, WebSocket};
 const SERVER_SCHEMA: &str = include_str!("../../schemas/json/ws/server.schema.json");
 
 /// The server schema, compiled once.
-fn schema() -> &'static (boon::Schemas, boon::SchemaIndex) {
+pub(crate) fn schema() -> &'static (boon::Schemas, boon::SchemaIndex) {
     static S: std::sync::OnceLock<(boon::Schemas, boon::SchemaIndex)> = std::sync::OnceLock::new();
     S.get_or_init(|| {
         let v: Value = serde_json::from_str(SERVER_SCHEMA).unwrap();
@@ -40,20 +40,20 @@ fn schema() -> &'static (boon::Schemas, boon::SchemaIndex) {
 
 /// What a read gave.
 #[derive(Debug)]
-enum Got {
+pub(crate) enum Got {
     Frame(Value),
     Closed(Option<(u16, String)>),
 }
 
 /// A WebSocket client.
-struct Ws {
-    ws: WebSocket<TcpStream>,
+pub(crate) struct Ws {
+    pub(crate) ws: WebSocket<TcpStream>,
 }
 
 impl Ws {
     /// Connects to `{http}/ws`; `rcvbuf` shrinks the socket's receive buffer (a slow client
     /// whose backlog stays in the server's queue, not in the kernel).
-    fn connect(http: &str, rcvbuf: Option<usize>) -> Self {
+    pub(crate) fn connect(http: &str, rcvbuf: Option<usize>) -> Self {
         let addr = http.trim_start_matches("http://");
         let stream = match rcvbuf {
             None => TcpStream::connect(addr).unwrap(),
@@ -74,7 +74,7 @@ impl Ws {
     }
 
     /// Connects and authenticates; returns the client and its `auth_ok`.
-    fn login(http: &str, token: &str, resume: Option<&str>) -> (Self, Value) {
+    pub(crate) fn login(http: &str, token: &str, resume: Option<&str>) -> (Self, Value) {
         let mut ws = Self::connect(http, None);
         ws.send(json!({"type": "auth", "token": token, "resume": resume}));
         let ok = ws.frame();
@@ -82,7 +82,7 @@ impl Ws {
         (ws, ok)
     }
 
-    fn send(&mut self, v: Value) {
+    pub(crate) fn send(&mut self, v: Value) {
         self.ws.send(Message::Text(v.to_string())).unwrap();
     }
 
@@ -90,7 +90,7 @@ impl Ws {
         self.ws.send(Message::Text(t)).unwrap();
     }
 
-    fn read(&mut self) -> Got {
+    pub(crate) fn read(&mut self) -> Got {
         loop {
             match self.ws.read() {
                 Ok(Message::Text(t)) => {
@@ -118,7 +118,7 @@ impl Ws {
         }
     }
 
-    fn frame(&mut self) -> Value {
+    pub(crate) fn frame(&mut self) -> Value {
         match self.read() {
             Got::Frame(v) => v,
             Got::Closed(c) => panic!("closed unexpectedly: {c:?}"),
@@ -231,7 +231,7 @@ impl Seqs {
     }
 }
 
-fn demo(name: &str, extra: &[&str]) -> (crate::support::Proc, String) {
+pub(crate) fn demo(name: &str, extra: &[&str]) -> (crate::support::Proc, String) {
     let data = temp_dir(&format!("ws-{name}"));
     let data = data.to_str().unwrap().to_owned();
     let mut args = vec!["demo", "--http", "127.0.0.1:0", "--data", &data];
