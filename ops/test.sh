@@ -26,6 +26,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   rm -f /usr/sbin/policy-rc.d
 fi
 
+# The WebSocket API's independent peer (tests/it/ws_protocol.rs runs tests/it/peers/ws_keepalive.py):
+# Python's `websockets`, with its default-on keep-alive pings.
+python3 -c 'import websockets' 2>/dev/null || pip install -q websockets
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked

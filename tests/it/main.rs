@@ -19,3 +19,4 @@ mod support;
 mod tanks;
 mod ui;
 mod ws;
+mod ws_protocol;

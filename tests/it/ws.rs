@@ -23,7 +23,7 @@ use tungstenite::{Message, WebSocket};
 const SERVER_SCHEMA: &str = include_str!("../../schemas/json/ws/server.schema.json");
 
 /// The server schema, compiled once.
-fn schema() -> &'static (boon::Schemas, boon::SchemaIndex) {
+pub(crate) fn schema() -> &'static (boon::Schemas, boon::SchemaIndex) {
     static S: std::sync::OnceLock<(boon::Schemas, boon::SchemaIndex)> = std::sync::OnceLock::new();
     S.get_or_init(|| {
         let v: Value = serde_json::from_str(SERVER_SCHEMA).unwrap();
@@ -38,20 +38,20 @@ fn schema() -> &'static (boon::Schemas, boon::SchemaIndex) {
 
 /// What a read gave.
 #[derive(Debug)]
-enum Got {
+pub(crate) enum Got {
     Frame(Value),
     Closed(Option<(u16, String)>),
 }
 
 /// A WebSocket client.
-struct Ws {
-    ws: WebSocket<TcpStream>,
+pub(crate) struct Ws {
+    pub(crate) ws: WebSocket<TcpStream>,
 }
 
 impl Ws {
     /// Connects to `{http}/ws`; `rcvbuf` shrinks the socket's receive buffer (a slow client
     /// whose backlog stays in the server's queue, not in the kernel).
-    fn connect(http: &str, rcvbuf: Option<usize>) -> Self {
+    pub(crate) fn connect(http: &str, rcvbuf: Option<usize>) -> Self {
         let addr = http.trim_start_matches("http://");
         let stream = match rcvbuf {
             None => TcpStream::connect(addr).unwrap(),
@@ -72,7 +72,7 @@ impl Ws {
     }
 
     /// Connects and authenticates; returns the client and its `auth_ok`.
-    fn login(http: &str, token: &str, resume: Option<&str>) -> (Self, Value) {
+    pub(crate) fn login(http: &str, token: &str, resume: Option<&str>) -> (Self, Value) {
         let mut ws = Self::connect(http, None);
         ws.send(json!({"type": "auth", "token": token, "resume": resume}));
         let ok = ws.frame();
@@ -80,7 +80,7 @@ impl Ws {
         (ws, ok)
     }
 
-    fn send(&mut self, v: Value) {
+    pub(crate) fn send(&mut self, v: Value) {
         self.ws.send(Message::Text(v.to_string())).unwrap();
     }
 
@@ -88,7 +88,7 @@ impl Ws {
         self.ws.send(Message::Text(t)).unwrap();
     }
 
-    fn read(&mut self) -> Got {
+    pub(crate) fn read(&mut self) -> Got {
         loop {
             match self.ws.read() {
                 Ok(Message::Text(t)) => {
@@ -116,7 +116,7 @@ impl Ws {
         }
     }
 
-    fn frame(&mut self) -> Value {
+    pub(crate) fn frame(&mut self) -> Value {
         match self.read() {
             Got::Frame(v) => v,
             Got::Closed(c) => panic!("closed unexpectedly: {c:?}"),
@@ -229,7 +229,7 @@ impl Seqs {
     }
 }
 
-fn demo(name: &str, extra: &[&str]) -> (Node, String) {
+pub(crate) fn demo(name: &str, extra: &[&str]) -> (Node, String) {
     let node = Cistern::demo(&format!("ws-{name}")).args(extra).start();
     let http = node.http().to_owned();
     (node, http)

@@ -1,14 +1,14 @@
 //! One client's server-side state — its session: subscriptions, their sequence numbers and
 //! replay rings, and its bounded outgoing queue with conflation.
 //!
-//! The hub pushes updates (pre-serialised, shared by every subscriber) and never waits: a push
+//! The hub pushes updates (pre-serialised [`Data`], shared by every subscriber) and never waits: a push
 //! only takes this client's lock for a map insert. The socket's writer task takes frames out
 //! and gives each delta its `seq` as it sends it, so conflation never breaks the +1 sequence.
 //! A session outlives its socket for the resume window: updates keep conflating meanwhile, and
 //! a reconnecting client gets the deltas it missed from the rings.
 
 use super::metrics::WsMetrics;
-use super::protocol::{json_str, HeldSubscription};
+use super::protocol::{Data, HeldSubscription, SubscriptionFrame};
 use super::topics::Topic;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,15 +37,24 @@ pub enum Resume {
     Resync,
 }
 
+/// Why a subscription was refused before it reached the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The id is live, or already on its way to the hub.
+    Duplicate,
+    /// The session holds (or has on their way) `max_subscriptions`.
+    TooMany,
+}
+
 #[derive(Debug)]
 struct Pending {
-    data: Arc<str>,
+    data: Data,
     conflated: u32,
 }
 
 #[derive(Debug)]
 struct PendingSnapshot {
-    data: Arc<str>,
+    data: Data,
     resync: bool,
 }
 
@@ -101,6 +110,11 @@ struct State {
     subs: Vec<Sub>,
     /// Whole frames sent before any subscription's data (answers, errors).
     control: VecDeque<String>,
+    /// The subscriptions as the socket's reader has asked for them, in message order: id →
+    /// subscribed on this socket (false: held from an earlier socket, not resubscribed yet).
+    /// The hub takes subscribes and unsubscribes through its channel, later; the limit and
+    /// duplicate ids are checked against this instead, so pipelined messages count at once.
+    claims: HashMap<String, bool>,
     /// Round-robin position among the subscriptions.
     cursor: usize,
     /// Pending updates over every subscription (bounded by `queue_keys`).
@@ -165,6 +179,7 @@ impl Client {
             sub.paused = true;
             sub.replay.clear();
         }
+        st.claims = st.subs.iter().map(|s| (s.id.clone(), false)).collect();
         st.epoch
     }
 
@@ -201,10 +216,6 @@ impl Client {
             .collect()
     }
 
-    pub fn subscription_count(&self) -> usize {
-        self.lock().subs.len()
-    }
-
     /// Whether `id` is a live (not paused) subscription.
     pub fn is_live(&self, id: &str) -> bool {
         self.lock().subs.iter().any(|s| s.id == id && !s.paused)
@@ -216,6 +227,28 @@ impl Client {
             .subs
             .iter()
             .any(|s| s.id == id && s.topic == topic && &s.filter == filter)
+    }
+
+    /// The reader's subscribe, counted before the hub has it: refused when `id` was already
+    /// subscribed on this socket, or when the session would hold more than `max`
+    /// (resubscribing a held id takes no new place).
+    pub fn claim(&self, id: &str, max: usize) -> Result<(), Refused> {
+        let mut guard = self.lock();
+        let claims = &mut guard.claims;
+        match claims.get(id) {
+            Some(true) => Err(Refused::Duplicate),
+            None if claims.len() >= max => Err(Refused::TooMany),
+            Some(false) | None => {
+                claims.insert(id.to_owned(), true);
+                Ok(())
+            }
+        }
+    }
+
+    /// The reader's unsubscribe (or a subscribe that never reached the hub, or one the hub
+    /// dropped): the place is free at once.
+    pub fn unclaim(&self, id: &str) {
+        self.lock().claims.remove(id);
     }
 
     /// Adds a subscription (replacing a held one of the same id); its snapshot follows.
@@ -275,7 +308,7 @@ impl Client {
 
     /// Sets the snapshot to send next on a subscription (replacing an unsent one) and drops
     /// its pending deltas, which the snapshot supersedes.
-    pub fn set_snapshot(&self, id: &str, data: Arc<str>, resync: bool) {
+    pub fn set_snapshot(&self, id: &str, data: Data, resync: bool) {
         let mut guard = self.lock();
         let st = &mut *guard;
         let Some(i) = st.subs.iter().position(|s| s.id == id) else {
@@ -296,7 +329,7 @@ impl Client {
 
     /// Queues an update of `key` on subscription `id`; a pending update of the same key is
     /// replaced (conflated).
-    pub fn push(&self, id: &str, key: &Arc<str>, data: &Arc<str>) -> Pushed {
+    pub fn push(&self, id: &str, key: &Arc<str>, data: &Data) -> Pushed {
         let mut guard = self.lock();
         let st = &mut *guard;
         let full = st.pending >= self.queue_keys;
@@ -372,13 +405,14 @@ impl Client {
                 sub.seq = Some(seq);
                 sub.base = seq;
                 sub.ring.clear();
-                return Some(Arc::from(format!(
-                    r#"{{"type":"snapshot","id":{},"topic":"{}","seq":{seq},"resync":{},"data":{}}}"#,
-                    json_str(&sub.id),
-                    sub.topic.as_str(),
-                    snap.resync,
-                    snap.data
-                )));
+                let frame = SubscriptionFrame::Snapshot {
+                    id: &sub.id,
+                    topic: sub.topic.as_str(),
+                    seq,
+                    resync: snap.resync,
+                    data: &snap.data,
+                };
+                return Some(Arc::from(frame.to_text()));
             }
             if let Some(f) = sub.replay.pop_front() {
                 return Some(f);
@@ -387,13 +421,16 @@ impl Client {
             let p = sub.pending.remove(&key)?;
             let seq = sub.seq.map_or(0, |s| s + 1);
             sub.seq = Some(seq);
-            let frame: Arc<str> = Arc::from(format!(
-                r#"{{"type":"delta","id":{},"seq":{seq},"key":{},"conflated":{},"data":{}}}"#,
-                json_str(&sub.id),
-                json_str(&key),
-                p.conflated,
-                p.data
-            ));
+            let frame: Arc<str> = Arc::from(
+                SubscriptionFrame::Delta {
+                    id: &sub.id,
+                    seq,
+                    key: &key,
+                    conflated: p.conflated,
+                    data: &p.data,
+                }
+                .to_text(),
+            );
             if replay > 0 {
                 if sub.ring.len() >= replay {
                     sub.ring.pop_front();

@@ -16,17 +16,21 @@
 use super::client::{Client, Pushed, Resume};
 use super::feed::{Change, HubFeed};
 use super::metrics::WsMetrics;
-use super::protocol::{json_str, ServerMessage};
-use super::topics::{PointValue, RoomMark, SubSpec, ZoneSummary};
+use super::protocol::{data, Data, ServerMessage};
+use super::topics::{
+    AlarmsDelta, AlarmsSnapshot, EventItem, EventsSnapshot, FleetDelta, FleetSnapshot, PointValue,
+    PointsDelta, PointsSnapshot, RoomDelta, RoomMark, SubSpec, ZoneSummary,
+};
 use super::WsConfig;
 use crate::auth::{AuditEntry, AuditLog};
 use crate::plans::PlanBoard;
 use cistern_actors::alarms::{AlarmBoard, AlarmFilter, AlarmView};
 use cistern_actors::device::messages::DeviceView;
+use cistern_actors::device::PointView;
 use cistern_actors::pump_room::{RoomPart, RoomView};
 use cistern_actors::FleetRegistry;
 use cistern_rules::{AlarmEvent, AlarmSource, AlarmState};
-use cistern_schemas::{RoomId, Timestamp, ZoneId};
+use cistern_schemas::{PointId, RoomId, Timestamp, ZoneId};
 use dashmap::DashMap;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -125,13 +129,13 @@ pub struct Hub {
     zones: BTreeMap<ZoneId, ZoneSummary>,
     dirty_rooms: BTreeSet<RoomId>,
     dirty_zones: BTreeSet<ZoneId>,
-    last_zone: HashMap<ZoneId, Arc<str>>,
-    last_mark: HashMap<RoomId, Arc<str>>,
+    last_zone: HashMap<ZoneId, Data>,
+    last_mark: HashMap<RoomId, Data>,
     alarms: HashMap<String, AlarmView>,
     cache: HashMap<RoomId, RoomView>,
     refs: HashMap<RoomId, usize>,
     loading: HashMap<RoomId, Loading>,
-    recent: VecDeque<(bool, Arc<str>)>,
+    recent: VecDeque<(bool, Data)>,
     event_no: u64,
 }
 
@@ -184,10 +188,6 @@ pub fn start(
     (handle, task)
 }
 
-fn arc_json(v: &impl serde::Serialize) -> Arc<str> {
-    Arc::from(serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned()))
-}
-
 /// An alarm's weight in the fleet summary.
 #[derive(Debug, Clone, Copy)]
 struct Weight {
@@ -209,7 +209,7 @@ fn weight(v: &AlarmView) -> Option<Weight> {
 }
 
 /// The newest point time of a list of views.
-fn newest(points: &[cistern_actors::device::PointView]) -> Option<Timestamp> {
+fn newest(points: &[PointView]) -> Option<Timestamp> {
     points.iter().filter_map(|p| p.t).max()
 }
 
@@ -404,8 +404,8 @@ impl Hub {
             return;
         }
         let key: Arc<str> = Arc::from(view.id.as_str());
-        let mut upsert: Option<Arc<str>> = None;
-        let mut remove: Option<Arc<str>> = None;
+        let mut upsert: Option<Data> = None;
+        let mut remove: Option<Data> = None;
         let mut overflowed = Vec::new();
         for (i, r) in self.routes.iter().enumerate() {
             let SubSpec::Alarms(filter) = &r.spec else {
@@ -415,21 +415,11 @@ impl Hub {
             let before = old.as_ref().is_some_and(|o| filter.matches(o));
             let data = if now {
                 upsert
-                    .get_or_insert_with(|| {
-                        Arc::from(format!(
-                            r#"{{"kind":"upsert","alarm":{}}}"#,
-                            arc_json(&view)
-                        ))
-                    })
+                    .get_or_insert_with(|| data(&AlarmsDelta::Upsert { alarm: &view }))
                     .clone()
             } else if before {
                 remove
-                    .get_or_insert_with(|| {
-                        Arc::from(format!(
-                            r#"{{"kind":"remove","alarm_id":{}}}"#,
-                            json_str(&view.id)
-                        ))
-                    })
+                    .get_or_insert_with(|| data(&AlarmsDelta::Remove { alarm_id: &view.id }))
                     .clone()
             } else {
                 continue;
@@ -447,21 +437,18 @@ impl Hub {
             AlarmSource::Zone(z) => format!("zone:{z}"),
         };
         let alarm_id = cistern_actors::alarms::alarm_id(&source, &e.key);
-        let data: Arc<str> = Arc::from(format!(
-            r#"{{"kind":"alarm","alarm_id":{},"event":{}}}"#,
-            json_str(&alarm_id),
-            arc_json(e)
-        ));
-        self.event(true, data);
+        let item = data(&EventItem::Alarm {
+            alarm_id: &alarm_id,
+            event: e,
+        });
+        self.event(true, item);
     }
 
     fn audit(&mut self, entry: &AuditEntry) {
-        let data: Arc<str> =
-            Arc::from(format!(r#"{{"kind":"audit","entry":{}}}"#, arc_json(entry)));
-        self.event(false, data);
+        self.event(false, data(&EventItem::Audit { entry }));
     }
 
-    fn event(&mut self, alarm: bool, data: Arc<str>) {
+    fn event(&mut self, alarm: bool, data: Data) {
         self.event_no += 1;
         let key: Arc<str> = Arc::from(format!(
             "{}:{}",
@@ -494,9 +481,10 @@ impl Hub {
             let Some(z) = self.zones.get(&zone) else {
                 continue;
             };
-            let json = z.to_json(&zone);
-            let data: Arc<str> = Arc::from(format!(r#"{{"kind":"zone","zone":{json}}}"#));
-            if self.last_zone.get(&zone) == Some(&data) {
+            let data = data(&FleetDelta::Zone {
+                zone: z.entry(&zone),
+            });
+            if same(self.last_zone.get(&zone), &data) {
                 continue;
             }
             self.last_zone.insert(zone.clone(), data.clone());
@@ -507,9 +495,10 @@ impl Hub {
             let Some(m) = self.marks.get(&room) else {
                 continue;
             };
-            let json = m.to_json(&room);
-            let data: Arc<str> = Arc::from(format!(r#"{{"kind":"room","room":{json}}}"#));
-            if self.last_mark.get(&room) == Some(&data) {
+            let data = data(&FleetDelta::Room {
+                room: m.entry(&room),
+            });
+            if same(self.last_mark.get(&room), &data) {
                 continue;
             }
             self.last_mark.insert(room.clone(), data.clone());
@@ -529,7 +518,7 @@ impl Hub {
         zone: &ZoneId,
         room_mark: bool,
         key: &Arc<str>,
-        data: &Arc<str>,
+        data: &Data,
         overflowed: &mut Vec<usize>,
     ) {
         for (i, r) in self.routes.iter().enumerate() {
@@ -568,18 +557,14 @@ impl Hub {
             }
         };
         let key: Arc<str> = Arc::from(view.id.to_string());
-        let mut data: Option<Arc<str>> = None;
+        let mut delta: Option<Data> = None;
+        let mut made = PointDeltas::new();
         let mut overflowed = Vec::new();
         for (i, r) in self.routes.iter().enumerate() {
             match &r.spec {
                 SubSpec::Room(id) if id == &room => {
-                    let d = data
-                        .get_or_insert_with(|| {
-                            Arc::from(format!(
-                                r#"{{"kind":"device","device":{}}}"#,
-                                arc_json(&view)
-                            ))
-                        })
+                    let d = delta
+                        .get_or_insert_with(|| data(&RoomDelta::Device { device: &view }))
                         .clone();
                     if r.client.push(&r.id, &key, &d) == Pushed::Overflow {
                         overflowed.push(i);
@@ -588,7 +573,8 @@ impl Hub {
                 SubSpec::Points(points) => {
                     // Pushing is the point, so not a match guard.
                     overflowed.extend(
-                        push_points(r, points, &view.id, &old.points, &view.points).then_some(i),
+                        push_points(r, points, &view.id, (&old.points, &view.points), &mut made)
+                            .then_some(i),
                     );
                 }
                 _ => {}
@@ -608,15 +594,14 @@ impl Hub {
         cached.derived = part.derived.clone();
         let key: Arc<str> = Arc::from("room");
         let device = cistern_schemas::DeviceId::room(room.clone());
-        let mut data: Option<Arc<str>> = None;
+        let mut delta: Option<Data> = None;
+        let mut made = PointDeltas::new();
         let mut overflowed = Vec::new();
         for (i, r) in self.routes.iter().enumerate() {
             match &r.spec {
                 SubSpec::Room(id) if id == &room => {
-                    let d = data
-                        .get_or_insert_with(|| {
-                            Arc::from(format!(r#"{{"kind":"room","room":{}}}"#, arc_json(&part)))
-                        })
+                    let d = delta
+                        .get_or_insert_with(|| data(&RoomDelta::Room { room: &part }))
                         .clone();
                     if r.client.push(&r.id, &key, &d) == Pushed::Overflow {
                         overflowed.push(i);
@@ -625,7 +610,8 @@ impl Hub {
                 SubSpec::Points(points) => {
                     // Pushing is the point, so not a match guard.
                     overflowed.extend(
-                        push_points(r, points, &device, &old_points, &part.points).then_some(i),
+                        push_points(r, points, &device, (&old_points, &part.points), &mut made)
+                            .then_some(i),
                     );
                 }
                 _ => {}
@@ -637,32 +623,29 @@ impl Hub {
     // ---------------------------------------------------------------- snapshots
 
     /// The snapshot of a subscription, or none while a room it needs is loading.
-    fn snapshot(&self, spec: &SubSpec) -> Option<Arc<str>> {
+    fn snapshot(&self, spec: &SubSpec) -> Option<Data> {
         Some(match spec {
             SubSpec::Fleet { zone, rooms } => {
-                let zones: Vec<serde_json::Value> = (self.zones.iter())
+                let zones = (self.zones.iter())
                     .filter(|(z, _)| zone.as_ref().is_none_or(|f| f == *z))
-                    .map(|(z, s)| s.to_json(z))
+                    .map(|(z, s)| s.entry(z))
                     .collect();
-                let mut data = serde_json::json!({ "zones": zones });
-                if *rooms {
+                let rooms = rooms.then(|| {
                     let mut marks: Vec<(&RoomId, &RoomMark)> = (self.marks.iter())
                         .filter(|(_, m)| zone.as_ref().is_none_or(|f| f == &m.zone))
                         .collect();
                     marks.sort_by(|a, b| a.0.cmp(b.0));
-                    let list: Vec<serde_json::Value> =
-                        marks.into_iter().map(|(r, m)| m.to_json(r)).collect();
-                    data["rooms"] = serde_json::Value::Array(list);
-                }
-                arc_json(&data)
+                    marks.into_iter().map(|(r, m)| m.entry(r)).collect()
+                });
+                data(&FleetSnapshot { zones, rooms })
             }
             SubSpec::Room(room) => {
                 let view = self.cache.get(room)?;
                 match crate::api::rooms::room_body(&self.registry, self.plans.as_deref(), view) {
-                    Ok(body) => arc_json(&body),
+                    Ok(body) => data(&body),
                     Err(e) => {
                         tracing::error!(%room, error = %e, "a room snapshot cannot be serialised");
-                        Arc::from("null")
+                        data(&serde_json::Value::Null)
                     }
                 }
             }
@@ -680,7 +663,7 @@ impl Hub {
                     };
                     out.push(PointValue::of(p, list.iter().find(|v| v.name == &*p.name)));
                 }
-                arc_json(&serde_json::json!({ "points": out }))
+                data(&PointsSnapshot { points: out })
             }
             SubSpec::Alarms(filter) => {
                 let mut list: Vec<&AlarmView> =
@@ -691,14 +674,14 @@ impl Hub {
                         .then(b.raised_at.cmp(&a.raised_at))
                         .then(a.id.cmp(&b.id))
                 });
-                arc_json(&serde_json::json!({ "alarms": list }))
+                data(&AlarmsSnapshot { alarms: list })
             }
             SubSpec::Events { alarm, audit } => {
-                let items: Vec<&str> = (self.recent.iter())
+                let events = (self.recent.iter())
                     .filter(|(is_alarm, _)| if *is_alarm { *alarm } else { *audit })
                     .map(|(_, d)| &**d)
                     .collect();
-                Arc::from(format!(r#"{{"events":[{}]}}"#, items.join(",")))
+                data(&EventsSnapshot { events })
             }
         })
     }
@@ -909,6 +892,7 @@ impl Hub {
                     };
                     self.drop_route(&session, &id);
                     client.remove(&id);
+                    client.unclaim(&id);
                     client.send_control(
                         ServerMessage::error(
                             Some(&id),
@@ -942,30 +926,43 @@ impl Hub {
     }
 }
 
+/// The `points` deltas of one change, each made once for every route that watches its point:
+/// (key, data).
+type PointDeltas = HashMap<PointId, (Arc<str>, Data)>;
+
 /// Pushes the points of `device` that changed to a `points` route; true on overflow.
 fn push_points(
     r: &Route,
-    points: &[cistern_schemas::PointId],
+    points: &[PointId],
     device: &cistern_schemas::DeviceId,
-    old: &[cistern_actors::device::PointView],
-    new: &[cistern_actors::device::PointView],
+    (old, new): (&[PointView], &[PointView]),
+    made: &mut PointDeltas,
 ) -> bool {
     let mut overflow = false;
     for p in points.iter().filter(|p| &p.device == device) {
-        let now = new.iter().find(|v| v.name == &*p.name);
-        let before = old.iter().find(|v| v.name == &*p.name);
-        if now == before || now.is_none() {
-            continue;
-        }
-        let value = PointValue::of(p, now);
-        let data: Arc<str> = Arc::from(format!(
-            r#"{{"kind":"point","point":{}}}"#,
-            arc_json(&value)
-        ));
-        let key: Arc<str> = Arc::from(value.id.as_str());
-        overflow |= r.client.push(&r.id, &key, &data) == Pushed::Overflow;
+        let (key, delta) = match made.get(p) {
+            Some(made) => made.clone(),
+            None => {
+                let now = new.iter().find(|v| v.name == &*p.name);
+                let before = old.iter().find(|v| v.name == &*p.name);
+                if now == before || now.is_none() {
+                    continue;
+                }
+                let value = PointValue::of(p, now);
+                let delta = data(&PointsDelta::Point { point: &value });
+                let key: Arc<str> = Arc::from(value.id.as_str());
+                made.insert(p.clone(), (key.clone(), delta.clone()));
+                (key, delta)
+            }
+        };
+        overflow |= r.client.push(&r.id, &key, &delta) == Pushed::Overflow;
     }
     overflow
+}
+
+/// Whether a fleet entry is what was sent last (only changes are sent).
+fn same(last: Option<&Data>, now: &Data) -> bool {
+    last.is_some_and(|l| l.get() == now.get())
 }
 
 /// What a change is about, for the fan-out's trace (the feed logs the same ids).

@@ -12,7 +12,8 @@
 //! - [`client`]: a session's subscriptions, sequence numbers, replay rings and its bounded,
 //!   conflating outgoing queue; survives its socket for the resume window.
 //! - [`session`]: one socket's reader and writer; stalls and bad input end there.
-//! - [`topics`], [`protocol`]: the wire shapes.
+//! - [`inbound`]: the client's frames as messages, fragments joined under the size limit.
+//! - [`topics`], [`protocol`]: the wire shapes, all serde types (no JSON assembled by hand).
 //!
 //! Backpressure, edge by edge: actors → feed: a map insert under a short lock, never a wait
 //! (latest value per key wins; alarm events bounded, overflow counted and re-snapshotted).
@@ -23,6 +24,7 @@
 pub mod client;
 pub mod feed;
 pub mod hub;
+pub mod inbound;
 pub mod metrics;
 pub mod protocol;
 pub mod session;
@@ -107,11 +109,7 @@ pub async fn upgrade(
         })));
     };
     let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let max = ws.hub.config.max_message_bytes;
-    let stream = stream
-        .max_frame_size(max)
-        .aggregate_continuations()
-        .max_continuation_size(max);
+    let stream = inbound::InboundStream::new(stream, ws.hub.config.max_message_bytes);
     actix_web::rt::spawn(session::run(
         ws.hub,
         state.into_inner(),

@@ -1,9 +1,12 @@
 //! The wire types of the WebSocket protocol (schemas/json/ws/PROTOCOL.md): what clients send,
 //! what the server sends. Client messages are parsed strictly (unknown fields are errors) so
 //! that a misspelt field never passes silently; the server's messages are pinned by the JSON
-//! Schemas in schemas/json/ws/ (see the tests).
+//! Schemas in schemas/json/ws/ and by the golden frames beside them (see the tests). Every
+//! frame is a serde type: no JSON is assembled by hand.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Every message a client may send.
@@ -82,9 +85,9 @@ pub struct HeldSubscription {
     pub seq: u64,
 }
 
-/// The server's messages that are built whole (snapshots and deltas are written by
-/// [`crate::api::ws::client`] around pre-serialised data, so that one change is serialised once
-/// for every subscriber).
+/// The server's messages that are built whole, once per recipient (answers and errors).
+/// Snapshots and deltas are [`SubscriptionFrame`]s instead, written around data serialised
+/// once for every subscriber.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
@@ -128,15 +131,62 @@ impl ServerMessage {
 
     /// The message as a text frame.
     pub fn to_text(&self) -> String {
-        // Serialising these types cannot fail (string keys, no maps with non-string keys);
-        // an empty object is the harmless fallback.
-        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+        to_text(self)
     }
 }
 
-/// A JSON string literal (with its quotes), for hand-assembled frames.
-pub fn json_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+/// A subscription's `data`, serialised once and shared by every subscriber's frames (the hub
+/// fans one change out to many sessions; only the envelope is written per session).
+pub type Data = Arc<RawValue>;
+
+/// Serialises a topic's data (see [`super::topics`] for the shapes) once, for sharing.
+pub fn data(value: &impl Serialize) -> Data {
+    match serde_json::value::to_raw_value(value) {
+        Ok(raw) => Arc::from(raw),
+        Err(error) => {
+            // Only a map with non-string keys or a failing custom impl can get here: the
+            // types of topics.rs have neither. Logged, and `null` keeps the frame valid JSON.
+            tracing::error!(%error, "websocket data could not be serialised");
+            Arc::from(RawValue::NULL.to_owned())
+        }
+    }
+}
+
+/// The frames of a subscription: its snapshot and its deltas (PROTOCOL.md §2-3). The envelope
+/// is per session (its id, its `seq`); `data` is the shared, pre-serialised [`Data`].
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SubscriptionFrame<'a> {
+    Snapshot {
+        id: &'a str,
+        topic: &'static str,
+        seq: u64,
+        resync: bool,
+        data: &'a RawValue,
+    },
+    Delta {
+        id: &'a str,
+        seq: u64,
+        key: &'a str,
+        conflated: u32,
+        data: &'a RawValue,
+    },
+}
+
+impl SubscriptionFrame<'_> {
+    /// The frame as a text frame.
+    pub fn to_text(&self) -> String {
+        to_text(self)
+    }
+}
+
+fn to_text(message: &impl Serialize) -> String {
+    // Serialising these types cannot fail (string keys, no maps with non-string keys, raw
+    // values already checked); an empty object is the harmless fallback.
+    serde_json::to_string(message).unwrap_or_else(|error| {
+        tracing::error!(%error, "websocket frame could not be serialised");
+        "{}".to_owned()
+    })
 }
 
 /// Close codes (RFC 6455 and the application range).

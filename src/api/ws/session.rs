@@ -7,15 +7,16 @@
 //! closed with code 4000 `stalled`. Neither ever blocks the hub or another client: a slow
 //! socket only makes its own session's updates conflate.
 
-use super::client::Client;
+use super::client::{Client, Refused};
 use super::hub::{HubCommand, HubHandle};
+use super::inbound::{Inbound, InboundError, InboundStream};
 use super::protocol::{close, ClientMessage, Limits, ServerMessage};
 use super::topics;
 use crate::api::alarms::{execute, CommandRequest};
 use crate::api::setpoints;
 use crate::api::ApiState;
 use crate::auth::{Principal, Role};
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use actix_ws::{CloseCode, CloseReason, Session};
 use cistern_schemas::RoomId;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,7 +74,7 @@ pub async fn run(
     hub: HubHandle,
     api: Arc<ApiState>,
     mut session: Session,
-    stream: AggregatedMessageStream,
+    stream: InboundStream,
     mut shutdown: watch::Receiver<bool>,
 ) {
     if !hub.admit() {
@@ -105,9 +106,9 @@ async fn serve(
     hub: &HubHandle,
     api: &Arc<ApiState>,
     mut session: Session,
-    mut stream: AggregatedMessageStream,
+    mut stream: InboundStream,
 ) -> End {
-    let (principal, resume) = match authenticate(hub, api, &mut stream).await {
+    let (principal, resume) = match authenticate(hub, api, &mut stream, &mut session).await {
         Ok(ok) => ok,
         Err((end, msg)) => {
             if let Some(msg) = msg {
@@ -116,10 +117,17 @@ async fn serve(
             return end;
         }
     };
-    let (client, resumed) = match resume
-        .and_then(|id| hub.sessions.get(&id).map(|c| c.clone()))
-        .filter(|c| c.user == principal.user)
-    {
+    let held = resume.and_then(|id| hub.sessions.get(&id).map(|c| c.clone()));
+    if held.as_ref().is_some_and(|c| c.user != principal.user) {
+        // Only its owner resumes a session (PROTOCOL.md §4): the same answer as a bad token,
+        // which never says which part was wrong.
+        tracing::warn!(user = %principal.user, "refused the resume of another user's session");
+        if let Some(msg) = unauthorized().1 {
+            let _ = tokio::time::timeout(CLOSE_WAIT, session.text(msg.to_text())).await;
+        }
+        return End::Auth;
+    }
+    let (client, resumed) = match held {
         Some(c) => (c, true),
         None => {
             let id = format!("s-{:016x}", rand::random::<u64>());
@@ -154,11 +162,12 @@ async fn serve(
         return End::Normal;
     }
     let last_inbound = Arc::new(std::sync::Mutex::new(Instant::now()));
-    let reader = Reader {
+    let mut reader = Reader {
         hub,
         api,
         client: &client,
         principal: &principal,
+        session: session.clone(),
         last_inbound: last_inbound.clone(),
     };
     let end = tokio::select! {
@@ -166,14 +175,7 @@ async fn serve(
         end = write(hub, &client, epoch, session.clone(), last_inbound) => end,
     };
     if end == End::TooLarge {
-        let msg = ServerMessage::error(
-            None,
-            "too_large",
-            format!(
-                "a message is limited to {} bytes",
-                hub.config.max_message_bytes
-            ),
-        );
+        let msg = too_large(hub.config.max_message_bytes);
         let _ = tokio::time::timeout(CLOSE_WAIT, session.text(msg.to_text())).await;
     }
     client.detach(epoch);
@@ -193,31 +195,35 @@ fn unauthorized() -> AuthFailure {
     )
 }
 
-/// Waits for the `auth` message and checks its token.
+/// Waits for the `auth` message and checks its token; answers pings meanwhile.
 async fn authenticate(
     hub: &HubHandle,
     api: &ApiState,
-    stream: &mut AggregatedMessageStream,
+    stream: &mut InboundStream,
+    session: &mut Session,
 ) -> Result<(Principal, Option<String>), AuthFailure> {
     let deadline = tokio::time::Instant::now() + hub.config.auth_timeout;
     loop {
         let msg = match tokio::time::timeout_at(deadline, stream.recv()).await {
             Err(_) => return Err(unauthorized()),
             Ok(None) => return Err((End::Normal, None)),
-            Ok(Some(Err(actix_ws::ProtocolError::Overflow))) => {
-                return Err((
-                    End::TooLarge,
-                    Some(ServerMessage::error(None, "too_large", "message too large")),
-                ))
+            Ok(Some(Err(InboundError::TooLarge { max }))) => {
+                return Err((End::TooLarge, Some(too_large(max))))
             }
             Ok(Some(Err(_))) => return Err((End::Error, None)),
             Ok(Some(Ok(m))) => m,
         };
         let text = match msg {
-            AggregatedMessage::Text(t) => t,
-            AggregatedMessage::Ping(_) | AggregatedMessage::Pong(_) => continue,
-            AggregatedMessage::Close(_) => return Err((End::Normal, None)),
-            AggregatedMessage::Binary(_) => return Err(unauthorized()),
+            Inbound::Text(t) => t,
+            Inbound::Ping(payload) => {
+                if !pong(session, &payload).await {
+                    return Err((End::Normal, None));
+                }
+                continue;
+            }
+            Inbound::Pong => continue,
+            Inbound::Close => return Err((End::Normal, None)),
+            Inbound::Binary(_) => return Err(unauthorized()),
         };
         hub.metrics.messages_in.inc();
         return match serde_json::from_str::<ClientMessage>(&text) {
@@ -273,11 +279,29 @@ async fn write(
     }
 }
 
+/// Answers a WebSocket Ping with a Pong carrying its payload (RFC 6455 §5.5.2: keep-alives of
+/// libraries such as Python's `websockets` drop a connection whose pings go unanswered);
+/// false once the socket is gone.
+async fn pong(session: &mut Session, payload: &[u8]) -> bool {
+    session.pong(payload).await.is_ok()
+}
+
+/// The `too_large` error (sent before close 1009).
+fn too_large(max: usize) -> ServerMessage {
+    ServerMessage::error(
+        None,
+        "too_large",
+        format!("a message is limited to {max} bytes"),
+    )
+}
+
 struct Reader<'a> {
     hub: &'a HubHandle,
     api: &'a Arc<ApiState>,
     client: &'a Arc<Client>,
     principal: &'a Principal,
+    /// For the Pongs: control frames go straight to the socket, not through the queue.
+    session: Session,
     last_inbound: Arc<std::sync::Mutex<Instant>>,
 }
 
@@ -286,11 +310,11 @@ impl Reader<'_> {
         self.client.send_control(msg.to_text());
     }
 
-    async fn run(&self, stream: &mut AggregatedMessageStream) -> End {
+    async fn run(&mut self, stream: &mut InboundStream) -> End {
         loop {
             let msg = match stream.recv().await {
                 None => return End::Normal,
-                Some(Err(actix_ws::ProtocolError::Overflow)) => return End::TooLarge,
+                Some(Err(InboundError::TooLarge { .. })) => return End::TooLarge,
                 Some(Err(e)) => {
                     tracing::debug!(error = %e, "websocket protocol error");
                     return End::Error;
@@ -301,11 +325,11 @@ impl Reader<'_> {
                 *t = Instant::now();
             }
             match msg {
-                AggregatedMessage::Text(text) => {
+                Inbound::Text(text) => {
                     self.hub.metrics.messages_in.inc();
                     self.message(&text).await;
                 }
-                AggregatedMessage::Binary(_) => {
+                Inbound::Binary(_) => {
                     self.hub.metrics.messages_in.inc();
                     self.reply(ServerMessage::error(
                         None,
@@ -313,9 +337,15 @@ impl Reader<'_> {
                         "binary frames are not part of the protocol; send JSON text",
                     ));
                 }
-                // actix-ws answers pings itself.
-                AggregatedMessage::Ping(_) | AggregatedMessage::Pong(_) => {}
-                AggregatedMessage::Close(_) => return End::Normal,
+                // actix-ws does not answer pings: unanswered, they cost every keep-alive
+                // client its connection.
+                Inbound::Ping(payload) => {
+                    if !pong(&mut self.session, &payload).await {
+                        return End::Normal;
+                    }
+                }
+                Inbound::Pong => {}
+                Inbound::Close => return End::Normal,
             }
         }
     }
@@ -347,6 +377,7 @@ impl Reader<'_> {
                 time: cistern_schemas::Timestamp::now().as_millis(),
             }),
             ClientMessage::Unsubscribe { id } => {
+                self.client.unclaim(&id);
                 self.to_hub(HubCommand::Unsubscribe {
                     client: self.client.clone(),
                     id,
@@ -511,14 +542,6 @@ impl Reader<'_> {
             ));
             return;
         }
-        if self.client.is_live(&id) {
-            self.reply(ServerMessage::error(
-                Some(&id),
-                "duplicate_id",
-                format!("subscription {id:?} is already live on this connection"),
-            ));
-            return;
-        }
         let spec = match topics::parse(&topic, &filter, &self.hub.registry, config.max_points) {
             Ok(spec) => spec,
             Err(e) => {
@@ -526,40 +549,64 @@ impl Reader<'_> {
                 return;
             }
         };
-        let held = self.client.held().iter().any(|h| h.id == id);
-        if !held && self.client.subscription_count() >= config.max_subscriptions {
-            self.reply(ServerMessage::error(
-                Some(&id),
-                "too_many_subscriptions",
-                format!(
-                    "a connection holds at most {} subscriptions",
-                    config.max_subscriptions
-                ),
-            ));
-            return;
+        // Counted here, in message order, before the hub has it: pipelined subscribes all
+        // pass this reader before the hub adds the first.
+        match self.client.claim(&id, config.max_subscriptions) {
+            Ok(()) => {}
+            Err(Refused::Duplicate) => {
+                self.reply(duplicate(&id));
+                return;
+            }
+            Err(Refused::TooMany) => {
+                self.reply(ServerMessage::error(
+                    Some(&id),
+                    "too_many_subscriptions",
+                    format!(
+                        "a connection holds at most {} subscriptions",
+                        config.max_subscriptions
+                    ),
+                ));
+                return;
+            }
         }
         let filter = if filter.is_null() {
             serde_json::json!({})
         } else {
             filter
         };
-        self.to_hub(HubCommand::Subscribe {
-            client: self.client.clone(),
-            id,
-            spec,
-            filter,
-            since,
-        })
-        .await;
+        let claimed = id.clone();
+        if !self
+            .to_hub(HubCommand::Subscribe {
+                client: self.client.clone(),
+                id,
+                spec,
+                filter,
+                since,
+            })
+            .await
+        {
+            self.client.unclaim(&claimed);
+        }
     }
 
-    async fn to_hub(&self, cmd: HubCommand) {
+    /// Hands a command to the hub; false (and an `internal` error) when it is not running.
+    async fn to_hub(&self, cmd: HubCommand) -> bool {
         if self.hub.tx.send(cmd).await.is_err() {
             self.reply(ServerMessage::error(
                 None,
                 "internal",
                 "the live hub is not running",
             ));
+            return false;
         }
+        true
     }
+}
+
+fn duplicate(id: &str) -> ServerMessage {
+    ServerMessage::error(
+        Some(id),
+        "duplicate_id",
+        format!("subscription {id:?} is already live on this connection"),
+    )
 }

@@ -1,12 +1,17 @@
 //! The topics a client can subscribe to, their filters (parsed strictly: a filter that does
-//! not fit its topic is refused with `bad_filter`), and the shapes of their data.
+//! not fit its topic is refused with `bad_filter`), and the shapes of their data: one serde
+//! type per snapshot and per delta of each topic (PROTOCOL.md §2's table).
 
-use cistern_actors::alarms::AlarmFilter;
+use crate::auth::AuditEntry;
+use cistern_actors::alarms::{AlarmFilter, AlarmView};
+use cistern_actors::device::messages::DeviceView;
 use cistern_actors::device::PointView;
+use cistern_actors::pump_room::RoomPart;
 use cistern_actors::FleetRegistry;
-use cistern_rules::{AlarmState, Severity};
+use cistern_rules::{AlarmEvent, AlarmState, Severity};
 use cistern_schemas::{PointId, Quality, RoomId, Timestamp, ZoneId};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use std::collections::BTreeSet;
 
 /// The topics.
@@ -258,8 +263,28 @@ pub fn parse(
 /// Alarms on the board by severity (P1..P4).
 pub type BySeverity = [u32; 4];
 
-fn severities(counts: &BySeverity) -> serde_json::Value {
-    serde_json::json!({"P1": counts[0], "P2": counts[1], "P3": counts[2], "P4": counts[3]})
+/// Counts by severity on the wire: `{"P1": n, "P2": n, "P3": n, "P4": n}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SeverityCounts {
+    #[serde(rename = "P1")]
+    pub p1: u32,
+    #[serde(rename = "P2")]
+    pub p2: u32,
+    #[serde(rename = "P3")]
+    pub p3: u32,
+    #[serde(rename = "P4")]
+    pub p4: u32,
+}
+
+impl From<&BySeverity> for SeverityCounts {
+    fn from(c: &BySeverity) -> Self {
+        Self {
+            p1: c[0],
+            p2: c[1],
+            p3: c[2],
+            p4: c[3],
+        }
+    }
 }
 
 /// One supply zone's counts.
@@ -272,16 +297,28 @@ pub struct ZoneSummary {
 }
 
 impl ZoneSummary {
-    pub fn to_json(&self, zone: &ZoneId) -> serde_json::Value {
-        serde_json::json!({
-            "zone": zone,
-            "rooms": self.rooms,
-            "online": self.online,
-            "offline": self.rooms - self.online,
-            "alarms": severities(&self.alarms),
-            "unacked": self.unacked,
-        })
+    /// The zone's entry on the wire (PROTOCOL.md's ZoneSummary).
+    pub fn entry<'a>(&self, zone: &'a ZoneId) -> ZoneEntry<'a> {
+        ZoneEntry {
+            zone,
+            rooms: self.rooms,
+            online: self.online,
+            offline: self.rooms.saturating_sub(self.online),
+            alarms: (&self.alarms).into(),
+            unacked: self.unacked,
+        }
     }
+}
+
+/// PROTOCOL.md's ZoneSummary.
+#[derive(Debug, Clone, Serialize)]
+pub struct ZoneEntry<'a> {
+    pub zone: &'a ZoneId,
+    pub rooms: u32,
+    pub online: u32,
+    pub offline: u32,
+    pub alarms: SeverityCounts,
+    pub unacked: u32,
 }
 
 /// One room on the fleet map.
@@ -297,23 +334,47 @@ pub struct RoomMark {
 }
 
 impl RoomMark {
-    pub fn worst(&self) -> Option<&'static str> {
+    pub fn worst(&self) -> Option<Severity> {
         Severity::ALL
             .iter()
+            .copied()
             .find(|s| self.annunciating[s.index()] > 0)
-            .map(|s| s.as_str())
     }
 
-    pub fn to_json(&self, room: &RoomId) -> serde_json::Value {
-        serde_json::json!({
-            "room": room,
-            "zone": self.zone,
-            "status": if self.online { "online" } else { "offline" },
-            "worst": self.worst(),
-            "alarms": self.alarms,
-            "unacked": self.unacked,
-        })
+    /// The room's entry on the wire (PROTOCOL.md's RoomMark).
+    pub fn entry<'a>(&'a self, room: &'a RoomId) -> RoomMarkEntry<'a> {
+        RoomMarkEntry {
+            room,
+            zone: &self.zone,
+            status: if self.online {
+                RoomStatus::Online
+            } else {
+                RoomStatus::Offline
+            },
+            worst: self.worst(),
+            alarms: self.alarms,
+            unacked: self.unacked,
+        }
     }
+}
+
+/// A room's connection on the fleet map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomStatus {
+    Online,
+    Offline,
+}
+
+/// PROTOCOL.md's RoomMark.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomMarkEntry<'a> {
+    pub room: &'a RoomId,
+    pub zone: &'a ZoneId,
+    pub status: RoomStatus,
+    pub worst: Option<Severity>,
+    pub alarms: u32,
+    pub unacked: u32,
 }
 
 /// A point's live value, as the `points` topic sends it.
@@ -345,4 +406,79 @@ impl PointValue {
             },
         }
     }
+}
+
+// ---------------------------------------------------------------- the topics' data
+
+/// `fleet` snapshot data.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetSnapshot<'a> {
+    pub zones: Vec<ZoneEntry<'a>>,
+    /// Only with `"rooms": true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rooms: Option<Vec<RoomMarkEntry<'a>>>,
+}
+
+/// `fleet` delta data (keys `zone:<zone>`, `room:<room>`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FleetDelta<'a> {
+    Zone { zone: ZoneEntry<'a> },
+    Room { room: RoomMarkEntry<'a> },
+}
+
+/// `room` delta data (keys `room`, a device id); the snapshot is the REST RoomView
+/// (`api::rooms::room_body`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RoomDelta<'a> {
+    Room { room: &'a RoomPart },
+    Device { device: &'a DeviceView },
+}
+
+/// `points` snapshot data.
+#[derive(Debug, Clone, Serialize)]
+pub struct PointsSnapshot {
+    pub points: Vec<PointValue>,
+}
+
+/// `points` delta data (key: the point id).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PointsDelta<'a> {
+    Point { point: &'a PointValue },
+}
+
+/// `alarms` snapshot data: the filtered board, most severe first, then newest.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlarmsSnapshot<'a> {
+    pub alarms: Vec<&'a AlarmView>,
+}
+
+/// `alarms` delta data (key: the alarm id).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AlarmsDelta<'a> {
+    Upsert { alarm: &'a AlarmView },
+    Remove { alarm_id: &'a str },
+}
+
+/// One `events` item: a delta's data (keys `alarm:<n>`, `audit:<n>`), and an entry of the
+/// snapshot.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventItem<'a> {
+    Alarm {
+        alarm_id: &'a str,
+        event: &'a AlarmEvent,
+    },
+    Audit {
+        entry: &'a AuditEntry,
+    },
+}
+
+/// `events` snapshot data: the recent items, oldest first, each as it was sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventsSnapshot<'a> {
+    pub events: Vec<&'a RawValue>,
 }
