@@ -1,8 +1,17 @@
 //! The conformance suite every [`Store`] backend must pass: the embedded store always,
 //! ScyllaDB when `CISTERN_SCYLLA_NODES` is set.
 //!
-//! [`run`] covers everything a backend must do faithfully; [`run_expiring`] adds retention by
-//! deletion, which backends that expire by TTL (ScyllaDB) skip.
+//! [`run`] covers everything a backend must do faithfully, as named sub-suites; [`run_expiring`]
+//! adds retention by deletion, which backends that expire by TTL (ScyllaDB) skip;
+//! [`run_batched_replace`] is compaction's batched replace.
+//!
+//! Where each runs:
+//!
+//! | sub-suite | embedded | ScyllaDB cluster | CQL peer (kassandra smoke tests) |
+//! | --- | --- | --- | --- |
+//! | [`run_chunks`], [`run_state`], [`run_events`], [`run_batched_replace`] | yes | yes | yes |
+//! | [`run_chunk_ranges`], [`run_event_ranges`] | yes | yes | no: clustering ranges ignored |
+//! | [`run_expiring`] | yes | no: TTLs expire | no |
 
 use super::{ChunkKey, Series, Store, StoredEvent, MAX_CHUNK_SPAN};
 use cistern_schemas::{PointId, Timestamp};
@@ -19,8 +28,20 @@ fn raw(point: &str, start: i64) -> ChunkKey {
     key(point, Series::Raw, start)
 }
 
-/// Runs every case against `store` (which must start empty).
+/// Runs every case of the [`Store`] port against `store` (which must start empty): the
+/// sub-suites below, each on points and streams of its own.
 pub async fn run(store: &dyn Store) {
+    run_chunks(store).await;
+    run_chunk_ranges(store).await;
+    run_state(store).await;
+    run_events(store).await;
+    run_event_ranges(store).await;
+}
+
+/// Chunks written, read back, rewritten and compacted, with reads that cover whole time
+/// buckets (every backend; the ScyllaDB smoke tests' CQL peer too, which reads whole
+/// partitions only).
+pub async fn run_chunks(store: &dyn Store) {
     let level: PointId = "XM-0001/T1.level".parse().unwrap();
     let h = MAX_CHUNK_SPAN.as_millis() as i64;
     let far = Timestamp(i64::MAX / 2);
@@ -46,7 +67,7 @@ pub async fn run(store: &dyn Store) {
         .await
         .unwrap();
     let all = store
-        .chunks(&level, Series::Raw, Timestamp(0), Timestamp(3 * h))
+        .chunks(&level, Series::Raw, Timestamp(0), far)
         .await
         .unwrap();
     assert_eq!(
@@ -68,19 +89,6 @@ pub async fn run(store: &dyn Store) {
         );
     }
 
-    // a range finds the chunk that starts before it and reaches into it, and no chunk after it
-    let mid = store
-        .chunks(
-            &level,
-            Series::Raw,
-            Timestamp(h + h / 2),
-            Timestamp(h + h / 2 + 10),
-        )
-        .await
-        .unwrap();
-    assert_eq!(mid.first(), Some(&(Timestamp(h), vec![1])));
-    assert!(mid.iter().all(|(s, _)| s.0 <= h + h / 2 + 10));
-
     // writing a key again replaces it (idempotent flushes and replays)
     for _ in 0..2 {
         store
@@ -89,7 +97,7 @@ pub async fn run(store: &dyn Store) {
             .unwrap();
     }
     let again = store
-        .chunks(&level, Series::Raw, Timestamp(h), Timestamp(h))
+        .chunks(&level, Series::Raw, Timestamp(0), far)
         .await
         .unwrap();
     assert_eq!(again.iter().filter(|(s, _)| s.0 == h).count(), 1);
@@ -129,6 +137,59 @@ pub async fn run(store: &dyn Store) {
             .len(),
         1
     );
+}
+
+/// Chunk reads whose range cuts a time bucket: the range itself, the chunk that starts before
+/// it and reaches into it, one start exactly, negative times. ScyllaDB serves them with
+/// clustering-range reads, which the smoke tests' CQL peer (kassandra) ignores: these run on
+/// the embedded store and a real cluster only.
+pub async fn run_chunk_ranges(store: &dyn Store) {
+    let level: PointId = "XM-0301/T1.level".parse().unwrap();
+    let h = MAX_CHUNK_SPAN.as_millis() as i64;
+    store
+        .put_chunks(vec![
+            (raw("XM-0301/T1.level", 2 * h), vec![2]),
+            (raw("XM-0301/T1.level", 0), vec![0]),
+            (raw("XM-0301/T1.level", h), vec![1]),
+            (raw("XM-0301/T1.level", 30 * h), vec![30]),
+            (raw("XM-0302/T1.level", h), vec![9]),
+        ])
+        .await
+        .unwrap();
+
+    // a range returns its chunks in start order, and none that start after it
+    assert_eq!(
+        store
+            .chunks(&level, Series::Raw, Timestamp(0), Timestamp(3 * h))
+            .await
+            .unwrap(),
+        vec![
+            (Timestamp(0), vec![0]),
+            (Timestamp(h), vec![1]),
+            (Timestamp(2 * h), vec![2])
+        ]
+    );
+
+    // a range finds the chunk that starts before it and reaches into it, and no chunk after it
+    let mid = store
+        .chunks(
+            &level,
+            Series::Raw,
+            Timestamp(h + h / 2),
+            Timestamp(h + h / 2 + 10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(mid.first(), Some(&(Timestamp(h), vec![1])));
+    assert!(mid.iter().all(|(s, _)| s.0 <= h + h / 2 + 10));
+
+    // one start exactly
+    let one = store
+        .chunks(&level, Series::Raw, Timestamp(h), Timestamp(h))
+        .await
+        .unwrap();
+    assert_eq!(one.iter().filter(|(s, _)| s.0 == h).count(), 1);
+    assert!(!one.iter().any(|(s, _)| s.0 > h));
 
     // negative and far-future timestamps order correctly
     store
@@ -143,8 +204,10 @@ pub async fn run(store: &dyn Store) {
             .unwrap(),
         vec![(Timestamp(-5 * h), vec![7])]
     );
+}
 
-    // state: write, replace, delete, by kind
+/// State records: write, replace, delete, by kind (every backend).
+pub async fn run_state(store: &dyn Store) {
     store
         .put_state(
             "snapshot",
@@ -178,13 +241,20 @@ pub async fn run(store: &dyn Store) {
     );
     assert_eq!(store.state("alarm").await.unwrap().len(), 1);
     assert!(store.state("nothing").await.unwrap().is_empty());
+}
 
-    // events: ordered by (t, id), idempotent, by stream, limited
-    let ev = |t: i64, id: u64, b: u8| StoredEvent {
+fn ev(t: i64, id: u64, b: u8) -> StoredEvent {
+    StoredEvent {
         t: Timestamp(t),
         id,
         body: vec![b],
-    };
+    }
+}
+
+/// Events: ordered by (t, id), idempotent, by stream, limited, with reads that cover whole
+/// days (every backend; the CQL peer of the smoke tests too).
+pub async fn run_events(store: &dyn Store) {
+    let far = Timestamp(i64::MAX / 2);
     for _ in 0..2 {
         store
             .append_events("alarm", vec![ev(20, 1, 2), ev(10, 5, 1), ev(20, 0, 3)])
@@ -195,14 +265,43 @@ pub async fn run(store: &dyn Store) {
         .append_events("audit", vec![ev(15, 0, 9)])
         .await
         .unwrap();
-    let alarm = store
-        .events("alarm", Timestamp(0), Timestamp(100), 100)
-        .await
-        .unwrap();
+    let alarm = store.events("alarm", Timestamp(0), far, 100).await.unwrap();
     assert_eq!(alarm, vec![ev(10, 5, 1), ev(20, 0, 3), ev(20, 1, 2)]);
     assert_eq!(
+        store.events("alarm", Timestamp(0), far, 2).await.unwrap(),
+        vec![ev(10, 5, 1), ev(20, 0, 3)]
+    );
+    assert_eq!(
+        store.events("audit", Timestamp(0), far, 100).await.unwrap(),
+        vec![ev(15, 0, 9)]
+    );
+    assert!(store
+        .events("nothing", Timestamp(0), far, 100)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Events within a range that cuts a day (clustering-range reads on ScyllaDB: not on the
+/// smoke tests' CQL peer).
+pub async fn run_event_ranges(store: &dyn Store) {
+    store
+        .append_events(
+            "alarm_ranges",
+            vec![ev(20, 1, 2), ev(10, 5, 1), ev(20, 0, 3), ev(30, 0, 4)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
         store
-            .events("alarm", Timestamp(11), Timestamp(20), 1)
+            .events("alarm_ranges", Timestamp(0), Timestamp(25), 100)
+            .await
+            .unwrap(),
+        vec![ev(10, 5, 1), ev(20, 0, 3), ev(20, 1, 2)]
+    );
+    assert_eq!(
+        store
+            .events("alarm_ranges", Timestamp(11), Timestamp(20), 1)
             .await
             .unwrap(),
         vec![ev(20, 0, 3)]
