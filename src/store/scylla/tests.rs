@@ -12,7 +12,8 @@
 //!   The conformance sub-suites that stay within that run here too
 //!   (`the_conformance_sub_suites_kassandra_serves_pass_over_cql`). Not covered here, only by
 //!   the conformance run against a cluster: clustering-range reads (a range that cuts a bucket:
-//!   `run_chunk_ranges`, `run_event_ranges`), TTL expiry, and anything about replication,
+//!   `run_chunk_ranges`, `run_event_ranges`), the records port (`run_records`: lightweight
+//!   transactions, whose `IF` kassandra ignores), TTL expiry, and anything about replication,
 //!   consistency levels or failover.
 
 use super::cql_peer::CqlPeer;
@@ -79,6 +80,7 @@ async fn scylla_conformance() {
     let store = ScyllaStore::connect(&config).await.unwrap();
     crate::store::conformance::run(&store).await;
     crate::store::conformance::run_batched_replace(&store).await;
+    crate::store::conformance::run_records(&store).await;
     // Retention is by TTL: `expire` deletes nothing (run_expiring does not apply).
     assert_eq!(
         store
@@ -271,7 +273,8 @@ async fn compaction_replaces_chunks_by_full_key_deletes() {
 /// The conformance suite over the CQL protocol, as far as kassandra goes: the sub-suites that
 /// read whole partitions (chunks, state, events, compaction's batched replace), in the order
 /// `conformance::run` runs them, on one store. Not here (see `conformance`'s table):
-/// `run_chunk_ranges` and `run_event_ranges` (clustering ranges, which kassandra ignores).
+/// `run_chunk_ranges` and `run_event_ranges` (clustering ranges, which kassandra ignores) and
+/// `run_records` (lightweight transactions: kassandra ignores `IF` and returns no `[applied]`).
 #[tokio::test]
 async fn the_conformance_sub_suites_kassandra_serves_pass_over_cql() {
     let peer = CqlPeer::start().await;
