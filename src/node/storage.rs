@@ -11,7 +11,7 @@
 use crate::alarms::StoredAlarms;
 use crate::historian::{Historian, HistorianSection};
 use crate::store::snapshots::StoredSnapshots;
-use crate::store::{IoRuntime, Store, StoreConfig, StoreError};
+use crate::store::{IoRuntime, Records, Store, StoreConfig, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +21,8 @@ use std::time::Duration;
 pub struct Storage {
     pub historian: Arc<Historian>,
     pub store: Arc<dyn Store>,
+    /// Business records (the records port), for the services of `crate::business`.
+    pub records: Arc<dyn Records>,
     /// Actor snapshots, loaded before the actors start and written behind.
     pub snapshots: Arc<StoredSnapshots>,
     snapshots_stop: tokio::sync::watch::Sender<bool>,
@@ -43,7 +45,8 @@ impl Storage {
         historian: &HistorianSection,
     ) -> Result<Self, StoreError> {
         let io = IoRuntime::new()?;
-        let store = crate::store::open(config, &historian.retention(), &io).await?;
+        let opened = crate::store::open(config, &historian.retention(), &io).await?;
+        let (store, records) = (opened.store, opened.records);
         let settings = historian.historian_config();
         let dir = config.data_dir.clone();
         let handle = io.handle();
@@ -83,6 +86,7 @@ impl Storage {
         Ok(Self {
             historian: Arc::new(started),
             store,
+            records,
             snapshots,
             snapshots_stop,
             snapshots_task,

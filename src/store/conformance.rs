@@ -1,8 +1,18 @@
 //! The conformance suite every [`Store`] backend must pass: the embedded store always,
 //! ScyllaDB when `CISTERN_SCYLLA_NODES` is set.
 //!
-//! [`run`] covers everything a backend must do faithfully; [`run_expiring`] adds retention by
-//! deletion, which backends that expire by TTL (ScyllaDB) skip.
+//! [`run`] covers everything a backend must do faithfully, as named sub-suites; [`run_expiring`]
+//! adds retention by deletion, which backends that expire by TTL (ScyllaDB) skip;
+//! [`run_batched_replace`] is compaction's batched replace; [`run_records`] is the records port.
+//!
+//! Where each runs:
+//!
+//! | sub-suite | embedded | ScyllaDB cluster | CQL peer (kassandra smoke tests) |
+//! | --- | --- | --- | --- |
+//! | [`run_chunks`], [`run_state`], [`run_events`], [`run_batched_replace`] | yes | yes | yes |
+//! | [`run_chunk_ranges`], [`run_event_ranges`] | yes | yes | no: clustering ranges ignored |
+//! | [`run_records`] | yes | yes | no: `IF` conditions (LWT) ignored |
+//! | [`run_expiring`] | yes | no: TTLs expire | no |
 
 use super::{ChunkKey, Series, Store, StoredEvent, MAX_CHUNK_SPAN};
 use cistern_schemas::{PointId, Timestamp};
@@ -19,8 +29,20 @@ fn raw(point: &str, start: i64) -> ChunkKey {
     key(point, Series::Raw, start)
 }
 
-/// Runs every case against `store` (which must start empty).
+/// Runs every case of the [`Store`] port against `store` (which must start empty): the
+/// sub-suites below, each on points and streams of its own.
 pub async fn run(store: &dyn Store) {
+    run_chunks(store).await;
+    run_chunk_ranges(store).await;
+    run_state(store).await;
+    run_events(store).await;
+    run_event_ranges(store).await;
+}
+
+/// Chunks written, read back, rewritten and compacted, with reads that cover whole time
+/// buckets (every backend; the ScyllaDB smoke tests' CQL peer too, which reads whole
+/// partitions only).
+pub async fn run_chunks(store: &dyn Store) {
     let level: PointId = "XM-0001/T1.level".parse().unwrap();
     let h = MAX_CHUNK_SPAN.as_millis() as i64;
     let far = Timestamp(i64::MAX / 2);
@@ -46,7 +68,7 @@ pub async fn run(store: &dyn Store) {
         .await
         .unwrap();
     let all = store
-        .chunks(&level, Series::Raw, Timestamp(0), Timestamp(3 * h))
+        .chunks(&level, Series::Raw, Timestamp(0), far)
         .await
         .unwrap();
     assert_eq!(
@@ -68,19 +90,6 @@ pub async fn run(store: &dyn Store) {
         );
     }
 
-    // a range finds the chunk that starts before it and reaches into it, and no chunk after it
-    let mid = store
-        .chunks(
-            &level,
-            Series::Raw,
-            Timestamp(h + h / 2),
-            Timestamp(h + h / 2 + 10),
-        )
-        .await
-        .unwrap();
-    assert_eq!(mid.first(), Some(&(Timestamp(h), vec![1])));
-    assert!(mid.iter().all(|(s, _)| s.0 <= h + h / 2 + 10));
-
     // writing a key again replaces it (idempotent flushes and replays)
     for _ in 0..2 {
         store
@@ -89,7 +98,7 @@ pub async fn run(store: &dyn Store) {
             .unwrap();
     }
     let again = store
-        .chunks(&level, Series::Raw, Timestamp(h), Timestamp(h))
+        .chunks(&level, Series::Raw, Timestamp(0), far)
         .await
         .unwrap();
     assert_eq!(again.iter().filter(|(s, _)| s.0 == h).count(), 1);
@@ -129,6 +138,59 @@ pub async fn run(store: &dyn Store) {
             .len(),
         1
     );
+}
+
+/// Chunk reads whose range cuts a time bucket: the range itself, the chunk that starts before
+/// it and reaches into it, one start exactly, negative times. ScyllaDB serves them with
+/// clustering-range reads, which the smoke tests' CQL peer (kassandra) ignores: these run on
+/// the embedded store and a real cluster only.
+pub async fn run_chunk_ranges(store: &dyn Store) {
+    let level: PointId = "XM-0301/T1.level".parse().unwrap();
+    let h = MAX_CHUNK_SPAN.as_millis() as i64;
+    store
+        .put_chunks(vec![
+            (raw("XM-0301/T1.level", 2 * h), vec![2]),
+            (raw("XM-0301/T1.level", 0), vec![0]),
+            (raw("XM-0301/T1.level", h), vec![1]),
+            (raw("XM-0301/T1.level", 30 * h), vec![30]),
+            (raw("XM-0302/T1.level", h), vec![9]),
+        ])
+        .await
+        .unwrap();
+
+    // a range returns its chunks in start order, and none that start after it
+    assert_eq!(
+        store
+            .chunks(&level, Series::Raw, Timestamp(0), Timestamp(3 * h))
+            .await
+            .unwrap(),
+        vec![
+            (Timestamp(0), vec![0]),
+            (Timestamp(h), vec![1]),
+            (Timestamp(2 * h), vec![2])
+        ]
+    );
+
+    // a range finds the chunk that starts before it and reaches into it, and no chunk after it
+    let mid = store
+        .chunks(
+            &level,
+            Series::Raw,
+            Timestamp(h + h / 2),
+            Timestamp(h + h / 2 + 10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(mid.first(), Some(&(Timestamp(h), vec![1])));
+    assert!(mid.iter().all(|(s, _)| s.0 <= h + h / 2 + 10));
+
+    // one start exactly
+    let one = store
+        .chunks(&level, Series::Raw, Timestamp(h), Timestamp(h))
+        .await
+        .unwrap();
+    assert_eq!(one.iter().filter(|(s, _)| s.0 == h).count(), 1);
+    assert!(!one.iter().any(|(s, _)| s.0 > h));
 
     // negative and far-future timestamps order correctly
     store
@@ -143,8 +205,10 @@ pub async fn run(store: &dyn Store) {
             .unwrap(),
         vec![(Timestamp(-5 * h), vec![7])]
     );
+}
 
-    // state: write, replace, delete, by kind
+/// State records: write, replace, delete, by kind (every backend).
+pub async fn run_state(store: &dyn Store) {
     store
         .put_state(
             "snapshot",
@@ -178,13 +242,20 @@ pub async fn run(store: &dyn Store) {
     );
     assert_eq!(store.state("alarm").await.unwrap().len(), 1);
     assert!(store.state("nothing").await.unwrap().is_empty());
+}
 
-    // events: ordered by (t, id), idempotent, by stream, limited
-    let ev = |t: i64, id: u64, b: u8| StoredEvent {
+fn ev(t: i64, id: u64, b: u8) -> StoredEvent {
+    StoredEvent {
         t: Timestamp(t),
         id,
         body: vec![b],
-    };
+    }
+}
+
+/// Events: ordered by (t, id), idempotent, by stream, limited, with reads that cover whole
+/// days (every backend; the CQL peer of the smoke tests too).
+pub async fn run_events(store: &dyn Store) {
+    let far = Timestamp(i64::MAX / 2);
     for _ in 0..2 {
         store
             .append_events("alarm", vec![ev(20, 1, 2), ev(10, 5, 1), ev(20, 0, 3)])
@@ -195,14 +266,43 @@ pub async fn run(store: &dyn Store) {
         .append_events("audit", vec![ev(15, 0, 9)])
         .await
         .unwrap();
-    let alarm = store
-        .events("alarm", Timestamp(0), Timestamp(100), 100)
-        .await
-        .unwrap();
+    let alarm = store.events("alarm", Timestamp(0), far, 100).await.unwrap();
     assert_eq!(alarm, vec![ev(10, 5, 1), ev(20, 0, 3), ev(20, 1, 2)]);
     assert_eq!(
+        store.events("alarm", Timestamp(0), far, 2).await.unwrap(),
+        vec![ev(10, 5, 1), ev(20, 0, 3)]
+    );
+    assert_eq!(
+        store.events("audit", Timestamp(0), far, 100).await.unwrap(),
+        vec![ev(15, 0, 9)]
+    );
+    assert!(store
+        .events("nothing", Timestamp(0), far, 100)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Events within a range that cuts a day (clustering-range reads on ScyllaDB: not on the
+/// smoke tests' CQL peer).
+pub async fn run_event_ranges(store: &dyn Store) {
+    store
+        .append_events(
+            "alarm_ranges",
+            vec![ev(20, 1, 2), ev(10, 5, 1), ev(20, 0, 3), ev(30, 0, 4)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
         store
-            .events("alarm", Timestamp(11), Timestamp(20), 1)
+            .events("alarm_ranges", Timestamp(0), Timestamp(25), 100)
+            .await
+            .unwrap(),
+        vec![ev(10, 5, 1), ev(20, 0, 3), ev(20, 1, 2)]
+    );
+    assert_eq!(
+        store
+            .events("alarm_ranges", Timestamp(11), Timestamp(20), 1)
             .await
             .unwrap(),
         vec![ev(20, 0, 3)]
@@ -359,4 +459,337 @@ pub async fn run_batched_replace(store: &dyn Store) {
             "put first: {order}"
         );
     }
+}
+
+/// The records port ([`super::Records`]): create, read, compare-and-set updates that refuse a
+/// stale version (two writers cannot lose an update), index entries that follow every version
+/// (exact values, ranges, several values, limits, (value, id) order, one kind apart from
+/// another), and deletes. Its kinds are its own: it runs on a store the other cases have used.
+pub async fn run_records(records: &dyn super::Records) {
+    use super::records::{
+        IndexEntry, IndexName, IndexRange, RecordId, RecordKind, RecordPut, RecordVersion,
+        RecordsError,
+    };
+    let orders = RecordKind::new("work_order").unwrap();
+    let assets = RecordKind::new("asset").unwrap();
+    let by_room = IndexName::new("by_room").unwrap();
+    let by_state = IndexName::new("by_state").unwrap();
+    let by_due = IndexName::new("by_due").unwrap();
+    let by_assignee = IndexName::new("by_assignee").unwrap();
+    let id = |s: &str| RecordId::new(s).unwrap();
+    let put =
+        |kind: &RecordKind, i: &str, expected: Option<u64>, body: &str, index: Vec<IndexEntry>| {
+            RecordPut {
+                kind: kind.clone(),
+                id: id(i),
+                expected: expected.map(RecordVersion),
+                body: body.as_bytes().to_vec(),
+                index,
+            }
+        };
+    let order_index = |room: &str, state: &str, due: &str| {
+        vec![
+            IndexEntry::new(&by_room, room),
+            IndexEntry::new(&by_state, state),
+            IndexEntry::new(&by_due, due),
+        ]
+    };
+    let ids = |listed: Vec<super::records::StoredRecord>| -> Vec<String> {
+        listed.into_iter().map(|r| r.id.to_string()).collect()
+    };
+    let list = |kind: &RecordKind, index: &IndexName, range: IndexRange, limit: usize| {
+        let (kind, index) = (kind.clone(), index.clone());
+        async move {
+            ids(records
+                .list_by_index(&kind, &index, range, limit)
+                .await
+                .unwrap())
+        }
+    };
+
+    // nothing yet
+    assert!(records
+        .record(&orders, &id("WO-1"))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(list(&orders, &by_room, IndexRange::value("XM-0001"), 10)
+        .await
+        .is_empty());
+
+    // created at version 1, read back with its body and entries
+    let v = records
+        .put_record(put(
+            &orders,
+            "WO-1",
+            None,
+            "{\"title\":\"pump P1 bearing\"}",
+            order_index("XM-0001", "open", "2026-12-24T08:00Z"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(v, RecordVersion(1));
+    let got = records.record(&orders, &id("WO-1")).await.unwrap().unwrap();
+    assert_eq!(got.version, RecordVersion(1));
+    assert_eq!(got.body, b"{\"title\":\"pump P1 bearing\"}".to_vec());
+    assert_eq!(
+        got.index,
+        order_index("XM-0001", "open", "2026-12-24T08:00Z")
+    );
+
+    // creating it again is a conflict that names what is there
+    match records
+        .put_record(put(&orders, "WO-1", None, "again", vec![]))
+        .await
+    {
+        Err(RecordsError::Conflict {
+            expected: None,
+            found: Some(RecordVersion(1)),
+            ..
+        }) => {}
+        other => panic!("create over an existing record: {other:?}"),
+    }
+    // so is updating a record that is not there
+    match records
+        .put_record(put(&orders, "WO-404", Some(1), "x", vec![]))
+        .await
+    {
+        Err(RecordsError::Conflict { found: None, .. }) => {}
+        other => panic!("update of a missing record: {other:?}"),
+    }
+
+    // more records, in two rooms, with due dates that sort as text
+    for (i, room, state, due) in [
+        ("WO-2", "XM-0001", "open", "2026-12-20T08:00Z"),
+        ("WO-3", "XM-0002", "open", "2026-12-22T08:00Z"),
+        ("WO-4", "XM-0001", "closed", "2026-11-01T08:00Z"),
+    ] {
+        records
+            .put_record(put(&orders, i, None, i, order_index(room, state, due)))
+            .await
+            .unwrap();
+    }
+    // an asset in the same room: another kind, never listed with the orders
+    records
+        .put_record(put(
+            &assets,
+            "XM-0001/P1",
+            None,
+            "pump",
+            vec![IndexEntry::new(&by_room, "XM-0001")],
+        ))
+        .await
+        .unwrap();
+
+    // exact values, in id order
+    assert_eq!(
+        list(&orders, &by_room, IndexRange::value("XM-0001"), 10).await,
+        ["WO-1", "WO-2", "WO-4"]
+    );
+    assert_eq!(
+        list(&orders, &by_state, IndexRange::value("open"), 10).await,
+        ["WO-1", "WO-2", "WO-3"]
+    );
+    assert_eq!(
+        list(&assets, &by_room, IndexRange::value("XM-0001"), 10).await,
+        ["XM-0001/P1"]
+    );
+    // a value that is a prefix of another is not it
+    assert!(list(&orders, &by_room, IndexRange::value("XM-000"), 10)
+        .await
+        .is_empty());
+    // ranges, in value order, with a limit
+    assert_eq!(
+        list(
+            &orders,
+            &by_due,
+            IndexRange::between("2026-12-01", "2026-12-31"),
+            10
+        )
+        .await,
+        ["WO-2", "WO-3", "WO-1"]
+    );
+    assert_eq!(
+        list(
+            &orders,
+            &by_due,
+            IndexRange::between("2026-12-01", "2026-12-31"),
+            2
+        )
+        .await,
+        ["WO-2", "WO-3"]
+    );
+    assert_eq!(
+        list(
+            &orders,
+            &by_due,
+            IndexRange::between("2026-12-22T08:00Z", "2026-12-22T08:00Z"),
+            10
+        )
+        .await,
+        ["WO-3"]
+    );
+    assert!(list(&orders, &by_due, IndexRange::between("z", "a"), 10)
+        .await
+        .is_empty());
+
+    // a compare-and-set update moves the record in its indexes
+    let v2 = records
+        .put_record(put(
+            &orders,
+            "WO-1",
+            Some(1),
+            "{\"title\":\"pump P1 bearing\",\"state\":\"closed\"}",
+            order_index("XM-0001", "closed", "2026-12-24T08:00Z"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(v2, RecordVersion(2));
+    assert_eq!(
+        list(&orders, &by_state, IndexRange::value("open"), 10).await,
+        ["WO-2", "WO-3"]
+    );
+    assert_eq!(
+        list(&orders, &by_state, IndexRange::value("closed"), 10).await,
+        ["WO-1", "WO-4"]
+    );
+
+    // a writer holding version 1 cannot overwrite version 2: the update is not lost
+    match records
+        .put_record(put(
+            &orders,
+            "WO-1",
+            Some(1),
+            "stale",
+            order_index("XM-0001", "open", "2026-12-24T08:00Z"),
+        ))
+        .await
+    {
+        Err(RecordsError::Conflict {
+            expected: Some(RecordVersion(1)),
+            found: Some(RecordVersion(2)),
+            ..
+        }) => {}
+        other => panic!("stale update: {other:?}"),
+    }
+    let now = records.record(&orders, &id("WO-1")).await.unwrap().unwrap();
+    assert_eq!(now.version, RecordVersion(2));
+    assert!(String::from_utf8_lossy(&now.body).contains("closed"));
+    assert_eq!(
+        list(&orders, &by_state, IndexRange::value("closed"), 10).await,
+        ["WO-1", "WO-4"],
+        "the refused write left the index alone"
+    );
+
+    // two writers racing from the same version: exactly one wins
+    let (a, b) = futures::join!(
+        records.put_record(put(
+            &orders,
+            "WO-2",
+            Some(1),
+            "writer a",
+            order_index("XM-0001", "assigned", "2026-12-20T08:00Z"),
+        )),
+        records.put_record(put(
+            &orders,
+            "WO-2",
+            Some(1),
+            "writer b",
+            order_index("XM-0001", "cancelled", "2026-12-20T08:00Z"),
+        )),
+    );
+    let won = match (&a, &b) {
+        (Ok(RecordVersion(2)), Err(RecordsError::Conflict { .. })) => "writer a",
+        (Err(RecordsError::Conflict { .. }), Ok(RecordVersion(2))) => "writer b",
+        other => panic!("racing writers: {other:?}"),
+    };
+    let raced = records.record(&orders, &id("WO-2")).await.unwrap().unwrap();
+    assert_eq!(raced.body, won.as_bytes().to_vec());
+    let state = if won == "writer a" {
+        "assigned"
+    } else {
+        "cancelled"
+    };
+    assert_eq!(
+        list(&orders, &by_state, IndexRange::value(state), 10).await,
+        ["WO-2"]
+    );
+    let loser = if won == "writer a" {
+        "cancelled"
+    } else {
+        "assigned"
+    };
+    assert!(
+        list(&orders, &by_state, IndexRange::value(loser), 10)
+            .await
+            .is_empty(),
+        "the loser's index entries are not listed"
+    );
+
+    // several values in one index (two assignees), listed once per range
+    records
+        .put_record(put(
+            &orders,
+            "WO-3",
+            Some(1),
+            "two assignees",
+            vec![
+                IndexEntry::new(&by_assignee, "chen"),
+                IndexEntry::new(&by_assignee, "li"),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        list(&orders, &by_assignee, IndexRange::value("li"), 10).await,
+        ["WO-3"]
+    );
+    assert_eq!(
+        list(&orders, &by_assignee, IndexRange::between("a", "z"), 10).await,
+        ["WO-3"]
+    );
+    // entries the new version does not give are gone
+    assert!(list(&orders, &by_room, IndexRange::value("XM-0002"), 10)
+        .await
+        .is_empty());
+
+    // deletes compare-and-set too, and take the index entries with them
+    match records
+        .delete_record(&orders, &id("WO-4"), RecordVersion(7))
+        .await
+    {
+        Err(RecordsError::Conflict {
+            found: Some(RecordVersion(1)),
+            ..
+        }) => {}
+        other => panic!("stale delete: {other:?}"),
+    }
+    records
+        .delete_record(&orders, &id("WO-4"), RecordVersion(1))
+        .await
+        .unwrap();
+    assert!(records
+        .record(&orders, &id("WO-4"))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        list(&orders, &by_state, IndexRange::value("closed"), 10).await,
+        ["WO-1"]
+    );
+    match records
+        .delete_record(&orders, &id("WO-4"), RecordVersion(1))
+        .await
+    {
+        Err(RecordsError::Conflict { found: None, .. }) => {}
+        other => panic!("delete of a deleted record: {other:?}"),
+    }
+    // and a deleted record can be created again, at version 1
+    assert_eq!(
+        records
+            .put_record(put(&orders, "WO-4", None, "again", vec![]))
+            .await
+            .unwrap(),
+        RecordVersion(1)
+    );
 }

@@ -10,7 +10,8 @@
 //! each insert rewrote a page of its own in redb's copy-on-write B-tree (~100 MiB written per
 //! seal); keyed time first, a seal's inserts fill one fresh key range (~20 MiB, a third of
 //! the CPU; ops/enginebench/RESULTS.md). A range query scans one key range per bucket.
-//! `state_v1` is keyed by (kind, key); `events_v1` by (stream, t, id). redb calls block, so
+//! `state_v1` is keyed by (kind, key); `events_v1` by (stream, t, id); the records port's
+//! tables are in [`records`]. redb calls block, so
 //! every call runs on tokio's blocking pool.
 
 use super::{
@@ -22,6 +23,8 @@ use futures::future::BoxFuture;
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 use std::path::Path;
 use std::sync::Arc;
+
+mod records;
 
 type ChunkTable = TableDefinition<'static, (i64, &'static str, i64), &'static [u8]>;
 
@@ -104,6 +107,8 @@ impl EmbeddedStore {
         }
         tx.open_table(STATE).map_err(io)?;
         tx.open_table(EVENTS).map_err(io)?;
+        tx.open_table(records::RECORDS).map_err(io)?;
+        tx.open_table(records::RECORD_INDEX).map_err(io)?;
         tx.commit().map_err(io)?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -386,6 +391,42 @@ pub(crate) mod tests {
         super::super::conformance::run(&store).await;
         super::super::conformance::run_batched_replace(&store).await;
         super::super::conformance::run_expiring(&store).await;
+        super::super::conformance::run_records(&store).await;
+    }
+
+    /// A put is durable when it returns: a record and its index entries written by a store
+    /// that is then dropped (a process that stops) are there when the file is opened again.
+    #[tokio::test]
+    async fn a_record_that_was_put_survives_reopening_with_its_index() {
+        use crate::store::records::{
+            IndexEntry, IndexName, IndexRange, RecordId, RecordKind, RecordPut, RecordVersion,
+            Records,
+        };
+        let d = dir("records-reopen");
+        let kind = RecordKind::new("inspection").unwrap();
+        let by_room = IndexName::new("by_room").unwrap();
+        let id = RecordId::new("IN-1").unwrap();
+        {
+            let store = EmbeddedStore::open(&d).unwrap();
+            store
+                .put_record(RecordPut {
+                    kind: kind.clone(),
+                    id: id.clone(),
+                    expected: None,
+                    body: b"{}".to_vec(),
+                    index: vec![IndexEntry::new(&by_room, "XM-0001")],
+                })
+                .await
+                .unwrap();
+        }
+        let store = EmbeddedStore::open(&d).unwrap();
+        let got = store.record(&kind, &id).await.unwrap().unwrap();
+        assert_eq!(got.version, RecordVersion(1));
+        let listed = store
+            .list_by_index(&kind, &by_room, IndexRange::value("XM-0001"), 10)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
     }
 
     #[tokio::test]

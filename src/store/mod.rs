@@ -11,7 +11,12 @@
 //!   its timers, users), by kind and key; a write replaces.
 //! - **Events**: append-only streams (alarm transitions, audit), by stream, time and id.
 //!
-//! Every write is idempotent — writing a key again replaces it — so a replayed flush or a
+//! - **Records** (a second port, [`Records`], on the same backends): the business layer's
+//!   records (work orders, assets, inspections, the notification outbox, rosters), by kind and
+//!   id, versioned with compare-and-set writes, listed through the indexes each kind names
+//!   ([`records`]).
+//!
+//! Every write of the [`Store`] port is idempotent — writing a key again replaces it — so a replayed flush or a
 //! re-delivered message never duplicates.
 //!
 //! The historian's write-ahead (samples accepted but not yet sealed into chunks, and the disk
@@ -19,13 +24,15 @@
 
 pub mod config;
 pub mod embedded;
+pub mod records;
 pub mod scylla;
 pub mod snapshots;
 pub mod wal;
 
 mod open;
 pub use config::{Retention, StoreBackend, StoreConfig, StoreConfigError};
-pub use open::{open, IoRuntime};
+pub use open::{open, IoRuntime, OpenedStore};
+pub use records::Records;
 
 #[cfg(test)]
 pub(crate) mod conformance;

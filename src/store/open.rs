@@ -6,8 +6,17 @@
 use super::config::{Retention, StoreBackend, StoreConfig, StoreConfigError};
 use super::embedded::EmbeddedStore;
 use super::scylla::ScyllaStore;
-use super::{Store, StoreError};
+use super::{Records, Store, StoreError};
 use std::sync::Arc;
+
+/// An opened backend, through both of its ports.
+#[derive(Debug, Clone)]
+pub struct OpenedStore {
+    /// Telemetry chunks, state and events.
+    pub store: Arc<dyn Store>,
+    /// Business records ([`super::records`]).
+    pub records: Arc<dyn Records>,
+}
 
 /// A runtime for store I/O, owned by whoever opens the store: the historian's writer thread
 /// drives store calls on it. Dropping it inside an async context is allowed.
@@ -51,7 +60,7 @@ pub async fn open(
     config: &StoreConfig,
     retention: &Retention,
     io: &IoRuntime,
-) -> Result<Arc<dyn Store>, StoreError> {
+) -> Result<OpenedStore, StoreError> {
     match config.backend {
         StoreBackend::Embedded => {
             let dir = config.data_dir.clone();
@@ -61,7 +70,10 @@ pub async fn open(
                     .await
                     .map_err(|e| StoreError::Unavailable(format!("store start failed: {e}")))??,
             );
-            Ok(store)
+            Ok(OpenedStore {
+                store: store.clone(),
+                records: store,
+            })
         }
         StoreBackend::Scylla => {
             let Some(scylla) = config.scylla_config(retention) else {
@@ -75,7 +87,10 @@ pub async fn open(
                     .await
                     .map_err(|e| StoreError::Unavailable(format!("store start failed: {e}")))??,
             );
-            Ok(store)
+            Ok(OpenedStore {
+                store: store.clone(),
+                records: store,
+            })
         }
     }
 }

@@ -19,11 +19,13 @@
 //!   never misses a written row; read whole (a few rows per point) and filtered here.
 //! - `state` by `(kind)` partition and `key` clustering; `events` by `(stream, day)` partition
 //!   and `(t, id)` clustering.
+//! - `records` and `record_index` (`schemas/cql/0002_records.cql`): the records port, the one
+//!   place that uses lightweight transactions ([`records`]).
 //!
 //! Consistency: LOCAL_QUORUM for reads and writes by default (configurable), requests routed
-//! token-aware to the local data centre only. Every statement is prepared and plain (no
-//! counters, no lists, no LWT), so every one is marked idempotent and the driver may retry or
-//! re-send it; writing the same key again replaces it. Client-side monotonic timestamps make a
+//! token-aware to the local data centre only. Every statement of the [`Store`] port is prepared
+//! and plain (no counters, no lists, no LWT), so every one is marked idempotent and the driver
+//! may retry or re-send it; writing the same key again replaces it. Client-side monotonic timestamps make a
 //! later call of this process win over an earlier one (a re-written chunk after a compaction's
 //! delete, a state record written twice).
 //!
@@ -40,6 +42,7 @@
 
 mod buckets;
 mod config;
+mod records;
 mod schema;
 
 #[cfg(test)]
@@ -94,6 +97,9 @@ pub struct ScyllaStore {
     statements: Statements,
     max_concurrent_writes: usize,
     write_consistency: Consistency,
+    /// The records port's statements, prepared on first use ([`records`]).
+    records: tokio::sync::OnceCell<records::RecordStatements>,
+    records_settings: records::RecordsSettings,
 }
 
 /// The prepared statements of one chunk series.
@@ -233,6 +239,13 @@ impl ScyllaStore {
             statements,
             max_concurrent_writes: config.max_concurrent_writes,
             write_consistency: config.write_consistency.to_driver(),
+            records: tokio::sync::OnceCell::new(),
+            records_settings: records::RecordsSettings {
+                keyspace: config.keyspace.clone(),
+                read: config.read_consistency.to_driver(),
+                write: config.write_consistency.to_driver(),
+                page_size: config.page_size,
+            },
         })
     }
 

@@ -27,11 +27,18 @@ pub struct Migration {
 }
 
 /// Every migration, in version order. Append only.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_initial.cql",
-    text: include_str!("../../../schemas/cql/0001_initial.cql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_initial.cql",
+        text: include_str!("../../../schemas/cql/0001_initial.cql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_records.cql",
+        text: include_str!("../../../schemas/cql/0002_records.cql"),
+    },
+];
 
 /// The bookkeeping table itself (created before anything else, so not a migration).
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -236,6 +243,19 @@ mod tests {
             .map(String::as_str)
             .unwrap_or_default();
         assert!(raw.contains("TimeWindowCompactionStrategy"));
+    }
+
+    #[test]
+    fn the_records_migration_creates_the_records_and_their_index() {
+        let statements = MIGRATIONS[1].statements();
+        for table in ["records", "record_index"] {
+            assert!(
+                statements
+                    .iter()
+                    .any(|s| s.starts_with(&format!("CREATE TABLE IF NOT EXISTS {table} ("))),
+                "{table}"
+            );
+        }
     }
 
     #[test]

@@ -9,8 +9,12 @@
 //!   and the store's real statements, restricted to what kassandra does faithfully — prepared
 //!   INSERT, SELECT of whole partitions (the store reads a bucket whole when the query range
 //!   covers it, so the smoke tests choose such ranges), DELETE by full key, paging, batches.
-//!   Not covered here, only by the conformance run: clustering-range reads (a range that cuts a
-//!   bucket), TTL expiry, and anything about replication, consistency levels or failover.
+//!   The conformance sub-suites that stay within that run here too
+//!   (`the_conformance_sub_suites_kassandra_serves_pass_over_cql`). Not covered here, only by
+//!   the conformance run against a cluster: clustering-range reads (a range that cuts a bucket:
+//!   `run_chunk_ranges`, `run_event_ranges`), the records port (`run_records`: lightweight
+//!   transactions, whose `IF` kassandra ignores), TTL expiry, and anything about replication,
+//!   consistency levels or failover.
 
 use super::cql_peer::CqlPeer;
 use super::*;
@@ -76,6 +80,7 @@ async fn scylla_conformance() {
     let store = ScyllaStore::connect(&config).await.unwrap();
     crate::store::conformance::run(&store).await;
     crate::store::conformance::run_batched_replace(&store).await;
+    crate::store::conformance::run_records(&store).await;
     // Retention is by TTL: `expire` deletes nothing (run_expiring does not apply).
     assert_eq!(
         store
@@ -265,12 +270,18 @@ async fn compaction_replaces_chunks_by_full_key_deletes() {
     );
 }
 
-/// The conformance suite's batched replace (compaction's unit of work), over the CQL protocol:
-/// it reads whole partitions only, which kassandra serves faithfully.
+/// The conformance suite over the CQL protocol, as far as kassandra goes: the sub-suites that
+/// read whole partitions (chunks, state, events, compaction's batched replace), in the order
+/// `conformance::run` runs them, on one store. Not here (see `conformance`'s table):
+/// `run_chunk_ranges` and `run_event_ranges` (clustering ranges, which kassandra ignores) and
+/// `run_records` (lightweight transactions: kassandra ignores `IF` and returns no `[applied]`).
 #[tokio::test]
-async fn a_batched_replace_passes_the_conformance_case() {
+async fn the_conformance_sub_suites_kassandra_serves_pass_over_cql() {
     let peer = CqlPeer::start().await;
     let store = store_on(&peer).await;
+    crate::store::conformance::run_chunks(&store).await;
+    crate::store::conformance::run_state(&store).await;
+    crate::store::conformance::run_events(&store).await;
     crate::store::conformance::run_batched_replace(&store).await;
 }
 
