@@ -186,6 +186,9 @@ pub enum ConfigError {
     /// `[historian]` cannot work (the message names the key).
     #[error(transparent)]
     Historian(#[from] HistorianSectionError),
+    /// A configuration written before the historian's knobs left `[store]`.
+    #[error("configuration {path}: [store] {key} has moved to [historian] (the store section now says only which backend and where)")]
+    MovedToHistorian { path: String, key: &'static str },
 }
 
 impl Config {
@@ -213,9 +216,15 @@ impl Config {
     }
 
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|source| ConfigError::Parse {
-            path: origin.to_owned(),
-            source: Box::new(source),
+        toml::from_str(text).map_err(|source| match moved_to_historian(text) {
+            Some(key) => ConfigError::MovedToHistorian {
+                path: origin.to_owned(),
+                key,
+            },
+            None => ConfigError::Parse {
+                path: origin.to_owned(),
+                source: Box::new(source),
+            },
         })
     }
 
@@ -234,6 +243,26 @@ impl Config {
         }
         Ok(set)
     }
+}
+
+/// Keys that were `[store]`'s until the historian got a section of its own.
+const MOVED_TO_HISTORIAN: [&str; 7] = [
+    "flush_every",
+    "seal_every",
+    "seal_samples",
+    "max_open_samples",
+    "retention_raw",
+    "retention_1m",
+    "retention_1h",
+];
+
+/// The first of [`MOVED_TO_HISTORIAN`] a configuration still has under `[store]`.
+fn moved_to_historian(text: &str) -> Option<&'static str> {
+    let table: toml::Table = text.parse().ok()?;
+    let store = table.get("store")?.as_table()?;
+    MOVED_TO_HISTORIAN
+        .into_iter()
+        .find(|key| store.contains_key(*key))
 }
 
 /// The vendor register maps shipped in `schemas/profiles/`, compiled into the binary so that
@@ -323,9 +352,9 @@ mod tests {
         }
     }
 
-    /// The historian's knobs left `[store]` for `[historian]`: under `[store]` they are
-    /// refused like any unknown key (a setting that would be silently ignored stops start-up),
-    /// and `[store]` takes only what the store itself is.
+    /// The historian's knobs left `[store]` for `[historian]`: under `[store]` they stop
+    /// start-up with an error saying where they went (a setting silently ignored would run the
+    /// node on defaults), and `[store]` takes only what the store itself is.
     #[test]
     fn historian_keys_belong_to_historian_not_store() {
         for key in [
@@ -334,6 +363,8 @@ mod tests {
             "seal_samples = 10",
             "max_open_samples = 10",
             "retention_raw = \"1d\"",
+            "retention_1m = \"1d\"",
+            "retention_1h = \"1d\"",
         ] {
             let err = Config::from_toml(
                 &format!("[inventory]\nfile = \"x\"\n[store]\n{key}\n"),
@@ -341,7 +372,11 @@ mod tests {
             )
             .unwrap_err()
             .to_string();
-            assert!(err.contains("unknown field"), "{key}: {err}");
+            assert!(
+                err.contains("has moved to [historian]")
+                    && err.contains(key.split(' ').next().unwrap()),
+                "{key}: {err}"
+            );
             let config = Config::from_toml(
                 &format!("[inventory]\nfile = \"x\"\n[historian]\n{key}\n"),
                 "test",
@@ -349,6 +384,17 @@ mod tests {
             .unwrap();
             assert_ne!(config.historian, HistorianSection::default(), "{key}");
         }
+        // Any other unknown key of [store] is the parser's plain error.
+        let err = Config::from_toml(
+            "[inventory]\nfile = \"x\"\n[store]\nbackedn = \"embedded\"\n",
+            "test",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("backedn") && !err.contains("[historian]"),
+            "{err}"
+        );
         let config = Config::from_toml(
             "[inventory]\nfile = \"x\"\n[historian]\nflush_every = \"1s\"\nretention_1m = \"30d\"\n",
             "test",

@@ -83,9 +83,9 @@ impl Default for CompactionConfig {
     fn default() -> Self {
         Self {
             grace: Duration::from_secs(600),
-            retention_raw: Duration::from_secs(90 * 86_400),
-            retention_1m: Duration::from_secs(2 * 365 * 86_400),
-            retention_1h: Duration::from_secs(10 * 365 * 86_400),
+            retention_raw: crate::store::Retention::default().raw,
+            retention_1m: crate::store::Retention::default().minute,
+            retention_1h: crate::store::Retention::default().hour,
             points_per_batch: 2_000,
             clock: CompactionClock::Wall,
             tick: Duration::from_secs(10),
