@@ -69,7 +69,7 @@ pub use facts::{
 pub use ids::{AlarmKey, RuleId};
 pub use meta::{RuleAction, RuleMeta, Severity, Trigger};
 pub use notify::{Discard, LogNotify, Notification, NotificationKind, Notify};
-pub use ruleset::{DiagLevel, Diagnostic, LoadOutcome, Rule, RuleSet, RuleSetError};
+pub use ruleset::{DiagLevel, Diagnostic, LoadOutcome, Rejection, Rule, RuleSet, RuleSetError};
 pub use sandbox::SandboxLimits;
 pub use stats::{EngineStats, RuleStats};
 pub use zone::{ZoneConfig, ZoneCorrelator, ZoneOutput};

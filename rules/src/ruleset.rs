@@ -108,6 +108,8 @@ pub struct Rule {
     /// Reads the `pumps` / `tanks` / `cameras` collections.
     pub(crate) reads_children: [bool; 3],
     pub(crate) reads_transmitters: bool,
+    /// The source this version was compiled from (what is in force, whatever the file now says).
+    source: Arc<str>,
     disabled: AtomicBool,
 }
 
@@ -124,6 +126,22 @@ impl Rule {
     pub(crate) fn disable(&self) {
         self.disabled.store(true, Ordering::Relaxed);
     }
+
+    /// The source of this version.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}
+
+/// A newer version of a rule that a reload refused: the previous version stays in force.
+#[derive(Clone, Debug)]
+pub struct Rejection {
+    /// The refused source.
+    pub source: String,
+    /// Why (the compiler's errors).
+    pub errors: Vec<Diagnostic>,
+    /// When it was first refused (a later reload of the same source keeps this time).
+    pub at: std::time::SystemTime,
 }
 
 /// How a parent named in metadata is found.
@@ -164,6 +182,8 @@ pub struct RuleSet {
     entries: Vec<Entry>,
     index: HashMap<RuleId, usize>,
     builtins: Vec<RuleMeta>,
+    /// Rules whose file holds a version a reload refused (their previous version is in force).
+    rejected: HashMap<RuleId, Rejection>,
 }
 
 impl RuleSet {
@@ -175,6 +195,7 @@ impl RuleSet {
             entries: Vec::new(),
             index: HashMap::new(),
             builtins: builtin_metas(),
+            rejected: HashMap::new(),
         }
     }
 
@@ -192,7 +213,9 @@ impl RuleSet {
     }
 
     /// Hot reload: a new set from `dir`, where a file that fails to compile keeps the previous
-    /// version of its rule (the id is the file stem) and a removed file removes its rule.
+    /// version of its rule (the id is the file stem; the refused version is kept as its
+    /// [`Rejection`]), a removed file removes its rule, and a rule the sandbox disabled stays
+    /// disabled while its source is unchanged (a changed source gets a new chance).
     pub fn reload_dir(&self, dir: &Path) -> Result<LoadOutcome, RuleSetError> {
         Ok(self.build(read_sources(dir)?, true))
     }
@@ -209,7 +232,28 @@ impl RuleSet {
         sources.sort_by(|a, b| a.0.cmp(&b.0));
         let mut diagnostics = Vec::new();
         let mut rules: BTreeMap<RuleId, Arc<Rule>> = BTreeMap::new();
+        let mut rejected = HashMap::new();
         for (path, source) in sources {
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            let previous = keep_previous
+                .then(|| RuleId::new(stem).ok().and_then(|id| self.get_arc(&id)))
+                .flatten();
+            if let Some(old) = previous
+                .as_ref()
+                .filter(|old| old.is_disabled() && *old.source == *source && old.path == path)
+            {
+                // Hostile and unchanged: recompiling would only let it run (and be killed) again
+                // in every room.
+                diagnostics.push(diag(
+                    &path,
+                    Position::default(),
+                    Some(old.meta.id.clone()),
+                    DiagLevel::Warning,
+                    "stays disabled: the sandbox stopped this rule and its source is unchanged (upload a changed version to run it again)".to_owned(),
+                ));
+                rules.insert(old.meta.id.clone(), old.clone());
+                continue;
+            }
             match compile_rule(&self.engine, &path, &source) {
                 Ok((rule, warnings)) => {
                     diagnostics.extend(warnings);
@@ -227,15 +271,25 @@ impl RuleSet {
                     rules.insert(id, Arc::new(rule));
                 }
                 Err(mut errs) => {
-                    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-                    if keep_previous {
-                        if let Some(old) = RuleId::new(stem).ok().and_then(|id| self.get_arc(&id)) {
-                            for e in &mut errs {
-                                e.message
-                                    .push_str(" (the previous version stays in service)");
-                            }
-                            rules.insert(old.meta.id.clone(), old);
+                    if let Some(old) = previous {
+                        let at = self
+                            .rejected
+                            .get(&old.meta.id)
+                            .filter(|r| r.source == source)
+                            .map_or_else(std::time::SystemTime::now, |r| r.at);
+                        rejected.insert(
+                            old.meta.id.clone(),
+                            Rejection {
+                                source,
+                                errors: errs.clone(),
+                                at,
+                            },
+                        );
+                        for e in &mut errs {
+                            e.message
+                                .push_str(" (the previous version stays in service)");
                         }
+                        rules.insert(old.meta.id.clone(), old);
                     }
                     diagnostics.extend(errs);
                 }
@@ -255,6 +309,7 @@ impl RuleSet {
                 entries,
                 index,
                 builtins: self.builtins.clone(),
+                rejected,
             },
             diagnostics,
         }
@@ -282,6 +337,11 @@ impl RuleSet {
             .get(id)
             .and_then(|i| self.entries.get(*i))
             .map(|e| &*e.rule)
+    }
+
+    /// The version of `id` that the last reload refused, if its file still holds one.
+    pub fn rejected(&self, id: &RuleId) -> Option<&Rejection> {
+        self.rejected.get(id)
     }
 
     fn get_arc(&self, id: &RuleId) -> Option<Arc<Rule>> {
@@ -609,6 +669,7 @@ fn compile_rule(
             own_mask,
             reads_children,
             reads_transmitters,
+            source: Arc::from(source),
             disabled: AtomicBool::new(false),
         },
         warnings,

@@ -570,3 +570,76 @@ proptest! {
         prop_assert_eq!(b.snapshot(), a.snapshot());
     }
 }
+
+#[test]
+fn a_reload_keeps_a_hostile_rule_disabled_until_its_source_changes() {
+    let spin = rule_src(
+        "spin",
+        "let i = 0; while true { i += 1; } true",
+        "//! inputs = [\"door\"]\n",
+    );
+    let door = rule_src("door_open", "door", "//! inputs = [\"door\"]\n");
+    let set1 = Arc::new(
+        RuleSet::from_sources(vec![spin.clone(), door.clone()], SandboxLimits::default()).set,
+    );
+    let mut e = RoomEngine::new(room(), set1.clone(), Arc::new(EngineConfig::default()));
+    let mut facts = RoomFacts::nominal(room(), 1, 1, 1);
+    facts.set_path("door", 1.0).unwrap();
+    e.evaluate_all(&facts, at(0), &mut Discard);
+    assert_eq!(e.stats().sandbox_kills, 1);
+    let spin_id = RuleId::new("spin").unwrap();
+
+    // Another rule changes (an upload of door_open reloads the whole directory): spin's
+    // source is the same, so it stays disabled and is not run (nor killed) again.
+    let door_v2 = rule_src("door_open", "door > 0.5", "//! inputs = [\"door\"]\n");
+    let out = set1.reload_sources(vec![spin.clone(), door_v2.clone()]);
+    assert!(!out.has_errors(), "{:?}", out.diagnostics);
+    assert!(
+        out.diagnostics
+            .iter()
+            .any(|d| d.level == DiagLevel::Warning && d.message.contains("stays disabled")),
+        "{:?}",
+        out.diagnostics
+    );
+    let set2 = Arc::new(out.set);
+    assert!(set2.get(&spin_id).unwrap().is_disabled());
+    e.swap_rules(set2.clone(), at(1));
+    e.evaluate_all(&facts, at(2), &mut Discard);
+    assert_eq!(
+        e.stats().sandbox_kills,
+        1,
+        "the unchanged hostile rule ran again"
+    );
+
+    // A changed source gets a new chance.
+    let spin_v2 = rule_src("spin", "door > 0.5", "//! inputs = [\"door\"]\n");
+    let set3 = set2.reload_sources(vec![spin_v2, door_v2]).set;
+    assert!(!set3.get(&spin_id).unwrap().is_disabled());
+}
+
+#[test]
+fn a_refused_reload_keeps_the_version_in_force_and_records_the_refused_one() {
+    let v1 = rule_src("door_open", "door", "//! inputs = [\"door\"]\n");
+    let set1 = RuleSet::from_sources(vec![v1.clone()], SandboxLimits::default()).set;
+    let id = RuleId::new("door_open").unwrap();
+    assert_eq!(set1.get(&id).unwrap().source(), v1.1);
+    assert!(set1.rejected(&id).is_none());
+
+    let broken = rule_src("door_open", "door &&", "//! inputs = [\"door\"]\n");
+    let set2 = set1.reload_sources(vec![broken.clone()]).set;
+    assert_eq!(
+        set2.get(&id).unwrap().source(),
+        v1.1,
+        "the version in force"
+    );
+    let rejected = set2.rejected(&id).expect("the refused version is recorded");
+    assert_eq!(rejected.source, broken.1);
+    assert!(!rejected.errors.is_empty());
+    // The same refused source again keeps its first refusal time; a fixed file clears it.
+    let set3 = set2.reload_sources(vec![broken]).set;
+    assert_eq!(set3.rejected(&id).unwrap().at, rejected.at);
+    let fixed = rule_src("door_open", "door > 0.5", "//! inputs = [\"door\"]\n");
+    let set4 = set3.reload_sources(vec![fixed.clone()]).set;
+    assert!(set4.rejected(&id).is_none());
+    assert_eq!(set4.get(&id).unwrap().source(), fixed.1);
+}

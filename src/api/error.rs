@@ -286,8 +286,47 @@ impl From<crate::auth::IdentityError> for ApiError {
     }
 }
 
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found(ErrorCode::NotFound, "no such resource"))
+/// A JSON body the framework could not read: too large (413), not JSON (415), or not the
+/// expected shape (400) — as the envelope, never actix's `text/plain`.
+pub fn json_refused(e: &actix_web::error::JsonPayloadError) -> ApiError {
+    use actix_web::error::{JsonPayloadError as J, PayloadError as P};
+    match e {
+        J::OverflowKnownLength { .. } | J::Overflow { .. } | J::Payload(P::Overflow) => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+                e.to_string(),
+            )
+        }
+        J::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnsupportedMediaType,
+            "the body must be JSON (Content-Type: application/json)",
+        ),
+        _ => ApiError::bad_request(ErrorCode::InvalidJson, e.to_string()),
+    }
+}
+
+/// A query string the framework could not read into the handler's parameters (an unknown
+/// parameter, a number that is not one).
+pub fn query_refused(e: &actix_web::error::QueryPayloadError) -> ApiError {
+    ApiError::bad_request(ErrorCode::InvalidQuery, e.to_string())
+}
+
+/// A request for a route that exists with other methods: 405 with `Allow`.
+pub fn method_not_allowed(allowed: &[&str]) -> HttpResponse {
+    let allow = allowed.join(", ");
+    let mut resp = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::MethodNotAllowed,
+        format!("this resource answers {allow}"),
+    )
+    .error_response();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        resp.headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    resp
 }
 
 #[cfg(test)]

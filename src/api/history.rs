@@ -1,6 +1,9 @@
 //! `GET /api/v1/history?point=…&point=…&from=…&to=…[&step=…]`: the stored samples of one or
-//! more points (for comparing devices) over a time range, in time order. Times are milliseconds
-//! since the Unix epoch; `to` defaults to now and `from` to an hour before `to`.
+//! more points (for comparing devices) over a time range, in time order. `from` and `to` are
+//! milliseconds since the Unix epoch, RFC 3339 times (`2026-12-06T10:00:00Z`, with an offset
+//! or not), `now`, or times relative to now (`-24h`, `-15m`, `now-7d`: humantime); `to` defaults
+//! to now and `from` to an hour before `to`. A point the fleet does not have is 404
+//! `unknown_point` (naming it), not an empty series.
 //!
 //! Without `step`: raw samples, `[t, value]` pairs, over at most 31 days and at most
 //! [`MAX_SAMPLES`] samples in all (past that: 400 `too_many_samples`, ask for a step).
@@ -96,14 +99,66 @@ fn parse_step(value: &str) -> Result<Duration, ApiError> {
     Ok(step)
 }
 
+/// A point in time: milliseconds since the epoch, RFC 3339 (`Z` or an offset such as `+02:00`),
+/// `now`, or `-<duration>` / `now-<duration>` (humantime: `-24h`, `-15m`, `now-7d`).
+fn parse_time(value: &str, now: Timestamp) -> Option<Timestamp> {
+    let value = value.trim();
+    if let Ok(ms) = value.parse::<i64>() {
+        return Some(Timestamp(ms));
+    }
+    if value == "now" {
+        return Some(now);
+    }
+    if let Some(ago) = value
+        .strip_prefix("now-")
+        .or_else(|| value.strip_prefix('-'))
+    {
+        let ago = humantime::parse_duration(ago).ok()?;
+        let ms = i64::try_from(ago.as_millis()).ok()?;
+        return Some(Timestamp(now.0.checked_sub(ms)?));
+    }
+    rfc3339(value)
+}
+
+/// An RFC 3339 time as milliseconds since the epoch (humantime reads UTC; an offset is applied
+/// here).
+fn rfc3339(value: &str) -> Option<Timestamp> {
+    let (utc, offset_ms) = match value.len().checked_sub(6).and_then(|i| value.get(i..)) {
+        Some(tail)
+            if (tail.starts_with('+') || tail.starts_with('-')) && tail.as_bytes()[3] == b':' =>
+        {
+            let sign = if tail.starts_with('-') { -1 } else { 1 };
+            let hours: i64 = tail.get(1..3)?.parse().ok()?;
+            let minutes: i64 = tail.get(4..6)?.parse().ok()?;
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let utc = format!("{}Z", &value[..value.len() - 6]);
+            (utc, sign * (hours * 60 + minutes) * 60_000)
+        }
+        _ => (value.to_owned(), 0),
+    };
+    if !utc.ends_with('Z') && !utc.ends_with('z') {
+        return None;
+    }
+    let at = humantime::parse_rfc3339(&utc.to_uppercase()).ok()?;
+    let ms = match at.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).ok()?,
+        Err(e) => -i64::try_from(e.duration().as_millis()).ok()?,
+    };
+    Some(Timestamp(ms - offset_ms))
+}
+
 fn parse(query: &[(String, String)], now: Timestamp) -> Result<HistoryRequest, ApiError> {
     let mut points = Vec::new();
     let (mut from, mut to, mut step) = (None, None, None);
     let time = |v: &str, key: &str| {
-        v.parse::<i64>().map(Timestamp).map_err(|_| {
+        parse_time(v, now).ok_or_else(|| {
             ApiError::bad_request(
                 ErrorCode::InvalidTime,
-                format!("{key} must be milliseconds since the epoch"),
+                format!(
+                    "{key} {v:?} is not a time: give milliseconds since the epoch, an RFC 3339 time (2026-12-06T10:00:00Z), now, or a time relative to now (-24h, -15m)"
+                ),
             )
         })
     };
@@ -165,6 +220,26 @@ fn parse(query: &[(String, String)], now: Timestamp) -> Result<HistoryRequest, A
     })
 }
 
+/// A point of the fleet: its room is known, the room has its device, and the device's kind has
+/// a point of that name. Else 404 `unknown_point`, naming it (an empty series would read as
+/// "no data", which is a different fact).
+fn known_point(fleet: &cistern_actors::FleetRegistry, point: &PointId) -> Result<(), ApiError> {
+    let room = &point.device.room;
+    let unit = point.device.unit;
+    let why = match fleet.spec(room) {
+        None => format!("room {room} is not in the fleet"),
+        Some(spec) if !spec.has_unit(unit) => format!("room {room} has no device {}", point.device),
+        Some(_) if unit.kind().point_index(&point.name).is_none() => {
+            format!("a {} has no point named {:?}", unit.kind(), &*point.name)
+        }
+        Some(_) => return Ok(()),
+    };
+    Err(ApiError::not_found(
+        ErrorCode::UnknownPoint,
+        format!("unknown point {point}: {why}"),
+    ))
+}
+
 pub async fn get(
     state: web::Data<ApiState>,
     query: web::Query<Vec<(String, String)>>,
@@ -179,6 +254,9 @@ pub async fn get(
         to,
         step,
     } = parse(&query, Timestamp::now())?;
+    for point in &points {
+        known_point(&state.registry, point)?;
+    }
     let internal = |e: crate::store::StoreError| ApiError::internal(e.to_string());
     if let Some(step) = step {
         let mut series = Vec::with_capacity(points.len());
@@ -325,6 +403,45 @@ mod tests {
         let mut month_1m = twenty;
         month_1m.extend([("from", "0"), ("to", "2678400000"), ("step", "1m")]);
         assert_eq!(code(parse(&q(&month_1m), NOW)), "too_many_buckets");
+    }
+
+    #[test]
+    fn times_are_epoch_milliseconds_rfc3339_or_relative_to_now() {
+        let at = |v: &str| parse_time(v, NOW);
+        assert_eq!(at("1767571200000"), Some(NOW));
+        assert_eq!(at("now"), Some(NOW));
+        assert_eq!(at("-24h"), Some(Timestamp(NOW.0 - 86_400_000)));
+        assert_eq!(at("-15m"), Some(Timestamp(NOW.0 - 900_000)));
+        assert_eq!(at("now-7d"), Some(Timestamp(NOW.0 - 7 * 86_400_000)));
+        // 2026-01-05T00:00:00Z is NOW.
+        assert_eq!(at("2026-01-05T00:00:00Z"), Some(NOW));
+        assert_eq!(at("2026-01-05T00:00:00.250Z"), Some(Timestamp(NOW.0 + 250)));
+        assert_eq!(at("2026-01-05T02:00:00+02:00"), Some(NOW));
+        assert_eq!(at("2026-01-04T19:30:00-04:30"), Some(NOW));
+        for bad in [
+            "yesterday",
+            "-",
+            "-soon",
+            "2026-01-05",
+            "2026-01-05T00:00:00+25:00",
+            "",
+        ] {
+            assert_eq!(at(bad), None, "{bad:?}");
+        }
+        let r = parse(
+            &q(&[
+                ("point", "XM-0001/T1.level"),
+                ("from", "2026-01-04T00:00:00Z"),
+                ("to", "-1h"),
+                ("step", "1h"),
+            ]),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.from, r.to),
+            (Timestamp(NOW.0 - 86_400_000), Timestamp(NOW.0 - 3_600_000))
+        );
     }
 
     #[test]

@@ -110,19 +110,58 @@ routes! {
 
 /// Registers every route. The caller wraps the app in the authentication middleware
 /// ([`crate::auth::middleware::authenticate`]) and gives it `web::Data<Security>`.
+/// Framework errors (a body or query the extractors refuse) are answered with the JSON
+/// envelope like every other error; a path that no route serves is 404, and one that a route
+/// serves with other methods is 405 with `Allow`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(16 * 1024)
-            .error_handler(|err, _req| {
-                error::ApiError::bad_request(error::ErrorCode::InvalidJson, err.to_string()).into()
-            }),
+            .error_handler(|err, _req| error::json_refused(&err).into()),
+    )
+    .app_data(
+        web::QueryConfig::default().error_handler(|err, _req| error::query_refused(&err).into()),
     )
     .app_data(web::PathConfig::default().error_handler(|err, _req| {
         error::ApiError::bad_request(error::ErrorCode::InvalidPath, err.to_string()).into()
     }));
     register_routes(cfg);
-    cfg.default_service(web::to(error::not_found));
+    cfg.default_service(web::to(fallback));
+}
+
+/// The route table's patterns, compiled once: (pattern, upper-case method).
+fn patterns() -> &'static [(actix_web::dev::ResourceDef, String)] {
+    static PATTERNS: std::sync::OnceLock<Vec<(actix_web::dev::ResourceDef, String)>> =
+        std::sync::OnceLock::new();
+    PATTERNS.get_or_init(|| {
+        ROUTES
+            .iter()
+            .map(|(m, p)| (actix_web::dev::ResourceDef::new(*p), m.to_uppercase()))
+            .collect()
+    })
+}
+
+/// The methods the route table serves `path` with (none: no such resource).
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let mut methods: Vec<&'static str> = patterns()
+        .iter()
+        .filter(|(def, _)| def.is_match(path))
+        .map(|(_, m)| m.as_str())
+        .collect();
+    methods.sort_unstable();
+    methods.dedup();
+    methods
+}
+
+/// What no route matched: 405 with `Allow` when the path is served with other methods, else
+/// 404.
+async fn fallback(req: actix_web::HttpRequest) -> HttpResponse {
+    let allowed = allowed_methods(req.path());
+    if allowed.is_empty() {
+        error::ApiError::not_found(error::ErrorCode::NotFound, "no such resource").error_response()
+    } else {
+        error::method_not_allowed(&allowed)
+    }
 }
 
 async fn healthz() -> HttpResponse {

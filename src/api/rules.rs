@@ -53,6 +53,7 @@ pub async fn list(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> 
                 "id": r.id(),
                 "file": file_name(&r.path),
                 "disabled": r.is_disabled(),
+                "rejected": rules.rejected(r.id()).is_some(),
                 "meta": r.meta,
             })
         })
@@ -77,17 +78,43 @@ pub async fn get(
         .get(&id)
         .ok_or_else(|| ApiError::not_found(ErrorCode::UnknownRule, format!("no rule {id}")))?;
     let name = file_name(&rule.path);
-    let source = sources(api)?
-        .into_iter()
-        .find(|(p, _)| file_name(p) == name)
-        .map(|(_, s)| s);
+    // What is in force (not what the file says now: a refused reload leaves the previous
+    // version running), and the refused version beside it.
+    let rejected = rules.rejected(&id).map(|r| {
+        serde_json::json!({
+            "source": r.source,
+            "version": version_of(&r.source),
+            "error": r.errors.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"),
+            "diagnostics": r.errors.iter().map(DiagnosticView::from).collect::<Vec<_>>(),
+            "at": epoch_ms(r.at),
+        })
+    });
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "id": rule.id(),
         "file": name,
         "disabled": rule.is_disabled(),
         "meta": rule.meta,
-        "source": source,
+        "source": rule.source(),
+        "version": version_of(rule.source()),
+        "rejected": rejected,
     })))
+}
+
+/// A version of a rule: 12 hex digits of the BLAKE2b hash of its source (the same source, the
+/// same version, on every node).
+fn version_of(source: &str) -> String {
+    use blake2::Digest;
+    blake2::Blake2b512::digest(source.as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Milliseconds since the Unix epoch.
+fn epoch_ms(at: std::time::SystemTime) -> i64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// `?file=NAME.rhai`
@@ -97,15 +124,32 @@ pub struct ValidateQuery {
     pub file: String,
 }
 
-fn script(body: &[u8]) -> Result<String, ApiError> {
-    if body.len() > MAX_SCRIPT {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::ScriptTooLarge,
-            format!("a rule script is at most {MAX_SCRIPT} bytes"),
+/// The script in a request's body: at most [`MAX_SCRIPT`] bytes (read no further), UTF-8, and
+/// not empty (a missing body is a mistake, not an empty rule).
+async fn script(body: web::Payload) -> Result<String, ApiError> {
+    let bytes = match body.to_bytes_limited(MAX_SCRIPT).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidScript,
+                e.to_string(),
+            ))
+        }
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::ScriptTooLarge,
+                format!("a rule script is at most {MAX_SCRIPT} bytes"),
+            ))
+        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            ErrorCode::MissingBody,
+            "the body must be the rule script (text/plain); it is empty",
         ));
     }
-    String::from_utf8(body.to_vec()).map_err(|_| {
+    String::from_utf8(bytes.to_vec()).map_err(|_| {
         ApiError::bad_request(ErrorCode::InvalidScript, "a rule script must be UTF-8 text")
     })
 }
@@ -145,11 +189,11 @@ fn checked_file(file: &str) -> Result<(), ApiError> {
 pub async fn validate(
     state: web::Data<ApiState>,
     q: web::Query<ValidateQuery>,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let api = api(&state)?;
     checked_file(&q.file)?;
-    let diagnostics = validate_in_context(api, &q.file, script(&body)?)?;
+    let diagnostics = validate_in_context(api, &q.file, script(body).await?)?;
     let ok = diagnostics.iter().all(|d| d.level != DiagLevel::Error);
     Ok(HttpResponse::Ok().json(serde_json::json!({ "ok": ok, "diagnostics": diagnostics })))
 }
@@ -179,10 +223,10 @@ pub async fn put(
     state: web::Data<ApiState>,
     req: HttpRequest,
     id: web::Path<String>,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let result = put_rule(&state, &id, &body).await;
+    let result = put_rule(&state, &id, body).await;
     audit(
         &state,
         &req,
@@ -194,7 +238,11 @@ pub async fn put(
     result
 }
 
-async fn put_rule(state: &ApiState, id: &str, body: &[u8]) -> Result<HttpResponse, ApiError> {
+async fn put_rule(
+    state: &ApiState,
+    id: &str,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let api = api(state)?;
     let file = format!("{id}.rhai");
     checked_file(&file)?;
@@ -205,7 +253,7 @@ async fn put_rule(state: &ApiState, id: &str, body: &[u8]) -> Result<HttpRespons
             "this node runs the built-in library; set [rules] dir to upload rules",
         ));
     };
-    let source = script(body)?;
+    let source = script(body).await?;
     let diagnostics = validate_in_context(api, &file, source.clone())?;
     if diagnostics.iter().any(|d| d.level == DiagLevel::Error) {
         return Ok(HttpResponse::UnprocessableEntity().json(serde_json::json!({

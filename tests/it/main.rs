@@ -13,6 +13,7 @@ mod history;
 mod modbus;
 mod monitoring;
 mod mqtt;
+mod rest;
 mod rules;
 mod simulate;
 mod support;
