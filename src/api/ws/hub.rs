@@ -20,7 +20,7 @@ use super::protocol::{json_str, ServerMessage};
 use super::topics::{PointValue, RoomMark, SubSpec, ZoneSummary};
 use super::WsConfig;
 use crate::auth::{AuditEntry, AuditLog};
-use crate::plans::PlanBoard;
+use crate::control::plans::PlanBoard;
 use cistern_actors::alarms::{AlarmBoard, AlarmFilter, AlarmView};
 use cistern_actors::device::messages::DeviceView;
 use cistern_actors::pump_room::{RoomPart, RoomView};
