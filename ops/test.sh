@@ -25,6 +25,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   rm -f /usr/sbin/policy-rc.d
 fi
+# tests/it/modbus.rs checks the poller against an independent Modbus peer, a pymodbus server.
+python3 -c 'import pymodbus' 2>/dev/null || python3 -m pip install -q pymodbus
 
 # The WebSocket API's independent peer (tests/it/ws_protocol.rs runs tests/it/peers/ws_keepalive.py):
 # Python's `websockets`, with its default-on keep-alive pings.

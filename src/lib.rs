@@ -2,20 +2,20 @@
 //! sources (MQTT, Modbus TCP), its sinks and its HTTP API; plus, apart from it, the lab — the
 //! field simulator, the demo and the benchmarks that run against it.
 //!
-//! Layout: `node` wires a platform node; `api/` HTTP; `ingest/` field data in; `historian/`,
-//! `store/` history and state on disk; `alarms/` rules on a node; `auth/` identity; `monitor/`
-//! readiness and the fleet view; `plans/` peak-shaving plans; `config` the configuration file.
-//! `lab/` holds the simulator, the simulated field, the demo, `simulate` and the benchmarks;
-//! the product never imports it (see [`lab`]).
+//! Layout: `node` wires a platform node; `api/` HTTP; `ingest/` field data in; `control/` writes
+//! to the field (fill plans, set-points; next the linkage actions); `historian/`, `store/` history
+//! and state on disk; `alarms/` rules on a node; `auth/` identity; `monitor/` readiness and the
+//! fleet view; `config` the configuration file. `lab/` holds the simulator, the simulated field,
+//! the demo, `simulate` and the benchmarks; the product never imports it (see [`lab`]).
 
 pub mod alarms;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod control;
 pub mod historian;
 pub mod ingest;
 pub mod lab;
 pub mod monitor;
 pub mod node;
-pub mod plans;
 pub mod store;

@@ -12,8 +12,9 @@ pub use storage::Storage;
 use crate::alarms::outbox::NodeOutbox;
 use crate::alarms::{RulesConfig, StoredAlarms};
 use crate::api::{self, ApiState};
+use crate::control::plans::PlanService;
+use crate::control::writer::{FieldPlanPort, FieldWriter, WriteError, WriteMetrics};
 use crate::ingest::metrics::IngestMetrics;
-use crate::ingest::modbus::writer::{FieldPlanPort, FieldWriter, WriteError, WriteMetrics};
 use crate::ingest::modbus::{spawn_pollers, ModbusConfig, ModbusError};
 use crate::ingest::mqtt::{self, MqttConfig};
 use crate::ingest::router::IngestRouter;
@@ -21,7 +22,6 @@ use crate::ingest::BatchSink;
 use crate::lab::field::FieldHandle;
 use crate::monitor::fleet::{FleetCollector, FleetSources};
 use crate::monitor::ready::Readiness;
-use crate::plans::PlanService;
 use actix::Arbiter;
 use actix_web::{web, App, HttpServer};
 use cistern_actors::alarms::{AlarmStore, MemoryAlarmStore, RuleHost, RuleMetrics};
@@ -74,9 +74,9 @@ pub struct NodeSpec {
 /// What the node's planning service starts with.
 #[derive(Debug, Default)]
 pub struct PlansSpec {
-    pub config: crate::plans::PlansConfig,
+    pub config: crate::control::plans::PlansConfig,
     /// Per-slot samples to learn from before the first round (oldest first).
-    pub history: Vec<(u32, Vec<crate::plans::RoomSample>)>,
+    pub history: Vec<(u32, Vec<crate::control::plans::RoomSample>)>,
 }
 
 impl NodeSpec {
@@ -215,7 +215,7 @@ pub struct Node {
     /// Remote-parameter writes to the Modbus rooms' controllers (plans, set-points).
     pub writer: Arc<FieldWriter>,
     /// The planning service's board (when the node plans).
-    pub plans: Option<Arc<crate::plans::PlanBoard>>,
+    pub plans: Option<Arc<crate::control::plans::PlanBoard>>,
     /// Identity and the audit log.
     pub security: crate::auth::Security,
     shutdown: watch::Sender<bool>,

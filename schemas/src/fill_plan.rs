@@ -2,7 +2,7 @@
 //! controller keeps per tank for the platform's peak-shaving plan (issue 7), and its codec.
 //!
 //! It lives here, next to the register maps, because three parties must agree on it bit for
-//! bit: the platform's writer (src/ingest/modbus/writer.rs), the simulator's controller
+//! bit: the platform's writer (src/control/writer.rs), the simulator's controller
 //! (src/sim/modbus_server.rs) and the profiles that place the block (`plan_address` and
 //! `plan_stride` of a profile's `[tank]` template).
 //!

@@ -42,9 +42,9 @@ pub struct ApiState {
     /// What `/readyz` checks (none: always ready, for API tests without a node).
     pub readiness: Option<crate::monitor::ready::Readiness>,
     /// Remote-parameter writes to the Modbus rooms' controllers (set-points, fill plans).
-    pub writer: Option<Arc<crate::ingest::modbus::writer::FieldWriter>>,
+    pub writer: Option<Arc<crate::control::writer::FieldWriter>>,
     /// The live peak-shaving plans (when the node plans).
-    pub plans: Option<Arc<crate::plans::PlanBoard>>,
+    pub plans: Option<Arc<crate::control::plans::PlanBoard>>,
 }
 
 /// What the alarm and rule endpoints need.

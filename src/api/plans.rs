@@ -10,7 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use cistern_schemas::Timestamp;
 
-fn board(state: &ApiState) -> Result<&crate::plans::PlanBoard, ApiError> {
+fn board(state: &ApiState) -> Result<&crate::control::plans::PlanBoard, ApiError> {
     state.plans.as_deref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

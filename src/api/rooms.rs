@@ -7,7 +7,7 @@
 
 use super::error::{ApiError, ErrorCode};
 use super::ApiState;
-use crate::plans::PlanBoard;
+use crate::control::plans::PlanBoard;
 use actix_web::{web, HttpResponse};
 use cistern_actors::pump_room::RoomView;
 use cistern_actors::FleetRegistry;

@@ -11,7 +11,7 @@
 use super::error::{ApiError, ErrorCode};
 use super::ApiState;
 use crate::auth::{Principal, Role};
-use crate::ingest::modbus::writer::WriteError;
+use crate::control::writer::WriteError;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use cistern_schemas::{PointId, RoomId};

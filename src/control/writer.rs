@@ -17,8 +17,7 @@
 //! Every write, whatever its outcome, is audited through [`AuditPort`] (who, what, the values,
 //! the outcome) and counted in `cistern_field_writes_total{kind, outcome}`.
 
-use super::backoff::Backoff;
-use super::ModbusConfig;
+use crate::ingest::modbus::{Backoff, ModbusConfig};
 use cistern_actors::ports::{
     AuditPort, AuditRecord, PlanDelivery, PlanDispatch, PlanPort, PortFuture,
 };

@@ -140,13 +140,13 @@ fn modbus_inventory(inventory: &Inventory) -> Inventory {
 
 /// What the rooms' data loggers hold of the days before `now` ([`plan_history_days`]): their
 /// readings once a minute (a simulation of the past, with its own random stream), as per-slot
-/// samples for [`crate::plans::PlanService::import`]. The planners learn from these readings
+/// samples for [`crate::control::plans::PlanService::import`]. The planners learn from these readings
 /// exactly as from live ones; nothing of the simulator's internals is handed over.
 fn plan_history(
     inventory: &Inventory,
     seed: u64,
     now: Timestamp,
-) -> Vec<(u32, Vec<crate::plans::RoomSample>)> {
+) -> Vec<(u32, Vec<crate::control::plans::RoomSample>)> {
     use cistern_schemas::fill_plan::{slot_at, slot_start_unix_s};
     use cistern_schemas::DeviceKind;
     if inventory.rooms.is_empty() {
@@ -182,7 +182,7 @@ fn plan_history(
                     .filter(|(u, _)| matches!(u, cistern_schemas::DeviceUnit::Tank(_)))
                     .map(|(u, _)| value(*u, level))
                     .collect();
-                samples.push(crate::plans::RoomSample {
+                samples.push(crate::control::plans::RoomSample {
                     room: r.room.clone(),
                     outlet_flow_m3h: value(cistern_schemas::DeviceUnit::Room, outlet),
                     inlet_flow_m3h: value(cistern_schemas::DeviceUnit::Room, inlet),
@@ -268,7 +268,7 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
         NodeSpec::new(inventory.clone(), profiles, Arc::new(SystemClock)).with_storage(&storage);
     spec.security = security.clone();
     spec.plans = Some(crate::node::PlansSpec {
-        config: crate::plans::PlansConfig {
+        config: crate::control::plans::PlansConfig {
             sample_every: opts.plan_sample_every,
             ..Default::default()
         },

@@ -6,7 +6,7 @@
 use crate::modbus::{fast_config, profiles};
 use crate::support::{call_as, free_port, temp_dir};
 use cistern::auth::AuditLog;
-use cistern::ingest::modbus::writer::{FieldWriter, WriteError, WriteMetrics};
+use cistern::control::writer::{FieldWriter, WriteError, WriteMetrics};
 use cistern::lab::sim::modbus_server::ModbusFieldServer;
 use cistern::lab::sim::{self, Simulator};
 use cistern_actors::ports::AuditPort;

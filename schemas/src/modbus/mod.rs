@@ -23,8 +23,10 @@
 //! - Engineering value = raw × scale + offset, in the catalog unit of the point.
 //! - Every type has a "not available" raw value that vendors use for a failed measurement:
 //!   0xFFFF (u16), 0x8000 (i16), 0xFFFF_FFFF (u32), 0x8000_0000 (i32), NaN (f32). It decodes
-//!   to NaN, and NaN (the simulator's "unreadable") encodes to it; ingest then rejects the
-//!   value as not finite, exactly as it drops a NaN arriving over MQTT.
+//!   to NaN, and NaN (the simulator's "unreadable") encodes to it; a block read reports it as
+//!   [`PointRead::NotAvailable`], and ingest delivers the point as bad with reason
+//!   "not available" at that instant (the device said the measurement failed: the point is
+//!   bad now, not merely not updated).
 
 mod codec;
 mod profile;
@@ -35,7 +37,9 @@ pub use codec::{decode, encode, not_available, DataType, Encoding, ValueFormat, 
 pub use profile::{
     DeviceTemplate, Entry, PlanBlock, Profile, ProfileError, ProfileSet, RoomShape, Stride,
 };
-pub use reads::{plan_reads, BlockData, DecodedValue, Mapping, ReadBlock, ReadLimits, ReadPlan};
+pub use reads::{
+    plan_reads, BlockData, DecodedValue, Mapping, PointRead, ReadBlock, ReadLimits, ReadPlan,
+};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -98,11 +98,33 @@ pub enum BlockData<'a> {
     Bits(&'a [bool]),
 }
 
-/// A decoded value of one point (NaN: not available, or missing from the data).
+/// What a read said of one point.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PointRead {
+    /// A value (digital points: 0 or 1).
+    Value(f64),
+    /// The device answered its type's "not available" marker (see [`crate::modbus::decode`]):
+    /// it reports the measurement failed. The point is bad now, not merely not updated.
+    NotAvailable,
+    /// The data did not cover the point (a short response, or words for a bit table).
+    NotInData,
+}
+
+/// A decoded value of one point.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DecodedValue<'a> {
     pub mapping: &'a Mapping,
-    pub value: f64,
+    pub read: PointRead,
+}
+
+impl DecodedValue<'_> {
+    /// The value, NaN when there is none.
+    pub fn value(&self) -> f64 {
+        match self.read {
+            PointRead::Value(v) => v,
+            PointRead::NotAvailable | PointRead::NotInData => f64::NAN,
+        }
+    }
 }
 
 impl ReadBlock {
@@ -112,26 +134,35 @@ impl ReadBlock {
     }
 
     /// Decodes every point of the block. A point the data does not cover (a short response,
-    /// or words for a bit table) decodes to NaN rather than failing the block.
+    /// or words for a bit table) is [`PointRead::NotInData`] rather than failing the block;
+    /// a value's "not available" marker is [`PointRead::NotAvailable`] (the codec decodes
+    /// only that marker to NaN: scales and offsets are finite and non-zero).
     pub fn decode<'a>(&'a self, data: BlockData<'_>) -> Vec<DecodedValue<'a>> {
         self.mappings
             .iter()
             .map(|m| {
                 let at = usize::from(m.address.saturating_sub(self.start));
-                let value = match (m.encoding, data) {
+                let read = match (m.encoding, data) {
                     (Encoding::Bit, BlockData::Bits(bits)) => {
-                        bits.get(at).map_or(f64::NAN, |b| f64::from(u8::from(*b)))
+                        bits.get(at).map_or(PointRead::NotInData, |b| {
+                            PointRead::Value(f64::from(u8::from(*b)))
+                        })
                     }
-                    (Encoding::RegisterBit(bit), BlockData::Words(words)) => words
-                        .get(at)
-                        .map_or(f64::NAN, |w| f64::from((w >> u32::from(bit)) & 1)),
-                    (Encoding::Value(format), BlockData::Words(words)) => words
-                        .get(at..)
-                        .and_then(|w| format.decode(w))
-                        .unwrap_or(f64::NAN),
-                    _ => f64::NAN,
+                    (Encoding::RegisterBit(bit), BlockData::Words(words)) => {
+                        words.get(at).map_or(PointRead::NotInData, |w| {
+                            PointRead::Value(f64::from((w >> u32::from(bit)) & 1))
+                        })
+                    }
+                    (Encoding::Value(format), BlockData::Words(words)) => {
+                        match words.get(at..).and_then(|w| format.decode(w)) {
+                            None => PointRead::NotInData,
+                            Some(v) if v.is_nan() => PointRead::NotAvailable,
+                            Some(v) => PointRead::Value(v),
+                        }
+                    }
+                    _ => PointRead::NotInData,
                 };
-                DecodedValue { mapping: m, value }
+                DecodedValue { mapping: m, read }
             })
             .collect()
     }
@@ -322,7 +353,7 @@ mod tests {
         assert_eq!(plan.blocks[1].mappings.len(), 2);
         let words = [0b1001u16];
         let decoded = plan.blocks[1].decode(BlockData::Words(&words));
-        let bits: Vec<_> = decoded.iter().map(|d| d.value).collect();
+        let bits: Vec<_> = decoded.iter().map(|d| d.value()).collect();
         assert_eq!(bits, [1.0, 1.0]); // bit 0 then bit 3
         assert!(plan_reads(Vec::new(), &limits).blocks.is_empty());
     }
@@ -344,7 +375,7 @@ mod tests {
     }
 
     #[test]
-    fn short_or_mismatched_data_decodes_to_nan() {
+    fn short_or_mismatched_data_is_not_in_data() {
         let block = ReadBlock {
             kind: Holding,
             start: 10,
@@ -355,11 +386,52 @@ mod tests {
             ],
         };
         let d = block.decode(BlockData::Words(&[7, 0x4148]));
-        assert_eq!(d[0].value, 7.0);
-        assert!(d[1].value.is_nan());
+        assert_eq!(d[0].read, PointRead::Value(7.0));
+        assert_eq!(d[1].read, PointRead::NotInData);
+        assert!(d[1].value().is_nan());
         assert!(block
             .decode(BlockData::Bits(&[true; 3]))
             .iter()
-            .all(|d| d.value.is_nan()));
+            .all(|d| d.read == PointRead::NotInData));
+    }
+
+    /// Issue 18: a device's "not available" answer is told apart from a value and from
+    /// missing data, for every type and word order, so ingest can mark the point bad.
+    #[test]
+    fn not_available_markers_read_as_not_available() {
+        for dtype in DataType::ALL {
+            for order in WordOrder::ALL {
+                let mut mapping = m(Holding, 10, Some(dtype));
+                if let Encoding::Value(f) = &mut mapping.encoding {
+                    f.order = order;
+                    f.scale = 0.001;
+                }
+                let block = ReadBlock {
+                    kind: Holding,
+                    start: 10,
+                    count: dtype.words(),
+                    mappings: vec![mapping],
+                };
+                let marker = crate::modbus::not_available(dtype, order);
+                let d = block.decode(BlockData::Words(marker.as_slice()));
+                assert_eq!(d[0].read, PointRead::NotAvailable, "{dtype} {order}");
+                let d = block.decode(BlockData::Words(&[1, 2]));
+                assert!(
+                    matches!(d[0].read, PointRead::Value(v) if v.is_finite()),
+                    "{dtype} {order}: {:?}",
+                    d[0].read
+                );
+            }
+        }
+        // Any NaN an f32 register holds is the device saying "no value", not just the
+        // canonical one.
+        let block = ReadBlock {
+            kind: Holding,
+            start: 0,
+            count: 2,
+            mappings: vec![m(Holding, 0, Some(DataType::F32))],
+        };
+        let d = block.decode(BlockData::Words(&[0xFFC0, 0x0001]));
+        assert_eq!(d[0].read, PointRead::NotAvailable);
     }
 }

@@ -23,7 +23,7 @@ use super::topics::{
 };
 use super::WsConfig;
 use crate::auth::{AuditEntry, AuditLog};
-use crate::plans::PlanBoard;
+use crate::control::plans::PlanBoard;
 use cistern_actors::alarms::{AlarmBoard, AlarmFilter, AlarmView};
 use cistern_actors::device::messages::DeviceView;
 use cistern_actors::device::PointView;

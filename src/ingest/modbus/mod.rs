@@ -19,7 +19,6 @@
 mod backoff;
 mod metrics;
 mod poller;
-pub mod writer;
 
 pub use backoff::Backoff;
 pub use metrics::ModbusMetrics;

@@ -14,8 +14,8 @@ use crate::ingest::field_log::FieldLog;
 use crate::ingest::BatchSink;
 use cistern_actors::Receipt;
 use cistern_schemas::inventory::RoomSpec;
-use cistern_schemas::modbus::{BlockData, Profile, ReadBlock, ReadPlan, RegisterKind};
-use cistern_schemas::quality::assess;
+use cistern_schemas::modbus::{BlockData, PointRead, Profile, ReadBlock, ReadPlan, RegisterKind};
+use cistern_schemas::quality::{assess, ValueRejection};
 use cistern_schemas::reading::{DeviceBatch, IngestSource, PointValue, Record};
 use cistern_schemas::{DeviceId, DeviceUnit, PointSpec, Quality, RoomId, Timestamp};
 use std::collections::BTreeMap;
@@ -30,6 +30,9 @@ use tracing::{debug, info, warn};
 
 /// How often a room's link trouble may reach the log (the counters see every event).
 const LINK_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The reason a point is bad when its device answered the "not available" marker.
+pub(crate) const NOT_AVAILABLE: &str = "not available";
 
 /// Everything a poller needs to know about its room, resolved at start-up.
 pub(crate) struct RoomSetup<'a> {
@@ -288,8 +291,10 @@ impl RoomPoller {
         }
     }
 
-    /// Decodes a block and grades every value against its room's point spec; values that
-    /// cannot be a value of the point (NaN, the vendor's "not available") are rejected.
+    /// Decodes a block and grades every value against its room's point spec: a value the
+    /// device marks "not available" is delivered as bad with that reason (so the room shows
+    /// the failure at once instead of the last value going stale); a value that cannot be a
+    /// value of the point is rejected.
     fn grade(
         &self,
         block: &ReadBlock,
@@ -308,10 +313,10 @@ impl RoomPoller {
             let Some(spec) = device.specs.get(usize::from(m.index)) else {
                 continue;
             };
-            match assess(spec, decoded.value) {
-                Ok(quality) => out.entry(m.unit).or_default().push(PointValue {
+            match sample_of(spec, decoded.read) {
+                Ok((value, quality)) => out.entry(m.unit).or_default().push(PointValue {
                     index: m.index,
-                    value: decoded.value,
+                    value,
                     quality,
                 }),
                 Err(rejection) => self.sink.reject(
@@ -369,6 +374,17 @@ impl RoomPoller {
     }
 }
 
+/// The sample one decoded point becomes (value and quality), or why it is refused. The value
+/// is NaN for a "not available" point because there is none; consumers go by the quality.
+fn sample_of(spec: &PointSpec, read: PointRead) -> Result<(f64, Quality), ValueRejection> {
+    match read {
+        PointRead::Value(v) => assess(spec, v).map(|quality| (v, quality)),
+        PointRead::NotAvailable => Ok((f64::NAN, Quality::bad(NOT_AVAILABLE))),
+        // Only a response of the wrong table gets here (short ones are caught per block).
+        PointRead::NotInData => Err(ValueRejection::NotFinite),
+    }
+}
+
 fn exception_reason(code: ExceptionCode) -> String {
     format!("modbus exception: {code} ({:#04x})", u8::from(code))
 }
@@ -410,4 +426,61 @@ async fn read_block(
         // read falls to the length check.
         _ => BlockValues::Words(Vec::new()),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cistern_schemas::catalog::DeviceKind;
+    use cistern_schemas::modbus::{
+        not_available, DataType, Encoding, Mapping, ValueFormat, WordOrder,
+    };
+    use cistern_schemas::QualityLevel;
+
+    /// Issue 18: a "not available" answer is a bad sample with that reason, now; it was
+    /// rejected as not finite, so the room kept the old value until it went stale.
+    #[test]
+    fn a_not_available_register_is_a_bad_sample_with_its_reason() {
+        let index = DeviceKind::Room.point_index("outlet_pressure").unwrap();
+        let spec = &DeviceKind::Room.points()[index];
+        for dtype in [DataType::U16, DataType::F32] {
+            let format = ValueFormat {
+                dtype,
+                order: WordOrder::Cdab,
+                scale: 0.001,
+                offset: 0.0,
+            };
+            let block = ReadBlock {
+                kind: RegisterKind::Holding,
+                start: 100,
+                count: dtype.words(),
+                mappings: vec![Mapping {
+                    unit: DeviceUnit::Room,
+                    point: spec.name,
+                    index: index as u16,
+                    kind: RegisterKind::Holding,
+                    address: 100,
+                    encoding: Encoding::Value(format),
+                    write_range: None,
+                }],
+            };
+            let marker = not_available(dtype, format.order);
+            let decoded = block.decode(BlockData::Words(marker.as_slice()));
+            let (value, quality) = sample_of(spec, decoded[0].read).unwrap();
+            assert!(value.is_nan(), "{dtype}");
+            assert_eq!(quality.level, QualityLevel::Bad, "{dtype}");
+            assert_eq!(quality.reason.as_deref(), Some(NOT_AVAILABLE), "{dtype}");
+
+            let words = format.encode(0.35).unwrap();
+            let decoded = block.decode(BlockData::Words(words.as_slice()));
+            let (value, quality) = sample_of(spec, decoded[0].read).unwrap();
+            assert!((value - 0.35).abs() < 1e-6, "{dtype}: {value}");
+            assert_eq!(quality.level, QualityLevel::Good, "{dtype}");
+        }
+        // Missing data stays a rejection, as before.
+        assert_eq!(
+            sample_of(spec, PointRead::NotInData),
+            Err(ValueRejection::NotFinite)
+        );
+    }
 }
