@@ -6,7 +6,7 @@
 //! `store/` history and state on disk; `alarms/` rules on a node; `auth/` identity; `monitor/`
 //! readiness and the fleet view; `plans/` peak-shaving plans; `config` the configuration file.
 //! `lab/` holds the simulator, the simulated field, the demo, `simulate` and the benchmarks;
-//! the product never imports it (see [`lab`]).
+//! the product never imports it, and it is compiled only with the cargo feature `lab`.
 
 pub mod alarms;
 pub mod api;
@@ -14,6 +14,7 @@ pub mod auth;
 pub mod config;
 pub mod historian;
 pub mod ingest;
+#[cfg(feature = "lab")]
 pub mod lab;
 pub mod monitor;
 pub mod node;
