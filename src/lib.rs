@@ -6,7 +6,7 @@
 //! to the field (fill plans, set-points; next the linkage actions); `historian/`, `store/` history
 //! and state on disk; `alarms/` rules on a node; `auth/` identity; `monitor/` readiness and the
 //! fleet view; `config` the configuration file. `lab/` holds the simulator, the simulated field,
-//! the demo, `simulate` and the benchmarks; the product never imports it (see [`lab`]).
+//! the demo, `simulate` and the benchmarks; the product never imports it, and it is compiled only with the cargo feature `lab`.
 
 pub mod alarms;
 pub mod api;
@@ -15,6 +15,7 @@ pub mod config;
 pub mod control;
 pub mod historian;
 pub mod ingest;
+#[cfg(feature = "lab")]
 pub mod lab;
 pub mod monitor;
 pub mod node;

@@ -1,12 +1,17 @@
-//! The `cistern` binary: `demo`, `run --config FILE`, `simulate`, `inventory`.
+//! The `cistern` binary: `run --config FILE` and the rule tools; with the cargo feature `lab`
+//! (on by default) also the lab's commands — `demo`, `simulate`, `bench`, `bench-store`,
+//! `inventory` and the simulated fleet of `rules backtest`.
 
 use anyhow::Context as _;
 use cistern::config::{Config, LogConfig, LogFormat};
+#[cfg(feature = "lab")]
 use cistern::lab::demo::{self, DemoOptions};
+#[cfg(feature = "lab")]
 use cistern::lab::simulate::{self, SimulateOptions};
 use cistern::node::{Node, NodeSpec};
 use cistern_actors::SystemClock;
 use clap::{Parser, Subcommand};
+#[cfg(feature = "lab")]
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -29,6 +34,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    #[cfg(feature = "lab")]
     /// Everything in one process: embedded broker, simulated fleet, platform, HTTP.
     Demo {
         /// Simulated pump rooms.
@@ -91,6 +97,7 @@ enum Command {
         #[arg(long, value_parser = parse_log_format)]
         log_format: Option<LogFormat>,
     },
+    #[cfg(feature = "lab")]
     /// Run the field simulator alone: publish to a broker, or write a CSV trace.
     Simulate {
         #[arg(long, default_value_t = 100)]
@@ -121,6 +128,7 @@ enum Command {
         #[arg(long)]
         per_device: bool,
     },
+    #[cfg(feature = "lab")]
     /// The historian's figures on a simulated fleet (throughput, bytes per point, query
     /// latency), into a fresh data directory.
     #[command(hide = true)]
@@ -138,6 +146,7 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         compaction_batch: usize,
     },
+    #[cfg(feature = "lab")]
     /// The fleet-scale benchmark (broker, platform and load generator as separate processes;
     /// one table); `cistern bench tanks`: the SWS peak-shaving district benchmark.
     #[command(args_conflicts_with_subcommands = true)]
@@ -152,6 +161,7 @@ enum Command {
         #[command(subcommand)]
         action: RulesCommand,
     },
+    #[cfg(feature = "lab")]
     /// Print a generated inventory (TOML) to start a site file from.
     Inventory {
         #[arg(long, default_value_t = 20)]
@@ -161,6 +171,7 @@ enum Command {
     },
 }
 
+#[cfg(feature = "lab")]
 #[derive(clap::Args, Debug)]
 struct FleetBenchArgs {
     /// Simulated sites (DOMAIN.md §6: 2,100 is the Xiamen fleet, 21,000 ten times it).
@@ -195,6 +206,7 @@ struct FleetBenchArgs {
     per_device: bool,
 }
 
+#[cfg(feature = "lab")]
 #[derive(Subcommand, Debug)]
 enum BenchCommand {
     /// Peak-shaving tank filling on the SWS district benchmark (DOMAIN.md §5): B0, B1, the
@@ -262,6 +274,41 @@ enum RulesCommand {
     },
 }
 
+/// `cistern rules backtest` without `--config`: a seeded simulator run with injected faults.
+#[cfg(feature = "lab")]
+fn simulated_backtest(
+    set: Arc<cistern_rules::RuleSet>,
+    rooms: usize,
+    hours: f64,
+    seed: u64,
+    faults_per_room_day: f64,
+) -> anyhow::Result<cistern::alarms::backtest::Backtest> {
+    Ok(cistern::lab::backtest::simulate(
+        set,
+        &cistern::lab::backtest::SimulatedRun {
+            rooms,
+            hours,
+            seed,
+            faults_per_room_day,
+        },
+    ))
+}
+
+/// Without the lab there is no simulator: a backtest replays a site's stored history.
+#[cfg(not(feature = "lab"))]
+fn simulated_backtest(
+    _set: Arc<cistern_rules::RuleSet>,
+    _rooms: usize,
+    _hours: f64,
+    _seed: u64,
+    _faults_per_room_day: f64,
+) -> anyhow::Result<cistern::alarms::backtest::Backtest> {
+    anyhow::bail!(
+        "this cistern is built without the lab (cargo feature `lab`), which simulates a fleet: \
+         give --config to replay a site's stored history"
+    )
+}
+
 fn parse_log_format(s: &str) -> Result<LogFormat, String> {
     match s {
         "human" => Ok(LogFormat::Human),
@@ -326,6 +373,7 @@ fn stop_signal() -> watch::Receiver<bool> {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        #[cfg(feature = "lab")]
         Command::Demo {
             rooms,
             http,
@@ -442,6 +490,7 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             })
         }
+        #[cfg(feature = "lab")]
         Command::Simulate {
             rooms,
             seed,
@@ -471,6 +520,7 @@ fn main() -> anyhow::Result<()> {
                 simulate::run(opts, stop).await.context("simulation failed")
             })
         }
+        #[cfg(feature = "lab")]
         Command::BenchStore {
             rooms,
             hours,
@@ -495,6 +545,7 @@ fn main() -> anyhow::Result<()> {
             print!("{report}");
             Ok(())
         }
+        #[cfg(feature = "lab")]
         Command::Bench { what: None, fleet } => {
             init_tracing(&LogConfig {
                 filter: "warn".into(),
@@ -519,6 +570,7 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        #[cfg(feature = "lab")]
         Command::Bench {
             what:
                 Some(BenchCommand::Tanks {
@@ -621,15 +673,7 @@ fn main() -> anyhow::Result<()> {
                                 *to,
                             )
                         }
-                        None => cistern::alarms::backtest::simulate(
-                            set,
-                            &cistern::alarms::backtest::SimulatedRun {
-                                rooms,
-                                hours,
-                                seed,
-                                faults_per_room_day,
-                            },
-                        ),
+                        None => simulated_backtest(set, rooms, hours, seed, faults_per_room_day)?,
                     };
                     if let (Some(path), 0) = (&events, n) {
                         let mut out = String::new();
@@ -650,6 +694,7 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        #[cfg(feature = "lab")]
         Command::Inventory { rooms, seed } => {
             let inventory = cistern::lab::sim::generate_fleet(rooms, seed);
             print!(

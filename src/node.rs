@@ -19,7 +19,6 @@ use crate::ingest::modbus::{spawn_pollers, ModbusConfig, ModbusError};
 use crate::ingest::mqtt::{self, MqttConfig};
 use crate::ingest::router::IngestRouter;
 use crate::ingest::BatchSink;
-use crate::lab::field::FieldHandle;
 use crate::monitor::fleet::{FleetCollector, FleetSources};
 use crate::monitor::ready::Readiness;
 use actix::Arbiter;
@@ -49,8 +48,8 @@ pub struct NodeSpec {
     pub http: SocketAddr,
     pub http_workers: usize,
     pub clock: Arc<dyn Clock>,
-    /// The simulated field, in the demo.
-    pub field: Option<FieldHandle>,
+    /// The simulated field, in the demo (the lab implements the port).
+    pub field: Option<Arc<dyn FieldSim>>,
     /// Where accepted samples go (the historian, when the node keeps history).
     pub sink: Arc<dyn SampleSink>,
     /// Where history is read, and flushed at shutdown.
@@ -479,4 +478,56 @@ impl Node {
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
     }
+}
+
+/// The simulated field as the product sees it: a port, so that the node and the API serve the
+/// demo's fault injection (`/api/v1/sim/faults`) without naming the lab that implements it
+/// (`lab::field::FieldHandle`). A node on a real site has none.
+pub trait FieldSim: Send + Sync + std::fmt::Debug {
+    /// The fault kinds that can be injected, in a stable order.
+    fn fault_kinds(&self) -> Vec<FaultKindInfo>;
+    /// The faults in force now.
+    fn active_faults(&self) -> Vec<ActiveFaultInfo>;
+    /// Injects the fault named `fault` (one of [`FieldSim::fault_kinds`]) into `room` for
+    /// `duration` of simulated time.
+    fn inject(
+        &self,
+        room: &cistern_schemas::RoomId,
+        fault: &str,
+        duration: std::time::Duration,
+    ) -> Result<(), FieldSimError>;
+    /// The simulated field's clock.
+    fn now(&self) -> cistern_schemas::Timestamp;
+}
+
+/// A kind of fault the simulated field can inject.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FaultKindInfo {
+    /// Its name (`pump_trip`).
+    pub fault: String,
+    pub description: String,
+}
+
+/// A fault in force in the simulated field.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ActiveFaultInfo {
+    pub room: cistern_schemas::RoomId,
+    pub fault: String,
+    pub started: cistern_schemas::Timestamp,
+    /// The fault ends (and the plant starts to recover) at this instant.
+    pub ends: cistern_schemas::Timestamp,
+    /// The device or point the fault acts on, when it acts on one (`P2`, `T1`,
+    /// `outlet_pressure`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// Why the simulated field refused a fault.
+#[derive(Debug, thiserror::Error)]
+pub enum FieldSimError {
+    #[error("unknown fault {fault:?}; known: {}", known.join(", "))]
+    UnknownFault { fault: String, known: Vec<String> },
+    /// The field cannot inject it (an unknown room, a room without the device it needs).
+    #[error("{0}")]
+    Rejected(String),
 }

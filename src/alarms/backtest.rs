@@ -1,9 +1,10 @@
-//! `cistern rules backtest`: a rule set replayed over a seeded simulator run with injected
-//! faults (or over stored history, see [`replay_history`]), through the same point tables,
-//! facts and engine as the live rooms, on a simulated clock; prints the ISA-18.2 / EEMUA 191
-//! KPIs so that an author can compare two versions of a rule before deploying one.
-
-use crate::lab::sim::{fault_plan, generate_fleet, Simulator};
+//! `cistern rules backtest`: a rule set replayed over a site's stored history
+//! ([`load_history`], [`replay_history`]) through the same point tables, facts and engine as
+//! the live rooms, on a simulated clock; prints the ISA-18.2 / EEMUA 191 KPIs so that an author
+//! can compare two versions of a rule before deploying one.
+//!
+//! The replay ([`Fleet`]) is the product's; the driver that replays a seeded simulator run with
+//! injected faults instead is the lab's (`lab::backtest`), which feeds this same [`Fleet`].
 use cistern_actors::alarms::replay::RoomReplay;
 use cistern_actors::ActorConfig;
 use cistern_rules::kpi::{compute, KpiConfig, KpiReport};
@@ -18,16 +19,6 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// What to replay.
-#[derive(Clone, Debug)]
-pub struct SimulatedRun {
-    pub rooms: usize,
-    pub hours: f64,
-    pub seed: u64,
-    /// Faults injected per room per day (kinds and durations drawn from the seed).
-    pub faults_per_room_day: f64,
-}
 
 /// A backtest's result.
 #[derive(Clone, Debug, Serialize)]
@@ -45,8 +36,10 @@ pub struct Backtest {
     pub all_events: Vec<AlarmEvent>,
 }
 
-/// The rooms of a fleet, each with its engine, and the zones' correlators.
-struct Fleet {
+/// The rooms of a fleet, each with its engine, and the zones' correlators: what a backtest
+/// feeds readings to and steps on its clock.
+#[derive(Debug)]
+pub struct Fleet {
     rooms: Vec<(RoomReplay, RoomEngine, ZoneId)>,
     index: HashMap<RoomId, usize>,
     zones: HashMap<ZoneId, ZoneCorrelator>,
@@ -58,7 +51,7 @@ struct Fleet {
 const REFRESH: Duration = Duration::from_secs(60);
 
 impl Fleet {
-    fn new(inventory: &Inventory, rules: &Arc<RuleSet>, start: Timestamp) -> Self {
+    pub fn new(inventory: &Inventory, rules: &Arc<RuleSet>, start: Timestamp) -> Self {
         let config = Arc::new(EngineConfig::default());
         let rooms: Vec<_> = (inventory.rooms.iter())
             .map(|spec| {
@@ -91,7 +84,7 @@ impl Fleet {
     }
 
     /// Feeds one reading (values graded as ingest grades them).
-    fn feed(&mut self, reading: &RoomReading, now: Timestamp) {
+    pub fn feed(&mut self, reading: &RoomReading, now: Timestamp) {
         let Some(&i) = self.index.get(&reading.room) else {
             return;
         };
@@ -120,7 +113,7 @@ impl Fleet {
     }
 
     /// Sweeps, evaluates what changed, fires timers, correlates zones.
-    fn step(&mut self, now: Timestamp) {
+    pub fn step(&mut self, now: Timestamp) {
         let refresh = now.since(self.last_refresh) >= REFRESH;
         if refresh {
             self.last_refresh = now;
@@ -175,52 +168,8 @@ impl Fleet {
     }
 }
 
-/// A fixed Monday 00:00 (local = UTC+8), so that runs are reproducible.
-fn start_time() -> Timestamp {
-    Timestamp(1_767_542_400_000 - 8 * 3_600_000)
-}
-
-/// Replays a seeded simulator run with injected faults through `rules`.
-pub fn simulate(rules: Arc<RuleSet>, run: &SimulatedRun) -> Backtest {
-    let wall = Instant::now();
-    let inventory = generate_fleet(run.rooms.max(1), run.seed);
-    let start = start_time();
-    let span = Duration::from_secs_f64(run.hours.max(0.0) * 3600.0);
-    let end = start + span;
-    let mut sim = Simulator::new(&inventory, run.seed, start);
-
-    let plan = fault_plan(
-        inventory.rooms.iter().map(|r| &r.id),
-        run.seed,
-        start,
-        span,
-        run.faults_per_room_day,
-    );
-
-    let mut fleet = Fleet::new(&inventory, &rules, start);
-    let step = Duration::from_secs(2);
-    let mut injected = 0;
-    let mut next = plan.iter().peekable();
-    while sim.now() < end {
-        sim.step(step);
-        let now = sim.now();
-        while let Some(f) = next.next_if(|p| p.at <= now) {
-            if sim.inject(&f.room, f.fault, f.length).is_ok() {
-                injected += 1;
-            }
-        }
-        let up: Vec<bool> = sim.room_ids().map(|r| sim.comms_up(r)).collect();
-        for (reading, up) in sim.readings().iter().zip(up) {
-            if up {
-                fleet.feed(reading, now);
-            }
-        }
-        fleet.step(now);
-    }
-    finish(fleet, inventory.rooms.len(), start, end, injected, wall)
-}
-
-fn finish(
+/// The backtest of `fleet` over `[start, end]`, with `faults` injected faults.
+pub fn finish(
     fleet: Fleet,
     rooms: usize,
     start: Timestamp,
@@ -331,34 +280,4 @@ pub async fn load_history(
     }
     out.sort_by_key(|r| r.t);
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_seeded_fleet_with_faults_raises_alarms_and_is_reproducible() {
-        let rules = Arc::new(cistern_rules::library::load(Default::default()).set);
-        let run = SimulatedRun {
-            rooms: 3,
-            hours: 1.0,
-            seed: 7,
-            faults_per_room_day: 48.0,
-        };
-        let a = simulate(rules.clone(), &run);
-        assert!(a.faults_injected > 0);
-        assert!(a.kpis.annunciated > 0, "{a}");
-        let b = simulate(rules, &run);
-        assert_eq!(a.all_events, b.all_events, "same seed, same events");
-        // A healthy fleet: nothing but the start-up transients.
-        let quiet = simulate(
-            Arc::new(cistern_rules::library::load(Default::default()).set),
-            &SimulatedRun {
-                faults_per_room_day: 0.0,
-                ..run
-            },
-        );
-        assert_eq!(quiet.kpis.annunciated, 0, "{quiet}");
-    }
 }

@@ -29,8 +29,8 @@ use std::sync::Arc;
 pub struct ApiState {
     pub registry: Arc<FleetRegistry>,
     pub metrics: prometheus::Registry,
-    /// Present in the demo: the simulated field.
-    pub field: Option<crate::lab::field::FieldHandle>,
+    /// Present in the demo: the simulated field (a port the lab implements).
+    pub field: Option<Arc<dyn crate::node::FieldSim>>,
     /// Present when the node keeps history.
     pub history: Option<std::sync::Arc<crate::historian::Historian>>,
     /// Present when the node runs alarm rules.

@@ -3,11 +3,12 @@
 
 use super::error::{ApiError, ErrorCode};
 use super::ApiState;
-use crate::lab::sim::FaultKind;
+use crate::node::{FieldSim, FieldSimError};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use cistern_schemas::RoomId;
 use serde::Deserialize;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Longest fault that can be injected: a day.
@@ -22,7 +23,7 @@ pub struct InjectFault {
     pub seconds: u64,
 }
 
-fn field(state: &ApiState) -> Result<&crate::lab::field::FieldHandle, ApiError> {
+fn field(state: &ApiState) -> Result<&Arc<dyn FieldSim>, ApiError> {
     state.field.as_ref().ok_or_else(|| {
         ApiError::not_found(
             ErrorCode::NotSimulated,
@@ -33,12 +34,8 @@ fn field(state: &ApiState) -> Result<&crate::lab::field::FieldHandle, ApiError> 
 
 pub async fn list(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let field = field(&state)?;
-    let kinds: Vec<_> = FaultKind::ALL
-        .iter()
-        .map(|k| serde_json::json!({ "fault": k.to_string(), "description": k.description() }))
-        .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({
-        "faults": kinds,
+        "faults": field.fault_kinds(),
         "active": field.active_faults(),
     })))
 }
@@ -56,17 +53,15 @@ pub async fn inject(
             format!("unknown room {room}"),
         ));
     }
-    let fault: FaultKind = body.fault.parse().map_err(|_| {
-        let known: Vec<String> = FaultKind::ALL.iter().map(|k| k.to_string()).collect();
-        ApiError::bad_request(
-            ErrorCode::UnknownFault,
-            format!(
-                "unknown fault {:?}; known: {}",
-                body.fault,
-                known.join(", ")
-            ),
-        )
-    })?;
+    let kinds = field.fault_kinds();
+    if !kinds.iter().any(|k| k.fault == body.fault) {
+        let e = FieldSimError::UnknownFault {
+            fault: body.fault.clone(),
+            known: kinds.into_iter().map(|k| k.fault).collect(),
+        };
+        return Err(ApiError::bad_request(ErrorCode::UnknownFault, e.to_string()));
+    }
+    let fault = &body.fault;
     if body.seconds == 0 || body.seconds > MAX_SECONDS {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidDuration,
@@ -75,11 +70,16 @@ pub async fn inject(
     }
     field
         .inject(&room, fault, Duration::from_secs(body.seconds))
-        .map_err(|e| ApiError::bad_request(ErrorCode::InjectionFailed, e.to_string()))?;
+        .map_err(|e| match e {
+            FieldSimError::UnknownFault { .. } => {
+                ApiError::bad_request(ErrorCode::UnknownFault, e.to_string())
+            }
+            FieldSimError::Rejected(_) => ApiError::bad_request(ErrorCode::InjectionFailed, e.to_string()),
+        })?;
     tracing::info!(%room, %fault, seconds = body.seconds, "fault injected");
     Ok(
         HttpResponse::build(StatusCode::ACCEPTED).json(serde_json::json!({
-            "room": room, "fault": fault.to_string(), "seconds": body.seconds,
+            "room": room, "fault": fault, "seconds": body.seconds,
         })),
     )
 }

@@ -281,7 +281,7 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
     if let Some(d) = opts.offline_after {
         spec.actors.offline_after = d;
     }
-    spec.field = Some(field.clone());
+    spec.field = Some(Arc::new(field.clone()));
     spec.mqtt = Some(MqttConfig {
         host: broker.addr.ip().to_string(),
         port: broker.addr.port(),

@@ -84,7 +84,7 @@ async fn embedded_node(
     let client_id = format!("cistern-it-{}", broker.addr.port());
     let mut spec = mqtt_node_spec(inventory, broker.addr, &client_id).await;
     spec.sink = sink;
-    spec.field = field;
+    spec.field = field.map(|f| Arc::new(f) as Arc<dyn cistern::node::FieldSim>);
     (Node::start(spec).await.unwrap(), broker.addr)
 }
 

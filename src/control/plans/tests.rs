@@ -33,9 +33,16 @@ impl PlanPort for Port {
     }
 }
 
-/// Two rooms with tanks in one district.
+/// Two rooms with tanks in one district (the first two of the example inventory that have
+/// tanks).
 fn inventory() -> Inventory {
-    let mut inv = crate::lab::sim::generate_fleet(2, 7);
+    let mut inv = Inventory::from_toml(
+        include_str!("../../ops/inventory.example.toml"),
+        "ops/inventory.example.toml",
+    )
+    .unwrap();
+    inv.rooms.retain(|r| !r.tanks.is_empty());
+    inv.rooms.truncate(2);
     let zone = inv.rooms[0].zone.clone();
     for r in &mut inv.rooms {
         r.zone = zone.clone();

@@ -107,6 +107,51 @@ impl FieldHandle {
     }
 }
 
+/// The product's port on the simulated field (`/api/v1/sim/faults` in the demo).
+impl crate::node::FieldSim for FieldHandle {
+    fn fault_kinds(&self) -> Vec<crate::node::FaultKindInfo> {
+        (FaultKind::ALL.iter())
+            .map(|k| crate::node::FaultKindInfo {
+                fault: k.to_string(),
+                description: k.description().to_owned(),
+            })
+            .collect()
+    }
+
+    fn active_faults(&self) -> Vec<crate::node::ActiveFaultInfo> {
+        (FieldHandle::active_faults(self).into_iter())
+            .map(|f| crate::node::ActiveFaultInfo {
+                room: f.room,
+                fault: f.fault.to_string(),
+                started: f.started,
+                ends: f.ends,
+                target: f.target,
+            })
+            .collect()
+    }
+
+    fn inject(
+        &self,
+        room: &RoomId,
+        fault: &str,
+        duration: Duration,
+    ) -> Result<(), crate::node::FieldSimError> {
+        let kind: FaultKind =
+            fault
+                .parse()
+                .map_err(|_| crate::node::FieldSimError::UnknownFault {
+                    fault: fault.to_owned(),
+                    known: FaultKind::ALL.iter().map(ToString::to_string).collect(),
+                })?;
+        FieldHandle::inject(self, room, kind, duration)
+            .map_err(|e| crate::node::FieldSimError::Rejected(e.to_string()))
+    }
+
+    fn now(&self) -> Timestamp {
+        FieldHandle::now(self)
+    }
+}
+
 /// What the simulated gateways have published so far (the fleet benchmark's "offered").
 #[derive(Debug, Default)]
 pub struct PublishStats {
