@@ -96,6 +96,13 @@ pub struct ActorsConfig {
     pub mailbox: usize,
     /// Threads the actors run on (0 = one per core).
     pub threads: usize,
+    /// A sample stamped further ahead of the node's clock is refused (a gateway clock running
+    /// fast must not pin live state).
+    #[serde(with = "humantime_serde")]
+    pub max_future_skew: Duration,
+    /// `/readyz` fails (`ingest_lag`) while the samples applied are this far behind.
+    #[serde(with = "humantime_serde")]
+    pub max_ingest_lag: Duration,
 }
 
 impl Default for ActorsConfig {
@@ -107,6 +114,8 @@ impl Default for ActorsConfig {
             sweep_every: d.sweep_every,
             mailbox: d.mailbox,
             threads: 0,
+            max_future_skew: d.max_future_skew,
+            max_ingest_lag: d.max_ingest_lag,
         }
     }
 }
@@ -118,6 +127,8 @@ impl ActorsConfig {
             stale_periods: self.stale_periods.max(1),
             sweep_every: self.sweep_every.max(Duration::from_millis(100)),
             mailbox: self.mailbox.max(16),
+            max_future_skew: self.max_future_skew,
+            max_ingest_lag: self.max_ingest_lag.max(Duration::from_secs(1)),
         }
     }
 

@@ -274,6 +274,7 @@ impl Node {
             rules: rule_host.clone(),
             clock: spec.clock.clone(),
             zones: spec.inventory.zones.iter().map(|z| z.id.clone()).collect(),
+            lag: actor_metrics.lag.clone(),
         })?))?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -362,6 +363,8 @@ impl Node {
             history: spec.history.clone(),
             registry: registry.clone(),
             actor_metrics,
+            clock: spec.clock.clone(),
+            max_ingest_lag: spec.actors.max_ingest_lag,
         };
         tasks.extend(pollers);
 

@@ -25,6 +25,7 @@ pub mod clock;
 pub mod device;
 pub mod district;
 pub mod figures;
+pub mod lag;
 pub mod live;
 pub mod metrics;
 pub mod ports;
@@ -56,6 +57,12 @@ pub struct ActorConfig {
     /// Batches a room may have accepted but not yet applied (its intake permits); when they
     /// are all taken, ingest waits for one to be released: samples are never dropped.
     pub mailbox: usize,
+    /// How far ahead of the node's clock a sample may be stamped and still be taken: beyond
+    /// it, the sample is refused (a gateway clock running fast must not pin live state).
+    pub max_future_skew: Duration,
+    /// Readiness fails (`ingest_lag`) while the samples being applied are this far behind
+    /// the node's clock.
+    pub max_ingest_lag: Duration,
 }
 
 impl Default for ActorConfig {
@@ -65,6 +72,8 @@ impl Default for ActorConfig {
             stale_periods: 3,
             sweep_every: Duration::from_secs(1),
             mailbox: 256,
+            max_future_skew: Duration::from_secs(5),
+            max_ingest_lag: Duration::from_secs(15),
         }
     }
 }

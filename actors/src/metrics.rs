@@ -2,6 +2,7 @@
 //! room or point ids.
 
 use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+use std::sync::Arc;
 
 /// Counters and gauges the actors update.
 #[derive(Clone, Debug)]
@@ -12,6 +13,10 @@ pub struct ActorMetrics {
     pub duplicates: IntCounter,
     pub backfill: IntCounter,
     pub stale_transitions: IntCounter,
+    /// Samples refused for a timestamp beyond the allowed clock skew, by device kind.
+    pub future: IntCounterVec,
+    /// How far behind samples are applied (read by readiness and the fleet gauges).
+    pub lag: Arc<crate::lag::IngestLag>,
 }
 
 impl ActorMetrics {
@@ -24,9 +29,11 @@ impl ActorMetrics {
         registry.register(Box::new(m.duplicates.clone()))?;
         registry.register(Box::new(m.backfill.clone()))?;
         registry.register(Box::new(m.stale_transitions.clone()))?;
-        // Restarts from zero (a restart storm is a rate over them).
+        registry.register(Box::new(m.future.clone()))?;
+        // Restarts and refusals from zero (a restart storm is a rate over them).
         for kind in ["room", "pump", "tank", "camera"] {
             m.restarts.with_label_values(&[kind]);
+            m.future.with_label_values(&[kind]);
         }
         Ok(m)
     }
@@ -61,6 +68,14 @@ impl ActorMetrics {
                 "cistern_actor_points_stale_total",
                 "Points that turned stale for lack of updates",
             )?,
+            future: IntCounterVec::new(
+                Opts::new(
+                    "cistern_ingest_future_samples_total",
+                    "Samples refused because they are stamped beyond the allowed clock skew ahead of the node's clock (a gateway clock running fast), by device kind",
+                ),
+                &["kind"],
+            )?,
+            lag: Arc::default(),
         })
     }
 }

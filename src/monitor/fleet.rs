@@ -1,7 +1,7 @@
 //! The fleet gauges a water utility graphs (rooms online and offline by zone, standing alarms
 //! by zone and severity, outlet flow, power and energy intensity by zone, the distribution of
 //! tank levels) and the gauges of the actor tree and the alarm load that are cheaper to read
-//! than to keep (mailbox depths, annunciations of the last ten minutes).
+//! than to keep (mailbox depths, annunciations of the last ten minutes, the ingest lag).
 //!
 //! They are computed when Prometheus scrapes, from the registry's status board, the actors'
 //! [`LiveFigures`] and the alarm board: a walk over 2,100 map entries per scrape, nothing per
@@ -14,7 +14,7 @@ use cistern_rules::Severity;
 use cistern_schemas::ZoneId;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{GaugeVec, IntGauge, IntGaugeVec, Opts};
+use prometheus::{Gauge, GaugeVec, IntGauge, IntGaugeVec, Opts};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -51,6 +51,8 @@ pub struct FleetSources {
     pub clock: Arc<dyn Clock>,
     /// Every zone of the inventory, so that an empty zone reports zeros rather than nothing.
     pub zones: Vec<ZoneId>,
+    /// How far behind the actors apply samples.
+    pub lag: Arc<cistern_actors::lag::IngestLag>,
 }
 
 /// The collector (see the module doc); register it once per registry.
@@ -66,6 +68,7 @@ pub struct FleetCollector {
     mailbox: IntGaugeVec,
     mailbox_max: IntGaugeVec,
     annunciations: IntGauge,
+    lag: Gauge,
     /// Two scrapes at once must not interleave their resets and sets.
     collecting: Mutex<()>,
 }
@@ -126,11 +129,15 @@ impl FleetCollector {
                 "cistern_alarm_annunciation_rate_per_10min",
                 "Alarms annunciated in the last 10 minutes (ISA-18.2 alarm load: ~1 acceptable, over 10 a flood)",
             )?,
+            lag: Gauge::new(
+                "cistern_ingest_apply_lag_seconds",
+                "Age of the youngest sample the actors applied in the last 5-10 s (how far behind the node applies; 0 when nothing was applied lately); readiness fails past [actors] max_ingest_lag",
+            )?,
             collecting: Mutex::new(()),
         })
     }
 
-    fn families(&self) -> [&dyn Collector; 9] {
+    fn families(&self) -> [&dyn Collector; 10] {
         [
             &self.rooms,
             &self.alarms,
@@ -141,6 +148,7 @@ impl FleetCollector {
             &self.mailbox,
             &self.mailbox_max,
             &self.annunciations,
+            &self.lag,
         ]
     }
 
@@ -153,6 +161,8 @@ impl FleetCollector {
         for v in [&self.flow, &self.power, &self.intensity] {
             v.reset();
         }
+        let lag = src.lag.lag(src.clock.now());
+        self.lag.set(lag.map_or(0.0, |l| l.as_secs_f64()));
         let mut zones: HashMap<ZoneId, ZoneTotals> = HashMap::new();
         for z in &src.zones {
             zones.entry(z.clone()).or_default();

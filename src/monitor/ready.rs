@@ -1,14 +1,18 @@
-//! Readiness (`/readyz`): a node is ready when its three parts are — ingest (the MQTT
-//! subscription is in place and every Modbus poller runs), the store (the historian's writer
-//! runs, its writes succeed and its backlog fits in memory) and the actors (every room of the
-//! inventory has a running actor). Liveness (`/healthz`) only says the process answers.
+//! Readiness (`/readyz`): a node is ready when its parts are — ingest (the MQTT
+//! subscription is in place and every Modbus poller runs), the ingest lag (the samples being
+//! applied are not further behind the node's clock than `[actors] max_ingest_lag`: a node
+//! that keeps its subscription but applies everything 20-60 s late is not ready), the store
+//! (the historian's writer runs, its writes succeed and its backlog fits in memory) and the
+//! actors (every room of the inventory has a running actor). Liveness (`/healthz`) only says
+//! the process answers.
 //!
 //! The verdict is a pure function of what each part reports ([`assess`]), so that its rules are
 //! unit-tested; [`Readiness::check`] gathers the reports from the running node.
 
-use cistern_actors::{ActorMetrics, FleetRegistry};
+use cistern_actors::{ActorMetrics, Clock, FleetRegistry};
 use serde::Serialize;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// One part's state.
@@ -40,9 +44,10 @@ impl PartReport {
 pub struct ReadinessReport {
     pub ready: bool,
     pub ingest: PartReport,
+    pub ingest_lag: PartReport,
     pub store: PartReport,
     pub actors: PartReport,
-    /// The parts that are not ready, in order (`ingest`, `store`, `actors`).
+    /// The parts that are not ready, in order (`ingest`, `ingest_lag`, `store`, `actors`).
     pub not_ready: Vec<&'static str>,
 }
 
@@ -59,6 +64,9 @@ pub struct Observed {
     /// Rooms of the inventory, rooms with a running actor.
     pub rooms: usize,
     pub rooms_running: i64,
+    /// How far behind samples are applied (None: none applied lately), and the limit.
+    pub ingest_lag: Option<Duration>,
+    pub max_ingest_lag: Duration,
 }
 
 /// The verdict (see the module doc).
@@ -77,6 +85,18 @@ pub fn assess(o: &Observed) -> ReadinessReport {
         None if o.pollers == 0 => PartReport::not("no ingest source is configured"),
         None => PartReport::ok(format!("{} Modbus pollers running", o.pollers_running)),
     };
+    let ingest_lag = match o.ingest_lag {
+        None => PartReport::ok("no samples applied in the last 10 s"),
+        Some(lag) if lag > o.max_ingest_lag => PartReport::not(format!(
+            "samples are applied {:.1} s after their source time (limit {} s): ingest is behind",
+            lag.as_secs_f64(),
+            o.max_ingest_lag.as_secs_f64()
+        )),
+        Some(lag) => PartReport::ok(format!(
+            "samples applied {:.1} s after their source time",
+            lag.as_secs_f64()
+        )),
+    };
     let store = match &o.store {
         None => PartReport::ok("no history kept (samples are not stored)"),
         Some(Ok(())) => PartReport::ok("writer running, backlog in memory"),
@@ -91,15 +111,20 @@ pub fn assess(o: &Observed) -> ReadinessReport {
             o.rooms
         ))
     };
-    let not_ready: Vec<&'static str> =
-        [("ingest", &ingest), ("store", &store), ("actors", &actors)]
-            .into_iter()
-            .filter(|(_, p)| !p.ready)
-            .map(|(n, _)| n)
-            .collect();
+    let not_ready: Vec<&'static str> = [
+        ("ingest", &ingest),
+        ("ingest_lag", &ingest_lag),
+        ("store", &store),
+        ("actors", &actors),
+    ]
+    .into_iter()
+    .filter(|(_, p)| !p.ready)
+    .map(|(n, _)| n)
+    .collect();
     ReadinessReport {
         ready: not_ready.is_empty(),
         ingest,
+        ingest_lag,
         store,
         actors,
         not_ready,
@@ -114,6 +139,9 @@ pub struct Readiness {
     pub history: Option<Arc<crate::historian::Historian>>,
     pub registry: Arc<FleetRegistry>,
     pub actor_metrics: ActorMetrics,
+    /// The node's clock (the one sample ages are measured on) and the lag limit.
+    pub clock: Arc<dyn Clock>,
+    pub max_ingest_lag: Duration,
 }
 
 impl Readiness {
@@ -129,6 +157,8 @@ impl Readiness {
                 .running
                 .with_label_values(&["room"])
                 .get(),
+            ingest_lag: self.actor_metrics.lag.lag(self.clock.now()),
+            max_ingest_lag: self.max_ingest_lag,
         }
     }
 
@@ -149,7 +179,55 @@ mod tests {
             store: Some(Ok(())),
             rooms: 10,
             rooms_running: 10,
+            ingest_lag: Some(Duration::from_millis(300)),
+            max_ingest_lag: Duration::from_secs(15),
         }
+    }
+
+    #[test]
+    fn a_node_applying_samples_late_is_not_ready_for_ingest_lag() {
+        let r = assess(&Observed {
+            ingest_lag: Some(Duration::from_secs(40)),
+            ..up()
+        });
+        assert!(!r.ready);
+        assert_eq!(r.not_ready, vec!["ingest_lag"]);
+        assert!(
+            r.ingest_lag.detail.contains("40.0 s"),
+            "{}",
+            r.ingest_lag.detail
+        );
+        assert!(
+            assess(&Observed {
+                ingest_lag: None,
+                ..up()
+            })
+            .ready
+        );
+        assert!(
+            assess(&Observed {
+                ingest_lag: Some(Duration::from_secs(15)),
+                ..up()
+            })
+            .ready
+        );
+    }
+
+    #[test]
+    fn readiness_reads_the_lag_of_the_samples_the_actors_apply() {
+        let metrics = ActorMetrics::unregistered().unwrap();
+        let clock = cistern_actors::ManualClock::new(cistern_schemas::Timestamp(1_763_700_000_000));
+        let now = clock.now();
+        // Every sample applied in the last seconds is 30 s old.
+        for s in 0..3 {
+            metrics.lag.observe(now, now - Duration::from_secs(30 + s));
+        }
+        let lag = metrics.lag.lag(now);
+        let r = assess(&Observed {
+            ingest_lag: lag,
+            ..up()
+        });
+        assert_eq!(r.not_ready, vec!["ingest_lag"], "{r:?}");
     }
 
     #[test]

@@ -371,3 +371,153 @@ fn kill_9_keeps_active_alarms_and_running_delays() {
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     gateway.join().unwrap();
 }
+
+/// The snapshot of one WebSocket subscription, as the admin (`topic` with `filter`).
+fn ws_snapshot(http: &str, topic: &str, filter: Value) -> Value {
+    let addr = http.trim_start_matches("http://");
+    let stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let (mut ws, _) = tungstenite::client(format!("ws://{addr}/ws"), stream).unwrap();
+    let send = |ws: &mut tungstenite::WebSocket<std::net::TcpStream>, v: Value| {
+        ws.send(tungstenite::Message::Text(v.to_string())).unwrap();
+    };
+    let token = crate::support::admin_token(http, false);
+    send(
+        &mut ws,
+        serde_json::json!({"type": "auth", "token": token, "resume": null}),
+    );
+    send(
+        &mut ws,
+        serde_json::json!({"type": "subscribe", "id": "s", "topic": topic, "filter": filter}),
+    );
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if let tungstenite::Message::Text(t) = ws.read().unwrap() {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "snapshot" && v["id"] == "s" {
+                return v["data"].clone();
+            }
+        }
+    }
+    panic!("no {topic} snapshot within 20 s");
+}
+
+/// The value of a metric line whose name is `name` and whose labels include every one of
+/// `labels` (`severity="P1"`).
+fn metric_with(base: &str, name: &str, labels: &[&str]) -> f64 {
+    crate::support::get_text(&format!("{base}/metrics"))
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}{{")) && labels.iter().all(|want| l.contains(want)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn kill_9_keeps_a_standing_latched_alarm_on_the_board() {
+    let broker = Mosquitto::start("mosquitto-board");
+    let rules = library_copy("board-rules", &[]);
+    let fleet = sim::generate_fleet(2, 5);
+    let zone = fleet.rooms[0].zone.to_string();
+    let config = run_site(
+        "alarm-board",
+        &fleet,
+        &broker,
+        &format!(
+            "[store]\ndata_dir = \"data\"\n[rules]\ndir = \"{}\"\n",
+            rules.display()
+        ),
+    );
+    let args = ["run", "--config", config.to_str().unwrap()];
+    let (mut first, ready) = spawn_cistern("alarm-board-1", &args, Duration::from_secs(30));
+    let base = ready["http"].clone();
+
+    // The gateway of XM-0001 reports smoke every second, before and after the kill.
+    let mut opts = MqttOptions::new("board-gateway", "127.0.0.1", broker.addr.port());
+    opts.set_keep_alive(Duration::from_secs(5));
+    let (client, mut connection) = Client::new(opts, 100);
+    std::thread::spawn(move || for _ in connection.iter() {});
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gateway = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                publish(
+                    &client,
+                    "XM-0001",
+                    &[
+                        ("mains", 1.0),
+                        ("voltage_a", 380.0),
+                        ("voltage_b", 380.0),
+                        ("voltage_c", 380.0),
+                        ("smoke", 1.0),
+                    ],
+                );
+                std::thread::park_timeout(Duration::from_secs(1));
+            }
+        })
+    };
+    let id = "XM-0001/smoke@room";
+    wait_for("smoke raised", Duration::from_secs(60), || {
+        alarms(&base).contains_key(id).then_some(())
+    });
+    // The alarm state is written behind within 250 ms; leave it a margin, then SIGKILL.
+    let until = std::time::Instant::now() + Duration::from_secs(2);
+    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+        std::thread::park_timeout(left);
+    }
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+
+    let (second, ready) = spawn_cistern("alarm-board-2", &args, Duration::from_secs(30));
+    let base = ready["http"].clone();
+    let (_, one) = get(&format!("{base}/api/v1/alarms/{id}"));
+    assert_eq!(one["alarm"]["state"], "unacked", "{one}");
+    let listed = wait_for("the standing alarm listed", Duration::from_secs(20), || {
+        alarms(&base).remove(id)
+    });
+    assert_eq!(
+        listed["state"],
+        "unacked",
+        "{listed}\n{}",
+        second.log_tail()
+    );
+    assert_eq!(listed["severity"], "P1");
+    assert_eq!(
+        metric_with(
+            &base,
+            "cistern_alarm_active",
+            &["severity=\"P1\"", "state=\"unacked\""]
+        ),
+        1.0,
+        "cistern_alarm_active counts it"
+    );
+    assert_eq!(
+        metric_with(
+            &base,
+            "cistern_fleet_alarms_active",
+            &[&format!("zone=\"{zone}\""), "severity=\"P1\""]
+        ),
+        1.0,
+        "the zone's standing alarms count it"
+    );
+    let snap = ws_snapshot(&base, "alarms", serde_json::json!({}));
+    let ids: Vec<&str> = (snap["alarms"].as_array().unwrap().iter())
+        .filter_map(|a| a["id"].as_str())
+        .collect();
+    assert!(ids.contains(&id), "WebSocket alarms snapshot: {snap}");
+    let fleet = ws_snapshot(&base, "fleet", serde_json::json!({"rooms": true}));
+    let z = (fleet["zones"].as_array().unwrap().iter())
+        .find(|z| z["zone"] == zone.as_str())
+        .unwrap();
+    assert_eq!(z["alarms"]["P1"], 1, "zone counts: {fleet}");
+    let mark = (fleet["rooms"].as_array().unwrap().iter())
+        .find(|r| r["room"] == "XM-0001")
+        .unwrap();
+    assert_eq!(mark["worst"], "P1", "the room's map colour: {fleet}");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    gateway.join().unwrap();
+    drop(second);
+}

@@ -178,6 +178,30 @@ impl AlarmBoard {
         }
     }
 
+    /// Puts an alarm source's alarms on the board as its engine holds them (a room or zone
+    /// actor that starts or restarts from saved state): each of `views` is put on (or taken off
+    /// when normal), and whatever the board still lists for `source` that `views` does not
+    /// name is taken off. Without it a process restart would leave standing alarms off the
+    /// board until their next transition.
+    pub fn rebuild_source(&self, source: &str, views: Vec<AlarmView>) {
+        let prefix = format!("{source}/");
+        let named: std::collections::HashSet<String> = views.iter().map(|v| v.id.clone()).collect();
+        let gone: Vec<AlarmView> = self
+            .alarms
+            .iter()
+            .filter(|v| v.id.starts_with(&prefix) && !named.contains(&v.id))
+            .map(|v| v.clone())
+            .collect();
+        for mut v in gone {
+            v.state = AlarmState::Normal;
+            v.active = false;
+            self.update(v);
+        }
+        for v in views {
+            self.update(v);
+        }
+    }
+
     fn gauge(&self, v: &AlarmView) -> prometheus::IntGauge {
         self.metrics
             .active

@@ -73,9 +73,10 @@ impl RoomReplay {
     pub fn apply(&mut self, unit: DeviceUnit, record: &Record, now: Timestamp) {
         self.last_seen = Some(now);
         let periods = self.config.stale_periods;
+        let skew = self.config.max_future_skew;
         let records = std::slice::from_ref(record);
         if unit == DeviceUnit::Room {
-            if self.room.apply(records, now, periods).live.is_empty() {
+            if self.room.apply(records, now, periods, skew).live.is_empty() {
                 return;
             }
             merge_room(&mut self.facts, &self.room, now, &mut self.touched);
@@ -87,7 +88,7 @@ impl RoomReplay {
         };
         if self.devices[i]
             .1
-            .apply(records, now, periods)
+            .apply(records, now, periods, skew)
             .live
             .is_empty()
         {

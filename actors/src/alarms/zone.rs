@@ -13,7 +13,7 @@ use crate::supervision::ActorError;
 use actix::prelude::*;
 use cistern_rules::zone::zone_event_rule;
 use cistern_rules::{AlarmEvent, RuleId, ZoneCorrelator, ZoneOutput};
-use cistern_schemas::{RoomId, ZoneId};
+use cistern_schemas::{RoomId, Timestamp, ZoneId};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,7 +57,7 @@ pub struct ZoneActor {
 
 impl ZoneActor {
     pub fn new(zone: ZoneId, host: Arc<RuleHost>, clock: Arc<dyn Clock>) -> Self {
-        let correlator = Self::load(&zone, &host);
+        let correlator = Self::load(&zone, &host, clock.now());
         Self {
             source: format!("zone:{zone}"),
             zone,
@@ -68,11 +68,19 @@ impl ZoneActor {
         }
     }
 
-    fn load(zone: &ZoneId, host: &RuleHost) -> ZoneCorrelator {
-        match host.store.load_zone(zone) {
+    /// The zone's correlator as last saved, its alarm put back on the board (a process or
+    /// actor restart must not leave a standing zone alarm off it).
+    fn load(zone: &ZoneId, host: &RuleHost, now: Timestamp) -> ZoneCorrelator {
+        let correlator = match host.store.load_zone(zone) {
             Some(state) => ZoneCorrelator::restore(zone.clone(), host.zone.clone(), state),
             None => ZoneCorrelator::new(zone.clone(), host.zone.clone()),
-        }
+        };
+        let source = format!("zone:{zone}");
+        let rec = correlator.snapshot().record;
+        let first_out = host.board.first_out(&super::alarm_id(&source, &rec.key));
+        let view = AlarmView::of(&source, None, zone, &rec, first_out, now);
+        host.board.rebuild_source(&source, vec![view]);
+        correlator
     }
 
     fn publish(&mut self, out: ZoneOutput) {
@@ -149,7 +157,7 @@ impl Actor for ZoneActor {
 impl Supervised for ZoneActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         tracing::info!(zone = %self.zone, "zone actor restarting from its saved state");
-        self.correlator = Self::load(&self.zone, &self.host);
+        self.correlator = Self::load(&self.zone, &self.host, self.clock.now());
     }
 }
 

@@ -94,7 +94,8 @@ impl DeviceDeps {
         receipt: Receipt,
     ) -> bool {
         let now = self.clock.now();
-        let out = table.apply(records, now, self.config.stale_periods);
+        let c = &self.config;
+        let out = table.apply(records, now, c.stale_periods, c.max_future_skew);
         tracing::debug!(
             device = %id,
             live = out.live.len(),
@@ -106,6 +107,15 @@ impl DeviceDeps {
         m.applied.inc_by(out.live_count() as u64);
         m.duplicates.inc_by(out.duplicates as u64);
         m.backfill.inc_by(out.backfill_count() as u64);
+        if out.future > 0 {
+            m.future
+                .with_label_values(&[&id.unit.kind().to_string()])
+                .inc_by(out.future as u64);
+            tracing::debug!(device = %id, refused = out.future, "samples stamped in the future refused");
+        }
+        if let Some(t) = out.live.last().map(|r| r.t) {
+            m.lag.observe(now, t);
+        }
         // The receipt goes with the last handover (the sink keeps them in order); with nothing
         // to store, the batch is done.
         let mut receipt = Some(receipt);
@@ -164,7 +174,8 @@ impl<B: DeviceBehaviour + std::fmt::Debug> DeviceActor<B> {
         self.table = PointTable::new(self.specs.clone());
         self.behaviour = B::default();
         if let Some(snap) = self.deps.snapshots.load(&self.id) {
-            if !self.table.restore(&snap) {
+            let (now, skew) = (self.deps.clock.now(), self.deps.config.max_future_skew);
+            if !self.table.restore(&snap, now, skew) {
                 tracing::warn!(device = %self.id, "snapshot does not match the point catalog; starting empty");
             }
         }

@@ -3,7 +3,11 @@
 //! Per point: a sample newer than the latest one becomes the live value; one with the same
 //! timestamp is a duplicate (QoS 1 redelivery, a repeated replay) and is dropped and counted;
 //! an older one is a backfill: it does not touch live state but goes to the historian, whose
-//! store is idempotent by point and timestamp. Pure logic: `now` is an argument.
+//! store is idempotent by point and timestamp. A sample stamped further ahead of `now` than the
+//! allowed clock skew is refused whole (neither live nor history, counted as `future`): a
+//! clock that runs fast would otherwise pin the live value until real time caught up with it,
+//! and every real sample meanwhile would count as an older backfill. Pure logic: `now` is an
+//! argument.
 
 use cistern_schemas::reading::{PointValue, Record};
 use cistern_schemas::{PointSpec, Quality, QualityLevel, Timestamp};
@@ -38,6 +42,10 @@ pub struct ApplyOutcome {
     pub backfill: Vec<Record>,
     /// Values whose point already had a sample at that timestamp.
     pub duplicates: usize,
+    /// Values stamped beyond `now` + the allowed clock skew: refused.
+    pub future: usize,
+    /// The newest source time among the accepted values of good quality.
+    pub newest_good: Option<Timestamp>,
 }
 
 impl ApplyOutcome {
@@ -108,15 +116,22 @@ impl PointTable {
         spec.period * stale_periods
     }
 
-    /// Applies records (sorted by time) received at `now`.
+    /// Applies records (sorted by time) received at `now`; those stamped after
+    /// `now + max_future_skew` are refused (see the module doc).
     pub fn apply(
         &mut self,
         records: &[Record],
         now: Timestamp,
         stale_periods: u32,
+        max_future_skew: std::time::Duration,
     ) -> ApplyOutcome {
         let mut out = ApplyOutcome::default();
+        let latest = now + max_future_skew;
         for rec in records {
+            if rec.t > latest {
+                out.future += rec.values.len();
+                continue;
+            }
             let mut live = Vec::new();
             let mut backfill = Vec::new();
             for pv in &rec.values {
@@ -150,6 +165,9 @@ impl PointTable {
                             if let Some(c) = self.changed_at.get_mut(i) {
                                 *c = Some(rec.t);
                             }
+                        }
+                        if quality.is_good() && value.is_some() {
+                            out.newest_good = out.newest_good.max(Some(rec.t));
                         }
                         *state = PointState {
                             value,
@@ -243,12 +261,25 @@ impl PointTable {
     }
 
     /// Restores from a snapshot. A snapshot of a different shape (the catalog changed since it
-    /// was taken) is ignored whole: its indices no longer mean the same points.
-    pub fn restore(&mut self, snap: &DeviceSnapshot) -> bool {
+    /// was taken) is ignored whole: its indices no longer mean the same points. A point whose
+    /// saved sample is stamped after `now + max_future_skew` (saved before the limit existed,
+    /// or by a node whose clock ran fast) is not restored: it would pin the live value.
+    pub fn restore(
+        &mut self,
+        snap: &DeviceSnapshot,
+        now: Timestamp,
+        max_future_skew: std::time::Duration,
+    ) -> bool {
         if snap.points.len() != self.points.len() {
             return false;
         }
-        self.points.clone_from(&snap.points);
+        let latest = now + max_future_skew;
+        self.points = (snap.points.iter())
+            .map(|p| match p.t {
+                Some(t) if t > latest => PointState::default(),
+                _ => p.clone(),
+            })
+            .collect();
         // Unknown since when the values have been flat: count from their sample time.
         self.changed_at = self.points.iter().map(|p| p.t).collect();
         true
@@ -319,6 +350,7 @@ mod tests {
     }
 
     const T0: Timestamp = Timestamp(1_763_700_000_000);
+    const SKEW: std::time::Duration = std::time::Duration::from_secs(5);
 
     fn at(s: i64) -> Timestamp {
         Timestamp(T0.0 + s * 1000)
@@ -334,15 +366,16 @@ mod tests {
             ],
             at(2),
             3,
+            SKEW,
         );
         assert_eq!(out.live_count(), 2);
         assert_eq!(t.value("level"), Some(2.1));
-        let out = t.apply(&[good_record(at(2), &[(0, 2.1)])], at(3), 3);
+        let out = t.apply(&[good_record(at(2), &[(0, 2.1)])], at(3), 3, SKEW);
         assert_eq!(
             (out.live_count(), out.duplicates, out.backfill_count()),
             (0, 1, 0)
         );
-        let out = t.apply(&[good_record(at(1), &[(0, 2.05)])], at(3), 3);
+        let out = t.apply(&[good_record(at(1), &[(0, 2.05)])], at(3), 3, SKEW);
         assert_eq!(
             (out.live_count(), out.duplicates, out.backfill_count()),
             (0, 0, 1)
@@ -357,15 +390,15 @@ mod tests {
             good_record(at(0), &[(0, 2.0)]),
             good_record(at(1), &[(0, 2.05)]),
         ];
-        let out = t.apply(&again, at(4), 3);
+        let out = t.apply(&again, at(4), 3, SKEW);
         assert_eq!(
             (out.live_count(), out.duplicates, out.backfill_count()),
             (0, 2, 0)
         );
         // another point at an instant already seen is not a duplicate
-        let out = t.apply(&[good_record(at(3), &[(1, 1.0)])], at(4), 3);
+        let out = t.apply(&[good_record(at(3), &[(1, 1.0)])], at(4), 3, SKEW);
         assert_eq!(out.live_count(), 1);
-        let out = t.apply(&[good_record(at(0), &[(1, 0.0)])], at(4), 3);
+        let out = t.apply(&[good_record(at(0), &[(1, 0.0)])], at(4), 3, SKEW);
         assert_eq!((out.duplicates, out.backfill_count()), (0, 1));
     }
 
@@ -388,7 +421,7 @@ mod tests {
     fn the_dedup_window_is_bounded() {
         let mut t = table();
         for s in 0..(DEDUP_WINDOW as i64 * 3) {
-            t.apply(&[good_record(at(s), &[(0, 1.0)])], at(s), 3);
+            t.apply(&[good_record(at(s), &[(0, 1.0)])], at(s), 3, SKEW);
         }
         assert_eq!(t.recent.len(), DEDUP_WINDOW);
     }
@@ -404,7 +437,7 @@ mod tests {
                 quality: Quality::bad("modbus exception"),
             }],
         };
-        t.apply(&[rec], at(0), 3);
+        t.apply(&[rec], at(0), 3, SKEW);
         assert_eq!(t.value("level"), None);
         assert_eq!(t.points()[0].quality.level, QualityLevel::Bad);
     }
@@ -412,20 +445,20 @@ mod tests {
     #[test]
     fn silent_points_turn_stale_after_three_periods() {
         let mut t = table();
-        t.apply(&[good_record(at(0), &[(0, 2.0)])], at(0), 3);
+        t.apply(&[good_record(at(0), &[(0, 2.0)])], at(0), 3, SKEW);
         assert_eq!(t.sweep(at(6), 3), 0, "exactly 3 periods is still fresh");
         assert_eq!(t.sweep(at(7), 3), 1);
         assert_eq!(t.points()[0].quality.level, QualityLevel::Stale);
         assert_eq!(t.good_value("level"), None);
         // a fresh sample makes it good again
-        t.apply(&[good_record(at(8), &[(0, 2.0)])], at(8), 3);
+        t.apply(&[good_record(at(8), &[(0, 2.0)])], at(8), 3, SKEW);
         assert!(t.points()[0].quality.is_good());
     }
 
     #[test]
     fn replayed_old_samples_stay_stale() {
         let mut t = table();
-        let out = t.apply(&[good_record(at(0), &[(0, 2.0)])], at(60), 3);
+        let out = t.apply(&[good_record(at(0), &[(0, 2.0)])], at(60), 3, SKEW);
         assert_eq!(out.live_count(), 1);
         assert_eq!(t.points()[0].quality.level, QualityLevel::Stale);
         assert_eq!(t.value("level"), Some(2.0));
@@ -434,12 +467,64 @@ mod tests {
     #[test]
     fn snapshots_restore_only_matching_shapes() {
         let mut t = table();
-        t.apply(&[good_record(at(0), &[(0, 2.0), (1, 1.0)])], at(0), 3);
+        t.apply(&[good_record(at(0), &[(0, 2.0), (1, 1.0)])], at(0), 3, SKEW);
         let snap = t.snapshot(at(1));
         let mut fresh = table();
-        assert!(fresh.restore(&snap));
+        assert!(fresh.restore(&snap, at(1), SKEW));
         assert_eq!(fresh.value("inlet_valve"), Some(1.0));
         let other = PointTable::new(DeviceKind::Camera.points().to_vec().into()).snapshot(at(1));
-        assert!(!fresh.restore(&other));
+        assert!(!fresh.restore(&other, at(1), SKEW));
+    }
+
+    #[test]
+    fn a_future_stamped_sample_never_becomes_live_and_real_samples_follow() {
+        let mut t = table();
+        t.apply(&[good_record(at(0), &[(0, 2.0)])], at(0), 3, SKEW);
+        // A gateway stamps one record 270 s ahead of the node's clock.
+        let out = t.apply(&[good_record(at(271), &[(0, 0.011)])], at(1), 3, SKEW);
+        assert_eq!(
+            (out.live_count(), out.backfill_count(), out.future),
+            (0, 0, 1)
+        );
+        assert_eq!(t.value("level"), Some(2.0), "the live value is not pinned");
+        // The real samples that follow are live, not backfill.
+        for s in 2..5 {
+            let out = t.apply(
+                &[good_record(at(s), &[(0, 2.0 + s as f64 / 10.0)])],
+                at(s),
+                3,
+                SKEW,
+            );
+            assert_eq!(out.live_count(), 1, "at {s} s");
+        }
+        assert_eq!(t.value("level"), Some(2.4));
+        // Within the allowed skew a sample is taken as it is.
+        let out = t.apply(&[good_record(at(9), &[(0, 2.5)])], at(5), 3, SKEW);
+        assert_eq!((out.live_count(), out.future), (1, 0));
+        assert_eq!(out.newest_good, Some(at(9)));
+    }
+
+    #[test]
+    fn a_snapshot_never_restores_a_future_stamped_value() {
+        let mut t = table();
+        t.apply(
+            &[
+                good_record(at(0), &[(1, 1.0)]),
+                good_record(at(300), &[(0, 0.011)]),
+            ],
+            at(300),
+            3,
+            SKEW,
+        );
+        let snap = t.snapshot(at(300));
+        // The node restarts with its clock at 10 s (the snapshot was taken by a clock 290 s
+        // ahead of it): the future value is dropped, the other point kept.
+        let mut fresh = table();
+        assert!(fresh.restore(&snap, at(10), SKEW));
+        assert_eq!(fresh.value("level"), None);
+        assert_eq!(fresh.points()[0].quality.level, QualityLevel::Stale);
+        assert_eq!(fresh.value("inlet_valve"), Some(1.0));
+        let out = fresh.apply(&[good_record(at(11), &[(0, 2.0)])], at(11), 3, SKEW);
+        assert_eq!(out.live_count(), 1);
     }
 }

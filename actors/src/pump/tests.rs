@@ -10,7 +10,12 @@ fn idx(name: &str) -> usize {
 fn table_with(values: &[(&str, f64)]) -> PointTable {
     let mut t = PointTable::new(DeviceKind::Pump.points().to_vec().into());
     let vals: Vec<_> = values.iter().map(|(n, v)| (idx(n), *v)).collect();
-    t.apply(&[good_record(Timestamp(1_000), &vals)], Timestamp(1_000), 3);
+    t.apply(
+        &[good_record(Timestamp(1_000), &vals)],
+        Timestamp(1_000),
+        3,
+        std::time::Duration::ZERO,
+    );
     t
 }
 

@@ -4,7 +4,7 @@ use super::alarms::{Followups, RoomAlarms};
 use super::messages::{
     AlarmCommandError, GetAlarms, GetRoomView, RoomCommand, SamplesReceived, SwapRules,
 };
-use super::state::{derive_room, status_label, RoomPart, RoomStatus, RoomView};
+use super::state::{derive_room, status_label, ClockSkew, RoomPart, RoomStatus, RoomView};
 use crate::alarms::zone::{MemberEvent, SetExternal};
 use crate::alarms::{Bookmark, DeviceChanged, ReportFacts};
 use crate::camera::CameraActor;
@@ -39,6 +39,10 @@ pub struct PumpRoomActor {
     table: PointTable,
     online: bool,
     last_seen: Option<cistern_schemas::Timestamp>,
+    /// Source time of the newest good sample of the room or a device.
+    last_data: Option<cistern_schemas::Timestamp>,
+    /// The last sample refused for being stamped too far ahead.
+    clock_skew: Option<ClockSkew>,
     pumps: Vec<Addr<PumpActor>>,
     tanks: Vec<Addr<TankActor>>,
     cameras: Vec<Addr<CameraActor>>,
@@ -68,6 +72,8 @@ impl PumpRoomActor {
             spec,
             online: false,
             last_seen: None,
+            last_data: None,
+            clock_skew: None,
             pumps: Vec::new(),
             tanks: Vec::new(),
             cameras: Vec::new(),
@@ -85,13 +91,15 @@ impl PumpRoomActor {
     fn rebuild(&mut self) {
         self.table = PointTable::new(self.specs.clone());
         if let Some(snap) = self.deps.snapshots.load(&self.id) {
-            if !self.table.restore(&snap) {
+            let (now, skew) = (self.deps.clock.now(), self.deps.config.max_future_skew);
+            if !self.table.restore(&snap, now, skew) {
                 tracing::warn!(room = %self.id, "snapshot does not match the point catalog; starting empty");
             }
         }
         if let Some(status) = self.board.get(&self.spec.id) {
             self.online = status.online;
             self.last_seen = status.last_seen;
+            self.last_data = status.last_data;
         }
         // Alarms, delays and timers as last saved: a restart does not start them over.
         self.alarms = self.deps.rules.clone().map(|host| {
@@ -215,6 +223,7 @@ impl PumpRoomActor {
         let status = RoomStatus {
             online: self.online,
             last_seen: self.last_seen,
+            last_data: self.last_data,
             bad_points: bad as u32,
             stale_points: stale as u32,
         };
@@ -234,8 +243,50 @@ impl PumpRoomActor {
             id: self.spec.id.clone(),
             status: status_label(self.online),
             last_seen: self.last_seen,
+            last_data: self.last_data,
+            clock_skew: self.clock_skew_now(),
             derived: derive_room(&self.spec, &self.table),
             points: self.table.views(),
+        }
+    }
+
+    /// The gateway's clock skew, while samples stamped too far ahead keep arriving (one within
+    /// `offline_after`).
+    fn clock_skew_now(&self) -> Option<ClockSkew> {
+        let now = self.deps.clock.now();
+        self.clock_skew
+            .filter(|s| now.since(s.last) <= self.deps.config.offline_after)
+    }
+
+    /// Notes what a batch says about the gateway's data: its newest good sample, and any
+    /// record stamped beyond the allowed skew (which the tables refuse).
+    fn observe_times(&mut self, records: &[Record], now: cistern_schemas::Timestamp) {
+        let latest = now + self.deps.config.max_future_skew;
+        let good = |r: &&Record| {
+            r.values
+                .iter()
+                .any(|v| v.quality.is_good() && v.value.is_finite())
+        };
+        let newest_good = records
+            .iter()
+            .filter(|r| r.t <= latest)
+            .filter(good)
+            .map(|r| r.t)
+            .max();
+        self.last_data = self.last_data.max(newest_good);
+        if let Some(ahead) = records
+            .iter()
+            .filter(|r| r.t > latest)
+            .map(|r| r.t.0 - now.0)
+            .max()
+        {
+            if self.clock_skew_now().is_none() {
+                tracing::warn!(room = %self.id, ahead_s = ahead / 1000, "gateway clock runs ahead: samples stamped in the future are refused");
+            }
+            self.clock_skew = Some(ClockSkew {
+                last: now,
+                ahead_s: ahead as f64 / 1000.0,
+            });
         }
     }
 
@@ -379,6 +430,7 @@ impl Handler<SamplesReceived> for PumpRoomActor {
         let unit = batch.device.unit;
         let child = |n: u8| usize::from(n) - 1;
         let records = batch.records;
+        self.observe_times(&records, self.deps.clock.now());
         match unit {
             DeviceUnit::Room => {
                 let id = self.id.clone();
@@ -535,6 +587,8 @@ impl Handler<GetRoomView> for PumpRoomActor {
                 lon: s.lon,
                 status: part.status,
                 last_seen: part.last_seen,
+                last_data: part.last_data,
+                clock_skew: part.clock_skew,
                 derived: part.derived,
                 points: part.points,
                 pumps: Vec::new(),

@@ -29,7 +29,11 @@ fn library() -> Arc<RuleSet> {
 }
 
 fn with_rules() -> Alarms {
-    let store = Arc::new(MemoryAlarmStore::default());
+    with_store(Arc::new(MemoryAlarmStore::default()))
+}
+
+/// A node over `store`'s saved alarm state, with its own board and gauges (a process restart).
+fn with_store(store: Arc<MemoryAlarmStore>) -> Alarms {
     let host = Arc::new(RuleHost::new(
         library(),
         EngineConfig::default(),
@@ -249,4 +253,48 @@ async fn an_alarm_shelved_by_an_operator_leaves_the_annunciated_list_until_it_ex
         AlarmState::Unacked,
         "the shelve expired and the alarm is back"
     );
+}
+
+#[actix_rt::test]
+async fn a_standing_latched_alarm_is_back_on_the_board_after_a_process_and_an_actor_restart() {
+    let a = with_rules();
+    let mut smoke: Vec<(&str, f64)> = ROOM_OK.to_vec();
+    smoke.push(("smoke", 1.0));
+    for s in [0, 2] {
+        a.step(s, &[("XM-0001", &smoke)]).await;
+    }
+    assert_eq!(a.board("smoke@room").unwrap().state, AlarmState::Unacked);
+    let gauge = |host: &RuleHost| {
+        host.metrics
+            .active
+            .with_label_values(&["P1", "unacked"])
+            .get()
+    };
+    assert_eq!(gauge(&a.host), 1);
+
+    // The process restarts: a new board and new gauges over the same saved alarm state, and
+    // no sample yet.
+    let b = with_store(a.store.clone());
+    b.f.clock.set(a.at(10));
+    b.f.registry.room_view(&b.f.room).await.unwrap();
+    let v = b
+        .board("smoke@room")
+        .expect("the standing alarm is on the new board");
+    assert_eq!(v.state, AlarmState::Unacked);
+    assert_eq!(v.severity, cistern_rules::Severity::P1);
+    assert_eq!(gauge(&b.host), 1, "cistern_alarm_active counts it");
+    let zone = b.host.board.counts_by_zone();
+    assert_eq!(
+        zone.values().sum::<u64>(),
+        1,
+        "the zone counts it: {zone:?}"
+    );
+
+    // The room actor restarts: its alarms are put back, not counted twice.
+    let addr = b.f.registry.addr(&b.f.room).unwrap();
+    assert!(addr.send(Crash).await.unwrap().is_err());
+    b.f.registry.room_view(&b.f.room).await.unwrap();
+    assert_eq!(b.board("smoke@room").unwrap().state, AlarmState::Unacked);
+    assert_eq!(gauge(&b.host), 1);
+    assert_eq!(b.host.board.len(), 1);
 }

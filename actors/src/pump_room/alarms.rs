@@ -69,6 +69,16 @@ impl RoomAlarms {
             spec.cameras.len() as u8,
         );
         facts.setpoint_mpa = Some(spec.outlet_setpoint_mpa);
+        // The board lists what the saved state holds (a process or actor restart).
+        let source = spec.id.to_string();
+        let views = engine
+            .alarms()
+            .map(|rec| {
+                let first_out = host.board.first_out(&alarm_id(&source, &rec.key));
+                AlarmView::of(&source, Some(&spec.id), &spec.zone, rec, first_out, now)
+            })
+            .collect();
+        host.board.rebuild_source(&source, views);
         Self {
             saved: engine.fingerprint(),
             host,

@@ -30,4 +30,6 @@ pub use actor::PumpRoomActor;
 pub use messages::{
     AlarmCommandError, GetAlarms, GetRoomView, RoomCommand, SamplesReceived, SwapRules,
 };
-pub use state::{status_label, RoomDerived, RoomPart, RoomStatus, RoomSummary, RoomView};
+pub use state::{
+    status_label, ClockSkew, RoomDerived, RoomPart, RoomStatus, RoomSummary, RoomView,
+};

@@ -12,10 +12,24 @@ pub struct RoomStatus {
     pub online: bool,
     /// When the platform last received anything from the room's gateway.
     pub last_seen: Option<Timestamp>,
+    /// Source time of the room's newest good sample (its own or a device's): a room whose
+    /// gateway sends old or bad data, or whose samples wait in a lagging ingest, shows its
+    /// true data age here while `last_seen` stays recent.
+    pub last_data: Option<Timestamp>,
     /// Room-level points that are bad or uncertain.
     pub bad_points: u32,
     /// Room-level points that are stale.
     pub stale_points: u32,
+}
+
+/// A gateway stamping samples beyond the allowed skew ahead of the node's clock (shown in the
+/// room's view while it keeps happening; those samples are refused).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ClockSkew {
+    /// When such a sample last arrived (node time).
+    pub last: Timestamp,
+    /// How far ahead of the node's clock it was stamped, seconds.
+    pub ahead_s: f64,
 }
 
 /// One line of the room list.
@@ -55,6 +69,11 @@ pub struct RoomView {
     pub lon: f64,
     pub status: &'static str,
     pub last_seen: Option<Timestamp>,
+    /// Source time of the room's newest good sample.
+    pub last_data: Option<Timestamp>,
+    /// The gateway's clock runs ahead (see [`ClockSkew`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_skew: Option<ClockSkew>,
     pub derived: RoomDerived,
     pub points: Vec<PointView>,
     pub pumps: Vec<DeviceView>,
@@ -69,6 +88,9 @@ pub struct RoomPart {
     pub id: RoomId,
     pub status: &'static str,
     pub last_seen: Option<Timestamp>,
+    pub last_data: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_skew: Option<ClockSkew>,
     pub derived: RoomDerived,
     pub points: Vec<PointView>,
 }

@@ -384,6 +384,8 @@ async fn a_full_room_makes_ingest_wait_and_loses_nothing() {
         mailbox: 2,
         ..Default::default()
     });
+    // The samples span 200 s: the node's clock is past them (none is stamped in the future).
+    f.clock.set(T0 + Duration::from_secs(200));
     let senders: Vec<_> = ["XM-0001", "XM-0001/P1", "XM-0001/T1", "XM-0001/C1"]
         .into_iter()
         .map(|device| {
@@ -435,4 +437,85 @@ async fn a_receipt_completes_once_the_sink_has_the_samples_or_when_nothing_is_ne
         .await
         .unwrap()
         .unwrap();
+}
+
+#[actix_rt::test]
+async fn a_future_stamped_record_is_refused_flagged_and_real_samples_stay_live() {
+    let f = fixture();
+    f.deliver(batch("XM-0001", T0, &[("outlet_pressure", 0.45)]))
+        .await;
+    // One record stamped 270 s ahead of the node's clock (a gateway clock running fast).
+    f.clock.set(T0 + Duration::from_secs(1));
+    f.deliver(batch(
+        "XM-0001",
+        T0 + Duration::from_secs(271),
+        &[("outlet_pressure", 0.011)],
+    ))
+    .await;
+    f.deliver(batch(
+        "XM-0001/P1",
+        T0 + Duration::from_secs(271),
+        &[("frequency", 1.0)],
+    ))
+    .await;
+    let view = f.registry.room_view(&f.room).await.unwrap();
+    assert_eq!(point(&view.points, "outlet_pressure"), Some(0.45));
+    let skew = view
+        .clock_skew
+        .expect("the room is flagged as clock-skewed");
+    assert_eq!(skew.ahead_s, 270.0);
+    assert_eq!(view.last_data, Some(T0), "the future record is not data");
+    for kind in ["room", "pump"] {
+        assert_eq!(
+            f.metrics.future.with_label_values(&[kind]).get(),
+            1,
+            "{kind}"
+        );
+    }
+    // The real samples that follow are live (not backfill behind the future one).
+    for s in 2..5 {
+        let t = T0 + Duration::from_secs(s);
+        f.clock.set(t);
+        f.deliver(batch(
+            "XM-0001",
+            t,
+            &[("outlet_pressure", 0.40 + s as f64 / 100.0)],
+        ))
+        .await;
+    }
+    let view = f.registry.room_view(&f.room).await.unwrap();
+    assert_eq!(point(&view.points, "outlet_pressure"), Some(0.44));
+    assert_eq!(view.last_data, Some(T0 + Duration::from_secs(4)));
+    // The flag clears once the gateway stops (after `offline_after` without such a record).
+    f.clock.set(T0 + Duration::from_secs(70));
+    let view = f.registry.room_view(&f.room).await.unwrap();
+    assert!(view.clock_skew.is_none(), "{:?}", view.clock_skew);
+}
+
+#[actix_rt::test]
+async fn last_data_is_the_newest_good_sample_not_the_last_message() {
+    let f = fixture();
+    f.deliver(batch("XM-0001", T0, &[("outlet_pressure", 0.45)]))
+        .await;
+    // Ten minutes later the gateway sends a sample stamped five minutes ago (lagging ingest
+    // or a replay) and a bad one stamped now.
+    let now = T0 + Duration::from_secs(600);
+    f.clock.set(now);
+    f.deliver(batch(
+        "XM-0001",
+        T0 + Duration::from_secs(300),
+        &[("outlet_pressure", 0.46)],
+    ))
+    .await;
+    let mut bad = batch("XM-0001", now, &[("outlet_pressure", 0.0)]);
+    bad.records[0].values[0].quality = cistern_schemas::Quality::bad("sensor fault");
+    f.deliver(bad).await;
+    let view = f.registry.room_view(&f.room).await.unwrap();
+    assert_eq!(view.last_seen, Some(now));
+    assert_eq!(view.last_data, Some(T0 + Duration::from_secs(300)));
+    let status = f.registry.summaries();
+    assert_eq!(
+        status[0].detail.last_data,
+        Some(T0 + Duration::from_secs(300))
+    );
 }

@@ -24,6 +24,7 @@ fn volume_and_autonomy_exclude_the_fire_reserve() {
         &[good_record(Timestamp(0), &[(0, 2.6), (1, 1.0)])],
         Timestamp(0),
         3,
+        std::time::Duration::ZERO,
     );
     let d = derive_tank(&spec(), &t, Some(8.0));
     assert!((d.volume_m3.unwrap() - 52.0).abs() < 1e-9);
@@ -37,7 +38,12 @@ fn volume_and_autonomy_exclude_the_fire_reserve() {
 #[test]
 fn no_draw_means_no_autonomy_figure() {
     let mut t = PointTable::new(DeviceKind::Tank.points().to_vec().into());
-    t.apply(&[good_record(Timestamp(0), &[(0, 2.6)])], Timestamp(0), 3);
+    t.apply(
+        &[good_record(Timestamp(0), &[(0, 2.6)])],
+        Timestamp(0),
+        3,
+        std::time::Duration::ZERO,
+    );
     assert_eq!(derive_tank(&spec(), &t, Some(0.0)).autonomy_h, None);
     assert_eq!(derive_tank(&spec(), &t, None).autonomy_h, None);
 }

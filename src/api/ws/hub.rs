@@ -591,6 +591,8 @@ impl Hub {
         let old_points = std::mem::replace(&mut cached.points, part.points.clone());
         cached.status = part.status;
         cached.last_seen = part.last_seen;
+        cached.last_data = part.last_data;
+        cached.clock_skew = part.clock_skew;
         cached.derived = part.derived.clone();
         let key: Arc<str> = Arc::from("room");
         let device = cistern_schemas::DeviceId::room(room.clone());
