@@ -26,9 +26,31 @@ if [ ${#missing[@]} -gt 0 ]; then
   rm -f /usr/sbin/policy-rc.d
 fi
 
-cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+# Each phase says how long it took (and all of them again at the end): CI must stay under
+# 30 minutes as tests are added, and this shows where the time goes.
+timings=()
+phase() { # NAME COMMAND...
+  local name=$1 start=$SECONDS
+  shift
+  "$@"
+  timings+=("$name $((SECONDS - start)) s")
+  echo "ops/test.sh: $name took $((SECONDS - start)) s"
+}
+
+phase fmt cargo fmt --all -- --check
+phase clippy cargo clippy --workspace --all-targets --locked -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+  # cargo-nextest (.config/nextest.toml): each test in its own process, one pool across the
+  # workspace's test binaries, every test's time printed, and a hung test killed and failed
+  # after 5 minutes instead of stalling CI. It does not run doctests: cargo test does those.
+  phase tests cargo nextest run --workspace --locked
+  phase doctests cargo test --workspace --locked --doc
+else
+  echo "ops/test.sh: cargo-nextest is not installed (cargo install cargo-nextest --locked):" \
+    "running cargo test, with no per-test timeout"
+  phase tests cargo test --workspace --locked
+fi
+echo "ops/test.sh: elapsed per phase: ${timings[*]} (total ${SECONDS} s)"
 
 # The ScyllaDB backend's conformance suite needs a real cluster (none can be installed here).
 # Without one it is skipped, and says so: a skipped run is never counted as a pass.
