@@ -32,13 +32,35 @@ python3 -c 'import pymodbus' 2>/dev/null || python3 -m pip install -q pymodbus
 # Python's `websockets`, with its default-on keep-alive pings.
 python3 -c 'import websockets' 2>/dev/null || pip install -q websockets
 
-cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
+# Each phase says how long it took (and all of them again at the end): CI must stay under
+# 30 minutes as tests are added, and this shows where the time goes.
+timings=()
+phase() { # NAME COMMAND...
+  local name=$1 start=$SECONDS
+  shift
+  "$@"
+  timings+=("$name $((SECONDS - start)) s")
+  echo "ops/test.sh: $name took $((SECONDS - start)) s"
+}
+
+phase fmt cargo fmt --all -- --check
+phase clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 # The product builds without the lab (src/lab: simulator, demo, benchmarks): `cistern run` with
 # the feature `lab` off. A clippy run is a `cargo check` that also refuses warnings, such as an
 # import left unused when the lab is gone.
-cargo clippy -p cistern --no-default-features --locked --bins --lib -- -D warnings
-cargo test --workspace --locked
+phase product-without-lab cargo clippy -p cistern --no-default-features --locked --bins --lib -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+  # cargo-nextest (.config/nextest.toml): each test in its own process, one pool across the
+  # workspace's test binaries, every test's time printed, and a hung test killed and failed
+  # after 5 minutes instead of stalling CI. It does not run doctests: cargo test does those.
+  phase tests cargo nextest run --workspace --locked
+  phase doctests cargo test --workspace --locked --doc
+else
+  echo "ops/test.sh: cargo-nextest is not installed (cargo install cargo-nextest --locked):" \
+    "running cargo test, with no per-test timeout"
+  phase tests cargo test --workspace --locked
+fi
+echo "ops/test.sh: elapsed per phase: ${timings[*]} (total ${SECONDS} s)"
 
 # The ScyllaDB backend's conformance suite needs a real cluster (none can be installed here).
 # Without one it is skipped, and says so: a skipped run is never counted as a pass.
