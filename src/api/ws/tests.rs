@@ -583,6 +583,8 @@ fn server_frames() -> BTreeMap<&'static str, String> {
         id: room.clone(),
         status: "online",
         last_seen: Some(Timestamp::from_millis(1_795_288_870_890)),
+        last_data: Some(Timestamp::from_millis(1_795_288_870_890)),
+        clock_skew: None,
         derived: RoomDerived {
             mains: Some(true),
             inlet_pressure_mpa: Some(0.12),

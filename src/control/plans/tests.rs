@@ -37,7 +37,7 @@ impl PlanPort for Port {
 /// tanks).
 fn inventory() -> Inventory {
     let mut inv = Inventory::from_toml(
-        include_str!("../../ops/inventory.example.toml"),
+        include_str!("../../../ops/inventory.example.toml"),
         "ops/inventory.example.toml",
     )
     .unwrap();
