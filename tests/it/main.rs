@@ -14,6 +14,7 @@ mod modbus;
 mod monitoring;
 mod mqtt;
 mod rules;
+mod shutdown;
 mod simulate;
 mod support;
 mod tanks;
