@@ -317,10 +317,21 @@ fn parse_log_format(s: &str) -> Result<LogFormat, String> {
     }
 }
 
+/// Set once the demo starts to stop. The embedded broker (rumqttd) logs every client's
+/// disconnection as an ERROR; while the demo stops, those are the expected end of an orderly
+/// stop, not faults, so its lines are dropped from then on (rumqttd cannot be stopped itself).
+static EMBEDDED_BROKER_STOPPING: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// Logs to stderr in `log.format`; levels per module from `RUST_LOG` when it is set, else from
 /// `[log] filter`. A filter that does not parse stops start-up (like any bad setting) rather
-/// than silently logging something else.
+/// than silently logging something else. Human lines are coloured only on a terminal: a log
+/// written to a file or a pipe carries no ANSI escape codes.
 fn init_tracing(log: &LogConfig) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let filter = match std::env::var("RUST_LOG") {
         Ok(env) if !env.trim().is_empty() => tracing_subscriber::EnvFilter::try_new(&env)
             .with_context(|| format!("RUST_LOG={env:?} is not a valid log filter"))?,
@@ -328,19 +339,25 @@ fn init_tracing(log: &LogConfig) -> anyhow::Result<()> {
             format!("[log] filter = {:?} is not a valid log filter", log.filter)
         })?,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match log.format {
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let layer = match log.format {
         // Spans as fields of every line: a sample's `ingest` span (source, device) shows on
         // what the room, the devices and the rules log about it.
-        LogFormat::Json => builder
+        LogFormat::Json => layer
             .json()
             .with_current_span(true)
             .with_span_list(true)
-            .init(),
-        LogFormat::Human => builder.init(),
-    }
+            .boxed(),
+        LogFormat::Human => layer.with_ansi(std::io::stderr().is_terminal()).boxed(),
+    };
+    let broker_quiet = tracing_subscriber::filter::filter_fn(|meta| {
+        !(meta.target().starts_with("rumqttd")
+            && EMBEDDED_BROKER_STOPPING.load(std::sync::atomic::Ordering::Relaxed))
+    });
+    tracing_subscriber::registry()
+        .with(layer.with_filter(filter).with_filter(broker_quiet))
+        .try_init()
+        .context("cannot install the log subscriber")?;
     Ok(())
 }
 
@@ -443,6 +460,7 @@ fn main() -> anyhow::Result<()> {
                 );
                 let _ = stop.changed().await;
                 tracing::info!("stopping");
+                EMBEDDED_BROKER_STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);
                 demo.node.stop().await;
                 demo.security.close().await;
                 demo.storage.close().await;

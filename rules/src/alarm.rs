@@ -80,6 +80,10 @@ pub struct AlarmRecord {
     pub recurrences: Vec<Timestamp>,
     /// Recent activations, for chatter detection.
     pub chatter: Vec<Timestamp>,
+    /// Activations since chatter detection consolidated this alarm (auto-shelved): shown
+    /// on the room's `chattering` alarm; back to 0 when the shelve ends.
+    #[serde(default)]
+    pub chatter_count: u32,
     pub value: Option<FactValue>,
     pub limit: Option<f64>,
     pub message: String,
@@ -104,6 +108,7 @@ impl AlarmRecord {
             escalation: None,
             recurrences: Vec::new(),
             chatter: Vec::new(),
+            chatter_count: 0,
             value: None,
             limit: None,
             message: String::new(),

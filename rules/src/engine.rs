@@ -49,7 +49,9 @@ pub struct ChatterConfig {
     /// … within this window make an alarm chattering.
     #[serde(with = "humantime_serde")]
     pub window: Duration,
-    /// How long a chattering alarm is auto-shelved.
+    /// A chattering alarm is auto-shelved (consolidated into the room's `chattering` alarm)
+    /// until it has not changed state for this long: a contact that keeps chattering stays
+    /// one consolidated alarm, with a count, for as long as it chatters.
     #[serde(with = "humantime_serde")]
     pub shelve_for: Duration,
 }
@@ -207,6 +209,8 @@ struct Ctx<'a> {
     counters: &'a mut Counters,
     /// Alarms that reached the chatter threshold: (key, time, activations).
     chatter_due: Vec<(AlarmKey, Timestamp, u32)>,
+    /// A consolidated (chatter-shelved) alarm activated again: its count changed.
+    chatter_counted: bool,
     /// Some alarm's activity changed: parent links must be re-checked.
     dirty: bool,
 }
@@ -264,6 +268,7 @@ impl RoomEngine {
                 last_activation,
                 counters,
                 chatter_due: Vec::new(),
+                chatter_counted: false,
                 dirty,
             },
             alarms,
@@ -369,6 +374,7 @@ impl RoomEngine {
             r.pending_on.map(|p| (p.since.0, p.due.0)).hash(&mut h);
             r.pending_off.map(|p| (p.since.0, p.due.0)).hash(&mut h);
             r.shelve.as_ref().map(|s| s.until.0).hash(&mut h);
+            r.chatter_count.hash(&mut h);
             r.out_of_service.as_ref().map(|s| s.since.0).hash(&mut h);
             r.suppressed_by.hash(&mut h);
             r.escalation.map(|e| (e.next_step, e.due.0)).hash(&mut h);
@@ -591,6 +597,7 @@ impl RoomEngine {
                     auto: false,
                 });
                 rec.escalation = None;
+                rec.chatter_count = 0;
                 chatter_members.remove(key);
                 EventKind::Shelved
             }
@@ -602,6 +609,7 @@ impl RoomEngine {
                     chatter_members.remove(key);
                 }
                 rec.shelve = None;
+                rec.chatter_count = 0;
                 rec.base = if rec.active {
                     AlarmState::Unacked
                 } else {
@@ -616,6 +624,7 @@ impl RoomEngine {
                 if rec.shelve.take().is_some_and(|s| s.auto) {
                     chatter_members.remove(key);
                 }
+                rec.chatter_count = 0;
                 rec.out_of_service = Some(ServiceInfo {
                     since: now,
                     user: cmd.user.clone(),
@@ -881,6 +890,7 @@ fn activate(
     rec.base = AlarmState::Unacked;
     ctx.dirty = true;
     if rec.overlaid() {
+        hold_consolidated(ctx, rec, meta, t, true);
         return; // shelved or out of service: tracked, not annunciated
     }
     let (chatter_on, count, window, _) = chatter_config(ctx.config, meta);
@@ -954,8 +964,37 @@ fn activate(
     }
 }
 
+/// A chatter-shelved (consolidated) alarm changed state at `t`: it is still chattering, so
+/// its shelve holds until it has been quiet for the chatter `shelve_for` from now, and an
+/// activation (`rose`) adds to its count instead of being annunciated again (ISA-18.2: a
+/// chattering alarm is one alarm until it stops chattering).
+fn hold_consolidated(
+    ctx: &mut Ctx<'_>,
+    rec: &mut AlarmRecord,
+    meta: &RuleMeta,
+    t: Timestamp,
+    rose: bool,
+) {
+    if rec.out_of_service.is_some() {
+        return;
+    }
+    let Some(shelve) = rec.shelve.as_mut().filter(|s| s.auto) else {
+        return;
+    };
+    let (_, _, _, quiet) = chatter_config(ctx.config, meta);
+    shelve.until = shelve.until.max(t + quiet);
+    if rose {
+        rec.chatter_count = rec.chatter_count.saturating_add(1);
+        ctx.chatter_counted = true;
+    }
+}
+
 /// The alarm's condition is gone at `t` (or a latched alarm is reset elsewhere).
 fn deactivate(ctx: &mut Ctx<'_>, rec: &mut AlarmRecord, t: Timestamp) {
+    let rules = ctx.rules;
+    if let Some(meta) = rules.meta(&rec.key.rule) {
+        hold_consolidated(ctx, rec, meta, t, false);
+    }
     let from = rec.state();
     rec.active = false;
     rec.pending_off = None;
@@ -1259,8 +1298,11 @@ fn run_timers(
             } else {
                 AlarmState::Normal
             };
-            if s.auto && chatter_members.remove(key).is_some() {
-                chatter_changed = true;
+            if s.auto {
+                rec.chatter_count = 0;
+                if chatter_members.remove(key).is_some() {
+                    chatter_changed = true;
+                }
             }
             let mut e = event(ctx, rec, EventKind::ShelveExpired, from, s.until);
             e.user = Some("system".into());
@@ -1330,7 +1372,7 @@ fn finish(
         sweep(&mut ctx, alarms, externals, now);
     }
     let due = std::mem::take(&mut ctx.chatter_due);
-    if !due.is_empty() {
+    if !due.is_empty() || ctx.chatter_counted {
         for (key, t, count) in due {
             let Some(meta) = ctx.rules.meta(&key.rule) else {
                 continue;
@@ -1352,6 +1394,7 @@ fn finish(
                 auto: true,
             });
             rec.escalation = None;
+            rec.chatter_count = count;
             let mut e = event(&ctx, rec, EventKind::ChatterShelved, from, t);
             e.user = Some("system".into());
             e.notify = Some(ctx.config.chatter_target.clone());
@@ -1372,6 +1415,12 @@ fn finish(
             });
             chatter_members.insert(key, until);
         }
+        // A consolidated alarm's shelve runs on while it chatters: keep the recorded expiries.
+        for (key, until) in chatter_members.iter_mut() {
+            if let Some(s) = alarms.get(key).and_then(|r| r.shelve.as_ref()) {
+                *until = s.until;
+            }
+        }
         update_chattering(&mut ctx, alarms, chatter_members, now);
     }
     ctx.events
@@ -1387,22 +1436,28 @@ fn update_chattering(
     let Some(meta) = ctx.rules.meta(&RuleId::builtin(CHATTERING)) else {
         return;
     };
+    // Each member with its activations since it was found chattering.
+    let list: Vec<String> = members
+        .keys()
+        .map(|k| match alarms.get(k).map(|r| r.chatter_count) {
+            Some(n) if n > 0 => format!("{k} ({n} activations)"),
+            _ => k.to_string(),
+        })
+        .collect();
     let key = AlarmKey::room(meta.id.clone());
     let rec = alarms
         .entry(key.clone())
         .or_insert_with(|| AlarmRecord::new(key, meta.severity));
-    let list: Vec<String> = members.keys().map(ToString::to_string).collect();
-    let t = members.values().min().map_or(now, |_| now);
     if !list.is_empty() {
         rec.value = Some(FactValue::Text(list.join(", ")));
-        rec.message = format!("Chattering alarms auto-shelved: {}", list.join(", "));
+        rec.message = format!("Chattering alarms consolidated: {}", list.join(", "));
         if !rec.active {
             rec.condition = Some(true);
-            activate(ctx, rec, meta, t, None);
+            activate(ctx, rec, meta, now, None);
         }
     } else if rec.active {
         rec.condition = Some(false);
-        deactivate(ctx, rec, t);
+        deactivate(ctx, rec, now);
     }
 }
 

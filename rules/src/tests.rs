@@ -642,4 +642,176 @@ fn a_refused_reload_keeps_the_version_in_force_and_records_the_refused_one() {
     let set4 = set3.reload_sources(vec![fixed.clone()]).set;
     assert!(set4.rejected(&id).is_none());
     assert_eq!(set4.get(&id).unwrap().source(), fixed.1);
+
+/// Sets `path` to `value` at `t` (after running the timers due before it) and returns every
+/// event up to and including `t`.
+fn set_at(
+    e: &mut RoomEngine,
+    facts: &mut RoomFacts,
+    path: &str,
+    value: f64,
+    t: Timestamp,
+) -> Vec<AlarmEvent> {
+    let mut out = Vec::new();
+    while let Some(d) = e.next_deadline().filter(|d| *d < t) {
+        out.extend(e.tick(d, &mut Discard));
+    }
+    facts.set_path(path, value).unwrap();
+    let mut touched = Touched::none();
+    touched.path(path).unwrap();
+    out.extend(e.evaluate(facts, &touched, t, &mut Discard));
+    out
+}
+
+fn count(events: &[AlarmEvent], k: &str, kind: EventKind) -> usize {
+    events
+        .iter()
+        .filter(|e| e.key == key(k) && e.kind == kind)
+        .count()
+}
+
+#[test]
+fn a_chattering_alarm_is_one_alarm_with_a_count_until_it_stays_clear() {
+    // An overflow switch flapping for 45 min (set every 20 s, clear 12 s later: 10 s on-delay),
+    // past the 30-min chatter shelve of the default configuration.
+    let mut e = RoomEngine::new(room(), lib_set(), Arc::new(EngineConfig::default()));
+    let mut facts = RoomFacts::nominal(room(), 3, 2, 2);
+    e.evaluate_all(&facts, at(0), &mut Discard);
+    let mut events = Vec::new();
+    let cycles = 45 * 3;
+    for k in 0..cycles {
+        events.extend(set_at(
+            &mut e,
+            &mut facts,
+            "T1.overflow",
+            1.0,
+            at(20 * k + 1),
+        ));
+        events.extend(set_at(
+            &mut e,
+            &mut facts,
+            "T1.overflow",
+            0.0,
+            at(20 * k + 13),
+        ));
+    }
+    let last_change = at(20 * (cycles - 1) + 13);
+    // Annunciated three times before it was found chattering, then consolidated: one
+    // chatter shelve, one chattering alarm, whatever it does next.
+    assert_eq!(
+        count(&events, "overflow@T1", EventKind::Raised),
+        3,
+        "{events:#?}"
+    );
+    assert_eq!(count(&events, "overflow@T1", EventKind::ChatterShelved), 1);
+    assert_eq!(count(&events, "overflow@T1", EventKind::ShelveExpired), 0);
+    assert_eq!(count(&events, "chattering@room", EventKind::Raised), 1);
+    let member = e.alarm(&key("overflow@T1")).unwrap();
+    assert_eq!(
+        member.chatter_count, cycles as u32,
+        "every activation is counted"
+    );
+    assert_eq!(
+        member.shelve.as_ref().unwrap().until,
+        last_change + Duration::from_secs(30 * 60),
+        "held until it has been quiet for the shelve time"
+    );
+    let chattering = e.alarm(&key("chattering@room")).unwrap();
+    assert!(
+        chattering
+            .message
+            .contains(&format!("overflow@T1 ({cycles} activations)")),
+        "{}",
+        chattering.message
+    );
+    // Quiet at last: released once, and the chattering alarm returns.
+    let mut tail = Vec::new();
+    while let Some(d) = e
+        .next_deadline()
+        .filter(|d| *d <= last_change + Duration::from_secs(3600))
+    {
+        tail.extend(e.tick(d, &mut Discard));
+    }
+    assert_eq!(
+        count(&tail, "overflow@T1", EventKind::ShelveExpired),
+        1,
+        "{tail:#?}"
+    );
+    assert_eq!(count(&tail, "chattering@room", EventKind::Cleared), 1);
+    let expired = tail
+        .iter()
+        .find(|e| e.kind == EventKind::ShelveExpired)
+        .unwrap();
+    assert_eq!(expired.time, last_change + Duration::from_secs(30 * 60));
+    assert_eq!(e.alarm(&key("overflow@T1")).unwrap().chatter_count, 0);
+    assert_eq!(e.state_of(&key("overflow@T1")), AlarmState::Normal);
+}
+
+#[test]
+fn a_snapshot_written_before_chatter_counts_still_loads() {
+    let mut e = RoomEngine::new(room(), lib_set(), Arc::new(EngineConfig::default()));
+    let mut facts = RoomFacts::nominal(room(), 3, 2, 2);
+    e.evaluate_all(&facts, at(0), &mut Discard);
+    set_at(&mut e, &mut facts, "T1.overflow", 1.0, at(1));
+    let mut json = serde_json::to_value(e.snapshot()).unwrap();
+    for rec in json["alarms"].as_object_mut().unwrap().values_mut() {
+        rec.as_object_mut().unwrap().remove("chatter_count");
+    }
+    let old: EngineSnapshot = serde_json::from_value(json).unwrap();
+    assert!(old.alarms.values().all(|r| r.chatter_count == 0));
+}
+
+#[test]
+fn an_intrusion_episode_annunciates_once_until_reset() {
+    // Armed; the door flaps for 10 min (a forced door, or a chattering contact), the detector
+    // sees motion now and then.
+    let mut e = RoomEngine::new(room(), lib_set(), Arc::new(EngineConfig::default()));
+    let mut facts = RoomFacts::nominal(room(), 3, 2, 2);
+    facts.set_path("armed", 1.0).unwrap();
+    e.evaluate_all(&facts, at(0), &mut Discard);
+    let mut events = Vec::new();
+    for k in 0..120 {
+        let t = 10 + 5 * k;
+        events.extend(set_at(
+            &mut e,
+            &mut facts,
+            "door",
+            f64::from(u8::from(k % 2 == 0)),
+            at(t),
+        ));
+        if k % 10 == 0 {
+            events.extend(set_at(
+                &mut e,
+                &mut facts,
+                "intrusion",
+                f64::from(u8::from(k % 20 == 0)),
+                at(t),
+            ));
+        }
+    }
+    events.extend(set_at(&mut e, &mut facts, "intrusion", 0.0, at(700)));
+    assert_eq!(
+        count(&events, "intrusion@room", EventKind::Raised),
+        1,
+        "{events:#?}"
+    );
+    assert_eq!(count(&events, "intrusion@room", EventKind::Cleared), 0);
+    assert_eq!(
+        count(&events, "intrusion@room", EventKind::ChatterShelved),
+        0
+    );
+    assert_eq!(count(&events, "chattering@room", EventKind::Raised), 0);
+    assert_eq!(e.state_of(&key("intrusion@room")), AlarmState::Unacked);
+    // A reset ends the episode; the next breach is a new one.
+    let reset = Command {
+        key: key("intrusion@room"),
+        action: CommandAction::Reset,
+        user: "zhang.min".into(),
+        comment: "door secured".into(),
+    };
+    let ev = e.apply(&reset, at(710), &mut Discard).unwrap();
+    assert_eq!(ev[0].kind, EventKind::Reset);
+    assert_eq!(e.state_of(&key("intrusion@room")), AlarmState::Normal);
+    let again = set_at(&mut e, &mut facts, "door", 1.0, at(800));
+    assert_eq!(count(&again, "intrusion@room", EventKind::Raised), 1);
 }

@@ -29,6 +29,9 @@ pub struct Backtest {
     pub rule_evaluations: u64,
     pub events: usize,
     pub notifications: usize,
+    /// Annunciated alarms per injected fault (ISA-18.2: one root cause, one annunciation, so
+    /// near 1); `None` when no fault was injected (a replay of history).
+    pub annunciations_per_fault: Option<f64>,
     pub kpis: KpiReport,
     /// Wall-clock time of the replay.
     pub wall: Duration,
@@ -185,6 +188,7 @@ pub fn finish(
         rule_evaluations: fleet.evaluations(),
         events: fleet.events.len(),
         notifications: fleet.notes.len(),
+        annunciations_per_fault: (faults > 0).then(|| kpis.annunciated as f64 / faults as f64),
         kpis,
         wall: wall.elapsed(),
         all_events: fleet.events,
@@ -230,6 +234,12 @@ impl std::fmt::Display for Backtest {
             self.notifications,
             self.wall.as_secs_f64()
         )?;
+        if let Some(per_fault) = self.annunciations_per_fault {
+            writeln!(
+                f,
+                "Annunciations per injected fault: {per_fault:.2}   (target ~1: one root cause, one alarm)"
+            )?;
+        }
         write!(f, "{}", self.kpis)
     }
 }

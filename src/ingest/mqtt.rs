@@ -148,7 +148,12 @@ pub fn spawn(
         )));
     }
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
-    tasks.push(tokio::spawn(acker(ack_rx, client.clone(), metrics.clone())));
+    tasks.push(tokio::spawn(acker(
+        ack_rx,
+        client.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    )));
     let (subscribed_tx, subscribed) = watch::channel(false);
     let poll = Poll {
         client,
@@ -258,16 +263,35 @@ impl Poll {
                 }
             }
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.client.disconnect()).await;
+        // An orderly end: the DISCONNECT leaves through the event loop, so keep polling it
+        // until it is out (the broker then closes our session quietly instead of seeing the
+        // connection drop). What arrives meanwhile is not acknowledged: the broker keeps it in
+        // our persistent session and delivers it again at the next start.
+        if self.client.try_disconnect().is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                loop {
+                    match eventloop.poll().await {
+                        Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            })
+            .await;
+        }
     }
 }
 
 /// Acknowledges messages in arrival order, each once the samples of all its batches are
 /// durable.
+///
+/// An ack fails only once the event loop is gone: then nothing more can be acknowledged, and
+/// the broker delivers what was not again from our persistent session. When the node is
+/// stopping that is the expected end (logged at debug, not once per message in flight).
 async fn acker(
     mut rx: mpsc::UnboundedReceiver<(Publish, oneshot::Receiver<Done>)>,
     client: AsyncClient,
     metrics: IngestMetrics,
+    shutdown: watch::Receiver<bool>,
 ) {
     while let Some((publish, done)) = rx.recv().await {
         // A worker that stopped without signalling has stopped ingest: don't ack what it lost.
@@ -285,7 +309,16 @@ async fn acker(
             tracing::error!(topic = %publish.topic, "MQTT message acknowledged although its samples were not stored (see cistern_ingest_unstored_total)");
         }
         if let Err(error) = client.ack(&publish).await {
-            tracing::warn!(%error, "could not acknowledge an MQTT message");
+            let left = 1 + rx.len();
+            if *shutdown.borrow() {
+                tracing::debug!(
+                    left,
+                    "stopping: MQTT messages left unacknowledged, the broker delivers them again"
+                );
+            } else {
+                tracing::warn!(%error, left, "could not acknowledge MQTT messages: the MQTT connection's event loop has stopped");
+            }
+            break;
         }
     }
 }

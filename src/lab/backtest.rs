@@ -92,5 +92,29 @@ mod tests {
             },
         );
         assert_eq!(quiet.kpis.annunciated, 0, "{quiet}");
+        assert_eq!(quiet.annunciations_per_fault, None);
+    }
+
+    /// ISA-18.2: one root cause, one annunciation. A latched intrusion and consolidated
+    /// chattering keep a seeded fleet's day near one annunciation per injected fault (a
+    /// door flapping while armed annunciated over and over before).
+    #[test]
+    fn a_day_of_seeded_faults_annunciates_about_once_per_fault() {
+        let rules = Arc::new(cistern_rules::library::load(Default::default()).set);
+        let run = SimulatedRun {
+            rooms: 10,
+            hours: 24.0,
+            seed: 3,
+            faults_per_room_day: 2.0,
+        };
+        let b = simulate(rules, &run);
+        assert!(b.faults_injected >= 10, "{b}");
+        let per_fault = b.annunciations_per_fault.unwrap();
+        assert!(
+            per_fault <= 1.25,
+            "{per_fault:.2} annunciations per fault\n{b}"
+        );
+        assert!(b.kpis.chattering <= 1, "{b}");
     }
 }
+

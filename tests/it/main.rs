@@ -16,6 +16,7 @@ mod monitoring;
 mod mqtt;
 mod rest;
 mod rules;
+mod shutdown;
 mod simulate;
 mod support;
 mod tanks;
