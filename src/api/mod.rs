@@ -141,11 +141,18 @@ fn patterns() -> &'static [(actix_web::dev::ResourceDef, String)] {
     })
 }
 
-/// The methods the route table serves `path` with (none: no such resource).
+/// The methods the route table serves `path` with (none: no such resource). A literal path
+/// (`/api/v1/rules/reload`) is its own resource, even where a pattern (`/api/v1/rules/{id}`)
+/// would match it too.
 pub fn allowed_methods(path: &str) -> Vec<&'static str> {
-    let mut methods: Vec<&'static str> = patterns()
+    let matching: Vec<_> = patterns()
         .iter()
         .filter(|(def, _)| def.is_match(path))
+        .collect();
+    let literal = matching.iter().any(|(def, _)| def.pattern() == Some(path));
+    let mut methods: Vec<&'static str> = matching
+        .into_iter()
+        .filter(|(def, _)| !literal || def.pattern() == Some(path))
         .map(|(_, m)| m.as_str())
         .collect();
     methods.sort_unstable();
@@ -234,6 +241,19 @@ mod tests {
             missing.is_empty() && stale.is_empty(),
             "schemas/openapi.json is out of date.\nnot described: {missing:?}\ndescribed but not served: {stale:?}"
         );
+    }
+
+    #[test]
+    fn allowed_methods_come_from_the_route_table() {
+        use super::allowed_methods;
+        assert_eq!(allowed_methods("/api/v1/rooms"), ["GET"]);
+        assert_eq!(allowed_methods("/api/v1/rules/smoke"), ["GET", "PUT"]);
+        assert_eq!(allowed_methods("/api/v1/rules/reload"), ["POST"]);
+        assert_eq!(
+            allowed_methods("/api/v1/users/bob"),
+            ["DELETE", "GET", "PATCH"]
+        );
+        assert!(allowed_methods("/api/v1/nothing").is_empty());
     }
 
     #[test]
