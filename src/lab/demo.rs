@@ -6,11 +6,11 @@ use crate::config::builtin_profiles;
 use crate::ingest::mqtt::MqttConfig;
 use crate::lab::field::{self, FieldConfig, FieldHandle, ReadingOutlet};
 use crate::lab::sim::modbus_server::{ModbusFieldServer, ModbusServerError};
+use crate::lab::{broker, sim};
 use crate::node::{Node, NodeError, NodeSpec};
-use crate::{broker, sim};
 use cistern_actors::SystemClock;
 use cistern_schemas::inventory::{Inventory, SourceSpec};
-use cistern_schemas::modbus::{ProfileError, RoomShape};
+use cistern_schemas::modbus::{ProfileError, ProfileSet, RoomShape};
 use cistern_schemas::{RoomId, Timestamp};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -107,6 +107,44 @@ pub struct Demo {
 
 /// Profiles the demo's Modbus rooms alternate between.
 const DEMO_PROFILES: [&str; 2] = ["hydrotek-hc300", "aquaflow-ps2"];
+
+/// The demo's Modbus rooms (indices into `inventory.rooms`) and the profile of each: `n` rooms
+/// spread evenly over the fleet, the demo's profiles taking turns. A room the profile whose
+/// turn it is cannot map (a fourth pump on a three-pump controller) takes the next demo profile
+/// that maps it, and a room that none maps is passed over for the next room along, so that the
+/// demo never builds a controller for a room its register map cannot hold.
+fn modbus_rooms(
+    inventory: &Inventory,
+    n: usize,
+    profiles: &ProfileSet,
+) -> Result<Vec<(usize, &'static str)>, ProfileError> {
+    let rooms = inventory.rooms.len();
+    let n = n.min(rooms);
+    let Some(stride) = rooms.checked_div(n) else {
+        return Ok(Vec::new());
+    };
+    let mut chosen: Vec<(usize, &'static str)> = Vec::with_capacity(n);
+    // The evenly spread rooms first, then every room in order for any passed over.
+    for i in (0..rooms).step_by(stride).take(n).chain(0..rooms) {
+        if chosen.len() == n {
+            break;
+        }
+        if chosen.iter().any(|(c, _)| *c == i) {
+            continue;
+        }
+        let shape = RoomShape::of(&inventory.rooms[i]);
+        let k = chosen.len();
+        for j in 0..DEMO_PROFILES.len() {
+            let name = DEMO_PROFILES[(k + j) % DEMO_PROFILES.len()];
+            let profile = profiles.get(name)?;
+            if profile.mappings(shape).is_ok() && profile.plan(shape).is_ok() {
+                chosen.push((i, name));
+                break;
+            }
+        }
+    }
+    Ok(chosen)
+}
 
 /// Full days of logged readings the demo's planners learn from before their first round,
 /// counted back from `today` (plan-clock day number, day 0 a Monday): as few as give two whole
@@ -208,16 +246,8 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
     // Rooms spread evenly over the fleet are Modbus controllers polled by the platform.
     let mut outlets: HashMap<RoomId, Arc<dyn ReadingOutlet>> = HashMap::new();
     let mut modbus = Vec::new();
-    let n_modbus = opts.modbus_rooms.min(opts.rooms);
-    if let Some(stride) = opts.rooms.checked_div(n_modbus) {
-        for (k, room) in inventory
-            .rooms
-            .iter_mut()
-            .step_by(stride)
-            .take(n_modbus)
-            .enumerate()
-        {
-            let name = DEMO_PROFILES[k % DEMO_PROFILES.len()];
+    for (i, name) in modbus_rooms(&inventory, opts.modbus_rooms, &profiles)? {
+        if let Some(room) = inventory.rooms.get_mut(i) {
             let profile = profiles.get(name)?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
@@ -327,7 +357,39 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
 
 #[cfg(test)]
 mod tests {
-    use super::plan_history_days;
+    use super::{modbus_rooms, plan_history_days};
+    use crate::config::builtin_profiles;
+    use crate::lab::sim::generate_fleet;
+    use cistern_schemas::modbus::RoomShape;
+
+    /// Issue 18: `cistern demo --rooms 20 --seed 2` died at start ("Modbus profile aquaflow-ps2
+    /// maps at most 3 pump(s), the room has 4"). Every Modbus room of every seed and size is one
+    /// its profile maps, and the demo gets the Modbus rooms it asked for.
+    #[test]
+    fn every_modbus_room_is_one_its_profile_maps() {
+        let profiles = builtin_profiles().unwrap();
+        for size in [4, 20, 100, 2100] {
+            for seed in 0..200 {
+                let inventory = generate_fleet(size, seed);
+                for wanted in [4, size.min(25)] {
+                    let chosen = modbus_rooms(&inventory, wanted, &profiles).unwrap();
+                    assert_eq!(chosen.len(), wanted, "--rooms {size} --seed {seed}");
+                    for (i, name) in chosen {
+                        let room = &inventory.rooms[i];
+                        let profile = profiles.get(name).unwrap();
+                        let shape = RoomShape::of(room);
+                        let mapped = profile.mappings(shape).and_then(|_| profile.plan(shape));
+                        assert!(
+                            mapped.is_ok(),
+                            "--rooms {size} --seed {seed}, room {}: {}",
+                            room.id,
+                            mapped.err().map(|e| e.to_string()).unwrap_or_default()
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn history_covers_two_whole_weekdays() {

@@ -157,3 +157,31 @@ fn the_api_answers_bad_requests_with_clear_json_errors() {
     let (status, _) = get(&format!("{base}/healthz"));
     assert_eq!(status, 200, "the server is still up after bad requests");
 }
+
+/// Issue 18: `cistern demo --rooms 20 --seed 2` died at start ("Modbus profile aquaflow-ps2 maps
+/// at most 3 pump(s), the room has 4"): a Modbus room was given a profile that cannot map it.
+#[test]
+fn the_demo_starts_with_a_seed_whose_modbus_room_has_four_pumps() {
+    let data = temp_dir("demo-seed-2-data");
+    let (_demo, ready) = spawn_cistern(
+        "demo-seed-2",
+        &[
+            "demo",
+            "--rooms",
+            "20",
+            "--seed",
+            "2",
+            "--http",
+            "127.0.0.1:0",
+            "--mqtt",
+            "127.0.0.1:0",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        Duration::from_secs(90),
+    );
+    assert_eq!(ready["rooms"], "20");
+    let (status, rooms) = get(&format!("{}/api/v1/rooms", ready["http"]));
+    assert_eq!(status, 200);
+    assert_eq!(rooms["count"], 20, "{rooms}");
+}
