@@ -642,6 +642,7 @@ fn a_refused_reload_keeps_the_version_in_force_and_records_the_refused_one() {
     let set4 = set3.reload_sources(vec![fixed.clone()]).set;
     assert!(set4.rejected(&id).is_none());
     assert_eq!(set4.get(&id).unwrap().source(), fixed.1);
+}
 
 /// Sets `path` to `value` at `t` (after running the timers due before it) and returns every
 /// event up to and including `t`.

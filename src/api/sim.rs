@@ -59,7 +59,10 @@ pub async fn inject(
             fault: body.fault.clone(),
             known: kinds.into_iter().map(|k| k.fault).collect(),
         };
-        return Err(ApiError::bad_request(ErrorCode::UnknownFault, e.to_string()));
+        return Err(ApiError::bad_request(
+            ErrorCode::UnknownFault,
+            e.to_string(),
+        ));
     }
     let fault = &body.fault;
     if body.seconds == 0 || body.seconds > MAX_SECONDS {
@@ -74,7 +77,9 @@ pub async fn inject(
             FieldSimError::UnknownFault { .. } => {
                 ApiError::bad_request(ErrorCode::UnknownFault, e.to_string())
             }
-            FieldSimError::Rejected(_) => ApiError::bad_request(ErrorCode::InjectionFailed, e.to_string()),
+            FieldSimError::Rejected(_) => {
+                ApiError::bad_request(ErrorCode::InjectionFailed, e.to_string())
+            }
         })?;
     tracing::info!(%room, %fault, seconds = body.seconds, "fault injected");
     Ok(

@@ -117,4 +117,3 @@ mod tests {
         assert!(b.kpis.chattering <= 1, "{b}");
     }
 }
-

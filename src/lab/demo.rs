@@ -105,6 +105,9 @@ pub struct Demo {
     pub security: crate::auth::Security,
 }
 
+/// How far ahead of the node's clock a sped-up demo's samples may be stamped (see `start`).
+const SPED_UP_FIELD_LEAD: Duration = Duration::from_secs(30 * 86_400);
+
 /// Profiles the demo's Modbus rooms alternate between.
 const DEMO_PROFILES: [&str; 2] = ["hydrotek-hc300", "aquaflow-ps2"];
 
@@ -310,6 +313,17 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
     spec.ws = opts.ws.clone();
     if let Some(d) = opts.offline_after {
         spec.actors.offline_after = d;
+    }
+    if opts.speed > 1.0 {
+        // A sped-up field stamps its samples on the simulator's clock, which runs ahead of the
+        // node's by (speed - 1) seconds every second: the node would refuse them as
+        // future-stamped ([actors] max_future_skew). The demo's field is trusted by
+        // construction, so it accepts a month of lead (a site's node never does).
+        spec.actors.max_future_skew = SPED_UP_FIELD_LEAD;
+        tracing::info!(
+            speed = opts.speed,
+            "the simulated field runs faster than real time: samples stamped up to 30 days ahead are accepted"
+        );
     }
     spec.field = Some(Arc::new(field.clone()));
     spec.mqtt = Some(MqttConfig {

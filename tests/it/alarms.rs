@@ -443,9 +443,8 @@ fn kill_9_keeps_a_standing_latched_alarm_on_the_board() {
             rules.display()
         ),
     );
-    let args = ["run", "--config", config.to_str().unwrap()];
-    let (mut first, ready) = spawn_cistern("alarm-board-1", &args, Duration::from_secs(30));
-    let base = ready["http"].clone();
+    let mut node = Cistern::run("alarm-board", &config).start();
+    let base = node.http().to_owned();
 
     // The gateway of XM-0001 reports smoke every second, before and after the kill.
     let mut opts = MqttOptions::new("board-gateway", "127.0.0.1", broker.addr.port());
@@ -481,22 +480,15 @@ fn kill_9_keeps_a_standing_latched_alarm_on_the_board() {
     while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
         std::thread::park_timeout(left);
     }
-    first.child.kill().unwrap();
-    first.child.wait().unwrap();
-
-    let (second, ready) = spawn_cistern("alarm-board-2", &args, Duration::from_secs(30));
-    let base = ready["http"].clone();
+    node.kill9();
+    node.restart();
+    let base = node.http().to_owned();
     let (_, one) = get(&format!("{base}/api/v1/alarms/{id}"));
     assert_eq!(one["alarm"]["state"], "unacked", "{one}");
     let listed = wait_for("the standing alarm listed", Duration::from_secs(20), || {
         alarms(&base).remove(id)
     });
-    assert_eq!(
-        listed["state"],
-        "unacked",
-        "{listed}\n{}",
-        second.log_tail()
-    );
+    assert_eq!(listed["state"], "unacked", "{listed}\n{}", node.log_tail());
     assert_eq!(listed["severity"], "P1");
     assert_eq!(
         metric_with(
@@ -532,5 +524,5 @@ fn kill_9_keeps_a_standing_latched_alarm_on_the_board() {
     assert_eq!(mark["worst"], "P1", "the room's map colour: {fleet}");
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     gateway.join().unwrap();
-    drop(second);
+    drop(node);
 }

@@ -5,7 +5,7 @@
 //! a false P2). Then the same node applying samples 40 s late: `/readyz` names `ingest_lag`.
 
 use crate::support::{get, get_text, run_site, spawn_cistern, temp_dir, wait_for, Mosquitto};
-use cistern::sim;
+use cistern::lab::sim;
 use cistern_schemas::{telemetry, DeviceId, Timestamp};
 use rumqttc::{Client, MqttOptions, QoS};
 use serde_json::Value;

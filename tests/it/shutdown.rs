@@ -3,45 +3,20 @@
 //! errors for the clients that disconnect), and a log written to a file carries no ANSI colour
 //! codes (colour is for terminals only).
 
-use crate::support::{metric, spawn_cistern, temp_dir, wait_for};
+use crate::support::{metric, wait_for, Cistern};
 use std::time::Duration;
 
 #[test]
 fn a_demo_stopped_with_sigterm_stops_quietly_and_logs_without_colour_to_a_file() {
-    let data = temp_dir("shutdown-data");
-    let (mut demo, ready) = spawn_cistern(
-        "shutdown",
-        &[
-            "demo",
-            "--rooms",
-            "20",
-            "--http",
-            "127.0.0.1:0",
-            "--mqtt",
-            "127.0.0.1:0",
-            "--modbus-rooms",
-            "2",
-            "--data",
-            data.to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
-    );
-    let base = ready["http"].clone();
+    let mut demo = Cistern::demo("shutdown").rooms(20).modbus_rooms(2).start();
+    let base = demo.http().to_owned();
     // Stop in the middle of the stream: MQTT messages are in flight, waiting for their acks.
     wait_for("MQTT messages ingested", Duration::from_secs(20), || {
         (metric(&base, "cistern_ingest_messages_total{source=\"mqtt\"}") > 40.0).then_some(())
     });
 
-    let pid = demo.child.id().to_string();
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let status = wait_for("the demo to exit", Duration::from_secs(30), || {
-        demo.child.try_wait().unwrap()
-    });
-    let log = std::fs::read_to_string(&demo.log).unwrap();
+    let status = demo.terminate();
+    let log = demo.log();
     assert!(status.success(), "{status}\n{}", demo.log_tail());
 
     assert!(

@@ -220,11 +220,18 @@ pub fn run(
             .lock()
             .map(|s| s.now())
             .unwrap_or_else(|p| p.into_inner().now());
+        // On a loaded machine start-up can take longer than a period: then the first ticks
+        // come back to back until the field has caught up (a lag of a minute or more is not
+        // start-up but a deliberate start in the past, and is left alone).
         let behind = Timestamp::now().as_millis() - sim_start.as_millis();
-        let mut catch_up = ((config.speed - 1.0).abs() < 1e-9
+        let mut catch_up = if (config.speed - 1.0).abs() < 1e-9
             && behind > 0
-            && (behind as u128) < config.period.as_millis())
-        .then(|| Duration::from_millis(behind as u64));
+            && (behind as u128) < 30 * config.period.as_millis()
+        {
+            Duration::from_millis(behind as u64)
+        } else {
+            Duration::ZERO
+        };
         loop {
             let margin = (step_cost * 2 + Duration::from_millis(20)).min(wall / 2);
             let start_at = next.checked_sub(margin).unwrap_or(next);
@@ -251,8 +258,9 @@ pub fn run(
             }
             // The next tick, one period on; a late tick (a loaded machine) delays the schedule
             // rather than bunching ticks up.
-            next = (next + wall - catch_up.take().unwrap_or_default())
-                .max(tokio::time::Instant::now());
+            let pay = catch_up.min(wall);
+            catch_up -= pay;
+            next = (next + wall - pay).max(tokio::time::Instant::now());
             let mut out: Vec<Outgoing> = Vec::new();
             let (mut dropped, mut buffered) = (0, 0);
             for (reading, link_up) in readings.into_iter().zip(links) {
