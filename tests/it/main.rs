@@ -14,6 +14,7 @@ mod history;
 mod modbus;
 mod monitoring;
 mod mqtt;
+mod readme;
 mod rest;
 mod rules;
 mod shutdown;
