@@ -90,7 +90,14 @@ async fn embedded_node(
         spec.actors.max_future_skew = Duration::from_secs(86_400);
     }
     spec.field = field.map(|f| Arc::new(f) as Arc<dyn cistern::node::FieldSim>);
-    (Node::start(spec).await.unwrap(), broker.addr)
+    let node = Node::start(spec).await.unwrap();
+    // Messages published before the node's subscription exists are not the broker's to keep:
+    // the tests publish as soon as this returns, so it returns once the node is subscribed.
+    assert!(
+        node.mqtt_subscribed(Duration::from_secs(30)).await,
+        "the node did not subscribe to the embedded broker within 30 s"
+    );
+    (node, broker.addr)
 }
 
 /// A node on `inventory` that ingests from the broker at `broker` as `client_id`.
