@@ -293,7 +293,7 @@ export class RoomPage {
       <span class="muted">${esc(v.address || '')}</span>
       <span class="muted">zone ${esc(zoneLabel(v.zone))} · ${num(v.lat, 4)}°N ${num(v.lon, 4)}°E</span>
       <span class="status ${esc(status)}">${esc(status.toUpperCase())}</span>
-      <span class="muted">last data ${esc(ago(v.last_data ?? v.last_seen))}${v.clock_skew ? ` · <span class="abn">gateway clock ${Math.round(v.clock_skew.ahead_s)} s ahead</span>` : ''}</span>`;
+      <span class="muted">last data ${esc(ago(v.last_data ?? v.last_seen))}${v.clock_skew ? ` · <span class="abn" lang="zh-CN">网关时钟超前 ${Math.round(v.clock_skew.ahead_s)} 秒</span> <span class="abn" lang="en">(gateway clock ${Math.round(v.clock_skew.ahead_s)} s ahead)</span>` : ''}</span>`;
   }
 
   kpis(v) {
