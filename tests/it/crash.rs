@@ -5,7 +5,7 @@
 //! from the persistent session (an acknowledgement sent too early would lose the samples of
 //! the last flush interval, and this test would see the hole).
 
-use crate::support::{get, run_site, wait_for, Cistern, Mosquitto};
+use crate::support::{get, run_site, try_wait_for, wait_for, Cistern, Mosquitto};
 use cistern::lab::sim;
 use cistern_schemas::telemetry;
 use cistern_schemas::{DeviceId, DeviceKind, Timestamp};
@@ -101,18 +101,36 @@ fn kill_9_during_ingest_loses_no_acknowledged_sample_and_duplicates_none() {
     // Restart on the same data directory: the broker re-delivers what was not acknowledged.
     node.restart();
     let history = history.replace(&base, node.http());
-    let samples = wait_for(
-        "every published sample in history",
-        Duration::from_secs(60),
-        || {
-            let (_, v) = get(&history);
-            let s = v["series"][0]["samples"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            (s.len() >= N).then_some(s)
-        },
-    );
+    // On a timeout, say how far it got and which samples are missing: a slow catch-up and a
+    // hole in history are different defects.
+    let mut seen = Vec::new();
+    let complete = try_wait_for(Duration::from_secs(120), || {
+        let (_, v) = get(&history);
+        seen = v["series"][0]["samples"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        seen.len() >= N
+    });
+    let samples = seen;
+    if !complete {
+        let stamps: std::collections::HashSet<i64> =
+            samples.iter().filter_map(|s| s[0].as_i64()).collect();
+        let missing: Vec<usize> = (0..N)
+            .filter(|i| !stamps.contains(&(t0 + 2_000 * *i as i64)))
+            .collect();
+        panic!(
+            "after 120 s, {} of {N} samples in history ({} before the kill, {} acknowledged \
+             by the broker); missing {} from index {:?} to {:?}\n{}",
+            samples.len(),
+            stored_before,
+            acked.load(Ordering::SeqCst),
+            missing.len(),
+            missing.first(),
+            missing.last(),
+            node.log_tail()
+        );
+    }
     assert_eq!(samples.len(), N, "{}", node.log_tail());
     for (i, s) in samples.iter().enumerate() {
         assert_eq!(s[0].as_i64().unwrap(), t0 + 2_000 * i as i64, "sample {i}");
