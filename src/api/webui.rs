@@ -72,6 +72,21 @@ const ASSETS: &[Asset] = &[
         body: include_str!("web/plans.js"),
     },
     Asset {
+        name: "i18n.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/i18n.js"),
+    },
+    Asset {
+        name: "i18n-zh-CN.json",
+        content_type: "application/json; charset=utf-8",
+        body: include_str!("web/i18n-zh-CN.json"),
+    },
+    Asset {
+        name: "i18n-en.json",
+        content_type: "application/json; charset=utf-8",
+        body: include_str!("web/i18n-en.json"),
+    },
+    Asset {
         name: "format.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("web/format.js"),
@@ -191,7 +206,221 @@ mod tests {
         assert_eq!(resp.status(), 404);
     }
 
-    // `test` here is actix-web's; this one is synchronous.
+    /// The key paths of a catalogue (`alarms.ack`), each with its text.
+    fn keys(
+        v: &serde_json::Value,
+        prefix: &str,
+        out: &mut std::collections::BTreeMap<String, String>,
+    ) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    keys(v, &p, out);
+                }
+            }
+            serde_json::Value::String(s) => {
+                out.insert(prefix.to_owned(), s.clone());
+            }
+            other => panic!("{prefix}: a catalogue holds texts, not {other}"),
+        }
+    }
+
+    fn catalogue(name: &str) -> std::collections::BTreeMap<String, String> {
+        let asset = ASSETS.iter().find(|a| a.name == name).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(asset.body).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
+        let mut out = std::collections::BTreeMap::new();
+        keys(&v, "", &mut out);
+        out
+    }
+
+    /// The placeholders (`{n}`) of a text; a date's `{MM}` (zero-padded) counts as its `{M}`.
+    fn placeholders(text: &str) -> std::collections::BTreeSet<&str> {
+        text.split('{')
+            .skip(1)
+            .filter_map(|p| p.split_once('}').map(|(name, _)| name))
+            .map(|name| match name {
+                "MM" => "M",
+                "DD" => "D",
+                other => other,
+            })
+            .collect()
+    }
+
+    // `test` here is actix-web's; these are synchronous.
+    #[core::prelude::v1::test]
+    fn both_catalogues_hold_the_same_keys_and_placeholders() {
+        let zh = catalogue("i18n-zh-CN.json");
+        let en = catalogue("i18n-en.json");
+        let only_zh: Vec<_> = zh.keys().filter(|k| !en.contains_key(*k)).collect();
+        let only_en: Vec<_> = en.keys().filter(|k| !zh.contains_key(*k)).collect();
+        assert!(
+            only_zh.is_empty() && only_en.is_empty(),
+            "only in zh-CN: {only_zh:?}; only in English: {only_en:?}"
+        );
+        for (k, z) in &zh {
+            let e = &en[k];
+            assert!(!z.trim().is_empty() && !e.trim().is_empty(), "{k} is empty");
+            assert_eq!(
+                placeholders(z),
+                placeholders(e),
+                "{k}: the two texts fill different placeholders"
+            );
+        }
+        // The Chinese catalogue is Chinese: most of its texts hold Chinese characters (the rest
+        // are codes and units such as P1 or MPa).
+        let cjk = zh
+            .values()
+            .filter(|t| t.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)))
+            .count();
+        assert!(
+            cjk * 10 >= zh.len() * 8,
+            "{cjk} of {} zh-CN texts are Chinese",
+            zh.len()
+        );
+    }
+
+    /// Every key the scripts and the page name: `t('a.b'`, `data-i18n="a.b"`, `data-i18n-title="a.b"`.
+    fn used_keys() -> Vec<(String, &'static str)> {
+        let mut used = Vec::new();
+        for a in ASSETS
+            .iter()
+            .filter(|a| a.name.ends_with(".js") || a.name.ends_with(".html"))
+        {
+            for (open, close) in [
+                ("t('", '\''),
+                ("data-i18n=\"", '"'),
+                ("data-i18n-title=\"", '"'),
+                ("data-i18n-placeholder=\"", '"'),
+                ("data-i18n-aria-label=\"", '"'),
+            ] {
+                for (at, _) in a.body.match_indices(open) {
+                    // `t(` the function, not the end of `get(` or `split(`.
+                    let before = a.body[..at].chars().next_back();
+                    if open == "t('"
+                        && before.is_some_and(|c| c.is_alphanumeric() || "_.$".contains(c))
+                    {
+                        continue;
+                    }
+                    let rest = &a.body[at + open.len()..];
+                    if let Some((key, _)) = rest.split_once(close) {
+                        used.push((key.to_owned(), a.name));
+                    }
+                }
+            }
+        }
+        used
+    }
+
+    #[core::prelude::v1::test]
+    fn every_key_the_console_names_is_in_the_catalogue() {
+        let zh = catalogue("i18n-zh-CN.json");
+        let used = used_keys();
+        assert!(
+            used.len() > 50,
+            "the scan finds the keys ({} found)",
+            used.len()
+        );
+        let missing: Vec<_> = used.iter().filter(|(k, _)| !zh.contains_key(k)).collect();
+        assert!(
+            missing.is_empty(),
+            "keys used but not in the catalogues: {missing:?}"
+        );
+    }
+
+    /// Latin words in what a script or the page puts on screen outside the catalogue: text
+    /// between tags (`>Ack<`) and the texts of `title=`, `placeholder=`, `aria-label=` and
+    /// `textContent =`. Codes and units an operator reads in both languages are allowed.
+    fn hard_coded_english(body: &str) -> Vec<String> {
+        const ALLOWED: &[&str] = &[
+            "CISTERN", "English", "MPa", "kPa", "kWh", "kW", "Hz", "mg", "NTU", "pH", "CSV",
+            "xlsx", "ID",
+        ];
+        let latin_word = |s: &str| {
+            s.split(|c: char| !c.is_ascii_alphabetic())
+                .filter(|w| w.len() >= 2 && !ALLOWED.contains(w))
+                .filter(|w| !(w.len() == 2 && w.starts_with('P')))
+                .map(str::to_owned)
+                .next()
+        };
+        let mut found = Vec::new();
+        // Text between tags (`>Ack</`, `>Ack<b`), outside `${...}` interpolations. A `>` that
+        // ends an arrow or a comparison (`=>`, `a > b`) is code, not a tag.
+        for (at, _) in body.match_indices('>') {
+            let before = body[..at].chars().next_back().unwrap_or(' ');
+            if !(before.is_ascii_alphanumeric() || "\"'/".contains(before)) {
+                continue;
+            }
+            let rest = &body[at + 1..];
+            let Some(end) = rest.find('<') else { continue };
+            if !rest[end + 1..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '/') {
+                continue;
+            }
+            let text = &rest[..end];
+            let plain: String = text
+                .split("${")
+                .enumerate()
+                .map(|(i, p)| {
+                    if i == 0 {
+                        p
+                    } else {
+                        p.split_once('}').map_or("", |(_, rest)| rest)
+                    }
+                })
+                .collect();
+            if plain.contains(';') || plain.contains('{') || plain.contains('`') {
+                continue; // a script's statements between two tags in one template
+            }
+            if let Some(w) = latin_word(&plain) {
+                found.push(format!(">{}<: {w}", plain.trim()));
+            }
+        }
+        for attr in [
+            " title=\"",
+            " placeholder=\"",
+            " aria-label=\"",
+            "textContent = '",
+        ] {
+            for part in body.split(attr).skip(1) {
+                let text = part.split(['"', '\'']).next().unwrap_or("");
+                if text.starts_with("${") {
+                    continue;
+                }
+                if let Some(w) = latin_word(text) {
+                    found.push(format!("{attr}{text}: {w}"));
+                }
+            }
+        }
+        found
+    }
+
+    #[core::prelude::v1::test]
+    fn no_asset_shows_hard_coded_english() {
+        // The scan itself finds English where it is.
+        assert!(!hard_coded_english("<button>Ack</button>").is_empty());
+        assert!(!hard_coded_english("<th title=\"unacknowledged\">").is_empty());
+        assert!(hard_coded_english("<b>${esc(t('alarms.ack'))}</b> <i>P1</i> MPa").is_empty());
+        let mut found = Vec::new();
+        for a in ASSETS
+            .iter()
+            .filter(|a| a.name.ends_with(".js") || a.name.ends_with(".html"))
+        {
+            for f in hard_coded_english(a.body) {
+                found.push(format!("{}: {f}", a.name));
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "English outside the catalogues:\n{}",
+            found.join("\n")
+        );
+    }
+
     #[core::prelude::v1::test]
     fn no_asset_reaches_outside_the_node() {
         for a in ASSETS {

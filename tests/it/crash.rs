@@ -104,8 +104,10 @@ fn kill_9_during_ingest_loses_no_acknowledged_sample_and_duplicates_none() {
     // On a timeout, say how far it got and which samples are missing: a slow catch-up and a
     // hole in history are different defects.
     let mut seen = Vec::new();
+    let mut last = (0, serde_json::Value::Null);
     let complete = try_wait_for(Duration::from_secs(120), || {
-        let (_, v) = get(&history);
+        last = get(&history);
+        let v = &last.1;
         seen = v["series"][0]["samples"]
             .as_array()
             .cloned()
@@ -121,13 +123,15 @@ fn kill_9_during_ingest_loses_no_acknowledged_sample_and_duplicates_none() {
             .collect();
         panic!(
             "after 120 s, {} of {N} samples in history ({} before the kill, {} acknowledged \
-             by the broker); missing {} from index {:?} to {:?}\n{}",
+             by the broker); missing {} from index {:?} to {:?}; the last answer was {} {:.300}\n{}",
             samples.len(),
             stored_before,
             acked.load(Ordering::SeqCst),
             missing.len(),
             missing.first(),
             missing.last(),
+            last.0,
+            last.1.to_string(),
             node.log_tail()
         );
     }

@@ -7,6 +7,7 @@
 mod alarms;
 mod auth;
 mod bench;
+mod browser;
 mod clock_skew;
 mod crash;
 mod demo;

@@ -3,7 +3,7 @@
 // short list. Tables are keyed by alarm id; a frame re-renders only the rows whose alarm
 // changed and moves rows only when the order changed.
 
-import { esc, stamp, STATE_LABEL, unacked, zoneLabel } from './format.js';
+import { esc, stamp, stateLabel, unacked, zoneLabel } from './format.js';
 
 const RANK = { P1: 1, P2: 2, P3: 3, P4: 4 };
 
@@ -62,7 +62,7 @@ function rowHtml(a, { room = true } = {}) {
   const un = unacked(a.state) ? ' unack' : '';
   return `<td>${esc(stamp(a.raised_at))}</td>` +
     `<td><span class="sev ${esc(a.severity)}${un}">${esc(a.severity)}</span></td>` +
-    `<td class="state ${esc(a.state)}">${esc(STATE_LABEL[a.state] || a.state)}${a.active ? '' : ' · clear'}${a.escalation_step ? ` · esc ${a.escalation_step}` : ''}</td>` +
+    `<td class="state ${esc(a.state)}">${esc(stateLabel(a.state))}${a.active ? '' : ' · clear'}${a.escalation_step ? ` · esc ${a.escalation_step}` : ''}</td>` +
     (room ? `<td><a class="roomlink" href="#/room/${esc(a.room)}">${esc(a.room)}</a></td><td>${esc(zoneLabel(a.zone))}</td>` : '') +
     `<td>${esc(a.rule)}</td>` +
     `<td class="msg">${esc(a.message)}</td>` +

@@ -9,7 +9,9 @@ import { FleetMap } from './map.js';
 import { AlarmBoard, AlarmTable, wireActions } from './alarms.js';
 import { RoomPage } from './room.js';
 import { PlansPage } from './plans.js';
-import { clock, esc, SEVERITIES, unacked, zoneLabel } from './format.js';
+import { clock, esc, SEVERITIES, setZoneNames, unacked, zoneLabel } from './format.js';
+import * as i18n from './i18n.js';
+import { t } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -57,7 +59,7 @@ $('login-form').addEventListener('submit', async (e) => {
     await api.login($('login-user').value.trim(), $('login-password').value);
     await start();
   } catch (err) {
-    $('login-error').textContent = err.status === 401 ? 'Wrong user name or password.' : `Sign-in failed: ${err.message}`;
+    $('login-error').textContent = err.status === 401 ? t('login.wrong') : t('login.failed', { message: i18n.apiError(err) });
   } finally {
     $('login-submit').disabled = false;
   }
@@ -70,7 +72,7 @@ $('logout').addEventListener('click', async () => {
 
 window.addEventListener('cistern:unauthorized', () => {
   api.clearSession();
-  showLogin('Your session has ended; sign in again.');
+  showLogin(t('login.ended'));
 });
 
 // --- the console ---
@@ -79,10 +81,13 @@ async function start() {
   const s = api.session();
   $('login').hidden = true;
   $('shell').hidden = false;
-  $('who').textContent = s ? `${s.user} (${s.role})` : '';
+  // The user's own language choice (kept in this browser) wins over the device's.
+  if (s) i18n.adopt(s.user);
+  for (const sel of document.querySelectorAll('.lang-select')) sel.value = i18n.lang();
+  $('who').textContent = s ? t('app.who', { user: s.user, role: t(`roles.${s.role}`) }) : '';
   board = new AlarmBoard();
   map = map || new FleetMap($('map'), $('map-tip'), { onOpen: (id) => (location.hash = `#/room/${id}`) });
-  alarmTable = alarmTable || new AlarmTable($('alarm-rows'), { empty: 'No alarms match.' });
+  alarmTable = alarmTable || new AlarmTable($('alarm-rows'), { empty: t('alarms.none_match') });
   live = new Live({ onLink: linkState });
   const me = await api.get('/api/v1/auth/me');
   role = me.role || 'viewer';
@@ -91,9 +96,10 @@ async function start() {
 
   // The inventory (names, positions, zones) once; live status comes from the `fleet` topic.
   const inventory = await api.get('/api/v1/rooms');
+  setZoneNames(inventory.zones);
   map.setRooms(inventory.rooms);
   const zoneIds = [...new Set(inventory.rooms.map((r) => r.zone))].sort();
-  $('f-zone').innerHTML = '<option value="">all</option>' + zoneIds.map((z) => `<option value="${esc(z)}">${esc(zoneLabel(z))}</option>`).join('');
+  $('f-zone').innerHTML = `<option value="">${esc(t('alarms.all'))}</option>` + zoneIds.map((z) => `<option value="${esc(z)}">${esc(zoneLabel(z))}</option>`).join('');
   zones.clear();
   for (const z of zoneIds) {
     const members = inventory.rooms.filter((r) => r.zone === z);
@@ -135,8 +141,8 @@ function proxyBoard() {
 function linkState(mode, detail) {
   const el = $('link-state');
   el.className = `link-state ${mode === 'up' ? 'up' : mode === 'polling' ? '' : 'down'}`;
-  el.textContent = mode === 'up' ? 'live' : mode === 'polling' ? 'polling (no socket)' : `link down${detail ? `: ${detail}` : ''}`;
-  el.title = mode === 'up' ? 'connected to the node over a WebSocket' : el.textContent;
+  el.textContent = mode === 'up' ? t('link.live') : mode === 'polling' ? t('link.polling') : detail ? t('link.down_detail', { detail }) : t('link.down');
+  el.title = mode === 'up' ? t('link.up_title') : el.textContent;
 }
 
 function renderZones() {
@@ -184,13 +190,13 @@ function renderAlarms() {
   if (!board) return;
   const list = board.list(alarmFilter());
   alarmTable.render(list);
-  $('alarm-count').textContent = `${list.length} of ${board.alarms.size} on the board`;
+  $('alarm-count').textContent = t('alarms.count', { n: list.length, total: board.alarms.size });
   // The map's short list: what needs attention first.
   const top = board.list((a) => a.active && !['shelved', 'suppressed', 'out_of_service'].includes(a.state)).slice(0, 40);
   $('mini-count').textContent = `(${top.length}${top.length === 40 ? '+' : ''})`;
   $('mini-alarms').innerHTML = top.length
     ? top.map((a) => `<li data-room="${esc(a.room)}"><span class="sev ${esc(a.severity)}${unacked(a.state) ? ' unack' : ''}">${esc(a.severity)}</span><span>${esc(a.room)}</span><span class="msg" title="${esc(a.message)}">${esc(a.message)}</span></li>`).join('')
-    : '<li class="empty">No active alarms.</li>';
+    : `<li class="empty">${esc(t('zones.no_active'))}</li>`;
 }
 
 for (const id of ['f-state', 'f-severity', 'f-zone', 'f-room']) $(id).addEventListener('input', () => schedule('alarms'));
@@ -234,9 +240,17 @@ function route() {
 window.addEventListener('hashchange', route);
 setInterval(() => ($('clock').textContent = clock(Date.now())), 1000);
 
+// The language pickers (sign-in page and top bar) show the current language and switch it.
+for (const sel of document.querySelectorAll('.lang-select')) {
+  sel.addEventListener('change', () => i18n.choose(sel.value, api.session() && api.session().user));
+}
+
 // A session survives a reload (sessionStorage) as long as the node still accepts its token.
 (async () => {
-  if (!api.session()) return showLogin();
+  const s = api.session();
+  await i18n.init(s && s.user);
+  for (const sel of document.querySelectorAll('.lang-select')) sel.value = i18n.lang();
+  if (!s) return showLogin();
   try {
     await api.get('/api/v1/auth/me');
     await start();

@@ -1,54 +1,45 @@
 // Formatting shared by the screens: numbers at a fixed precision, times in the operator's
-// local clock, HTML escaping for anything that came from the node.
+// local clock, names in the user's language, HTML escaping for anything that came from the node.
+
+import { lang, t } from './i18n.js';
 
 export function esc(s) {
   return String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 }
 
-export function num(v, decimals = 1) {
-  return typeof v === 'number' && Number.isFinite(v) ? v.toFixed(decimals) : '—';
-}
-
-const pad = (n) => String(n).padStart(2, '0');
-
-export function clock(ms) {
-  if (typeof ms !== 'number') return '—';
-  const d = new Date(ms);
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-}
-
-export function stamp(ms) {
-  if (typeof ms !== 'number') return '—';
-  const d = new Date(ms);
-  return `${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${clock(ms)}`;
-}
-
-export function ago(ms, now = Date.now()) {
-  if (typeof ms !== 'number') return 'never';
-  const s = Math.max(0, Math.round((now - ms) / 1000));
-  if (s < 60) return `${s} s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min ago`;
-}
+// Numbers, times and dates in the user's language (see i18n.js).
+export { num, clock, stamp, date, ago } from './i18n.js';
 
 export const SEVERITIES = ['P1', 'P2', 'P3', 'P4'];
 
-export const STATE_LABEL = {
-  normal: 'normal',
-  unacked: 'UNACK',
-  acked: 'ACKED',
-  returned_unacked: 'RTN UNACK',
-  shelved: 'shelved',
-  suppressed: 'suppressed',
-  out_of_service: 'out of service',
-};
+// An alarm state's short label in the user's language.
+export function stateLabel(state) {
+  return t(`state.${state}`);
+}
 
 export function unacked(state) {
   return state === 'unacked' || state === 'returned_unacked';
 }
 
+// Zone names from the inventory (`GET /api/v1/rooms`): Chinese, with the pinyin for English.
+const zoneNames = new Map();
+
+export function setZoneNames(zones) {
+  zoneNames.clear();
+  for (const z of zones || []) zoneNames.set(z.id, z);
+}
+
+// A zone's name in the user's language; an id the inventory did not name reads as itself.
 export function zoneLabel(id) {
-  return String(id).replace(/[-_]/g, ' ').replace(/\b\w/g, (c) => c.toUpperCase());
+  const z = zoneNames.get(id);
+  if (!z) return String(id).replace(/[-_]/g, ' ').replace(/\b\w/g, (c) => c.toUpperCase());
+  return lang() === 'zh-CN' ? z.name : z.name_pinyin || z.name;
+}
+
+// A room's or device's name in the user's language (pinyin in English where it has one).
+export function nameLabel(thing) {
+  if (!thing) return '';
+  return lang() === 'zh-CN' ? thing.name : thing.name_pinyin || thing.name;
 }
 
 // The point named `name` in a RoomView's or DeviceView's `points`.

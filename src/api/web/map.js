@@ -4,7 +4,8 @@
 // circles that changed, batched into one animation frame, so a 2,100-room fleet stays fluid
 // whatever the message rate.
 
-import { esc, zoneLabel } from './format.js';
+import { esc, nameLabel, zoneLabel } from './format.js';
+import { t } from './i18n.js';
 
 const NS = 'http://www.w3.org/2000/svg';
 const WIDTH = 1000;
@@ -102,12 +103,12 @@ export class FleetMap {
     for (let lon = Math.ceil(lonMin / step) * step; lon <= lonMax; lon += step) {
       const [x] = project({ lon, lat: lat0 });
       el('line', { class: 'graticule', x1: x, x2: x, y1: 0, y2: height }, grid);
-      el('text', { class: 'grid-label', x: x + 3, y: height - 4 }, grid).textContent = `${lon.toFixed(2)}°E`;
+      el('text', { class: 'grid-label', x: x + 3, y: height - 4 }, grid).textContent = t('map.lon', { v: lon.toFixed(2) });
     }
     for (let lat = Math.ceil(latMin / step) * step; lat <= latMax; lat += step) {
       const [, y] = project({ lon: lonMin, lat });
       el('line', { class: 'graticule', x1: 0, x2: WIDTH, y1: y, y2: y }, grid);
-      el('text', { class: 'grid-label', x: 4, y: y - 3 }, grid).textContent = `${lat.toFixed(2)}°N`;
+      el('text', { class: 'grid-label', x: 4, y: y - 3 }, grid).textContent = t('map.lat', { v: lat.toFixed(2) });
     }
 
     const r = Math.max(2.6, Math.min(7, 110 / Math.sqrt(rooms.length)));
@@ -131,7 +132,7 @@ export class FleetMap {
       const label = el('text', { class: 'zone-label', x: cx.toFixed(1), y: Math.max(14, ty - head + 4).toFixed(1), 'text-anchor': 'middle' }, labels);
       label.textContent = zoneLabel(zone);
       const sub = el('tspan', { class: 'zone-sub', x: cx.toFixed(1), dy: '13' }, label);
-      sub.textContent = `${members.length} rooms`;
+      sub.textContent = t('map.rooms', { n: members.length });
       this.zones.set(zone, { area, sub, count: members.length });
     }
     for (const [, members] of byZone) {
@@ -155,7 +156,10 @@ export class FleetMap {
     if (!z) return;
     const a = summary.alarms || {};
     const active = (a.P1 || 0) + (a.P2 || 0) + (a.P3 || 0) + (a.P4 || 0);
-    const text = `${summary.rooms} rooms${summary.offline ? ` · ${summary.offline} offline` : ''}${active ? ` · ${active} alarm${active > 1 ? 's' : ''}` : ''}`;
+    const parts = [t('map.rooms', { n: summary.rooms })];
+    if (summary.offline) parts.push(t('map.offline_n', { n: summary.offline }));
+    if (active) parts.push(t('map.alarms_n', { n: active }));
+    const text = parts.join(' · ');
     if (z.sub.textContent !== text) z.sub.textContent = text;
     z.area.classList.toggle('alarm', active > 0 || summary.offline > 0);
   }
@@ -189,8 +193,11 @@ export class FleetMap {
     }
     const m = room.mark || {};
     const status = m.status || (room.info.online === false ? 'offline' : 'online');
-    this.tip.innerHTML = `<b>${esc(id)}</b> ${esc(room.info.name)}<br>${esc(zoneLabel(room.info.zone))} · ${esc(status)}` +
-      (m.alarms ? `<br>${m.alarms} alarm${m.alarms > 1 ? 's' : ''}${m.worst ? `, worst ${esc(m.worst)}` : ''}${m.unacked ? `, ${m.unacked} unacked` : ''}` : '');
+    const alarms = [t('map.alarms_n', { n: m.alarms })];
+    if (m.worst) alarms.push(t('map.worst', { sev: m.worst }));
+    if (m.unacked) alarms.push(t('map.unacked_n', { n: m.unacked }));
+    this.tip.innerHTML = `<b>${esc(id)}</b> ${esc(nameLabel(room.info))}<br>${esc(zoneLabel(room.info.zone))} · ${esc(t(`map.status_${status}`))}` +
+      (m.alarms ? `<br>${esc(alarms.join(t('map.list_sep')))}` : '');
     const box = this.svg.parentNode.getBoundingClientRect();
     this.tip.style.left = `${e.clientX - box.left + 12}px`;
     this.tip.style.top = `${e.clientY - box.top + 12}px`;

@@ -1,0 +1,207 @@
+//! A real headless Chromium driven through chromedriver's W3C WebDriver HTTP protocol, for
+//! the web UI's tests: open a page, run a script in it, find, click and type into elements,
+//! take screenshots, at a desktop or a phone's window size.
+
+use crate::support::{peer_call, temp_dir, wait_for, Proc};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The key under which WebDriver returns an element reference.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn find_exe(names: &[&str]) -> PathBuf {
+    names
+        .iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| {
+            panic!(
+                "none of {names:?} exists: the UI test needs Debian's chromium and \
+                 chromium-driver (ops/test.sh installs them: apt-get install chromium chromium-driver)"
+            )
+        })
+}
+
+/// A chromedriver on a free port and one headless Chromium session through it.
+pub struct Browser {
+    pub base: String,
+    session: String,
+    _driver: Proc,
+}
+
+impl Browser {
+    /// A desktop-sized window (1600×1000).
+    pub fn start(name: &str) -> Self {
+        Self::start_sized(name, 1600, 1000)
+    }
+
+    /// A window of `width`×`height` CSS pixels (390×844: a phone).
+    pub fn start_sized(name: &str, width: u32, height: u32) -> Self {
+        let chromium = find_exe(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]);
+        let chromedriver = find_exe(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]);
+        let dir = temp_dir(name);
+        let port = crate::support::free_port();
+        let log = dir.join("chromedriver.log");
+        let child = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start chromedriver");
+        let driver = Proc { child, log };
+        let base = format!("http://127.0.0.1:{port}");
+        wait_for("chromedriver to be ready", Duration::from_secs(30), || {
+            let addr = format!("127.0.0.1:{port}").parse().unwrap();
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+            let (status, v) = peer_call("GET", &format!("{base}/status"), None);
+            (status == 200 && v["value"]["ready"] == true).then_some(())
+        });
+        let profile = dir.join("profile");
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "pageLoadStrategy": "normal",
+            "goog:chromeOptions": {
+                "binary": chromium.to_str().unwrap(),
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    format!("--user-data-dir={}", profile.display()),
+                    format!("--window-size={width},{height}"),
+                ],
+            },
+        }}});
+        let (status, v) = peer_call("POST", &format!("{base}/session"), Some(&caps));
+        assert_eq!(
+            status,
+            200,
+            "chromedriver could not start Chromium: {v}\n{}",
+            driver.log_tail()
+        );
+        let session = v["value"]["sessionId"].as_str().unwrap().to_owned();
+        Self {
+            base,
+            session,
+            _driver: driver,
+        }
+    }
+
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let (status, v) = peer_call(method, &url, body.as_ref());
+        assert_eq!(status, 200, "WebDriver {method} {path}: {v}");
+        v["value"].clone()
+    }
+
+    pub fn goto(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    /// Runs `script` (a function body; `arguments` are `args`) in the page.
+    pub fn js(&self, script: &str, args: Value) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": args })),
+        )
+    }
+
+    /// The first element matching `css`, once there is one (within `deadline`).
+    pub fn element(&self, css: &str, deadline: Duration) -> String {
+        wait_for(&format!("an element {css}"), deadline, || {
+            let url = format!("{}/session/{}/elements", self.base, self.session);
+            let body = json!({ "using": "css selector", "value": css });
+            let (_, v) = peer_call("POST", &url, Some(&body));
+            v["value"]
+                .as_array()
+                .and_then(|a| a.first())
+                .and_then(|e| e[ELEMENT].as_str())
+                .map(str::to_owned)
+        })
+    }
+
+    pub fn click(&self, element: &str) {
+        self.call(
+            "POST",
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        );
+    }
+
+    /// Replaces the text of an input.
+    pub fn type_into(&self, element: &str, text: &str) {
+        self.call(
+            "POST",
+            &format!("/element/{element}/clear"),
+            Some(json!({})),
+        );
+        self.call(
+            "POST",
+            &format!("/element/{element}/value"),
+            Some(json!({ "text": text })),
+        );
+    }
+
+    /// Waits until `script` returns something other than null/false; returns it.
+    pub fn until(&self, what: &str, deadline: Duration, script: &str) -> Value {
+        wait_for(what, deadline, || {
+            let v = self.js(script, json!([]));
+            (!v.is_null() && v != false).then_some(v)
+        })
+    }
+
+    /// A PNG of the viewport, written to `path`.
+    pub fn screenshot(&self, path: &Path) {
+        let b64 = self.call("GET", "/screenshot", None);
+        let png = base64_decode(b64.as_str().unwrap());
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
+        std::fs::write(path, png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let url = format!("{}/session/{}", self.base, self.session);
+        let _ = std::panic::catch_unwind(|| peer_call("DELETE", &url, None));
+    }
+}
+
+/// Standard base64 (WebDriver's screenshots), without a crate for one call.
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => (c - b'A') as u32,
+            b'a'..=b'z' => (c - b'a') as u32 + 26,
+            b'0'..=b'9' => (c - b'0') as u32 + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {c}"),
+        }
+    };
+    let bytes: Vec<u8> = text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+        .collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut acc = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            acc |= value(*c) << (18 - 6 * i);
+        }
+        let n = chunk.len() * 6 / 8;
+        for i in 0..n {
+            out.push((acc >> (16 - 8 * i)) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn base64_decodes_what_webdriver_sends() {
+    assert_eq!(base64_decode("aGVsbG8gd29ybGQ="), b"hello world");
+    assert_eq!(base64_decode("iVBORw0KGgo="), b"\x89PNG\r\n\x1a\n");
+}
