@@ -154,6 +154,89 @@ impl Browser {
         })
     }
 
+    /// Opens the console at `base` in `lang` (`zh-CN` or `en`) and signs in as the admin;
+    /// returns once the shell is shown.
+    pub fn sign_in(&self, base: &str, lang: &str) {
+        self.goto(&format!("{base}/?lang={lang}"));
+        self.until(
+            "the sign-in form",
+            Duration::from_secs(30),
+            "return !document.getElementById('login').hidden || null;",
+        );
+        let user = self.element("#login-user", Duration::from_secs(5));
+        let password = self.element("#login-password", Duration::from_secs(5));
+        self.type_into(&user, "admin");
+        self.type_into(&password, crate::support::IT_ADMIN_PASSWORD);
+        self.click(&self.element("#login-submit", Duration::from_secs(5)));
+        self.until(
+            "the console after sign-in",
+            Duration::from_secs(30),
+            "return !document.getElementById('shell').hidden || null;",
+        );
+    }
+
+    /// Latin words (three letters or more) a reader of the page sees: in visible text and in
+    /// the `title`, `placeholder` and `aria-label` of visible elements, less the ids, codes
+    /// and units every operator reads in both languages and data marked `translate="no"` (a
+    /// user's name). In zh-CN this must be empty.
+    pub fn latin_words(&self) -> Vec<String> {
+        let v = self.js(
+            "const allowed = /^(CISTERN|XM|MPa|kPa|kWh|kW|Hz|NTU|CSV|xlsx|English|mg|pH|ORP|DN)$/; \
+             const words = new Set(); \
+             const visible = (e) => e && e.getClientRects().length > 0 \
+               && getComputedStyle(e).visibility !== 'hidden'; \
+             const scan = (text, where) => { \
+               for (const w of String(text).match(/[A-Za-z]{3,}/g) || []) \
+                 if (!allowed.test(w)) words.add(`${w} (${where})`); }; \
+             const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT); \
+             for (let n = walker.nextNode(); n; n = walker.nextNode()) { \
+               const e = n.parentElement; \
+               if (!e || e.closest('script,style,option,[hidden],.lang-select,[translate=no]') || !visible(e)) continue; \
+               scan(n.textContent, e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')); } \
+             for (const e of document.body.querySelectorAll('[title],[placeholder],[aria-label]')) { \
+               if (!visible(e) || e.closest('.lang-select,[translate=no]')) continue; \
+               for (const a of ['title', 'placeholder', 'aria-label']) \
+                 if (e.hasAttribute(a)) scan(e.getAttribute(a), a); } \
+             scan(document.title, 'title'); \
+             return [...words].sort();",
+            json!([]),
+        );
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// The elements wider than the window or reaching past its right edge (a phone layout
+    /// must have none), with the page's own scroll width when it scrolls sideways.
+    pub fn overflowing(&self) -> Vec<String> {
+        let v = self.js(
+            "const w = document.documentElement.clientWidth; \
+             const out = []; \
+             if (document.documentElement.scrollWidth > w) \
+               out.push(`page scrolls sideways: ${document.documentElement.scrollWidth} > ${w}`); \
+             for (const e of document.body.querySelectorAll('*')) { \
+               const r = e.getBoundingClientRect(); \
+               if (!r.width || e.closest('[hidden]')) continue; \
+               let p = e.parentElement, clipped = false; \
+               for (; p && p !== document.body; p = p.parentElement) { \
+                 const o = getComputedStyle(p).overflowX; \
+                 if (o === 'auto' || o === 'scroll' || o === 'hidden') { clipped = true; break; } } \
+               if (!clipped && r.right > w + 1) \
+                 out.push(`${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}.${e.className.baseVal ?? e.className} right=${Math.round(r.right)}`); \
+               if (out.length > 20) break; } \
+             return out;",
+            json!([]),
+        );
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// The catalogue keys the page looked up and did not find.
+    pub fn missing_keys(&self) -> Vec<String> {
+        let v = self.js(
+            "return [...(window.cisternMissingKeys || [])].sort();",
+            json!([]),
+        );
+        serde_json::from_value(v).unwrap()
+    }
+
     /// A PNG of the viewport, written to `path`.
     pub fn screenshot(&self, path: &Path) {
         let b64 = self.call("GET", "/screenshot", None);

@@ -9,7 +9,7 @@ import { FleetMap } from './map.js';
 import { AlarmBoard, AlarmTable, wireActions } from './alarms.js';
 import { RoomPage } from './room.js';
 import { PlansPage } from './plans.js';
-import { clock, esc, SEVERITIES, setZoneNames, unacked, zoneLabel } from './format.js';
+import { clock, esc, nameLabel, SEVERITIES, setZoneNames, unacked, zoneLabel } from './format.js';
 import * as i18n from './i18n.js';
 import { t } from './i18n.js';
 
@@ -200,6 +200,38 @@ function renderAlarms() {
 }
 
 for (const id of ['f-state', 'f-severity', 'f-zone', 'f-room']) $(id).addEventListener('input', () => schedule('alarms'));
+
+// --- the map's search and zoom ---
+
+const RESULTS = 12;
+
+function showResults() {
+  const hits = map.find($('map-search-input').value);
+  const q = $('map-search-input').value.trim();
+  const items = hits.slice(0, RESULTS).map((r) => `<li data-room="${esc(r.id)}"><b>${esc(r.id)}</b><span>${esc(nameLabel(r))}</span></li>`);
+  if (hits.length > RESULTS) items.push(`<li class="empty">${esc(t('map.more', { n: hits.length - RESULTS }))}</li>`);
+  if (q && !hits.length) items.push(`<li class="empty">${esc(t('map.no_match'))}</li>`);
+  $('map-results').innerHTML = items.join('');
+  if (hits.length === 1) map.focus(hits[0].id);
+}
+
+$('map-search-input').addEventListener('input', showResults);
+$('map-search').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const first = $('map-results').querySelector('li[data-room]');
+  if (first) location.hash = `#/room/${first.dataset.room}`;
+});
+$('map-results').addEventListener('click', (e) => {
+  const li = e.target.closest('li[data-room]');
+  if (li) map.focus(li.dataset.room);
+});
+$('map-results').addEventListener('dblclick', (e) => {
+  const li = e.target.closest('li[data-room]');
+  if (li) location.hash = `#/room/${li.dataset.room}`;
+});
+$('map-zoom-in').addEventListener('click', () => map && map.zoom(0.6));
+$('map-zoom-out').addEventListener('click', () => map && map.zoom(1 / 0.6));
+$('map-zoom-reset').addEventListener('click', () => map && map.reset());
 $('mini-alarms').addEventListener('click', (e) => {
   const li = e.target.closest('li[data-room]');
   if (li) location.hash = `#/room/${li.dataset.room}`;

@@ -64,11 +64,145 @@ export class FleetMap {
     this.dirty = new Map();
     this.frame = 0;
     svg.addEventListener('click', (e) => {
+      if (this.dragged) return; // the end of a pan, not a choice
       const id = e.target.dataset && e.target.dataset.room;
       if (id) this.onOpen(id);
     });
     svg.addEventListener('mousemove', (e) => this.hover(e));
     svg.addEventListener('mouseleave', () => (this.tip.hidden = true));
+    this.view = null; // the viewBox shown: [x, y, w, h]
+    this.full = null; // the whole fleet's viewBox
+    this.wirePanZoom();
+  }
+
+  // Wheel and pinch zoom about the pointer, drag to pan: by the SVG's viewBox, so the dots keep
+  // their size on screen and nothing is redrawn but the labels of a close view.
+  wirePanZoom() {
+    const svg = this.svg;
+    const toSvg = (clientX, clientY) => {
+      const box = svg.getBoundingClientRect();
+      const [x, y, w, h] = this.view;
+      const k = Math.max(w / box.width, h / box.height);
+      const ox = x + (w - box.width * k) / 2;
+      const oy = y + (h - box.height * k) / 2;
+      return [ox + (clientX - box.left) * k, oy + (clientY - box.top) * k, k];
+    };
+    svg.addEventListener('wheel', (e) => {
+      if (!this.view) return;
+      e.preventDefault();
+      const [px, py] = toSvg(e.clientX, e.clientY);
+      this.zoom(Math.exp(e.deltaY * 0.0015), px, py);
+    }, { passive: false });
+    const pointers = new Map();
+    let last = null;
+    svg.addEventListener('pointerdown', (e) => {
+      if (!this.view) return;
+      pointers.set(e.pointerId, [e.clientX, e.clientY]);
+      last = null;
+      this.dragged = false;
+      this.pressed = [e.clientX, e.clientY];
+    });
+    const end = (e) => {
+      pointers.delete(e.pointerId);
+      last = null;
+    };
+    svg.addEventListener('pointerup', end);
+    svg.addEventListener('pointercancel', end);
+    svg.addEventListener('pointerleave', end);
+    svg.addEventListener('pointermove', (e) => {
+      if (!pointers.has(e.pointerId) || !this.view) return;
+      pointers.set(e.pointerId, [e.clientX, e.clientY]);
+      if (Math.hypot(e.clientX - this.pressed[0], e.clientY - this.pressed[1]) > 6) this.dragged = true;
+      if (!this.dragged) return;
+      const pts = [...pointers.values()];
+      const cx = pts.reduce((s, p) => s + p[0], 0) / pts.length;
+      const cy = pts.reduce((s, p) => s + p[1], 0) / pts.length;
+      const spread = pts.length > 1 ? Math.hypot(pts[0][0] - pts[1][0], pts[0][1] - pts[1][1]) : 0;
+      if (last && last.n === pts.length) {
+        const [, , k] = toSvg(cx, cy);
+        const [x, y, w, h] = this.view;
+        this.setView([x - (cx - last.cx) * k, y - (cy - last.cy) * k, w, h]);
+        if (spread && last.spread) {
+          const [px, py] = toSvg(cx, cy);
+          this.zoom(last.spread / spread, px, py);
+        }
+      }
+      last = { cx, cy, spread, n: pts.length };
+    });
+  }
+
+  // Zooms by `factor` (< 1 closer) about the SVG point (px, py); never past the whole fleet.
+  zoom(factor, px, py) {
+    if (!this.view) return;
+    const [x, y, w, h] = this.view;
+    const f = Math.min(Math.max(factor, 0.02 * this.full[2] / w), this.full[2] / w);
+    if (px === undefined) [px, py] = [x + w / 2, y + h / 2];
+    this.setView([px - (px - x) * f, py - (py - y) * f, w * f, h * f]);
+  }
+
+  reset() {
+    if (this.full) this.setView([...this.full]);
+  }
+
+  setView(v) {
+    this.view = v;
+    this.svg.setAttribute('viewBox', v.map((n) => n.toFixed(1)).join(' '));
+    this.labelsSoon();
+  }
+
+  // Room labels (id and name) only in a close view, at most a few hundred: at the whole
+  // fleet's scale they would be a grey smudge.
+  labelsSoon() {
+    clearTimeout(this.labelTimer);
+    this.labelTimer = setTimeout(() => this.drawLabels(), 120);
+  }
+
+  drawLabels() {
+    if (!this.labels || !this.view) return;
+    this.labels.replaceChildren();
+    const [x, y, w, h] = this.view;
+    if (w > this.full[2] / 4) return;
+    let shown = 0;
+    for (const [id, room] of this.rooms) {
+      const [cx, cy] = room.xy;
+      if (cx < x || cx > x + w || cy < y || cy > y + h) continue;
+      if (++shown > 300) break;
+      const label = el('text', { class: 'room-label', x: (cx + this.r * 1.4).toFixed(1), y: (cy + 3).toFixed(1) }, this.labels);
+      label.textContent = `${id} ${nameLabel(room.info)}`;
+      label.setAttribute('font-size', (9 * w / this.full[2] * 4).toFixed(2));
+    }
+  }
+
+  // The rooms whose id, name or pinyin contain `query` (case-insensitive), best first: an id
+  // that starts with it, then the rest in id order. Marks them on the map.
+  find(query) {
+    const q = query.trim().toLowerCase();
+    for (const room of this.rooms.values()) {
+      room.found = false;
+      room.circle.classList.remove('found');
+    }
+    if (!q) return [];
+    const hits = [];
+    for (const [id, room] of this.rooms) {
+      const i = room.info;
+      const text = `${id} ${i.name || ''} ${i.name_pinyin || ''} ${i.address || ''}`.toLowerCase();
+      if (text.includes(q)) hits.push(room);
+    }
+    hits.sort((a, b) => Number(!a.info.id.toLowerCase().startsWith(q)) - Number(!b.info.id.toLowerCase().startsWith(q)) || a.info.id.localeCompare(b.info.id));
+    for (const room of hits) {
+      room.found = true;
+      room.circle.classList.add('found');
+    }
+    return hits.map((r) => r.info);
+  }
+
+  // Centres the view on a room, close enough to read its neighbours' labels.
+  focus(id) {
+    const room = this.rooms.get(id);
+    if (!room || !this.full) return;
+    const w = this.full[2] / 8;
+    const h = this.full[3] / 8;
+    this.setView([room.xy[0] - w / 2, room.xy[1] - h / 2, w, h]);
   }
 
   // Builds the map from the inventory (`GET /api/v1/rooms`): once per session.
@@ -90,6 +224,8 @@ export class FleetMap {
     const ox = (WIDTH - (x1 - x0) * s) / 2;
     const oy = (height - (y1 - y0) * s) / 2;
     const project = (r) => [ox + (r.lon * kx - x0) * s, oy + (-r.lat - y0) * s];
+    this.full = [0, 0, WIDTH, height];
+    this.view = [...this.full];
     this.svg.setAttribute('viewBox', `0 0 ${WIDTH} ${height.toFixed(0)}`);
     this.svg.setAttribute('preserveAspectRatio', 'xMidYMid meet');
 
@@ -122,6 +258,7 @@ export class FleetMap {
     const dots = el('g', {}, this.svg);
     // Labels above the rooms, with a halo, so that a dense zone never hides its name.
     const labels = el('g', {}, this.svg);
+    this.r = r;
     for (const [zone, members] of [...byZone].sort(([a], [b]) => a.localeCompare(b))) {
       const pts = members.map((m) => m.xy);
       const head = 30;
@@ -138,11 +275,12 @@ export class FleetMap {
     for (const [, members] of byZone) {
       for (const { room, xy } of members) {
         const c = el('circle', { class: 'room', cx: xy[0].toFixed(1), cy: xy[1].toFixed(1), r: r.toFixed(1), 'data-room': room.id }, dots);
-        this.rooms.set(room.id, { info: room, circle: c, mark: null });
+        this.rooms.set(room.id, { info: room, circle: c, mark: null, xy });
         // Before the first live message, the inventory's own online flag.
         if (room.online === false) c.setAttribute('class', 'room offline');
       }
     }
+    this.labels = el('g', {}, this.svg);
   }
 
   // A RoomMark from the `fleet` topic; applied at the next frame.
@@ -174,11 +312,12 @@ export class FleetMap {
       const room = this.rooms.get(id);
       if (!room) continue;
       room.mark = m;
-      const cls = m.status === 'offline' ? 'room offline' : m.worst ? `room sev-${m.worst}` : 'room';
+      const base = m.status === 'offline' ? 'room offline' : m.worst ? `room sev-${m.worst}` : 'room';
+      const cls = room.found ? `${base} found` : base;
       if (room.circle.getAttribute('class') !== cls) {
         room.circle.setAttribute('class', cls);
         // Abnormal rooms are drawn last, on top of their normal neighbours.
-        if (cls !== 'room') room.circle.parentNode.appendChild(room.circle);
+        if (base !== 'room') room.circle.parentNode.appendChild(room.circle);
       }
     }
     this.dirty.clear();
