@@ -2,6 +2,7 @@
 //! in `ops/cistern.example.toml` (a test parses it), unknown keys refused so that a misspelt
 //! setting stops start-up instead of being silently ignored.
 
+use crate::api::basemap::Basemap;
 use crate::historian::{HistorianSection, HistorianSectionError};
 use crate::ingest::modbus::ModbusConfig;
 use crate::ingest::mqtt::MqttConfig;
@@ -70,6 +71,10 @@ impl Default for HttpConfig {
 pub struct InventoryConfig {
     /// The site inventory (relative paths are relative to the configuration file).
     pub file: PathBuf,
+    /// The site's base map for the fleet map: district boundaries and coastline as GeoJSON
+    /// (see ops/maps/README.md). None: the map draws the rooms on a plain graticule.
+    #[serde(default)]
+    pub basemap: Option<PathBuf>,
 }
 
 /// `[profiles]`
@@ -200,6 +205,8 @@ pub enum ConfigError {
     /// A configuration written before the historian's knobs left `[store]`.
     #[error("configuration {path}: [store] {key} has moved to [historian] (the store section now says only which backend and where)")]
     MovedToHistorian { path: String, key: &'static str },
+    #[error("base map {path} ([inventory] basemap) cannot be used: {reason}")]
+    Basemap { path: String, reason: String },
 }
 
 impl Config {
@@ -213,6 +220,11 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         if config.inventory.file.is_relative() {
             config.inventory.file = base.join(&config.inventory.file);
+        }
+        if let Some(map) = &mut config.inventory.basemap {
+            if map.is_relative() {
+                *map = base.join(&*map);
+            }
         }
         config.store.resolve_relative_to(base);
         config.historian.validate()?;
@@ -241,6 +253,21 @@ impl Config {
 
     pub fn load_inventory(&self) -> Result<Inventory, ConfigError> {
         Ok(Inventory::load(&self.inventory.file)?)
+    }
+
+    /// The base map named by `[inventory] basemap`, read and checked (none when unnamed).
+    pub fn load_basemap(&self) -> Result<Option<Basemap>, ConfigError> {
+        let Some(path) = &self.inventory.basemap else {
+            return Ok(None);
+        };
+        let fail = |reason: String| ConfigError::Basemap {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        Basemap::parse(&text)
+            .map(Some)
+            .map_err(|e| fail(e.to_string()))
     }
 
     /// The built-in register maps plus those of `[profiles] dir`.

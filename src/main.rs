@@ -475,6 +475,7 @@ fn main() -> anyhow::Result<()> {
             init_tracing(&config.log)?;
             let inventory = config.load_inventory()?;
             let profiles = config.load_profiles()?;
+            let basemap = config.load_basemap()?;
             actix_web::rt::System::new().block_on(async move {
                 let mut stop = stop_signal();
                 let storage = cistern::node::Storage::open(&config.store, &config.historian).await?;
@@ -496,6 +497,7 @@ fn main() -> anyhow::Result<()> {
                 spec.http_workers = config.http.workers;
                 spec.rules = config.rules.clone();
                 spec.ws = config.ws.clone();
+                spec.basemap = basemap;
                 let node = Node::start(spec).await.context("cannot start the node")?;
                 if !node.mqtt_subscribed(Duration::from_secs(10)).await {
                     tracing::warn!("not subscribed to the MQTT broker yet; ready anyway, ingest starts once it is");

@@ -68,6 +68,8 @@ pub struct NodeSpec {
     pub ws: crate::api::ws::WsConfig,
     /// Live peak-shaving planning of the tanks whose controllers take plans (none: off).
     pub plans: Option<PlansSpec>,
+    /// The site's base map, served to the fleet map.
+    pub basemap: Option<crate::api::basemap::Basemap>,
 }
 
 /// What the node's planning service starts with.
@@ -118,6 +120,7 @@ impl NodeSpec {
             security: crate::auth::Security::default(),
             ws: crate::api::ws::WsConfig::default(),
             plans: None,
+            basemap: None,
         }
     }
 }
@@ -400,6 +403,7 @@ impl Node {
             readiness: Some(readiness.clone()),
             writer: Some(writer.clone()),
             plans: plans.clone(),
+            basemap: spec.basemap.clone(),
         });
         spec.security.auth.metrics().register(&metrics)?;
         let security = web::Data::new(spec.security.clone());

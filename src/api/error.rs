@@ -134,6 +134,9 @@ error_codes! {
     InvalidLimit => "invalid_limit",
     // The server.
     StoreUnavailable => "store_unavailable",
+    // The site.
+    /// The inventory names no base map (404).
+    NoBasemap => "no_basemap",
     Internal => "internal",
 }
 

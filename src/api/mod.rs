@@ -8,6 +8,7 @@
 pub mod alarms;
 pub mod audit;
 pub mod auth;
+pub mod basemap;
 pub mod error;
 pub mod history;
 pub mod plans;
@@ -45,6 +46,8 @@ pub struct ApiState {
     pub writer: Option<Arc<crate::control::writer::FieldWriter>>,
     /// The live peak-shaving plans (when the node plans).
     pub plans: Option<Arc<crate::control::plans::PlanBoard>>,
+    /// The site's base map for the fleet map (`[inventory] basemap`).
+    pub basemap: Option<basemap::Basemap>,
 }
 
 /// What the alarm and rule endpoints need.
@@ -106,6 +109,7 @@ routes! {
     post "/api/v1/tokens" => tokens::create;
     delete "/api/v1/tokens/{id}" => tokens::revoke;
     get "/api/v1/audit" => audit::list;
+    get "/api/v1/basemap" => basemap::get;
 }
 
 /// Registers every route. The caller wraps the app in the authentication middleware

@@ -87,6 +87,8 @@ pub enum DemoError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Identity(#[from] crate::auth::IdentityError),
+    #[error("the shipped base map of Xiamen: {0}")]
+    Basemap(#[from] crate::api::basemap::BasemapError),
 }
 
 /// A running demo.
@@ -311,6 +313,10 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
     spec.actor_threads = opts.actor_threads;
     spec.rules = opts.rules_config();
     spec.ws = opts.ws.clone();
+    // The simulated fleet is Xiamen's: its districts' real boundaries and coastline.
+    spec.basemap = Some(crate::api::basemap::Basemap::parse(include_str!(
+        "../../ops/maps/xiamen-districts.geojson"
+    ))?);
     if let Some(d) = opts.offline_after {
         spec.actors.offline_after = d;
     }

@@ -25,6 +25,9 @@ fn find_exe(names: &[&str]) -> PathBuf {
         })
 }
 
+/// Narrower than this, a window is a phone's, emulated.
+const PHONE_MAX_WIDTH: u32 = 600;
+
 /// A chromedriver on a free port and one headless Chromium session through it.
 pub struct Browser {
     pub base: String,
@@ -61,19 +64,27 @@ impl Browser {
             (status == 200 && v["value"]["ready"] == true).then_some(())
         });
         let profile = dir.join("profile");
+        let mut options = json!({
+            "binary": chromium.to_str().unwrap(),
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync",
+                format!("--user-data-dir={}", profile.display()),
+                format!("--window-size={},{height}", width.max(PHONE_MAX_WIDTH)),
+            ],
+        });
+        // A headless window is never narrower than about 500 px: a phone's viewport is
+        // Chromium's device emulation (its width, a touch screen), as in its developer tools.
+        if width < PHONE_MAX_WIDTH {
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": { "width": width, "height": height, "pixelRatio": 2.0, "touch": true },
+            });
+        }
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "pageLoadStrategy": "normal",
-            "goog:chromeOptions": {
-                "binary": chromium.to_str().unwrap(),
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    format!("--user-data-dir={}", profile.display()),
-                    format!("--window-size={width},{height}"),
-                ],
-            },
+            "goog:chromeOptions": options,
         }}});
         let (status, v) = peer_call("POST", &format!("{base}/session"), Some(&caps));
         assert_eq!(

@@ -26,6 +26,14 @@ fn the_map_on_a_phone_in_chinese_searches_zooms_and_switches_language() {
         "return document.querySelectorAll('#map circle.room').length === 60 \
            && document.getElementById('link-state').classList.contains('up') || null;",
     );
+    // The demo's base map: Xiamen's six districts under the rooms.
+    assert_eq!(
+        browser.js(
+            "return document.querySelectorAll('#map path.district').length",
+            json!([])
+        ),
+        6
+    );
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR"));
     browser.screenshot(&shots.join("ui-phone-map-zh.png"));
     assert_eq!(

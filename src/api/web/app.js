@@ -95,9 +95,12 @@ async function start() {
   plansPage = plansPage || new PlansPage($('view-plans'));
 
   // The inventory (names, positions, zones) once; live status comes from the `fleet` topic.
-  const inventory = await api.get('/api/v1/rooms');
+  const [inventory, basemap] = await Promise.all([
+    api.get('/api/v1/rooms'),
+    api.get('/api/v1/basemap').catch(() => null), // a site without one draws a plain graticule
+  ]);
   setZoneNames(inventory.zones);
-  map.setRooms(inventory.rooms);
+  map.setRooms(inventory.rooms, basemap);
   const zoneIds = [...new Set(inventory.rooms.map((r) => r.zone))].sort();
   $('f-zone').innerHTML = `<option value="">${esc(t('alarms.all'))}</option>` + zoneIds.map((z) => `<option value="${esc(z)}">${esc(zoneLabel(z))}</option>`).join('');
   zones.clear();

@@ -205,8 +205,9 @@ export class FleetMap {
     this.setView([room.xy[0] - w / 2, room.xy[1] - h / 2, w, h]);
   }
 
-  // Builds the map from the inventory (`GET /api/v1/rooms`): once per session.
-  setRooms(rooms) {
+  // Builds the map from the inventory (`GET /api/v1/rooms`) and the site's base map (GeoJSON
+  // district boundaries and coastline, or null): once per session.
+  setRooms(rooms, basemap = null) {
     this.svg.replaceChildren();
     this.rooms.clear();
     this.zones.clear();
@@ -228,6 +229,19 @@ export class FleetMap {
     this.view = [...this.full];
     this.svg.setAttribute('viewBox', `0 0 ${WIDTH} ${height.toFixed(0)}`);
     this.svg.setAttribute('preserveAspectRatio', 'xMidYMid meet');
+
+    // The base map: land inside the districts' boundaries, the sea around them.
+    this.svg.classList.toggle('with-basemap', Boolean(basemap));
+    if (basemap) {
+      const land = el('g', { class: 'basemap' }, this.svg);
+      const ring = (r) => `M${r.map(([lon, lat]) => project({ lon, lat }).map((v) => v.toFixed(1)).join(',')).join('L')}Z`;
+      for (const f of basemap.features || []) {
+        const g = f.geometry || {};
+        const polygons = g.type === 'Polygon' ? [g.coordinates] : g.type === 'MultiPolygon' ? g.coordinates : [];
+        const d = polygons.map((p) => p.map(ring).join('')).join('');
+        if (d) el('path', { class: 'district', d, 'data-name': f.properties && f.properties.name }, land);
+      }
+    }
 
     // A graticule every 0.05° so distances read at a glance, labelled on the edges.
     const grid = el('g', { class: 'graticule-g' }, this.svg);
