@@ -57,11 +57,11 @@ fn check_feature(f: &Value) -> Result<(), String> {
     if f.get("type").and_then(Value::as_str) != Some("Feature") {
         return Err("not a Feature".into());
     }
-    if !f
+    let named = f
         .pointer("/properties/name")
         .and_then(Value::as_str)
-        .is_some_and(|n| !n.trim().is_empty())
-    {
+        .is_some_and(|n| !n.trim().is_empty());
+    if !named {
         return Err("no `name` property".into());
     }
     let geometry = f.get("geometry").ok_or("no geometry")?;

@@ -412,6 +412,7 @@ mod tests {
             E::InjectionFailed => "injection_failed",
             E::InvalidLimit => "invalid_limit",
             E::StoreUnavailable => "store_unavailable",
+            E::NoBasemap => "no_basemap",
             E::Internal => "internal",
         }
     }

@@ -333,6 +333,19 @@ mod tests {
         );
     }
 
+    #[core::prelude::v1::test]
+    fn every_api_error_code_reads_in_both_languages() {
+        for name in ["i18n-zh-CN.json", "i18n-en.json"] {
+            let cat = catalogue(name);
+            let missing: Vec<_> = super::super::error::ErrorCode::ALL
+                .iter()
+                .map(|c| format!("errors.{}", c.as_str()))
+                .filter(|k| !cat.contains_key(k))
+                .collect();
+            assert!(missing.is_empty(), "{name} lacks {missing:?}");
+        }
+    }
+
     /// Latin words in what a script or the page puts on screen outside the catalogue: text
     /// between tags (`>Ack<`) and the texts of `title=`, `placeholder=`, `aria-label=` and
     /// `textContent =`. Codes and units an operator reads in both languages are allowed.
