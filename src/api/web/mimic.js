@@ -125,8 +125,8 @@ export class Mimic {
       // The inlet valve: a bow-tie, filled when open.
       ref(`valve_${i}`, el(svg, 'path', { class: 'valve', d: `M${x - 10} 72 L${x + 10} 88 L${x + 10} 72 L${x - 10} 88 Z` }));
       el(svg, 'text', { class: 'tag', x: x + 14, y: 84 }, t('mimic.inlet_valve'));
-      const g = el(svg, 'g', { class: 'tank', 'data-point': `${tk.id}.level`, 'data-label': t('mimic.tank_level', { tank: short(tk.id) }), 'data-unit': 'm', tabindex: 0 });
-      ref(`tank_${i}`, el(g, 'rect', { class: 'shell', x: x - tankW / 2, y: tankTop, width: tankW, height: tankH }));
+      const g = el(svg, 'g', { class: 'm-tank', 'data-point': `${tk.id}.level`, 'data-label': t('mimic.tank_level', { tank: short(tk.id) }), 'data-unit': 'm', tabindex: 0 });
+      ref(`tank_${i}`, el(g, 'rect', { class: 'm-shell', x: x - tankW / 2, y: tankTop, width: tankW, height: tankH }));
       ref(`water_${i}`, el(g, 'rect', { class: 'water', x: x - tankW / 2 + 1, y: tankTop + tankH, width: tankW - 2, height: 0 }));
       el(g, 'text', { class: 'tag', x: x - tankW / 2 + 4, y: tankTop + 13 }, t('mimic.tank', { tank: short(tk.id) }));
       ref(`level_${i}`, el(g, 'text', { class: 'vvalue', x, y: tankTop + tankH / 2 + 2, 'text-anchor': 'middle' }, '—'));
@@ -146,7 +146,7 @@ export class Mimic {
       const x = px(i);
       pipe(`M${x} 246 V 280`, `flow_pump_in_${i}`);
       pipe(`M${x} 316 V 352`, `flow_pump_out_${i}`);
-      const g = el(svg, 'g', { class: 'pump', 'data-point': `${p.id}.frequency`, 'data-label': t('mimic.pump_speed', { pump: short(p.id) }), 'data-unit': 'Hz', tabindex: 0 });
+      const g = el(svg, 'g', { class: 'm-pump', 'data-point': `${p.id}.frequency`, 'data-label': t('mimic.pump_speed', { pump: short(p.id) }), 'data-unit': 'Hz', tabindex: 0 });
       ref(`pump_${i}`, g);
       el(g, 'circle', { cx: x, cy: 298, r: 18 });
       el(g, 'path', { class: 'impeller', d: `M${x - 8} ${306} L${x} ${288} L${x + 8} ${306} Z` });

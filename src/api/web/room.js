@@ -406,9 +406,10 @@ export class RoomPage {
     const status = v.status || 'unknown';
     const name = nameLabel(v);
     const skew = v.clock_skew ? ` · <span class="abn">${esc(t('room.clock_skew', { s: Math.round(v.clock_skew.ahead_s) }))}</span>` : '';
-    return `<h1>${esc(v.id)}${name ? ` · ${esc(name)}` : ''}</h1>
-      <span class="muted">${esc(v.address || '')}</span>
-      <span class="muted">${esc(t('room.zone', { zone: zoneLabel(v.zone) }))} · ${esc(t('room.coords', { lat: num(v.lat, 4), lon: num(v.lon, 4) }))}</span>
+    // Names and the address are the inventory's data (Chinese, pinyin for English), marked so.
+    return `<h1>${esc(v.id)}${name ? ` · <span class="inv-name">${esc(name)}</span>` : ''}</h1>
+      <span class="muted inv-name">${esc(v.address || '')}</span>
+      <span class="muted">${t('room.zone', { zone: `<span class="inv-name">${esc(zoneLabel(v.zone))}</span>` })} · ${esc(t('room.coords', { lat: num(v.lat, 4), lon: num(v.lon, 4) }))}</span>
       <span class="status ${esc(status)}">${esc(t(`room.status_${status}`))}</span>
       <span class="muted">${esc(t('room.last_data', { ago: ago(v.last_data ?? v.last_seen) }))}${skew}</span>`;
   }
@@ -496,7 +497,7 @@ export class RoomPage {
         add('line', { class: 'axis', x1: x0 - 5, x2: x0, y1: y(m), y2: y(m) });
         add('text', { x: x0 - 8, y: y(m) + 3, 'text-anchor': 'end' }, `${m}`);
       }
-      add('rect', { class: 'shell', x: x0, y: y(H), width: W, height: H * px });
+      add('rect', { class: 'tank-shell', x: x0, y: y(H), width: W, height: H * px });
       // Derived figures are withheld while the level is not good: draw the last reading, greyed.
       const raw = typeof d.level_m === 'number' ? d.level_m : value(tk.points, 'level');
       const q = quality(tk.points, 'level');
@@ -566,7 +567,7 @@ export class RoomPage {
       const online = d.online === false ? `<span class="abn">${esc(t('mimic.cam_offline'))}</span>` : esc(t('mimic.cam_online'));
       const rec = d.recording ? esc(t('room.cam_rec')) : `<span class="abn">${esc(t('mimic.cam_not_recording'))}</span>`;
       const extra = `${d.motion ? ` · ${esc(t('room.cam_motion'))}` : ''}${marks ? ` · ${esc(t('room.bookmarks', { n: marks }))}` : ''}`;
-      return `<div class="cam" data-device="${esc(c.id)}"><span><b>${esc(c.id.split('/')[1])}</b> ${esc(d.name || '')}</span>
+      return `<div class="cam" data-device="${esc(c.id)}"><span><b>${esc(c.id.split('/')[1])}</b> <span class="inv-name">${esc(d.name || '')}</span></span>
         <span>${online} · ${rec}${extra}</span></div>`;
     }).join('');
   }

@@ -117,6 +117,7 @@ export class Trend {
     this.fixed = typeof from === 'number' ? { from, to } : null;
     if (ms) this.windowMs = ms;
     for (const s of this.series) s.data = [];
+    delete this.box.dataset.stored;
     this.schedule();
   }
 
@@ -126,6 +127,8 @@ export class Trend {
     if (!s) return;
     const last = samples.length ? samples[samples.length - 1][0] : -Infinity;
     s.data = samples.concat(s.data.filter(([tt]) => tt > last));
+    // How many stored samples the chart holds (for tests and people reading the DOM).
+    this.box.dataset.stored = String(Number(this.box.dataset.stored || 0) + samples.length);
     this.schedule();
   }
 
