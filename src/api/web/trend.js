@@ -155,7 +155,9 @@ export class Trend {
       while (i < s.data.length && s.data[i][0] < t1 - this.windowMs) i++;
       if (i > 0) s.data.splice(0, i);
     }
-    // The window, or less while less is known (a young node), never under 5 min.
+    // The last hour, or less while less is known (a young node), never under 5 min; a longer
+    // range chosen in the picker is shown whole.
+    if (this.windowMs > HOUR) return [t1 - this.windowMs, t1];
     const first = Math.min(...this.series.map((s) => (s.data.length ? s.data[0][0] : t1)));
     return [t1 - Math.min(this.windowMs, Math.max(300_000, t1 - first)), t1];
   }
@@ -273,16 +275,22 @@ export class Trend {
       g.setLineDash(st.dash);
       g.lineWidth = 1.4;
       g.beginPath();
-      let first = true;
+      let drawn = 0;
+      let px = 0;
+      let py = 0;
       for (const [tt, v] of s.data) {
         if (tt < t0) continue;
-        const px = x(tt);
-        const py = y(v);
-        if (first) g.moveTo(px, py);
-        else g.lineTo(px, py);
-        first = false;
+        px = x(tt);
+        py = y(v);
+        if (drawn++) g.lineTo(px, py);
+        else g.moveTo(px, py);
       }
       g.stroke();
+      // A lone sample (one bucket of a long range) as a dot: no line joins it to anything.
+      if (drawn === 1) {
+        g.fillStyle = st.color;
+        g.fillRect(px - 2, py - 2, 4, 4);
+      }
       g.setLineDash([]);
       const shown = at === null ? s.data[s.data.length - 1] : nearest(s.data, at);
       const text = `${s.label} ${shown ? num(shown[1], this.decimals) : '—'}`;
