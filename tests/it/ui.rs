@@ -9,6 +9,7 @@
 
 use crate::browser::Browser;
 use crate::support::{get, post, wait_for, Cistern, IT_ADMIN_PASSWORD};
+use crate::ui_room::submit_sign_in;
 use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
@@ -310,20 +311,7 @@ fn plans(browser: &Browser, base: &str, shots: &Path) {
     );
     assert!(status == 200 || status == 201, "{v}");
     browser.click(&browser.element("#logout", Duration::from_secs(5)));
-    browser.until(
-        "the sign-in form after signing out",
-        Duration::from_secs(20),
-        "return !document.getElementById('login').hidden || null;",
-    );
-    browser.type_into(
-        &browser.element("#login-user", Duration::from_secs(5)),
-        "watcher",
-    );
-    browser.type_into(
-        &browser.element("#login-password", Duration::from_secs(5)),
-        "watcher-password-1",
-    );
-    browser.click(&browser.element("#login-submit", Duration::from_secs(5)));
+    submit_sign_in(browser, "watcher", "watcher-password-1");
     browser.until(
         "signed in as the viewer",
         Duration::from_secs(20),

@@ -222,20 +222,7 @@ fn now_ms() -> i64 {
 /// Signs in as the admin on the Chinese page.
 fn sign_in(browser: &Browser, base: &str) {
     browser.goto(&format!("{base}/?lang=zh-CN"));
-    browser.until(
-        "the sign-in form",
-        Duration::from_secs(30),
-        "return !document.getElementById('login').hidden || null;",
-    );
-    browser.type_into(
-        &browser.element("#login-user", Duration::from_secs(5)),
-        "admin",
-    );
-    browser.type_into(
-        &browser.element("#login-password", Duration::from_secs(5)),
-        IT_ADMIN_PASSWORD,
-    );
-    browser.click(&browser.element("#login-submit", Duration::from_secs(5)));
+    submit_sign_in(browser, "admin", IT_ADMIN_PASSWORD);
     browser.until(
         "the shell",
         Duration::from_secs(30),
@@ -288,4 +275,22 @@ fn assert_chinese(browser: &Browser, what: &str) {
         words.as_array().unwrap().is_empty(),
         "English on {what} in zh-CN: {words}"
     );
+}
+
+/// Fills and submits the sign-in form once it is shown.
+pub fn submit_sign_in(browser: &Browser, user: &str, password: &str) {
+    browser.until(
+        "the sign-in form",
+        Duration::from_secs(30),
+        "return !document.getElementById('login').hidden || null;",
+    );
+    browser.type_into(
+        &browser.element("#login-user", Duration::from_secs(5)),
+        user,
+    );
+    browser.type_into(
+        &browser.element("#login-password", Duration::from_secs(5)),
+        password,
+    );
+    browser.click(&browser.element("#login-submit", Duration::from_secs(5)));
 }
