@@ -67,6 +67,11 @@ export class Mimic {
       const box = e.target.closest('[data-point]');
       if (box) this.onPoint(box.dataset.point, box.dataset.label, box.dataset.unit || '');
     });
+    // The drawing's boxes take the keyboard focus (tabindex): Enter opens the trend too.
+    this.root.addEventListener('keydown', (e) => {
+      const box = e.key === 'Enter' && e.target.closest && e.target.closest('g[data-point]');
+      if (box) this.onPoint(box.dataset.point, box.dataset.label, box.dataset.unit || '');
+    });
   }
 
   // Draws `view` (a RoomView); rebuilds only when the room's equipment changed.
