@@ -57,6 +57,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("web/alarms.js"),
     },
     Asset {
+        name: "mimic.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/mimic.js"),
+    },
+    Asset {
         name: "room.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("web/room.js"),

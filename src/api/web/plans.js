@@ -4,6 +4,7 @@
 // plans change at most every 15 min, and nothing here scales with the fleet.
 
 import { esc, num, stamp } from './format.js';
+import { t, has, apiError } from './i18n.js';
 import { get } from './api.js';
 
 const NS = 'http://www.w3.org/2000/svg';
@@ -19,10 +20,12 @@ export function hm(ms) {
 }
 
 // The controller's `fill_mode` point: 0 float valve, 1 plan, 2 fallback (the last plan's local rule).
-export const FILL_MODES = { 0: 'float valve', 1: 'plan', 2: 'fallback' };
+export const FILL_MODES = { 0: 'float_valve', 1: 'plan', 2: 'fallback' };
 
 export function fillModeLabel(v) {
-  return v === null || v === undefined ? '—' : FILL_MODES[Math.round(v)] || `mode ${v}`;
+  if (v === null || v === undefined) return '—';
+  const mode = FILL_MODES[Math.round(v)];
+  return mode ? t(`plans.mode_${mode}`) : t('plans.mode_other', { v });
 }
 
 function svgEl(parent, name, attrs, text) {
@@ -33,11 +36,16 @@ function svgEl(parent, name, attrs, text) {
   return e;
 }
 
+// A tank's planning state in words (`planned`, `unplanned`, …; an unknown one reads as itself).
+function stateText(state) {
+  return has(`plans.state_${state}`) ? t(`plans.state_${state}`) : String(state);
+}
+
 // "written 12:03" or "failed 12:03: reason"; what the controller holds of the plan.
-export function deliveryText(t) {
-  const at = typeof t.delivered_at_ms === 'number' ? ` ${hm(t.delivered_at_ms)}` : '';
-  if (t.delivery === 'failed') return `failed${at}: ${t.delivery_error || 'no reason given'}`;
-  return `${t.delivery || 'none'}${at}`;
+export function deliveryText(tk) {
+  const at = typeof tk.delivered_at_ms === 'number' ? hm(tk.delivered_at_ms) : '';
+  if (tk.delivery === 'failed') return t('plans.delivery_failed', { at, reason: tk.delivery_error || t('plans.no_reason') });
+  return t('plans.delivery_state', { state: t(`plans.delivery_${tk.delivery || 'none'}`), at });
 }
 
 // A tank's plan over the next 24 h: its fill windows as bars (height by rate), the hours on a
@@ -49,9 +57,9 @@ export function planStrip(plan, now = Date.now()) {
   const base = 32;
   const t0 = now;
   const t1 = now + 24 * HOUR;
-  const x = (t) => ((Math.max(t0, Math.min(t1, t)) - t0) / (t1 - t0)) * W;
+  const x = (tk) => ((Math.max(t0, Math.min(t1, tk)) - t0) / (t1 - t0)) * W;
   const svg = svgEl(null, 'svg', { class: 'plan-strip', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img' });
-  svg.setAttribute('aria-label', 'fill windows over the next 24 hours');
+  svg.setAttribute('aria-label', t('plans.strip_aria'));
   svgEl(svg, 'rect', { class: 'bg', x: 0, y: top, width: W, height: base - top });
   const windows = (plan && plan.windows) || [];
   const maxRate = Math.max(1e-9, ...windows.map((w) => w.rate_m3h));
@@ -59,7 +67,7 @@ export function planStrip(plan, now = Date.now()) {
     if (w.end_ms <= t0 || w.start_ms >= t1) continue;
     const h = Math.max(2, ((base - top) * w.rate_m3h) / maxRate);
     const r = svgEl(svg, 'rect', { class: 'win', x: x(w.start_ms), y: base - h, width: Math.max(1, x(w.end_ms) - x(w.start_ms)), height: h });
-    svgEl(r, 'title', {}, `${hm(w.start_ms)}–${hm(w.end_ms)} · ${num(w.rate_m3h, 1)} m³/h · to ${num(w.target_level_m, 2)} m`);
+    svgEl(r, 'title', {}, t('plans.window_title', { from: hm(w.start_ms), to: hm(w.end_ms), rate: num(w.rate_m3h, 1), level: num(w.target_level_m, 2) }));
   }
   if (plan && plan.expires_at_ms < t1) {
     svgEl(svg, 'line', { class: 'expiry', x1: x(plan.expires_at_ms), x2: x(plan.expires_at_ms), y1: top, y2: base });
@@ -67,21 +75,21 @@ export function planStrip(plan, now = Date.now()) {
   // Ticks on the local hours divisible by 6.
   const first = new Date(t0);
   first.setMinutes(0, 0, 0);
-  for (let t = first.getTime() + HOUR; t < t1; t += HOUR) {
-    if (new Date(t).getHours() % 6) continue;
-    svgEl(svg, 'line', { class: 'tick', x1: x(t), x2: x(t), y1: base, y2: base + 3 });
+  for (let tk = first.getTime() + HOUR; tk < t1; tk += HOUR) {
+    if (new Date(tk).getHours() % 6) continue;
+    svgEl(svg, 'line', { class: 'tick', x1: x(tk), x2: x(tk), y1: base, y2: base + 3 });
     // Clear of the "now" label at the left edge.
-    if (x(t) > 34) svgEl(svg, 'text', { x: Math.min(W - 14, x(t)), y: H - 2, 'text-anchor': 'middle' }, hm(t));
+    if (x(tk) > 34) svgEl(svg, 'text', { x: Math.min(W - 14, x(tk)), y: H - 2, 'text-anchor': 'middle' }, hm(tk));
   }
-  svgEl(svg, 'text', { x: 0, y: H - 2 }, 'now');
+  svgEl(svg, 'text', { x: 0, y: H - 2 }, t('plans.now'));
   return svg;
 }
 
 // The windows as rows: start–end (local), rate, target level.
 export function windowRows(plan, now = Date.now()) {
   const windows = ((plan && plan.windows) || []).filter((w) => w.end_ms > now);
-  if (!windows.length) return '<div class="empty">No fill window ahead.</div>';
-  return `<table class="grid windows"><thead><tr><th>Window</th><th class="n">m³/h</th><th class="n">to m</th></tr></thead><tbody>${windows
+  if (!windows.length) return `<div class="empty">${esc(t('plans.no_window'))}</div>`;
+  return `<table class="grid windows"><thead><tr><th>${esc(t('plans.window'))}</th><th class="n">m³/h</th><th class="n">${esc(t('plans.to_m'))}</th></tr></thead><tbody>${windows
     .map((w) => `<tr><td>${esc(hm(w.start_ms))}–${esc(hm(w.end_ms))}</td><td class="n">${esc(num(w.rate_m3h, 1))}</td><td class="n">${esc(num(w.target_level_m, 2))}</td></tr>`)
     .join('')}</tbody></table>`;
 }
@@ -92,16 +100,16 @@ export function tankPlanBlock(entry, mode, now = Date.now()) {
   const box = document.createElement('div');
   box.className = 'tank-plan';
   const modeCls = mode === null || mode === undefined ? '' : Math.round(mode) === 2 ? ' abn' : '';
-  const head = `<div class="fill-mode">fill mode <b class="mode${modeCls}">${esc(fillModeLabel(mode))}</b></div>`;
+  const head = `<div class="fill-mode">${esc(t('plans.fill_mode'))} <b class="mode${modeCls}">${esc(fillModeLabel(mode))}</b></div>`;
   if (!entry || !entry.plan) {
-    const why = entry ? ` (${esc(entry.state)})` : '';
-    box.innerHTML = `${head}<div class="empty no-plan">No plan${why}.</div>`;
+    const text = entry ? t('plans.no_plan_state', { state: stateText(entry.state) }) : t('plans.no_plan');
+    box.innerHTML = `${head}<div class="empty no-plan">${esc(text)}</div>`;
     return box;
   }
   const failed = entry.delivery === 'failed';
   box.innerHTML = `${head}
-    <div>priority <b>${esc(entry.plan.priority)}</b> · until ${esc(hm(entry.plan.expires_at_ms))} · fallback ${esc(num(entry.plan.fallback_level_m, 2))} m</div>
-    <div class="delivery${failed ? ' abn' : ''}">delivery ${esc(deliveryText(entry))}</div>`;
+    <div>${esc(t('plans.priority'))} <b>${esc(entry.plan.priority)}</b> · ${esc(t('plans.until', { at: hm(entry.plan.expires_at_ms) }))} · ${esc(t('plans.fallback', { m: num(entry.plan.fallback_level_m, 2) }))}</div>
+    <div class="delivery${failed ? ' abn' : ''}" data-delivery="${esc(entry.delivery || 'none')}">${esc(t('plans.delivery'))} ${esc(deliveryText(entry))}</div>`;
   box.appendChild(planStrip(entry.plan, now));
   const rows = document.createElement('div');
   rows.innerHTML = windowRows(entry.plan, now);
@@ -119,10 +127,10 @@ export function timelineChart(slots, now = Date.now()) {
   const T = 28;
   const B = 20;
   const svg = svgEl(null, 'svg', { class: 'timeline', viewBox: `0 0 ${W} ${H}`, role: 'img' });
-  svg.setAttribute('aria-label', 'planned and actual inflow per 15 minutes');
-  svgEl(svg, 'text', { class: 'title', x: 6, y: 13 }, 'District inflow [m³/h]');
+  svg.setAttribute('aria-label', t('plans.timeline_aria'));
+  svgEl(svg, 'text', { class: 'title', x: 6, y: 13 }, t('plans.inflow_title'));
   if (!slots.length) {
-    svgEl(svg, 'text', { class: 'empty', x: W / 2, y: H / 2, 'text-anchor': 'middle' }, 'No timeline yet.');
+    svgEl(svg, 'text', { class: 'empty', x: W / 2, y: H / 2, 'text-anchor': 'middle' }, t('plans.no_timeline'));
     return svg;
   }
   const t0 = slots[0].start_ms;
@@ -130,7 +138,7 @@ export function timelineChart(slots, now = Date.now()) {
   let hi = 0;
   for (const s of slots) hi = Math.max(hi, s.planned_inflow_m3h || 0, s.actual_inflow_m3h || 0);
   hi = hi > 0 ? hi * 1.08 : 1;
-  const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
+  const x = (tk) => L + ((tk - t0) / (t1 - t0)) * (W - L - R);
   const y = (v) => T + (1 - v / hi) * (H - T - B);
   // Each run of peak slots as one band (adjacent per-slot rects would show seams).
   for (let i = 0; i < slots.length; i++) {
@@ -148,10 +156,10 @@ export function timelineChart(slots, now = Date.now()) {
   // A time line at every local midnight and noon.
   const first = new Date(t0);
   first.setMinutes(0, 0, 0);
-  for (let t = first.getTime() + HOUR; t < t1; t += HOUR) {
-    if (new Date(t).getHours() % 12) continue;
-    svgEl(svg, 'line', { class: 'grid', x1: x(t), x2: x(t), y1: T, y2: H - B });
-    svgEl(svg, 'text', { x: Math.min(W - R - 30, Math.max(L + 30, x(t))), y: H - 5, 'text-anchor': 'middle' }, stamp(t).slice(0, 11));
+  for (let tk = first.getTime() + HOUR; tk < t1; tk += HOUR) {
+    if (new Date(tk).getHours() % 12) continue;
+    svgEl(svg, 'line', { class: 'grid', x1: x(tk), x2: x(tk), y1: T, y2: H - B });
+    svgEl(svg, 'text', { x: Math.min(W - R - 30, Math.max(L + 30, x(tk))), y: H - 5, 'text-anchor': 'middle' }, stamp(tk).slice(0, 11));
   }
   // Step lines; the actual one breaks where a slot has no sample.
   const step = (key) => {
@@ -174,14 +182,14 @@ export function timelineChart(slots, now = Date.now()) {
   if (actual) svgEl(svg, 'path', { class: 'actual', d: actual });
   if (now >= t0 && now <= t1) {
     svgEl(svg, 'line', { class: 'now', x1: x(now), x2: x(now), y1: T, y2: H - B });
-    svgEl(svg, 'text', { class: 'now-label', x: x(now) + 3, y: T + 10 }, 'now');
+    svgEl(svg, 'text', { class: 'now-label', x: x(now) + 3, y: T + 10 }, t('plans.now'));
   }
   // The legend, right-aligned like the trend charts'.
-  const legend = [['actual', 'actual'], ['planned', 'planned'], ['peak', 'network peak']];
+  const legend = [['actual', t('plans.actual')], ['planned', t('plans.planned')], ['peak', t('plans.peak')]];
   let lx = W - R;
   for (const [cls, label] of legend) {
     const tx = svgEl(svg, 'text', { class: `legend ${cls}`, x: lx, y: 13, 'text-anchor': 'end' }, label);
-    const tw = label.length * 6.2;
+    const tw = [...label].reduce((n, c) => n + (c.charCodeAt(0) > 0x2e80 ? 11 : 6.2), 0);
     svgEl(svg, 'rect', { class: `key ${cls}`, x: lx - tw - 14, y: cls === 'peak' ? 5 : 9, width: 10, height: cls === 'peak' ? 9 : 2 });
     lx -= tw + 24;
     tx.dataset.key = cls;
@@ -203,7 +211,7 @@ export class PlansPage {
     if (this.district === district && this.timer) return;
     this.close();
     this.district = district;
-    this.root.innerHTML = `<div class="plans-head"><h1>Tank plans</h1><nav class="districts" id="p-districts"><span class="muted">loading…</span></nav></div>
+    this.root.innerHTML = `<div class="plans-head"><h1>${esc(t('plans.title'))}</h1><nav class="districts" id="p-districts"><span class="muted">${esc(t('plans.loading'))}</span></nav></div>
       <div id="p-body"></div>`;
     this.load();
     this.timer = setInterval(() => this.load(), REFRESH_MS);
@@ -226,7 +234,7 @@ export class PlansPage {
       const current = this.district || (ds[0] && ds[0].district);
       $('#p-districts').innerHTML = ds.length
         ? ds.map((d) => `<a href="#/plans/${encodeURIComponent(d.district)}" data-district="${esc(d.district)}" class="${d.district === current ? 'active' : ''}">${esc(d.district)} <span class="muted">${d.planned}/${d.tanks}</span></a>`).join('')
-        : '<span class="empty">No district has planned tanks.</span>';
+        : `<span class="empty">${esc(t('plans.no_districts'))}</span>`;
       if (!current) {
         $('#p-body').innerHTML = '';
         return;
@@ -235,7 +243,7 @@ export class PlansPage {
       if (seq !== this.seq) return;
       this.render(view);
     } catch (e) {
-      if (seq === this.seq) $('#p-body').innerHTML = `<div class="panel"><span class="abn">${esc(e.message)}</span></div>`;
+      if (seq === this.seq) $('#p-body').innerHTML = `<div class="panel"><span class="abn">${esc(apiError(e))}</span></div>`;
     }
   }
 
@@ -243,24 +251,25 @@ export class PlansPage {
     const body = this.root.querySelector('#p-body');
     const now = Date.now();
     const r = view.last_round;
+    const th = (k) => `<th>${esc(t(k))}</th>`;
     const round = r
-      ? `round ${view.rounds} at ${esc(hm(view.last_round_at_ms))} · ${r.bids} bids · ceiling ${esc(num(r.ceiling_m3h, 1))} m³/h · planned peak ${esc(num(r.planned_peak_m3h, 1))} m³/h`
-      : 'no planning round yet';
+      ? esc(t('plans.round', { n: view.rounds, at: hm(view.last_round_at_ms), bids: r.bids, ceiling: num(r.ceiling_m3h, 1), peak: num(r.planned_peak_m3h, 1) }))
+      : esc(t('plans.no_round'));
     body.innerHTML = `<div class="panel"><h2>${esc(view.district)} <span class="muted">${round}</span></h2><div id="p-timeline"></div></div>
-      <div class="panel"><h2>Tanks</h2><table class="grid plan-tanks"><thead><tr><th>Tank</th><th>State</th><th class="n">Priority</th><th>Windows (next 24 h)</th><th>Until</th><th>Delivery</th><th class="n">Learned</th></tr></thead><tbody>${(view.tanks || [])
-        .map((t) => {
-          const p = t.plan;
-          const room = t.tank.split('/')[0];
-          const failed = t.delivery === 'failed';
-          return `<tr data-tank="${esc(t.tank)}"><td><a class="roomlink" href="#/room/${encodeURIComponent(room)}">${esc(t.tank)}</a></td><td>${esc(t.state)}</td>
+      <div class="panel"><h2>${esc(t('plans.tanks'))}</h2><div class="table-scroll"><table class="grid plan-tanks"><thead><tr>${th('plans.col_tank')}${th('plans.col_state')}<th class="n">${esc(t('plans.col_priority'))}</th>${th('plans.col_windows')}${th('plans.col_until')}${th('plans.col_delivery')}<th class="n">${esc(t('plans.col_learned'))}</th></tr></thead><tbody>${(view.tanks || [])
+        .map((tk) => {
+          const p = tk.plan;
+          const room = tk.tank.split('/')[0];
+          const failed = tk.delivery === 'failed';
+          return `<tr data-tank="${esc(tk.tank)}"><td><a class="roomlink" href="#/room/${encodeURIComponent(room)}">${esc(tk.tank)}</a></td><td>${esc(stateText(tk.state))}</td>
             <td class="n">${p ? esc(p.priority) : '—'}</td><td class="strip"></td><td>${p ? esc(hm(p.expires_at_ms)) : '—'}</td>
-            <td class="${failed ? 'abn' : ''}">${esc(deliveryText(t))}</td><td class="n">${esc(t.observations)}</td></tr>`;
+            <td class="${failed ? 'abn' : ''}">${esc(deliveryText(tk))}</td><td class="n">${esc(tk.observations)}</td></tr>`;
         })
-        .join('')}</tbody></table></div>`;
+        .join('')}</tbody></table></div></div>`;
     body.querySelector('#p-timeline').appendChild(timelineChart(view.timeline || [], now));
-    for (const t of view.tanks || []) {
-      const cell = body.querySelector(`tr[data-tank="${CSS.escape(t.tank)}"] td.strip`);
-      if (cell) cell.appendChild(t.plan ? planStrip(t.plan, now) : Object.assign(document.createElement('span'), { className: 'empty', textContent: 'no plan' }));
+    for (const tk of view.tanks || []) {
+      const cell = body.querySelector(`tr[data-tank="${CSS.escape(tk.tank)}"] td.strip`);
+      if (cell) cell.appendChild(tk.plan ? planStrip(tk.plan, now) : Object.assign(document.createElement('span'), { className: 'empty', textContent: t('plans.no_plan') }));
     }
   }
 }

@@ -1,34 +1,45 @@
 // The room page: live state from the `room` topic (a RoomView snapshot, then room and device
-// deltas), the room's alarms from the shared board, tanks drawn to scale against their
-// nameplate (height, overflow, fire reserve, hard minimum), and trends seeded from history.
-// Panels are re-rendered at most once per animation frame, each only when its part changed.
+// deltas), first as the process mimic (mimic.js), then the room's alarms from the shared board,
+// trends over a chosen range (seeded from history, extended live), and the detail: tanks drawn
+// to scale against their nameplate (height, overflow, fire reserve, hard minimum), pumps,
+// quality, power, environment and cameras. Panels are re-rendered at most once per animation
+// frame, each only when its part changed; the mimic updates in place.
 // Each tank shows its fill mode (live) and its current fill plan (REST, refreshed once a minute
-// while the page is open); operators of a Modbus room may write its outlet pressure set-point.
+// while the page is open); operators of a Modbus room may write its outlet pressure set-point,
+// after confirming old → new against the limits, and see the controller's read-back.
 
-import { esc, num, ago, quality, value, zoneLabel } from './format.js';
+import { esc, num, ago, quality, value, zoneLabel, nameLabel } from './format.js';
+import { t, apiError } from './i18n.js';
 import { AlarmTable } from './alarms.js';
-import { Trend } from './trend.js';
-import { get, post, history } from './api.js';
+import { Trend, rangePicker, loadHistory, download } from './trend.js';
+import { Mimic } from './mimic.js';
+import { get, post } from './api.js';
 import { REFRESH_MS, tankPlanBlock } from './plans.js';
 
 const NS = 'http://www.w3.org/2000/svg';
 const HOUR = 3600_000;
+// The outlet set-point's operating range (DOMAIN.md: 0.3–0.6 MPa, a placeholder until the API
+// exposes the controller profile's write range, which the node checks again on every write).
+export const SETPOINT_LIMITS = { min: 0.3, max: 0.6 };
 // Drinking-water limits (GB 5749-2022): what the quality panel marks as abnormal.
 const QUALITY = [
-  { name: 'chlorine', label: 'Free chlorine', unit: 'mg/L', d: 2, lo: 0.05, hi: 2, range: '0.05–2' },
-  { name: 'turbidity', label: 'Turbidity', unit: 'NTU', d: 2, lo: null, hi: 1, range: '≤ 1' },
-  { name: 'ph', label: 'pH', unit: '', d: 2, lo: 6.5, hi: 8.5, range: '6.5–8.5' },
+  { name: 'chlorine', label: 'room.chlorine', unit: 'mg/L', d: 2, lo: 0.05, hi: 2, range: '0.05–2' },
+  { name: 'turbidity', label: 'room.turbidity', unit: 'NTU', d: 2, lo: null, hi: 1, range: '≤ 1' },
+  { name: 'ph', label: 'room.ph', unit: '', d: 2, lo: 6.5, hi: 8.5, range: '6.5–8.5' },
 ];
 
 function abnormal(v, lo, hi) {
   return v !== null && ((lo !== null && v < lo) || (hi !== null && v > hi));
 }
 
+// A quality level in words (stale, uncertain) for a greyed value's tooltip.
+const qualityText = (q) => t(`room.quality_${q}`);
+
 // A labelled value; `q` its quality (a stale or uncertain value is greyed and says so).
 function kvRow(label, v, unit, { d = 1, abn = false, q = 'good' } = {}) {
   const dim = q === 'stale' || q === 'uncertain';
   const cls = v === null ? 'v bad' : abn ? 'v abn' : dim ? 'v stale' : 'v';
-  const title = dim ? ` title="${esc(q)}"` : '';
+  const title = dim ? ` title="${esc(qualityText(q))}"` : '';
   return `<span class="k">${esc(label)}</span><span class="${cls}"${title}>${v === null ? '—' : esc(num(v, d))}</span><span class="u">${esc(unit)}${dim ? ' ?' : ''}</span>`;
 }
 
@@ -41,6 +52,23 @@ function pointRow(points, name, label, unit, opts = {}) {
 function flag(points, name) {
   const v = value(points, name);
   return v === null ? null : v >= 0.5;
+}
+
+// The limits of an `out_of_range` refusal, read from the node's message ("… outside the
+// writable range 0.15..=0.8"), when it gives them.
+function rangeOf(err) {
+  const m = /(-?[\d.]+)\.\.=?(-?[\d.]+)/.exec((err && err.message) || '');
+  return m ? { min: Number(m[1]), max: Number(m[2]) } : null;
+}
+
+// A refused write in plain language: an out-of-range value with the limits, else the API's
+// error code translated.
+export function writeError(err, target) {
+  if (err && err.code === 'out_of_range') {
+    const r = rangeOf(err);
+    if (r) return t('room.sp_out_of_range', { value: num(target, 2), min: num(r.min, 2), max: num(r.max, 2) });
+  }
+  return apiError(err);
 }
 
 export class RoomPage {
@@ -60,7 +88,10 @@ export class RoomPage {
     this.frame = 0;
     this.dirty = new Set();
     this.trends = [];
-    this.pointTrend = new Map(); // point id -> Trend
+    this.pointTrend = new Map(); // point id -> [Trend]
+    this.range = { ms: HOUR };
+    this.mimic = null;
+    this.focus = null; // the trend of a point clicked on the mimic
   }
 
   open(id) {
@@ -69,7 +100,7 @@ export class RoomPage {
     this.id = id;
     this.view = null;
     this.root.innerHTML = `
-      <div class="room-head"><h1>${esc(id)}</h1><span class="muted">loading…</span></div>`;
+      <div class="room-head"><h1>${esc(id)}</h1><span class="muted">${esc(t('room.loading'))}</span></div>`;
     this.unsub = this.live.subscribe(`room-${id}`, 'room', { room: id }, (m) => this.onMessage(m));
     this.unboard = this.board.onChange(() => this.mark('alarms'));
     // The nameplate (tank geometry, pump ratings) comes with the REST view only.
@@ -83,7 +114,7 @@ export class RoomPage {
         this.planTimer = setInterval(() => this.refreshPlans(id), REFRESH_MS);
       })
       .catch((e) => {
-        if (this.id === id) this.root.innerHTML = `<div class="room-head"><h1>${esc(id)}</h1><span class="status offline">${esc(e.message)}</span></div>`;
+        if (this.id === id) this.root.innerHTML = `<div class="room-head"><h1>${esc(id)}</h1><span class="status offline">${esc(apiError(e))}</span></div>`;
       });
   }
 
@@ -112,19 +143,22 @@ export class RoomPage {
     this.built = false;
     this.trends = [];
     this.pointTrend.clear();
+    this.mimic = null;
+    this.focus = null;
+    this.range = { ms: HOUR };
   }
 
   onMessage(m) {
     if (m.type === 'snapshot') {
       this.view = m.data;
-      for (const part of ['head', 'kpis', 'pumps', 'tanks', 'quality', 'power', 'env', 'cams']) this.dirty.add(part);
+      for (const part of ['head', 'mimic', 'kpis', 'pumps', 'tanks', 'quality', 'power', 'env', 'cams']) this.dirty.add(part);
       this.feed(m.data.id, m.data.points);
       for (const d of [...(m.data.pumps || []), ...(m.data.tanks || []), ...(m.data.cameras || [])]) this.feed(d.id, d.points);
     } else if (m.type === 'delta' && this.view) {
       const d = m.data;
       if (d.kind === 'room') {
         Object.assign(this.view, d.room);
-        for (const part of ['head', 'kpis', 'quality', 'power', 'env']) this.dirty.add(part);
+        for (const part of ['head', 'mimic', 'kpis', 'quality', 'power', 'env']) this.dirty.add(part);
         this.feed(this.view.id, d.room.points);
       } else if (d.kind === 'device') {
         const list = d.device.kind === 'pump' ? 'pumps' : d.device.kind === 'tank' ? 'tanks' : 'cameras';
@@ -133,6 +167,7 @@ export class RoomPage {
         if (i >= 0) arr[i] = d.device;
         else arr.push(d.device);
         this.dirty.add(list === 'cameras' ? 'cams' : list);
+        this.dirty.add('mimic');
         this.feed(d.device.id, d.device.points);
       }
     } else {
@@ -144,8 +179,8 @@ export class RoomPage {
   // Live values into the trends: `owner` is a room or device id, `points` its PointViews.
   feed(owner, points) {
     for (const p of points || []) {
-      const trend = this.pointTrend.get(`${owner}.${p.name}`);
-      if (trend && p.quality && p.quality.level !== 'bad') trend.push(`${owner}.${p.name}`, p.t, p.value);
+      const name = `${owner}.${p.name}`;
+      if (p.quality && p.quality.level !== 'bad') for (const trend of this.pointTrend.get(name) || []) trend.push(name, p.t, p.value);
     }
   }
 
@@ -160,44 +195,51 @@ export class RoomPage {
 
   build() {
     const v = this.view;
+    const th = (k) => `<th>${esc(t(k))}</th>`;
     this.root.innerHTML = `
       <div class="room-head" id="r-head"></div>
       <form class="sp-form" id="r-sp" hidden>
-        <label>Outlet pressure set-point <input id="r-sp-value" type="number" step="0.01" required> MPa</label>
-        <button id="r-sp-write" type="submit">Write</button>
+        <label>${esc(t('room.sp_label'))} <input id="r-sp-value" type="number" step="0.01" required> MPa</label>
+        <button id="r-sp-write" type="submit">${esc(t('room.sp_write'))}</button>
         <span class="muted" id="r-sp-result"></span>
       </form>
-      <div class="kpis" id="r-kpis"></div>
+      <div class="panel mimic-panel"><h2>${esc(t('room.mimic'))}</h2><div id="r-mimic"></div></div>
       <div class="room-grid">
-        <div class="panel span-5"><h2>Pumps</h2><div class="pumps" id="r-pumps"></div></div>
-        <div class="panel span-7"><h2>Tanks</h2><div class="tanks" id="r-tanks"></div></div>
-        <div class="panel span-3"><h2>Water quality</h2><div class="kv" id="r-quality"></div></div>
-        <div class="panel span-3"><h2>Power</h2><div class="kv" id="r-power"></div></div>
-        <div class="panel span-3"><h2>Environment &amp; security</h2><div class="kv" id="r-env"></div></div>
-        <div class="panel span-3"><h2>Cameras</h2><div class="cams" id="r-cams"></div></div>
-        <div class="panel span-12"><h2>Alarms</h2>
-          <table class="grid alarms"><thead><tr><th>Raised</th><th>Sev</th><th>State</th><th>Rule</th><th>Message</th><th></th></tr></thead>
-          <tbody id="r-alarms"></tbody></table></div>
-        <div class="panel span-12"><h2>Trends</h2><div class="trends" id="r-trends"></div></div>
+        <div class="panel span-12"><h2>${esc(t('room.alarms'))}</h2>
+          <div class="table-scroll"><table class="grid alarms"><thead><tr>${th('room.col_raised')}${th('room.col_sev')}${th('room.col_state')}${th('room.col_rule')}${th('room.col_message')}<th></th></tr></thead>
+          <tbody id="r-alarms"></tbody></table></div></div>
+        <div class="panel span-12"><h2>${esc(t('room.trends'))}</h2><div id="r-range"></div><div class="trends" id="r-trends"></div></div>
+        <div class="span-12 kpis" id="r-kpis"></div>
+        <div class="panel span-5"><h2>${esc(t('room.pumps'))}</h2><div class="pumps" id="r-pumps"></div></div>
+        <div class="panel span-7"><h2>${esc(t('room.tanks'))}</h2><div class="tanks" id="r-tanks"></div></div>
+        <div class="panel span-3"><h2>${esc(t('room.quality'))}</h2><div class="kv" id="r-quality"></div></div>
+        <div class="panel span-3"><h2>${esc(t('room.power'))}</h2><div class="kv" id="r-power"></div></div>
+        <div class="panel span-3"><h2>${esc(t('room.env'))}</h2><div class="kv" id="r-env"></div></div>
+        <div class="panel span-3"><h2>${esc(t('room.cameras'))}</h2><div class="cams" id="r-cams"></div></div>
       </div>`;
-    this.alarmTable = new AlarmTable(this.root.querySelector('#r-alarms'), { room: false, empty: 'No alarms in this room.' });
+    this.alarmTable = new AlarmTable(this.root.querySelector('#r-alarms'), { room: false, empty: t('room.no_alarms') });
+    this.mimic = new Mimic(this.root.querySelector('#r-mimic'), { onPoint: (point, label, unit) => this.focusTrend(point, label, unit) });
     this.built = true;
     this.buildSetpoint(v);
     this.buildTrends(v);
-    for (const part of ['head', 'kpis', 'pumps', 'tanks', 'quality', 'power', 'env', 'cams', 'alarms']) this.dirty.add(part);
+    for (const part of ['head', 'mimic', 'kpis', 'pumps', 'tanks', 'quality', 'power', 'env', 'cams', 'alarms']) this.dirty.add(part);
     this.flush();
   }
 
   // The set-point form: operators only, and only where the node writes to the room's controller
-  // (a Modbus room; its tanks are the ones that take plans).
+  // (a Modbus room; its tanks are the ones that take plans). Nothing is written before the
+  // operator confirms old → new in a dialog showing the limits.
   buildSetpoint(v) {
     const form = this.root.querySelector('#r-sp');
     const input = form.querySelector('#r-sp-value');
     const canWrite = ['operator', 'rule-author', 'admin'].includes(this.role());
     form.hidden = !(canWrite && this.plans.length > 0);
     if (form.hidden) return;
-    const current = value(v.points, 'outlet_setpoint') ?? (this.spec && this.spec.outlet_setpoint_mpa);
-    if (typeof current === 'number') input.value = current.toFixed(2);
+    const current = () => value(this.view.points, 'outlet_setpoint') ?? (this.spec && this.spec.outlet_setpoint_mpa);
+    const now = current();
+    if (typeof now === 'number') input.value = now.toFixed(2);
+    input.min = String(SETPOINT_LIMITS.min);
+    input.max = String(SETPOINT_LIMITS.max);
     input.dataset.room = v.id;
     const room = v.id;
     form.addEventListener('submit', async (e) => {
@@ -206,61 +248,133 @@ export class RoomPage {
       const target = Number(input.value);
       const button = form.querySelector('#r-sp-write');
       const result = form.querySelector('#r-sp-result');
+      result.textContent = '';
+      if (!(await this.confirmWrite({ point, old: current(), target, unit: 'MPa', limits: SETPOINT_LIMITS }))) return;
       button.disabled = true;
-      result.textContent = 'writing…';
+      result.textContent = t('room.sp_writing');
       try {
         const r = await post(`/api/v1/rooms/${encodeURIComponent(room)}/setpoints`, { writes: [{ point, value: target }] });
         const w = (r.written || [])[0];
-        const text = w ? `${point}: read back ${num(w.read_back, 3)} MPa` : `${point}: written`;
-        result.textContent = w ? `read back ${num(w.read_back, 3)} MPa` : 'written';
-        this.toast(text, true);
+        result.textContent = w ? t('room.sp_read_back', { value: num(w.read_back, 3) }) : t('room.sp_written');
+        result.classList.toggle('abn', !!w && Math.abs(w.read_back - target) > 0.0015);
+        this.toast(w ? t('room.sp_toast_read_back', { point, value: num(w.read_back, 3) }) : t('room.sp_toast_written', { point }), true);
       } catch (err) {
-        result.textContent = 'refused';
-        this.toast(`Set-point not written: ${err.message}`);
+        result.textContent = t('room.sp_refused');
+        this.toast(t('room.sp_not_written', { reason: writeError(err, target) }));
       } finally {
         button.disabled = false;
       }
     });
   }
 
+  // A modal confirmation: the point, old → new with its unit, the limits; resolves true only on
+  // the confirm button. A value outside the limits cannot be confirmed.
+  confirmWrite({ point, old, target, unit, limits }) {
+    const dlg = document.createElement('dialog');
+    dlg.className = 'dialog confirm-write';
+    const bad = !Number.isFinite(target) || target < limits.min || target > limits.max;
+    dlg.innerHTML = `<form method="dialog">
+      <h3>${esc(t('room.confirm_title'))}</h3>
+      <div class="muted">${esc(point)}</div>
+      <div class="change"><span class="old">${esc(num(old, 2))}</span> → <b class="new">${esc(num(target, 2))}</b> ${esc(unit)}</div>
+      <div class="limits">${esc(t('room.confirm_limits', { min: num(limits.min, 2), max: num(limits.max, 2), unit }))}</div>
+      ${bad ? `<div class="abn range-error">${esc(t('room.sp_out_of_range', { value: num(target, 2), min: num(limits.min, 2), max: num(limits.max, 2) }))}</div>` : ''}
+      <div class="buttons"><button value="cancel" class="cancel">${esc(t('room.cancel'))}</button>
+      <button value="ok" class="ok"${bad ? ' disabled' : ''}>${esc(t('room.confirm'))}</button></div></form>`;
+    document.body.appendChild(dlg);
+    return new Promise((resolve) => {
+      dlg.addEventListener('close', () => {
+        resolve(dlg.returnValue === 'ok');
+        dlg.remove();
+      });
+      dlg.showModal();
+    });
+  }
+
+  // The trend charts of the room: the range picker over them, history for the range, then live.
   buildTrends(v) {
     const box = this.root.querySelector('#r-trends');
     const id = v.id;
+    const short = (d) => d.split('/')[1];
     const defs = [
-      { title: 'Outlet pressure', unit: 'MPa', d: 3, series: [[`${id}.outlet_pressure`, 'outlet'], [`${id}.outlet_setpoint`, 'set-point'], [`${id}.inlet_pressure`, 'inlet']] },
-      { title: 'Flow', unit: 'm³/h', d: 1, series: [[`${id}.outlet_flow`, 'outlet'], [`${id}.inlet_flow`, 'inlet']] },
-      { title: 'Tank level', unit: 'm', d: 2, series: (v.tanks || []).map((t) => [`${t.id}.level`, t.id.split('/')[1]]) },
-      { title: 'Pump frequency', unit: 'Hz', d: 1, min: 0, series: (v.pumps || []).map((p) => [`${p.id}.frequency`, p.id.split('/')[1]]) },
-      { title: 'Free chlorine', unit: 'mg/L', d: 2, series: [[`${id}.chlorine`, 'Cl']] },
-      { title: 'Active power', unit: 'kW', d: 1, min: 0, series: [[`${id}.active_power`, 'P']] },
+      { title: t('room.trend_pressure'), unit: 'MPa', d: 3, min: 0, series: [[`${id}.outlet_pressure`, t('room.s_outlet')], [`${id}.outlet_setpoint`, t('room.s_setpoint')], [`${id}.inlet_pressure`, t('room.s_inlet')]] },
+      { title: t('room.trend_flow'), unit: 'm³/h', d: 1, min: 0, series: [[`${id}.outlet_flow`, t('room.s_outlet')], [`${id}.inlet_flow`, t('room.s_inlet')]] },
+      { title: t('room.trend_level'), unit: 'm', d: 2, min: 0, series: (v.tanks || []).map((tk) => [`${tk.id}.level`, short(tk.id)]) },
+      { title: t('room.trend_frequency'), unit: 'Hz', d: 1, min: 0, series: (v.pumps || []).map((p) => [`${p.id}.frequency`, short(p.id)]) },
+      { title: t('room.chlorine'), unit: 'mg/L', d: 2, min: 0, series: [[`${id}.chlorine`, t('room.s_chlorine')]] },
+      { title: t('room.active_power'), unit: 'kW', d: 1, min: 0, series: [[`${id}.active_power`, t('room.s_power')]] },
     ];
-    const all = [];
+    rangePicker(this.root.querySelector('#r-range'), {
+      onRange: (range) => {
+        this.range = range;
+        this.reload();
+      },
+      onCsv: () => this.exportCsv(),
+    });
     for (const def of defs) {
       if (!def.series.length) continue;
-      const t = new Trend(box, { title: def.title, unit: def.unit, decimals: def.d, min: def.min ?? null });
-      for (const [point, label] of def.series) {
-        t.add(point, label);
-        this.pointTrend.set(point, t);
-        all.push(point);
-      }
-      this.trends.push(t);
+      const tr = new Trend(box, { title: def.title, unit: def.unit, decimals: def.d, min: def.min ?? null });
+      for (const [point, label] of def.series) this.attach(tr, point, label);
+      this.trends.push(tr);
     }
-    // History in requests of at most 20 points (the API's limit).
-    const to = Date.now();
-    const from = to - HOUR;
+    this.reload();
+  }
+
+  attach(trend, point, label) {
+    trend.add(point, label);
+    const list = this.pointTrend.get(point) || [];
+    list.push(trend);
+    this.pointTrend.set(point, list);
+  }
+
+  // History for every trend over the current range, in requests of at most 20 points (the
+  // API's limit); live values extend a range that ends now.
+  reload() {
+    const to = typeof this.range.to === 'number' ? this.range.to : Date.now();
+    const from = typeof this.range.from === 'number' ? this.range.from : to - this.range.ms;
+    for (const tr of this.trends) tr.setRange(this.range);
+    const all = [...this.pointTrend.keys()];
     const room = this.id;
+    const errors = this.root.querySelector('#r-range .range-error');
     for (let i = 0; i < all.length; i += 20) {
       const chunk = all.slice(i, i + 20);
-      history(chunk, from, to)
+      loadHistory(chunk, from, to)
         .then((series) => {
           if (this.id !== room) return;
-          for (const [point, samples] of Object.entries(series)) this.pointTrend.get(point)?.seed(point, samples);
+          for (const [point, samples] of Object.entries(series)) for (const tr of this.pointTrend.get(point) || []) tr.seed(point, samples);
         })
-        .catch(() => {
+        .catch((err) => {
           // No historian on this node: the trends start from the live values.
+          if (this.id === room && errors && err.code !== 'no_history') errors.textContent = apiError(err);
         });
     }
-    for (const t of this.trends) t.schedule();
+    for (const tr of this.trends) tr.schedule();
+  }
+
+  // A point clicked on the mimic: its own trend, first in the trends panel, over the range.
+  focusTrend(point, label, unit) {
+    const box = this.root.querySelector('#r-trends');
+    if (this.focus) {
+      const old = this.focus;
+      this.trends = this.trends.filter((x) => x !== old);
+      for (const s of old.series) this.pointTrend.set(s.name, (this.pointTrend.get(s.name) || []).filter((x) => x !== old));
+      old.box.remove();
+    }
+    const tr = new Trend(box, { title: label, unit, decimals: unit === 'MPa' ? 3 : 2, min: 0 });
+    tr.box.classList.add('focus');
+    tr.box.dataset.point = point;
+    box.prepend(tr.box);
+    this.attach(tr, point, label);
+    this.trends.unshift(tr);
+    this.focus = tr;
+    this.reload();
+    tr.box.scrollIntoView({ block: 'center' });
+  }
+
+  // What the trends show, as one CSV file per chart joined into one download.
+  exportCsv() {
+    const text = this.trends.map((tr) => `${tr.title}\r\n${tr.csv()}`).join('\r\n');
+    download(`${this.id}-trends.csv`, text);
   }
 
   flush() {
@@ -270,6 +384,7 @@ export class RoomPage {
     const $ = (s) => this.root.querySelector(s);
     for (const part of this.dirty) {
       if (part === 'head') $('#r-head').innerHTML = this.head(v);
+      else if (part === 'mimic') this.mimic.render(v, this.spec);
       else if (part === 'kpis') $('#r-kpis').innerHTML = this.kpis(v);
       else if (part === 'pumps') {
         const box = $('#r-pumps');
@@ -289,11 +404,14 @@ export class RoomPage {
 
   head(v) {
     const status = v.status || 'unknown';
-    return `<h1>${esc(v.id)} · ${esc(v.name)}</h1>
-      <span class="muted">${esc(v.address || '')}</span>
-      <span class="muted">zone ${esc(zoneLabel(v.zone))} · ${num(v.lat, 4)}°N ${num(v.lon, 4)}°E</span>
-      <span class="status ${esc(status)}">${esc(status.toUpperCase())}</span>
-      <span class="muted">last data ${esc(ago(v.last_data ?? v.last_seen))}${v.clock_skew ? ` · <span class="abn" lang="zh-CN">网关时钟超前 ${Math.round(v.clock_skew.ahead_s)} 秒</span> <span class="abn" lang="en">(gateway clock ${Math.round(v.clock_skew.ahead_s)} s ahead)</span>` : ''}</span>`;
+    const name = nameLabel(v);
+    const skew = v.clock_skew ? ` · <span class="abn">${esc(t('room.clock_skew', { s: Math.round(v.clock_skew.ahead_s) }))}</span>` : '';
+    // Names and the address are the inventory's data (Chinese, pinyin for English), marked so.
+    return `<h1>${esc(v.id)}${name ? ` · <span class="inv-name">${esc(name)}</span>` : ''}</h1>
+      <span class="muted inv-name">${esc(v.address || '')}</span>
+      <span class="muted">${t('room.zone', { zone: `<span class="inv-name">${esc(zoneLabel(v.zone))}</span>` })} · ${esc(t('room.coords', { lat: num(v.lat, 4), lon: num(v.lon, 4) }))}</span>
+      <span class="status ${esc(status)}">${esc(t(`room.status_${status}`))}</span>
+      <span class="muted">${esc(t('room.last_data', { ago: ago(v.last_data ?? v.last_seen) }))}${skew}</span>`;
   }
 
   kpis(v) {
@@ -301,19 +419,19 @@ export class RoomPage {
     const sp = d.outlet_setpoint_mpa;
     const out = d.outlet_pressure_mpa;
     const kpi = (k, val, unit, dec, abn = false) =>
-      `<div class="kpi"><div class="k">${esc(k)}</div><span class="v${abn ? ' abn' : ''}">${esc(num(val, dec))}</span><span class="u">${esc(unit)}</span></div>`;
-    const mains = d.mains === true ? 'ON' : d.mains === false ? 'LOST' : '—';
-    return `<div class="kpi"><div class="k">Mains</div><span class="v${d.mains === false ? ' abn' : ''}">${mains}</span></div>` +
-      kpi('Inlet pressure', d.inlet_pressure_mpa, 'MPa', 3, typeof d.inlet_pressure_mpa === 'number' && d.inlet_pressure_mpa < 0.05) +
-      kpi('Outlet pressure', out, `MPa (sp ${num(sp, 2)})`, 3, typeof out === 'number' && typeof sp === 'number' && Math.abs(out - sp) > 0.1) +
-      kpi('Outlet flow', d.outlet_flow_m3h, 'm³/h', 1) +
-      kpi('Power', d.active_power_kw, 'kW', 2) +
-      kpi('Energy intensity', d.energy_intensity_kwh_m3, 'kWh/m³', 2);
+      `<div class="kpi"><div class="k">${esc(t(k))}</div><span class="v${abn ? ' abn' : ''}">${esc(num(val, dec))}</span><span class="u">${esc(unit)}</span></div>`;
+    const mains = d.mains === true ? t('room.mains_on') : d.mains === false ? t('room.mains_lost') : '—';
+    return `<div class="kpi"><div class="k">${esc(t('room.mains'))}</div><span class="v${d.mains === false ? ' abn' : ''}">${esc(mains)}</span></div>` +
+      kpi('room.inlet_pressure', d.inlet_pressure_mpa, 'MPa', 3, typeof d.inlet_pressure_mpa === 'number' && d.inlet_pressure_mpa < 0.05) +
+      kpi('room.outlet_pressure', out, t('room.sp_unit', { sp: num(sp, 2) }), 3, typeof out === 'number' && typeof sp === 'number' && Math.abs(out - sp) > 0.1) +
+      kpi('room.outlet_flow', d.outlet_flow_m3h, 'm³/h', 1) +
+      kpi('room.active_power', d.active_power_kw, 'kW', 2) +
+      kpi('room.energy_intensity', d.energy_intensity_kwh_m3, 'kWh/m³', 2);
   }
 
   pumps(v) {
     const specs = (this.spec && this.spec.pumps) || [];
-    if (!(v.pumps || []).length) return '<span class="empty">No pumps.</span>';
+    if (!(v.pumps || []).length) return `<span class="empty">${esc(t('room.no_pumps'))}</span>`;
     return v.pumps.map((p, i) => {
       const d = p.derived || {};
       const rated = specs[i] ? specs[i].rated_power_kw : null;
@@ -324,19 +442,20 @@ export class RoomPage {
       const freq = fz || 0;
       const pw = pk || 0;
       const q = quality(p.points, 'frequency');
-      const dim = q === 'stale' || q === 'uncertain' ? ` class="stale" title="${esc(q)}"` : '';
+      const dim = q === 'stale' || q === 'uncertain' ? ` class="stale" title="${esc(qualityText(q))}"` : '';
       const hours = value(p.points, 'run_hours');
       const starts = value(p.points, 'starts');
       const current = value(p.points, 'current');
+      const role = d.role ? t(`room.role_${d.role}`) : '';
       return `<div class="pump" data-device="${esc(p.id)}">
-        <div class="name"><span>${esc(p.id.split('/')[1])} <span class="muted">${esc(d.role || '')}</span></span><span class="st ${esc(status)}">${esc(status.toUpperCase())}</span></div>
-        <div class="line"><span class="k">Frequency</span><span${dim}>${num(fz, 1)} Hz</span></div>
+        <div class="name"><span>${esc(p.id.split('/')[1])} <span class="muted">${esc(role)}</span></span><span class="st ${esc(status)}">${esc(t(`mimic.pump_${status}`))}</span></div>
+        <div class="line"><span class="k">${esc(t('room.frequency'))}</span><span${dim}>${num(fz, 1)} Hz</span></div>
         <div class="bar" title="0–50 Hz"><span data-w="${Math.min(100, (freq / 50) * 100).toFixed(1)}"></span></div>
-        <div class="line"><span class="k">Power</span><span${dim}>${num(pk, 2)} kW${rated ? ` / ${num(rated, 1)}` : ''}</span></div>
-        <div class="bar" title="of rated power"><span data-w="${rated ? Math.min(100, (pw / rated) * 100).toFixed(1) : 0}"></span></div>
-        <div class="line"><span class="k">Current</span><span>${num(current, 1)} A</span></div>
-        <div class="line"><span class="k">Run hours</span><span>${num(hours, 0)} h</span></div>
-        <div class="line"><span class="k">Starts</span><span>${num(starts, 0)}</span></div>
+        <div class="line"><span class="k">${esc(t('room.power_kw'))}</span><span${dim}>${num(pk, 2)} kW${rated ? ` / ${num(rated, 1)}` : ''}</span></div>
+        <div class="bar" title="${esc(t('room.of_rated'))}"><span data-w="${rated ? Math.min(100, (pw / rated) * 100).toFixed(1) : 0}"></span></div>
+        <div class="line"><span class="k">${esc(t('room.current'))}</span><span>${num(current, 1)} A</span></div>
+        <div class="line"><span class="k">${esc(t('room.run_hours'))}</span><span>${esc(t('room.hours', { h: num(hours, 0) }))}</span></div>
+        <div class="line"><span class="k">${esc(t('room.starts'))}</span><span>${num(starts, 0)}</span></div>
       </div>`;
     }).join('');
   }
@@ -345,18 +464,18 @@ export class RoomPage {
     const specs = (this.spec && this.spec.tanks) || [];
     box.replaceChildren();
     if (!(v.tanks || []).length) {
-      box.innerHTML = '<span class="empty">No tanks.</span>';
+      box.innerHTML = `<span class="empty">${esc(t('room.no_tanks'))}</span>`;
       return;
     }
     // One scale for every tank of the room, so that their heights compare.
     const maxH = Math.max(...specs.map((s) => s.height_m), 1);
     const px = 170 / maxH;
-    v.tanks.forEach((t, i) => {
+    v.tanks.forEach((tk, i) => {
       const s = specs[i];
-      const d = t.derived || {};
+      const d = tk.derived || {};
       const wrap = document.createElement('div');
       wrap.className = 'tank';
-      wrap.dataset.device = t.id;
+      wrap.dataset.device = tk.id;
       const H = s ? s.height_m : maxH;
       const W = 64;
       const top = 12;
@@ -365,6 +484,7 @@ export class RoomPage {
       const svg = document.createElementNS(NS, 'svg');
       svg.setAttribute('width', String(W + 150));
       svg.setAttribute('height', String(svgH.toFixed(0)));
+      svg.setAttribute('viewBox', `0 0 ${W + 150} ${svgH.toFixed(0)}`);
       const add = (name, attrs, text) => {
         const e = document.createElementNS(NS, name);
         for (const [k, val] of Object.entries(attrs)) e.setAttribute(k, String(val));
@@ -377,10 +497,10 @@ export class RoomPage {
         add('line', { class: 'axis', x1: x0 - 5, x2: x0, y1: y(m), y2: y(m) });
         add('text', { x: x0 - 8, y: y(m) + 3, 'text-anchor': 'end' }, `${m}`);
       }
-      add('rect', { class: 'shell', x: x0, y: y(H), width: W, height: H * px });
+      add('rect', { class: 'tank-shell', x: x0, y: y(H), width: W, height: H * px });
       // Derived figures are withheld while the level is not good: draw the last reading, greyed.
-      const raw = typeof d.level_m === 'number' ? d.level_m : value(t.points, 'level');
-      const q = quality(t.points, 'level');
+      const raw = typeof d.level_m === 'number' ? d.level_m : value(tk.points, 'level');
+      const q = quality(tk.points, 'level');
       const level = raw === null ? null : Math.max(0, Math.min(H, raw));
       if (level !== null) add('rect', { class: q === 'good' ? 'water' : 'water stale', x: x0 + 1, y: y(level), width: W - 2, height: level * px });
       const mark = (cls, m, label) => {
@@ -389,63 +509,66 @@ export class RoomPage {
         add('text', { x: x0 + W + 9, y: y(m) + 3 }, label);
       };
       if (s) {
-        mark('ovf', s.overflow_m, `overflow ${num(s.overflow_m, 2)}`);
-        mark('fire', s.fire_reserve_m, `fire reserve ${num(s.fire_reserve_m, 2)}`);
-        mark('min', s.hard_min_m, `hard min ${num(s.hard_min_m, 2)}`);
+        mark('ovf', s.overflow_m, t('room.mark_overflow', { m: num(s.overflow_m, 2) }));
+        mark('fire', s.fire_reserve_m, t('room.mark_fire', { m: num(s.fire_reserve_m, 2) }));
+        mark('min', s.hard_min_m, t('room.mark_min', { m: num(s.hard_min_m, 2) }));
       }
-      add('text', { x: x0 + W / 2, y: svgH - 3, 'text-anchor': 'middle' }, `${t.id.split('/')[1]} · m`);
+      add('text', { x: x0 + W / 2, y: svgH - 3, 'text-anchor': 'middle' }, `${tk.id.split('/')[1]} · m`);
       wrap.appendChild(svg);
       const facts = document.createElement('div');
       facts.className = 'facts';
       const lowAut = typeof d.autonomy_h === 'number' && d.autonomy_h < 4;
-      facts.innerHTML = `<div class="big${q === 'good' ? '' : ' stale'}" title="${esc(q)}">${num(raw, 2)} m</div>
-        <div>${num(d.level_pct, 0)} % of ${num(H, 1)} m</div>
-        <div>${num(d.volume_m3, 1)} m³ · usable ${num(d.usable_m3, 1)} m³</div>
-        <div class="${lowAut ? 'abn' : ''}">autonomy <b>${num(d.autonomy_h, 1)} h</b> at ${num(d.demand_m3h, 1)} m³/h</div>
-        <div>inlet valve ${d.inlet_open ? 'open' : 'closed'}</div>
-        ${d.overflow ? '<div class="abn">OVERFLOW</div>' : ''}${d.low_low ? '<div class="abn">LOW-LOW FLOAT</div>' : ''}`;
+      facts.innerHTML = `<div class="big${q === 'good' ? '' : ' stale'}" title="${esc(qualityText(q))}">${num(raw, 2)} m</div>
+        <div>${esc(t('room.level_of', { pct: num(d.level_pct, 0), h: num(H, 1) }))}</div>
+        <div>${esc(t('room.volume', { v: num(d.volume_m3, 1), usable: num(d.usable_m3, 1) }))}</div>
+        <div class="${lowAut ? 'abn' : ''}">${esc(t('room.autonomy', { h: num(d.autonomy_h, 1), demand: num(d.demand_m3h, 1) }))}</div>
+        <div>${esc(d.inlet_open ? t('room.valve_open') : t('room.valve_closed'))}</div>
+        ${d.overflow ? `<div class="abn">${esc(t('mimic.overflow'))}</div>` : ''}${d.low_low ? `<div class="abn">${esc(t('mimic.low_low'))}</div>` : ''}`;
       wrap.appendChild(facts);
-      const plan = this.plans.find((p) => p.tank === t.id);
-      wrap.appendChild(tankPlanBlock(plan, value(t.points, 'fill_mode')));
+      const plan = this.plans.find((p) => p.tank === tk.id);
+      wrap.appendChild(tankPlanBlock(plan, value(tk.points, 'fill_mode')));
       box.appendChild(wrap);
     });
   }
 
   quality(v) {
-    return QUALITY.map((q) => pointRow(v.points, q.name, `${q.label} (${q.range})`, q.unit, { d: q.d, abn: (val) => abnormal(val, q.lo, q.hi) })).join('');
+    return QUALITY.map((q) => pointRow(v.points, q.name, `${t(q.label)} (${q.range})`, q.unit, { d: q.d, abn: (val) => abnormal(val, q.lo, q.hi) })).join('');
   }
 
   power(v) {
     const p = v.points;
     // GB/T 12325: ±7 % of 380 V.
     const off = (x) => x !== null && Math.abs(x - 380) / 380 > 0.07;
-    return ['a', 'b', 'c'].map((ph) => pointRow(p, `voltage_${ph}`, `Voltage ${ph.toUpperCase()}`, 'V', { d: 1, abn: off })).join('') +
-      ['a', 'b', 'c'].map((ph) => pointRow(p, `current_${ph}`, `Current ${ph.toUpperCase()}`, 'A', { d: 1 })).join('') +
-      pointRow(p, 'power_factor', 'Power factor', '', { d: 3 }) +
-      pointRow(p, 'active_power', 'Active power', 'kW', { d: 2 }) +
-      pointRow(p, 'energy', 'Energy', 'kWh', { d: 0 });
+    return ['a', 'b', 'c'].map((ph) => pointRow(p, `voltage_${ph}`, t('room.voltage', { phase: ph.toUpperCase() }), 'V', { d: 1, abn: off })).join('') +
+      ['a', 'b', 'c'].map((ph) => pointRow(p, `current_${ph}`, t('room.phase_current', { phase: ph.toUpperCase() }), 'A', { d: 1 })).join('') +
+      pointRow(p, 'power_factor', t('mimic.power_factor'), '', { d: 3 }) +
+      pointRow(p, 'active_power', t('room.active_power'), 'kW', { d: 2 }) +
+      pointRow(p, 'energy', t('mimic.energy'), 'kWh', { d: 0 });
   }
 
   env(v) {
     const p = v.points;
-    const on = (name, label, bad = true) => {
+    const on = (name, key, bad = true) => {
       const f = flag(p, name);
-      const text = f === null ? '—' : f ? 'YES' : 'no';
-      return `<span class="k">${esc(label)}</span><span class="v${f && bad ? ' abn' : ''}">${text}</span><span class="u"></span>`;
+      const text = f === null ? '—' : f ? t('mimic.yes') : t('mimic.no');
+      return `<span class="k">${esc(t(key))}</span><span class="v${f && bad ? ' abn' : ''}">${esc(text)}</span><span class="u"></span>`;
     };
-    return pointRow(p, 'temperature', 'Temperature', '°C', { d: 1 }) +
-      pointRow(p, 'humidity', 'Humidity', '%', { d: 0 }) +
-      on('flooding', 'Flooding') + on('smoke', 'Smoke') + on('door', 'Door open', false) +
-      on('armed', 'Armed', false) + on('intrusion', 'Intrusion') + on('siren', 'Siren');
+    return pointRow(p, 'temperature', t('mimic.temperature'), '°C', { d: 1 }) +
+      pointRow(p, 'humidity', t('mimic.humidity'), '%', { d: 0 }) +
+      on('flooding', 'mimic.flooding') + on('smoke', 'mimic.smoke') + on('door', 'mimic.door', false) +
+      on('armed', 'mimic.armed', false) + on('intrusion', 'mimic.intrusion') + on('siren', 'room.siren');
   }
 
   cams(v) {
-    if (!(v.cameras || []).length) return '<span class="empty">No cameras.</span>';
+    if (!(v.cameras || []).length) return `<span class="empty">${esc(t('mimic.no_cameras'))}</span>`;
     return v.cameras.map((c) => {
       const d = c.derived || {};
       const marks = (d.bookmarks || []).length;
-      return `<div class="cam" data-device="${esc(c.id)}"><span><b>${esc(c.id.split('/')[1])}</b> ${esc(d.name || '')}</span>
-        <span>${d.online === false ? '<span class="abn">OFFLINE</span>' : 'online'} · ${d.recording ? 'rec' : '<span class="abn">not recording</span>'}${d.motion ? ' · motion' : ''}${marks ? ` · ${marks} bookmark${marks > 1 ? 's' : ''}` : ''}</span></div>`;
+      const online = d.online === false ? `<span class="abn">${esc(t('mimic.cam_offline'))}</span>` : esc(t('mimic.cam_online'));
+      const rec = d.recording ? esc(t('room.cam_rec')) : `<span class="abn">${esc(t('mimic.cam_not_recording'))}</span>`;
+      const extra = `${d.motion ? ` · ${esc(t('room.cam_motion'))}` : ''}${marks ? ` · ${esc(t('room.bookmarks', { n: marks }))}` : ''}`;
+      return `<div class="cam" data-device="${esc(c.id)}"><span><b>${esc(c.id.split('/')[1])}</b> <span class="inv-name">${esc(d.name || '')}</span></span>
+        <span>${online} · ${rec}${extra}</span></div>`;
     }).join('');
   }
 }
