@@ -169,21 +169,30 @@ impl Browser {
     /// returns once the shell is shown.
     pub fn sign_in(&self, base: &str, lang: &str) {
         self.goto(&format!("{base}/?lang={lang}"));
+        self.submit_sign_in("admin", crate::support::IT_ADMIN_PASSWORD);
+        self.until(
+            "the console after sign-in",
+            Duration::from_secs(30),
+            &format!(
+                "return !document.getElementById('shell').hidden \
+                   && document.documentElement.lang === '{lang}' || null;"
+            ),
+        );
+    }
+
+    /// Fills and submits the sign-in form once it is shown.
+    pub fn submit_sign_in(&self, user: &str, password: &str) {
         self.until(
             "the sign-in form",
             Duration::from_secs(30),
             "return !document.getElementById('login').hidden || null;",
         );
-        let user = self.element("#login-user", Duration::from_secs(5));
-        let password = self.element("#login-password", Duration::from_secs(5));
-        self.type_into(&user, "admin");
-        self.type_into(&password, crate::support::IT_ADMIN_PASSWORD);
-        self.click(&self.element("#login-submit", Duration::from_secs(5)));
-        self.until(
-            "the console after sign-in",
-            Duration::from_secs(30),
-            "return !document.getElementById('shell').hidden || null;",
+        self.type_into(&self.element("#login-user", Duration::from_secs(5)), user);
+        self.type_into(
+            &self.element("#login-password", Duration::from_secs(5)),
+            password,
         );
+        self.click(&self.element("#login-submit", Duration::from_secs(5)));
     }
 
     /// Latin words (three letters or more) a reader of the page sees: in visible text and in

@@ -9,7 +9,6 @@
 
 use crate::browser::Browser;
 use crate::support::{get, post, wait_for, Cistern, IT_ADMIN_PASSWORD};
-use crate::ui_room::submit_sign_in;
 use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
@@ -311,7 +310,7 @@ fn plans(browser: &Browser, base: &str, shots: &Path) {
     );
     assert!(status == 200 || status == 201, "{v}");
     browser.click(&browser.element("#logout", Duration::from_secs(5)));
-    submit_sign_in(browser, "watcher", "watcher-password-1");
+    browser.submit_sign_in("watcher", "watcher-password-1");
     browser.until(
         "signed in as the viewer",
         Duration::from_secs(20),

@@ -7,7 +7,7 @@
 //! no English word. Screenshots go under the target directory (out of git), as in `ui.rs`.
 
 use crate::browser::Browser;
-use crate::support::{get, post, wait_for, Cistern, IT_ADMIN_PASSWORD};
+use crate::support::{get, post, wait_for, Cistern};
 use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -60,7 +60,7 @@ fn the_room_page_in_chinese_shows_the_mimic_a_trip_a_trend_and_a_confirmed_set_p
 
     // --- desktop ---
     let browser = Browser::start("ui-room-chromium");
-    sign_in(&browser, &base);
+    browser.sign_in(&base, "zh-CN");
     open_room(&browser, &base, &tripped);
     browser.screenshot(&shots.join("ui-room-zh-mimic.png"));
     assert_chinese(&browser, "the room page");
@@ -167,16 +167,7 @@ fn the_room_page_in_chinese_shows_the_mimic_a_trip_a_trend_and_a_confirmed_set_p
 
     // --- phone ---
     let phone = Browser::start_sized("ui-room-phone", 390, 844);
-    // Headless Chromium keeps a window at least 500 px wide: the phone's viewport is emulated.
-    phone.call(
-        "POST",
-        "/goog/cdp/execute",
-        Some(
-            json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": {
-            "width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": false}}),
-        ),
-    );
-    sign_in(&phone, &base);
+    phone.sign_in(&base, "zh-CN");
     open_room(&phone, &base, &tripped);
     phone.until(
         "the tripped pump on the phone",
@@ -217,17 +208,6 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-/// Signs in as the admin on the Chinese page.
-fn sign_in(browser: &Browser, base: &str) {
-    browser.goto(&format!("{base}/?lang=zh-CN"));
-    submit_sign_in(browser, "admin", IT_ADMIN_PASSWORD);
-    browser.until(
-        "the shell",
-        Duration::from_secs(30),
-        "return !document.getElementById('shell').hidden && document.documentElement.lang === 'zh-CN' || null;",
-    );
 }
 
 /// Opens `room`'s page and waits for its mimic with live values: the pumps, a tank's level
@@ -275,22 +255,4 @@ fn assert_chinese(browser: &Browser, what: &str) {
         words.as_array().unwrap().is_empty(),
         "English on {what} in zh-CN: {words}"
     );
-}
-
-/// Fills and submits the sign-in form once it is shown.
-pub fn submit_sign_in(browser: &Browser, user: &str, password: &str) {
-    browser.until(
-        "the sign-in form",
-        Duration::from_secs(30),
-        "return !document.getElementById('login').hidden || null;",
-    );
-    browser.type_into(
-        &browser.element("#login-user", Duration::from_secs(5)),
-        user,
-    );
-    browser.type_into(
-        &browser.element("#login-password", Duration::from_secs(5)),
-        password,
-    );
-    browser.click(&browser.element("#login-submit", Duration::from_secs(5)));
 }
