@@ -101,6 +101,7 @@ async function start() {
   ]);
   setZoneNames(inventory.zones);
   map.setRooms(inventory.rooms, basemap);
+  performance.mark('cistern:map-drawn', { detail: { rooms: inventory.rooms.length } });
   const zoneIds = [...new Set(inventory.rooms.map((r) => r.zone))].sort();
   $('f-zone').innerHTML = `<option value="">${esc(t('alarms.all'))}</option>` + zoneIds.map((z) => `<option value="${esc(z)}">${esc(zoneLabel(z))}</option>`).join('');
   zones.clear();

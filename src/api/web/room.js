@@ -336,9 +336,10 @@ export class RoomPage {
     const all = [...this.pointTrend.keys()];
     const room = this.id;
     const errors = this.root.querySelector('#r-range .range-error');
+    const loads = [];
     for (let i = 0; i < all.length; i += 20) {
       const chunk = all.slice(i, i + 20);
-      loadHistory(chunk, from, to)
+      const load = loadHistory(chunk, from, to)
         .then((series) => {
           if (this.id !== room) return;
           for (const [point, samples] of Object.entries(series)) for (const tr of this.pointTrend.get(point) || []) tr.seed(point, samples);
@@ -347,8 +348,11 @@ export class RoomPage {
           // No historian on this node: the trends start from the live values.
           if (this.id === room && errors && err.code !== 'no_history') errors.textContent = apiError(err);
         });
+      loads.push(load);
     }
     for (const tr of this.trends) tr.schedule();
+    // User Timing for the console's performance figures: the range's history drawn.
+    Promise.all(loads).then(() => requestAnimationFrame(() => performance.mark('cistern:trends-drawn', { detail: { points: all.length } })));
   }
 
   // A point clicked on the mimic: its own trend, first in the trends panel, over the range.
@@ -381,6 +385,12 @@ export class RoomPage {
     this.frame = 0;
     if (!this.built || !this.view) return;
     const v = this.view;
+    // User Timing for the console's performance figures: the opened room's mimic first drawn
+    // with live values (the actors' state, by REST or the room's topic, whichever came first).
+    if (this.markedLive !== this.id && this.dirty.has('mimic')) {
+      this.markedLive = this.id;
+      requestAnimationFrame(() => performance.mark('cistern:room-live', { detail: { room: this.id } }));
+    }
     const $ = (s) => this.root.querySelector(s);
     for (const part of this.dirty) {
       if (part === 'head') $('#r-head').innerHTML = this.head(v);
