@@ -61,19 +61,27 @@ impl Browser {
             (status == 200 && v["value"]["ready"] == true).then_some(())
         });
         let profile = dir.join("profile");
+        let mut chrome = json!({
+            "binary": chromium.to_str().unwrap(),
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync",
+                format!("--user-data-dir={}", profile.display()),
+                format!("--window-size={width},{height}"),
+            ],
+        });
+        // A window is never narrower than 500 px (a 390×844 window gives a 500×701 viewport):
+        // a phone's size is emulated instead, viewport and touch as a phone has them.
+        if width < 500 {
+            chrome["mobileEmulation"] = json!({"deviceMetrics": {
+                "width": width, "height": height, "pixelRatio": 1.0, "mobile": true, "touch": true,
+            }});
+        }
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "pageLoadStrategy": "normal",
-            "goog:chromeOptions": {
-                "binary": chromium.to_str().unwrap(),
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    format!("--user-data-dir={}", profile.display()),
-                    format!("--window-size={width},{height}"),
-                ],
-            },
+            "goog:chromeOptions": chrome,
         }}});
         let (status, v) = peer_call("POST", &format!("{base}/session"), Some(&caps));
         assert_eq!(
@@ -144,6 +152,14 @@ impl Browser {
             &format!("/element/{element}/value"),
             Some(json!({ "text": text })),
         );
+    }
+
+    /// Fills the console's sign-in form and submits it.
+    pub fn sign_in(&self, user: &str, password: &str) {
+        for (field, text) in [("#login-user", user), ("#login-password", password)] {
+            self.type_into(&self.element(field, Duration::from_secs(5)), text);
+        }
+        self.click(&self.element("#login-submit", Duration::from_secs(5)));
     }
 
     /// Waits until `script` returns something other than null/false; returns it.

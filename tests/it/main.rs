@@ -23,5 +23,6 @@ mod simulate;
 mod support;
 mod tanks;
 mod ui;
+mod ui_alarms;
 mod ws;
 mod ws_protocol;

@@ -227,26 +227,49 @@ function historyHtml(events) {
     .join('');
 }
 
-// Opens `dialog` for `alarm`, resolves with the form's values when confirmed, null when not.
-function ask(dialog, alarm, fill) {
-  const label = dialog.querySelector('.dialog-alarm');
-  if (label) label.textContent = alarm;
-  const error = dialog.querySelector('.dialog-error');
-  if (error) error.textContent = '';
-  for (const input of dialog.querySelectorAll('input[type=text], input:not([type])')) input.value = '';
-  if (fill) fill(dialog);
+// What each command asks for in the command dialog: a comment (optional, or required), and
+// for a shelve its duration.
+const ASKS = {
+  ack: { comment: 'alarms.comment' },
+  shelve: { comment: 'alarms.shelve_reason', required: true, duration: true },
+  remove_from_service: { comment: 'alarms.comment_required', required: true },
+  return_to_service: { comment: 'alarms.comment' },
+};
+
+// Opens the command dialog for `action` on `alarm`; resolves with the command's options when
+// confirmed, null when not.
+function ask(action, alarm) {
+  const $ = (id) => document.getElementById(id);
+  const how = ASKS[action];
+  const dialog = $('command-dialog');
+  dialog.dataset.action = action;
+  $('command-title').textContent = t(`alarms.${action}_title`);
+  $('command-alarm').textContent = alarm;
+  $('command-comment-label').textContent = t(how.comment);
+  $('command-ok').textContent = t(`alarms.${action}`);
+  const comment = $('command-comment');
+  comment.value = '';
+  comment.required = !!how.required;
+  $('command-for-row').hidden = !how.duration;
   return new Promise((resolve) => {
-    dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok' ? dialog : null), { once: true });
+    dialog.addEventListener(
+      'close',
+      () => {
+        if (dialog.returnValue !== 'ok') return resolve(null);
+        const text = comment.value.trim();
+        resolve(how.duration ? { comment: text, reason: text, duration: $('command-for').value } : { comment: text });
+      },
+      { once: true },
+    );
     dialog.returnValue = '';
     dialog.showModal();
-    const first = dialog.querySelector('input');
-    if (first) first.focus();
+    comment.focus();
   });
 }
 
 // Clicks on the alarm actions anywhere in `root`: acknowledge (with an optional comment),
-// shelve (reason and duration), unshelve, take out of and return to service (with a
-// comment), reset, and the alarm's event history.
+// shelve (reason and duration), unshelve, take out of service (with a comment) and return to
+// service, reset, and the alarm's event history.
 export function wireActions(root, live, { onError, get } = {}) {
   const $ = (id) => document.getElementById(id);
   const fail = (action, alarm, err) => (onError || alert)(t('alarms.failed', { action: t(`alarms.${action}`), alarm, message: apiError(err) }));
@@ -254,12 +277,14 @@ export function wireActions(root, live, { onError, get } = {}) {
   async function history(alarm) {
     const dialog = $('history-dialog');
     $('history-alarm').textContent = alarm;
+    $('history-summary').textContent = '';
     $('history-rows').innerHTML = `<tr><td colspan="6" class="empty">${esc(t('alarms.loading'))}</td></tr>`;
+    delete dialog.dataset.loaded;
     dialog.showModal();
     try {
       const v = await get(alarmPath(alarm));
       const a = v.alarm || {};
-      $('history-summary').textContent = `${a.severity || ''} ${stateLabel(a.state)}${t('alarms.sep')}${messageOf(a)}`;
+      $('history-summary').innerHTML = `<span class="sev ${esc(a.severity)}">${esc(a.severity)}</span> <span class="state">${esc(stateLabel(a.state))}</span>${esc(t('alarms.sep'))}<span class="msg">${esc(messageOf(a))}</span>`;
       $('history-rows').innerHTML = historyHtml(v.events || []);
       dialog.dataset.loaded = alarm;
     } catch (err) {
@@ -273,22 +298,8 @@ export function wireActions(root, live, { onError, get } = {}) {
     const alarm = b.dataset.alarm;
     const action = b.dataset.action;
     if (action === 'history') return history(alarm);
-    let opts = { comment: '' };
-    if (action === 'ack' || action === 'remove_from_service' || action === 'return_to_service') {
-      const dialog = $('ack-dialog');
-      const ok = await ask(dialog, alarm, () => {
-        $('ack-title').textContent = t(`alarms.${action}_title`);
-        $('ack-ok').textContent = t(`alarms.${action}`);
-        $('ack-comment').required = action === 'remove_from_service';
-      });
-      if (!ok) return;
-      opts = { comment: $('ack-comment').value.trim() };
-    } else if (action === 'shelve') {
-      const ok = await ask($('shelve-dialog'), alarm);
-      if (!ok) return;
-      const reason = $('shelve-reason').value.trim();
-      opts = { comment: reason, reason, duration: $('shelve-for').value };
-    }
+    const opts = ASKS[action] ? await ask(action, alarm) : { comment: '' };
+    if (!opts) return;
     b.disabled = true;
     try {
       await live.command(action, alarm, opts);

@@ -268,8 +268,10 @@ function renderBanner() {
   }
   const h = live.health();
   const s = Math.round(h.silentMs / 1000);
+  // Down: nothing heard since the socket went (a fallback poll that answers is a link).
+  const down = h.mode !== 'up' && h.mode !== 'connecting' && h.downMs >= BANNER_AFTER_MS && h.silentMs >= h.downMs;
   let text = null;
-  if ((h.mode === 'down' || h.mode === 'stale') && h.downMs >= BANNER_AFTER_MS) text = t('banner.down', { s });
+  if (down) text = t('banner.down', { s });
   else if (h.mode === 'polling' && h.silentMs > STALE_MS) text = t('banner.polling', { s });
   else if (h.silentMs > STALE_MS) text = t('banner.stale', { s });
   banner.hidden = text === null;
