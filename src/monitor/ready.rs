@@ -204,6 +204,16 @@ mod tests {
             "{}",
             r.ingest_lag.detail
         );
+        // The figure the console's header shows, in ms; none when nothing was applied lately.
+        assert_eq!(r.ingest_lag_ms, Some(40_000));
+        assert_eq!(
+            assess(&Observed {
+                ingest_lag: None,
+                ..up()
+            })
+            .ingest_lag_ms,
+            None
+        );
         assert!(
             assess(&Observed {
                 ingest_lag: None,
