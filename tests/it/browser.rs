@@ -78,7 +78,9 @@ impl Browser {
         // Chromium's device emulation (its width, a touch screen), as in its developer tools.
         if width < PHONE_MAX_WIDTH {
             options["mobileEmulation"] = json!({
-                "deviceMetrics": { "width": width, "height": height, "pixelRatio": 2.0, "touch": true },
+                "deviceMetrics": {
+                    "width": width, "height": height, "pixelRatio": 2.0, "mobile": true, "touch": true,
+                },
             });
         }
         let caps = json!({"capabilities": {"alwaysMatch": {

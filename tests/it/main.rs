@@ -23,6 +23,7 @@ mod simulate;
 mod support;
 mod tanks;
 mod ui;
+mod ui_alarms;
 mod ui_room;
 mod ui_shell;
 mod ws;

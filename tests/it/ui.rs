@@ -109,6 +109,8 @@ fn operator_signs_in_sees_the_fleet_and_acknowledges_an_injected_alarm() {
     );
     assert!(state.as_str().unwrap().starts_with("UNACK"), "{state}");
     browser.click(&ack);
+    // Ack asks for an optional comment; confirmed without one.
+    browser.click(&browser.element("#command-dialog[open] #command-ok", Duration::from_secs(10)));
     let acked = wait_for(
         "the alarm acknowledged in the REST API",
         Duration::from_secs(30),

@@ -4,9 +4,9 @@
 // (zone summaries and one mark per room) and the `alarms` topic (the whole alarm board).
 
 import * as api from './api.js';
-import { Live } from './live.js';
+import { Live, STALE_MS } from './live.js';
 import { FleetMap } from './map.js';
-import { AlarmBoard, AlarmTable, wireActions } from './alarms.js';
+import { AlarmBoard, AlarmTable, Annunciator, ANNUNCIATED, HIDDEN, byColumn, byPriority, messageOf, wireActions } from './alarms.js';
 import { RoomPage } from './room.js';
 import { PlansPage } from './plans.js';
 import { clock, esc, nameLabel, SEVERITIES, setZoneNames, unacked, zoneLabel } from './format.js';
@@ -24,6 +24,9 @@ let plansPage = null;
 let role = 'viewer';
 let alarmTable = null;
 const zones = new Map();
+// The alarm list's order: a column (`raised`, `severity`, …) and direction, or priority order.
+let sortBy = { column: null, ascending: true };
+const annunciator = new Annunciator($('silence'));
 let frame = 0;
 const dirty = new Set();
 
@@ -34,7 +37,7 @@ function schedule(part) {
 
 function flush() {
   frame = 0;
-  if (dirty.has('zones')) renderZones();
+  if (dirty.has('zones') || dirty.has('alarms')) renderZones();
   if (dirty.has('alarms')) renderAlarms();
   dirty.clear();
 }
@@ -46,6 +49,7 @@ function showLogin(message = '') {
   live = null;
   $('shell').hidden = true;
   $('login').hidden = false;
+  document.title = t('app.title');
   $('login-error').textContent = message;
   $('login-password').value = '';
   $('login-user').focus();
@@ -85,9 +89,11 @@ async function start() {
   if (s) i18n.adopt(s.user);
   for (const sel of document.querySelectorAll('.lang-select')) sel.value = i18n.lang();
   $('who').textContent = s ? t('app.who', { user: s.user, role: t(`roles.${s.role}`) }) : '';
+  annunciator.forUser(s && s.user);
   board = new AlarmBoard();
   map = map || new FleetMap($('map'), $('map-tip'), { onOpen: (id) => (location.hash = `#/room/${id}`) });
   alarmTable = alarmTable || new AlarmTable($('alarm-rows'), { empty: t('alarms.none_match') });
+  sortBy = { column: null, ascending: true };
   live = new Live({ onLink: linkState });
   const me = await api.get('/api/v1/auth/me');
   role = me.role || 'viewer';
@@ -147,9 +153,14 @@ function linkState(mode, detail) {
   el.className = `link-state ${mode === 'up' ? 'up' : mode === 'polling' ? '' : 'down'}`;
   el.textContent = mode === 'up' ? t('link.live') : mode === 'polling' ? t('link.polling') : detail ? t('link.down_detail', { detail }) : t('link.down');
   el.title = mode === 'up' ? t('link.up_title') : el.textContent;
+  renderBanner();
 }
 
+// The header, the zone table and the tab title count alarms one way (alarms.js `counts`):
+// annunciated alarms per severity and unacknowledged; shelved, suppressed and out-of-service
+// ones apart as hidden. Rooms online and offline come from the `fleet` topic.
 function renderZones() {
+  const c = board ? board.counts() : null;
   const totals = { P1: 0, P2: 0, P3: 0, P4: 0 };
   let online = 0;
   let offline = 0;
@@ -158,9 +169,10 @@ function renderZones() {
   for (const z of [...zones.values()].sort((a, b) => a.zone.localeCompare(b.zone))) {
     online += z.online;
     offline += z.offline;
-    un += z.unacked || 0;
+    const mine = c ? c.zones.get(z.zone) || { P1: 0, P2: 0, P3: 0, P4: 0, unacked: 0 } : { ...z.alarms, unacked: z.unacked || 0 };
+    un += mine.unacked || 0;
     const cells = SEVERITIES.map((s) => {
-      const n = (z.alarms && z.alarms[s]) || 0;
+      const n = mine[s] || 0;
       totals[s] += n;
       return `<td class="n sev-${s}${n ? ' hot' : ''}">${n || '·'}</td>`;
     }).join('');
@@ -180,6 +192,9 @@ function renderZones() {
   }
   $('sum-unacked').textContent = un;
   $('sum-unacked').parentNode.classList.toggle('hot', un > 0);
+  $('sum-hidden').textContent = c ? c.hidden : 0;
+  // The tab title: unacknowledged alarms first, so that a background tab still tells.
+  document.title = un ? t('console.title_count', { n: un, title: t('app.title') }) : t('app.title');
 }
 
 function alarmFilter() {
@@ -187,19 +202,28 @@ function alarmFilter() {
   const sev = $('f-severity').value;
   const zone = $('f-zone').value;
   const room = $('f-room').value.trim().toUpperCase();
-  return (a) => (!state || a.state === state) && (!sev || a.severity === sev) && (!zone || a.zone === zone) && (!room || a.room.includes(room));
+  const stateOk = (a) => {
+    if (!state) return a.state !== 'normal';
+    if (state === 'annunciated') return ANNUNCIATED.has(a.state);
+    if (state === 'hidden') return HIDDEN.has(a.state);
+    return a.state === state;
+  };
+  return (a) => stateOk(a) && (!sev || a.severity === sev) && (!zone || a.zone === zone) && (!room || a.room.includes(room));
 }
 
 function renderAlarms() {
   if (!board) return;
-  const list = board.list(alarmFilter());
+  const list = board.list(alarmFilter(), sortBy.column ? byColumn(sortBy.column, sortBy.ascending) : byPriority);
   alarmTable.render(list);
-  $('alarm-count').textContent = t('alarms.count', { n: list.length, total: board.alarms.size });
-  // The map's short list: what needs attention first.
-  const top = board.list((a) => a.active && !['shelved', 'suppressed', 'out_of_service'].includes(a.state)).slice(0, 40);
-  $('mini-count').textContent = `(${top.length}${top.length === 40 ? '+' : ''})`;
+  const c = board.counts();
+  $('alarm-count').textContent = t('alarms.count', { n: list.length, annunciated: c.annunciated, unacked: c.unacked, hidden: c.hidden });
+  annunciator.update(board.alarms.values());
+  // The map's short list: the annunciated alarms, most urgent first (the same count as the header).
+  const all = board.list((a) => ANNUNCIATED.has(a.state));
+  const top = all.slice(0, 40);
+  $('mini-count').textContent = t('alarms.mini_count', { n: all.length });
   $('mini-alarms').innerHTML = top.length
-    ? top.map((a) => `<li data-room="${esc(a.room)}"><span class="sev ${esc(a.severity)}${unacked(a.state) ? ' unack' : ''}">${esc(a.severity)}</span><span>${esc(a.room)}</span><span class="msg" title="${esc(a.message)}">${esc(a.message)}</span></li>`).join('')
+    ? top.map((a) => `<li data-room="${esc(a.room)}"><span class="sev ${esc(a.severity)}${unacked(a.state) ? ' unack' : ''}">${esc(a.severity)}</span><span>${esc(a.room)}</span><span class="msg" title="${esc(messageOf(a))}">${esc(messageOf(a))}</span></li>`).join('')
     : `<li class="empty">${esc(t('zones.no_active'))}</li>`;
 }
 
@@ -240,7 +264,78 @@ $('mini-alarms').addEventListener('click', (e) => {
   const li = e.target.closest('li[data-room]');
   if (li) location.hash = `#/room/${li.dataset.room}`;
 });
-wireActions(document.body, proxyLive(), { onError: (msg) => toast(msg) });
+wireActions(document.body, proxyLive(), { onError: (msg) => toast(msg), get: api.get });
+
+// Sortable columns: a click (or Enter) on a header sorts by it; again reverses it.
+function sortOn(th) {
+  const column = th.dataset.sort;
+  sortBy = sortBy.column === column ? { column, ascending: !sortBy.ascending } : { column, ascending: column !== 'raised' };
+  for (const h of document.querySelectorAll('table.alarms th[data-sort]')) {
+    const on = h.dataset.sort === sortBy.column;
+    h.classList.toggle('sorted', on);
+    h.classList.toggle('desc', on && !sortBy.ascending);
+    if (on) h.setAttribute('aria-sort', sortBy.ascending ? 'ascending' : 'descending');
+    else h.removeAttribute('aria-sort');
+    h.title = on ? t(sortBy.ascending ? 'alarms.sort_asc' : 'alarms.sort_desc') : '';
+  }
+  schedule('alarms');
+}
+const alarmHead = document.querySelector('table.alarms thead');
+alarmHead.addEventListener('click', (e) => {
+  const th = e.target.closest('th[data-sort]');
+  if (th) sortOn(th);
+});
+alarmHead.addEventListener('keydown', (e) => {
+  const th = e.target.closest('th[data-sort]');
+  if (th && (e.key === 'Enter' || e.key === ' ')) {
+    e.preventDefault();
+    sortOn(th);
+  }
+});
+
+// The link-lost banner: across the page while the socket is down (past a brief reconnect) or
+// the node has been silent past its pings, gone when the link is back.
+const BANNER_AFTER_MS = 1500;
+function renderBanner() {
+  const banner = $('link-banner');
+  if (!live) {
+    banner.hidden = true;
+    return;
+  }
+  const h = live.health();
+  const s = Math.round(h.silentMs / 1000);
+  // Down: nothing heard since the socket went (a fallback poll that answers is a link).
+  const down = h.mode !== 'up' && h.mode !== 'connecting' && h.downMs >= BANNER_AFTER_MS && h.silentMs >= h.downMs;
+  let text = null;
+  if (down) text = t('banner.down', { s });
+  else if (h.mode === 'polling' && h.silentMs > STALE_MS) text = t('banner.polling', { s });
+  else if (h.silentMs > STALE_MS) text = t('banner.stale', { s });
+  banner.hidden = text === null;
+  document.body.classList.toggle('link-lost', text !== null);
+  if (text !== null) $('link-banner-text').textContent = text;
+}
+setInterval(renderBanner, 500);
+
+// The ingest backlog: `/readyz` says how far behind field data is applied; past its limit (the
+// node then reports `ingest_lag` not ready) the header says by how much.
+async function renderBacklog() {
+  const el = $('backlog');
+  if (!live) return;
+  try {
+    const resp = await fetch('/readyz', { cache: 'no-store' });
+    const r = await resp.json();
+    const behind = (r.not_ready || []).includes('ingest_lag') && typeof r.ingest_lag_ms === 'number';
+    el.hidden = !behind;
+    if (behind) {
+      const s = Math.round(r.ingest_lag_ms / 1000);
+      el.textContent = t('console.backlog', { s });
+      el.title = t('console.backlog_title', { s });
+    }
+  } catch {
+    // The banner says when the node is unreachable.
+  }
+}
+setInterval(renderBacklog, 10000);
 
 // A refused command stays on screen until the operator dismisses it: it must not go unseen.
 function toast(msg, ok = false) {

@@ -9,6 +9,11 @@
 // When the node cannot be reached over a WebSocket at all (an intermediary that refuses the
 // upgrade), the same subscriptions are served by polling the REST API, producing the same
 // message shapes, and the link state says `polling` so the operator knows updates are slower.
+//
+// A link can also die without closing (a node that hangs, a half-open TCP connection): the
+// client pings every PING_MS and counts any message as a sign of life; `health()` says how
+// long the node has been silent, and a socket silent for STALE_MS is given up (`stale`) and
+// reopened. The console's banner reads `health()`.
 
 import { session, get, post } from './api.js';
 
@@ -16,6 +21,8 @@ const POLL_MS = 2000;
 const COMMAND_TIMEOUT_MS = 15000;
 // Consecutive failed socket openings (never authenticated) before falling back to polling.
 const FALLBACK_AFTER = 3;
+const PING_MS = 5000;
+export const STALE_MS = 12000;
 
 export class Live {
   constructor({ onLink } = {}) {
@@ -30,17 +37,45 @@ export class Live {
     this.nextCommand = 1;
     this.closed = false;
     this.pollTimer = null;
+    this.lastHeard = Date.now();
+    this.downSince = null;
+    this.watchdog = null;
+    this.lastPing = 0;
   }
 
   start() {
+    this.lastHeard = Date.now();
     this.connect();
+    this.watchdog = setInterval(() => this.watch(), 1000);
+  }
+
+  // The link as the banner needs it: the mode, how long the node has been silent, and since
+  // when the socket has been down (null while it is up).
+  health(now = Date.now()) {
+    return { mode: this.mode, silentMs: now - this.lastHeard, downMs: this.downSince === null ? 0 : now - this.downSince };
+  }
+
+  watch() {
+    if (this.mode !== 'up' || !this.ws) return;
+    if (Date.now() - this.lastHeard > STALE_MS) {
+      // Silent past its pings: give the socket up; its close reconnects.
+      this.link('stale');
+      this.ws.close(4002, 'no answer');
+      return;
+    }
+    const now = Date.now();
+    if (now - (this.lastPing || 0) >= PING_MS) {
+      this.lastPing = now;
+      this.send({ type: 'ping', id: 'heartbeat' });
+    }
   }
 
   stop() {
     this.closed = true;
     clearTimeout(this.pollTimer);
+    clearInterval(this.watchdog);
     if (this.ws) this.ws.close(1000);
-    for (const p of this.pending.values()) p.reject(new Error('signed out'));
+    for (const p of this.pending.values()) p.reject(Object.assign(new Error('signed out'), { code: 'unauthorized' }));
     this.pending.clear();
   }
 
@@ -67,7 +102,7 @@ export class Live {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new Error(`no answer to ${command} within ${COMMAND_TIMEOUT_MS / 1000} s`));
+        reject(Object.assign(new Error(`no answer to ${command} within ${COMMAND_TIMEOUT_MS / 1000} s`), { code: 'timeout' }));
       }, COMMAND_TIMEOUT_MS);
       this.pending.set(id, { resolve, reject, timer });
       this.send(msg);
@@ -77,6 +112,8 @@ export class Live {
   // --- the socket ---
 
   link(mode, detail) {
+    if (mode === 'up') this.downSince = null;
+    else if (this.downSince === null && mode !== 'connecting') this.downSince = Date.now();
     this.mode = mode;
     this.onLink(mode, detail);
   }
@@ -98,6 +135,7 @@ export class Live {
       ws.send(JSON.stringify({ type: 'auth', token: (s && s.token) || '', resume: this.sessionId }));
     };
     ws.onmessage = (ev) => {
+      this.lastHeard = Date.now();
       let msg;
       try {
         msg = JSON.parse(ev.data);
@@ -124,7 +162,7 @@ export class Live {
       for (const sub of this.subs.values()) sub.live = false;
       for (const [id, p] of this.pending) {
         clearTimeout(p.timer);
-        p.reject(new Error('connection lost'));
+        p.reject(Object.assign(new Error('connection lost'), { code: 'network' }));
         this.pending.delete(id);
       }
       if (this.closed) return;
@@ -138,7 +176,8 @@ export class Live {
         this.link('polling');
         this.pollSoon();
       } else {
-        this.link('down', ev.reason || `closed (${ev.code})`);
+        // The close code, not its (English) reason: the console words it.
+        this.link('down', String(ev.code));
       }
       this.retry();
     };
@@ -224,6 +263,7 @@ export class Live {
         else if (sub.topic === 'room') data = await get(`/api/v1/rooms/${encodeURIComponent(sub.filter.room)}`);
         else continue;
         if (this.subs.get(sub.id) !== sub) continue;
+        this.lastHeard = Date.now();
         sub.seq = 0;
         sub.handler({ type: 'snapshot', id: sub.id, topic: sub.topic, seq: 0, resync: true, data });
       }

@@ -1,0 +1,332 @@
+//! The alarm console on a phone, in Chinese, in a real headless Chromium (issue 19 items 4, 5
+//! and 8): at 390×844 with `?lang=zh-CN`, sign in, inject a fault and see its P1 row blink,
+//! its tone sound and the unacknowledged count in the tab title; acknowledge it with a comment
+//! from the phone layout (the Ack button scrolled into view and not cut off) and find the
+//! acknowledgement and its comment through the REST API; open the alarm's event history; kill
+//! the node and see the link-lost banner. The page's visible text holds no Latin word beyond
+//! ids, units and codes. Screenshots go to `target/ui-shots/` for people to judge the design.
+
+use crate::browser::Browser;
+use crate::support::{get, post, wait_for, Cistern};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const COMMENT: &str = "已通知维修班组到场检查";
+
+/// Visible Latin words of ≥ 3 letters on the page (text nodes and the `title`, `placeholder`
+/// and `aria-label` of visible elements), outside elements marked `translate="no"` (ids such
+/// as a rule's) and texts that are exactly what the node itself sends only in Latin letters
+/// (`arguments[0]`: a zone named only in pinyin, an alarm message with no `message_zh`).
+/// Allowed: ids (`XM-0003`), units, priorities and the names the page must show as they are.
+const LATIN_SCAN: &str = r#"
+const nodeTexts = new Set(arguments[0]);
+const allowed = new Set(['CISTERN', 'English', 'MPa', 'kPa', 'kWh', 'NTU', 'admin']);
+const found = [];
+const visible = (el) => el && el.checkVisibility({ checkOpacity: true, checkVisibilityCSS: true });
+const exempt = (el) => !!el.closest('[translate=no], script, style');
+const check = (text, where) => {
+  if (nodeTexts.has(text.trim())) return;
+  const stripped = text.replace(/\b[A-Z]{2}-\d{3,}\b/g, ' ');
+  for (const w of stripped.match(/[A-Za-z]{3,}/g) || []) {
+    if (!allowed.has(w)) found.push(`${where}: ${w} in ${JSON.stringify(text.trim().slice(0, 80))}`);
+  }
+};
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+  const el = n.parentElement;
+  if (!el || !n.textContent.trim() || exempt(el)) continue;
+  if (el.tagName === 'OPTION' ? !visible(el.closest('select')) : !visible(el)) continue;
+  check(n.textContent, el.tagName.toLowerCase() + (el.id ? '#' + el.id : ''));
+}
+for (const el of document.body.querySelectorAll('[title], [placeholder], [aria-label]')) {
+  if (!visible(el) || exempt(el)) continue;
+  for (const a of ['title', 'placeholder', 'aria-label']) {
+    if (el.hasAttribute(a)) check(el.getAttribute(a), `${el.tagName.toLowerCase()}[${a}]`);
+  }
+}
+check(document.title, 'title');
+return found;
+"#;
+
+fn shots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("ui-shots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn no_latin_words(browser: &Browser, node_texts: &[String], screen: &str) {
+    let found = browser.js(LATIN_SCAN, json!([node_texts]));
+    assert_eq!(found, json!([]), "Latin words on the zh-CN page ({screen})");
+}
+
+/// The element's box against the viewport: inside it, at least 44 px tall, and the element
+/// itself is what a tap at its centre reaches (not covered, not cut off).
+const REACHABLE: &str = r#"
+const el = document.querySelector(arguments[0]);
+if (!el) return 'missing';
+el.scrollIntoView({ block: 'center', inline: 'center' });
+const r = el.getBoundingClientRect();
+const problems = [];
+if (r.left < 0 || r.top < 0 || r.right > innerWidth || r.bottom > innerHeight) problems.push(`outside the viewport: ${JSON.stringify(r)} in ${innerWidth}×${innerHeight}`);
+if (r.height < 44) problems.push(`only ${r.height} px tall`);
+const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+if (hit !== el && !el.contains(hit)) problems.push(`a tap reaches ${hit && hit.outerHTML.slice(0, 80)}`);
+if (document.documentElement.scrollWidth > innerWidth) problems.push(`the page is ${document.documentElement.scrollWidth} px wide`);
+return problems.length ? problems.join('; ') : 'ok';
+"#;
+
+#[test]
+fn phone_operator_in_chinese_sees_blinks_hears_acks_with_a_comment_and_sees_the_link_lost() {
+    let mut demo = Cistern::demo("ui-alarms").rooms(8).start();
+    let base = demo.http().to_owned();
+    let (status, inventory) = demo.get("/api/v1/rooms");
+    assert_eq!(status, 200, "{inventory}");
+    // The third room of the inventory (any room would do; the same one every run).
+    let room = inventory["rooms"][2]["id"].as_str().unwrap().to_owned();
+    let alarm = format!("{room}/intrusion@room");
+    let shots = shots();
+
+    let browser = Browser::start_sized("ui-alarms-phone", 390, 844);
+    browser.sign_in(&base, "zh-CN");
+    let width = browser.js("return [innerWidth, innerHeight]", json!([]));
+    assert_eq!(width[0], 390, "a phone's viewport width: {width}");
+    browser.until(
+        "the live link",
+        Duration::from_secs(30),
+        "return document.getElementById('link-state').classList.contains('up') || null;",
+    );
+
+    // A fault: an intrusion raises a P1 alarm at once (the rule has no on-delay).
+    let (status, v) = post(
+        &format!("{base}/api/v1/sim/faults"),
+        &format!(r#"{{"room":"{room}","fault":"intrusion","seconds":900}}"#),
+    );
+    assert_eq!(status, 202, "{v}");
+    browser.click(&browser.element("nav a[data-view=alarms]", Duration::from_secs(5)));
+    let row = format!("#alarm-rows tr[data-alarm=\"{alarm}\"]");
+    let blink = browser.until(
+        "the P1 row blinking",
+        Duration::from_secs(60),
+        &format!(
+            "const r = document.querySelector('{row}'); \
+             if (!r || !r.classList.contains('blink-P1')) return null; \
+             return getComputedStyle(r.querySelector('td')).animationName;"
+        ),
+    );
+    assert_eq!(blink, "alarm-blink-p1", "the row's cells are animated");
+
+    // The tab title counts the unacknowledged alarms, as the header does.
+    let title = browser.until(
+        "the unacknowledged count in the tab title",
+        Duration::from_secs(20),
+        "const n = document.getElementById('sum-unacked').textContent; \
+         return n !== '0' && document.title.startsWith('（' + n + '）泵房监控') ? document.title : null;",
+    );
+    let (_, list) = get(&format!(
+        "{base}/api/v1/alarms?state=unacked,returned_unacked"
+    ));
+    let shown: u64 = title.as_str().unwrap()[3..]
+        .split('）')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|e| panic!("{title}: {e}"));
+    assert_eq!(
+        shown,
+        list["count"].as_u64().unwrap(),
+        "the title counts what the node holds unacknowledged: {list}"
+    );
+
+    // The tone: the sign-in click unlocked audio; an unacknowledged P1 sounds its bursts.
+    browser.until(
+        "the P1 tone sounding",
+        Duration::from_secs(20),
+        "return document.body.dataset.tone === 'P1' && Number(document.body.dataset.toneBursts || 0) > 0 || null;",
+    );
+    browser.screenshot(&shots.join("alarms-phone-zh-blinking.png"));
+
+    // Acknowledge with a comment, from the phone layout.
+    let ack_css = format!("{row} button[data-action=ack]");
+    let reach = browser.js(REACHABLE, json!([ack_css]));
+    assert_eq!(reach, "ok", "the Ack button on a phone");
+    browser.click(&browser.element(&ack_css, Duration::from_secs(5)));
+    let comment = browser.element(
+        "#command-dialog[open][data-action=ack] #command-comment",
+        Duration::from_secs(10),
+    );
+    browser.type_into(&comment, COMMENT);
+    let reach = browser.js(REACHABLE, json!(["#command-ok"]));
+    assert_eq!(reach, "ok", "the dialog's confirm button on a phone");
+    browser.screenshot(&shots.join("alarms-phone-zh-ack-dialog.png"));
+    browser.click(&browser.element("#command-ok", Duration::from_secs(5)));
+    // The node's record of it: the alarm acknowledged, its `acknowledged` event.
+    let (acked, event) = wait_for(
+        "the acknowledgement in the REST API",
+        Duration::from_secs(30),
+        || {
+            let (_, v) = get(&format!("{base}/api/v1/alarms/{alarm}"));
+            let event = v["events"]
+                .as_array()?
+                .iter()
+                .find(|e| e["kind"] == "acknowledged")?
+                .clone();
+            (v["alarm"]["state"] == "acked").then_some((v, event))
+        },
+    );
+    assert_eq!(event["user"], "admin", "acknowledged as the signed-in user");
+    assert_eq!(
+        event["comment"], COMMENT,
+        "the comment is recorded: {event}"
+    );
+    let (_, audit) = get(&format!("{base}/api/v1/audit?action=alarm_ack"));
+    assert!(
+        audit.to_string().contains(COMMENT),
+        "the audit log holds the comment: {audit}"
+    );
+    browser.until(
+        "the row acknowledged and no longer blinking",
+        Duration::from_secs(20),
+        &format!(
+            "const r = document.querySelector('{row}'); \
+             return r && !r.classList.contains('blink') && !r.querySelector('button[data-action=ack]') \
+               && r.querySelector('.state').textContent.startsWith('已确认') || null;"
+        ),
+    );
+
+    // An alarm the node words in Chinese reads in Chinese. What the node sends only in Latin
+    // letters (zone names without Chinese, messages without `message_zh`) is its data, not the
+    // console's text: the scan leaves exactly those texts out, and says which.
+    let message_zh = acked["alarm"]["message_zh"].as_str().map(str::to_owned);
+    if let Some(zh) = &message_zh {
+        let shown = browser.js(
+            &format!("return document.querySelector('{row} td.msg').textContent"),
+            json!([]),
+        );
+        assert_eq!(shown, zh.as_str(), "the Chinese message is shown");
+    }
+    let cjk = |s: &str| s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+    // A zone the inventory names in Chinese shows that name; one it does not (no `zones`, or
+    // a pinyin name) shows its id or that name, as the zone filter lists it.
+    let mut node_texts: Vec<String> = Vec::new();
+    let mut zone_ids: Vec<&str> = inventory["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["zone"].as_str())
+        .collect();
+    zone_ids.sort_unstable();
+    zone_ids.dedup();
+    for zone in zone_ids {
+        let named = inventory["zones"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|z| z["id"] == zone)
+            .and_then(|z| z["name"].as_str())
+            .is_some_and(cjk);
+        if !named {
+            let shown = browser.js(
+                "const o = document.querySelector(`#f-zone option[value=\"${arguments[0]}\"]`); \
+                 return o ? o.textContent : null;",
+                json!([zone]),
+            );
+            node_texts.push(shown.as_str().unwrap_or(zone).to_owned());
+        }
+    }
+    let (_, board) = get(&format!("{base}/api/v1/alarms"));
+    let records = board["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(acked["events"].as_array().unwrap());
+    for a in records {
+        if a["message_zh"].is_null() {
+            if let Some(m) = a["message"].as_str() {
+                node_texts.push(m.to_owned());
+            }
+        }
+    }
+    if !node_texts.is_empty() {
+        eprintln!(
+            "the node sends these only in Latin letters (left out of the scan): {node_texts:?}"
+        );
+    }
+    no_latin_words(&browser, &node_texts, "alarm list");
+
+    // Its event history: raised, then acknowledged by admin with the comment.
+    browser.click(&browser.element(
+        &format!("{row} button[data-action=history]"),
+        Duration::from_secs(5),
+    ));
+    let history = browser.until(
+        "the event history",
+        Duration::from_secs(20),
+        &format!(
+            "const d = document.getElementById('history-dialog'); \
+             if (!d.open || d.dataset.loaded !== '{alarm}') return null; \
+             const rows = [...d.querySelectorAll('#history-rows tr[data-kind]')]; \
+             return rows.map(r => [r.dataset.kind, r.textContent]);"
+        ),
+    );
+    let history: Vec<(String, String)> = serde_json::from_value(history).unwrap();
+    assert!(
+        history.iter().any(|(k, _)| k == "raised"),
+        "a raised event: {history:?}"
+    );
+    assert!(
+        history.iter().any(|(k, text)| k == "acknowledged"
+            && text.contains(COMMENT)
+            && text.contains("admin")),
+        "the acknowledgement with its comment: {history:?}"
+    );
+    no_latin_words(&browser, &node_texts, "event history");
+    browser.screenshot(&shots.join("alarms-phone-zh-history.png"));
+    browser.click(&browser.element("#history-close", Duration::from_secs(5)));
+
+    // Sortable columns: a tap on a header sorts by it, a second tap reverses it.
+    let by_room = "table.alarms th[data-sort=room]";
+    for order in ["ascending", "descending"] {
+        browser.click(&browser.element(by_room, Duration::from_secs(5)));
+        browser.until(
+            &format!("the list sorted by room, {order}"),
+            Duration::from_secs(10),
+            &format!(
+                "if (document.querySelector('{by_room}').getAttribute('aria-sort') !== '{order}') return null; \
+                 const rooms = [...document.querySelectorAll('#alarm-rows tr[data-alarm]')].map(r => r.dataset.alarm.split('/')[0]); \
+                 const sorted = [...rooms].sort(); \
+                 if ('{order}' === 'descending') sorted.reverse(); \
+                 return rooms.join() === sorted.join() || null;"
+            ),
+        );
+    }
+
+    // The node dies: the banner says so, across the page.
+    assert!(
+        browser
+            .js(
+                "return document.getElementById('link-banner').hidden",
+                json!([])
+            )
+            .as_bool()
+            .unwrap(),
+        "no banner while the link is up"
+    );
+    demo.kill9();
+    let banner = browser.until(
+        "the link-lost banner",
+        Duration::from_secs(30),
+        "const b = document.getElementById('link-banner'); \
+         if (b.hidden) return null; \
+         const r = b.getBoundingClientRect(); \
+         return { text: b.textContent, width: r.width, top: r.top, view: innerWidth };",
+    );
+    let text = banner["text"].as_str().unwrap();
+    assert!(text.contains("实时连接中断"), "{banner}");
+    assert_eq!(banner["width"], banner["view"], "full width: {banner}");
+    no_latin_words(&browser, &node_texts, "link lost");
+    browser.screenshot(&shots.join("alarms-phone-zh-link-lost.png"));
+}
