@@ -24,6 +24,7 @@ mod support;
 mod tanks;
 mod ui;
 mod ui_alarms;
+mod ui_perf;
 mod ui_room;
 mod ui_shell;
 mod ws;

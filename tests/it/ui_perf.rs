@@ -1,0 +1,258 @@
+//! The console's performance figures (issue 19), measured in a real headless Chromium against a
+//! demo of the city's 2,100 rooms: the fleet map's first paint and frame rate while zooming, a
+//! room page's time to its first live values, and a 30-day trend over history written for it.
+//! A benchmark, not a test of budgets: it is ignored in the suite and run on demand,
+//!
+//! ```text
+//! cargo nextest run -p cistern --test it --run-ignored only ui_perf --no-capture
+//! ```
+//!
+//! and prints the figures (also written to `target/tmp/ui-perf.json`). The page marks its own
+//! moments with User Timing (`cistern:map-drawn`, `cistern:room-live`, `cistern:trends-drawn`).
+
+use crate::browser::Browser;
+use crate::support::{get, Cistern};
+use cistern_schemas::telemetry;
+use cistern_schemas::{DeviceId, DeviceKind, Timestamp};
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const ROOMS: usize = 2_100;
+const ROOM: &str = "XM-0001";
+const DAY_MS: i64 = 86_400_000;
+/// History written for the trend: one sample a minute for 29 days (the ingest refuses samples
+/// older than 30 days).
+const HISTORY_DAYS: i64 = 29;
+const STEP_MS: i64 = 60_000;
+
+/// Writes `HISTORY_DAYS` of one-minute history for the points the room page's trends show,
+/// through the demo's own broker as the room's gateway would replay it.
+fn write_history(mqtt: &str, room: &Value) -> usize {
+    let (host, port) = mqtt
+        .trim_start_matches("mqtt://")
+        .trim_start_matches("tcp://")
+        .rsplit_once(':')
+        .unwrap();
+    let mut opts = MqttOptions::new("ui-perf-backfill", host, port.parse().unwrap());
+    opts.set_inflight(100);
+    opts.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut connection) = Client::new(opts, 200);
+    let now = Timestamp::now().0;
+    let start = now - HISTORY_DAYS * DAY_MS;
+    let rows = (HISTORY_DAYS * DAY_MS / STEP_MS) as usize;
+    let mut devices: Vec<(String, DeviceKind, Vec<&str>)> = vec![(
+        "room".into(),
+        DeviceKind::Room,
+        vec![
+            "outlet_pressure",
+            "outlet_setpoint",
+            "inlet_pressure",
+            "outlet_flow",
+            "inlet_flow",
+            "chlorine",
+            "active_power",
+        ],
+    )];
+    for (list, kind, point) in [
+        ("tanks", DeviceKind::Tank, "level"),
+        ("pumps", DeviceKind::Pump, "frequency"),
+    ] {
+        for d in room[list].as_array().unwrap() {
+            let unit = d["id"]
+                .as_str()
+                .unwrap()
+                .split('/')
+                .nth(1)
+                .unwrap()
+                .to_owned();
+            devices.push((unit, kind, vec![point]));
+        }
+    }
+    let chunks = rows.div_ceil(1_000);
+    let total = devices.len() * chunks;
+    let publisher = std::thread::spawn(move || {
+        for (unit, kind, points) in &devices {
+            let device: DeviceId = format!("{ROOM}/{unit}").parse().unwrap();
+            let width = kind.points().len();
+            let index: Vec<usize> = points
+                .iter()
+                .map(|p| kind.point_index(p).unwrap())
+                .collect();
+            for c in 0..chunks {
+                let values: Vec<(Timestamp, Vec<f64>)> = (c * 1_000..((c + 1) * 1_000).min(rows))
+                    .map(|i| {
+                        let t = start + i as i64 * STEP_MS;
+                        let mut v = vec![f64::NAN; width];
+                        // A daily cycle, so that the chart has a shape to draw.
+                        let phase = (t % DAY_MS) as f64 / DAY_MS as f64 * std::f64::consts::TAU;
+                        for (k, &at) in index.iter().enumerate() {
+                            v[at] = 0.3 + 0.1 * (phase + k as f64).sin().abs();
+                        }
+                        (Timestamp(t), v)
+                    })
+                    .collect();
+                let records: Vec<(Timestamp, &[f64])> =
+                    values.iter().map(|(t, v)| (*t, v.as_slice())).collect();
+                let payload = telemetry::encode(*kind, &records, true);
+                client
+                    .publish(telemetry::topic(&device), QoS::AtLeastOnce, false, payload)
+                    .unwrap();
+            }
+        }
+    });
+    // The connection is polled here while the thread publishes; done once every message is
+    // acknowledged (the node acknowledges what it has made durable).
+    let mut acked = 0;
+    for event in connection.iter() {
+        if let Ok(Event::Incoming(Packet::PubAck(_))) = event {
+            acked += 1;
+            if acked == total {
+                break;
+            }
+        }
+    }
+    publisher.join().unwrap();
+    rows * total / chunks
+}
+
+fn mark(browser: &Browser, name: &str) -> Option<f64> {
+    browser
+        .js(
+            &format!(
+                "const m = performance.getEntriesByName('{name}'); \
+                 return m.length ? m[m.length - 1].startTime : null;"
+            ),
+            json!([]),
+        )
+        .as_f64()
+}
+
+#[test]
+#[ignore = "a benchmark: run on demand (see the module's doc)"]
+fn console_figures_at_2100_rooms() {
+    let demo = Cistern::demo("ui-perf")
+        .rooms(ROOMS)
+        .ready_within(Duration::from_secs(300))
+        .start();
+    let base = demo.http().to_owned();
+    let (_, room) = get(&format!("{base}/api/v1/rooms/{ROOM}"));
+    let written = write_history(demo.mqtt(), &room);
+    let oldest = Timestamp::now().0 - HISTORY_DAYS * DAY_MS;
+    crate::support::wait_for(
+        "the oldest written sample in history",
+        Duration::from_secs(600),
+        || {
+            let (_, v) = get(&format!(
+                "{base}/api/v1/history?point={ROOM}.outlet_pressure&from={}&to={}",
+                oldest - STEP_MS,
+                oldest + 10 * STEP_MS
+            ));
+            let n = v["series"][0]["samples"].as_array().map_or(0, Vec::len);
+            (n > 0).then_some(())
+        },
+    );
+
+    let browser = Browser::start("ui-perf-chromium");
+    browser.sign_in(&base, "zh-CN");
+    // The map's first paint in a fresh page (the session survives a reload).
+    browser.goto(&format!("{base}/?lang=zh-CN#/map"));
+    browser.until(
+        "the map drawn",
+        Duration::from_secs(60),
+        "return performance.getEntriesByName('cistern:map-drawn').length > 0 || null;",
+    );
+    let map_drawn = mark(&browser, "cistern:map-drawn").unwrap();
+    let first_paint = browser
+        .js(
+            "const p = performance.getEntriesByName('first-contentful-paint'); \
+             return p.length ? p[0].startTime : null;",
+            json!([]),
+        )
+        .as_f64();
+    let circles = browser.js(
+        "return document.querySelectorAll('#map circle.room').length",
+        json!([]),
+    );
+    assert_eq!(circles, ROOMS, "every room on the map");
+
+    // Frames while the operator zooms in and out with the wheel for 3 s: one wheel event per
+    // animation frame, as a trackpad sends them.
+    let frames = browser.call(
+        "POST",
+        "/execute/async",
+        Some(json!({ "args": [], "script":
+            "const done = arguments[arguments.length - 1]; \
+             const svg = document.getElementById('map'); \
+             const box = svg.getBoundingClientRect(); \
+             const gaps = []; let last = performance.now(); const end = last + 3000; \
+             const step = (now) => { gaps.push(now - last); last = now; \
+               const dy = Math.sin(now / 400) * 40; \
+               svg.dispatchEvent(new WheelEvent('wheel', { deltaY: dy, clientX: box.left + box.width / 2, \
+                 clientY: box.top + box.height / 2, bubbles: true, cancelable: true })); \
+               if (now < end) requestAnimationFrame(step); else done(gaps); }; \
+             requestAnimationFrame(step);" })),
+    );
+    let mut gaps: Vec<f64> = frames
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(|g| g.as_f64().unwrap())
+        .collect();
+    gaps.sort_by(f64::total_cmp);
+    let fps = gaps.len() as f64 / (gaps.iter().sum::<f64>() / 1000.0);
+    let p95_frame = gaps[gaps.len() * 95 / 100];
+
+    // A room page: from the click (the hash change) to its mimic drawn with live values.
+    let room_live = browser.call(
+        "POST",
+        "/execute/async",
+        Some(json!({ "args": [ROOM], "script":
+            "const done = arguments[arguments.length - 1]; const id = arguments[0]; \
+             performance.clearMarks('cistern:room-live'); \
+             const t0 = performance.now(); location.hash = `#/room/${id}`; \
+             const poll = () => { const m = performance.getEntriesByName('cistern:room-live'); \
+               if (m.length) done(m[0].startTime - t0); else setTimeout(poll, 5); }; poll();" })),
+    );
+    // The trends over 30 days: from the range's button to every chart drawn with its history.
+    browser.element("#r-range button[data-range]", Duration::from_secs(30));
+    let trend = browser.call(
+        "POST",
+        "/execute/async",
+        Some(json!({ "args": [], "script":
+            "const done = arguments[arguments.length - 1]; \
+             const buttons = [...document.querySelectorAll('#r-range button[data-range]')]; \
+             const b = buttons[buttons.length - 1]; \
+             performance.clearMarks('cistern:trends-drawn'); \
+             const t0 = performance.now(); b.click(); \
+             const poll = () => { const m = performance.getEntriesByName('cistern:trends-drawn'); \
+               if (m.length) done({ ms: m[0].startTime - t0, points: m[0].detail.points, range: b.dataset.range }); \
+               else setTimeout(poll, 5); }; poll();" })),
+    );
+    browser.screenshot(
+        &std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-perf-trend-30d.png"),
+    );
+
+    let figures = json!({
+        "rooms": ROOMS,
+        "map_first_contentful_paint_ms": first_paint,
+        "map_drawn_ms": map_drawn,
+        "map_zoom_fps": (fps * 10.0).round() / 10.0,
+        "map_zoom_p95_frame_ms": (p95_frame * 10.0).round() / 10.0,
+        "room_first_live_values_ms": room_live,
+        "trend": trend,
+        "history_rows_written": written,
+        "history_days": HISTORY_DAYS,
+    });
+    println!("{}", serde_json::to_string_pretty(&figures).unwrap());
+    std::fs::write(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-perf.json"),
+        serde_json::to_string_pretty(&figures).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        trend["range"], "30d",
+        "the longest range is 30 days: {trend}"
+    );
+}
