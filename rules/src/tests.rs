@@ -749,17 +749,31 @@ fn a_chattering_alarm_is_one_alarm_with_a_count_until_it_stays_clear() {
 }
 
 #[test]
-fn a_snapshot_written_before_chatter_counts_still_loads() {
+fn a_snapshot_written_before_chatter_counts_and_chinese_messages_still_loads() {
     let mut e = RoomEngine::new(room(), lib_set(), Arc::new(EngineConfig::default()));
     let mut facts = RoomFacts::nominal(room(), 3, 2, 2);
     e.evaluate_all(&facts, at(0), &mut Discard);
     set_at(&mut e, &mut facts, "T1.overflow", 1.0, at(1));
     let mut json = serde_json::to_value(e.snapshot()).unwrap();
     for rec in json["alarms"].as_object_mut().unwrap().values_mut() {
-        rec.as_object_mut().unwrap().remove("chatter_count");
+        let rec = rec.as_object_mut().unwrap();
+        for field in ["chatter_count", "message_zh", "raised_value"] {
+            assert!(rec.remove(field).is_some(), "{field}");
+        }
     }
     let old: EngineSnapshot = serde_json::from_value(json).unwrap();
     assert!(old.alarms.values().all(|r| r.chatter_count == 0));
+    assert!(old
+        .alarms
+        .values()
+        .all(|r| r.message_zh.is_empty() && r.raised_value.is_none()));
+    // An event stored before `message_zh` too.
+    let mut event = serde_json::to_value(set_at(&mut e, &mut facts, "T1.overflow", 0.0, at(30)))
+        .unwrap()[0]
+        .take();
+    event.as_object_mut().unwrap().remove("message_zh");
+    let old: AlarmEvent = serde_json::from_value(event).unwrap();
+    assert_eq!(old.message_zh, "");
 }
 
 #[test]
