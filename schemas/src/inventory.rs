@@ -17,7 +17,11 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct ZoneSpec {
     pub id: ZoneId,
+    /// The name operators read (思明区).
     pub name: String,
+    /// The name in pinyin (Siming District), shown second; empty when not given.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name_pinyin: String,
 }
 
 /// A booster pump on a VFD. The head curve at rated speed is H(Q) = shutoff - k·Q², through
@@ -123,9 +127,16 @@ pub struct PointOverride {
 #[serde(deny_unknown_fields)]
 pub struct RoomSpec {
     pub id: RoomId,
+    /// The name operators read (金山花园三期泵房).
     pub name: String,
+    /// The name in pinyin (Jinshan Huayuan Phase 3), shown second; empty when not given.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name_pinyin: String,
     #[serde(default)]
     pub address: String,
+    /// The address in pinyin; empty when not given.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub address_pinyin: String,
     pub lat: f64,
     pub lon: f64,
     pub zone: ZoneId,
