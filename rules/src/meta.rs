@@ -361,7 +361,10 @@ mod tests {
         assert_eq!(m.message_zh.as_deref(), Some("{device} 故障"));
         assert_eq!(m.description_zh.as_deref(), Some("水泵故障"));
         assert_eq!(m.chinese_message(), "{device} 故障");
-        let src = HEADER.replace("//! on_delay", "//! description = \"Pump fault\"\n//! on_delay");
+        let src = HEADER.replace(
+            "//! on_delay",
+            "//! description = \"Pump fault\"\n//! on_delay",
+        );
         let m = parse_header(&src).unwrap();
         assert_eq!(m.chinese_message(), "m", "falls back to English");
         assert_eq!(m.chinese_description(), Some("Pump fault"));

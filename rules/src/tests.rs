@@ -842,7 +842,10 @@ fn alarms_carry_both_messages_and_the_value_they_were_raised_with() {
     let ev = set_at(&mut e, &mut facts, "inlet_pressure", 0.40, at(60));
     let k = key("inlet_pressure_low@room");
     let raised = ev.iter().find(|x| x.kind == EventKind::Raised).unwrap();
-    assert_eq!(raised.message_zh, "泵房进水压力低：0.020 MPa，低于 0.05 MPa");
+    assert_eq!(
+        raised.message_zh,
+        "泵房进水压力低：0.020 MPa，低于 0.05 MPa"
+    );
     let rec = e.alarms().find(|r| r.key == k).unwrap();
     assert_eq!(rec.state(), AlarmState::ReturnedUnacked);
     assert_eq!(rec.raised_value, Some(FactValue::Number(0.02)), "was");
@@ -887,7 +890,9 @@ fn a_chinese_message_with_an_unknown_field_is_refused() {
     );
     assert!(out.has_errors());
     assert!(
-        out.diagnostics[0].to_string().contains("message_zh field `{doorr}`"),
+        out.diagnostics[0]
+            .to_string()
+            .contains("message_zh field `{doorr}`"),
         "{:?}",
         out.diagnostics
     );

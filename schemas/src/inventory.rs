@@ -413,7 +413,10 @@ bep_efficiency = 0.72
         let inv = Inventory::from_toml(ROOM, "old.toml").unwrap();
         assert_eq!(inv.zones[0].name_pinyin, "");
         assert_eq!(
-            (inv.rooms[0].name_pinyin.as_str(), inv.rooms[0].address_pinyin.as_str()),
+            (
+                inv.rooms[0].name_pinyin.as_str(),
+                inv.rooms[0].address_pinyin.as_str()
+            ),
             ("", "")
         );
         // Not written back when empty.
@@ -428,11 +431,17 @@ bep_efficiency = 0.72
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/inventory.example.toml");
         let inv = Inventory::load(&path).unwrap();
         let zone = &inv.zones[0];
-        assert_eq!((zone.name.as_str(), zone.name_pinyin.as_str()), ("思明区", "Siming District"));
+        assert_eq!(
+            (zone.name.as_str(), zone.name_pinyin.as_str()),
+            ("思明区", "Siming District")
+        );
         let room = &inv.rooms[0];
         assert_eq!(room.name, "东海豪庭泵房");
         assert_eq!(room.name_pinyin, "Donghai Haoting");
         assert_eq!(room.address, "厦门市翔安区大嶝路541号");
-        assert_eq!(room.address_pinyin, "541 Dadeng Lu, Xiang'an District, Xiamen");
+        assert_eq!(
+            room.address_pinyin,
+            "541 Dadeng Lu, Xiang'an District, Xiamen"
+        );
     }
 }

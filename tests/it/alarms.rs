@@ -79,13 +79,29 @@ fn demo_faults_raise_their_alarms_and_operators_work_them() {
             (s("id"), s("name"), s("name_pinyin"))
         })
         .collect();
-    assert_eq!(zone_names[0], ("siming", "思明区", "Siming District"), "{rooms}");
+    assert_eq!(
+        zone_names[0],
+        ("siming", "思明区", "Siming District"),
+        "{rooms}"
+    );
     assert_eq!(zone_names.len(), 6, "{rooms}");
     let first = &rooms["rooms"][0];
     assert!(first["name"].as_str().unwrap().ends_with("泵房"), "{first}");
-    assert!(first["address"].as_str().unwrap().starts_with("厦门市"), "{first}");
-    assert!(!first["name_pinyin"].as_str().unwrap().is_empty(), "{first}");
-    assert!(first["address_pinyin"].as_str().unwrap().ends_with("Xiamen"), "{first}");
+    assert!(
+        first["address"].as_str().unwrap().starts_with("厦门市"),
+        "{first}"
+    );
+    assert!(
+        !first["name_pinyin"].as_str().unwrap().is_empty(),
+        "{first}"
+    );
+    assert!(
+        first["address_pinyin"]
+            .as_str()
+            .unwrap()
+            .ends_with("Xiamen"),
+        "{first}"
+    );
     let used = [
         "XM-0002", "XM-0003", "XM-0004", "XM-0005", "XM-0006", "XM-0007",
     ];
@@ -137,7 +153,9 @@ fn demo_faults_raise_their_alarms_and_operators_work_them() {
     let trip = &all["XM-0002/pump_fault@P1"];
     assert_eq!(trip["message"], "Pump P1 fault", "{trip}");
     assert_eq!(trip["message_zh"], "水泵 P1 故障", "{trip}");
-    let mains = all["XM-0003/mains_loss@room"]["message_zh"].as_str().unwrap();
+    let mains = all["XM-0003/mains_loss@room"]["message_zh"]
+        .as_str()
+        .unwrap();
     assert!(mains.starts_with("市电失电（A 相"), "{mains}");
     let zone_alarm = all[&zone_id]["message_zh"].as_str().unwrap();
     assert!(zone_alarm.contains("进水压力低"), "{zone_alarm}");
@@ -315,7 +333,10 @@ fn demo_faults_raise_their_alarms_and_operators_work_them() {
     assert_eq!(status, 200, "{v}");
     let (_, rule) = get(&format!("{base}/api/v1/rules/door_held_open"));
     assert_eq!(rule["message_zh"], rule["meta"]["message"], "{rule}");
-    assert_eq!(rule["description_zh"], rule["meta"]["description"], "{rule}");
+    assert_eq!(
+        rule["description_zh"], rule["meta"]["description"],
+        "{rule}"
+    );
     assert!(rule["meta"].get("message_zh").is_none(), "{rule}");
     drop(demo);
 }

@@ -504,7 +504,12 @@ mod tests {
             let district = DISTRICTS.iter().find(|d| d.id == r.zone.as_str()).unwrap();
             let (number, rest) = r.address_pinyin.split_once(' ').unwrap();
             let road_pinyin = rest.split(',').next().unwrap();
-            let road = district.roads.iter().find(|(_, p)| *p == road_pinyin).unwrap().0;
+            let road = district
+                .roads
+                .iter()
+                .find(|(_, p)| *p == road_pinyin)
+                .unwrap()
+                .0;
             assert_eq!(
                 r.address,
                 format!("厦门市{}{road}{number}号", district.name)
