@@ -25,7 +25,7 @@ use crate::pump_room::{
 };
 use actix::{Addr, ArbiterHandle, Supervisor};
 use cistern_rules::{AlarmEvent, AlarmRecord, Command, RuleSet};
-use cistern_schemas::inventory::{Inventory, RoomSpec};
+use cistern_schemas::inventory::{Inventory, RoomSpec, ZoneSpec};
 use cistern_schemas::reading::DeviceBatch;
 use cistern_schemas::RoomId;
 use cistern_schemas::ZoneId;
@@ -105,6 +105,8 @@ struct RoomEntry {
 pub struct FleetRegistry {
     rooms: DashMap<RoomId, RoomEntry>,
     zones: DashMap<ZoneId, Addr<ZoneActor>>,
+    /// The inventory's supply zones (id, names), for the room list.
+    zone_specs: Vec<ZoneSpec>,
     board: Arc<StatusBoard>,
 }
 
@@ -116,7 +118,10 @@ impl FleetRegistry {
         deps: &DeviceDeps,
         arbiters: &[ArbiterHandle],
     ) -> Arc<Self> {
-        let registry = Arc::new(Self::default());
+        let registry = Arc::new(Self {
+            zone_specs: inventory.zones.clone(),
+            ..Self::default()
+        });
         if let (Some(host), Some(arbiter)) = (&deps.rules, arbiters.first()) {
             for spec in &inventory.rooms {
                 if registry.zones.contains_key(&spec.zone) {
@@ -141,6 +146,11 @@ impl FleetRegistry {
             let _ = zone.value().try_send(ZoneMembers(members));
         }
         registry
+    }
+
+    /// The supply zones of the inventory, in its order.
+    pub fn zone_specs(&self) -> &[ZoneSpec] {
+        &self.zone_specs
     }
 
     /// Starts one room's actor tree on `arbiter`.
@@ -300,6 +310,9 @@ impl FleetRegistry {
                 RoomSummary {
                     id: spec.id.clone(),
                     name: spec.name.clone(),
+                    name_pinyin: spec.name_pinyin.clone(),
+                    address: spec.address.clone(),
+                    address_pinyin: spec.address_pinyin.clone(),
                     zone: spec.zone.clone(),
                     lat: spec.lat,
                     lon: spec.lon,

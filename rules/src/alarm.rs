@@ -84,9 +84,20 @@ pub struct AlarmRecord {
     /// on the room's `chattering` alarm; back to 0 when the shelve ends.
     #[serde(default)]
     pub chatter_count: u32,
+    /// The latest value while the alarm was on (after it returns: the value it returned with).
     pub value: Option<FactValue>,
+    /// The value when the alarm was last raised: with `value`, "was 0.02 MPa, now 0.40 MPa".
+    /// (None in state stored before this field existed, until the next raise.)
+    #[serde(default)]
+    pub raised_value: Option<FactValue>,
     pub limit: Option<f64>,
+    /// Rendered from the rule's `message` while the condition holds: it describes the alarm
+    /// condition (the last value that was in alarm), and is not re-rendered with the value it
+    /// returned to normal with.
     pub message: String,
+    /// The same, from `message_zh` (or from `message` for a rule without one).
+    #[serde(default)]
+    pub message_zh: String,
 }
 
 impl AlarmRecord {
@@ -110,8 +121,10 @@ impl AlarmRecord {
             chatter: Vec::new(),
             chatter_count: 0,
             value: None,
+            raised_value: None,
             limit: None,
             message: String::new(),
+            message_zh: String::new(),
         }
     }
 

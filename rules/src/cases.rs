@@ -169,6 +169,9 @@ pub struct Expected {
     /// A substring of the message.
     #[serde(default)]
     pub message: Option<String>,
+    /// A substring of the Chinese message.
+    #[serde(default)]
+    pub message_zh: Option<String>,
     /// The event asks the host to bookmark video.
     #[serde(default)]
     pub bookmark_video: Option<bool>,
@@ -422,6 +425,9 @@ fn matches(x: &Expected, a: &AlarmEvent) -> bool {
         && x.message
             .as_ref()
             .is_none_or(|m| a.message.contains(m.as_str()))
+        && x.message_zh
+            .as_ref()
+            .is_none_or(|m| a.message_zh.contains(m.as_str()))
         && x.bookmark_video
             .is_none_or(|b| b == a.actions.contains(&crate::meta::RuleAction::BookmarkVideo))
 }
@@ -449,6 +455,9 @@ fn describe_expected(x: &Expected) -> String {
     if let Some(m) = &x.message {
         let _ = write!(s, " msg~{m:?}");
     }
+    if let Some(m) = &x.message_zh {
+        let _ = write!(s, " msg_zh~{m:?}");
+    }
     s
 }
 
@@ -475,6 +484,9 @@ fn describe_actual(a: &AlarmEvent) -> String {
     }
     if !a.message.is_empty() {
         let _ = write!(s, " {:?}", a.message);
+    }
+    if !a.message_zh.is_empty() && a.message_zh != a.message {
+        let _ = write!(s, " {:?}", a.message_zh);
     }
     s
 }

@@ -702,6 +702,7 @@ impl RoomEngine {
                         severity: rec.severity,
                         value: rec.value.clone(),
                         message: rec.message.clone(),
+                        message_zh: rec.message_zh.clone(),
                         user: None,
                         comment: Some("rule removed by a reload".into()),
                         parent: None,
@@ -819,6 +820,7 @@ fn event(
         severity: rec.severity,
         value: rec.value.clone(),
         message: rec.message.clone(),
+        message_zh: rec.message_zh.clone(),
         user: None,
         comment: None,
         parent: rec.suppressed_by.clone(),
@@ -886,6 +888,7 @@ fn activate(
     rec.pending_off = None;
     rec.latched_clear = false;
     rec.raised_at = Some(t);
+    rec.raised_value = rec.value.clone();
     rec.severity = meta.severity;
     rec.base = AlarmState::Unacked;
     ctx.dirty = true;
@@ -1139,6 +1142,7 @@ fn eval_one(
             let state = rec.state();
             let mut e = event(ctx, rec, EventKind::RuleDisabled, state, now);
             e.message = format!("rule {} disabled by the sandbox: {error}", meta.id);
+            e.message_zh = format!("规则 {} 超出沙箱限制，已停用：{error}", meta.id);
             e.notify = Some(ctx.config.sandbox_target.clone());
             ctx.events.push(e);
             ctx.notify.notify(Notification {
@@ -1210,7 +1214,13 @@ fn eval_one(
             if limit.is_some() {
                 rec.limit = limit;
             }
-            rec.message = render(rule, rec, ctx.room, scope);
+            // Only while the condition holds: a message says what is wrong, so the value an
+            // alarm returns with stays in `value`, not in a message that would read "0.400 MPa
+            // below 0.05 MPa".
+            if cond == Some(true) {
+                rec.message = render(&rule.template, rec, ctx.room, scope);
+                rec.message_zh = render(&rule.template_zh, rec, ctx.room, scope);
+            }
         }
         (cond, cond == Some(true) && !rec.active)
     };
@@ -1228,12 +1238,12 @@ fn eval_one(
 }
 
 fn render(
-    rule: &crate::ruleset::Rule,
+    template: &crate::message::Template,
     rec: &AlarmRecord,
     room: &RoomId,
     scope: &Scope<'static>,
 ) -> String {
-    rule.template.render(|name, decimals| match name {
+    template.render(|name, decimals| match name {
         "value" => rec.value.as_ref().map(|v| v.format(decimals)),
         "limit" => rec.limit.map(|l| FactValue::Number(l).format(decimals)),
         "device" => Some(rec.key.unit.to_string()),
@@ -1437,13 +1447,13 @@ fn update_chattering(
         return;
     };
     // Each member with its activations since it was found chattering.
-    let list: Vec<String> = members
+    let (list, list_zh): (Vec<String>, Vec<String>) = members
         .keys()
         .map(|k| match alarms.get(k).map(|r| r.chatter_count) {
-            Some(n) if n > 0 => format!("{k} ({n} activations)"),
-            _ => k.to_string(),
+            Some(n) if n > 0 => (format!("{k} ({n} activations)"), format!("{k}（{n} 次）")),
+            _ => (k.to_string(), k.to_string()),
         })
-        .collect();
+        .unzip();
     let key = AlarmKey::room(meta.id.clone());
     let rec = alarms
         .entry(key.clone())
@@ -1451,6 +1461,7 @@ fn update_chattering(
     if !list.is_empty() {
         rec.value = Some(FactValue::Text(list.join(", ")));
         rec.message = format!("Chattering alarms consolidated: {}", list.join(", "));
+        rec.message_zh = format!("频繁抖动的报警已合并：{}", list_zh.join("，"));
         if !rec.active {
             rec.condition = Some(true);
             activate(ctx, rec, meta, now, None);

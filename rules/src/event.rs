@@ -217,6 +217,10 @@ pub struct AlarmEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<FactValue>,
     pub message: String,
+    /// The message in Chinese (the rule's `message_zh`, or `message` when it has none; empty
+    /// in events stored before this field existed).
+    #[serde(default)]
+    pub message_zh: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -135,4 +135,29 @@ mod tests {
         assert!(!out.has_errors(), "{:?}", out.diagnostics);
         assert_eq!(out.set.len(), LIBRARY.len());
     }
+
+    /// Every shipped rule speaks Chinese: `description_zh` and `message_zh` present, written in
+    /// Chinese (CJK characters, not a copied English text) and with the same fields as the
+    /// English message (a missing `{value}` would hide the reading from a Chinese operator).
+    #[test]
+    fn every_shipped_rule_has_its_chinese_texts() {
+        let cjk = |s: &str| s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+        for (name, src) in LIBRARY {
+            let meta = crate::meta::parse_header(src).unwrap();
+            let description = meta.description_zh.as_deref().unwrap_or_default();
+            let message = meta.message_zh.as_deref().unwrap_or_default();
+            assert!(cjk(description), "{name}: description_zh {description:?}");
+            assert!(cjk(message), "{name}: message_zh {message:?}");
+            let fields = |t: &str| {
+                let mut f: Vec<String> = crate::message::Template::parse(t)
+                    .unwrap()
+                    .fields()
+                    .map(str::to_owned)
+                    .collect();
+                f.sort();
+                f
+            };
+            assert_eq!(fields(message), fields(&meta.message), "{name}: fields");
+        }
+    }
 }

@@ -190,8 +190,16 @@ pub struct RuleMeta {
     /// Message template: `{value}`, `{limit}`, `{device}`, `{room}`, any input or param by
     /// name, with an optional precision: `{outlet_pressure:.2}`.
     pub message: String,
+    /// The message in Chinese (zh-CN), with the same fields as `message`. Optional for a
+    /// user's rule (alarms then carry the English text in `message_zh` too); every rule of the
+    /// shipped library has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_zh: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
+    /// The description in Chinese (zh-CN); optional like `message_zh`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description_zh: Option<String>,
     /// The condition must hold this long before the alarm is raised.
     #[serde(default, with = "humantime_serde")]
     pub on_delay: Duration,
@@ -231,6 +239,20 @@ pub struct RuleMeta {
     pub quality_rule: bool,
     #[serde(default)]
     pub actions: Vec<RuleAction>,
+}
+
+impl RuleMeta {
+    /// The Chinese message template, or the English one when the rule has none.
+    pub fn chinese_message(&self) -> &str {
+        self.message_zh.as_deref().unwrap_or(&self.message)
+    }
+
+    /// The Chinese description, or the English one when the rule has none.
+    pub fn chinese_description(&self) -> Option<&str> {
+        self.description_zh
+            .as_deref()
+            .or(self.description.as_deref())
+    }
 }
 
 /// Where a problem in a rule file is: 1-based line and column (0 when unknown).
@@ -325,6 +347,27 @@ mod tests {
         assert!(e.message.contains("on_dealy"), "{e:?}");
         let e = parse_header("fault\n").unwrap_err();
         assert!(e.message.contains("missing metadata"));
+    }
+
+    #[test]
+    fn chinese_texts_are_optional() {
+        let m = parse_header(HEADER).unwrap();
+        assert_eq!((m.message_zh, m.description_zh), (None, None));
+        let src = HEADER.replace(
+            "//! on_delay",
+            "//! message_zh = \"{device} 故障\"\n//! description_zh = \"水泵故障\"\n//! on_delay",
+        );
+        let m = parse_header(&src).unwrap();
+        assert_eq!(m.message_zh.as_deref(), Some("{device} 故障"));
+        assert_eq!(m.description_zh.as_deref(), Some("水泵故障"));
+        assert_eq!(m.chinese_message(), "{device} 故障");
+        let src = HEADER.replace(
+            "//! on_delay",
+            "//! description = \"Pump fault\"\n//! on_delay",
+        );
+        let m = parse_header(&src).unwrap();
+        assert_eq!(m.chinese_message(), "m", "falls back to English");
+        assert_eq!(m.chinese_description(), Some("Pump fault"));
     }
 
     #[test]

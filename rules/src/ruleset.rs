@@ -100,6 +100,8 @@ pub struct Rule {
     pub path: PathBuf,
     pub(crate) ast: AST,
     pub(crate) template: Template,
+    /// `message_zh`, or the English template again when the rule has none.
+    pub(crate) template_zh: Template,
     pub(crate) inputs: Vec<Input>,
     pub(crate) params: Vec<(String, Dynamic)>,
     /// Touched-bits of the room's facts and of the rule's own device kind it reads.
@@ -486,13 +488,15 @@ fn compile_rule(
             format!("`{}` is a built-in alarm id", meta.id),
         ));
     }
-    let template = match Template::parse(&meta.message) {
+    let mut parse_template = |key: &str, text: &str| match Template::parse(text) {
         Ok(t) => Some(t),
         Err(e) => {
-            errors.push(err("message", None, e.to_string()));
+            errors.push(err(key, None, e.to_string()));
             None
         }
     };
+    let template = parse_template("message", &meta.message);
+    let template_zh = parse_template("message_zh", meta.chinese_message());
 
     // Inputs: own device kind first, then the room's facts.
     let kind = meta.applies_to;
@@ -591,17 +595,17 @@ fn compile_rule(
         params.push((name.clone(), param_dynamic(value)));
     }
 
-    if let Some(t) = &template {
-        for f in t.fields() {
+    for (key, t) in [("message", &template), ("message_zh", &template_zh)] {
+        for f in t.iter().flat_map(Template::fields) {
             let ok = TEMPLATE_FIELDS.contains(&f)
                 || inputs.iter().any(|i| i.name == f)
                 || params.iter().any(|(n, _)| n == f);
             if !ok {
                 errors.push(err(
-                    "message",
+                    key,
                     Some(f),
                     format!(
-                        "message field `{{{f}}}` is neither an input, a param nor one of {}",
+                        "{key} field `{{{f}}}` is neither an input, a param nor one of {}",
                         TEMPLATE_FIELDS.join(", ")
                     ),
                 ));
@@ -648,21 +652,26 @@ fn compile_rule(
         }
         vec![diag(path, position, id.clone(), DiagLevel::Error, message)]
     })?;
-    let template = template.unwrap_or(Template::parse("").map_err(|e| {
-        vec![diag(
-            path,
-            Position::default(),
-            id.clone(),
-            DiagLevel::Error,
-            e.to_string(),
-        )]
-    })?);
+    let empty = || {
+        Template::parse("").map_err(|e| {
+            vec![diag(
+                path,
+                Position::default(),
+                id.clone(),
+                DiagLevel::Error,
+                e.to_string(),
+            )]
+        })
+    };
+    let template = template.map_or_else(empty, Ok)?;
+    let template_zh = template_zh.map_or_else(empty, Ok)?;
     Ok((
         Rule {
             meta,
             path: path.to_owned(),
             ast,
             template,
+            template_zh,
             inputs,
             params,
             room_mask,
@@ -782,13 +791,15 @@ fn header_position_of(rule: &Rule, key: &str, needle: &str) -> Position {
 }
 
 fn builtin_metas() -> Vec<RuleMeta> {
-    let mk = |id: &'static str, sev: Severity, msg: &str| -> Option<RuleMeta> {
+    let mk = |id: &'static str, sev: Severity, msg: &str, msg_zh: &str| -> Option<RuleMeta> {
         Some(RuleMeta {
             id: RuleId::builtin(id),
             applies_to: DeviceKind::Room,
             severity: sev,
             message: msg.to_owned(),
+            message_zh: Some(msg_zh.to_owned()),
             description: None,
+            description_zh: None,
             on_delay: std::time::Duration::ZERO,
             off_delay: std::time::Duration::ZERO,
             deadband: None,
@@ -810,11 +821,13 @@ fn builtin_metas() -> Vec<RuleMeta> {
             CHATTERING,
             Severity::P4,
             "Chattering alarms auto-shelved: {value}",
+            "频繁抖动的报警已自动搁置：{value}",
         ),
         mk(
             ZONE_EVENT,
             Severity::P2,
             "Low inlet pressure in {value} rooms of the zone",
+            "供水分区内 {value} 个泵房进水压力低",
         ),
     ]
     .into_iter()

@@ -749,17 +749,31 @@ fn a_chattering_alarm_is_one_alarm_with_a_count_until_it_stays_clear() {
 }
 
 #[test]
-fn a_snapshot_written_before_chatter_counts_still_loads() {
+fn a_snapshot_written_before_chatter_counts_and_chinese_messages_still_loads() {
     let mut e = RoomEngine::new(room(), lib_set(), Arc::new(EngineConfig::default()));
     let mut facts = RoomFacts::nominal(room(), 3, 2, 2);
     e.evaluate_all(&facts, at(0), &mut Discard);
     set_at(&mut e, &mut facts, "T1.overflow", 1.0, at(1));
     let mut json = serde_json::to_value(e.snapshot()).unwrap();
     for rec in json["alarms"].as_object_mut().unwrap().values_mut() {
-        rec.as_object_mut().unwrap().remove("chatter_count");
+        let rec = rec.as_object_mut().unwrap();
+        for field in ["chatter_count", "message_zh", "raised_value"] {
+            assert!(rec.remove(field).is_some(), "{field}");
+        }
     }
     let old: EngineSnapshot = serde_json::from_value(json).unwrap();
     assert!(old.alarms.values().all(|r| r.chatter_count == 0));
+    assert!(old
+        .alarms
+        .values()
+        .all(|r| r.message_zh.is_empty() && r.raised_value.is_none()));
+    // An event stored before `message_zh` too.
+    let mut event = serde_json::to_value(set_at(&mut e, &mut facts, "T1.overflow", 0.0, at(30)))
+        .unwrap()[0]
+        .take();
+    event.as_object_mut().unwrap().remove("message_zh");
+    let old: AlarmEvent = serde_json::from_value(event).unwrap();
+    assert_eq!(old.message_zh, "");
 }
 
 #[test]
@@ -815,4 +829,71 @@ fn an_intrusion_episode_annunciates_once_until_reset() {
     assert_eq!(e.state_of(&key("intrusion@room")), AlarmState::Normal);
     let again = set_at(&mut e, &mut facts, "door", 1.0, at(800));
     assert_eq!(count(&again, "intrusion@room", EventKind::Raised), 1);
+}
+
+#[test]
+fn alarms_carry_both_messages_and_the_value_they_were_raised_with() {
+    // The library's rule has a Chinese message.
+    let mut e = RoomEngine::new(room(), lib_set(), Arc::new(EngineConfig::default()));
+    let mut facts = RoomFacts::nominal(room(), 3, 2, 2);
+    e.evaluate_all(&facts, at(0), &mut Discard);
+    let raised = set_at(&mut e, &mut facts, "inlet_pressure", 0.02, at(1));
+    assert!(raised.is_empty(), "15 s on-delay: {raised:?}");
+    let ev = set_at(&mut e, &mut facts, "inlet_pressure", 0.40, at(60));
+    let k = key("inlet_pressure_low@room");
+    let raised = ev.iter().find(|x| x.kind == EventKind::Raised).unwrap();
+    assert_eq!(
+        raised.message_zh,
+        "泵房进水压力低：0.020 MPa，低于 0.05 MPa"
+    );
+    let rec = e.alarms().find(|r| r.key == k).unwrap();
+    assert_eq!(rec.state(), AlarmState::ReturnedUnacked);
+    assert_eq!(rec.raised_value, Some(FactValue::Number(0.02)), "was");
+    assert_eq!(rec.value, Some(FactValue::Number(0.40)), "now");
+    assert_eq!(rec.message, "Inlet pressure 0.020 MPa below 0.05 MPa");
+    assert_eq!(rec.message_zh, "泵房进水压力低：0.020 MPa，低于 0.05 MPa");
+
+    // A user's rule without `message_zh`: the English text in both.
+    let set = RuleSet::from_sources(
+        vec![rule_src(
+            "door_open",
+            "door",
+            "//! inputs = [\"door\"]\n//! message_zh = \"{room} 门开\"\n",
+        )
+        .clone()]
+        .into_iter()
+        .chain([rule_src("smoky", "smoke", "//! inputs = [\"smoke\"]\n")]),
+        SandboxLimits::default(),
+    );
+    assert!(!set.has_errors(), "{:?}", set.diagnostics);
+    let mut e = RoomEngine::new(room(), Arc::new(set.set), Arc::new(EngineConfig::default()));
+    facts.set_path("door", 1.0).unwrap();
+    facts.set_path("smoke", 1.0).unwrap();
+    let ev = e.evaluate_all(&facts, at(100), &mut Discard);
+    let msg = |id: &str| {
+        let x = ev.iter().find(|x| x.rule.as_str() == id).unwrap();
+        (x.message.as_str(), x.message_zh.as_str())
+    };
+    assert_eq!(msg("door_open"), ("m", "XM-0001 门开"));
+    assert_eq!(msg("smoky"), ("m", "m"));
+}
+
+#[test]
+fn a_chinese_message_with_an_unknown_field_is_refused() {
+    let out = RuleSet::from_sources(
+        vec![rule_src(
+            "door_open",
+            "door",
+            "//! inputs = [\"door\"]\n//! message_zh = \"门开 {doorr}\"\n",
+        )],
+        SandboxLimits::default(),
+    );
+    assert!(out.has_errors());
+    assert!(
+        out.diagnostics[0]
+            .to_string()
+            .contains("message_zh field `{doorr}`"),
+        "{:?}",
+        out.diagnostics
+    );
 }

@@ -237,6 +237,7 @@ impl ZoneCorrelator {
     fn event(&self, kind: EventKind, from: AlarmState, time: Timestamp) -> AlarmEvent {
         let rec = &self.state.record;
         let n = self.state.members.len();
+        let members: Vec<String> = self.state.members.keys().map(ToString::to_string).collect();
         AlarmEvent {
             time,
             source: AlarmSource::Zone(self.zone.clone()),
@@ -250,12 +251,12 @@ impl ZoneCorrelator {
             message: format!(
                 "Low inlet pressure in {n} rooms of zone {}: {}",
                 self.zone,
-                self.state
-                    .members
-                    .keys()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                members.join(", ")
+            ),
+            message_zh: format!(
+                "供水分区 {} 有 {n} 个泵房进水压力低：{}",
+                self.zone,
+                members.join("、")
             ),
             user: None,
             comment: None,

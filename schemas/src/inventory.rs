@@ -17,7 +17,11 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct ZoneSpec {
     pub id: ZoneId,
+    /// The name operators read (思明区).
     pub name: String,
+    /// The name in pinyin (Siming District), shown second; empty when not given.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name_pinyin: String,
 }
 
 /// A booster pump on a VFD. The head curve at rated speed is H(Q) = shutoff - k·Q², through
@@ -123,9 +127,16 @@ pub struct PointOverride {
 #[serde(deny_unknown_fields)]
 pub struct RoomSpec {
     pub id: RoomId,
+    /// The name operators read (金山花园三期泵房).
     pub name: String,
+    /// The name in pinyin (Jinshan Huayuan Phase 3), shown second; empty when not given.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name_pinyin: String,
     #[serde(default)]
     pub address: String,
+    /// The address in pinyin; empty when not given.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub address_pinyin: String,
     pub lat: f64,
     pub lon: f64,
     pub zone: ZoneId,
@@ -368,5 +379,69 @@ impl RoomSpec {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOM: &str = r#"
+[[zones]]
+id = "siming"
+name = "Siming District"
+
+[[rooms]]
+id = "XM-0001"
+name = "Donghai Haoting"
+address = "541 Dadeng Lu"
+lat = 24.6
+lon = 118.2
+zone = "siming"
+tanks = []
+[[rooms.pumps]]
+rated_flow_m3h = 30.0
+rated_head_m = 50.0
+shutoff_head_m = 62.0
+rated_power_kw = 7.5
+bep_efficiency = 0.72
+"#;
+
+    #[test]
+    fn pinyin_names_are_optional_and_unknown_keys_still_refused() {
+        // An inventory written before the pinyin fields existed.
+        let inv = Inventory::from_toml(ROOM, "old.toml").unwrap();
+        assert_eq!(inv.zones[0].name_pinyin, "");
+        assert_eq!(
+            (
+                inv.rooms[0].name_pinyin.as_str(),
+                inv.rooms[0].address_pinyin.as_str()
+            ),
+            ("", "")
+        );
+        // Not written back when empty.
+        let text = toml::to_string(&inv).unwrap();
+        assert!(!text.contains("pinyin"), "{text}");
+        let misspelt = ROOM.replace("address =", "adress =");
+        assert!(Inventory::from_toml(&misspelt, "bad.toml").is_err());
+    }
+
+    #[test]
+    fn the_example_inventory_names_rooms_and_zones_in_chinese_and_pinyin() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/inventory.example.toml");
+        let inv = Inventory::load(&path).unwrap();
+        let zone = &inv.zones[0];
+        assert_eq!(
+            (zone.name.as_str(), zone.name_pinyin.as_str()),
+            ("思明区", "Siming District")
+        );
+        let room = &inv.rooms[0];
+        assert_eq!(room.name, "东海豪庭泵房");
+        assert_eq!(room.name_pinyin, "Donghai Haoting");
+        assert_eq!(room.address, "厦门市翔安区大嶝路541号");
+        assert_eq!(
+            room.address_pinyin,
+            "541 Dadeng Lu, Xiang'an District, Xiamen"
+        );
     }
 }

@@ -243,7 +243,13 @@ impl StoredAlarms {
         let mut out = Vec::new();
         for s in stored {
             match serde_json::from_slice::<AlarmEvent>(&s.body) {
-                Ok(e) if key.is_none_or(|k| &e.key == k) => out.push(e),
+                Ok(mut e) if key.is_none_or(|k| &e.key == k) => {
+                    // Stored before events carried `message_zh`: the English text stands in.
+                    if e.message_zh.is_empty() {
+                        e.message_zh.clone_from(&e.message);
+                    }
+                    out.push(e)
+                }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%source, %error, "unreadable alarm event skipped"),
             }
@@ -314,6 +320,7 @@ mod tests {
             severity: Severity::P2,
             value: None,
             message: "Pump P1 fault".into(),
+            message_zh: "水泵 P1 故障".into(),
             user: None,
             comment: None,
             parent: None,
@@ -339,8 +346,12 @@ mod tests {
         };
         alarms.save_room(&room, snap.clone());
         let e1 = event(1_000, "pump_fault@P1");
-        let e2 = event(2_000, "mains_loss@room");
+        // As stored before events carried `message_zh` (it deserialises empty): read back
+        // with the English text.
+        let mut e2 = event(2_000, "mains_loss@room");
+        e2.message_zh.clear();
         alarms.record(&[e1.clone(), e2.clone()]);
+        e2.message_zh.clone_from(&e2.message);
         assert_eq!(alarms.flush().await.unwrap(), 3);
         // The same events again (a replay) replace themselves.
         alarms.record(std::slice::from_ref(&e1));

@@ -1,5 +1,6 @@
 //! `GET /api/v1/rooms` and `GET /api/v1/rooms/{id}`: read from the actors' live state and the
-//! status board, never from a database. A room's view carries the equipment's nameplate
+//! status board, never from a database. Rooms and zones carry their names as operators read
+//! them (`name`, Chinese in the demo) and in pinyin (`name_pinyin`, `address_pinyin`). A room's view carries the equipment's nameplate
 //! (`spec`: tank height, fire reserve, hard minimum; pump ratings) so that a screen can draw
 //! levels to scale without a second request.
 //! Its tanks' current fill plans (`tank_plans`, from the planning service's board) sit next to
@@ -13,14 +14,20 @@ use cistern_actors::pump_room::RoomView;
 use cistern_actors::FleetRegistry;
 use cistern_schemas::RoomId;
 
-/// Every room, with its status.
+/// Every room, with its status, and the supply zones they belong to: each zone once, with its
+/// names (`name` as operators read it, `name_pinyin` beside it), rather than the names on each
+/// of 2,100 rooms.
 pub async fn list(state: web::Data<ApiState>) -> HttpResponse {
     let rooms = state.registry.summaries();
     let online = rooms.iter().filter(|r| r.detail.online).count();
+    let zones: Vec<_> = (state.registry.zone_specs().iter())
+        .map(|z| serde_json::json!({ "id": z.id, "name": z.name, "name_pinyin": z.name_pinyin }))
+        .collect();
     HttpResponse::Ok().json(serde_json::json!({
         "count": rooms.len(),
         "online": online,
         "offline": rooms.len() - online,
+        "zones": zones,
         "rooms": rooms,
     }))
 }

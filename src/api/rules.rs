@@ -3,7 +3,9 @@
 //! (compile and lint a script in the context of the rules in force; nothing changes),
 //! `PUT /api/v1/rules/{id}` (upload: validated, then written to the rule directory and put in
 //! force; refused with its diagnostics when it does not compile) and
-//! `POST /api/v1/rules/reload`. Validation, uploads and reloads need the rule-author role (see
+//! `POST /api/v1/rules/reload`. A rule's entry carries its Chinese texts beside its metadata
+//! (`description_zh`, `message_zh`: the header's, or the English ones for a rule without them),
+//! so a console never has to know the fallback; `meta` is the header as written. Validation, uploads and reloads need the rule-author role (see
 //! [`crate::auth::policy`]); every upload and reload, taken or refused, is audited.
 
 use super::error::{ApiError, ErrorCode};
@@ -54,6 +56,8 @@ pub async fn list(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> 
                 "file": file_name(&r.path),
                 "disabled": r.is_disabled(),
                 "rejected": rules.rejected(r.id()).is_some(),
+                "description_zh": r.meta.chinese_description(),
+                "message_zh": r.meta.chinese_message(),
                 "meta": r.meta,
             })
         })
@@ -93,6 +97,8 @@ pub async fn get(
         "id": rule.id(),
         "file": name,
         "disabled": rule.is_disabled(),
+        "description_zh": rule.meta.chinese_description(),
+        "message_zh": rule.meta.chinese_message(),
         "meta": rule.meta,
         "source": rule.source(),
         "version": version_of(rule.source()),

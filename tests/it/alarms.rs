@@ -72,6 +72,36 @@ fn demo_faults_raise_their_alarms_and_operators_work_them() {
 
     // A zone with three rooms the other faults leave alone: its inlet pressure drops.
     let (_, rooms) = get(&format!("{base}/api/v1/rooms"));
+    // Names as operators read them, pinyin beside them; zones listed once with theirs.
+    let zone_names: Vec<(&str, &str, &str)> = (rooms["zones"].as_array().unwrap().iter())
+        .map(|z| {
+            let s = |k: &str| z[k].as_str().unwrap();
+            (s("id"), s("name"), s("name_pinyin"))
+        })
+        .collect();
+    assert_eq!(
+        zone_names[0],
+        ("siming", "思明区", "Siming District"),
+        "{rooms}"
+    );
+    assert_eq!(zone_names.len(), 6, "{rooms}");
+    let first = &rooms["rooms"][0];
+    assert!(first["name"].as_str().unwrap().ends_with("泵房"), "{first}");
+    assert!(
+        first["address"].as_str().unwrap().starts_with("厦门市"),
+        "{first}"
+    );
+    assert!(
+        !first["name_pinyin"].as_str().unwrap().is_empty(),
+        "{first}"
+    );
+    assert!(
+        first["address_pinyin"]
+            .as_str()
+            .unwrap()
+            .ends_with("Xiamen"),
+        "{first}"
+    );
     let used = [
         "XM-0002", "XM-0003", "XM-0004", "XM-0005", "XM-0006", "XM-0007",
     ];
@@ -119,6 +149,16 @@ fn demo_faults_raise_their_alarms_and_operators_work_them() {
         },
     );
     let raised_after = |id: &str, t: i64| all[id]["raised_at"].as_i64().unwrap() - t;
+    // Both languages on every alarm.
+    let trip = &all["XM-0002/pump_fault@P1"];
+    assert_eq!(trip["message"], "Pump P1 fault", "{trip}");
+    assert_eq!(trip["message_zh"], "水泵 P1 故障", "{trip}");
+    let mains = all["XM-0003/mains_loss@room"]["message_zh"]
+        .as_str()
+        .unwrap();
+    assert!(mains.starts_with("市电失电（A 相"), "{mains}");
+    let zone_alarm = all[&zone_id]["message_zh"].as_str().unwrap();
+    assert!(zone_alarm.contains("进水压力低"), "{zone_alarm}");
     // Raised after their configured on-delays, not before.
     assert!(raised_after("XM-0002/pump_fault@P1", t_trip) >= 5_000);
     assert!(raised_after("XM-0005/chlorine_low@room", t_chlorine) >= 10_000);
@@ -200,6 +240,7 @@ fn demo_faults_raise_their_alarms_and_operators_work_them() {
     let events = detail["events"].as_array().unwrap();
     let raised = events.iter().find(|e| e["kind"] == "raised").unwrap();
     let step = events.iter().find(|e| e["kind"] == "escalated").unwrap();
+    assert_eq!(raised["message_zh"], "水泵 P1 故障", "{raised}");
     assert_eq!(
         step["time"].as_i64().unwrap() - raised["time"].as_i64().unwrap(),
         20_000
@@ -255,6 +296,14 @@ fn demo_faults_raise_their_alarms_and_operators_work_them() {
     let (status, smoke) = get(&format!("{base}/api/v1/rules/smoke"));
     assert_eq!(status, 200, "the previous smoke rule stays in service");
     assert_eq!(smoke["meta"]["severity"], "P1");
+    assert_eq!(smoke["message_zh"], "泵房 {room} 烟感报警", "{smoke}");
+    assert_eq!(smoke["description_zh"], "烟感报警。自保持。", "{smoke}");
+    let (_, list) = get(&format!("{base}/api/v1/rules"));
+    for r in list["rules"].as_array().unwrap() {
+        let zh = r["description_zh"].as_str().unwrap_or_default();
+        assert!(zh.chars().any(|c| c > '\u{2e80}'), "{r}");
+        assert_eq!(r["message_zh"], r["meta"]["message_zh"], "{r}");
+    }
     // The demo's output reaches its log file through a pipe: the line may trail the metric.
     wait_for(
         "file:line:column in the log",
@@ -274,6 +323,21 @@ fn demo_faults_raise_their_alarms_and_operators_work_them() {
     assert_eq!(status, 200, "{v}");
     let (_, rule) = get(&format!("{base}/api/v1/rules/door_held_open"));
     assert_eq!(rule["meta"]["severity"], "P3");
+    // A rule of one's own without Chinese texts: the English ones stand in.
+    let src = src
+        .lines()
+        .filter(|l| !l.contains("_zh = "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (status, v) = put(&src);
+    assert_eq!(status, 200, "{v}");
+    let (_, rule) = get(&format!("{base}/api/v1/rules/door_held_open"));
+    assert_eq!(rule["message_zh"], rule["meta"]["message"], "{rule}");
+    assert_eq!(
+        rule["description_zh"], rule["meta"]["description"],
+        "{rule}"
+    );
+    assert!(rule["meta"].get("message_zh").is_none(), "{rule}");
     drop(demo);
 }
 

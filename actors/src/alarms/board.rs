@@ -42,9 +42,16 @@ pub struct AlarmView {
     pub first_out: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suppressed_by: Option<AlarmKey>,
+    /// What is wrong, in English, rendered while the condition held (a returned alarm keeps it).
     pub message: String,
+    /// The same in Chinese (the rule's `message_zh`; the English text for a rule without one).
+    pub message_zh: String,
+    /// The latest value while the alarm was on; once it has returned, the value it returned with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<FactValue>,
+    /// The value when the alarm was raised ("was {raised_value}, now {value}").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raised_value: Option<FactValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,7 +95,14 @@ impl AlarmView {
             first_out,
             suppressed_by: rec.suppressed_by.clone(),
             message: rec.message.clone(),
+            // A record stored before `message_zh` existed has none until it is re-rendered.
+            message_zh: if rec.message_zh.is_empty() {
+                rec.message.clone()
+            } else {
+                rec.message_zh.clone()
+            },
             value: rec.value.clone(),
+            raised_value: rec.raised_value.clone(),
             limit: rec.limit,
             shelve: rec.shelve.clone(),
             out_of_service: rec.out_of_service.clone(),

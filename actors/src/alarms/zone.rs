@@ -130,6 +130,7 @@ impl ZoneActor {
         // The zone's record keeps no message: the events carry the members.
         if let Some(e) = events.last() {
             view.message.clone_from(&e.message);
+            view.message_zh.clone_from(&e.message_zh);
             view.value.clone_from(&e.value);
         }
         self.host.board.update(view);

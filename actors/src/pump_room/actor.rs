@@ -581,7 +581,9 @@ impl Handler<GetRoomView> for PumpRoomActor {
             RoomView {
                 id: part.id,
                 name: s.name.clone(),
+                name_pinyin: s.name_pinyin.clone(),
                 address: s.address.clone(),
+                address_pinyin: s.address_pinyin.clone(),
                 zone: s.zone.clone(),
                 lat: s.lat,
                 lon: s.lon,

@@ -36,7 +36,11 @@ pub struct ClockSkew {
 #[derive(Clone, Debug, Serialize)]
 pub struct RoomSummary {
     pub id: RoomId,
+    /// The name operators read (Chinese in the demo) and its pinyin ("" when not given).
     pub name: String,
+    pub name_pinyin: String,
+    pub address: String,
+    pub address_pinyin: String,
     pub zone: ZoneId,
     pub lat: f64,
     pub lon: f64,
@@ -63,7 +67,10 @@ pub struct RoomDerived {
 pub struct RoomView {
     pub id: RoomId,
     pub name: String,
+    /// The name and address in pinyin ("" when the inventory gives none).
+    pub name_pinyin: String,
     pub address: String,
+    pub address_pinyin: String,
     pub zone: ZoneId,
     pub lat: f64,
     pub lon: f64,

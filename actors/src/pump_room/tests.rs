@@ -41,7 +41,9 @@ fn room_spec() -> RoomSpec {
     RoomSpec {
         id: RoomId::new("XM-0001").unwrap(),
         name: "Test room".into(),
+        name_pinyin: String::new(),
         address: String::new(),
+        address_pinyin: String::new(),
         lat: 24.48,
         lon: 118.1,
         zone: "siming".parse().unwrap(),
@@ -107,6 +109,7 @@ pub(super) fn fixture_with_rules(
         zones: vec![ZoneSpec {
             id: "siming".parse().unwrap(),
             name: "Siming".into(),
+            name_pinyin: String::new(),
         }],
         rooms: vec![room_spec()],
     };

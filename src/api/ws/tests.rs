@@ -360,6 +360,7 @@ fn alarm_view() -> AlarmView {
     rec.active = true;
     rec.raised_at = Some(Timestamp::from_millis(1_795_288_893_910));
     rec.message = "Pump P2 fault".into();
+    rec.message_zh = "水泵 P2 故障".into();
     let room = RoomId::new("XM-0001").unwrap();
     let zone: ZoneId = "xiangan".parse().unwrap();
     AlarmView::of(
@@ -376,7 +377,8 @@ fn alarm_event() -> AlarmEvent {
     serde_json::from_value(serde_json::json!({
         "time": 1_795_288_893_910_i64, "source": {"device": "XM-0001/P2"}, "rule": "pump_fault",
         "key": "pump_fault@P2", "kind": "raised", "from": "normal", "to": "unacked",
-        "severity": "P2", "message": "Pump P2 fault", "first_out": true
+        "severity": "P2", "message": "Pump P2 fault", "message_zh": "水泵 P2 故障",
+        "first_out": true
     }))
     .unwrap()
 }

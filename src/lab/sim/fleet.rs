@@ -1,7 +1,8 @@
 //! A generated fleet of Xiamen pump rooms for the demo, the simulator and the benchmarks.
 //!
 //! Rooms are spread over Xiamen's six districts in proportion to their population, with
-//! compound names and street addresses in pinyin. Equipment is sized the way a design
+//! compound names and street addresses in Chinese (金山花园三期泵房, 厦门市海沧区海沧大道128号)
+//! and in pinyin beside them (`name_pinyin`, `address_pinyin`: Jinshan Huayuan Phase 3). Equipment is sized the way a design
 //! institute would size it, from design values (3.2 persons per household, 180 L/person/day,
 //! hourly peak factor 2.1, max-day factor 1.1) rather than from the simulator's actual demand:
 //! that is why real boosters run well below their rated flow most of the day, and why staging
@@ -23,165 +24,185 @@ use std::collections::BTreeMap;
 /// A district of Xiamen: its bounding box and a few of its main roads.
 struct District {
     id: &'static str,
+    /// Its name as operators read it (思明区) and in pinyin (Siming).
     name: &'static str,
+    pinyin: &'static str,
     lat: (f64, f64),
     lon: (f64, f64),
     /// Share of the city's pump rooms (roughly its share of the population).
     weight: f64,
-    roads: &'static [&'static str],
+    /// (Chinese, pinyin) of each road.
+    roads: &'static [(&'static str, &'static str)],
 }
 
 const DISTRICTS: &[District] = &[
     District {
         id: "siming",
-        name: "Siming",
+        name: "思明区",
+        pinyin: "Siming",
         lat: (24.43, 24.50),
         lon: (118.07, 118.20),
         weight: 0.23,
         roads: &[
-            "Hubin Nanlu",
-            "Lianqian Xilu",
-            "Xiahe Lu",
-            "Siming Nanlu",
-            "Zhongshan Lu",
-            "Lianyue Lu",
-            "Hubin Donglu",
-            "Huandao Nanlu",
-            "Yundang Lu",
-            "Zhenhai Lu",
+            ("湖滨南路", "Hubin Nanlu"),
+            ("莲前西路", "Lianqian Xilu"),
+            ("厦禾路", "Xiahe Lu"),
+            ("思明南路", "Siming Nanlu"),
+            ("中山路", "Zhongshan Lu"),
+            ("莲岳路", "Lianyue Lu"),
+            ("湖滨东路", "Hubin Donglu"),
+            ("环岛南路", "Huandao Nanlu"),
+            ("筼筜路", "Yundang Lu"),
+            ("镇海路", "Zhenhai Lu"),
         ],
     },
     District {
         id: "huli",
-        name: "Huli",
+        name: "湖里区",
+        pinyin: "Huli",
         lat: (24.49, 24.56),
         lon: (118.07, 118.20),
         weight: 0.22,
         roads: &[
-            "Jiahe Lu",
-            "Xianyue Lu",
-            "Jinshang Lu",
-            "Gaoqi Nanlu",
-            "Xinglong Lu",
-            "Chenggong Dadao",
-            "Jiangtou Beilu",
-            "Dianqian Lu",
-            "Huli Dadao",
-            "Ruijing Lu",
+            ("嘉禾路", "Jiahe Lu"),
+            ("仙岳路", "Xianyue Lu"),
+            ("金尚路", "Jinshang Lu"),
+            ("高崎南路", "Gaoqi Nanlu"),
+            ("兴隆路", "Xinglong Lu"),
+            ("成功大道", "Chenggong Dadao"),
+            ("江头北路", "Jiangtou Beilu"),
+            ("殿前路", "Dianqian Lu"),
+            ("湖里大道", "Huli Dadao"),
+            ("瑞景路", "Ruijing Lu"),
         ],
     },
     District {
         id: "jimei",
-        name: "Jimei",
+        name: "集美区",
+        pinyin: "Jimei",
         lat: (24.57, 24.68),
         lon: (117.98, 118.12),
         weight: 0.17,
         roads: &[
-            "Jimei Dadao",
-            "Yinjiang Lu",
-            "Xinglin Wan Lu",
-            "Jiageng Lu",
-            "Leyuan Lu",
-            "Houxi Lu",
-            "Shanjiang Lu",
-            "Xingtai Lu",
+            ("集美大道", "Jimei Dadao"),
+            ("银江路", "Yinjiang Lu"),
+            ("杏林湾路", "Xinglin Wan Lu"),
+            ("嘉庚路", "Jiageng Lu"),
+            ("乐园路", "Leyuan Lu"),
+            ("后溪路", "Houxi Lu"),
+            ("杉江路", "Shanjiang Lu"),
+            ("兴泰路", "Xingtai Lu"),
         ],
     },
     District {
         id: "haicang",
-        name: "Haicang",
+        name: "海沧区",
+        pinyin: "Haicang",
         lat: (24.44, 24.55),
         lon: (117.92, 118.05),
         weight: 0.12,
         roads: &[
-            "Haicang Dadao",
-            "Xinyang Lu",
-            "Nanhai Sanlu",
-            "Haijing Lu",
-            "Wengjiao Lu",
-            "Canghai Lu",
-            "Jiaosong Lu",
+            ("海沧大道", "Haicang Dadao"),
+            ("新阳路", "Xinyang Lu"),
+            ("南海三路", "Nanhai Sanlu"),
+            ("海景路", "Haijing Lu"),
+            ("翁角路", "Wengjiao Lu"),
+            ("沧海路", "Canghai Lu"),
+            ("角嵩路", "Jiaosong Lu"),
         ],
     },
     District {
         id: "tongan",
-        name: "Tong'an",
+        name: "同安区",
+        pinyin: "Tong'an",
         lat: (24.68, 24.75),
         lon: (118.05, 118.22),
         weight: 0.14,
         roads: &[
-            "Tongji Lu",
-            "Huandong Lu",
-            "Tongxiang Lu",
-            "Xilin Lu",
-            "Chengnan Lu",
-            "Tong'an Dadao",
-            "Wufeng Lu",
+            ("同集路", "Tongji Lu"),
+            ("环东路", "Huandong Lu"),
+            ("同翔路", "Tongxiang Lu"),
+            ("西林路", "Xilin Lu"),
+            ("城南路", "Chengnan Lu"),
+            ("同安大道", "Tong'an Dadao"),
+            ("五峰路", "Wufeng Lu"),
         ],
     },
     District {
         id: "xiangan",
-        name: "Xiang'an",
+        name: "翔安区",
+        pinyin: "Xiang'an",
         lat: (24.55, 24.70),
         lon: (118.22, 118.35),
         weight: 0.12,
         roads: &[
-            "Xiang'an Nanlu",
-            "Xiang'an Beilu",
-            "Xinchang Lu",
-            "Maxiang Dadao",
-            "Minan Dadao",
-            "Dadeng Lu",
+            ("翔安南路", "Xiang'an Nanlu"),
+            ("翔安北路", "Xiang'an Beilu"),
+            ("新昌路", "Xinchang Lu"),
+            ("马巷大道", "Maxiang Dadao"),
+            ("民安大道", "Minan Dadao"),
+            ("大嶝路", "Dadeng Lu"),
         ],
     },
 ];
 
-const NAME_PREFIXES: &[&str] = &[
-    "Jinshan",
-    "Lianhua",
-    "Ruijing",
-    "Haiyue",
-    "Yuanyang",
-    "Xinglin",
-    "Jiahe",
-    "Huaxia",
-    "Binhai",
-    "Lianqian",
-    "Tianhu",
-    "Guanyin",
-    "Wanke",
-    "Zhongshan",
-    "Xiangshu",
-    "Baicheng",
-    "Yundang",
-    "Wuyuan",
-    "Caitang",
-    "Xiabin",
-    "Shuangshi",
-    "Fuqian",
-    "Lingdou",
-    "Longshan",
-    "Meilin",
-    "Donghai",
-    "Qianpu",
-    "Gaolin",
-    "Jinhu",
-    "Tongji",
-    "Xinglong",
-    "Jiangtou",
-    "Shima",
-    "Tian'an",
-    "Houxi",
-    "Lucuo",
-    "Changle",
-    "Mingfa",
-    "Lvyuan",
-    "Haitian",
+/// (Chinese, pinyin) of the first half of a compound's name, and of the second below.
+const NAME_PREFIXES: &[(&str, &str)] = &[
+    ("金山", "Jinshan"),
+    ("莲花", "Lianhua"),
+    ("瑞景", "Ruijing"),
+    ("海岳", "Haiyue"),
+    ("远洋", "Yuanyang"),
+    ("杏林", "Xinglin"),
+    ("嘉禾", "Jiahe"),
+    ("华夏", "Huaxia"),
+    ("滨海", "Binhai"),
+    ("莲前", "Lianqian"),
+    ("天湖", "Tianhu"),
+    ("观音", "Guanyin"),
+    ("万科", "Wanke"),
+    ("中山", "Zhongshan"),
+    ("香树", "Xiangshu"),
+    ("白城", "Baicheng"),
+    ("筼筜", "Yundang"),
+    ("五缘", "Wuyuan"),
+    ("蔡塘", "Caitang"),
+    ("厦滨", "Xiabin"),
+    ("双十", "Shuangshi"),
+    ("府前", "Fuqian"),
+    ("岭兜", "Lingdou"),
+    ("龙山", "Longshan"),
+    ("梅林", "Meilin"),
+    ("东海", "Donghai"),
+    ("前埔", "Qianpu"),
+    ("高林", "Gaolin"),
+    ("金湖", "Jinhu"),
+    ("同集", "Tongji"),
+    ("兴隆", "Xinglong"),
+    ("江头", "Jiangtou"),
+    ("石码", "Shima"),
+    ("天安", "Tian'an"),
+    ("后溪", "Houxi"),
+    ("芦厝", "Lucuo"),
+    ("长乐", "Changle"),
+    ("明发", "Mingfa"),
+    ("绿苑", "Lvyuan"),
+    ("海天", "Haitian"),
 ];
 
-const NAME_SUFFIXES: &[&str] = &[
-    "Huayuan", "Jiayuan", "Xiaoqu", "Mingyuan", "Haoting", "Yayuan", "Xincun", "Gongyu", "Huating",
-    "Shijia", "Lijing", "Xinyuan",
+const NAME_SUFFIXES: &[(&str, &str)] = &[
+    ("花园", "Huayuan"),
+    ("家园", "Jiayuan"),
+    ("小区", "Xiaoqu"),
+    ("名苑", "Mingyuan"),
+    ("豪庭", "Haoting"),
+    ("雅苑", "Yayuan"),
+    ("新村", "Xincun"),
+    ("公寓", "Gongyu"),
+    ("华庭", "Huating"),
+    ("世家", "Shijia"),
+    ("丽景", "Lijing"),
+    ("馨苑", "Xinyuan"),
 ];
 
 const CAMERA_NAMES: &[&str] = &["Entrance", "Pump hall", "Tank area"];
@@ -217,7 +238,8 @@ pub fn generate_fleet(rooms: usize, seed: u64) -> Inventory {
         .filter_map(|d| {
             Some(ZoneSpec {
                 id: ZoneId::new(d.id).ok()?,
-                name: format!("{} District", d.name),
+                name: d.name.to_owned(),
+                name_pinyin: format!("{} District", d.pinyin),
             })
         })
         .collect();
@@ -232,19 +254,24 @@ fn generate_room(index: usize, seed: u64) -> Option<RoomSpec> {
     let zone = ZoneId::new(district.id).ok()?;
     let lat = round_dp(rng.random_range(district.lat.0..district.lat.1), 6);
     let lon = round_dp(rng.random_range(district.lon.0..district.lon.1), 6);
-    let mut name = format!(
-        "{} {}",
-        pick(NAME_PREFIXES, &mut rng),
-        pick(NAME_SUFFIXES, &mut rng)
-    );
+    // The draws are those of the pinyin-only generator, so a seed gives the same rooms.
+    let (prefix, prefix_pinyin) = pick(NAME_PREFIXES, &mut rng);
+    let (suffix, suffix_pinyin) = pick(NAME_SUFFIXES, &mut rng);
+    let mut name = format!("{prefix}{suffix}");
+    let mut name_pinyin = format!("{prefix_pinyin} {suffix_pinyin}");
     if rng.random_bool(0.3) {
-        name.push_str(&format!(" Phase {}", rng.random_range(2..=4)));
+        let phase = rng.random_range(2..=4);
+        name.push_str(["二", "三", "四"][phase - 2]);
+        name.push('期');
+        name_pinyin.push_str(&format!(" Phase {phase}"));
     }
-    let address = format!(
-        "{} {}, {} District, Xiamen",
-        rng.random_range(1..=999),
-        pick(district.roads, &mut rng),
-        district.name
+    name.push_str("泵房");
+    let number = rng.random_range(1..=999);
+    let (road, road_pinyin) = pick(district.roads, &mut rng);
+    let address = format!("厦门市{}{road}{number}号", district.name);
+    let address_pinyin = format!(
+        "{number} {road_pinyin}, {} District, Xiamen",
+        district.pinyin
     );
     let households = (800.0 * (0.6 * normal(&mut rng)).exp())
         .clamp(200.0, 3000.0)
@@ -268,7 +295,9 @@ fn generate_room(index: usize, seed: u64) -> Option<RoomSpec> {
     Some(RoomSpec {
         id,
         name,
+        name_pinyin,
         address,
+        address_pinyin,
         lat,
         lon,
         zone,
@@ -411,7 +440,10 @@ mod tests {
             assert!((1..=2).contains(&r.tanks.len()));
             assert!((1..=3).contains(&r.cameras.len()));
             assert_eq!(r.source, SourceSpec::Mqtt);
-            assert!(!r.name.is_empty() && r.address.ends_with("Xiamen"));
+            assert!(r.name.ends_with("泵房"), "{}", r.name);
+            assert!(r.address.starts_with("厦门市") && r.address.ends_with('号'));
+            assert!(r.address_pinyin.ends_with("District, Xiamen"));
+            assert!(!r.name_pinyin.is_empty());
             let p = &r.pumps[0];
             assert!((p.shutoff_head_m / p.rated_head_m - 1.25).abs() < 0.06);
             assert!(p.rated_head_m > r.outlet_setpoint_mpa * METRES_PER_MPA);
@@ -429,5 +461,60 @@ mod tests {
             h[h.len() / 2]
         };
         assert!((700..=900).contains(&median), "{median}");
+    }
+
+    #[test]
+    fn names_and_addresses_are_chinese_with_their_pinyin_beside_them() {
+        let inv = generate_fleet(400, 3);
+        let zones: Vec<(&str, &str, &str)> = inv
+            .zones
+            .iter()
+            .map(|z| (z.id.as_str(), z.name.as_str(), z.name_pinyin.as_str()))
+            .collect();
+        assert_eq!(
+            zones,
+            [
+                ("siming", "思明区", "Siming District"),
+                ("huli", "湖里区", "Huli District"),
+                ("jimei", "集美区", "Jimei District"),
+                ("haicang", "海沧区", "Haicang District"),
+                ("tongan", "同安区", "Tong'an District"),
+                ("xiangan", "翔安区", "Xiang'an District"),
+            ]
+        );
+        let mut phases = 0;
+        for r in &inv.rooms {
+            // The Chinese name is the pinyin one, word for word: 金山花园三期泵房 is
+            // "Jinshan Huayuan Phase 3".
+            let words: Vec<&str> = r.name_pinyin.split(' ').collect();
+            let zh = |table: &[(&'static str, &'static str)], py: &str| {
+                table.iter().find(|(_, p)| *p == py).map(|(z, _)| *z)
+            };
+            let mut expected = format!(
+                "{}{}",
+                zh(NAME_PREFIXES, words[0]).unwrap(),
+                zh(NAME_SUFFIXES, words[1]).unwrap()
+            );
+            if let ["Phase", n] = words[2..] {
+                expected.push_str(["二期", "三期", "四期"][n.parse::<usize>().unwrap() - 2]);
+                phases += 1;
+            }
+            assert_eq!(r.name, format!("{expected}泵房"), "{}", r.name_pinyin);
+            // 厦门市海沧区海沧大道128号 beside "128 Haicang Dadao, Haicang District, Xiamen".
+            let district = DISTRICTS.iter().find(|d| d.id == r.zone.as_str()).unwrap();
+            let (number, rest) = r.address_pinyin.split_once(' ').unwrap();
+            let road_pinyin = rest.split(',').next().unwrap();
+            let road = district
+                .roads
+                .iter()
+                .find(|(_, p)| *p == road_pinyin)
+                .unwrap()
+                .0;
+            assert_eq!(
+                r.address,
+                format!("厦门市{}{road}{number}号", district.name)
+            );
+        }
+        assert!(phases > 50, "{phases}");
     }
 }
