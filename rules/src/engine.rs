@@ -1180,15 +1180,20 @@ fn eval_one(
         let rec = alarms
             .entry(key.clone())
             .or_insert_with(|| AlarmRecord::new(key.clone(), meta.severity));
-        let (raw, value, limit) = match outcome {
-            Outcome::Unknown => (None, None, None),
-            Outcome::Bool { active, value } => {
+        let (raw, value, value_zh, limit) = match outcome {
+            Outcome::Unknown => (None, None, None, None),
+            Outcome::Bool {
+                active,
+                value,
+                value_zh,
+            } => {
                 let known = active || !optional_unknown || meta.quality_rule;
-                (known.then_some(active), value, None)
+                (known.then_some(active), value, value_zh, None)
             }
             Outcome::Threshold(t) => (
                 Some(t.active(rec.condition == Some(true), meta.deadband)),
                 Some(FactValue::Number(t.value)),
+                None,
                 Some(t.limit()),
             ),
         };
@@ -1218,8 +1223,8 @@ fn eval_one(
             // alarm returns with stays in `value`, not in a message that would read "0.400 MPa
             // below 0.05 MPa".
             if cond == Some(true) {
-                rec.message = render(&rule.template, rec, ctx.room, scope);
-                rec.message_zh = render(&rule.template_zh, rec, ctx.room, scope);
+                rec.message = render(&rule.template, rec, ctx.room, scope, None);
+                rec.message_zh = render(&rule.template_zh, rec, ctx.room, scope, value_zh.as_ref());
             }
         }
         (cond, cond == Some(true) && !rec.active)
@@ -1237,14 +1242,17 @@ fn eval_one(
     }
 }
 
+/// Renders a message; `value` in place of the record's where the script worded the value for
+/// this language (`value_zh`).
 fn render(
     template: &crate::message::Template,
     rec: &AlarmRecord,
     room: &RoomId,
     scope: &Scope<'static>,
+    value: Option<&FactValue>,
 ) -> String {
     template.render(|name, decimals| match name {
-        "value" => rec.value.as_ref().map(|v| v.format(decimals)),
+        "value" => value.or(rec.value.as_ref()).map(|v| v.format(decimals)),
         "limit" => rec.limit.map(|l| FactValue::Number(l).format(decimals)),
         "device" => Some(rec.key.unit.to_string()),
         "room" => Some(room.to_string()),

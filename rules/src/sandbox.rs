@@ -106,6 +106,9 @@ pub(crate) enum Outcome {
     Bool {
         active: bool,
         value: Option<FactValue>,
+        /// The value as the Chinese message shows it, where the script words it
+        /// (`#{active: true, value: "forced entry", value_zh: "强行开门"}`).
+        value_zh: Option<FactValue>,
     },
     Threshold(Threshold),
 }
@@ -201,6 +204,7 @@ pub(crate) fn outcome(result: Dynamic) -> Result<Outcome, EvalFailure> {
         return Ok(Outcome::Bool {
             active: b,
             value: None,
+            value_zh: None,
         });
     }
     if let Some(t) = result.clone().try_cast::<Threshold>() {
@@ -209,6 +213,7 @@ pub(crate) fn outcome(result: Dynamic) -> Result<Outcome, EvalFailure> {
     if result.is_map() {
         if let Some(map) = result.try_cast::<rhai::Map>() {
             let value = map.get("value").and_then(FactValue::from_dynamic);
+            let value_zh = map.get("value_zh").and_then(FactValue::from_dynamic);
             let active = map.get("active").cloned().unwrap_or(Dynamic::UNIT);
             if active.is_unit() {
                 return Ok(Outcome::Unknown);
@@ -217,7 +222,11 @@ pub(crate) fn outcome(result: Dynamic) -> Result<Outcome, EvalFailure> {
                 return Ok(Outcome::Threshold(t));
             }
             if let Ok(b) = active.as_bool() {
-                return Ok(Outcome::Bool { active: b, value });
+                return Ok(Outcome::Bool {
+                    active: b,
+                    value,
+                    value_zh,
+                });
             }
         }
         return Err(EvalFailure::Error(

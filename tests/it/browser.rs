@@ -197,28 +197,30 @@ impl Browser {
         self.click(&self.element("#login-submit", Duration::from_secs(5)));
     }
 
-    /// Latin words (three letters or more) a reader of the page sees: in visible text and in
-    /// the `title`, `placeholder` and `aria-label` of visible elements, less the ids, codes
-    /// and units every operator reads in both languages and data marked `translate="no"` (a
-    /// user's name). In zh-CN this must be empty.
+    /// Latin words (three letters or more) a reader of the page sees: in visible text (the
+    /// options of a visible list included) and in the `title`, `placeholder` and `aria-label`
+    /// of visible elements, less room ids (`XM-0003`), units, and what is marked
+    /// `translate="no"` (a user's name, a rule's id). In zh-CN this must be empty.
     pub fn latin_words(&self) -> Vec<String> {
         let v = self.js(
-            "const allowed = /^(CISTERN|XM|MPa|kPa|kWh|kW|Hz|NTU|CSV|xlsx|English|mg|pH|ORP|DN)$/; \
+            "const allowed = /^(CISTERN|MPa|kPa|kWh|NTU|CSV|xlsx|English)$/; \
              const words = new Set(); \
-             const visible = (e) => e && e.getClientRects().length > 0 \
-               && getComputedStyle(e).visibility !== 'hidden'; \
+             const visible = (e) => e && e.checkVisibility({ checkOpacity: true, checkVisibilityCSS: true }); \
+             const exempt = (e) => !!e.closest('[translate=no], script, style'); \
              const scan = (text, where) => { \
-               for (const w of String(text).match(/[A-Za-z]{3,}/g) || []) \
-                 if (!allowed.test(w)) words.add(`${w} (${where})`); }; \
+               const plain = String(text).replace(/\\b[A-Z]{2}-\\d{3,}\\b/g, ' '); \
+               for (const w of plain.match(/[A-Za-z]{3,}/g) || []) \
+                 if (!allowed.test(w)) words.add(`${where}: ${w} in ${JSON.stringify(String(text).trim().slice(0, 60))}`); }; \
              const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT); \
              for (let n = walker.nextNode(); n; n = walker.nextNode()) { \
                const e = n.parentElement; \
-               if (!e || e.closest('script,style,option,[hidden],.lang-select,[translate=no]') || !visible(e)) continue; \
+               if (!e || !n.textContent.trim() || exempt(e)) continue; \
+               if (e.tagName === 'OPTION' ? !visible(e.closest('select')) : !visible(e)) continue; \
                scan(n.textContent, e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')); } \
              for (const e of document.body.querySelectorAll('[title],[placeholder],[aria-label]')) { \
-               if (!visible(e) || e.closest('.lang-select,[translate=no]')) continue; \
+               if (!visible(e) || exempt(e)) continue; \
                for (const a of ['title', 'placeholder', 'aria-label']) \
-                 if (e.hasAttribute(a)) scan(e.getAttribute(a), a); } \
+                 if (e.hasAttribute(a)) scan(e.getAttribute(a), `${e.tagName.toLowerCase()}[${a}]`); } \
              scan(document.title, 'title'); \
              return [...words].sort();",
             json!([]),

@@ -167,7 +167,10 @@ impl Cistern {
     }
 
     fn command_line(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cistern"));
+        // A benchmark may run a release build (`CISTERN_IT_BIN=target/release/cistern`).
+        let exe = std::env::var_os("CISTERN_IT_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_cistern").into());
+        let mut cmd = Command::new(exe);
         cmd.args(&self.args);
         for (k, v) in &self.env {
             cmd.env(k, v);

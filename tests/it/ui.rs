@@ -289,7 +289,10 @@ fn plans(browser: &Browser, base: &str, shots: &Path) {
             &format!(r#"{{"writes":[{{"point":"{room}.outlet_setpoint","value":0.44}}]}}"#),
         );
         if status == 200 {
-            assert_eq!(said, format!("{room}.outlet_setpoint: read back 0.440 MPa"));
+            assert_eq!(
+                said,
+                format!("{room} Outlet pressure set-point: read back 0.440 MPa")
+            );
             read_back += 1;
         } else {
             // The refusal in plain language: the error code's text from the catalogue.

@@ -14,41 +14,6 @@ use std::time::Duration;
 
 const COMMENT: &str = "已通知维修班组到场检查";
 
-/// Visible Latin words of ≥ 3 letters on the page (text nodes and the `title`, `placeholder`
-/// and `aria-label` of visible elements), outside elements marked `translate="no"` (ids such
-/// as a rule's) and texts that are exactly what the node itself sends only in Latin letters
-/// (`arguments[0]`: a zone named only in pinyin, an alarm message with no `message_zh`).
-/// Allowed: ids (`XM-0003`), units, priorities and the names the page must show as they are.
-const LATIN_SCAN: &str = r#"
-const nodeTexts = new Set(arguments[0]);
-const allowed = new Set(['CISTERN', 'English', 'MPa', 'kPa', 'kWh', 'NTU', 'admin']);
-const found = [];
-const visible = (el) => el && el.checkVisibility({ checkOpacity: true, checkVisibilityCSS: true });
-const exempt = (el) => !!el.closest('[translate=no], script, style');
-const check = (text, where) => {
-  if (nodeTexts.has(text.trim())) return;
-  const stripped = text.replace(/\b[A-Z]{2}-\d{3,}\b/g, ' ');
-  for (const w of stripped.match(/[A-Za-z]{3,}/g) || []) {
-    if (!allowed.has(w)) found.push(`${where}: ${w} in ${JSON.stringify(text.trim().slice(0, 80))}`);
-  }
-};
-const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-  const el = n.parentElement;
-  if (!el || !n.textContent.trim() || exempt(el)) continue;
-  if (el.tagName === 'OPTION' ? !visible(el.closest('select')) : !visible(el)) continue;
-  check(n.textContent, el.tagName.toLowerCase() + (el.id ? '#' + el.id : ''));
-}
-for (const el of document.body.querySelectorAll('[title], [placeholder], [aria-label]')) {
-  if (!visible(el) || exempt(el)) continue;
-  for (const a of ['title', 'placeholder', 'aria-label']) {
-    if (el.hasAttribute(a)) check(el.getAttribute(a), `${el.tagName.toLowerCase()}[${a}]`);
-  }
-}
-check(document.title, 'title');
-return found;
-"#;
-
 fn shots() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .parent()
@@ -58,9 +23,12 @@ fn shots() -> PathBuf {
     dir
 }
 
-fn no_latin_words(browser: &Browser, node_texts: &[String], screen: &str) {
-    let found = browser.js(LATIN_SCAN, json!([node_texts]));
-    assert_eq!(found, json!([]), "Latin words on the zh-CN page ({screen})");
+fn no_latin_words(browser: &Browser, screen: &str) {
+    assert_eq!(
+        browser.latin_words(),
+        Vec::<String>::new(),
+        "Latin words on the zh-CN page ({screen})"
+    );
 }
 
 /// The element's box against the viewport: inside it, at least 44 px tall, and the element
@@ -208,54 +176,7 @@ fn phone_operator_in_chinese_sees_blinks_hears_acks_with_a_comment_and_sees_the_
         );
         assert_eq!(shown, zh.as_str(), "the Chinese message is shown");
     }
-    let cjk = |s: &str| s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
-    // A zone the inventory names in Chinese shows that name; one it does not (no `zones`, or
-    // a pinyin name) shows its id or that name, as the zone filter lists it.
-    let mut node_texts: Vec<String> = Vec::new();
-    let mut zone_ids: Vec<&str> = inventory["rooms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r["zone"].as_str())
-        .collect();
-    zone_ids.sort_unstable();
-    zone_ids.dedup();
-    for zone in zone_ids {
-        let named = inventory["zones"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|z| z["id"] == zone)
-            .and_then(|z| z["name"].as_str())
-            .is_some_and(cjk);
-        if !named {
-            let shown = browser.js(
-                "const o = document.querySelector(`#f-zone option[value=\"${arguments[0]}\"]`); \
-                 return o ? o.textContent : null;",
-                json!([zone]),
-            );
-            node_texts.push(shown.as_str().unwrap_or(zone).to_owned());
-        }
-    }
-    let (_, board) = get(&format!("{base}/api/v1/alarms"));
-    let records = board["alarms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .chain(acked["events"].as_array().unwrap());
-    for a in records {
-        if a["message_zh"].is_null() {
-            if let Some(m) = a["message"].as_str() {
-                node_texts.push(m.to_owned());
-            }
-        }
-    }
-    if !node_texts.is_empty() {
-        eprintln!(
-            "the node sends these only in Latin letters (left out of the scan): {node_texts:?}"
-        );
-    }
-    no_latin_words(&browser, &node_texts, "alarm list");
+    no_latin_words(&browser, "alarm list");
 
     // Its event history: raised, then acknowledged by admin with the comment.
     browser.click(&browser.element(
@@ -283,7 +204,7 @@ fn phone_operator_in_chinese_sees_blinks_hears_acks_with_a_comment_and_sees_the_
             && text.contains("admin")),
         "the acknowledgement with its comment: {history:?}"
     );
-    no_latin_words(&browser, &node_texts, "event history");
+    no_latin_words(&browser, "event history");
     browser.screenshot(&shots.join("alarms-phone-zh-history.png"));
     browser.click(&browser.element("#history-close", Duration::from_secs(5)));
 
@@ -327,6 +248,6 @@ fn phone_operator_in_chinese_sees_blinks_hears_acks_with_a_comment_and_sees_the_
     let text = banner["text"].as_str().unwrap();
     assert!(text.contains("实时连接中断"), "{banner}");
     assert_eq!(banner["width"], banner["view"], "full width: {banner}");
-    no_latin_words(&browser, &node_texts, "link lost");
+    no_latin_words(&browser, "link lost");
     browser.screenshot(&shots.join("alarms-phone-zh-link-lost.png"));
 }

@@ -13,7 +13,7 @@
 // or the operator silences this browser (kept per user). Browsers start audio only after a
 // user gesture, so the tone begins after the first click or key on the page.
 
-import { esc, stamp, stateLabel, unacked, zoneLabel } from './format.js';
+import { esc, num, stamp, stateLabel, unacked, zoneLabel } from './format.js';
 import { lang, t, apiError } from './i18n.js';
 
 const RANK = { P1: 1, P2: 2, P3: 3, P4: 4 };
@@ -49,7 +49,12 @@ export function byColumn(column, ascending = true) {
 
 // The alarm's message in the user's language (the rule library's Chinese text when it has one).
 export function messageOf(a) {
-  return lang() === 'zh-CN' && a.message_zh ? a.message_zh : a.message;
+  const text = lang() === 'zh-CN' && a.message_zh ? a.message_zh : a.message;
+  // Returned to normal: the message says what was wrong; the value now says it is not any more.
+  if (!a.active && typeof a.raised_value === 'number' && typeof a.value === 'number') {
+    return text + t('alarms.was_now', { was: num(a.raised_value, 3), now: num(a.value, 3) });
+  }
+  return text;
 }
 
 function blinking(a) {
@@ -222,7 +227,7 @@ function historyHtml(events) {
       const msg = lang() === 'zh-CN' && e.message_zh ? e.message_zh : e.message;
       return `<tr data-kind="${esc(e.kind)}"><td>${esc(stamp(e.time))}</td><td>${esc(t(kind))}</td>` +
         `<td>${esc(stateLabel(e.from))} → ${esc(stateLabel(e.to))}</td>` +
-        `<td>${esc(e.user || '')}</td><td class="comment">${esc(e.comment || '')}</td><td class="msg">${esc(msg || '')}</td></tr>`;
+        `<td translate="no">${esc(e.user || '')}</td><td class="comment">${esc(e.comment || '')}</td><td class="msg">${esc(msg || '')}</td></tr>`;
     })
     .join('');
 }

@@ -33,13 +33,22 @@ export function setZoneNames(zones) {
 export function zoneLabel(id) {
   const z = zoneNames.get(id);
   if (!z) return String(id).replace(/[-_]/g, ' ').replace(/\b\w/g, (c) => c.toUpperCase());
-  return lang() === 'zh-CN' ? z.name : z.name_pinyin || z.name;
+  return localized(z, 'name');
 }
 
-// A room's or device's name in the user's language (pinyin in English where it has one).
-export function nameLabel(thing) {
+// A field of the inventory in the user's language: as written (Chinese), or its pinyin
+// (`name_pinyin`) in English where it has one.
+function localized(thing, field) {
   if (!thing) return '';
-  return lang() === 'zh-CN' ? thing.name : thing.name_pinyin || thing.name;
+  return (lang() !== 'zh-CN' && thing[`${field}_pinyin`]) || thing[field] || '';
+}
+
+export function nameLabel(thing) {
+  return localized(thing, 'name');
+}
+
+export function addressLabel(thing) {
+  return localized(thing, 'address');
 }
 
 // The point named `name` in a RoomView's or DeviceView's `points`.

@@ -225,9 +225,8 @@ export class FleetMap {
     const ox = (WIDTH - (x1 - x0) * s) / 2;
     const oy = (height - (y1 - y0) * s) / 2;
     const project = (r) => [ox + (r.lon * kx - x0) * s, oy + (-r.lat - y0) * s];
-    this.full = [0, 0, WIDTH, height];
-    this.view = [...this.full];
-    this.svg.setAttribute('viewBox', `0 0 ${WIDTH} ${height.toFixed(0)}`);
+    this.full = [0, 0, WIDTH, Math.round(height)];
+    this.setView([...this.full]);
     this.svg.setAttribute('preserveAspectRatio', 'xMidYMid meet');
 
     // The base map: land inside the districts' boundaries, the sea around them.

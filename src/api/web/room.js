@@ -8,7 +8,7 @@
 // while the page is open); operators of a Modbus room may write its outlet pressure set-point,
 // after confirming old → new against the limits, and see the controller's read-back.
 
-import { esc, num, ago, quality, value, zoneLabel, nameLabel } from './format.js';
+import { esc, num, ago, quality, value, zoneLabel, nameLabel, addressLabel } from './format.js';
 import { t, apiError } from './i18n.js';
 import { AlarmTable } from './alarms.js';
 import { Trend, rangePicker, loadHistory, download } from './trend.js';
@@ -257,7 +257,9 @@ export class RoomPage {
         const w = (r.written || [])[0];
         result.textContent = w ? t('room.sp_read_back', { value: num(w.read_back, 3) }) : t('room.sp_written');
         result.classList.toggle('abn', !!w && Math.abs(w.read_back - target) > 0.0015);
-        this.toast(w ? t('room.sp_toast_read_back', { point, value: num(w.read_back, 3) }) : t('room.sp_toast_written', { point }), true);
+        // The point as an operator names it: the room and the set-point's label.
+        const what = `${room} ${t('room.sp_label')}`;
+        this.toast(w ? t('room.sp_toast_read_back', { point: what, value: num(w.read_back, 3) }) : t('room.sp_toast_written', { point: what }), true);
       } catch (err) {
         result.textContent = t('room.sp_refused');
         this.toast(t('room.sp_not_written', { reason: writeError(err, target) }));
@@ -418,7 +420,7 @@ export class RoomPage {
     const skew = v.clock_skew ? ` · <span class="abn">${esc(t('room.clock_skew', { s: Math.round(v.clock_skew.ahead_s) }))}</span>` : '';
     // Names and the address are the inventory's data (Chinese, pinyin for English), marked so.
     return `<h1>${esc(v.id)}${name ? ` · <span class="inv-name">${esc(name)}</span>` : ''}</h1>
-      <span class="muted inv-name">${esc(v.address || '')}</span>
+      <span class="muted inv-name">${esc(addressLabel(v))}</span>
       <span class="muted">${t('room.zone', { zone: `<span class="inv-name">${esc(zoneLabel(v.zone))}</span>` })} · ${esc(t('room.coords', { lat: num(v.lat, 4), lon: num(v.lon, 4) }))}</span>
       <span class="status ${esc(status)}">${esc(t(`room.status_${status}`))}</span>
       <span class="muted">${esc(t('room.last_data', { ago: ago(v.last_data ?? v.last_seen) }))}${skew}</span>`;

@@ -205,7 +205,7 @@ const NAME_SUFFIXES: &[(&str, &str)] = &[
     ("馨苑", "Xinyuan"),
 ];
 
-const CAMERA_NAMES: &[&str] = &["Entrance", "Pump hall", "Tank area"];
+const CAMERA_NAMES: &[&str] = &["入口", "水泵间", "水箱间"];
 
 /// IEC standard motor ratings, kW.
 const MOTOR_SIZES_KW: &[f64] = &[
