@@ -197,11 +197,11 @@ impl Browser {
 
     /// Latin words (three letters or more) a reader of the page sees: in visible text and in
     /// the `title`, `placeholder` and `aria-label` of visible elements, less the ids, codes
-    /// and units every operator reads in both languages and data marked `translate="no"` (a
+    /// and units every operator reads in both languages (API, as in "API 令牌") and data marked `translate="no"` (a
     /// user's name). In zh-CN this must be empty.
     pub fn latin_words(&self) -> Vec<String> {
         let v = self.js(
-            "const allowed = /^(CISTERN|XM|MPa|kPa|kWh|kW|Hz|NTU|CSV|xlsx|English|mg|pH|ORP|DN)$/; \
+            "const allowed = /^(CISTERN|API|XM|MPa|kPa|kWh|kW|Hz|NTU|CSV|xlsx|English|mg|pH|ORP|DN)$/; \
              const words = new Set(); \
              const visible = (e) => e && e.getClientRects().length > 0 \
                && getComputedStyle(e).visibility !== 'hidden'; \

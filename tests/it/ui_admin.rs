@@ -1,8 +1,9 @@
 //! The administration page in Chinese, in a real headless Chromium: an admin creates a user,
 //! creates an API token (its secret shown once) and revokes it, filters the audit log and
-//! finds the user's creation, opens a rule, breaks its syntax and sees the diagnostic with its
-//! line, fixes it, runs the backtest comparison (running and draft side by side) and deploys
-//! the draft. At phone size (390×844) the page's tabs are wider than nothing. No English word
+//! finds the user's creation (and exports it as CSV), opens a rule, breaks its syntax and sees
+//! the diagnostic with its line, fixes it, runs the backtest comparison (running and draft side
+//! by side) and deploys the draft. At phone size (390×844) no tab of the page is wider than
+//! the screen. No English word
 //! is visible in zh-CN and no catalogue key is missing.
 
 use crate::admin::tank_high_at;
@@ -131,6 +132,30 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
     );
     assert_eq!(rows, 1, "only admin's user creations");
     assert_chinese_only(&browser, "audit");
+    // The export: what is shown, as UTF-8 CSV with a byte-order mark (for Excel).
+    browser.js(
+        "const made = URL.createObjectURL; \
+         URL.createObjectURL = (blob) => { window.auditCsv = blob; return made(blob); };",
+        json!([]),
+    );
+    browser.click(&browser.element("#audit-form .export", WAIT));
+    let csv = browser.until(
+        "the exported CSV",
+        WAIT,
+        "if (!window.auditCsv) return null; \
+         if (!window.auditCsvText) window.auditCsv.arrayBuffer().then((b) => { \
+           const bytes = new Uint8Array(b); \
+           window.auditCsvText = bytes.slice(0, 3).join(',') + '|' + new TextDecoder().decode(bytes); }); \
+         return window.auditCsvText || null;",
+    );
+    let csv = csv.as_str().unwrap();
+    assert!(csv.starts_with("239,187,191|时间,用户名,操作,"), "{csv}");
+    assert!(csv.contains(",admin,新建用户,wu1,"), "{csv}");
+    assert_eq!(
+        csv.lines().count(),
+        2,
+        "the header and the one entry shown: {csv}"
+    );
 
     // A rule: open it, break it, see the diagnostic by line; fix it; backtest; deploy.
     browser.click(&browser.element(".admin-tabs a[href='#/admin/rules']", WAIT));
@@ -186,7 +211,8 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
     let columns = browser.until(
         "the comparison's two columns",
         Duration::from_secs(60),
-        "const h = document.querySelectorAll('.backtest table.compare thead th'); \
+        "const t = document.querySelector('.backtest table.compare'); \
+         const h = t ? t.querySelectorAll('thead th') : []; \
          return h.length === 4 && [...h].map((e) => e.textContent) || null;",
     );
     assert_eq!(columns, json!(["", "运行版本", "草稿", "变化"]));
