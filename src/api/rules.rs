@@ -130,6 +130,14 @@ pub struct ValidateQuery {
     pub file: String,
 }
 
+fn script_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::ScriptTooLarge,
+        format!("a rule script is at most {MAX_SCRIPT} bytes"),
+    )
+}
+
 /// The script in a request's body: at most [`MAX_SCRIPT`] bytes (read no further), UTF-8, and
 /// not empty (a missing body is a mistake, not an empty rule).
 async fn script(body: web::Payload) -> Result<String, ApiError> {
@@ -141,13 +149,7 @@ async fn script(body: web::Payload) -> Result<String, ApiError> {
                 e.to_string(),
             ))
         }
-        Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::ScriptTooLarge,
-                format!("a rule script is at most {MAX_SCRIPT} bytes"),
-            ))
-        }
+        Err(_) => return Err(script_too_large()),
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
@@ -356,11 +358,7 @@ pub async fn backtest(
             )
         })?;
     if request.source.len() > MAX_SCRIPT {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::ScriptTooLarge,
-            format!("a rule script is at most {MAX_SCRIPT} bytes"),
-        ));
+        return Err(script_too_large());
     }
     let historian = state.history.clone().ok_or_else(|| {
         ApiError::not_found(ErrorCode::NoHistory, "this node keeps no history to replay")
@@ -401,13 +399,7 @@ pub async fn backtest(
     let to = Timestamp::now();
     let readings = load_history(&historian, &inventory, to - last, to)
         .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::StoreUnavailable,
-                e.to_string(),
-            )
-        })?;
+        .map_err(ApiError::store_unavailable)?;
     // From the first stored reading on: a node younger than the period replays what it has,
     // not hours of silence.
     let Some(from) = readings.first().map(|r| r.t) else {
@@ -457,10 +449,6 @@ async fn backtest_body(body: web::Payload) -> Result<String, ApiError> {
             "the body must be `{\"source\": \"...\", \"last\": \"24h\"}`",
         )),
         Ok(Err(e)) => Err(ApiError::bad_request(ErrorCode::InvalidJson, e.to_string())),
-        Err(_) => Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::ScriptTooLarge,
-            format!("a rule script is at most {MAX_SCRIPT} bytes"),
-        )),
+        Err(_) => Err(script_too_large()),
     }
 }
