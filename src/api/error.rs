@@ -113,6 +113,10 @@ error_codes! {
     /// The uploaded rule does not compile (422, with diagnostics).
     RuleRejected => "rule_rejected",
     NoRuleDir => "no_rule_dir",
+    /// A backtest's `last` that is not a duration from 1 s to 7 days.
+    InvalidPeriod => "invalid_period",
+    /// Nothing stored in the backtest's period (409).
+    EmptyHistory => "empty_history",
     // Set-points and plans.
     BadWrites => "bad_writes",
     PointNotInRoom => "point_not_in_room",
@@ -194,6 +198,15 @@ impl ApiError {
 
     pub fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// The store did not answer (503): the request may be retried.
+    pub fn store_unavailable(error: impl fmt::Display) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::StoreUnavailable,
+            error.to_string(),
+        )
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -395,6 +408,8 @@ mod tests {
             E::ScriptTooLarge => "script_too_large",
             E::RuleRejected => "rule_rejected",
             E::NoRuleDir => "no_rule_dir",
+            E::InvalidPeriod => "invalid_period",
+            E::EmptyHistory => "empty_history",
             E::BadWrites => "bad_writes",
             E::PointNotInRoom => "point_not_in_room",
             E::NoFieldWriter => "no_field_writer",

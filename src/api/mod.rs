@@ -98,6 +98,7 @@ routes! {
     post "/api/v1/rules/reload" => rules::reload;
     get "/api/v1/rules/{id}" => rules::get;
     put "/api/v1/rules/{id}" => rules::put;
+    post "/api/v1/rules/{id}/backtest" => rules::backtest;
     get "/api/v1/sim/faults" => sim::list;
     post "/api/v1/sim/faults" => sim::inject;
     get "/api/v1/users" => users::list;

@@ -3,19 +3,26 @@
 //! (compile and lint a script in the context of the rules in force; nothing changes),
 //! `PUT /api/v1/rules/{id}` (upload: validated, then written to the rule directory and put in
 //! force; refused with its diagnostics when it does not compile) and
-//! `POST /api/v1/rules/reload`. A rule's entry carries its Chinese texts beside its metadata
-//! (`description_zh`, `message_zh`: the header's, or the English ones for a rule without them),
-//! so a console never has to know the fallback; `meta` is the header as written. Validation, uploads and reloads need the rule-author role (see
+//! `POST /api/v1/rules/reload`, and `POST /api/v1/rules/{id}/backtest` (a draft replayed over
+//! the stored history beside the rules in force: the alarm load of an edit before it is
+//! deployed). A rule's entry carries its Chinese texts beside its metadata (`description_zh`,
+//! `message_zh`: the header's, or the English ones for a rule without them), so a console
+//! never has to know the fallback; `meta` is the header as written. Validation, backtests,
+//! uploads and reloads need the rule-author role (see
 //! [`crate::auth::policy`]); every upload and reload, taken or refused, is audited.
 
 use super::error::{ApiError, ErrorCode};
 use super::{AlarmsApi, ApiState};
+use crate::alarms::backtest::{load_history, replay_history};
 use crate::alarms::reload::{reload_now, DiagnosticView};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use cistern_rules::{DiagLevel, RuleId, RuleSet};
+use cistern_schemas::inventory::Inventory;
+use cistern_schemas::Timestamp;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The largest rule script accepted.
 const MAX_SCRIPT: usize = 64 * 1024;
@@ -130,6 +137,14 @@ pub struct ValidateQuery {
     pub file: String,
 }
 
+fn script_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::ScriptTooLarge,
+        format!("a rule script is at most {MAX_SCRIPT} bytes"),
+    )
+}
+
 /// The script in a request's body: at most [`MAX_SCRIPT`] bytes (read no further), UTF-8, and
 /// not empty (a missing body is a mistake, not an empty rule).
 async fn script(body: web::Payload) -> Result<String, ApiError> {
@@ -141,13 +156,7 @@ async fn script(body: web::Payload) -> Result<String, ApiError> {
                 e.to_string(),
             ))
         }
-        Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::ScriptTooLarge,
-                format!("a rule script is at most {MAX_SCRIPT} bytes"),
-            ))
-        }
+        Err(_) => return Err(script_too_large()),
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
@@ -308,4 +317,145 @@ async fn reload_rules(state: &ApiState) -> Result<HttpResponse, ApiError> {
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(HttpResponse::Ok().json(report))
+}
+
+/// The longest period a backtest replays: the history is held in memory while it runs.
+const MAX_BACKTEST: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// `POST /api/v1/rules/{id}/backtest` body: the draft of rule `id` and the period replayed,
+/// ending now (humantime, default 24 h, at most 7 days).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BacktestRequest {
+    pub source: String,
+    #[serde(default = "default_last")]
+    pub last: String,
+}
+
+fn default_last() -> String {
+    "24h".to_owned()
+}
+
+/// `POST /api/v1/rules/{id}/backtest`: replays this node's stored history over the period
+/// through the rules in force and through the same rules with `id` replaced by the draft (or
+/// added, for a new rule), and answers both KPI reports side by side — the alarm load an edit
+/// would have caused, before it is deployed. Nothing changes; a draft that does not compile is
+/// refused (422) with its diagnostics.
+pub async fn backtest(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let api = api(&state)?;
+    let id = id.into_inner();
+    let file = format!("{id}.rhai");
+    checked_file(&file)?;
+    let request: BacktestRequest = serde_json::from_str(&backtest_body(body).await?)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, e.to_string()))?;
+    let last = humantime::parse_duration(request.last.trim())
+        .ok()
+        .filter(|d| !d.is_zero() && *d <= MAX_BACKTEST)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                ErrorCode::InvalidPeriod,
+                format!(
+                    "`last` must be a duration from 1s to 7d (\"24h\", \"3d\"), not {:?}",
+                    request.last
+                ),
+            )
+        })?;
+    if request.source.len() > MAX_SCRIPT {
+        return Err(script_too_large());
+    }
+    let historian = state.history.clone().ok_or_else(|| {
+        ApiError::not_found(ErrorCode::NoHistory, "this node keeps no history to replay")
+    })?;
+
+    // The draft among the rules in force (not the files: they may hold a refused version).
+    let running = api.host.rules();
+    let rule_id = RuleId::new(&id)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRule, e.to_string()))?;
+    let mut sources: Vec<(PathBuf, String)> = running
+        .rules()
+        .filter(|r| r.id() != &rule_id)
+        .map(|r| (r.path.clone(), r.source().to_owned()))
+        .collect();
+    sources.push((PathBuf::from(&file), request.source.clone()));
+    let out = RuleSet::from_sources(sources, running.limits().clone());
+    let diagnostics: Vec<DiagnosticView> = out
+        .diagnostics
+        .iter()
+        .filter(|d| file_name(&d.file) == file)
+        .map(DiagnosticView::from)
+        .collect();
+    if out.has_errors() {
+        return Ok(HttpResponse::UnprocessableEntity().json(serde_json::json!({
+            "error": { "code": ErrorCode::RuleRejected, "message": "the draft does not compile; nothing was replayed" },
+            "diagnostics": diagnostics,
+        })));
+    }
+    let draft = Arc::new(out.set);
+
+    let mut rooms = Vec::new();
+    state.registry.visit(|spec, _, _| rooms.push(spec.clone()));
+    rooms.sort_by(|a, b| a.id.cmp(&b.id));
+    let inventory = Inventory {
+        zones: Vec::new(),
+        rooms,
+    };
+    let to = Timestamp::now();
+    let readings = load_history(&historian, &inventory, to - last, to)
+        .await
+        .map_err(ApiError::store_unavailable)?;
+    // From the first stored reading on: a node younger than the period replays what it has,
+    // not hours of silence.
+    let Some(from) = readings.first().map(|r| r.t) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::EmptyHistory,
+            format!(
+                "no stored history in the last {}: nothing to replay",
+                humantime::format_duration(last)
+            ),
+        ));
+    };
+    let count = readings.len();
+    let (running_version, draft_version) = (
+        running.get(&rule_id).map(|r| version_of(r.source())),
+        version_of(&request.source),
+    );
+    let (before, after) = web::block(move || {
+        let before = replay_history(running, &inventory, readings.iter().cloned(), from, to);
+        let after = replay_history(draft, &inventory, readings, from, to);
+        (before, after)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "rule": id,
+        "from": from.0,
+        "to": to.0,
+        "rooms": before.rooms,
+        "readings": count,
+        "diagnostics": diagnostics,
+        "running": { "version": running_version, "result": before },
+        "draft": { "version": draft_version, "result": after },
+    })))
+}
+
+/// The backtest's JSON body: a script of up to [`MAX_SCRIPT`] bytes and a little more.
+async fn backtest_body(body: web::Payload) -> Result<String, ApiError> {
+    match body.to_bytes_limited(MAX_SCRIPT + 4096).await {
+        Ok(Ok(bytes)) if !bytes.iter().all(u8::is_ascii_whitespace) => {
+            String::from_utf8(bytes.to_vec()).map_err(|_| {
+                ApiError::bad_request(ErrorCode::InvalidJson, "the body must be UTF-8 JSON")
+            })
+        }
+        Ok(Ok(_)) => Err(ApiError::bad_request(
+            ErrorCode::MissingBody,
+            "the body must be `{\"source\": \"...\", \"last\": \"24h\"}`",
+        )),
+        Ok(Err(e)) => Err(ApiError::bad_request(ErrorCode::InvalidJson, e.to_string())),
+        Err(_) => Err(script_too_large()),
+    }
 }

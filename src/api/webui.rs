@@ -52,6 +52,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("web/map.js"),
     },
     Asset {
+        name: "admin.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/admin.js"),
+    },
+    Asset {
         name: "alarms.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("web/alarms.js"),

@@ -4,6 +4,7 @@
 // Test support code outside #[test] functions fails loudly by design.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin;
 mod alarms;
 mod auth;
 mod bench;
@@ -23,6 +24,7 @@ mod simulate;
 mod support;
 mod tanks;
 mod ui;
+mod ui_admin;
 mod ui_alarms;
 mod ui_perf;
 mod ui_room;

@@ -4,10 +4,12 @@
 const KEY = 'cistern.session';
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, body = null) {
     super(message);
     this.status = status;
     this.code = code;
+    // The whole error body (a refused rule's `diagnostics` ride along).
+    this.body = body;
   }
 }
 
@@ -38,7 +40,7 @@ async function decode(resp) {
   if (!resp.ok) {
     const e = (body && body.error) || {};
     if (resp.status === 401) window.dispatchEvent(new CustomEvent('cistern:unauthorized'));
-    throw new ApiError(resp.status, e.code || `http_${resp.status}`, e.message || resp.statusText || 'request failed');
+    throw new ApiError(resp.status, e.code || `http_${resp.status}`, e.message || resp.statusText || 'request failed', body);
   }
   return body;
 }
@@ -54,6 +56,17 @@ export async function request(method, path, body) {
 
 export const get = (path) => request('GET', path);
 export const post = (path, body) => request('POST', path, body ?? {});
+export const put = (path, body) => request('PUT', path, body ?? {});
+export const patch = (path, body) => request('PATCH', path, body ?? {});
+export const del = (path) => request('DELETE', path);
+
+// A plain-text body (a rule script for `validate` and `PUT /api/v1/rules/{id}`).
+export async function requestText(method, path, text) {
+  const headers = { accept: 'application/json', 'content-type': 'text/plain; charset=utf-8' };
+  const s = session();
+  if (s && s.token) headers.authorization = `Bearer ${s.token}`;
+  return decode(await fetch(path, { method, headers, body: text }));
+}
 
 export async function login(user, password) {
   const resp = await fetch('/api/v1/auth/login', {

@@ -9,6 +9,7 @@ import { FleetMap } from './map.js';
 import { AlarmBoard, AlarmTable, Annunciator, ANNUNCIATED, HIDDEN, byColumn, byPriority, messageOf, wireActions } from './alarms.js';
 import { RoomPage } from './room.js';
 import { PlansPage } from './plans.js';
+import { AdminPage, mayAdminister } from './admin.js';
 import { clock, esc, nameLabel, SEVERITIES, setZoneNames, unacked, zoneLabel } from './format.js';
 import * as i18n from './i18n.js';
 import { t } from './i18n.js';
@@ -20,6 +21,7 @@ let board = null;
 let map = null;
 let roomPage = null;
 let plansPage = null;
+let adminPage = null;
 // The signed-in user's role (`GET /api/v1/auth/me`): what the screens offer to do.
 let role = 'viewer';
 let alarmTable = null;
@@ -99,6 +101,8 @@ async function start() {
   role = me.role || 'viewer';
   roomPage = roomPage || new RoomPage($('view-room'), { live: proxyLive(), board: proxyBoard(), role: () => role, toast: (m, ok) => toast(m, ok) });
   plansPage = plansPage || new PlansPage($('view-plans'));
+  adminPage = adminPage || new AdminPage($('view-admin'), { role: () => role, toast: (m, ok) => toast(m, ok) });
+  $('nav-admin').hidden = !mayAdminister(role);
 
   // The inventory (names, positions, zones) once; live status comes from the `fleet` topic.
   const [inventory, basemap] = await Promise.all([
@@ -351,7 +355,7 @@ $('toast').querySelector('button').addEventListener('click', () => ($('toast').h
 function route() {
   if ($('shell').hidden) return;
   const [, view = 'map', arg] = location.hash.split('/');
-  const views = ['map', 'alarms', 'room', 'plans'];
+  const views = ['map', 'alarms', 'room', 'plans', 'admin'];
   const v = views.includes(view) ? view : 'map';
   for (const name of views) $(`view-${name}`).hidden = name !== v;
   for (const a of document.querySelectorAll('.topbar nav a')) a.classList.toggle('active', a.dataset.view === v);
@@ -366,6 +370,8 @@ function route() {
   }
   if (v === 'plans') plansPage.open(arg ? decodeURIComponent(arg) : undefined);
   else if (plansPage) plansPage.close();
+  if (v === 'admin') adminPage.open(...location.hash.split('/').slice(2).map(decodeURIComponent));
+  else if (adminPage) adminPage.close();
 }
 
 window.addEventListener('hashchange', route);

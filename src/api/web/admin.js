@@ -1,0 +1,486 @@
+// Administration (issue 19, item 9): what existed only in the API, on screen. Four tabs, each
+// shown to the roles the node lets use it: users and roles, API tokens (admin), the audit log
+// with filters and a CSV export (operator and above), and the alarm rules (rule author): view a
+// rule, edit it with syntax checking, backtest the draft against the rules in force over the
+// stored history, and only then deploy it. Routed as #/admin/TAB[/RULE]. Everything here is
+// read over REST when a tab opens; nothing is live.
+
+import * as api from './api.js';
+import { esc } from './format.js';
+import { t, has, apiError, num, stamp } from './i18n.js';
+
+const RANK = { viewer: 0, operator: 1, 'rule-author': 2, admin: 3 };
+const ROLES = ['viewer', 'operator', 'rule-author', 'admin'];
+// The least role of each tab (the node's policy, src/auth/policy.rs).
+const TABS = [
+  ['users', 'admin'],
+  ['tokens', 'admin'],
+  ['audit', 'operator'],
+  ['rules', 'rule-author'],
+];
+const ACTIONS = ['login', 'login_failed', 'logout', 'alarm_ack', 'alarm_shelve', 'alarm_unshelve', 'alarm_reset', 'alarm_remove_from_service', 'alarm_return_to_service', 'rule_put', 'rule_reload', 'setpoint_write', 'user_create', 'user_update', 'user_delete', 'token_create', 'token_revoke'];
+const PERIODS = ['1h', '6h', '24h', '3d', '7d'];
+
+export function mayAdminister(role) {
+  return (RANK[role] ?? 0) >= RANK.operator;
+}
+
+const roleText = (r) => (has(`roles.${r}`) ? t(`roles.${r}`) : r);
+const actionText = (a) => (has(`admin.actions.${a}`) ? t(`admin.actions.${a}`) : a);
+const roleOptions = (selected) => ROLES.map((r) => `<option value="${r}"${r === selected ? ' selected' : ''}>${esc(roleText(r))}</option>`).join('');
+const th = (key, cls = '') => `<th${cls ? ` class="${cls}"` : ''}>${esc(t(key))}</th>`;
+
+// `ms` as the value of a datetime-local input (local time), and back.
+function localInput(ms) {
+  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000);
+  return d.toISOString().slice(0, 16);
+}
+
+// One CSV field: quoted when it holds a separator, a quote or a line break.
+export function csvField(v) {
+  const s = String(v ?? '');
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+// A UTF-8 CSV with a byte-order mark, so that Excel opens Chinese text correctly.
+export function csvBlob(rows) {
+  const text = rows.map((r) => r.map(csvField).join(',')).join('\r\n') + '\r\n';
+  return new Blob(['\uFEFF', text], { type: 'text/csv;charset=utf-8' });
+}
+
+export class AdminPage {
+  constructor(root, { role = () => 'viewer', toast = () => {} }) {
+    this.root = root;
+    this.role = role;
+    this.toast = toast;
+    this.seq = 0;
+    this.audit = [];
+    this.rule = null;
+    this.tested = null;
+  }
+
+  tabs() {
+    return TABS.filter(([, least]) => (RANK[this.role()] ?? 0) >= RANK[least]).map(([name]) => name);
+  }
+
+  open(tab, arg) {
+    const tabs = this.tabs();
+    const current = tabs.includes(tab) ? tab : tabs[0];
+    this.seq += 1;
+    this.root.innerHTML = `<div class="admin">
+      <nav class="admin-tabs">${tabs.map((name) => `<a href="#/admin/${name}" class="${name === current ? 'active' : ''}">${esc(t(`admin.tab_${name}`))}</a>`).join('')}</nav>
+      <div class="admin-body"></div>
+      <dialog class="dialog admin-ask"><form method="dialog"><div class="ask-text"></div><label class="ask-input" hidden><span></span><input type="password" autocomplete="new-password"></label><div class="buttons"><button value="cancel" formnovalidate class="ghost">${esc(t('admin.cancel'))}</button><button value="ok" class="ask-ok">${esc(t('admin.ok'))}</button></div></form></dialog>
+    </div>`;
+    if (!current) {
+      this.body().innerHTML = `<div class="empty">${esc(t('admin.no_access'))}</div>`;
+      return;
+    }
+    const seq = this.seq;
+    const show = { users: () => this.users(seq), tokens: () => this.tokens(seq), audit: () => this.auditTab(seq), rules: () => (arg ? this.ruleView(seq, arg) : this.rules(seq)) };
+    show[current]();
+  }
+
+  close() {
+    this.seq += 1;
+    this.root.innerHTML = '';
+  }
+
+  body() {
+    return this.root.querySelector('.admin-body');
+  }
+
+  fail(err) {
+    this.toast(apiError(err));
+  }
+
+  // An in-page confirmation (a browser's confirm() blocks the page and cannot be styled):
+  // resolves true, or the typed value when `input` names a field; false when cancelled.
+  ask(text, input) {
+    const dlg = this.root.querySelector('.admin-ask');
+    dlg.querySelector('.ask-text').textContent = text;
+    const field = dlg.querySelector('.ask-input');
+    field.hidden = !input;
+    const box = field.querySelector('input');
+    box.value = '';
+    box.required = Boolean(input);
+    if (input) field.querySelector('span').textContent = input;
+    return new Promise((resolve) => {
+      dlg.addEventListener('close', () => resolve(dlg.returnValue === 'ok' && (input ? box.value : true)), { once: true });
+      dlg.returnValue = '';
+      dlg.showModal();
+    });
+  }
+
+  // --- users ---
+
+  async users(seq) {
+    const body = this.body();
+    body.innerHTML = `<form class="admin-form" id="user-form">
+        <label><span>${esc(t('admin.user_name'))}</span><input name="name" required autocomplete="off" translate="no"></label>
+        <label><span>${esc(t('admin.role'))}</span><select name="role">${roleOptions('viewer')}</select></label>
+        <label><span>${esc(t('admin.password'))}</span><input name="password" type="password" required autocomplete="new-password"></label>
+        <button type="submit">${esc(t('admin.create_user'))}</button>
+      </form>
+      <div class="table-scroll"><table class="grid admin-users"><thead><tr>${th('admin.user_name')}${th('admin.role')}${th('admin.created')}${th('admin.updated')}<th></th></tr></thead><tbody></tbody></table></div>`;
+    body.querySelector('#user-form').addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const f = e.target;
+      try {
+        await api.post('/api/v1/users', { name: f.name.value.trim(), role: f.role.value, password: f.password.value });
+        this.toast(t('admin.user_created', { name: f.name.value.trim() }), true);
+        f.reset();
+        this.listUsers(seq);
+      } catch (err) {
+        this.fail(err);
+      }
+    });
+    const rows = body.querySelector('tbody');
+    rows.addEventListener('change', async (e) => {
+      const sel = e.target.closest('select[data-user]');
+      if (!sel) return;
+      try {
+        await api.patch(`/api/v1/users/${encodeURIComponent(sel.dataset.user)}`, { role: sel.value });
+        this.toast(t('admin.role_changed', { name: sel.dataset.user, role: roleText(sel.value) }), true);
+      } catch (err) {
+        this.fail(err);
+      }
+      this.listUsers(seq);
+    });
+    rows.addEventListener('click', async (e) => {
+      const b = e.target.closest('button[data-act]');
+      if (!b) return;
+      const name = b.dataset.user;
+      const path = `/api/v1/users/${encodeURIComponent(name)}`;
+      try {
+        if (b.dataset.act === 'password') {
+          const password = await this.ask(t('admin.reset_password_for', { name }), t('admin.new_password'));
+          if (!password) return;
+          await api.patch(path, { password });
+          this.toast(t('admin.password_reset', { name }), true);
+        } else if (await this.ask(t('admin.confirm_delete_user', { name }))) {
+          await api.del(path);
+          this.toast(t('admin.user_deleted', { name }), true);
+          this.listUsers(seq);
+        }
+      } catch (err) {
+        this.fail(err);
+      }
+    });
+    this.listUsers(seq);
+  }
+
+  async listUsers(seq) {
+    try {
+      const { users = [] } = await api.get('/api/v1/users');
+      if (seq !== this.seq) return;
+      this.body().querySelector('tbody').innerHTML = users
+        .map(
+          (u) => `<tr data-user="${esc(u.name)}"><td translate="no">${esc(u.name)}</td>
+            <td><select data-user="${esc(u.name)}" aria-label="${esc(t('admin.role'))}">${roleOptions(u.role)}</select></td>
+            <td>${esc(stamp(u.created_at_ms))}</td><td>${esc(stamp(u.updated_at_ms))}</td>
+            <td class="actions"><button type="button" data-act="password" data-user="${esc(u.name)}">${esc(t('admin.reset_password'))}</button><button type="button" data-act="delete" data-user="${esc(u.name)}">${esc(t('admin.delete'))}</button></td></tr>`,
+        )
+        .join('');
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  // --- API tokens ---
+
+  async tokens(seq) {
+    const body = this.body();
+    body.innerHTML = `<form class="admin-form" id="token-form">
+        <label><span>${esc(t('admin.token_name'))}</span><input name="name" required autocomplete="off" translate="no"></label>
+        <label><span>${esc(t('admin.role'))}</span><select name="role">${roleOptions('viewer')}</select></label>
+        <button type="submit">${esc(t('admin.create_token'))}</button>
+      </form>
+      <div class="token-secret" hidden><div>${esc(t('admin.secret_once'))}</div><code translate="no"></code><button type="button" class="copy">${esc(t('admin.copy'))}</button></div>
+      <div class="table-scroll"><table class="grid admin-tokens"><thead><tr>${th('admin.token_id')}${th('admin.token_name')}${th('admin.role')}${th('admin.created_by')}${th('admin.created')}<th></th></tr></thead><tbody></tbody></table></div>`;
+    const secret = body.querySelector('.token-secret');
+    body.querySelector('#token-form').addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const f = e.target;
+      try {
+        const made = await api.post('/api/v1/tokens', { name: f.name.value.trim(), role: f.role.value });
+        secret.querySelector('code').textContent = made.token;
+        secret.hidden = false;
+        f.reset();
+        this.listTokens(seq);
+      } catch (err) {
+        this.fail(err);
+      }
+    });
+    secret.querySelector('.copy').addEventListener('click', async () => {
+      const text = secret.querySelector('code').textContent;
+      try {
+        await navigator.clipboard.writeText(text);
+      } catch {
+        // Without the clipboard API (plain HTTP): select the text for the user's own copy.
+        getSelection().selectAllChildren(secret.querySelector('code'));
+        document.execCommand('copy');
+      }
+      this.toast(t('admin.copied'), true);
+    });
+    body.querySelector('tbody').addEventListener('click', async (e) => {
+      const b = e.target.closest('button[data-token]');
+      if (!b) return;
+      const { token, label } = b.dataset;
+      if (!(await this.ask(t('admin.confirm_revoke', { name: label })))) return;
+      try {
+        await api.del(`/api/v1/tokens/${encodeURIComponent(token)}`);
+        this.toast(t('admin.token_revoked', { name: label }), true);
+        this.listTokens(seq);
+      } catch (err) {
+        this.fail(err);
+      }
+    });
+    this.listTokens(seq);
+  }
+
+  async listTokens(seq) {
+    try {
+      const { tokens = [] } = await api.get('/api/v1/tokens');
+      if (seq !== this.seq) return;
+      this.body().querySelector('tbody').innerHTML = tokens.length
+        ? tokens
+            .map(
+              (k) => `<tr data-token="${esc(k.id)}"><td translate="no">${esc(k.id)}</td><td translate="no">${esc(k.name)}</td><td>${esc(roleText(k.role))}</td>
+                <td translate="no">${esc(k.created_by)}</td><td>${esc(stamp(k.created_at_ms))}</td>
+                <td class="actions"><button type="button" data-token="${esc(k.id)}" data-label="${esc(k.name)}">${esc(t('admin.revoke'))}</button></td></tr>`,
+            )
+            .join('')
+        : `<tr><td colspan="6" class="empty">${esc(t('admin.no_tokens'))}</td></tr>`;
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  // --- the audit log ---
+
+  auditTab(seq) {
+    const body = this.body();
+    const now = Date.now();
+    body.innerHTML = `<form class="admin-form" id="audit-form">
+        <label><span>${esc(t('admin.user_name'))}</span><input name="user" autocomplete="off" translate="no"></label>
+        <label><span>${esc(t('admin.action'))}</span><select name="action"><option value="">${esc(t('admin.all'))}</option>${ACTIONS.map((a) => `<option value="${a}">${esc(actionText(a))}</option>`).join('')}</select></label>
+        <label><span>${esc(t('admin.since'))}</span><input name="since" type="datetime-local" value="${localInput(now - 24 * 3600_000)}"></label>
+        <label><span>${esc(t('admin.until'))}</span><input name="until" type="datetime-local"></label>
+        <label><span>${esc(t('admin.limit'))}</span><select name="limit"><option>100</option><option selected>1000</option><option>10000</option></select></label>
+        <button type="submit">${esc(t('admin.search'))}</button>
+        <button type="button" class="export">${esc(t('admin.export_csv'))}</button>
+      </form>
+      <div class="muted audit-count"></div>
+      <div class="table-scroll"><table class="grid admin-audit"><thead><tr>${th('admin.at')}${th('admin.user_name')}${th('admin.action')}${th('admin.target')}${th('admin.detail')}${th('admin.outcome')}</tr></thead><tbody></tbody></table></div>`;
+    const form = body.querySelector('#audit-form');
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.searchAudit(seq);
+    });
+    body.querySelector('.export').addEventListener('click', () => this.exportAudit());
+    this.searchAudit(seq);
+  }
+
+  async searchAudit(seq) {
+    const f = this.body().querySelector('#audit-form');
+    const q = new URLSearchParams();
+    if (f.user.value.trim()) q.set('user', f.user.value.trim());
+    if (f.action.value) q.set('action', f.action.value);
+    if (f.since.value) q.set('since', String(new Date(f.since.value).getTime()));
+    if (f.until.value) q.set('until', String(new Date(f.until.value).getTime() + 59_999));
+    q.set('limit', f.limit.value);
+    try {
+      const { entries = [] } = await api.get(`/api/v1/audit?${q}`);
+      if (seq !== this.seq) return;
+      // Newest first on screen and in the export.
+      this.audit = [...entries].reverse();
+      this.body().querySelector('.audit-count').textContent = t('admin.entries', { n: this.audit.length });
+      this.body().querySelector('tbody').innerHTML = this.audit.length
+        ? this.audit
+            .map(
+              (a) => `<tr class="${a.ok ? '' : 'refused'}" data-action="${esc(a.action)}"><td>${esc(stamp(a.at_ms))}</td><td translate="no">${esc(a.user)}</td><td>${esc(actionText(a.action))}</td>
+                <td translate="no">${esc(a.target)}</td><td translate="no" class="detail">${esc(a.detail)}</td><td>${esc(t(a.ok ? 'admin.ok_done' : 'admin.refused'))}</td></tr>`,
+            )
+            .join('')
+        : `<tr><td colspan="6" class="empty">${esc(t('admin.no_entries'))}</td></tr>`;
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  exportAudit() {
+    const head = ['admin.at', 'admin.user_name', 'admin.action', 'admin.target', 'admin.detail', 'admin.outcome'].map((k) => t(k));
+    const rows = this.audit.map((a) => [new Date(a.at_ms).toISOString(), a.user, actionText(a.action), a.target, a.detail, t(a.ok ? 'admin.ok_done' : 'admin.refused')]);
+    const url = URL.createObjectURL(csvBlob([head, ...rows]));
+    const link = Object.assign(document.createElement('a'), { href: url, download: `cistern-audit-${new Date().toISOString().slice(0, 10)}.csv` });
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  }
+
+  // --- the rules ---
+
+  async rules(seq) {
+    const body = this.body();
+    body.innerHTML = `<div class="muted rules-source"></div><div class="table-scroll"><table class="grid admin-rules"><thead><tr>${th('admin.rule_id')}${th('admin.severity')}${th('admin.description')}${th('admin.status')}</tr></thead><tbody></tbody></table></div>`;
+    try {
+      const list = await api.get('/api/v1/rules');
+      if (seq !== this.seq) return;
+      body.querySelector('.rules-source').textContent = list.hot_reload ? t('admin.rules_from_dir', { n: list.count }) : t('admin.rules_builtin', { n: list.count });
+      body.querySelector('tbody').innerHTML = (list.rules || [])
+        .map((r) => {
+          const m = r.meta || {};
+          const status = r.rejected ? 'rejected' : r.disabled ? 'disabled' : 'in_force';
+          return `<tr data-rule="${esc(r.id)}"><td><a href="#/admin/rules/${encodeURIComponent(r.id)}" translate="no">${esc(r.id)}</a></td><td>${esc(m.severity || '')}</td>
+            <td${m.description_zh ? '' : ' translate="no"'}>${esc(describe(m))}</td><td class="${status === 'in_force' ? '' : 'abn'}">${esc(t(`admin.status_${status}`))}</td></tr>`;
+        })
+        .join('');
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  async ruleView(seq, id) {
+    const body = this.body();
+    body.innerHTML = `<div class="rule-head"><a href="#/admin/rules">${esc(t('admin.back_to_rules'))}</a> <b translate="no">${esc(id)}</b> <span class="muted rule-version" translate="no"></span></div>
+      <div class="muted rule-desc"></div>
+      <textarea class="rule-source" spellcheck="false" translate="no" aria-label="${esc(t('admin.source'))}"></textarea>
+      <div class="rule-actions">
+        <button type="button" class="check">${esc(t('admin.check_syntax'))}</button>
+        <label><span>${esc(t('admin.period'))}</span><select class="period">${PERIODS.map((p) => `<option value="${p}"${p === '24h' ? ' selected' : ''}>${esc(t(`admin.period_${p}`))}</option>`).join('')}</select></label>
+        <button type="button" class="backtest">${esc(t('admin.run_backtest'))}</button>
+        <button type="button" class="deploy" disabled>${esc(t('admin.deploy'))}</button>
+      </div>
+      <div class="rule-note muted">${esc(t('admin.no_cases'))}</div>
+      <ol class="diagnostics"></ol>
+      <div class="backtest-result"></div>`;
+    const source = body.querySelector('.rule-source');
+    try {
+      const rule = await api.get(`/api/v1/rules/${encodeURIComponent(id)}`);
+      if (seq !== this.seq) return;
+      this.rule = rule;
+      this.tested = null;
+      source.value = rule.source;
+      body.querySelector('.rule-version').textContent = rule.version;
+      const desc = body.querySelector('.rule-desc');
+      desc.textContent = describe(rule.meta || {});
+      if (!(rule.meta || {}).description_zh) desc.setAttribute('translate', 'no');
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    // An edit after a backtest needs a new one before it can be deployed.
+    source.addEventListener('input', () => {
+      body.querySelector('.deploy').disabled = this.tested !== source.value;
+    });
+    body.querySelector('.check').addEventListener('click', () => this.check(seq, id, source.value));
+    body.querySelector('.backtest').addEventListener('click', () => this.backtest(seq, id, source.value, body.querySelector('.period').value));
+    body.querySelector('.deploy').addEventListener('click', () => this.deploy(seq, id, source.value));
+  }
+
+  showDiagnostics(list) {
+    const out = this.body().querySelector('.diagnostics');
+    out.innerHTML = list.length
+      ? list
+          .map(
+            (d) => `<li class="diag ${esc(d.level)}"><span class="where">${esc(t('admin.diag_at', { line: d.line, column: d.column }))}</span> <span class="level">${esc(t(`admin.level_${d.level === 'error' ? 'error' : 'warning'}`))}</span> <span translate="no">${esc(d.message)}</span></li>`,
+          )
+          .join('')
+      : `<li class="diag ok">${esc(t('admin.syntax_ok'))}</li>`;
+    return !list.some((d) => d.level === 'error');
+  }
+
+  async check(seq, id, text) {
+    try {
+      const r = await api.requestText('POST', `/api/v1/rules/validate?file=${encodeURIComponent(id)}.rhai`, text);
+      if (seq === this.seq) this.showDiagnostics(r.diagnostics || []);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  async backtest(seq, id, text, last) {
+    const out = this.body().querySelector('.backtest-result');
+    const button = this.body().querySelector('.backtest');
+    out.innerHTML = `<div class="muted">${esc(t('admin.backtest_running'))}</div>`;
+    button.disabled = true;
+    try {
+      const r = await api.post(`/api/v1/rules/${encodeURIComponent(id)}/backtest`, { source: text, last });
+      if (seq !== this.seq) return;
+      this.showDiagnostics(r.diagnostics || []);
+      out.innerHTML = comparison(r, id);
+      this.tested = text;
+      this.body().querySelector('.deploy').disabled = this.body().querySelector('.rule-source').value !== text;
+    } catch (err) {
+      if (seq !== this.seq) return;
+      out.innerHTML = '';
+      if (err.code === 'rule_rejected' && err.body && err.body.diagnostics) this.showDiagnostics(err.body.diagnostics);
+      this.fail(err);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async deploy(seq, id, text) {
+    if (!(await this.ask(t('admin.confirm_deploy', { id })))) return;
+    try {
+      const r = await api.requestText('PUT', `/api/v1/rules/${encodeURIComponent(id)}`, text);
+      if (seq !== this.seq) return;
+      this.toast(t('admin.deployed', { id }), true);
+      this.body().querySelector('.deploy').disabled = true;
+      this.showDiagnostics(r.diagnostics || []);
+      const fresh = await api.get(`/api/v1/rules/${encodeURIComponent(id)}`);
+      if (seq === this.seq) this.body().querySelector('.rule-version').textContent = fresh.version;
+    } catch (err) {
+      if (err.body && err.body.diagnostics) this.showDiagnostics(err.body.diagnostics);
+      this.fail(err);
+    }
+  }
+}
+
+// A rule's description in the user's language (`description_zh` where the header has one).
+function describe(meta) {
+  const zh = document.documentElement.lang === 'zh-CN';
+  return (zh && meta.description_zh) || meta.description || '';
+}
+
+// The two backtests side by side: the running rule set and the draft, with the change.
+export function comparison(r, id) {
+  const a = r.running.result.kpis;
+  const b = r.draft.result.kpis;
+  const row = (key, x, y, fmt = (v) => String(v)) => {
+    const d = typeof x === 'number' && typeof y === 'number' ? y - x : null;
+    const cls = d > 0 ? 'up' : d < 0 ? 'down' : '';
+    return `<tr><th scope="row">${esc(t(key))}</th><td class="n">${esc(fmt(x))}</td><td class="n">${esc(fmt(y))}</td><td class="n ${cls}">${d === null || d === 0 ? '·' : esc((d > 0 ? '+' : '') + fmt(d))}</td></tr>`;
+  };
+  const rules = [...new Set([...Object.keys(a.per_rule || {}), ...Object.keys(b.per_rule || {})])].sort((p, q) => (p === id ? -1 : q === id ? 1 : p.localeCompare(q)));
+  const perRule = rules
+    .map((k) => {
+      const x = (a.per_rule || {})[k] || 0;
+      const y = (b.per_rule || {})[k] || 0;
+      const d = y - x;
+      return `<tr class="${k === id ? 'this-rule' : ''}"><th scope="row" translate="no">${esc(k)}</th><td class="n">${x}</td><td class="n">${y}</td><td class="n ${d > 0 ? 'up' : d < 0 ? 'down' : ''}">${d ? (d > 0 ? '+' : '') + d : '·'}</td></tr>`;
+    })
+    .join('');
+  const head = `<thead><tr><th></th>${th('admin.running')}${th('admin.draft')}${th('admin.change')}</tr></thead>`;
+  const f1 = (v) => num(v, 1);
+  const f2 = (v) => num(v, 2);
+  return `<div class="panel backtest">
+    <h2>${esc(t('admin.backtest_title'))}</h2>
+    <div class="muted">${esc(t('admin.backtest_period', { from: stamp(r.from), to: stamp(r.to), rooms: r.rooms, readings: r.readings }))}</div>
+    <div class="table-scroll"><table class="grid compare">${head}<tbody>
+      ${row('admin.kpi_annunciated', a.annunciated, b.annunciated)}
+      ${row('admin.kpi_suppressed', a.suppressed, b.suppressed)}
+      ${row('admin.kpi_per_10_min', a.alarms_per_10_min, b.alarms_per_10_min, f2)}
+      ${row('admin.kpi_max_10_min', a.max_per_10_min, b.max_per_10_min)}
+      ${row('admin.kpi_chattering', a.chattering, b.chattering)}
+      ${row('admin.kpi_standing', a.stale, b.stale)}
+      ${row('admin.kpi_flood', a.flood_pct, b.flood_pct, f1)}
+      ${row('admin.kpi_events', r.running.result.events, r.draft.result.events)}
+    </tbody></table></div>
+    <h2>${esc(t('admin.per_rule'))}</h2>
+    <div class="table-scroll"><table class="grid compare per-rule">${head}<tbody>${perRule || `<tr><td colspan="4" class="empty">${esc(t('admin.no_alarms'))}</td></tr>`}</tbody></table></div>
+  </div>`;
+}
