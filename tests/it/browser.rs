@@ -199,11 +199,11 @@ impl Browser {
 
     /// Latin words (three letters or more) a reader of the page sees: in visible text (the
     /// options of a visible list included) and in the `title`, `placeholder` and `aria-label`
-    /// of visible elements, less room ids (`XM-0003`), units, API (as in "API 令牌"), and what is marked
+    /// of visible elements, less room ids (`XM-0003`), units, API (as in "API 令牌"), the names of standards (CJJ, NAMUR), and what is marked
     /// `translate="no"` (a user's name, a rule's id). In zh-CN this must be empty.
     pub fn latin_words(&self) -> Vec<String> {
         let v = self.js(
-            "const allowed = /^(CISTERN|API|MPa|kPa|kWh|NTU|CSV|xlsx|English)$/; \
+            "const allowed = /^(CISTERN|API|CJJ|NAMUR|MPa|kPa|kWh|NTU|CSV|xlsx|English)$/; \
              const words = new Set(); \
              const visible = (e) => e && e.checkVisibility({ checkOpacity: true, checkVisibilityCSS: true }); \
              const exempt = (e) => !!e.closest('[translate=no], script, style'); \
