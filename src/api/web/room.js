@@ -18,6 +18,10 @@ import { REFRESH_MS, tankPlanBlock } from './plans.js';
 
 const NS = 'http://www.w3.org/2000/svg';
 const HOUR = 3600_000;
+// The head's age is redrawn this often; values older than STALE_MS are stale (three of the
+// slowest points' 10-s periods).
+const AGE_MS = 5_000;
+const STALE_MS = 30_000;
 // The outlet set-point's operating range (DOMAIN.md: 0.3–0.6 MPa, a placeholder until the API
 // exposes the controller profile's write range, which the node checks again on every write).
 export const SETPOINT_LIMITS = { min: 0.3, max: 0.6 };
@@ -112,6 +116,8 @@ export class RoomPage {
         if (!this.view) this.view = v;
         this.build();
         this.planTimer = setInterval(() => this.refreshPlans(id), REFRESH_MS);
+        // The head's "last data … ago" and its staleness move on even when the room is silent.
+        this.ageTimer = setInterval(() => this.mark('head'), AGE_MS);
       })
       .catch((e) => {
         if (this.id === id) this.root.innerHTML = `<div class="room-head"><h1>${esc(id)}</h1><span class="status offline">${esc(apiError(e))}</span></div>`;
@@ -133,7 +139,9 @@ export class RoomPage {
 
   close() {
     if (this.planTimer) clearInterval(this.planTimer);
+    if (this.ageTimer) clearInterval(this.ageTimer);
     this.planTimer = 0;
+    this.ageTimer = 0;
     this.plans = [];
     if (this.unsub) this.unsub();
     if (this.unboard) this.unboard();
@@ -423,7 +431,16 @@ export class RoomPage {
       <span class="muted inv-name">${esc(addressLabel(v))}</span>
       <span class="muted">${t('room.zone', { zone: `<span class="inv-name">${esc(zoneLabel(v.zone))}</span>` })} · ${esc(t('room.coords', { lat: num(v.lat, 4), lon: num(v.lon, 4) }))}</span>
       <span class="status ${esc(status)}">${esc(t(`room.status_${status}`))}</span>
-      <span class="muted">${esc(t('room.last_data', { ago: ago(v.last_data ?? v.last_seen) }))}${skew}</span>`;
+      ${this.freshness(v)}${skew}`;
+  }
+
+  // How fresh the room's values are: a room that answers but whose newest good sample is old
+  // is not "online · last data 1 s ago" — its values are stale, and the head says so.
+  freshness(v) {
+    const last = v.last_data ?? v.last_seen;
+    const text = esc(t('room.last_data', { ago: ago(last) }));
+    const stale = v.status === 'online' && (typeof last !== 'number' || Date.now() - last > STALE_MS);
+    return stale ? `<span class="abn">${esc(t('room.stale_data'))} · ${text}</span>` : `<span class="muted">${text}</span>`;
   }
 
   kpis(v) {
@@ -576,8 +593,10 @@ export class RoomPage {
     return v.cameras.map((c) => {
       const d = c.derived || {};
       const marks = (d.bookmarks || []).length;
-      const online = d.online === false ? `<span class="abn">${esc(t('mimic.cam_offline'))}</span>` : esc(t('mimic.cam_online'));
-      const rec = d.recording ? esc(t('room.cam_rec')) : `<span class="abn">${esc(t('mimic.cam_not_recording'))}</span>`;
+      // Unknown (no reading yet, or stale) reads as unknown, not as a fault.
+      const unknown = `<span class="muted">${esc(t('mimic.unknown'))}</span>`;
+      const online = d.online === false ? `<span class="abn">${esc(t('mimic.cam_offline'))}</span>` : d.online === true ? esc(t('mimic.cam_online')) : unknown;
+      const rec = d.recording === true ? esc(t('room.cam_rec')) : d.recording === false ? `<span class="abn">${esc(t('mimic.cam_not_recording'))}</span>` : unknown;
       const extra = `${d.motion ? ` · ${esc(t('room.cam_motion'))}` : ''}${marks ? ` · ${esc(t('room.bookmarks', { n: marks }))}` : ''}`;
       return `<div class="cam" data-device="${esc(c.id)}"><span><b>${esc(c.id.split('/')[1])}</b> <span class="inv-name">${esc(d.name || '')}</span></span>
         <span>${online} · ${rec}${extra}</span></div>`;
