@@ -11,6 +11,7 @@
 //! Room `i` is drawn from its own random stream, so a fleet of N rooms is the first N rooms of
 //! any larger fleet with the same seed.
 
+use super::geography;
 use super::noise::{normal, room_rng, Stream};
 use super::pump_curve::METRES_PER_MPA;
 use cistern_schemas::inventory::{
@@ -247,6 +248,23 @@ pub fn generate_fleet(rooms: usize, seed: u64) -> Inventory {
     Inventory { zones, rooms }
 }
 
+/// (lat, lon) if it is on the district's land, else a point drawn from the room's position
+/// stream until one is (the draw as it was after 200 misses, which the map never gives).
+fn on_land(district: &District, index: usize, seed: u64, lat: f64, lon: f64) -> (f64, f64) {
+    if geography::on_land(district.name, lon, lat) != Some(false) {
+        return (lat, lon);
+    }
+    let mut rng = room_rng(seed, Stream::Position, index);
+    for _ in 0..200 {
+        let la = round_dp(rng.random_range(district.lat.0..district.lat.1), 6);
+        let lo = round_dp(rng.random_range(district.lon.0..district.lon.1), 6);
+        if geography::on_land(district.name, lo, la) == Some(true) {
+            return (la, lo);
+        }
+    }
+    (lat, lon)
+}
+
 fn generate_room(index: usize, seed: u64) -> Option<RoomSpec> {
     let mut rng = room_rng(seed, Stream::Fleet, index);
     let district = pick_district(&mut rng);
@@ -254,6 +272,7 @@ fn generate_room(index: usize, seed: u64) -> Option<RoomSpec> {
     let zone = ZoneId::new(district.id).ok()?;
     let lat = round_dp(rng.random_range(district.lat.0..district.lat.1), 6);
     let lon = round_dp(rng.random_range(district.lon.0..district.lon.1), 6);
+    let (lat, lon) = on_land(district, index, seed, lat, lon);
     // The draws are those of the pinyin-only generator, so a seed gives the same rooms.
     let (prefix, prefix_pinyin) = pick(NAME_PREFIXES, &mut rng);
     let (suffix, suffix_pinyin) = pick(NAME_SUFFIXES, &mut rng);
@@ -404,6 +423,23 @@ fn generate_tanks(households: f64, rng: &mut ChaCha8Rng) -> Vec<TankSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_room_stands_on_its_districts_land() {
+        let fleet = generate_fleet(2100, 7);
+        for r in &fleet.rooms {
+            let district = DISTRICTS.iter().find(|d| d.id == r.zone.as_str()).unwrap();
+            assert_eq!(
+                geography::on_land(district.name, r.lon, r.lat),
+                Some(true),
+                "{} at {}, {} in {}",
+                r.id,
+                r.lat,
+                r.lon,
+                district.name
+            );
+        }
+    }
 
     #[test]
     fn fleets_validate_and_have_the_requested_size() {

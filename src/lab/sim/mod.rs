@@ -24,6 +24,7 @@ pub(crate) mod demand;
 mod environment;
 pub mod faults;
 pub mod fleet;
+mod geography;
 mod noise;
 mod power_meter;
 mod pump_curve;

@@ -26,6 +26,8 @@ pub(crate) enum Stream {
     Faults,
     /// The key of the stateless measurement noise.
     Measurement,
+    /// A room's position drawn again when the first draw fell in the sea.
+    Position,
 }
 
 impl Stream {
@@ -35,6 +37,7 @@ impl Stream {
             Stream::Physics => 0xbb67_ae85_84ca_a73b,
             Stream::Faults => 0x3c6e_f372_fe94_f82b,
             Stream::Measurement => 0xa54f_f53a_5f1d_36f1,
+            Stream::Position => 0x510e_527f_ade6_82d1,
         }
     }
 }
