@@ -3,7 +3,10 @@
 //! records (kind `snapshot`, JSON) every `every`, and loaded back before the actors start, so
 //! that a restarted node rehydrates every device from its last written state. A crash loses at
 //! most `every` of snapshot changes — the live data that follows within seconds replaces them
-//! anyway; telemetry itself is never at risk (the historian's write-ahead covers it).
+//! anyway. A snapshot may also run ahead of the historian's write-ahead (a sample applied live
+//! but not yet durable when the process was killed): its redelivery is then not taken for a
+//! duplicate of the restored value but passed on to history (`PointTable::apply`), so
+//! telemetry is never at risk.
 
 use super::{Store, StoreError};
 use cistern_actors::device::DeviceSnapshot;

@@ -141,8 +141,13 @@ impl PointTable {
                 };
                 let bit = 1u64 << (i % 64);
                 match state.t {
-                    Some(t) if rec.t == t => out.duplicates += 1,
-                    Some(t) if rec.t < t => {
+                    // At or before the live value's instant: a duplicate if this table has seen
+                    // the instant (the recent window), else backfill. Even the live value's own
+                    // instant goes on when it was restored from a snapshot: the snapshot is
+                    // written behind, so after a kill it may hold a sample that never became
+                    // durable, and the broker's redelivery of it must reach history (the store's
+                    // idempotent writes absorb it if it was there after all).
+                    Some(t) if rec.t <= t => {
                         if remember(&mut self.recent, rec.t, bit) {
                             backfill.push(pv.clone());
                         } else {
@@ -462,6 +467,30 @@ mod tests {
         assert_eq!(out.live_count(), 1);
         assert_eq!(t.points()[0].quality.level, QualityLevel::Stale);
         assert_eq!(t.value("level"), Some(2.0));
+    }
+
+    /// A kill -9 between a snapshot's write-behind and the write-ahead's: the snapshot holds a
+    /// sample history never got. Its redelivery after the restart reaches history (backfill),
+    /// rather than being dropped as a duplicate of the restored live value; a second
+    /// redelivery of it is a duplicate.
+    #[test]
+    fn a_redelivered_sample_at_the_restored_instant_goes_on_to_history() {
+        let mut before = table();
+        before.apply(&[good_record(at(2), &[(0, 2.1)])], at(2), 3, SKEW);
+        let snap = before.snapshot(at(2));
+        let mut after = table();
+        assert!(after.restore(&snap, at(5), SKEW));
+        assert_eq!(after.value("level"), Some(2.1));
+        let out = after.apply(&[good_record(at(2), &[(0, 2.1)])], at(5), 3, SKEW);
+        assert_eq!(
+            (out.live_count(), out.duplicates, out.backfill_count()),
+            (0, 0, 1)
+        );
+        let out = after.apply(&[good_record(at(2), &[(0, 2.1)])], at(6), 3, SKEW);
+        assert_eq!(
+            (out.live_count(), out.duplicates, out.backfill_count()),
+            (0, 1, 0)
+        );
     }
 
     #[test]
