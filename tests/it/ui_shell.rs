@@ -1,5 +1,5 @@
 //! The console's shell in both languages and on a phone, in a real headless Chromium: the map
-//! page at 390×844 in Chinese shows no English and nothing wider than the screen; the search
+//! page and the tank plans at 390×844 in Chinese show no English and nothing wider than the screen; the search
 //! finds a room by its id and by its Chinese name and zooms the map to it; the language picker
 //! switches the whole page to English and back, and no screen looked up a key the catalogues
 //! lack.
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 #[test]
 fn the_map_on_a_phone_in_chinese_searches_zooms_and_switches_language() {
-    let demo = Cistern::demo("ui-shell").rooms(60).start();
+    let demo = Cistern::demo("ui-shell").rooms(60).modbus_rooms(2).start();
     let base = demo.http().to_owned();
     let (_, inventory) = get(&format!("{base}/api/v1/rooms"));
     let room = &inventory["rooms"].as_array().unwrap()[6];
@@ -106,6 +106,32 @@ fn the_map_on_a_phone_in_chinese_searches_zooms_and_switches_language() {
             json!([])
         ),
         full
+    );
+
+    // The tank plans of the Modbus rooms, in Chinese on the phone.
+    browser.goto(&format!("{base}/?lang=zh-CN#/plans"));
+    browser.until(
+        "a district's plan with its tanks",
+        Duration::from_secs(60),
+        "return document.querySelector('#p-timeline svg.timeline') \
+           && document.querySelectorAll('.plan-tanks tr[data-tank]').length > 0 || null;",
+    );
+    browser.screenshot(&shots.join("ui-phone-plans-zh.png"));
+    assert_eq!(
+        browser.latin_words(),
+        Vec::<String>::new(),
+        "English left on the zh-CN plans"
+    );
+    assert_eq!(
+        browser.overflowing(),
+        Vec::<String>::new(),
+        "plans cut off at 390 px"
+    );
+    browser.goto(&format!("{base}/?lang=zh-CN#/map"));
+    browser.until(
+        "the map again",
+        Duration::from_secs(30),
+        "return document.querySelectorAll('#map circle.room').length === 60 || null;",
     );
 
     // English from the picker: the page reloads in English, the session kept.

@@ -3,7 +3,7 @@
 // when a screen showing them is open (one room or one district, refreshed once a minute):
 // plans change at most every 15 min, and nothing here scales with the fleet.
 
-import { esc, num, stamp } from './format.js';
+import { esc, num, stamp, zoneLabel } from './format.js';
 import { t, has, apiError } from './i18n.js';
 import { get } from './api.js';
 
@@ -233,7 +233,7 @@ export class PlansPage {
       const ds = list.districts || [];
       const current = this.district || (ds[0] && ds[0].district);
       $('#p-districts').innerHTML = ds.length
-        ? ds.map((d) => `<a href="#/plans/${encodeURIComponent(d.district)}" data-district="${esc(d.district)}" class="${d.district === current ? 'active' : ''}">${esc(d.district)} <span class="muted">${d.planned}/${d.tanks}</span></a>`).join('')
+        ? ds.map((d) => `<a href="#/plans/${encodeURIComponent(d.district)}" data-district="${esc(d.district)}" class="${d.district === current ? 'active' : ''}">${esc(zoneLabel(d.district))} <span class="muted">${d.planned}/${d.tanks}</span></a>`).join('')
         : `<span class="empty">${esc(t('plans.no_districts'))}</span>`;
       if (!current) {
         $('#p-body').innerHTML = '';
@@ -255,7 +255,7 @@ export class PlansPage {
     const round = r
       ? esc(t('plans.round', { n: view.rounds, at: hm(view.last_round_at_ms), bids: r.bids, ceiling: num(r.ceiling_m3h, 1), peak: num(r.planned_peak_m3h, 1) }))
       : esc(t('plans.no_round'));
-    body.innerHTML = `<div class="panel"><h2>${esc(view.district)} <span class="muted">${round}</span></h2><div id="p-timeline"></div></div>
+    body.innerHTML = `<div class="panel"><h2>${esc(zoneLabel(view.district))} <span class="muted">${round}</span></h2><div id="p-timeline"></div></div>
       <div class="panel"><h2>${esc(t('plans.tanks'))}</h2><div class="table-scroll"><table class="grid plan-tanks"><thead><tr>${th('plans.col_tank')}${th('plans.col_state')}<th class="n">${esc(t('plans.col_priority'))}</th>${th('plans.col_windows')}${th('plans.col_until')}${th('plans.col_delivery')}<th class="n">${esc(t('plans.col_learned'))}</th></tr></thead><tbody>${(view.tanks || [])
         .map((tk) => {
           const p = tk.plan;
