@@ -453,7 +453,8 @@ mod tests {
     fn no_asset_reaches_outside_the_node() {
         for a in ASSETS {
             // The SVG and Office Open XML namespaces are names, not fetches.
-            let body = a.body
+            let body = a
+                .body
                 .replace("http://www.w3.org/2000/svg", "")
                 .replace("http://schemas.openxmlformats.org", "");
             for banned in ["http://", "https://", "//cdn", "@import url("] {
