@@ -10,7 +10,7 @@
 //! no English word. Screenshots go under the target directory (out of git), as in `ui.rs`.
 
 use crate::browser::Browser;
-use crate::support::{get, post, wait_for, Cistern};
+use crate::support::{get, post, run_piped, wait_for, Cistern};
 use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -398,8 +398,6 @@ fn drag(browser: &Browser, css: &str, a: f64, b: f64) {
 /// first entry whose CRC is wrong (null when none), the entries, and of `xl/worksheets/sheet1.xml`
 /// its first row's texts, its rows, its number cells and the second row's first cell.
 fn read_xlsx(base64: &str) -> serde_json::Value {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     const SCRIPT: &str = r#"
 import base64, io, json, sys, zipfile
 import xml.etree.ElementTree as ET
@@ -418,20 +416,12 @@ print(json.dumps({
     "first_time": text(rows[1].find("m:c", ns)) if len(rows) > 1 else None,
 }))
 "#;
-    let mut child = Command::new("python3")
-        .args(["-c", SCRIPT])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 reads the xlsx file");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(base64.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "python3 could not read the xlsx file");
+    let out = run_piped("python3", &["-c", SCRIPT], Some(base64));
+    assert!(
+        out.status.success(),
+        "python3 could not read the xlsx file: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 

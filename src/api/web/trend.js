@@ -66,16 +66,17 @@ export function niceTicks(lo, hi, count = 5) {
   return { ticks, decimals };
 }
 
-// Time-axis ticks: a whole-unit step giving 3–6 ticks, labelled by clock within a day, by date
-// beyond.
+// Time-axis ticks: a whole-unit step giving 3–6 ticks, labelled by clock within a day (with
+// seconds below a minute's step), by date beyond.
 export function timeTicks(t0, t1) {
   const span = t1 - t0;
-  const steps = [60_000, 300_000, 600_000, 900_000, 1800_000, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY];
+  const steps = [10_000, 15_000, 30_000, 60_000, 300_000, 600_000, 900_000, 1800_000, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY];
   const step = steps.find((s) => span / s <= 6) || 14 * DAY;
   const offset = new Date(t0).getTimezoneOffset() * 60_000;
   const ticks = [];
   for (let tt = Math.ceil((t0 - offset) / step) * step + offset; tt <= t1; tt += step) ticks.push(tt);
-  const label = step >= DAY ? (tt) => date(tt).replace(/^\d+\D/, '') : (tt) => clock(tt).slice(0, 5);
+  // Seconds only on a zoom shorter than a few minutes, where whole minutes would be too few.
+  const label = step >= DAY ? (tt) => date(tt).replace(/^\d+\D/, '') : step < 60_000 ? (tt) => clock(tt) : (tt) => clock(tt).slice(0, 5);
   return ticks.map((tt) => [tt, label(tt)]);
 }
 
