@@ -77,6 +77,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("web/trend.js"),
     },
     Asset {
+        name: "xlsx.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/xlsx.js"),
+    },
+    Asset {
         name: "plans.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("web/plans.js"),
@@ -447,8 +452,11 @@ mod tests {
     #[core::prelude::v1::test]
     fn no_asset_reaches_outside_the_node() {
         for a in ASSETS {
-            // The SVG namespace is a name, not a fetch.
-            let body = a.body.replace("http://www.w3.org/2000/svg", "");
+            // The SVG and Office Open XML namespaces are names, not fetches.
+            let body = a
+                .body
+                .replace("http://www.w3.org/2000/svg", "")
+                .replace("http://schemas.openxmlformats.org", "");
             for banned in ["http://", "https://", "//cdn", "@import url("] {
                 assert!(
                     !body.contains(banned),

@@ -774,10 +774,11 @@ pub fn prometheus_tool(name: &str) -> PathBuf {
         })
 }
 
-/// Runs promtool with `args`, `stdin` fed to it: success, and stdout + stderr.
-pub fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
+/// Runs `program` with `args`, `stdin` fed to it, to its end: its status, stdout and stderr.
+pub fn run_piped(program: impl AsRef<OsStr>, args: &[&str], stdin: Option<&str>) -> Output {
     use std::io::Write as _;
-    let mut child = Command::new(prometheus_tool("promtool"))
+    let program = program.as_ref();
+    let mut child = Command::new(program)
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -787,7 +788,7 @@ pub fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("cannot start promtool");
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.to_string_lossy()));
     if let Some(input) = stdin {
         child
             .stdin
@@ -796,7 +797,12 @@ pub fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
             .write_all(input.as_bytes())
             .unwrap();
     }
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Runs promtool with `args`, `stdin` fed to it: success, and stdout + stderr.
+pub fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    let out = run_piped(prometheus_tool("promtool"), args, stdin);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -1,13 +1,16 @@
 //! The room page in Chinese, in a real headless Chromium, on a desktop (1600×1000) and on a phone
 //! (390×844): the process mimic drawn from the room's inventory shows a pump tripped by an
 //! injected fault within a few seconds; a trend over the last 24 h shows stored data, and a click
-//! on a mimic value box opens that point's trend; an outlet set-point on a Modbus room is written
+//! on a mimic value box opens that point's trend; a drag across a chart zooms every trend to the
+//! span and "back" returns; the previous period overlays dashed; a point of another room typed in
+//! full gets its own chart with history; the xlsx export is a ZIP that Python's `zipfile` reads,
+//! its sheet holding the table; an outlet set-point on a Modbus room is written
 //! only after a confirmation showing old → new and the limits, and its read-back is shown; at
 //! phone width nothing on the room page is wider than the screen. The page's visible text holds
 //! no English word. Screenshots go under the target directory (out of git), as in `ui.rs`.
 
 use crate::browser::Browser;
-use crate::support::{get, post, wait_for, Cistern};
+use crate::support::{get, post, run_piped, wait_for, Cistern};
 use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -128,6 +131,164 @@ fn the_room_page_in_chinese_shows_the_mimic_a_trip_a_trend_and_a_confirmed_set_p
     );
     browser.screenshot(&shots.join("ui-room-zh-trend-24h.png"));
 
+    // Zoom by drag: a span dragged over on a chart becomes every trend's absolute range;
+    // "back" returns to the last 24 h.
+    let first = "#r-trends .trend:not(.focus) canvas";
+    drag(&browser, first, 0.3, 0.6);
+    let zoomed = browser.until(
+        "every trend on the span dragged over",
+        Duration::from_secs(10),
+        "const ranges = [...document.querySelectorAll('#r-trends .trend')].map(t => t.dataset.range); \
+         const back = document.querySelector('#r-range [data-action=unzoom]'); \
+         return !document.querySelector('#r-range button.active') && !back.hidden \
+           && ranges.every(r => r === ranges[0] && r.includes('-')) ? ranges[0] : null;",
+    );
+    let (from, to) = zoomed.as_str().unwrap().split_once('-').unwrap();
+    let (from, to): (i64, i64) = (from.parse().unwrap(), to.parse().unwrap());
+    let day = 24 * 3_600_000;
+    assert!(
+        to - from > 5 * 3_600_000
+            && to - from < 10 * 3_600_000
+            && to < now_ms()
+            && from > now_ms() - day,
+        "30 %…60 % of the last 24 h: {from}…{to}"
+    );
+    browser.click(&browser.element("#r-range [data-action=unzoom]", Duration::from_secs(5)));
+    browser.until(
+        "the last 24 h again",
+        Duration::from_secs(10),
+        "const b = document.querySelector('#r-range button.active'); \
+         return b && b.dataset.range === '24h' && document.querySelector('#r-range [data-action=unzoom]').hidden \
+           && [...document.querySelectorAll('#r-trends .trend')].every(t => t.dataset.range === String(86400000)) || null;",
+    );
+
+    // The previous period overlaid: on the last hour (drawn from the node's start while it is
+    // young, at least 5 min), the last quarter dragged over, whose previous quarter is stored
+    // once the node has run 2.5 min.
+    browser.click(&browser.element("#r-range button[data-range='1h']", Duration::from_secs(5)));
+    wait_for(
+        "2.5 min of stored outlet pressure",
+        Duration::from_secs(180),
+        || {
+            let (status, v) = get(&format!(
+                "{base}/api/v1/history?point={tripped}.outlet_pressure&from={}&to={}",
+                now_ms() - 160_000,
+                now_ms() - 150_000
+            ));
+            (status == 200
+                && v["series"][0]["samples"]
+                    .as_array()
+                    .is_some_and(|s| !s.is_empty()))
+            .then_some(())
+        },
+    );
+    drag(&browser, first, 0.75, 1.0);
+    browser.until(
+        "the last quarter zoomed into",
+        Duration::from_secs(10),
+        "return [...document.querySelectorAll('#r-trends .trend')].every(t => (t.dataset.range || '').includes('-')) || null;",
+    );
+    browser.click(&browser.element(
+        "#r-range input[data-action=compare]",
+        Duration::from_secs(5),
+    ));
+    browser.until(
+        "the previous period drawn dashed",
+        Duration::from_secs(30),
+        "const t = document.querySelector('#r-trends .trend:not(.focus)'); \
+         return Number(t.dataset.previous) > 0 && Number(t.dataset.previousDrawn) > 0 || null;",
+    );
+    browser.screenshot(&shots.join("ui-room-zh-compare.png"));
+
+    // A point of another room, typed in full: its own chart with its history for the range.
+    let other = format!("{writable}.outlet_pressure");
+    let input = browser.element("#r-add input[data-role=point]", Duration::from_secs(5));
+    browser.type_into(&input, &other);
+    browser.click(&browser.element("#r-add button[type=submit]", Duration::from_secs(5)));
+    browser.until(
+        "the other room's point charted with stored data",
+        Duration::from_secs(30),
+        &format!(
+            "const t = document.querySelector('#r-trends .trend.added[data-point=\"{other}\"]'); \
+             return t && Number(t.dataset.stored) > 0 || null;"
+        ),
+    );
+    // A misspelt id is refused with a reason.
+    browser.type_into(&input, "不是测点");
+    browser.click(&browser.element("#r-add button[type=submit]", Duration::from_secs(5)));
+    browser.until(
+        "the reason a point cannot be added",
+        Duration::from_secs(5),
+        "return document.querySelector('#r-add .adder-error').textContent || null;",
+    );
+    assert_chinese(
+        &browser,
+        "the trends zoomed, compared and with an added point",
+    );
+    browser.screenshot(&shots.join("ui-room-zh-added-point.png"));
+
+    // The xlsx export: the file handed to the download is a ZIP whose sheet holds the table.
+    browser.js(
+        "window.cisternBlobs = []; const make = URL.createObjectURL.bind(URL); \
+         URL.createObjectURL = (b) => { window.cisternBlobs.push(b); return make(b); }; return true;",
+        json!([]),
+    );
+    browser.click(&browser.element("#r-range [data-action=xlsx]", Duration::from_secs(5)));
+    let bytes = browser.js(
+        "const b = window.cisternBlobs[window.cisternBlobs.length - 1]; \
+         return b.arrayBuffer().then((buf) => { const u = new Uint8Array(buf); let s = ''; \
+           for (let i = 0; i < u.length; i += 0x8000) s += String.fromCharCode.apply(null, u.subarray(i, i + 0x8000)); \
+           return [b.type, btoa(s)]; });",
+        json!([]),
+    );
+    assert_eq!(
+        bytes[0],
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    );
+    let sheet = read_xlsx(bytes[1].as_str().unwrap());
+    assert_eq!(sheet["test"], serde_json::Value::Null, "CRCs: {sheet}");
+    assert_eq!(sheet["magic"], "PK");
+    let header: Vec<String> = serde_json::from_value(sheet["header"].clone()).unwrap();
+    assert_eq!(header[0], "时间", "{header:?}");
+    for column in [
+        format!("{tripped}.outlet_pressure [MPa]"),
+        format!("{other} [MPa]"),
+    ] {
+        assert!(header.contains(&column), "{column} in {header:?}");
+    }
+    assert!(
+        sheet["rows"].as_u64().unwrap() > 10 && sheet["numbers"].as_u64().unwrap() > 10,
+        "{sheet}"
+    );
+    assert!(
+        sheet["first_time"].as_str().unwrap().ends_with('Z'),
+        "times as ISO text: {sheet}"
+    );
+    // The writer's pure parts, as the page loads them: the CRC ZIP uses, column letters.
+    let parts = browser.js(
+        "return import('/ui/xlsx.js').then((m) => [m.crc32(new TextEncoder().encode('123456789')), \
+           [0, 25, 26, 701, 702].map(m.column), m.xmlText('a<b & \"c\"')]);",
+        json!([]),
+    );
+    assert_eq!(
+        parts,
+        json!([
+            0xcbf4_3926_u32,
+            ["A", "Z", "AA", "ZZ", "AAA"],
+            "a&lt;b &amp; &quot;c&quot;"
+        ])
+    );
+    // The added chart goes with its remove button.
+    browser.click(&browser.element(
+        "#r-trends .trend.added .trend-remove",
+        Duration::from_secs(5),
+    ));
+    browser.until(
+        "the added chart removed",
+        Duration::from_secs(5),
+        "return !document.querySelector('#r-trends .trend.added') || null;",
+    );
+
     // The set-point: a confirmation with old → new and the limits before anything is written.
     open_room(&browser, &base, &writable);
     let input = browser.element(
@@ -201,6 +362,67 @@ fn the_room_page_in_chinese_shows_the_mimic_a_trip_a_trend_and_a_confirmed_set_p
         "the mimic fills the phone's width: {svg}"
     );
     assert_chinese(&phone, "the room page on a phone");
+}
+
+/// Drags the mouse across the plot of the chart `css` (the canvas) from `a` to `b`, fractions
+/// of its plot's width (the axis labels take its left 46 px, its right margin 8 px).
+fn drag(browser: &Browser, css: &str, a: f64, b: f64) {
+    let rect = browser.js(
+        "const c = document.querySelector(arguments[0]); c.scrollIntoView({ block: 'center' }); \
+         const r = c.getBoundingClientRect(); return [r.left, r.top + r.height / 2, r.width];",
+        json!([css]),
+    );
+    let (left, y, width) = (
+        rect[0].as_f64().unwrap(),
+        rect[1].as_f64().unwrap().round() as i64,
+        rect[2].as_f64().unwrap(),
+    );
+    let x = |f: f64| {
+        (left + 46.0 + f * (width - 54.0) - 1.0)
+            .round()
+            .max(left + 46.0) as i64
+    };
+    let (x0, x1) = (x(a), x(b));
+    let step = |x: i64, ms: u64| json!({ "type": "pointerMove", "origin": "viewport", "x": x, "y": y, "duration": ms });
+    browser.call(
+        "POST",
+        "/actions",
+        Some(json!({ "actions": [{ "type": "pointer", "id": "mouse", "parameters": { "pointerType": "mouse" },
+            "actions": [step(x0, 0), { "type": "pointerDown", "button": 0 }, step((x0 + x1) / 2, 100),
+                        step(x1, 100), { "type": "pointerUp", "button": 0 }] }] })),
+    );
+    browser.call("DELETE", "/actions", None);
+}
+
+/// What Python's `zipfile` reads in an .xlsx file given as base64: the first two bytes, the
+/// first entry whose CRC is wrong (null when none), the entries, and of `xl/worksheets/sheet1.xml`
+/// its first row's texts, its rows, its number cells and the second row's first cell.
+fn read_xlsx(base64: &str) -> serde_json::Value {
+    const SCRIPT: &str = r#"
+import base64, io, json, sys, zipfile
+import xml.etree.ElementTree as ET
+data = base64.b64decode(sys.stdin.read())
+z = zipfile.ZipFile(io.BytesIO(data))
+ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+rows = ET.fromstring(z.read("xl/worksheets/sheet1.xml")).findall(".//m:row", ns)
+text = lambda c: "".join(t.text or "" for t in c.iter("{%s}t" % ns["m"]))
+print(json.dumps({
+    "magic": data[:2].decode("latin-1"),
+    "test": z.testzip(),
+    "names": z.namelist(),
+    "header": [text(c) for c in rows[0].findall("m:c", ns)],
+    "rows": len(rows),
+    "numbers": sum(1 for r in rows for c in r.findall("m:c", ns) if c.find("m:v", ns) is not None),
+    "first_time": text(rows[1].find("m:c", ns)) if len(rows) > 1 else None,
+}))
+"#;
+    let out = run_piped("python3", &["-c", SCRIPT], Some(base64));
+    assert!(
+        out.status.success(),
+        "python3 could not read the xlsx file: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn now_ms() -> i64 {

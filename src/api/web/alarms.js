@@ -298,7 +298,8 @@ export function wireActions(root, live, { onError, get } = {}) {
   }
 
   root.addEventListener('click', async (e) => {
-    const b = e.target.closest('button[data-action]');
+    // Only an alarm's buttons: other panels (the trends' range picker) name actions too.
+    const b = e.target.closest('button[data-action][data-alarm]');
     if (!b || !root.contains(b)) return;
     const alarm = b.dataset.alarm;
     const action = b.dataset.action;

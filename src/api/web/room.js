@@ -11,7 +11,7 @@
 import { esc, num, ago, quality, value, zoneLabel, nameLabel, addressLabel } from './format.js';
 import { t, apiError } from './i18n.js';
 import { AlarmTable } from './alarms.js';
-import { Trend, rangePicker, loadHistory, download } from './trend.js';
+import { Trend, rangePicker, showRange, pointAdder, parsePoint, loadHistory, download, downloadBlob, xlsxBlob } from './trend.js';
 import { Mimic } from './mimic.js';
 import { get, post } from './api.js';
 import { REFRESH_MS, tankPlanBlock } from './plans.js';
@@ -94,6 +94,9 @@ export class RoomPage {
     this.trends = [];
     this.pointTrend = new Map(); // point id -> [Trend]
     this.range = { ms: HOUR };
+    this.zooms = []; // the ranges a drag zoomed out of, the last on top
+    this.compare = false; // the previous period overlaid
+    this.picker = null;
     this.mimic = null;
     this.focus = null; // the trend of a point clicked on the mimic
   }
@@ -154,6 +157,9 @@ export class RoomPage {
     this.mimic = null;
     this.focus = null;
     this.range = { ms: HOUR };
+    this.zooms = [];
+    this.compare = false;
+    this.picker = null;
   }
 
   onMessage(m) {
@@ -216,7 +222,7 @@ export class RoomPage {
         <div class="panel span-12"><h2>${esc(t('room.alarms'))}</h2>
           <div class="table-scroll"><table class="grid alarms"><thead><tr>${th('room.col_raised')}${th('room.col_sev')}${th('room.col_state')}${th('room.col_rule')}${th('room.col_message')}<th></th></tr></thead>
           <tbody id="r-alarms"></tbody></table></div></div>
-        <div class="panel span-12"><h2>${esc(t('room.trends'))}</h2><div id="r-range"></div><div class="trends" id="r-trends"></div></div>
+        <div class="panel span-12"><h2>${esc(t('room.trends'))}</h2><div id="r-range"></div><div id="r-add"></div><div class="trends" id="r-trends"></div></div>
         <div class="span-12 kpis" id="r-kpis"></div>
         <div class="panel span-5"><h2>${esc(t('room.pumps'))}</h2><div class="pumps" id="r-pumps"></div></div>
         <div class="panel span-7"><h2>${esc(t('room.tanks'))}</h2><div class="tanks" id="r-tanks"></div></div>
@@ -314,20 +320,72 @@ export class RoomPage {
       { title: t('room.chlorine'), unit: 'mg/L', d: 2, min: 0, series: [[`${id}.chlorine`, t('room.s_chlorine')]] },
       { title: t('room.active_power'), unit: 'kW', d: 1, min: 0, series: [[`${id}.active_power`, t('room.s_power')]] },
     ];
-    rangePicker(this.root.querySelector('#r-range'), {
-      onRange: (range) => {
-        this.range = range;
+    this.picker = rangePicker(this.root.querySelector('#r-range'), {
+      onRange: (range) => this.setRange(range, []),
+      onUnzoom: () => this.setRange(this.zooms[this.zooms.length - 1] || { ms: HOUR }, this.zooms.slice(0, -1)),
+      onCompare: (on) => {
+        this.compare = on;
         this.reload();
       },
       onCsv: () => this.exportCsv(),
+      onXlsx: () => this.exportXlsx(),
     });
+    // Any point of this room offered by name; any other room's typed in full.
+    const options = [v, ...(v.pumps || []), ...(v.tanks || [])].flatMap((d) => (d.points || []).map((p) => `${d.id}.${p.name}`));
+    pointAdder(this.root.querySelector('#r-add'), { options, onAdd: (point) => this.addPoint(point) });
     for (const def of defs) {
       if (!def.series.length) continue;
-      const tr = new Trend(box, { title: def.title, unit: def.unit, decimals: def.d, min: def.min ?? null });
+      const tr = new Trend(box, { title: def.title, unit: def.unit, decimals: def.d, min: def.min ?? null, onZoom: (r) => this.zoom(r) });
       for (const [point, label] of def.series) this.attach(tr, point, label);
       this.trends.push(tr);
     }
     this.reload();
+  }
+
+  // A new range for every trend; `zooms` the ranges "back" returns to.
+  setRange(range, zooms) {
+    this.range = range;
+    this.zooms = zooms;
+    showRange(this.picker, range, zooms.length > 0);
+    this.reload();
+  }
+
+  // A span dragged over on a chart: every trend shows it; "back" returns to the range before.
+  zoom(range) {
+    this.setRange(range, [...this.zooms, this.range]);
+  }
+
+  // A point chosen by id, of this room or any other: its own chart over the range, with a
+  // button that removes it. Rejects with the reason a point cannot be shown.
+  async addPoint(point) {
+    const p = parsePoint(point);
+    if (!p) throw new Error(t('trend.bad_point'));
+    if ((this.pointTrend.get(point) || []).some((tr) => tr.box.classList.contains('added'))) return;
+    const room = this.id;
+    const v = p.room === room && this.view ? this.view : await get(`/api/v1/rooms/${encodeURIComponent(p.room)}`).catch(() => null);
+    const owner = v && [v, ...(v.pumps || []), ...(v.tanks || []), ...(v.cameras || [])].find((d) => d.id === p.owner);
+    const pv = owner && (owner.points || []).find((x) => x.name === p.name);
+    if (!pv) throw new Error(t('trend.unknown_point'));
+    if (this.id !== room) return;
+    const box = this.root.querySelector('#r-trends');
+    const tr = new Trend(box, { title: point, unit: pv.unit || '', decimals: pv.unit === 'MPa' ? 3 : 2, onZoom: (r) => this.zoom(r) });
+    tr.box.classList.add('added');
+    tr.box.dataset.point = point;
+    const remove = document.createElement('button');
+    remove.type = 'button';
+    remove.className = 'trend-remove';
+    remove.textContent = t('trend.remove');
+    remove.addEventListener('click', () => this.removeTrend(tr));
+    tr.box.prepend(remove);
+    this.attach(tr, point, p.owner === room ? p.name : point);
+    this.trends.push(tr);
+    this.reload();
+  }
+
+  removeTrend(tr) {
+    this.trends = this.trends.filter((x) => x !== tr);
+    for (const s of tr.series) this.pointTrend.set(s.name, (this.pointTrend.get(s.name) || []).filter((x) => x !== tr));
+    tr.box.remove();
   }
 
   attach(trend, point, label) {
@@ -359,6 +417,20 @@ export class RoomPage {
           if (this.id === room && errors && err.code !== 'no_history') errors.textContent = apiError(err);
         });
       loads.push(load);
+      if (this.compare) {
+        // The same span just before: yesterday for the last 24 h, drawn on today's axis.
+        const shift = to - from;
+        const range = this.range;
+        const prev = loadHistory(chunk, from - shift, to - shift)
+          .then((series) => {
+            if (this.id !== room || this.range !== range) return;
+            for (const [point, samples] of Object.entries(series)) for (const tr of this.pointTrend.get(point) || []) tr.seedPrevious(point, samples, shift);
+          })
+          .catch(() => {
+            // Shown once above: the same historian answers both.
+          });
+        loads.push(prev);
+      }
     }
     for (const tr of this.trends) tr.schedule();
     // User Timing for the console's performance figures: the range's history drawn.
@@ -374,7 +446,7 @@ export class RoomPage {
       for (const s of old.series) this.pointTrend.set(s.name, (this.pointTrend.get(s.name) || []).filter((x) => x !== old));
       old.box.remove();
     }
-    const tr = new Trend(box, { title: label, unit, decimals: unit === 'MPa' ? 3 : 2, min: 0 });
+    const tr = new Trend(box, { title: label, unit, decimals: unit === 'MPa' ? 3 : 2, min: 0, onZoom: (r) => this.zoom(r) });
     tr.box.classList.add('focus');
     tr.box.dataset.point = point;
     box.prepend(tr.box);
@@ -389,6 +461,11 @@ export class RoomPage {
   exportCsv() {
     const text = this.trends.map((tr) => `${tr.title}\r\n${tr.csv()}`).join('\r\n');
     download(`${this.id}-trends.csv`, text);
+  }
+
+  // What the trends show as one sheet: a time column and a column per point.
+  exportXlsx() {
+    downloadBlob(`${this.id}-trends.xlsx`, xlsxBlob(this.trends, this.id));
   }
 
   flush() {

@@ -2,11 +2,15 @@
 // samples for short ranges, the historian's rollups through `step` for long ones), extended by
 // live values while the range ends now, drawn at most once per animation frame and only when
 // something changed. A cursor under the pointer reads every series' value at that time; what is
-// shown exports as CSV. The range picker offers the last 1 h … 30 d and an absolute from/to.
+// shown exports as CSV or xlsx. The range picker offers the last 1 h … 30 d and an absolute
+// from/to; a horizontal drag over a chart zooms to the span dragged over (an absolute range) and
+// the same period before the range (yesterday for the last 24 h) can be overlaid, dashed, on the
+// same time axis.
 
 import { clock, num, date } from './format.js';
 import { t } from './i18n.js';
 import { get } from './api.js';
+import { xlsx, XLSX_TYPE } from './xlsx.js';
 
 const STYLES = [
   { color: '#1f2326', dash: [] },
@@ -14,6 +18,7 @@ const STYLES = [
   { color: '#7a7f84', dash: [5, 3] },
   { color: '#8a5a2b', dash: [] },
 ];
+const PREV_DASH = [2, 3];
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;
 
@@ -61,21 +66,22 @@ export function niceTicks(lo, hi, count = 5) {
   return { ticks, decimals };
 }
 
-// Time-axis ticks: a whole-unit step giving 3–6 ticks, labelled by clock within a day, by date
-// beyond.
+// Time-axis ticks: a whole-unit step giving 3–6 ticks, labelled by clock within a day (with
+// seconds below a minute's step), by date beyond.
 export function timeTicks(t0, t1) {
   const span = t1 - t0;
-  const steps = [60_000, 300_000, 600_000, 900_000, 1800_000, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY];
+  const steps = [10_000, 15_000, 30_000, 60_000, 300_000, 600_000, 900_000, 1800_000, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY];
   const step = steps.find((s) => span / s <= 6) || 14 * DAY;
   const offset = new Date(t0).getTimezoneOffset() * 60_000;
   const ticks = [];
   for (let tt = Math.ceil((t0 - offset) / step) * step + offset; tt <= t1; tt += step) ticks.push(tt);
-  const label = step >= DAY ? (tt) => date(tt).replace(/^\d+\D/, '') : (tt) => clock(tt).slice(0, 5);
+  // Seconds only on a zoom shorter than a few minutes, where whole minutes would be too few.
+  const label = step >= DAY ? (tt) => date(tt).replace(/^\d+\D/, '') : step < 60_000 ? (tt) => clock(tt) : (tt) => clock(tt).slice(0, 5);
   return ticks.map((tt) => [tt, label(tt)]);
 }
 
 export class Trend {
-  constructor(parent, { title, unit, windowMs = HOUR, decimals = 2, min = null, max = null }) {
+  constructor(parent, { title, unit, windowMs = HOUR, decimals = 2, min = null, max = null, onZoom = null }) {
     this.box = document.createElement('div');
     this.box.className = 'trend';
     this.canvas = document.createElement('canvas');
@@ -88,24 +94,87 @@ export class Trend {
     this.decimals = decimals;
     this.fixedMin = min;
     this.fixedMax = max;
-    this.series = []; // {name, label, data: [[t, v]]}
+    this.series = []; // {name, label, data: [[t, v]], prev: [[t, v]] shifted onto this range}
     this.frame = 0;
     this.cursor = null; // pointer x in CSS pixels
-    const move = (e) => {
-      const r = this.canvas.getBoundingClientRect();
-      this.cursor = e.clientX - r.left;
-      this.schedule();
+    this.drag = null; // {x0, x1} in CSS pixels while a span is being dragged over
+    this.onZoom = onZoom;
+    const xOf = (e) => e.clientX - this.canvas.getBoundingClientRect().left;
+    // A mouse drag zooms at once. A finger sliding across reads values under the cursor, so a
+    // touch zooms only after a press held still for half a second (the chart's
+    // `touch-action: pan-y` leaves vertical swipes to the page's scrolling).
+    let hold = 0;
+    const unhold = () => {
+      clearTimeout(hold);
+      hold = 0;
     };
-    this.canvas.addEventListener('pointermove', move);
-    this.canvas.addEventListener('pointerdown', move);
+    this.canvas.addEventListener('pointerdown', (e) => {
+      this.cursor = xOf(e);
+      if (this.onZoom && e.button === 0) {
+        const x0 = this.cursor;
+        const start = () => {
+          hold = 0;
+          this.drag = { x0, x1: x0 };
+          this.schedule();
+        };
+        if (e.pointerType === 'touch') hold = setTimeout(start, 500);
+        else start();
+        try {
+          this.canvas.setPointerCapture(e.pointerId);
+        } catch {
+          // A synthetic or already-ended pointer: the drag still works while over the chart.
+        }
+      }
+      this.schedule();
+    });
+    this.canvas.addEventListener('pointermove', (e) => {
+      this.cursor = xOf(e);
+      if (this.drag) this.drag.x1 = this.cursor;
+      else if (hold) unhold(); // a slide before the hold: reading values, not zooming
+      this.schedule();
+    });
+    this.canvas.addEventListener('pointerup', (e) => {
+      unhold();
+      const d = this.drag;
+      this.drag = null;
+      this.schedule();
+      if (!d) return;
+      d.x1 = xOf(e);
+      const span = this.timeAt(Math.min(d.x0, d.x1), Math.max(d.x0, d.x1));
+      // A click or a jitter of a few pixels is not a zoom; nor is a span under a minute.
+      if (Math.abs(d.x1 - d.x0) >= 8 && span && span[1] - span[0] >= 60_000) this.onZoom({ from: span[0], to: span[1] });
+    });
+    this.canvas.addEventListener('pointercancel', () => {
+      unhold();
+      this.drag = null;
+      this.schedule();
+    });
     this.canvas.addEventListener('pointerleave', () => {
       this.cursor = null;
       this.schedule();
     });
   }
 
+  // The chart's plot area in CSS pixels (left, right margins); `draw` and `timeAt` share it.
+  static get L() {
+    return 46;
+  }
+
+  static get R() {
+    return 8;
+  }
+
+  // The times under x positions a and b (CSS pixels), clamped to the plot; null if not drawn.
+  timeAt(a, b) {
+    const w = this.canvas.clientWidth;
+    if (!w) return null;
+    const [t0, t1] = this.span();
+    const at = (x) => t0 + ((Math.min(Math.max(x, Trend.L), w - Trend.R) - Trend.L) / (w - Trend.L - Trend.R)) * (t1 - t0);
+    return [Math.round(at(a)), Math.round(at(b))];
+  }
+
   add(name, label) {
-    this.series.push({ name, label, data: [] });
+    this.series.push({ name, label, data: [], prev: [] });
   }
 
   has(name) {
@@ -116,8 +185,14 @@ export class Trend {
   setRange({ ms, from, to }) {
     this.fixed = typeof from === 'number' ? { from, to } : null;
     if (ms) this.windowMs = ms;
-    for (const s of this.series) s.data = [];
+    for (const s of this.series) {
+      s.data = [];
+      s.prev = [];
+    }
     delete this.box.dataset.stored;
+    delete this.box.dataset.previous;
+    // The range shown, for tests and people reading the DOM: "from-to" in ms, or the window.
+    this.box.dataset.range = this.fixed ? `${from}-${to}` : String(this.windowMs);
     this.schedule();
   }
 
@@ -129,6 +204,16 @@ export class Trend {
     s.data = samples.concat(s.data.filter(([tt]) => tt > last));
     // How many stored samples the chart holds (for tests and people reading the DOM).
     this.box.dataset.stored = String(Number(this.box.dataset.stored || 0) + samples.length);
+    this.schedule();
+  }
+
+  // The previous period's history for a series, `shift` ms earlier than the range: drawn dashed
+  // at its time plus `shift`, on the current axis.
+  seedPrevious(name, samples, shift) {
+    const s = this.series.find((x) => x.name === name);
+    if (!s) return;
+    s.prev = samples.map(([tt, v]) => [tt + shift, v]);
+    this.box.dataset.previous = String(Number(this.box.dataset.previous || 0) + samples.length);
     this.schedule();
   }
 
@@ -154,6 +239,9 @@ export class Trend {
       let i = 0;
       while (i < s.data.length && s.data[i][0] < t1 - this.windowMs) i++;
       if (i > 0) s.data.splice(0, i);
+      let j = 0;
+      while (j < s.prev.length && s.prev[j][0] < t1 - this.windowMs) j++;
+      if (j > 0) s.prev.splice(0, j);
     }
     // The last hour, or less while less is known (a young node), never under 5 min; a longer
     // range chosen in the picker is shown whole.
@@ -162,19 +250,19 @@ export class Trend {
     return [t1 - Math.min(this.windowMs, Math.max(300_000, t1 - first)), t1];
   }
 
+  // The shown series: column headers (`point [unit]`) and, per series, its samples in range by
+  // time.
+  columns() {
+    const [t0, t1] = this.span();
+    return this.series.map((s) => ({ head: `${s.name} [${this.unit}]`, values: new Map(s.data.filter(([tt]) => tt >= t0 && tt <= t1)) }));
+  }
+
   // The shown series as CSV: a time column (ISO 8601, UTC) and one column per series, rows at
   // every time any series has a value.
   csv() {
-    const [t0, t1] = this.span();
-    const times = new Set();
-    const maps = this.series.map((s) => new Map(s.data.filter(([tt]) => tt >= t0 && tt <= t1)));
-    for (const m of maps) for (const tt of m.keys()) times.add(tt);
     const quote = (x) => `"${String(x).replace(/"/g, '""')}"`;
-    const rows = [[t('trend.csv_time'), ...this.series.map((s) => `${s.name} [${this.unit}]`)].map(quote).join(',')];
-    for (const tt of [...times].sort((a, b) => a - b)) {
-      rows.push([new Date(tt).toISOString(), ...maps.map((m) => (m.has(tt) ? String(m.get(tt)) : ''))].join(','));
-    }
-    return `${rows.join('\r\n')}\r\n`;
+    const [head, ...rows] = tableRows([this]);
+    return `${[head.map(quote).join(','), ...rows.map((r) => r.map((v) => (v === null ? '' : String(v))).join(','))].join('\r\n')}\r\n`;
   }
 
   draw() {
@@ -195,7 +283,7 @@ export class Trend {
     const [t0, t1] = this.span();
     let lo = Infinity;
     let hi = -Infinity;
-    for (const s of this.series) for (const [tt, v] of s.data) {
+    for (const s of this.series) for (const [tt, v] of s.data.concat(s.prev)) {
       if (tt < t0 || tt > t1) continue;
       if (v < lo) lo = v;
       if (v > hi) hi = v;
@@ -219,8 +307,8 @@ export class Trend {
     lo = Math.min(lo, ticks[0]);
     hi = Math.max(hi, ticks[ticks.length - 1]);
 
-    const L = 46;
-    const R = 8;
+    const L = Trend.L;
+    const R = Trend.R;
     const T = 22;
     const B = 18;
     const x = (tt) => L + ((tt - t0) / (t1 - t0)) * (w - L - R);
@@ -265,6 +353,35 @@ export class Trend {
     }
 
     // The series, and a legend with each one's latest value, or its value under the cursor.
+    if (this.drag) {
+      // The span being dragged over, shaded.
+      const a = Math.min(Math.max(Math.min(this.drag.x0, this.drag.x1), L), w - R);
+      const b = Math.min(Math.max(Math.max(this.drag.x0, this.drag.x1), L), w - R);
+      g.fillStyle = 'rgba(63, 111, 159, 0.18)';
+      g.fillRect(a, T, b - a, h - T - B);
+    }
+    // The previous period under the current one: each series' colour, dotted and faint.
+    let prevDrawn = 0;
+    this.series.forEach((s, i) => {
+      if (!s.prev.length) return;
+      g.strokeStyle = STYLES[i % STYLES.length].color;
+      g.globalAlpha = 0.55;
+      g.setLineDash(PREV_DASH);
+      g.lineWidth = 1.2;
+      g.beginPath();
+      let n = 0;
+      for (const [tt, v] of s.prev) {
+        if (tt < t0 || tt > t1) continue;
+        if (n++) g.lineTo(x(tt), y(v));
+        else g.moveTo(x(tt), y(v));
+      }
+      g.stroke();
+      g.globalAlpha = 1;
+      g.setLineDash([]);
+      if (n) prevDrawn++;
+    });
+    this.box.dataset.previousDrawn = String(prevDrawn);
+
     const at = this.cursor !== null && this.cursor >= L && this.cursor <= w - R ? t0 + ((this.cursor - L) / (w - L - R)) * (t1 - t0) : null;
     let lx = w - R;
     g.textAlign = 'right';
@@ -300,6 +417,20 @@ export class Trend {
       g.fillRect(lx - tw - 14, 9, 10, 2);
       lx -= tw + 22;
     });
+    if (prevDrawn) {
+      // The legend's entry for the overlay: a dotted swatch and "previous period".
+      const text = t('trend.previous');
+      g.fillStyle = '#50565b';
+      g.fillText(text, lx, 10);
+      const tw = g.measureText(text).width;
+      g.strokeStyle = '#50565b';
+      g.setLineDash(PREV_DASH);
+      g.beginPath();
+      g.moveTo(lx - tw - 16, 10);
+      g.lineTo(lx - tw - 4, 10);
+      g.stroke();
+      g.setLineDash([]);
+    }
     if (at !== null) {
       g.strokeStyle = '#1f2326';
       g.lineWidth = 1;
@@ -328,27 +459,48 @@ function nearest(data, at) {
   return Math.abs(data[a][0] - at) <= Math.abs(data[b][0] - at) ? data[a] : data[b];
 }
 
-// The range picker: a button per relative range, an absolute from/to, and the CSV export.
-// `onRange({ms} | {from, to})` on a choice; `onCsv()` for the export.
-export function rangePicker(parent, { onRange, onCsv, initial = '1h' }) {
+// The rows of a table of `trends`' shown series: a header (time, then `point [unit]` per series)
+// and a row per time any series has a value, the time as ISO 8601 (UTC) text, values as numbers
+// or null where a series has none at that time.
+export function tableRows(trends) {
+  const cols = trends.flatMap((tr) => tr.columns());
+  const times = new Set();
+  for (const c of cols) for (const tt of c.values.keys()) times.add(tt);
+  const rows = [[t('trend.csv_time'), ...cols.map((c) => c.head)]];
+  for (const tt of [...times].sort((a, b) => a - b)) {
+    rows.push([new Date(tt).toISOString(), ...cols.map((c) => (c.values.has(tt) ? c.values.get(tt) : null))]);
+  }
+  return rows;
+}
+
+// What `trends` show as an .xlsx file: one sheet, one table (see `tableRows`).
+export function xlsxBlob(trends, sheet) {
+  return new Blob([xlsx(tableRows(trends), sheet)], { type: XLSX_TYPE });
+}
+
+// The range picker: a button per relative range, an absolute from/to, "back" out of a zoom, the
+// previous-period overlay and the CSV and xlsx exports. `onRange({ms} | {from, to})` on a
+// choice, `onUnzoom()`, `onCompare(on)`, `onCsv()`, `onXlsx()`.
+export function rangePicker(parent, { onRange, onUnzoom, onCompare, onCsv, onXlsx, initial = '1h' }) {
   const bar = document.createElement('div');
   bar.className = 'range-picker';
   bar.innerHTML = `${RANGES.map((r) => `<button type="button" data-range="${r.key}" class="${r.key === initial ? 'active' : ''}">${t(`trend.last_${r.key}`)}</button>`).join('')}
     <label>${t('trend.from')} <input type="datetime-local" data-abs="from"></label>
     <label>${t('trend.to')} <input type="datetime-local" data-abs="to"></label>
     <button type="button" data-action="apply">${t('trend.apply')}</button>
+    <button type="button" data-action="unzoom" hidden>${t('trend.unzoom')}</button>
+    <label class="compare"><input type="checkbox" data-action="compare"> ${t('trend.compare')}</label>
     <button type="button" data-action="csv">${t('trend.csv')}</button>
+    <button type="button" data-action="xlsx">${t('trend.xlsx')}</button>
+    <span class="muted range-hint">${t('trend.drag_hint')}</span>
     <span class="muted range-error"></span>`;
-  const mark = (el) => {
-    for (const b of bar.querySelectorAll('button[data-range]')) b.classList.toggle('active', b === el);
-  };
+  bar.querySelector('[data-action=compare]').addEventListener('change', (e) => onCompare(e.target.checked));
   bar.addEventListener('click', (e) => {
     const b = e.target.closest('button');
     if (!b) return;
     const err = bar.querySelector('.range-error');
     err.textContent = '';
     if (b.dataset.range) {
-      mark(b);
       onRange({ ms: RANGES.find((r) => r.key === b.dataset.range).ms });
     } else if (b.dataset.action === 'apply') {
       const from = new Date(bar.querySelector('[data-abs=from]').value).getTime();
@@ -357,19 +509,69 @@ export function rangePicker(parent, { onRange, onCsv, initial = '1h' }) {
         err.textContent = t('trend.bad_range');
         return;
       }
-      mark(null);
       onRange({ from, to });
+    } else if (b.dataset.action === 'unzoom') {
+      onUnzoom();
     } else if (b.dataset.action === 'csv') {
       onCsv();
+    } else if (b.dataset.action === 'xlsx') {
+      onXlsx();
     }
   });
   parent.appendChild(bar);
   return bar;
 }
 
+// Shows `range` as chosen in the picker `bar`: its relative button lit (none for an absolute
+// range), and "back" offered while `zoomed`.
+export function showRange(bar, range, zoomed) {
+  const key = range.ms && typeof range.from !== 'number' ? (RANGES.find((r) => r.ms === range.ms) || {}).key : null;
+  for (const b of bar.querySelectorAll('button[data-range]')) b.classList.toggle('active', b.dataset.range === key);
+  bar.querySelector('[data-action=unzoom]').hidden = !zoomed;
+}
+
+// A full point id (`XM-0042.outlet_pressure`, `XM-0042/T1.level`) split into its owner (room or
+// device), its room and its name; null if `id` is not one.
+export function parsePoint(id) {
+  const m = /^(([A-Za-z0-9_-]+)(?:\/[A-Za-z0-9_-]+)?)\.([a-z0-9_]+)$/.exec(String(id).trim());
+  return m ? { owner: m[1], room: m[2], name: m[3] } : null;
+}
+
+// "Add a point": a text input offering `options` (point ids) that takes any full point id, and
+// its button; `onAdd(id)` returns a promise whose rejection is shown as the reason.
+export function pointAdder(parent, { options, onAdd }) {
+  const form = document.createElement('form');
+  form.className = 'point-adder';
+  const list = `pa-${Math.random().toString(36).slice(2)}`;
+  form.innerHTML = `<input type="text" list="${list}" data-role="point" translate="no" spellcheck="false" autocomplete="off" aria-label="${t('trend.add_point_label')}" placeholder="${t('trend.add_point_hint')}">
+    <datalist id="${list}">${options.map((o) => `<option value="${o.replace(/"/g, '&quot;')}"></option>`).join('')}</datalist>
+    <button type="submit">${t('trend.add_point')}</button>
+    <span class="muted adder-error"></span>`;
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const input = form.querySelector('input');
+    const err = form.querySelector('.adder-error');
+    err.textContent = '';
+    Promise.resolve(onAdd(input.value.trim()))
+      .then(() => {
+        input.value = '';
+      })
+      .catch((reason) => {
+        err.textContent = reason && reason.message ? reason.message : String(reason);
+      });
+  });
+  parent.appendChild(form);
+  return form;
+}
+
 // Saves `text` as a file named `name` (a download the browser asks nothing about).
 export function download(name, text, type = 'text/csv;charset=utf-8') {
-  const url = URL.createObjectURL(new Blob(['\ufeff', text], { type }));
+  downloadBlob(name, new Blob(['\ufeff', text], { type }));
+}
+
+// Saves `blob` as a file named `name`.
+export function downloadBlob(name, blob) {
+  const url = URL.createObjectURL(blob);
   const a = document.createElement('a');
   a.href = url;
   a.download = name;
