@@ -82,7 +82,8 @@ export function choose(l, user) {
   location.reload();
 }
 
-// After sign-in: the user's own choice wins over the device's; switching reloads once.
+// After sign-in: the user's own choice wins over the device's (the static page is translated
+// again; the screens render after this).
 export function adopt(user) {
   const l = preferred(user);
   if (l !== current) use(l);
