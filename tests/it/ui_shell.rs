@@ -99,6 +99,32 @@ fn the_map_on_a_phone_in_chinese_searches_zooms_and_switches_language() {
         ),
         full
     );
+    // A wheel gesture moves the drawing as one picture, then commits the view: a room is in the
+    // same place on screen during the gesture and after it (the transform's arithmetic).
+    let moved = browser.call(
+        "POST",
+        "/execute/async",
+        Some(json!({ "args": [id], "script":
+            "const done = arguments[arguments.length - 1]; \
+             const svg = document.getElementById('map'); \
+             const dot = document.querySelector(`#map circle[data-room=\"${arguments[0]}\"]`); \
+             const box = svg.parentNode.getBoundingClientRect(); \
+             const at = () => { const r = dot.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }; \
+             for (let i = 0; i < 3; i++) svg.dispatchEvent(new WheelEvent('wheel', { deltaY: -120, \
+               clientX: box.left + box.width * 0.3, clientY: box.top + box.height * 0.4, bubbles: true, cancelable: true })); \
+             const during = at(); const live = svg.style.transform; \
+             setTimeout(() => done({ during, after: at(), live, committed: svg.style.transform }), 400);" })),
+    );
+    assert_ne!(moved["live"], "", "a gesture moves the picture: {moved}");
+    assert_eq!(moved["committed"], "", "and is committed after it: {moved}");
+    for axis in 0..2 {
+        let d = moved["during"][axis].as_f64().unwrap() - moved["after"][axis].as_f64().unwrap();
+        assert!(
+            d.abs() < 1.5,
+            "the room moved {d} px when the view was committed: {moved}"
+        );
+    }
+    browser.click(&browser.element("#map-zoom-reset", Duration::from_secs(5)));
     browser.click(&browser.element("#map-zoom-in", Duration::from_secs(5)));
     assert_ne!(
         browser.js(
