@@ -165,7 +165,31 @@ fn default_setpoint() -> f64 {
     0.45
 }
 
+/// A Modbus room's source, borrowed from its [`SourceSpec::Modbus`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModbusSource<'a> {
+    pub address: &'a str,
+    pub unit_id: u8,
+    pub profile: &'a str,
+}
+
 impl RoomSpec {
+    /// Where the platform polls the room, when it is a Modbus room.
+    pub fn modbus(&self) -> Option<ModbusSource<'_>> {
+        match &self.source {
+            SourceSpec::Modbus {
+                address,
+                unit_id,
+                profile,
+            } => Some(ModbusSource {
+                address,
+                unit_id: *unit_id,
+                profile,
+            }),
+            SourceSpec::Mqtt => None,
+        }
+    }
+
     /// Every device of the room, the room itself first.
     pub fn units(&self) -> Vec<DeviceUnit> {
         let mut units = vec![DeviceUnit::Room];

@@ -22,7 +22,7 @@ use cistern_actors::ports::{
     AuditPort, AuditRecord, PlanDelivery, PlanDispatch, PlanPort, PortFuture,
 };
 use cistern_schemas::fill_plan::{FillPlanError, PlanImage};
-use cistern_schemas::inventory::{Inventory, SourceSpec};
+use cistern_schemas::inventory::{Inventory, ModbusSource};
 use cistern_schemas::modbus::{Encoding, Mapping, ProfileError, ProfileSet, RoomShape};
 use cistern_schemas::{DeviceId, DeviceUnit, PointId, RoomId};
 use prometheus::IntCounterVec;
@@ -247,11 +247,11 @@ impl FieldWriter {
     ) -> Result<Self, WriteError> {
         let mut rooms = HashMap::new();
         for room in &inventory.rooms {
-            let SourceSpec::Modbus {
+            let Some(ModbusSource {
                 address,
                 unit_id,
                 profile,
-            } = &room.source
+            }) = room.modbus()
             else {
                 continue;
             };
@@ -267,8 +267,8 @@ impl FieldWriter {
                 room.id.clone(),
                 Arc::new(RoomWriter {
                     room: room.id.clone(),
-                    address: address.clone(),
-                    unit_id: *unit_id,
+                    address: address.to_owned(),
+                    unit_id,
                     profile: profile.name.clone(),
                     mappings,
                     plan_blocks,

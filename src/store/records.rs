@@ -230,6 +230,23 @@ pub enum RecordsError {
 }
 
 impl RecordsError {
+    /// The compare-and-set refusal both backends give: `found` is the version stored now.
+    pub fn conflict(
+        kind: &RecordKind,
+        id: &RecordId,
+        expected: Option<RecordVersion>,
+        found: Option<RecordVersion>,
+    ) -> Self {
+        Self::Conflict {
+            kind: kind.clone(),
+            id: id.clone(),
+            expected,
+            found,
+        }
+    }
+}
+
+impl RecordsError {
     /// Whether the same call may succeed later unchanged (a conflict needs a fresh read).
     pub fn is_retryable(&self) -> bool {
         matches!(self, RecordsError::Store(e) if e.is_retryable())

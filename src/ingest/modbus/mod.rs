@@ -24,7 +24,7 @@ pub use backoff::Backoff;
 pub use metrics::ModbusMetrics;
 
 use crate::ingest::BatchSink;
-use cistern_schemas::inventory::{Inventory, SourceSpec};
+use cistern_schemas::inventory::{Inventory, ModbusSource};
 use cistern_schemas::modbus::{ProfileError, ProfileSet, RegisterKind, RoomShape};
 use cistern_schemas::RoomId;
 use serde::{Deserialize, Serialize};
@@ -153,11 +153,11 @@ pub fn spawn_pollers(
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| ModbusError::NoRuntime)?;
     let mut pollers = Vec::new();
     for room in &inventory.rooms {
-        let SourceSpec::Modbus {
+        let Some(ModbusSource {
             address,
             unit_id,
             profile,
-        } = &room.source
+        }) = room.modbus()
         else {
             continue;
         };
@@ -169,8 +169,8 @@ pub fn spawn_pollers(
         let plan = profile.plan(RoomShape::of(room)).map_err(with_room)?;
         pollers.push(poller::RoomPoller::new(poller::RoomSetup {
             room,
-            address: address.clone(),
-            unit_id: *unit_id,
+            address: address.to_owned(),
+            unit_id,
             profile,
             plan,
             config: config.clone(),

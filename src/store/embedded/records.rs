@@ -66,20 +66,6 @@ fn read_record(
     }
 }
 
-fn conflict(
-    kind: &RecordKind,
-    id: &RecordId,
-    expected: Option<RecordVersion>,
-    found: Option<RecordVersion>,
-) -> RecordsError {
-    RecordsError::Conflict {
-        kind: kind.clone(),
-        id: id.clone(),
-        expected,
-        found,
-    }
-}
-
 fn put_blocking(db: &Database, put: &RecordPut) -> Result<RecordVersion, RecordsError> {
     let (kind, id) = (put.kind.as_str(), put.id.as_str());
     let tx = db.begin_write().map_err(io)?;
@@ -90,7 +76,12 @@ fn put_blocking(db: &Database, put: &RecordPut) -> Result<RecordVersion, Records
         let current = read_record(&records, kind, id)?;
         let found = current.as_ref().map(|r| r.version);
         if found != put.expected {
-            return Err(conflict(&put.kind, &put.id, put.expected, found));
+            return Err(RecordsError::conflict(
+                &put.kind,
+                &put.id,
+                put.expected,
+                found,
+            ));
         }
         version = RecordVersion(found.map_or(1, |v| v.0 + 1));
         for old in current.iter().flat_map(|r| &r.index) {
@@ -123,7 +114,7 @@ fn delete_blocking(
         let current = read_record(&records, kind.as_str(), id.as_str())?;
         let found = current.as_ref().map(|r| r.version);
         if found != Some(expected) {
-            return Err(conflict(kind, id, Some(expected), found));
+            return Err(RecordsError::conflict(kind, id, Some(expected), found));
         }
         for old in current.iter().flat_map(|r| &r.index) {
             index

@@ -169,20 +169,6 @@ fn lwt_outcome(
     Ok((applied, found))
 }
 
-fn conflict(
-    kind: &RecordKind,
-    id: &RecordId,
-    expected: Option<RecordVersion>,
-    found: Option<RecordVersion>,
-) -> RecordsError {
-    RecordsError::Conflict {
-        kind: kind.clone(),
-        id: id.clone(),
-        expected,
-        found,
-    }
-}
-
 impl ScyllaStore {
     async fn record_statements(&self) -> Result<&RecordStatements, StoreError> {
         self.records
@@ -250,7 +236,12 @@ impl ScyllaStore {
         let current = self.read_record(&put.kind, &put.id).await?;
         let found = current.as_ref().map(|r| r.version);
         if found != put.expected {
-            return Err(conflict(&put.kind, &put.id, put.expected, found));
+            return Err(RecordsError::conflict(
+                &put.kind,
+                &put.id,
+                put.expected,
+                found,
+            ));
         }
         let version = RecordVersion(found.map_or(1, |v| v.0 + 1));
         let old: Vec<&IndexEntry> = current.iter().flat_map(|r| &r.index).collect();
@@ -311,7 +302,12 @@ impl ScyllaStore {
                     tracing::debug!(kind = %put.kind, id = %put.id, %error, "stray record index rows stay (ignored by readers)");
                 }
             }
-            return Err(conflict(&put.kind, &put.id, put.expected, found_now));
+            return Err(RecordsError::conflict(
+                &put.kind,
+                &put.id,
+                put.expected,
+                found_now,
+            ));
         }
         if let Err(error) = self
             .index_rows(&statements.index_delete, &put.kind, &put.id, &dropped)
@@ -388,7 +384,7 @@ impl ScyllaStore {
         let current = self.read_record(kind, id).await?;
         let found = current.as_ref().map(|r| r.version);
         if found != Some(expected) {
-            return Err(conflict(kind, id, Some(expected), found));
+            return Err(RecordsError::conflict(kind, id, Some(expected), found));
         }
         let what = "deleting a record";
         let result = self
@@ -401,7 +397,7 @@ impl ScyllaStore {
             .map_err(|e| driver_error(what, e))?;
         let (applied, found_now) = lwt_outcome(result, what)?;
         if !applied {
-            return Err(conflict(kind, id, Some(expected), found_now));
+            return Err(RecordsError::conflict(kind, id, Some(expected), found_now));
         }
         let old: Vec<&IndexEntry> = current.iter().flat_map(|r| &r.index).collect();
         if let Err(error) = self
