@@ -4,7 +4,7 @@
 //! from the phone layout (the Ack button scrolled into view and not cut off) and find the
 //! acknowledgement and its comment through the REST API; open the alarm's event history; kill
 //! the node and see the link-lost banner. The page's visible text holds no Latin word beyond
-//! ids, units and codes. Screenshots go to `target/ui-shots/` for people to judge the design.
+//! ids, units and codes. Screenshots go under the target directory (`target/tmp/`) for people to judge the design.
 
 use crate::browser::Browser;
 use crate::support::{get, post, wait_for, Cistern};
@@ -14,13 +14,9 @@ use std::time::Duration;
 
 const COMMENT: &str = "已通知维修班组到场检查";
 
+/// Where the UI tests write their screenshots (out of git).
 fn shots() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("ui-shots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
 }
 
 fn no_latin_words(browser: &Browser, screen: &str) {

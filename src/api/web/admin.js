@@ -6,7 +6,8 @@
 // read over REST when a tab opens; nothing is live.
 
 import * as api from './api.js';
-import { esc } from './format.js';
+import { csvText, esc } from './format.js';
+import { download } from './trend.js';
 import { t, has, apiError, num, stamp } from './i18n.js';
 
 const RANK = { viewer: 0, operator: 1, 'rule-author': 2, admin: 3 };
@@ -36,17 +37,6 @@ function localInput(ms) {
   return d.toISOString().slice(0, 16);
 }
 
-// One CSV field: quoted when it holds a separator, a quote or a line break.
-export function csvField(v) {
-  const s = String(v ?? '');
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
-// A UTF-8 CSV with a byte-order mark, so that Excel opens Chinese text correctly.
-export function csvBlob(rows) {
-  const text = rows.map((r) => r.map(csvField).join(',')).join('\r\n') + '\r\n';
-  return new Blob(['\uFEFF', text], { type: 'text/csv;charset=utf-8' });
-}
 
 export class AdminPage {
   constructor(root, { role = () => 'viewer', toast = () => {} }) {
@@ -312,12 +302,7 @@ export class AdminPage {
   exportAudit() {
     const head = ['admin.at', 'admin.user_name', 'admin.action', 'admin.target', 'admin.detail', 'admin.outcome'].map((k) => t(k));
     const rows = this.audit.map((a) => [new Date(a.at_ms).toISOString(), a.user, actionText(a.action), a.target, a.detail, t(a.ok ? 'admin.ok_done' : 'admin.refused')]);
-    const url = URL.createObjectURL(csvBlob([head, ...rows]));
-    const link = Object.assign(document.createElement('a'), { href: url, download: `cistern-audit-${new Date().toISOString().slice(0, 10)}.csv` });
-    document.body.appendChild(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    download(`cistern-audit-${new Date().toISOString().slice(0, 10)}.csv`, csvText([head, ...rows]));
   }
 
   // --- the rules ---

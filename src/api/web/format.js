@@ -10,6 +10,17 @@ export function esc(s) {
 // Numbers, times and dates in the user's language (see i18n.js).
 export { num, clock, stamp, date, ago } from './i18n.js';
 
+// One CSV field: quoted when it holds a separator, a quote or a line break; null is empty.
+function csvField(v) {
+  const s = String(v ?? '');
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+// Rows as CSV text (CRLF line ends, as spreadsheets expect).
+export function csvText(rows) {
+  return rows.map((r) => r.map(csvField).join(',')).join('\r\n') + '\r\n';
+}
+
 export const SEVERITIES = ['P1', 'P2', 'P3', 'P4'];
 
 // An alarm state's short label in the user's language.

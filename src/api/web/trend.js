@@ -7,7 +7,7 @@
 // the same period before the range (yesterday for the last 24 h) can be overlaid, dashed, on the
 // same time axis.
 
-import { clock, num, date } from './format.js';
+import { clock, csvText, num, date } from './format.js';
 import { t } from './i18n.js';
 import { get } from './api.js';
 import { xlsx, XLSX_TYPE } from './xlsx.js';
@@ -260,9 +260,7 @@ export class Trend {
   // The shown series as CSV: a time column (ISO 8601, UTC) and one column per series, rows at
   // every time any series has a value.
   csv() {
-    const quote = (x) => `"${String(x).replace(/"/g, '""')}"`;
-    const [head, ...rows] = tableRows([this]);
-    return `${[head.map(quote).join(','), ...rows.map((r) => r.map((v) => (v === null ? '' : String(v))).join(','))].join('\r\n')}\r\n`;
+    return csvText(tableRows([this]));
   }
 
   draw() {
@@ -564,7 +562,8 @@ export function pointAdder(parent, { options, onAdd }) {
   return form;
 }
 
-// Saves `text` as a file named `name` (a download the browser asks nothing about).
+// Saves `text` as a file named `name` (a download the browser asks nothing about), UTF-8 with
+// a byte-order mark so that Excel opens Chinese text correctly.
 export function download(name, text, type = 'text/csv;charset=utf-8') {
   downloadBlob(name, new Blob(['\ufeff', text], { type }));
 }
