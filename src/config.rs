@@ -46,6 +46,10 @@ pub struct Config {
     pub ws: crate::api::ws::WsConfig,
     #[serde(default)]
     pub auth: crate::auth::AuthConfig,
+    /// `[workorders]`: templates, teams, rosters and targets (owned by
+    /// `crate::business::workorders`).
+    #[serde(default)]
+    pub workorders: crate::business::workorders::WorkOrdersConfig,
 }
 
 /// `[http]`

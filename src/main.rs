@@ -497,6 +497,7 @@ fn main() -> anyhow::Result<()> {
                 spec.http_workers = config.http.workers;
                 spec.rules = config.rules.clone();
                 spec.ws = config.ws.clone();
+                spec.workorders = config.workorders.clone();
                 spec.basemap = basemap;
                 let node = Node::start(spec).await.context("cannot start the node")?;
                 if !node.mqtt_subscribed(Duration::from_secs(10)).await {

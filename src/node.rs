@@ -70,6 +70,10 @@ pub struct NodeSpec {
     pub plans: Option<PlansSpec>,
     /// The site's base map, served to the fleet map.
     pub basemap: Option<crate::api::basemap::Basemap>,
+    /// Where the business layer keeps its records (none: no work orders).
+    pub records: Option<Arc<dyn crate::store::Records>>,
+    /// Work orders (`[workorders]`): on when the node has records and rules.
+    pub workorders: crate::business::workorders::WorkOrdersConfig,
 }
 
 /// What the node's planning service starts with.
@@ -93,6 +97,7 @@ impl NodeSpec {
         self.snapshots = storage.snapshots.clone();
         self.alarm_store = storage.alarms.clone();
         self.stored_alarms = Some(storage.alarms.clone());
+        self.records = Some(storage.records.clone());
         self.with_history(storage.historian.clone())
     }
 }
@@ -121,6 +126,8 @@ impl NodeSpec {
             ws: crate::api::ws::WsConfig::default(),
             plans: None,
             basemap: None,
+            records: None,
+            workorders: Default::default(),
         }
     }
 }
@@ -138,6 +145,8 @@ pub enum NodeError {
     Rules(#[from] cistern_rules::RuleSetError),
     #[error("rule directory {0} does not exist")]
     NoRuleDir(String),
+    #[error("cannot start work orders: {0}")]
+    WorkOrders(#[from] crate::business::workorders::WorkOrdersError),
     #[error("cannot start the notification outbox: {0}")]
     Outbox(std::io::Error),
     #[error("cannot serve HTTP on {addr}: {source}")]
@@ -248,6 +257,17 @@ impl Node {
             .map(|_| Arbiter::new())
             .collect();
         let handles: Vec<_> = arbiters.iter().map(|a| a.handle()).collect();
+        // Work orders watch the alarm events through a tap on the alarm store, put in place
+        // before any alarm host exists.
+        let mut spec = spec;
+        let intake = if spec.workorders.enabled && spec.records.is_some() && spec.rules.enabled {
+            let (tap, events) =
+                crate::business::workorders::intake::AlarmTap::new(spec.alarm_store.clone(), &metrics)?;
+            spec.alarm_store = Arc::new(tap);
+            Some(events)
+        } else {
+            None
+        };
         let rule_host = start_rules(&spec, &metrics)?;
         // The dashboards' change feed exists before any actor, so that no change is missed.
         let live = Arc::new(crate::api::ws::HubFeed::new());
@@ -347,6 +367,37 @@ impl Node {
             plans = Some(service.board());
             tasks.push(service.spawn(registry.clone(), spec.clock.clone(), shutdown_rx.clone()));
         }
+        let workorders = match (intake, &spec.records, &rule_host) {
+            (Some(events), Some(records), Some(host)) => {
+                use crate::business::workorders::{intake, service, WorkOrders};
+                let service = Arc::new(
+                    WorkOrders::start(
+                        &spec.workorders,
+                        records.clone(),
+                        &spec.inventory,
+                        spec.clock.clone(),
+                        spec.security.clone(),
+                        service::OrderMetrics::register(&metrics)?,
+                    )
+                    .await?,
+                );
+                tasks.push(tokio::spawn(intake::run(
+                    service.clone(),
+                    host.clone(),
+                    events,
+                    spec.workorders.check_every,
+                    spec.workorders.reconcile_every,
+                    shutdown_rx.clone(),
+                )));
+                tracing::info!(
+                    teams = service.roster().teams().len(),
+                    templates = service.templates().iter().count(),
+                    "work orders started"
+                );
+                Some(service)
+            }
+            _ => None,
+        };
         let pollers = spawn_pollers(
             &spec.inventory,
             &spec.profiles,
@@ -404,6 +455,7 @@ impl Node {
             writer: Some(writer.clone()),
             plans: plans.clone(),
             basemap: spec.basemap.clone(),
+            workorders,
         });
         spec.security.auth.metrics().register(&metrics)?;
         let security = web::Data::new(spec.security.clone());

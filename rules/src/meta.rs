@@ -239,6 +239,10 @@ pub struct RuleMeta {
     pub quality_rule: bool,
     #[serde(default)]
     pub actions: Vec<RuleAction>,
+    /// The work-order template an annunciated alarm of this rule dispatches a crew with
+    /// (`pump_fault`); none: the alarm sends nobody by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_order: Option<String>,
 }
 
 impl RuleMeta {

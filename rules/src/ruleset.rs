@@ -814,6 +814,7 @@ fn builtin_metas() -> Vec<RuleMeta> {
             params: BTreeMap::new(),
             quality_rule: false,
             actions: Vec::new(),
+            work_order: None,
         })
     };
     [

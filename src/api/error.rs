@@ -134,6 +134,20 @@ error_codes! {
     UnknownFault => "unknown_fault",
     InvalidDuration => "invalid_duration",
     InjectionFailed => "injection_failed",
+    // Work orders.
+    /// The node keeps no work orders (404).
+    NoWorkOrders => "no_workorders",
+    UnknownOrder => "unknown_order",
+    UnknownTemplate => "unknown_template",
+    UnknownTeam => "unknown_team",
+    /// The room has an open order of that cause (409; its id is in the message).
+    OrderExists => "order_exists",
+    /// The order is someone else's (403).
+    NotAssignee => "not_assignee",
+    /// A command the order cannot take as given (422: a missing cause, an unticked checklist).
+    InvalidOrder => "invalid_order",
+    /// Concurrent writers kept changing the record (409): try again.
+    Busy => "busy",
     // Audit.
     InvalidLimit => "invalid_limit",
     // The server.
@@ -421,6 +435,14 @@ mod tests {
             E::FieldUnreachable => "field_unreachable",
             E::NoPlanning => "no_planning",
             E::UnknownDistrict => "unknown_district",
+            E::NoWorkOrders => "no_workorders",
+            E::UnknownOrder => "unknown_order",
+            E::UnknownTemplate => "unknown_template",
+            E::UnknownTeam => "unknown_team",
+            E::OrderExists => "order_exists",
+            E::NotAssignee => "not_assignee",
+            E::InvalidOrder => "invalid_order",
+            E::Busy => "busy",
             E::NotSimulated => "not_simulated",
             E::UnknownFault => "unknown_fault",
             E::InvalidDuration => "invalid_duration",

@@ -19,6 +19,7 @@ pub mod sim;
 pub mod tokens;
 pub mod users;
 pub mod webui;
+pub mod workorders;
 pub mod ws;
 
 use actix_web::{web, HttpResponse, ResponseError};
@@ -48,6 +49,8 @@ pub struct ApiState {
     pub plans: Option<Arc<crate::control::plans::PlanBoard>>,
     /// The site's base map for the fleet map (`[inventory] basemap`).
     pub basemap: Option<basemap::Basemap>,
+    /// Work orders (when the node has records and rules).
+    pub workorders: Option<Arc<crate::business::workorders::WorkOrders>>,
 }
 
 /// What the alarm and rule endpoints need.
@@ -111,6 +114,12 @@ routes! {
     delete "/api/v1/tokens/{id}" => tokens::revoke;
     get "/api/v1/audit" => audit::list;
     get "/api/v1/basemap" => basemap::get;
+    get "/api/v1/workorders" => workorders::list;
+    post "/api/v1/workorders" => workorders::create;
+    get "/api/v1/workorders/{id}" => workorders::get;
+    post "/api/v1/workorders/{id}/{action}" => workorders::command;
+    get "/api/v1/workorder-templates" => workorders::templates;
+    get "/api/v1/teams" => workorders::teams;
 }
 
 /// Registers every route. The caller wraps the app in the authentication middleware

@@ -74,6 +74,10 @@ pub const POLICY: &[Rule] = &[
     rule("POST", "/api/v1/rules/validate", R(Role::RuleAuthor)),
     rule("POST", "/api/v1/rules/reload", R(Role::RuleAuthor)),
     rule("POST", "/api/v1/rules/{id}/backtest", R(Role::RuleAuthor)),
+    // Dispatchers (operators) create orders; crews (any signed-in user) work the orders given
+    // to them — the work-order model decides per command who may give it.
+    rule("POST", "/api/v1/workorders", R(Role::Operator)),
+    rule("POST", "/api/v1/workorders/{id}/{action}", R(Role::Viewer)),
     rule("GET", "/healthz", Public),
     rule("GET", "/readyz", Public),
     rule("GET", "/metrics", Public),

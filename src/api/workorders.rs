@@ -1,0 +1,346 @@
+//! Work orders over REST:
+//!
+//! - `GET /api/v1/workorders` — filters `state`, `open`, `type`, `priority`, `zone`, `team`,
+//!   `assignee` (`me` for the caller), `room`, `overdue`, `limit` (≤ 1,000, default 200), newest
+//!   first;
+//! - `POST /api/v1/workorders` `{template, room, priority?, assignee?, comment?}` — an order by
+//!   hand (operator); 409 `order_exists` with the open order's id while the room has one of the
+//!   same cause;
+//! - `GET /api/v1/workorders/{id}`;
+//! - `POST /api/v1/workorders/{id}/{action}` — `dispatch {team?, assignee?}`, `accept`,
+//!   `en_route`, `on_site`, `check {item, done, reading?}`, `complete {cause, remedy, parts?,
+//!   minutes?}`, `verify`, `reject`, `hold`, `resume`, `cancel`, `comment`; every body may carry
+//!   `comment` and `position {lat, lon, accuracy_m?}`. Crews act on their own orders;
+//!   dispatching, verifying and cancelling need an operator (the model's table decides);
+//! - `GET /api/v1/workorder-templates`, `GET /api/v1/teams`.
+//!
+//! Every command, taken or refused, is audited as `workorder_<action>`.
+
+use super::error::{ApiError, ErrorCode};
+use super::users::caller;
+use super::ApiState;
+use crate::auth::{Principal, Role};
+use crate::business::workorders::model::{
+    Caller, Command, Context, OrderError, PartUse, Position, Resolution,
+};
+use crate::business::workorders::service::NewOrder;
+use crate::business::workorders::store::OrderFilter;
+use crate::business::workorders::{OrderId, OrderState, OrderType, WorkOrders, WorkOrdersError};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use cistern_rules::Severity;
+use cistern_schemas::RoomId;
+use serde::Deserialize;
+use std::sync::Arc;
+
+const DEFAULT_LIMIT: usize = 200;
+const MAX_LIMIT: usize = 1_000;
+
+fn service(state: &ApiState) -> Result<&Arc<WorkOrders>, ApiError> {
+    state.workorders.as_ref().ok_or_else(|| {
+        ApiError::not_found(
+            ErrorCode::NoWorkOrders,
+            "this node keeps no work orders (it needs a store and alarm rules)",
+        )
+    })
+}
+
+impl From<WorkOrdersError> for ApiError {
+    fn from(e: WorkOrdersError) -> Self {
+        let message = e.to_string();
+        match e {
+            WorkOrdersError::Order(OrderError::InvalidTransition { .. }) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::InvalidTransition, message)
+            }
+            WorkOrdersError::Order(OrderError::NotAssignee { .. }) => {
+                ApiError::new(StatusCode::FORBIDDEN, ErrorCode::NotAssignee, message)
+            }
+            WorkOrdersError::Order(OrderError::NotDispatcher(_)) => {
+                ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
+            }
+            WorkOrdersError::Order(OrderError::Invalid(_)) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidOrder, message)
+            }
+            WorkOrdersError::UnknownOrder(_) => ApiError::not_found(ErrorCode::UnknownOrder, message),
+            WorkOrdersError::UnknownTemplate(_) => {
+                ApiError::bad_request(ErrorCode::UnknownTemplate, message)
+            }
+            WorkOrdersError::UnknownRoom(_) => ApiError::bad_request(ErrorCode::UnknownRoom, message),
+            WorkOrdersError::UnknownTeam(_) => ApiError::bad_request(ErrorCode::UnknownTeam, message),
+            WorkOrdersError::Busy(_) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::Busy, message)
+            }
+            WorkOrdersError::Store(e) => ApiError::store_unavailable(e),
+            WorkOrdersError::Corrupt(_)
+            | WorkOrdersError::Templates(_)
+            | WorkOrdersError::Roster(_) => ApiError::internal(message),
+        }
+    }
+}
+
+/// `GET /api/v1/workorders` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub state: Option<OrderState>,
+    pub open: Option<bool>,
+    #[serde(rename = "type")]
+    pub kind: Option<OrderType>,
+    pub priority: Option<Severity>,
+    pub zone: Option<String>,
+    pub team: Option<String>,
+    pub assignee: Option<String>,
+    pub room: Option<String>,
+    pub overdue: Option<bool>,
+    pub limit: Option<usize>,
+}
+
+pub async fn list(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let svc = service(&state)?;
+    let who = caller(&req)?;
+    let q = query.into_inner();
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidLimit,
+            format!("limit must be 1 to {MAX_LIMIT}"),
+        ));
+    }
+    let filter = OrderFilter {
+        state: q.state,
+        open: q.open,
+        kind: q.kind,
+        priority: q.priority,
+        zone: q.zone,
+        team: q.team,
+        assignee: q.assignee.map(|a| if a == "me" { who.user.clone() } else { a }),
+        room: q.room,
+        overdue_at: q.overdue.filter(|o| *o).map(|_| svc.now()),
+        limit,
+    };
+    let orders = svc.list(&filter).await?;
+    let now = svc.now();
+    let overdue: Vec<bool> = orders.iter().map(|o| o.overdue(now)).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "orders": orders,
+        "overdue": overdue,
+        "now": now,
+    })))
+}
+
+pub async fn get(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let svc = service(&state)?;
+    let id = order_id(&path)?;
+    let order = svc.get(&id).await?;
+    let overdue = order.overdue(svc.now());
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "order": order, "overdue": overdue })))
+}
+
+fn order_id(raw: &str) -> Result<OrderId, ApiError> {
+    OrderId::try_from(raw.to_owned())
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidPath, e))
+}
+
+/// `POST /api/v1/workorders` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    pub template: String,
+    pub room: String,
+    #[serde(default)]
+    pub priority: Option<Severity>,
+    #[serde(default)]
+    pub assignee: Option<String>,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+pub async fn create(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let svc = service(&state)?;
+    let who = caller(&req)?;
+    let body = body.into_inner();
+    let target = format!("{}/{}", body.room, body.template);
+    let result = async {
+        let room = RoomId::new(&body.room)
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRoomId, e.to_string()))?;
+        let new = NewOrder {
+            template: body.template.clone(),
+            room,
+            priority: body.priority,
+            assignee: body.assignee.clone(),
+            comment: body.comment.clone(),
+        };
+        match svc.create(new, &who.user).await? {
+            Ok(order) => Ok(order),
+            Err(open) => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::OrderExists,
+                format!("{open} is open for this room and cause; add to it instead"),
+            )),
+        }
+    }
+    .await;
+    audit(&state, &who, "create", &target, &result);
+    let order = result?;
+    Ok(HttpResponse::Created().json(serde_json::json!({ "order": order })))
+}
+
+/// `POST /api/v1/workorders/{id}/{action}` body (every field optional; each action reads its
+/// own).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandBody {
+    pub comment: Option<String>,
+    pub position: Option<Position>,
+    pub team: Option<String>,
+    pub assignee: Option<String>,
+    pub item: Option<usize>,
+    pub done: Option<bool>,
+    pub reading: Option<f64>,
+    pub cause: Option<String>,
+    pub remedy: Option<String>,
+    #[serde(default)]
+    pub parts: Vec<PartUse>,
+    pub minutes: Option<u32>,
+}
+
+fn command_of(action: &str, body: &CommandBody) -> Result<Command, ApiError> {
+    Ok(match action {
+        "dispatch" => Command::Dispatch {
+            team: body.team.clone(),
+            assignee: body.assignee.clone(),
+        },
+        "accept" => Command::Accept,
+        "en_route" => Command::EnRoute,
+        "on_site" => Command::OnSite,
+        "check" => Command::Check {
+            item: body.item.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorCode::InvalidOrder,
+                    "check needs `item` (the checklist index)",
+                )
+            })?,
+            done: body.done.unwrap_or(true),
+            reading: body.reading,
+        },
+        "complete" => Command::Complete {
+            resolution: match (&body.cause, &body.remedy) {
+                (Some(cause), Some(remedy)) => Some(Resolution {
+                    cause: cause.clone(),
+                    remedy: remedy.clone(),
+                }),
+                _ => None,
+            },
+            parts: body.parts.clone(),
+            minutes: body.minutes.unwrap_or(0),
+        },
+        "verify" => Command::Verify,
+        "reject" => Command::Reject,
+        "hold" => Command::Hold,
+        "resume" => Command::Resume,
+        "cancel" => Command::Cancel,
+        "comment" => Command::Comment,
+        other => {
+            return Err(ApiError::not_found(
+                ErrorCode::UnknownAction,
+                format!(
+                    "no work-order action {other:?} (dispatch, accept, en_route, on_site, check, \
+                     complete, verify, reject, hold, resume, cancel, comment)"
+                ),
+            ))
+        }
+    })
+}
+
+pub async fn command(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<CommandBody>,
+) -> Result<HttpResponse, ApiError> {
+    let svc = service(&state)?;
+    let who = caller(&req)?;
+    let (raw_id, action) = path.into_inner();
+    let body = body.into_inner();
+    let result = async {
+        let id = order_id(&raw_id)?;
+        let command = command_of(&action, &body)?;
+        let caller = Caller {
+            user: who.user.clone(),
+            dispatcher: who.role >= Role::Operator,
+        };
+        let context = Context {
+            comment: body.comment.clone(),
+            position: body.position,
+        };
+        Ok(svc.command(&id, command, &caller, context).await?)
+    }
+    .await;
+    audit(&state, &who, &action, &raw_id, &result);
+    let order = result?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "order": order })))
+}
+
+fn audit<T>(
+    state: &ApiState,
+    who: &Principal,
+    action: &str,
+    target: &str,
+    result: &Result<T, ApiError>,
+) {
+    let (detail, ok) = match result {
+        Ok(_) => (String::new(), true),
+        Err(e) => (format!("refused: {}: {}", e.code, e.message), false),
+    };
+    // An unknown action is audited under its own (bounded) name.
+    let action = if action.len() <= 32 && action.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    {
+        action
+    } else {
+        "unknown"
+    };
+    state
+        .security
+        .record(who, &format!("workorder_{action}"), target, detail, ok);
+}
+
+pub async fn templates(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let svc = service(&state)?;
+    let list: Vec<_> = svc.templates().iter().collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "templates": list })))
+}
+
+pub async fn teams(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let svc = service(&state)?;
+    let now = svc.now();
+    let teams: Vec<_> = svc
+        .roster()
+        .teams()
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "id": t.id,
+                "name": t.name,
+                "name_en": t.name_en,
+                "zones": t.zones,
+                "lead": t.lead,
+                "manager": t.manager,
+                "members": t.members,
+                "on_call_now": svc.roster().on_call(t, now),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "teams": teams })))
+}
