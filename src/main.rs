@@ -458,6 +458,12 @@ fn main() -> anyhow::Result<()> {
                     demo.online_at_start,
                     demo.started_in.as_millis()
                 );
+                println!(
+                    "crew logins (password {}): {} — dispatch: lead-<district>, {}",
+                    cistern::lab::crews::CREW_PASSWORD,
+                    demo.crews.join(", "),
+                    cistern::lab::crews::MANAGER
+                );
                 let _ = stop.changed().await;
                 tracing::info!("stopping");
                 EMBEDDED_BROKER_STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);

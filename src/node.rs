@@ -261,8 +261,10 @@ impl Node {
         // before any alarm host exists.
         let mut spec = spec;
         let intake = if spec.workorders.enabled && spec.records.is_some() && spec.rules.enabled {
-            let (tap, events) =
-                crate::business::workorders::intake::AlarmTap::new(spec.alarm_store.clone(), &metrics)?;
+            let (tap, events) = crate::business::workorders::intake::AlarmTap::new(
+                spec.alarm_store.clone(),
+                &metrics,
+            )?;
             spec.alarm_store = Arc::new(tap);
             Some(events)
         } else {

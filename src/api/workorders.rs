@@ -58,15 +58,23 @@ impl From<WorkOrdersError> for ApiError {
             WorkOrdersError::Order(OrderError::NotDispatcher(_)) => {
                 ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
             }
-            WorkOrdersError::Order(OrderError::Invalid(_)) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidOrder, message)
+            WorkOrdersError::Order(OrderError::Invalid(_)) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::InvalidOrder,
+                message,
+            ),
+            WorkOrdersError::UnknownOrder(_) => {
+                ApiError::not_found(ErrorCode::UnknownOrder, message)
             }
-            WorkOrdersError::UnknownOrder(_) => ApiError::not_found(ErrorCode::UnknownOrder, message),
             WorkOrdersError::UnknownTemplate(_) => {
                 ApiError::bad_request(ErrorCode::UnknownTemplate, message)
             }
-            WorkOrdersError::UnknownRoom(_) => ApiError::bad_request(ErrorCode::UnknownRoom, message),
-            WorkOrdersError::UnknownTeam(_) => ApiError::bad_request(ErrorCode::UnknownTeam, message),
+            WorkOrdersError::UnknownRoom(_) => {
+                ApiError::bad_request(ErrorCode::UnknownRoom, message)
+            }
+            WorkOrdersError::UnknownTeam(_) => {
+                ApiError::bad_request(ErrorCode::UnknownTeam, message)
+            }
             WorkOrdersError::Busy(_) => {
                 ApiError::new(StatusCode::CONFLICT, ErrorCode::Busy, message)
             }
@@ -117,7 +125,9 @@ pub async fn list(
         priority: q.priority,
         zone: q.zone,
         team: q.team,
-        assignee: q.assignee.map(|a| if a == "me" { who.user.clone() } else { a }),
+        assignee: q
+            .assignee
+            .map(|a| if a == "me" { who.user.clone() } else { a }),
         room: q.room,
         overdue_at: q.overdue.filter(|o| *o).map(|_| svc.now()),
         limit,
@@ -144,8 +154,7 @@ pub async fn get(
 }
 
 fn order_id(raw: &str) -> Result<OrderId, ApiError> {
-    OrderId::try_from(raw.to_owned())
-        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidPath, e))
+    OrderId::try_from(raw.to_owned()).map_err(|e| ApiError::bad_request(ErrorCode::InvalidPath, e))
 }
 
 /// `POST /api/v1/workorders` body.
@@ -305,12 +314,12 @@ fn audit<T>(
         Err(e) => (format!("refused: {}: {}", e.code, e.message), false),
     };
     // An unknown action is audited under its own (bounded) name.
-    let action = if action.len() <= 32 && action.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
-    {
-        action
-    } else {
-        "unknown"
-    };
+    let action =
+        if action.len() <= 32 && action.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            action
+        } else {
+            "unknown"
+        };
     state
         .security
         .record(who, &format!("workorder_{action}"), target, detail, ok);

@@ -105,6 +105,8 @@ pub struct Demo {
     pub storage: crate::node::Storage,
     /// Identity and audit (closed after the node has stopped, before the storage).
     pub security: crate::auth::Security,
+    /// The crew members' logins (password [`super::crews::CREW_PASSWORD`]).
+    pub crews: Vec<String>,
 }
 
 /// How far ahead of the node's clock a sped-up demo's samples may be stamped (see `start`).
@@ -291,6 +293,8 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
     let security =
         crate::auth::Security::open(&crate::auth::AuthConfig::default(), Some(&storage)).await?;
     security.bootstrap(opts.admin_password.as_deref()).await?;
+    let teams = super::crews::teams(&inventory);
+    let crews = super::crews::create_logins(&security, &teams).await?;
     // The planners learn from the Modbus rooms' logged readings of the last days before the
     // first round, so plans reach the controllers at once instead of after two days.
     let planned = modbus_inventory(&inventory);
@@ -313,6 +317,7 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
     spec.actor_threads = opts.actor_threads;
     spec.rules = opts.rules_config();
     spec.ws = opts.ws.clone();
+    spec.workorders.teams = teams;
     // The simulated fleet is Xiamen's: its districts' real boundaries and coastline.
     spec.basemap = Some(crate::api::basemap::Basemap::parse(include_str!(
         "../../ops/maps/xiamen-districts.geojson"
@@ -372,6 +377,7 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
         _modbus: modbus,
         storage,
         security,
+        crews,
     })
 }
 

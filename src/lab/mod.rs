@@ -15,6 +15,7 @@
 pub mod backtest;
 pub mod bench;
 pub mod broker;
+pub mod crews;
 pub mod demo;
 pub mod field;
 pub mod peak;

@@ -29,5 +29,6 @@ mod ui_alarms;
 mod ui_perf;
 mod ui_room;
 mod ui_shell;
+mod workorders;
 mod ws;
 mod ws_protocol;

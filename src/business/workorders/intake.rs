@@ -14,7 +14,7 @@
 use super::service::{AlarmOrder, Outcome, WorkOrders};
 use cistern_actors::alarms::{AlarmBoard, AlarmFilter, AlarmStore, Bookmark, RuleHost};
 use cistern_rules::zone::ZoneState;
-use cistern_rules::{AlarmEvent, AlarmSource, EngineSnapshot, RuleId};
+use cistern_rules::{AlarmEvent, AlarmSource, EngineSnapshot, EventKind, RuleId};
 use cistern_schemas::{DeviceId, DeviceUnit, RoomId, ZoneId};
 use prometheus::{IntCounter, Registry};
 use std::sync::Arc;
@@ -75,9 +75,13 @@ impl AlarmStore for AlarmTap {
     }
 }
 
-/// Whether the event makes an alarm annunciated.
+/// Whether the event is a raising operators see: a new raising (also one after a return to
+/// normal that nobody acknowledged yet), or an alarm becoming annunciated again (unsuppressed,
+/// unshelved, returned to service while active).
 fn asks_for_order(e: &AlarmEvent) -> bool {
-    e.to.annunciated() && !e.from.annunciated() && matches!(e.source, AlarmSource::Device(_))
+    e.to.annunciated()
+        && (e.kind == EventKind::Raised || !e.from.annunciated())
+        && matches!(e.source, AlarmSource::Device(_))
 }
 
 /// The order an event asks for, if its rule names a template.
@@ -86,14 +90,25 @@ fn order_for(host: &RuleHost, e: &AlarmEvent) -> Option<AlarmOrder> {
         return None;
     };
     let template = host.rules().meta(&e.rule)?.work_order.clone()?;
+    let alarm = cistern_actors::alarms::alarm_id(device.room.as_str(), &e.key);
+    // The raising's own instant identifies it (the board's, for an alarm annunciated again),
+    // so that the reconciliation recognises the link.
+    let raised_at = match e.kind {
+        EventKind::Raised => e.time,
+        _ => host
+            .board
+            .get(&alarm)
+            .and_then(|v| v.raised_at)
+            .unwrap_or(e.time),
+    };
     Some(AlarmOrder {
-        alarm: cistern_actors::alarms::alarm_id(device.room.as_str(), &e.key),
+        alarm,
         room: device.room.clone(),
         device: unit_device(&device.room, e.key.unit),
         rule: e.rule.to_string(),
         template,
         severity: e.severity,
-        raised_at: e.time,
+        raised_at,
         message: e.message.clone(),
         message_zh: e.message_zh.clone(),
     })

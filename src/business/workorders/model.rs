@@ -39,7 +39,9 @@ impl TryFrom<String> for OrderId {
         if digits.len() >= 6 && digits.len() <= 12 && digits.bytes().all(|b| b.is_ascii_digit()) {
             Ok(Self(s))
         } else {
-            Err(format!("{s:?} is not a work order id (WO- and 6 to 12 digits)"))
+            Err(format!(
+                "{s:?} is not a work order id (WO- and 6 to 12 digits)"
+            ))
         }
     }
 }
@@ -577,7 +579,10 @@ impl WorkOrder {
                         self.checklist[open].text
                     )));
                 }
-                if parts.iter().any(|p| p.quantity == 0 || p.part.trim().is_empty()) {
+                if parts
+                    .iter()
+                    .any(|p| p.quantity == 0 || p.part.trim().is_empty())
+                {
                     return Err(OrderError::Invalid(
                         "a part used needs a name and a quantity of at least 1".into(),
                     ));
@@ -737,7 +742,11 @@ impl WorkOrder {
     }
 
     fn reason(&self, context: &Context, what: &str) -> Result<(), OrderError> {
-        if context.comment.as_deref().is_some_and(|c| !c.trim().is_empty()) {
+        if context
+            .comment
+            .as_deref()
+            .is_some_and(|c| !c.trim().is_empty())
+        {
             Ok(())
         } else {
             Err(OrderError::Invalid(format!("{what} needs a reason")))
@@ -900,7 +909,7 @@ pub(crate) mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, OrderError::InvalidTransition { .. }), "{err}");
-        assert_eq!(go(&mut o, Command::Verify, &dispatcher()).is_err(), true);
+        assert!(go(&mut o, Command::Verify, &dispatcher()).is_err());
         assert_eq!(o, before);
     }
 

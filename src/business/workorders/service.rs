@@ -8,14 +8,12 @@
 //! new order are a few store round trips, and serialising them keeps the per-person loads the
 //! dispatcher balances on exact.
 
-use super::model::{
-    AlarmLink, Caller, Command, Context, OrderId, OrderState, WorkOrder,
-};
+use super::model::{AlarmLink, Caller, Command, Context, OrderId, OrderState, WorkOrder};
 use super::store::{Claim, OrderFilter, OrderStore};
 use super::teams::Roster;
 use super::templates::{Template, Templates};
 use super::{Sla, WorkOrdersConfig, WorkOrdersError};
-use crate::store::records::{RecordsError, Records};
+use crate::store::records::{Records, RecordsError};
 use cistern_actors::Clock;
 use cistern_rules::Severity;
 use cistern_schemas::inventory::Inventory;
@@ -247,8 +245,8 @@ impl WorkOrders {
         priority: Severity,
         created_by: &str,
         assignee: Option<String>,
-        now: Timestamp,
     ) -> Result<WorkOrder, WorkOrdersError> {
+        let now = self.clock.now();
         let info = self
             .rooms
             .get(room)
@@ -296,15 +294,15 @@ impl WorkOrders {
                     .map(|t| t.id.clone()),
                 Some(a),
             ),
-            None => match self.roster.dispatch(
-                Some(&info.zone),
-                &template.skills,
-                now,
-                &self.loads(),
-            ) {
-                Some((team, person)) => (Some(team), person),
-                None => (None, None),
-            },
+            None => {
+                match self
+                    .roster
+                    .dispatch(Some(&info.zone), &template.skills, now, &self.loads())
+                {
+                    Some((team, person)) => (Some(team), person),
+                    None => (None, None),
+                }
+            }
         };
         if team.is_some() || person.is_some() {
             order.apply(
@@ -341,7 +339,6 @@ impl WorkOrders {
             message_zh: alarm.message_zh.clone(),
         };
         let _one_at_a_time = self.creating.lock().await;
-        let now = self.clock.now();
         match self.store.claim(alarm.room.as_str(), &alarm.rule).await? {
             Claim::Held(id) => {
                 let linked = self
@@ -365,7 +362,6 @@ impl WorkOrders {
                     alarm.severity,
                     SYSTEM,
                     None,
-                    now,
                 )?;
                 order.cause = alarm.rule.clone();
                 order.device = alarm.device.clone();
@@ -425,7 +421,6 @@ impl WorkOrders {
             new.priority.unwrap_or(template.priority),
             by,
             new.assignee,
-            now,
         )?;
         if let Some(c) = new.comment.filter(|c| !c.trim().is_empty()) {
             order.apply(
@@ -529,7 +524,10 @@ impl WorkOrders {
             } else if now > o.resolution_due {
                 format!("not completed within the {} resolution target", o.priority)
             } else {
-                format!("not accepted within twice the {} response target", o.priority)
+                format!(
+                    "not accepted within twice the {} response target",
+                    o.priority
+                )
             };
             let (order, changed) = self
                 .update(&o.id, |x, now| match self.due_step(x, now) {
@@ -542,7 +540,11 @@ impl WorkOrders {
                 .await?;
             if changed {
                 escalated += 1;
-                let label = if order.escalation == 1 { "lead" } else { "manager" };
+                let label = if order.escalation == 1 {
+                    "lead"
+                } else {
+                    "manager"
+                };
                 self.metrics
                     .escalated
                     .with_label_values(&[label, order.priority.as_str()])
@@ -552,7 +554,7 @@ impl WorkOrders {
                         user: SYSTEM.into(),
                         role: crate::auth::Role::Operator,
                     },
-                    "workorder.escalate",
+                    "workorder_escalate",
                     order.id.as_str(),
                     format!("to {to} ({label}): {reason}"),
                     true,
@@ -660,7 +662,13 @@ mod tests {
         }
     }
 
-    async fn service(name: &str) -> (super::super::store::tests::Scratch, WorkOrders, Arc<ManualClock>) {
+    async fn service(
+        name: &str,
+    ) -> (
+        super::super::store::tests::Scratch,
+        WorkOrders,
+        Arc<ManualClock>,
+    ) {
         let (scratch, s) = store(name);
         let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
         let svc = WorkOrders {
@@ -701,8 +709,14 @@ mod tests {
         assert_eq!(o.assignee.as_deref(), Some("li"), "the electrician on call");
         assert_eq!(o.team.as_deref(), Some("siming"));
         assert_eq!(o.title_zh, "金山花园泵房 水泵故障");
-        assert_eq!(svc.from_alarm(&alarm(2)).await.unwrap(), Outcome::Linked(id.clone()));
-        assert_eq!(svc.from_alarm(&alarm(2)).await.unwrap(), Outcome::Unchanged(id.clone()));
+        assert_eq!(
+            svc.from_alarm(&alarm(2)).await.unwrap(),
+            Outcome::Linked(id.clone())
+        );
+        assert_eq!(
+            svc.from_alarm(&alarm(2)).await.unwrap(),
+            Outcome::Unchanged(id.clone())
+        );
         assert_eq!(svc.get(&id).await.unwrap().alarms.len(), 2);
         // The next order goes to the less loaded colleague.
         let mut other = alarm(3);
@@ -711,7 +725,10 @@ mod tests {
         let Outcome::Created(second) = svc.from_alarm(&other).await.unwrap() else {
             panic!("not created")
         };
-        assert_eq!(svc.get(&second).await.unwrap().assignee.as_deref(), Some("wang"));
+        assert_eq!(
+            svc.get(&second).await.unwrap().assignee.as_deref(),
+            Some("wang")
+        );
     }
 
     #[tokio::test]
@@ -728,12 +745,18 @@ mod tests {
         assert_eq!(svc.escalate_due().await.unwrap(), 0, "each step once");
         let o = svc.get(&id).await.unwrap();
         assert_eq!(o.escalation, 1);
-        assert_eq!(o.transitions.last().unwrap().assignee.as_deref(), Some("lead"));
+        assert_eq!(
+            o.transitions.last().unwrap().assignee.as_deref(),
+            Some("lead")
+        );
         clock.set(Timestamp(start + 2 * two_hours + 1));
         assert_eq!(svc.escalate_due().await.unwrap(), 1);
         let o = svc.get(&id).await.unwrap();
         assert_eq!(o.escalation, 2);
-        assert_eq!(o.transitions.last().unwrap().assignee.as_deref(), Some("boss"));
+        assert_eq!(
+            o.transitions.last().unwrap().assignee.as_deref(),
+            Some("boss")
+        );
     }
 
     #[tokio::test]

@@ -302,7 +302,10 @@ impl OrderStore {
                     .unwrap_or_default();
                 let key = (value.clone(), r.id.as_str().to_owned());
                 last = Some(key.clone());
-                if skip.as_ref().is_some_and(|s| *s >= format!("{}\u{0}{}", key.0, key.1)) {
+                if skip
+                    .as_ref()
+                    .is_some_and(|s| *s >= format!("{}\u{0}{}", key.0, key.1))
+                {
                     continue;
                 }
                 let o = Self::decode(r)?;
@@ -389,8 +392,8 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn one_claim_per_room_and_cause_and_a_crash_before_the_order_is_finished_not_duplicated(
-    ) {
+    async fn one_claim_per_room_and_cause_and_a_crash_before_the_order_is_finished_not_duplicated()
+    {
         let (_d, s) = store("claim");
         let Claim::Taken(first) = s.claim("XM-0001", "pump_fault").await.unwrap() else {
             panic!("not taken")

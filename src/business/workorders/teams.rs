@@ -328,10 +328,18 @@ mod tests {
             Some("day1")
         );
         // A skill nobody on call has: anyone on call.
-        assert_eq!(pick(&["diving".to_string()], &load).1.as_deref(), Some("day2"));
+        assert_eq!(
+            pick(&["diving".to_string()], &load).1.as_deref(),
+            Some("day2")
+        );
         // A zone no team serves and no catch-all team: nobody.
         assert!(r
-            .dispatch(Some(&ZoneId::new("jimei").unwrap()), &[], monday(9, 0), &load)
+            .dispatch(
+                Some(&ZoneId::new("jimei").unwrap()),
+                &[],
+                monday(9, 0),
+                &load
+            )
             .is_none());
     }
 

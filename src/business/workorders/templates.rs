@@ -161,7 +161,9 @@ mod tests {
             let tpl = t.get(id).unwrap_or_else(|| panic!("no template {id}"));
             assert!(!tpl.checklist.is_empty(), "{id} has no checklist");
         }
-        assert!(t.iter().all(|x| !x.safety_zh.is_empty() || x.safety.is_empty()));
+        assert!(t
+            .iter()
+            .all(|x| !x.safety_zh.is_empty() || x.safety.is_empty()));
     }
 
     #[test]

@@ -1,0 +1,204 @@
+//! Work orders through the binary (issue 20): a pump trip injected into the demo's field
+//! creates exactly one order, dispatched to the on-call electrician of the room's district and
+//! linked to the alarm; a recurrence joins that order; the crew works it through the REST API
+//! as the crew would (refusals for out-of-order steps, another crew, the wrong role); and after
+//! a `kill -9` the order and every transition are still there.
+
+use crate::support::{call_as, get, post, token_for, wait_for, Cistern};
+use cistern::lab::crews::CREW_PASSWORD;
+use serde_json::Value;
+use std::time::Duration;
+
+const ROOM: &str = "XM-0002";
+
+fn orders_for(base: &str, room: &str) -> Vec<Value> {
+    let (status, v) = get(&format!("{base}/api/v1/workorders?room={room}"));
+    assert_eq!(status, 200, "{v}");
+    v["orders"].as_array().unwrap().clone()
+}
+
+fn inject(base: &str, fault: &str, seconds: u64) {
+    let (status, v) = post(
+        &format!("{base}/api/v1/sim/faults"),
+        &format!(r#"{{"room":"{ROOM}","fault":"{fault}","seconds":{seconds}}}"#),
+    );
+    assert_eq!(status, 202, "{v}");
+}
+
+fn alarm(base: &str, id: &str) -> Option<Value> {
+    let (status, v) = get(&format!("{base}/api/v1/alarms/{id}"));
+    (status == 200).then(|| v["alarm"].clone())
+}
+
+#[test]
+fn a_pump_trip_dispatches_one_order_that_the_crew_works_to_closure_and_survives_kill_9() {
+    let mut demo = Cistern::demo("workorders")
+        .rooms(12)
+        .modbus_rooms(0)
+        .start();
+    let base = demo.http().to_owned();
+    let (_, rooms) = get(&format!("{base}/api/v1/rooms"));
+    let zone = rooms["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == ROOM)
+        .map(|r| r["zone"].as_str().unwrap().to_owned())
+        .unwrap();
+    assert!(
+        orders_for(&base, ROOM).is_empty(),
+        "a healthy room has no order"
+    );
+
+    // The trip: the alarm after its 5 s on-delay, the order within 10 s of the alarm.
+    inject(&base, "pump_trip", 20);
+    let alarm_id = "XM-0002/pump_fault@P1";
+    let raised = wait_for("the pump_fault alarm", Duration::from_secs(60), || {
+        alarm(&base, alarm_id).filter(|a| a["raised_at"].is_i64())
+    });
+    let order = wait_for("its work order", Duration::from_secs(30), || {
+        orders_for(&base, ROOM).first().cloned()
+    });
+    let created_after =
+        order["created_at"].as_i64().unwrap() - raised["raised_at"].as_i64().unwrap();
+    assert!(
+        (0..10_000).contains(&created_after),
+        "order created {created_after} ms after the alarm"
+    );
+    assert_eq!(order["state"], "dispatched", "{order}");
+    assert_eq!(order["cause"], "pump_fault", "{order}");
+    assert_eq!(order["team"], zone.as_str(), "{order}");
+    // The on-call member with the electrical skill the template asks for.
+    let crew = format!("crew-{zone}-1");
+    assert_eq!(order["assignee"], crew.as_str(), "{order}");
+    assert_eq!(order["alarms"][0]["alarm"], alarm_id, "{order}");
+    assert!(
+        order["title_zh"].as_str().unwrap().ends_with("水泵故障"),
+        "{order}"
+    );
+    assert!(order["checklist"].as_array().unwrap().len() >= 2, "{order}");
+    let id = order["id"].as_str().unwrap().to_owned();
+
+    // The trip recurs after clearing: the same order collects it.
+    wait_for("the alarm to clear", Duration::from_secs(90), || {
+        alarm(&base, alarm_id)
+            .is_none_or(|a| a["active"] == false)
+            .then_some(())
+    });
+    inject(&base, "pump_trip", 20);
+    let linked = wait_for("the recurrence linked", Duration::from_secs(60), || {
+        let all = orders_for(&base, ROOM);
+        (all.len() == 1 && all[0]["alarms"].as_array().unwrap().len() == 2).then(|| all[0].clone())
+    });
+    assert_eq!(linked["id"], id.as_str());
+
+    // The crew works it, as the crew.
+    let url = |action: &str| format!("{base}/api/v1/workorders/{id}/{action}");
+    let crew_token = token_for(&base, &crew, CREW_PASSWORD);
+    let other = token_for(&base, &format!("crew-{zone}-2"), CREW_PASSWORD);
+    let as_ = |token: &str, action: &str, body: &str| {
+        call_as(Some(token), "POST", &url(action), Some(body))
+    };
+    let (s, v) = as_(&crew_token, "complete", r#"{"cause":"c","remedy":"r"}"#);
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("invalid_transition")),
+        "{v}"
+    );
+    let (s, v) = as_(&other, "accept", "{}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("not_assignee")),
+        "{v}"
+    );
+    let (s, v) = as_(&crew_token, "cancel", r#"{"comment":"no"}"#);
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{v}"
+    );
+    let (s, v) = call_as(
+        Some(&crew_token),
+        "POST",
+        &format!("{base}/api/v1/workorders"),
+        Some(&format!(r#"{{"template":"inspection","room":"{ROOM}"}}"#)),
+    );
+    assert_eq!(s, 403, "a crew member does not create orders: {v}");
+    for (action, body) in [
+        ("accept", "{}".to_owned()),
+        ("en_route", "{}".to_owned()),
+        (
+            "on_site",
+            r#"{"position":{"lat":24.48,"lon":118.09,"accuracy_m":15}}"#.to_owned(),
+        ),
+    ] {
+        let (s, v) = as_(&crew_token, action, &body);
+        assert_eq!(s, 200, "{action}: {v}");
+    }
+    let items = linked["checklist"].as_array().unwrap().len();
+    let (s, v) = as_(
+        &crew_token,
+        "complete",
+        r#"{"cause":"vfd_overcurrent","remedy":"reset"}"#,
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (422, Some("invalid_order")),
+        "checklist: {v}"
+    );
+    for item in 0..items {
+        let (s, v) = as_(
+            &crew_token,
+            "check",
+            &format!(r#"{{"item":{item},"reading":0.41}}"#),
+        );
+        assert_eq!(s, 200, "{v}");
+    }
+    let (s, v) = as_(
+        &crew_token,
+        "complete",
+        r#"{"cause":"vfd_overcurrent","remedy":"reset_and_megger","minutes":35,"parts":[{"part":"vfd_fuse","quantity":1}]}"#,
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["order"]["state"], "completed");
+    // The audit log has the crew's steps, refused ones too.
+    let (_, audit) = get(&format!("{base}/api/v1/audit?action=workorder_complete"));
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{audit}");
+    assert_eq!(
+        entries.iter().filter(|e| e["ok"] == true).count(),
+        1,
+        "{audit}"
+    );
+
+    // Killed before verification: everything is still there after the restart.
+    demo.kill9();
+    demo.restart();
+    let base = demo.http().to_owned();
+    let (s, after) = get(&format!("{base}/api/v1/workorders/{id}"));
+    assert_eq!(s, 200, "{after}");
+    let after = &after["order"];
+    assert_eq!(after["state"], "completed", "{after}");
+    let path: Vec<&str> = after["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        path,
+        ["dispatch", "link", "accept", "en_route", "on_site", "complete"],
+        "{after}"
+    );
+    assert_eq!(after["transitions"][4]["position"]["lat"], 24.48);
+    assert_eq!(
+        orders_for(&base, ROOM).len(),
+        1,
+        "no duplicate after the restart"
+    );
+    let lead = token_for(&base, &format!("lead-{zone}"), CREW_PASSWORD);
+    let url = |action: &str| format!("{base}/api/v1/workorders/{id}/{action}");
+    let (s, v) = call_as(Some(&lead), "POST", &url("verify"), Some("{}"));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["order"]["state"], "closed");
+}
