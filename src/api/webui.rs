@@ -87,6 +87,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("web/plans.js"),
     },
     Asset {
+        name: "orders.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/orders.js"),
+    },
+    Asset {
         name: "i18n.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("web/i18n.js"),

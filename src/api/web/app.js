@@ -9,6 +9,7 @@ import { FleetMap } from './map.js';
 import { AlarmBoard, AlarmTable, Annunciator, ANNUNCIATED, HIDDEN, byColumn, byPriority, messageOf, wireActions } from './alarms.js';
 import { RoomPage } from './room.js';
 import { PlansPage } from './plans.js';
+import { OrdersPage } from './orders.js';
 import { AdminPage, mayAdminister } from './admin.js';
 import { clock, esc, nameLabel, SEVERITIES, setZoneNames, unacked, zoneLabel } from './format.js';
 import * as i18n from './i18n.js';
@@ -21,6 +22,7 @@ let board = null;
 let map = null;
 let roomPage = null;
 let plansPage = null;
+let ordersPage = null;
 let adminPage = null;
 // The signed-in user's role (`GET /api/v1/auth/me`): what the screens offer to do.
 let role = 'viewer';
@@ -101,6 +103,7 @@ async function start() {
   role = me.role || 'viewer';
   roomPage = roomPage || new RoomPage($('view-room'), { live: proxyLive(), board: proxyBoard(), role: () => role, toast: (m, ok) => toast(m, ok) });
   plansPage = plansPage || new PlansPage($('view-plans'));
+  ordersPage = ordersPage || new OrdersPage($('view-orders'), { role: () => role, user: () => (api.session() || {}).user, toast: (m, ok) => toast(m, ok) });
   adminPage = adminPage || new AdminPage($('view-admin'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   $('nav-admin').hidden = !mayAdminister(role);
 
@@ -355,7 +358,7 @@ $('toast').querySelector('button').addEventListener('click', () => ($('toast').h
 function route() {
   if ($('shell').hidden) return;
   const [, view = 'map', arg] = location.hash.split('/');
-  const views = ['map', 'alarms', 'room', 'plans', 'admin'];
+  const views = ['map', 'alarms', 'room', 'plans', 'orders', 'admin'];
   const v = views.includes(view) ? view : 'map';
   for (const name of views) $(`view-${name}`).hidden = name !== v;
   for (const a of document.querySelectorAll('.topbar nav a')) a.classList.toggle('active', a.dataset.view === v);
@@ -370,6 +373,8 @@ function route() {
   }
   if (v === 'plans') plansPage.open(arg ? decodeURIComponent(arg) : undefined);
   else if (plansPage) plansPage.close();
+  if (v === 'orders') ordersPage.open(arg ? decodeURIComponent(arg) : undefined);
+  else if (ordersPage) ordersPage.close();
   if (v === 'admin') adminPage.open(...location.hash.split('/').slice(2).map(decodeURIComponent));
   else if (adminPage) adminPage.close();
 }

@@ -1,0 +1,246 @@
+// Work orders (issue 20) on screen: the list with its filters (#/orders), and one order
+// (#/orders/WO-000123) with its timeline, alarms, checklist and the commands its state and the
+// user allow. The same page is the field crew's on a phone: "my orders" first, one thumb —
+// accept, en route, on site (the phone's position recorded), tick the checklist with readings,
+// complete with cause and remedy. Read over REST when opened and after each command.
+
+import * as api from './api.js';
+import { csvText, esc, zoneLabel } from './format.js';
+import { download } from './trend.js';
+import { t, has, apiError, stamp, lang } from './i18n.js';
+
+const STATES = ['created', 'dispatched', 'accepted', 'en_route', 'on_site', 'completed', 'on_hold', 'closed', 'cancelled'];
+const TYPES = ['corrective', 'preventive', 'inspection', 'tank_cleaning', 'installation', 'emergency'];
+const RANK = { viewer: 0, operator: 1, 'rule-author': 2, admin: 3 };
+
+const stateText = (s) => (has(`orders.states.${s}`) ? t(`orders.states.${s}`) : s);
+const typeText = (k) => (has(`orders.types.${k}`) ? t(`orders.types.${k}`) : k);
+const actionText = (a) => (has(`orders.actions.${a}`) ? t(`orders.actions.${a}`) : a);
+// A user's name as data; the service's own steps in words.
+const who = (u) => (u === 'system' ? esc(t('orders.system')) : `<span translate="no">${esc(u)}</span>`);
+const title = (o) => (lang() === 'zh-CN' ? o.title_zh : o.title) || o.title;
+const option = (value, label, selected) => `<option value="${esc(value)}"${value === selected ? ' selected' : ''}>${esc(label)}</option>`;
+
+// The commands an order in `state` offers: crews' steps to its assignee (or anyone for a
+// team's queue), the rest to dispatchers. The node decides again; this only hides buttons.
+export function commandsFor(order, user, role) {
+  const dispatcher = (RANK[role] ?? 0) >= RANK.operator;
+  const mine = !order.assignee || order.assignee === user || dispatcher;
+  const crew = {
+    dispatched: ['accept'],
+    accepted: ['en_route', 'on_site'],
+    en_route: ['on_site'],
+    on_site: ['complete'],
+  }[order.state] || [];
+  const out = mine ? [...crew] : [];
+  if (dispatcher && ['created', 'dispatched'].includes(order.state)) out.push('dispatch');
+  if (dispatcher && order.state === 'completed') out.push('verify', 'reject');
+  if (mine && !['completed', 'on_hold', 'closed', 'cancelled'].includes(order.state)) out.push('hold');
+  if (mine && order.state === 'on_hold') out.push('resume');
+  if (dispatcher && !['closed', 'cancelled'].includes(order.state)) out.push('cancel');
+  return out;
+}
+
+// The phone's position, if it gives one within a few seconds (never blocks a command).
+function position() {
+  return new Promise((resolve) => {
+    if (!navigator.geolocation) return resolve(undefined);
+    navigator.geolocation.getCurrentPosition(
+      (p) => resolve({ lat: p.coords.latitude, lon: p.coords.longitude, accuracy_m: p.coords.accuracy }),
+      () => resolve(undefined),
+      { timeout: 5000, maximumAge: 60_000 },
+    );
+  });
+}
+
+export class OrdersPage {
+  constructor(root, { role = () => 'viewer', user = () => '', toast = () => {} }) {
+    this.root = root;
+    this.role = role;
+    this.user = user;
+    this.toast = toast;
+    this.seq = 0;
+    this.filter = null;
+    this.orders = [];
+    this.teams = null;
+  }
+
+  // A team's name in the page's language (its id, as data, when the node does not know it).
+  teamName(id) {
+    const team = this.teams && this.teams.get(id);
+    if (!team) return `<span translate="no">${esc(id)}</span>`;
+    return esc(lang() === 'zh-CN' ? team.name : team.name_en || team.name);
+  }
+
+  close() {
+    this.seq += 1;
+  }
+
+  open(id) {
+    this.seq += 1;
+    if (id) this.showOrder(id, this.seq);
+    else this.showList(this.seq);
+  }
+
+  // Crews see their own orders first; dispatchers the open ones.
+  defaults() {
+    return (RANK[this.role()] ?? 0) >= RANK.operator ? { open: 'true' } : { assignee: 'me', open: 'true' };
+  }
+
+  async showList(seq) {
+    this.filter = this.filter || this.defaults();
+    const f = this.filter;
+    this.root.innerHTML = `<div class="orders">
+      <div class="orders-bar">
+        <h2>${esc(t('orders.title'))}</h2>
+        <label><input type="checkbox" id="o-mine"${f.assignee === 'me' ? ' checked' : ''}> ${esc(t('orders.mine'))}</label>
+        <select id="o-open" aria-label="${esc(t('orders.filter_open'))}">
+          ${option('true', t('orders.open_only'), f.open)}${option('false', t('orders.closed_only'), f.open)}${option('', t('orders.any_state'), f.open ?? '')}
+        </select>
+        <select id="o-type" aria-label="${esc(t('orders.filter_type'))}">${option('', t('orders.any_type'), f.type ?? '')}${TYPES.map((k) => option(k, typeText(k), f.type)).join('')}</select>
+        <select id="o-priority" aria-label="${esc(t('orders.filter_priority'))}">${option('', t('orders.any_priority'), f.priority ?? '')}${['P1', 'P2', 'P3', 'P4'].map((p) => option(p, p, f.priority)).join('')}</select>
+        <label><input type="checkbox" id="o-overdue"${f.overdue ? ' checked' : ''}> ${esc(t('orders.overdue_only'))}</label>
+        <button type="button" id="o-csv">${esc(t('orders.export_csv'))}</button>
+      </div>
+      <div class="orders-list" id="o-list"><p class="empty">${esc(t('orders.loading'))}</p></div>
+    </div>`;
+    const set = (key, value) => {
+      if (value === '' || value === false || value === undefined) delete this.filter[key];
+      else this.filter[key] = value;
+      this.showList(++this.seq);
+    };
+    this.root.querySelector('#o-mine').addEventListener('change', (e) => set('assignee', e.target.checked ? 'me' : ''));
+    this.root.querySelector('#o-open').addEventListener('change', (e) => set('open', e.target.value));
+    this.root.querySelector('#o-type').addEventListener('change', (e) => set('type', e.target.value));
+    this.root.querySelector('#o-priority').addEventListener('change', (e) => set('priority', e.target.value));
+    this.root.querySelector('#o-overdue').addEventListener('change', (e) => set('overdue', e.target.checked ? 'true' : ''));
+    this.root.querySelector('#o-csv').addEventListener('click', () => this.exportCsv());
+    const query = new URLSearchParams(this.filter).toString();
+    let res;
+    try {
+      res = await api.get(`/api/v1/workorders?${query}`);
+    } catch (e) {
+      if (seq === this.seq) this.root.querySelector('#o-list').innerHTML = `<p class="empty">${esc(apiError(e))}</p>`;
+      return;
+    }
+    if (seq !== this.seq) return;
+    this.orders = res.orders;
+    const list = this.root.querySelector('#o-list');
+    if (!res.orders.length) {
+      list.innerHTML = `<p class="empty">${esc(t('orders.none'))}</p>`;
+      return;
+    }
+    list.innerHTML = res.orders
+      .map((o, i) => `<a class="order-card sev-${esc(o.priority)}${res.overdue[i] ? ' overdue' : ''}" href="#/orders/${esc(o.id)}" data-order="${esc(o.id)}">
+        <span class="o-head"><b translate="no">${esc(o.id)}</b> <span class="sev">${esc(o.priority)}</span> <span class="o-state st-${esc(o.state)}">${esc(stateText(o.state))}</span>${res.overdue[i] ? ` <span class="o-overdue">${esc(t('orders.overdue'))}</span>` : ''}</span>
+        <span class="o-title">${esc(title(o))}</span>
+        <span class="o-meta"><span translate="no">${esc(o.room || '')}</span> · ${esc(zoneLabel(o.zone || ''))} · ${o.assignee ? who(o.assignee) : esc(t('orders.unassigned'))} · ${esc(stamp(o.created_at))}</span>
+      </a>`)
+      .join('');
+  }
+
+  exportCsv() {
+    const rows = [[t('orders.col_id'), t('orders.col_priority'), t('orders.col_type'), t('orders.col_state'), t('orders.col_title'), t('orders.col_room'), t('orders.col_team'), t('orders.col_assignee'), t('orders.col_created'), t('orders.col_response_due'), t('orders.col_resolution_due')]];
+    for (const o of this.orders) {
+      rows.push([o.id, o.priority, typeText(o.type), stateText(o.state), title(o), o.room || '', o.team || '', o.assignee || '', stamp(o.created_at), stamp(o.response_due), stamp(o.resolution_due)]);
+    }
+    download('workorders.csv', csvText(rows));
+  }
+
+  async showOrder(id, seq) {
+    let res;
+    try {
+      if (!this.teams) this.teams = new Map((await api.get('/api/v1/teams')).teams.map((tm) => [tm.id, tm]));
+      res = await api.get(`/api/v1/workorders/${encodeURIComponent(id)}`);
+    } catch (e) {
+      if (seq === this.seq) this.root.innerHTML = `<p class="empty">${esc(apiError(e))}</p>`;
+      return;
+    }
+    if (seq !== this.seq) return;
+    this.render(res.order, res.overdue);
+  }
+
+  render(o, overdue) {
+    const zh = lang() === 'zh-CN';
+    const commands = commandsFor(o, this.user(), this.role());
+    const onSite = o.state === 'on_site' && commandsFor(o, this.user(), this.role()).includes('complete');
+    const checklist = (o.checklist || [])
+      .map((c, i) => `<li class="check${c.done ? ' done' : ''}">
+        <label><input type="checkbox" data-item="${i}"${c.done ? ' checked' : ''}${onSite ? '' : ' disabled'}> ${esc(zh ? c.text_zh : c.text)}</label>
+        ${c.point ? `<input type="number" step="any" inputmode="decimal" class="reading" data-reading="${i}" value="${c.reading ?? ''}" aria-label="${esc(t('orders.reading'))}"${onSite ? '' : ' disabled'}> ${has(`room.${c.point}`) ? `<span class="unit">${esc(t(`room.${c.point}`))}</span>` : `<span class="unit" translate="no">${esc(c.point)}</span>`}` : ''}
+        ${c.by ? `<small>${who(c.by)} ${esc(t('orders.checked_at', { at: stamp(c.at) }))}</small>` : ''}
+      </li>`)
+      .join('');
+    const timeline = (o.transitions || [])
+      .map((tr) => `<li><time>${esc(stamp(tr.at))}</time> <b>${esc(actionText(tr.action))}</b> ${who(tr.by)}${tr.assignee ? ` → ${who(tr.assignee)}` : ''}${tr.position ? ` <span class="pos" translate="no">${tr.position.lat.toFixed(5)}, ${tr.position.lon.toFixed(5)}</span>` : ''}${tr.comment ? `<br><span class="comment" translate="no">${esc(tr.comment)}</span>` : ''}</li>`)
+      .join('');
+    const alarms = (o.alarms || [])
+      .map((a) => `<li><span class="sev">${esc(a.severity)}</span> <span translate="no">${esc(zh ? a.message_zh || a.message : a.message)}</span> <time>${esc(stamp(a.raised_at))}</time></li>`)
+      .join('');
+    const safety = zh ? o.safety_zh : o.safety;
+    this.root.innerHTML = `<div class="order sev-${esc(o.priority)}">
+      <a class="back" href="#/orders">${esc(t('orders.back'))}</a>
+      <h2><span translate="no">${esc(o.id)}</span> ${esc(title(o))}</h2>
+      <p class="o-head"><span class="sev">${esc(o.priority)}</span> <span class="o-state st-${esc(o.state)}">${esc(stateText(o.state))}</span> ${esc(typeText(o.type))}${overdue ? ` <span class="o-overdue">${esc(t('orders.overdue'))}</span>` : ''}${o.escalation ? ` <span class="o-overdue">${esc(t(o.escalation > 1 ? 'orders.escalated_manager' : 'orders.escalated_lead'))}</span>` : ''}</p>
+      <dl class="o-facts">
+        <dt>${esc(t('orders.col_room'))}</dt><dd>${o.room ? `<a href="#/room/${esc(o.room)}" translate="no">${esc(o.room)}</a>` : '—'} ${esc(zoneLabel(o.zone || ''))}</dd>
+        <dt>${esc(t('orders.col_assignee'))}</dt><dd>${o.assignee ? who(o.assignee) : esc(t('orders.unassigned'))}${o.team ? ` · ${this.teamName(o.team)}` : ''}</dd>
+        <dt>${esc(t('orders.col_response_due'))}</dt><dd>${esc(stamp(o.response_due))}</dd>
+        <dt>${esc(t('orders.col_resolution_due'))}</dt><dd>${esc(stamp(o.resolution_due))}</dd>
+      </dl>
+      ${safety ? `<p class="safety">⚠ ${esc(safety)}</p>` : ''}
+      <div class="o-commands">${commands.map((c) => `<button type="button" class="cmd cmd-${c}" data-cmd="${c}">${esc(actionText(c))}</button>`).join('')}</div>
+      <div class="o-form" hidden></div>
+      ${checklist ? `<h3>${esc(t('orders.checklist'))}</h3><ol class="checklist">${checklist}</ol>` : ''}
+      ${alarms ? `<h3>${esc(t('orders.alarms'))}</h3><ul class="o-alarms">${alarms}</ul>` : ''}
+      ${o.resolution ? `<h3>${esc(t('orders.resolution'))}</h3><p translate="no">${esc(o.resolution.cause)} → ${esc(o.resolution.remedy)}</p>` : ''}
+      <h3>${esc(t('orders.timeline'))}</h3><ol class="timeline">${timeline}</ol>
+    </div>`;
+    for (const b of this.root.querySelectorAll('[data-cmd]')) b.addEventListener('click', () => this.command(o, b.dataset.cmd));
+    for (const box of this.root.querySelectorAll('[data-item]')) {
+      box.addEventListener('change', () => {
+        const i = Number(box.dataset.item);
+        const r = this.root.querySelector(`[data-reading="${i}"]`);
+        const reading = r && r.value !== '' ? Number(r.value) : undefined;
+        this.send(o, 'check', { item: i, done: box.checked, reading });
+      });
+    }
+  }
+
+  // A command that needs more than a press asks for it in a form under the buttons.
+  command(o, cmd) {
+    const form = this.root.querySelector('.o-form');
+    const needs = { complete: ['cause', 'remedy', 'minutes'], hold: ['comment'], cancel: ['comment'], reject: ['comment'], dispatch: ['assignee'] }[cmd];
+    if (!needs) {
+      this.send(o, cmd, {});
+      return;
+    }
+    form.hidden = false;
+    form.innerHTML = `${needs.map((n) => `<label>${esc(t(`orders.field_${n}`))} <input name="${n}"${n === 'minutes' ? ' type="number" min="0" inputmode="numeric"' : ''}></label>`).join('')}
+      <button type="button" class="primary" id="o-confirm">${esc(actionText(cmd))}</button>`;
+    form.querySelector('#o-confirm').addEventListener('click', () => {
+      const body = {};
+      for (const n of needs) {
+        const v = form.querySelector(`[name="${n}"]`).value.trim();
+        if (v === '') continue;
+        body[n] = n === 'minutes' ? Number(v) : v;
+      }
+      this.send(o, cmd, body);
+    });
+  }
+
+  async send(o, cmd, body) {
+    if (['accept', 'en_route', 'on_site', 'complete'].includes(cmd)) {
+      const p = await position();
+      if (p) body.position = p;
+    }
+    try {
+      const res = await api.post(`/api/v1/workorders/${encodeURIComponent(o.id)}/${cmd}`, body);
+      if (cmd !== 'check') this.toast(t('orders.done', { action: actionText(cmd), id: o.id }), true);
+      this.render(res.order, false);
+    } catch (e) {
+      this.toast(apiError(e));
+      this.showOrder(o.id, ++this.seq);
+    }
+  }
+}

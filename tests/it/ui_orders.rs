@@ -1,0 +1,174 @@
+//! The field crew's work-order page on a phone and the dispatcher's in the console, in a real
+//! headless Chromium (issue 20 items 6 and 7): a pump trip's order reaches the on-call crew
+//! member, who signs in at 390×844 in Chinese, finds it under "my orders", accepts, goes on
+//! site (the phone's position recorded), ticks the checklist with a reading and completes it
+//! with cause and remedy — every button reachable with a thumb, no English, nothing cut off;
+//! then the team lead verifies and closes it from a desktop console in English.
+
+use crate::browser::Browser;
+use crate::support::{get, post, wait_for, Cistern};
+use cistern::lab::crews::CREW_PASSWORD;
+use serde_json::json;
+use std::time::Duration;
+
+const ROOM: &str = "XM-0002";
+
+/// Where the UI tests write their screenshots (out of git).
+fn shots() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+}
+
+/// The element is on screen, ≥ 44 px tall and what a tap at its centre reaches.
+const REACHABLE: &str = r#"
+const el = document.querySelector(arguments[0]);
+if (!el) return 'missing';
+el.scrollIntoView({ block: 'center' });
+const r = el.getBoundingClientRect();
+const problems = [];
+if (r.left < 0 || r.top < 0 || r.right > innerWidth || r.bottom > innerHeight) problems.push(`outside the viewport: ${JSON.stringify(r)}`);
+if (r.height < 44) problems.push(`only ${r.height} px tall`);
+const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+if (hit !== el && !el.contains(hit)) problems.push(`a tap reaches ${hit && hit.outerHTML.slice(0, 80)}`);
+return problems.length ? problems.join('; ') : 'ok';
+"#;
+
+fn press(browser: &Browser, css: &str) {
+    let el = browser.element(css, Duration::from_secs(10));
+    assert_eq!(browser.js(REACHABLE, json!([css])), "ok", "{css}");
+    browser.click(&el);
+}
+
+fn state_is(browser: &Browser, state: &str) {
+    browser.until(
+        &format!("the order {state}"),
+        Duration::from_secs(15),
+        &format!("return document.querySelector('.order .o-state.st-{state}') || null;"),
+    );
+}
+
+fn clean(browser: &Browser, screen: &str) {
+    assert_eq!(browser.missing_keys(), Vec::<String>::new(), "{screen}");
+    assert_eq!(browser.overflowing(), Vec::<String>::new(), "{screen}");
+}
+
+#[test]
+fn a_crew_works_its_order_on_a_phone_in_chinese_and_the_lead_closes_it_in_the_console() {
+    let demo = Cistern::demo("ui-orders").rooms(6).modbus_rooms(0).start();
+    let base = demo.http().to_owned();
+    let (status, v) = post(
+        &format!("{base}/api/v1/sim/faults"),
+        &format!(r#"{{"room":"{ROOM}","fault":"pump_trip","seconds":900}}"#),
+    );
+    assert_eq!(status, 202, "{v}");
+    let order = wait_for("the pump trip's order", Duration::from_secs(60), || {
+        let (_, v) = get(&format!("{base}/api/v1/workorders?room={ROOM}"));
+        v["orders"].as_array().and_then(|a| a.first().cloned())
+    });
+    let id = order["id"].as_str().unwrap().to_owned();
+    let crew = order["assignee"].as_str().unwrap().to_owned();
+    let zone = order["team"].as_str().unwrap().to_owned();
+
+    // The crew member's phone, in Chinese, at a known position.
+    let phone = Browser::start_sized("ui-orders-phone", 390, 844);
+    phone.call(
+        "POST",
+        "/goog/cdp/execute",
+        Some(json!({ "cmd": "Browser.grantPermissions", "params": { "permissions": ["geolocation"] } })),
+    );
+    phone.call(
+        "POST",
+        "/goog/cdp/execute",
+        Some(json!({ "cmd": "Emulation.setGeolocationOverride",
+                     "params": { "latitude": 24.4801, "longitude": 118.0902, "accuracy": 12 } })),
+    );
+    phone.goto(&format!("{base}/?lang=zh-CN"));
+    phone.submit_sign_in(&crew, CREW_PASSWORD);
+    phone.until(
+        "the console",
+        Duration::from_secs(30),
+        "return !document.getElementById('shell').hidden || null;",
+    );
+    press(&phone, "nav a[data-view=orders]");
+    let card = format!("a.order-card[data-order=\"{id}\"]");
+    phone.element(&card, Duration::from_secs(15));
+    assert_eq!(phone.latin_words(), Vec::<String>::new(), "my orders");
+    clean(&phone, "my orders");
+    press(&phone, &card);
+    state_is(&phone, "dispatched");
+    assert_eq!(phone.latin_words(), Vec::<String>::new(), "the order");
+    clean(&phone, "the order");
+    press(&phone, "button.cmd-accept");
+    state_is(&phone, "accepted");
+    press(&phone, "button.cmd-on_site");
+    state_is(&phone, "on_site");
+
+    // The checklist: a reading where the item asks for one, then the tick.
+    let items = order["checklist"].as_array().unwrap().len();
+    for i in 0..items {
+        if !order["checklist"][i]["point"].is_null() {
+            let input = phone.element(&format!("[data-reading=\"{i}\"]"), Duration::from_secs(5));
+            phone.type_into(&input, "0.41");
+        }
+        press(&phone, &format!("[data-item=\"{i}\"]"));
+        phone.until(
+            "the item ticked",
+            Duration::from_secs(10),
+            &format!("const b = document.querySelector('[data-item=\"{i}\"]'); return (b && b.checked && b.closest('.check').classList.contains('done')) || null;"),
+        );
+    }
+    phone.screenshot(&shots().join("orders-phone-on-site.png"));
+    press(&phone, "button.cmd-complete");
+    let cause = phone.element(".o-form [name=cause]", Duration::from_secs(5));
+    phone.type_into(&cause, "变频器过流");
+    let remedy = phone.element(".o-form [name=remedy]", Duration::from_secs(5));
+    phone.type_into(&remedy, "复位并测电机绝缘");
+    press(&phone, "#o-confirm");
+    state_is(&phone, "completed");
+    assert_eq!(
+        phone.latin_words(),
+        Vec::<String>::new(),
+        "the completed order"
+    );
+
+    let (_, v) = get(&format!("{base}/api/v1/workorders/{id}"));
+    let done = &v["order"];
+    assert_eq!(done["resolution"]["cause"], "变频器过流", "{done}");
+    let on_site = done["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["action"] == "on_site")
+        .unwrap();
+    assert_eq!(on_site["by"], crew.as_str(), "{on_site}");
+    let lat = on_site["position"]["lat"].as_f64().unwrap_or_default();
+    assert!(
+        (lat - 24.4801).abs() < 1e-6,
+        "the phone's position: {on_site}"
+    );
+    if let Some(reading) = done["checklist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| !c["point"].is_null())
+    {
+        assert_eq!(reading["reading"], 0.41, "{reading}");
+    }
+
+    // The lead verifies from a desktop console in English.
+    let desk = Browser::start("ui-orders-desk");
+    desk.goto(&format!("{base}/?lang=en"));
+    desk.submit_sign_in(&format!("lead-{zone}"), CREW_PASSWORD);
+    desk.until(
+        "the console",
+        Duration::from_secs(30),
+        "return !document.getElementById('shell').hidden || null;",
+    );
+    desk.js(&format!("location.hash = '#/orders/{id}';"), json!([]));
+    state_is(&desk, "completed");
+    clean(&desk, "the order, desktop, English");
+    desk.screenshot(&shots().join("orders-desk-completed.png"));
+    desk.click(&desk.element("button.cmd-verify", Duration::from_secs(5)));
+    state_is(&desk, "closed");
+    let (_, v) = get(&format!("{base}/api/v1/workorders/{id}"));
+    assert_eq!(v["order"]["state"], "closed", "{v}");
+}
