@@ -58,6 +58,8 @@ pub struct AlarmsApi {
     pub stored: Option<Arc<crate::alarms::StoredAlarms>>,
     /// The rule directory (none: the built-in library).
     pub dir: Option<std::path::PathBuf>,
+    /// The golden-case directory (none: the cases built into the binary).
+    pub cases: Option<std::path::PathBuf>,
 }
 
 /// Declares the route table: `ROUTES` (method, path) for the OpenAPI check and the policy, and
@@ -99,6 +101,7 @@ routes! {
     get "/api/v1/rules/{id}" => rules::get;
     put "/api/v1/rules/{id}" => rules::put;
     post "/api/v1/rules/{id}/backtest" => rules::backtest;
+    post "/api/v1/rules/{id}/cases" => rules::cases;
     get "/api/v1/sim/faults" => sim::list;
     post "/api/v1/sim/faults" => sim::inject;
     get "/api/v1/users" => users::list;

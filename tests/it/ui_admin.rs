@@ -1,10 +1,12 @@
 //! The administration page in Chinese, in a real headless Chromium: an admin creates a user,
 //! creates an API token (its secret shown once) and revokes it, filters the audit log and
 //! finds the user's creation (and exports it as CSV), opens a rule, breaks its syntax and sees
-//! the diagnostic with its line, fixes it, runs the backtest comparison (running and draft side
-//! by side) and deploys the draft. At phone size (390×844) no tab of the page is wider than
-//! the screen. No English word
-//! is visible in zh-CN and no catalogue key is missing.
+//! the diagnostic with its line, runs the golden cases of a draft that breaks one (the failed
+//! case shown with what it expected and what it got; no deploy), then edits a draft that keeps
+//! them: check → golden cases → backtest comparison (running and draft side by side) → deploy,
+//! deploy offered only after all three and withdrawn by an edit. At phone size (390×844) no
+//! tab of the page is wider than the screen. No English word is visible in zh-CN and no
+//! catalogue key is missing.
 
 use crate::admin::tank_high_at;
 use crate::browser::Browser;
@@ -183,29 +185,80 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
     );
     assert_chinese_only(&browser, "a diagnostic");
 
-    // Wait for history to replay before asking the page to.
-    let draft = tank_high_at(5.0);
+    // A draft that breaks the rule's golden case (5 %, 1 s: both tanks at once): the case is
+    // listed as failed with the transition that differs, and deploy stays withdrawn.
+    set_value(&browser, ".rule-source", &tank_high_at(5.0));
+    browser.click(&browser.element(".rule-actions .check", WAIT));
+    browser.element(".diagnostics .diag.ok", WAIT);
+    browser.click(&browser.element(".rule-actions .run-cases", WAIT));
+    let failed = browser.until(
+        "the failed golden case with its difference",
+        WAIT,
+        "const c = document.querySelector('.golden-case.failed[data-case=tank_high]');          return c && [c.querySelector('.verdict').textContent,            c.querySelector('.case-diff .expected code').textContent,            c.querySelector('.case-diff .got code').textContent,            document.querySelector('.cases-summary').textContent] || null;",
+    );
+    assert_eq!(failed[0], "失败", "{failed}");
+    assert!(
+        failed[1]
+            .as_str()
+            .unwrap()
+            .starts_with("1m tank_high@T2 raised"),
+        "{failed}"
+    );
+    assert!(
+        failed[2]
+            .as_str()
+            .unwrap()
+            .starts_with("1s tank_high@T1 raised"),
+        "{failed}"
+    );
+    assert!(failed[3].as_str().unwrap().contains("1 个失败"), "{failed}");
+    let deploy_disabled = || {
+        browser.js(
+            "return document.querySelector('.rule-actions .deploy').disabled",
+            json!([]),
+        ) == true
+    };
+    let gates_done = || {
+        browser.js(
+            "return [...document.querySelectorAll('.rule-gates .gate.done')].map((g) => g.dataset.gate)",
+            json!([]),
+        )
+    };
+    assert!(deploy_disabled(), "no deploy with a failed case");
+    assert_eq!(gates_done(), json!(["checked"]));
+    browser.screenshot(&shots.join("ui-admin-cases.png"));
+    assert_chinese_only(&browser, "a failed golden case");
+
+    // A draft that keeps the case (71 %: above the case's 70 % tanks, below every demo tank,
+    // which refill from 72 %) and raises more than the rule in force. Wait until the stored
+    // history shows it (a minute of on-delay) before asking the page.
+    let draft = include_str!("../../rules/library/tank_high.rhai")
+        .replace("high_pct = 95.0", "high_pct = 71.0");
     wait_for(
-        "stored history to backtest",
-        Duration::from_secs(90),
+        "stored history in which the draft raises tank_high",
+        Duration::from_secs(150),
         || {
-            let (status, _) = post(
+            let (status, v) = post(
                 &format!("{base}/api/v1/rules/tank_high/backtest"),
                 &json!({ "source": draft, "last": "1h" }).to_string(),
             );
-            (status == 200).then_some(())
+            let raised = v["draft"]["result"]["kpis"]["per_rule"]["tank_high"].as_u64();
+            (status == 200 && raised > Some(0)).then_some(())
         },
     );
     set_value(&browser, ".rule-source", &draft);
+    assert_eq!(gates_done(), json!([]), "an edit starts the gates over");
     browser.click(&browser.element(".rule-actions .check", WAIT));
     browser.element(".diagnostics .diag.ok", WAIT);
-    assert!(
-        browser.js(
-            "return document.querySelector('.rule-actions .deploy').disabled",
-            json!([])
-        ) == true,
-        "no deploy before a backtest"
+    browser.click(&browser.element(".rule-actions .run-cases", WAIT));
+    let summary = browser.until(
+        "the golden cases passed",
+        WAIT,
+        "const s = document.querySelector('.cases-summary.passed');          return document.querySelector('.golden-case.passed[data-case=tank_high]') && s && s.textContent || null;",
     );
+    assert!(summary.as_str().unwrap().contains("0 个失败"), "{summary}");
+    assert_eq!(gates_done(), json!(["checked", "cases"]));
+    assert!(deploy_disabled(), "no deploy before a backtest");
     set_value(&browser, ".rule-actions .period", "1h");
     browser.click(&browser.element(".rule-actions .backtest", WAIT));
     let columns = browser.until(
@@ -228,6 +281,8 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
     );
     browser.screenshot(&shots.join("ui-admin-backtest.png"));
     assert_chinese_only(&browser, "the backtest");
+    assert_eq!(gates_done(), json!(["checked", "cases", "tested"]));
+    assert!(!deploy_disabled(), "deploy offered after the three");
 
     browser.click(&browser.element(".rule-actions .deploy:not([disabled])", WAIT));
     confirm(&browser);
@@ -235,7 +290,7 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
         let (_, rule) = get(&format!("{base}/api/v1/rules/tank_high"));
         rule["source"]
             .as_str()
-            .is_some_and(|s| s.contains("high_pct = 5.0"))
+            .is_some_and(|s| s.contains("high_pct = 71.0"))
             .then_some(())
     });
     browser.until(
@@ -245,7 +300,7 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
     );
     assert!(std::fs::read_to_string(rules.join("tank_high.rhai"))
         .unwrap()
-        .contains("high_pct = 5.0"));
+        .contains("high_pct = 71.0"));
 
     // The phone: every tab fits the screen.
     let phone = Browser::start_sized("ui-admin-phone", 390, 844);
