@@ -86,6 +86,7 @@ routes! {
     post "/api/v1/auth/login" => auth::login;
     post "/api/v1/auth/logout" => auth::logout;
     get "/api/v1/auth/me" => auth::me;
+    put "/api/v1/auth/me/language" => auth::set_language;
     get "/api/v1/rooms" => rooms::list;
     get "/api/v1/rooms/{id}" => rooms::get;
     post "/api/v1/rooms/{id}/setpoints" => setpoints::post;

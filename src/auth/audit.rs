@@ -30,7 +30,7 @@ pub struct AuditEntry {
     /// What kind of action: `login`, `login_failed`, `logout`, `alarm_ack`, `alarm_shelve`,
     /// `alarm_unshelve`, `alarm_reset`, `alarm_remove_from_service`,
     /// `alarm_return_to_service`, `rule_put`, `rule_reload`, `setpoint_write`, `user_create`,
-    /// `user_update`, `user_delete`, `token_create`, `token_revoke`.
+    /// `user_update`, `user_delete`, `token_create`, `token_revoke`, `language_set`.
     pub action: String,
     /// What it acted on (an alarm id, a rule id, a point id, a user name, a token id).
     pub target: String,

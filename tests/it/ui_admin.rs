@@ -6,11 +6,13 @@
 //! them: check → golden cases → backtest comparison (running and draft side by side) → deploy,
 //! deploy offered only after all three and withdrawn by an edit. At phone size (390×844) no
 //! tab of the page is wider than the screen. No English word is visible in zh-CN and no
-//! catalogue key is missing.
+//! catalogue key is missing. On the same node, a user who never chose a language gets the
+//! browser's; the language they choose in one browser is theirs when they sign in from a
+//! second, fresh one.
 
 use crate::admin::tank_high_at;
 use crate::browser::Browser;
-use crate::support::{get, post, temp_dir, wait_for, Cistern};
+use crate::support::{get, post, temp_dir, wait_for, Cistern, IT_ADMIN_PASSWORD};
 use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
@@ -327,4 +329,91 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
         "the comparison at 390×844"
     );
     phone.screenshot(&shots.join("ui-admin-phone.png"));
+    drop(phone);
+
+    a_chosen_language_follows_the_user(&base);
+}
+
+/// The language on screen once the console shows.
+fn console_language(browser: &Browser) -> String {
+    browser
+        .until(
+            "the console",
+            WAIT,
+            "return !document.getElementById('shell').hidden && document.documentElement.lang || null;",
+        )
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A user who never chose gets the browser's language; the other language, chosen with the
+/// top bar's picker in one browser, is theirs in a second browser with a fresh profile.
+fn a_chosen_language_follows_the_user(base: &str) {
+    let (status, v) = post(
+        &format!("{base}/api/v1/users"),
+        &json!({ "name": "lin", "role": "viewer", "password": IT_ADMIN_PASSWORD }).to_string(),
+    );
+    assert_eq!(status, 201, "{v}");
+
+    let first = Browser::start("ui-admin-lang-first");
+    first.goto(&format!("{base}/"));
+    first.submit_sign_in("lin", IT_ADMIN_PASSWORD);
+    let own = console_language(&first);
+    let browser_says = first.js(
+        "const l = String(navigator.languages[0] || navigator.language).toLowerCase();          return l.startsWith('zh') ? 'zh-CN' : l.startsWith('en') ? 'en' : null;",
+        json!([]),
+    );
+    assert_eq!(
+        json!(own),
+        browser_says,
+        "never chose: the browser's language"
+    );
+    let other = if own == "en" { "zh-CN" } else { "en" };
+    set_value(&first, "#shell .lang-select", other);
+    wait_for("the choice kept with the user", WAIT, || {
+        let (_, user) = get(&format!("{base}/api/v1/users/lin"));
+        (user["language"] == other).then_some(())
+    });
+    first.until(
+        "the page again in the chosen language",
+        WAIT,
+        &format!(
+            "return !document.getElementById('shell').hidden && document.documentElement.lang === '{other}' || null;"
+        ),
+    );
+    drop(first);
+
+    // A fresh profile: nothing of the first browser's, the sign-in page in the browser's
+    // language, the console in the user's.
+    let second = Browser::start("ui-admin-lang-second");
+    second.goto(&format!("{base}/"));
+    second.until(
+        "the sign-in page in the browser's language",
+        WAIT,
+        &format!(
+            "return !document.getElementById('login').hidden && document.documentElement.lang === '{own}' || null;"
+        ),
+    );
+    second.submit_sign_in("lin", IT_ADMIN_PASSWORD);
+    assert_eq!(console_language(&second), other);
+    let top_bar = second.js(
+        "return document.querySelector('#shell .lang-select').value",
+        json!([]),
+    );
+    assert_eq!(top_bar, json!(other));
+    if other == "zh-CN" {
+        assert_chinese_only(&second, "a fresh browser of a user who chose Chinese");
+    } else {
+        let nav = second.js(
+            "return document.querySelector('.topbar nav').innerText",
+            json!([]),
+        );
+        let nav = nav.as_str().unwrap();
+        assert!(
+            nav.chars().any(|c| c.is_ascii_alphabetic())
+                && !nav.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+            "English pages: {nav:?}"
+        );
+    }
 }
