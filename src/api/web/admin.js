@@ -21,7 +21,7 @@ const TABS = [
   ['audit', 'operator'],
   ['rules', 'rule-author'],
 ];
-const ACTIONS = ['login', 'login_failed', 'logout', 'alarm_ack', 'alarm_shelve', 'alarm_unshelve', 'alarm_reset', 'alarm_remove_from_service', 'alarm_return_to_service', 'rule_put', 'rule_reload', 'setpoint_write', 'user_create', 'user_update', 'user_delete', 'token_create', 'token_revoke', 'language_set'];
+const ACTIONS = ['login', 'login_failed', 'logout', 'alarm_ack', 'alarm_shelve', 'alarm_unshelve', 'alarm_reset', 'alarm_remove_from_service', 'alarm_return_to_service', 'rule_put', 'rule_reload', 'setpoint_write', 'plan_write', 'user_create', 'user_update', 'user_delete', 'token_create', 'token_revoke', 'language_set'];
 const PERIODS = ['1h', '6h', '24h', '3d', '7d'];
 // What a draft must pass, in order, before it may be deployed.
 const GATES = ['checked', 'cases', 'tested'];
