@@ -447,6 +447,7 @@ impl Node {
                 host,
                 stored: spec.stored_alarms.clone(),
                 dir: rule_dir,
+                cases: spec.rules.cases_directory().map(|d| d.to_path_buf()),
             }),
             security: spec.security.clone(),
             ws: Some(crate::api::ws::WsApi {

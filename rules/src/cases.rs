@@ -14,7 +14,7 @@ use crate::meta::Severity;
 use crate::notify::Notification;
 use crate::ruleset::{Diagnostic, RuleSet};
 use cistern_schemas::{DeviceUnit, QualityLevel, RoomId, Timestamp};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
@@ -50,6 +50,20 @@ pub struct Case {
     pub steps: Vec<Step>,
     #[serde(default, rename = "expect")]
     pub expected: Vec<Expected>,
+}
+
+impl Case {
+    /// The rules the case's outcome is compared on: the watched rules and the rules of the
+    /// expected events — the rules it exercises.
+    pub fn covers(&self) -> Vec<RuleId> {
+        let mut out: Vec<RuleId> = self.watch.clone();
+        for e in &self.expected {
+            if !out.contains(&e.key.rule) {
+                out.push(e.key.rule.clone());
+            }
+        }
+        out
+    }
 }
 
 /// The equipment of the case's room.
@@ -185,11 +199,25 @@ pub struct CaseResult {
     pub passed: bool,
     /// A readable diff, empty when passed.
     pub diff: String,
+    /// The first transition that differs, when the case ran and failed.
+    pub difference: Option<CaseDifference>,
+    /// Why the case could not run (a command refused, a bad path), when it could not.
+    pub error: Option<String>,
     /// Every event the case produced (watched or not).
     pub events: Vec<AlarmEvent>,
     pub notifications: Vec<Notification>,
     /// Rules the case's expectations cover.
     pub covers: Vec<RuleId>,
+}
+
+/// The first transition of a failed case that is not as expected, in the words of the diff:
+/// `expected` is what the case asks for, `got` what the rules did (`None`: no transition there).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CaseDifference {
+    /// 1 for the first transition of the watched rules.
+    pub transition: usize,
+    pub expected: Option<String>,
+    pub got: Option<String>,
 }
 
 impl fmt::Display for CaseResult {
@@ -221,8 +249,13 @@ pub fn load_case(path: &Path) -> Result<Case, CaseError> {
         file: path.to_owned(),
         source,
     })?;
-    toml::from_str(&text).map_err(|e| CaseError::Invalid {
-        file: path.to_owned(),
+    parse_case(&text, path)
+}
+
+/// Parses the text of a case; `file` names it in the error.
+pub fn parse_case(text: &str, file: &Path) -> Result<Case, CaseError> {
+    toml::from_str(text).map_err(|e| CaseError::Invalid {
+        file: file.to_owned(),
         message: e.to_string(),
     })
 }
@@ -341,6 +374,8 @@ pub fn run_case(
         description: case.description.clone(),
         passed: false,
         diff: String::new(),
+        difference: None,
+        error: None,
         events: Vec::new(),
         notifications: Vec::new(),
         covers: Vec::new(),
@@ -352,15 +387,11 @@ pub fn run_case(
         }
         Err(e) => {
             result.diff = format!("  case error: {e}\n");
+            result.error = Some(e);
             return result;
         }
     }
-    let mut watch: Vec<RuleId> = case.watch.clone();
-    for e in &case.expected {
-        if !watch.contains(&e.key.rule) {
-            watch.push(e.key.rule.clone());
-        }
-    }
+    let watch = case.covers();
     result.covers = watch.clone();
     let actual: Vec<&AlarmEvent> = result
         .events
@@ -385,6 +416,15 @@ pub fn run_case(
         ));
     }
     result.passed = ok;
+    result.difference = rows
+        .iter()
+        .position(|(m, _, _)| !m)
+        .filter(|_| !ok)
+        .map(|i| CaseDifference {
+            transition: i + 1,
+            expected: rows[i].1.clone(),
+            got: rows[i].2.clone(),
+        });
     if !ok {
         let w = rows
             .iter()

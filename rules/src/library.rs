@@ -1,6 +1,6 @@
 //! The default rule library, built into the binary: a node started without a rule directory
-//! (the demo from anywhere, a packaged install) runs exactly `rules/library/`. A test keeps the
-//! two identical.
+//! (the demo from anywhere, a packaged install) runs exactly `rules/library/`, and its rule
+//! editor runs exactly the golden cases of `rules/cases/`. A test keeps each pair identical.
 
 /// `(file name, source)` of every rule of `rules/library/`.
 pub const LIBRARY: &[(&str, &str)] = &[
@@ -96,6 +96,148 @@ pub const LIBRARY: &[(&str, &str)] = &[
     ),
 ];
 
+/// `(file name, text)` of every golden case of `rules/cases/`: the rule editor runs the cases
+/// of the rule being edited on a node that names no case directory (`[rules] cases`).
+pub const CASES: &[(&str, &str)] = &[
+    (
+        "ack_stops_escalation.toml",
+        include_str!("../cases/ack_stops_escalation.toml"),
+    ),
+    ("bad_analog.toml", include_str!("../cases/bad_analog.toml")),
+    (
+        "bad_analog_zero_flow.toml",
+        include_str!("../cases/bad_analog_zero_flow.toml"),
+    ),
+    (
+        "bad_quality_holds.toml",
+        include_str!("../cases/bad_quality_holds.toml"),
+    ),
+    (
+        "camera_fault.toml",
+        include_str!("../cases/camera_fault.toml"),
+    ),
+    ("chatter.toml", include_str!("../cases/chatter.toml")),
+    (
+        "chatter_consolidated.toml",
+        include_str!("../cases/chatter_consolidated.toml"),
+    ),
+    (
+        "chlorine_high.toml",
+        include_str!("../cases/chlorine_high.toml"),
+    ),
+    (
+        "chlorine_low.toml",
+        include_str!("../cases/chlorine_low.toml"),
+    ),
+    (
+        "chlorine_warning.toml",
+        include_str!("../cases/chlorine_warning.toml"),
+    ),
+    (
+        "clear_stops_escalation.toml",
+        include_str!("../cases/clear_stops_escalation.toml"),
+    ),
+    ("comms_lost.toml", include_str!("../cases/comms_lost.toml")),
+    (
+        "door_held_open.toml",
+        include_str!("../cases/door_held_open.toml"),
+    ),
+    ("escalation.toml", include_str!("../cases/escalation.toml")),
+    (
+        "flip_triggers.toml",
+        include_str!("../cases/flip_triggers.toml"),
+    ),
+    (
+        "flooding_latched.toml",
+        include_str!("../cases/flooding_latched.toml"),
+    ),
+    (
+        "inlet_pressure_low.toml",
+        include_str!("../cases/inlet_pressure_low.toml"),
+    ),
+    ("intrusion.toml", include_str!("../cases/intrusion.toml")),
+    (
+        "intrusion_episode.toml",
+        include_str!("../cases/intrusion_episode.toml"),
+    ),
+    (
+        "intrusion_forced.toml",
+        include_str!("../cases/intrusion_forced.toml"),
+    ),
+    (
+        "mains_loss_suppression.toml",
+        include_str!("../cases/mains_loss_suppression.toml"),
+    ),
+    (
+        "no_pump_available.toml",
+        include_str!("../cases/no_pump_available.toml"),
+    ),
+    ("off_delay.toml", include_str!("../cases/off_delay.toml")),
+    (
+        "on_delay_blip.toml",
+        include_str!("../cases/on_delay_blip.toml"),
+    ),
+    (
+        "out_of_service.toml",
+        include_str!("../cases/out_of_service.toml"),
+    ),
+    (
+        "outlet_pressure_high.toml",
+        include_str!("../cases/outlet_pressure_high.toml"),
+    ),
+    (
+        "outlet_pressure_low_deadband.toml",
+        include_str!("../cases/outlet_pressure_low_deadband.toml"),
+    ),
+    ("overflow.toml", include_str!("../cases/overflow.toml")),
+    (
+        "ph_out_of_range.toml",
+        include_str!("../cases/ph_out_of_range.toml"),
+    ),
+    (
+        "pump_at_max.toml",
+        include_str!("../cases/pump_at_max.toml"),
+    ),
+    ("pump_fault.toml", include_str!("../cases/pump_fault.toml")),
+    ("recurrence.toml", include_str!("../cases/recurrence.toml")),
+    (
+        "room_environment.toml",
+        include_str!("../cases/room_environment.toml"),
+    ),
+    ("sandbox.toml", include_str!("../cases/sandbox.toml")),
+    (
+        "shelve_expiry.toml",
+        include_str!("../cases/shelve_expiry.toml"),
+    ),
+    ("smoke.toml", include_str!("../cases/smoke.toml")),
+    (
+        "tank_cleaning_overdue.toml",
+        include_str!("../cases/tank_cleaning_overdue.toml"),
+    ),
+    ("tank_high.toml", include_str!("../cases/tank_high.toml")),
+    ("tank_low.toml", include_str!("../cases/tank_low.toml")),
+    (
+        "tank_low_low.toml",
+        include_str!("../cases/tank_low_low.toml"),
+    ),
+    (
+        "tank_not_refilling.toml",
+        include_str!("../cases/tank_not_refilling.toml"),
+    ),
+    (
+        "turbidity_high.toml",
+        include_str!("../cases/turbidity_high.toml"),
+    ),
+    (
+        "voltage_deviation.toml",
+        include_str!("../cases/voltage_deviation.toml"),
+    ),
+    (
+        "zone_inhibition.toml",
+        include_str!("../cases/zone_inhibition.toml"),
+    ),
+];
+
 /// The built-in library as a rule set.
 pub fn load(limits: crate::SandboxLimits) -> crate::LoadOutcome {
     crate::RuleSet::from_sources(
@@ -134,6 +276,29 @@ mod tests {
         let out = load(crate::SandboxLimits::default());
         assert!(!out.has_errors(), "{:?}", out.diagnostics);
         assert_eq!(out.set.len(), LIBRARY.len());
+    }
+
+    #[test]
+    fn the_built_in_cases_are_the_case_directory() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
+        let mut on_disk: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(&p).unwrap())
+            })
+            .collect();
+        on_disk.sort();
+        let built_in: Vec<(String, String)> = CASES
+            .iter()
+            .map(|(n, s)| ((*n).to_owned(), (*s).to_owned()))
+            .collect();
+        assert_eq!(
+            built_in, on_disk,
+            "rules/src/library.rs must list every file of rules/cases/"
+        );
     }
 
     /// Every shipped rule speaks Chinese: `description_zh` and `message_zh` present, written in

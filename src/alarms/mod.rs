@@ -36,6 +36,11 @@ pub struct RulesConfig {
     /// (the same files as `rules/library/`), without hot reload. Relative paths are relative
     /// to the configuration file.
     pub dir: Option<PathBuf>,
+    /// The golden cases (`*.toml`, the format of `rules/cases/`) the rule editor runs against a
+    /// draft before it is deployed. Absent or missing: the cases built into the binary (the
+    /// same files as `rules/cases/`, written for the built-in library). Relative paths are
+    /// relative to the configuration file.
+    pub cases: Option<PathBuf>,
     /// Watch the directory and put changed rules in force without a restart.
     pub hot_reload: bool,
     /// How often the directory is checked for changes.
@@ -59,6 +64,7 @@ impl Default for RulesConfig {
         Self {
             enabled: true,
             dir: None,
+            cases: None,
             hot_reload: true,
             reload_every: Duration::from_secs(2),
             refresh_every: Duration::from_secs(60),
@@ -71,9 +77,9 @@ impl Default for RulesConfig {
 }
 
 impl RulesConfig {
-    /// Makes a relative directory relative to `base` (the configuration's folder).
+    /// Makes relative directories relative to `base` (the configuration's folder).
     pub fn resolve_relative_to(&mut self, base: &Path) {
-        if let Some(dir) = &mut self.dir {
+        for dir in [&mut self.dir, &mut self.cases].into_iter().flatten() {
             if dir.is_relative() {
                 *dir = base.join(&*dir);
             }
@@ -83,5 +89,10 @@ impl RulesConfig {
     /// The directory rules are read from, when it exists.
     pub fn directory(&self) -> Option<&Path> {
         self.dir.as_deref().filter(|d| d.is_dir())
+    }
+
+    /// The directory of golden cases, when it exists (none: the built-in cases).
+    pub fn cases_directory(&self) -> Option<&Path> {
+        self.cases.as_deref().filter(|d| d.is_dir())
     }
 }

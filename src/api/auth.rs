@@ -1,6 +1,9 @@
 //! Sessions over REST: `POST /api/v1/auth/login` (public) → a session token,
 //! `POST /api/v1/auth/logout` ends the presented one, `GET /api/v1/auth/me` says who the token
-//! stands for.
+//! stands for, and `PUT /api/v1/auth/me/language` keeps the console language the signed-in
+//! user chose — with the user, on the node, so that it follows them to any browser (the login
+//! answer and `me` carry it; null: never chose, the browser's language applies). Choosing is
+//! audited like the other changes to a user.
 
 use super::error::{ApiError, ErrorCode};
 use super::ApiState;
@@ -78,7 +81,56 @@ pub async fn logout(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "logged_out": true })))
 }
 
-pub async fn me(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn me(state: web::Data<ApiState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let who = auth::principal(&req).ok_or(auth::AuthError::Unauthorized)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "user": who.user, "role": who.role })))
+    // An API token is no user: it has no language.
+    let language = state.security.auth.user(&who.user).and_then(|u| u.language);
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "user": who.user, "role": who.role, "language": language })))
+}
+
+/// `PUT /api/v1/auth/me/language` body: `zh-CN`, `en`, or null (back to the browser's).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LanguageBody {
+    pub language: Option<String>,
+}
+
+pub async fn set_language(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    body: web::Json<LanguageBody>,
+) -> Result<HttpResponse, ApiError> {
+    let who = auth::principal(&req).ok_or(auth::AuthError::Unauthorized)?;
+    let language = match body.language.as_deref() {
+        None => None,
+        Some(tag) => Some(auth::Language::from_tag(tag).ok_or_else(|| {
+            ApiError::bad_request(
+                ErrorCode::InvalidLanguage,
+                format!(
+                    "`language` must be one of {} (or null), not {tag:?}",
+                    auth::Language::TAGS.join(", ")
+                ),
+            )
+        })?),
+    };
+    if state.security.auth.user(&who.user).is_none() {
+        let e = ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::NotAUser,
+            "an API token has no console language: sign in as a user to choose one",
+        );
+        let detail = format!("refused: {}", e.message);
+        state
+            .security
+            .record(&who, "language_set", &who.user, detail, false);
+        return Err(e);
+    }
+    let result = state.security.auth.set_language(&who.user, language).await;
+    let detail = language.map_or("the browser's", auth::Language::tag);
+    let user = super::users::audited(&state, &who, "language_set", &who.user, detail, result)?;
+    Ok(
+        HttpResponse::Ok()
+            .json(serde_json::json!({ "user": user.name, "language": user.language })),
+    )
 }

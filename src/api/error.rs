@@ -42,6 +42,8 @@ error_codes! {
     TooManyRequests => "too_many_requests",
     /// Logout with a token that is not a login session.
     NotASession => "not_a_session",
+    /// A self-service change that needs a user, asked with an API token (409).
+    NotAUser => "not_a_user",
     // The request itself.
     /// No such resource (404).
     NotFound => "not_found",
@@ -71,6 +73,8 @@ error_codes! {
     /// The change would leave no administrator (409).
     LastAdmin => "last_admin",
     NothingToChange => "nothing_to_change",
+    /// A console language other than `zh-CN` and `en`.
+    InvalidLanguage => "invalid_language",
     // Rooms, devices, points.
     InvalidRoomId => "invalid_room_id",
     InvalidRoom => "invalid_room",
@@ -373,6 +377,7 @@ mod tests {
             E::Forbidden => "forbidden",
             E::TooManyRequests => "too_many_requests",
             E::NotASession => "not_a_session",
+            E::NotAUser => "not_a_user",
             E::NotFound => "not_found",
             E::MethodNotAllowed => "method_not_allowed",
             E::InvalidJson => "invalid_json",
@@ -389,6 +394,7 @@ mod tests {
             E::UnknownToken => "unknown_token",
             E::LastAdmin => "last_admin",
             E::NothingToChange => "nothing_to_change",
+            E::InvalidLanguage => "invalid_language",
             E::InvalidRoomId => "invalid_room_id",
             E::InvalidRoom => "invalid_room",
             E::UnknownRoom => "unknown_room",

@@ -61,6 +61,8 @@ pub struct AlarmsApi {
     pub stored: Option<Arc<crate::alarms::StoredAlarms>>,
     /// The rule directory (none: the built-in library).
     pub dir: Option<std::path::PathBuf>,
+    /// The golden-case directory (none: the cases built into the binary).
+    pub cases: Option<std::path::PathBuf>,
 }
 
 /// Declares the route table: `ROUTES` (method, path) for the OpenAPI check and the policy, and
@@ -87,6 +89,7 @@ routes! {
     post "/api/v1/auth/login" => auth::login;
     post "/api/v1/auth/logout" => auth::logout;
     get "/api/v1/auth/me" => auth::me;
+    put "/api/v1/auth/me/language" => auth::set_language;
     get "/api/v1/rooms" => rooms::list;
     get "/api/v1/rooms/{id}" => rooms::get;
     post "/api/v1/rooms/{id}/setpoints" => setpoints::post;
@@ -102,6 +105,7 @@ routes! {
     get "/api/v1/rules/{id}" => rules::get;
     put "/api/v1/rules/{id}" => rules::put;
     post "/api/v1/rules/{id}/backtest" => rules::backtest;
+    post "/api/v1/rules/{id}/cases" => rules::cases;
     get "/api/v1/sim/faults" => sim::list;
     post "/api/v1/sim/faults" => sim::inject;
     get "/api/v1/users" => users::list;

@@ -5,10 +5,11 @@
 //! force; refused with its diagnostics when it does not compile) and
 //! `POST /api/v1/rules/reload`, and `POST /api/v1/rules/{id}/backtest` (a draft replayed over
 //! the stored history beside the rules in force: the alarm load of an edit before it is
-//! deployed). A rule's entry carries its Chinese texts beside its metadata (`description_zh`,
+//! deployed) and `POST /api/v1/rules/{id}/cases` (the golden cases that exercise the rule, run
+//! against the draft). A rule's entry carries its Chinese texts beside its metadata (`description_zh`,
 //! `message_zh`: the header's, or the English ones for a rule without them), so a console
 //! never has to know the fallback; `meta` is the header as written. Validation, backtests,
-//! uploads and reloads need the rule-author role (see
+//! golden cases, uploads and reloads need the rule-author role (see
 //! [`crate::auth::policy`]); every upload and reload, taken or refused, is audited.
 
 use super::error::{ApiError, ErrorCode};
@@ -371,30 +372,21 @@ pub async fn backtest(
         ApiError::not_found(ErrorCode::NoHistory, "this node keeps no history to replay")
     })?;
 
-    // The draft among the rules in force (not the files: they may hold a refused version).
     let running = api.host.rules();
     let rule_id = RuleId::new(&id)
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRule, e.to_string()))?;
-    let mut sources: Vec<(PathBuf, String)> = running
-        .rules()
-        .filter(|r| r.id() != &rule_id)
-        .map(|r| (r.path.clone(), r.source().to_owned()))
-        .collect();
-    sources.push((PathBuf::from(&file), request.source.clone()));
-    let out = RuleSet::from_sources(sources, running.limits().clone());
-    let diagnostics: Vec<DiagnosticView> = out
-        .diagnostics
-        .iter()
-        .filter(|d| file_name(&d.file) == file)
-        .map(DiagnosticView::from)
-        .collect();
-    if out.has_errors() {
-        return Ok(HttpResponse::UnprocessableEntity().json(serde_json::json!({
-            "error": { "code": ErrorCode::RuleRejected, "message": "the draft does not compile; nothing was replayed" },
-            "diagnostics": diagnostics,
-        })));
+    let Draft {
+        set: draft,
+        diagnostics,
+        rejected,
+        ..
+    } = compile_draft(&running, &rule_id, &file, &request.source);
+    if rejected {
+        return Ok(draft_rejected(
+            &diagnostics,
+            "the draft does not compile; nothing was replayed",
+        ));
     }
-    let draft = Arc::new(out.set);
 
     let mut rooms = Vec::new();
     state.registry.visit(|spec, _, _| rooms.push(spec.clone()));
@@ -458,4 +450,129 @@ async fn backtest_body(body: web::Payload) -> Result<String, ApiError> {
         Ok(Err(e)) => Err(ApiError::bad_request(ErrorCode::InvalidJson, e.to_string())),
         Err(_) => Err(script_too_large()),
     }
+}
+
+/// A draft of a rule compiled among the rules in force (not the files: they may hold a refused
+/// version), in place of the running rule of its id (or beside them, for a new rule).
+struct Draft {
+    set: Arc<RuleSet>,
+    /// The (file, source) pairs of the set, the draft's among them.
+    sources: Vec<(PathBuf, String)>,
+    /// The diagnostics about the draft's file.
+    diagnostics: Vec<DiagnosticView>,
+    /// The set has errors: it does not compile.
+    rejected: bool,
+}
+
+fn compile_draft(running: &RuleSet, rule_id: &RuleId, file: &str, source: &str) -> Draft {
+    let mut sources: Vec<(PathBuf, String)> = running
+        .rules()
+        .filter(|r| r.id() != rule_id)
+        .map(|r| (r.path.clone(), r.source().to_owned()))
+        .collect();
+    sources.push((PathBuf::from(file), source.to_owned()));
+    let out = RuleSet::from_sources(sources.clone(), running.limits().clone());
+    let diagnostics = out
+        .diagnostics
+        .iter()
+        .filter(|d| file_name(&d.file) == file)
+        .map(DiagnosticView::from)
+        .collect();
+    Draft {
+        rejected: out.has_errors(),
+        set: Arc::new(out.set),
+        sources,
+        diagnostics,
+    }
+}
+
+/// 422 `rule_rejected` with the draft's diagnostics: nothing was run.
+fn draft_rejected(diagnostics: &[DiagnosticView], message: &str) -> HttpResponse {
+    HttpResponse::UnprocessableEntity().json(serde_json::json!({
+        "error": { "code": ErrorCode::RuleRejected, "message": message },
+        "diagnostics": diagnostics,
+    }))
+}
+
+/// `POST /api/v1/rules/{id}/cases` body: the draft of rule `id`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CasesRequest {
+    pub source: String,
+}
+
+/// `POST /api/v1/rules/{id}/cases`: runs the golden cases that exercise rule `id` (watch it or
+/// expect its transitions) against the rules in force with the draft in place of the running
+/// rule, and answers each case — passed, or the first transition that differs (expected vs
+/// got) — with the totals. Nothing changes. A draft that does not compile is refused (422
+/// `rule_rejected`) with its diagnostics; a rule not in force is 404 `unknown_rule` (a new
+/// rule has no cases yet); a rule no case exercises answers an empty list.
+pub async fn cases(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let api = api(&state)?;
+    let id = id.into_inner();
+    let file = format!("{id}.rhai");
+    checked_file(&file)?;
+    let request: CasesRequest = serde_json::from_str(&backtest_body(body).await?)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, e.to_string()))?;
+    if request.source.len() > MAX_SCRIPT {
+        return Err(script_too_large());
+    }
+    let rule_id = RuleId::new(&id)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRule, e.to_string()))?;
+    let running = api.host.rules();
+    if running.get(&rule_id).is_none() {
+        return Err(ApiError::not_found(
+            ErrorCode::UnknownRule,
+            format!("no rule {id} in force: golden cases are run against a rule's draft"),
+        ));
+    }
+    let draft = compile_draft(&running, &rule_id, &file, &request.source);
+    if draft.rejected {
+        return Ok(draft_rejected(
+            &draft.diagnostics,
+            "the draft does not compile; no case was run",
+        ));
+    }
+    let dir = api.cases.clone();
+    let source = dir
+        .as_ref()
+        .map_or("built-in".to_owned(), |d| d.display().to_string());
+    let version = version_of(&request.source);
+    let (set, sources) = (draft.set, draft.sources);
+    let results = web::block(move || -> Result<_, String> {
+        let cases = cistern_rules::tools::load_cases(dir.as_deref()).map_err(|e| e.to_string())?;
+        Ok(cistern_rules::tools::run_cases_of(
+            &rule_id, &set, &sources, &cases,
+        ))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(ApiError::internal)?;
+    let passed = results.iter().filter(|c| c.passed).count();
+    let cases: Vec<_> = results
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "name": c.name,
+                "description": c.description,
+                "passed": c.passed,
+                "difference": c.difference,
+                "error": c.error,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "rule": id,
+        "version": version,
+        "source": source,
+        "total": results.len(),
+        "passed": passed,
+        "failed": results.len() - passed,
+        "cases": cases,
+        "diagnostics": draft.diagnostics,
+    })))
 }

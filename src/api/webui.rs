@@ -353,6 +353,34 @@ mod tests {
         );
     }
 
+    /// Every audited action reads in both languages in the audit log and is a filter of it (a
+    /// plan write once showed as `plan_write` in a Chinese audit log).
+    #[core::prelude::v1::test]
+    fn every_audited_action_reads_in_both_languages_and_can_be_filtered() {
+        let admin = ASSETS.iter().find(|a| a.name == "admin.js").unwrap().body;
+        let filter = admin
+            .lines()
+            .find(|l| l.starts_with("const ACTIONS = ["))
+            .unwrap();
+        for name in ["i18n-zh-CN.json", "i18n-en.json"] {
+            let cat = catalogue(name);
+            let missing: Vec<_> = crate::auth::audit::ACTIONS
+                .iter()
+                .map(|a| format!("admin.actions.{a}"))
+                .filter(|k| !cat.contains_key(k))
+                .collect();
+            assert!(missing.is_empty(), "{name} lacks {missing:?}");
+        }
+        let unfiltered: Vec<_> = crate::auth::audit::ACTIONS
+            .iter()
+            .filter(|a| !filter.contains(&format!("'{a}'")))
+            .collect();
+        assert!(
+            unfiltered.is_empty(),
+            "admin.js ACTIONS lacks {unfiltered:?}"
+        );
+    }
+
     #[core::prelude::v1::test]
     fn every_api_error_code_reads_in_both_languages() {
         for name in ["i18n-zh-CN.json", "i18n-en.json"] {

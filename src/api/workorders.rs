@@ -313,16 +313,15 @@ fn audit<T>(
         Ok(_) => (String::new(), true),
         Err(e) => (format!("refused: {}: {}", e.code, e.message), false),
     };
-    // An unknown action is audited under its own (bounded) name.
-    let action =
-        if action.len() <= 32 && action.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
-            action
-        } else {
-            "unknown"
-        };
-    state
-        .security
-        .record(who, &format!("workorder_{action}"), target, detail, ok);
+    // An action the node does not know is audited as `workorder_unknown`, never under a
+    // name the caller made up.
+    let name = format!("workorder_{action}");
+    let name = if crate::auth::audit::ACTIONS.contains(&name.as_str()) {
+        name
+    } else {
+        "workorder_unknown".to_owned()
+    };
+    state.security.record(who, &name, target, detail, ok);
 }
 
 pub async fn templates(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {

@@ -19,6 +19,45 @@ use tokio::sync::{broadcast, watch};
 /// The store stream audit entries are appended to.
 pub const AUDIT_STREAM: &str = "audit";
 
+/// Every action the node audits (the `action` of an entry). The console names each in both
+/// languages and offers it as a filter; a test holds the three together.
+pub const ACTIONS: &[&str] = &[
+    "login",
+    "login_failed",
+    "logout",
+    "alarm_ack",
+    "alarm_shelve",
+    "alarm_unshelve",
+    "alarm_reset",
+    "alarm_remove_from_service",
+    "alarm_return_to_service",
+    "rule_put",
+    "rule_reload",
+    "setpoint_write",
+    "plan_write",
+    "user_create",
+    "user_update",
+    "user_delete",
+    "token_create",
+    "token_revoke",
+    "language_set",
+    "workorder_create",
+    "workorder_dispatch",
+    "workorder_accept",
+    "workorder_en_route",
+    "workorder_on_site",
+    "workorder_check",
+    "workorder_complete",
+    "workorder_verify",
+    "workorder_reject",
+    "workorder_hold",
+    "workorder_resume",
+    "workorder_cancel",
+    "workorder_comment",
+    "workorder_escalate",
+    "workorder_unknown",
+];
+
 /// One audited action.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
@@ -27,11 +66,7 @@ pub struct AuditEntry {
     /// Who acted (`unknown` for a failed login under a name that does not exist; an API token
     /// acts as `token:<name>`).
     pub user: String,
-    /// What kind of action: `login`, `login_failed`, `logout`, `alarm_ack`, `alarm_shelve`,
-    /// `alarm_unshelve`, `alarm_reset`, `alarm_remove_from_service`,
-    /// `alarm_return_to_service`, `rule_put`, `rule_reload`, `setpoint_write`, `user_create`,
-    /// `user_update`, `user_delete`, `token_create`, `token_revoke`, `workorder_<action>`
-    /// (`workorder_create`, `workorder_accept`, … `workorder_escalate`).
+    /// What kind of action: one of [`ACTIONS`].
     pub action: String,
     /// What it acted on (an alarm id, a rule id, a point id, a user name, a token id).
     pub target: String,

@@ -54,6 +54,36 @@ pub enum IdentityError {
     Store(#[from] StoreError),
 }
 
+/// A language of the console, as a user chooses it (the web UI's catalogues).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Language {
+    #[serde(rename = "zh-CN")]
+    ZhCn,
+    #[serde(rename = "en")]
+    En,
+}
+
+impl Language {
+    /// Every language, as its tag.
+    pub const TAGS: &'static [&'static str] = &["zh-CN", "en"];
+
+    /// The language of a tag, exactly as written (`zh-CN`, `en`).
+    pub fn from_tag(tag: &str) -> Option<Self> {
+        match tag {
+            "zh-CN" => Some(Self::ZhCn),
+            "en" => Some(Self::En),
+            _ => None,
+        }
+    }
+
+    pub fn tag(self) -> &'static str {
+        match self {
+            Self::ZhCn => "zh-CN",
+            Self::En => "en",
+        }
+    }
+}
+
 /// A user as kept (and stored).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct UserRecord {
@@ -62,6 +92,10 @@ struct UserRecord {
     password_hash: String,
     created_at_ms: i64,
     updated_at_ms: i64,
+    /// The console language the user chose (none: never chose; the browser's applies).
+    /// Records stored before users chose a language read as none.
+    #[serde(default)]
+    language: Option<Language>,
 }
 
 /// A user as shown (no hash).
@@ -71,6 +105,8 @@ pub struct UserView {
     pub role: Role,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    #[serde(default)]
+    pub language: Option<Language>,
 }
 
 impl From<&UserRecord> for UserView {
@@ -80,6 +116,7 @@ impl From<&UserRecord> for UserView {
             role: u.role,
             created_at_ms: u.created_at_ms,
             updated_at_ms: u.updated_at_ms,
+            language: u.language,
         }
     }
 }
@@ -142,6 +179,8 @@ pub struct Session {
     pub user: String,
     pub role: Role,
     pub expires_at_ms: i64,
+    /// The user's chosen console language (none: never chose).
+    pub language: Option<Language>,
 }
 
 /// Why a login failed (deliberately without saying whether the user exists).
@@ -541,10 +580,10 @@ impl Auth {
         let expires_at_ms = now
             .saturating_add(i64::try_from(self.session_lifetime.as_millis()).unwrap_or(i64::MAX));
         let mut ids = self.write();
-        let role = ids
+        let (role, language) = ids
             .users
             .get(&user)
-            .map(|u| u.role)
+            .map(|u| (u.role, u.language))
             .ok_or(LoginError::BadCredentials)?;
         ids.sessions.retain(|_, s| s.expires_at_ms > now);
         let mut mine: Vec<(i64, String)> = ids
@@ -572,6 +611,7 @@ impl Auth {
             user,
             role,
             expires_at_ms,
+            language,
         })
     }
 
@@ -620,6 +660,7 @@ impl Auth {
             password_hash,
             created_at_ms: now,
             updated_at_ms: now,
+            language: None,
         };
         self.persist(USER_KIND, name, Some(encode(&record)?))
             .await?;
@@ -673,6 +714,28 @@ impl Auth {
         if password_hash.is_some() {
             ids.sessions.retain(|_, s| s.user != name);
         }
+        Ok(view)
+    }
+
+    /// Keeps the console language a user chose (none: back to the browser's). Sessions stay.
+    pub async fn set_language(
+        &self,
+        name: &str,
+        language: Option<Language>,
+    ) -> Result<UserView, IdentityError> {
+        let _one = self.changes.lock().await;
+        let mut record = self
+            .read()
+            .users
+            .get(name)
+            .cloned()
+            .ok_or_else(|| IdentityError::UnknownUser { name: name.into() })?;
+        record.language = language;
+        record.updated_at_ms = now_ms();
+        self.persist(USER_KIND, name, Some(encode(&record)?))
+            .await?;
+        let view = UserView::from(&record);
+        self.write().users.insert(name.into(), record);
         Ok(view)
     }
 

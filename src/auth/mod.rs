@@ -26,7 +26,7 @@ pub mod secret;
 pub use audit::{AuditEntry, AuditLog, AuditQuery};
 pub use config::AuthConfig;
 pub use identity::{
-    Auth, AuthMetrics, Bootstrap, IdentityError, IdentityStore, LoginError, Session,
+    Auth, AuthMetrics, Bootstrap, IdentityError, IdentityStore, Language, LoginError, Session,
 };
 pub use policy::AUDIT_READ_ROLE;
 

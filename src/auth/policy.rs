@@ -59,6 +59,7 @@ pub const POLICY: &[Rule] = &[
     rule("POST", "/api/v1/auth/login", Public),
     rule("POST", "/api/v1/auth/logout", R(Role::Viewer)),
     rule("GET", "/api/v1/auth/me", R(Role::Viewer)),
+    rule("PUT", "/api/v1/auth/me/language", R(Role::Viewer)),
     any("/api/v1/users/**", R(Role::Admin)),
     any("/api/v1/tokens/**", R(Role::Admin)),
     rule("GET", "/api/v1/audit/**", R(AUDIT_READ_ROLE)),
@@ -74,6 +75,7 @@ pub const POLICY: &[Rule] = &[
     rule("POST", "/api/v1/rules/validate", R(Role::RuleAuthor)),
     rule("POST", "/api/v1/rules/reload", R(Role::RuleAuthor)),
     rule("POST", "/api/v1/rules/{id}/backtest", R(Role::RuleAuthor)),
+    rule("POST", "/api/v1/rules/{id}/cases", R(Role::RuleAuthor)),
     // Dispatchers (operators) create orders; crews (any signed-in user) work the orders given
     // to them — the work-order model decides per command who may give it.
     rule("POST", "/api/v1/workorders", R(Role::Operator)),
@@ -140,6 +142,7 @@ mod tests {
             ("POST", "/api/v1/auth/login", Public),
             ("GET", "/api/v1/auth/login", R(Role::Viewer)),
             ("GET", "/api/v1/auth/me", R(Role::Viewer)),
+            ("PUT", "/api/v1/auth/me/language", R(Role::Viewer)),
             ("GET", "/api/v1/rooms", R(Role::Viewer)),
             ("GET", "/api/v1/rooms/XM-0001", R(Role::Viewer)),
             ("GET", "/api/v1/history", R(Role::Viewer)),
@@ -159,6 +162,7 @@ mod tests {
             ("POST", "/api/v1/rules/reload", R(Role::RuleAuthor)),
             ("POST", "/api/v1/rules/validate", R(Role::RuleAuthor)),
             ("POST", "/api/v1/rules/x/backtest", R(Role::RuleAuthor)),
+            ("POST", "/api/v1/rules/x/cases", R(Role::RuleAuthor)),
             ("GET", "/api/v1/rules/door_held_open", R(Role::Viewer)),
             ("GET", "/api/v1/users", R(Role::Admin)),
             ("POST", "/api/v1/users", R(Role::Admin)),

@@ -55,6 +55,10 @@ impl DemoOptions {
             .rules
             .clone()
             .or_else(|| repo.is_dir().then(|| repo.to_path_buf()));
+        // The rule editor's golden cases beside the library: `rules/cases` of the checkout the
+        // demo runs in (edited with the rules), else the copy built into the binary.
+        let cases = std::path::Path::new("rules/cases");
+        config.cases = cases.is_dir().then(|| cases.to_path_buf());
         if let Some(first) = self.escalate_after {
             for ladder in config.engine.escalation.values_mut() {
                 for (i, step) in ladder.iter_mut().enumerate() {

@@ -1,7 +1,8 @@
 //! Authentication and roles end to end, against the real binary: logins (and failed ones,
 //! rate-limited), every role refused what is above it, API tokens issued and revoked, the
 //! audit log of an acknowledgement and a rule change, malformed `Authorization` headers, and
-//! users, tokens and the audit log surviving a restart of `cistern run` with storage.
+//! users, tokens and the audit log surviving a restart of `cistern run` with storage — and a
+//! user's chosen console language with them (an unknown language refused by code).
 
 use crate::support::{
     call_as, call_raw, delete, get, login, metric, patch, post, temp_dir, token_for, wait_for,
@@ -317,6 +318,59 @@ fn site(name: &str, auth: &str) -> std::path::PathBuf {
     config
 }
 
+/// op1 (signed in as `op`) chooses English; the API token `token` may not choose.
+fn choose_a_language(base: &str, op: &str, token: &str) {
+    let url = format!("{base}/api/v1/auth/me/language");
+    let (_, me) = call_as(Some(op), "GET", &format!("{base}/api/v1/auth/me"), None);
+    assert_eq!(me["language"], Value::Null, "never chose: {me}");
+    for bad in [json!("fr"), json!("EN"), json!("zh"), json!(7)] {
+        let (status, v) = call_as(
+            Some(op),
+            "PUT",
+            &url,
+            Some(&json!({ "language": bad }).to_string()),
+        );
+        let code = if bad.is_string() {
+            "invalid_language"
+        } else {
+            "invalid_json"
+        };
+        assert_refused(status, &v, 400, code);
+    }
+    let (status, v) = call_as(
+        Some(token),
+        "PUT",
+        &url,
+        Some(&json!({ "language": "en" }).to_string()),
+    );
+    assert_refused(status, &v, 409, "not_a_user");
+    let (status, v) = call_as(
+        Some(op),
+        "PUT",
+        &url,
+        Some(&json!({ "language": "en" }).to_string()),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v, json!({ "user": "op1", "language": "en" }));
+    let (_, me) = call_as(Some(op), "GET", &format!("{base}/api/v1/auth/me"), None);
+    assert_eq!(me["language"], "en", "{me}");
+    let (_, user) = get(&format!("{base}/api/v1/users/op1"));
+    assert_eq!(user["language"], "en", "{user}");
+    let (_, v) = get(&format!("{base}/api/v1/audit?action=language_set"));
+    let entries = v["entries"].as_array().unwrap();
+    assert_eq!(
+        entries.len(),
+        2,
+        "the token's refusal and op1's choice: {v}"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["user"] == "op1" && e["ok"] == true && e["detail"] == "en"),
+        "{v}"
+    );
+}
+
 #[test]
 fn failed_logins_are_rate_limited_and_identities_survive_a_restart() {
     let config = site(
@@ -332,6 +386,7 @@ fn failed_logins_are_rate_limited_and_identities_survive_a_restart() {
     );
     assert_eq!(status, 201);
     let token = token["token"].as_str().unwrap().to_owned();
+    choose_a_language(&base, &op, &token);
     // Three failures lock the name, even for the right password; the answer says for how long.
     for _ in 0..3 {
         let (status, _) = login(&base, "op1", "guess-guess");
@@ -374,9 +429,19 @@ fn failed_logins_are_rate_limited_and_identities_survive_a_restart() {
     assert_eq!(names, ["admin", "op1"], "{}", node.log_tail());
     let (status, me) = call_as(Some(&token), "GET", &format!("{base}/api/v1/auth/me"), None);
     assert_eq!((status, me["user"].as_str()), (200, Some("token:bridge")));
+    assert_eq!(me["language"], Value::Null, "a token has no language: {me}");
     let (status, _) = call_as(Some(&op), "GET", &format!("{base}/api/v1/rooms"), None);
     assert_eq!(status, 401, "sessions do not survive a restart");
-    token_for(&base, "op1", "op1-password");
+    // The language op1 chose came back with op1: in the sign-in answer and in `me`.
+    let (status, session) = login(&base, "op1", "op1-password");
+    assert_eq!(
+        (status, &session["language"]),
+        (200, &json!("en")),
+        "{session}"
+    );
+    let op = session["token"].as_str().unwrap();
+    let (_, me) = call_as(Some(op), "GET", &format!("{base}/api/v1/auth/me"), None);
+    assert_eq!(me["language"], "en", "{me}");
     let (_, v) = get(&format!("{base}/api/v1/audit?action=user_create"));
     assert_eq!(v["count"], 2, "the audit log persists: {v}");
     let first_failed = wait_for("the audit log readable", Duration::from_secs(5), || {

@@ -1,14 +1,18 @@
 //! The administration page in Chinese, in a real headless Chromium: an admin creates a user,
 //! creates an API token (its secret shown once) and revokes it, filters the audit log and
 //! finds the user's creation (and exports it as CSV), opens a rule, breaks its syntax and sees
-//! the diagnostic with its line, fixes it, runs the backtest comparison (running and draft side
-//! by side) and deploys the draft. At phone size (390×844) no tab of the page is wider than
-//! the screen. No English word
-//! is visible in zh-CN and no catalogue key is missing.
+//! the diagnostic with its line, runs the golden cases of a draft that breaks one (the failed
+//! case shown with what it expected and what it got; no deploy), then edits a draft that keeps
+//! them: check → golden cases → backtest comparison (running and draft side by side) → deploy,
+//! deploy offered only after all three and withdrawn by an edit. At phone size (390×844) no
+//! tab of the page is wider than the screen. No English word is visible in zh-CN and no
+//! catalogue key is missing. On the same node, a user who never chose a language gets the
+//! browser's; the language they choose in one browser is theirs when they sign in from a
+//! second, fresh one.
 
 use crate::admin::tank_high_at;
 use crate::browser::Browser;
-use crate::support::{get, post, temp_dir, wait_for, Cistern};
+use crate::support::{get, post, temp_dir, wait_for, Cistern, IT_ADMIN_PASSWORD};
 use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
@@ -183,29 +187,80 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
     );
     assert_chinese_only(&browser, "a diagnostic");
 
-    // Wait for history to replay before asking the page to.
-    let draft = tank_high_at(5.0);
+    // A draft that breaks the rule's golden case (5 %, 1 s: both tanks at once): the case is
+    // listed as failed with the transition that differs, and deploy stays withdrawn.
+    set_value(&browser, ".rule-source", &tank_high_at(5.0));
+    browser.click(&browser.element(".rule-actions .check", WAIT));
+    browser.element(".diagnostics .diag.ok", WAIT);
+    browser.click(&browser.element(".rule-actions .run-cases", WAIT));
+    let failed = browser.until(
+        "the failed golden case with its difference",
+        WAIT,
+        "const c = document.querySelector('.golden-case.failed[data-case=tank_high]');          return c && [c.querySelector('.verdict').textContent,            c.querySelector('.case-diff .expected code').textContent,            c.querySelector('.case-diff .got code').textContent,            document.querySelector('.cases-summary').textContent] || null;",
+    );
+    assert_eq!(failed[0], "失败", "{failed}");
+    assert!(
+        failed[1]
+            .as_str()
+            .unwrap()
+            .starts_with("1m tank_high@T2 raised"),
+        "{failed}"
+    );
+    assert!(
+        failed[2]
+            .as_str()
+            .unwrap()
+            .starts_with("1s tank_high@T1 raised"),
+        "{failed}"
+    );
+    assert!(failed[3].as_str().unwrap().contains("1 个失败"), "{failed}");
+    let deploy_disabled = || {
+        browser.js(
+            "return document.querySelector('.rule-actions .deploy').disabled",
+            json!([]),
+        ) == true
+    };
+    let gates_done = || {
+        browser.js(
+            "return [...document.querySelectorAll('.rule-gates .gate.done')].map((g) => g.dataset.gate)",
+            json!([]),
+        )
+    };
+    assert!(deploy_disabled(), "no deploy with a failed case");
+    assert_eq!(gates_done(), json!(["checked"]));
+    browser.screenshot(&shots.join("ui-admin-cases.png"));
+    assert_chinese_only(&browser, "a failed golden case");
+
+    // A draft that keeps the case (71 %: above the case's 70 % tanks, below every demo tank,
+    // which refill from 72 %) and raises more than the rule in force. Wait until the stored
+    // history shows it (a minute of on-delay) before asking the page.
+    let draft = include_str!("../../rules/library/tank_high.rhai")
+        .replace("high_pct = 95.0", "high_pct = 71.0");
     wait_for(
-        "stored history to backtest",
-        Duration::from_secs(90),
+        "stored history in which the draft raises tank_high",
+        Duration::from_secs(150),
         || {
-            let (status, _) = post(
+            let (status, v) = post(
                 &format!("{base}/api/v1/rules/tank_high/backtest"),
                 &json!({ "source": draft, "last": "1h" }).to_string(),
             );
-            (status == 200).then_some(())
+            let raised = v["draft"]["result"]["kpis"]["per_rule"]["tank_high"].as_u64();
+            (status == 200 && raised > Some(0)).then_some(())
         },
     );
     set_value(&browser, ".rule-source", &draft);
+    assert_eq!(gates_done(), json!([]), "an edit starts the gates over");
     browser.click(&browser.element(".rule-actions .check", WAIT));
     browser.element(".diagnostics .diag.ok", WAIT);
-    assert!(
-        browser.js(
-            "return document.querySelector('.rule-actions .deploy').disabled",
-            json!([])
-        ) == true,
-        "no deploy before a backtest"
+    browser.click(&browser.element(".rule-actions .run-cases", WAIT));
+    let summary = browser.until(
+        "the golden cases passed",
+        WAIT,
+        "const s = document.querySelector('.cases-summary.passed');          return document.querySelector('.golden-case.passed[data-case=tank_high]') && s && s.textContent || null;",
     );
+    assert!(summary.as_str().unwrap().contains("0 个失败"), "{summary}");
+    assert_eq!(gates_done(), json!(["checked", "cases"]));
+    assert!(deploy_disabled(), "no deploy before a backtest");
     set_value(&browser, ".rule-actions .period", "1h");
     browser.click(&browser.element(".rule-actions .backtest", WAIT));
     let columns = browser.until(
@@ -228,6 +283,8 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
     );
     browser.screenshot(&shots.join("ui-admin-backtest.png"));
     assert_chinese_only(&browser, "the backtest");
+    assert_eq!(gates_done(), json!(["checked", "cases", "tested"]));
+    assert!(!deploy_disabled(), "deploy offered after the three");
 
     browser.click(&browser.element(".rule-actions .deploy:not([disabled])", WAIT));
     confirm(&browser);
@@ -235,7 +292,7 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
         let (_, rule) = get(&format!("{base}/api/v1/rules/tank_high"));
         rule["source"]
             .as_str()
-            .is_some_and(|s| s.contains("high_pct = 5.0"))
+            .is_some_and(|s| s.contains("high_pct = 71.0"))
             .then_some(())
     });
     browser.until(
@@ -245,7 +302,7 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
     );
     assert!(std::fs::read_to_string(rules.join("tank_high.rhai"))
         .unwrap()
-        .contains("high_pct = 5.0"));
+        .contains("high_pct = 71.0"));
 
     // The phone: every tab fits the screen.
     let phone = Browser::start_sized("ui-admin-phone", 390, 844);
@@ -272,4 +329,91 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
         "the comparison at 390×844"
     );
     phone.screenshot(&shots.join("ui-admin-phone.png"));
+    drop(phone);
+
+    a_chosen_language_follows_the_user(&base);
+}
+
+/// The language on screen once the console shows.
+fn console_language(browser: &Browser) -> String {
+    browser
+        .until(
+            "the console",
+            WAIT,
+            "return !document.getElementById('shell').hidden && document.documentElement.lang || null;",
+        )
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A user who never chose gets the browser's language; the other language, chosen with the
+/// top bar's picker in one browser, is theirs in a second browser with a fresh profile.
+fn a_chosen_language_follows_the_user(base: &str) {
+    let (status, v) = post(
+        &format!("{base}/api/v1/users"),
+        &json!({ "name": "lin", "role": "viewer", "password": IT_ADMIN_PASSWORD }).to_string(),
+    );
+    assert_eq!(status, 201, "{v}");
+
+    let first = Browser::start("ui-admin-lang-first");
+    first.goto(&format!("{base}/"));
+    first.submit_sign_in("lin", IT_ADMIN_PASSWORD);
+    let own = console_language(&first);
+    let browser_says = first.js(
+        "const l = String(navigator.languages[0] || navigator.language).toLowerCase();          return l.startsWith('zh') ? 'zh-CN' : l.startsWith('en') ? 'en' : null;",
+        json!([]),
+    );
+    assert_eq!(
+        json!(own),
+        browser_says,
+        "never chose: the browser's language"
+    );
+    let other = if own == "en" { "zh-CN" } else { "en" };
+    set_value(&first, "#shell .lang-select", other);
+    wait_for("the choice kept with the user", WAIT, || {
+        let (_, user) = get(&format!("{base}/api/v1/users/lin"));
+        (user["language"] == other).then_some(())
+    });
+    first.until(
+        "the page again in the chosen language",
+        WAIT,
+        &format!(
+            "return !document.getElementById('shell').hidden && document.documentElement.lang === '{other}' || null;"
+        ),
+    );
+    drop(first);
+
+    // A fresh profile: nothing of the first browser's, the sign-in page in the browser's
+    // language, the console in the user's.
+    let second = Browser::start("ui-admin-lang-second");
+    second.goto(&format!("{base}/"));
+    second.until(
+        "the sign-in page in the browser's language",
+        WAIT,
+        &format!(
+            "return !document.getElementById('login').hidden && document.documentElement.lang === '{own}' || null;"
+        ),
+    );
+    second.submit_sign_in("lin", IT_ADMIN_PASSWORD);
+    assert_eq!(console_language(&second), other);
+    let top_bar = second.js(
+        "return document.querySelector('#shell .lang-select').value",
+        json!([]),
+    );
+    assert_eq!(top_bar, json!(other));
+    if other == "zh-CN" {
+        assert_chinese_only(&second, "a fresh browser of a user who chose Chinese");
+    } else {
+        let nav = second.js(
+            "return document.querySelector('.topbar nav').innerText",
+            json!([]),
+        );
+        let nav = nav.as_str().unwrap();
+        assert!(
+            nav.chars().any(|c| c.is_ascii_alphabetic())
+                && !nav.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+            "English pages: {nav:?}"
+        );
+    }
 }

@@ -1,9 +1,11 @@
 // Administration (issue 19, item 9): what existed only in the API, on screen. Four tabs, each
 // shown to the roles the node lets use it: users and roles, API tokens (admin), the audit log
 // with filters and a CSV export (operator and above), and the alarm rules (rule author): view a
-// rule, edit it with syntax checking, backtest the draft against the rules in force over the
-// stored history, and only then deploy it. Routed as #/admin/TAB[/RULE]. Everything here is
-// read over REST when a tab opens; nothing is live.
+// rule, edit it with syntax checking, run the golden cases that exercise it against the draft,
+// backtest the draft against the rules in force over the stored history, and only then deploy
+// it (deploy is offered once this very draft checked clean, passed its cases — or has none —
+// and was backtested; an edit starts the three over). Routed as #/admin/TAB[/RULE].
+// Everything here is read over REST when a tab opens; nothing is live.
 
 import * as api from './api.js';
 import { csvText, esc } from './format.js';
@@ -19,8 +21,10 @@ const TABS = [
   ['audit', 'operator'],
   ['rules', 'rule-author'],
 ];
-const ACTIONS = ['login', 'login_failed', 'logout', 'alarm_ack', 'alarm_shelve', 'alarm_unshelve', 'alarm_reset', 'alarm_remove_from_service', 'alarm_return_to_service', 'rule_put', 'rule_reload', 'setpoint_write', 'user_create', 'user_update', 'user_delete', 'token_create', 'token_revoke'];
+const ACTIONS = ['login', 'login_failed', 'logout', 'alarm_ack', 'alarm_shelve', 'alarm_unshelve', 'alarm_reset', 'alarm_remove_from_service', 'alarm_return_to_service', 'rule_put', 'rule_reload', 'setpoint_write', 'plan_write', 'user_create', 'user_update', 'user_delete', 'token_create', 'token_revoke', 'language_set', 'workorder_create', 'workorder_dispatch', 'workorder_accept', 'workorder_en_route', 'workorder_on_site', 'workorder_check', 'workorder_complete', 'workorder_verify', 'workorder_reject', 'workorder_hold', 'workorder_resume', 'workorder_cancel', 'workorder_comment', 'workorder_escalate', 'workorder_unknown'];
 const PERIODS = ['1h', '6h', '24h', '3d', '7d'];
+// What a draft must pass, in order, before it may be deployed.
+const GATES = ['checked', 'cases', 'tested'];
 
 export function mayAdminister(role) {
   return (RANK[role] ?? 0) >= RANK.operator;
@@ -46,7 +50,7 @@ export class AdminPage {
     this.seq = 0;
     this.audit = [];
     this.rule = null;
-    this.tested = null;
+    this.gates = {};
   }
 
   tabs() {
@@ -335,18 +339,20 @@ export class AdminPage {
       <div class="rule-actions">
         <button type="button" class="check">${esc(t('admin.check_syntax'))}</button>
         <label><span>${esc(t('admin.period'))}</span><select class="period">${PERIODS.map((p) => `<option value="${p}"${p === '24h' ? ' selected' : ''}>${esc(t(`admin.period_${p}`))}</option>`).join('')}</select></label>
+        <button type="button" class="run-cases">${esc(t('admin.run_cases'))}</button>
         <button type="button" class="backtest">${esc(t('admin.run_backtest'))}</button>
         <button type="button" class="deploy" disabled>${esc(t('admin.deploy'))}</button>
       </div>
-      <div class="rule-note muted">${esc(t('admin.no_cases'))}</div>
+      <div class="rule-gates muted"><span>${esc(t('admin.gates'))}</span>${GATES.map((g) => `<span class="gate" data-gate="${g}">${esc(t(`admin.gate_${g}`))}</span>`).join('')}</div>
       <ol class="diagnostics"></ol>
+      <div class="cases-result"></div>
       <div class="backtest-result"></div>`;
     const source = body.querySelector('.rule-source');
     try {
       const rule = await api.get(`/api/v1/rules/${encodeURIComponent(id)}`);
       if (seq !== this.seq) return;
       this.rule = rule;
-      this.tested = null;
+      this.pass(null);
       source.value = rule.source;
       body.querySelector('.rule-version').textContent = rule.version;
       const desc = body.querySelector('.rule-desc');
@@ -356,13 +362,28 @@ export class AdminPage {
       this.fail(err);
       return;
     }
-    // An edit after a backtest needs a new one before it can be deployed.
-    source.addEventListener('input', () => {
-      body.querySelector('.deploy').disabled = this.tested !== source.value;
-    });
+    // An edit needs a new check, new cases and a new backtest before it can be deployed.
+    source.addEventListener('input', () => this.pass(null));
     body.querySelector('.check').addEventListener('click', () => this.check(seq, id, source.value));
+    body.querySelector('.run-cases').addEventListener('click', () => this.cases(seq, id, source.value));
     body.querySelector('.backtest').addEventListener('click', () => this.backtest(seq, id, source.value, body.querySelector('.period').value));
     body.querySelector('.deploy').addEventListener('click', () => this.deploy(seq, id, source.value));
+  }
+
+  // Records that `text` passed `gate` (null: the draft changed, every gate is open again) and
+  // offers deploy only when this very draft passed all three.
+  pass(gate, text) {
+    if (gate) this.gates[gate] = text;
+    else this.gates = {};
+    const body = this.body();
+    const current = body.querySelector('.rule-source');
+    if (!current) return;
+    const done = (g) => this.gates[g] !== undefined && this.gates[g] === current.value;
+    for (const e of body.querySelectorAll('.rule-gates .gate')) e.classList.toggle('done', done(e.dataset.gate));
+    body.querySelector('.deploy').disabled = !GATES.every(done);
+    if (!gate) {
+      for (const sel of ['.cases-result', '.backtest-result']) body.querySelector(sel).innerHTML = '';
+    }
   }
 
   showDiagnostics(list) {
@@ -380,9 +401,30 @@ export class AdminPage {
   async check(seq, id, text) {
     try {
       const r = await api.requestText('POST', `/api/v1/rules/validate?file=${encodeURIComponent(id)}.rhai`, text);
-      if (seq === this.seq) this.showDiagnostics(r.diagnostics || []);
+      if (seq !== this.seq) return;
+      if (this.showDiagnostics(r.diagnostics || [])) this.pass('checked', text);
     } catch (err) {
       this.fail(err);
+    }
+  }
+
+  async cases(seq, id, text) {
+    const out = this.body().querySelector('.cases-result');
+    const button = this.body().querySelector('.run-cases');
+    out.innerHTML = `<div class="muted">${esc(t('admin.cases_running'))}</div>`;
+    button.disabled = true;
+    try {
+      const r = await api.post(`/api/v1/rules/${encodeURIComponent(id)}/cases`, { source: text });
+      if (seq !== this.seq) return;
+      out.innerHTML = caseList(r);
+      if (r.failed === 0) this.pass('cases', text);
+    } catch (err) {
+      if (seq !== this.seq) return;
+      out.innerHTML = '';
+      if (err.code === 'rule_rejected' && err.body && err.body.diagnostics) this.showDiagnostics(err.body.diagnostics);
+      this.fail(err);
+    } finally {
+      button.disabled = false;
     }
   }
 
@@ -396,8 +438,7 @@ export class AdminPage {
       if (seq !== this.seq) return;
       this.showDiagnostics(r.diagnostics || []);
       out.innerHTML = comparison(r, id);
-      this.tested = text;
-      this.body().querySelector('.deploy').disabled = this.body().querySelector('.rule-source').value !== text;
+      this.pass('tested', text);
     } catch (err) {
       if (seq !== this.seq) return;
       out.innerHTML = '';
@@ -423,6 +464,32 @@ export class AdminPage {
       this.fail(err);
     }
   }
+}
+
+// The golden cases of a draft: the totals, then each case — passed, or the first transition
+// that differs (what the case expects there and what the draft did). The transitions are the
+// case tool's own words (`1m tank_high@T2 raised P3`): data, shown as written.
+function caseList(r) {
+  if (!r.total) return `<div class="panel golden-cases none">${esc(t('admin.cases_none'))}</div>`;
+  const rows = (r.cases || [])
+    .map((c) => {
+      const d = c.difference;
+      const what = c.passed
+        ? ''
+        : c.error
+          ? `<div class="case-error">${esc(t('admin.case_error'))} <span translate="no">${esc(c.error)}</span></div>`
+          : d
+            ? `<div class="case-diff"><span>${esc(t('admin.case_transition', { n: d.transition }))}</span>
+                 <span class="expected">${esc(t('admin.case_expected'))} <code translate="no">${esc(d.expected ?? '')}</code>${d.expected == null ? esc(t('admin.case_nothing')) : ''}</span>
+                 <span class="got">${esc(t('admin.case_got'))} <code translate="no">${esc(d.got ?? '')}</code>${d.got == null ? esc(t('admin.case_nothing')) : ''}</span></div>`
+            : '';
+      return `<li class="golden-case ${c.passed ? 'passed' : 'failed'}" data-case="${esc(c.name)}"><span class="verdict">${esc(t(c.passed ? 'admin.case_passed' : 'admin.case_failed'))}</span> <b translate="no">${esc(c.name)}</b> <span class="muted" translate="no">${esc(c.description || '')}</span>${what}</li>`;
+    })
+    .join('');
+  return `<div class="panel golden-cases">
+    <h2>${esc(t('admin.cases_title'))}</h2>
+    <div class="cases-summary ${r.failed ? 'failed' : 'passed'}">${esc(t('admin.cases_summary', { passed: r.passed, failed: r.failed, total: r.total }))}</div>
+    <ol class="case-list">${rows}</ol></div>`;
 }
 
 // A rule's description in the user's language (`description_zh` where the header has one).

@@ -87,10 +87,13 @@ window.addEventListener('cistern:unauthorized', () => {
 
 async function start() {
   const s = api.session();
+  // The user's own language choice (kept with the user on the node) wins over the device's:
+  // adopted before the console shows.
+  const me = await api.get('/api/v1/auth/me');
+  role = me.role || 'viewer';
+  if (s) i18n.adopt(s.user, me.language);
   $('login').hidden = true;
   $('shell').hidden = false;
-  // The user's own language choice (kept in this browser) wins over the device's.
-  if (s) i18n.adopt(s.user);
   for (const sel of document.querySelectorAll('.lang-select')) sel.value = i18n.lang();
   $('who').textContent = s ? t('app.who', { user: s.user, role: t(`roles.${s.role}`) }) : '';
   annunciator.forUser(s && s.user);
@@ -99,8 +102,6 @@ async function start() {
   alarmTable = alarmTable || new AlarmTable($('alarm-rows'), { empty: t('alarms.none_match') });
   sortBy = { column: null, ascending: true };
   live = new Live({ onLink: linkState });
-  const me = await api.get('/api/v1/auth/me');
-  role = me.role || 'viewer';
   roomPage = roomPage || new RoomPage($('view-room'), { live: proxyLive(), board: proxyBoard(), role: () => role, toast: (m, ok) => toast(m, ok) });
   plansPage = plansPage || new PlansPage($('view-plans'));
   ordersPage = ordersPage || new OrdersPage($('view-orders'), { role: () => role, user: () => (api.session() || {}).user, toast: (m, ok) => toast(m, ok) });
@@ -383,8 +384,14 @@ window.addEventListener('hashchange', route);
 setInterval(() => ($('clock').textContent = clock(Date.now())), 1000);
 
 // The language pickers (sign-in page and top bar) show the current language and switch it.
+// A signed-in user's choice is kept with the user on the node (it follows them to any
+// browser); where the node refuses (an API token), it is kept in this browser only.
 for (const sel of document.querySelectorAll('.lang-select')) {
-  sel.addEventListener('change', () => i18n.choose(sel.value, api.session() && api.session().user));
+  sel.addEventListener('change', async () => {
+    const s = api.session();
+    if (s) await api.put('/api/v1/auth/me/language', { language: sel.value }).catch(() => null);
+    i18n.choose(sel.value, s && s.user);
+  });
 }
 
 // A session survives a reload (sessionStorage) as long as the node still accepts its token.

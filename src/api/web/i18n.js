@@ -3,10 +3,12 @@
 // (`alarms.ack`); a test checks that both catalogues hold the same keys and that every key the
 // scripts use exists. Numbers, dates and times are formatted for the language by Intl.
 //
-// The language is chosen per user: what the user picked last (kept in this browser under their
-// name), else the browser's own preference (any Chinese → zh-CN, else English). `?lang=en`
-// in the URL overrides both, for links and tests. Switching reloads the page: the session
-// survives a reload, and every screen then renders in the new language from the start.
+// The language is chosen per user: what the user picked last — kept with the user on the node
+// (`PUT /api/v1/auth/me/language`; the sign-in answer and `me` carry it), so it follows them to
+// any browser, and in this browser under their name for the page before sign-in — else the
+// browser's own preference (any Chinese → zh-CN, else English). `?lang=en` in the URL
+// overrides them all, for links and tests. Switching reloads the page: the session survives a
+// reload, and every screen then renders in the new language from the start.
 
 export const LANGUAGES = ['zh-CN', 'en'];
 
@@ -39,10 +41,11 @@ function valid(l) {
   return LANGUAGES.includes(l) ? l : null;
 }
 
-// The language for `user` (or for the sign-in page when none is signed in yet).
-export function preferred(user) {
+// The language for `user` (or for the sign-in page when none is signed in yet); `kept` is the
+// choice the node keeps for the user (null: never chose).
+export function preferred(user, kept) {
   const url = new URLSearchParams(location.search).get('lang');
-  return valid(url) || valid(stored(user)) || valid(stored(null)) || fromBrowser();
+  return valid(url) || valid(kept) || valid(stored(user)) || valid(stored(null)) || fromBrowser();
 }
 
 // Loads both catalogues (a few kilobytes each) and selects the language: once, before any
@@ -67,25 +70,32 @@ export function lang() {
   return current;
 }
 
-// Keeps `l` as `user`'s choice (and the device's, for the next sign-in page) and reloads.
-export function choose(l, user) {
-  if (!valid(l)) return;
+function remember(l, user) {
   try {
     localStorage.setItem('cistern.lang', l);
     if (user) localStorage.setItem(`cistern.lang.${user}`, l);
   } catch {
     /* private mode: the choice lasts this page only */
   }
+}
+
+// Keeps `l` as `user`'s choice in this browser (and the device's, for the next sign-in page)
+// and reloads; the caller has kept it on the node.
+export function choose(l, user) {
+  if (!valid(l)) return;
+  remember(l, user);
   const url = new URL(location.href);
   url.searchParams.delete('lang');
   if (url.href !== location.href) history.replaceState(null, '', url.href);
   location.reload();
 }
 
-// After sign-in: the user's own choice wins over the device's (the static page is translated
-// again; the screens render after this).
-export function adopt(user) {
-  const l = preferred(user);
+// After sign-in: the user's own choice (`kept` on the node) wins over the device's; it is
+// remembered here for this browser's next sign-in page (the static page is translated again;
+// the screens render after this).
+export function adopt(user, kept) {
+  if (valid(kept)) remember(kept, user);
+  const l = preferred(user, kept);
   if (l !== current) use(l);
 }
 
