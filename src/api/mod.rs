@@ -124,6 +124,7 @@ routes! {
     post "/api/v1/workorders/{id}/{action}" => workorders::command;
     get "/api/v1/workorder-templates" => workorders::templates;
     get "/api/v1/teams" => workorders::teams;
+    get "/api/v1/knowledge" => workorders::knowledge;
 }
 
 /// Registers every route. The caller wraps the app in the authentication middleware

@@ -12,7 +12,10 @@
 //!   minutes?}`, `verify`, `reject`, `hold`, `resume`, `cancel`, `comment`; every body may carry
 //!   `comment` and `position {lat, lon, accuracy_m?}`. Crews act on their own orders;
 //!   dispatching, verifying and cancelling need an operator (the model's table decides);
-//! - `GET /api/v1/workorder-templates`, `GET /api/v1/teams`.
+//! - `GET /api/v1/workorder-templates`, `GET /api/v1/teams`;
+//! - `GET /api/v1/knowledge?q=…` (search the knowledge base) or `?problem=pump_fault` (its
+//!   causes and remedies ranked by how often each closed an order here). An order's page
+//!   (`GET /api/v1/workorders/{id}`) carries its problem's ranked `suggestions`.
 //!
 //! Every command, taken or refused, is audited as `workorder_<action>`.
 
@@ -150,7 +153,12 @@ pub async fn get(
     let id = order_id(&path)?;
     let order = svc.get(&id).await?;
     let overdue = order.overdue(svc.now());
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "order": order, "overdue": overdue })))
+    let suggestions = svc.knowledge().suggest(&order.cause).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "order": order,
+        "overdue": overdue,
+        "suggestions": suggestions,
+    })))
 }
 
 fn order_id(raw: &str) -> Result<OrderId, ApiError> {
@@ -351,4 +359,31 @@ pub async fn teams(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError>
         })
         .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "teams": teams })))
+}
+
+/// `GET /api/v1/knowledge` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnowledgeQuery {
+    /// Words in any text of a problem, cause or remedy (either language).
+    #[serde(default)]
+    pub q: String,
+    /// One problem (an alarm rule), with its ranked suggestions.
+    pub problem: Option<String>,
+}
+
+pub async fn knowledge(
+    state: web::Data<ApiState>,
+    query: web::Query<KnowledgeQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let svc = service(&state)?;
+    let kb = svc.knowledge();
+    if let Some(p) = &query.problem {
+        let suggestions = kb.suggest(p).await?;
+        return Ok(HttpResponse::Ok().json(serde_json::json!({
+            "problems": kb.problem(p).into_iter().collect::<Vec<_>>(),
+            "suggestions": suggestions,
+        })));
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "problems": kb.search(&query.q) })))
 }

@@ -94,7 +94,11 @@ fn roles_are_enforced_and_every_command_is_audited() {
         None,
     );
     assert_eq!(status, 200);
-    assert_eq!(me, json!({ "user": "operator1", "role": "operator" }));
+    // `language` null: the user never chose one (the console follows the browser).
+    assert_eq!(
+        me,
+        json!({ "user": "operator1", "role": "operator", "language": null })
+    );
 
     // The viewer sees, and cannot act.
     let (status, _) = call_as(Some(&viewer), "GET", &rooms, None);

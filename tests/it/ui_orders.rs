@@ -2,7 +2,7 @@
 //! headless Chromium (issue 20 items 6 and 7): a pump trip's order reaches the on-call crew
 //! member, who signs in at 390×844 in Chinese, finds it under "my orders", accepts, goes on
 //! site (the phone's position recorded), ticks the checklist with a reading and completes it
-//! with cause and remedy — every button reachable with a thumb, no English, nothing cut off;
+//! with the knowledge base's suggested cause and remedy — every button reachable with a thumb, no English, nothing cut off;
 //! then the team lead verifies and closes it from a desktop console in English.
 
 use crate::browser::Browser;
@@ -117,11 +117,13 @@ fn a_crew_works_its_order_on_a_phone_in_chinese_and_the_lead_closes_it_in_the_co
         );
     }
     phone.screenshot(&shots().join("orders-phone-on-site.png"));
-    press(&phone, "button.cmd-complete");
-    let cause = phone.element(".o-form [name=cause]", Duration::from_secs(5));
-    phone.type_into(&cause, "变频器过流");
-    let remedy = phone.element(".o-form [name=remedy]", Duration::from_secs(5));
-    phone.type_into(&remedy, "复位并测电机绝缘");
+    // The knowledge base's first suggestion, taken into the completion form.
+    press(&phone, "button[data-use=\"0\"]");
+    let cause = phone.js(
+        "return document.querySelector('.o-form [name=cause]').value;",
+        json!([]),
+    );
+    assert_eq!(cause, "变频器过流", "the suggestion in Chinese");
     press(&phone, "#o-confirm");
     state_is(&phone, "completed");
     assert_eq!(
@@ -132,7 +134,9 @@ fn a_crew_works_its_order_on_a_phone_in_chinese_and_the_lead_closes_it_in_the_co
 
     let (_, v) = get(&format!("{base}/api/v1/workorders/{id}"));
     let done = &v["order"];
-    assert_eq!(done["resolution"]["cause"], "变频器过流", "{done}");
+    // Stored by the knowledge base's ids, shown in words.
+    assert_eq!(done["resolution"]["cause"], "vfd_overcurrent", "{done}");
+    assert_eq!(done["resolution"]["remedy"], "reset_and_megger", "{done}");
     let on_site = done["transitions"]
         .as_array()
         .unwrap()
@@ -171,4 +175,12 @@ fn a_crew_works_its_order_on_a_phone_in_chinese_and_the_lead_closes_it_in_the_co
     state_is(&desk, "closed");
     let (_, v) = get(&format!("{base}/api/v1/workorders/{id}"));
     assert_eq!(v["order"]["state"], "closed", "{v}");
+    // The verified fix counts for the next pump fault's suggestions.
+    let (_, kb) = get(&format!("{base}/api/v1/knowledge?problem=pump_fault"));
+    let first = &kb["suggestions"][0];
+    assert_eq!(
+        (first["remedy"].as_str(), first["closed"].as_u64()),
+        (Some("reset_and_megger"), Some(1)),
+        "{kb}"
+    );
 }

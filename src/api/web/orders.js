@@ -157,7 +157,16 @@ export class OrdersPage {
       return;
     }
     if (seq !== this.seq) return;
+    this.suggestions = res.suggestions || [];
     this.render(res.order, res.overdue);
+  }
+
+  // A cause or remedy id in the page's language (the knowledge base's text for a known one).
+  resolutionText(kind, id) {
+    const zh = lang() === 'zh-CN';
+    const s = (this.suggestions || []).find((x) => x[kind] === id);
+    if (!s) return `<span translate="no">${esc(id)}</span>`;
+    return esc(zh ? s[`${kind}_zh`] : s[`${kind}_text`]);
   }
 
   render(o, overdue) {
@@ -191,12 +200,26 @@ export class OrdersPage {
       ${safety ? `<p class="safety">⚠ ${esc(safety)}</p>` : ''}
       <div class="o-commands">${commands.map((c) => `<button type="button" class="cmd cmd-${c}" data-cmd="${c}">${esc(actionText(c))}</button>`).join('')}</div>
       <div class="o-form" hidden></div>
+      ${this.suggestionList(o)}
       ${checklist ? `<h3>${esc(t('orders.checklist'))}</h3><ol class="checklist">${checklist}</ol>` : ''}
       ${alarms ? `<h3>${esc(t('orders.alarms'))}</h3><ul class="o-alarms">${alarms}</ul>` : ''}
-      ${o.resolution ? `<h3>${esc(t('orders.resolution'))}</h3><p translate="no">${esc(o.resolution.cause)} → ${esc(o.resolution.remedy)}</p>` : ''}
+      ${o.resolution ? `<h3>${esc(t('orders.resolution'))}</h3><p>${this.resolutionText('cause', o.resolution.cause)} → ${this.resolutionText('remedy', o.resolution.remedy)}</p>` : ''}
       <h3>${esc(t('orders.timeline'))}</h3><ol class="timeline">${timeline}</ol>
     </div>`;
     for (const b of this.root.querySelectorAll('[data-cmd]')) b.addEventListener('click', () => this.command(o, b.dataset.cmd));
+    for (const b of this.root.querySelectorAll('[data-use]')) {
+      b.addEventListener('click', () => {
+        const x = this.suggestions[Number(b.dataset.use)];
+        this.command(o, 'complete');
+        const form = this.root.querySelector('.o-form');
+        for (const kind of ['cause', 'remedy']) {
+          const input = form.querySelector(`[name="${kind}"]`);
+          input.value = lang() === 'zh-CN' ? x[`${kind}_zh`] : x[`${kind}_text`];
+          input.dataset.id = x[kind];
+          input.dataset.text = input.value;
+        }
+      });
+    }
     for (const box of this.root.querySelectorAll('[data-item]')) {
       box.addEventListener('change', () => {
         const i = Number(box.dataset.item);
@@ -205,6 +228,19 @@ export class OrdersPage {
         this.send(o, 'check', { item: i, done: box.checked, reading });
       });
     }
+  }
+
+  // The knowledge base's causes and remedies for the order's problem, most often closing
+  // first; on site, each can be taken into the completion form.
+  suggestionList(o) {
+    const list = this.suggestions || [];
+    if (!list.length || ['closed', 'cancelled'].includes(o.state)) return '';
+    const zh = lang() === 'zh-CN';
+    const usable = o.state === 'on_site' && commandsFor(o, this.user(), this.role()).includes('complete');
+    return `<h3>${esc(t('orders.suggestions'))}</h3><ol class="suggestions">${list
+      .slice(0, 6)
+      .map((x, i) => `<li><b>${esc(zh ? x.cause_zh : x.cause_text)}</b> → ${esc(zh ? x.remedy_zh : x.remedy_text)} <small>${esc(t('orders.closed_times', { n: x.closed }))}</small>${usable ? ` <button type="button" class="use" data-use="${i}">${esc(t('orders.use'))}</button>` : ''}</li>`)
+      .join('')}</ol>`;
   }
 
   // A command that needs more than a press asks for it in a form under the buttons.
@@ -221,8 +257,11 @@ export class OrdersPage {
     form.querySelector('#o-confirm').addEventListener('click', () => {
       const body = {};
       for (const n of needs) {
-        const v = form.querySelector(`[name="${n}"]`).value.trim();
+        const input = form.querySelector(`[name="${n}"]`);
+        let v = input.value.trim();
         if (v === '') continue;
+        // A suggestion taken as it is goes by its id, so that its tally counts it.
+        if (input.dataset.id && v === input.dataset.text) v = input.dataset.id;
         body[n] = n === 'minutes' ? Number(v) : v;
       }
       this.send(o, cmd, body);

@@ -5,6 +5,8 @@
 //! - [`templates`]: what an order of a type and cause starts with (the built-in library covers
 //!   the default rules; a rule names its template with `work_order = "…"`).
 //! - [`teams`]: teams, on-call rosters and the dispatch decision.
+//! - [`knowledge`]: the knowledge base — failure class → problem → cause → remedy, ranked by
+//!   how often each remedy closed orders in this fleet.
 //! - [`store`]: orders on the records port, with the claim that keeps one open order per room
 //!   and cause across writers and restarts.
 //! - [`service`]: the service the API, the alarm intake and the escalation timer call.
@@ -13,6 +15,7 @@
 //!   every minute, so that an event lost to a full queue or a crash still gets its order.
 
 pub mod intake;
+pub mod knowledge;
 pub mod model;
 pub mod service;
 pub mod store;

@@ -8,6 +8,7 @@
 //! new order are a few store round trips, and serialising them keeps the per-person loads the
 //! dispatcher balances on exact.
 
+use super::knowledge::Knowledge;
 use super::model::{AlarmLink, Caller, Command, Context, OrderId, OrderState, WorkOrder};
 use super::store::{Claim, OrderFilter, OrderStore};
 use super::teams::Roster;
@@ -125,6 +126,7 @@ pub struct WorkOrders {
     creating: tokio::sync::Mutex<()>,
     /// Open orders per assignee (what dispatch balances), rebuilt from the store at start.
     load: Mutex<HashMap<String, usize>>,
+    knowledge: Knowledge,
 }
 
 /// How many times a command re-reads and re-applies after losing a race.
@@ -164,6 +166,7 @@ impl WorkOrders {
             })
             .collect();
         let service = Self {
+            knowledge: Knowledge::new(records.clone())?,
             store: OrderStore::new(records)?,
             templates,
             roster,
@@ -185,6 +188,10 @@ impl WorkOrders {
 
     pub fn roster(&self) -> &Roster {
         &self.roster
+    }
+
+    pub fn knowledge(&self) -> &Knowledge {
+        &self.knowledge
     }
 
     pub fn now(&self) -> Timestamp {
@@ -494,12 +501,19 @@ impl WorkOrders {
                 return Err(WorkOrdersError::UnknownTeam(team.clone()));
             }
         }
+        let verify = command == Command::Verify;
         let (order, _) = self
             .update(id, |o, now| {
                 o.apply(command.clone(), caller, context.clone(), now)?;
                 Ok(true)
             })
             .await?;
+        // A verified fix teaches the knowledge base (the order is closed whatever happens here).
+        if let (true, Some(resolution)) = (verify, &order.resolution) {
+            if let Err(e) = self.knowledge.record(&order.cause, resolution).await {
+                tracing::error!(order = %order.id, error = %e, "the knowledge base did not count a verified fix");
+            }
+        }
         Ok(order)
     }
 
@@ -669,7 +683,7 @@ mod tests {
         WorkOrders,
         Arc<ManualClock>,
     ) {
-        let (scratch, s) = store(name);
+        let (scratch, s, records) = store(name);
         let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
         let svc = WorkOrders {
             store: s,
@@ -694,6 +708,7 @@ mod tests {
             metrics: OrderMetrics::register(&Registry::new()).unwrap(),
             creating: tokio::sync::Mutex::new(()),
             load: Mutex::new(HashMap::new()),
+            knowledge: Knowledge::new(records).unwrap(),
         };
         (scratch, svc, clock)
     }

@@ -376,11 +376,11 @@ pub(crate) mod tests {
     use cistern_schemas::Timestamp;
 
     /// A store in a fresh directory (removed when the guard drops).
-    pub(crate) fn store(name: &str) -> (Scratch, OrderStore) {
+    pub(crate) fn store(name: &str) -> (Scratch, OrderStore, Arc<dyn Records>) {
         let d = std::env::temp_dir().join(format!("cistern-orders-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
-        let s = EmbeddedStore::open(&d).unwrap();
-        (Scratch(d), OrderStore::new(Arc::new(s)).unwrap())
+        let s: Arc<dyn Records> = Arc::new(EmbeddedStore::open(&d).unwrap());
+        (Scratch(d), OrderStore::new(s.clone()).unwrap(), s)
     }
 
     pub(crate) struct Scratch(std::path::PathBuf);
@@ -394,7 +394,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn one_claim_per_room_and_cause_and_a_crash_before_the_order_is_finished_not_duplicated()
     {
-        let (_d, s) = store("claim");
+        let (_d, s, _) = store("claim");
         let Claim::Taken(first) = s.claim("XM-0001", "pump_fault").await.unwrap() else {
             panic!("not taken")
         };
@@ -427,7 +427,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn lists_page_through_an_index_newest_first_and_filter() {
-        let (_d, s) = store("list");
+        let (_d, s, _) = store("list");
         for i in 0..1_100u64 {
             let mut o = order();
             o.id = OrderId::from_sequence(i + 1);
