@@ -264,6 +264,7 @@ impl FleetRegistry {
             });
         }
         let down = || RouteError::RoomDown(entry.spec.id.to_string());
+        let source = Some(batch.source);
         let permit = entry
             .intake
             .clone()
@@ -278,6 +279,7 @@ impl FleetRegistry {
                     permit: Some(permit),
                     receipt,
                     span: tracing::Span::current(),
+                    source,
                 },
             })
             .map_err(|_| down())

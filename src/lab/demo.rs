@@ -113,6 +113,15 @@ pub struct Demo {
     pub crews: Vec<String>,
 }
 
+/// How often the demo's historian makes samples durable, and so how often the node
+/// acknowledges the embedded broker's messages. rumqttd sends the node at most
+/// [`broker::SUBSCRIBER_WINDOW`] (100) messages it has not acknowledged, so the node takes at
+/// most 100 messages per flush: at the historian's default 250 ms that was 400 a second, and the
+/// 2,100-room demo (1,050 room messages a second) fell further behind every second until
+/// rumqttd dropped what it could no longer hold. 20 ms makes room for 2,500 a second with a
+/// flush's worth of work between two (a flush is one write-ahead commit, ~50 a second).
+const DEMO_FLUSH_EVERY: Duration = Duration::from_millis(20);
+
 /// How far ahead of the node's clock a sped-up demo's samples may be stamped (see `start`).
 const SPED_UP_FIELD_LEAD: Duration = Duration::from_secs(30 * 86_400);
 
@@ -291,7 +300,10 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
             data_dir: opts.data.clone(),
             ..Default::default()
         },
-        &crate::historian::HistorianSection::default(),
+        &crate::historian::HistorianSection {
+            flush_every: DEMO_FLUSH_EVERY,
+            ..Default::default()
+        },
     )
     .await?;
     let security =
@@ -419,6 +431,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The embedded broker's window, taken once per flush, carries the largest demo's room
+    /// messages twice over (a flush round is the wait for the flush and the work before it:
+    /// counted here as two flush intervals).
+    #[test]
+    fn the_demo_flushes_often_enough_for_the_embedded_brokers_window() {
+        let period = crate::lab::field::FieldConfig::default().period;
+        let offered = 2_100.0 / period.as_secs_f64();
+        let taken = crate::lab::broker::SUBSCRIBER_WINDOW as f64
+            / (2.0 * super::DEMO_FLUSH_EVERY.as_secs_f64());
+        assert!(
+            taken >= 2.0 * offered,
+            "{taken:.0} messages/s taken, {offered:.0} offered"
+        );
     }
 
     #[test]

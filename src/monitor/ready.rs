@@ -237,7 +237,9 @@ mod tests {
         let now = clock.now();
         // Every sample applied in the last seconds is 30 s old.
         for s in 0..3 {
-            metrics.lag.observe(now, now - Duration::from_secs(30 + s));
+            metrics
+                .lag
+                .observe(None, now, now - Duration::from_secs(30 + s));
         }
         let lag = metrics.lag.lag(now);
         let r = assess(&Observed {
@@ -245,6 +247,34 @@ mod tests {
             ..up()
         });
         assert_eq!(r.not_ready, vec!["ingest_lag"], "{r:?}");
+    }
+
+    /// The 2,100-room demo: its MQTT stream a minute behind in the broker, its Modbus rooms
+    /// polled fresh; `/readyz` said `ingest_lag_ms: 0` and the console showed no backlog.
+    #[test]
+    fn an_mqtt_backlog_shows_although_the_modbus_rooms_are_fresh() {
+        use cistern_schemas::reading::IngestSource;
+        let metrics = ActorMetrics::unregistered().unwrap();
+        let clock = cistern_actors::ManualClock::new(cistern_schemas::Timestamp(1_763_700_000_000));
+        let now = clock.now();
+        for s in 0..3 {
+            metrics.lag.observe(
+                Some(IngestSource::Modbus),
+                now,
+                now - Duration::from_millis(50 + s),
+            );
+            metrics.lag.observe(
+                Some(IngestSource::Mqtt),
+                now,
+                now - Duration::from_secs(57 + s),
+            );
+        }
+        let r = assess(&Observed {
+            ingest_lag: metrics.lag.lag(now),
+            ..up()
+        });
+        assert_eq!(r.not_ready, vec!["ingest_lag"], "{r:?}");
+        assert_eq!(r.ingest_lag_ms, Some(57_000));
     }
 
     #[test]

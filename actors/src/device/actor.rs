@@ -12,7 +12,7 @@ use crate::supervision::{guarded, ActorError};
 use crate::ActorConfig;
 use actix::{Actor, AsyncContext, Context, Handler, Recipient, Supervised};
 use cistern_rules::PointFacts;
-use cistern_schemas::reading::Record;
+use cistern_schemas::reading::{IngestSource, Record};
 use cistern_schemas::{DeviceId, DeviceKind, PointSpec, Timestamp};
 use std::sync::Arc;
 
@@ -92,6 +92,7 @@ impl DeviceDeps {
         table: &mut PointTable,
         records: &[Record],
         receipt: Receipt,
+        source: Option<IngestSource>,
     ) -> bool {
         let now = self.clock.now();
         let c = &self.config;
@@ -114,7 +115,7 @@ impl DeviceDeps {
             tracing::debug!(device = %id, refused = out.future, "samples stamped in the future refused");
         }
         if let Some(t) = out.live.last().map(|r| r.t) {
-            m.lag.observe(now, t);
+            m.lag.observe(source, now, t);
         }
         // The receipt goes with the last handover (the sink keeps them in order); with nothing
         // to store, the batch is done.
@@ -190,8 +191,11 @@ impl<B: DeviceBehaviour + std::fmt::Debug> DeviceActor<B> {
         }
     }
 
-    fn apply(&mut self, records: &[Record], receipt: Receipt) {
-        if self.deps.apply(&self.id, &mut self.table, records, receipt) {
+    fn apply(&mut self, records: &[Record], receipt: Receipt, source: Option<IngestSource>) {
+        if self
+            .deps
+            .apply(&self.id, &mut self.table, records, receipt, source)
+        {
             let now = self.deps.clock.now();
             self.behaviour.applied(&self.table, now);
             self.behaviour
@@ -293,10 +297,11 @@ impl<B: DeviceBehaviour + std::fmt::Debug> Handler<ApplyRecords> for DeviceActor
             permit,
             receipt,
             span,
+            source,
         } = intake;
         let _span = span.enter();
         let result = guarded(self, ctx, Self::kind_label(), &id, &metrics, |act, _| {
-            act.apply(&records, receipt)
+            act.apply(&records, receipt, source)
         });
         drop(permit);
         result

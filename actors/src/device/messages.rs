@@ -2,7 +2,7 @@
 
 use crate::supervision::ActorError;
 use actix::Message;
-use cistern_schemas::reading::Record;
+use cistern_schemas::reading::{IngestSource, Record};
 use cistern_schemas::{DeviceId, DeviceKind};
 use serde::Serialize;
 
@@ -30,6 +30,9 @@ pub struct Intake {
     /// views to the `LiveFeed` inside it too; the WebSocket hub fans them out in a span of its
     /// own, logging the same ids (ARCHITECTURE.md, Observability).
     pub span: tracing::Span,
+    /// Where the batch came from (none: a test or a tool): the ingest lag is measured per
+    /// source (see [`crate::lag`]).
+    pub source: Option<IngestSource>,
 }
 
 impl Default for Intake {
@@ -38,6 +41,7 @@ impl Default for Intake {
             permit: None,
             receipt: Default::default(),
             span: tracing::Span::none(),
+            source: None,
         }
     }
 }

@@ -297,8 +297,16 @@ impl PumpRoomActor {
         }
     }
 
-    fn apply_own(&mut self, records: &[Record], receipt: crate::ports::Receipt) {
-        if self.deps.apply(&self.id, &mut self.table, records, receipt) {
+    fn apply_own(
+        &mut self,
+        records: &[Record],
+        receipt: crate::ports::Receipt,
+        source: Option<cistern_schemas::reading::IngestSource>,
+    ) {
+        if self
+            .deps
+            .apply(&self.id, &mut self.table, records, receipt, source)
+        {
             self.publish_live();
             self.inform_tanks();
             if let Some(alarms) = &mut self.alarms {
@@ -436,10 +444,13 @@ impl Handler<SamplesReceived> for PumpRoomActor {
                 let id = self.id.clone();
                 let metrics = self.deps.metrics.clone();
                 let crate::device::Intake {
-                    permit, receipt, ..
+                    permit,
+                    receipt,
+                    source,
+                    ..
                 } = intake;
                 let _ = guarded(self, ctx, "room", &id, &metrics, |act, _| {
-                    act.apply_own(&records, receipt)
+                    act.apply_own(&records, receipt, source)
                 });
                 drop(permit);
             }
