@@ -88,6 +88,10 @@ enum Command {
         /// yet; else CISTERN_ADMIN_PASSWORD, else a generated one printed once.
         #[arg(long)]
         admin_password: Option<String>,
+        /// Leave the demo's work orders to people: no simulated crew accepts, travels and
+        /// closes them (crew logins work them from the orders page).
+        #[arg(long)]
+        manual_crews: bool,
     },
     /// Run against an external broker and field devices.
     Run {
@@ -408,6 +412,7 @@ fn main() -> anyhow::Result<()> {
             ws_queue_keys,
             ws_stall_timeout,
             admin_password,
+            manual_crews,
         } => {
             let format = if json_logs {
                 LogFormat::Json
@@ -440,6 +445,7 @@ fn main() -> anyhow::Result<()> {
                 admin_password: admin_password
                     .or_else(|| cistern::auth::AuthConfig::default().admin_password_from_env()),
                 plan_sample_every: std::time::Duration::from_secs(30),
+                simulated_crews: !manual_crews,
             };
             actix_web::rt::System::new().block_on(async move {
                 let mut stop = stop_signal();

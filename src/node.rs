@@ -227,6 +227,8 @@ pub struct Node {
     pub writer: Arc<FieldWriter>,
     /// The planning service's board (when the node plans).
     pub plans: Option<Arc<crate::control::plans::PlanBoard>>,
+    /// The work-order service (when the node has records and rules).
+    pub workorders: Option<Arc<crate::business::workorders::WorkOrders>>,
     /// Identity and the audit log.
     pub security: crate::auth::Security,
     shutdown: watch::Sender<bool>,
@@ -458,7 +460,7 @@ impl Node {
             writer: Some(writer.clone()),
             plans: plans.clone(),
             basemap: spec.basemap.clone(),
-            workorders,
+            workorders: workorders.clone(),
         });
         spec.security.auth.metrics().register(&metrics)?;
         let security = web::Data::new(spec.security.clone());
@@ -489,6 +491,7 @@ impl Node {
             http,
             writer,
             plans,
+            workorders,
             security: spec.security.clone(),
             shutdown,
             ws_shutdown,

@@ -2,11 +2,21 @@
 //! and two crew members on call around the clock (one for pumps and electrics, one for water
 //! quality and networks), and a city manager at the top of every escalation ladder. Their
 //! logins are created with one demo password (`cistern demo` prints them), so that a visitor
-//! can open the crew page on a phone as one of them.
+//! can open the crew page on a phone as one of them. Unless `--manual-crews`, simulated crews
+//! work every order given to a demo crew member ([`work`]).
 
 use crate::auth::{IdentityError, Role, Security};
+use crate::business::workorders::model::{
+    Caller, Command, Context, OrderState, PartUse, Position, Resolution, WorkOrder,
+};
+use crate::business::workorders::store::OrderFilter;
 use crate::business::workorders::teams::{Day, Member, Shift, Team};
+use crate::business::workorders::WorkOrders;
 use cistern_schemas::inventory::Inventory;
+use cistern_schemas::RoomId;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Every demo crew login's password.
 pub const CREW_PASSWORD: &str = "crew-demo-2026";
@@ -87,4 +97,275 @@ pub async fn create_logins(
         }
     }
     Ok(crews)
+}
+
+/// The demo's crews at work (so that orders, the map and the figures have life): every few
+/// seconds each open order of a demo crew member moves on once its step's time has come —
+/// accepted 20–90 s after dispatch, on the way at once, on site after 1–4 min of travel (their
+/// position recorded on the way and at the room), the checklist and completion 3–8 min later
+/// with the knowledge base's favourite cause and remedy, verified by the lead 1–2 min after.
+/// The pace is a demo's, a few times real life's; each order's delays follow from its id.
+pub async fn work(
+    service: Arc<WorkOrders>,
+    inventory: &Inventory,
+    crews: Vec<String>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let rooms: HashMap<RoomId, (f64, f64)> = inventory
+        .rooms
+        .iter()
+        .map(|r| (r.id.clone(), (r.lat, r.lon)))
+        .collect();
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = tick.tick() => {}
+        }
+        let open = match service
+            .list(&OrderFilter {
+                open: Some(true),
+                limit: 1_000,
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "the demo's crews cannot read their orders");
+                continue;
+            }
+        };
+        let now = service.now();
+        for order in open {
+            let Some(assignee) = order.assignee.clone().filter(|a| crews.contains(a)) else {
+                continue;
+            };
+            let since = order.transitions.last().map_or(order.created_at, |t| t.at);
+            let waited = now.as_millis() - since.as_millis();
+            let Some(step) = next_step(&order, waited) else {
+                continue;
+            };
+            let position = order
+                .room
+                .as_ref()
+                .and_then(|r| rooms.get(r))
+                .map(|&(lat, lon)| {
+                    // On the way: a kilometre or so short of the room.
+                    let off = if step == Step::EnRoute { 0.01 } else { 0.0 };
+                    Position {
+                        lat: lat - off,
+                        lon: lon - off,
+                        accuracy_m: Some(15.0),
+                    }
+                });
+            if let Err(e) = advance(&service, &order, step, &assignee, position).await {
+                tracing::debug!(order = %order.id, error = %e, "a demo crew's step was refused");
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Accept,
+    EnRoute,
+    OnSite,
+    Complete,
+    Verify,
+}
+
+/// A delay in `[lo, hi)` seconds, the same for an order and step on every run.
+fn delay_ms(order: &WorkOrder, salt: u8, lo: i64, hi: i64) -> i64 {
+    let h = order
+        .id
+        .as_str()
+        .bytes()
+        .fold(u64::from(salt) * 0x9e37_79b9, |h, b| {
+            h.rotate_left(5) ^ u64::from(b).wrapping_mul(0x0100_0000_01b3)
+        });
+    (lo + (h % (hi - lo).max(1) as u64) as i64) * 1000
+}
+
+fn next_step(order: &WorkOrder, waited_ms: i64) -> Option<Step> {
+    let (step, due) = match order.state {
+        OrderState::Dispatched => (Step::Accept, delay_ms(order, 1, 20, 90)),
+        OrderState::Accepted => (Step::EnRoute, 0),
+        OrderState::EnRoute => (Step::OnSite, delay_ms(order, 2, 60, 240)),
+        OrderState::OnSite => (Step::Complete, delay_ms(order, 3, 180, 480)),
+        OrderState::Completed => (Step::Verify, delay_ms(order, 4, 60, 120)),
+        _ => return None,
+    };
+    (waited_ms >= due).then_some(step)
+}
+
+async fn advance(
+    service: &WorkOrders,
+    order: &WorkOrder,
+    step: Step,
+    assignee: &str,
+    position: Option<Position>,
+) -> Result<(), crate::business::workorders::WorkOrdersError> {
+    let crew = Caller {
+        user: assignee.to_owned(),
+        dispatcher: false,
+    };
+    let at = |position| Context {
+        comment: None,
+        position,
+    };
+    let command = match step {
+        Step::Accept => Command::Accept,
+        Step::EnRoute => Command::EnRoute,
+        Step::OnSite => Command::OnSite,
+        Step::Complete => {
+            for item in 0..order.checklist.len() {
+                service
+                    .command(
+                        &order.id,
+                        Command::Check {
+                            item,
+                            done: true,
+                            reading: None,
+                        },
+                        &crew,
+                        at(None),
+                    )
+                    .await?;
+            }
+            let favourite = service
+                .knowledge()
+                .suggest(&order.cause)
+                .await?
+                .into_iter()
+                .next();
+            Command::Complete {
+                resolution: Some(match favourite {
+                    Some(s) => Resolution {
+                        cause: s.cause,
+                        remedy: s.remedy,
+                    },
+                    None => Resolution {
+                        cause: "inspected".into(),
+                        remedy: "fixed_on_site".into(),
+                    },
+                }),
+                parts: order
+                    .expected_parts
+                    .iter()
+                    .take(1)
+                    .map(|p| PartUse {
+                        part: p.clone(),
+                        quantity: 1,
+                    })
+                    .collect(),
+                minutes: 45,
+            }
+        }
+        Step::Verify => {
+            let lead = order
+                .team
+                .as_deref()
+                .and_then(|t| service.roster().team(t))
+                .map_or_else(|| MANAGER.to_owned(), |t| t.lead.clone());
+            let lead = Caller {
+                user: lead,
+                dispatcher: true,
+            };
+            service
+                .command(&order.id, Command::Verify, &lead, at(None))
+                .await?;
+            return Ok(());
+        }
+    };
+    service
+        .command(&order.id, command, &crew, at(position))
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::business::workorders::service::{AlarmOrder, OrderMetrics};
+    use crate::business::workorders::WorkOrdersConfig;
+    use crate::store::embedded::EmbeddedStore;
+    use cistern_actors::{Clock, ManualClock};
+    use cistern_rules::Severity;
+    use cistern_schemas::Timestamp;
+
+    #[tokio::test]
+    async fn a_simulated_crew_takes_an_order_from_dispatch_to_closed_with_positions() {
+        let d = std::env::temp_dir().join(format!("cistern-crews-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let inventory = crate::lab::sim::generate_fleet(6, 1);
+        let room = inventory.rooms[0].clone();
+        let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
+        let service = WorkOrders::start(
+            &WorkOrdersConfig {
+                teams: teams(&inventory),
+                ..Default::default()
+            },
+            Arc::new(EmbeddedStore::open(&d).unwrap()),
+            &inventory,
+            clock.clone(),
+            crate::auth::Security::default(),
+            OrderMetrics::register(&prometheus::Registry::new()).unwrap(),
+        )
+        .await
+        .unwrap();
+        let alarm = AlarmOrder {
+            alarm: format!("{}/pump_fault@P1", room.id),
+            room: room.id.clone(),
+            device: None,
+            rule: "pump_fault".into(),
+            template: "pump_fault".into(),
+            severity: Severity::P2,
+            raised_at: clock.now(),
+            message: "Pump P1 fault".into(),
+            message_zh: "水泵 P1 故障".into(),
+        };
+        service.from_alarm(&alarm).await.unwrap();
+        let mut order = service
+            .list(&OrderFilter {
+                limit: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .remove(0);
+        let crew = order.assignee.clone().unwrap();
+        assert!(crew.starts_with("crew-"), "{crew}");
+        // Nothing happens before its time.
+        assert_eq!(next_step(&order, 0), None);
+        for _ in 0..10 {
+            clock.advance(Duration::from_secs(600));
+            let waited = 600_000;
+            let Some(step) = next_step(&order, waited) else {
+                break;
+            };
+            let position = Some(Position {
+                lat: room.lat,
+                lon: room.lon,
+                accuracy_m: Some(15.0),
+            });
+            advance(&service, &order, step, &crew, position)
+                .await
+                .unwrap();
+            order = service.get(&order.id).await.unwrap();
+        }
+        assert_eq!(order.state, OrderState::Closed, "{:?}", order.transitions);
+        let on_site = order
+            .transitions
+            .iter()
+            .find(|t| t.to == OrderState::OnSite)
+            .unwrap();
+        assert_eq!(on_site.position.map(|p| p.lat), Some(room.lat));
+        // Completed with the knowledge base's favourite, which now counts it.
+        let resolution = order.resolution.clone().unwrap();
+        assert_eq!(resolution.remedy, "reset_and_megger");
+        let top = &service.knowledge().suggest("pump_fault").await.unwrap()[0];
+        assert_eq!((top.remedy.as_str(), top.closed), ("reset_and_megger", 1));
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }

@@ -44,6 +44,8 @@ pub struct DemoOptions {
     pub admin_password: Option<String>,
     /// How often the tank planners sample the planned rooms (default 30 s).
     pub plan_sample_every: Duration,
+    /// Simulated crews work the demo's orders ([`super::crews::work`]).
+    pub simulated_crews: bool,
 }
 
 impl DemoOptions {
@@ -366,6 +368,13 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
         );
     }
 
+    if let (true, Some(service)) = (opts.simulated_crews, &node.workorders) {
+        tokio::spawn({
+            let (service, inventory, crews) = (service.clone(), inventory.clone(), crews.clone());
+            let stop = node.shutdown_signal();
+            async move { super::crews::work(service, &inventory, crews, stop).await }
+        });
+    }
     let config = FieldConfig {
         mqtt: Some(broker.addr),
         speed: opts.speed,

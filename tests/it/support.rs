@@ -88,7 +88,8 @@ impl Cistern {
 
     /// `cistern demo` with HTTP and the embedded broker on loopback port 0 and a fresh data
     /// directory (`NAME-data`, kept across [`Node::restart`]). The demo's own defaults hold
-    /// for the rest (100 rooms, 4 of them over Modbus): say what the test needs.
+    /// for the rest (100 rooms, 4 of them over Modbus), but for `--manual-crews`: say what the
+    /// test needs.
     pub fn demo(name: &str) -> Self {
         let data = temp_dir(&format!("{name}-data"));
         Self::command(
@@ -97,6 +98,8 @@ impl Cistern {
         )
         .arg("--data")
         .arg(data)
+        // Work orders wait for the test's own crews (the simulated crew is tested by itself).
+        .arg("--manual-crews")
     }
 
     /// `cistern run --config CONFIG` (a site from [`run_site`] or written by the test).

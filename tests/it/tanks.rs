@@ -379,6 +379,7 @@ async fn the_demo_writes_plans_the_controllers_honour_and_operators_write_setpoi
         plan_sample_every: Duration::from_millis(500),
         ws: Default::default(),
         admin_password: Some(crate::support::IT_ADMIN_PASSWORD.into()),
+        simulated_crews: false,
     };
     let demo = demo::start(&opts).await.unwrap();
     let base = format!("http://{}", demo.node.http);
