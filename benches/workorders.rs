@@ -15,7 +15,6 @@
 use cistern::business::workorders::model::{OrderId, OrderState, OrderType, WorkOrder};
 use cistern::business::workorders::service::{AlarmOrder, OrderMetrics};
 use cistern::business::workorders::store::{OrderFilter, OrderStore};
-use cistern::business::workorders::teams::{Day, Member, Shift, Team};
 use cistern::business::workorders::{WorkOrders, WorkOrdersConfig};
 use cistern::store::embedded::EmbeddedStore;
 use cistern_actors::SystemClock;
@@ -175,7 +174,9 @@ fn queries(c: &mut Criterion) {
 }
 
 fn burst_inventory() -> Inventory {
-    let mut text = String::from("[[zones]]\nid = \"siming\"\nname = \"思明区\"\n");
+    let mut text = String::from(
+        "[[zones]]\nid = \"siming\"\nname = \"思明区\"\nname_pinyin = \"Siming District\"\n",
+    );
     for i in 1..=500 {
         text.push_str(&format!(
             "[[rooms]]\nid = \"XM-{i:04}\"\nname = \"泵房{i}\"\nlat = 24.48\nlon = 118.09\nzone = \"siming\"\npumps = []\ntanks = []\n"
@@ -197,43 +198,16 @@ fn burst(c: &mut Criterion) {
                     .join(format!("cistern-bench-burst-{}-{i}", std::process::id()));
                 let _ = std::fs::remove_dir_all(&dir);
                 let records = Arc::new(EmbeddedStore::open(&dir).unwrap());
+                let inventory = burst_inventory();
                 let config = WorkOrdersConfig {
-                    teams: vec![Team {
-                        id: "siming".into(),
-                        name: "思明维修班".into(),
-                        name_en: "Siming crew".into(),
-                        zones: vec![ZoneId::new("siming").unwrap()],
-                        lead: "lead".into(),
-                        manager: "boss".into(),
-                        members: (0..4)
-                            .map(|k| Member {
-                                user: format!("crew-{k}"),
-                                skills: vec![],
-                            })
-                            .collect(),
-                        on_call: vec![Shift {
-                            days: vec![
-                                Day::Mon,
-                                Day::Tue,
-                                Day::Wed,
-                                Day::Thu,
-                                Day::Fri,
-                                Day::Sat,
-                                Day::Sun,
-                                Day::Holiday,
-                            ],
-                            from: "00:00".into(),
-                            to: "00:00".into(),
-                            users: (0..4).map(|k| format!("crew-{k}")).collect(),
-                        }],
-                    }],
+                    teams: cistern::lab::crews::teams(&inventory),
                     ..Default::default()
                 };
                 let elapsed = rt.block_on(async {
                     let svc = WorkOrders::start(
                         &config,
                         records,
-                        &burst_inventory(),
+                        &inventory,
                         Arc::new(SystemClock),
                         cistern::auth::Security::default(),
                         OrderMetrics::register(&prometheus::Registry::new()).unwrap(),

@@ -23,17 +23,6 @@ pub const CREW_PASSWORD: &str = "crew-demo-2026";
 /// The manager every escalation ends with.
 pub const MANAGER: &str = "manager";
 
-const ALL_DAYS: [Day; 8] = [
-    Day::Mon,
-    Day::Tue,
-    Day::Wed,
-    Day::Thu,
-    Day::Fri,
-    Day::Sat,
-    Day::Sun,
-    Day::Holiday,
-];
-
 fn skills(s: &[&str]) -> Vec<String> {
     s.iter().map(|x| (*x).to_owned()).collect()
 }
@@ -65,7 +54,7 @@ pub fn teams(inventory: &Inventory) -> Vec<Team> {
                 ],
                 // From 00:00 to 00:00: all day.
                 on_call: vec![Shift {
-                    days: ALL_DAYS.to_vec(),
+                    days: Day::EVERY.to_vec(),
                     from: "00:00".into(),
                     to: "00:00".into(),
                     users: crew.to_vec(),

@@ -643,16 +643,7 @@ mod tests {
                     },
                 ],
                 on_call: vec![Shift {
-                    days: vec![
-                        Day::Mon,
-                        Day::Tue,
-                        Day::Wed,
-                        Day::Thu,
-                        Day::Fri,
-                        Day::Sat,
-                        Day::Sun,
-                        Day::Holiday,
-                    ],
+                    days: Day::EVERY.to_vec(),
                     from: "00:00".into(),
                     to: "00:00".into(),
                     users: vec!["li".into(), "wang".into()],

@@ -34,6 +34,20 @@ const WEEK: [Day; 7] = [
     Day::Sun,
 ];
 
+impl Day {
+    /// Every day, holidays included (a round-the-clock roster).
+    pub const EVERY: [Day; 8] = [
+        Day::Mon,
+        Day::Tue,
+        Day::Wed,
+        Day::Thu,
+        Day::Fri,
+        Day::Sat,
+        Day::Sun,
+        Day::Holiday,
+    ];
+}
+
 /// Who is on call on some days between two times of day. `to` before `from` runs overnight
 /// (the morning part belongs to the next day).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
