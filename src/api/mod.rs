@@ -125,6 +125,7 @@ routes! {
     get "/api/v1/workorder-templates" => workorders::templates;
     get "/api/v1/teams" => workorders::teams;
     get "/api/v1/knowledge" => workorders::knowledge;
+    get "/api/v1/workorder-kpis" => workorders::kpis;
 }
 
 /// Registers every route. The caller wraps the app in the authentication middleware

@@ -13,6 +13,8 @@
 //!   `comment` and `position {lat, lon, accuracy_m?}`. Crews act on their own orders;
 //!   dispatching, verifying and cancelling need an operator (the model's table decides);
 //! - `GET /api/v1/workorder-templates`, `GET /api/v1/teams`;
+//! - `GET /api/v1/workorder-kpis?from=&to=&by=team|zone|priority|assignee|all` — response,
+//!   resolution, SLA compliance, first-time fix, close rate, backlog age, repeat failures;
 //! - `GET /api/v1/knowledge?q=…` (search the knowledge base) or `?problem=pump_fault` (its
 //!   causes and remedies ranked by how often each closed an order here). An order's page
 //!   (`GET /api/v1/workorders/{id}`) carries its problem's ranked `suggestions`.
@@ -386,4 +388,43 @@ pub async fn knowledge(
         })));
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({ "problems": kb.search(&query.q) })))
+}
+
+/// `GET /api/v1/workorder-kpis` query: the period's bounds in ms (default: the last 30 days)
+/// and the grouping.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KpiQuery {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub by: Option<crate::business::workorders::kpi::GroupBy>,
+}
+
+/// The longest KPI period: a year.
+const MAX_KPI_PERIOD_MS: i64 = 366 * 86_400_000;
+
+pub async fn kpis(
+    state: web::Data<ApiState>,
+    query: web::Query<KpiQuery>,
+) -> Result<HttpResponse, ApiError> {
+    use crate::business::workorders::kpi::GroupBy;
+    let svc = service(&state)?;
+    let now = svc.now().as_millis();
+    let to = query.to.unwrap_or(now);
+    let from = query.from.unwrap_or(to - 30 * 86_400_000);
+    if from > to || to - from > MAX_KPI_PERIOD_MS || from < 0 {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidPeriod,
+            "from must be before to, both in ms since 1970, at most a year apart",
+        ));
+    }
+    let by = query.by.unwrap_or(GroupBy::All);
+    let rows = svc
+        .kpis(
+            cistern_schemas::Timestamp(from),
+            cistern_schemas::Timestamp(to),
+            by,
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "from": from, "to": to, "kpis": rows })))
 }

@@ -5,6 +5,7 @@
 //! - [`templates`]: what an order of a type and cause starts with (the built-in library covers
 //!   the default rules; a rule names its template with `work_order = "…"`).
 //! - [`teams`]: teams, on-call rosters and the dispatch decision.
+//! - [`kpi`]: response, resolution, SLA compliance, first-time fix, backlog, repeat failures.
 //! - [`knowledge`]: the knowledge base — failure class → problem → cause → remedy, ranked by
 //!   how often each remedy closed orders in this fleet.
 //! - [`store`]: orders on the records port, with the claim that keeps one open order per room
@@ -16,6 +17,7 @@
 
 pub mod intake;
 pub mod knowledge;
+pub mod kpi;
 pub mod model;
 pub mod service;
 pub mod store;

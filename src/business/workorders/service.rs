@@ -242,6 +242,22 @@ impl WorkOrders {
         self.store.list(filter).await
     }
 
+    /// The KPIs of the orders created in `[from, to]`, grouped by `by`.
+    pub async fn kpis(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        by: super::kpi::GroupBy,
+    ) -> Result<Vec<super::kpi::Kpis>, WorkOrdersError> {
+        let orders = self.store.created_between(from, to).await?;
+        let before = Timestamp(from.as_millis() - 30 * 86_400_000);
+        let history = self
+            .store
+            .created_between(before, Timestamp(from.as_millis() - 1))
+            .await?;
+        Ok(super::kpi::compute(&orders, &history, by, self.clock.now()))
+    }
+
     /// A new order from `template` for `room` (not yet stored), dispatched by the roster unless
     /// `assignee` is given.
     fn draft(

@@ -258,6 +258,16 @@ impl OrderStore {
         self.listed(&self.idx.open, all_ages(), usize::MAX).await
     }
 
+    /// Every order created in `[from, to]`, newest first.
+    pub async fn created_between(
+        &self,
+        from: cistern_schemas::Timestamp,
+        to: cistern_schemas::Timestamp,
+    ) -> Result<Vec<WorkOrder>, WorkOrdersError> {
+        let range = IndexRange::between(recent_key(to.as_millis()), recent_key(from.as_millis()));
+        self.listed(&self.idx.recent, range, usize::MAX).await
+    }
+
     /// Orders matching `filter`, newest first, at most `filter.limit`, read through the most
     /// selective index the filter names and checked against the rest.
     pub async fn list(&self, filter: &OrderFilter) -> Result<Vec<WorkOrder>, WorkOrdersError> {
