@@ -3,7 +3,7 @@
 //! sign-in page, the fleet map, the alarm list, a room page (mimic, alarms, trends, tanks, pumps),
 //! the tank plans and a district's plan, and the administration tabs (users, API tokens, audit
 //! log, rules and one rule), in zh-CN and in English. On each the page's main element is drawn,
-//! no catalogue key is missing, nothing reaches past the viewport, and in zh-CN no Latin word is
+//! no catalogue key is missing, every character has a glyph in the installed fonts, nothing reaches past the viewport, and in zh-CN no Latin word is
 //! left outside data marked `translate="no"`; the same in the dialogs and results the pages'
 //! buttons open (acknowledge, shelve, an alarm's history, a set-point's confirmation, a user's
 //! new password, a rule's syntax check and backtest). Every problem of every page is gathered and
@@ -133,11 +133,15 @@ fn pages(room: &str, district: &str, rule: &str) -> Vec<Page> {
     ]
 }
 
-/// The page's problems: missing keys, overflow, and in zh-CN Latin words.
+/// The page's problems: missing keys, characters no font draws, overflow, and in zh-CN Latin
+/// words.
 fn problems(browser: &Browser, lang: &str, at: &str) -> Vec<String> {
     let mut out = Vec::new();
     for key in browser.missing_keys() {
         out.push(format!("{at}: missing key {key}"));
+    }
+    for g in browser.missing_glyphs() {
+        out.push(format!("{at}: no font draws {g}"));
     }
     for e in browser.overflowing() {
         out.push(format!("{at}: overflowing {e}"));
