@@ -222,6 +222,8 @@ export class FleetMap {
         const index = this.clusters.length;
         const radius = (9 + 2.2 * Math.log2(members.length)) * k;
         const g = el('g', { class: 'cluster', 'data-cluster': index, tabindex: '0', role: 'button' }, this.clusterLayer);
+        // A finger's target (44 px across) even for a small cluster.
+        el('circle', { class: 'hit', cx: xy[0].toFixed(2), cy: xy[1].toFixed(2), r: (Math.max(radius + 4 * k, 22 * k)).toFixed(2) }, g);
         const ring = el('circle', { class: 'ring', cx: xy[0].toFixed(2), cy: xy[1].toFixed(2), r: (radius + 4 * k).toFixed(2), 'stroke-width': (3 * k).toFixed(2) }, g);
         const disc = el('circle', { class: 'disc', cx: xy[0].toFixed(2), cy: xy[1].toFixed(2), r: radius.toFixed(2), 'stroke-width': (1.2 * k).toFixed(2) }, g);
         const count = el('text', { class: 'count', x: xy[0].toFixed(2), y: (xy[1] + 3.8 * k).toFixed(2), 'font-size': (11 * k).toFixed(2), 'text-anchor': 'middle' }, g);
