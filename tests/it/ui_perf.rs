@@ -158,6 +158,12 @@ fn console_figures_at_2100_rooms() {
         "return performance.getEntriesByName('cistern:map-drawn').length > 0 || null;",
     );
     let map_drawn = mark(&browser, "cistern:map-drawn").unwrap();
+    // Of which building the drawing (the base map, the rooms, their clusters) in the page.
+    let map_build = browser.js(
+        "const m = performance.getEntriesByName('cistern:map-drawn'); \
+         return m.length ? m[m.length - 1].detail.build_ms : null;",
+        json!([]),
+    );
     let first_paint = browser
         .js(
             "const p = performance.getEntriesByName('first-contentful-paint'); \
@@ -234,7 +240,7 @@ fn console_figures_at_2100_rooms() {
     eprintln!(
         "map drawn {map_drawn:.0} ms (first contentful paint {first_paint:?} ms), zoom {fps:.1} \
          frames/s (p95 frame {p95_frame:.1} ms), overview markers {markers}, a committed zoom \
-         {commit}, room's first live values {room_live} ms"
+         {commit}, map built in {map_build} ms of it, room's first live values {room_live} ms"
     );
     // A month of history for the room's trend points, then the 30-day trend over it.
     let written = write_history(demo.mqtt(), &room);
@@ -279,6 +285,7 @@ fn console_figures_at_2100_rooms() {
         "map_zoom_fps": (fps * 10.0).round() / 10.0,
         "map_zoom_p95_frame_ms": (p95_frame * 10.0).round() / 10.0,
         "map_overview_markers": markers,
+        "map_build_ms": map_build,
         "map_commit": commit,
         "room_first_live_values_ms": room_live,
         "trend": trend,

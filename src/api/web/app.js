@@ -110,8 +110,9 @@ async function start() {
     api.get('/api/v1/basemap').catch(() => null), // a site without one draws a plain graticule
   ]);
   setZoneNames(inventory.zones);
+  const built = performance.now();
   map.setRooms(inventory.rooms, basemap);
-  performance.mark('cistern:map-drawn', { detail: { rooms: inventory.rooms.length } });
+  performance.mark('cistern:map-drawn', { detail: { rooms: inventory.rooms.length, build_ms: performance.now() - built } });
   const zoneIds = [...new Set(inventory.rooms.map((r) => r.zone))].sort();
   $('f-zone').innerHTML = `<option value="">${esc(t('alarms.all'))}</option>` + zoneIds.map((z) => `<option value="${esc(z)}">${esc(zoneLabel(z))}</option>`).join('');
   zones.clear();
