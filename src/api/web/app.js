@@ -97,6 +97,13 @@ async function start() {
   alarmTable = alarmTable || new AlarmTable($('alarm-rows'), { empty: t('alarms.none_match') });
   sortBy = { column: null, ascending: true };
   live = new Live({ onLink: linkState });
+  // The inventory (names, positions, zones) once, asked for at once: the map's first paint
+  // waits for it, not for the user's role as well. Live status comes from the `fleet` topic.
+  const fetched = Promise.all([
+    api.get('/api/v1/rooms'),
+    api.get('/api/v1/basemap').catch(() => null), // a site without one draws a plain graticule
+  ]);
+  fetched.catch(() => {}); // a failure is the await's below, not an unhandled rejection
   const me = await api.get('/api/v1/auth/me');
   role = me.role || 'viewer';
   roomPage = roomPage || new RoomPage($('view-room'), { live: proxyLive(), board: proxyBoard(), role: () => role, toast: (m, ok) => toast(m, ok) });
@@ -104,11 +111,7 @@ async function start() {
   adminPage = adminPage || new AdminPage($('view-admin'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   $('nav-admin').hidden = !mayAdminister(role);
 
-  // The inventory (names, positions, zones) once; live status comes from the `fleet` topic.
-  const [inventory, basemap] = await Promise.all([
-    api.get('/api/v1/rooms'),
-    api.get('/api/v1/basemap').catch(() => null), // a site without one draws a plain graticule
-  ]);
+  const [inventory, basemap] = await fetched;
   setZoneNames(inventory.zones);
   const built = performance.now();
   map.setRooms(inventory.rooms, basemap);
