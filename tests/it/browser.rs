@@ -252,6 +252,36 @@ impl Browser {
         serde_json::from_value(v).unwrap()
     }
 
+    /// The characters the page shows that no installed font draws (drawn as the empty box of
+    /// a missing glyph: an emoji without an emoji font), with the text they are in. Each
+    /// character outside ASCII in visible text is drawn on a canvas in its element's font and
+    /// compared with a private-use character no font has.
+    pub fn missing_glyphs(&self) -> Vec<String> {
+        let v = self.js(
+            "const canvas = document.createElement('canvas'); canvas.width = 48; canvas.height = 48; \
+             const g = canvas.getContext('2d', { willReadFrequently: true }); \
+             const draw = (ch, font) => { g.clearRect(0, 0, 48, 48); g.font = font; g.fillText(ch, 4, 32); \
+               return g.getImageData(0, 0, 48, 48).data.join(','); }; \
+             const seen = new Map(); const nones = new Map(); const out = []; \
+             const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT); \
+             for (let n = walker.nextNode(); n; n = walker.nextNode()) { \
+               const e = n.parentElement; \
+               if (!e || !/[^\\x00-\\x7f]/.test(n.textContent)) continue; \
+               if (!(e.tagName === 'OPTION' ? e.closest('select') : e).checkVisibility({ checkVisibilityCSS: true })) continue; \
+               const font = `16px ${getComputedStyle(e).fontFamily}`; \
+               if (!nones.has(font)) nones.set(font, draw('\\u{10FFFD}', font)); \
+               const none = nones.get(font); \
+               for (const ch of new Set(n.textContent)) { \
+                 if (ch.codePointAt(0) < 0x80 || /\\s/.test(ch)) continue; \
+                 const key = ch + font; \
+                 if (!seen.has(key)) seen.set(key, draw(ch, font) === none); \
+                 if (seen.get(key)) out.push(`U+${ch.codePointAt(0).toString(16).toUpperCase()} in ${JSON.stringify(n.textContent.trim().slice(0, 40))}`); } } \
+             return [...new Set(out)].sort();",
+            json!([]),
+        );
+        serde_json::from_value(v).unwrap()
+    }
+
     /// The catalogue keys the page looked up and did not find.
     pub fn missing_keys(&self) -> Vec<String> {
         let v = self.js(

@@ -27,6 +27,7 @@ mod ui;
 mod ui_admin;
 mod ui_alarms;
 mod ui_orders;
+mod ui_pages;
 mod ui_perf;
 mod ui_room;
 mod ui_shell;

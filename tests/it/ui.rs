@@ -80,11 +80,14 @@ fn operator_signs_in_sees_the_fleet_and_acknowledges_an_injected_alarm() {
     );
     assert_eq!(status, 202, "{v}");
     browser.until(
-        "the room coloured by its P1 alarm on the map",
+        "the room coloured by its P1 alarm on the map (or the cluster it is drawn in)",
         Duration::from_secs(60),
         &format!(
             "const c = document.querySelector('#map circle[data-room=\"{room}\"]'); \
-             return c && c.classList.contains('sev-P1') || null;"
+             const g = c && c.dataset.in !== undefined \
+               && document.querySelector(`#map g.cluster[data-cluster=\"${{c.dataset.in}}\"]`); \
+             return c && c.classList.contains('sev-P1') \
+               && (g ? g.classList.contains('st-P1') : getComputedStyle(c).display !== 'none') || null;"
         ),
     );
     let p1 = browser.js(

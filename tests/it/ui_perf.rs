@@ -177,6 +177,12 @@ fn console_figures_at_2100_rooms() {
         "return performance.getEntriesByName('cistern:map-drawn').length > 0 || null;",
     );
     let map_drawn = mark(&browser, "cistern:map-drawn").unwrap();
+    // Of which building the drawing (the base map, the rooms, their clusters) in the page.
+    let map_build = browser.js(
+        "const m = performance.getEntriesByName('cistern:map-drawn'); \
+         return m.length ? m[m.length - 1].detail.build_ms : null;",
+        json!([]),
+    );
     let first_paint = browser
         .js(
             "const p = performance.getEntriesByName('first-contentful-paint'); \
@@ -189,6 +195,12 @@ fn console_figures_at_2100_rooms() {
         json!([]),
     );
     assert_eq!(circles, ROOMS, "every room on the map");
+    // What the overview paints: cluster markers and the rooms outside any cluster.
+    let markers = browser.js(
+        "return { clusters: document.querySelectorAll('#map g.cluster').length, \
+                  rooms: document.querySelectorAll('#map circle.room:not(.clustered)').length };",
+        json!([]),
+    );
 
     // Frames while the operator zooms in and out with the wheel for 3 s: one wheel event per
     // animation frame, as a trackpad sends them.
@@ -217,6 +229,20 @@ fn console_figures_at_2100_rooms() {
     gaps.sort_by(f64::total_cmp);
     let fps = gaps.len() as f64 / (gaps.iter().sum::<f64>() / 1000.0);
     let p95_frame = gaps[gaps.len() * 95 / 100];
+    // A committed view (the zoom-in button): the viewBox set and the rooms clustered again,
+    // through to the next frame painted.
+    let commit = browser.call(
+        "POST",
+        "/execute/async",
+        Some(json!({ "args": [], "script":
+            "const done = arguments[arguments.length - 1]; \
+             document.getElementById('map-zoom-reset').click(); \
+             requestAnimationFrame(() => setTimeout(() => { \
+               const t0 = performance.now(); document.getElementById('map-zoom-in').click(); \
+               const sync = performance.now() - t0; \
+               requestAnimationFrame(() => done({ sync_ms: sync, to_frame_ms: performance.now() - t0, \
+                 clusters: document.querySelectorAll('#map g.cluster').length })); }, 200));" })),
+    );
 
     // A room page: from the click (the hash change) to its mimic drawn with live values.
     let room_live = browser.call(
@@ -232,7 +258,8 @@ fn console_figures_at_2100_rooms() {
     // The figures so far, in case the month of history below does not arrive.
     eprintln!(
         "map drawn {map_drawn:.0} ms (first contentful paint {first_paint:?} ms), zoom {fps:.1} \
-         frames/s (p95 frame {p95_frame:.1} ms), room's first live values {room_live} ms"
+         frames/s (p95 frame {p95_frame:.1} ms), overview markers {markers}, a committed zoom \
+         {commit}, map built in {map_build} ms of it, room's first live values {room_live} ms"
     );
     // A month of history for the room's trend points, then the 30-day trend over it.
     let (written, probes, last) = write_history(demo.mqtt(), &room);
@@ -304,6 +331,9 @@ fn console_figures_at_2100_rooms() {
         "map_drawn_ms": map_drawn,
         "map_zoom_fps": (fps * 10.0).round() / 10.0,
         "map_zoom_p95_frame_ms": (p95_frame * 10.0).round() / 10.0,
+        "map_overview_markers": markers,
+        "map_build_ms": map_build,
+        "map_commit": commit,
         "room_first_live_values_ms": room_live,
         "trend": trend,
         "trend_outlet_pressure_hourly_buckets": buckets,

@@ -89,10 +89,12 @@ export class AdminPage {
   }
 
   // An in-page confirmation (a browser's confirm() blocks the page and cannot be styled):
-  // resolves true, or the typed value when `input` names a field; false when cancelled.
-  ask(text, input) {
+  // resolves true, or the typed value when `input` names a field; false when cancelled. `data`
+  // is what the text quotes as-is (a user's name, a token's, a rule's id): marked translate="no".
+  ask(text, input, data = null) {
     const dlg = this.root.querySelector('.admin-ask');
-    dlg.querySelector('.ask-text').textContent = text;
+    const quoted = data === null || data === '' ? esc(text) : esc(text).split(esc(data)).join(`<b translate="no">${esc(data)}</b>`);
+    dlg.querySelector('.ask-text').innerHTML = quoted;
     const field = dlg.querySelector('.ask-input');
     field.hidden = !input;
     const box = field.querySelector('input');
@@ -148,11 +150,11 @@ export class AdminPage {
       const path = `/api/v1/users/${encodeURIComponent(name)}`;
       try {
         if (b.dataset.act === 'password') {
-          const password = await this.ask(t('admin.reset_password_for', { name }), t('admin.new_password'));
+          const password = await this.ask(t('admin.reset_password_for', { name }), t('admin.new_password'), name);
           if (!password) return;
           await api.patch(path, { password });
           this.toast(t('admin.password_reset', { name }), true);
-        } else if (await this.ask(t('admin.confirm_delete_user', { name }))) {
+        } else if (await this.ask(t('admin.confirm_delete_user', { name }), null, name)) {
           await api.del(path);
           this.toast(t('admin.user_deleted', { name }), true);
           this.listUsers(seq);
@@ -221,7 +223,7 @@ export class AdminPage {
       const b = e.target.closest('button[data-token]');
       if (!b) return;
       const { token, label } = b.dataset;
-      if (!(await this.ask(t('admin.confirm_revoke', { name: label })))) return;
+      if (!(await this.ask(t('admin.confirm_revoke', { name: label }), null, label))) return;
       try {
         await api.del(`/api/v1/tokens/${encodeURIComponent(token)}`);
         this.toast(t('admin.token_revoked', { name: label }), true);
@@ -450,7 +452,7 @@ export class AdminPage {
   }
 
   async deploy(seq, id, text) {
-    if (!(await this.ask(t('admin.confirm_deploy', { id })))) return;
+    if (!(await this.ask(t('admin.confirm_deploy', { id }), null, id))) return;
     try {
       const r = await api.requestText('PUT', `/api/v1/rules/${encodeURIComponent(id)}`, text);
       if (seq !== this.seq) return;

@@ -87,6 +87,13 @@ window.addEventListener('cistern:unauthorized', () => {
 
 async function start() {
   const s = api.session();
+  // The inventory (names, positions, zones) once, asked for at once: the map's first paint
+  // waits for it, not for the user's role as well. Live status comes from the `fleet` topic.
+  const fetched = Promise.all([
+    api.get('/api/v1/rooms'),
+    api.get('/api/v1/basemap').catch(() => null), // a site without one draws a plain graticule
+  ]);
+  fetched.catch(() => {}); // a failure is the await's below, not an unhandled rejection
   // The user's own language choice (kept with the user on the node) wins over the device's:
   // adopted before the console shows.
   const me = await api.get('/api/v1/auth/me');
@@ -108,14 +115,11 @@ async function start() {
   adminPage = adminPage || new AdminPage($('view-admin'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   $('nav-admin').hidden = !mayAdminister(role);
 
-  // The inventory (names, positions, zones) once; live status comes from the `fleet` topic.
-  const [inventory, basemap] = await Promise.all([
-    api.get('/api/v1/rooms'),
-    api.get('/api/v1/basemap').catch(() => null), // a site without one draws a plain graticule
-  ]);
+  const [inventory, basemap] = await fetched;
   setZoneNames(inventory.zones);
+  const built = performance.now();
   map.setRooms(inventory.rooms, basemap);
-  performance.mark('cistern:map-drawn', { detail: { rooms: inventory.rooms.length } });
+  performance.mark('cistern:map-drawn', { detail: { rooms: inventory.rooms.length, build_ms: performance.now() - built } });
   const zoneIds = [...new Set(inventory.rooms.map((r) => r.zone))].sort();
   $('f-zone').innerHTML = `<option value="">${esc(t('alarms.all'))}</option>` + zoneIds.map((z) => `<option value="${esc(z)}">${esc(zoneLabel(z))}</option>`).join('');
   zones.clear();

@@ -2,7 +2,10 @@
 // supply zones (each zone's outline is the padded convex hull of its rooms; no tiles, nothing
 // fetched). One SVG circle per room, built once; live updates only change the class of the
 // circles that changed, batched into one animation frame, so a 2,100-room fleet stays fluid
-// whatever the message rate.
+// whatever the message rate. Away from a close view, rooms near one another on screen are drawn
+// as one cluster marker (their count, in the colour of the worst state inside), recomputed when
+// a view is committed and never during a gesture: the overview of 2,100 rooms is a hundred or so
+// shapes to paint, not 2,100.
 
 import { esc, nameLabel, zoneLabel } from './format.js';
 import { t } from './i18n.js';
@@ -10,6 +13,12 @@ import { t } from './i18n.js';
 const NS = 'http://www.w3.org/2000/svg';
 const WIDTH = 1000;
 const MARGIN = 40;
+// A view at most this fraction of the fleet's width is close: every room its own marker, labelled.
+const CLOSE = 4;
+// The side of the screen grid rooms are clustered on, in CSS pixels.
+const CELL_PX = 56;
+// A cluster's state is its worst room's: the lower the rank, the worse.
+const RANK = { P1: 0, P2: 1, offline: 2, P3: 3, P4: 4, ok: 5 };
 
 function el(name, attrs = {}, parent = null) {
   const e = document.createElementNS(NS, name);
@@ -63,11 +72,24 @@ export class FleetMap {
     this.zones = new Map(); // id -> {area, sub}
     this.dirty = new Map();
     this.frame = 0;
+    this.clusters = []; // {members, xy, g, ring, disc, count, state}
+    this.dirtyClusters = new Set();
     svg.addEventListener('click', (e) => {
       if (this.dragged) return; // the end of a pan, not a choice
+      const marker = e.target.closest && e.target.closest('[data-cluster]');
+      if (marker) return this.zoomTo(this.clusters[Number(marker.dataset.cluster)]);
       const id = e.target.dataset && e.target.dataset.room;
       if (id) this.onOpen(id);
     });
+    svg.addEventListener('keydown', (e) => {
+      const marker = e.target.closest && e.target.closest('[data-cluster]');
+      if (marker && (e.key === 'Enter' || e.key === ' ')) {
+        e.preventDefault();
+        this.zoomTo(this.clusters[Number(marker.dataset.cluster)]);
+      }
+    });
+    // A frame that changes size (the map shown again, a phone turned) clusters for its new size.
+    if (window.ResizeObserver) new ResizeObserver(() => this.view && this.commit()).observe(svg.parentNode);
     svg.addEventListener('mousemove', (e) => this.hover(e));
     svg.addEventListener('mouseleave', () => (this.tip.hidden = true));
     this.view = null; // the viewBox shown: [x, y, w, h]
@@ -164,7 +186,121 @@ export class FleetMap {
     this.drawn = [...this.view];
     this.svg.setAttribute('viewBox', this.view.map((n) => n.toFixed(1)).join(' '));
     this.svg.style.transform = '';
+    this.recluster();
     this.labelsSoon();
+  }
+
+  // Whether the committed view is close: every room its own marker.
+  close() {
+    return this.drawn[2] <= this.full[2] / CLOSE;
+  }
+
+  // Clusters the rooms for the committed view: on a grid of CELL_PX screen pixels anchored to
+  // the map (so that a pan at one scale keeps the same clusters), a cell holding two rooms or more
+  // is one marker at their centroid; a close view has none. Markers keep a constant size on screen.
+  recluster() {
+    if (!this.dots || !this.full) return;
+    const box = this.svg.parentNode.getBoundingClientRect();
+    for (const room of this.rooms.values()) room.cluster = null;
+    this.clusters = [];
+    this.dirtyClusters.clear();
+    this.clusterLayer.replaceChildren();
+    if (box.width && box.height && !this.close()) {
+      const [, , w, h] = this.drawn;
+      const k = Math.max(w / box.width, h / box.height); // map units per CSS pixel
+      const cell = CELL_PX * k;
+      const cells = new Map();
+      for (const room of this.rooms.values()) {
+        const key = `${Math.floor(room.xy[0] / cell)},${Math.floor(room.xy[1] / cell)}`;
+        const members = cells.get(key);
+        if (members) members.push(room);
+        else cells.set(key, [room]);
+      }
+      for (const members of cells.values()) {
+        if (members.length < 2) continue;
+        const xy = [0, 1].map((a) => members.reduce((s, m) => s + m.xy[a], 0) / members.length);
+        const index = this.clusters.length;
+        const radius = (9 + 2.2 * Math.log2(members.length)) * k;
+        const g = el('g', { class: 'cluster', 'data-cluster': index, tabindex: '0', role: 'button' }, this.clusterLayer);
+        // A finger's target (44 px across) even for a small cluster.
+        el('circle', { class: 'hit', cx: xy[0].toFixed(2), cy: xy[1].toFixed(2), r: (Math.max(radius + 4 * k, 22 * k)).toFixed(2) }, g);
+        const ring = el('circle', { class: 'ring', cx: xy[0].toFixed(2), cy: xy[1].toFixed(2), r: (radius + 4 * k).toFixed(2), 'stroke-width': (3 * k).toFixed(2) }, g);
+        const disc = el('circle', { class: 'disc', cx: xy[0].toFixed(2), cy: xy[1].toFixed(2), r: radius.toFixed(2), 'stroke-width': (1.2 * k).toFixed(2) }, g);
+        const count = el('text', { class: 'count', x: xy[0].toFixed(2), y: (xy[1] + 3.8 * k).toFixed(2), 'font-size': (11 * k).toFixed(2), 'text-anchor': 'middle' }, g);
+        count.textContent = members.length;
+        const cluster = { index, members, xy, g, ring, disc, count, state: null };
+        for (const m of members) m.cluster = cluster;
+        this.clusters.push(cluster);
+        this.restyle(cluster);
+      }
+    }
+    for (const room of this.rooms.values()) this.paint(room);
+  }
+
+  // A cluster's state (its worst room's), whether it holds an unacknowledged P1, how many of its
+  // rooms are in alarm or offline, and whether it holds a room the search found.
+  summary(cluster) {
+    let state = 'ok';
+    let alarmed = 0;
+    let offline = 0;
+    let unackedP1 = false;
+    let found = false;
+    for (const room of cluster.members) {
+      const m = room.mark;
+      const off = m ? m.status === 'offline' : room.info.online === false;
+      const s = m && m.worst ? m.worst : off ? 'offline' : 'ok';
+      if (RANK[s] < RANK[state]) state = s;
+      if (m && m.worst) alarmed += 1;
+      if (off) offline += 1;
+      if (m && m.worst === 'P1' && m.unacked) unackedP1 = true;
+      if (room.found) found = true;
+    }
+    return { state, alarmed, offline, unackedP1, found, n: cluster.members.length };
+  }
+
+  restyle(cluster) {
+    const s = this.summary(cluster);
+    const cls = `cluster st-${s.state}${s.unackedP1 ? ' unack' : ''}${s.found ? ' found' : ''}`;
+    if (cluster.g.getAttribute('class') !== cls) {
+      cluster.g.setAttribute('class', cls);
+      // Clusters in alarm are drawn last, over their neighbours.
+      if (s.state !== 'ok') cluster.g.parentNode.appendChild(cluster.g);
+    }
+    const label = t('map.cluster', { n: s.n, m: s.alarmed });
+    if (cluster.g.getAttribute('aria-label') !== label) cluster.g.setAttribute('aria-label', label);
+    cluster.state = s;
+  }
+
+  // Zooms to a cluster's rooms: the view fits them (with a margin), so that they split.
+  zoomTo(cluster) {
+    if (!cluster || !this.full) return;
+    const xs = cluster.members.map((m) => m.xy[0]);
+    const ys = cluster.members.map((m) => m.xy[1]);
+    const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+    const box = this.svg.parentNode.getBoundingClientRect();
+    const aspect = box.width && box.height ? box.height / box.width : this.full[3] / this.full[2];
+    const w = Math.min(this.full[2], Math.max(this.full[2] * 0.02, 1.4 * Math.max(x1 - x0, (y1 - y0) / aspect)));
+    const h = w * aspect;
+    this.setView([(x0 + x1) / 2 - w / 2, (y0 + y1) / 2 - h / 2, w, h]);
+  }
+
+  // A room's circle: its state's class, found by the search, hidden inside a cluster (`data-in`).
+  paint(room) {
+    const m = room.mark;
+    const off = m ? m.status === 'offline' : room.info.online === false;
+    const base = off ? 'room offline' : m && m.worst ? `room sev-${m.worst}` : 'room';
+    const cls = `${base}${room.found ? ' found' : ''}${room.cluster ? ' clustered' : ''}`;
+    if (room.circle.getAttribute('class') !== cls) {
+      room.circle.setAttribute('class', cls);
+      // Abnormal rooms are drawn last, on top of their normal neighbours.
+      if (base !== 'room') room.circle.parentNode.appendChild(room.circle);
+    }
+    // The cluster it is drawn in (its index), for the tests and the developer tools.
+    const inside = room.cluster ? String(room.cluster.index) : null;
+    if (room.circle.getAttribute('data-in') !== inside) {
+      if (inside === null) room.circle.removeAttribute('data-in');
+      else room.circle.setAttribute('data-in', inside);
+    }
   }
 
   // The CSS transform that shows view `to` in place of the drawn view `from` (both fitted to the
@@ -194,9 +330,10 @@ export class FleetMap {
     if (!this.labels || !this.view) return;
     this.labels.replaceChildren();
     const [x, y, w, h] = this.view;
-    if (w > this.full[2] / 4) return;
+    if (w > this.full[2] / CLOSE) return;
     let shown = 0;
     for (const [id, room] of this.rooms) {
+      if (room.cluster) continue;
       const [cx, cy] = room.xy;
       if (cx < x || cx > x + w || cy < y || cy > y + h) continue;
       if (++shown > 300) break;
@@ -211,10 +348,16 @@ export class FleetMap {
   find(query) {
     const q = query.trim().toLowerCase();
     for (const room of this.rooms.values()) {
-      room.found = false;
-      room.circle.classList.remove('found');
+      if (room.found) {
+        room.found = false;
+        this.paint(room);
+        if (room.cluster) this.dirtyClusters.add(room.cluster);
+      }
     }
-    if (!q) return [];
+    if (!q) {
+      this.schedule();
+      return [];
+    }
     const hits = [];
     for (const [id, room] of this.rooms) {
       const i = room.info;
@@ -224,8 +367,10 @@ export class FleetMap {
     hits.sort((a, b) => Number(!a.info.id.toLowerCase().startsWith(q)) - Number(!b.info.id.toLowerCase().startsWith(q)) || a.info.id.localeCompare(b.info.id));
     for (const room of hits) {
       room.found = true;
-      room.circle.classList.add('found');
+      this.paint(room);
+      if (room.cluster) this.dirtyClusters.add(room.cluster);
     }
+    this.schedule();
     return hits.map((r) => r.info);
   }
 
@@ -244,6 +389,8 @@ export class FleetMap {
     this.svg.replaceChildren();
     this.rooms.clear();
     this.zones.clear();
+    this.dots = null;
+    this.clusters = [];
     if (!rooms.length) return;
     const lat0 = rooms.reduce((s, r) => s + r.lat, 0) / rooms.length;
     const kx = Math.cos((lat0 * Math.PI) / 180);
@@ -321,12 +468,14 @@ export class FleetMap {
     for (const [, members] of byZone) {
       for (const { room, xy } of members) {
         const c = el('circle', { class: 'room', cx: xy[0].toFixed(1), cy: xy[1].toFixed(1), r: r.toFixed(1), 'data-room': room.id }, dots);
-        this.rooms.set(room.id, { info: room, circle: c, mark: null, xy });
-        // Before the first live message, the inventory's own online flag.
-        if (room.online === false) c.setAttribute('class', 'room offline');
+        // Before the first live message, the inventory's own online flag (paint).
+        this.rooms.set(room.id, { info: room, circle: c, mark: null, xy, cluster: null, found: false });
       }
     }
+    this.dots = dots;
+    this.clusterLayer = el('g', { class: 'clusters' }, this.svg);
     this.labels = el('g', {}, this.svg);
+    this.commit();
   }
 
   // A RoomMark from the `fleet` topic; applied at the next frame.
@@ -358,18 +507,27 @@ export class FleetMap {
       const room = this.rooms.get(id);
       if (!room) continue;
       room.mark = m;
-      const base = m.status === 'offline' ? 'room offline' : m.worst ? `room sev-${m.worst}` : 'room';
-      const cls = room.found ? `${base} found` : base;
-      if (room.circle.getAttribute('class') !== cls) {
-        room.circle.setAttribute('class', cls);
-        // Abnormal rooms are drawn last, on top of their normal neighbours.
-        if (base !== 'room') room.circle.parentNode.appendChild(room.circle);
-      }
+      this.paint(room);
+      if (room.cluster) this.dirtyClusters.add(room.cluster);
     }
     this.dirty.clear();
+    for (const cluster of this.dirtyClusters) this.restyle(cluster);
+    this.dirtyClusters.clear();
   }
 
   hover(e) {
+    const marker = e.target.closest && e.target.closest('[data-cluster]');
+    const cluster = marker && this.clusters[Number(marker.dataset.cluster)];
+    if (cluster) {
+      const s = this.summary(cluster);
+      const parts = [];
+      if (s.offline) parts.push(t('map.offline_n', { n: s.offline }));
+      if (s.unackedP1) parts.push(t('map.unacked_p1'));
+      this.tip.innerHTML = `<b>${esc(t('map.cluster', { n: s.n, m: s.alarmed }))}</b>` +
+        (parts.length ? `<br>${esc(parts.join(t('map.list_sep')))}` : '') + `<br>${esc(t('map.cluster_hint'))}`;
+      this.place(e);
+      return;
+    }
     const id = e.target.dataset && e.target.dataset.room;
     const room = id && this.rooms.get(id);
     if (!room) {
@@ -383,6 +541,10 @@ export class FleetMap {
     if (m.unacked) alarms.push(t('map.unacked_n', { n: m.unacked }));
     this.tip.innerHTML = `<b>${esc(id)}</b> ${esc(nameLabel(room.info))}<br>${esc(zoneLabel(room.info.zone))} · ${esc(t(`map.status_${status}`))}` +
       (m.alarms ? `<br>${esc(alarms.join(t('map.list_sep')))}` : '');
+    this.place(e);
+  }
+
+  place(e) {
     const box = this.svg.parentNode.getBoundingClientRect();
     this.tip.style.left = `${e.clientX - box.left + 12}px`;
     this.tip.style.top = `${e.clientY - box.top + 12}px`;

@@ -263,7 +263,9 @@ export class RoomPage {
       const button = form.querySelector('#r-sp-write');
       const result = form.querySelector('#r-sp-result');
       result.textContent = '';
-      if (!(await this.confirmWrite({ point, old: current(), target, unit: 'MPa', limits: SETPOINT_LIMITS }))) return;
+      // The point as an operator names it: the room and the set-point's label.
+      const what = `${room} ${t('room.sp_label')}`;
+      if (!(await this.confirmWrite({ what, old: current(), target, unit: 'MPa', limits: SETPOINT_LIMITS }))) return;
       button.disabled = true;
       result.textContent = t('room.sp_writing');
       try {
@@ -271,8 +273,6 @@ export class RoomPage {
         const w = (r.written || [])[0];
         result.textContent = w ? t('room.sp_read_back', { value: num(w.read_back, 3) }) : t('room.sp_written');
         result.classList.toggle('abn', !!w && Math.abs(w.read_back - target) > 0.0015);
-        // The point as an operator names it: the room and the set-point's label.
-        const what = `${room} ${t('room.sp_label')}`;
         this.toast(w ? t('room.sp_toast_read_back', { point: what, value: num(w.read_back, 3) }) : t('room.sp_toast_written', { point: what }), true);
       } catch (err) {
         result.textContent = t('room.sp_refused');
@@ -283,15 +283,16 @@ export class RoomPage {
     });
   }
 
-  // A modal confirmation: the point, old → new with its unit, the limits; resolves true only on
-  // the confirm button. A value outside the limits cannot be confirmed.
-  confirmWrite({ point, old, target, unit, limits }) {
+  // A modal confirmation: the point (`what`, in the operator's words, not its id), old → new
+  // with its unit, the limits; resolves true only on the confirm button. A value outside the
+  // limits cannot be confirmed.
+  confirmWrite({ what, old, target, unit, limits }) {
     const dlg = document.createElement('dialog');
     dlg.className = 'dialog confirm-write';
     const bad = !Number.isFinite(target) || target < limits.min || target > limits.max;
     dlg.innerHTML = `<form method="dialog">
       <h3>${esc(t('room.confirm_title'))}</h3>
-      <div class="muted">${esc(point)}</div>
+      <div class="muted what">${esc(what)}</div>
       <div class="change"><span class="old">${esc(num(old, 2))}</span> → <b class="new">${esc(num(target, 2))}</b> ${esc(unit)}</div>
       <div class="limits">${esc(t('room.confirm_limits', { min: num(limits.min, 2), max: num(limits.max, 2), unit }))}</div>
       ${bad ? `<div class="abn range-error">${esc(t('room.sp_out_of_range', { value: num(target, 2), min: num(limits.min, 2), max: num(limits.max, 2) }))}</div>` : ''}
