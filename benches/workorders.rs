@@ -1,8 +1,8 @@
 //! Work orders on the embedded store (issue 20's performance budgets):
 //!
 //! - order queries with 100,000 orders in the store answer in < 50 ms: the newest page, the
-//!   open ones, a room's, a crew member's, one order by id — and, for the record, the worst
-//!   case, a filter no index serves (a rare priority over every order);
+//!   open ones, a room's, a crew member's open ones, a state's, a rare priority's, one order
+//!   by id;
 //! - a burst of 500 alarms across the fleet (mains loss in a zone) creates one order per room
 //!   and cause: the time from the first request to the last order written.
 //!

@@ -24,8 +24,11 @@ struct Indexes {
     team: IndexName,
     /// Newest first: `i64::MAX - created` zero-padded.
     recent: IndexName,
-    /// `1` while open (the escalation scan and the loads).
+    /// While open (the escalation scan and the loads).
     open: IndexName,
+    /// A person's open orders (the crew's "my orders").
+    open_assignee: IndexName,
+    priority: IndexName,
 }
 
 /// Orders, claims and the sequence (see the module doc).
@@ -74,6 +77,8 @@ impl OrderStore {
                 team: name("by_team")?,
                 recent: name("by_recent")?,
                 open: name("open")?,
+                open_assignee: name("open_by_assignee")?,
+                priority: name("by_priority")?,
             },
         })
     }
@@ -91,6 +96,7 @@ impl OrderStore {
         let under = |index: &IndexName, v: &str| IndexEntry::new(index, format!("{v}|{recent}"));
         let mut e = vec![
             under(&self.idx.state, o.state.as_str()),
+            under(&self.idx.priority, o.priority.as_str()),
             IndexEntry::new(&self.idx.recent, recent.clone()),
         ];
         if let Some(r) = &o.room {
@@ -98,6 +104,9 @@ impl OrderStore {
         }
         if let Some(a) = &o.assignee {
             e.push(under(&self.idx.assignee, a));
+            if o.state.is_open() {
+                e.push(under(&self.idx.open_assignee, a));
+            }
         }
         if let Some(t) = &o.team {
             e.push(under(&self.idx.team, t));
@@ -272,7 +281,9 @@ impl OrderStore {
     /// selective index the filter names and checked against the rest.
     pub async fn list(&self, filter: &OrderFilter) -> Result<Vec<WorkOrder>, WorkOrdersError> {
         let under = |v: &str| IndexRange::between(format!("{v}|"), format!("{v}|~"));
-        let (index, range) = if let Some(a) = &filter.assignee {
+        let (index, range) = if let (Some(a), Some(true)) = (&filter.assignee, filter.open) {
+            (&self.idx.open_assignee, under(a))
+        } else if let Some(a) = &filter.assignee {
             (&self.idx.assignee, under(a))
         } else if let Some(r) = &filter.room {
             (&self.idx.room, under(r))
@@ -282,6 +293,8 @@ impl OrderStore {
             (&self.idx.open, all_ages())
         } else if let Some(t) = &filter.team {
             (&self.idx.team, under(t))
+        } else if let Some(p) = filter.priority {
+            (&self.idx.priority, under(p.as_str()))
         } else {
             (&self.idx.recent, all_ages())
         };
