@@ -153,7 +153,7 @@ fn queries(c: &mut Criterion) {
             },
         ),
         (
-            "unindexed_priority_p1",
+            "priority_p1",
             OrderFilter {
                 priority: Some(Severity::P1),
                 limit: 200,
