@@ -69,7 +69,9 @@ enum Command {
         #[arg(long)]
         rules: Option<PathBuf>,
         /// Unacknowledged alarms escalate after this long, and again after three times it
-        /// (default 10 min and 30 min; shorten it to watch escalation happen).
+        /// (default 10 min and 30 min; shorten it to watch escalation happen); work orders
+        /// not accepted within it go to the team lead, then the manager (default: the
+        /// priority's targets, P1 30 min … P4 24 h).
         #[arg(long, value_parser = humantime::parse_duration)]
         escalate_after: Option<Duration>,
         /// A room whose gateway is silent this long is offline (default 60 s).

@@ -70,6 +70,36 @@ impl DemoOptions {
         }
         config
     }
+
+    /// `[workorders]` of the demo: its teams; with `--escalate-after D`, every priority's
+    /// response target is D and its resolution target 3 D (the escalation check runs often
+    /// enough to see them pass).
+    fn workorders_config(
+        &self,
+        teams: Vec<crate::business::workorders::teams::Team>,
+    ) -> crate::business::workorders::WorkOrdersConfig {
+        let mut config = crate::business::workorders::WorkOrdersConfig {
+            teams,
+            ..Default::default()
+        };
+        if let Some(d) = self.escalate_after {
+            let targets = crate::business::workorders::Targets {
+                response: d,
+                resolution: d * 3,
+            };
+            config.sla = crate::business::workorders::Sla {
+                p1: targets,
+                p2: targets,
+                p3: targets,
+                p4: targets,
+            };
+            config.check_every = config
+                .check_every
+                .min(d / 4)
+                .max(Duration::from_millis(250));
+        }
+        config
+    }
 }
 
 /// Why the demo could not start.
@@ -335,7 +365,7 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
     spec.actor_threads = opts.actor_threads;
     spec.rules = opts.rules_config();
     spec.ws = opts.ws.clone();
-    spec.workorders.teams = teams;
+    spec.workorders = opts.workorders_config(teams);
     // The simulated fleet is Xiamen's: its districts' real boundaries and coastline.
     spec.basemap = Some(crate::api::basemap::Basemap::parse(include_str!(
         "../../ops/maps/xiamen-districts.geojson"

@@ -202,3 +202,49 @@ fn a_pump_trip_dispatches_one_order_that_the_crew_works_to_closure_and_survives_
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["order"]["state"], "closed");
 }
+
+#[test]
+fn an_order_nobody_accepts_goes_to_the_lead_then_the_manager_on_schedule() {
+    // Targets shortened to 4 s to respond and 12 s to resolve (`--escalate-after 4s`).
+    let demo = Cistern::demo("workorders-escalation")
+        .rooms(6)
+        .modbus_rooms(0)
+        .args(["--escalate-after", "4s"])
+        .start();
+    let base = demo.http().to_owned();
+    inject(&base, "pump_trip", 900);
+    let order = wait_for("the order", Duration::from_secs(60), || {
+        orders_for(&base, ROOM).first().cloned()
+    });
+    let id = order["id"].as_str().unwrap().to_owned();
+    let team = order["team"].as_str().unwrap().to_owned();
+    let escalations = |o: &Value| -> Vec<(String, i64)> {
+        o["transitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["action"] == "escalate")
+            .map(|t| {
+                (
+                    t["assignee"].as_str().unwrap().to_owned(),
+                    t["at"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let done = wait_for("both escalation steps", Duration::from_secs(40), || {
+        let (_, v) = get(&format!("{base}/api/v1/workorders/{id}"));
+        (escalations(&v["order"]).len() == 2).then(|| v["order"].clone())
+    });
+    let steps = escalations(&done);
+    let created = done["created_at"].as_i64().unwrap();
+    assert_eq!(steps[0].0, format!("lead-{team}"), "{done}");
+    assert_eq!(steps[1].0, "manager", "{done}");
+    // On schedule: not before the 4 s response target, the manager not before twice it.
+    assert!(steps[0].1 - created >= 4_000, "{steps:?}");
+    assert!(steps[1].1 - created >= 8_000, "{steps:?}");
+    assert_eq!(done["escalation"], 2);
+    // Audited, once per step.
+    let (_, audit) = get(&format!("{base}/api/v1/audit?action=workorder_escalate"));
+    assert_eq!(audit["entries"].as_array().unwrap().len(), 2, "{audit}");
+}
