@@ -353,6 +353,23 @@ mod tests {
             crate::auth::AuthConfig::default(),
             "the example documents the defaults of [auth]"
         );
+        let orders = &config.workorders;
+        assert_eq!(
+            orders.sla,
+            crate::business::workorders::Sla::default(),
+            "the example documents the default targets"
+        );
+        crate::business::workorders::teams::Roster::new(
+            orders.teams.clone(),
+            orders.utc_offset_minutes,
+            &orders.holidays,
+        )
+        .unwrap();
+        assert!(orders
+            .teams
+            .iter()
+            .flat_map(|t| &t.zones)
+            .all(|z| inventory.zones.iter().any(|iz| &iz.id == z)));
         let store = StoreConfig {
             data_dir: config.store.data_dir.clone(),
             ..StoreConfig::default()
