@@ -173,26 +173,10 @@ pub fn test(dir: &Path, cases_dir: &Path) -> Result<TestReport, ToolError> {
     let sources = read_sources(dir)?;
     let out = RuleSet::from_sources(sources.clone(), SandboxLimits::default());
     let rules = Arc::new(out.set);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(cases_dir)
-        .map_err(|source| ToolError::CasesDir {
-            dir: cases_dir.to_owned(),
-            source,
-        })?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().and_then(|x| x.to_str()) == Some("toml"))
+    let cases: Vec<_> = load_cases(Some(cases_dir))?
+        .iter()
+        .map(|(name, case)| run_case(name, case, &rules, &sources))
         .collect();
-    files.sort();
-    let mut cases = Vec::new();
-    for file in files {
-        let name = file
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("?")
-            .to_owned();
-        let case = load_case(&file)?;
-        cases.push(run_case(&name, &case, &rules, &sources));
-    }
     let uncovered = rules
         .rules()
         .map(|r| r.meta.id.clone())

@@ -348,11 +348,7 @@ pub async fn backtest(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let api = api(&state)?;
-    let id = id.into_inner();
-    let file = format!("{id}.rhai");
-    checked_file(&file)?;
-    let request: BacktestRequest = serde_json::from_str(&backtest_body(body).await?)
-        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, e.to_string()))?;
+    let (id, file, request) = draft_request::<BacktestRequest>(id, body).await?;
     let last = humantime::parse_duration(request.last.trim())
         .ok()
         .filter(|d| !d.is_zero() && *d <= MAX_BACKTEST)
@@ -436,6 +432,20 @@ pub async fn backtest(
 }
 
 /// The backtest's JSON body: a script of up to [`MAX_SCRIPT`] bytes and a little more.
+/// A request about a draft of rule `id` (backtest, golden cases): the id, its file name
+/// (checked) and the JSON body.
+async fn draft_request<T: serde::de::DeserializeOwned>(
+    id: web::Path<String>,
+    body: web::Payload,
+) -> Result<(String, String, T), ApiError> {
+    let id = id.into_inner();
+    let file = format!("{id}.rhai");
+    checked_file(&file)?;
+    let request = serde_json::from_str(&backtest_body(body).await?)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, e.to_string()))?;
+    Ok((id, file, request))
+}
+
 async fn backtest_body(body: web::Payload) -> Result<String, ApiError> {
     match body.to_bytes_limited(MAX_SCRIPT + 4096).await {
         Ok(Ok(bytes)) if !bytes.iter().all(u8::is_ascii_whitespace) => {
@@ -513,11 +523,7 @@ pub async fn cases(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let api = api(&state)?;
-    let id = id.into_inner();
-    let file = format!("{id}.rhai");
-    checked_file(&file)?;
-    let request: CasesRequest = serde_json::from_str(&backtest_body(body).await?)
-        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, e.to_string()))?;
+    let (id, file, request) = draft_request::<CasesRequest>(id, body).await?;
     if request.source.len() > MAX_SCRIPT {
         return Err(script_too_large());
     }

@@ -172,7 +172,7 @@ export class OrdersPage {
   render(o, overdue) {
     const zh = lang() === 'zh-CN';
     const commands = commandsFor(o, this.user(), this.role());
-    const onSite = o.state === 'on_site' && commandsFor(o, this.user(), this.role()).includes('complete');
+    const onSite = o.state === 'on_site' && commands.includes('complete');
     const checklist = (o.checklist || [])
       .map((c, i) => `<li class="check${c.done ? ' done' : ''}">
         <label><input type="checkbox" data-item="${i}"${c.done ? ' checked' : ''}${onSite ? '' : ' disabled'}> ${esc(zh ? c.text_zh : c.text)}</label>

@@ -14,7 +14,7 @@
 use super::service::{AlarmOrder, Outcome, WorkOrders};
 use cistern_actors::alarms::{AlarmBoard, AlarmFilter, AlarmStore, Bookmark, RuleHost};
 use cistern_rules::zone::ZoneState;
-use cistern_rules::{AlarmEvent, AlarmSource, EngineSnapshot, EventKind, RuleId};
+use cistern_rules::{AlarmEvent, AlarmSource, EngineSnapshot, EventKind};
 use cistern_schemas::{DeviceId, DeviceUnit, RoomId, ZoneId};
 use prometheus::{IntCounter, Registry};
 use std::sync::Arc;
@@ -203,9 +203,4 @@ pub async fn run(
             }
         }
     }
-}
-
-/// Whether `rule` names a template (for the API's alarm pages).
-pub fn template_of(host: &RuleHost, rule: &RuleId) -> Option<String> {
-    host.rules().meta(rule).and_then(|m| m.work_order.clone())
 }

@@ -690,33 +690,18 @@ mod tests {
         WorkOrders,
         Arc<ManualClock>,
     ) {
-        let (scratch, s, records) = store(name);
+        let (scratch, _, records) = store(name);
         let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
-        let svc = WorkOrders {
-            store: s,
-            templates: Templates::built_in().unwrap(),
-            roster: Roster::new(config().teams, 480, &[]).unwrap(),
-            sla: Sla::default(),
-            clock: clock.clone(),
-            rooms: inventory()
-                .rooms
-                .iter()
-                .map(|r| {
-                    (
-                        r.id.clone(),
-                        RoomInfo {
-                            name: r.name.clone(),
-                            zone: r.zone.clone(),
-                        },
-                    )
-                })
-                .collect(),
-            security: crate::auth::Security::default(),
-            metrics: OrderMetrics::register(&Registry::new()).unwrap(),
-            creating: tokio::sync::Mutex::new(()),
-            load: Mutex::new(HashMap::new()),
-            knowledge: Knowledge::new(records).unwrap(),
-        };
+        let svc = WorkOrders::start(
+            &config(),
+            records,
+            &inventory(),
+            clock.clone(),
+            crate::auth::Security::default(),
+            OrderMetrics::register(&Registry::new()).unwrap(),
+        )
+        .await
+        .unwrap();
         (scratch, svc, clock)
     }
 

@@ -24,18 +24,9 @@ pub enum Day {
     Holiday,
 }
 
-const WEEK: [Day; 7] = [
-    Day::Mon,
-    Day::Tue,
-    Day::Wed,
-    Day::Thu,
-    Day::Fri,
-    Day::Sat,
-    Day::Sun,
-];
-
 impl Day {
-    /// Every day, holidays included (a round-the-clock roster).
+    /// Every day, holidays included (a round-the-clock roster): the weekdays from Monday,
+    /// then `Holiday`.
     pub const EVERY: [Day; 8] = [
         Day::Mon,
         Day::Tue,
@@ -192,7 +183,7 @@ impl Roster {
             Day::Holiday
         } else {
             // 1970-01-01 was a Thursday.
-            WEEK[(n + 3).rem_euclid(7) as usize]
+            Day::EVERY[(n + 3).rem_euclid(7) as usize]
         }
     }
 
@@ -288,7 +279,7 @@ mod tests {
                     users: vec!["day1".into(), "day2".into()],
                 },
                 Shift {
-                    days: WEEK.to_vec(),
+                    days: Day::EVERY[..7].to_vec(),
                     from: "20:00".into(),
                     to: "08:00".into(),
                     users: vec!["night".into()],
