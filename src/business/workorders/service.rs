@@ -127,10 +127,15 @@ pub struct WorkOrders {
     /// Open orders per assignee (what dispatch balances), rebuilt from the store at start.
     load: Mutex<HashMap<String, usize>>,
     knowledge: Knowledge,
+    /// Every order as written, after each durable write (see [`WorkOrders::subscribe`]).
+    events: tokio::sync::broadcast::Sender<Arc<WorkOrder>>,
 }
 
 /// How many times a command re-reads and re-applies after losing a race.
 const RETRIES: usize = 8;
+
+/// Order events a listener may fall behind by before it is told it lagged.
+pub const EVENTS: usize = 4096;
 
 impl WorkOrders {
     /// Starts the service over `records`: loads the templates and the roster, and counts the
@@ -177,6 +182,7 @@ impl WorkOrders {
             metrics,
             creating: tokio::sync::Mutex::new(()),
             load: Mutex::new(HashMap::new()),
+            events: tokio::sync::broadcast::channel(EVENTS).0,
         };
         service.recount().await?;
         Ok(service)
@@ -196,6 +202,20 @@ impl WorkOrders {
 
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// Every order after each durable write — created, linked to another alarm, commanded,
+    /// escalated — for the notifications and the live feed. Its last transition says what
+    /// happened (a link adds an alarm, not a transition). A receiver that falls more than
+    /// [`EVENTS`] behind is told so (`Lagged`) and should re-read what it needs from the store;
+    /// nobody listening costs nothing, and a slow listener never slows the service.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<WorkOrder>> {
+        self.events.subscribe()
+    }
+
+    /// Tells the listeners (none is fine).
+    fn publish(&self, order: &WorkOrder) {
+        let _ = self.events.send(Arc::new(order.clone()));
     }
 
     /// Recounts the open orders per person from the store.
@@ -391,6 +411,7 @@ impl WorkOrders {
                 order.alarms.push(link);
                 self.store.put(&order, None).await?;
                 self.track(None, &order);
+                self.publish(&order);
                 self.metrics
                     .created
                     .with_label_values(&["alarm", order.priority.as_str()])
@@ -461,6 +482,7 @@ impl WorkOrders {
         }
         self.store.put(&order, None).await?;
         self.track(None, &order);
+        self.publish(&order);
         self.metrics
             .created
             .with_label_values(&["manual", order.priority.as_str()])
@@ -487,6 +509,7 @@ impl WorkOrders {
             match self.store.put(&order, Some(version)).await {
                 Ok(_) => {
                     self.track(Some(&before), &order);
+                    self.publish(&order);
                     if before.state.is_open() && !order.state.is_open() {
                         if let Some(room) = &order.room {
                             self.store.release(room.as_str(), &order.cause, id).await?;
@@ -735,6 +758,41 @@ mod tests {
         assert_eq!(
             svc.get(&second).await.unwrap().assignee.as_deref(),
             Some("wang")
+        );
+    }
+
+    #[tokio::test]
+    async fn every_durable_write_is_published_once_and_an_unchanged_link_is_not() {
+        let (_s, svc, _c) = service("events").await;
+        let mut events = svc.subscribe();
+        let Outcome::Created(id) = svc.from_alarm(&alarm(1)).await.unwrap() else {
+            panic!("not created")
+        };
+        let created = events.try_recv().unwrap();
+        assert_eq!((&created.id, created.state), (&id, OrderState::Dispatched));
+        svc.from_alarm(&alarm(2)).await.unwrap();
+        assert_eq!(events.try_recv().unwrap().alarms.len(), 2, "the link");
+        svc.from_alarm(&alarm(2)).await.unwrap();
+        let li = Caller {
+            user: "li".into(),
+            dispatcher: false,
+        };
+        svc.command(&id, Command::Accept, &li, Context::default())
+            .await
+            .unwrap();
+        let accepted = events.try_recv().unwrap();
+        assert_eq!(
+            accepted.state,
+            OrderState::Accepted,
+            "no event for the unchanged link"
+        );
+        assert!(svc
+            .command(&id, Command::Verify, &li, Context::default())
+            .await
+            .is_err());
+        assert!(
+            events.try_recv().is_err(),
+            "a refused command publishes nothing"
         );
     }
 
