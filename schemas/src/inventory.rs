@@ -140,6 +140,10 @@ pub struct RoomSpec {
     pub lat: f64,
     pub lon: f64,
     pub zone: ZoneId,
+    /// The carrier of the room's link (`中国移动`): rooms on one carrier fall silent together
+    /// in its outage, which the alarms' diagnosis hint tells apart from one room's line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
     /// Households served (drives the simulator's demand model).
     #[serde(default = "default_households")]
     pub households: u32,

@@ -10,11 +10,14 @@
 //!   `flush_every` (250 ms), so a `kill -9` loses at most that much of alarm history.
 //! - [`outbox`]: the notification outbox — the log, and a webhook that POSTs each
 //!   notification as JSON.
+//! - [`diagnosis`]: the hint on an alarm — the room's equipment, the network (its line, or its
+//!   carrier when its peers are silent too) or the platform.
 //! - [`reload`]: hot reload — the rule directory is polled; a changed file is compiled and put
 //!   in force in every room without a restart; a file that fails to compile is reported with
 //!   file:line:column and the previous version keeps running.
 
 pub mod backtest;
+pub mod diagnosis;
 pub mod outbox;
 pub mod reload;
 pub(crate) mod stored;

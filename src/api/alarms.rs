@@ -192,7 +192,13 @@ pub async fn get(
         }
         None => Vec::new(),
     };
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "alarm": view, "events": events })))
+    let diagnosis = crate::alarms::diagnosis::diagnose(&crate::alarms::diagnosis::situation(
+        &state.registry,
+        state.readiness.as_ref(),
+        view.room.as_ref(),
+    ));
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "alarm": view, "events": events, "diagnosis": diagnosis })))
 }
 
 /// The body of a command.

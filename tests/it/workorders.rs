@@ -248,3 +248,78 @@ fn an_order_nobody_accepts_goes_to_the_lead_then_the_manager_on_schedule() {
     let (_, audit) = get(&format!("{base}/api/v1/audit?action=workorder_escalate"));
     assert_eq!(audit["entries"].as_array().unwrap().len(), 2, "{audit}");
 }
+
+/// The diagnosis hint on an alarm (issue 20 item 4): a pump trip in a room whose data arrive is
+/// the device; the same alarm while the room is silent is its line; and while most of the other
+/// rooms on its carrier are silent too, the carrier.
+#[test]
+fn the_diagnosis_hint_tells_the_equipment_from_the_line_and_the_carrier() {
+    const SEED: u64 = 7;
+    const ROOMS: usize = 12;
+    // The room with the most peers on its carrier, and those peers.
+    let fleet = cistern::lab::sim::generate_fleet(ROOMS, SEED);
+    let (room, peers) = fleet
+        .rooms
+        .iter()
+        .map(|r| {
+            let peers: Vec<String> = fleet
+                .rooms
+                .iter()
+                .filter(|p| p.id != r.id && p.carrier == r.carrier)
+                .map(|p| p.id.to_string())
+                .collect();
+            (r.id.to_string(), peers)
+        })
+        .max_by_key(|(_, peers)| peers.len())
+        .unwrap();
+    assert!(peers.len() >= 2, "{room} has peers {peers:?}");
+    let demo = Cistern::demo("diagnosis")
+        .rooms(ROOMS)
+        .modbus_rooms(0)
+        .seed(SEED)
+        .args(["--offline-after", "5s"])
+        .start();
+    let base = demo.http().to_owned();
+    let fault = |room: &str, fault: &str| {
+        let (status, v) = post(
+            &format!("{base}/api/v1/sim/faults"),
+            &format!(r#"{{"room":"{room}","fault":"{fault}","seconds":600}}"#),
+        );
+        assert_eq!(status, 202, "{v}");
+    };
+    let alarm_id = format!("{room}/pump_fault@P1");
+    let diagnosis_is = |what: &str, layer: &str, reason: &str| {
+        wait_for(what, Duration::from_secs(60), || {
+            let (status, v) = get(&format!("{base}/api/v1/alarms/{alarm_id}"));
+            let d = &v["diagnosis"];
+            (status == 200
+                && d["layer"] == layer
+                && d["reason"].as_str().is_some_and(|r| r.contains(reason)))
+            .then(|| d.clone())
+        })
+    };
+
+    fault(&room, "pump_trip");
+    let d = diagnosis_is("the device", "device", "equipment");
+    assert!(
+        d["reason_zh"].as_str().unwrap().starts_with("设备异常"),
+        "{d}"
+    );
+
+    fault(&room, "comms_loss");
+    let d = diagnosis_is("the room's line", "network", "gateway");
+    assert!(d["reason_zh"].as_str().unwrap().contains("网关"), "{d}");
+
+    for p in &peers {
+        fault(p, "comms_loss");
+    }
+    let d = diagnosis_is("the carrier", "network", "outage of the carrier");
+    let carrier = fleet
+        .rooms
+        .iter()
+        .find(|r| r.id.as_str() == room)
+        .and_then(|r| r.carrier.clone())
+        .unwrap();
+    assert!(d["reason"].as_str().unwrap().contains(&carrier), "{d}");
+    assert!(d["reason_zh"].as_str().unwrap().contains("运营商"), "{d}");
+}

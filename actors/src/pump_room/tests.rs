@@ -47,6 +47,7 @@ fn room_spec() -> RoomSpec {
         lat: 24.48,
         lon: 118.1,
         zone: "siming".parse().unwrap(),
+        carrier: None,
         households: 800,
         outlet_setpoint_mpa: 0.45,
         pumps: vec![pump.clone(), pump],

@@ -283,6 +283,7 @@ export function wireActions(root, live, { onError, get } = {}) {
     const dialog = $('history-dialog');
     $('history-alarm').textContent = alarm;
     $('history-summary').textContent = '';
+    $('history-diagnosis').hidden = true;
     $('history-rows').innerHTML = `<tr><td colspan="6" class="empty">${esc(t('alarms.loading'))}</td></tr>`;
     delete dialog.dataset.loaded;
     dialog.showModal();
@@ -291,6 +292,12 @@ export function wireActions(root, live, { onError, get } = {}) {
       const a = v.alarm || {};
       $('history-summary').innerHTML = `<span class="sev ${esc(a.severity)}">${esc(a.severity)}</span> <span class="state">${esc(stateLabel(a.state))}</span>${esc(t('alarms.sep'))}<span class="msg">${esc(messageOf(a))}</span>`;
       $('history-rows').innerHTML = historyHtml(v.events || []);
+      const d = v.diagnosis;
+      if (d) {
+        const why = lang() === 'zh-CN' ? d.reason_zh : d.reason;
+        $('history-diagnosis').innerHTML = `<b class="layer-${esc(d.layer)}">${esc(t(`alarms.diagnosis_${d.layer}`))}</b>${esc(t('alarms.sep'))}<span translate="no">${esc(why)}</span>`;
+        $('history-diagnosis').hidden = false;
+      }
       dialog.dataset.loaded = alarm;
     } catch (err) {
       $('history-rows').innerHTML = `<tr><td colspan="6" class="empty">${esc(apiError(err))}</td></tr>`;

@@ -312,6 +312,7 @@ fn generate_room(index: usize, seed: u64) -> Option<RoomSpec> {
         .collect();
 
     Some(RoomSpec {
+        carrier: Some(carrier_of(&id).to_owned()),
         id,
         name,
         name_pinyin,
@@ -328,6 +329,17 @@ fn generate_room(index: usize, seed: u64) -> Option<RoomSpec> {
         source: SourceSpec::Mqtt,
         points: BTreeMap::new(),
     })
+}
+
+/// The three carriers a Chinese city's pump rooms are linked by, by the room id's hash (not
+/// drawn from the generator's stream, which would move every later room's figures).
+const CARRIERS: &[&str] = &["中国移动", "中国电信", "中国联通"];
+
+fn carrier_of(id: &RoomId) -> &'static str {
+    let h = id.as_str().bytes().fold(0usize, |h, b| {
+        h.wrapping_mul(31).wrapping_add(usize::from(b))
+    });
+    CARRIERS[h % CARRIERS.len()]
 }
 
 fn pick_district(rng: &mut ChaCha8Rng) -> &'static District {
