@@ -214,6 +214,33 @@ impl Roster {
         out
     }
 
+    /// The people a notification target names for `zone` at `t` — the one ladder that alarms'
+    /// escalation steps (`notify = "shift_lead"`) and work orders' escalations climb:
+    /// `on_call` → who of the zone's team is on call; `shift_lead` / `team_lead` / `lead` →
+    /// its lead; `on_call_manager` / `manager` → its manager; a team member's or lead's user
+    /// name → that person. Anything else (a group such as `rule_authors`) names nobody here:
+    /// group channels take it.
+    pub fn resolve(&self, target: &str, zone: Option<&ZoneId>, t: Timestamp) -> Vec<String> {
+        let team = self.team_for(zone);
+        match (target, team) {
+            ("on_call", Some(team)) => self.on_call(team, t),
+            ("shift_lead" | "team_lead" | "lead", Some(team)) => vec![team.lead.clone()],
+            ("on_call_manager" | "manager", Some(team)) => vec![team.manager.clone()],
+            (
+                "on_call" | "shift_lead" | "team_lead" | "lead" | "on_call_manager" | "manager",
+                None,
+            ) => Vec::new(),
+            (user, _) => self
+                .teams
+                .iter()
+                .any(|t| {
+                    t.lead == user || t.manager == user || t.members.iter().any(|m| m.user == user)
+                })
+                .then(|| vec![user.to_owned()])
+                .unwrap_or_default(),
+        }
+    }
+
     /// Whom to send an order for `zone` needing `skills` at `t`, given each person's open
     /// orders: `(team, person)`; the person is none when nobody suitable is on call.
     pub fn dispatch(
@@ -315,6 +342,32 @@ mod tests {
         assert_eq!(r.on_call(t, monday(3, 0)), ["night"]);
         let r = roster(&["2026-12-07"]);
         assert_eq!(r.on_call(&r.teams()[0], monday(9, 0)), ["holiday"]);
+    }
+
+    #[test]
+    fn escalation_targets_name_the_zones_on_call_lead_and_manager_from_the_same_roster() {
+        let r = roster(&[]);
+        let siming = ZoneId::new("siming").unwrap();
+        let z = Some(&siming);
+        assert_eq!(r.resolve("on_call", z, monday(9, 0)), ["day1", "day2"]);
+        assert_eq!(r.resolve("on_call", z, monday(23, 0)), ["night"]);
+        assert_eq!(r.resolve("shift_lead", z, monday(9, 0)), ["lead"]);
+        assert_eq!(r.resolve("on_call_manager", z, monday(9, 0)), ["boss"]);
+        assert_eq!(
+            r.resolve("night", None, monday(9, 0)),
+            ["night"],
+            "a person"
+        );
+        assert!(
+            r.resolve("rule_authors", z, monday(9, 0)).is_empty(),
+            "a group"
+        );
+        let other = ZoneId::new("huli").unwrap();
+        assert!(
+            r.resolve("shift_lead", Some(&other), monday(9, 0))
+                .is_empty(),
+            "no team"
+        );
     }
 
     #[test]
