@@ -1,5 +1,7 @@
 //! Demo only: `GET /api/v1/sim/faults` lists the fault kinds (and the active faults);
-//! `POST /api/v1/sim/faults` with `{"room": "...", "fault": "...", "seconds": N}` injects one.
+//! `POST /api/v1/sim/faults` with `{"room": "...", "fault": "...", "seconds": N}` injects one;
+//! with `"zone"` instead of `"room"`, into every room of the zone at once (a mains loss across
+//! a district: the burst the alarm and work-order paths must take).
 
 use super::error::{ApiError, ErrorCode};
 use super::ApiState;
@@ -18,7 +20,12 @@ const MAX_SECONDS: u64 = 86_400;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InjectFault {
-    pub room: String,
+    /// One room, or
+    #[serde(default)]
+    pub room: Option<String>,
+    /// every room of a zone.
+    #[serde(default)]
+    pub zone: Option<String>,
     pub fault: String,
     pub seconds: u64,
 }
@@ -45,14 +52,41 @@ pub async fn inject(
     body: web::Json<InjectFault>,
 ) -> Result<HttpResponse, ApiError> {
     let field = field(&state)?;
-    let room = RoomId::new(&body.room)
-        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRoomId, e.to_string()))?;
-    if state.registry.spec(&room).is_none() {
-        return Err(ApiError::not_found(
-            ErrorCode::UnknownRoom,
-            format!("unknown room {room}"),
-        ));
-    }
+    let rooms: Vec<RoomId> = match (&body.room, &body.zone) {
+        (Some(room), None) => {
+            let room = RoomId::new(room)
+                .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRoomId, e.to_string()))?;
+            if state.registry.spec(&room).is_none() {
+                return Err(ApiError::not_found(
+                    ErrorCode::UnknownRoom,
+                    format!("unknown room {room}"),
+                ));
+            }
+            vec![room]
+        }
+        (None, Some(zone)) => {
+            let mut rooms = Vec::new();
+            state.registry.visit(|spec, _, _| {
+                if spec.zone.as_str() == zone {
+                    rooms.push(spec.id.clone());
+                }
+            });
+            if rooms.is_empty() {
+                return Err(ApiError::bad_request(
+                    ErrorCode::InvalidZone,
+                    format!("no room in zone {zone}"),
+                ));
+            }
+            rooms.sort();
+            rooms
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidRoom,
+                "name exactly one of room and zone",
+            ))
+        }
+    };
     let kinds = field.fault_kinds();
     if !kinds.iter().any(|k| k.fault == body.fault) {
         let e = FieldSimError::UnknownFault {
@@ -71,20 +105,23 @@ pub async fn inject(
             format!("seconds must be within 1..={MAX_SECONDS}"),
         ));
     }
-    field
-        .inject(&room, fault, Duration::from_secs(body.seconds))
-        .map_err(|e| match e {
-            FieldSimError::UnknownFault { .. } => {
-                ApiError::bad_request(ErrorCode::UnknownFault, e.to_string())
-            }
-            FieldSimError::Rejected(_) => {
-                ApiError::bad_request(ErrorCode::InjectionFailed, e.to_string())
-            }
-        })?;
-    tracing::info!(%room, %fault, seconds = body.seconds, "fault injected");
+    for room in &rooms {
+        field
+            .inject(room, fault, Duration::from_secs(body.seconds))
+            .map_err(|e| match e {
+                FieldSimError::UnknownFault { .. } => {
+                    ApiError::bad_request(ErrorCode::UnknownFault, e.to_string())
+                }
+                FieldSimError::Rejected(_) => {
+                    ApiError::bad_request(ErrorCode::InjectionFailed, e.to_string())
+                }
+            })?;
+    }
+    tracing::info!(rooms = rooms.len(), zone = ?body.zone, %fault, seconds = body.seconds, "fault injected");
+    let room = (rooms.len() == 1 && body.zone.is_none()).then(|| rooms[0].clone());
     Ok(
         HttpResponse::build(StatusCode::ACCEPTED).json(serde_json::json!({
-            "room": room, "fault": fault, "seconds": body.seconds,
+            "room": room, "zone": body.zone, "rooms": rooms, "fault": fault, "seconds": body.seconds,
         })),
     )
 }

@@ -131,6 +131,20 @@ fn the_api_answers_bad_requests_with_clear_json_errors() {
         {
             let (s, b) = post(
                 &format!("{base}/api/v1/sim/faults"),
+                r#"{"room":"XM-0001","zone":"siming","fault":"smoke","seconds":5}"#,
+            );
+            (s, b, "invalid_room")
+        },
+        {
+            let (s, b) = post(
+                &format!("{base}/api/v1/sim/faults"),
+                r#"{"zone":"atlantis","fault":"smoke","seconds":5}"#,
+            );
+            (s, b, "invalid_zone")
+        },
+        {
+            let (s, b) = post(
+                &format!("{base}/api/v1/sim/faults"),
                 r#"{"room": "XM-0001", "fault": "#,
             );
             (s, b, "invalid_json")

@@ -323,3 +323,104 @@ fn the_diagnosis_hint_tells_the_equipment_from_the_line_and_the_carrier() {
     assert!(d["reason"].as_str().unwrap().contains(&carrier), "{d}");
     assert!(d["reason_zh"].as_str().unwrap().contains("运营商"), "{d}");
 }
+
+/// Polls `f` without pausing until it holds (for a moment that passes quickly).
+fn wait_for_now(what: &str, deadline: Duration, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+    }
+}
+
+/// A mains loss across a zone raises a burst of P1 alarms at once; the node is killed (`kill -9`)
+/// as the first orders appear. After the restart every order seen before the kill is still
+/// there, and once the zone's mains fail again every room has exactly one open `mains_loss`
+/// order: none lost, none duplicated (the claim record and the reconciliation at start).
+#[test]
+fn kill_9_during_a_burst_of_orders_loses_none_and_duplicates_none() {
+    let mut demo = Cistern::demo("workorders-burst")
+        .rooms(120)
+        .modbus_rooms(0)
+        .start();
+    let base = demo.http().to_owned();
+    let (_, rooms) = get(&format!("{base}/api/v1/rooms"));
+    let mut by_zone: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for r in rooms["rooms"].as_array().unwrap() {
+        by_zone
+            .entry(r["zone"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(r["id"].as_str().unwrap().to_owned());
+    }
+    let (zone, zone_rooms) = by_zone.into_iter().max_by_key(|(_, r)| r.len()).unwrap();
+    assert!(zone_rooms.len() >= 5, "{zone}: {zone_rooms:?}");
+    let mains_loss = |base: &str| {
+        let (status, v) = post(
+            &format!("{base}/api/v1/sim/faults"),
+            &format!(r#"{{"zone":"{zone}","fault":"mains_loss","seconds":900}}"#),
+        );
+        assert_eq!(status, 202, "{v}");
+        assert_eq!(
+            v["rooms"].as_array().unwrap().len(),
+            zone_rooms.len(),
+            "{v}"
+        );
+    };
+    let orders = |base: &str| -> Vec<Value> {
+        let (status, v) = get(&format!(
+            "{base}/api/v1/workorders?zone={zone}&type=emergency&limit=500"
+        ));
+        assert_eq!(status, 200, "{v}");
+        v["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["cause"] == "mains_loss")
+            .cloned()
+            .collect()
+    };
+
+    mains_loss(&base);
+    // Kill as the first orders appear: the others are being created.
+    let mut before = Vec::new();
+    wait_for_now("the first orders", Duration::from_secs(60), || {
+        before = orders(&base);
+        !before.is_empty()
+    });
+    demo.kill9();
+    eprintln!(
+        "kill -9 with {} of {} orders seen",
+        before.len(),
+        zone_rooms.len()
+    );
+    demo.restart();
+    let base = demo.http().to_owned();
+    let after = orders(&base);
+    for o in &before {
+        assert!(
+            after
+                .iter()
+                .any(|a| a["id"] == o["id"] && a["room"] == o["room"]),
+            "order {} lost in the kill: {after:?}",
+            o["id"]
+        );
+    }
+
+    mains_loss(&base);
+    let all = wait_for("an order for every room", Duration::from_secs(90), || {
+        let o = orders(&base);
+        (o.len() >= zone_rooms.len()).then_some(o)
+    });
+    let mut per_room: std::collections::BTreeMap<String, usize> = Default::default();
+    for o in &all {
+        assert!(o["state"] != "closed" && o["state"] != "cancelled", "{o}");
+        *per_room
+            .entry(o["room"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    let expected: std::collections::BTreeMap<String, usize> =
+        zone_rooms.iter().map(|r| (r.clone(), 1)).collect();
+    assert_eq!(per_room, expected, "one open mains_loss order per room");
+}
