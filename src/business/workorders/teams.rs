@@ -230,14 +230,16 @@ impl Roster {
                 "on_call" | "shift_lead" | "team_lead" | "lead" | "on_call_manager" | "manager",
                 None,
             ) => Vec::new(),
-            (user, _) => self
-                .teams
-                .iter()
-                .any(|t| {
+            (user, _) => {
+                let known = self.teams.iter().any(|t| {
                     t.lead == user || t.manager == user || t.members.iter().any(|m| m.user == user)
-                })
-                .then(|| vec![user.to_owned()])
-                .unwrap_or_default(),
+                });
+                if known {
+                    vec![user.to_owned()]
+                } else {
+                    Vec::new()
+                }
+            }
         }
     }
 
