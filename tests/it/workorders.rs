@@ -4,7 +4,7 @@
 //! as the crew would (refusals for out-of-order steps, another crew, the wrong role); and after
 //! a `kill -9` the order and every transition are still there.
 
-use crate::support::{call_as, get, post, token_for, wait_for, Cistern};
+use crate::support::{call_as, get, get_text, post, token_for, wait_for, Cistern};
 use cistern::lab::crews::CREW_PASSWORD;
 use serde_json::Value;
 use std::time::Duration;
@@ -423,4 +423,165 @@ fn kill_9_during_a_burst_of_orders_loses_none_and_duplicates_none() {
     let expected: std::collections::BTreeMap<String, usize> =
         zone_rooms.iter().map(|r| (r.clone(), 1)).collect();
     assert_eq!(per_room, expected, "one open mains_loss order per room");
+}
+
+/// The histogram `name`'s cumulative bucket counts (upper bound, count), summed over labels.
+fn buckets(metrics: &str, name: &str) -> Vec<(f64, f64)> {
+    let mut out: std::collections::BTreeMap<String, f64> = Default::default();
+    let prefix = format!("{name}_bucket{{");
+    for line in metrics.lines().filter(|l| l.starts_with(&prefix)) {
+        let le = line.split("le=\"").nth(1).and_then(|r| r.split('"').next());
+        let count = line.rsplit(' ').next().and_then(|c| c.parse::<f64>().ok());
+        if let (Some(le), Some(count)) = (le, count) {
+            *out.entry(le.to_owned()).or_default() += count;
+        }
+    }
+    let mut v: Vec<(f64, f64)> = out
+        .into_iter()
+        .map(|(le, c)| (le.parse().unwrap_or(f64::INFINITY), c))
+        .collect();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    v
+}
+
+/// The bucket bound under which `q` of the observations between two scrapes fall.
+fn quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> f64 {
+    let delta: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(le, c)| {
+            let b = before.iter().find(|(l, _)| l == le).map_or(0.0, |x| x.1);
+            (*le, c - b)
+        })
+        .collect();
+    let total = delta.last().map_or(0.0, |x| x.1);
+    delta
+        .iter()
+        .find(|(_, c)| *c >= q * total)
+        .map_or(f64::NAN, |x| x.0)
+}
+
+/// The figures of issue 20's burst (a benchmark, ignored in the suite; run on a release build):
+///
+/// ```text
+/// cargo build --release && CISTERN_IT_BIN=target/release/cistern \
+///   cargo nextest run -p cistern --test it --run-ignored only orders_burst --no-capture
+/// ```
+///
+/// A demo of the city's 2,100 rooms; the mains fail in enough zones for at least 500 rooms. It
+/// prints how long the orders took (each order's creation after its alarm, and the last one
+/// after the injection), and the alarm path's figures in a quiet window before and the window
+/// of the burst: the rule engine's evaluation time (p99 of its histogram) and the largest
+/// ingest apply lag seen.
+#[test]
+#[ignore = "a benchmark: run it on demand"]
+#[allow(clippy::disallowed_methods)] // paces its sampling of the metrics (a benchmark, not a wait)
+fn orders_burst() {
+    let demo = Cistern::demo("workorders-burst-figures")
+        .rooms(2100)
+        .modbus_rooms(0)
+        .start();
+    let base = demo.http().to_owned();
+    let (_, rooms) = get(&format!("{base}/api/v1/rooms"));
+    let mut by_zone: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in rooms["rooms"].as_array().unwrap() {
+        *by_zone
+            .entry(r["zone"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    let mut zones: Vec<(String, usize)> = by_zone.into_iter().collect();
+    zones.sort_by_key(|(_, n)| *n);
+    let mut chosen = Vec::new();
+    let mut total = 0;
+    while total < 500 {
+        let (z, n) = zones.pop().unwrap();
+        total += n;
+        chosen.push(z);
+    }
+    let metrics = || get_text(&format!("{base}/metrics"));
+    let lag = || -> f64 {
+        let m = metrics();
+        m.lines()
+            .find(|l| l.starts_with("cistern_ingest_apply_lag_seconds "))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    // A window: the largest apply lag seen, and the evaluation histogram at both ends.
+    let window = |seconds: u64, mut during: Box<dyn FnMut() -> bool + '_>| {
+        let start_hist = buckets(&metrics(), "cistern_rules_evaluation_seconds");
+        let started = std::time::Instant::now();
+        let mut max_lag: f64 = 0.0;
+        while started.elapsed() < Duration::from_secs(seconds) || during() {
+            max_lag = max_lag.max(lag());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let end_hist = buckets(&metrics(), "cistern_rules_evaluation_seconds");
+        (
+            quantile(&start_hist, &end_hist, 0.99),
+            quantile(&start_hist, &end_hist, 0.999),
+            max_lag,
+        )
+    };
+    // Let the fleet settle, then a quiet window.
+    std::thread::sleep(Duration::from_secs(20));
+    let quiet = window(30, Box::new(|| false));
+
+    let injected = std::time::Instant::now();
+    let injected_ms = cistern_schemas::Timestamp::now().as_millis();
+    for z in &chosen {
+        let (status, v) = post(
+            &format!("{base}/api/v1/sim/faults"),
+            &format!(r#"{{"zone":"{z}","fault":"mains_loss","seconds":900}}"#),
+        );
+        assert_eq!(status, 202, "{v}");
+    }
+    let orders = || -> Vec<Value> {
+        let (_, v) = get(&format!("{base}/api/v1/workorders?open=true&limit=5000"));
+        v["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["cause"] == "mains_loss")
+            .cloned()
+            .collect()
+    };
+    let mut all_done: Option<Duration> = None;
+    let burst = window(
+        30,
+        Box::new(|| {
+            if all_done.is_none() && orders().len() >= total {
+                all_done = Some(injected.elapsed());
+            }
+            all_done.is_none() && injected.elapsed() < Duration::from_secs(120)
+        }),
+    );
+    let orders = orders();
+    let mut rooms_seen = std::collections::BTreeSet::new();
+    let mut delays: Vec<i64> = orders
+        .iter()
+        .map(|o| {
+            assert!(
+                rooms_seen.insert(o["room"].as_str().unwrap().to_owned()),
+                "a duplicate: {o}"
+            );
+            o["created_at"].as_i64().unwrap() - o["alarms"][0]["raised_at"].as_i64().unwrap()
+        })
+        .collect();
+    delays.sort_unstable();
+    let pct = |q: f64| delays[((delays.len() as f64 - 1.0) * q).round() as usize];
+    let first_alarm = orders
+        .iter()
+        .map(|o| o["alarms"][0]["raised_at"].as_i64().unwrap())
+        .min()
+        .unwrap();
+    let figures = serde_json::json!({
+        "rooms_failed": total,
+        "orders": orders.len(),
+        "all_orders_after_injection_s": all_done.map(|d| d.as_secs_f64()),
+        "first_alarm_after_injection_s": (first_alarm - injected_ms) as f64 / 1000.0,
+        "order_after_its_alarm_ms": { "p50": pct(0.5), "p95": pct(0.95), "max": pct(1.0) },
+        "quiet": { "eval_p99_s": quiet.0, "eval_p999_s": quiet.1, "max_apply_lag_s": quiet.2 },
+        "burst": { "eval_p99_s": burst.0, "eval_p999_s": burst.1, "max_apply_lag_s": burst.2 },
+    });
+    println!("{}", serde_json::to_string_pretty(&figures).unwrap());
+    assert_eq!(orders.len(), total, "one order per room");
 }
