@@ -152,6 +152,8 @@ error_codes! {
     InvalidOrder => "invalid_order",
     /// Concurrent writers kept changing the record (409): try again.
     Busy => "busy",
+    /// A knowledge-base problem as given is refused (422: an id, a missing text, a repeat).
+    InvalidKnowledge => "invalid_knowledge",
     // Audit.
     InvalidLimit => "invalid_limit",
     // The server.
@@ -449,6 +451,7 @@ mod tests {
             E::NotAssignee => "not_assignee",
             E::InvalidOrder => "invalid_order",
             E::Busy => "busy",
+            E::InvalidKnowledge => "invalid_knowledge",
             E::NotSimulated => "not_simulated",
             E::UnknownFault => "unknown_fault",
             E::InvalidDuration => "invalid_duration",

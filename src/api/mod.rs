@@ -125,6 +125,7 @@ routes! {
     get "/api/v1/workorder-templates" => workorders::templates;
     get "/api/v1/teams" => workorders::teams;
     get "/api/v1/knowledge" => workorders::knowledge;
+    put "/api/v1/knowledge/{problem}" => workorders::edit_knowledge;
     get "/api/v1/workorder-kpis" => workorders::kpis;
 }
 

@@ -17,7 +17,8 @@
 //!   resolution, SLA compliance, first-time fix, close rate, backlog age, repeat failures;
 //! - `GET /api/v1/knowledge?q=…` (search the knowledge base) or `?problem=pump_fault` (its
 //!   causes and remedies ranked by how often each closed an order here). An order's page
-//!   (`GET /api/v1/workorders/{id}`) carries its problem's ranked `suggestions`.
+//!   (`GET /api/v1/workorders/{id}`) carries its problem's ranked `suggestions`;
+//! - `PUT /api/v1/knowledge/{problem}` — an engineer's (rule author's) version of a problem.
 //!
 //! Every command, taken or refused, is audited as `workorder_<action>`.
 
@@ -80,6 +81,11 @@ impl From<WorkOrdersError> for ApiError {
             WorkOrdersError::UnknownTeam(_) => {
                 ApiError::bad_request(ErrorCode::UnknownTeam, message)
             }
+            WorkOrdersError::InvalidKnowledge(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::InvalidKnowledge,
+                message,
+            ),
             WorkOrdersError::Busy(_) => {
                 ApiError::new(StatusCode::CONFLICT, ErrorCode::Busy, message)
             }
@@ -388,6 +394,53 @@ pub async fn knowledge(
         })));
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({ "problems": kb.search(&query.q) })))
+}
+
+/// `PUT /api/v1/knowledge/{problem}` — an engineer's (rule author's) version of a problem with
+/// its causes and remedies, new or replacing the library's; audited as `knowledge_edit`.
+pub async fn edit_knowledge(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<crate::business::workorders::knowledge::Problem>,
+) -> Result<HttpResponse, ApiError> {
+    let svc = service(&state)?;
+    let who = caller(&req)?;
+    let id = path.into_inner();
+    let problem = body.into_inner();
+    let result = async {
+        if problem.id != id {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::InvalidKnowledge,
+                format!("the body is problem {:?}, the path {id:?}", problem.id),
+            ));
+        }
+        Ok(svc.knowledge().edit(problem.clone()).await?)
+    }
+    .await;
+    let (detail, ok) = match &result {
+        Ok(new) => (
+            format!(
+                "{} with {} causes",
+                if *new { "added" } else { "replaced" },
+                problem.causes.len()
+            ),
+            true,
+        ),
+        Err(e) => (format!("refused: {}: {}", e.code, e.message), false),
+    };
+    state
+        .security
+        .record(&who, "knowledge_edit", &id, detail, ok);
+    let new = result?;
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(HttpResponse::build(status)
+        .json(serde_json::json!({ "problem": svc.knowledge().problem(&id) })))
 }
 
 /// `GET /api/v1/workorder-kpis` query: the period's bounds in ms (default: the last 30 days)

@@ -80,6 +80,7 @@ pub const POLICY: &[Rule] = &[
     // to them — the work-order model decides per command who may give it.
     rule("POST", "/api/v1/workorders", R(Role::Operator)),
     rule("POST", "/api/v1/workorders/{id}/{action}", R(Role::Viewer)),
+    rule("PUT", "/api/v1/knowledge/{problem}", R(Role::RuleAuthor)),
     rule("GET", "/healthz", Public),
     rule("GET", "/readyz", Public),
     rule("GET", "/metrics", Public),

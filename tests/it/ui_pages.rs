@@ -1,7 +1,7 @@
 //! Every page of the console in both languages and both viewports (issue 19's Tests): one demo
 //! node and one headless Chromium per viewport (a 1366×900 desktop and a 390×844 phone) visit the
 //! sign-in page, the fleet map, the alarm list, a room page (mimic, alarms, trends, tanks, pumps),
-//! the tank plans and a district's plan, the work orders and one order, and the administration tabs (users, API tokens, audit
+//! the tank plans and a district's plan, the work orders and one order, the knowledge base and a problem (with its editor), and the administration tabs (users, API tokens, audit
 //! log, rules and one rule), in zh-CN and in English. On each the page's main element is drawn,
 //! no catalogue key is missing, every character has a glyph in the installed fonts, nothing reaches past the viewport, and in zh-CN no Latin word is
 //! left outside data marked `translate="no"`; the same in the dialogs and results the pages'
@@ -102,6 +102,21 @@ fn pages(room: &str, district: &str, rule: &str, order: &str) -> Vec<Page> {
                 "cancel",
                 "#view-orders button.cmd-cancel",
                 "return document.querySelector('#view-orders .o-form:not([hidden]) input');",
+            )],
+        ),
+        page(
+            "knowledge".into(),
+            "return document.querySelector('#view-knowledge a.kb-problem');",
+        ),
+        with(
+            page(
+                "knowledge/pump_fault".into(),
+                "return document.querySelector('#view-knowledge .kb-cause li');",
+            ),
+            vec![(
+                "edit",
+                "#view-knowledge #kb-edit",
+                "return document.querySelector('#view-knowledge .kb-editor input');",
             )],
         ),
         with(
@@ -276,10 +291,10 @@ fn every_page_in_both_languages_on_a_desktop_and_a_phone() {
         }
     }
     assert_eq!(
-        dialogs, 32,
-        "8 dialogs and results × 2 languages × 2 viewports"
+        dialogs, 36,
+        "9 dialogs and results × 2 languages × 2 viewports"
     );
-    assert_eq!(visited, 48, "12 pages × 2 languages × 2 viewports");
+    assert_eq!(visited, 56, "14 pages × 2 languages × 2 viewports");
     assert!(
         found.is_empty(),
         "{} problems:\n{}",

@@ -10,6 +10,7 @@ import { AlarmBoard, AlarmTable, Annunciator, ANNUNCIATED, HIDDEN, byColumn, byP
 import { RoomPage } from './room.js';
 import { PlansPage } from './plans.js';
 import { OrdersPage } from './orders.js';
+import { KnowledgePage } from './knowledge.js';
 import { AdminPage, mayAdminister } from './admin.js';
 import { clock, esc, nameLabel, SEVERITIES, setZoneNames, unacked, zoneLabel } from './format.js';
 import * as i18n from './i18n.js';
@@ -23,6 +24,7 @@ let map = null;
 let roomPage = null;
 let plansPage = null;
 let ordersPage = null;
+let knowledgePage = null;
 let adminPage = null;
 // The signed-in user's role (`GET /api/v1/auth/me`): what the screens offer to do.
 let role = 'viewer';
@@ -112,6 +114,7 @@ async function start() {
   roomPage = roomPage || new RoomPage($('view-room'), { live: proxyLive(), board: proxyBoard(), role: () => role, toast: (m, ok) => toast(m, ok) });
   plansPage = plansPage || new PlansPage($('view-plans'));
   ordersPage = ordersPage || new OrdersPage($('view-orders'), { role: () => role, user: () => (api.session() || {}).user, toast: (m, ok) => toast(m, ok) });
+  knowledgePage = knowledgePage || new KnowledgePage($('view-knowledge'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   adminPage = adminPage || new AdminPage($('view-admin'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   $('nav-admin').hidden = !mayAdminister(role);
 
@@ -363,10 +366,12 @@ $('toast').querySelector('button').addEventListener('click', () => ($('toast').h
 function route() {
   if ($('shell').hidden) return;
   const [, view = 'map', arg] = location.hash.split('/');
-  const views = ['map', 'alarms', 'room', 'plans', 'orders', 'admin'];
+  const views = ['map', 'alarms', 'room', 'plans', 'orders', 'knowledge', 'admin'];
   const v = views.includes(view) ? view : 'map';
   for (const name of views) $(`view-${name}`).hidden = name !== v;
-  for (const a of document.querySelectorAll('.topbar nav a')) a.classList.toggle('active', a.dataset.view === v);
+  // The knowledge base is reached from the work orders (no link of its own in the bar).
+  const nav = v === 'knowledge' ? 'orders' : v;
+  for (const a of document.querySelectorAll('.topbar nav a')) a.classList.toggle('active', a.dataset.view === nav);
   if (v === 'room' && arg) {
     const id = decodeURIComponent(arg);
     $('nav-room').hidden = false;
@@ -380,6 +385,8 @@ function route() {
   else if (plansPage) plansPage.close();
   if (v === 'orders') ordersPage.open(arg ? decodeURIComponent(arg) : undefined);
   else if (ordersPage) ordersPage.close();
+  if (v === 'knowledge') knowledgePage.open(arg ? decodeURIComponent(arg) : undefined);
+  else if (knowledgePage) knowledgePage.close();
   if (v === 'admin') adminPage.open(...location.hash.split('/').slice(2).map(decodeURIComponent));
   else if (adminPage) adminPage.close();
 }

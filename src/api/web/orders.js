@@ -101,6 +101,7 @@ export class OrdersPage {
         <select id="o-priority" aria-label="${esc(t('orders.filter_priority'))}">${option('', t('orders.any_priority'), f.priority ?? '')}${['P1', 'P2', 'P3', 'P4'].map((p) => option(p, p, f.priority)).join('')}</select>
         <label><input type="checkbox" id="o-overdue"${f.overdue ? ' checked' : ''}> ${esc(t('orders.overdue_only'))}</label>
         <button type="button" id="o-csv">${esc(t('orders.export_csv'))}</button>
+        <a class="button" id="o-kb" href="#/knowledge">${esc(t('kb.title'))}</a>
       </div>
       <div class="orders-list" id="o-list"><p class="empty">${esc(t('orders.loading'))}</p></div>
     </div>`;

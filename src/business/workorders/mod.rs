@@ -48,6 +48,8 @@ pub enum WorkOrdersError {
     UnknownTeam(String),
     #[error("{0} kept changing under concurrent writers; try again")]
     Busy(&'static str),
+    #[error("the knowledge base edit is refused: {0}")]
+    InvalidKnowledge(String),
     #[error("stored work-order data is damaged: {0}")]
     Corrupt(String),
     #[error(transparent)]

@@ -185,6 +185,7 @@ impl WorkOrders {
             events: tokio::sync::broadcast::channel(EVENTS).0,
         };
         service.recount().await?;
+        service.knowledge.load_edits().await?;
         Ok(service)
     }
 
