@@ -80,6 +80,8 @@ pub const POLICY: &[Rule] = &[
     // to them — the work-order model decides per command who may give it.
     rule("POST", "/api/v1/workorders", R(Role::Operator)),
     rule("POST", "/api/v1/workorders/{id}/{action}", R(Role::Viewer)),
+    // A crew member reports their own position (only while on a job; the service checks).
+    rule("POST", "/api/v1/crews/me/position", R(Role::Viewer)),
     rule("GET", "/healthz", Public),
     rule("GET", "/readyz", Public),
     rule("GET", "/metrics", Public),

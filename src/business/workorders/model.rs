@@ -366,6 +366,35 @@ pub enum OrderError {
     NotDispatcher(&'static str),
     #[error("{0}")]
     Invalid(String),
+    /// Completion without the template's photos.
+    #[error("{order} needs {required} photo(s) before it is completed: {missing} missing")]
+    PhotosMissing {
+        order: OrderId,
+        required: u32,
+        missing: u32,
+    },
+    #[error("{order} has {max} attachments already")]
+    TooManyAttachments { order: OrderId, max: usize },
+}
+
+/// The most attachments one order keeps.
+pub const MAX_ATTACHMENTS: usize = 20;
+
+/// A file attached to an order (a photo); its bytes are stored beside the order
+/// ([`super::attachments`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttachmentRef {
+    pub id: super::attachments::AttachmentId,
+    /// The name it was uploaded with (display only).
+    pub name: String,
+    /// What its bytes are (sniffed, never the uploader's word): `image/jpeg`, `image/png`,
+    /// `image/webp`.
+    pub content_type: String,
+    pub size: u64,
+    /// How many stored chunks hold the bytes.
+    pub chunks: u32,
+    pub by: String,
+    pub at: Timestamp,
 }
 
 /// The longest comment, reason or resolution text, in characters.
@@ -429,6 +458,9 @@ pub struct WorkOrder {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_from: Option<OrderState>,
     pub transitions: Vec<Transition>,
+    /// Photos, oldest first.
+    #[serde(default)]
+    pub attachments: Vec<AttachmentRef>,
 }
 
 fn text(what: &str, value: Option<&str>) -> Result<(), OrderError> {
@@ -573,6 +605,14 @@ impl WorkOrder {
                             .into(),
                     ));
                 }
+                let photos = u32::try_from(self.attachments.len()).unwrap_or(u32::MAX);
+                if photos < self.photos_required {
+                    return Err(OrderError::PhotosMissing {
+                        order: self.id.clone(),
+                        required: self.photos_required,
+                        missing: self.photos_required - photos,
+                    });
+                }
                 if let Some(open) = self.checklist.iter().position(|c| !c.done) {
                     return Err(OrderError::Invalid(format!(
                         "checklist item {open} ({}) is not done",
@@ -678,6 +718,34 @@ impl WorkOrder {
                 None
             },
         });
+        Ok(())
+    }
+
+    /// Checks that `caller` may attach a file now: the order is open and theirs (or they
+    /// dispatch), and it has room for one more.
+    pub fn may_attach(&self, caller: &Caller) -> Result<(), OrderError> {
+        if !self.state.is_open() {
+            return Err(OrderError::InvalidTransition {
+                order: self.id.clone(),
+                state: self.state,
+                action: "given an attachment",
+            });
+        }
+        self.crew(caller)?;
+        if self.attachments.len() >= MAX_ATTACHMENTS {
+            return Err(OrderError::TooManyAttachments {
+                order: self.id.clone(),
+                max: MAX_ATTACHMENTS,
+            });
+        }
+        Ok(())
+    }
+
+    /// Lists an attachment whose bytes are stored (after [`Self::may_attach`]; the state does
+    /// not change and no transition is recorded — the audit log has who attached what).
+    pub fn attach(&mut self, attachment: AttachmentRef, caller: &Caller) -> Result<(), OrderError> {
+        self.may_attach(caller)?;
+        self.attachments.push(attachment);
         Ok(())
     }
 
@@ -798,6 +866,7 @@ pub(crate) mod tests {
             comments: vec![],
             held_from: None,
             transitions: vec![],
+            attachments: vec![],
         }
     }
 
