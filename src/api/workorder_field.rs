@@ -4,8 +4,9 @@
 //! - `POST /api/v1/workorders/{id}/attachments?name=IMG_0001.jpg` — a photo as the raw request
 //!   body (any `Content-Type`: the content decides). JPEG, PNG or WebP by their first bytes,
 //!   else 415 `not_an_image`; over `[workorders] max_attachment_bytes` (8 MiB) 413
-//!   `payload_too_large` (told from `Content-Length` before a byte is read, or when the stream
-//!   passes the limit); empty 400 `missing_body`. The assignee or a dispatcher, on an open order
+//!   `payload_too_large` (the body read to its end and dropped, so that the client sees the
+//!   answer rather than a reset; past 32 MiB more the connection is closed); empty 400
+//!   `missing_body`. The assignee or a dispatcher, on an open order
 //!   (403 `not_assignee`, 409 `invalid_transition`, 409 `too_many_attachments` past 20).
 //!   Answers 201 with the listing `{id, name, content_type, size, chunks, by, at}`; audited as
 //!   `workorder_attach`, taken or refused;
@@ -118,8 +119,13 @@ pub struct AttachQuery {
     pub name: Option<String>,
 }
 
-/// Reads the body up to `max` bytes: the declared length is checked first, so an oversized
-/// upload is refused before it is read.
+/// How much of an oversized upload is read (and dropped) before it is refused, so that the
+/// client, which sends its whole body before it reads the answer, gets the 413 rather than a
+/// connection reset. Beyond it the connection is closed with the answer unread.
+const DRAIN_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Reads the body up to `max` bytes. An oversized one (by `Content-Length`, or as it streams)
+/// is read to its end but not kept (up to [`DRAIN_BYTES`] more) and refused with 413.
 async fn body_within(
     req: &HttpRequest,
     mut payload: web::Payload,
@@ -131,18 +137,30 @@ async fn body_within(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if let Some(n) = declared.filter(|n| *n > max) {
+    if let Some(n) = declared.filter(|n| *n > max.saturating_add(DRAIN_BYTES)) {
         return Err(too_large(n));
     }
-    let mut body = Vec::with_capacity(usize::try_from(declared.unwrap_or(0)).unwrap_or(0));
+    let keep = declared.is_none_or(|n| n <= max);
+    let mut body = Vec::with_capacity(if keep {
+        usize::try_from(declared.unwrap_or(0)).unwrap_or(0)
+    } else {
+        0
+    });
+    let mut seen: u64 = 0;
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
             ApiError::bad_request(ErrorCode::MissingBody, format!("the upload broke off: {e}"))
         })?;
-        if (body.len() + chunk.len()) as u64 > max {
-            return Err(too_large((body.len() + chunk.len()) as u64));
+        seen += chunk.len() as u64;
+        if seen > max.saturating_add(DRAIN_BYTES) {
+            return Err(too_large(seen));
         }
-        body.extend_from_slice(&chunk);
+        if keep && seen <= max {
+            body.extend_from_slice(&chunk);
+        }
+    }
+    if seen > max {
+        return Err(too_large(seen));
     }
     Ok(body)
 }

@@ -605,6 +605,12 @@ impl WorkOrder {
                             .into(),
                     ));
                 }
+                if let Some(open) = self.checklist.iter().position(|c| !c.done) {
+                    return Err(OrderError::Invalid(format!(
+                        "checklist item {open} ({}) is not done",
+                        self.checklist[open].text
+                    )));
+                }
                 let photos = u32::try_from(self.attachments.len()).unwrap_or(u32::MAX);
                 if photos < self.photos_required {
                     return Err(OrderError::PhotosMissing {
@@ -612,12 +618,6 @@ impl WorkOrder {
                         required: self.photos_required,
                         missing: self.photos_required - photos,
                     });
-                }
-                if let Some(open) = self.checklist.iter().position(|c| !c.done) {
-                    return Err(OrderError::Invalid(format!(
-                        "checklist item {open} ({}) is not done",
-                        self.checklist[open].text
-                    )));
                 }
                 if parts
                     .iter()
@@ -886,6 +886,86 @@ pub(crate) mod tests {
 
     fn go(o: &mut WorkOrder, c: Command, who: &Caller) -> Result<(), OrderError> {
         o.apply(c, who, Context::default(), Timestamp(1_000))
+    }
+
+    fn photo(n: u32, by: &str) -> AttachmentRef {
+        AttachmentRef {
+            id: super::super::attachments::AttachmentId(n),
+            name: format!("p{n}.jpg"),
+            content_type: "image/jpeg".into(),
+            size: 10,
+            chunks: 1,
+            by: by.into(),
+            at: Timestamp(2_000),
+        }
+    }
+
+    #[test]
+    fn completion_waits_for_the_templates_photos_and_says_how_many_are_missing() {
+        let mut o = dispatched_to("wang");
+        o.photos_required = 2;
+        for c in [Command::Accept, Command::OnSite] {
+            go(&mut o, c, &crew("wang")).unwrap();
+        }
+        go(
+            &mut o,
+            Command::Check {
+                item: 0,
+                done: true,
+                reading: None,
+            },
+            &crew("wang"),
+        )
+        .unwrap();
+        let complete = || Command::Complete {
+            resolution: Some(Resolution {
+                cause: "vfd_overcurrent".into(),
+                remedy: "reset".into(),
+            }),
+            parts: vec![],
+            minutes: 10,
+        };
+        o.attach(photo(1, "wang"), &crew("wang")).unwrap();
+        let err = go(&mut o, complete(), &crew("wang")).unwrap_err();
+        assert_eq!(
+            err,
+            OrderError::PhotosMissing {
+                order: o.id.clone(),
+                required: 2,
+                missing: 1
+            }
+        );
+        assert!(err.to_string().contains("1 missing"), "{err}");
+        // Another crew cannot add it; a dispatcher can.
+        assert!(matches!(
+            o.attach(photo(2, "li"), &crew("li")),
+            Err(OrderError::NotAssignee { .. })
+        ));
+        o.attach(photo(2, "dispatch"), &dispatcher()).unwrap();
+        go(&mut o, complete(), &crew("wang")).unwrap();
+        assert_eq!(o.state, OrderState::Completed);
+        // Completed is still open (a photo for the verifier); closed is not.
+        o.attach(photo(3, "wang"), &crew("wang")).unwrap();
+        go(&mut o, Command::Verify, &dispatcher()).unwrap();
+        assert!(matches!(
+            o.attach(photo(4, "wang"), &crew("wang")),
+            Err(OrderError::InvalidTransition { .. })
+        ));
+    }
+
+    #[test]
+    fn an_order_keeps_at_most_its_share_of_attachments() {
+        let mut o = dispatched_to("wang");
+        for n in 0..MAX_ATTACHMENTS as u32 {
+            o.attach(photo(n + 1, "wang"), &crew("wang")).unwrap();
+        }
+        assert_eq!(
+            o.attach(photo(99, "wang"), &crew("wang")),
+            Err(OrderError::TooManyAttachments {
+                order: o.id.clone(),
+                max: MAX_ATTACHMENTS
+            })
+        );
     }
 
     fn dispatched_to(name: &str) -> WorkOrder {
