@@ -416,8 +416,39 @@ mod tests {
                 .await
                 .unwrap();
             order = service.get(&order.id).await.unwrap();
+            if order.state == OrderState::EnRoute {
+                // Half way from the depot, as `work` reports it on a tick; a second report at
+                // once is refused (a phone's rate).
+                clock.advance(Duration::from_secs(30));
+                let base = bases(&inventory)[room.zone.as_str()];
+                let half = along(base, (room.lat, room.lon), 0.5);
+                service.report_position(&crew, half).await.unwrap();
+                assert!(service.report_position(&crew, half).await.is_err());
+            }
         }
         assert_eq!(order.state, OrderState::Closed, "{:?}", order.transitions);
+        // The crew's last position, and the trail: the report on the way, then the stops.
+        let last = service.positions().last();
+        assert_eq!(
+            (last.len(), last[0].user.as_str(), &last[0].order),
+            (1, crew.as_str(), &order.id)
+        );
+        let trail = service
+            .positions()
+            .trail(&order.id, &order.transitions)
+            .await
+            .unwrap();
+        let actions: Vec<Option<&str>> = trail.iter().map(|p| p.action.as_deref()).collect();
+        assert_eq!(
+            actions,
+            [
+                Some("accept"),
+                Some("en_route"),
+                None,
+                Some("on_site"),
+                Some("complete")
+            ]
+        );
         let on_site = order
             .transitions
             .iter()
