@@ -43,6 +43,21 @@ pub(crate) fn upload(token: &str, url: &str, content_type: &str, bytes: &[u8]) -
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// POSTs `bytes` streamed without a length (chunked): status and JSON answer.
+fn upload_chunked(token: &str, url: &str, bytes: Vec<u8>) -> (u16, Value) {
+    let mut resp = agent()
+        .post(url)
+        .header("authorization", &format!("Bearer {token}"))
+        .header("content-type", "image/jpeg")
+        .send(ureq::SendBody::from_owned_reader(std::io::Cursor::new(
+            bytes,
+        )))
+        .unwrap_or_else(|e| panic!("POST {url}: {e} (a refusal must be an answer, not a reset)"));
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
 /// GETs a file: status, Content-Type and bytes.
 fn download(token: &str, url: &str) -> (u16, String, Vec<u8>) {
     let mut resp = agent()
@@ -250,6 +265,13 @@ fn a_pump_trip_dispatches_one_order_that_the_crew_works_to_closure_and_survives_
     big.resize(8 * 1024 * 1024 + 1, 0);
     let (s, v) = upload(&crew_token, &photos, "image/jpeg", &big);
     assert_eq!((s, code(&v)), (413, Some("payload_too_large")), "{v}");
+    // The same without a declared length: refused as it streams past the limit.
+    let (s, v) = upload_chunked(&crew_token, &photos, big);
+    assert_eq!(
+        (s, code(&v)),
+        (413, Some("payload_too_large")),
+        "chunked: {v}"
+    );
     let (s, v) = upload(&other, &photos, "image/png", PNG);
     assert_eq!((s, code(&v)), (403, Some("not_assignee")), "{v}");
     let (s, v) = upload(&crew_token, &photos, "image/png", &[]);
@@ -280,7 +302,7 @@ fn a_pump_trip_dispatches_one_order_that_the_crew_works_to_closure_and_survives_
             entries.len(),
             entries.iter().filter(|e| e["ok"] == true).count()
         ),
-        (6, 2),
+        (7, 2),
         "{audit}"
     );
 
