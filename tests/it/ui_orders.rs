@@ -162,6 +162,13 @@ fn a_crew_works_its_order_on_a_phone_in_chinese_and_the_lead_closes_it_in_the_co
         Vec::<String>::new(),
         "the completed order"
     );
+    // Back to "my orders": the card says completed; it leaves the list live once verified.
+    press(&phone, "a.back");
+    phone.until(
+        "the completed card",
+        Duration::from_secs(15),
+        &format!("return document.querySelector('{card} .o-state.st-completed') || null;"),
+    );
 
     let (_, v) = get(&format!("{base}/api/v1/workorders/{id}"));
     let done = &v["order"];
@@ -257,6 +264,12 @@ fn a_crew_works_its_order_on_a_phone_in_chinese_and_the_lead_closes_it_in_the_co
     state_is(&desk, "closed");
     let (_, v) = get(&format!("{base}/api/v1/workorders/{id}"));
     assert_eq!(v["order"]["state"], "closed", "{v}");
+    // The phone's open orders drop it, pushed over the socket (no reload, no polling).
+    phone.until(
+        "the closed order gone from the phone's open orders",
+        Duration::from_secs(15),
+        &format!("return (document.querySelector('#o-list') && !document.querySelector('{card}')) || null;"),
+    );
     // The verified fix counts for the next pump fault's suggestions.
     let (_, kb) = get(&format!("{base}/api/v1/knowledge?problem=pump_fault"));
     let first = &kb["suggestions"][0];
