@@ -5,7 +5,8 @@
 // whatever the message rate. Away from a close view, rooms near one another on screen are drawn
 // as one cluster marker (their count, in the colour of the worst state inside), recomputed when
 // a view is committed and never during a gesture: the overview of 2,100 rooms is a hundred or so
-// shapes to paint, not 2,100.
+// shapes to paint, not 2,100. Above the rooms, the crews' last positions (a diamond with the
+// person's name; filled and toggled by field.js's CrewsOnMap from GET /api/v1/crews).
 
 import { esc, nameLabel, zoneLabel } from './format.js';
 import { t } from './i18n.js';
