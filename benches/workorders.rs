@@ -78,6 +78,7 @@ fn order(n: u64) -> WorkOrder {
         comments: vec![],
         held_from: None,
         transitions: vec![],
+        attachments: vec![],
     }
 }
 

@@ -434,6 +434,7 @@ impl Node {
             crate::api::ws::hub::Boards {
                 alarms: rule_host.as_ref().map(|h| h.board.clone()),
                 plans: plans.clone(),
+                orders: workorders.clone(),
             },
             spec.security.audit.clone(),
             crate::api::ws::WsMetrics::register(&metrics)?,

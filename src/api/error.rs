@@ -154,6 +154,18 @@ error_codes! {
     Busy => "busy",
     /// A knowledge-base problem as given is refused (422: an id, a missing text, a repeat).
     InvalidKnowledge => "invalid_knowledge",
+    /// An attachment whose content is not a JPEG, PNG or WebP image (415), whatever its
+    /// declared type.
+    NotAnImage => "not_an_image",
+    UnknownAttachment => "unknown_attachment",
+    /// The order has the most attachments it keeps (409).
+    TooManyAttachments => "too_many_attachments",
+    /// Completion without the template's photos (422; how many are missing is in the message).
+    PhotosMissing => "photos_missing",
+    /// A position reported without an order en route or on site (409).
+    NoActiveOrder => "no_active_order",
+    /// A position off the globe, or without a fix (422).
+    InvalidPosition => "invalid_position",
     // Audit.
     InvalidLimit => "invalid_limit",
     // The server.
@@ -452,6 +464,12 @@ mod tests {
             E::InvalidOrder => "invalid_order",
             E::Busy => "busy",
             E::InvalidKnowledge => "invalid_knowledge",
+            E::NotAnImage => "not_an_image",
+            E::UnknownAttachment => "unknown_attachment",
+            E::TooManyAttachments => "too_many_attachments",
+            E::PhotosMissing => "photos_missing",
+            E::NoActiveOrder => "no_active_order",
+            E::InvalidPosition => "invalid_position",
             E::NotSimulated => "not_simulated",
             E::UnknownFault => "unknown_fault",
             E::InvalidDuration => "invalid_duration",

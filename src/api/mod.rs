@@ -19,6 +19,7 @@ pub mod sim;
 pub mod tokens;
 pub mod users;
 pub mod webui;
+pub mod workorder_field;
 pub mod workorders;
 pub mod ws;
 
@@ -121,7 +122,12 @@ routes! {
     get "/api/v1/workorders" => workorders::list;
     post "/api/v1/workorders" => workorders::create;
     get "/api/v1/workorders/{id}" => workorders::get;
+    post "/api/v1/workorders/{id}/attachments" => workorder_field::attach;
+    get "/api/v1/workorders/{id}/attachments/{n}" => workorder_field::attachment;
+    get "/api/v1/workorders/{id}/trail" => workorder_field::trail;
     post "/api/v1/workorders/{id}/{action}" => workorders::command;
+    get "/api/v1/crews" => workorder_field::crews;
+    post "/api/v1/crews/me/position" => workorder_field::report_position;
     get "/api/v1/workorder-templates" => workorders::templates;
     get "/api/v1/teams" => workorders::teams;
     get "/api/v1/knowledge" => workorders::knowledge;

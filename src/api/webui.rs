@@ -87,6 +87,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("web/plans.js"),
     },
     Asset {
+        name: "field.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/field.js"),
+    },
+    Asset {
         name: "orders.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("web/orders.js"),

@@ -89,6 +89,16 @@ impl From<WorkOrdersError> for ApiError {
             WorkOrdersError::Busy(_) => {
                 ApiError::new(StatusCode::CONFLICT, ErrorCode::Busy, message)
             }
+            WorkOrdersError::Order(OrderError::PhotosMissing { .. }) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::PhotosMissing,
+                message,
+            ),
+            WorkOrdersError::Order(OrderError::TooManyAttachments { .. }) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::TooManyAttachments, message)
+            }
+            WorkOrdersError::Attachment(e) => super::workorder_field::attachment_refused(&e),
+            WorkOrdersError::Position(e) => super::workorder_field::position_refused(&e),
             WorkOrdersError::Store(e) => ApiError::store_unavailable(e),
             WorkOrdersError::Corrupt(_)
             | WorkOrdersError::Templates(_)

@@ -55,6 +55,7 @@ pub const ACTIONS: &[&str] = &[
     "workorder_cancel",
     "workorder_comment",
     "workorder_escalate",
+    "workorder_attach",
     "knowledge_edit",
     "workorder_unknown",
 ];

@@ -6,6 +6,7 @@
 //! work every order given to a demo crew member ([`work`]).
 
 use crate::auth::{IdentityError, Role, Security};
+use crate::business::workorders::attachments::Upload;
 use crate::business::workorders::model::{
     Caller, Command, Context, OrderState, PartUse, Position, Resolution, WorkOrder,
 };
@@ -88,11 +89,44 @@ pub async fn create_logins(
     Ok(crews)
 }
 
+/// A 1×1 PNG: the demo crews' photo of the job.
+const DEMO_PHOTO: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0xda, 0x63, 0x64, 0xf8, 0xcf, 0x50,
+    0x0f, 0x00, 0x03, 0x86, 0x01, 0x80, 0x5a, 0x34, 0x7d, 0x6b, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+/// Where each zone's crew sets out from: a depot a kilometre or so off the middle of its rooms.
+fn bases(inventory: &Inventory) -> HashMap<String, (f64, f64)> {
+    let mut sums: HashMap<String, (f64, f64, f64)> = HashMap::new();
+    for r in &inventory.rooms {
+        let s = sums.entry(r.zone.as_str().to_owned()).or_default();
+        *s = (s.0 + r.lat, s.1 + r.lon, s.2 + 1.0);
+    }
+    sums.into_iter()
+        .map(|(z, (lat, lon, n))| (z, (lat / n + 0.009, lon / n - 0.009)))
+        .collect()
+}
+
+/// Where a crew is `fraction` of the way from `from` to `to`.
+fn along(from: (f64, f64), to: (f64, f64), fraction: f64) -> Position {
+    let f = fraction.clamp(0.0, 1.0);
+    Position {
+        lat: from.0 + (to.0 - from.0) * f,
+        lon: from.1 + (to.1 - from.1) * f,
+        accuracy_m: Some(15.0),
+    }
+}
+
 /// The demo's crews at work (so that orders, the map and the figures have life): every few
 /// seconds each open order of a demo crew member moves on once its step's time has come —
-/// accepted 20–90 s after dispatch, on the way at once, on site after 1–4 min of travel (their
-/// position recorded on the way and at the room), the checklist and completion 3–8 min later
-/// with the knowledge base's favourite cause and remedy, verified by the lead 1–2 min after.
+/// accepted 20–90 s after dispatch, on the way at once from the team's depot, on site after
+/// 1–4 min of travel (their position reported every few seconds on the way, as a phone would,
+/// and recorded at the room), the photos the template asks for, the checklist and completion
+/// 3–8 min later with the knowledge base's favourite cause and remedy, verified by the lead
+/// 1–2 min after.
 /// The pace is a demo's, a few times real life's; each order's delays follow from its id.
 pub async fn work(
     service: Arc<WorkOrders>,
@@ -105,6 +139,7 @@ pub async fn work(
         .iter()
         .map(|r| (r.id.clone(), (r.lat, r.lon)))
         .collect();
+    let bases = bases(inventory);
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
@@ -132,22 +167,33 @@ pub async fn work(
             };
             let since = order.transitions.last().map_or(order.created_at, |t| t.at);
             let waited = now.as_millis() - since.as_millis();
-            let Some(step) = next_step(&order, waited) else {
+            let room = order.room.as_ref().and_then(|r| rooms.get(r)).copied();
+            let base = order
+                .zone
+                .as_ref()
+                .and_then(|z| bases.get(z.as_str()))
+                .copied();
+            let (Some(room), Some(base)) = (room, base) else {
                 continue;
             };
-            let position = order
-                .room
-                .as_ref()
-                .and_then(|r| rooms.get(r))
-                .map(|&(lat, lon)| {
-                    // On the way: a kilometre or so short of the room.
-                    let off = if step == Step::EnRoute { 0.01 } else { 0.0 };
-                    Position {
-                        lat: lat - off,
-                        lon: lon - off,
-                        accuracy_m: Some(15.0),
+            let Some(step) = next_step(&order, waited) else {
+                if order.state == OrderState::EnRoute {
+                    // On the way: the phone reports where it is.
+                    let fraction = waited as f64 / travel_ms(&order) as f64;
+                    if let Err(e) = service
+                        .report_position(&assignee, along(base, room, fraction))
+                        .await
+                    {
+                        tracing::debug!(order = %order.id, error = %e, "a demo crew's position was refused");
                     }
-                });
+                }
+                continue;
+            };
+            let position = Some(if step == Step::EnRoute {
+                along(base, room, 0.0)
+            } else {
+                along(base, room, 1.0)
+            });
             if let Err(e) = advance(&service, &order, step, &assignee, position).await {
                 tracing::debug!(order = %order.id, error = %e, "a demo crew's step was refused");
             }
@@ -176,11 +222,16 @@ fn delay_ms(order: &WorkOrder, salt: u8, lo: i64, hi: i64) -> i64 {
     (lo + (h % (hi - lo).max(1) as u64) as i64) * 1000
 }
 
+/// How long the crew of `order` travels.
+fn travel_ms(order: &WorkOrder) -> i64 {
+    delay_ms(order, 2, 60, 240)
+}
+
 fn next_step(order: &WorkOrder, waited_ms: i64) -> Option<Step> {
     let (step, due) = match order.state {
         OrderState::Dispatched => (Step::Accept, delay_ms(order, 1, 20, 90)),
         OrderState::Accepted => (Step::EnRoute, 0),
-        OrderState::EnRoute => (Step::OnSite, delay_ms(order, 2, 60, 240)),
+        OrderState::EnRoute => (Step::OnSite, travel_ms(order)),
         OrderState::OnSite => (Step::Complete, delay_ms(order, 3, 180, 480)),
         OrderState::Completed => (Step::Verify, delay_ms(order, 4, 60, 120)),
         _ => return None,
@@ -208,6 +259,14 @@ async fn advance(
         Step::EnRoute => Command::EnRoute,
         Step::OnSite => Command::OnSite,
         Step::Complete => {
+            for n in order.attachments.len()..order.photos_required as usize {
+                let photo = Upload::check(
+                    DEMO_PHOTO.to_vec(),
+                    Some(&format!("photo-{}.png", n + 1)),
+                    u64::MAX,
+                )?;
+                service.attach(&order.id, photo, &crew).await?;
+            }
             for item in 0..order.checklist.len() {
                 service
                     .command(
@@ -283,6 +342,21 @@ mod tests {
     use cistern_rules::Severity;
     use cistern_schemas::Timestamp;
 
+    #[test]
+    fn a_crew_on_the_way_is_between_its_depot_and_the_room() {
+        let inventory = crate::lab::sim::generate_fleet(6, 1);
+        let bases = bases(&inventory);
+        let room = &inventory.rooms[0];
+        let base = bases[room.zone.as_str()];
+        let start = along(base, (room.lat, room.lon), -1.0);
+        let half = along(base, (room.lat, room.lon), 0.5);
+        let end = along(base, (room.lat, room.lon), 7.0);
+        assert_eq!((start.lat, start.lon), base);
+        assert_eq!((end.lat, end.lon), (room.lat, room.lon));
+        assert!((half.lat - (base.0 + room.lat) / 2.0).abs() < 1e-9);
+        assert!(crate::business::workorders::positions::valid(&half));
+    }
+
     #[tokio::test]
     async fn a_simulated_crew_takes_an_order_from_dispatch_to_closed_with_positions() {
         let d = std::env::temp_dir().join(format!("cistern-crews-{}", std::process::id()));
@@ -342,14 +416,56 @@ mod tests {
                 .await
                 .unwrap();
             order = service.get(&order.id).await.unwrap();
+            if order.state == OrderState::EnRoute {
+                // Half way from the depot, as `work` reports it on a tick; a second report at
+                // once is refused (a phone's rate).
+                clock.advance(Duration::from_secs(30));
+                let base = bases(&inventory)[room.zone.as_str()];
+                let half = along(base, (room.lat, room.lon), 0.5);
+                service.report_position(&crew, half).await.unwrap();
+                assert!(service.report_position(&crew, half).await.is_err());
+            }
         }
         assert_eq!(order.state, OrderState::Closed, "{:?}", order.transitions);
+        // The crew's last position, and the trail: the report on the way, then the stops.
+        let last = service.positions().last();
+        assert_eq!(
+            (last.len(), last[0].user.as_str(), &last[0].order),
+            (1, crew.as_str(), &order.id)
+        );
+        let trail = service
+            .positions()
+            .trail(&order.id, &order.transitions)
+            .await
+            .unwrap();
+        let actions: Vec<Option<&str>> = trail.iter().map(|p| p.action.as_deref()).collect();
+        assert_eq!(
+            actions,
+            [
+                Some("accept"),
+                Some("en_route"),
+                None,
+                Some("on_site"),
+                Some("complete")
+            ]
+        );
         let on_site = order
             .transitions
             .iter()
             .find(|t| t.to == OrderState::OnSite)
             .unwrap();
         assert_eq!(on_site.position.map(|p| p.lat), Some(room.lat));
+        // The template's photos, taken before completing.
+        assert!(order.photos_required >= 1);
+        assert_eq!(order.attachments.len(), order.photos_required as usize);
+        let (meta, bytes) = service
+            .attachment(&order.id, order.attachments[0].id)
+            .await
+            .unwrap();
+        assert_eq!(
+            (meta.content_type.as_str(), &bytes[..]),
+            ("image/png", DEMO_PHOTO)
+        );
         // Completed with the knowledge base's favourite, which now counts it.
         let resolution = order.resolution.clone().unwrap();
         assert_eq!(resolution.remedy, "reset_and_megger");

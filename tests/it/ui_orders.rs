@@ -3,7 +3,10 @@
 //! member, who signs in at 390×844 in Chinese, finds it under "my orders", accepts, goes on
 //! site (the phone's position recorded), ticks the checklist with a reading and completes it
 //! with the knowledge base's suggested cause and remedy — every button reachable with a thumb, no English, nothing cut off;
-//! then the team lead verifies and closes it from a desktop console in English.
+//! on the way it takes the photo the template asks for (completion is refused without it) and
+//! shares its position while on site; then the team lead verifies and closes it from a desktop
+//! console in English, where the order's page follows the phone's steps live (the
+//! `workorders` topic, no reload) and the fleet map shows the crew member where the phone was.
 
 use crate::browser::Browser;
 use crate::support::{get, post, wait_for, Cistern};
@@ -12,6 +15,15 @@ use serde_json::json;
 use std::time::Duration;
 
 const ROOM: &str = "XM-0002";
+
+/// A 1×1 PNG: the crew's photo.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0xda, 0x63, 0x64, 0xf8, 0xcf, 0x50,
+    0x0f, 0x00, 0x03, 0x86, 0x01, 0x80, 0x5a, 0x34, 0x7d, 0x6b, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
 
 /// Where the UI tests write their screenshots (out of git).
 fn shots() -> std::path::PathBuf {
@@ -117,6 +129,25 @@ fn a_crew_works_its_order_on_a_phone_in_chinese_and_the_lead_closes_it_in_the_co
         );
     }
     phone.screenshot(&shots().join("orders-phone-on-site.png"));
+    // The template's photo, from the camera button (a file given to its input here).
+    assert_eq!(order["photos_required"], 1, "{order}");
+    let photo = shots().join("ui-orders-photo.png");
+    std::fs::write(&photo, PNG).unwrap();
+    assert_eq!(phone.js(REACHABLE, json!(["label.photo-take"])), "ok");
+    let input = phone.element("#o-photo", Duration::from_secs(5));
+    phone.call(
+        "POST",
+        &format!("/element/{input}/value"),
+        Some(json!({ "text": photo.to_str().unwrap() })),
+    );
+    phone.until(
+        "the photo's thumbnail",
+        Duration::from_secs(15),
+        "const i = document.querySelector('img[data-thumb=\"1\"]'); return (i && i.src.startsWith('data:image/png') && i.naturalWidth > 0) || null;",
+    );
+    phone.screenshot(&shots().join("orders-phone-photo.png"));
+    assert_eq!(phone.latin_words(), Vec::<String>::new(), "the photo");
+    clean(&phone, "the photo");
     // The knowledge base's first suggestion, taken into the completion form.
     press(&phone, "button[data-use=\"0\"]");
     let cause = phone.js(
@@ -131,9 +162,21 @@ fn a_crew_works_its_order_on_a_phone_in_chinese_and_the_lead_closes_it_in_the_co
         Vec::<String>::new(),
         "the completed order"
     );
+    // Back to "my orders": the card says completed; it leaves the list live once verified.
+    press(&phone, "a.back");
+    phone.until(
+        "the completed card",
+        Duration::from_secs(15),
+        &format!("return document.querySelector('{card} .o-state.st-completed') || null;"),
+    );
 
     let (_, v) = get(&format!("{base}/api/v1/workorders/{id}"));
     let done = &v["order"];
+    assert_eq!(
+        done["attachments"][0]["content_type"], "image/png",
+        "{done}"
+    );
+    assert_eq!(done["attachments"][0]["by"], crew.as_str(), "{done}");
     // Stored by the knowledge base's ids, shown in words.
     assert_eq!(done["resolution"]["cause"], "vfd_overcurrent", "{done}");
     assert_eq!(done["resolution"]["remedy"], "reset_and_megger", "{done}");
@@ -167,14 +210,66 @@ fn a_crew_works_its_order_on_a_phone_in_chinese_and_the_lead_closes_it_in_the_co
         Duration::from_secs(30),
         "return !document.getElementById('shell').hidden || null;",
     );
+    // The crew member on the fleet map, where the phone was while on site.
+    let marker = format!("g.crew[data-crew=\"{crew}\"]");
+    desk.element(&marker, Duration::from_secs(30));
+    let shown = |b: &Browser| {
+        b.js(
+            "const l = document.querySelector('#map .crews'); return l.getAttribute('display') !== 'none' && l.children.length > 0;",
+            json!([]),
+        )
+    };
+    assert_eq!(shown(&desk), true);
+    let (_, crews) = get(&format!("{base}/api/v1/crews"));
+    let me = crews["crews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["user"] == crew.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("the phone shared its position: {crews}"));
+    assert!((me["lat"].as_f64().unwrap() - 24.4801).abs() < 1e-6, "{me}");
+    assert_eq!(me["order"], id.as_str(), "{me}");
+    desk.click(&desk.element("#map-crews", Duration::from_secs(5)));
+    assert_eq!(shown(&desk), false, "the crews toggle hides them");
+    desk.click(&desk.element("#map-crews", Duration::from_secs(5)));
+    assert_eq!(shown(&desk), true);
+    desk.screenshot(&shots().join("orders-desk-map-crews.png"));
+
     desk.js(&format!("location.hash = '#/orders/{id}';"), json!([]));
     state_is(&desk, "completed");
+    // The console shows the crew's photo too.
+    desk.until(
+        "the photo on the console",
+        Duration::from_secs(15),
+        "const i = document.querySelector('img[data-thumb=\"1\"]'); return (i && i.naturalWidth > 0) || null;",
+    );
+    // Live, without a reload: a second photo from the crew's phone (over REST here) appears.
+    let crew_token = crate::support::token_for(&base, &crew, CREW_PASSWORD);
+    let (s, v) = crate::workorders::upload(
+        &crew_token,
+        &format!("{base}/api/v1/workorders/{id}/attachments"),
+        "image/png",
+        PNG,
+    );
+    assert_eq!(s, 201, "{v}");
+    desk.until(
+        "the second photo, pushed to the open page",
+        Duration::from_secs(15),
+        "const i = document.querySelector('img[data-thumb=\"2\"]'); return (i && i.naturalWidth > 0) || null;",
+    );
     clean(&desk, "the order, desktop, English");
     desk.screenshot(&shots().join("orders-desk-completed.png"));
     desk.click(&desk.element("button.cmd-verify", Duration::from_secs(5)));
     state_is(&desk, "closed");
     let (_, v) = get(&format!("{base}/api/v1/workorders/{id}"));
     assert_eq!(v["order"]["state"], "closed", "{v}");
+    // The phone's open orders drop it, pushed over the socket (no reload, no polling).
+    phone.until(
+        "the closed order gone from the phone's open orders",
+        Duration::from_secs(15),
+        &format!("return (document.querySelector('#o-list') && !document.querySelector('{card}')) || null;"),
+    );
     // The verified fix counts for the next pump fault's suggestions.
     let (_, kb) = get(&format!("{base}/api/v1/knowledge?problem=pump_fault"));
     let first = &kb["suggestions"][0];

@@ -9,6 +9,76 @@ use cistern::lab::crews::CREW_PASSWORD;
 use serde_json::Value;
 use std::time::Duration;
 
+/// A small JPEG's first bytes and a PNG (1×1): what the type check reads.
+const JPEG: &[u8] = &[
+    0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00, 0x01, 0x01, 0x00, 0x00, 0x01,
+    0x00, 0x01, 0x00, 0x00, 0xFF, 0xD9,
+];
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0xda, 0x63, 0x64, 0xf8, 0xcf, 0x50,
+    0x0f, 0x00, 0x03, 0x86, 0x01, 0x80, 0x5a, 0x34, 0x7d, 0x6b, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// POSTs `bytes` as a raw body: status and JSON answer.
+pub(crate) fn upload(token: &str, url: &str, content_type: &str, bytes: &[u8]) -> (u16, Value) {
+    let mut resp = agent()
+        .post(url)
+        .header("authorization", &format!("Bearer {token}"))
+        .header("content-type", content_type)
+        .send(bytes)
+        .unwrap_or_else(|e| panic!("POST {url}: {e} (a refusal must be an answer, not a reset)"));
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// POSTs `bytes` streamed without a length (chunked): status and JSON answer.
+fn upload_chunked(token: &str, url: &str, bytes: Vec<u8>) -> (u16, Value) {
+    let mut resp = agent()
+        .post(url)
+        .header("authorization", &format!("Bearer {token}"))
+        .header("content-type", "image/jpeg")
+        .send(ureq::SendBody::from_owned_reader(std::io::Cursor::new(
+            bytes,
+        )))
+        .unwrap_or_else(|e| panic!("POST {url}: {e} (a refusal must be an answer, not a reset)"));
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// GETs a file: status, Content-Type and bytes.
+fn download(token: &str, url: &str) -> (u16, String, Vec<u8>) {
+    let mut resp = agent()
+        .get(url)
+        .header("authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = resp.status().as_u16();
+    let kind = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, kind, resp.body_mut().read_to_vec().unwrap())
+}
+
+fn code(v: &Value) -> Option<&str> {
+    v["error"]["code"].as_str()
+}
+
 const ROOM: &str = "XM-0002";
 
 fn orders_for(base: &str, room: &str) -> Vec<Value> {
@@ -134,6 +204,17 @@ fn a_pump_trip_dispatches_one_order_that_the_crew_works_to_closure_and_survives_
     ] {
         let (s, v) = as_(&crew_token, action, &body);
         assert_eq!(s, 200, "{action}: {v}");
+        if action == "en_route" {
+            // On the way, the phone reports where it is: the order's trail.
+            let (s, v) = call_as(
+                Some(&crew_token),
+                "POST",
+                &format!("{base}/api/v1/crews/me/position"),
+                Some(r#"{"lat":24.47,"lon":118.08,"accuracy_m":20}"#),
+            );
+            assert_eq!(s, 200, "{v}");
+            assert_eq!(v["position"]["state"], "en_route", "{v}");
+        }
     }
     let items = linked["checklist"].as_array().unwrap().len();
     let (s, v) = as_(
@@ -154,6 +235,117 @@ fn a_pump_trip_dispatches_one_order_that_the_crew_works_to_closure_and_survives_
         );
         assert_eq!(s, 200, "{v}");
     }
+
+    // The template asks for a photo: completion waits for it.
+    assert_eq!(linked["photos_required"], 1, "{linked}");
+    let (s, v) = as_(
+        &crew_token,
+        "complete",
+        r#"{"cause":"vfd_overcurrent","remedy":"reset"}"#,
+    );
+    assert_eq!((s, code(&v)), (422, Some("photos_missing")), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 missing"),
+        "{v}"
+    );
+    let photos = format!("{base}/api/v1/workorders/{id}/attachments");
+    // Not an image, whatever it says it is; too large (8 MiB + 1, a JPEG by its first bytes);
+    // another crew's.
+    let (s, v) = upload(
+        &crew_token,
+        &photos,
+        "image/jpeg",
+        b"<html>not a photo</html>",
+    );
+    assert_eq!((s, code(&v)), (415, Some("not_an_image")), "{v}");
+    let mut big = JPEG.to_vec();
+    big.resize(8 * 1024 * 1024 + 1, 0);
+    let (s, v) = upload(&crew_token, &photos, "image/jpeg", &big);
+    assert_eq!((s, code(&v)), (413, Some("payload_too_large")), "{v}");
+    // The same without a declared length: refused as it streams past the limit.
+    let (s, v) = upload_chunked(&crew_token, &photos, big);
+    assert_eq!(
+        (s, code(&v)),
+        (413, Some("payload_too_large")),
+        "chunked: {v}"
+    );
+    let (s, v) = upload(&other, &photos, "image/png", PNG);
+    assert_eq!((s, code(&v)), (403, Some("not_assignee")), "{v}");
+    let (s, v) = upload(&crew_token, &photos, "image/png", &[]);
+    assert_eq!((s, code(&v)), (400, Some("missing_body")), "{v}");
+    // A JPEG and a PNG (declared as something else: the content decides).
+    let (s, v) = upload(
+        &crew_token,
+        &format!("{photos}?name=%E7%8E%B0%E5%9C%BA.jpg"),
+        "image/jpeg",
+        JPEG,
+    );
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["attachment"]["name"], "现场.jpg", "{v}");
+    let (s, v) = upload(&crew_token, &photos, "application/octet-stream", PNG);
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["attachment"]["content_type"], "image/png", "{v}");
+    for (n, bytes, kind) in [(1, JPEG, "image/jpeg"), (2, PNG, "image/png")] {
+        let (s, got_kind, got) = download(&crew_token, &format!("{photos}/{n}"));
+        assert_eq!((s, got_kind.as_str()), (200, kind));
+        assert_eq!(got, bytes, "attachment {n} comes back byte for byte");
+    }
+    let (s, _, _) = download(&crew_token, &format!("{photos}/9"));
+    assert_eq!(s, 404);
+    let (_, audit) = get(&format!("{base}/api/v1/audit?action=workorder_attach"));
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(
+        (
+            entries.len(),
+            entries.iter().filter(|e| e["ok"] == true).count()
+        ),
+        (7, 2),
+        "{audit}"
+    );
+
+    // Positions: taken while on the job, at most one per 4 s, validated; the crews' map and
+    // the order's trail show them.
+    let position = |token: &str, body: &str| {
+        call_as(
+            Some(token),
+            "POST",
+            &format!("{base}/api/v1/crews/me/position"),
+            Some(body),
+        )
+    };
+    let (s, v) = position(&other, r#"{"lat":24.47,"lon":118.08}"#);
+    assert_eq!((s, code(&v)), (409, Some("no_active_order")), "{v}");
+    let (s, v) = position(&crew_token, r#"{"lat":0,"lon":0}"#);
+    assert_eq!((s, code(&v)), (422, Some("invalid_position")), "{v}");
+    // The report on the way was moments ago: the next is taken once 4 s have passed.
+    let v = wait_for("a position taken", Duration::from_secs(10), || {
+        let (s, v) = position(
+            &crew_token,
+            r#"{"lat":24.4805,"lon":118.0905,"accuracy_m":8}"#,
+        );
+        (s != 429).then_some((s, v))
+    });
+    let (s, v) = v;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["position"]["order"], id.as_str(), "{v}");
+    let (s, v) = position(&crew_token, r#"{"lat":24.4806,"lon":118.0906}"#);
+    assert_eq!((s, code(&v)), (429, Some("too_many_requests")), "{v}");
+    let (_, crews) = get(&format!("{base}/api/v1/crews"));
+    let me = crews["crews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["user"] == crew.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("{crews}"));
+    assert_eq!(
+        (me["lat"].as_f64(), me["state"].as_str()),
+        (Some(24.4805), Some("on_site")),
+        "{me}"
+    );
     let (s, v) = as_(
         &crew_token,
         "complete",
@@ -164,7 +356,7 @@ fn a_pump_trip_dispatches_one_order_that_the_crew_works_to_closure_and_survives_
     // The audit log has the crew's steps, refused ones too.
     let (_, audit) = get(&format!("{base}/api/v1/audit?action=workorder_complete"));
     let entries = audit["entries"].as_array().unwrap();
-    assert_eq!(entries.len(), 3, "{audit}");
+    assert_eq!(entries.len(), 4, "{audit}");
     assert_eq!(
         entries.iter().filter(|e| e["ok"] == true).count(),
         1,
@@ -191,6 +383,30 @@ fn a_pump_trip_dispatches_one_order_that_the_crew_works_to_closure_and_survives_
         "{after}"
     );
     assert_eq!(after["transitions"][4]["position"]["lat"], 24.48);
+    assert_eq!(after["attachments"].as_array().unwrap().len(), 2, "{after}");
+    let (s, _, got) = download(
+        &token_for(&base, &crew, CREW_PASSWORD),
+        &format!("{base}/api/v1/workorders/{id}/attachments/2"),
+    );
+    assert_eq!((s, &got[..]), (200, PNG), "the photo survives kill -9");
+    let (_, crews) = get(&format!("{base}/api/v1/crews"));
+    assert!(
+        crews["crews"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["user"] == crew.as_str() && c["order"] == id.as_str()),
+        "the crew's last position survives kill -9: {crews}"
+    );
+    let (_, trail) = get(&format!("{base}/api/v1/workorders/{id}/trail"));
+    let actions: Vec<Option<&str>> = trail["trail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["action"].as_str())
+        .collect();
+    assert_eq!(actions, [None, Some("on_site")], "{trail}");
+    assert_eq!(trail["trail"][0]["lat"], 24.47, "{trail}");
     assert_eq!(
         orders_for(&base, ROOM).len(),
         1,

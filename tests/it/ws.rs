@@ -760,3 +760,142 @@ fn bad_input_gets_clear_errors_and_the_server_keeps_serving() {
     assert!(metric(&http, "cistern_ws_disconnects_total{reason=\"auth\"}") >= 2.0);
     assert!(metric(&http, "cistern_ws_disconnects_total{reason=\"too_large\"}") >= 1.0);
 }
+
+/// POSTs as `token`: the JSON answer, which must be a success.
+fn order_call(token: &str, url: &str, body: &str) -> Value {
+    let (s, v) = crate::support::call_as(Some(token), "POST", url, Some(body));
+    assert!((200..300).contains(&s), "{url}: {s} {v}");
+    v
+}
+
+#[test]
+fn the_workorders_topic_streams_orders_as_written_filtered_and_resyncs_a_lagging_client() {
+    let (_proc, http) = demo("workorders", &["--rooms", "6", "--ws-replay", "2"]);
+    let token = admin_token(&http, false);
+    let create = |room: &str| {
+        order_call(
+            &token,
+            &format!("{http}/api/v1/workorders"),
+            &format!(r#"{{"template":"inspection","room":"{room}"}}"#),
+        )["order"]
+            .clone()
+    };
+    let (mut all, _) = Ws::login(&http, &token, None);
+    let (mut one_room, _) = Ws::login(&http, &token, None);
+    let (mut seqs, mut room_seqs) = (Seqs::default(), Seqs::default());
+    all.subscribe("all", "workorders", json!({}));
+    one_room.subscribe("r1", "workorders", json!({"room": "XM-0001"}));
+    let snap = all.until(&mut seqs, Duration::from_secs(10), |f| {
+        f["type"] == "snapshot"
+    });
+    assert_eq!(snap["topic"], "workorders");
+    let before = snap["data"]["orders"].as_array().unwrap().len();
+    one_room.until(&mut room_seqs, Duration::from_secs(10), |f| {
+        f["type"] == "snapshot"
+    });
+
+    // Created (and dispatched by the roster in the same write), then accepted by its crew.
+    let first = create("XM-0001");
+    let id = first["id"].as_str().unwrap().to_owned();
+    let crew = first["assignee"].as_str().unwrap().to_owned();
+    let crew_token = token_for(&http, &crew, cistern::lab::crews::CREW_PASSWORD);
+    let is = |f: &Value, id: &str, state: &str| {
+        f["type"] == "delta"
+            && f["key"] == id
+            && f["data"]["kind"] == "order"
+            && f["data"]["order"]["state"] == state
+    };
+    for ws in [(&mut all, &mut seqs), (&mut one_room, &mut room_seqs)] {
+        let f =
+            ws.0.until(ws.1, Duration::from_secs(10), |f| f["type"] == "delta");
+        assert!(is(&f, &id, "dispatched"), "{f}");
+    }
+    order_call(
+        &crew_token,
+        &format!("{http}/api/v1/workorders/{id}/accept"),
+        "{}",
+    );
+    for ws in [(&mut all, &mut seqs), (&mut one_room, &mut room_seqs)] {
+        let f =
+            ws.0.until(ws.1, Duration::from_secs(10), |f| f["type"] == "delta");
+        assert!(is(&f, &id, "accepted"), "{f}");
+        assert_eq!(f["data"]["order"]["transitions"][1]["by"], crew.as_str());
+    }
+
+    // Another room's order reaches the unfiltered subscription only: the room's next delta
+    // is its own order's next step.
+    let second = create("XM-0002");
+    let id2 = second["id"].as_str().unwrap().to_owned();
+    let f = all.until(&mut seqs, Duration::from_secs(10), |f| f["type"] == "delta");
+    assert!(is(&f, &id2, "dispatched"), "{f}");
+    order_call(
+        &crew_token,
+        &format!("{http}/api/v1/workorders/{id}/en_route"),
+        "{}",
+    );
+    let f = one_room.until(&mut room_seqs, Duration::from_secs(10), |f| {
+        f["type"] == "delta"
+    });
+    assert!(is(&f, &id, "en_route"), "the room's filter: {f}");
+
+    // A client that read three deltas but processed none of them comes back past its replay
+    // ring (2): it is told to resync, with a snapshot of the open orders.
+    let (mut lagging, ok) = Ws::login(&http, &token, None);
+    let session = ok["session"].as_str().unwrap().to_owned();
+    let mut lag_seqs = Seqs::default();
+    lagging.subscribe("lag", "workorders", json!({}));
+    let snap = lagging.until(&mut lag_seqs, Duration::from_secs(10), |f| {
+        f["type"] == "snapshot"
+    });
+    let since = snap["seq"].as_u64().unwrap();
+    let third = create("XM-0003");
+    let crew2 = token_for(
+        &http,
+        second["assignee"].as_str().unwrap(),
+        cistern::lab::crews::CREW_PASSWORD,
+    );
+    order_call(
+        &crew2,
+        &format!("{http}/api/v1/workorders/{id2}/accept"),
+        "{}",
+    );
+    order_call(
+        &crew_token,
+        &format!("{http}/api/v1/workorders/{id}/on_site"),
+        "{}",
+    );
+    for _ in 0..3 {
+        lagging.until(&mut lag_seqs, Duration::from_secs(10), |f| {
+            f["type"] == "delta"
+        });
+    }
+    drop(lagging);
+    let (mut lagging, ok) = Ws::login(&http, &token, Some(&session));
+    assert_eq!(ok["resumed"], true, "{ok}");
+    lagging.send(
+        json!({"type": "subscribe", "id": "lag", "topic": "workorders",
+                        "filter": {}, "since": since}),
+    );
+    let snap = lagging.frame();
+    assert_eq!(
+        (snap["type"].as_str(), &snap["resync"]),
+        (Some("snapshot"), &json!(true)),
+        "{snap}"
+    );
+    let orders = snap["data"]["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), before + 3, "{snap}");
+    let state_of = |id: &str| {
+        orders
+            .iter()
+            .find(|o| o["id"] == id)
+            .map(|o| o["state"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(state_of(&id).as_deref(), Some("on_site"));
+    assert_eq!(state_of(&id2).as_deref(), Some("accepted"));
+    assert_eq!(
+        state_of(third["id"].as_str().unwrap()).as_deref(),
+        Some("dispatched")
+    );
+    // Newest first.
+    assert_eq!(orders[0]["id"], third["id"]);
+}

@@ -11,6 +11,7 @@ import { RoomPage } from './room.js';
 import { PlansPage } from './plans.js';
 import { OrdersPage } from './orders.js';
 import { KnowledgePage } from './knowledge.js';
+import { CrewsOnMap } from './field.js';
 import { AdminPage, mayAdminister } from './admin.js';
 import { clock, esc, nameLabel, SEVERITIES, setZoneNames, unacked, zoneLabel } from './format.js';
 import * as i18n from './i18n.js';
@@ -25,6 +26,7 @@ let roomPage = null;
 let plansPage = null;
 let ordersPage = null;
 let knowledgePage = null;
+let crews = null;
 let adminPage = null;
 // The signed-in user's role (`GET /api/v1/auth/me`): what the screens offer to do.
 let role = 'viewer';
@@ -53,6 +55,7 @@ function flush() {
 function showLogin(message = '') {
   if (live) live.stop();
   live = null;
+  if (crews) crews.stop();
   $('shell').hidden = true;
   $('login').hidden = false;
   document.title = t('app.title');
@@ -113,7 +116,7 @@ async function start() {
   live = new Live({ onLink: linkState });
   roomPage = roomPage || new RoomPage($('view-room'), { live: proxyLive(), board: proxyBoard(), role: () => role, toast: (m, ok) => toast(m, ok) });
   plansPage = plansPage || new PlansPage($('view-plans'));
-  ordersPage = ordersPage || new OrdersPage($('view-orders'), { role: () => role, user: () => (api.session() || {}).user, toast: (m, ok) => toast(m, ok) });
+  ordersPage = ordersPage || new OrdersPage($('view-orders'), { role: () => role, user: () => (api.session() || {}).user, toast: (m, ok) => toast(m, ok), live: proxyLive() });
   knowledgePage = knowledgePage || new KnowledgePage($('view-knowledge'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   adminPage = adminPage || new AdminPage($('view-admin'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   $('nav-admin').hidden = !mayAdminister(role);
@@ -122,6 +125,8 @@ async function start() {
   setZoneNames(inventory.zones);
   const built = performance.now();
   map.setRooms(inventory.rooms, basemap);
+  crews = crews || new CrewsOnMap(map, document.querySelector('.map-zoom'));
+  crews.start();
   performance.mark('cistern:map-drawn', { detail: { rooms: inventory.rooms.length, build_ms: performance.now() - built } });
   const zoneIds = [...new Set(inventory.rooms.map((r) => r.zone))].sort();
   $('f-zone').innerHTML = `<option value="">${esc(t('alarms.all'))}</option>` + zoneIds.map((z) => `<option value="${esc(z)}">${esc(zoneLabel(z))}</option>`).join('');

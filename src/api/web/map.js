@@ -5,10 +5,12 @@
 // whatever the message rate. Away from a close view, rooms near one another on screen are drawn
 // as one cluster marker (their count, in the colour of the worst state inside), recomputed when
 // a view is committed and never during a gesture: the overview of 2,100 rooms is a hundred or so
-// shapes to paint, not 2,100.
+// shapes to paint, not 2,100. Above the rooms, the crews' last positions (a diamond with the
+// person's name; filled and toggled by field.js's CrewsOnMap from GET /api/v1/crews).
 
 import { esc, nameLabel, zoneLabel } from './format.js';
 import { t } from './i18n.js';
+import { crewTip } from './field.js';
 
 const NS = 'http://www.w3.org/2000/svg';
 const WIDTH = 1000;
@@ -405,6 +407,7 @@ export class FleetMap {
     const ox = (WIDTH - (x1 - x0) * s) / 2;
     const oy = (height - (y1 - y0) * s) / 2;
     const project = (r) => [ox + (r.lon * kx - x0) * s, oy + (-r.lat - y0) * s];
+    this.project = project;
     this.full = [0, 0, WIDTH, Math.round(height)];
     this.setView([...this.full]);
     this.svg.setAttribute('preserveAspectRatio', 'xMidYMid meet');
@@ -475,7 +478,37 @@ export class FleetMap {
     this.dots = dots;
     this.clusterLayer = el('g', { class: 'clusters' }, this.svg);
     this.labels = el('g', {}, this.svg);
+    // Crews above everything (field.js's CrewsOnMap fills it).
+    this.crewLayer = el('g', { class: 'crews' }, this.svg);
+    this.crews = new Map();
+    if (this.crewsHidden) this.crewLayer.setAttribute('display', 'none');
     this.commit();
+  }
+
+  // The crews' last positions (GET /api/v1/crews): a distinct marker (a square with the
+  // person's name) per crew member, redrawn whole (a few dozen at most).
+  setCrews(list) {
+    if (!this.crewLayer || !this.project) return;
+    this.crewLayer.replaceChildren();
+    this.crews = new Map();
+    const a = this.r * 1.7;
+    for (const c of list) {
+      const [x, y] = this.project(c);
+      const g = el('g', { class: `crew st-${c.state}`, 'data-crew': c.user }, this.crewLayer);
+      el('rect', { class: 'crew-hit', x: (x - 3 * a).toFixed(1), y: (y - 3 * a).toFixed(1), width: (6 * a).toFixed(1), height: (6 * a).toFixed(1) }, g);
+      el('rect', { class: 'crew-mark', x: (x - a).toFixed(1), y: (y - a).toFixed(1), width: (2 * a).toFixed(1), height: (2 * a).toFixed(1), transform: `rotate(45 ${x.toFixed(1)} ${y.toFixed(1)})` }, g);
+      const label = el('text', { class: 'crew-label', x: (x + a * 1.6).toFixed(1), y: (y + a * 0.5).toFixed(1), translate: 'no' }, g);
+      label.textContent = c.user;
+      this.crews.set(c.user, c);
+    }
+  }
+
+  showCrews(on) {
+    this.crewsHidden = !on;
+    if (this.crewLayer) {
+      if (on) this.crewLayer.removeAttribute('display');
+      else this.crewLayer.setAttribute('display', 'none');
+    }
   }
 
   // A RoomMark from the `fleet` topic; applied at the next frame.
@@ -516,6 +549,12 @@ export class FleetMap {
   }
 
   hover(e) {
+    const crew = e.target.closest && e.target.closest('[data-crew]');
+    if (crew && this.crews && this.crews.has(crew.dataset.crew)) {
+      this.tip.innerHTML = crewTip(this.crews.get(crew.dataset.crew));
+      this.place(e);
+      return;
+    }
     const marker = e.target.closest && e.target.closest('[data-cluster]');
     const cluster = marker && this.clusters[Number(marker.dataset.cluster)];
     if (cluster) {

@@ -2,12 +2,15 @@
 // (#/orders/WO-000123) with its timeline, alarms, checklist and the commands its state and the
 // user allow. The same page is the field crew's on a phone: "my orders" first, one thumb —
 // accept, en route, on site (the phone's position recorded), tick the checklist with readings,
-// complete with cause and remedy. Read over REST when opened and after each command.
+// complete with cause and remedy. Read over REST when opened and after each command, then kept
+// current by the `workorders` WebSocket topic (no polling); photos, the crew's position and
+// the trail come from field.js.
 
 import * as api from './api.js';
 import { csvText, esc, zoneLabel } from './format.js';
 import { download } from './trend.js';
 import { t, has, apiError, stamp, lang } from './i18n.js';
+import { photosBlock, bindPhotos, trailBlock, drawTrail, PositionShare } from './field.js';
 
 const STATES = ['created', 'dispatched', 'accepted', 'en_route', 'on_site', 'completed', 'on_hold', 'closed', 'cancelled'];
 const TYPES = ['corrective', 'preventive', 'inspection', 'tank_cleaning', 'installation', 'emergency'];
@@ -53,8 +56,31 @@ function position() {
   });
 }
 
+// Whether an order missed a target at `now` (the node's rule, for an order that arrived live).
+function overdueAt(o, now) {
+  if (['closed', 'cancelled'].includes(o.state)) return false;
+  const responded = (o.transitions || []).some((tr) => tr.action === 'accept');
+  return (!responded && now > o.response_due) || (o.state !== 'completed' && now > o.resolution_due);
+}
+
+// Whether a live order belongs in a list shown with filter `f` (the REST list's own filters).
+function listed(o, f, user) {
+  const open = !['closed', 'cancelled'].includes(o.state);
+  if (f.open === 'true' && !open) return false;
+  if (f.open === 'false' && open) return false;
+  if (f.type && o.type !== f.type) return false;
+  if (f.priority && o.priority !== f.priority) return false;
+  if (f.assignee && o.assignee !== (f.assignee === 'me' ? user : f.assignee)) return false;
+  if (f.overdue && !overdueAt(o, Date.now())) return false;
+  return true;
+}
+
 export class OrdersPage {
-  constructor(root, { role = () => 'viewer', user = () => '', toast = () => {} }) {
+  constructor(root, { role = () => 'viewer', user = () => '', toast = () => {}, live = null }) {
+    this.live = live;
+    this.unsubscribe = null;
+    this.share = new PositionShare();
+    this.shown = null;
     this.root = root;
     this.role = role;
     this.user = user;
@@ -74,10 +100,19 @@ export class OrdersPage {
 
   close() {
     this.seq += 1;
+    this.follow(null);
+  }
+
+  // Follows the `workorders` topic for what the page shows (one subscription at a time).
+  follow(filter, handler) {
+    if (this.unsubscribe) this.unsubscribe();
+    this.unsubscribe = null;
+    if (filter && this.live) this.unsubscribe = this.live.subscribe('orders', 'workorders', filter, handler);
   }
 
   open(id) {
     this.seq += 1;
+    this.shown = null;
     if (id) this.showOrder(id, this.seq);
     else this.showList(this.seq);
   }
@@ -126,7 +161,41 @@ export class OrdersPage {
     }
     if (seq !== this.seq) return;
     this.orders = res.orders;
+    this.overdue = res.overdue;
+    this.share.consider(res.orders, this.user());
+    this.drawList();
+    // Live: each order as written replaces its card, joins the list or leaves it.
+    this.follow(this.filter.assignee === 'me' ? { assignee: this.user() } : {}, (m) => {
+      if (seq !== this.seq) return;
+      if (m.type === 'delta' && m.data.kind === 'order') this.liveOrder(m.data.order);
+      // Told to resync (this page fell behind): read the list again.
+      else if (m.type === 'snapshot' && m.resync) this.showList(++this.seq);
+    });
+  }
+
+  liveOrder(o) {
+    const i = this.orders.findIndex((x) => x.id === o.id);
+    const keep = listed(o, this.filter || {}, this.user());
+    if (i >= 0 && keep) {
+      this.orders[i] = o;
+      this.overdue[i] = overdueAt(o, Date.now());
+    } else if (i >= 0) {
+      this.orders.splice(i, 1);
+      this.overdue.splice(i, 1);
+    } else if (keep) {
+      this.orders.unshift(o);
+      this.overdue.unshift(overdueAt(o, Date.now()));
+    } else {
+      return;
+    }
+    this.share.consider([o], this.user());
+    this.drawList();
+  }
+
+  drawList() {
     const list = this.root.querySelector('#o-list');
+    if (!list) return;
+    const res = { orders: this.orders, overdue: this.overdue };
     if (!res.orders.length) {
       list.innerHTML = `<p class="empty">${esc(t('orders.none'))}</p>`;
       return;
@@ -160,6 +229,21 @@ export class OrdersPage {
     if (seq !== this.seq) return;
     this.suggestions = res.suggestions || [];
     this.render(res.order, res.overdue);
+    // Live: the order as written by anyone (a command here, the crew's phone, the escalation
+    // timer) redraws the page, unless a form is being filled in.
+    this.follow(res.order.room ? { room: res.order.room } : {}, (m) => {
+      if (seq !== this.seq) return;
+      if (m.type === 'snapshot' && m.resync) {
+        const again = (m.data.orders || []).find((x) => x.id === id);
+        if (again) this.render(again, overdueAt(again, Date.now()));
+        return;
+      }
+      if (m.type !== 'delta' || m.data.kind !== 'order' || m.data.order.id !== id) return;
+      const form = this.root.querySelector('.o-form');
+      const typing = this.root.contains(document.activeElement) && document.activeElement.matches('input, select, textarea');
+      if ((form && !form.hidden) || typing) return;
+      this.render(m.data.order, overdueAt(m.data.order, Date.now()));
+    });
   }
 
   // A cause or remedy id in the page's language (the knowledge base's text for a known one).
@@ -171,8 +255,14 @@ export class OrdersPage {
   }
 
   render(o, overdue) {
+    // The same order again (the command's answer and its live delta): nothing to redraw.
+    const text = JSON.stringify(o);
+    if (text === this.shown && this.root.querySelector('.order')) return;
+    this.shown = text;
+    this.share.consider([o], this.user());
     const zh = lang() === 'zh-CN';
     const commands = commandsFor(o, this.user(), this.role());
+    const canAttach = !['closed', 'cancelled'].includes(o.state) && (o.assignee === this.user() || (RANK[this.role()] ?? 0) >= RANK.operator);
     const onSite = o.state === 'on_site' && commands.includes('complete');
     const checklist = (o.checklist || [])
       .map((c, i) => `<li class="check${c.done ? ' done' : ''}">
@@ -203,11 +293,15 @@ export class OrdersPage {
       <div class="o-form" hidden></div>
       ${this.suggestionList(o)}
       ${checklist ? `<h3>${esc(t('orders.checklist'))}</h3><ol class="checklist">${checklist}</ol>` : ''}
+      ${photosBlock(o, canAttach)}
+      ${trailBlock(o)}
       ${alarms ? `<h3>${esc(t('orders.alarms'))}</h3><ul class="o-alarms">${alarms}</ul>` : ''}
       ${o.resolution ? `<h3>${esc(t('orders.resolution'))}</h3><p>${this.resolutionText('cause', o.resolution.cause)} → ${this.resolutionText('remedy', o.resolution.remedy)}</p>` : ''}
       <h3>${esc(t('orders.timeline'))}</h3><ol class="timeline">${timeline}</ol>
     </div>`;
     for (const b of this.root.querySelectorAll('[data-cmd]')) b.addEventListener('click', () => this.command(o, b.dataset.cmd));
+    bindPhotos(this.root, o, { toast: this.toast, done: (order) => this.render(order, overdueAt(order, Date.now())) });
+    drawTrail(this.root, o);
     for (const b of this.root.querySelectorAll('[data-use]')) {
       b.addEventListener('click', () => {
         const x = this.suggestions[Number(b.dataset.use)];

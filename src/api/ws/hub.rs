@@ -18,11 +18,14 @@ use super::feed::{Change, HubFeed};
 use super::metrics::WsMetrics;
 use super::protocol::{data, Data, ServerMessage};
 use super::topics::{
-    AlarmsDelta, AlarmsSnapshot, EventItem, EventsSnapshot, FleetDelta, FleetSnapshot, PointValue,
-    PointsDelta, PointsSnapshot, RoomDelta, RoomMark, SubSpec, ZoneSummary,
+    AlarmsDelta, AlarmsSnapshot, EventItem, EventsSnapshot, FleetDelta, FleetSnapshot, OrdersDelta,
+    OrdersSnapshot, PointValue, PointsDelta, PointsSnapshot, RoomDelta, RoomMark, SubSpec,
+    ZoneSummary,
 };
 use super::WsConfig;
 use crate::auth::{AuditEntry, AuditLog};
+use crate::business::workorders::store::OrderFilter;
+use crate::business::workorders::{OrderId, WorkOrder, WorkOrders};
 use crate::control::plans::PlanBoard;
 use cistern_actors::alarms::{AlarmBoard, AlarmFilter, AlarmView};
 use cistern_actors::device::messages::DeviceView;
@@ -40,6 +43,8 @@ use tokio::sync::{mpsc, watch};
 
 /// How many recent events an `events` snapshot holds.
 const RECENT_EVENTS: usize = 100;
+/// The most open orders a `workorders` snapshot holds (the store's list limit).
+const MAX_OPEN_ORDERS: usize = 1_000;
 /// Commands waiting for the hub.
 const COMMAND_QUEUE: usize = 4096;
 
@@ -64,6 +69,11 @@ pub enum HubCommand {
     Audit(AuditEntry),
     /// The audit stream lagged: entries were lost.
     AuditLost(u64),
+    /// A work order as written.
+    Order(Arc<WorkOrder>),
+    /// Every open order, read from the store: at start, and after the order stream lagged
+    /// (the `workorders` subscriptions are re-snapshotted with `resync`).
+    OpenOrders(Vec<WorkOrder>),
 }
 
 /// What the socket tasks hold: the way to the hub, the sessions, the limits.
@@ -137,6 +147,8 @@ pub struct Hub {
     loading: HashMap<RoomId, Loading>,
     recent: VecDeque<(bool, Data)>,
     event_no: u64,
+    /// The open work orders (and, until their delta is sent, the ones just closed).
+    orders: HashMap<OrderId, Arc<WorkOrder>>,
 }
 
 /// The boards the hub reads besides the feed (each absent when the node does not run it).
@@ -144,6 +156,53 @@ pub struct Hub {
 pub struct Boards {
     pub alarms: Option<Arc<AlarmBoard>>,
     pub plans: Option<Arc<PlanBoard>>,
+    /// The work-order service (the `workorders` topic).
+    pub orders: Option<Arc<WorkOrders>>,
+}
+
+/// Forwards the work-order service's writes into the hub: the open orders first, then every
+/// order as written; after a lag, the open orders again.
+async fn forward_orders(service: Arc<WorkOrders>, tx: mpsc::Sender<HubCommand>) {
+    use tokio::sync::broadcast::error::RecvError;
+    // Subscribed before the read, so that nothing written after it is missed; a write seen
+    // in both is applied twice, in order, and ends where the store is.
+    let mut rx = service.subscribe();
+    let mut reload = true;
+    loop {
+        if reload {
+            let filter = OrderFilter {
+                open: Some(true),
+                limit: MAX_OPEN_ORDERS,
+                ..Default::default()
+            };
+            match service.list(&filter).await {
+                Ok(open) => {
+                    if tx.send(HubCommand::OpenOrders(open)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the live feed could not read the open orders")
+                }
+            }
+            reload = false;
+        }
+        let cmd = match rx.recv().await {
+            Ok(o) => HubCommand::Order(o),
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(
+                    lost = n,
+                    "work-order events lost by the live feed; re-reading the open orders"
+                );
+                reload = true;
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        if tx.send(cmd).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Starts the hub task; returns the handle the sockets use.
@@ -166,6 +225,9 @@ pub fn start(
         open: Arc::new(AtomicUsize::new(0)),
         registry: registry.clone(),
     };
+    if let Some(service) = boards.orders.clone() {
+        tokio::spawn(forward_orders(service, tx.clone()));
+    }
     let mut hub = Hub::new(config, feed, registry, boards, sessions, tx.clone());
     // The audit log's live entries, forwarded into the hub.
     let mut entries = audit.subscribe();
@@ -243,6 +305,7 @@ impl Hub {
             loading: HashMap::new(),
             recent: VecDeque::new(),
             event_no: 0,
+            orders: HashMap::new(),
         };
         for r in hub.registry.summaries() {
             let z = hub.zones.entry(r.zone.clone()).or_default();
@@ -472,6 +535,32 @@ impl Hub {
         self.resnapshot(overflowed);
     }
 
+    /// An order as written: to every `workorders` subscription it matches now or matched
+    /// before (so that a reassigned order leaves a filtered list); a closed or cancelled order
+    /// is sent once more, then forgotten.
+    fn order(&mut self, order: Arc<WorkOrder>) {
+        let before = if order.state.is_open() {
+            self.orders.insert(order.id.clone(), order.clone())
+        } else {
+            self.orders.remove(&order.id)
+        };
+        let item = data(&OrdersDelta::Order { order: &order });
+        let key: Arc<str> = Arc::from(order.id.as_str());
+        let mut overflowed = Vec::new();
+        for (i, r) in self.routes.iter().enumerate() {
+            let wants = match &r.spec {
+                SubSpec::Workorders(f) => {
+                    f.matches(&order) || before.as_deref().is_some_and(|b| f.matches(b))
+                }
+                _ => false,
+            };
+            if wants && r.client.push(&r.id, &key, &item) == Pushed::Overflow {
+                overflowed.push(i);
+            }
+        }
+        self.resnapshot(overflowed);
+    }
+
     /// Sends the zone and room summaries that changed.
     fn flush_fleet(&mut self) {
         let zones = std::mem::take(&mut self.dirty_zones);
@@ -678,6 +767,14 @@ impl Hub {
                 });
                 data(&AlarmsSnapshot { alarms: list })
             }
+            SubSpec::Workorders(filter) => {
+                let mut list: Vec<&WorkOrder> = (self.orders.values())
+                    .map(|o| &**o)
+                    .filter(|o| filter.matches(o))
+                    .collect();
+                list.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+                data(&OrdersSnapshot { orders: list })
+            }
             SubSpec::Events { alarm, audit } => {
                 let events = (self.recent.iter())
                     .filter(|(is_alarm, _)| if *is_alarm { *alarm } else { *audit })
@@ -733,6 +830,14 @@ impl Hub {
             }
             HubCommand::RoomFetched { room, result } => self.fetched(room, result),
             HubCommand::Audit(entry) => self.audit(&entry),
+            HubCommand::Order(order) => self.order(order),
+            HubCommand::OpenOrders(open) => {
+                self.orders = open
+                    .into_iter()
+                    .map(|o| (o.id.clone(), Arc::new(o)))
+                    .collect();
+                self.resnapshot_where(|s| matches!(s, SubSpec::Workorders(_)));
+            }
             HubCommand::AuditLost(n) => {
                 tracing::warn!(
                     lost = n,

@@ -8,8 +8,9 @@ use super::client::{Client, Pushed, Refused, Resume};
 use super::metrics::WsMetrics;
 use super::protocol::{data, ClientMessage, Data, HeldSubscription, Limits, ServerMessage};
 use super::topics::{
-    AlarmsDelta, AlarmsSnapshot, EventItem, EventsSnapshot, FleetDelta, FleetSnapshot, PointValue,
-    PointsDelta, PointsSnapshot, RoomDelta, RoomMark, Topic, ZoneSummary,
+    AlarmsDelta, AlarmsSnapshot, EventItem, EventsSnapshot, FleetDelta, FleetSnapshot, OrdersDelta,
+    OrdersSnapshot, PointValue, PointsDelta, PointsSnapshot, RoomDelta, RoomMark, Topic,
+    ZoneSummary,
 };
 use crate::auth::AuditEntry;
 use cistern_actors::alarms::AlarmView;
@@ -695,7 +696,32 @@ fn server_frames() -> BTreeMap<&'static str, String> {
             ],
         ),
     );
+
+    let order = work_order();
+    add(
+        &["snapshot-workorders", "delta-order"],
+        subscription_frames(
+            "my-orders",
+            Topic::Workorders,
+            data(&OrdersSnapshot {
+                orders: vec![&order],
+            }),
+            false,
+            vec![("WO-000123", data(&OrdersDelta::Order { order: &order }))],
+        ),
+    );
     out
+}
+
+/// The work order of the protocol page's example.
+fn work_order() -> crate::business::workorders::WorkOrder {
+    let example = protocol_examples()
+        .into_iter()
+        .find(|(server, text)| *server && text.contains(r#""kind": "order""#))
+        .unwrap()
+        .1;
+    let v: serde_json::Value = serde_json::from_str(&example).unwrap();
+    serde_json::from_value(v["data"]["order"].clone()).unwrap()
 }
 
 #[test]
@@ -821,4 +847,17 @@ fn one_change_is_serialised_once_for_every_subscriber() {
             "{frame}"
         );
     }
+}
+
+#[test]
+fn a_workorders_filter_matches_every_field_it_gives() {
+    use super::topics::OrderSubFilter;
+    let order = work_order();
+    let f = |v: serde_json::Value| serde_json::from_value::<OrderSubFilter>(v).unwrap();
+    assert!(f(serde_json::json!({})).matches(&order));
+    assert!(f(serde_json::json!({"team": "siming", "room": "XM-0001"})).matches(&order));
+    assert!(f(serde_json::json!({"assignee": "crew-siming-1"})).matches(&order));
+    assert!(!f(serde_json::json!({"assignee": "crew-siming-2"})).matches(&order));
+    assert!(!f(serde_json::json!({"team": "siming", "room": "XM-0002"})).matches(&order));
+    assert!(serde_json::from_value::<OrderSubFilter>(serde_json::json!({"zone": "x"})).is_err());
 }

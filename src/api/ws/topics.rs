@@ -3,6 +3,7 @@
 //! type per snapshot and per delta of each topic (PROTOCOL.md §2's table).
 
 use crate::auth::AuditEntry;
+use crate::business::workorders::WorkOrder;
 use cistern_actors::alarms::{AlarmFilter, AlarmView};
 use cistern_actors::device::messages::DeviceView;
 use cistern_actors::device::PointView;
@@ -22,6 +23,7 @@ pub enum Topic {
     Points,
     Alarms,
     Events,
+    Workorders,
 }
 
 impl Topic {
@@ -32,6 +34,7 @@ impl Topic {
             "points" => Topic::Points,
             "alarms" => Topic::Alarms,
             "events" => Topic::Events,
+            "workorders" => Topic::Workorders,
             _ => return None,
         })
     }
@@ -43,6 +46,7 @@ impl Topic {
             Topic::Points => "points",
             Topic::Alarms => "alarms",
             Topic::Events => "events",
+            Topic::Workorders => "workorders",
         }
     }
 }
@@ -50,7 +54,7 @@ impl Topic {
 /// Why a filter was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FilterError {
-    #[error("unknown topic {0:?}; known: fleet, room, points, alarms, events")]
+    #[error("unknown topic {0:?}; known: fleet, room, points, alarms, events, workorders")]
     UnknownTopic(String),
     #[error("bad filter for topic {topic}: {message}")]
     Bad {
@@ -76,6 +80,32 @@ pub enum SubSpec {
     Points(Vec<PointId>),
     Alarms(AlarmFilter),
     Events { alarm: bool, audit: bool },
+    Workorders(OrderSubFilter),
+}
+
+/// A `workorders` subscription's filter: every given field must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderSubFilter {
+    #[serde(default)]
+    pub team: Option<String>,
+    #[serde(default)]
+    pub assignee: Option<String>,
+    #[serde(default)]
+    pub room: Option<RoomId>,
+}
+
+impl OrderSubFilter {
+    pub fn matches(&self, o: &WorkOrder) -> bool {
+        self.team
+            .as_ref()
+            .is_none_or(|t| o.team.as_ref() == Some(t))
+            && (self.assignee.as_ref()).is_none_or(|a| o.assignee.as_ref() == Some(a))
+            && self
+                .room
+                .as_ref()
+                .is_none_or(|r| o.room.as_ref() == Some(r))
+    }
 }
 
 impl SubSpec {
@@ -86,6 +116,7 @@ impl SubSpec {
             SubSpec::Points(_) => Topic::Points,
             SubSpec::Alarms(_) => Topic::Alarms,
             SubSpec::Events { .. } => Topic::Events,
+            SubSpec::Workorders(_) => Topic::Workorders,
         }
     }
 
@@ -226,6 +257,13 @@ pub fn parse(
                 room: f.room.as_deref().map(room_of).transpose()?,
                 rule: None,
             })
+        }
+        Topic::Workorders => {
+            let f: OrderSubFilter = de(filter).map_err(bad)?;
+            if let Some(r) = &f.room {
+                room_of(r.as_str())?;
+            }
+            SubSpec::Workorders(f)
         }
         Topic::Events => {
             let f: EventsFilter = de(filter).map_err(bad)?;
@@ -475,6 +513,20 @@ pub enum EventItem<'a> {
     Audit {
         entry: &'a AuditEntry,
     },
+}
+
+/// `workorders` snapshot data: the open orders that match, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrdersSnapshot<'a> {
+    pub orders: Vec<&'a WorkOrder>,
+}
+
+/// `workorders` delta data (key: the order id): the order as written — created, commanded,
+/// escalated, linked, closed (a closed or cancelled order leaves the snapshot after this).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OrdersDelta<'a> {
+    Order { order: &'a WorkOrder },
 }
 
 /// `events` snapshot data: the recent items, oldest first, each as it was sent.

@@ -11,14 +11,19 @@
 //! - [`store`]: orders on the records port, with the claim that keeps one open order per room
 //!   and cause across writers and restarts.
 //! - [`service`]: the service the API, the alarm intake and the escalation timer call.
+//! - [`attachments`]: photos on an order, checked by content and size, stored beside it.
+//! - [`positions`]: crews' last positions and each order's trail, from the phones (and the
+//!   demo's crews) while an order is en route or on site.
 //! - [`intake`]: annunciated alarms in, off the alarm path (a tap on the alarm store's event
 //!   stream that never blocks), plus a reconciliation against the standing alarms at start and
 //!   every minute, so that an event lost to a full queue or a crash still gets its order.
 
+pub mod attachments;
 pub mod intake;
 pub mod knowledge;
 pub mod kpi;
 pub mod model;
+pub mod positions;
 pub mod service;
 pub mod store;
 pub mod teams;
@@ -58,6 +63,10 @@ pub enum WorkOrdersError {
     Templates(#[from] templates::TemplateError),
     #[error(transparent)]
     Roster(#[from] teams::RosterError),
+    #[error(transparent)]
+    Attachment(#[from] attachments::AttachmentError),
+    #[error(transparent)]
+    Position(#[from] positions::PositionError),
 }
 
 /// Response and resolution targets of one priority.
@@ -130,6 +139,8 @@ pub struct WorkOrdersConfig {
     /// How often the standing alarms are checked for an order they should have.
     #[serde(with = "humantime_serde")]
     pub reconcile_every: Duration,
+    /// The largest photo accepted on an order, in bytes (8 MiB).
+    pub max_attachment_bytes: u64,
 }
 
 impl Default for WorkOrdersConfig {
@@ -143,6 +154,7 @@ impl Default for WorkOrdersConfig {
             sla: Sla::default(),
             check_every: Duration::from_secs(15),
             reconcile_every: Duration::from_secs(60),
+            max_attachment_bytes: attachments::DEFAULT_MAX_BYTES,
         }
     }
 }

@@ -366,6 +366,35 @@ pub enum OrderError {
     NotDispatcher(&'static str),
     #[error("{0}")]
     Invalid(String),
+    /// Completion without the template's photos.
+    #[error("{order} needs {required} photo(s) before it is completed: {missing} missing")]
+    PhotosMissing {
+        order: OrderId,
+        required: u32,
+        missing: u32,
+    },
+    #[error("{order} has {max} attachments already")]
+    TooManyAttachments { order: OrderId, max: usize },
+}
+
+/// The most attachments one order keeps.
+pub const MAX_ATTACHMENTS: usize = 20;
+
+/// A file attached to an order (a photo); its bytes are stored beside the order
+/// ([`super::attachments`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttachmentRef {
+    pub id: super::attachments::AttachmentId,
+    /// The name it was uploaded with (display only).
+    pub name: String,
+    /// What its bytes are (sniffed, never the uploader's word): `image/jpeg`, `image/png`,
+    /// `image/webp`.
+    pub content_type: String,
+    pub size: u64,
+    /// How many stored chunks hold the bytes.
+    pub chunks: u32,
+    pub by: String,
+    pub at: Timestamp,
 }
 
 /// The longest comment, reason or resolution text, in characters.
@@ -429,6 +458,9 @@ pub struct WorkOrder {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_from: Option<OrderState>,
     pub transitions: Vec<Transition>,
+    /// Photos, oldest first.
+    #[serde(default)]
+    pub attachments: Vec<AttachmentRef>,
 }
 
 fn text(what: &str, value: Option<&str>) -> Result<(), OrderError> {
@@ -579,6 +611,14 @@ impl WorkOrder {
                         self.checklist[open].text
                     )));
                 }
+                let photos = u32::try_from(self.attachments.len()).unwrap_or(u32::MAX);
+                if photos < self.photos_required {
+                    return Err(OrderError::PhotosMissing {
+                        order: self.id.clone(),
+                        required: self.photos_required,
+                        missing: self.photos_required - photos,
+                    });
+                }
                 if parts
                     .iter()
                     .any(|p| p.quantity == 0 || p.part.trim().is_empty())
@@ -678,6 +718,34 @@ impl WorkOrder {
                 None
             },
         });
+        Ok(())
+    }
+
+    /// Checks that `caller` may attach a file now: the order is open and theirs (or they
+    /// dispatch), and it has room for one more.
+    pub fn may_attach(&self, caller: &Caller) -> Result<(), OrderError> {
+        if !self.state.is_open() {
+            return Err(OrderError::InvalidTransition {
+                order: self.id.clone(),
+                state: self.state,
+                action: "given an attachment",
+            });
+        }
+        self.crew(caller)?;
+        if self.attachments.len() >= MAX_ATTACHMENTS {
+            return Err(OrderError::TooManyAttachments {
+                order: self.id.clone(),
+                max: MAX_ATTACHMENTS,
+            });
+        }
+        Ok(())
+    }
+
+    /// Lists an attachment whose bytes are stored (after [`Self::may_attach`]; the state does
+    /// not change and no transition is recorded — the audit log has who attached what).
+    pub fn attach(&mut self, attachment: AttachmentRef, caller: &Caller) -> Result<(), OrderError> {
+        self.may_attach(caller)?;
+        self.attachments.push(attachment);
         Ok(())
     }
 
@@ -798,6 +866,7 @@ pub(crate) mod tests {
             comments: vec![],
             held_from: None,
             transitions: vec![],
+            attachments: vec![],
         }
     }
 
@@ -817,6 +886,86 @@ pub(crate) mod tests {
 
     fn go(o: &mut WorkOrder, c: Command, who: &Caller) -> Result<(), OrderError> {
         o.apply(c, who, Context::default(), Timestamp(1_000))
+    }
+
+    fn photo(n: u32, by: &str) -> AttachmentRef {
+        AttachmentRef {
+            id: super::super::attachments::AttachmentId(n),
+            name: format!("p{n}.jpg"),
+            content_type: "image/jpeg".into(),
+            size: 10,
+            chunks: 1,
+            by: by.into(),
+            at: Timestamp(2_000),
+        }
+    }
+
+    #[test]
+    fn completion_waits_for_the_templates_photos_and_says_how_many_are_missing() {
+        let mut o = dispatched_to("wang");
+        o.photos_required = 2;
+        for c in [Command::Accept, Command::OnSite] {
+            go(&mut o, c, &crew("wang")).unwrap();
+        }
+        go(
+            &mut o,
+            Command::Check {
+                item: 0,
+                done: true,
+                reading: None,
+            },
+            &crew("wang"),
+        )
+        .unwrap();
+        let complete = || Command::Complete {
+            resolution: Some(Resolution {
+                cause: "vfd_overcurrent".into(),
+                remedy: "reset".into(),
+            }),
+            parts: vec![],
+            minutes: 10,
+        };
+        o.attach(photo(1, "wang"), &crew("wang")).unwrap();
+        let err = go(&mut o, complete(), &crew("wang")).unwrap_err();
+        assert_eq!(
+            err,
+            OrderError::PhotosMissing {
+                order: o.id.clone(),
+                required: 2,
+                missing: 1
+            }
+        );
+        assert!(err.to_string().contains("1 missing"), "{err}");
+        // Another crew cannot add it; a dispatcher can.
+        assert!(matches!(
+            o.attach(photo(2, "li"), &crew("li")),
+            Err(OrderError::NotAssignee { .. })
+        ));
+        o.attach(photo(2, "dispatch"), &dispatcher()).unwrap();
+        go(&mut o, complete(), &crew("wang")).unwrap();
+        assert_eq!(o.state, OrderState::Completed);
+        // Completed is still open (a photo for the verifier); closed is not.
+        o.attach(photo(3, "wang"), &crew("wang")).unwrap();
+        go(&mut o, Command::Verify, &dispatcher()).unwrap();
+        assert!(matches!(
+            o.attach(photo(4, "wang"), &crew("wang")),
+            Err(OrderError::InvalidTransition { .. })
+        ));
+    }
+
+    #[test]
+    fn an_order_keeps_at_most_its_share_of_attachments() {
+        let mut o = dispatched_to("wang");
+        for n in 0..MAX_ATTACHMENTS as u32 {
+            o.attach(photo(n + 1, "wang"), &crew("wang")).unwrap();
+        }
+        assert_eq!(
+            o.attach(photo(99, "wang"), &crew("wang")),
+            Err(OrderError::TooManyAttachments {
+                order: o.id.clone(),
+                max: MAX_ATTACHMENTS
+            })
+        );
     }
 
     fn dispatched_to(name: &str) -> WorkOrder {

@@ -129,6 +129,11 @@ pub struct WorkOrders {
     knowledge: Knowledge,
     /// Every order as written, after each durable write (see [`WorkOrders::subscribe`]).
     events: tokio::sync::broadcast::Sender<Arc<WorkOrder>>,
+    /// Photos' bytes ([`super::attachments`]).
+    attachments: super::attachments::AttachmentStore,
+    max_attachment_bytes: u64,
+    /// Crews' last positions and orders' trails ([`super::positions`]).
+    positions: super::positions::Positions,
 }
 
 /// How many times a command re-reads and re-applies after losing a race.
@@ -171,6 +176,9 @@ impl WorkOrders {
             })
             .collect();
         let service = Self {
+            attachments: super::attachments::AttachmentStore::new(records.clone())?,
+            max_attachment_bytes: config.max_attachment_bytes,
+            positions: super::positions::Positions::load(records.clone()).await?,
             knowledge: Knowledge::new(records.clone())?,
             store: OrderStore::new(records)?,
             templates,
@@ -203,6 +211,19 @@ impl WorkOrders {
 
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    pub(super) fn attachment_store(&self) -> &super::attachments::AttachmentStore {
+        &self.attachments
+    }
+
+    /// The largest attachment accepted, in bytes.
+    pub fn max_attachment_bytes(&self) -> u64 {
+        self.max_attachment_bytes
+    }
+
+    pub fn positions(&self) -> &super::positions::Positions {
+        &self.positions
     }
 
     /// Every order after each durable write — created, linked to another alarm, commanded,
@@ -328,6 +349,7 @@ impl WorkOrders {
             comments: Vec::new(),
             held_from: None,
             transitions: Vec::new(),
+            attachments: Vec::new(),
         };
         let (team, person) = match assignee {
             Some(a) => (
@@ -493,7 +515,11 @@ impl WorkOrders {
 
     /// Reads, changes and writes back an order, again on a concurrent change. `change` says
     /// whether it changed anything (nothing written if not).
-    async fn update<F>(&self, id: &OrderId, change: F) -> Result<(WorkOrder, bool), WorkOrdersError>
+    pub(super) async fn update<F>(
+        &self,
+        id: &OrderId,
+        change: F,
+    ) -> Result<(WorkOrder, bool), WorkOrdersError>
     where
         F: Fn(&mut WorkOrder, Timestamp) -> Result<bool, WorkOrdersError>,
     {
