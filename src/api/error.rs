@@ -152,6 +152,9 @@ error_codes! {
     InvalidOrder => "invalid_order",
     /// Concurrent writers kept changing the record (409): try again.
     Busy => "busy",
+    // Notifications.
+    /// The node keeps no notification outbox (404).
+    NoNotifications => "no_notifications",
     // Audit.
     InvalidLimit => "invalid_limit",
     // The server.
@@ -449,6 +452,7 @@ mod tests {
             E::NotAssignee => "not_assignee",
             E::InvalidOrder => "invalid_order",
             E::Busy => "busy",
+            E::NoNotifications => "no_notifications",
             E::NotSimulated => "not_simulated",
             E::UnknownFault => "unknown_fault",
             E::InvalidDuration => "invalid_duration",
