@@ -1148,4 +1148,94 @@ mod tests {
         });
         assert!(c.validate().is_err(), "a user naming an unknown channel");
     }
+
+    /// A receiver answering 200 to every request; the bodies it took.
+    fn receiver() -> (String, std::sync::mpsc::Receiver<String>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut reader = BufReader::new(stream.unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" || line.is_empty() {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let _ = tx.send(String::from_utf8(body).unwrap());
+                let mut stream = reader.into_inner();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+            }
+        });
+        (url, rx)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_delivery_left_pending_by_a_previous_run_is_sent_after_a_restart() {
+        let (_d, store) = record::tests::store("resume");
+        let (url, bodies) = receiver();
+        // What the previous process persisted before it died: a pending delivery, already
+        // once attempted.
+        let mut left = record::tests::delivery(7, 1_000);
+        left.channel = "hook".into();
+        left.channel_kind = "webhook".into();
+        left.attempts = 1;
+        left.last_error = Some("connection refused".into());
+        store.put(&left, None).await.unwrap();
+        let records = record::tests::records_of(&store);
+        let config = NotifyConfig {
+            poll_every: Duration::from_millis(50),
+            channels: vec![ChannelConfig {
+                name: "hook".into(),
+                kind: ChannelKind::Webhook,
+                url: Some(url),
+                ..ChannelConfig::default()
+            }],
+            ..NotifyConfig::default()
+        };
+        let (_outbox, intake) = outbox(&config, NotifyMetrics::register(&Registry::new()).unwrap());
+        let (_stop, shutdown) = watch::channel(false);
+        let (_notifier, _tasks) = Notifier::start(
+            config,
+            records,
+            intake.unwrap(),
+            None,
+            crate::auth::Security::default(),
+            NotifyMetrics::register(&Registry::new()).unwrap(),
+            shutdown,
+        )
+        .unwrap();
+        let body =
+            tokio::task::spawn_blocking(move || bodies.recv_timeout(Duration::from_secs(10)))
+                .await
+                .unwrap()
+                .expect("the pending delivery sent after the restart");
+        assert!(body.contains("WO-2026-000001"), "{body}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let d = store.get(&left.id).await.unwrap().unwrap().delivery;
+            if d.status == Status::Sent {
+                assert_eq!(d.attempts, 2);
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "still {d:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            store.due(i64::MAX / 2, 10).await.unwrap().is_empty(),
+            "nothing pending"
+        );
+    }
 }

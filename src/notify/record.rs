@@ -342,6 +342,11 @@ pub(crate) mod tests {
         }
     }
 
+    /// The records port under a store (to start a service on the same records).
+    pub(crate) fn records_of(store: &DeliveryStore) -> Arc<dyn Records> {
+        store.records.clone()
+    }
+
     pub(crate) fn store(name: &str) -> (Scratch, DeliveryStore) {
         let d = std::env::temp_dir().join(format!("cistern-notify-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);

@@ -6,6 +6,7 @@
 //! and recorded failed with their errors; the alarm is raised on time all the while, and nothing
 //! is dropped from the alarm path.
 
+use crate::browser::Browser;
 use crate::support::{
     call_as, free_port, get, metric, post, temp_dir, token_for, wait_for, wait_listening, Cistern,
 };
@@ -417,6 +418,30 @@ fn an_order_and_its_alarm_reach_smtp_and_the_robots_and_failures_are_retried_and
         3,
         "the 500 endpoint retried to the limit"
     );
+
+    // The order's page on a phone, in Chinese: its deliveries, sent and failed, readable.
+    let phone = Browser::start_sized("notify-phone", 390, 844);
+    phone.sign_in(&base, "zh-CN");
+    phone.js(
+        &format!("location.hash = '#/orders/{id}'; return null;"),
+        serde_json::json!([]),
+    );
+    let rows = phone.until(
+        "the order's deliveries on its page",
+        Duration::from_secs(15),
+        "const r = document.querySelectorAll('.o-notify table.notify tbody tr'); \
+         return r.length >= 3 ? [...r].map((x) => x.innerText).join('\\n') : null;",
+    );
+    let rows = rows.as_str().unwrap();
+    assert!(rows.contains("已发送") && rows.contains("失败"), "{rows}");
+    assert!(rows.contains(&crew) && rows.contains("电子邮件"), "{rows}");
+    assert_eq!(
+        phone.latin_words(),
+        Vec::<String>::new(),
+        "the order's deliveries"
+    );
+    assert_eq!(phone.missing_keys(), Vec::<String>::new());
+    assert_eq!(phone.overflowing(), Vec::<String>::new());
 
     // The alarm path dropped nothing and was not held up.
     assert_eq!(

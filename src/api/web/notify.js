@@ -37,6 +37,6 @@ export async function showNotifications(el, query) {
   }
   const head = ['time', 'recipient', 'channel', 'event', 'status', 'attempts'].map((c) => `<th>${esc(t(`notify.col_${c}`))}</th>`).join('');
   el.innerHTML = `<h3>${esc(t('notify.title'))}</h3>${list.length
-    ? `<table class="grid notify"><thead><tr>${head}</tr></thead><tbody>${list.map(row).join('')}</tbody></table>`
+    ? `<div class="notify-wrap"><table class="grid notify"><thead><tr>${head}</tr></thead><tbody>${list.map(row).join('')}</tbody></table></div>`
     : `<p class="empty">${esc(t('notify.none'))}</p>`}`;
 }
