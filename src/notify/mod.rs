@@ -1238,4 +1238,83 @@ mod tests {
             "nothing pending"
         );
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn past_its_rate_limit_a_channel_holds_the_next_delivery_for_its_slot_never_drops_it() {
+        let (_d, store) = record::tests::store("ratelimit");
+        let (url, bodies) = receiver();
+        let now = Timestamp::now().as_millis();
+        let (first, mut second) = (
+            record::tests::delivery(1, now),
+            record::tests::delivery(2, now),
+        );
+        for d in [&first, &second] {
+            let mut d = d.clone();
+            d.channel = "robot".into();
+            d.channel_kind = "wecom".into();
+            store.put(&d, None).await.unwrap();
+        }
+        let config = NotifyConfig {
+            poll_every: Duration::from_millis(50),
+            channels: vec![ChannelConfig {
+                name: "robot".into(),
+                kind: ChannelKind::Webhook,
+                url: Some(url),
+                per_minute: Some(1),
+                ..ChannelConfig::default()
+            }],
+            ..NotifyConfig::default()
+        };
+        let metrics = NotifyMetrics::register(&Registry::new()).unwrap();
+        let (_outbox, intake) = outbox(&config, metrics.clone());
+        let (_stop, shutdown) = watch::channel(false);
+        let (_notifier, _tasks) = Notifier::start(
+            config,
+            record::tests::records_of(&store),
+            intake.unwrap(),
+            None,
+            crate::auth::Security::default(),
+            metrics.clone(),
+            shutdown,
+        )
+        .unwrap();
+        // Both were due at once: whichever took the slot went out, the other was held.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let (a, b) = loop {
+            let x = store.get(&first.id).await.unwrap().unwrap().delivery;
+            second = store.get(&second.id).await.unwrap().unwrap().delivery;
+            match (x.status, second.status) {
+                (Status::Sent, _) if second.rate_limited => break (x, second.clone()),
+                (_, Status::Sent) if x.rate_limited => break (second.clone(), x),
+                _ => {}
+            }
+            assert!(std::time::Instant::now() < deadline, "{x:?} {second:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        // One went out; the other waits, pending, for the slot a minute after the first.
+        assert_eq!(a.attempts, 1);
+        assert_eq!((b.status, b.attempts), (Status::Pending, 0));
+        let slot = b.due_at.as_millis() - now;
+        assert!(
+            (59_000..=61_000).contains(&slot),
+            "due {slot} ms after the first"
+        );
+        assert_eq!(
+            metrics
+                .deliveries
+                .with_label_values(&["webhook", "rate_limited"])
+                .get(),
+            1
+        );
+        let one = tokio::task::spawn_blocking(move || {
+            let first = bodies.recv_timeout(Duration::from_secs(5));
+            (first, bodies.recv_timeout(Duration::from_millis(300)))
+        })
+        .await
+        .unwrap();
+        assert!(
+            one.0.is_ok() && one.1.is_err(),
+            "exactly one request: {one:?}"
+        );
+    }
 }
