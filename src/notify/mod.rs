@@ -968,12 +968,32 @@ impl Notifier {
 
     /// One attempt of a due delivery (or its move to the channel's next free slot).
     async fn attempt(self: Arc<Self>, s: Stored) {
+        let id = s.delivery.id.clone();
+        // The sender's list may predate an attempt that finished since (it wrote the record,
+        // then released it): go by the record as it is now, or not at all.
+        let now = Timestamp::now().as_millis();
+        let current = match self.store.get(&id).await {
+            Ok(Some(c))
+                if c.version == s.version
+                    && c.delivery.status == Status::Pending
+                    && c.delivery.due_at.as_millis() <= now =>
+            {
+                c
+            }
+            other => {
+                if let Err(error) = other {
+                    tracing::warn!(%error, id = %id.0, "cannot read a due notification");
+                }
+                if let Ok(mut f) = self.in_flight.lock() {
+                    f.remove(&id);
+                }
+                return;
+            }
+        };
         let Stored {
             mut delivery,
             version,
-        } = s;
-        let id = delivery.id.clone();
-        let now = Timestamp::now().as_millis();
+        } = current;
         let outcome = match self.channels.get(&delivery.channel) {
             None => {
                 delivery.status = Status::Failed;
@@ -1316,5 +1336,51 @@ mod tests {
             one.0.is_ok() && one.1.is_err(),
             "exactly one request: {one:?}"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_attempt_from_a_stale_listing_sends_nothing_and_leaves_the_record_alone() {
+        let (_d, store) = record::tests::store("stale");
+        let (url, bodies) = receiver();
+        let now = Timestamp::now().as_millis();
+        let mut d = record::tests::delivery(1, now);
+        d.channel = "hook".into();
+        d.channel_kind = "webhook".into();
+        let v1 = store.put(&d, None).await.unwrap();
+        let stale = store.get(&d.id).await.unwrap().unwrap();
+        // Meanwhile an attempt finished and moved the next one a minute on.
+        d.attempts = 1;
+        d.due_at = Timestamp(now + 60_000);
+        let v2 = store.put(&d, Some(v1)).await.unwrap();
+        let config = NotifyConfig {
+            channels: vec![ChannelConfig {
+                name: "hook".into(),
+                kind: ChannelKind::Webhook,
+                url: Some(url),
+                ..ChannelConfig::default()
+            }],
+            ..NotifyConfig::default()
+        };
+        let metrics = NotifyMetrics::register(&Registry::new()).unwrap();
+        let (_outbox, intake) = outbox(&config, metrics.clone());
+        let (_stop, shutdown) = watch::channel(false);
+        let (notifier, _tasks) = Notifier::start(
+            config,
+            record::tests::records_of(&store),
+            intake.unwrap(),
+            None,
+            crate::auth::Security::default(),
+            metrics,
+            shutdown,
+        )
+        .unwrap();
+        notifier.clone().attempt(stale).await;
+        let got =
+            tokio::task::spawn_blocking(move || bodies.recv_timeout(Duration::from_millis(500)))
+                .await
+                .unwrap();
+        assert!(got.is_err(), "a request was sent: {got:?}");
+        let now_stored = store.get(&d.id).await.unwrap().unwrap();
+        assert_eq!((now_stored.version, now_stored.delivery), (v2, d));
     }
 }

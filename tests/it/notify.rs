@@ -159,7 +159,7 @@ url = "http://{http}/fail"
 name = "hanging"
 kind = "webhook"
 url = "http://{http}/hang"
-timeout = "1s"
+timeout = "3s"
 
 [[notify.channels]]
 name = "mail"
@@ -282,6 +282,54 @@ fn an_order_and_its_alarm_reach_smtp_and_the_robots_and_failures_are_retried_and
     assert_eq!(sent["recipient"], crew.as_str());
     assert_eq!(sent["language"], "en");
     assert_eq!(sent["address"], format!("{crew}@example.test").as_str());
+    // While the hanging endpoint holds the escalation's attempts, another room trips: its
+    // alarm comes on time all the same.
+    wait_for(
+        "the hanging endpoint being tried",
+        Duration::from_secs(20),
+        || {
+            let list = notifications(&base, &format!("alarm={alarm}"));
+            find(&list, "hanging", "alarm_escalation")
+                .filter(|d| d["status"] == "pending")
+                .map(|_| ())
+        },
+    );
+    let second = Instant::now();
+    let (s, v) = post(
+        &format!("{base}/api/v1/sim/faults"),
+        r#"{"room":"XM-0003","fault":"pump_trip","seconds":60}"#,
+    );
+    assert_eq!(s, 202, "{v}");
+    let raised = crate::support::try_wait_for(Duration::from_secs(20), || {
+        let (_, v) = get(&format!("{base}/api/v1/alarms"));
+        v["alarms"].as_array().is_some_and(|a| {
+            a.iter().any(|x| {
+                x["id"]
+                    .as_str()
+                    .is_some_and(|i| i.starts_with("XM-0003/pump_fault"))
+                    && x["raised_at"].is_i64()
+            })
+        })
+    });
+    let (_, all) = get(&format!("{base}/api/v1/alarms"));
+    assert!(raised, "no pump_fault alarm in XM-0003: {all}");
+    let second_after = second.elapsed();
+    let (_, hanging_then) = get(&format!("{base}/api/v1/notifications?alarm={alarm}"));
+    let still_hanging = hanging_then["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["channel"] == "hanging")
+        .map(|d| format!("{}:{}", d["status"], d["attempts"]))
+        .collect::<Vec<_>>();
+    eprintln!(
+        "second alarm raised {second_after:?} after its trip (on-delay 5 s) while the hanging endpoint was being tried ({still_hanging:?} when it came)"
+    );
+    assert!(
+        second_after < Duration::from_secs(12),
+        "second alarm raised {second_after:?} after its trip"
+    );
+
     // The SMTP server that is not there: three attempts, then failed with the error.
     let refused = wait_for(
         "the dead SMTP delivery failed",
@@ -411,12 +459,14 @@ fn an_order_and_its_alarm_reach_smtp_and_the_robots_and_failures_are_retried_and
         "{ding_path}"
     );
     assert_eq!(
-        requests
-            .iter()
-            .filter(|(p, _)| p.starts_with("/fail"))
-            .count(),
+        about("/fail").len(),
         3,
         "the 500 endpoint retried to the limit"
+    );
+    assert_eq!(
+        about("/hang").len(),
+        3,
+        "the hanging endpoint retried to the limit"
     );
 
     // The order's page on a phone, in Chinese: its deliveries, sent and failed, readable.
@@ -453,6 +503,9 @@ fn an_order_and_its_alarm_reach_smtp_and_the_robots_and_failures_are_retried_and
             &base,
             "cistern_notify_deliveries_total{kind=\"email\",result=\"sent\"}"
         ) >= 2.0
+    );
+    eprintln!(
+        "alarm raised {raised_after:?} after the trip (on-delay 5 s) with a 500 and a hanging endpoint configured"
     );
     assert!(
         raised_after < Duration::from_secs(15),
