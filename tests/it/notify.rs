@@ -493,7 +493,35 @@ fn an_order_and_its_alarm_reach_smtp_and_the_robots_and_failures_are_retried_and
     assert_eq!(phone.missing_keys(), Vec::<String>::new());
     assert_eq!(phone.overflowing(), Vec::<String>::new());
 
-    // The alarm path dropped nothing and was not held up.
+    // The alarm's history dialog shows who was told of it, on which channel.
+    phone.js(
+        "location.hash = '#/alarms'; return null;",
+        serde_json::json!([]),
+    );
+    let button = phone.element(
+        &format!("button[data-action=history][data-alarm=\"{alarm}\"]"),
+        Duration::from_secs(15),
+    );
+    phone.click(&button);
+    let told = phone.until(
+        "the alarm's deliveries in its history",
+        Duration::from_secs(15),
+        "const r = document.querySelectorAll('#history-notify table.notify tbody tr'); \
+         return r.length >= 5 ? [...r].map((x) => x.innerText).join('\\n') : null;",
+    );
+    let told = told.as_str().unwrap();
+    for shown in [
+        "企业微信机器人",
+        "钉钉机器人",
+        "通用回调",
+        "告警升级",
+        "已发送",
+        "失败",
+    ] {
+        assert!(told.contains(shown), "{shown} in {told}");
+    }
+    assert_eq!(phone.missing_keys(), Vec::<String>::new());
+
     assert_eq!(
         metric(&base, "cistern_notify_dropped_total{source=\"alarm\"}"),
         0.0
