@@ -50,6 +50,9 @@ pub struct Config {
     /// `crate::business::workorders`).
     #[serde(default)]
     pub workorders: crate::business::workorders::WorkOrdersConfig,
+    /// `[notify]`: channels, recipients and their preferences (owned by `crate::notify`).
+    #[serde(default)]
+    pub notify: crate::notify::NotifyConfig,
 }
 
 /// `[http]`
@@ -211,6 +214,9 @@ pub enum ConfigError {
     MovedToHistorian { path: String, key: &'static str },
     #[error("base map {path} ([inventory] basemap) cannot be used: {reason}")]
     Basemap { path: String, reason: String },
+    /// `[notify]` cannot work (the message names the channel or user).
+    #[error(transparent)]
+    Notify(#[from] crate::notify::NotifyError),
 }
 
 impl Config {
@@ -234,6 +240,10 @@ impl Config {
         config.historian.validate()?;
         config.store.validate(&config.historian.retention())?;
         config.rules.resolve_relative_to(base);
+        if let Some(legacy) = config.rules.webhook.take() {
+            config.notify.adopt_rules_webhook(&legacy);
+        }
+        config.notify.validate()?;
         if let Some(dir) = &mut config.profiles.dir {
             if dir.is_relative() {
                 *dir = base.join(&*dir);
@@ -370,6 +380,32 @@ mod tests {
             .iter()
             .flat_map(|t| &t.zones)
             .all(|z| inventory.zones.iter().any(|iz| &iz.id == z)));
+        config.notify.validate().unwrap();
+        assert_eq!(
+            config.notify.channels.len(),
+            4,
+            "one channel of each kind but webhook"
+        );
+        assert_eq!(
+            (
+                config.notify.attempts,
+                config.notify.backoff,
+                config.notify.dedupe_window,
+                config.notify.utc_offset_minutes
+            ),
+            {
+                let d = crate::notify::NotifyConfig::default();
+                (d.attempts, d.backoff, d.dedupe_window, d.utc_offset_minutes)
+            },
+            "the example documents the defaults of [notify]"
+        );
+        assert!(
+            config.notify.users.iter().all(|u| orders
+                .teams
+                .iter()
+                .any(|t| t.lead == u.name || t.members.iter().any(|m| m.user == u.name))),
+            "the example's notified users are the example's team"
+        );
         let store = StoreConfig {
             data_dir: config.store.data_dir.clone(),
             ..StoreConfig::default()

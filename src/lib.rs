@@ -4,7 +4,7 @@
 //!
 //! Layout: `node` wires a platform node; `api/` HTTP; `ingest/` field data in; `control/` writes
 //! to the field (fill plans, set-points; next the linkage actions); `historian/`, `store/` history
-//! and state on disk; `alarms/` rules on a node; `auth/` identity; `monitor/` readiness and the
+//! and state on disk; `alarms/` rules on a node; `notify/` notifications (alarms and work orders to people, robots and webhooks); `auth/` identity; `monitor/` readiness and the
 //! fleet view; `config` the configuration file. `lab/` holds the simulator, the simulated field,
 //! the demo, `simulate` and the benchmarks; the product never imports it, and it is compiled only with the cargo feature `lab`.
 
@@ -20,4 +20,5 @@ pub mod ingest;
 pub mod lab;
 pub mod monitor;
 pub mod node;
+pub mod notify;
 pub mod store;

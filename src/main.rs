@@ -94,6 +94,10 @@ enum Command {
         /// closes them (crew logins work them from the orders page).
         #[arg(long)]
         manual_crews: bool,
+        /// A TOML file whose `[notify]` section configures the demo's notifications
+        /// (channels, users' addresses and preferences; see ops/cistern.example.toml).
+        #[arg(long)]
+        notify: Option<PathBuf>,
     },
     /// Run against an external broker and field devices.
     Run {
@@ -415,6 +419,7 @@ fn main() -> anyhow::Result<()> {
             ws_stall_timeout,
             admin_password,
             manual_crews,
+            notify,
         } => {
             let format = if json_logs {
                 LogFormat::Json
@@ -448,6 +453,10 @@ fn main() -> anyhow::Result<()> {
                     .or_else(|| cistern::auth::AuthConfig::default().admin_password_from_env()),
                 plan_sample_every: std::time::Duration::from_secs(30),
                 simulated_crews: !manual_crews,
+                notify: match &notify {
+                    Some(path) => cistern::notify::NotifyConfig::load_section(path)?,
+                    None => Default::default(),
+                },
             };
             actix_web::rt::System::new().block_on(async move {
                 let mut stop = stop_signal();
@@ -512,6 +521,7 @@ fn main() -> anyhow::Result<()> {
                 spec.rules = config.rules.clone();
                 spec.ws = config.ws.clone();
                 spec.workorders = config.workorders.clone();
+                spec.notify = config.notify.clone();
                 spec.basemap = basemap;
                 let node = Node::start(spec).await.context("cannot start the node")?;
                 if !node.mqtt_subscribed(Duration::from_secs(10)).await {

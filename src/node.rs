@@ -9,7 +9,6 @@
 pub mod storage;
 pub use storage::Storage;
 
-use crate::alarms::outbox::NodeOutbox;
 use crate::alarms::{RulesConfig, StoredAlarms};
 use crate::api::{self, ApiState};
 use crate::control::plans::PlanService;
@@ -74,6 +73,8 @@ pub struct NodeSpec {
     pub records: Option<Arc<dyn crate::store::Records>>,
     /// Work orders (`[workorders]`): on when the node has records and rules.
     pub workorders: crate::business::workorders::WorkOrdersConfig,
+    /// Notifications (`[notify]`): on when the node has records.
+    pub notify: crate::notify::NotifyConfig,
 }
 
 /// What the node's planning service starts with.
@@ -128,6 +129,7 @@ impl NodeSpec {
             basemap: None,
             records: None,
             workorders: Default::default(),
+            notify: Default::default(),
         }
     }
 }
@@ -147,8 +149,8 @@ pub enum NodeError {
     NoRuleDir(String),
     #[error("cannot start work orders: {0}")]
     WorkOrders(#[from] crate::business::workorders::WorkOrdersError),
-    #[error("cannot start the notification outbox: {0}")]
-    Outbox(std::io::Error),
+    #[error("cannot start notifications: {0}")]
+    Notify(#[from] crate::notify::NotifyError),
     #[error("cannot serve HTTP on {addr}: {source}")]
     Http {
         addr: SocketAddr,
@@ -162,6 +164,7 @@ pub enum NodeError {
 fn start_rules(
     spec: &NodeSpec,
     metrics: &prometheus::Registry,
+    outbox: crate::notify::AlarmOutbox,
 ) -> Result<Option<Arc<RuleHost>>, NodeError> {
     let config = &spec.rules;
     if !config.enabled {
@@ -183,11 +186,6 @@ fn start_rules(
     }
     let rule_metrics = RuleMetrics::register(metrics)?;
     rule_metrics.init_series(&outcome.set);
-    let outbox = NodeOutbox::start(
-        config.webhook.as_ref(),
-        crate::alarms::outbox::OutboxMetrics::register(metrics)?,
-    )
-    .map_err(NodeError::Outbox)?;
     let mut host = RuleHost::new(
         Arc::new(outcome.set),
         config.engine.clone(),
@@ -272,7 +270,20 @@ impl Node {
         } else {
             None
         };
-        let rule_host = start_rules(&spec, &metrics)?;
+        // Notifications: the alarm engine's outbox hands over without waiting; the service
+        // behind it starts once the work orders it listens to exist.
+        let notify_metrics = crate::notify::NotifyMetrics::register(&metrics)?;
+        let mut notify_config = spec.notify.clone();
+        if spec.records.is_none() && notify_config.enabled {
+            if !notify_config.channels.is_empty() {
+                tracing::warn!(
+                    "[notify] needs a store for its outbox; notifications are only logged"
+                );
+            }
+            notify_config.enabled = false;
+        }
+        let (outbox, notify_intake) = crate::notify::outbox(&notify_config, notify_metrics.clone());
+        let rule_host = start_rules(&spec, &metrics, outbox)?;
         // The dashboards' change feed exists before any actor, so that no change is missed.
         let live = Arc::new(crate::api::ws::HubFeed::new());
         if let Some(host) = &rule_host {
@@ -402,6 +413,22 @@ impl Node {
             }
             _ => None,
         };
+        let notify = match (notify_intake, &spec.records) {
+            (Some(intake), Some(records)) => {
+                let (notifier, started) = crate::notify::Notifier::start(
+                    notify_config,
+                    records.clone(),
+                    intake,
+                    workorders.clone(),
+                    spec.security.clone(),
+                    notify_metrics,
+                    shutdown_rx.clone(),
+                )?;
+                tasks.extend(started);
+                Some(notifier)
+            }
+            _ => None,
+        };
         let pollers = spawn_pollers(
             &spec.inventory,
             &spec.profiles,
@@ -462,6 +489,7 @@ impl Node {
             plans: plans.clone(),
             basemap: spec.basemap.clone(),
             workorders: workorders.clone(),
+            notify,
         });
         spec.security.auth.metrics().register(&metrics)?;
         let security = web::Data::new(spec.security.clone());

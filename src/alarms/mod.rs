@@ -8,8 +8,7 @@
 //!   timers) under state kind `alarm_state`, events in one stream per room
 //!   (`alarms/<room>`, `alarms/zone:<zone>`), bookmarks in `bookmarks/<room>`; written within
 //!   `flush_every` (250 ms), so a `kill -9` loses at most that much of alarm history.
-//! - [`outbox`]: the notification outbox — the log, and a webhook that POSTs each
-//!   notification as JSON.
+//! - Notifications the engine emits go to [`crate::notify`] (its outbox; `[notify]`).
 //! - [`diagnosis`]: the hint on an alarm — the room's equipment, the network (its line, or its
 //!   carrier when its peers are silent too) or the platform.
 //! - [`reload`]: hot reload — the rule directory is polled; a changed file is compiled and put
@@ -18,7 +17,6 @@
 
 pub mod backtest;
 pub mod diagnosis;
-pub mod outbox;
 pub mod reload;
 pub(crate) mod stored;
 
@@ -58,8 +56,21 @@ pub struct RulesConfig {
     pub engine: EngineConfig,
     /// Cross-room correlation (`zone_event`).
     pub zone: ZoneConfig,
-    /// Notifications are also POSTed here as JSON.
-    pub webhook: Option<outbox::WebhookConfig>,
+    /// Deprecated: `[rules.webhook]` is read as a `[[notify.channels]]` webhook named
+    /// `rules-webhook` (with a warning at start-up); configure `[notify]` instead.
+    pub webhook: Option<LegacyWebhook>,
+}
+
+/// The deprecated `[rules.webhook]` (see [`crate::notify`]): its `url` and `timeout` become a
+/// webhook channel; `attempts` and `queue` are `[notify]`'s now and are ignored.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LegacyWebhook {
+    pub url: String,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    pub attempts: Option<u32>,
+    pub queue: Option<usize>,
 }
 
 impl Default for RulesConfig {

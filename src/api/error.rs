@@ -166,6 +166,9 @@ error_codes! {
     NoActiveOrder => "no_active_order",
     /// A position off the globe, or without a fix (422).
     InvalidPosition => "invalid_position",
+    // Notifications.
+    /// The node keeps no notification outbox (404).
+    NoNotifications => "no_notifications",
     // Audit.
     InvalidLimit => "invalid_limit",
     // The server.
@@ -470,6 +473,7 @@ mod tests {
             E::PhotosMissing => "photos_missing",
             E::NoActiveOrder => "no_active_order",
             E::InvalidPosition => "invalid_position",
+            E::NoNotifications => "no_notifications",
             E::NotSimulated => "not_simulated",
             E::UnknownFault => "unknown_fault",
             E::InvalidDuration => "invalid_duration",

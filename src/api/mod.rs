@@ -11,6 +11,7 @@ pub mod auth;
 pub mod basemap;
 pub mod error;
 pub mod history;
+pub mod notify;
 pub mod plans;
 pub mod rooms;
 pub mod rules;
@@ -52,6 +53,8 @@ pub struct ApiState {
     pub basemap: Option<basemap::Basemap>,
     /// Work orders (when the node has records and rules).
     pub workorders: Option<Arc<crate::business::workorders::WorkOrders>>,
+    /// Notifications' delivery records (when the node has records).
+    pub notify: Option<Arc<crate::notify::Notifier>>,
 }
 
 /// What the alarm and rule endpoints need.
@@ -133,6 +136,7 @@ routes! {
     get "/api/v1/knowledge" => workorders::knowledge;
     put "/api/v1/knowledge/{problem}" => workorders::edit_knowledge;
     get "/api/v1/workorder-kpis" => workorders::kpis;
+    get "/api/v1/notifications" => notify::list;
 }
 
 /// Registers every route. The caller wraps the app in the authentication middleware

@@ -102,6 +102,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("web/knowledge.js"),
     },
     Asset {
+        name: "notify.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/notify.js"),
+    },
+    Asset {
         name: "i18n.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("web/i18n.js"),

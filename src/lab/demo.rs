@@ -46,6 +46,8 @@ pub struct DemoOptions {
     pub plan_sample_every: Duration,
     /// Simulated crews work the demo's orders ([`super::crews::work`]).
     pub simulated_crews: bool,
+    /// Notifications (`[notify]` of `--notify FILE`; default: none configured, so only logged).
+    pub notify: crate::notify::NotifyConfig,
 }
 
 impl DemoOptions {
@@ -366,6 +368,7 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
     spec.rules = opts.rules_config();
     spec.ws = opts.ws.clone();
     spec.workorders = opts.workorders_config(teams);
+    spec.notify = opts.notify.clone();
     // The simulated fleet is Xiamen's: its districts' real boundaries and coastline.
     spec.basemap = Some(crate::api::basemap::Basemap::parse(include_str!(
         "../../ops/maps/xiamen-districts.geojson"

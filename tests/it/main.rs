@@ -16,6 +16,7 @@ mod history;
 mod modbus;
 mod monitoring;
 mod mqtt;
+mod notify;
 mod readme;
 mod rest;
 mod rules;

@@ -15,6 +15,7 @@
 
 import { esc, num, stamp, stateLabel, unacked, zoneLabel } from './format.js';
 import { lang, t, apiError } from './i18n.js';
+import { showNotifications } from './notify.js';
 
 const RANK = { P1: 1, P2: 2, P3: 3, P4: 4 };
 const STATE_RANK = { unacked: 1, returned_unacked: 2, acked: 3, shelved: 4, suppressed: 5, out_of_service: 6, normal: 7 };
@@ -284,6 +285,7 @@ export function wireActions(root, live, { onError, get } = {}) {
     $('history-alarm').textContent = alarm;
     $('history-summary').textContent = '';
     $('history-diagnosis').hidden = true;
+    $('history-notify').innerHTML = '';
     $('history-rows').innerHTML = `<tr><td colspan="6" class="empty">${esc(t('alarms.loading'))}</td></tr>`;
     delete dialog.dataset.loaded;
     dialog.showModal();
@@ -299,6 +301,7 @@ export function wireActions(root, live, { onError, get } = {}) {
         $('history-diagnosis').hidden = false;
       }
       dialog.dataset.loaded = alarm;
+      showNotifications($('history-notify'), { alarm });
     } catch (err) {
       $('history-rows').innerHTML = `<tr><td colspan="6" class="empty">${esc(apiError(err))}</td></tr>`;
     }

@@ -11,6 +11,7 @@ import { csvText, esc, zoneLabel } from './format.js';
 import { download } from './trend.js';
 import { t, has, apiError, stamp, lang } from './i18n.js';
 import { photosBlock, bindPhotos, trailBlock, drawTrail, PositionShare } from './field.js';
+import { showNotifications } from './notify.js';
 
 const STATES = ['created', 'dispatched', 'accepted', 'en_route', 'on_site', 'completed', 'on_hold', 'closed', 'cancelled'];
 const TYPES = ['corrective', 'preventive', 'inspection', 'tank_cleaning', 'installation', 'emergency'];
@@ -298,7 +299,9 @@ export class OrdersPage {
       ${alarms ? `<h3>${esc(t('orders.alarms'))}</h3><ul class="o-alarms">${alarms}</ul>` : ''}
       ${o.resolution ? `<h3>${esc(t('orders.resolution'))}</h3><p>${this.resolutionText('cause', o.resolution.cause)} → ${this.resolutionText('remedy', o.resolution.remedy)}</p>` : ''}
       <h3>${esc(t('orders.timeline'))}</h3><ol class="timeline">${timeline}</ol>
+      <div class="o-notify"></div>
     </div>`;
+    showNotifications(this.root.querySelector('.o-notify'), { order: o.id });
     for (const b of this.root.querySelectorAll('[data-cmd]')) b.addEventListener('click', () => this.command(o, b.dataset.cmd));
     bindPhotos(this.root, o, { toast: this.toast, done: (order) => this.render(order, overdueAt(order, Date.now())) });
     drawTrail(this.root, o);

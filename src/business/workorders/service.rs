@@ -209,6 +209,11 @@ impl WorkOrders {
         &self.knowledge
     }
 
+    /// The zone of a room of the inventory.
+    pub fn zone_of(&self, room: &RoomId) -> Option<&ZoneId> {
+        self.rooms.get(room).map(|r| &r.zone)
+    }
+
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
