@@ -120,6 +120,7 @@ routes! {
     get "/api/v1/basemap" => basemap::get;
     get "/api/v1/workorders" => workorders::list;
     post "/api/v1/workorders" => workorders::create;
+    get "/api/v1/workorders/export" => workorders::export;
     get "/api/v1/workorders/{id}" => workorders::get;
     post "/api/v1/workorders/{id}/{action}" => workorders::command;
     get "/api/v1/workorder-templates" => workorders::templates;

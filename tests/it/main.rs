@@ -32,5 +32,6 @@ mod ui_perf;
 mod ui_room;
 mod ui_shell;
 mod workorders;
+mod workorders_export;
 mod ws;
 mod ws_protocol;

@@ -15,6 +15,8 @@
 //!   stream that never blocks), plus a reconciliation against the standing alarms at start and
 //!   every minute, so that an event lost to a full queue or a crash still gets its order.
 
+pub mod export;
+pub mod gauges;
 pub mod intake;
 pub mod knowledge;
 pub mod kpi;
