@@ -26,6 +26,7 @@ mod tanks;
 mod ui;
 mod ui_admin;
 mod ui_alarms;
+mod ui_dispatch;
 mod ui_orders;
 mod ui_pages;
 mod ui_perf;

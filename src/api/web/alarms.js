@@ -15,6 +15,7 @@
 
 import { esc, num, stamp, stateLabel, unacked, zoneLabel } from './format.js';
 import { lang, t, apiError } from './i18n.js';
+import { newOrderForm } from './neworder.js';
 
 const RANK = { P1: 1, P2: 2, P3: 3, P4: 4 };
 const STATE_RANK = { unacked: 1, returned_unacked: 2, acked: 3, shelved: 4, suppressed: 5, out_of_service: 6, normal: 7 };
@@ -275,11 +276,34 @@ function ask(action, alarm) {
 // Clicks on the alarm actions anywhere in `root`: acknowledge (with an optional comment),
 // shelve (reason and duration), unshelve, take out of service (with a comment) and return to
 // service, reset, and the alarm's event history.
-export function wireActions(root, live, { onError, get } = {}) {
+export function wireActions(root, live, { onError, get, mayOrder = () => false } = {}) {
   const $ = (id) => document.getElementById(id);
   const fail = (action, alarm, err) => (onError || alert)(t('alarms.failed', { action: t(`alarms.${action}`), alarm, message: apiError(err) }));
 
+  // A dispatcher may open a work order from the alarm (its room, its rule's template and its
+  // priority to start with); a link in the form leaves the dialog for the order.
+  function orderOffer(dialog, a, alarm) {
+    let box = $('history-order');
+    if (!box) {
+      box = document.createElement('div');
+      box.id = 'history-order';
+      $('history-summary').after(box);
+      box.addEventListener('click', (e) => {
+        if (e.target.closest('a[href^="#/orders/"]')) dialog.close();
+      });
+    }
+    box.innerHTML = '';
+    if (!mayOrder() || !a.room || alarm.startsWith('zone:')) return;
+    box.innerHTML = `<button type="button" class="h-new-order">${esc(t('neworder.from_alarm'))}</button><div class="h-order-form" hidden></div>`;
+    box.querySelector('.h-new-order').addEventListener('click', (e) => {
+      e.target.hidden = true;
+      newOrderForm(box.querySelector('.h-order-form'), { room: a.room, template: a.rule, priority: a.severity, comment: alarm });
+    });
+  }
+
   async function history(alarm) {
+    const old = $('history-order');
+    if (old) old.innerHTML = '';
     const dialog = $('history-dialog');
     $('history-alarm').textContent = alarm;
     $('history-summary').textContent = '';
@@ -291,6 +315,7 @@ export function wireActions(root, live, { onError, get } = {}) {
       const a = v.alarm || {};
       $('history-summary').innerHTML = `<span class="sev ${esc(a.severity)}">${esc(a.severity)}</span> <span class="state">${esc(stateLabel(a.state))}</span>${esc(t('alarms.sep'))}<span class="msg">${esc(messageOf(a))}</span>`;
       $('history-rows').innerHTML = historyHtml(v.events || []);
+      orderOffer(dialog, a, alarm);
       dialog.dataset.loaded = alarm;
     } catch (err) {
       $('history-rows').innerHTML = `<tr><td colspan="6" class="empty">${esc(apiError(err))}</td></tr>`;
