@@ -4,7 +4,11 @@
 //!   open ones, a room's, a crew member's open ones, a state's, a rare priority's, one order
 //!   by id;
 //! - a burst of 500 alarms across the fleet (mains loss in a zone) creates one order per room
-//!   and cause: the time from the first request to the last order written.
+//!   and cause: the time from the first request to the last order written;
+//! - the export of 10,000 orders (issue 20 item 8) as .xlsx and as CSV, from the orders in
+//!   memory to the file's bytes;
+//! - one refresh of the /metrics gauges over the 100,000 orders (the open ones, and the 43,200
+//!   created in the 30 days before the clock the bench sets at the newest order).
 //!
 //! The 100,000 orders are written once into `target/bench-workorders` (a durable write each,
 //! several minutes) and reused by later runs.
@@ -241,5 +245,61 @@ fn burst(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, queries, burst);
+/// 10,000 orders as the console's export writes them.
+fn export(c: &mut Criterion) {
+    use cistern::auth::identity::Language;
+    use cistern::business::workorders::export;
+    let orders: Vec<WorkOrder> = (1..=10_000).map(order).collect();
+    let now = Timestamp(T0 + 10_000 * 60_000);
+    let labels = cistern::api::workorders::export_labels(Language::ZhCn, 480);
+    let rows = |orders: &[WorkOrder]| -> Vec<Vec<export::Cell>> {
+        orders
+            .iter()
+            .map(|o| export::row(o, o.overdue(now), &labels))
+            .collect()
+    };
+    let mut g = c.benchmark_group("workorders_export");
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    g.bench_function("xlsx_10k", |b| {
+        b.iter(|| {
+            black_box(
+                export::xlsx(&rows(&orders), &labels, "workorders")
+                    .unwrap()
+                    .len(),
+            )
+        })
+    });
+    g.bench_function("csv_10k", |b| {
+        b.iter(|| black_box(export::csv(&rows(&orders), &labels).unwrap().len()))
+    });
+    g.finish();
+}
+
+/// One refresh of the gauges over the 100,000 orders.
+fn gauges(c: &mut Criterion) {
+    use cistern::business::workorders::gauges::OrderGauges;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    drop(rt.block_on(fixture()));
+    let clock = cistern_actors::ManualClock::new(Timestamp(T0 + ORDERS as i64 * 60_000));
+    let registry = prometheus::Registry::new();
+    let svc = rt
+        .block_on(WorkOrders::start(
+            &WorkOrdersConfig::default(),
+            Arc::new(EmbeddedStore::open(&fixture_dir()).unwrap()),
+            &Inventory::default(),
+            Arc::new(clock),
+            cistern::auth::Security::default(),
+            OrderMetrics::register(&registry).unwrap(),
+        ))
+        .unwrap();
+    let gauges = OrderGauges::register(&registry).unwrap();
+    let mut g = c.benchmark_group("workorders_gauges");
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    g.bench_function("refresh_100k", |b| {
+        b.iter(|| rt.block_on(gauges.refresh(&svc)).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, queries, burst, export, gauges);
 criterion_main!(benches);

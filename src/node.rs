@@ -404,6 +404,12 @@ impl Node {
                     spec.workorders.reconcile_every,
                     shutdown_rx.clone(),
                 )));
+                tasks.push(tokio::spawn(crate::business::workorders::gauges::run(
+                    service.clone(),
+                    crate::business::workorders::gauges::OrderGauges::register(&metrics)?,
+                    spec.workorders.check_every,
+                    shutdown_rx.clone(),
+                )));
                 tracing::info!(
                     teams = service.roster().teams().len(),
                     templates = service.templates().iter().count(),

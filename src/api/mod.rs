@@ -124,6 +124,7 @@ routes! {
     get "/api/v1/basemap" => basemap::get;
     get "/api/v1/workorders" => workorders::list;
     post "/api/v1/workorders" => workorders::create;
+    get "/api/v1/workorders/export" => workorders::export;
     get "/api/v1/workorders/{id}" => workorders::get;
     post "/api/v1/workorders/{id}/attachments" => workorder_field::attach;
     get "/api/v1/workorders/{id}/attachments/{n}" => workorder_field::attachment;

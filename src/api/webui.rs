@@ -107,6 +107,21 @@ const ASSETS: &[Asset] = &[
         body: include_str!("web/notify.js"),
     },
     Asset {
+        name: "neworder.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/neworder.js"),
+    },
+    Asset {
+        name: "kpis.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/kpis.js"),
+    },
+    Asset {
+        name: "board.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/board.js"),
+    },
+    Asset {
         name: "i18n.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("web/i18n.js"),

@@ -3,6 +3,8 @@
 //! - `GET /api/v1/workorders` — filters `state`, `open`, `type`, `priority`, `zone`, `team`,
 //!   `assignee` (`me` for the caller), `room`, `overdue`, `limit` (≤ 1,000, default 200), newest
 //!   first;
+//! - `GET /api/v1/workorders/export?format=xlsx|csv&lang=` — the same filters (limit ≤ 100,000,
+//!   default 10,000) as a spreadsheet in the caller's language;
 //! - `POST /api/v1/workorders` `{template, room, priority?, assignee?, comment?}` — an order by
 //!   hand (operator); 409 `order_exists` with the open order's id while the room has one of the
 //!   same cause;
@@ -13,8 +15,8 @@
 //!   `comment` and `position {lat, lon, accuracy_m?}`. Crews act on their own orders;
 //!   dispatching, verifying and cancelling need an operator (the model's table decides);
 //! - `GET /api/v1/workorder-templates`, `GET /api/v1/teams`;
-//! - `GET /api/v1/workorder-kpis?from=&to=&by=team|zone|priority|assignee|all` — response,
-//!   resolution, SLA compliance, first-time fix, close rate, backlog age, repeat failures;
+//! - `GET /api/v1/workorder-kpis?from=&to=&by=team|zone|priority|assignee|all` — acknowledge,
+//!   response, resolution, SLA compliance, first-time fix, close rate, backlog age, repeat failures;
 //! - `GET /api/v1/knowledge?q=…` (search the knowledge base) or `?problem=pump_fault` (its
 //!   causes and remedies ranked by how often each closed an order here). An order's page
 //!   (`GET /api/v1/workorders/{id}`) carries its problem's ranked `suggestions`;
@@ -124,6 +126,40 @@ pub struct ListQuery {
     pub limit: Option<usize>,
 }
 
+impl ListQuery {
+    /// The store's filter of this query for `who`, at most `max` orders (`default` when the
+    /// query names no limit) — the list and the export read the same orders for the same query.
+    fn filter(
+        self,
+        who: &Principal,
+        svc: &WorkOrders,
+        default: usize,
+        max: usize,
+    ) -> Result<OrderFilter, ApiError> {
+        let limit = self.limit.unwrap_or(default);
+        if limit == 0 || limit > max {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidLimit,
+                format!("limit must be 1 to {max}"),
+            ));
+        }
+        Ok(OrderFilter {
+            state: self.state,
+            open: self.open,
+            kind: self.kind,
+            priority: self.priority,
+            zone: self.zone,
+            team: self.team,
+            assignee: self
+                .assignee
+                .map(|a| if a == "me" { who.user.clone() } else { a }),
+            room: self.room,
+            overdue_at: self.overdue.filter(|o| *o).map(|_| svc.now()),
+            limit,
+        })
+    }
+}
+
 pub async fn list(
     state: web::Data<ApiState>,
     req: HttpRequest,
@@ -131,28 +167,9 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let svc = service(&state)?;
     let who = caller(&req)?;
-    let q = query.into_inner();
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidLimit,
-            format!("limit must be 1 to {MAX_LIMIT}"),
-        ));
-    }
-    let filter = OrderFilter {
-        state: q.state,
-        open: q.open,
-        kind: q.kind,
-        priority: q.priority,
-        zone: q.zone,
-        team: q.team,
-        assignee: q
-            .assignee
-            .map(|a| if a == "me" { who.user.clone() } else { a }),
-        room: q.room,
-        overdue_at: q.overdue.filter(|o| *o).map(|_| svc.now()),
-        limit,
-    };
+    let filter = query
+        .into_inner()
+        .filter(&who, svc, DEFAULT_LIMIT, MAX_LIMIT)?;
     let orders = svc.list(&filter).await?;
     let now = svc.now();
     let overdue: Vec<bool> = orders.iter().map(|o| o.overdue(now)).collect();
@@ -161,6 +178,156 @@ pub async fn list(
         "overdue": overdue,
         "now": now,
     })))
+}
+
+/// An export without a limit holds this many orders at most…
+const DEFAULT_EXPORT: usize = 10_000;
+/// …and with one, this many.
+const MAX_EXPORT: usize = 100_000;
+
+/// The export's own parameters (the rest of the query is the list's, see [`ListQuery`]).
+#[derive(Debug, Deserialize, Default)]
+struct ExportQuery {
+    format: Option<String>,
+    lang: Option<String>,
+}
+
+/// `GET /api/v1/workorders/export?format=xlsx|csv&lang=zh-CN|en&…` — the orders the same
+/// filters list, as a spreadsheet; headers and words in `lang`, else the caller's chosen
+/// language, else Chinese.
+pub async fn export(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    use crate::auth::identity::Language;
+    use crate::business::workorders::export;
+    let svc = service(&state)?;
+    let who = caller(&req)?;
+    let raw = req.query_string();
+    let own = |pair: &&str| {
+        let key = pair.split('=').next().unwrap_or_default();
+        key == "format" || key == "lang"
+    };
+    let mine: Vec<&str> = raw.split('&').filter(own).collect();
+    let rest: Vec<&str> = raw
+        .split('&')
+        .filter(|p| !p.is_empty() && !own(p))
+        .collect();
+    let extra = web::Query::<ExportQuery>::from_query(&mine.join("&"))
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidQuery, e.to_string()))?
+        .into_inner();
+    let query = web::Query::<ListQuery>::from_query(&rest.join("&"))
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidQuery, e.to_string()))?
+        .into_inner();
+    let language = match extra.lang.as_deref() {
+        Some(tag) => Language::from_tag(tag).ok_or_else(|| {
+            ApiError::bad_request(
+                ErrorCode::InvalidQuery,
+                format!("lang must be one of {:?}", Language::TAGS),
+            )
+        })?,
+        None => state
+            .security
+            .auth
+            .user(&who.user)
+            .and_then(|u| u.language)
+            .unwrap_or(Language::ZhCn),
+    };
+    let xlsx = match extra.format.as_deref().unwrap_or("xlsx") {
+        "xlsx" => true,
+        "csv" => false,
+        other => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidQuery,
+                format!("format must be xlsx or csv (got {other:?})"),
+            ))
+        }
+    };
+    let filter = query.filter(&who, svc, DEFAULT_EXPORT, MAX_EXPORT)?;
+    let orders = svc.list(&filter).await?;
+    let now = svc.now();
+    let labels = export_labels(language, svc.roster().offset_minutes());
+    let rows: Vec<_> = orders
+        .iter()
+        .map(|o| export::row(o, o.overdue(now), &labels))
+        .collect();
+    let stem = format!(
+        "workorders-{}",
+        export::local_text(now, labels.offset_minutes)
+            .get(..16)
+            .unwrap_or_default()
+            .replace([' ', ':'], "")
+            .replace('-', "")
+    );
+    let (bytes, kind, ext) = if xlsx {
+        (
+            export::xlsx(&rows, &labels, "workorders"),
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "xlsx",
+        )
+    } else {
+        (
+            export::csv(&rows, &labels),
+            "text/csv; charset=utf-8",
+            "csv",
+        )
+    };
+    let bytes = bytes.map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(HttpResponse::Ok()
+        .content_type(kind)
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{stem}.{ext}\""),
+        ))
+        .body(bytes))
+}
+
+/// The export's words in `language`, from the console's own catalogues (one source of words).
+pub fn export_labels(
+    language: crate::auth::identity::Language,
+    offset_minutes: i64,
+) -> crate::business::workorders::export::Labels {
+    use crate::auth::identity::Language;
+    use crate::business::workorders::export::{Labels, COLUMNS};
+    static CATALOGUES: std::sync::OnceLock<[serde_json::Value; 2]> = std::sync::OnceLock::new();
+    let [zh, en] = CATALOGUES.get_or_init(|| {
+        let parse = |text: &str| serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+        [
+            parse(include_str!("web/i18n-zh-CN.json")),
+            parse(include_str!("web/i18n-en.json")),
+        ]
+    });
+    let orders = match language {
+        Language::ZhCn => &zh["orders"],
+        Language::En => &en["orders"],
+    };
+    let word = |v: &serde_json::Value, fallback: &str| {
+        v.as_str()
+            .map_or_else(|| fallback.to_owned(), str::to_owned)
+    };
+    let mut words = std::collections::HashMap::new();
+    for s in OrderState::ALL {
+        words.insert(
+            s.as_str().to_owned(),
+            word(&orders["states"][s.as_str()], s.as_str()),
+        );
+    }
+    for k in OrderType::ALL {
+        words.insert(
+            k.as_str().to_owned(),
+            word(&orders["types"][k.as_str()], k.as_str()),
+        );
+    }
+    Labels {
+        headers: COLUMNS
+            .iter()
+            .map(|c| word(&orders[format!("col_{c}")], c))
+            .collect(),
+        words,
+        overdue: word(&orders["overdue"], "overdue"),
+        chinese: language == Language::ZhCn,
+        offset_minutes,
+    }
 }
 
 pub async fn get(

@@ -1,7 +1,7 @@
 //! Every page of the console in both languages and both viewports (issue 19's Tests): one demo
 //! node and one headless Chromium per viewport (a 1366×900 desktop and a 390×844 phone) visit the
 //! sign-in page, the fleet map, the alarm list, a room page (mimic, alarms, trends, tanks, pumps),
-//! the tank plans and a district's plan, the work orders and one order, the knowledge base and a problem (with its editor), and the administration tabs (users, API tokens, audit
+//! the tank plans and a district's plan, the work orders (with a fault report's form), their KPIs and a team's dispatch board and one order, the knowledge base and a problem (with its editor), and the administration tabs (users, API tokens, audit
 //! log, rules and one rule), in zh-CN and in English. On each the page's main element is drawn,
 //! no catalogue key is missing, every character has a glyph in the installed fonts, nothing reaches past the viewport, and in zh-CN no Latin word is
 //! left outside data marked `translate="no"`; the same in the dialogs and results the pages'
@@ -89,9 +89,24 @@ fn pages(room: &str, district: &str, rule: &str, order: &str) -> Vec<Page> {
             "return document.querySelector('.plan-tanks tr[data-tank]') \
                && document.querySelector('#p-timeline svg.timeline');",
         ),
+        with(
+            page(
+                "orders".into(),
+                "return document.querySelector('#view-orders a.order-card');",
+            ),
+            vec![(
+                "report",
+                "#o-report",
+                "return document.querySelector('#o-report-form .new-order select[name=template]');",
+            )],
+        ),
         page(
-            "orders".into(),
-            "return document.querySelector('#view-orders a.order-card');",
+            "orders/kpis?period=30d&by=team".into(),
+            "return document.querySelector('#k-table tr[data-group]');",
+        ),
+        page(
+            "orders/board".into(),
+            "return document.querySelector('#b-board .b-col h3');",
         ),
         with(
             page(
@@ -291,10 +306,10 @@ fn every_page_in_both_languages_on_a_desktop_and_a_phone() {
         }
     }
     assert_eq!(
-        dialogs, 36,
-        "9 dialogs and results × 2 languages × 2 viewports"
+        dialogs, 40,
+        "10 dialogs and results × 2 languages × 2 viewports"
     );
-    assert_eq!(visited, 56, "14 pages × 2 languages × 2 viewports");
+    assert_eq!(visited, 64, "16 pages × 2 languages × 2 viewports");
     assert!(
         found.is_empty(),
         "{} problems:\n{}",

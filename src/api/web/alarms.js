@@ -16,6 +16,7 @@
 import { esc, num, stamp, stateLabel, unacked, zoneLabel } from './format.js';
 import { lang, t, apiError } from './i18n.js';
 import { showNotifications } from './notify.js';
+import { newOrderForm } from './neworder.js';
 
 const RANK = { P1: 1, P2: 2, P3: 3, P4: 4 };
 const STATE_RANK = { unacked: 1, returned_unacked: 2, acked: 3, shelved: 4, suppressed: 5, out_of_service: 6, normal: 7 };
@@ -276,11 +277,34 @@ function ask(action, alarm) {
 // Clicks on the alarm actions anywhere in `root`: acknowledge (with an optional comment),
 // shelve (reason and duration), unshelve, take out of service (with a comment) and return to
 // service, reset, and the alarm's event history.
-export function wireActions(root, live, { onError, get } = {}) {
+export function wireActions(root, live, { onError, get, mayOrder = () => false } = {}) {
   const $ = (id) => document.getElementById(id);
   const fail = (action, alarm, err) => (onError || alert)(t('alarms.failed', { action: t(`alarms.${action}`), alarm, message: apiError(err) }));
 
+  // A dispatcher may open a work order from the alarm (its room, its rule's template and its
+  // priority to start with); a link in the form leaves the dialog for the order.
+  function orderOffer(dialog, a, alarm) {
+    let box = $('history-order');
+    if (!box) {
+      box = document.createElement('div');
+      box.id = 'history-order';
+      $('history-summary').after(box);
+      box.addEventListener('click', (e) => {
+        if (e.target.closest('a[href^="#/orders/"]')) dialog.close();
+      });
+    }
+    box.innerHTML = '';
+    if (!mayOrder() || !a.room || alarm.startsWith('zone:')) return;
+    box.innerHTML = `<button type="button" class="h-new-order">${esc(t('neworder.from_alarm'))}</button><div class="h-order-form" hidden></div>`;
+    box.querySelector('.h-new-order').addEventListener('click', (e) => {
+      e.target.hidden = true;
+      newOrderForm(box.querySelector('.h-order-form'), { room: a.room, template: a.rule, priority: a.severity, comment: alarm });
+    });
+  }
+
   async function history(alarm) {
+    const old = $('history-order');
+    if (old) old.innerHTML = '';
     const dialog = $('history-dialog');
     $('history-alarm').textContent = alarm;
     $('history-summary').textContent = '';
@@ -300,6 +324,7 @@ export function wireActions(root, live, { onError, get } = {}) {
         $('history-diagnosis').innerHTML = `<b class="layer-${esc(d.layer)}">${esc(t(`alarms.diagnosis_${d.layer}`))}</b>${esc(t('alarms.sep'))}<span translate="no">${esc(why)}</span>`;
         $('history-diagnosis').hidden = false;
       }
+      orderOffer(dialog, a, alarm);
       dialog.dataset.loaded = alarm;
       showNotifications($('history-notify'), { alarm });
     } catch (err) {

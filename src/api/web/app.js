@@ -284,7 +284,7 @@ $('mini-alarms').addEventListener('click', (e) => {
   const li = e.target.closest('li[data-room]');
   if (li) location.hash = `#/room/${li.dataset.room}`;
 });
-wireActions(document.body, proxyLive(), { onError: (msg) => toast(msg), get: api.get });
+wireActions(document.body, proxyLive(), { onError: (msg) => toast(msg), get: api.get, mayOrder: () => role !== 'viewer' });
 
 // Sortable columns: a click (or Enter) on a header sorts by it; again reverses it.
 function sortOn(th) {
@@ -370,7 +370,9 @@ $('toast').querySelector('button').addEventListener('click', () => ($('toast').h
 
 function route() {
   if ($('shell').hidden) return;
-  const [, view = 'map', arg] = location.hash.split('/');
+  // `#/orders?team=…`: a page's own query after `?` (the orders list keeps its filters there).
+  const [path, query] = location.hash.split('?');
+  const [, view = 'map', arg] = path.split('/');
   const views = ['map', 'alarms', 'room', 'plans', 'orders', 'knowledge', 'admin'];
   const v = views.includes(view) ? view : 'map';
   for (const name of views) $(`view-${name}`).hidden = name !== v;
@@ -388,7 +390,7 @@ function route() {
   }
   if (v === 'plans') plansPage.open(arg ? decodeURIComponent(arg) : undefined);
   else if (plansPage) plansPage.close();
-  if (v === 'orders') ordersPage.open(arg ? decodeURIComponent(arg) : undefined);
+  if (v === 'orders') ordersPage.open(arg ? decodeURIComponent(arg) : undefined, query);
   else if (ordersPage) ordersPage.close();
   if (v === 'knowledge') knowledgePage.open(arg ? decodeURIComponent(arg) : undefined);
   else if (knowledgePage) knowledgePage.close();

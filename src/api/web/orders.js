@@ -7,15 +7,22 @@
 // the trail come from field.js.
 
 import * as api from './api.js';
-import { csvText, esc, zoneLabel } from './format.js';
-import { download } from './trend.js';
+import { esc, nameLabel, zoneLabel } from './format.js';
+import { downloadBlob } from './trend.js';
 import { t, has, apiError, stamp, lang } from './i18n.js';
 import { photosBlock, bindPhotos, trailBlock, drawTrail, PositionShare } from './field.js';
 import { showNotifications } from './notify.js';
+import { newOrderForm } from './neworder.js';
+import { KpisPage } from './kpis.js';
+import { BoardPage } from './board.js';
 
 const STATES = ['created', 'dispatched', 'accepted', 'en_route', 'on_site', 'completed', 'on_hold', 'closed', 'cancelled'];
 const TYPES = ['corrective', 'preventive', 'inspection', 'tank_cleaning', 'installation', 'emergency'];
 const RANK = { viewer: 0, operator: 1, 'rule-author': 2, admin: 3 };
+// The list's filters, as the node's query names them (kept in the URL).
+const FILTERS = ['state', 'open', 'type', 'priority', 'zone', 'team', 'assignee', 'overdue'];
+// How many orders the list shows (the node's default), and so how many an export holds.
+const LIST_LIMIT = 200;
 
 const stateText = (s) => (has(`orders.states.${s}`) ? t(`orders.states.${s}`) : s);
 const typeText = (k) => (has(`orders.types.${k}`) ? t(`orders.types.${k}`) : k);
@@ -69,6 +76,9 @@ function listed(o, f, user) {
   const open = !['closed', 'cancelled'].includes(o.state);
   if (f.open === 'true' && !open) return false;
   if (f.open === 'false' && open) return false;
+  if (f.state && o.state !== f.state) return false;
+  if (f.zone && o.zone !== f.zone) return false;
+  if (f.team && o.team !== f.team) return false;
   if (f.type && o.type !== f.type) return false;
   if (f.priority && o.priority !== f.priority) return false;
   if (f.assignee && o.assignee !== (f.assignee === 'me' ? user : f.assignee)) return false;
@@ -90,6 +100,9 @@ export class OrdersPage {
     this.filter = null;
     this.orders = [];
     this.teams = null;
+    this.inventory = null;
+    this.kpis = new KpisPage(root, { teams: () => this.lookups().then(() => this.teams) });
+    this.board = new BoardPage(root, { role, toast });
   }
 
   // A team's name in the page's language (its id, as data, when the node does not know it).
@@ -102,6 +115,8 @@ export class OrdersPage {
   close() {
     this.seq += 1;
     this.follow(null);
+    this.kpis.close();
+    this.board.close();
   }
 
   // Follows the `workorders` topic for what the page shows (one subscription at a time).
@@ -111,11 +126,21 @@ export class OrdersPage {
     if (filter && this.live) this.unsubscribe = this.live.subscribe('orders', 'workorders', filter, handler);
   }
 
-  open(id) {
+  // `#/orders/WO-000123`, `#/orders/kpis?…`, `#/orders/board?team=…`, or the list
+  // (`#/orders?state=…&team=…`: the filters live in the URL, so a filtered list can be linked;
+  // without a query the last filters, else the user's defaults).
+  open(id, query) {
     this.seq += 1;
     this.shown = null;
-    if (id) this.showOrder(id, this.seq);
-    else this.showList(this.seq);
+    this.follow(null);
+    this.kpis.close();
+    this.board.close();
+    const params = new URLSearchParams(query || '');
+    if (id === 'kpis') return this.kpis.open(params);
+    if (id === 'board') return this.board.open(params);
+    if (id) return this.showOrder(id, this.seq);
+    if (query !== undefined) this.filter = Object.fromEntries([...params].filter(([k, v]) => FILTERS.includes(k) && v !== ''));
+    return this.showList(this.seq);
   }
 
   // Crews see their own orders first; dispatchers the open ones.
@@ -123,39 +148,81 @@ export class OrdersPage {
     return (RANK[this.role()] ?? 0) >= RANK.operator ? { open: 'true' } : { assignee: 'me', open: 'true' };
   }
 
+  // The teams (with their members) and the inventory (zones, rooms), read once.
+  async lookups() {
+    if (!this.teams) this.teams = new Map((await api.get('/api/v1/teams')).teams.map((tm) => [tm.id, tm]));
+    if (!this.inventory) this.inventory = await api.get('/api/v1/rooms');
+  }
+
+  // Changes one filter: the URL changes, and the route draws the list again.
+  setFilter(key, value) {
+    const f = { ...(this.filter || {}) };
+    if (value === '' || value === false || value === undefined) delete f[key];
+    else f[key] = value;
+    location.hash = `#/orders?${new URLSearchParams(f)}`;
+  }
+
   async showList(seq) {
     this.filter = this.filter || this.defaults();
     const f = this.filter;
+    try {
+      await this.lookups();
+    } catch (e) {
+      if (seq === this.seq) this.root.innerHTML = `<p class="empty">${esc(apiError(e))}</p>`;
+      return;
+    }
+    if (seq !== this.seq) return;
+    const zh = lang() === 'zh-CN';
+    const teams = [...this.teams.values()];
+    const people = [...new Set(teams.flatMap((tm) => (tm.members || []).map((m) => m.user)))].sort();
+    const zones = (this.inventory.zones || []).map((z) => z.id);
+    const dispatcher = (RANK[this.role()] ?? 0) >= RANK.operator;
+    const select = (id, key, any, values, label = (v) => v) =>
+      `<select id="${id}"${key === 'assignee' ? ' translate="no"' : ''} aria-label="${esc(t(`orders.filter_${key}`))}">${option('', t(any), f[key] ?? '')}${values.map((v) => option(v, label(v), f[key])).join('')}</select>`;
     this.root.innerHTML = `<div class="orders">
       <div class="orders-bar">
         <h2>${esc(t('orders.title'))}</h2>
+        <nav class="o-views"><a href="#/orders/kpis">${esc(t('kpis.title'))}</a>${teams.length ? ` <a href="#/orders/board?team=${esc(encodeURIComponent(teams[0].id))}">${esc(t('board.title'))}</a>` : ''}</nav>
+      </div>
+      <div class="orders-bar o-filters">
         <label><input type="checkbox" id="o-mine"${f.assignee === 'me' ? ' checked' : ''}> ${esc(t('orders.mine'))}</label>
         <select id="o-open" aria-label="${esc(t('orders.filter_open'))}">
           ${option('true', t('orders.open_only'), f.open)}${option('false', t('orders.closed_only'), f.open)}${option('', t('orders.any_state'), f.open ?? '')}
         </select>
-        <select id="o-type" aria-label="${esc(t('orders.filter_type'))}">${option('', t('orders.any_type'), f.type ?? '')}${TYPES.map((k) => option(k, typeText(k), f.type)).join('')}</select>
-        <select id="o-priority" aria-label="${esc(t('orders.filter_priority'))}">${option('', t('orders.any_priority'), f.priority ?? '')}${['P1', 'P2', 'P3', 'P4'].map((p) => option(p, p, f.priority)).join('')}</select>
+        ${select('o-state', 'state', 'orders.any_state_one', STATES, stateText)}
+        ${select('o-type', 'type', 'orders.any_type', TYPES, typeText)}
+        ${select('o-priority', 'priority', 'orders.any_priority', ['P1', 'P2', 'P3', 'P4'])}
+        ${select('o-zone', 'zone', 'orders.any_zone', zones, (z) => zoneLabel(z))}
+        ${select('o-team', 'team', 'orders.any_team', teams.map((tm) => tm.id), (id) => { const tm = this.teams.get(id); return zh ? tm.name : tm.name_en || tm.name; })}
+        ${select('o-assignee', 'assignee', 'orders.any_assignee', people)}
         <label><input type="checkbox" id="o-overdue"${f.overdue ? ' checked' : ''}> ${esc(t('orders.overdue_only'))}</label>
+      </div>
+      <div class="orders-bar o-tools">
+        <button type="button" id="o-xlsx">${esc(t('orders.export_xlsx'))}</button>
         <button type="button" id="o-csv">${esc(t('orders.export_csv'))}</button>
+        ${dispatcher ? `<button type="button" id="o-report">${esc(t('neworder.report'))}</button>` : ''}
         <a class="button" id="o-kb" href="#/knowledge">${esc(t('kb.title'))}</a>
       </div>
+      <div class="o-report-form" id="o-report-form" hidden></div>
       <div class="orders-list" id="o-list"><p class="empty">${esc(t('orders.loading'))}</p></div>
     </div>`;
-    const set = (key, value) => {
-      if (value === '' || value === false || value === undefined) delete this.filter[key];
-      else this.filter[key] = value;
-      this.showList(++this.seq);
-    };
-    this.root.querySelector('#o-mine').addEventListener('change', (e) => set('assignee', e.target.checked ? 'me' : ''));
-    this.root.querySelector('#o-open').addEventListener('change', (e) => set('open', e.target.value));
-    this.root.querySelector('#o-type').addEventListener('change', (e) => set('type', e.target.value));
-    this.root.querySelector('#o-priority').addEventListener('change', (e) => set('priority', e.target.value));
-    this.root.querySelector('#o-overdue').addEventListener('change', (e) => set('overdue', e.target.checked ? 'true' : ''));
-    this.root.querySelector('#o-csv').addEventListener('click', () => this.exportCsv());
-    const query = new URLSearchParams(this.filter).toString();
+    const on = (id, key, value) => this.root.querySelector(id).addEventListener('change', (e) => this.setFilter(key, value(e.target)));
+    on('#o-mine', 'assignee', (el) => (el.checked ? 'me' : ''));
+    on('#o-open', 'open', (el) => el.value);
+    for (const key of ['state', 'type', 'priority', 'zone', 'team', 'assignee']) on(`#o-${key}`, key, (el) => el.value);
+    on('#o-overdue', 'overdue', (el) => (el.checked ? 'true' : ''));
+    this.root.querySelector('#o-xlsx').addEventListener('click', () => this.exportFile('xlsx'));
+    this.root.querySelector('#o-csv').addEventListener('click', () => this.exportFile('csv'));
+    const report = this.root.querySelector('#o-report');
+    if (report) {
+      report.addEventListener('click', () => {
+        const rooms = (this.inventory.rooms || []).map((r) => ({ id: r.id, name: nameLabel(r) }));
+        newOrderForm(this.root.querySelector('#o-report-form'), { rooms, room: rooms.length ? rooms[0].id : '', onCreated: () => this.showList(++this.seq) });
+      });
+    }
     let res;
     try {
-      res = await api.get(`/api/v1/workorders?${query}`);
+      res = await api.get(`/api/v1/workorders?${this.query()}`);
     } catch (e) {
       if (seq === this.seq) this.root.querySelector('#o-list').innerHTML = `<p class="empty">${esc(apiError(e))}</p>`;
       return;
@@ -197,6 +264,7 @@ export class OrdersPage {
     const list = this.root.querySelector('#o-list');
     if (!list) return;
     const res = { orders: this.orders, overdue: this.overdue };
+    list.dataset.count = String(res.orders.length);
     if (!res.orders.length) {
       list.innerHTML = `<p class="empty">${esc(t('orders.none'))}</p>`;
       return;
@@ -210,12 +278,31 @@ export class OrdersPage {
       .join('');
   }
 
-  exportCsv() {
-    const rows = [[t('orders.col_id'), t('orders.col_priority'), t('orders.col_type'), t('orders.col_state'), t('orders.col_title'), t('orders.col_room'), t('orders.col_team'), t('orders.col_assignee'), t('orders.col_created'), t('orders.col_response_due'), t('orders.col_resolution_due')]];
-    for (const o of this.orders) {
-      rows.push([o.id, o.priority, typeText(o.type), stateText(o.state), title(o), o.room || '', o.team || '', o.assignee || '', stamp(o.created_at), stamp(o.response_due), stamp(o.resolution_due)]);
+  // The list's query: the filters, as the node reads them.
+  query() {
+    return new URLSearchParams(this.filter || {}).toString();
+  }
+
+  // The node's spreadsheet of exactly the orders the filters show (same query, same limit),
+  // headers in the page's language.
+  async exportFile(format) {
+    const params = new URLSearchParams(this.filter || {});
+    params.set('format', format);
+    params.set('lang', lang());
+    params.set('limit', String(LIST_LIMIT));
+    const s = api.session();
+    try {
+      const resp = await fetch(`/api/v1/workorders/export?${params}`, { headers: s && s.token ? { authorization: `Bearer ${s.token}` } : {} });
+      if (!resp.ok) {
+        const body = await resp.json().catch(() => ({}));
+        const e = (body && body.error) || {};
+        throw new api.ApiError(resp.status, e.code || `http_${resp.status}`, e.message || resp.statusText);
+      }
+      const name = (/filename="([^"]+)"/.exec(resp.headers.get('content-disposition') || '') || [])[1] || `workorders.${format}`;
+      downloadBlob(name, await resp.blob());
+    } catch (e) {
+      this.toast(apiError(e));
     }
-    download('workorders.csv', csvText(rows));
   }
 
   async showOrder(id, seq) {

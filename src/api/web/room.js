@@ -8,6 +8,7 @@
 // while the page is open); operators of a Modbus room may write its outlet pressure set-point,
 // after confirming old → new against the limits, and see the controller's read-back.
 
+import { newOrderForm } from './neworder.js';
 import { esc, num, ago, quality, value, zoneLabel, nameLabel, addressLabel } from './format.js';
 import { t, apiError } from './i18n.js';
 import { AlarmTable } from './alarms.js';
@@ -217,6 +218,7 @@ export class RoomPage {
         <button id="r-sp-write" type="submit">${esc(t('room.sp_write'))}</button>
         <span class="muted" id="r-sp-result"></span>
       </form>
+      <div class="r-order" id="r-order"></div>
       <div class="panel mimic-panel"><h2>${esc(t('room.mimic'))}</h2><div id="r-mimic"></div></div>
       <div class="room-grid">
         <div class="panel span-12"><h2>${esc(t('room.alarms'))}</h2>
@@ -235,9 +237,21 @@ export class RoomPage {
     this.mimic = new Mimic(this.root.querySelector('#r-mimic'), { onPoint: (point, label, unit) => this.focusTrend(point, label, unit) });
     this.built = true;
     this.buildSetpoint(v);
+    this.buildOrder(v);
     this.buildTrends(v);
     for (const part of ['head', 'mimic', 'kpis', 'pumps', 'tanks', 'quality', 'power', 'env', 'cams', 'alarms']) this.dirty.add(part);
     this.flush();
+  }
+
+  // A work order for this room by hand (dispatchers: operators and above).
+  buildOrder(v) {
+    const box = this.root.querySelector('#r-order');
+    if (!['operator', 'rule-author', 'admin'].includes(this.role())) return;
+    box.innerHTML = `<button type="button" class="r-new-order">${esc(t('neworder.from_room'))}</button><div class="r-order-form" hidden></div>`;
+    box.querySelector('.r-new-order').addEventListener('click', (e) => {
+      e.target.hidden = true;
+      newOrderForm(box.querySelector('.r-order-form'), { room: v.id });
+    });
   }
 
   // The set-point form: operators only, and only where the node writes to the room's controller

@@ -1,10 +1,12 @@
 //! Work-order KPIs (DOMAIN.md §7) over the orders created in a period, per team, zone,
-//! priority or person: mean time to respond (created → first accepted) and to resolve (created
-//! → first completed), SLA compliance (responded by the response target and completed by the
+//! priority or person: mean time to acknowledge (created → first accepted), to respond
+//! (created → the crew first set off: en route, or on site when it skipped that step) and to
+//! resolve (created → first completed), SLA compliance (responded by the response target and completed by the
 //! resolution target, of the orders whose targets have passed or were met), first-time fix
-//! (closed without being sent back), close rate, the open backlog's mean age, and repeat
-//! failures (another order for the same room and cause created within 30 days before).
-//! Pure: the API hands it the orders.
+//! (closed without being sent back), close rate, the open backlog's mean and oldest age, and
+//! repeat failures (another order for the same room and cause created within 30 days before).
+//! Pure: the API hands it the orders. There is no vendor grouping: the inventory names no
+//! maintenance contractors (its `vendor` is a device register map's maker).
 
 use super::model::{ActionKind, OrderState, WorkOrder};
 use cistern_schemas::Timestamp;
@@ -30,7 +32,9 @@ pub struct Kpis {
     pub created: u64,
     pub closed: u64,
     pub open: u64,
-    /// Seconds; none without a responded order.
+    /// Seconds to the first acceptance; none without an accepted order.
+    pub mean_acknowledge_s: Option<f64>,
+    /// Seconds until the crew first set off (en route, else on site); none without one.
     pub mean_response_s: Option<f64>,
     pub mean_resolution_s: Option<f64>,
     /// 0–1 over the orders whose targets can be judged; none when none can.
@@ -39,6 +43,8 @@ pub struct Kpis {
     pub close_rate: Option<f64>,
     /// Mean age of the group's open orders now, seconds.
     pub backlog_age_s: Option<f64>,
+    /// Age of the group's oldest open order now, seconds.
+    pub oldest_open_s: Option<f64>,
     /// Orders whose room and cause had another order within the 30 days before.
     pub repeat_failures: u64,
 }
@@ -60,8 +66,16 @@ fn share(hits: u64, of: u64) -> Option<f64> {
     (of > 0).then(|| hits as f64 / of as f64)
 }
 
+/// When the crew first set off: en route, or on site when it went straight there.
+fn set_off(o: &WorkOrder) -> Option<Timestamp> {
+    o.transitions
+        .iter()
+        .find(|t| matches!(t.action, ActionKind::EnRoute | ActionKind::OnSite))
+        .map(|t| t.at)
+}
+
 /// Whether `o` met its targets; none while it cannot be told yet.
-fn met_sla(o: &WorkOrder, now: Timestamp) -> Option<bool> {
+pub(crate) fn met_sla(o: &WorkOrder, now: Timestamp) -> Option<bool> {
     let responded = first(o, ActionKind::Accept);
     let completed = first(o, ActionKind::Complete);
     if o.state == OrderState::Cancelled {
@@ -113,9 +127,13 @@ pub fn compute(
         .into_iter()
         .map(|(group, list)| {
             let ms = |a: Timestamp, b: Timestamp| (b.as_millis() - a.as_millis()) as f64 / 1000.0;
-            let response: Vec<f64> = list
+            let acknowledge: Vec<f64> = list
                 .iter()
                 .filter_map(|o| first(o, ActionKind::Accept).map(|t| ms(o.created_at, t)))
+                .collect();
+            let response: Vec<f64> = list
+                .iter()
+                .filter_map(|o| set_off(o).map(|t| ms(o.created_at, t)))
                 .collect();
             let resolution: Vec<f64> = list
                 .iter()
@@ -156,6 +174,7 @@ pub fn compute(
                 created: list.len() as u64,
                 closed: closed.len() as u64,
                 open: open.len() as u64,
+                mean_acknowledge_s: mean(&acknowledge),
                 mean_response_s: mean(&response),
                 mean_resolution_s: mean(&resolution),
                 sla_compliance: share(
@@ -165,6 +184,7 @@ pub fn compute(
                 first_time_fix: share(fixed_first, closed.len() as u64),
                 close_rate: share(closed.len() as u64, list.len() as u64),
                 backlog_age_s: mean(&open),
+                oldest_open_s: open.iter().copied().reduce(f64::max),
                 repeat_failures: repeat,
             }
         })
@@ -245,7 +265,12 @@ mod tests {
         let rows = compute(&[a, b], &[], GroupBy::All, Timestamp(10 * day));
         let k = &rows[0];
         assert_eq!((k.created, k.closed, k.open), (2, 2, 0));
-        assert_eq!(k.mean_response_s, Some((600.0 + 10_800.0) / 2.0));
+        assert_eq!(k.mean_acknowledge_s, Some((600.0 + 10_800.0) / 2.0));
+        assert_eq!(
+            k.mean_response_s,
+            Some((600.001 + 10_800.001) / 2.0),
+            "on site 1 ms later"
+        );
         assert_eq!(k.sla_compliance, Some(0.5));
         assert_eq!(k.first_time_fix, Some(0.5));
         assert_eq!(k.close_rate, Some(1.0));

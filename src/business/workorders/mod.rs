@@ -19,6 +19,8 @@
 //!   every minute, so that an event lost to a full queue or a crash still gets its order.
 
 pub mod attachments;
+pub mod export;
+pub mod gauges;
 pub mod intake;
 pub mod knowledge;
 pub mod kpi;

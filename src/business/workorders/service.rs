@@ -289,6 +289,20 @@ impl WorkOrders {
         self.store.list(filter).await
     }
 
+    /// Every open order (the gauges' backlog).
+    pub async fn open_orders(&self) -> Result<Vec<WorkOrder>, WorkOrdersError> {
+        self.store.open().await
+    }
+
+    /// Every order created in `[from, to]`, newest first.
+    pub async fn created_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<WorkOrder>, WorkOrdersError> {
+        self.store.created_between(from, to).await
+    }
+
     /// The KPIs of the orders created in `[from, to]`, grouped by `by`.
     pub async fn kpis(
         &self,

@@ -163,6 +163,11 @@ impl Roster {
         })
     }
 
+    /// Local time = UTC + this many minutes.
+    pub fn offset_minutes(&self) -> i64 {
+        self.offset_minutes
+    }
+
     pub fn teams(&self) -> &[Team] {
         &self.teams
     }
