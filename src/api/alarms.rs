@@ -353,10 +353,7 @@ pub async fn execute(
         }
         Err(e) => Err(e),
     };
-    let (detail, ok) = match &result {
-        Ok((_, detail)) => (detail.clone(), true),
-        Err(e) => (format!("refused: {}: {}", e.code, e.message), false),
-    };
+    let (detail, ok) = super::audit::outcome(&result, |(_, detail)| detail.clone());
     state
         .security
         .record(who, &audit, &target, detail.trim().to_owned(), ok);

@@ -11,6 +11,15 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
+/// What the audit log says of a command's outcome: `(detail, ok)` — `done`'s words when it was
+/// taken, the refusal's code and message when not (one wording for every audited route).
+pub fn outcome<T>(result: &Result<T, ApiError>, done: impl FnOnce(&T) -> String) -> (String, bool) {
+    match result {
+        Ok(v) => (done(v), true),
+        Err(e) => (format!("refused: {}: {}", e.code, e.message), false),
+    }
+}
+
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 10_000;
 

@@ -230,7 +230,10 @@ fn audit(
     let (ok, detail) = match result {
         Ok(r) if r.status().is_success() => (true, done.to_owned()),
         Ok(r) => (false, format!("refused ({})", r.status().as_u16())),
-        Err(e) => (false, format!("refused: {}: {}", e.code, e.message)),
+        Err(_) => {
+            let (detail, ok) = super::audit::outcome(result, |_| String::new());
+            (ok, detail)
+        }
     };
     state.security.record(&who, action, target, detail, ok);
 }

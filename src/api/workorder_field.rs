@@ -20,30 +20,16 @@
 
 use super::error::{ApiError, ErrorCode};
 use super::users::caller;
+use super::workorders::{order_id, service};
 use super::ApiState;
 use crate::auth::{Principal, Role};
 use crate::business::workorders::attachments::{AttachmentError, AttachmentId, Upload};
 use crate::business::workorders::model::{Caller, Position};
 use crate::business::workorders::positions::PositionError;
-use crate::business::workorders::{OrderId, WorkOrders};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures::StreamExt;
 use serde::Deserialize;
-use std::sync::Arc;
-
-fn service(state: &ApiState) -> Result<&Arc<WorkOrders>, ApiError> {
-    state.workorders.as_ref().ok_or_else(|| {
-        ApiError::not_found(
-            ErrorCode::NoWorkOrders,
-            "this node keeps no work orders (it needs a store and alarm rules)",
-        )
-    })
-}
-
-fn order_id(raw: &str) -> Result<OrderId, ApiError> {
-    OrderId::try_from(raw.to_owned()).map_err(|e| ApiError::bad_request(ErrorCode::InvalidPath, e))
-}
 
 /// The API's answer to a refused upload.
 pub fn attachment_refused(e: &AttachmentError) -> ApiError {
@@ -103,10 +89,7 @@ fn audit(
     detail: String,
     result: &Result<impl Sized, ApiError>,
 ) {
-    let (detail, ok) = match result {
-        Ok(_) => (detail, true),
-        Err(e) => (format!("refused: {}: {}", e.code, e.message), false),
-    };
+    let (detail, ok) = super::audit::outcome(result, |_| detail);
     state
         .security
         .record(who, "workorder_attach", target, detail, ok);

@@ -44,7 +44,8 @@ use std::sync::Arc;
 const DEFAULT_LIMIT: usize = 200;
 const MAX_LIMIT: usize = 1_000;
 
-fn service(state: &ApiState) -> Result<&Arc<WorkOrders>, ApiError> {
+/// The node's work orders, or 404 `no_workorders` (shared with the field side's routes).
+pub(super) fn service(state: &ApiState) -> Result<&Arc<WorkOrders>, ApiError> {
     state.workorders.as_ref().ok_or_else(|| {
         ApiError::not_found(
             ErrorCode::NoWorkOrders,
@@ -346,7 +347,7 @@ pub async fn get(
     })))
 }
 
-fn order_id(raw: &str) -> Result<OrderId, ApiError> {
+pub(super) fn order_id(raw: &str) -> Result<OrderId, ApiError> {
     OrderId::try_from(raw.to_owned()).map_err(|e| ApiError::bad_request(ErrorCode::InvalidPath, e))
 }
 
@@ -502,10 +503,7 @@ fn audit<T>(
     target: &str,
     result: &Result<T, ApiError>,
 ) {
-    let (detail, ok) = match result {
-        Ok(_) => (String::new(), true),
-        Err(e) => (format!("refused: {}: {}", e.code, e.message), false),
-    };
+    let (detail, ok) = super::audit::outcome(result, |_| String::new());
     // An action the node does not know is audited as `workorder_unknown`, never under a
     // name the caller made up.
     let name = format!("workorder_{action}");
@@ -596,17 +594,13 @@ pub async fn edit_knowledge(
         Ok(svc.knowledge().edit(problem.clone()).await?)
     }
     .await;
-    let (detail, ok) = match &result {
-        Ok(new) => (
-            format!(
-                "{} with {} causes",
-                if *new { "added" } else { "replaced" },
-                problem.causes.len()
-            ),
-            true,
-        ),
-        Err(e) => (format!("refused: {}: {}", e.code, e.message), false),
-    };
+    let (detail, ok) = super::audit::outcome(&result, |new| {
+        format!(
+            "{} with {} causes",
+            if *new { "added" } else { "replaced" },
+            problem.causes.len()
+        )
+    });
     state
         .security
         .record(&who, "knowledge_edit", &id, detail, ok);
