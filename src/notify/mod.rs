@@ -1107,6 +1107,39 @@ mod tests {
     use cistern_rules::AlarmKey;
     use cistern_schemas::{DeviceId, RoomId};
 
+    /// A notifier over `records` with `config`, no work orders and a fresh registry: what the
+    /// sender tests start (the outbox and the stop sender are kept alive with it).
+    struct Started {
+        notifier: Arc<Notifier>,
+        metrics: NotifyMetrics,
+        _tasks: Vec<tokio::task::JoinHandle<()>>,
+        _outbox: AlarmOutbox,
+        _stop: watch::Sender<bool>,
+    }
+
+    fn start_notifier(config: NotifyConfig, records: Arc<dyn Records>) -> Started {
+        let metrics = NotifyMetrics::register(&Registry::new()).unwrap();
+        let (outbox, intake) = outbox(&config, metrics.clone());
+        let (stop, shutdown) = watch::channel(false);
+        let (notifier, tasks) = Notifier::start(
+            config,
+            records,
+            intake.unwrap(),
+            None,
+            crate::auth::Security::default(),
+            metrics.clone(),
+            shutdown,
+        )
+        .unwrap();
+        Started {
+            notifier,
+            metrics,
+            _tasks: tasks,
+            _outbox: outbox,
+            _stop: stop,
+        }
+    }
+
     fn notification(step: u8) -> Notification {
         let key: AlarmKey = "pump_fault@P1".parse().unwrap();
         Notification {
@@ -1240,18 +1273,7 @@ mod tests {
             }],
             ..NotifyConfig::default()
         };
-        let (_outbox, intake) = outbox(&config, NotifyMetrics::register(&Registry::new()).unwrap());
-        let (_stop, shutdown) = watch::channel(false);
-        let (_notifier, _tasks) = Notifier::start(
-            config,
-            records,
-            intake.unwrap(),
-            None,
-            crate::auth::Security::default(),
-            NotifyMetrics::register(&Registry::new()).unwrap(),
-            shutdown,
-        )
-        .unwrap();
+        let _started = start_notifier(config, records);
         let body =
             tokio::task::spawn_blocking(move || bodies.recv_timeout(Duration::from_secs(10)))
                 .await
@@ -1300,19 +1322,7 @@ mod tests {
             }],
             ..NotifyConfig::default()
         };
-        let metrics = NotifyMetrics::register(&Registry::new()).unwrap();
-        let (_outbox, intake) = outbox(&config, metrics.clone());
-        let (_stop, shutdown) = watch::channel(false);
-        let (_notifier, _tasks) = Notifier::start(
-            config,
-            record::tests::records_of(&store),
-            intake.unwrap(),
-            None,
-            crate::auth::Security::default(),
-            metrics.clone(),
-            shutdown,
-        )
-        .unwrap();
+        let started = start_notifier(config, record::tests::records_of(&store));
         // Both were due at once: whichever took the slot went out, the other was held.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let (a, b) = loop {
@@ -1335,7 +1345,8 @@ mod tests {
             "due {slot} ms after the first"
         );
         assert_eq!(
-            metrics
+            started
+                .metrics
                 .deliveries
                 .with_label_values(&["webhook", "rate_limited"])
                 .get(),
@@ -1376,19 +1387,8 @@ mod tests {
             }],
             ..NotifyConfig::default()
         };
-        let metrics = NotifyMetrics::register(&Registry::new()).unwrap();
-        let (_outbox, intake) = outbox(&config, metrics.clone());
-        let (_stop, shutdown) = watch::channel(false);
-        let (notifier, _tasks) = Notifier::start(
-            config,
-            record::tests::records_of(&store),
-            intake.unwrap(),
-            None,
-            crate::auth::Security::default(),
-            metrics,
-            shutdown,
-        )
-        .unwrap();
+        let started = start_notifier(config, record::tests::records_of(&store));
+        let notifier = started.notifier.clone();
         notifier.clone().attempt(stale).await;
         let got =
             tokio::task::spawn_blocking(move || bodies.recv_timeout(Duration::from_millis(500)))

@@ -8,7 +8,8 @@
 
 use crate::browser::Browser;
 use crate::support::{
-    call_as, free_port, get, metric, post, temp_dir, token_for, wait_for, wait_listening, Cistern,
+    call_as, free_port, get, metric, post, temp_dir, token_for, wait_for, wait_listening, zone_of,
+    Cistern,
 };
 use cistern::lab::crews::CREW_PASSWORD;
 use serde_json::Value;
@@ -223,14 +224,7 @@ fn an_order_and_its_alarm_reach_smtp_and_the_robots_and_failures_are_retried_and
         .arg(&file)
         .start();
     let base = demo.http().to_owned();
-    let (_, rooms) = get(&format!("{base}/api/v1/rooms"));
-    let zone = rooms["rooms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == ROOM)
-        .map(|r| r["zone"].as_str().unwrap().to_owned())
-        .unwrap();
+    let zone = zone_of(&base, ROOM);
     let crew = format!("crew-{zone}-1");
     // The crew reads English: its e-mail comes in English, the lead's in Chinese.
     let token = token_for(&base, &crew, CREW_PASSWORD);

@@ -878,3 +878,41 @@ impl Prometheus {
         get_with_query(&format!("{}/api/v1/targets", self.base), &[]).1
     }
 }
+
+/// The node's rooms by zone (`GET /api/v1/rooms`), each zone's rooms in id order.
+pub fn rooms_by_zone(base: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let (status, rooms) = get(&format!("{base}/api/v1/rooms"));
+    assert_eq!(status, 200, "{rooms}");
+    let mut by_zone: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for r in rooms["rooms"].as_array().unwrap() {
+        by_zone
+            .entry(r["zone"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(r["id"].as_str().unwrap().to_owned());
+    }
+    for ids in by_zone.values_mut() {
+        ids.sort();
+    }
+    by_zone
+}
+
+/// The zone of `room`.
+pub fn zone_of(base: &str, room: &str) -> String {
+    rooms_by_zone(base)
+        .into_iter()
+        .find(|(_, ids)| ids.iter().any(|id| id == room))
+        .map(|(zone, _)| zone)
+        .unwrap_or_else(|| panic!("no room {room}"))
+}
+
+/// A crew member's last reported position (`GET /api/v1/crews`), if any.
+pub fn crew_position(base: &str, user: &str) -> Option<serde_json::Value> {
+    let (status, crews) = get(&format!("{base}/api/v1/crews"));
+    assert_eq!(status, 200, "{crews}");
+    crews["crews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["user"] == user)
+        .cloned()
+}

@@ -9,7 +9,7 @@
 //! `workorders` topic, no reload) and the fleet map shows the crew member where the phone was.
 
 use crate::browser::Browser;
-use crate::support::{get, post, wait_for, Cistern};
+use crate::support::{crew_position, get, post, wait_for, Cistern};
 use cistern::lab::crews::CREW_PASSWORD;
 use serde_json::json;
 use std::time::Duration;
@@ -220,14 +220,7 @@ fn a_crew_works_its_order_on_a_phone_in_chinese_and_the_lead_closes_it_in_the_co
         )
     };
     assert_eq!(shown(&desk), true);
-    let (_, crews) = get(&format!("{base}/api/v1/crews"));
-    let me = crews["crews"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["user"] == crew.as_str())
-        .cloned()
-        .unwrap_or_else(|| panic!("the phone shared its position: {crews}"));
+    let me = crew_position(&base, &crew).expect("the phone shared its position");
     assert!((me["lat"].as_f64().unwrap() - 24.4801).abs() < 1e-6, "{me}");
     assert_eq!(me["order"], id.as_str(), "{me}");
     desk.click(&desk.element("#map-crews", Duration::from_secs(5)));

@@ -4,7 +4,10 @@
 //! as the crew would (refusals for out-of-order steps, another crew, the wrong role); and after
 //! a `kill -9` the order and every transition are still there.
 
-use crate::support::{call_as, get, get_text, post, token_for, wait_for, Cistern};
+use crate::support::{
+    call_as, crew_position, get, get_text, post, rooms_by_zone, token_for, wait_for, zone_of,
+    Cistern,
+};
 use cistern::lab::crews::CREW_PASSWORD;
 use serde_json::Value;
 use std::time::Duration;
@@ -107,14 +110,7 @@ fn a_pump_trip_dispatches_one_order_that_the_crew_works_to_closure_and_survives_
         .modbus_rooms(0)
         .start();
     let base = demo.http().to_owned();
-    let (_, rooms) = get(&format!("{base}/api/v1/rooms"));
-    let zone = rooms["rooms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == ROOM)
-        .map(|r| r["zone"].as_str().unwrap().to_owned())
-        .unwrap();
+    let zone = zone_of(&base, ROOM);
     assert!(
         orders_for(&base, ROOM).is_empty(),
         "a healthy room has no order"
@@ -333,14 +329,7 @@ fn a_pump_trip_dispatches_one_order_that_the_crew_works_to_closure_and_survives_
     assert_eq!(v["position"]["order"], id.as_str(), "{v}");
     let (s, v) = position(&crew_token, r#"{"lat":24.4806,"lon":118.0906}"#);
     assert_eq!((s, code(&v)), (429, Some("too_many_requests")), "{v}");
-    let (_, crews) = get(&format!("{base}/api/v1/crews"));
-    let me = crews["crews"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["user"] == crew.as_str())
-        .cloned()
-        .unwrap_or_else(|| panic!("{crews}"));
+    let me = crew_position(&base, &crew).expect("the crew's position");
     assert_eq!(
         (me["lat"].as_f64(), me["state"].as_str()),
         (Some(24.4805), Some("on_site")),
@@ -389,14 +378,10 @@ fn a_pump_trip_dispatches_one_order_that_the_crew_works_to_closure_and_survives_
         &format!("{base}/api/v1/workorders/{id}/attachments/2"),
     );
     assert_eq!((s, &got[..]), (200, PNG), "the photo survives kill -9");
-    let (_, crews) = get(&format!("{base}/api/v1/crews"));
+    let kept = crew_position(&base, &crew);
     assert!(
-        crews["crews"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["user"] == crew.as_str() && c["order"] == id.as_str()),
-        "the crew's last position survives kill -9: {crews}"
+        kept.as_ref().is_some_and(|c| c["order"] == id.as_str()),
+        "the crew's last position survives kill -9: {kept:?}"
     );
     let (_, trail) = get(&format!("{base}/api/v1/workorders/{id}/trail"));
     let actions: Vec<Option<&str>> = trail["trail"]
@@ -562,15 +547,10 @@ fn kill_9_during_a_burst_of_orders_loses_none_and_duplicates_none() {
         .modbus_rooms(0)
         .start();
     let base = demo.http().to_owned();
-    let (_, rooms) = get(&format!("{base}/api/v1/rooms"));
-    let mut by_zone: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for r in rooms["rooms"].as_array().unwrap() {
-        by_zone
-            .entry(r["zone"].as_str().unwrap().to_owned())
-            .or_default()
-            .push(r["id"].as_str().unwrap().to_owned());
-    }
-    let (zone, zone_rooms) = by_zone.into_iter().max_by_key(|(_, r)| r.len()).unwrap();
+    let (zone, zone_rooms) = rooms_by_zone(&base)
+        .into_iter()
+        .max_by_key(|(_, r)| r.len())
+        .unwrap();
     assert!(zone_rooms.len() >= 5, "{zone}: {zone_rooms:?}");
     let mains_loss = |base: &str| {
         let (status, v) = post(
@@ -697,14 +677,10 @@ fn orders_burst() {
         .modbus_rooms(0)
         .start();
     let base = demo.http().to_owned();
-    let (_, rooms) = get(&format!("{base}/api/v1/rooms"));
-    let mut by_zone: std::collections::BTreeMap<String, usize> = Default::default();
-    for r in rooms["rooms"].as_array().unwrap() {
-        *by_zone
-            .entry(r["zone"].as_str().unwrap().to_owned())
-            .or_default() += 1;
-    }
-    let mut zones: Vec<(String, usize)> = by_zone.into_iter().collect();
+    let mut zones: Vec<(String, usize)> = rooms_by_zone(&base)
+        .into_iter()
+        .map(|(z, ids)| (z, ids.len()))
+        .collect();
     zones.sort_by_key(|(_, n)| *n);
     let mut chosen = Vec::new();
     let mut total = 0;
