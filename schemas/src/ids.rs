@@ -100,6 +100,15 @@ string_id!(
     /// A district / supply zone, e.g. `siming`.
     ZoneId
 );
+string_id!(
+    /// A project or compound (小区) of the archive, which rooms belong to, e.g. `XM-P0001`.
+    ProjectId
+);
+string_id!(
+    /// An equipment of a room's archive, unique within the room: `P1` (a pump), `P1-M` (its
+    /// motor), `P1-VFD`, `T1`, `CAB1`, `WQ1`, `EM1`, `C1`, `AC1`.
+    EquipmentTag
+);
 
 /// Which equipment of a room a device id names. The room itself carries the room-level
 /// instruments (power meter, hydraulics, water-quality analyser, environment, security).
@@ -170,6 +179,13 @@ impl<'de> Deserialize<'de> for DeviceUnit {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A live device's equipment tag in the archive (`P1`): always a valid tag.
+impl From<DeviceUnit> for EquipmentTag {
+    fn from(unit: DeviceUnit) -> Self {
+        Self(Arc::from(unit.to_string()))
     }
 }
 

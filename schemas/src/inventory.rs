@@ -326,7 +326,8 @@ impl Inventory {
 }
 
 impl RoomSpec {
-    fn validate(&self) -> Result<(), InventoryError> {
+    /// Checks one room (its zone is checked by [`Inventory::validate`]).
+    pub fn validate(&self) -> Result<(), InventoryError> {
         let invalid = |what: String| InventoryError::Invalid {
             room: self.id.clone(),
             what,

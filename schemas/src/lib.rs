@@ -18,6 +18,6 @@ pub mod telemetry;
 pub mod time;
 
 pub use catalog::{DeviceKind, PointKind, PointSpec};
-pub use ids::{DeviceId, DeviceUnit, IdError, PointId, RoomId, ZoneId};
+pub use ids::{DeviceId, DeviceUnit, EquipmentTag, IdError, PointId, ProjectId, RoomId, ZoneId};
 pub use quality::{Quality, QualityLevel};
-pub use time::Timestamp;
+pub use time::{Date, Timestamp};

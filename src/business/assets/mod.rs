@@ -1,4 +1,6 @@
-//! Assets (DOMAIN.md §8, issue 21): the rooms' archives, parts lifecycle, tank cleaning and
-//! online inspection. So far: [`weibull`], the failure curves parts are replaced by.
+//! Assets (DOMAIN.md §8, issue 21): the rooms' archives ([`archive`]) and the failure curves
+//! parts are replaced by ([`weibull`]); parts lifecycle, tank cleaning and online inspection
+//! build on them.
 
+pub mod archive;
 pub mod weibull;
