@@ -97,6 +97,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("web/orders.js"),
     },
     Asset {
+        name: "roomtabs.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/roomtabs.js"),
+    },
+    Asset {
         name: "knowledge.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("web/knowledge.js"),

@@ -384,7 +384,8 @@ function route() {
     $('nav-room').hidden = false;
     $('nav-room').textContent = id;
     $('nav-room').href = `#/room/${id}`;
-    roomPage.open(id);
+    const tab = path.split('/')[3];
+    roomPage.open(id, tab ? decodeURIComponent(tab) : undefined);
   } else if (roomPage) {
     roomPage.close();
   }

@@ -8,6 +8,7 @@
 // while the page is open); operators of a Modbus room may write its outlet pressure set-point,
 // after confirming old → new against the limits, and see the controller's read-back.
 
+import { ROOM_TABS } from './roomtabs.js';
 import { newOrderForm } from './neworder.js';
 import { esc, num, ago, quality, value, zoneLabel, nameLabel, addressLabel } from './format.js';
 import { t, apiError } from './i18n.js';
@@ -102,9 +103,12 @@ export class RoomPage {
     this.focus = null; // the trend of a point clicked on the mimic
   }
 
-  open(id) {
-    if (this.id === id) return;
+  // `tab`: one of ROOM_TABS' ids (the archive, lifecycle, cleaning and inspection history of
+  // the room), or none for the live view. The live subscription stays while a tab is shown.
+  open(id, tab) {
+    if (this.id === id) return this.showTab(tab);
     this.close();
+    this.tab = tab;
     this.id = id;
     this.view = null;
     this.root.innerHTML = `
@@ -141,7 +145,25 @@ export class RoomPage {
       });
   }
 
+  // Shows a tab of the room (none: the live view), once the page is built.
+  showTab(tab) {
+    this.tab = ROOM_TABS.some((x) => x.id === tab) ? tab : undefined;
+    if (!this.built) return;
+    if (this.tabCleanup) this.tabCleanup();
+    this.tabCleanup = null;
+    for (const a of this.root.querySelectorAll('#r-tabs a')) a.classList.toggle('active', (a.dataset.tab || undefined) === this.tab);
+    const live = this.root.querySelector('#r-live');
+    const box = this.root.querySelector('#r-tab');
+    live.hidden = !!this.tab;
+    box.hidden = !this.tab;
+    box.innerHTML = '';
+    const def = ROOM_TABS.find((x) => x.id === this.tab);
+    if (def) this.tabCleanup = def.render(box, this.id, { role: this.role, toast: this.toast }) || null;
+  }
+
   close() {
+    if (this.tabCleanup) this.tabCleanup();
+    this.tabCleanup = null;
     if (this.planTimer) clearInterval(this.planTimer);
     if (this.ageTimer) clearInterval(this.ageTimer);
     this.planTimer = 0;
@@ -211,8 +233,14 @@ export class RoomPage {
   build() {
     const v = this.view;
     const th = (k) => `<th>${esc(t(k))}</th>`;
+    const room = encodeURIComponent(v.id);
+    const tabs = ROOM_TABS.length
+      ? `<nav class="room-tabs" id="r-tabs"><a href="#/room/${room}">${esc(t('room.tab_live'))}</a>${ROOM_TABS.map((x) => `<a href="#/room/${room}/${x.id}" data-tab="${x.id}">${esc(t(x.label))}</a>`).join('')}</nav>`
+      : '';
     this.root.innerHTML = `
-      <div class="room-head" id="r-head"></div>
+      <div class="room-head" id="r-head"></div>${tabs}
+      <div id="r-tab" hidden></div>
+      <div id="r-live">
       <form class="sp-form" id="r-sp" hidden>
         <label>${esc(t('room.sp_label'))} <input id="r-sp-value" type="number" step="0.01" required> MPa</label>
         <button id="r-sp-write" type="submit">${esc(t('room.sp_write'))}</button>
@@ -232,7 +260,7 @@ export class RoomPage {
         <div class="panel span-3"><h2>${esc(t('room.power'))}</h2><div class="kv" id="r-power"></div></div>
         <div class="panel span-3"><h2>${esc(t('room.env'))}</h2><div class="kv" id="r-env"></div></div>
         <div class="panel span-3"><h2>${esc(t('room.cameras'))}</h2><div class="cams" id="r-cams"></div></div>
-      </div>`;
+      </div></div>`;
     this.alarmTable = new AlarmTable(this.root.querySelector('#r-alarms'), { room: false, empty: t('room.no_alarms') });
     this.mimic = new Mimic(this.root.querySelector('#r-mimic'), { onPoint: (point, label, unit) => this.focusTrend(point, label, unit) });
     this.built = true;
@@ -241,6 +269,7 @@ export class RoomPage {
     this.buildTrends(v);
     for (const part of ['head', 'mimic', 'kpis', 'pumps', 'tanks', 'quality', 'power', 'env', 'cams', 'alarms']) this.dirty.add(part);
     this.flush();
+    this.showTab(this.tab);
   }
 
   // A work order for this room by hand (dispatchers: operators and above).
