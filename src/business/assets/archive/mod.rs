@@ -3,6 +3,7 @@
 //! records and how the live fleet is derived from them.
 
 pub mod model;
+pub mod sheet;
 
 pub use model::{
     Contact, Document, Equipment, EquipmentKind, Known, Nameplate, Problem, Project, Retired,
