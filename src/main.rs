@@ -171,6 +171,13 @@ enum Command {
         #[command(subcommand)]
         action: RulesCommand,
     },
+    /// The rooms' archive as a spreadsheet, through a running node's API.
+    Assets {
+        #[command(subcommand)]
+        action: AssetsCommand,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     #[cfg(feature = "lab")]
     /// Print a generated inventory (TOML) to start a site file from.
     Inventory {
@@ -235,6 +242,52 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Which node, as whom, in which language.
+#[derive(clap::Args, Debug)]
+struct RemoteArgs {
+    /// The node's HTTP address.
+    #[arg(
+        long,
+        env = "CISTERN_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    url: String,
+    /// An API token (else `--user` signs in with the password in CISTERN_PASSWORD).
+    #[arg(long, env = "CISTERN_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// The user who signs in when no token is given.
+    #[arg(long, default_value = "admin", global = true)]
+    user: String,
+    /// Language of headings and problems: zh-CN or en.
+    #[arg(long, default_value = "zh-CN", global = true)]
+    lang: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum AssetsCommand {
+    /// Import a filled-in template (.xlsx, or one sheet as CSV): all or nothing, rooms matched
+    /// by id and equipment by tag; every problem is printed by sheet, row and column.
+    Import {
+        file: std::path::PathBuf,
+        /// Check only: write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write the archive in the template (.xlsx, or one sheet as CSV).
+    Export {
+        file: std::path::PathBuf,
+        /// xlsx or csv.
+        #[arg(long, default_value = "xlsx")]
+        format: String,
+        /// The sheet of a CSV export: projects, rooms or equipment.
+        #[arg(long)]
+        sheet: Option<String>,
+    },
+    /// Write the empty template (.xlsx).
+    Template { file: std::path::PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -639,6 +692,40 @@ fn main() -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print!("{report}");
+            }
+            Ok(())
+        }
+        Command::Assets { action, remote } => {
+            use cistern::business::assets::archive::client::Remote;
+            anyhow::ensure!(
+                ["zh-CN", "en"].contains(&remote.lang.as_str()),
+                "--lang must be zh-CN or en"
+            );
+            let r = Remote {
+                url: remote.url,
+                token: remote.token,
+                user: remote.user,
+                lang: remote.lang,
+            };
+            match action {
+                AssetsCommand::Import { file, dry_run } => r.import(&file, dry_run)?,
+                AssetsCommand::Export {
+                    file,
+                    format,
+                    sheet,
+                } => {
+                    let mut path = format!("/api/v1/assets/export?format={format}&lang={}", r.lang);
+                    if let Some(s) = sheet {
+                        path.push_str(&format!("&sheet={s}"));
+                    }
+                    let n = r.download(&path, &file)?;
+                    eprintln!("{}: {n} bytes", file.display());
+                }
+                AssetsCommand::Template { file } => {
+                    let n =
+                        r.download(&format!("/api/v1/assets/template?lang={}", r.lang), &file)?;
+                    eprintln!("{}: {n} bytes", file.display());
+                }
             }
             Ok(())
         }

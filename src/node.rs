@@ -496,6 +496,7 @@ impl Node {
             basemap: spec.basemap.clone(),
             workorders: workorders.clone(),
             notify,
+            imports: None,
         });
         spec.security.auth.metrics().register(&metrics)?;
         let security = web::Data::new(spec.security.clone());

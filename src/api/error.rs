@@ -173,6 +173,13 @@ error_codes! {
     InvalidLimit => "invalid_limit",
     // The server.
     StoreUnavailable => "store_unavailable",
+    // The archive's spreadsheet.
+    /// The node keeps no archive (404).
+    NoArchive => "no_archive",
+    /// An import is running; one runs at a time (409).
+    ImportRunning => "import_running",
+    /// No import job of that id (404).
+    UnknownImport => "unknown_import",
     // The site.
     /// The inventory names no base map (404).
     NoBasemap => "no_basemap",
@@ -480,6 +487,9 @@ mod tests {
             E::InjectionFailed => "injection_failed",
             E::InvalidLimit => "invalid_limit",
             E::StoreUnavailable => "store_unavailable",
+            E::NoArchive => "no_archive",
+            E::ImportRunning => "import_running",
+            E::UnknownImport => "unknown_import",
             E::NoBasemap => "no_basemap",
             E::Internal => "internal",
         }

@@ -6,6 +6,7 @@
 //! by [`crate::auth::middleware`] and [`crate::auth::policy`].
 
 pub mod alarms;
+pub mod assets_import;
 pub mod audit;
 pub mod auth;
 pub mod basemap;
@@ -55,6 +56,8 @@ pub struct ApiState {
     pub workorders: Option<Arc<crate::business::workorders::WorkOrders>>,
     /// Notifications' delivery records (when the node has records).
     pub notify: Option<Arc<crate::notify::Notifier>>,
+    /// The archive's spreadsheet imports and exports (when the node keeps an archive).
+    pub imports: Option<Arc<crate::business::assets::archive::import::Imports>>,
 }
 
 /// What the alarm and rule endpoints need.
@@ -138,6 +141,10 @@ routes! {
     put "/api/v1/knowledge/{problem}" => workorders::edit_knowledge;
     get "/api/v1/workorder-kpis" => workorders::kpis;
     get "/api/v1/notifications" => notify::list;
+    get "/api/v1/assets/template" => assets_import::template;
+    get "/api/v1/assets/export" => assets_import::export;
+    post "/api/v1/assets/import" => assets_import::start;
+    get "/api/v1/assets/import/{job}" => assets_import::job;
 }
 
 /// Registers every route. The caller wraps the app in the authentication middleware

@@ -48,6 +48,30 @@ impl std::fmt::Debug for UpdateUser {
 }
 
 /// The caller (the middleware put it there; its absence is a wiring fault, refused as such).
+/// The language an answer is worded in: `lang` when given (`zh-CN`, `en`), else the caller's
+/// chosen language, else Chinese.
+pub(crate) fn language_of(
+    state: &ApiState,
+    who: &Principal,
+    lang: Option<&str>,
+) -> Result<crate::auth::identity::Language, ApiError> {
+    use crate::auth::identity::Language;
+    match lang {
+        Some(tag) => Language::from_tag(tag).ok_or_else(|| {
+            ApiError::bad_request(
+                ErrorCode::InvalidQuery,
+                format!("lang must be one of {:?}", Language::TAGS),
+            )
+        }),
+        None => Ok(state
+            .security
+            .auth
+            .user(&who.user)
+            .and_then(|u| u.language)
+            .unwrap_or(Language::ZhCn)),
+    }
+}
+
 pub(crate) fn caller(req: &HttpRequest) -> Result<Principal, ApiError> {
     auth::principal(req).ok_or_else(|| auth::AuthError::Unauthorized.into())
 }

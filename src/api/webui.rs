@@ -97,6 +97,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("web/orders.js"),
     },
     Asset {
+        name: "assetsimport.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/assetsimport.js"),
+    },
+    Asset {
         name: "roomtabs.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("web/roomtabs.js"),
@@ -206,6 +211,45 @@ fn serve(req: &HttpRequest, name: &str) -> HttpResponse {
         resp.finish()
     } else {
         resp.content_type(asset.content_type).body(asset.body)
+    }
+}
+
+/// The console's catalogue of `language`, parsed once (the server's words come from the same
+/// catalogues as the console's: exports, import reports).
+pub fn catalogue(language: crate::auth::identity::Language) -> &'static serde_json::Value {
+    use crate::auth::identity::Language;
+    static CATALOGUES: std::sync::OnceLock<[serde_json::Value; 2]> = std::sync::OnceLock::new();
+    let [zh, en] = CATALOGUES.get_or_init(|| {
+        let parse = |text: &str| serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+        [
+            parse(include_str!("web/i18n-zh-CN.json")),
+            parse(include_str!("web/i18n-en.json")),
+        ]
+    });
+    match language {
+        Language::ZhCn => zh,
+        Language::En => en,
+    }
+}
+
+/// The catalogues as the archive's spreadsheet words ([`crate::business::assets::archive::sheet`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConsoleWords;
+
+impl crate::business::assets::archive::sheet::Words for ConsoleWords {
+    fn text(
+        &self,
+        lang: crate::business::assets::archive::sheet::Lang,
+        key: &str,
+    ) -> Option<String> {
+        use crate::auth::identity::Language;
+        use crate::business::assets::archive::sheet::Lang;
+        let root = catalogue(match lang {
+            Lang::ZhCn => Language::ZhCn,
+            Lang::En => Language::En,
+        });
+        let v = key.split('.').try_fold(root, |v, k| v.get(k))?;
+        v.as_str().map(str::to_owned)
     }
 }
 

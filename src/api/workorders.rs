@@ -200,7 +200,6 @@ pub async fn export(
     state: web::Data<ApiState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    use crate::auth::identity::Language;
     use crate::business::workorders::export;
     let svc = service(&state)?;
     let who = caller(&req)?;
@@ -220,20 +219,7 @@ pub async fn export(
     let query = web::Query::<ListQuery>::from_query(&rest.join("&"))
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidQuery, e.to_string()))?
         .into_inner();
-    let language = match extra.lang.as_deref() {
-        Some(tag) => Language::from_tag(tag).ok_or_else(|| {
-            ApiError::bad_request(
-                ErrorCode::InvalidQuery,
-                format!("lang must be one of {:?}", Language::TAGS),
-            )
-        })?,
-        None => state
-            .security
-            .auth
-            .user(&who.user)
-            .and_then(|u| u.language)
-            .unwrap_or(Language::ZhCn),
-    };
+    let language = super::users::language_of(&state, &who, extra.lang.as_deref())?;
     let xlsx = match extra.format.as_deref().unwrap_or("xlsx") {
         "xlsx" => true,
         "csv" => false,
@@ -290,18 +276,7 @@ pub fn export_labels(
 ) -> crate::business::workorders::export::Labels {
     use crate::auth::identity::Language;
     use crate::business::workorders::export::{Labels, COLUMNS};
-    static CATALOGUES: std::sync::OnceLock<[serde_json::Value; 2]> = std::sync::OnceLock::new();
-    let [zh, en] = CATALOGUES.get_or_init(|| {
-        let parse = |text: &str| serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
-        [
-            parse(include_str!("web/i18n-zh-CN.json")),
-            parse(include_str!("web/i18n-en.json")),
-        ]
-    });
-    let orders = match language {
-        Language::ZhCn => &zh["orders"],
-        Language::En => &en["orders"],
-    };
+    let orders = &super::webui::catalogue(language)["orders"];
     let word = |v: &serde_json::Value, fallback: &str| {
         v.as_str()
             .map_or_else(|| fallback.to_owned(), str::to_owned)

@@ -57,6 +57,7 @@ pub const ACTIONS: &[&str] = &[
     "workorder_escalate",
     "workorder_attach",
     "knowledge_edit",
+    "assets_import",
     "workorder_unknown",
 ];
 

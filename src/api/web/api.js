@@ -68,6 +68,32 @@ export async function requestText(method, path, text) {
   return decode(await fetch(path, { method, headers, body: text }));
 }
 
+// A file as the raw body (an import, a photo); answers JSON like `request`.
+export async function upload(path, file) {
+  const headers = { accept: 'application/json', 'content-type': file.type || 'application/octet-stream' };
+  const s = session();
+  if (s && s.token) headers.authorization = `Bearer ${s.token}`;
+  return decode(await fetch(path, { method: 'POST', headers, body: file }));
+}
+
+// A file the node serves to a signed-in user (an export, a template), saved under the name its
+// answer gives (else `fallback`).
+export async function download(path, fallback) {
+  const s = session();
+  const resp = await fetch(path, { headers: s && s.token ? { authorization: `Bearer ${s.token}` } : {} });
+  if (!resp.ok) return decode(resp);
+  const name = (/filename="([^"]+)"/.exec(resp.headers.get('content-disposition') || '') || [])[1] || fallback;
+  const url = URL.createObjectURL(await resp.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  return null;
+}
+
 export async function login(user, password) {
   const resp = await fetch('/api/v1/auth/login', {
     method: 'POST',

@@ -2,6 +2,8 @@
 //! vendors, serials, dates, nameplates, documents and supplier contacts. See [`model`] for the
 //! records and how the live fleet is derived from them.
 
+pub mod client;
+pub mod import;
 pub mod model;
 pub mod sheet;
 

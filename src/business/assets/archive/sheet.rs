@@ -1122,10 +1122,7 @@ pub fn parse(
                     r.problem("serial", "duplicate_in_file", format!("{serial} ({first})"));
                 }
             }
-            if !named.contains(&room)
-                && !listed.contains_key(&room)
-                && stored(&room).is_none()
-            {
+            if !named.contains(&room) && !listed.contains_key(&room) && stored(&room).is_none() {
                 r.problem("room_id", "unknown_room", &room);
                 continue;
             }
@@ -1593,24 +1590,8 @@ mod tests {
     use crate::business::assets::archive::model::Known;
     use cistern_schemas::inventory::Inventory;
 
-    /// The console's catalogues, as the API reads them.
-    struct Catalogues([serde_json::Value; 2]);
-
-    impl Words for Catalogues {
-        fn text(&self, lang: Lang, key: &str) -> Option<String> {
-            let root = &self.0[usize::from(lang == Lang::En)];
-            key.split('.')
-                .try_fold(root, |v, k| v.get(k))?
-                .as_str()
-                .map(str::to_owned)
-        }
-    }
-
-    fn words() -> Catalogues {
-        Catalogues([
-            serde_json::from_str(include_str!("../../../api/web/i18n-zh-CN.json")).unwrap(),
-            serde_json::from_str(include_str!("../../../api/web/i18n-en.json")).unwrap(),
-        ])
+    fn words() -> crate::api::webui::ConsoleWords {
+        crate::api::webui::ConsoleWords
     }
 
     fn archive() -> (Inventory, Vec<Project>, Vec<RoomArchive>) {
