@@ -75,6 +75,15 @@ pub struct NodeSpec {
     pub workorders: crate::business::workorders::WorkOrdersConfig,
     /// Notifications (`[notify]`): on when the node has records.
     pub notify: crate::notify::NotifyConfig,
+    /// What an empty archive is seeded with (the demo's generated archive); none: the
+    /// inventory's rooms.
+    pub archive_seed: Option<(
+        Vec<crate::business::assets::archive::Project>,
+        Vec<crate::business::assets::archive::RoomArchive>,
+    )>,
+    /// The inventory's data sources win over the archive's for the rooms both hold (the demo:
+    /// its simulated controllers listen on new ports at every start).
+    pub inventory_sources: bool,
 }
 
 /// What the node's planning service starts with.
@@ -130,6 +139,8 @@ impl NodeSpec {
             records: None,
             workorders: Default::default(),
             notify: Default::default(),
+            archive_seed: None,
+            inventory_sources: false,
         }
     }
 }
@@ -149,6 +160,8 @@ pub enum NodeError {
     NoRuleDir(String),
     #[error("cannot start work orders: {0}")]
     WorkOrders(#[from] crate::business::workorders::WorkOrdersError),
+    #[error("cannot start the archive: {0}")]
+    Archive(#[from] crate::business::assets::archive::ArchiveError),
     #[error("cannot start notifications: {0}")]
     Notify(#[from] crate::notify::NotifyError),
     #[error("cannot serve HTTP on {addr}: {source}")]
@@ -203,6 +216,58 @@ fn start_rules(
     Ok(Some(Arc::new(host)))
 }
 
+/// The inventory the archive describes: each archived room's spec replaces the inventory's
+/// entry of the same id (keeping the inventory's data source when `keep_sources`), and rooms
+/// only the archive holds are added (in id order).
+fn follow_archive(
+    inventory: &mut Inventory,
+    rooms: Vec<cistern_schemas::inventory::RoomSpec>,
+    keep_sources: bool,
+) {
+    let mut by_id: std::collections::HashMap<_, _> =
+        rooms.into_iter().map(|r| (r.id.clone(), r)).collect();
+    for room in &mut inventory.rooms {
+        if let Some(mut r) = by_id.remove(&room.id) {
+            if keep_sources {
+                r.source = room.source.clone();
+            }
+            *room = r;
+        }
+    }
+    let mut added: Vec<_> = by_id.into_values().collect();
+    added.sort_by(|a, b| a.id.cmp(&b.id));
+    inventory.rooms.extend(added);
+}
+
+/// The registry as the archive's [`LiveFleet`](crate::business::assets::archive::LiveFleet):
+/// a room added to the archive starts, a changed one takes its new nameplate. A Modbus room
+/// added at runtime runs, but its poller starts with the node's next start (the pollers are
+/// spawned once, from the inventory); an MQTT room's data are accepted at once.
+#[derive(Debug)]
+struct FleetFollower(Arc<FleetRegistry>);
+
+impl crate::business::assets::archive::LiveFleet for FleetFollower {
+    fn follow(
+        &self,
+        spec: cistern_schemas::inventory::RoomSpec,
+    ) -> futures::future::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let modbus = matches!(
+                spec.source,
+                cistern_schemas::inventory::SourceSpec::Modbus { .. }
+            );
+            let new = self.0.spec(&spec.id).is_none();
+            self.0.follow(spec).await.map_err(|e| e.to_string())?;
+            if new && modbus {
+                return Err(
+                    "the room runs; its Modbus poller starts at the node's next start".into(),
+                );
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Writes the ingest log's rate-limit summary every few seconds (the summary itself comes at
 /// most once per interval), until shutdown.
 async fn log_summaries(router: Arc<IngestRouter>, mut shutdown: watch::Receiver<bool>) {
@@ -227,6 +292,8 @@ pub struct Node {
     pub plans: Option<Arc<crate::control::plans::PlanBoard>>,
     /// The work-order service (when the node has records and rules).
     pub workorders: Option<Arc<crate::business::workorders::WorkOrders>>,
+    /// The rooms' archives (when the node has records).
+    pub archive: Option<Arc<crate::business::assets::archive::Archive>>,
     /// Identity and the audit log.
     pub security: crate::auth::Security,
     shutdown: watch::Sender<bool>,
@@ -289,6 +356,24 @@ impl Node {
         if let Some(host) = &rule_host {
             host.board.set_live(live.clone());
         }
+        // The archive is the fleet's source of truth once it holds a room: seeded from the
+        // inventory (or the demo's archive) when empty, it says which rooms run and with what.
+        let archive = match &spec.records {
+            Some(records) => {
+                let archive = crate::business::assets::archive::Archive::start(
+                    records.clone(),
+                    &spec.inventory,
+                    spec.clock.clone(),
+                    spec.security.audit.clone(),
+                    spec.archive_seed.take(),
+                )
+                .await?;
+                let rooms = archive.room_specs().await;
+                follow_archive(&mut spec.inventory, rooms, spec.inventory_sources);
+                Some(Arc::new(archive))
+            }
+            None => None,
+        };
         let figures = Arc::new(cistern_actors::LiveFigures::default());
         let deps = DeviceDeps {
             clock: spec.clock.clone(),
@@ -301,6 +386,9 @@ impl Node {
             figures: figures.clone(),
         };
         let registry = FleetRegistry::start(&spec.inventory, &deps, &handles);
+        if let Some(archive) = &archive {
+            archive.set_fleet(Arc::new(FleetFollower(registry.clone())));
+        }
         tracing::info!(
             rooms = registry.len(),
             threads = handles.len(),
@@ -496,6 +584,7 @@ impl Node {
             basemap: spec.basemap.clone(),
             workorders: workorders.clone(),
             notify,
+            archive: archive.clone(),
         });
         spec.security.auth.metrics().register(&metrics)?;
         let security = web::Data::new(spec.security.clone());
@@ -527,6 +616,7 @@ impl Node {
             writer,
             plans,
             workorders,
+            archive,
             security: spec.security.clone(),
             shutdown,
             ws_shutdown,

@@ -55,6 +55,8 @@ pub struct ApiState {
     pub workorders: Option<Arc<crate::business::workorders::WorkOrders>>,
     /// Notifications' delivery records (when the node has records).
     pub notify: Option<Arc<crate::notify::Notifier>>,
+    /// The rooms' archives (when the node has records).
+    pub archive: Option<Arc<crate::business::assets::archive::Archive>>,
 }
 
 /// What the alarm and rule endpoints need.

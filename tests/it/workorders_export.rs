@@ -143,6 +143,7 @@ async fn node(name: &str) -> Node {
         basemap: None,
         workorders: Some(svc.clone()),
         notify: None,
+        archive: None,
     });
     Node {
         clock,
