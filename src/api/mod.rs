@@ -6,6 +6,7 @@
 //! by [`crate::auth::middleware`] and [`crate::auth::policy`].
 
 pub mod alarms;
+pub mod assets;
 pub mod audit;
 pub mod auth;
 pub mod basemap;
@@ -140,6 +141,21 @@ routes! {
     put "/api/v1/knowledge/{problem}" => workorders::edit_knowledge;
     get "/api/v1/workorder-kpis" => workorders::kpis;
     get "/api/v1/notifications" => notify::list;
+    get "/api/v1/assets/rooms" => assets::rooms;
+    get "/api/v1/assets/rooms/{id}" => assets::room;
+    put "/api/v1/assets/rooms/{id}" => assets::put_room;
+    get "/api/v1/assets/rooms/{id}/retired" => assets::retired;
+    post "/api/v1/assets/rooms/{id}/equipment" => assets::add_equipment;
+    put "/api/v1/assets/rooms/{id}/equipment/{tag}" => assets::edit_equipment;
+    delete "/api/v1/assets/rooms/{id}/equipment/{tag}" => assets::remove_equipment;
+    post "/api/v1/assets/rooms/{id}/equipment/{tag}/replace" => assets::replace_equipment;
+    post "/api/v1/assets/rooms/{id}/documents" => assets::upload;
+    get "/api/v1/assets/rooms/{id}/documents/{doc}" => assets::document;
+    get "/api/v1/assets/projects" => assets::projects;
+    post "/api/v1/assets/projects" => assets::create_project;
+    get "/api/v1/assets/projects/{id}" => assets::project;
+    put "/api/v1/assets/projects/{id}" => assets::update_project;
+    delete "/api/v1/assets/projects/{id}" => assets::delete_project;
 }
 
 /// Registers every route. The caller wraps the app in the authentication middleware
