@@ -6,6 +6,7 @@
 
 mod admin;
 mod alarms;
+mod assets;
 mod auth;
 mod bench;
 mod browser;
