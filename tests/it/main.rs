@@ -28,6 +28,7 @@ mod tanks;
 mod ui;
 mod ui_admin;
 mod ui_alarms;
+mod ui_assets;
 mod ui_dispatch;
 mod ui_knowledge;
 mod ui_orders;

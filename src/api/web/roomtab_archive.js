@@ -12,7 +12,7 @@ export function renderArchiveTab(root, roomId, { toast = () => {} } = {}) {
   let gone = false;
   root.innerHTML = `<div class="room-archive"><p class="empty">${esc(t('orders.loading'))}</p></div>`;
   wireDocuments(root, toast);
-  (async () => {
+  const show = async () => {
     let res;
     try {
       res = await api.get(`/api/v1/assets/rooms/${encodeURIComponent(roomId)}`);
@@ -31,10 +31,13 @@ export function renderArchiveTab(root, roomId, { toast = () => {} } = {}) {
         .map((p) => `<section class="card"><h3><span translate="no">${esc(p.tag)}</span> · ${esc(kindLabel(p.kind))} <span class="muted" translate="no">${esc(p.vendor)} ${esc(p.model)}</span></h3>
           <table class="kv-table">${plateRows(p.nameplate || {})}<tr><th>${esc(t('assets.warranty'))}</th><td>${warranty(p, res.today)}</td></tr></table>${curves(p.nameplate || {})}</section>`)
         .join('')}
-      <section class="card"><h3>${esc(t('assets.documents'))}</h3>${documentList(roomId, a.documents.concat(...a.equipment.map((e) => e.documents || [])))}</section>
+      <section class="card"><h3>${esc(t('assets.documents'))}</h3>${documentList(roomId, (a.documents || []).concat(...a.equipment.map((e) => e.documents || [])))}</section>
       <section class="card"><h3>${esc(t('assets.retired'))}</h3>${retiredTable(a.retired)}</section>
     </div>`;
-  })();
+  };
+  show().catch((e) => {
+    if (!gone) root.innerHTML = `<p class="empty">${esc(apiError(e))}</p>`;
+  });
   return () => {
     gone = true;
   };
