@@ -507,6 +507,37 @@ impl Node {
             }
             _ => None,
         };
+        // The work orders know the rooms the archive adds or renames at runtime.
+        if let (Some(archive), Some(orders)) = (&archive, &workorders) {
+            let mut changes = archive.subscribe();
+            let (archive, orders) = (archive.clone(), orders.clone());
+            let mut stop = shutdown_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.changed() => break,
+                        change = changes.recv() => match change {
+                            Ok(c) => orders.follow_room(
+                                c.room,
+                                c.archive.site.name.clone(),
+                                c.archive.site.zone.clone(),
+                            ),
+                            // Missed some (a large import): take every room again.
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                                for r in archive.rooms().await {
+                                    orders.follow_room(
+                                        r.site.id.clone(),
+                                        r.site.name.clone(),
+                                        r.site.zone.clone(),
+                                    );
+                                }
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                        },
+                    }
+                }
+            }));
+        }
         let notify = match (notify_intake, &spec.records) {
             (Some(intake), Some(records)) => {
                 let (notifier, started) = crate::notify::Notifier::start(

@@ -184,6 +184,26 @@ fn the_archive_drives_the_running_fleet_and_survives_a_restart() {
     );
     let (_, rooms) = get(&format!("{base}/api/v1/rooms"));
     assert_eq!(rooms["count"], 7);
+    // Orders may be raised for it at once (the work orders follow the archive).
+    let (status, order) = wait_for(
+        "an order for the added room",
+        Duration::from_secs(10),
+        || {
+            let (status, order) = post(
+                &format!("{base}/api/v1/workorders"),
+                &json!({ "template": "pump_fault", "room": "XM-0999" }).to_string(),
+            );
+            (status != 404).then_some((status, order))
+        },
+    );
+    assert_eq!(status, 201, "{order}");
+    assert_eq!(
+        order["order"]["title_zh"]
+            .as_str()
+            .map(|t| t.contains("测试新泵房")),
+        Some(true),
+        "{order}"
+    );
 
     // After a restart: the archive whole, the replaced pump and the added room running.
     demo.terminate();
