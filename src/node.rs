@@ -14,7 +14,7 @@ use crate::api::{self, ApiState};
 use crate::control::plans::PlanService;
 use crate::control::writer::{FieldPlanPort, FieldWriter, WriteError, WriteMetrics};
 use crate::ingest::metrics::IngestMetrics;
-use crate::ingest::modbus::{spawn_pollers, ModbusConfig, ModbusError};
+use crate::ingest::modbus::{start_pollers, ModbusConfig, ModbusError, PollerLauncher};
 use crate::ingest::mqtt::{self, MqttConfig};
 use crate::ingest::router::IngestRouter;
 use crate::ingest::BatchSink;
@@ -240,11 +240,15 @@ fn follow_archive(
 }
 
 /// The registry as the archive's [`LiveFleet`](crate::business::assets::archive::LiveFleet):
-/// a room added to the archive starts, a changed one takes its new nameplate. A Modbus room
-/// added at runtime runs, but its poller starts with the node's next start (the pollers are
-/// spawned once, from the inventory); an MQTT room's data are accepted at once.
+/// a room added to the archive starts (a Modbus room with its poller; an MQTT room's data are
+/// accepted at once), a changed one takes its new nameplate. A running room's data source is
+/// not changed at runtime: a room moved to another controller is polled there from the next
+/// start.
 #[derive(Debug)]
-struct FleetFollower(Arc<FleetRegistry>);
+struct FleetFollower {
+    registry: Arc<FleetRegistry>,
+    pollers: PollerLauncher,
+}
 
 impl crate::business::assets::archive::LiveFleet for FleetFollower {
     fn follow(
@@ -252,16 +256,22 @@ impl crate::business::assets::archive::LiveFleet for FleetFollower {
         spec: cistern_schemas::inventory::RoomSpec,
     ) -> futures::future::BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
-            let modbus = matches!(
-                spec.source,
-                cistern_schemas::inventory::SourceSpec::Modbus { .. }
-            );
-            let new = self.0.spec(&spec.id).is_none();
-            self.0.follow(spec).await.map_err(|e| e.to_string())?;
-            if new && modbus {
-                return Err(
-                    "the room runs; its Modbus poller starts at the node's next start".into(),
-                );
+            let new = self.registry.spec(&spec.id).is_none();
+            let poll = new.then(|| spec.clone());
+            self.registry
+                .follow(spec)
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(room) = poll {
+                match self.pollers.spawn(&room) {
+                    Ok(Some(_)) => tracing::info!(room = %room.id, "Modbus poller started"),
+                    Ok(None) => {}
+                    Err(e) => {
+                        return Err(format!(
+                            "the room runs, but its Modbus poller does not: {e}"
+                        ))
+                    }
+                }
             }
             Ok(())
         })
@@ -386,9 +396,6 @@ impl Node {
             figures: figures.clone(),
         };
         let registry = FleetRegistry::start(&spec.inventory, &deps, &handles);
-        if let Some(archive) = &archive {
-            archive.set_fleet(Arc::new(FleetFollower(registry.clone())));
-        }
         tracing::info!(
             rooms = registry.len(),
             threads = handles.len(),
@@ -554,7 +561,7 @@ impl Node {
             }
             _ => None,
         };
-        let pollers = spawn_pollers(
+        let (pollers, launcher) = start_pollers(
             &spec.inventory,
             &spec.profiles,
             &spec.modbus,
@@ -566,6 +573,14 @@ impl Node {
             tracing::info!(rooms = pollers.len(), "Modbus pollers started");
             ingest_metrics.messages.with_label_values(&["modbus"]);
             ingest_metrics.points.with_label_values(&["modbus"]);
+        }
+        // The archive's changes reach the running fleet from here on (nothing writes to the
+        // archive before the HTTP API starts).
+        if let Some(archive) = &archive {
+            archive.set_fleet(Arc::new(FleetFollower {
+                registry: registry.clone(),
+                pollers: launcher,
+            }));
         }
         let readiness = Readiness {
             mqtt_subscribed: mqtt_subscribed.clone(),

@@ -47,7 +47,7 @@ fn publish_pump(broker: &str, room: &str, frequency: f64) {
 
 #[test]
 fn the_archive_drives_the_running_fleet_and_survives_a_restart() {
-    let mut demo = Cistern::demo("assets").rooms(6).modbus_rooms(0).start();
+    let mut demo = Cistern::demo("assets").rooms(6).modbus_rooms(1).start();
     let base = demo.http().to_owned();
 
     // Seeded for the whole fleet: projects, and per room its pump sets, meters, cameras…
@@ -205,6 +205,39 @@ fn the_archive_drives_the_running_fleet_and_survives_a_restart() {
         "{order}"
     );
 
+    // A Modbus room added to the archive is polled at once: a second room on the demo's
+    // simulated controller of its Modbus room.
+    let modbus = (list["rooms"].as_array().unwrap().iter())
+        .map(|r| {
+            get(&format!(
+                "{base}/api/v1/assets/rooms/{}",
+                r["id"].as_str().unwrap()
+            ))
+            .1
+        })
+        .find(|r| r["archive"]["site"]["source"]["via"] == "modbus")
+        .unwrap_or_else(|| panic!("a Modbus room in {list}"));
+    let mut polled = modbus["archive"].clone();
+    polled["site"]["id"] = json!("XM-0998");
+    polled["retired"] = json!([]);
+    for e in polled["equipment"].as_array_mut().unwrap() {
+        let serial = e["serial"].as_str().unwrap_or("").to_owned();
+        e["serial"] = json!(format!("{serial}-M"));
+    }
+    let (status, created) = put(
+        &format!("{base}/api/v1/assets/rooms/XM-0998"),
+        &polled.to_string(),
+    );
+    assert_eq!((status, &created["live"]), (201, &Value::Null), "{created}");
+    wait_for(
+        "the added Modbus room's data",
+        Duration::from_secs(30),
+        || {
+            let (_, view) = get(&format!("{base}/api/v1/rooms/XM-0998"));
+            (view["status"] == "online").then_some(())
+        },
+    );
+
     // After a restart: the archive whole, the replaced pump and the added room running.
     demo.terminate();
     demo.restart();
@@ -222,5 +255,5 @@ fn the_archive_drives_the_running_fleet_and_survives_a_restart() {
     let (status, _) = get(&format!("{base}/api/v1/rooms/XM-0999"));
     assert_eq!(status, 200, "{}", demo.log_tail());
     let (_, list) = get(&format!("{base}/api/v1/assets/rooms"));
-    assert_eq!(list["count"], 7);
+    assert_eq!(list["count"], 8);
 }
