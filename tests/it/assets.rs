@@ -5,7 +5,9 @@
 //! `Archive::apply`'s idempotence and all-or-nothing are tested beside it
 //! (`business::assets::archive::service::tests`).
 
-use crate::support::{call_as, get, post, put, token_for, wait_for, Cistern};
+use crate::support::{
+    admin_token, call_as, call_raw, get, post, put, token_for, wait_for, Cistern,
+};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -153,6 +155,43 @@ fn the_archive_drives_the_running_fleet_and_survives_a_restart() {
     assert_eq!(last["reason"], "replaced");
     assert_eq!(last["by"], "admin");
     assert_eq!(last["equipment"]["serial"], p1["serial"]);
+
+    // Documents: a PDF on the new pump, kept and served as uploaded; a page of HTML refused.
+    let auth = format!("Bearer {}", admin_token(&base, false));
+    let headers = [("authorization", auth.as_str())];
+    let pdf = "%PDF-1.7\n% manual of the new pump\n%%EOF\n";
+    let (status, up) = call_raw(
+        "POST",
+        &format!(
+            "{base}/api/v1/assets/rooms/{room}/documents?tag=P1&kind=manual&name=P1%20manual.pdf"
+        ),
+        &headers,
+        Some(pdf),
+    );
+    assert_eq!(status, 201, "{up}");
+    let up: Value = serde_json::from_str(&up).unwrap();
+    let doc = up["document"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(up["document"]["content_type"], "application/pdf");
+    let (status, bytes) = call_raw(
+        "GET",
+        &format!("{base}/api/v1/assets/rooms/{room}/documents/{doc}"),
+        &headers,
+        None,
+    );
+    assert_eq!((status, bytes.as_str()), (200, pdf));
+    let (status, refused) = call_raw(
+        "POST",
+        &format!("{base}/api/v1/assets/rooms/{room}/documents?kind=manual"),
+        &headers,
+        Some("<html>not a manual</html>"),
+    );
+    assert_eq!(status, 415, "{refused}");
+    assert!(refused.contains("not_a_document"), "{refused}");
+    let (_, with_doc) = get(&format!("{base}/api/v1/assets/rooms/{room}"));
+    assert_eq!(
+        with_doc["archive"]["equipment"][0]["documents"][0]["id"],
+        doc.as_str()
+    );
 
     // A room added to the archive starts: its live view answers and its MQTT data are taken.
     let mut added = archive.clone();
