@@ -14,7 +14,7 @@ use crate::api::{self, ApiState};
 use crate::control::plans::PlanService;
 use crate::control::writer::{FieldPlanPort, FieldWriter, WriteError, WriteMetrics};
 use crate::ingest::metrics::IngestMetrics;
-use crate::ingest::modbus::{spawn_pollers, ModbusConfig, ModbusError};
+use crate::ingest::modbus::{start_pollers, ModbusConfig, ModbusError, PollerLauncher};
 use crate::ingest::mqtt::{self, MqttConfig};
 use crate::ingest::router::IngestRouter;
 use crate::ingest::BatchSink;
@@ -75,6 +75,15 @@ pub struct NodeSpec {
     pub workorders: crate::business::workorders::WorkOrdersConfig,
     /// Notifications (`[notify]`): on when the node has records.
     pub notify: crate::notify::NotifyConfig,
+    /// What an empty archive is seeded with (the demo's generated archive); none: the
+    /// inventory's rooms.
+    pub archive_seed: Option<(
+        Vec<crate::business::assets::archive::Project>,
+        Vec<crate::business::assets::archive::RoomArchive>,
+    )>,
+    /// The inventory's data sources win over the archive's for the rooms both hold (the demo:
+    /// its simulated controllers listen on new ports at every start).
+    pub inventory_sources: bool,
 }
 
 /// What the node's planning service starts with.
@@ -130,6 +139,8 @@ impl NodeSpec {
             records: None,
             workorders: Default::default(),
             notify: Default::default(),
+            archive_seed: None,
+            inventory_sources: false,
         }
     }
 }
@@ -149,6 +160,8 @@ pub enum NodeError {
     NoRuleDir(String),
     #[error("cannot start work orders: {0}")]
     WorkOrders(#[from] crate::business::workorders::WorkOrdersError),
+    #[error("cannot start the archive: {0}")]
+    Archive(#[from] crate::business::assets::archive::ArchiveError),
     #[error("cannot start notifications: {0}")]
     Notify(#[from] crate::notify::NotifyError),
     #[error("cannot serve HTTP on {addr}: {source}")]
@@ -203,6 +216,68 @@ fn start_rules(
     Ok(Some(Arc::new(host)))
 }
 
+/// The inventory the archive describes: each archived room's spec replaces the inventory's
+/// entry of the same id (keeping the inventory's data source when `keep_sources`), and rooms
+/// only the archive holds are added (in id order).
+fn follow_archive(
+    inventory: &mut Inventory,
+    rooms: Vec<cistern_schemas::inventory::RoomSpec>,
+    keep_sources: bool,
+) {
+    let mut by_id: std::collections::HashMap<_, _> =
+        rooms.into_iter().map(|r| (r.id.clone(), r)).collect();
+    for room in &mut inventory.rooms {
+        if let Some(mut r) = by_id.remove(&room.id) {
+            if keep_sources {
+                r.source = room.source.clone();
+            }
+            *room = r;
+        }
+    }
+    let mut added: Vec<_> = by_id.into_values().collect();
+    added.sort_by(|a, b| a.id.cmp(&b.id));
+    inventory.rooms.extend(added);
+}
+
+/// The registry as the archive's [`LiveFleet`](crate::business::assets::archive::LiveFleet):
+/// a room added to the archive starts (a Modbus room with its poller; an MQTT room's data are
+/// accepted at once), a changed one takes its new nameplate. A running room's data source is
+/// not changed at runtime: a room moved to another controller is polled there from the next
+/// start.
+#[derive(Debug)]
+struct FleetFollower {
+    registry: Arc<FleetRegistry>,
+    pollers: PollerLauncher,
+}
+
+impl crate::business::assets::archive::LiveFleet for FleetFollower {
+    fn follow(
+        &self,
+        spec: cistern_schemas::inventory::RoomSpec,
+    ) -> futures::future::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let new = self.registry.spec(&spec.id).is_none();
+            let poll = new.then(|| spec.clone());
+            self.registry
+                .follow(spec)
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(room) = poll {
+                match self.pollers.spawn(&room) {
+                    Ok(Some(_)) => tracing::info!(room = %room.id, "Modbus poller started"),
+                    Ok(None) => {}
+                    Err(e) => {
+                        return Err(format!(
+                            "the room runs, but its Modbus poller does not: {e}"
+                        ))
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Writes the ingest log's rate-limit summary every few seconds (the summary itself comes at
 /// most once per interval), until shutdown.
 async fn log_summaries(router: Arc<IngestRouter>, mut shutdown: watch::Receiver<bool>) {
@@ -227,6 +302,8 @@ pub struct Node {
     pub plans: Option<Arc<crate::control::plans::PlanBoard>>,
     /// The work-order service (when the node has records and rules).
     pub workorders: Option<Arc<crate::business::workorders::WorkOrders>>,
+    /// The rooms' archives (when the node has records).
+    pub archive: Option<Arc<crate::business::assets::archive::Archive>>,
     /// Identity and the audit log.
     pub security: crate::auth::Security,
     shutdown: watch::Sender<bool>,
@@ -289,6 +366,24 @@ impl Node {
         if let Some(host) = &rule_host {
             host.board.set_live(live.clone());
         }
+        // The archive is the fleet's source of truth once it holds a room: seeded from the
+        // inventory (or the demo's archive) when empty, it says which rooms run and with what.
+        let archive = match &spec.records {
+            Some(records) => {
+                let archive = crate::business::assets::archive::Archive::start(
+                    records.clone(),
+                    &spec.inventory,
+                    spec.clock.clone(),
+                    spec.security.audit.clone(),
+                    spec.archive_seed.take(),
+                )
+                .await?;
+                let rooms = archive.room_specs().await;
+                follow_archive(&mut spec.inventory, rooms, spec.inventory_sources);
+                Some(Arc::new(archive))
+            }
+            None => None,
+        };
         let figures = Arc::new(cistern_actors::LiveFigures::default());
         let deps = DeviceDeps {
             clock: spec.clock.clone(),
@@ -419,6 +514,37 @@ impl Node {
             }
             _ => None,
         };
+        // The work orders know the rooms the archive adds or renames at runtime.
+        if let (Some(archive), Some(orders)) = (&archive, &workorders) {
+            let mut changes = archive.subscribe();
+            let (archive, orders) = (archive.clone(), orders.clone());
+            let mut stop = shutdown_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.changed() => break,
+                        change = changes.recv() => match change {
+                            Ok(c) => orders.follow_room(
+                                c.room,
+                                c.archive.site.name.clone(),
+                                c.archive.site.zone.clone(),
+                            ),
+                            // Missed some (a large import): take every room again.
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                                for r in archive.rooms().await {
+                                    orders.follow_room(
+                                        r.site.id.clone(),
+                                        r.site.name.clone(),
+                                        r.site.zone.clone(),
+                                    );
+                                }
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                        },
+                    }
+                }
+            }));
+        }
         let notify = match (notify_intake, &spec.records) {
             (Some(intake), Some(records)) => {
                 let (notifier, started) = crate::notify::Notifier::start(
@@ -435,7 +561,7 @@ impl Node {
             }
             _ => None,
         };
-        let pollers = spawn_pollers(
+        let (pollers, launcher) = start_pollers(
             &spec.inventory,
             &spec.profiles,
             &spec.modbus,
@@ -447,6 +573,14 @@ impl Node {
             tracing::info!(rooms = pollers.len(), "Modbus pollers started");
             ingest_metrics.messages.with_label_values(&["modbus"]);
             ingest_metrics.points.with_label_values(&["modbus"]);
+        }
+        // The archive's changes reach the running fleet from here on (nothing writes to the
+        // archive before the HTTP API starts).
+        if let Some(archive) = &archive {
+            archive.set_fleet(Arc::new(FleetFollower {
+                registry: registry.clone(),
+                pollers: launcher,
+            }));
         }
         let readiness = Readiness {
             mqtt_subscribed: mqtt_subscribed.clone(),
@@ -496,7 +630,29 @@ impl Node {
             basemap: spec.basemap.clone(),
             workorders: workorders.clone(),
             notify,
-            imports: None,
+            imports: archive.as_ref().map(|a| {
+                use crate::business::assets::archive::import::{self, Imports, Phase};
+                let audit = spec.security.audit.clone();
+                Imports::new(
+                    a.clone(),
+                    Arc::new(crate::api::webui::ConsoleWords),
+                    // The archive records what a written import changed; the rest (dry runs,
+                    // refusals, failures) is recorded here.
+                    Box::new(move |job: &import::Job| {
+                        if job.phase == Phase::Done && !job.dry_run {
+                            return;
+                        }
+                        audit.record(crate::auth::audit::AuditEntry::now(
+                            job.by.clone(),
+                            "asset_import",
+                            "archive",
+                            import::summary(job),
+                            job.phase == Phase::Done,
+                        ));
+                    }),
+                )
+            }),
+            archive: archive.clone(),
         });
         spec.security.auth.metrics().register(&metrics)?;
         let security = web::Data::new(spec.security.clone());
@@ -528,6 +684,7 @@ impl Node {
             writer,
             plans,
             workorders,
+            archive,
             security: spec.security.clone(),
             shutdown,
             ws_shutdown,

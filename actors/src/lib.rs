@@ -41,7 +41,7 @@ pub use figures::{LiveFigures, RoomFigures};
 pub use live::{LiveFeed, NullLiveFeed};
 pub use metrics::ActorMetrics;
 pub use ports::{MemorySnapshotStore, NullSampleSink, Receipt, SampleSink, SnapshotStore};
-pub use registry::{FleetRegistry, RouteError};
+pub use registry::{FleetRegistry, FollowError, RouteError};
 
 use std::time::Duration;
 

@@ -21,7 +21,7 @@ use crate::ports::Receipt;
 use crate::pump_room::status_label;
 use crate::pump_room::{
     AlarmCommandError, GetAlarms, GetRoomView, PumpRoomActor, RoomCommand, RoomStatus, RoomSummary,
-    RoomView, SamplesReceived, SwapRules,
+    RoomView, SamplesReceived, SwapRules, UpdateSpec,
 };
 use actix::{Addr, ArbiterHandle, Supervisor};
 use cistern_rules::{AlarmEvent, AlarmRecord, Command, RuleSet};
@@ -91,6 +91,27 @@ pub enum CommandFailed {
     Alarm(AlarmCommandError),
 }
 
+/// Why the running fleet could not follow a room's changed spec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FollowError {
+    /// The room runs on, with its old spec, until the next start.
+    #[error("{0}")]
+    Refused(String),
+    #[error("room {0} is not running")]
+    RoomDown(String),
+    #[error("this registry cannot start rooms (it was not started by FleetRegistry::start)")]
+    NoSpawner,
+    #[error("zone {0} is not a zone of this fleet")]
+    UnknownZone(String),
+}
+
+/// What starting a room at runtime needs: the actors' dependencies and the arbiters.
+#[derive(Debug, Clone)]
+struct Spawner {
+    deps: DeviceDeps,
+    arbiters: Vec<ArbiterHandle>,
+}
+
 #[derive(Debug, Clone)]
 struct RoomEntry {
     addr: Addr<PumpRoomActor>,
@@ -108,6 +129,10 @@ pub struct FleetRegistry {
     /// The inventory's supply zones (id, names), for the room list.
     zone_specs: Vec<ZoneSpec>,
     board: Arc<StatusBoard>,
+    /// How rooms added at runtime start ([`FleetRegistry::follow`]).
+    spawner: std::sync::OnceLock<Spawner>,
+    /// Serialises runtime changes (a room started twice at once would run twice).
+    changes: std::sync::Mutex<()>,
 }
 
 impl FleetRegistry {
@@ -139,13 +164,68 @@ impl FleetRegistry {
             registry.spawn_room(Arc::new(spec.clone()), deps.clone(), arbiter);
         }
         for zone in registry.zones.iter() {
-            let members = (registry.rooms.iter())
-                .filter(|r| &r.spec.zone == zone.key())
-                .map(|r| (r.key().clone(), r.addr.clone().recipient()))
-                .collect();
-            let _ = zone.value().try_send(ZoneMembers(members));
+            registry.send_members(zone.key(), zone.value());
         }
+        let _ = registry.spawner.set(Spawner {
+            deps: deps.clone(),
+            arbiters: arbiters.to_vec(),
+        });
         registry
+    }
+
+    /// Tells a zone actor its member rooms.
+    fn send_members(&self, zone: &ZoneId, addr: &Addr<ZoneActor>) {
+        let members = (self.rooms.iter())
+            .filter(|r| &r.spec.zone == zone)
+            .map(|r| (r.key().clone(), r.addr.clone().recipient()))
+            .collect();
+        let _ = addr.try_send(ZoneMembers(members));
+    }
+
+    /// Puts a room's spec in force at runtime (its archive changed): a room not running is
+    /// started (on its shard's arbiter, a member of its zone); a running one takes the new
+    /// nameplates. A running room refuses a change of zone or of its number of pumps, tanks or
+    /// cameras ([`FollowError::Refused`]): it keeps its old spec until the next start.
+    pub async fn follow(&self, spec: RoomSpec) -> Result<(), FollowError> {
+        let running = self.rooms.get(&spec.id).map(|e| e.addr.clone());
+        if let Some(addr) = running {
+            let spec = Arc::new(spec);
+            addr.send(UpdateSpec(spec.clone()))
+                .timeout(Duration::from_secs(5))
+                .await
+                .map_err(|_| FollowError::RoomDown(spec.id.to_string()))?
+                .map_err(FollowError::Refused)?;
+            if let Some(mut e) = self.rooms.get_mut(&spec.id) {
+                e.spec = spec;
+            }
+            return Ok(());
+        }
+        let spawner = self.spawner.get().ok_or(FollowError::NoSpawner)?.clone();
+        if !self.zone_specs.iter().any(|z| z.id == spec.zone) {
+            return Err(FollowError::UnknownZone(spec.zone.to_string()));
+        }
+        let Some(arbiter) = (spawner.arbiters)
+            .get(shard_of(&spec.id) as usize % spawner.arbiters.len().max(1))
+            .cloned()
+        else {
+            return Err(FollowError::NoSpawner);
+        };
+        let _guard = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        if self.rooms.contains_key(&spec.id) {
+            return Ok(());
+        }
+        if let (Some(host), false) = (&spawner.deps.rules, self.zones.contains_key(&spec.zone)) {
+            let (zone, host, clock) = (spec.zone.clone(), host.clone(), spawner.deps.clock.clone());
+            let addr =
+                Supervisor::start_in_arbiter(&arbiter, move |_| ZoneActor::new(zone, host, clock));
+            self.zones.insert(spec.zone.clone(), addr);
+        }
+        let zone = spec.zone.clone();
+        self.spawn_room(Arc::new(spec), spawner.deps, &arbiter);
+        if let Some(addr) = self.zones.get(&zone).map(|z| z.value().clone()) {
+            self.send_members(&zone, &addr);
+        }
+        Ok(())
     }
 
     /// The supply zones of the inventory, in its order.

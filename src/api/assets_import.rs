@@ -10,7 +10,8 @@
 //!   sheet, row and column in the caller's language, or what was created, updated, unchanged.
 //!
 //! Reading needs a viewer; importing an administrator or rule author (the policy), audited as
-//! `assets_import` (a dry run too, so that who checked what is on record).
+//! `asset_import` when it starts (a dry run too, so that who checked what is on record) and
+//! again with what it changed (or why nothing) when it ends.
 
 use super::error::{ApiError, ErrorCode};
 use super::users::{caller, language_of};
@@ -201,7 +202,7 @@ pub async fn start(
     });
     state
         .security
-        .record(&who, "assets_import", "archive", detail, ok);
+        .record(&who, "asset_import", "archive", detail, ok);
     let job = result?;
     Ok(HttpResponse::Accepted()
         .insert_header((

@@ -169,13 +169,23 @@ error_codes! {
     // Notifications.
     /// The node keeps no notification outbox (404).
     NoNotifications => "no_notifications",
+    // Assets.
+    /// The node keeps no archive (404).
+    NoArchive => "no_archive",
+    /// An archive entry as given has problems (422, each with its field and code).
+    InvalidArchive => "invalid_archive",
+    UnknownProject => "unknown_project",
+    /// A project of that id exists (409).
+    ProjectExists => "project_exists",
+    UnknownEquipment => "unknown_equipment",
+    UnknownDocument => "unknown_document",
+    /// A document whose content is not a PDF, JPEG, PNG or WebP (415).
+    NotADocument => "not_a_document",
     // Audit.
     InvalidLimit => "invalid_limit",
     // The server.
     StoreUnavailable => "store_unavailable",
     // The archive's spreadsheet.
-    /// The node keeps no archive (404).
-    NoArchive => "no_archive",
     /// An import is running; one runs at a time (409).
     ImportRunning => "import_running",
     /// No import job of that id (404).
@@ -481,13 +491,19 @@ mod tests {
             E::NoActiveOrder => "no_active_order",
             E::InvalidPosition => "invalid_position",
             E::NoNotifications => "no_notifications",
+            E::NoArchive => "no_archive",
+            E::InvalidArchive => "invalid_archive",
+            E::UnknownProject => "unknown_project",
+            E::ProjectExists => "project_exists",
+            E::UnknownEquipment => "unknown_equipment",
+            E::UnknownDocument => "unknown_document",
+            E::NotADocument => "not_a_document",
             E::NotSimulated => "not_simulated",
             E::UnknownFault => "unknown_fault",
             E::InvalidDuration => "invalid_duration",
             E::InjectionFailed => "injection_failed",
             E::InvalidLimit => "invalid_limit",
             E::StoreUnavailable => "store_unavailable",
-            E::NoArchive => "no_archive",
             E::ImportRunning => "import_running",
             E::UnknownImport => "unknown_import",
             E::NoBasemap => "no_basemap",

@@ -6,6 +6,7 @@
 //! by [`crate::auth::middleware`] and [`crate::auth::policy`].
 
 pub mod alarms;
+pub mod assets;
 pub mod assets_import;
 pub mod audit;
 pub mod auth;
@@ -58,6 +59,8 @@ pub struct ApiState {
     pub notify: Option<Arc<crate::notify::Notifier>>,
     /// The archive's spreadsheet imports and exports (when the node keeps an archive).
     pub imports: Option<Arc<crate::business::assets::archive::import::Imports>>,
+    /// The rooms' archives (when the node has records).
+    pub archive: Option<Arc<crate::business::assets::archive::Archive>>,
 }
 
 /// What the alarm and rule endpoints need.
@@ -145,6 +148,21 @@ routes! {
     get "/api/v1/assets/export" => assets_import::export;
     post "/api/v1/assets/import" => assets_import::start;
     get "/api/v1/assets/import/{job}" => assets_import::job;
+    get "/api/v1/assets/rooms" => assets::rooms;
+    get "/api/v1/assets/rooms/{id}" => assets::room;
+    put "/api/v1/assets/rooms/{id}" => assets::put_room;
+    get "/api/v1/assets/rooms/{id}/retired" => assets::retired;
+    post "/api/v1/assets/rooms/{id}/equipment" => assets::add_equipment;
+    put "/api/v1/assets/rooms/{id}/equipment/{tag}" => assets::edit_equipment;
+    delete "/api/v1/assets/rooms/{id}/equipment/{tag}" => assets::remove_equipment;
+    post "/api/v1/assets/rooms/{id}/equipment/{tag}/replace" => assets::replace_equipment;
+    post "/api/v1/assets/rooms/{id}/documents" => assets::upload;
+    get "/api/v1/assets/rooms/{id}/documents/{doc}" => assets::document;
+    get "/api/v1/assets/projects" => assets::projects;
+    post "/api/v1/assets/projects" => assets::create_project;
+    get "/api/v1/assets/projects/{id}" => assets::project;
+    put "/api/v1/assets/projects/{id}" => assets::update_project;
+    delete "/api/v1/assets/projects/{id}" => assets::delete_project;
 }
 
 /// Registers every route. The caller wraps the app in the authentication middleware

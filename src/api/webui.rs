@@ -107,6 +107,21 @@ const ASSETS: &[Asset] = &[
         body: include_str!("web/roomtabs.js"),
     },
     Asset {
+        name: "roomtab_archive.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/roomtab_archive.js"),
+    },
+    Asset {
+        name: "assets.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/assets.js"),
+    },
+    Asset {
+        name: "assetsimport.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/assetsimport.js"),
+    },
+    Asset {
         name: "knowledge.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("web/knowledge.js"),

@@ -57,8 +57,17 @@ pub const ACTIONS: &[&str] = &[
     "workorder_escalate",
     "workorder_attach",
     "knowledge_edit",
-    "assets_import",
     "workorder_unknown",
+    "asset_project_create",
+    "asset_project_update",
+    "asset_project_delete",
+    "asset_room_put",
+    "asset_equipment_add",
+    "asset_equipment_edit",
+    "asset_equipment_replace",
+    "asset_equipment_remove",
+    "asset_document_attach",
+    "asset_import",
 ];
 
 /// One audited action.

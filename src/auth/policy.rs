@@ -83,6 +83,13 @@ pub const POLICY: &[Rule] = &[
     rule("PUT", "/api/v1/knowledge/{problem}", R(Role::RuleAuthor)),
     // The archive's spreadsheet: engineers (rule authors) and administrators load it.
     rule("POST", "/api/v1/assets/import", R(Role::RuleAuthor)),
+    // The archive: engineers (rule authors) and admins keep it; everyone signed in reads it.
+    rule("POST", "/api/v1/assets/rooms/**", R(Role::RuleAuthor)),
+    rule("PUT", "/api/v1/assets/rooms/**", R(Role::RuleAuthor)),
+    rule("DELETE", "/api/v1/assets/rooms/**", R(Role::RuleAuthor)),
+    rule("POST", "/api/v1/assets/projects/**", R(Role::RuleAuthor)),
+    rule("PUT", "/api/v1/assets/projects/**", R(Role::RuleAuthor)),
+    rule("DELETE", "/api/v1/assets/projects/**", R(Role::RuleAuthor)),
     // A crew member reports their own position (only while on a job; the service checks).
     rule("POST", "/api/v1/crews/me/position", R(Role::Viewer)),
     rule("GET", "/healthz", Public),

@@ -369,6 +369,9 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
     spec.ws = opts.ws.clone();
     spec.workorders = opts.workorders_config(teams);
     spec.notify = opts.notify.clone();
+    // An archive for the whole fleet: projects, pump sets, meters, cameras, dates, suppliers.
+    spec.archive_seed = Some(crate::business::assets::archive::demo_archive(&inventory));
+    spec.inventory_sources = true;
     // The simulated fleet is Xiamen's: its districts' real boundaries and coastline.
     spec.basemap = Some(crate::api::basemap::Basemap::parse(include_str!(
         "../../ops/maps/xiamen-districts.geojson"

@@ -791,7 +791,7 @@ impl Notifier {
         // the team serving the alarm's zone, `on_call` who of it is on call at the time.
         if let Some(w) = &self.workorders {
             let zone = match &n.source {
-                AlarmSource::Device(d) => w.zone_of(&d.room).cloned(),
+                AlarmSource::Device(d) => w.zone_of(&d.room),
                 AlarmSource::Zone(z) => Some(z.clone()),
             };
             for name in w.roster().resolve(&n.target, zone.as_ref(), n.time) {

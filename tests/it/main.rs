@@ -6,6 +6,8 @@
 
 mod admin;
 mod alarms;
+mod assets;
+mod assets_import;
 mod auth;
 mod bench;
 mod browser;
@@ -27,6 +29,7 @@ mod tanks;
 mod ui;
 mod ui_admin;
 mod ui_alarms;
+mod ui_assets;
 mod ui_dispatch;
 mod ui_knowledge;
 mod ui_orders;

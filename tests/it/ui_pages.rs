@@ -1,7 +1,7 @@
 //! Every page of the console in both languages and both viewports (issue 19's Tests): one demo
 //! node and one headless Chromium per viewport (a 1366×900 desktop and a 390×844 phone) visit the
 //! sign-in page, the fleet map, the alarm list, a room page (mimic, alarms, trends, tanks, pumps),
-//! the tank plans and a district's plan, the work orders (with a fault report's form), their KPIs and a team's dispatch board and one order, the knowledge base and a problem (with its editor), and the administration tabs (users, API tokens, audit
+//! the tank plans and a district's plan, the work orders (with a fault report's form), their KPIs and a team's dispatch board and one order, the knowledge base and a problem (with its editor), the archives, an equipment (with its editor) and a room's archive tab, and the administration tabs (users, API tokens, audit
 //! log, rules and one rule), in zh-CN and in English. On each the page's main element is drawn,
 //! no catalogue key is missing, every character has a glyph in the installed fonts, nothing reaches past the viewport, and in zh-CN no Latin word is
 //! left outside data marked `translate="no"`; the same in the dialogs and results the pages'
@@ -122,6 +122,25 @@ fn pages(room: &str, district: &str, rule: &str, order: &str) -> Vec<Page> {
         page(
             "knowledge".into(),
             "return document.querySelector('#view-knowledge a.kb-problem');",
+        ),
+        page(
+            "assets".into(),
+            "return document.querySelector('#view-assets a.as-room');",
+        ),
+        with(
+            page(
+                format!("assets/{room}/P1"),
+                "return document.querySelector('#view-assets .curve svg polyline');",
+            ),
+            vec![(
+                "edit equipment",
+                "#view-assets #as-edit",
+                "return document.querySelector('#as-form:not([hidden]) input[name=serial]');",
+            )],
+        ),
+        page(
+            format!("room/{room}/archive"),
+            "return document.querySelector('#r-tab .room-archive .assets-eq tbody tr');",
         ),
         with(
             page(
@@ -306,10 +325,10 @@ fn every_page_in_both_languages_on_a_desktop_and_a_phone() {
         }
     }
     assert_eq!(
-        dialogs, 40,
-        "10 dialogs and results × 2 languages × 2 viewports"
+        dialogs, 44,
+        "11 dialogs and results × 2 languages × 2 viewports"
     );
-    assert_eq!(visited, 64, "16 pages × 2 languages × 2 viewports");
+    assert_eq!(visited, 76, "19 pages × 2 languages × 2 viewports");
     assert!(
         found.is_empty(),
         "{} problems:\n{}",

@@ -144,6 +144,7 @@ async fn node(name: &str) -> Node {
         workorders: Some(svc.clone()),
         notify: None,
         imports: None,
+        archive: None,
     });
     Node {
         clock,

@@ -346,6 +346,16 @@ impl<B: DeviceBehaviour + std::fmt::Debug> Handler<Sweep> for DeviceActor<B> {
     }
 }
 
+impl<B: DeviceBehaviour + std::fmt::Debug> Handler<super::messages::SetSpec<B::Spec>>
+    for DeviceActor<B>
+{
+    type Result = ();
+
+    fn handle(&mut self, msg: super::messages::SetSpec<B::Spec>, _ctx: &mut Self::Context) {
+        self.spec = msg.0;
+    }
+}
+
 impl<B: DeviceBehaviour + std::fmt::Debug> Handler<GetDeviceView> for DeviceActor<B> {
     type Result = Result<DeviceView, ActorError>;
 

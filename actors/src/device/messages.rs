@@ -86,3 +86,8 @@ pub struct DeviceView {
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Result<(), ActorError>")]
 pub struct Crash;
+
+/// Replaces the device's nameplate (its archive changed): the same device, new ratings.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct SetSpec<S: 'static>(pub S);

@@ -2,14 +2,14 @@
 
 use super::alarms::{Followups, RoomAlarms};
 use super::messages::{
-    AlarmCommandError, GetAlarms, GetRoomView, RoomCommand, SamplesReceived, SwapRules,
+    AlarmCommandError, GetAlarms, GetRoomView, RoomCommand, SamplesReceived, SwapRules, UpdateSpec,
 };
 use super::state::{derive_room, status_label, ClockSkew, RoomPart, RoomStatus, RoomView};
 use crate::alarms::zone::{MemberEvent, SetExternal};
 use crate::alarms::{Bookmark, DeviceChanged, ReportFacts};
 use crate::camera::CameraActor;
 use crate::device::messages::{
-    ApplyRecords, BookmarkVideo, DeviceView, GetDeviceView, RoomObserved, Sweep,
+    ApplyRecords, BookmarkVideo, DeviceView, GetDeviceView, RoomObserved, SetSpec, Sweep,
 };
 use crate::device::{DeviceActor, DeviceBehaviour, DeviceDeps, PointTable};
 use crate::pump::PumpActor;
@@ -618,6 +618,56 @@ impl Handler<GetRoomView> for PumpRoomActor {
             view.cameras = views(cameras).await;
             Ok(view)
         })
+    }
+}
+
+impl Handler<UpdateSpec> for PumpRoomActor {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, msg: UpdateSpec, _ctx: &mut Self::Context) -> Self::Result {
+        let new = msg.0;
+        let old = &self.spec;
+        if new.id != old.id {
+            return Err(format!("the spec is room {}, not {}", new.id, old.id));
+        }
+        if new.zone != old.zone {
+            return Err(format!(
+                "room {} moves from zone {} to {}: that takes effect at the next start",
+                old.id, old.zone, new.zone
+            ));
+        }
+        if (new.pumps.len(), new.tanks.len(), new.cameras.len())
+            != (old.pumps.len(), old.tanks.len(), old.cameras.len())
+        {
+            return Err(format!(
+                "room {} runs {} pumps, {} tanks and {} cameras; the archive has {}, {} and {}: \
+                 adding or removing a device takes effect at the next start",
+                old.id,
+                old.pumps.len(),
+                old.tanks.len(),
+                old.cameras.len(),
+                new.pumps.len(),
+                new.tanks.len(),
+                new.cameras.len()
+            ));
+        }
+        for (addr, spec) in self.pumps.iter().zip(new.pumps.iter()) {
+            if addr.try_send(SetSpec(spec.clone())).is_err() {
+                tracing::warn!(room = %old.id, "a device did not take its new nameplate");
+            }
+        }
+        for (addr, spec) in self.tanks.iter().zip(new.tanks.iter()) {
+            if addr.try_send(SetSpec(spec.clone())).is_err() {
+                tracing::warn!(room = %old.id, "a device did not take its new nameplate");
+            }
+        }
+        for (addr, spec) in self.cameras.iter().zip(new.cameras.iter()) {
+            if addr.try_send(SetSpec(spec.clone())).is_err() {
+                tracing::warn!(room = %old.id, "a device did not take its new nameplate");
+            }
+        }
+        self.spec = new;
+        Ok(())
     }
 }
 

@@ -44,6 +44,13 @@ pub struct GetAlarms;
 #[rtype(result = "()")]
 pub struct SwapRules(pub std::sync::Arc<cistern_rules::RuleSet>);
 
+/// Puts a changed room spec in force (its archive changed): the same devices with new
+/// nameplates and site data. Refused when the number of pumps, tanks or cameras or the zone
+/// changed: those take a restart of the room.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct UpdateSpec(pub std::sync::Arc<cistern_schemas::inventory::RoomSpec>);
+
 /// Makes the room panic inside a guarded handler (tests of supervision only).
 #[cfg(test)]
 #[derive(Debug, Clone, Copy, Message)]

@@ -28,7 +28,7 @@ mod tests;
 pub use crate::device::messages::Sweep;
 pub use actor::PumpRoomActor;
 pub use messages::{
-    AlarmCommandError, GetAlarms, GetRoomView, RoomCommand, SamplesReceived, SwapRules,
+    AlarmCommandError, GetAlarms, GetRoomView, RoomCommand, SamplesReceived, SwapRules, UpdateSpec,
 };
 pub use state::{
     status_label, ClockSkew, RoomDerived, RoomPart, RoomStatus, RoomSummary, RoomView,

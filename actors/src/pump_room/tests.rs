@@ -523,3 +523,40 @@ async fn last_data_is_the_newest_good_sample_not_the_last_message() {
         Some(T0 + Duration::from_secs(300))
     );
 }
+
+#[actix_rt::test]
+async fn a_running_room_takes_a_changed_nameplate_and_a_new_room_starts() {
+    let f = fixture();
+    // The same devices, new ratings: in force at once, in the registry and the actors.
+    let mut changed = room_spec();
+    changed.pumps[0].rated_power_kw = 11.0;
+    changed.name = "Renamed".into();
+    f.registry.follow(changed.clone()).await.unwrap();
+    assert_eq!(
+        f.registry.spec(&f.room).unwrap().pumps[0].rated_power_kw,
+        11.0
+    );
+    let view = f.registry.room_view(&f.room).await.unwrap();
+    assert_eq!(view.name, "Renamed");
+    // A pump more (or a zone moved) is refused: the room runs on with the spec it has.
+    let mut more = changed.clone();
+    more.pumps.push(more.pumps[0].clone());
+    let err = f.registry.follow(more).await.unwrap_err();
+    assert!(matches!(err, crate::FollowError::Refused(_)), "{err}");
+    assert_eq!(f.registry.spec(&f.room).unwrap().pumps.len(), 2);
+    // A room the registry does not run starts, in its zone.
+    let mut new = room_spec();
+    new.id = RoomId::new("XM-0002").unwrap();
+    f.registry.follow(new.clone()).await.unwrap();
+    assert_eq!(f.registry.len(), 2);
+    let view = f.registry.room_view(&new.id).await.unwrap();
+    assert_eq!(view.pumps.len(), 2);
+    // A zone the fleet does not have is refused.
+    let mut lost = room_spec();
+    lost.id = RoomId::new("XM-0003").unwrap();
+    lost.zone = "atlantis".parse().unwrap();
+    assert!(matches!(
+        f.registry.follow(lost).await,
+        Err(crate::FollowError::UnknownZone(_))
+    ));
+}

@@ -120,7 +120,9 @@ pub struct WorkOrders {
     roster: Roster,
     sla: Sla,
     clock: Arc<dyn Clock>,
-    rooms: HashMap<RoomId, RoomInfo>,
+    /// The rooms orders may be for: the inventory's at start, and rooms added since
+    /// ([`WorkOrders::follow_room`], from the archive).
+    rooms: std::sync::RwLock<HashMap<RoomId, RoomInfo>>,
     security: crate::auth::Security,
     metrics: OrderMetrics,
     creating: tokio::sync::Mutex<()>,
@@ -185,7 +187,7 @@ impl WorkOrders {
             roster,
             sla: config.sla,
             clock,
-            rooms,
+            rooms: std::sync::RwLock::new(rooms),
             security,
             metrics,
             creating: tokio::sync::Mutex::new(()),
@@ -209,9 +211,21 @@ impl WorkOrders {
         &self.knowledge
     }
 
-    /// The zone of a room of the inventory.
-    pub fn zone_of(&self, room: &RoomId) -> Option<&ZoneId> {
-        self.rooms.get(room).map(|r| &r.zone)
+    fn room_info(&self, room: &RoomId) -> Option<RoomInfo> {
+        let rooms = self.rooms.read().unwrap_or_else(|p| p.into_inner());
+        rooms.get(room).cloned()
+    }
+
+    /// The zone of a room of the fleet.
+    pub fn zone_of(&self, room: &RoomId) -> Option<ZoneId> {
+        self.room_info(room).map(|r| r.zone)
+    }
+
+    /// Keeps a room's name and zone as the archive has them (a room added or renamed at
+    /// runtime): orders may be raised for it at once.
+    pub fn follow_room(&self, room: RoomId, name: String, zone: ZoneId) {
+        let mut rooms = self.rooms.write().unwrap_or_else(|p| p.into_inner());
+        rooms.insert(room, RoomInfo { name, zone });
     }
 
     pub fn now(&self) -> Timestamp {
@@ -332,8 +346,7 @@ impl WorkOrders {
     ) -> Result<WorkOrder, WorkOrdersError> {
         let now = self.clock.now();
         let info = self
-            .rooms
-            .get(room)
+            .room_info(room)
             .ok_or_else(|| WorkOrdersError::UnknownRoom(room.to_string()))?;
         let targets = self.sla.of(priority);
         let due = |d: std::time::Duration| Timestamp(now.as_millis() + d.as_millis() as i64);
@@ -413,7 +426,7 @@ impl WorkOrders {
             .templates
             .get(&alarm.template)
             .ok_or_else(|| WorkOrdersError::UnknownTemplate(alarm.template.clone()))?;
-        if !self.rooms.contains_key(&alarm.room) {
+        if self.room_info(&alarm.room).is_none() {
             return Err(WorkOrdersError::UnknownRoom(alarm.room.to_string()));
         }
         let link = AlarmLink {
@@ -481,7 +494,7 @@ impl WorkOrders {
             .templates
             .get(&new.template)
             .ok_or_else(|| WorkOrdersError::UnknownTemplate(new.template.clone()))?;
-        if !self.rooms.contains_key(&new.room) {
+        if self.room_info(&new.room).is_none() {
             return Err(WorkOrdersError::UnknownRoom(new.room.to_string()));
         }
         if let Some(a) = &new.assignee {

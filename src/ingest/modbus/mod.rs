@@ -149,39 +149,107 @@ pub fn spawn_pollers(
     registry: &prometheus::Registry,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Vec<JoinHandle<()>>, ModbusError> {
+    start_pollers(inventory, profiles, config, sink, registry, shutdown).map(|(h, _)| h)
+}
+
+/// [`spawn_pollers`], and what starts the poller of a room added later.
+pub fn start_pollers(
+    inventory: &Inventory,
+    profiles: &ProfileSet,
+    config: &ModbusConfig,
+    sink: Arc<dyn BatchSink>,
+    registry: &prometheus::Registry,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(Vec<JoinHandle<()>>, PollerLauncher), ModbusError> {
     config.validate()?;
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| ModbusError::NoRuntime)?;
     let mut pollers = Vec::new();
     for room in &inventory.rooms {
-        let Some(ModbusSource {
-            address,
-            unit_id,
-            profile,
-        }) = room.modbus()
-        else {
-            continue;
-        };
-        let with_room = |source| ModbusError::Profile {
-            room: room.id.clone(),
-            source,
-        };
-        let profile = Arc::clone(profiles.get(profile).map_err(with_room)?);
-        let plan = profile.plan(RoomShape::of(room)).map_err(with_room)?;
-        pollers.push(poller::RoomPoller::new(poller::RoomSetup {
-            room,
-            address: address.to_owned(),
-            unit_id,
-            profile,
-            plan,
-            config: config.clone(),
-            sink: Arc::clone(&sink),
-        }));
+        if let Some(p) = poller_of(room, profiles, config, &sink)? {
+            pollers.push(p);
+        }
     }
     let metrics = ModbusMetrics::register(registry)?;
-    Ok(pollers
+    let handles = pollers
         .into_iter()
         .map(|p| runtime.spawn(p.with_metrics(&metrics).run(shutdown.clone())))
-        .collect())
+        .collect();
+    Ok((
+        handles,
+        PollerLauncher {
+            profiles: profiles.clone(),
+            config: config.clone(),
+            sink,
+            metrics,
+            shutdown,
+            runtime,
+        },
+    ))
+}
+
+/// The poller of a Modbus room (none for a room whose data arrive otherwise).
+fn poller_of(
+    room: &cistern_schemas::inventory::RoomSpec,
+    profiles: &ProfileSet,
+    config: &ModbusConfig,
+    sink: &Arc<dyn BatchSink>,
+) -> Result<Option<poller::RoomPoller>, ModbusError> {
+    let Some(ModbusSource {
+        address,
+        unit_id,
+        profile,
+    }) = room.modbus()
+    else {
+        return Ok(None);
+    };
+    let with_room = |source| ModbusError::Profile {
+        room: room.id.clone(),
+        source,
+    };
+    let profile = Arc::clone(profiles.get(profile).map_err(with_room)?);
+    let plan = profile.plan(RoomShape::of(room)).map_err(with_room)?;
+    Ok(Some(poller::RoomPoller::new(poller::RoomSetup {
+        room,
+        address: address.to_owned(),
+        unit_id,
+        profile,
+        plan,
+        config: config.clone(),
+        sink: Arc::clone(sink),
+    })))
+}
+
+/// Starts the poller of a Modbus room added while the node runs (a room added to the
+/// archive): the same profiles, settings, sink, metrics and shutdown as those of the start.
+#[derive(Clone)]
+pub struct PollerLauncher {
+    profiles: ProfileSet,
+    config: ModbusConfig,
+    sink: Arc<dyn BatchSink>,
+    metrics: ModbusMetrics,
+    shutdown: watch::Receiver<bool>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for PollerLauncher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PollerLauncher").finish_non_exhaustive()
+    }
+}
+
+impl PollerLauncher {
+    /// Starts `room`'s poller; none when its data do not arrive over Modbus.
+    pub fn spawn(
+        &self,
+        room: &cistern_schemas::inventory::RoomSpec,
+    ) -> Result<Option<JoinHandle<()>>, ModbusError> {
+        let Some(p) = poller_of(room, &self.profiles, &self.config, &self.sink)? else {
+            return Ok(None);
+        };
+        Ok(Some(self.runtime.spawn(
+            p.with_metrics(&self.metrics).run(self.shutdown.clone()),
+        )))
+    }
 }
 
 #[cfg(test)]

@@ -395,3 +395,46 @@ pub fn refusal_words(e: &SheetError, words: &dyn Words, lang: Lang) -> String {
         SheetError::Write(detail) => detail.clone(),
     }
 }
+
+/// The node's archive is what imports read and write.
+impl Target for super::service::Archive {
+    fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, String>> {
+        Box::pin(async move {
+            let mut projects = self.projects().await;
+            projects.sort_by(|a, b| a.id.cmp(&b.id));
+            let mut rooms: Vec<RoomArchive> =
+                self.rooms().await.iter().map(|r| (**r).clone()).collect();
+            rooms.sort_by(|a, b| a.site.id.cmp(&b.site.id));
+            Ok((projects, rooms))
+        })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        projects: Vec<Project>,
+        rooms: Vec<RoomArchive>,
+        author: &'a str,
+        dry_run: bool,
+        progress: &'a (dyn Fn(usize, usize) + Send + Sync),
+    ) -> BoxFuture<'a, Result<Applied, String>> {
+        Box::pin(async move {
+            let batch = super::service::ArchiveBatch { projects, rooms };
+            let r = super::service::Archive::apply(self, batch, author, dry_run, progress)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Applied {
+                created_projects: r.created_projects,
+                updated_projects: r.updated_projects,
+                created_rooms: r.created_rooms,
+                updated_rooms: r.updated_rooms,
+                unchanged_rooms: r.unchanged_rooms,
+                retired_equipment: r.retired_equipment,
+                problems: r
+                    .problems
+                    .into_iter()
+                    .map(|p| (p.project, p.room, p.problem))
+                    .collect(),
+            })
+        })
+    }
+}

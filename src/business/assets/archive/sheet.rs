@@ -11,8 +11,8 @@
 //! and remembers where each field came from, so that what the archive's validation finds later
 //! ([`locate`]) points at a cell too.
 //!
-//! Fields the template does not carry (documents, photos, the retired history) are kept from the
-//! stored archive when a room is updated ([`merge_stored`]).
+//! Fields the template does not carry (documents, photos, the retired history) are the stored
+//! archive's: the archive's batch keeps them ([`super::service::merge`]).
 
 use super::model::{
     Contact, Equipment, EquipmentKind, Nameplate, Problem, Project, RoomArchive, Site,
@@ -1183,32 +1183,11 @@ pub fn parse(
             .entry(room.site.id.clone())
             .or_insert_with(|| vec![None; room.equipment.len()]);
     }
-    for room in &mut rooms {
-        if let Some(before) = stored(&room.site.id) {
-            merge_stored(room, &before);
-        }
-    }
     parsed.rooms = rooms;
     if problems.is_empty() {
         Ok(parsed)
     } else {
         Err(problems)
-    }
-}
-
-/// Keeps what the template does not carry from the stored room: its documents and retired
-/// history, and the documents of each equipment still in service (same tag and serial).
-pub fn merge_stored(room: &mut RoomArchive, stored: &RoomArchive) {
-    room.documents = stored.documents.clone();
-    room.retired = stored.retired.clone();
-    for e in &mut room.equipment {
-        if let Some(old) = stored
-            .equipment
-            .iter()
-            .find(|o| o.tag == e.tag && o.serial == e.serial)
-        {
-            e.documents = old.documents.clone();
-        }
     }
 }
 
