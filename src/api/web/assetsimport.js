@@ -11,8 +11,9 @@ import { t, apiError, lang } from './i18n.js';
 const POLL_MS = 400;
 const WRITERS = ['rule-author', 'admin'];
 
-export function mountImportTools(el, { role = () => 'viewer', toast = () => {}, onImported = () => {} } = {}) {
-  const canImport = WRITERS.includes(role());
+// `role`: the user's role, or a function answering it.
+export function mountImportTools(el, { role = 'viewer', toast = () => {}, onImported = () => {} } = {}) {
+  const canImport = WRITERS.includes(typeof role === 'function' ? role() : role);
   el.innerHTML = `<div class="asset-tools">
       <button type="button" class="a-template">${esc(t('assets.template'))}</button>
       <button type="button" class="a-export">${esc(t('assets.export_xlsx'))}</button>
