@@ -20,6 +20,7 @@ use crate::store::records::{RecordVersion, Records, RecordsError};
 use cistern_actors::Clock;
 use cistern_schemas::inventory::{Inventory, RoomSpec};
 use cistern_schemas::{EquipmentTag, ProjectId, RoomId, Timestamp, ZoneId};
+use futures::StreamExt;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
@@ -951,9 +952,12 @@ impl Archive {
             written.push(r);
             progress(i + 1, total);
         }
-        for r in &written {
-            self.publish(r).await;
-        }
+        // The running fleet follows, a few rooms at a time (each is one actor round trip).
+        futures::stream::iter(written.iter())
+            .for_each_concurrent(32, |r| async move {
+                self.publish(r).await;
+            })
+            .await;
         self.record(
             author,
             "asset_import",
