@@ -350,6 +350,29 @@ impl Archive {
                 projects = report.created_projects,
                 "the archive was empty: seeded"
             );
+        } else {
+            // The inventory stays a way to add rooms: those the archive does not hold yet.
+            let missing: Vec<RoomArchive> = {
+                let s = archive.state.read().await;
+                (inventory.rooms.iter())
+                    .filter(|r| !s.rooms.contains_key(&r.id))
+                    .map(RoomArchive::from_spec)
+                    .collect()
+            };
+            if !missing.is_empty() {
+                let batch = ArchiveBatch {
+                    projects: Vec::new(),
+                    rooms: missing,
+                };
+                let report = archive.apply(batch, "system", false, &|_, _| {}).await?;
+                for p in report.problems.iter().take(20) {
+                    tracing::error!(room = ?p.room, problem = %p.problem, "an inventory room is not added to the archive");
+                }
+                tracing::info!(
+                    rooms = report.created_rooms,
+                    "rooms of the inventory added to the archive"
+                );
+            }
         }
         Ok(archive)
     }
@@ -1017,11 +1040,17 @@ mod tests {
         let inv = crate::lab::sim::generate_fleet(12, 3);
         let a = archive(rec.clone(), &inv).await;
         assert_eq!(a.room_specs().await, inv.rooms);
-        // The archive is the truth from now on: a second start does not reseed.
+        // The archive is the truth from now on: a second start does not reseed…
         let mut other = inv.clone();
         other.rooms.truncate(2);
-        let again = archive(rec, &other).await;
+        other.rooms[0].households = 1;
+        let again = archive(rec.clone(), &other).await;
         assert_eq!(again.rooms().await.len(), 12);
+        assert_eq!(again.room_specs().await[0], inv.rooms[0]);
+        // …but rooms the inventory gains are added.
+        let bigger = crate::lab::sim::generate_fleet(14, 3);
+        let grown = archive(rec, &bigger).await;
+        assert_eq!(grown.rooms().await.len(), 14);
     }
 
     #[tokio::test]
