@@ -1142,6 +1142,37 @@ mod tests {
             ),
             (30, 0, 0, 0, 0)
         );
+        // A batch of two rooms leaves the others alone; a tag left out is retired as removed.
+        let mut two = vec![rooms[0].clone(), rooms[1].clone()];
+        let gone = two[0].equipment.pop().unwrap();
+        let part = a
+            .apply(
+                ArchiveBatch {
+                    projects: Vec::new(),
+                    rooms: two,
+                },
+                "tester",
+                false,
+                &|_, _| {},
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                part.updated_rooms,
+                part.unchanged_rooms,
+                part.retired_equipment
+            ),
+            (1, 1, 1)
+        );
+        let r0 = a.room(&rooms[0].site.id).await.unwrap();
+        let last = r0.retired.last().unwrap();
+        assert_eq!(
+            (last.equipment.tag.clone(), last.reason.as_str()),
+            (gone.tag, "removed")
+        );
+        assert_eq!(a.rooms().await.len(), 30);
+        assert_eq!(*a.room(&rooms[2].site.id).await.unwrap(), rooms[2]);
         // The records hold it whole after a restart.
         let restarted = archive(rec, &inv).await;
         assert_eq!(restarted.rooms().await, a.rooms().await);
