@@ -296,3 +296,59 @@ fn the_archive_drives_the_running_fleet_and_survives_a_restart() {
     let (_, list) = get(&format!("{base}/api/v1/assets/rooms"));
     assert_eq!(list["count"], 8);
 }
+
+/// The issue's figure with the running fleet following: a node of the 2,100-room demo fleet
+/// (its archive seeded from the inventory), then the demo's generated archive applied to it —
+/// every room rewritten and every running room given its new nameplates — then applied again
+/// (all unchanged). Run explicitly:
+///
+/// ```text
+/// cargo nextest run -p cistern --test it --run-ignored only apply_to_a_running_fleet --no-capture
+/// ```
+#[actix_rt::test]
+#[ignore = "a benchmark: run it on demand"]
+async fn apply_to_a_running_fleet() {
+    use cistern::business::assets::archive::{demo_archive, ArchiveBatch};
+    let inventory = cistern::lab::sim::generate_fleet(2100, 42);
+    let dir = crate::support::temp_dir("assets-apply-fleet");
+    let records: std::sync::Arc<dyn cistern::store::Records> =
+        std::sync::Arc::new(cistern::store::embedded::EmbeddedStore::open(&dir).unwrap());
+    let mut spec = cistern::node::NodeSpec::new(
+        inventory.clone(),
+        cistern::config::builtin_profiles().unwrap(),
+        std::sync::Arc::new(cistern_actors::SystemClock),
+    );
+    spec.http = "127.0.0.1:0".parse().unwrap();
+    spec.records = Some(records);
+    let t = std::time::Instant::now();
+    let node = cistern::node::Node::start(spec).await.unwrap();
+    let started = t.elapsed();
+    let archive = node.archive.clone().unwrap();
+    let (projects, rooms) = demo_archive(&inventory);
+    let equipment: usize = rooms.iter().map(|r| r.equipment.len()).sum();
+    let batch = ArchiveBatch { projects, rooms };
+    let progress = std::sync::atomic::AtomicUsize::new(0);
+    let t = std::time::Instant::now();
+    let report = archive
+        .apply(batch.clone(), "bench", false, &|done, _| {
+            progress.store(done, std::sync::atomic::Ordering::Relaxed)
+        })
+        .await
+        .unwrap();
+    let applied = t.elapsed();
+    assert!(report.problems.is_empty(), "{:?}", &report.problems[..3]);
+    assert_eq!(progress.load(std::sync::atomic::Ordering::Relaxed), 2100);
+    let t = std::time::Instant::now();
+    let again = archive
+        .apply(batch, "bench", false, &|_, _| {})
+        .await
+        .unwrap();
+    let reapplied = t.elapsed();
+    assert_eq!(again.unchanged_rooms, 2100);
+    println!(
+        "node start (seeding 2100 rooms from the inventory) {started:?}; apply of the demo archive \
+         ({} rooms, {equipment} equipment, running rooms following) {applied:?}; re-apply (all unchanged) {reapplied:?}",
+        report.updated_rooms
+    );
+    node.stop().await;
+}

@@ -20,6 +20,7 @@ use crate::store::records::{RecordVersion, Records, RecordsError};
 use cistern_actors::Clock;
 use cistern_schemas::inventory::{Inventory, RoomSpec};
 use cistern_schemas::{EquipmentTag, ProjectId, RoomId, Timestamp, ZoneId};
+use futures::StreamExt;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
@@ -349,6 +350,29 @@ impl Archive {
                 projects = report.created_projects,
                 "the archive was empty: seeded"
             );
+        } else {
+            // The inventory stays a way to add rooms: those the archive does not hold yet.
+            let missing: Vec<RoomArchive> = {
+                let s = archive.state.read().await;
+                (inventory.rooms.iter())
+                    .filter(|r| !s.rooms.contains_key(&r.id))
+                    .map(RoomArchive::from_spec)
+                    .collect()
+            };
+            if !missing.is_empty() {
+                let batch = ArchiveBatch {
+                    projects: Vec::new(),
+                    rooms: missing,
+                };
+                let report = archive.apply(batch, "system", false, &|_, _| {}).await?;
+                for p in report.problems.iter().take(20) {
+                    tracing::error!(room = ?p.room, problem = %p.problem, "an inventory room is not added to the archive");
+                }
+                tracing::info!(
+                    rooms = report.created_rooms,
+                    "rooms of the inventory added to the archive"
+                );
+            }
         }
         Ok(archive)
     }
@@ -951,9 +975,12 @@ impl Archive {
             written.push(r);
             progress(i + 1, total);
         }
-        for r in &written {
-            self.publish(r).await;
-        }
+        // The running fleet follows, a few rooms at a time (each is one actor round trip).
+        futures::stream::iter(written.iter())
+            .for_each_concurrent(32, |r| async move {
+                self.publish(r).await;
+            })
+            .await;
         self.record(
             author,
             "asset_import",
@@ -1013,11 +1040,17 @@ mod tests {
         let inv = crate::lab::sim::generate_fleet(12, 3);
         let a = archive(rec.clone(), &inv).await;
         assert_eq!(a.room_specs().await, inv.rooms);
-        // The archive is the truth from now on: a second start does not reseed.
+        // The archive is the truth from now on: a second start does not reseed…
         let mut other = inv.clone();
         other.rooms.truncate(2);
-        let again = archive(rec, &other).await;
+        other.rooms[0].households = 1;
+        let again = archive(rec.clone(), &other).await;
         assert_eq!(again.rooms().await.len(), 12);
+        assert_eq!(again.room_specs().await[0], inv.rooms[0]);
+        // …but rooms the inventory gains are added.
+        let bigger = crate::lab::sim::generate_fleet(14, 3);
+        let grown = archive(rec, &bigger).await;
+        assert_eq!(grown.rooms().await.len(), 14);
     }
 
     #[tokio::test]
@@ -1109,6 +1142,37 @@ mod tests {
             ),
             (30, 0, 0, 0, 0)
         );
+        // A batch of two rooms leaves the others alone; a tag left out is retired as removed.
+        let mut two = vec![rooms[0].clone(), rooms[1].clone()];
+        let gone = two[0].equipment.pop().unwrap();
+        let part = a
+            .apply(
+                ArchiveBatch {
+                    projects: Vec::new(),
+                    rooms: two,
+                },
+                "tester",
+                false,
+                &|_, _| {},
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                part.updated_rooms,
+                part.unchanged_rooms,
+                part.retired_equipment
+            ),
+            (1, 1, 1)
+        );
+        let r0 = a.room(&rooms[0].site.id).await.unwrap();
+        let last = r0.retired.last().unwrap();
+        assert_eq!(
+            (last.equipment.tag.clone(), last.reason.as_str()),
+            (gone.tag, "removed")
+        );
+        assert_eq!(a.rooms().await.len(), 30);
+        assert_eq!(*a.room(&rooms[2].site.id).await.unwrap(), rooms[2]);
         // The records hold it whole after a restart.
         let restarted = archive(rec, &inv).await;
         assert_eq!(restarted.rooms().await, a.rooms().await);
