@@ -75,6 +75,8 @@ pub struct NodeSpec {
     pub workorders: crate::business::workorders::WorkOrdersConfig,
     /// Notifications (`[notify]`): on when the node has records.
     pub notify: crate::notify::NotifyConfig,
+    /// Tank cleaning (`[cleaning]`): on when the node has records.
+    pub cleaning: crate::business::assets::cleaning::CleaningConfig,
 }
 
 /// What the node's planning service starts with.
@@ -130,6 +132,7 @@ impl NodeSpec {
             records: None,
             workorders: Default::default(),
             notify: Default::default(),
+            cleaning: Default::default(),
         }
     }
 }
@@ -149,6 +152,10 @@ pub enum NodeError {
     NoRuleDir(String),
     #[error("cannot start work orders: {0}")]
     WorkOrders(#[from] crate::business::workorders::WorkOrdersError),
+    #[error("cannot start tank cleaning: {0}")]
+    Cleaning(#[from] crate::business::assets::cleaning::CleaningError),
+    #[error("cannot start inspections: {0}")]
+    Inspections(#[from] crate::business::assets::inspection::InspectionError),
     #[error("cannot start notifications: {0}")]
     Notify(#[from] crate::notify::NotifyError),
     #[error("cannot serve HTTP on {addr}: {source}")]
@@ -227,6 +234,8 @@ pub struct Node {
     pub plans: Option<Arc<crate::control::plans::PlanBoard>>,
     /// The work-order service (when the node has records and rules).
     pub workorders: Option<Arc<crate::business::workorders::WorkOrders>>,
+    /// Tank cleaning (when the node has records).
+    pub cleaning: Option<Arc<crate::business::assets::cleaning::TankCleaning>>,
     /// Identity and the audit log.
     pub security: crate::auth::Security,
     shutdown: watch::Sender<bool>,
@@ -283,6 +292,7 @@ impl Node {
             notify_config.enabled = false;
         }
         let (outbox, notify_intake) = crate::notify::outbox(&notify_config, notify_metrics.clone());
+        let reminders = outbox.reminders();
         let rule_host = start_rules(&spec, &metrics, outbox)?;
         // The dashboards' change feed exists before any actor, so that no change is missed.
         let live = Arc::new(crate::api::ws::HubFeed::new());
@@ -435,6 +445,37 @@ impl Node {
             }
             _ => None,
         };
+        let cleaning = match (&spec.records, spec.cleaning.enabled) {
+            (Some(records), true) => {
+                let service = Arc::new(
+                    crate::business::assets::cleaning::TankCleaning::start(
+                        spec.cleaning.clone(),
+                        records.clone(),
+                        registry.clone(),
+                        workorders.clone(),
+                        reminders,
+                        spec.clock.clone(),
+                    )
+                    .await?,
+                );
+                tasks.push(tokio::spawn(service.clone().run(shutdown_rx.clone())));
+                Some(service)
+            }
+            _ => None,
+        };
+        let inspections = match &spec.records {
+            Some(records) => Some(Arc::new(
+                crate::business::assets::inspection::Inspections::start(
+                    records.clone(),
+                    registry.clone(),
+                    workorders.clone(),
+                    spec.clock.clone(),
+                    spec.cleaning.utc_offset_minutes,
+                )
+                .await?,
+            )),
+            None => None,
+        };
         let pollers = spawn_pollers(
             &spec.inventory,
             &spec.profiles,
@@ -496,6 +537,8 @@ impl Node {
             basemap: spec.basemap.clone(),
             workorders: workorders.clone(),
             notify,
+            cleaning: cleaning.clone(),
+            inspections,
         });
         spec.security.auth.metrics().register(&metrics)?;
         let security = web::Data::new(spec.security.clone());
@@ -527,6 +570,7 @@ impl Node {
             writer,
             plans,
             workorders,
+            cleaning,
             security: spec.security.clone(),
             shutdown,
             ws_shutdown,
