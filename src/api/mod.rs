@@ -9,8 +9,10 @@ pub mod alarms;
 pub mod audit;
 pub mod auth;
 pub mod basemap;
+pub mod cleaning;
 pub mod error;
 pub mod history;
+pub mod inspections;
 pub mod notify;
 pub mod plans;
 pub mod rooms;
@@ -55,6 +57,10 @@ pub struct ApiState {
     pub workorders: Option<Arc<crate::business::workorders::WorkOrders>>,
     /// Notifications' delivery records (when the node has records).
     pub notify: Option<Arc<crate::notify::Notifier>>,
+    /// Tank cleaning (when the node has records).
+    pub cleaning: Option<Arc<crate::business::assets::cleaning::TankCleaning>>,
+    /// Online inspection (when the node has records).
+    pub inspections: Option<Arc<crate::business::assets::inspection::Inspections>>,
 }
 
 /// What the alarm and rule endpoints need.
@@ -138,6 +144,20 @@ routes! {
     put "/api/v1/knowledge/{problem}" => workorders::edit_knowledge;
     get "/api/v1/workorder-kpis" => workorders::kpis;
     get "/api/v1/notifications" => notify::list;
+    get "/api/v1/cleaning" => cleaning::list;
+    get "/api/v1/cleaning/{room}/{tank}" => cleaning::get;
+    post "/api/v1/cleaning/{room}/{tank}/records" => cleaning::record;
+    put "/api/v1/cleaning/{room}/{tank}/interval" => cleaning::set_interval;
+    get "/api/v1/inspection-templates" => inspections::templates;
+    get "/api/v1/inspection-plans" => inspections::plans;
+    get "/api/v1/inspection-coverage" => inspections::coverage;
+    get "/api/v1/inspectors" => inspections::inspectors;
+    get "/api/v1/inspections" => inspections::list;
+    post "/api/v1/inspections" => inspections::start;
+    get "/api/v1/inspections/{id}" => inspections::get;
+    post "/api/v1/inspections/{id}/finish" => inspections::finish;
+    post "/api/v1/inspections/{id}/items/{n}" => inspections::record_item;
+    post "/api/v1/inspections/{id}/items/{n}/order" => inspections::raise_order;
 }
 
 /// Registers every route. The caller wraps the app in the authentication middleware

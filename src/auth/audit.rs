@@ -58,6 +58,12 @@ pub const ACTIONS: &[&str] = &[
     "workorder_attach",
     "knowledge_edit",
     "workorder_unknown",
+    "cleaning_record",
+    "cleaning_interval",
+    "inspection_start",
+    "inspection_item",
+    "inspection_order",
+    "inspection_finish",
 ];
 
 /// One audited action.

@@ -143,6 +143,8 @@ async fn node(name: &str) -> Node {
         basemap: None,
         workorders: Some(svc.clone()),
         notify: None,
+        cleaning: None,
+        inspections: None,
     });
     Node {
         clock,
