@@ -2,4 +2,10 @@
 // place). Each entry: { id (the URL's `#/room/<id>/<tab>`), label (a catalogue key),
 // render(root, roomId, { role, toast }) → an optional cleanup function called when the tab
 // is left }. The live view stays subscribed while a tab is shown.
-export const ROOM_TABS = [];
+import { CLEANING_TAB } from './roomtab_cleaning.js';
+import { INSPECTIONS_TAB } from './roomtab_inspections.js';
+
+export const ROOM_TABS = [
+  CLEANING_TAB,
+  INSPECTIONS_TAB,
+];
