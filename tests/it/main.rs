@@ -9,6 +9,7 @@ mod alarms;
 mod auth;
 mod bench;
 mod browser;
+mod cleaning;
 mod clock_skew;
 mod crash;
 mod demo;
