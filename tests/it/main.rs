@@ -14,6 +14,7 @@ mod clock_skew;
 mod crash;
 mod demo;
 mod history;
+mod inspections;
 mod modbus;
 mod monitoring;
 mod mqtt;
