@@ -30,6 +30,7 @@ mod ui;
 mod ui_admin;
 mod ui_alarms;
 mod ui_dispatch;
+mod ui_inspection;
 mod ui_knowledge;
 mod ui_orders;
 mod ui_pages;
