@@ -15,7 +15,7 @@ const FIELDS = ['colour', 'turbidity_ntu', 'odour', 'ph', 'free_chlorine_mg_l', 
 
 function limitText(l) {
   if (l.parameter === 'odour') return t('cleaning.limit_none');
-  if (l.parameter === 'coliforms_per_100ml') return t('cleaning.limit_not_detected');
+  if (l.parameter === 'coliforms_per_100ml') return `${t('cleaning.limit_not_detected')} (${l.unit})`;
   const unit = l.unit ? ` ${l.unit}` : '';
   if (l.min != null && l.max != null) return `${l.min}–${l.max}${unit}`;
   return `≤ ${l.max}${unit}`;
