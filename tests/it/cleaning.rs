@@ -168,7 +168,7 @@ async fn a_cleaning_falls_due_orders_once_raises_the_overdue_alarm_and_survives_
     assert_eq!(sweep.orders.len(), 1, "{sweep:?}");
     assert_eq!(sweep.reminders, 0, "reminders go 7 days ahead");
     let order = sweep.orders[0].clone();
-    assert_eq!(cleaning_orders(&node, &room).await, [order.clone()]);
+    assert_eq!(cleaning_orders(&node, &room).await, vec![order.clone()]);
     assert_eq!(
         svc.tank(&t1).unwrap().order.as_deref(),
         Some(order.as_str())
@@ -196,7 +196,7 @@ async fn a_cleaning_falls_due_orders_once_raises_the_overdue_alarm_and_survives_
     assert!(svc.sweep().await.orders.is_empty());
     assert_eq!(
         cleaning_orders(&node, &room).await,
-        [order.clone()],
+        vec![order.clone()],
         "the alarm's order is the cleaning's order"
     );
 
