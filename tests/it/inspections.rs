@@ -209,6 +209,10 @@ fn an_inspection_is_walked_an_anomaly_becomes_an_order_and_the_figures_follow() 
     let (status, sched) = get(&api("cleaning"));
     assert_eq!(status, 200, "{sched}");
     assert!(sched["count"].as_u64().unwrap() >= 6, "{sched}");
+    // The demo's tanks were all cleaned within the last 150 days: none overdue, none never.
+    for t in sched["tanks"].as_array().unwrap() {
+        assert_eq!(t["status"], "ok", "{t}");
+    }
     assert_eq!(sched["limits"].as_array().unwrap().len(), 7);
     let tank = format!("cleaning/{room}/T1");
     let today = report["to"].as_str().unwrap().to_owned();
@@ -271,7 +275,10 @@ fn an_inspection_is_walked_an_anomaly_becomes_an_order_and_the_figures_follow() 
     );
     let (status, v) = get(&api(&tank));
     assert_eq!(status, 200, "{v}");
-    assert_eq!(v["log"].as_array().unwrap().len(), 1);
+    let log = v["log"].as_array().unwrap();
+    assert_eq!(log.len(), 2, "the demo's cleaning and ours: {v}");
+    assert_eq!(log[0]["crew"], "张伟", "newest first");
+    assert_eq!(log[1]["recorded_by"], "demo");
 
     // Every write that reached its handler audited, refusals included (a role the policy
     // refuses never gets there).

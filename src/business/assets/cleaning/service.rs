@@ -239,7 +239,8 @@ impl TankCleaning {
         &self.config
     }
 
-    fn today(&self) -> Date {
+    /// Today in the due dates' local time, on the node's clock.
+    pub fn today(&self) -> Date {
         Date::of(self.clock.now(), self.config.utc_offset_minutes)
     }
 
