@@ -184,4 +184,23 @@ fn an_inspection_walked_on_a_phone_ends_with_an_anomaly_turned_into_a_work_order
         "return !document.querySelector('[data-field=turbidity_ntu] .cl-flag').hidden || null;",
     );
     clean(&desk, "the cleaning form", false);
+    // An admin gives the tank its own interval: the schedule shows it.
+    let days = desk.element("#rc-interval input[name=days]", WAIT);
+    let tank = desk.js(
+        "return document.querySelector('#rc-interval select').value;",
+        json!([]),
+    );
+    desk.type_into(&days, "91");
+    desk.click(&desk.element("#rc-interval button[type=submit]", WAIT));
+    desk.until(
+        "the tank's own interval",
+        WAIT,
+        "return [...document.querySelectorAll('#rc-list .cl-table td')].some((td) => /\\b91\\b/.test(td.textContent)) || null;",
+    );
+    let (_, v) = get(&format!(
+        "{base}/api/v1/cleaning/{}",
+        tank.as_str().unwrap()
+    ));
+    assert_eq!(v["tank"]["interval_days"], 91, "{v}");
+    assert_eq!(v["tank"]["own_interval"], true, "{v}");
 }
