@@ -8,7 +8,8 @@
 //!   anomalies, orders, mean minutes (for staff performance);
 //! - `POST /api/v1/inspections` `{room, template}` — starts one (operators);
 //! - `GET /api/v1/inspections/{id}`;
-//! - `POST /api/v1/inspections/{id}/items/{n}` `{status: ok|anomaly, value?, note?, photo?}`;
+//! - `POST /api/v1/inspections/{id}/items/{n}` `{status: ok|anomaly, value?, note?, photo?}` (a
+//!   photo as a `data:image/…` URL of at most 1 MB: this body may be that large);
 //! - `POST /api/v1/inspections/{id}/items/{n}/order` — the anomaly raised as a work order;
 //! - `POST /api/v1/inspections/{id}/finish`.
 //!
@@ -19,6 +20,7 @@ use super::error::{ApiError, ErrorCode};
 use super::users::caller;
 use super::ApiState;
 use crate::auth::{Principal, Role};
+use crate::business::assets::inspection::service::MAX_PHOTO_BYTES;
 use crate::business::assets::inspection::{InspectionError, Inspections, ItemInput};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -199,24 +201,31 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "inspection": i })))
 }
 
+/// The largest item body: a photo (a data URL) and the rest (the API's JSON bodies are 16 KiB
+/// otherwise).
+const MAX_ITEM_BYTES: u64 = MAX_PHOTO_BYTES as u64 + 64 * 1024;
+
 pub async fn record_item(
     state: web::Data<ApiState>,
     req: HttpRequest,
     path: web::Path<(String, usize)>,
-    body: web::Json<ItemInput>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let svc = service(&state)?;
     let who = caller(&req)?;
     let (id, n) = path.into_inner();
     let result = async {
+        let bytes = super::workorder_field::body_within(&req, payload, MAX_ITEM_BYTES).await?;
+        if bytes.is_empty() {
+            return Err(ApiError::bad_request(
+                ErrorCode::MissingBody,
+                "a JSON body is required",
+            ));
+        }
+        let input: ItemInput = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, e.to_string()))?;
         Ok(svc
-            .record_item(
-                &id,
-                n,
-                body.into_inner(),
-                &who.user,
-                who.role >= Role::Admin,
-            )
+            .record_item(&id, n, input, &who.user, who.role >= Role::Admin)
             .await?)
     }
     .await;

@@ -109,7 +109,7 @@ const DRAIN_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Reads the body up to `max` bytes. An oversized one (by `Content-Length`, or as it streams)
 /// is read to its end but not kept (up to [`DRAIN_BYTES`] more) and refused with 413.
-async fn body_within(
+pub(super) async fn body_within(
     req: &HttpRequest,
     mut payload: web::Payload,
     max: u64,

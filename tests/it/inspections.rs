@@ -114,6 +114,31 @@ fn an_inspection_is_walked_an_anomaly_becomes_an_order_and_the_figures_follow() 
         (status, v["error"]["code"].as_str()),
         (422, Some("invalid_inspection"))
     );
+    // A photo larger than the API's usual JSON bodies is taken; a body past the photo's limit
+    // is refused as too large.
+    let photo = format!("data:image/jpeg;base64,{}", "A".repeat(100_000));
+    let (status, v) = as_user(
+        &lead_t,
+        "POST",
+        &item(0),
+        Some(json!({ "status": "ok", "value": 0.45, "photo": photo })),
+    );
+    assert_eq!(status, 200, "{}", v["error"]);
+    assert_eq!(
+        v["inspection"]["items"][0]["photo"].as_str().map(str::len),
+        Some(photo.len())
+    );
+    let huge = format!("data:image/jpeg;base64,{}", "A".repeat(2_000_000));
+    let (status, v) = as_user(
+        &lead_t,
+        "POST",
+        &item(0),
+        Some(json!({ "status": "ok", "photo": huge })),
+    );
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
     // Not finished before every item has its result.
     let finish = api(&format!("inspections/{id}/finish"));
     let (status, v) = as_user(&lead_t, "POST", &finish, None);
@@ -284,7 +309,7 @@ fn an_inspection_is_walked_an_anomaly_becomes_an_order_and_the_figures_follow() 
     // refuses never gets there).
     for (action, n) in [
         ("inspection_start", 2),
-        ("inspection_item", items + 3),
+        ("inspection_item", items + 5),
         ("inspection_order", 3),
         ("inspection_finish", 3),
         ("cleaning_record", 2),
