@@ -17,7 +17,7 @@ fn as_user(token: &str, method: &str, url: &str, body: Option<Value>) -> (u16, V
 
 #[test]
 fn an_inspection_is_walked_an_anomaly_becomes_an_order_and_the_figures_follow() {
-    let demo = Cistern::demo("inspections")
+    let mut demo = Cistern::demo("inspections")
         .rooms(6)
         .modbus_rooms(0)
         .start();
@@ -318,4 +318,20 @@ fn an_inspection_is_walked_an_anomaly_becomes_an_order_and_the_figures_follow() 
         let (_, audit) = get(&api(&format!("audit?action={action}&limit=100")));
         assert_eq!(audit["count"], n, "{action}: {audit}");
     }
+
+    // After a restart on the same data: the plan, the inspection, the log and the interval.
+    demo.terminate();
+    demo.restart();
+    let base = demo.http().to_owned();
+    let api = |p: &str| format!("{base}/api/v1/{p}");
+    let (_, plans) = get(&api(&format!("inspection-plans?room={room}")));
+    let after = (plans["plans"].as_array().unwrap().iter())
+        .find(|p| p["template"] == "daily_remote")
+        .unwrap();
+    assert_eq!(after, daily, "the plan after the restart");
+    let (_, v) = get(&api(&format!("inspections/{id}")));
+    assert_eq!(v["inspection"]["items"][1]["order"], order.as_str());
+    let (_, v) = get(&api(&tank));
+    assert_eq!(v["log"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(v["tank"]["interval_days"], 91);
 }

@@ -8,7 +8,9 @@
 //! performance.
 //!
 //! Records: kind `inspection` (id `INS-<ms>-<seq>`), indexed `by_started = <ms>` (periods),
-//! `by_room = <room>|<ms>`. The plans' last finished dates are rebuilt from them at start.
+//! `by_room = <room>|<ms>`; kind `inspection_last` (id `<room>|<template>`: a plan's last
+//! finished day, written when an inspection finishes), from which the plans are rebuilt at start
+//! without reading every inspection ever made (a daily round of 2,100 rooms is 766,500 a year).
 
 pub mod service;
 

@@ -184,8 +184,12 @@ struct RoomInfo {
 pub struct Inspections {
     records: Arc<dyn Records>,
     kind: RecordKind,
+    /// A plan's last finished day (id `<room>|<template>`), so that the plans are rebuilt at
+    /// start without reading every inspection ever made.
+    lasts: RecordKind,
     by_started: IndexName,
     by_room: IndexName,
+    all: IndexName,
     templates: Vec<Template>,
     registry: Arc<FleetRegistry>,
     workorders: Option<Arc<WorkOrders>>,
@@ -224,8 +228,10 @@ impl Inspections {
         let me = Self {
             records,
             kind: RecordKind::new("inspection")?,
+            lasts: RecordKind::new("inspection_last")?,
             by_started: IndexName::new("by_started")?,
             by_room: IndexName::new("by_room")?,
+            all: IndexName::new("all")?,
             templates: builtin_templates()?,
             registry,
             workorders,
@@ -234,21 +240,22 @@ impl Inspections {
             last: Mutex::new(BTreeMap::new()),
             seq: AtomicU64::new(0),
         };
-        let all = me.between(Timestamp(0), Timestamp(i64::MAX / 4)).await?;
         let mut last = BTreeMap::new();
-        for i in &all {
-            if let Some(f) = i.finished_at {
-                let day = Date::of(f, offset_minutes);
-                let e = last
-                    .entry((i.room.to_string(), i.template.clone()))
-                    .or_insert(day);
-                *e = (*e).max(day);
+        for r in (me.records)
+            .list_by_index(&me.lasts, &me.all, IndexRange::between("", "~"), usize::MAX)
+            .await?
+        {
+            let day: Date = serde_json::from_slice(&r.body)
+                .map_err(|e| InspectionError::Corrupt(format!("{}: {e}", r.id)))?;
+            if let Some((room, template)) = r.id.as_str().split_once('|') {
+                last.insert((room.to_owned(), template.to_owned()), day);
             }
         }
+        let plans = last.len();
         if let Ok(mut g) = me.last.lock() {
             *g = last;
         }
-        tracing::info!(inspections = all.len(), "inspections started");
+        tracing::info!(plans_inspected = plans, "inspections started");
         Ok(me)
     }
 
@@ -543,14 +550,57 @@ impl Inspections {
                 Ok(())
             })
             .await?;
-        if let (Ok(mut g), Some(f)) = (self.last.lock(), done.finished_at) {
+        if let Some(f) = done.finished_at {
             let day = Date::of(f, offset);
-            let e = g
-                .entry((done.room.to_string(), done.template.clone()))
-                .or_insert(day);
-            *e = (*e).max(day);
+            self.save_last(&done.room, &done.template, day).await?;
+            if let Ok(mut g) = self.last.lock() {
+                let e = g
+                    .entry((done.room.to_string(), done.template.clone()))
+                    .or_insert(day);
+                *e = (*e).max(day);
+            }
         }
         Ok(done)
+    }
+
+    /// Keeps `day` as the plan's last finished day unless a later one is kept already.
+    async fn save_last(
+        &self,
+        room: &RoomId,
+        template: &str,
+        day: Date,
+    ) -> Result<(), InspectionError> {
+        let key = format!("{room}|{template}");
+        let id = RecordId::new(&key)?;
+        for _ in 0..8 {
+            let current = self.records.record(&self.lasts, &id).await?;
+            let expected = match &current {
+                Some(r) => {
+                    let kept: Date = serde_json::from_slice(&r.body)
+                        .map_err(|e| InspectionError::Corrupt(format!("{key}: {e}")))?;
+                    if kept >= day {
+                        return Ok(());
+                    }
+                    Some(r.version)
+                }
+                None => None,
+            };
+            let body = serde_json::to_vec(&day)
+                .map_err(|e| InspectionError::Corrupt(format!("{key}: {e}")))?;
+            let put = RecordPut {
+                kind: self.lasts.clone(),
+                id: id.clone(),
+                expected,
+                body,
+                index: vec![IndexEntry::new(&self.all, key.clone())],
+            };
+            match self.records.put_record(put).await {
+                Ok(_) => return Ok(()),
+                Err(RecordsError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(InspectionError::Busy(key))
     }
 
     /// Turns item `n`'s anomaly into a work order (the room's open `inspection_anomaly` order
