@@ -266,3 +266,68 @@ async fn a_cleaning_falls_due_orders_once_raises_the_overdue_alarm_and_survives_
     storage.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Measures (run explicitly: `cargo nextest run -p cistern --test it cleaning::measure
+/// --run-ignored only --no-capture`) on a 2,100-room fleet in-process: recording one cleaning
+/// per tank (each a durable write), a sweep over every tank, the schedule's read, and the
+/// service's start over those records (what a restart costs). Prints the figures; asserts only
+/// that every tank was recorded and rebuilt.
+#[actix_rt::test]
+#[ignore = "a measurement, run explicitly"]
+async fn measure_cleaning_at_fleet_scale() {
+    let dir = temp_dir("cleaning-measure");
+    let inventory = sim::generate_fleet(2_100, 7);
+    let clock = ManualClock::new(Timestamp(T0));
+    let storage = open_storage(&dir).await;
+    let node = start(&inventory, &clock, &storage).await;
+    let svc = node.cleaning.clone().unwrap();
+    let tanks = svc.schedule(None, None, false);
+    let t = Instant::now();
+    for (i, line) in tanks.iter().enumerate() {
+        let back = i64::try_from(i % 170).unwrap();
+        svc.record(
+            &line.tank,
+            cleaning(Date::of(Timestamp(T0 - back * DAY_MS), 480), good_water()),
+            "li",
+        )
+        .await
+        .unwrap();
+    }
+    let recording = t.elapsed();
+    let t = Instant::now();
+    let sweep = svc.sweep().await;
+    let sweeping = t.elapsed();
+    let t = Instant::now();
+    let overdue = svc.schedule(None, None, true).len();
+    let all = svc.schedule(None, None, false).len();
+    let reading = t.elapsed();
+    let t = Instant::now();
+    let again = cistern::business::assets::cleaning::TankCleaning::start(
+        Default::default(),
+        storage.records.clone(),
+        node.registry.clone(),
+        None,
+        None,
+        Arc::new(clock.clone()),
+    )
+    .await
+    .unwrap();
+    let rebuilding = t.elapsed();
+    let rebuilt = again.schedule(None, None, false);
+    assert_eq!(rebuilt.len(), tanks.len());
+    assert!(rebuilt.iter().all(|l| l.last_cleaning.is_some()));
+    println!(
+        "rooms 2100, tanks {}: record {:?} ({:.0}/s), sweep {:?} ({} orders), schedule x2 {:?} ({all} tanks, {overdue} overdue), start over the records {:?}",
+        tanks.len(),
+        recording,
+        tanks.len() as f64 / recording.as_secs_f64(),
+        sweeping,
+        sweep.orders.len(),
+        reading,
+        rebuilding,
+    );
+    drop((svc, again));
+    node.stop().await;
+    storage.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

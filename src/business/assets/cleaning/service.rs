@@ -262,10 +262,20 @@ impl TankCleaning {
     }
 
     fn fleet_tank(&self, tank: &DeviceId) -> Result<FleetTank, CleaningError> {
-        self.fleet()
-            .into_iter()
-            .find(|t| &t.tank == tank)
-            .ok_or_else(|| CleaningError::UnknownTank(tank.to_string()))
+        let unknown = || CleaningError::UnknownTank(tank.to_string());
+        let DeviceUnit::Tank(n) = tank.unit else {
+            return Err(unknown());
+        };
+        let spec = self.registry.spec(&tank.room).ok_or_else(unknown)?;
+        if n == 0 || usize::from(n) > spec.tanks.len() {
+            return Err(unknown());
+        }
+        Ok(FleetTank {
+            tank: tank.clone(),
+            room: spec.id.clone(),
+            room_name: spec.name.clone(),
+            zone: spec.zone.clone(),
+        })
     }
 
     fn snapshot(&self, tank: &DeviceId) -> TankState {
