@@ -50,6 +50,10 @@ pub struct Config {
     /// `crate::business::workorders`).
     #[serde(default)]
     pub workorders: crate::business::workorders::WorkOrdersConfig,
+    /// `[cleaning]`: tank-cleaning intervals, orders and reminders (owned by
+    /// `crate::business::assets::cleaning`).
+    #[serde(default)]
+    pub cleaning: crate::business::assets::cleaning::CleaningConfig,
     /// `[notify]`: channels, recipients and their preferences (owned by `crate::notify`).
     #[serde(default)]
     pub notify: crate::notify::NotifyConfig,
@@ -380,6 +384,11 @@ mod tests {
             .iter()
             .flat_map(|t| &t.zones)
             .all(|z| inventory.zones.iter().any(|iz| &iz.id == z)));
+        assert_eq!(
+            config.cleaning,
+            crate::business::assets::cleaning::CleaningConfig::default(),
+            "the example documents the defaults of [cleaning]"
+        );
         config.notify.validate().unwrap();
         assert_eq!(
             config.notify.channels.len(),

@@ -574,6 +574,7 @@ fn main() -> anyhow::Result<()> {
                 spec.rules = config.rules.clone();
                 spec.ws = config.ws.clone();
                 spec.workorders = config.workorders.clone();
+                spec.cleaning = config.cleaning.clone();
                 spec.notify = config.notify.clone();
                 spec.basemap = basemap;
                 let node = Node::start(spec).await.context("cannot start the node")?;

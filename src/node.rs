@@ -84,6 +84,8 @@ pub struct NodeSpec {
     /// The inventory's data sources win over the archive's for the rooms both hold (the demo:
     /// its simulated controllers listen on new ports at every start).
     pub inventory_sources: bool,
+    /// Tank cleaning (`[cleaning]`): on when the node has records.
+    pub cleaning: crate::business::assets::cleaning::CleaningConfig,
 }
 
 /// What the node's planning service starts with.
@@ -141,6 +143,7 @@ impl NodeSpec {
             notify: Default::default(),
             archive_seed: None,
             inventory_sources: false,
+            cleaning: Default::default(),
         }
     }
 }
@@ -162,6 +165,10 @@ pub enum NodeError {
     WorkOrders(#[from] crate::business::workorders::WorkOrdersError),
     #[error("cannot start the archive: {0}")]
     Archive(#[from] crate::business::assets::archive::ArchiveError),
+    #[error("cannot start tank cleaning: {0}")]
+    Cleaning(#[from] crate::business::assets::cleaning::CleaningError),
+    #[error("cannot start inspections: {0}")]
+    Inspections(#[from] crate::business::assets::inspection::InspectionError),
     #[error("cannot start notifications: {0}")]
     Notify(#[from] crate::notify::NotifyError),
     #[error("cannot serve HTTP on {addr}: {source}")]
@@ -304,6 +311,8 @@ pub struct Node {
     pub workorders: Option<Arc<crate::business::workorders::WorkOrders>>,
     /// The rooms' archives (when the node has records).
     pub archive: Option<Arc<crate::business::assets::archive::Archive>>,
+    /// Tank cleaning (when the node has records).
+    pub cleaning: Option<Arc<crate::business::assets::cleaning::TankCleaning>>,
     /// Identity and the audit log.
     pub security: crate::auth::Security,
     shutdown: watch::Sender<bool>,
@@ -360,6 +369,7 @@ impl Node {
             notify_config.enabled = false;
         }
         let (outbox, notify_intake) = crate::notify::outbox(&notify_config, notify_metrics.clone());
+        let reminders = outbox.reminders();
         let rule_host = start_rules(&spec, &metrics, outbox)?;
         // The dashboards' change feed exists before any actor, so that no change is missed.
         let live = Arc::new(crate::api::ws::HubFeed::new());
@@ -561,6 +571,37 @@ impl Node {
             }
             _ => None,
         };
+        let cleaning = match (&spec.records, spec.cleaning.enabled) {
+            (Some(records), true) => {
+                let service = Arc::new(
+                    crate::business::assets::cleaning::TankCleaning::start(
+                        spec.cleaning.clone(),
+                        records.clone(),
+                        registry.clone(),
+                        workorders.clone(),
+                        reminders,
+                        spec.clock.clone(),
+                    )
+                    .await?,
+                );
+                tasks.push(tokio::spawn(service.clone().run(shutdown_rx.clone())));
+                Some(service)
+            }
+            _ => None,
+        };
+        let inspections = match &spec.records {
+            Some(records) => Some(Arc::new(
+                crate::business::assets::inspection::Inspections::start(
+                    records.clone(),
+                    registry.clone(),
+                    workorders.clone(),
+                    spec.clock.clone(),
+                    spec.cleaning.utc_offset_minutes,
+                )
+                .await?,
+            )),
+            None => None,
+        };
         let (pollers, launcher) = start_pollers(
             &spec.inventory,
             &spec.profiles,
@@ -653,6 +694,8 @@ impl Node {
                 )
             }),
             archive: archive.clone(),
+            cleaning: cleaning.clone(),
+            inspections,
         });
         spec.security.auth.metrics().register(&metrics)?;
         let security = web::Data::new(spec.security.clone());
@@ -685,6 +728,7 @@ impl Node {
             plans,
             workorders,
             archive,
+            cleaning,
             security: spec.security.clone(),
             shutdown,
             ws_shutdown,

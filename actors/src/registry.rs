@@ -21,14 +21,14 @@ use crate::ports::Receipt;
 use crate::pump_room::status_label;
 use crate::pump_room::{
     AlarmCommandError, GetAlarms, GetRoomView, PumpRoomActor, RoomCommand, RoomStatus, RoomSummary,
-    RoomView, SamplesReceived, SwapRules, UpdateSpec,
+    RoomView, SamplesReceived, SwapRules, TankCleanings, UpdateSpec,
 };
 use actix::{Addr, ArbiterHandle, Supervisor};
 use cistern_rules::{AlarmEvent, AlarmRecord, Command, RuleSet};
 use cistern_schemas::inventory::{Inventory, RoomSpec, ZoneSpec};
 use cistern_schemas::reading::DeviceBatch;
-use cistern_schemas::RoomId;
 use cistern_schemas::ZoneId;
+use cistern_schemas::{RoomId, Timestamp};
 use dashmap::DashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -264,6 +264,15 @@ impl FleetRegistry {
                 tracing::error!(room = %room.key(), "room did not take the reloaded rules");
             }
         }
+    }
+
+    /// Tells a room its tanks' last cleanings (see [`TankCleanings`]); false when the room is
+    /// not on this node or its mailbox is closed.
+    pub fn tank_cleanings(&self, room: &RoomId, cleanings: Vec<(u8, Timestamp)>) -> bool {
+        self.rooms
+            .get(room)
+            .map(|e| e.addr.clone())
+            .is_some_and(|addr| addr.try_send(TankCleanings(cleanings)).is_ok())
     }
 
     /// Applies an operator command to one of a room's alarms.

@@ -166,6 +166,26 @@ error_codes! {
     NoActiveOrder => "no_active_order",
     /// A position off the globe, or without a fix (422).
     InvalidPosition => "invalid_position",
+    // Tank cleaning.
+    /// The node keeps no cleaning records (404).
+    NoCleaning => "no_cleaning",
+    UnknownTank => "unknown_tank",
+    /// A cleaning record as given is refused (422: a date ahead, readings that cannot be).
+    InvalidCleaning => "invalid_cleaning",
+    /// An interval other than 1 to 730 days (422).
+    InvalidInterval => "invalid_interval",
+    // Inspections.
+    /// The node keeps no inspections (404).
+    NoInspections => "no_inspections",
+    UnknownInspection => "unknown_inspection",
+    UnknownInspectionTemplate => "unknown_inspection_template",
+    UnknownItem => "unknown_item",
+    /// The inspection is finished already (409).
+    InspectionFinished => "inspection_finished",
+    /// An item's result or a finish as given is refused (422).
+    InvalidInspection => "invalid_inspection",
+    /// The inspection is another inspector's (403).
+    NotInspector => "not_inspector",
     // Notifications.
     /// The node keeps no notification outbox (404).
     NoNotifications => "no_notifications",
@@ -498,6 +518,17 @@ mod tests {
             E::UnknownEquipment => "unknown_equipment",
             E::UnknownDocument => "unknown_document",
             E::NotADocument => "not_a_document",
+            E::NoCleaning => "no_cleaning",
+            E::UnknownTank => "unknown_tank",
+            E::InvalidCleaning => "invalid_cleaning",
+            E::InvalidInterval => "invalid_interval",
+            E::NoInspections => "no_inspections",
+            E::UnknownInspection => "unknown_inspection",
+            E::UnknownInspectionTemplate => "unknown_inspection_template",
+            E::UnknownItem => "unknown_item",
+            E::InspectionFinished => "inspection_finished",
+            E::InvalidInspection => "invalid_inspection",
+            E::NotInspector => "not_inspector",
             E::NotSimulated => "not_simulated",
             E::UnknownFault => "unknown_fault",
             E::InvalidDuration => "invalid_duration",

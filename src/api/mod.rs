@@ -11,8 +11,10 @@ pub mod assets_import;
 pub mod audit;
 pub mod auth;
 pub mod basemap;
+pub mod cleaning;
 pub mod error;
 pub mod history;
+pub mod inspections;
 pub mod notify;
 pub mod plans;
 pub mod rooms;
@@ -61,6 +63,10 @@ pub struct ApiState {
     pub imports: Option<Arc<crate::business::assets::archive::import::Imports>>,
     /// The rooms' archives (when the node has records).
     pub archive: Option<Arc<crate::business::assets::archive::Archive>>,
+    /// Tank cleaning (when the node has records).
+    pub cleaning: Option<Arc<crate::business::assets::cleaning::TankCleaning>>,
+    /// Online inspection (when the node has records).
+    pub inspections: Option<Arc<crate::business::assets::inspection::Inspections>>,
 }
 
 /// What the alarm and rule endpoints need.
@@ -163,6 +169,20 @@ routes! {
     get "/api/v1/assets/projects/{id}" => assets::project;
     put "/api/v1/assets/projects/{id}" => assets::update_project;
     delete "/api/v1/assets/projects/{id}" => assets::delete_project;
+    get "/api/v1/cleaning" => cleaning::list;
+    get "/api/v1/cleaning/{room}/{tank}" => cleaning::get;
+    post "/api/v1/cleaning/{room}/{tank}/records" => cleaning::record;
+    put "/api/v1/cleaning/{room}/{tank}/interval" => cleaning::set_interval;
+    get "/api/v1/inspection-templates" => inspections::templates;
+    get "/api/v1/inspection-plans" => inspections::plans;
+    get "/api/v1/inspection-coverage" => inspections::coverage;
+    get "/api/v1/inspectors" => inspections::inspectors;
+    get "/api/v1/inspections" => inspections::list;
+    post "/api/v1/inspections" => inspections::start;
+    get "/api/v1/inspections/{id}" => inspections::get;
+    post "/api/v1/inspections/{id}/finish" => inspections::finish;
+    post "/api/v1/inspections/{id}/items/{n}" => inspections::record_item;
+    post "/api/v1/inspections/{id}/items/{n}/order" => inspections::raise_order;
 }
 
 /// Registers every route. The caller wraps the app in the authentication middleware

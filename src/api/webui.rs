@@ -122,6 +122,26 @@ const ASSETS: &[Asset] = &[
         body: include_str!("web/assetsimport.js"),
     },
     Asset {
+        name: "cleaning.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/cleaning.js"),
+    },
+    Asset {
+        name: "inspections.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/inspections.js"),
+    },
+    Asset {
+        name: "roomtab_cleaning.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/roomtab_cleaning.js"),
+    },
+    Asset {
+        name: "roomtab_inspections.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/roomtab_inspections.js"),
+    },
+    Asset {
         name: "knowledge.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("web/knowledge.js"),

@@ -68,6 +68,12 @@ pub const ACTIONS: &[&str] = &[
     "asset_equipment_remove",
     "asset_document_attach",
     "asset_import",
+    "cleaning_record",
+    "cleaning_interval",
+    "inspection_start",
+    "inspection_item",
+    "inspection_order",
+    "inspection_finish",
 ];
 
 /// One audited action.

@@ -92,6 +92,19 @@ pub const POLICY: &[Rule] = &[
     rule("DELETE", "/api/v1/assets/projects/**", R(Role::RuleAuthor)),
     // A crew member reports their own position (only while on a job; the service checks).
     rule("POST", "/api/v1/crews/me/position", R(Role::Viewer)),
+    // Field crews (operators) record cleanings and walk inspections; intervals are settings.
+    rule(
+        "POST",
+        "/api/v1/cleaning/{room}/{tank}/records",
+        R(Role::Operator),
+    ),
+    rule(
+        "PUT",
+        "/api/v1/cleaning/{room}/{tank}/interval",
+        R(Role::RuleAuthor),
+    ),
+    rule("POST", "/api/v1/inspections", R(Role::Operator)),
+    rule("POST", "/api/v1/inspections/**", R(Role::Operator)),
     rule("GET", "/healthz", Public),
     rule("GET", "/readyz", Public),
     rule("GET", "/metrics", Public),

@@ -404,6 +404,12 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
         );
     }
 
+    // Done before the demo says it is ready (below), so that what a client sees of the
+    // cleaning schedule no longer changes under it.
+    let seeding = node
+        .cleaning
+        .clone()
+        .map(|c| tokio::spawn(seed_cleanings(c, opts.seed)));
     if let (true, Some(service)) = (opts.simulated_crews, &node.workorders) {
         tokio::spawn({
             let (service, inventory, crews) = (service.clone(), inventory.clone(), crews.clone());
@@ -428,6 +434,9 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    if let Some(seeding) = seeding {
+        let _ = seeding.await;
+    }
     Ok(Demo {
         node,
         field,
@@ -440,6 +449,49 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
         security,
         crews,
     })
+}
+
+/// The demo's tanks cleaned, with good water, on a day of the last 150 (spread by `seed`), so
+/// that the cleaning schedule has dates to show and none falls due within the order window at
+/// start (no cleaning orders, no overdue alarms in a fresh demo). Once: a tank with a record
+/// keeps it (a demo restarted on its data directory).
+async fn seed_cleanings(svc: Arc<crate::business::assets::cleaning::TankCleaning>, seed: u64) {
+    use crate::business::assets::cleaning::water::WaterTest;
+    use crate::business::assets::cleaning::NewCleaning;
+    let today = svc.today();
+    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    let mut seeded = 0;
+    for line in svc.schedule(None, None, false) {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        if line.last_cleaning.is_some() {
+            continue;
+        }
+        let back = i32::try_from((x >> 33) % 150).unwrap_or(0);
+        let new = NewCleaning {
+            date: today.plus_days(-back),
+            crew: "演示班组".into(),
+            order: None,
+            test: WaterTest {
+                colour: 5.0,
+                turbidity_ntu: 0.2 + f64::from(back % 5) / 10.0,
+                odour: false,
+                ph: 7.2,
+                free_chlorine_mg_l: 0.3 + f64::from(back % 7) / 20.0,
+                coliforms_per_100ml: 0.0,
+                bacteria_cfu_ml: f64::from(back % 40),
+            },
+            note: None,
+        };
+        match svc.record(&line.tank, new, "demo").await {
+            Ok(_) => seeded += 1,
+            Err(error) => tracing::warn!(tank = %line.tank, %error, "demo cleaning not seeded"),
+        }
+    }
+    if seeded > 0 {
+        tracing::info!(tanks = seeded, "demo tank cleanings seeded");
+    }
 }
 
 #[cfg(test)]

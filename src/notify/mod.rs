@@ -408,7 +408,7 @@ impl NotifyMetrics {
                 m.deliveries.with_label_values(&[k.as_str(), r]);
             }
         }
-        for s in ["alarm", "order"] {
+        for s in ["alarm", "order", "reminder"] {
             m.dropped.with_label_values(&[s]);
         }
         Ok(m)
@@ -420,6 +420,43 @@ impl NotifyMetrics {
 pub enum Event {
     Alarm(Notification),
     Order(Arc<WorkOrder>),
+    Reminder(Reminder),
+}
+
+/// A reminder from the business layer (a tank cleaning falling due) to named users, in both
+/// languages. `key` names the occasion: the same key is sent once per dedupe window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reminder {
+    /// What kind of reminder (`cleaning_due`): the delivery's event.
+    pub event: String,
+    pub key: String,
+    pub to: Vec<String>,
+    pub severity: Severity,
+    /// (title, text) in Chinese and in English.
+    pub zh: (String, String),
+    pub en: (String, String),
+}
+
+/// Where the business layer posts its reminders: the notifier's intake, without waiting (a full
+/// queue drops the reminder, counted and logged; the next sweep does not resend it).
+#[derive(Clone, Debug)]
+pub struct ReminderSender {
+    tx: mpsc::Sender<Event>,
+    metrics: NotifyMetrics,
+}
+
+impl ReminderSender {
+    /// Hands `reminder` to the intake; false when it was dropped.
+    pub fn send(&self, reminder: Reminder) -> bool {
+        match self.tx.try_send(Event::Reminder(reminder)) {
+            Ok(()) => true,
+            Err(_) => {
+                self.metrics.dropped.with_label_values(&["reminder"]).inc();
+                tracing::warn!("notification queue full or closed; reminder dropped");
+                false
+            }
+        }
+    }
 }
 
 /// The alarm engine's outbox: logs every notification and hands it to the intake without ever
@@ -428,6 +465,16 @@ pub enum Event {
 pub struct AlarmOutbox {
     tx: Option<mpsc::Sender<Event>>,
     metrics: NotifyMetrics,
+}
+
+impl AlarmOutbox {
+    /// A sender of reminders into the same intake (none when notifications are off).
+    pub fn reminders(&self) -> Option<ReminderSender> {
+        self.tx.as_ref().map(|tx| ReminderSender {
+            tx: tx.clone(),
+            metrics: self.metrics.clone(),
+        })
+    }
 }
 
 impl Outbox for AlarmOutbox {
@@ -752,6 +799,18 @@ impl Notifier {
                         None => continue,
                     }
                 }
+                Event::Reminder(r) => (
+                    Texts {
+                        event: r.event.clone(),
+                        event_key: r.key.clone(),
+                        alarm: None,
+                        order: None,
+                        severity: r.severity,
+                        zh: r.zh.clone(),
+                        en: r.en.clone(),
+                    },
+                    r.to.iter().flat_map(|u| self.users_named(u)).collect(),
+                ),
             };
             for (recipient, ch, address, pref) in recipients {
                 if let Err(error) = self.record(&texts, &recipient, &ch, address, pref).await {

@@ -47,7 +47,12 @@ fn import(node: &Node, token: &str, bytes: &[u8], query: &str) -> Value {
     assert_eq!(status, 202, "{body}");
     let id = body["job"]["id"].as_u64().unwrap();
     wait_for("the import to finish", Duration::from_secs(120), || {
-        let (s, v) = call_as(Some(token), "GET", &node.url(&format!("/api/v1/assets/import/{id}")), None);
+        let (s, v) = call_as(
+            Some(token),
+            "GET",
+            &node.url(&format!("/api/v1/assets/import/{id}")),
+            None,
+        );
         assert_eq!(s, 200, "{v}");
         (!v["job"]["finished"].is_null()).then(|| v["job"].clone())
     })
@@ -63,10 +68,14 @@ fn cells(bytes: &[u8]) -> Vec<(String, Vec<Vec<String>>)> {
             let range = book.worksheet_range(&n).unwrap();
             let rows = range
                 .rows()
-                .map(|r| r.iter().map(|c| match c {
-                    Data::Empty => String::new(),
-                    other => other.to_string(),
-                }).collect())
+                .map(|r| {
+                    r.iter()
+                        .map(|c| match c {
+                            Data::Empty => String::new(),
+                            other => other.to_string(),
+                        })
+                        .collect()
+                })
                 .collect();
             (n, rows)
         })
@@ -74,12 +83,16 @@ fn cells(bytes: &[u8]) -> Vec<(String, Vec<Vec<String>>)> {
 }
 
 fn applied(job: &Value, key: &str) -> u64 {
-    job["applied"][key].as_u64().unwrap_or_else(|| panic!("no applied.{key} in {job}"))
+    job["applied"][key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no applied.{key} in {job}"))
 }
 
 /// A sheet's CSV as rows of cells (the byte-order mark dropped).
 fn csv_rows(bytes: &[u8]) -> Vec<Vec<String>> {
-    let text = std::str::from_utf8(bytes).unwrap().trim_start_matches('\u{feff}');
+    let text = std::str::from_utf8(bytes)
+        .unwrap()
+        .trim_start_matches('\u{feff}');
     csv::ReaderBuilder::new()
         .has_headers(false)
         .from_reader(text.as_bytes())
@@ -100,10 +113,18 @@ fn csv_text(rows: &[Vec<String>]) -> Vec<u8> {
 fn the_archive_round_trips_through_its_spreadsheet_and_a_bad_file_changes_nothing() {
     let node = Cistern::demo("assets-import").rooms(12).start();
     let admin = token_for(node.http(), "admin", IT_ADMIN_PASSWORD);
-    let export = |lang: &str| fetch(&admin, &node.url(&format!("/api/v1/assets/export?format=xlsx&lang={lang}")));
+    let export = |lang: &str| {
+        fetch(
+            &admin,
+            &node.url(&format!("/api/v1/assets/export?format=xlsx&lang={lang}")),
+        )
+    };
 
     // The template: instructions, then the three sheets, headed in the caller's language.
-    let template = cells(&fetch(&admin, &node.url("/api/v1/assets/template?lang=zh-CN")));
+    let template = cells(&fetch(
+        &admin,
+        &node.url("/api/v1/assets/template?lang=zh-CN"),
+    ));
     let names: Vec<&str> = template.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["说明", "项目", "泵房", "设备"]);
     assert_eq!(template[3].1[0][0], "泵房编号");
@@ -118,16 +139,29 @@ fn the_archive_round_trips_through_its_spreadsheet_and_a_bad_file_changes_nothin
     assert_eq!(applied(&check, "unchanged_rooms"), 12, "{check}");
     let job = import(&node, &admin, &before, "name=archive.xlsx");
     assert_eq!(job["phase"], "done", "{job}");
-    assert_eq!((applied(&job, "unchanged_rooms"), applied(&job, "created_rooms"), applied(&job, "updated_rooms")), (12, 0, 0), "{job}");
+    assert_eq!(
+        (
+            applied(&job, "unchanged_rooms"),
+            applied(&job, "created_rooms"),
+            applied(&job, "updated_rooms")
+        ),
+        (12, 0, 0),
+        "{job}"
+    );
     assert_eq!(cells(&export("en")), cells(&before));
 
     // The equipment sheet as CSV, spoiled four ways: the import is refused, every problem at its
     // row and column, in Chinese; the archive is as it was.
-    let equipment = fetch(&admin, &node.url("/api/v1/assets/export?format=csv&sheet=equipment&lang=en"));
+    let equipment = fetch(
+        &admin,
+        &node.url("/api/v1/assets/export?format=csv&sheet=equipment&lang=en"),
+    );
     let rows = csv_rows(&equipment);
     let col = |key: &str| {
         let keys = &cells(&before)[3].1[1];
-        keys.iter().position(|k| k == key).unwrap_or_else(|| panic!("no column {key}"))
+        keys.iter()
+            .position(|k| k == key)
+            .unwrap_or_else(|| panic!("no column {key}"))
     };
     let letter = |i: usize| ((b'A' + i as u8) as char).to_string();
     let mut bad = rows.clone();
@@ -144,7 +178,13 @@ fn the_archive_round_trips_through_its_spreadsheet_and_a_bad_file_changes_nothin
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["row"].as_u64().unwrap(), p["column"].as_str().unwrap().to_owned(), p["code"].as_str().unwrap().to_owned()))
+        .map(|p| {
+            (
+                p["row"].as_u64().unwrap(),
+                p["column"].as_str().unwrap().to_owned(),
+                p["code"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     for want in [
         (2, letter(col("rated_power_kw")), "type_number"),
@@ -152,11 +192,21 @@ fn the_archive_round_trips_through_its_spreadsheet_and_a_bad_file_changes_nothin
         (5, letter(col("serial")), "duplicate_in_file"),
         (7, letter(col("room_id")), "unknown_room"),
     ] {
-        assert!(got.contains(&(want.0, want.1.clone(), want.2.to_owned())), "{want:?} not in {got:?}");
+        assert!(
+            got.contains(&(want.0, want.1.clone(), want.2.to_owned())),
+            "{want:?} not in {got:?}"
+        );
     }
     let first = job["problems"][0]["message"].as_str().unwrap();
-    assert!(first.contains("设备表") && first.contains("第 2 行"), "{first}");
-    assert_eq!(cells(&export("en")), cells(&before), "a refused import changed the archive");
+    assert!(
+        first.contains("设备表") && first.contains("第 2 行"),
+        "{first}"
+    );
+    assert_eq!(
+        cells(&export("en")),
+        cells(&before),
+        "a refused import changed the archive"
+    );
 
     // A pump replaced in the spreadsheet: a new serial and a bigger motor. The running room has
     // it at once; the old pump is in the room's history.
@@ -169,14 +219,38 @@ fn the_archive_round_trips_through_its_spreadsheet_and_a_bad_file_changes_nothin
     replaced[row][col("rated_power_kw")] = "18.5".into();
     let job = import(&node, &admin, &csv_text(&replaced), "name=replaced.csv");
     assert_eq!(job["phase"], "done", "{job}");
-    assert_eq!((applied(&job, "updated_rooms"), applied(&job, "retired_equipment")), (1, 1), "{job}");
-    let (s, view) = call_as(Some(&admin), "GET", &node.url(&format!("/api/v1/rooms/{room}")), None);
+    assert_eq!(
+        (
+            applied(&job, "updated_rooms"),
+            applied(&job, "retired_equipment")
+        ),
+        (1, 1),
+        "{job}"
+    );
+    let (s, view) = call_as(
+        Some(&admin),
+        "GET",
+        &node.url(&format!("/api/v1/rooms/{room}")),
+        None,
+    );
     assert_eq!(s, 200);
-    assert_eq!(view["spec"]["pumps"][0]["rated_power_kw"], 18.5, "{}", view["spec"]);
-    let (s, archive) = call_as(Some(&admin), "GET", &node.url(&format!("/api/v1/assets/rooms/{room}")), None);
+    assert_eq!(
+        view["spec"]["pumps"][0]["rated_power_kw"], 18.5,
+        "{}",
+        view["spec"]
+    );
+    let (s, archive) = call_as(
+        Some(&admin),
+        "GET",
+        &node.url(&format!("/api/v1/assets/rooms/{room}")),
+        None,
+    );
     assert_eq!(s, 200, "{archive}");
     let text = archive.to_string();
-    assert!(text.contains("SN-REPLACED-1") && text.contains("replaced"), "{text}");
+    assert!(
+        text.contains("SN-REPLACED-1") && text.contains("replaced"),
+        "{text}"
+    );
 
     // Not a spreadsheet: refused whole.
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01";
@@ -185,10 +259,17 @@ fn the_archive_round_trips_through_its_spreadsheet_and_a_bad_file_changes_nothin
     assert_eq!(job["refused"]["code"], "not_spreadsheet", "{job}");
 
     // A viewer reads the archive but may not import it.
-    let (s, _) = post(&node.url("/api/v1/users"), r#"{"name":"reader","role":"viewer","password":"reader-password-1"}"#);
+    let (s, _) = post(
+        &node.url("/api/v1/users"),
+        r#"{"name":"reader","role":"viewer","password":"reader-password-1"}"#,
+    );
     assert_eq!(s, 201);
     let viewer = token_for(node.http(), "reader", "reader-password-1");
-    assert!(!fetch(&viewer, &node.url("/api/v1/assets/export?format=csv&sheet=rooms")).is_empty());
+    assert!(!fetch(
+        &viewer,
+        &node.url("/api/v1/assets/export?format=csv&sheet=rooms")
+    )
+    .is_empty());
     let resp = agent()
         .post(&node.url("/api/v1/assets/import"))
         .header("authorization", &format!("Bearer {viewer}"))
@@ -203,25 +284,45 @@ fn the_archive_round_trips_through_its_spreadsheet_and_a_bad_file_changes_nothin
     let out = Cistern::command("assets-import-cli", ["assets", "import"])
         .arg(&file)
         .args(["--dry-run", "--lang", "en", "--url"])
-        .arg(format!("http://{}", node.http().trim_start_matches("http://")))
+        .arg(format!(
+            "http://{}",
+            node.http().trim_start_matches("http://")
+        ))
         .arg("--token")
         .arg(&admin)
         .output();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("rooms: 0 created, 1 updated, 11 unchanged") || stdout.contains("12 unchanged"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("rooms: 0 created, 1 updated, 11 unchanged")
+            || stdout.contains("12 unchanged"),
+        "{stdout}"
+    );
     let bad_file = dir.join("bad.csv");
     std::fs::write(&bad_file, csv_text(&bad)).unwrap();
     let out = Cistern::command("assets-import-cli", ["assets", "import"])
         .arg(&bad_file)
         .args(["--lang", "en", "--url"])
-        .arg(format!("http://{}", node.http().trim_start_matches("http://")))
+        .arg(format!(
+            "http://{}",
+            node.http().trim_start_matches("http://")
+        ))
         .arg("--token")
         .arg(&admin)
         .output();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "a refused import must fail the command");
-    assert!(stdout.contains("sheet equipment, row 3") && stdout.contains("spaceship"), "{stdout}");
+    assert!(
+        !out.status.success(),
+        "a refused import must fail the command"
+    );
+    assert!(
+        stdout.contains("sheet equipment, row 3") && stdout.contains("spaceship"),
+        "{stdout}"
+    );
 }
 
 /// The import of the 2,100-room demo fleet's archive (≈ 30,000 equipment rows): run explicitly
@@ -235,7 +336,10 @@ fn assets_import_fleet() {
         .start();
     let admin = token_for(node.http(), "admin", IT_ADMIN_PASSWORD);
     let t = std::time::Instant::now();
-    let bytes = fetch(&admin, &node.url("/api/v1/assets/export?format=xlsx&lang=zh-CN"));
+    let bytes = fetch(
+        &admin,
+        &node.url("/api/v1/assets/export?format=xlsx&lang=zh-CN"),
+    );
     let export_s = t.elapsed().as_secs_f64();
     let equipment = cells(&bytes)[3].1.len() - 2;
     // Every room changed (a new commissioning note), so that every room is written.
@@ -243,7 +347,10 @@ fn assets_import_fleet() {
     let job = import(&node, &admin, &bytes, "dry_run=true");
     let check_s = t.elapsed().as_secs_f64();
     assert_eq!(job["phase"], "done", "{job}");
-    let rooms_csv = fetch(&admin, &node.url("/api/v1/assets/export?format=csv&sheet=rooms&lang=en"));
+    let rooms_csv = fetch(
+        &admin,
+        &node.url("/api/v1/assets/export?format=csv&sheet=rooms&lang=en"),
+    );
     let mut rows = csv_rows(&rooms_csv);
     let name = rows[0].iter().position(|h| h == "Address").unwrap();
     for r in rows.iter_mut().skip(1) {

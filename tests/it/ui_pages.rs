@@ -28,7 +28,7 @@ struct Page {
     dialogs: Vec<(&'static str, &'static str, &'static str)>,
 }
 
-fn pages(room: &str, district: &str, rule: &str, order: &str) -> Vec<Page> {
+fn pages(room: &str, district: &str, rule: &str, order: &str, inspection: &str) -> Vec<Page> {
     let page = |route: String, main: &'static str| Page {
         route,
         main,
@@ -118,6 +118,35 @@ fn pages(room: &str, district: &str, rule: &str, order: &str) -> Vec<Page> {
                 "#view-orders button.cmd-cancel",
                 "return document.querySelector('#view-orders .o-form:not([hidden]) input');",
             )],
+        ),
+        with(
+            page(
+                "cleaning".into(),
+                "return document.querySelector('#view-cleaning .cl-table tbody tr');",
+            ),
+            vec![(
+                "record a cleaning",
+                "#view-cleaning .cl-record",
+                "return document.querySelector('#view-cleaning .cl-form input[name=crew]');",
+            )],
+        ),
+        page(
+            format!("room/{room}/cleaning"),
+            "return document.querySelector('#rc-list .cl-table tbody tr');",
+        ),
+        page(
+            "inspections".into(),
+            "return document.querySelector('#view-inspections .in-cov') \
+               && document.querySelector('#view-inspections .in-rows tbody tr');",
+        ),
+        page(
+            format!("inspections/{inspection}"),
+            "return document.querySelector('#view-inspections .in-item') \
+               && document.querySelector('#in-values .in-val');",
+        ),
+        page(
+            format!("room/{room}/inspections"),
+            "return document.querySelector('#ri-rows .in-rows tbody tr');",
         ),
         page(
             "knowledge".into(),
@@ -248,6 +277,13 @@ fn every_page_in_both_languages_on_a_desktop_and_a_phone() {
         .as_str()
         .unwrap_or_else(|| panic!("a rule: {rules}"))
         .to_owned();
+    // An inspection under way, for the guided page and the reports.
+    let (status, v) = post(
+        &format!("{base}/api/v1/inspections"),
+        &format!(r#"{{"room":"{room}","template":"daily_remote"}}"#),
+    );
+    assert_eq!(status, 201, "{v}");
+    let inspection = v["inspection"]["id"].as_str().unwrap().to_owned();
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pages");
     std::fs::create_dir_all(&shots).unwrap();
 
@@ -279,7 +315,7 @@ fn every_page_in_both_languages_on_a_desktop_and_a_phone() {
             );
             let viewport_width = browser.js("return innerWidth", json!([]));
             assert_eq!(viewport_width, width, "{viewport}'s width");
-            for page in pages(&room, &district, &rule, &order) {
+            for page in pages(&room, &district, &rule, &order, &inspection) {
                 let at = format!("{viewport} {lang} #/{}", page.route);
                 browser.goto(&format!("{base}/?lang={lang}#/{}", page.route));
                 let drawn = browser.until(
@@ -325,10 +361,10 @@ fn every_page_in_both_languages_on_a_desktop_and_a_phone() {
         }
     }
     assert_eq!(
-        dialogs, 44,
-        "11 dialogs and results × 2 languages × 2 viewports"
+        dialogs, 48,
+        "12 dialogs and results × 2 languages × 2 viewports"
     );
-    assert_eq!(visited, 76, "19 pages × 2 languages × 2 viewports");
+    assert_eq!(visited, 96, "24 pages × 2 languages × 2 viewports");
     assert!(
         found.is_empty(),
         "{} problems:\n{}",

@@ -145,6 +145,8 @@ async fn node(name: &str) -> Node {
         notify: None,
         imports: None,
         archive: None,
+        cleaning: None,
+        inspections: None,
     });
     Node {
         clock,

@@ -2,7 +2,8 @@
 
 use super::alarms::{Followups, RoomAlarms};
 use super::messages::{
-    AlarmCommandError, GetAlarms, GetRoomView, RoomCommand, SamplesReceived, SwapRules, UpdateSpec,
+    AlarmCommandError, GetAlarms, GetRoomView, RoomCommand, SamplesReceived, SwapRules,
+    TankCleanings, UpdateSpec,
 };
 use super::state::{derive_room, status_label, ClockSkew, RoomPart, RoomStatus, RoomView};
 use crate::alarms::zone::{MemberEvent, SetExternal};
@@ -54,6 +55,9 @@ pub struct PumpRoomActor {
     /// The `ingest` span of the last batch before the pending rule evaluation: the
     /// evaluation's span follows from it (see [`crate::Intake::span`]).
     rules_cause: Option<tracing::Span>,
+    /// Each tank's last cleaning, as the cleaning service last said (kept across a restart in
+    /// place; after a process restart the service says it again).
+    cleanings: Vec<(u8, cistern_schemas::Timestamp)>,
 }
 
 impl PumpRoomActor {
@@ -82,6 +86,7 @@ impl PumpRoomActor {
             alarms: None,
             zone,
             rules_cause: None,
+            cleanings: Vec::new(),
         };
         actor.rebuild();
         actor
@@ -107,6 +112,7 @@ impl PumpRoomActor {
             let mut alarms = RoomAlarms::new(host, self.spec.clone(), self.zone.clone(), now);
             alarms.room_points(&self.table, now);
             alarms.link(self.online, self.data_age_s(now));
+            alarms.cleanings(&self.cleanings, now);
             alarms
         });
     }
@@ -372,6 +378,7 @@ impl PumpRoomActor {
                 alarms.room_points(&self.table, now);
             }
             alarms.link(online, age);
+            alarms.cleanings(&self.cleanings, now);
             if alarms.refresh_due(now) {
                 alarms.touch_all(now);
                 refresh = true;
@@ -520,6 +527,22 @@ impl Handler<SetExternal> for PumpRoomActor {
             let out = alarms.set_external(msg.rule, msg.active, now);
             self.follow_up(out);
         }
+    }
+}
+
+impl Handler<TankCleanings> for PumpRoomActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: TankCleanings, ctx: &mut Self::Context) {
+        if msg.0 == self.cleanings {
+            return;
+        }
+        self.cleanings = msg.0;
+        let now = self.deps.clock.now();
+        if let Some(alarms) = &mut self.alarms {
+            alarms.cleanings(&self.cleanings, now);
+        }
+        self.schedule_rules(ctx);
     }
 }
 

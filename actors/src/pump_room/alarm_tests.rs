@@ -322,3 +322,39 @@ async fn a_standing_latched_alarm_is_back_on_the_board_after_a_process_and_an_ac
     assert_eq!(gauge(&b.host), 1);
     assert_eq!(b.host.board.len(), 1);
 }
+
+#[actix_rt::test(system = "PausedSystem")]
+async fn tank_cleaning_overdue_follows_the_cleanings_the_room_is_told_even_across_a_restart_in_place(
+) {
+    use super::messages::TankCleanings;
+    const DAY: u64 = 86_400;
+    let a = with_rules();
+    let addr = a.f.registry.addr(&a.f.room).unwrap();
+    let active = |a: &Alarms| {
+        a.board("tank_cleaning_overdue@T1")
+            .is_some_and(|v| v.active)
+    };
+    // Never told: no value, no alarm, however long.
+    a.step(400 * DAY, &[]).await;
+    assert!(!active(&a));
+    // Cleaned 100 days ago: not yet.
+    assert!(a
+        .f
+        .registry
+        .tank_cleanings(&a.f.room, vec![(1, a.at(300 * DAY))]));
+    a.settle().await;
+    assert!(!active(&a));
+    // 183 days after it: raised on the room's own clock.
+    a.step(483 * DAY, &[]).await;
+    assert!(active(&a), "overdue after 183 days");
+    // A restart in place keeps what the room was told.
+    let _ = addr.send(Crash).await;
+    a.step(484 * DAY, &[]).await;
+    assert!(active(&a), "still overdue after the restart");
+    // Cleaned again: cleared.
+    addr.send(TankCleanings(vec![(1, a.at(484 * DAY))]))
+        .await
+        .unwrap();
+    a.settle().await;
+    assert!(!active(&a), "cleared by the new cleaning");
+}

@@ -120,6 +120,34 @@ impl RoomAlarms {
         }
     }
 
+    /// Each tank's days since its last cleaning (`cleanings`: `n` of `T<n>` and when) at `now`;
+    /// a tank without a record has none. The fact is marked for evaluation when its whole
+    /// number of days changes (it grows continuously; the periodic refresh covers the rest).
+    pub fn cleanings(&mut self, cleanings: &[(u8, Timestamp)], now: Timestamp) {
+        let mut changed = Vec::new();
+        for t in &mut self.facts.tanks {
+            let days = cleanings
+                .iter()
+                .filter(|(n, _)| *n == t.n)
+                .map(|(_, at)| at)
+                .max()
+                .map(|at| (now.as_millis() - at.as_millis()) as f64 / 86_400_000.0);
+            let day = |d: Option<f64>| d.map(|d| d.floor() as i64);
+            if day(t.days_since_cleaning) != day(days) {
+                changed.push(t.n);
+            }
+            t.days_since_cleaning = days;
+        }
+        for n in changed {
+            if let Err(error) = self
+                .touched
+                .fact(DeviceUnit::Tank(n), "days_since_cleaning")
+            {
+                tracing::error!(room = %self.spec.id, %error, "tank fact missing from the catalog");
+            }
+        }
+    }
+
     fn mark_room(&mut self, name: &str) {
         if let Err(error) = self.touched.fact(DeviceUnit::Room, name) {
             tracing::error!(room = %self.spec.id, %error, "room fact missing from the catalog");

@@ -39,6 +39,14 @@ pub enum AlarmCommandError {
 #[rtype(result = "Vec<cistern_rules::AlarmRecord>")]
 pub struct GetAlarms;
 
+/// The last recorded cleaning and disinfection of each of the room's tanks (`n` of `T<n>`, when;
+/// a tank not named has no record). Sent by the cleaning service at start, after every record
+/// and on its periodic sweep; the room keeps the latest and derives each tank's
+/// `days_since_cleaning` fact from it with its own clock.
+#[derive(Debug, Clone, PartialEq, Message)]
+#[rtype(result = "()")]
+pub struct TankCleanings(pub Vec<(u8, cistern_schemas::Timestamp)>);
+
 /// Puts a reloaded rule set in force.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]

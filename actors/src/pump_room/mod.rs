@@ -4,7 +4,8 @@
 //!   security), its online/offline status (offline once its gateway has been silent for
 //!   `offline_after`), and the addresses of its children, which it starts.
 //! - Receives: [`SamplesReceived`] from ingest (via the registry) — its own batches it applies,
-//!   device batches it forwards to the child; [`GetRoomView`]; [`Sweep`].
+//!   device batches it forwards to the child; [`GetRoomView`]; [`Sweep`]; [`TankCleanings`]
+//!   (each tank's last cleaning, from which it derives the tanks' `days_since_cleaning`).
 //! - Emits: accepted samples to the historian sink; [`RoomObserved`] to its tanks (their share
 //!   of the draw, conflated: a full tank mailbox skips one); status to the fleet's status board.
 //! - Mailbox: bounded. When a child's mailbox is full the room waits for it (it stops taking
@@ -28,7 +29,8 @@ mod tests;
 pub use crate::device::messages::Sweep;
 pub use actor::PumpRoomActor;
 pub use messages::{
-    AlarmCommandError, GetAlarms, GetRoomView, RoomCommand, SamplesReceived, SwapRules, UpdateSpec,
+    AlarmCommandError, GetAlarms, GetRoomView, RoomCommand, SamplesReceived, SwapRules,
+    TankCleanings, UpdateSpec,
 };
 pub use state::{
     status_label, ClockSkew, RoomDerived, RoomPart, RoomStatus, RoomSummary, RoomView,

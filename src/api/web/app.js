@@ -11,7 +11,8 @@ import { RoomPage } from './room.js';
 import { PlansPage } from './plans.js';
 import { OrdersPage } from './orders.js';
 import { KnowledgePage } from './knowledge.js';
-import { AssetsPage } from './assets.js';
+import { CleaningPage } from './cleaning.js';
+import { InspectionsPage } from './inspections.js';
 import { CrewsOnMap } from './field.js';
 import { AdminPage, mayAdminister } from './admin.js';
 import { clock, esc, nameLabel, SEVERITIES, setZoneNames, unacked, zoneLabel } from './format.js';
@@ -26,6 +27,8 @@ let map = null;
 let roomPage = null;
 let plansPage = null;
 let ordersPage = null;
+let cleaningPage = null;
+let inspectionsPage = null;
 let knowledgePage = null;
 let assetsPage = null;
 let crews = null;
@@ -119,6 +122,8 @@ async function start() {
   roomPage = roomPage || new RoomPage($('view-room'), { live: proxyLive(), board: proxyBoard(), role: () => role, toast: (m, ok) => toast(m, ok) });
   plansPage = plansPage || new PlansPage($('view-plans'));
   ordersPage = ordersPage || new OrdersPage($('view-orders'), { role: () => role, user: () => (api.session() || {}).user, toast: (m, ok) => toast(m, ok), live: proxyLive() });
+  cleaningPage = cleaningPage || new CleaningPage($('view-cleaning'), { role: () => role, toast: (m, ok) => toast(m, ok) });
+  inspectionsPage = inspectionsPage || new InspectionsPage($('view-inspections'), { role: () => role, user: () => (api.session() || {}).user, toast: (m, ok) => toast(m, ok), live: proxyLive() });
   knowledgePage = knowledgePage || new KnowledgePage($('view-knowledge'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   assetsPage = assetsPage || new AssetsPage($('view-assets'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   adminPage = adminPage || new AdminPage($('view-admin'), { role: () => role, toast: (m, ok) => toast(m, ok) });
@@ -376,7 +381,7 @@ function route() {
   // `#/orders?team=…`: a page's own query after `?` (the orders list keeps its filters there).
   const [path, query] = location.hash.split('?');
   const [, view = 'map', arg] = path.split('/');
-  const views = ['map', 'alarms', 'room', 'plans', 'orders', 'knowledge', 'assets', 'admin'];
+  const views = ['map', 'alarms', 'room', 'plans', 'orders', 'knowledge', 'assets', 'cleaning', 'inspections', 'admin'];
   const v = views.includes(view) ? view : 'map';
   for (const name of views) $(`view-${name}`).hidden = name !== v;
   // The knowledge base is reached from the work orders (no link of its own in the bar).
@@ -396,6 +401,10 @@ function route() {
   else if (plansPage) plansPage.close();
   if (v === 'orders') ordersPage.open(arg ? decodeURIComponent(arg) : undefined, query);
   else if (ordersPage) ordersPage.close();
+  if (v === 'cleaning') cleaningPage.open();
+  else if (cleaningPage) cleaningPage.close();
+  if (v === 'inspections') inspectionsPage.open(arg ? decodeURIComponent(arg) : undefined);
+  else if (inspectionsPage) inspectionsPage.close();
   if (v === 'knowledge') knowledgePage.open(arg ? decodeURIComponent(arg) : undefined);
   else if (knowledgePage) knowledgePage.close();
   if (v === 'assets') assetsPage.open();
