@@ -11,6 +11,7 @@ import { RoomPage } from './room.js';
 import { PlansPage } from './plans.js';
 import { OrdersPage } from './orders.js';
 import { KnowledgePage } from './knowledge.js';
+import { AssetsPage } from './assets.js';
 import { CleaningPage } from './cleaning.js';
 import { InspectionsPage } from './inspections.js';
 import { CrewsOnMap } from './field.js';
