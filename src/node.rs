@@ -75,6 +75,10 @@ pub struct NodeSpec {
     pub workorders: crate::business::workorders::WorkOrdersConfig,
     /// Notifications (`[notify]`): on when the node has records.
     pub notify: crate::notify::NotifyConfig,
+    /// Parts lifecycle (`[lifecycle]`): on when the node has records.
+    pub lifecycle: crate::business::assets::lifecycle::LifecycleConfig,
+    /// The demo: components without dates get a simulated failure history.
+    pub simulated_parts_history: bool,
 }
 
 /// What the node's planning service starts with.
@@ -130,6 +134,8 @@ impl NodeSpec {
             records: None,
             workorders: Default::default(),
             notify: Default::default(),
+            lifecycle: Default::default(),
+            simulated_parts_history: false,
         }
     }
 }
@@ -137,6 +143,8 @@ impl NodeSpec {
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
+    #[error("parts lifecycle: {0}")]
+    Lifecycle(#[from] crate::business::assets::lifecycle::LifecycleError),
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]
@@ -227,6 +235,8 @@ pub struct Node {
     pub plans: Option<Arc<crate::control::plans::PlanBoard>>,
     /// The work-order service (when the node has records and rules).
     pub workorders: Option<Arc<crate::business::workorders::WorkOrders>>,
+    /// The parts lifecycle (when the node has records).
+    pub lifecycle: Option<Arc<crate::business::assets::lifecycle::service::Lifecycle>>,
     /// Identity and the audit log.
     pub security: crate::auth::Security,
     shutdown: watch::Sender<bool>,
@@ -419,6 +429,45 @@ impl Node {
             }
             _ => None,
         };
+        // Parts lifecycle: seeded from the inventory's rooms (each as the archive it seeds)
+        // until the archive service feeds it its changes (`Lifecycle::sync_room`).
+        let lifecycle = match &spec.records {
+            Some(records) if spec.lifecycle.enabled => {
+                use crate::business::assets::archive::model::RoomArchive;
+                use crate::business::assets::lifecycle::service::{self as lc, Lifecycle};
+                let archives: Vec<RoomArchive> = spec
+                    .inventory
+                    .rooms
+                    .iter()
+                    .map(RoomArchive::from_spec)
+                    .collect();
+                let service = Arc::new(
+                    Lifecycle::start(
+                        spec.lifecycle.clone(),
+                        records.clone(),
+                        spec.clock.clone(),
+                        spec.workorders.utc_offset_minutes,
+                        spec.simulated_parts_history,
+                        &archives,
+                    )
+                    .await?,
+                );
+                if let Some(orders) = &workorders {
+                    service.attach_orders(orders.clone());
+                }
+                tasks.push(tokio::spawn(lc::run(
+                    service.clone(),
+                    registry.clone(),
+                    shutdown_rx.clone(),
+                )));
+                tracing::info!(
+                    components = service.components(None, None, None).len(),
+                    "parts lifecycle started"
+                );
+                Some(service)
+            }
+            _ => None,
+        };
         let notify = match (notify_intake, &spec.records) {
             (Some(intake), Some(records)) => {
                 let (notifier, started) = crate::notify::Notifier::start(
@@ -496,6 +545,7 @@ impl Node {
             basemap: spec.basemap.clone(),
             workorders: workorders.clone(),
             notify,
+            lifecycle: lifecycle.clone(),
         });
         spec.security.auth.metrics().register(&metrics)?;
         let security = web::Data::new(spec.security.clone());
@@ -527,6 +577,7 @@ impl Node {
             writer,
             plans,
             workorders,
+            lifecycle,
             security: spec.security.clone(),
             shutdown,
             ws_shutdown,

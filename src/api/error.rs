@@ -169,6 +169,14 @@ error_codes! {
     // Notifications.
     /// The node keeps no notification outbox (404).
     NoNotifications => "no_notifications",
+    // Parts lifecycle.
+    /// The node keeps no parts lifecycle (404).
+    NoLifecycle => "no_lifecycle",
+    UnknownComponent => "unknown_component",
+    /// An event by hand that is refused (422): kind, time, lengths.
+    InvalidEvent => "invalid_event",
+    /// A stock quantity or part number that is refused (422).
+    InvalidStock => "invalid_stock",
     // Audit.
     InvalidLimit => "invalid_limit",
     // The server.
@@ -474,6 +482,10 @@ mod tests {
             E::NoActiveOrder => "no_active_order",
             E::InvalidPosition => "invalid_position",
             E::NoNotifications => "no_notifications",
+            E::NoLifecycle => "no_lifecycle",
+            E::UnknownComponent => "unknown_component",
+            E::InvalidEvent => "invalid_event",
+            E::InvalidStock => "invalid_stock",
             E::NotSimulated => "not_simulated",
             E::UnknownFault => "unknown_fault",
             E::InvalidDuration => "invalid_duration",

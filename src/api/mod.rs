@@ -13,6 +13,7 @@ pub mod error;
 pub mod history;
 pub mod notify;
 pub mod plans;
+pub mod reliability;
 pub mod rooms;
 pub mod rules;
 pub mod setpoints;
@@ -55,6 +56,8 @@ pub struct ApiState {
     pub workorders: Option<Arc<crate::business::workorders::WorkOrders>>,
     /// Notifications' delivery records (when the node has records).
     pub notify: Option<Arc<crate::notify::Notifier>>,
+    /// The parts lifecycle (when the node has records).
+    pub lifecycle: Option<Arc<crate::business::assets::lifecycle::service::Lifecycle>>,
 }
 
 /// What the alarm and rule endpoints need.
@@ -138,6 +141,14 @@ routes! {
     put "/api/v1/knowledge/{problem}" => workorders::edit_knowledge;
     get "/api/v1/workorder-kpis" => workorders::kpis;
     get "/api/v1/notifications" => notify::list;
+    get "/api/v1/reliability/classes" => reliability::classes;
+    get "/api/v1/reliability/components" => reliability::components;
+    get "/api/v1/reliability/components/{room}/{tag}/{class}" => reliability::component;
+    post "/api/v1/reliability/components/{room}/{tag}/{class}/events" => reliability::record_event;
+    get "/api/v1/reliability/plan" => reliability::plan;
+    get "/api/v1/reliability/spares" => reliability::spares;
+    put "/api/v1/reliability/stock/{part}" => reliability::set_stock;
+    get "/api/v1/reliability/suppliers" => reliability::suppliers;
 }
 
 /// Registers every route. The caller wraps the app in the authentication middleware

@@ -81,6 +81,16 @@ pub const POLICY: &[Rule] = &[
     rule("POST", "/api/v1/workorders", R(Role::Operator)),
     rule("POST", "/api/v1/workorders/{id}/{action}", R(Role::Viewer)),
     rule("PUT", "/api/v1/knowledge/{problem}", R(Role::RuleAuthor)),
+    rule(
+        "POST",
+        "/api/v1/reliability/components/{room}/{tag}/{class}/events",
+        R(Role::RuleAuthor),
+    ),
+    rule(
+        "PUT",
+        "/api/v1/reliability/stock/{part}",
+        R(Role::RuleAuthor),
+    ),
     // A crew member reports their own position (only while on a job; the service checks).
     rule("POST", "/api/v1/crews/me/position", R(Role::Viewer)),
     rule("GET", "/healthz", Public),

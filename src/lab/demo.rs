@@ -369,6 +369,7 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
     spec.ws = opts.ws.clone();
     spec.workorders = opts.workorders_config(teams);
     spec.notify = opts.notify.clone();
+    spec.simulated_parts_history = true;
     // The simulated fleet is Xiamen's: its districts' real boundaries and coastline.
     spec.basemap = Some(crate::api::basemap::Basemap::parse(include_str!(
         "../../ops/maps/xiamen-districts.geojson"

@@ -21,7 +21,7 @@ const TABS = [
   ['audit', 'operator'],
   ['rules', 'rule-author'],
 ];
-const ACTIONS = ['login', 'login_failed', 'logout', 'alarm_ack', 'alarm_shelve', 'alarm_unshelve', 'alarm_reset', 'alarm_remove_from_service', 'alarm_return_to_service', 'rule_put', 'rule_reload', 'setpoint_write', 'plan_write', 'user_create', 'user_update', 'user_delete', 'token_create', 'token_revoke', 'language_set', 'workorder_create', 'workorder_dispatch', 'workorder_accept', 'workorder_en_route', 'workorder_on_site', 'workorder_check', 'workorder_complete', 'workorder_verify', 'workorder_reject', 'workorder_hold', 'workorder_resume', 'workorder_cancel', 'workorder_comment', 'workorder_escalate', 'workorder_attach', 'knowledge_edit', 'workorder_unknown'];
+const ACTIONS = ['login', 'login_failed', 'logout', 'alarm_ack', 'alarm_shelve', 'alarm_unshelve', 'alarm_reset', 'alarm_remove_from_service', 'alarm_return_to_service', 'rule_put', 'rule_reload', 'setpoint_write', 'plan_write', 'user_create', 'user_update', 'user_delete', 'token_create', 'token_revoke', 'language_set', 'workorder_create', 'workorder_dispatch', 'workorder_accept', 'workorder_en_route', 'workorder_on_site', 'workorder_check', 'workorder_complete', 'workorder_verify', 'workorder_reject', 'workorder_hold', 'workorder_resume', 'workorder_cancel', 'workorder_comment', 'workorder_escalate', 'workorder_attach', 'knowledge_edit', 'component_event', 'spare_stock_set', 'workorder_unknown'];
 const PERIODS = ['1h', '6h', '24h', '3d', '7d'];
 // What a draft must pass, in order, before it may be deployed.
 const GATES = ['checked', 'cases', 'tested'];

@@ -11,6 +11,7 @@ import { RoomPage } from './room.js';
 import { PlansPage } from './plans.js';
 import { OrdersPage } from './orders.js';
 import { KnowledgePage } from './knowledge.js';
+import { ReliabilityPage } from './reliability.js';
 import { CrewsOnMap } from './field.js';
 import { AdminPage, mayAdminister } from './admin.js';
 import { clock, esc, nameLabel, SEVERITIES, setZoneNames, unacked, zoneLabel } from './format.js';
@@ -26,6 +27,7 @@ let roomPage = null;
 let plansPage = null;
 let ordersPage = null;
 let knowledgePage = null;
+let reliabilityPage = null;
 let crews = null;
 let adminPage = null;
 // The signed-in user's role (`GET /api/v1/auth/me`): what the screens offer to do.
@@ -118,6 +120,7 @@ async function start() {
   plansPage = plansPage || new PlansPage($('view-plans'));
   ordersPage = ordersPage || new OrdersPage($('view-orders'), { role: () => role, user: () => (api.session() || {}).user, toast: (m, ok) => toast(m, ok), live: proxyLive() });
   knowledgePage = knowledgePage || new KnowledgePage($('view-knowledge'), { role: () => role, toast: (m, ok) => toast(m, ok) });
+  reliabilityPage = reliabilityPage || new ReliabilityPage($('view-reliability'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   adminPage = adminPage || new AdminPage($('view-admin'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   $('nav-admin').hidden = !mayAdminister(role);
 
@@ -373,7 +376,7 @@ function route() {
   // `#/orders?team=…`: a page's own query after `?` (the orders list keeps its filters there).
   const [path, query] = location.hash.split('?');
   const [, view = 'map', arg] = path.split('/');
-  const views = ['map', 'alarms', 'room', 'plans', 'orders', 'knowledge', 'admin'];
+  const views = ['map', 'alarms', 'room', 'plans', 'orders', 'knowledge', 'reliability', 'admin'];
   const v = views.includes(view) ? view : 'map';
   for (const name of views) $(`view-${name}`).hidden = name !== v;
   // The knowledge base is reached from the work orders (no link of its own in the bar).
@@ -395,6 +398,8 @@ function route() {
   else if (ordersPage) ordersPage.close();
   if (v === 'knowledge') knowledgePage.open(arg ? decodeURIComponent(arg) : undefined);
   else if (knowledgePage) knowledgePage.close();
+  if (v === 'reliability') reliabilityPage.open();
+  else if (reliabilityPage) reliabilityPage.close();
   if (v === 'admin') adminPage.open(...location.hash.split('/').slice(2).map(decodeURIComponent));
   else if (adminPage) adminPage.close();
 }

@@ -2,4 +2,8 @@
 // place). Each entry: { id (the URL's `#/room/<id>/<tab>`), label (a catalogue key),
 // render(root, roomId, { role, toast }) → an optional cleanup function called when the tab
 // is left }. The live view stays subscribed while a tab is shown.
-export const ROOM_TABS = [];
+import { renderLifecycle } from './roomtab_lifecycle.js';
+
+export const ROOM_TABS = [
+  { id: 'lifecycle', label: 'lifecycle.tab', render: renderLifecycle },
+];

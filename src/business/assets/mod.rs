@@ -3,4 +3,5 @@
 //! build on them.
 
 pub mod archive;
+pub mod lifecycle;
 pub mod weibull;
