@@ -317,9 +317,14 @@ pub async fn set_stock(
 }
 
 /// `GET /api/v1/reliability/suppliers`: failures, run hours and MTBF per class, vendor and
+/// model. With work orders, `orders`: the last 365 days' orders and linked alarms by pump vendor and
 /// model.
 pub async fn suppliers(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let svc = service(&state)?;
     let f = svc.figures();
-    Ok(HttpResponse::Ok().json(json!({ "at": f.at, "suppliers": f.suppliers })))
+    let orders = match &state.workorders {
+        Some(o) => svc.order_statistics(o, 365).await?,
+        None => Vec::new(),
+    };
+    Ok(HttpResponse::Ok().json(json!({ "at": f.at, "suppliers": f.suppliers, "orders": orders })))
 }

@@ -43,8 +43,6 @@ export function curveSvg(entry, which) {
   </svg>`;
 }
 
-const pct = (p) => (Number.isFinite(p) ? `${num(p * 100, 1)} %` : '—');
-
 function sourceText(c) {
   if (c.source === 'fit') return t('reliability.source_fit');
   const why = (c.reason || '').startsWith('thin_data') ? t('reliability.why_thin') : t('reliability.why_refused');
@@ -115,6 +113,9 @@ export class ReliabilityPage {
     const supplierRows = suppliers.suppliers
       .map((s) => `<tr><td>${esc(classLabel(s.class))}</td><td translate="no">${esc(s.vendor)}</td><td translate="no">${esc(s.model)}</td><td class="n">${s.components}</td><td class="n">${s.failures}${s.simulated_failures ? ` <span class="rel-sim">${esc(t('reliability.sim_short'))}</span>` : ''}</td><td class="n">${esc(num(s.run_hours, 0))}</td><td class="n">${s.mtbf_hours ? esc(num(s.mtbf_hours, 0)) : '—'}</td><td class="n">${esc(num(s.failure_rate, 2))}</td></tr>`)
       .join('');
+    const orderRows = (suppliers.orders || [])
+      .map((o) => `<tr><td>${esc(classLabel(o.equipment))}</td><td translate="no">${esc(o.vendor)}</td><td translate="no">${esc(o.model)}</td><td class="n">${o.orders}</td><td class="n">${o.corrective}</td><td class="n">${o.alarms}</td></tr>`)
+      .join('');
     body.innerHTML = `
       ${simulated ? `<p class="rel-sim-banner">${esc(t('reliability.simulated_banner'))}</p>` : ''}
       <h3>${esc(t('reliability.curves'))}</h3>
@@ -128,7 +129,9 @@ export class ReliabilityPage {
       <p class="muted">${esc(t('reliability.spares_note', { days: spares.horizon_days, n: spares.reorder }))}</p>
       <div class="table-scroll"><table class="grid" id="rel-spares"><thead><tr><th>${esc(t('reliability.part'))}</th><th>${esc(t('reliability.class'))}</th><th class="n">${esc(t('reliability.installed'))}</th><th class="n">${esc(t('reliability.expected'))}</th><th class="n">${esc(t('reliability.planned'))}</th><th class="n">${esc(t('reliability.demand'))}</th><th class="n">${esc(t('reliability.stock'))}</th><th></th></tr></thead><tbody>${spareRows}</tbody></table></div>
       <h3>${esc(t('reliability.suppliers'))}</h3>
-      <div class="table-scroll"><table class="grid" id="rel-suppliers"><thead><tr><th>${esc(t('reliability.class'))}</th><th>${esc(t('reliability.vendor'))}</th><th>${esc(t('reliability.model'))}</th><th class="n">${esc(t('reliability.components'))}</th><th class="n">${esc(t('reliability.failures'))}</th><th class="n">${esc(t('reliability.run_hours'))}</th><th class="n">${esc(t('reliability.mtbf'))}</th><th class="n">${esc(t('reliability.rate'))}</th></tr></thead><tbody>${supplierRows}</tbody></table></div>`;
+      <div class="table-scroll"><table class="grid" id="rel-suppliers"><thead><tr><th>${esc(t('reliability.class'))}</th><th>${esc(t('reliability.vendor'))}</th><th>${esc(t('reliability.model'))}</th><th class="n">${esc(t('reliability.components'))}</th><th class="n">${esc(t('reliability.failures'))}</th><th class="n">${esc(t('reliability.run_hours'))}</th><th class="n">${esc(t('reliability.mtbf'))}</th><th class="n">${esc(t('reliability.rate'))}</th></tr></thead><tbody>${supplierRows}</tbody></table></div>
+      <h3>${esc(t('reliability.orders_title'))}</h3>
+      ${orderRows ? `<div class="table-scroll"><table class="grid" id="rel-orders"><thead><tr><th>${esc(t('reliability.class'))}</th><th>${esc(t('reliability.vendor'))}</th><th>${esc(t('reliability.model'))}</th><th class="n">${esc(t('reliability.orders'))}</th><th class="n">${esc(t('reliability.corrective'))}</th><th class="n">${esc(t('reliability.alarms'))}</th></tr></thead><tbody>${orderRows}</tbody></table></div>` : `<p class="empty">${esc(t('reliability.orders_none'))}</p>`}`;
     for (const input of body.querySelectorAll('.rel-stock')) {
       input.addEventListener('change', async () => {
         const quantity = Number(input.value);

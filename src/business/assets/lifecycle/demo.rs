@@ -51,8 +51,14 @@ const YEAR_MS: i64 = 365 * 86_400_000;
 pub fn history(c: &mut Component, now: Timestamp, duty: f64) {
     let room_seed = c.room.to_string();
     let mut room_dice = Dice::new(&room_seed);
-    // The room commissioned 4 to 12 years ago.
-    let start = now.as_millis() - (4 * YEAR_MS + (room_dice.unit() * 8.0 * YEAR_MS as f64) as i64);
+    // The room commissioned 4 to 12 years ago (kept when the history is drawn again).
+    let drawn = now.as_millis() - (4 * YEAR_MS + (room_dice.unit() * 8.0 * YEAR_MS as f64) as i64);
+    let start = match c.events.first() {
+        Some(e) if e.source == EventSource::Simulated && e.kind == EventKind::Install => {
+            e.at.as_millis()
+        }
+        _ => drawn,
+    };
     let vendor_index = (Dice::new(&format!("{room_seed}/{}", c.equipment)).next() % 4) as usize;
     if c.vendor.is_empty() {
         let (v, m) = VENDORS[vendor_index];

@@ -480,3 +480,122 @@ fn fleet_figures_time() {
     );
     assert_eq!(f.risks.len(), components.len());
 }
+
+#[tokio::test]
+async fn orders_and_their_alarms_are_counted_by_the_pumps_vendor() {
+    use crate::business::workorders::service::{AlarmOrder, OrderMetrics};
+    use crate::business::workorders::WorkOrders;
+    let (_s, rec) = records("vendor-orders");
+    let now = Timestamp(1_800_000_000_000);
+    let clock = Arc::new(ManualClock::new(now));
+    let a = archive(now, 3, "SN-1");
+    let orders = WorkOrders::start(
+        &orders_config(),
+        rec.clone(),
+        &inventory(),
+        clock.clone(),
+        crate::auth::Security::default(),
+        OrderMetrics::register(&prometheus::Registry::new()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let svc = Lifecycle::start(
+        LifecycleConfig::default(),
+        rec,
+        clock,
+        480,
+        false,
+        std::slice::from_ref(&a),
+    )
+    .await
+    .unwrap();
+    assert!(svc.order_statistics(&orders, 365).await.unwrap().is_empty());
+    orders
+        .from_alarm(&AlarmOrder {
+            alarm: "XM-0001/pump_fault@P1".into(),
+            room: a.site.id.clone(),
+            device: Some(cistern_schemas::DeviceId::new(
+                a.site.id.clone(),
+                DeviceUnit::Pump(1),
+            )),
+            rule: "pump_fault".into(),
+            template: "pump_fault".into(),
+            severity: cistern_rules::Severity::P2,
+            raised_at: now,
+            message: "Pump P1 fault".into(),
+            message_zh: "水泵 P1 故障".into(),
+        })
+        .await
+        .unwrap();
+    let lines = svc.order_statistics(&orders, 365).await.unwrap();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let l = &lines[0];
+    assert_eq!(
+        (
+            l.vendor.as_str(),
+            l.model.as_str(),
+            l.orders,
+            l.corrective,
+            l.alarms
+        ),
+        ("Grundfos", "CR 32-4", 1, 1, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_counter_sets_the_duty_and_the_demo_history_is_drawn_again_at_it() {
+    let (_s, rec) = records("counter");
+    let now = Timestamp(1_800_000_000_000);
+    let clock = Arc::new(ManualClock::new(now));
+    let a = RoomArchive::from_spec(&inventory().rooms[0]);
+    let mut a = a;
+    a.equipment
+        .push(crate::business::assets::archive::model::Equipment::live(
+            DeviceUnit::Pump(1),
+            EquipmentKind::Pump,
+            Nameplate::default(),
+            String::new(),
+        ));
+    let svc = Lifecycle::start(
+        LifecycleConfig::default(),
+        rec,
+        clock,
+        480,
+        true,
+        &[a.clone()],
+    )
+    .await
+    .unwrap();
+    let seal = ComponentId::new(
+        &a.site.id,
+        &EquipmentTag::from(DeviceUnit::Pump(1)),
+        ComponentClass::MechanicalSeal,
+    );
+    let before = svc.component(&seal).unwrap();
+    assert_eq!(before.hours_source, HoursSource::Calendar);
+    assert!(before
+        .events
+        .iter()
+        .all(|e| e.source == EventSource::Simulated));
+    assert!(!before.vendor.is_empty(), "the demo names a vendor");
+    let start = before.events[0].at;
+    let calendar_hours = (now.0 - start.0) as f64 / HOUR as f64;
+    // A counter of a fifth of the calendar: duty 0.2, the history drawn again from the same
+    // start.
+    svc.set_run_hours(
+        &a.site.id,
+        &[(
+            EquipmentTag::from(DeviceUnit::Pump(1)),
+            0.2 * calendar_hours,
+        )],
+    );
+    let after = svc.component(&seal).unwrap();
+    assert_eq!(after.hours_source, HoursSource::Counter);
+    assert!((after.duty - 0.2).abs() < 1e-9);
+    assert_eq!(after.events[0].at, start);
+    let age = after.age_hours(now);
+    assert!(age <= 0.2 * calendar_hours + 1e-6, "{age}");
+    // Another room's counter changes nothing here; a transducer would keep its calendar.
+    svc.set_run_hours(&RoomId::new("XM-0009").unwrap(), &[]);
+    assert_eq!(svc.component(&seal).unwrap().duty, after.duty);
+}
