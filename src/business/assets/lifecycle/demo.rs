@@ -5,7 +5,9 @@
 //! component's id — the same fleet always has the same history. Every event is marked
 //! [`EventSource::Simulated`] and the console says so.
 
-use super::model::{Component, ComponentClass, Event, EventKind, EventSource};
+use super::model::{derive, Component, ComponentClass, Event, EventKind, EventSource};
+use crate::business::assets::archive::model::RoomArchive;
+use cistern_schemas::inventory::Inventory;
 use cistern_schemas::Timestamp;
 
 /// SplitMix64: small, seedable, and enough for a demo's dice.
@@ -111,4 +113,18 @@ pub fn history(c: &mut Component, now: Timestamp, duty: f64) {
         t = end;
     }
     c.installed_at = Timestamp::from_millis(t);
+}
+
+/// Every component of `inventory`'s rooms (each seeded as its archive) with the simulated
+/// history at `duty`: the demo fleet's lifecycle, for the fleet-scale measurement.
+pub fn fleet(inventory: &Inventory, now: Timestamp, duty: f64) -> Vec<Component> {
+    let mut out = Vec::new();
+    for room in &inventory.rooms {
+        for d in derive(&RoomArchive::from_spec(room), 480) {
+            let mut c = d.component(now, duty);
+            history(&mut c, now, duty);
+            out.push(c);
+        }
+    }
+    out
 }

@@ -278,6 +278,39 @@ pub struct Derived {
     pub installed: Option<Timestamp>,
 }
 
+impl Derived {
+    /// The component, installed at `installed` (an archive install event), its pump's parts
+    /// running `duty` of the calendar (the others all of it).
+    pub fn component(self, installed: Timestamp, duty: f64) -> Component {
+        Component {
+            duty: if self.class.runs_with_pump() {
+                duty
+            } else {
+                1.0
+            },
+            hours_source: HoursSource::Calendar,
+            installed_at: installed,
+            events: vec![Event {
+                at: installed,
+                kind: EventKind::Install,
+                source: EventSource::Archive,
+                serial: self.serial.clone(),
+                by: "archive".into(),
+                order: None,
+                note: String::new(),
+            }],
+            id: self.id,
+            room: self.room,
+            equipment: self.equipment,
+            class: self.class,
+            vendor: self.vendor,
+            model: self.model,
+            part_number: self.part_number,
+            serial: self.serial,
+        }
+    }
+}
+
 /// The components of a room's archive: a pump → pump, mechanical seal, bearing (and a motor
 /// unless the set has its own motor equipment); a motor → motor; a transducer → pressure
 /// transducer; a valve → control valve. The seal's and bearing's part numbers are the pump's

@@ -214,36 +214,13 @@ impl Lifecycle {
                 continue;
             }
             let installed = d.installed.unwrap_or(now);
-            let mut c = Component {
-                id: d.id.clone(),
-                room: d.room,
-                equipment: d.equipment,
-                class: d.class,
-                vendor: d.vendor,
-                model: d.model,
-                part_number: d.part_number,
-                serial: d.serial.clone(),
-                installed_at: installed,
-                events: vec![Event {
-                    at: installed,
-                    kind: EventKind::Install,
-                    source: EventSource::Archive,
-                    serial: d.serial,
-                    by: "archive".into(),
-                    order: None,
-                    note: String::new(),
-                }],
-                duty: if d.class.runs_with_pump() {
-                    self.config.duty
-                } else {
-                    1.0
-                },
-                hours_source: HoursSource::Calendar,
-            };
-            if self.simulated && d.installed.is_none() {
+            let dated = d.installed.is_some();
+            let id = d.id.clone();
+            let mut c = d.component(installed, self.config.duty);
+            if self.simulated && !dated {
                 super::demo::history(&mut c, now, self.config.duty);
             }
-            state.components.insert(d.id, c);
+            state.components.insert(id, c);
             added += 1;
         }
         state.figures = None;

@@ -450,18 +450,7 @@ fn fleet_figures_time() {
     let fleet = crate::lab::sim::fleet::generate_fleet(2_100, 1);
     let now = Timestamp(1_800_000_000_000);
     let config = LifecycleConfig::default();
-    let mut components = Vec::new();
-    for room in &fleet.rooms {
-        let a = RoomArchive::from_spec(room);
-        for d in super::model::derive(&a, 480) {
-            let mut c = component(d.room.as_str(), d.class, 0, now.0);
-            c.id = d.id;
-            c.equipment = d.equipment;
-            c.duty = if d.class.runs_with_pump() { 0.5 } else { 1.0 };
-            super::demo::history(&mut c, now, 0.5);
-            components.push(c);
-        }
-    }
+    let components = super::demo::fleet(&fleet, now, 0.5);
     let lives: usize = components.iter().map(|c| c.events.len()).sum();
     let started = std::time::Instant::now();
     let f = super::service::compute(&components, &BTreeMap::new(), &config, now, 480);
