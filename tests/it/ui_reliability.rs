@@ -1,7 +1,8 @@
 //! The reliability page (#/reliability) and a room's lifecycle tab in real headless Chromium,
 //! in Chinese on a 390×844 phone and in English on a desk: the class curves drawn as SVG
 //! (R(t) and h(t), fit or literature said), the plan by month, spares with reorder warnings,
-//! the suppliers' table; the tab lists the room's parts with their risk. No missing catalogue
+//! the suppliers' table; the tab lists the room's parts with their risk, opens one (its curves
+//! with its age marked, its events) and records a failure by hand. No missing catalogue
 //! key, no English in the Chinese page, nothing wider than the phone.
 
 use crate::browser::Browser;
@@ -58,6 +59,39 @@ fn check_tab(b: &Browser, room: &str, lang: &str) {
         serde_json::json!([]),
     );
     assert_eq!(nan, false);
+    // A part opened: its curves with its age marked, its events; the admin records a failure.
+    b.click(&b.element(
+        "#lc-table tr.lc-row[data-class=mechanical_seal]",
+        Duration::from_secs(10),
+    ));
+    let events = b.until(
+        "the seal's curves and events",
+        Duration::from_secs(15),
+        "const d = document.getElementById('lc-detail'); \
+         return d && d.querySelectorAll('svg.rel-chart').length === 2 \
+           && d.querySelector('line.rel-age') ? d.querySelectorAll('.lc-events li').length : null;",
+    );
+    let before = events.as_u64().unwrap();
+    assert!(before >= 1);
+    b.js(
+        "document.querySelector('form.lc-event select[name=kind]').value = 'failure';",
+        serde_json::json!([]),
+    );
+    b.type_into(
+        &b.element("form.lc-event input[name=serial]", Duration::from_secs(5)),
+        &format!("MS-{lang}"),
+    );
+    b.click(&b.element("form.lc-event button", Duration::from_secs(5)));
+    let after = b.until(
+        "the recorded event listed",
+        Duration::from_secs(15),
+        &format!(
+            "const l = document.querySelectorAll('#lc-detail .lc-events li'); \
+             return l.length === {} && l[0].textContent.includes('MS-{lang}') ? l.length : null;",
+            before + 1
+        ),
+    );
+    assert_eq!(after.as_u64().unwrap(), before + 1);
     assert_eq!(b.missing_keys(), Vec::<String>::new(), "{lang}");
     if lang == "zh-CN" {
         assert_eq!(b.latin_words(), Vec::<String>::new(), "the tab in Chinese");

@@ -23,8 +23,9 @@ function line(pts, xmax, ymax, w, h, cls) {
   return `<polyline class="${cls}" points="${d}" fill="none"/>`;
 }
 
-// One chart: `which` 1 = R(t), 2 = h(t); the used curve solid, the literature dashed.
-export function curveSvg(entry, which) {
+// One chart: `which` 1 = R(t), 2 = h(t); the used curve solid, the literature dashed; `age`
+// (running hours), when given, marked by a vertical line.
+export function curveSvg(entry, which, age = null) {
   const pts = entry.points || [];
   const lit = entry.literature_points || [];
   const xmax = Math.max(...pts.map((p) => p[0]), ...lit.map((p) => p[0]), 1);
@@ -37,6 +38,7 @@ export function curveSvg(entry, which) {
     <rect x="0" y="0" width="${W}" height="${H}" class="rel-frame"/>
     ${line(lit.map((p) => [p[0], p[which]]), xmax, ymax, W, H, 'rel-lit')}
     ${line(pts.map((p) => [p[0], p[which]]), xmax, ymax, W, H, 'rel-fit')}
+    ${Number.isFinite(age) && age <= xmax ? `<line class="rel-age" x1="${((age / xmax) * W).toFixed(1)}" x2="${((age / xmax) * W).toFixed(1)}" y1="0" y2="${H}"/>` : ''}
     <text x="2" y="${H + 14}" class="rel-axis">0</text>
     <text x="${W}" y="${H + 14}" class="rel-axis" text-anchor="end" translate="no">${esc(num(xmax, 0))} h</text>
     <text x="4" y="12" class="rel-axis">${esc(title)}</text>
