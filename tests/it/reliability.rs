@@ -4,8 +4,9 @@
 //! /api/v1/reliability routes give every class a defined curve (a fit with bounds or the
 //! literature curve with the reason), the components with finite risks, the monthly plan,
 //! spares against stock and the suppliers; writes are refused to a viewer (403), bad events
-//! refused with their codes, and every write audited. Preventive orders in simulated time are
-//! the lifecycle's unit tests (`preventive_orders_are_raised_ahead_once_per_plan…`).
+//! refused with their codes, and every write audited. In simulated time (an API assembled around
+//! a hand-moved clock), a seal planned 30 days out is in the plan and becomes one preventive
+//! work order 14 days ahead of its date, once.
 
 use crate::support::{call_as, get, post, put, temp_dir, token_for, Cistern, IT_ADMIN_PASSWORD};
 use serde_json::json;
@@ -248,4 +249,210 @@ fn the_demo_shows_curves_risks_plan_spares_and_suppliers_and_audits_writes() {
     );
     let (_, audit) = get(&format!("{base}/api/v1/audit?action=spare_stock_set"));
     assert!(!audit["entries"].as_array().unwrap().is_empty(), "{audit}");
+}
+
+/// The API of a node with work orders and the lifecycle around a hand-moved clock: a room with
+/// one pump whose seal's planned replacement is 30 days away.
+mod simulated_time {
+    use actix_web::{test, web, App};
+    use cistern::api::{self, ApiState};
+    use cistern::auth::{Principal, Role, Security};
+    use cistern::business::assets::archive::{Equipment, EquipmentKind, Nameplate, RoomArchive};
+    use cistern::business::assets::lifecycle::model::ComponentClass;
+    use cistern::business::assets::lifecycle::service::Lifecycle;
+    use cistern::business::assets::lifecycle::LifecycleConfig;
+    use cistern::business::assets::weibull;
+    use cistern::business::workorders::service::OrderMetrics;
+    use cistern::business::workorders::{WorkOrders, WorkOrdersConfig};
+    use cistern::store::embedded::EmbeddedStore;
+    use cistern::store::records::Records;
+    use cistern_actors::{FleetRegistry, ManualClock};
+    use cistern_schemas::inventory::Inventory;
+    use cistern_schemas::{Date, DeviceUnit, Timestamp};
+    use serde_json::Value;
+    use std::sync::Arc;
+
+    const T0: i64 = 1_796_601_600_000;
+    const HOUR: i64 = 3_600_000;
+    const DAY: i64 = 24 * HOUR;
+
+    const INVENTORY: &str = r#"
+        [[zones]]
+        id = "siming"
+        name = "思明"
+        [[rooms]]
+        id = "XM-0001"
+        name = "金山花园泵房"
+        lat = 24.48
+        lon = 118.09
+        zone = "siming"
+        pumps = []
+        tanks = []
+    "#;
+
+    const ORDERS: &str = r#"
+        [[teams]]
+        id = "siming"
+        name = "思明维修班"
+        name_en = "Siming crew"
+        zones = ["siming"]
+        lead = "boss"
+        manager = "boss"
+        members = [{ user = "li", skills = ["mechanical"] }]
+    "#;
+
+    struct Scratch(std::path::PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    macro_rules! get {
+        ($app:expr, $path:expr) => {{
+            let req = test::TestRequest::get()
+                .uri($path)
+                .insert_header(("Authorization", "Bearer token-boss"));
+            let res = test::call_service(&$app, req.to_request()).await;
+            let status = res.status().as_u16();
+            let body = test::read_body(res).await.to_vec();
+            (status, serde_json::from_slice::<Value>(&body).unwrap())
+        }};
+    }
+
+    #[actix_web::test]
+    async fn a_planned_replacement_becomes_one_preventive_order_ahead_of_its_date() {
+        let dir =
+            std::env::temp_dir().join(format!("cistern-it-lifecycle-time-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let _scratch = Scratch(dir.clone());
+        let records: Arc<dyn Records> = Arc::new(EmbeddedStore::open(&dir).unwrap());
+        let clock = ManualClock::new(Timestamp(T0));
+        let security = Security::default();
+        security.auth.insert_token(
+            "token-boss",
+            Principal {
+                user: "boss".into(),
+                role: Role::Operator,
+            },
+        );
+        let inventory: Inventory = toml::from_str(INVENTORY).unwrap();
+        let config: WorkOrdersConfig = toml::from_str(ORDERS).unwrap();
+        let metrics = prometheus::Registry::new();
+        let orders = Arc::new(
+            WorkOrders::start(
+                &config,
+                records.clone(),
+                &inventory,
+                Arc::new(clock.clone()),
+                security.clone(),
+                OrderMetrics::register(&metrics).unwrap(),
+            )
+            .await
+            .unwrap(),
+        );
+        let lc_config = LifecycleConfig {
+            duty: 1.0,
+            ..LifecycleConfig::default()
+        };
+        let cost = lc_config.costs.of(ComponentClass::MechanicalSeal);
+        let (t_star, _) = weibull::optimal_age(
+            &ComponentClass::MechanicalSeal.literature(),
+            cost.planned,
+            cost.failure,
+        )
+        .unwrap();
+        let mut archive = RoomArchive::from_spec(&inventory.rooms[0]);
+        let mut pump = Equipment::live(
+            DeviceUnit::Pump(1),
+            EquipmentKind::Pump,
+            Nameplate::default(),
+            String::new(),
+        );
+        let installed = T0 - (t_star * HOUR as f64) as i64 + 30 * DAY;
+        pump.installed = Some(Date::of(Timestamp(installed), 480));
+        archive.equipment.push(pump);
+        let lifecycle = Arc::new(
+            Lifecycle::start(
+                lc_config,
+                records,
+                Arc::new(clock.clone()),
+                480,
+                false,
+                &[archive],
+            )
+            .await
+            .unwrap(),
+        );
+        lifecycle.attach_orders(orders.clone());
+        let state = web::Data::new(ApiState {
+            registry: Arc::new(FleetRegistry::default()),
+            metrics,
+            field: None,
+            history: None,
+            alarms: None,
+            security: security.clone(),
+            ws: None,
+            readiness: None,
+            writer: None,
+            plans: None,
+            basemap: None,
+            workorders: Some(orders.clone()),
+            notify: None,
+            lifecycle: Some(lifecycle.clone()),
+        });
+        let app = test::init_service(
+            App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    cistern::auth::middleware::authenticate,
+                ))
+                .app_data(web::Data::new(security))
+                .app_data(state)
+                .configure(api::configure),
+        )
+        .await;
+
+        let (status, plan) = get!(app, "/api/v1/reliability/plan");
+        assert_eq!(status, 200, "{plan}");
+        let seal = plan["due"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["class"] == "mechanical_seal")
+            .unwrap()
+            .clone();
+        let due = seal["next_replacement"].as_i64().unwrap();
+        assert!(
+            (due - (T0 + 30 * DAY)).abs() < DAY,
+            "planned in 30 days: {seal}"
+        );
+        assert_eq!(seal["overdue"], false);
+        let months: u64 = plan["months"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["count"].as_u64().unwrap())
+            .sum();
+        assert!(months >= 1, "{plan}");
+
+        // The periodic task's step, day by day: nothing until 14 days ahead, then one order.
+        let mut raised_on = None;
+        for day in 0..30 {
+            clock.set(Timestamp(T0 + day * DAY));
+            if lifecycle.raise_preventive().await.unwrap() > 0 {
+                raised_on.get_or_insert(day);
+            }
+        }
+        let day = raised_on.expect("a preventive order");
+        assert!(
+            (15..=17).contains(&day),
+            "raised {day} days on (14 ahead of day 30)"
+        );
+        let (status, list) = get!(app, "/api/v1/workorders?type=preventive");
+        assert_eq!(status, 200, "{list}");
+        let list = list["orders"].as_array().unwrap();
+        assert_eq!(list.len(), 1, "once per component and plan: {list:?}");
+        assert_eq!(list[0]["template"], "preventive_replacement");
+        assert_eq!(list[0]["room"], "XM-0001");
+    }
 }
