@@ -6,7 +6,8 @@
 //! Records: `component_event` (an event by hand, from a work order or an archive's serial
 //! change; index `by_component`), `spare_stock` (a part number's stock on hand), and
 //! `preventive_order` (`component@planned-date`, written once after its order exists, so that a
-//! component is ordered once per plan across restarts). The figures (fits, risks, plan) are
+//! component is ordered once per plan across restarts), and `component_seen` (per room, when
+//! each component without an install date in the archive was first seen: its install time). The figures (fits, risks, plan) are
 //! recomputed on demand and cached until a change or an hour of clock time.
 
 use super::analysis::{self, Fits, Plan, Risk, SpareLine, SupplierLine};
@@ -72,8 +73,18 @@ struct Kinds {
     events: RecordKind,
     stock: RecordKind,
     ordered: RecordKind,
+    seen: RecordKind,
     by_component: IndexName,
     all: IndexName,
+}
+
+/// What following a room's archive found.
+#[derive(Debug, Default)]
+struct Derivation {
+    /// A new serial on a known component.
+    changed: Vec<(ComponentId, String)>,
+    /// New components without an install date (outside the demo).
+    undated: Vec<ComponentId>,
 }
 
 /// The service (see the module doc).
@@ -110,6 +121,7 @@ impl Lifecycle {
                 events: RecordKind::new("component_event")?,
                 stock: RecordKind::new("spare_stock")?,
                 ordered: RecordKind::new("preventive_order")?,
+                seen: RecordKind::new("component_seen")?,
                 by_component: IndexName::new("by_component")?,
                 all: IndexName::new("all")?,
             },
@@ -119,8 +131,15 @@ impl Lifecycle {
             state: RwLock::new(State::default()),
             orders: Mutex::new(None),
         };
+        let mut undated = Vec::new();
         for a in archives {
-            service.derive_room(a);
+            let d = service.derive_room(a);
+            if !d.undated.is_empty() {
+                undated.push((a.site.id.clone(), d.undated));
+            }
+        }
+        for (room, ids) in &undated {
+            service.first_seen(room, ids).await?;
         }
         let stored = service
             .records
@@ -188,12 +207,11 @@ impl Lifecycle {
 
     /// Adds the room's components not known yet (install events from the archive, or the
     /// demo's history); returns the new components and the serial changes seen.
-    fn derive_room(&self, archive: &RoomArchive) -> (usize, Vec<(ComponentId, String)>) {
+    fn derive_room(&self, archive: &RoomArchive) -> Derivation {
         let now = self.clock.now();
         let derived = derive(archive, self.offset_minutes);
         let mut state = self.write();
-        let mut added = 0;
-        let mut changed = Vec::new();
+        let mut out = Derivation::default();
         let keep: std::collections::HashSet<ComponentId> =
             derived.iter().map(|d| d.id.clone()).collect();
         state
@@ -202,7 +220,7 @@ impl Lifecycle {
         for d in derived {
             if let Some(c) = state.components.get_mut(&d.id) {
                 if !d.serial.is_empty() && !c.serial.is_empty() && d.serial != c.serial {
-                    changed.push((d.id.clone(), d.serial.clone()));
+                    out.changed.push((d.id.clone(), d.serial.clone()));
                 }
                 if !d.vendor.is_empty() {
                     c.vendor = d.vendor;
@@ -217,14 +235,78 @@ impl Lifecycle {
             let dated = d.installed.is_some();
             let id = d.id.clone();
             let mut c = d.component(installed, self.config.duty);
-            if self.simulated && !dated {
-                super::demo::history(&mut c, now, self.config.duty);
+            if !dated {
+                if self.simulated {
+                    super::demo::history(&mut c, now, self.config.duty);
+                } else {
+                    // Installed when first seen: remembered (Self::first_seen), so that its
+                    // age does not start again at every restart.
+                    c.events.clear();
+                    out.undated.push(id.clone());
+                }
             }
             state.components.insert(id, c);
-            added += 1;
         }
         state.figures = None;
-        (added, changed)
+        out
+    }
+
+    /// Gives the room's components without an install date the time they were first seen
+    /// (kept in one `component_seen` record per room), as an install event.
+    async fn first_seen(&self, room: &RoomId, ids: &[ComponentId]) -> Result<(), LifecycleError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let rid = RecordId::new(room.as_str())?;
+        let now = self.clock.now();
+        let mut seen: BTreeMap<ComponentId, Timestamp> = BTreeMap::new();
+        for _ in 0..5 {
+            let stored = self.records.record(&self.kinds.seen, &rid).await?;
+            seen = match &stored {
+                Some(r) => serde_json::from_slice(&r.body)?,
+                None => BTreeMap::new(),
+            };
+            let missing: Vec<&ComponentId> =
+                ids.iter().filter(|i| !seen.contains_key(*i)).collect();
+            if missing.is_empty() {
+                break;
+            }
+            for id in missing {
+                seen.insert(id.clone(), now);
+            }
+            let put = RecordPut {
+                kind: self.kinds.seen.clone(),
+                id: rid.clone(),
+                expected: stored.map(|r| r.version),
+                body: serde_json::to_vec(&seen)?,
+                index: Vec::new(),
+            };
+            match self.records.put_record(put).await {
+                Ok(_) => break,
+                Err(RecordsError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut state = self.write();
+        for id in ids {
+            let (Some(at), Some(c)) = (seen.get(id), state.components.get_mut(id)) else {
+                continue;
+            };
+            if c.events.iter().any(|e| e.kind == EventKind::Install) {
+                continue;
+            }
+            c.push(Event {
+                at: *at,
+                kind: EventKind::Install,
+                source: EventSource::Archive,
+                serial: c.serial.clone(),
+                by: "archive".into(),
+                order: None,
+                note: "first seen (no install date in the archive)".into(),
+            });
+        }
+        state.figures = None;
+        Ok(())
     }
 
     /// Follows a room's archive: an equipment new to it gets its components (an install
@@ -235,8 +317,9 @@ impl Lifecycle {
         archive: &RoomArchive,
         author: &str,
     ) -> Result<(), LifecycleError> {
-        let (_, changed) = self.derive_room(archive);
-        for (id, serial) in changed {
+        let d = self.derive_room(archive);
+        self.first_seen(&archive.site.id, &d.undated).await?;
+        for (id, serial) in d.changed {
             let event = Event {
                 at: self.clock.now(),
                 kind: EventKind::Replacement,

@@ -588,3 +588,46 @@ async fn a_counter_sets_the_duty_and_the_demo_history_is_drawn_again_at_it() {
     svc.set_run_hours(&RoomId::new("XM-0009").unwrap(), &[]);
     assert_eq!(svc.component(&seal).unwrap().duty, after.duty);
 }
+
+#[tokio::test]
+async fn a_part_without_an_install_date_ages_from_when_it_was_first_seen_across_restarts() {
+    let (_s, rec) = records("first-seen");
+    let now = Timestamp(1_800_000_000_000);
+    let clock = Arc::new(ManualClock::new(now));
+    let mut a = RoomArchive::from_spec(&inventory().rooms[0]);
+    a.equipment
+        .push(crate::business::assets::archive::model::Equipment::live(
+            DeviceUnit::Pump(1),
+            EquipmentKind::Pump,
+            Nameplate::default(),
+            String::new(),
+        ));
+    let start = || {
+        Lifecycle::start(
+            LifecycleConfig::default(),
+            rec.clone(),
+            clock.clone(),
+            480,
+            false,
+            std::slice::from_ref(&a),
+        )
+    };
+    let seal = ComponentId::new(
+        &a.site.id,
+        &EquipmentTag::from(DeviceUnit::Pump(1)),
+        ComponentClass::MechanicalSeal,
+    );
+    let svc = start().await.unwrap();
+    let c = svc.component(&seal).unwrap();
+    assert_eq!(c.installed_at, now);
+    assert_eq!(c.events.len(), 1);
+    drop(svc);
+    clock.advance(std::time::Duration::from_secs(10 * 86_400));
+    let svc = start().await.unwrap();
+    let c = svc.component(&seal).unwrap();
+    assert_eq!(c.installed_at, now, "the first sighting, not this start");
+    assert_eq!(c.events.len(), 1);
+    assert!((c.age_hours(Timestamp(now.0 + 10 * DAY)) - 10.0 * 24.0 * 0.5).abs() < 1e-9);
+    svc.sync_room(&a, "archive").await.unwrap();
+    assert_eq!(svc.component(&seal).unwrap().events.len(), 1, "idempotent");
+}
