@@ -11,7 +11,7 @@ use super::users::caller;
 use super::ApiState;
 use crate::business::assets::lifecycle::analysis::{self, Curve};
 use crate::business::assets::lifecycle::model::{ComponentClass, ComponentId, EventKind};
-use crate::business::assets::lifecycle::service::Lifecycle;
+use crate::business::assets::lifecycle::service::{Figures, Lifecycle};
 use crate::business::assets::lifecycle::LifecycleError;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -27,6 +27,15 @@ fn service(state: &ApiState) -> Result<&Arc<Lifecycle>, ApiError> {
             "this node keeps no parts lifecycle (it needs a store)",
         )
     })
+}
+
+/// The figures, computed off the HTTP worker when the cache is stale (a fleet's fits and
+/// risks are a few hundred ms of CPU in a debug build).
+async fn figures(svc: &Arc<Lifecycle>) -> Result<Arc<Figures>, ApiError> {
+    let svc = svc.clone();
+    web::block(move || svc.figures())
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 impl From<LifecycleError> for ApiError {
@@ -65,7 +74,7 @@ fn curve_json(c: &Curve) -> serde_json::Value {
 /// the vendor/model fits, each with `[t, R(t), h(t) per 10⁴ h]` points.
 pub async fn classes(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let svc = service(&state)?;
-    let f = svc.figures();
+    let f = figures(svc).await?;
     let classes: Vec<_> = f.fits.classes.values().map(curve_json).collect();
     let models: Vec<_> = f.fits.models.iter().map(curve_json).collect();
     let components = |class: ComponentClass| f.risks.iter().filter(|r| r.class == class).count();
@@ -122,7 +131,7 @@ pub async fn components(
             "limit is 1 to 10000",
         ));
     }
-    let f = svc.figures();
+    let f = figures(svc).await?;
     let mut risks: Vec<_> = f
         .risks
         .iter()
@@ -168,7 +177,7 @@ pub async fn component(
             format!("unknown component {id}"),
         )
     })?;
-    let f = svc.figures();
+    let f = figures(svc).await?;
     let risk = f.risks.iter().find(|r| r.id == id);
     let curve = f.fits.for_component(&c).map(curve_json);
     Ok(HttpResponse::Ok().json(json!({ "component": c, "risk": risk, "curve": curve })))
@@ -244,7 +253,7 @@ pub async fn plan(
     let svc = service(&state)?;
     let q = query.into_inner();
     let limit = q.limit.unwrap_or(200).min(10_000);
-    let f = svc.figures();
+    let f = figures(svc).await?;
     let mut due: Vec<_> = f
         .risks
         .iter()
@@ -265,7 +274,7 @@ pub async fn plan(
 /// `GET /api/v1/reliability/spares`: demand per part number over the horizon against stock.
 pub async fn spares(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let svc = service(&state)?;
-    let f = svc.figures();
+    let f = figures(svc).await?;
     Ok(HttpResponse::Ok().json(json!({
         "at": f.at,
         "horizon_days": svc.config().horizon_days,
@@ -321,7 +330,7 @@ pub async fn set_stock(
 /// model.
 pub async fn suppliers(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let svc = service(&state)?;
-    let f = svc.figures();
+    let f = figures(svc).await?;
     let orders = match &state.workorders {
         Some(o) => svc.order_statistics(o, 365).await?,
         None => Vec::new(),

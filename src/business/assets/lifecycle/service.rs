@@ -825,6 +825,11 @@ pub async fn run(
             _ = shutdown.changed() => return,
             _ = tick.tick() => {
                 read_counters(&service, &registry).await;
+                // The fits and risks are CPU work: computed (and cached) off the runtime.
+                let figures = service.clone();
+                if let Err(error) = tokio::task::spawn_blocking(move || figures.figures()).await {
+                    tracing::warn!(%error, "lifecycle figures not computed");
+                }
                 match service.raise_preventive().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(components = n, "preventive replacement orders raised"),
