@@ -107,6 +107,11 @@ impl ComponentId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The smallest id starting with `prefix` (a bound for a range of the ids of one room).
+    pub(crate) fn prefix(prefix: &str) -> Self {
+        Self(prefix.to_owned())
+    }
 }
 
 impl fmt::Display for ComponentId {

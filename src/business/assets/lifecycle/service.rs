@@ -99,6 +99,8 @@ pub struct Lifecycle {
     simulated: bool,
     state: RwLock<State>,
     orders: Mutex<Option<Arc<WorkOrders>>>,
+    /// Rooms whose undated components' first sighting is still to be read or written.
+    pending: Mutex<Vec<(RoomId, Vec<ComponentId>)>>,
 }
 
 const LIST_LIMIT: usize = 10_000_000;
@@ -130,6 +132,7 @@ impl Lifecycle {
             simulated,
             state: RwLock::new(State::default()),
             orders: Mutex::new(None),
+            pending: Mutex::new(Vec::new()),
         };
         let mut undated = Vec::new();
         for a in archives {
@@ -138,8 +141,10 @@ impl Lifecycle {
                 undated.push((a.site.id.clone(), d.undated));
             }
         }
-        for (room, ids) in &undated {
-            service.first_seen(room, ids).await?;
+        // Written by the periodic task's first step (`remember_first_seen`): a new site's
+        // first start would otherwise wait for a durable write per room.
+        if let Ok(mut pending) = service.pending.lock() {
+            *pending = undated;
         }
         let stored = service
             .records
@@ -182,6 +187,20 @@ impl Lifecycle {
         Ok(service)
     }
 
+    /// Reads or writes when the components without an install date seen at start were first
+    /// seen (their install time; see the module doc). The periodic task does it first.
+    pub async fn remember_first_seen(&self) -> Result<(), LifecycleError> {
+        let pending = self
+            .pending
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default();
+        for (room, ids) in &pending {
+            self.first_seen(room, ids).await?;
+        }
+        Ok(())
+    }
+
     /// Preventive orders go through this service from now on (else none are raised).
     pub fn attach_orders(&self, orders: Arc<WorkOrders>) {
         if let Ok(mut o) = self.orders.lock() {
@@ -214,9 +233,18 @@ impl Lifecycle {
         let mut out = Derivation::default();
         let keep: std::collections::HashSet<ComponentId> =
             derived.iter().map(|d| d.id.clone()).collect();
-        state
+        // The room's components are one range of the map (ids start `ROOM/`).
+        let prefix = format!("{}/", archive.site.id);
+        let gone: Vec<ComponentId> = state
             .components
-            .retain(|id, c| c.room != archive.site.id || keep.contains(id));
+            .range(ComponentId::prefix(&prefix)..)
+            .take_while(|(id, _)| id.as_str().starts_with(&prefix))
+            .filter(|(id, _)| !keep.contains(*id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            state.components.remove(&id);
+        }
         for d in derived {
             if let Some(c) = state.components.get_mut(&d.id) {
                 if !d.serial.is_empty() && !c.serial.is_empty() && d.serial != c.serial {
@@ -818,6 +846,9 @@ pub async fn run(
 ) {
     let orders = service.orders.lock().ok().and_then(|o| o.clone());
     let mut completed = orders.as_ref().map(|o| o.subscribe());
+    if let Err(error) = service.remember_first_seen().await {
+        tracing::warn!(%error, "when undated parts were first seen is not kept");
+    }
     let mut tick = tokio::time::interval(service.config.check_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -618,16 +618,52 @@ async fn a_part_without_an_install_date_ages_from_when_it_was_first_seen_across_
         ComponentClass::MechanicalSeal,
     );
     let svc = start().await.unwrap();
+    svc.remember_first_seen().await.unwrap();
     let c = svc.component(&seal).unwrap();
     assert_eq!(c.installed_at, now);
     assert_eq!(c.events.len(), 1);
     drop(svc);
     clock.advance(std::time::Duration::from_secs(10 * 86_400));
     let svc = start().await.unwrap();
+    svc.remember_first_seen().await.unwrap();
     let c = svc.component(&seal).unwrap();
     assert_eq!(c.installed_at, now, "the first sighting, not this start");
     assert_eq!(c.events.len(), 1);
     assert!((c.age_hours(Timestamp(now.0 + 10 * DAY)) - 10.0 * 24.0 * 0.5).abs() < 1e-9);
     svc.sync_room(&a, "archive").await.unwrap();
     assert_eq!(svc.component(&seal).unwrap().events.len(), 1, "idempotent");
+}
+
+/// A 2,100-room site's first start (every component first seen: one `component_seen` record
+/// written per room) and its next (read back), on the embedded store. Run explicitly:
+/// `cargo test --lib lifecycle::tests::site_start_time -- --ignored --nocapture`.
+#[cfg(feature = "lab")]
+#[tokio::test]
+#[ignore]
+async fn site_start_time() {
+    let fleet = crate::lab::sim::fleet::generate_fleet(2_100, 1);
+    let archives: Vec<RoomArchive> = fleet.rooms.iter().map(RoomArchive::from_spec).collect();
+    let (_s, rec) = records("site-start");
+    let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
+    for run in ["first", "second"] {
+        let started = std::time::Instant::now();
+        let svc = Lifecycle::start(
+            LifecycleConfig::default(),
+            rec.clone(),
+            clock.clone(),
+            480,
+            false,
+            &archives,
+        )
+        .await
+        .unwrap();
+        let ready = started.elapsed().as_secs_f64();
+        svc.remember_first_seen().await.unwrap();
+        println!(
+            "{run} start: {} rooms, {} components: ready in {ready:.2} s, first sightings kept after {:.2} s",
+            archives.len(),
+            svc.components(None, None, None).len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
 }
