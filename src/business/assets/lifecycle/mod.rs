@@ -76,6 +76,8 @@ pub struct LifecycleConfig {
     /// Running hours per calendar hour of a pump's parts when its room has no run-hours
     /// counter (transducers and valves always count calendar hours).
     pub duty: f64,
+    /// Preventive replacement orders are raised (else the plan is only shown).
+    pub preventive_orders: bool,
     /// Preventive orders are raised this many days before the planned replacement.
     pub lead_days: u32,
     /// The spare-parts forecast's horizon.
@@ -91,6 +93,7 @@ impl Default for LifecycleConfig {
         Self {
             enabled: true,
             duty: 0.5,
+            preventive_orders: true,
             lead_days: 14,
             horizon_days: 365,
             check_every: Duration::from_secs(3600),

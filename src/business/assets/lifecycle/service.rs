@@ -105,6 +105,9 @@ pub struct Lifecycle {
 
 const LIST_LIMIT: usize = 10_000_000;
 
+/// The note of the install event of a part whose archive gives no install date.
+const FIRST_SEEN: &str = "first seen (no install date in the archive)";
+
 impl Lifecycle {
     /// The service over `archives` (one per room), with the recorded events and stock. With
     /// `simulated`, components get the demo's generated history (see [`super::demo`]).
@@ -330,7 +333,7 @@ impl Lifecycle {
                 serial: c.serial.clone(),
                 by: "archive".into(),
                 order: None,
-                note: "first seen (no install date in the archive)".into(),
+                note: FIRST_SEEN.into(),
             });
         }
         state.figures = None;
@@ -549,6 +552,20 @@ impl Lifecycle {
             let Some((_, hours)) = counters.iter().find(|(t, _)| t == &c.equipment) else {
                 continue;
             };
+            let undated = c.events.len() <= 1
+                && c.events
+                    .iter()
+                    .all(|e| e.kind == EventKind::Install && e.note == FIRST_SEEN);
+            if undated && hours.is_finite() && *hours > 0.0 {
+                // No install date and no replacement since: the counter (the pump's hours since
+                // it was fitted) is the part's age; its install time is put back to match it.
+                let duty = self.config.duty.clamp(0.02, 1.0);
+                let back = (hours / duty * 3_600_000.0).min(1e15) as i64;
+                c.installed_at = Timestamp::from_millis(now.as_millis() - back);
+                c.duty = duty;
+                c.hours_source = HoursSource::Counter;
+                continue;
+            }
             let since = c.events.first().map(|e| e.at).unwrap_or(c.installed_at);
             let calendar = (now.as_millis() - since.as_millis()) as f64 / 3_600_000.0;
             if hours.is_finite() && *hours > 0.0 && calendar > 24.0 {
@@ -631,7 +648,7 @@ impl Lifecycle {
     /// planned date. Returns how many components were ordered.
     pub async fn raise_preventive(&self) -> Result<usize, LifecycleError> {
         let orders = self.orders.lock().ok().and_then(|o| o.clone());
-        let Some(orders) = orders else {
+        let Some(orders) = orders.filter(|_| self.config.preventive_orders) else {
             return Ok(0);
         };
         let now = self.clock.now();

@@ -422,6 +422,22 @@ async fn preventive_orders_are_raised_ahead_once_per_plan_in_simulated_time() {
     assert!(orders.open_orders().await.unwrap().is_empty());
     // 17 days on: within the 14-day lead.
     clock.advance(std::time::Duration::from_secs(17 * 86_400));
+    let off = Lifecycle::start(
+        LifecycleConfig {
+            preventive_orders: false,
+            ..config.clone()
+        },
+        rec.clone(),
+        clock.clone(),
+        480,
+        false,
+        std::slice::from_ref(&a),
+    )
+    .await
+    .unwrap();
+    off.attach_orders(orders.clone());
+    assert_eq!(off.raise_preventive().await.unwrap(), 0, "switched off");
+    assert!(orders.open_orders().await.unwrap().is_empty());
     assert_eq!(svc.raise_preventive().await.unwrap(), 1);
     let open = orders.open_orders().await.unwrap();
     assert_eq!(open.len(), 1);
@@ -632,6 +648,14 @@ async fn a_part_without_an_install_date_ages_from_when_it_was_first_seen_across_
     assert!((c.age_hours(Timestamp(now.0 + 10 * DAY)) - 10.0 * 24.0 * 0.5).abs() < 1e-9);
     svc.sync_room(&a, "archive").await.unwrap();
     assert_eq!(svc.component(&seal).unwrap().events.len(), 1, "idempotent");
+    // The pump's counter then says how old its undated parts are.
+    svc.set_run_hours(
+        &a.site.id,
+        &[(EquipmentTag::from(DeviceUnit::Pump(1)), 12_000.0)],
+    );
+    let c = svc.component(&seal).unwrap();
+    assert_eq!(c.hours_source, HoursSource::Counter);
+    assert!((c.age_hours(Timestamp(now.0 + 10 * DAY)) - 12_000.0).abs() < 1e-3);
 }
 
 /// A 2,100-room site's first start (every component first seen: one `component_seen` record
