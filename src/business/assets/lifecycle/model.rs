@@ -151,8 +151,10 @@ pub enum EventSource {
     Archive,
     /// A completed work order that replaced the part.
     WorkOrder,
-    /// Recorded by hand through the API (or an import).
+    /// Recorded by hand through the API.
     Manual,
+    /// From a spreadsheet import.
+    Import,
     /// The demo's generated history (sampled from the literature curves): not real data.
     Simulated,
 }

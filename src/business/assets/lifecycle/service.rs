@@ -410,6 +410,37 @@ impl Lifecycle {
         note: String,
         by: &str,
     ) -> Result<Component, LifecycleError> {
+        self.record_from(EventSource::Manual, id, kind, at, serial, note, by)
+            .await
+    }
+
+    /// An event from a spreadsheet import (the archive's import calls this for its parts'
+    /// history rows): the same checks as by hand, and a repeat of the same row (component,
+    /// time and kind) records nothing, so a re-import does not duplicate it.
+    pub async fn record_imported(
+        &self,
+        id: &ComponentId,
+        kind: EventKind,
+        at: Timestamp,
+        serial: String,
+        note: String,
+        by: &str,
+    ) -> Result<Component, LifecycleError> {
+        self.record_from(EventSource::Import, id, kind, Some(at), serial, note, by)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record_from(
+        &self,
+        source: EventSource,
+        id: &ComponentId,
+        kind: EventKind,
+        at: Option<Timestamp>,
+        serial: String,
+        note: String,
+        by: &str,
+    ) -> Result<Component, LifecycleError> {
         let now = self.clock.now();
         let at = at.unwrap_or(now);
         if at > now || at.as_millis() < 631_152_000_000 {
@@ -424,7 +455,7 @@ impl Lifecycle {
         let event = Event {
             at,
             kind,
-            source: EventSource::Manual,
+            source,
             serial,
             by: by.to_owned(),
             order: None,

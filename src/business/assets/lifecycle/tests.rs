@@ -343,6 +343,27 @@ async fn the_service_follows_the_archive_and_completed_orders_once() {
         ComponentClass::MechanicalSeal,
     );
     assert_eq!(svc.component(&seal_id).unwrap().failures(), 1);
+    // An imported row, twice (a re-import): one event.
+    let bearing = ComponentId::new(
+        &a.site.id,
+        &EquipmentTag::from(DeviceUnit::Pump(1)),
+        ComponentClass::Bearing,
+    );
+    for _ in 0..2 {
+        svc.record_imported(
+            &bearing,
+            EventKind::Failure,
+            Timestamp(now.0 - 30 * DAY),
+            String::new(),
+            String::new(),
+            "import",
+        )
+        .await
+        .unwrap();
+    }
+    let b = svc.component(&bearing).unwrap();
+    assert_eq!(b.failures(), 1);
+    assert_eq!(b.events[1].source, EventSource::Import);
     // Stock, and all of it again after a restart.
     svc.set_stock("mechanical_seal", 3, "alice").await.unwrap();
     drop(svc);
