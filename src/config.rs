@@ -57,6 +57,10 @@ pub struct Config {
     /// `[notify]`: channels, recipients and their preferences (owned by `crate::notify`).
     #[serde(default)]
     pub notify: crate::notify::NotifyConfig,
+    /// `[lifecycle]`: parts' duty, preventive lead time and costs (owned by
+    /// `crate::business::assets::lifecycle`).
+    #[serde(default)]
+    pub lifecycle: crate::business::assets::lifecycle::LifecycleConfig,
 }
 
 /// `[http]`
@@ -366,6 +370,11 @@ mod tests {
             config.auth,
             crate::auth::AuthConfig::default(),
             "the example documents the defaults of [auth]"
+        );
+        assert_eq!(
+            config.lifecycle,
+            crate::business::assets::lifecycle::LifecycleConfig::default(),
+            "the example documents the defaults of [lifecycle]"
         );
         let orders = &config.workorders;
         assert_eq!(

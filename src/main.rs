@@ -178,6 +178,11 @@ enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Parts' failure curves (DOMAIN.md §8), the same code as the platform's.
+    Reliability {
+        #[command(subcommand)]
+        action: ReliabilityCommand,
+    },
     #[cfg(feature = "lab")]
     /// Print a generated inventory (TOML) to start a site file from.
     Inventory {
@@ -288,6 +293,14 @@ enum AssetsCommand {
     },
     /// Write the empty template (.xlsx).
     Template { file: std::path::PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+enum ReliabilityCommand {
+    /// Fit a two-parameter Weibull by maximum likelihood to a CSV of `hours,failed` (header
+    /// required; failed 1 for a failure, 0 for a unit still running) and print β and η with
+    /// their 95 % confidence bounds.
+    Fit { file: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -576,6 +589,7 @@ fn main() -> anyhow::Result<()> {
                 spec.workorders = config.workorders.clone();
                 spec.cleaning = config.cleaning.clone();
                 spec.notify = config.notify.clone();
+                spec.lifecycle = config.lifecycle.clone();
                 spec.basemap = basemap;
                 let node = Node::start(spec).await.context("cannot start the node")?;
                 if !node.mqtt_subscribed(Duration::from_secs(10)).await {
@@ -728,6 +742,27 @@ fn main() -> anyhow::Result<()> {
                     eprintln!("{}: {n} bytes", file.display());
                 }
             }
+            Ok(())
+        }
+        Command::Reliability {
+            action: ReliabilityCommand::Fit { file },
+        } => {
+            use cistern::business::assets::weibull;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let sample = weibull::Sample::from_csv(&text)
+                .with_context(|| format!("refusing {}", file.display()))?;
+            let f = weibull::fit_with_bounds(&sample.failures, &sample.censored)
+                .with_context(|| format!("no fit for {}", file.display()))?;
+            println!("failures {}  censored {}", f.failures, f.censored);
+            println!(
+                "beta  {:.4}  95% [{:.4}, {:.4}]",
+                f.curve.beta, f.beta.lower, f.beta.upper
+            );
+            println!(
+                "eta   {:.1} h  95% [{:.1}, {:.1}]",
+                f.curve.eta, f.eta.lower, f.eta.upper
+            );
             Ok(())
         }
         Command::Rules { action } => match action {

@@ -86,6 +86,10 @@ pub struct NodeSpec {
     pub inventory_sources: bool,
     /// Tank cleaning (`[cleaning]`): on when the node has records.
     pub cleaning: crate::business::assets::cleaning::CleaningConfig,
+    /// Parts lifecycle (`[lifecycle]`): on when the node has records.
+    pub lifecycle: crate::business::assets::lifecycle::LifecycleConfig,
+    /// The demo: components without dates get a simulated failure history.
+    pub simulated_parts_history: bool,
 }
 
 /// What the node's planning service starts with.
@@ -144,6 +148,8 @@ impl NodeSpec {
             archive_seed: None,
             inventory_sources: false,
             cleaning: Default::default(),
+            lifecycle: Default::default(),
+            simulated_parts_history: false,
         }
     }
 }
@@ -151,6 +157,8 @@ impl NodeSpec {
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
+    #[error("parts lifecycle: {0}")]
+    Lifecycle(#[from] crate::business::assets::lifecycle::LifecycleError),
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]
@@ -313,6 +321,8 @@ pub struct Node {
     pub archive: Option<Arc<crate::business::assets::archive::Archive>>,
     /// Tank cleaning (when the node has records).
     pub cleaning: Option<Arc<crate::business::assets::cleaning::TankCleaning>>,
+    /// The parts lifecycle (when the node has records).
+    pub lifecycle: Option<Arc<crate::business::assets::lifecycle::service::Lifecycle>>,
     /// Identity and the audit log.
     pub security: crate::auth::Security,
     shutdown: watch::Sender<bool>,
@@ -555,6 +565,56 @@ impl Node {
                 }
             }));
         }
+        // Parts lifecycle: its components are the archive's equipment (the inventory's rooms,
+        // each as the archive it seeds, on a node without one), and it follows the archive's
+        // changes (`Lifecycle::sync_room`: a new serial on a tag is a replacement).
+        let lifecycle = match &spec.records {
+            Some(records) if spec.lifecycle.enabled => {
+                use crate::business::assets::archive::model::RoomArchive;
+                use crate::business::assets::lifecycle::service::{self as lc, Lifecycle};
+                let archives: Vec<RoomArchive> = match &archive {
+                    Some(a) => a.rooms().await.iter().map(|r| (**r).clone()).collect(),
+                    None => spec
+                        .inventory
+                        .rooms
+                        .iter()
+                        .map(RoomArchive::from_spec)
+                        .collect(),
+                };
+                let service = Arc::new(
+                    Lifecycle::start(
+                        spec.lifecycle.clone(),
+                        records.clone(),
+                        spec.clock.clone(),
+                        spec.workorders.utc_offset_minutes,
+                        spec.simulated_parts_history,
+                        &archives,
+                    )
+                    .await?,
+                );
+                if let Some(orders) = &workorders {
+                    service.attach_orders(orders.clone());
+                }
+                tasks.push(tokio::spawn(lc::run(
+                    service.clone(),
+                    registry.clone(),
+                    shutdown_rx.clone(),
+                )));
+                if let Some(archive) = &archive {
+                    tasks.push(tokio::spawn(lc::follow_archive(
+                        service.clone(),
+                        archive.clone(),
+                        shutdown_rx.clone(),
+                    )));
+                }
+                tracing::info!(
+                    components = service.components(None, None, None).len(),
+                    "parts lifecycle started"
+                );
+                Some(service)
+            }
+            _ => None,
+        };
         let notify = match (notify_intake, &spec.records) {
             (Some(intake), Some(records)) => {
                 let (notifier, started) = crate::notify::Notifier::start(
@@ -696,6 +756,7 @@ impl Node {
             archive: archive.clone(),
             cleaning: cleaning.clone(),
             inspections,
+            lifecycle: lifecycle.clone(),
         });
         spec.security.auth.metrics().register(&metrics)?;
         let security = web::Data::new(spec.security.clone());
@@ -729,6 +790,7 @@ impl Node {
             workorders,
             archive,
             cleaning,
+            lifecycle,
             security: spec.security.clone(),
             shutdown,
             ws_shutdown,

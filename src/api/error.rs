@@ -201,6 +201,14 @@ error_codes! {
     UnknownDocument => "unknown_document",
     /// A document whose content is not a PDF, JPEG, PNG or WebP (415).
     NotADocument => "not_a_document",
+    // Parts lifecycle.
+    /// The node keeps no parts lifecycle (404).
+    NoLifecycle => "no_lifecycle",
+    UnknownComponent => "unknown_component",
+    /// An event by hand that is refused (422): kind, time, lengths.
+    InvalidEvent => "invalid_event",
+    /// A stock quantity or part number that is refused (422).
+    InvalidStock => "invalid_stock",
     // Audit.
     InvalidLimit => "invalid_limit",
     // The server.
@@ -529,6 +537,10 @@ mod tests {
             E::InspectionFinished => "inspection_finished",
             E::InvalidInspection => "invalid_inspection",
             E::NotInspector => "not_inspector",
+            E::NoLifecycle => "no_lifecycle",
+            E::UnknownComponent => "unknown_component",
+            E::InvalidEvent => "invalid_event",
+            E::InvalidStock => "invalid_stock",
             E::NotSimulated => "not_simulated",
             E::UnknownFault => "unknown_fault",
             E::InvalidDuration => "invalid_duration",

@@ -17,6 +17,7 @@ pub mod history;
 pub mod inspections;
 pub mod notify;
 pub mod plans;
+pub mod reliability;
 pub mod rooms;
 pub mod rules;
 pub mod setpoints;
@@ -67,6 +68,8 @@ pub struct ApiState {
     pub cleaning: Option<Arc<crate::business::assets::cleaning::TankCleaning>>,
     /// Online inspection (when the node has records).
     pub inspections: Option<Arc<crate::business::assets::inspection::Inspections>>,
+    /// The parts lifecycle (when the node has records).
+    pub lifecycle: Option<Arc<crate::business::assets::lifecycle::service::Lifecycle>>,
 }
 
 /// What the alarm and rule endpoints need.
@@ -183,6 +186,14 @@ routes! {
     post "/api/v1/inspections/{id}/finish" => inspections::finish;
     post "/api/v1/inspections/{id}/items/{n}" => inspections::record_item;
     post "/api/v1/inspections/{id}/items/{n}/order" => inspections::raise_order;
+    get "/api/v1/reliability/classes" => reliability::classes;
+    get "/api/v1/reliability/components" => reliability::components;
+    get "/api/v1/reliability/components/{room}/{tag}/{class}" => reliability::component;
+    post "/api/v1/reliability/components/{room}/{tag}/{class}/events" => reliability::record_event;
+    get "/api/v1/reliability/plan" => reliability::plan;
+    get "/api/v1/reliability/spares" => reliability::spares;
+    put "/api/v1/reliability/stock/{part}" => reliability::set_stock;
+    get "/api/v1/reliability/suppliers" => reliability::suppliers;
 }
 
 /// Registers every route. The caller wraps the app in the authentication middleware

@@ -157,6 +157,16 @@ const ASSETS: &[Asset] = &[
         body: include_str!("web/neworder.js"),
     },
     Asset {
+        name: "reliability.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/reliability.js"),
+    },
+    Asset {
+        name: "roomtab_lifecycle.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/roomtab_lifecycle.js"),
+    },
+    Asset {
         name: "kpis.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("web/kpis.js"),

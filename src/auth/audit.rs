@@ -57,6 +57,8 @@ pub const ACTIONS: &[&str] = &[
     "workorder_escalate",
     "workorder_attach",
     "knowledge_edit",
+    "component_event",
+    "spare_stock_set",
     "workorder_unknown",
     "asset_project_create",
     "asset_project_update",

@@ -90,6 +90,16 @@ pub const POLICY: &[Rule] = &[
     rule("POST", "/api/v1/assets/projects/**", R(Role::RuleAuthor)),
     rule("PUT", "/api/v1/assets/projects/**", R(Role::RuleAuthor)),
     rule("DELETE", "/api/v1/assets/projects/**", R(Role::RuleAuthor)),
+    rule(
+        "POST",
+        "/api/v1/reliability/components/{room}/{tag}/{class}/events",
+        R(Role::RuleAuthor),
+    ),
+    rule(
+        "PUT",
+        "/api/v1/reliability/stock/{part}",
+        R(Role::RuleAuthor),
+    ),
     // A crew member reports their own position (only while on a job; the service checks).
     rule("POST", "/api/v1/crews/me/position", R(Role::Viewer)),
     // Field crews (operators) record cleanings and walk inspections; intervals are settings.

@@ -372,6 +372,10 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
     // An archive for the whole fleet: projects, pump sets, meters, cameras, dates, suppliers.
     spec.archive_seed = Some(crate::business::assets::archive::demo_archive(&inventory));
     spec.inventory_sources = true;
+    spec.simulated_parts_history = true;
+    // The simulated history leaves many parts past their replacement age at start: their
+    // preventive orders would bury the alarms' orders the demo is about. The plan still shows.
+    spec.lifecycle.preventive_orders = false;
     // The simulated fleet is Xiamen's: its districts' real boundaries and coastline.
     spec.basemap = Some(crate::api::basemap::Basemap::parse(include_str!(
         "../../ops/maps/xiamen-districts.geojson"

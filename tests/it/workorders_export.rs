@@ -142,6 +142,7 @@ async fn node(name: &str) -> Node {
         plans: None,
         basemap: None,
         workorders: Some(svc.clone()),
+        lifecycle: None,
         notify: None,
         imports: None,
         archive: None,

@@ -14,6 +14,7 @@ import { KnowledgePage } from './knowledge.js';
 import { AssetsPage } from './assets.js';
 import { CleaningPage } from './cleaning.js';
 import { InspectionsPage } from './inspections.js';
+import { ReliabilityPage } from './reliability.js';
 import { CrewsOnMap } from './field.js';
 import { AdminPage, mayAdminister } from './admin.js';
 import { clock, esc, nameLabel, SEVERITIES, setZoneNames, unacked, zoneLabel } from './format.js';
@@ -32,6 +33,7 @@ let cleaningPage = null;
 let inspectionsPage = null;
 let knowledgePage = null;
 let assetsPage = null;
+let reliabilityPage = null;
 let crews = null;
 let adminPage = null;
 // The signed-in user's role (`GET /api/v1/auth/me`): what the screens offer to do.
@@ -127,6 +129,7 @@ async function start() {
   inspectionsPage = inspectionsPage || new InspectionsPage($('view-inspections'), { role: () => role, user: () => (api.session() || {}).user, toast: (m, ok) => toast(m, ok), live: proxyLive() });
   knowledgePage = knowledgePage || new KnowledgePage($('view-knowledge'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   assetsPage = assetsPage || new AssetsPage($('view-assets'), { role: () => role, toast: (m, ok) => toast(m, ok) });
+  reliabilityPage = reliabilityPage || new ReliabilityPage($('view-reliability'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   adminPage = adminPage || new AdminPage($('view-admin'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   $('nav-admin').hidden = !mayAdminister(role);
 
@@ -382,7 +385,7 @@ function route() {
   // `#/orders?team=…`: a page's own query after `?` (the orders list keeps its filters there).
   const [path, query] = location.hash.split('?');
   const [, view = 'map', arg] = path.split('/');
-  const views = ['map', 'alarms', 'room', 'plans', 'orders', 'knowledge', 'assets', 'cleaning', 'inspections', 'admin'];
+  const views = ['map', 'alarms', 'room', 'plans', 'orders', 'knowledge', 'assets', 'reliability', 'cleaning', 'inspections', 'admin'];
   const v = views.includes(view) ? view : 'map';
   for (const name of views) $(`view-${name}`).hidden = name !== v;
   // The knowledge base is reached from the work orders (no link of its own in the bar).
@@ -410,6 +413,8 @@ function route() {
   else if (knowledgePage) knowledgePage.close();
   if (v === 'assets') assetsPage.open();
   else if (assetsPage) assetsPage.close();
+  if (v === 'reliability') reliabilityPage.open();
+  else if (reliabilityPage) reliabilityPage.close();
   if (v === 'admin') adminPage.open(...location.hash.split('/').slice(2).map(decodeURIComponent));
   else if (adminPage) adminPage.close();
 }

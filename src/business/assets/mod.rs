@@ -5,4 +5,5 @@
 pub mod archive;
 pub mod cleaning;
 pub mod inspection;
+pub mod lifecycle;
 pub mod weibull;
