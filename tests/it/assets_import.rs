@@ -251,6 +251,18 @@ fn the_archive_round_trips_through_its_spreadsheet_and_a_bad_file_changes_nothin
         text.contains("SN-REPLACED-1") && text.contains("replaced"),
         "{text}"
     );
+    // The parts lifecycle follows the archive: the new pump is a replacement of the old.
+    let url = node.url(&format!("/api/v1/reliability/components/{room}/P1/pump"));
+    wait_for(
+        "the lifecycle to take the replacement",
+        Duration::from_secs(20),
+        || {
+            let (s, c) = call_as(Some(&admin), "GET", &url, None);
+            assert_eq!(s, 200, "{c}");
+            let text = c.to_string();
+            (text.contains("SN-REPLACED-1") && text.contains("replacement")).then_some(())
+        },
+    );
 
     // Not a spreadsheet: refused whole.
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01";

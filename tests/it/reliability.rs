@@ -190,16 +190,18 @@ fn the_demo_shows_curves_risks_plan_spares_and_suppliers_and_audits_writes() {
     assert_eq!(events_now.last().unwrap()["source"], "manual");
     assert_eq!(one["component"]["serial"], "MS-2026-1");
 
-    // Stock and spares.
+    // Stock and spares, for the seal's part number (its pump's, suffixed, in the archive).
+    let part = seal["part_number"].as_str().unwrap().to_owned();
+    assert!(part.ends_with("-SEAL"), "{seal}");
     let (status, v) = as_user(
         "rita",
         "PUT",
-        &format!("{base}/api/v1/reliability/stock/mechanical_seal"),
+        &format!("{base}/api/v1/reliability/stock/{part}"),
         json!({ "quantity": 500 }),
     );
     assert_eq!(status, 200, "{v}");
     let (status, v) = put(
-        &format!("{base}/api/v1/reliability/stock/mechanical_seal"),
+        &format!("{base}/api/v1/reliability/stock/{part}"),
         &json!({ "quantity": -1 }).to_string(),
     );
     assert_eq!(status, 400, "{v}");
@@ -208,7 +210,7 @@ fn the_demo_shows_curves_risks_plan_spares_and_suppliers_and_audits_writes() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["part_number"] == "mechanical_seal")
+        .find(|s| s["part_number"] == part.as_str())
         .unwrap()
         .clone();
     assert_eq!(seals["stock"], 500);
@@ -217,7 +219,7 @@ fn the_demo_shows_curves_risks_plan_spares_and_suppliers_and_audits_writes() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["part_number"] == "bearing")
+        .find(|s| s["class"] == "bearing")
         .unwrap()
         .clone();
     assert_eq!(bearings["stock"], 0);

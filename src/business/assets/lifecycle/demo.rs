@@ -48,9 +48,10 @@ const VENDORS: [(&str, &str); 4] = [
 const MS_PER_HOUR: f64 = 3_600_000.0;
 const YEAR_MS: i64 = 365 * 86_400_000;
 
-/// Fills in `c`'s simulated history up to `now` (replacing its events). `duty` converts
-/// running hours to calendar time.
-pub fn history(c: &mut Component, now: Timestamp, duty: f64) {
+/// Fills in `c`'s simulated history up to `now` (replacing its events), from `installed` when
+/// its archive dates it (else a start drawn for its room). `duty` converts running hours to
+/// calendar time.
+pub fn history(c: &mut Component, now: Timestamp, duty: f64, installed: Option<Timestamp>) {
     let room_seed = c.room.to_string();
     let mut room_dice = Dice::new(&room_seed);
     // The room commissioned 4 to 12 years ago (kept when the history is drawn again).
@@ -59,7 +60,7 @@ pub fn history(c: &mut Component, now: Timestamp, duty: f64) {
         Some(e) if e.source == EventSource::Simulated && e.kind == EventKind::Install => {
             e.at.as_millis()
         }
-        _ => drawn,
+        _ => installed.map_or(drawn, |t| t.as_millis().min(now.as_millis())),
     };
     let vendor_index = (Dice::new(&format!("{room_seed}/{}", c.equipment)).next() % 4) as usize;
     if c.vendor.is_empty() {
@@ -69,8 +70,14 @@ pub fn history(c: &mut Component, now: Timestamp, duty: f64) {
     }
     let mut dice = Dice::new(c.id.as_str());
     let lit = c.class.literature();
-    // The third vendor's seals and bearings wear out faster (a simulated quality problem).
-    let eta = if vendor_index == 2
+    // One vendor's seals and bearings wear out faster (a simulated quality problem): 南方泵业
+    // where the archive names vendors, else the third of the list.
+    let slow = if c.vendor.is_empty() || !VENDORS.iter().any(|(v, _)| c.vendor.contains(v)) {
+        vendor_index == 2
+    } else {
+        c.vendor.contains(VENDORS[2].0)
+    };
+    let eta = if slow
         && matches!(
             c.class,
             ComponentClass::MechanicalSeal | ComponentClass::Bearing
@@ -122,7 +129,7 @@ pub fn fleet(inventory: &Inventory, now: Timestamp, duty: f64) -> Vec<Component>
     for room in &inventory.rooms {
         for d in derive(&RoomArchive::from_spec(room), 480) {
             let mut c = d.component(now, duty);
-            history(&mut c, now, duty);
+            history(&mut c, now, duty, None);
             out.push(c);
         }
     }

@@ -266,15 +266,16 @@ impl Lifecycle {
             let dated = d.installed.is_some();
             let id = d.id.clone();
             let mut c = d.component(installed, self.config.duty);
-            if !dated {
-                if self.simulated {
-                    super::demo::history(&mut c, now, self.config.duty);
-                } else {
-                    // Installed when first seen: remembered (Self::first_seen), so that its
-                    // age does not start again at every restart.
-                    c.events.clear();
-                    out.undated.push(id.clone());
-                }
+            if self.simulated {
+                // The demo: every part gets a simulated history (from its archive's install
+                // date where it has one), so that curves, fits and plans have data.
+                let dated = dated.then_some(installed);
+                super::demo::history(&mut c, now, self.config.duty, dated);
+            } else if !dated {
+                // Installed when first seen: remembered (Self::first_seen), so that its
+                // age does not start again at every restart.
+                c.events.clear();
+                out.undated.push(id.clone());
             }
             state.components.insert(id, c);
         }
@@ -607,7 +608,7 @@ impl Lifecycle {
                     && (c.duty - duty).abs() > 1e-3
                     && c.events.iter().all(|e| e.source == EventSource::Simulated)
                 {
-                    super::demo::history(c, now, duty);
+                    super::demo::history(c, now, duty, None);
                 }
                 c.duty = duty;
                 c.hours_source = HoursSource::Counter;
