@@ -83,7 +83,13 @@ export async function download(path, fallback) {
   const resp = await fetch(path, { headers: s && s.token ? { authorization: `Bearer ${s.token}` } : {} });
   if (!resp.ok) return decode(resp);
   const name = (/filename="([^"]+)"/.exec(resp.headers.get('content-disposition') || '') || [])[1] || fallback;
-  const url = URL.createObjectURL(await resp.blob());
+  downloadBlob(name, await resp.blob());
+  return null;
+}
+
+// Saves `blob` as a file named `name`.
+export function downloadBlob(name, blob) {
+  const url = URL.createObjectURL(blob);
   const a = document.createElement('a');
   a.href = url;
   a.download = name;
@@ -91,7 +97,6 @@ export async function download(path, fallback) {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
-  return null;
 }
 
 export async function login(user, password) {

@@ -9,7 +9,7 @@
 
 import { clock, csvText, num, date } from './format.js';
 import { t } from './i18n.js';
-import { get } from './api.js';
+import { get, downloadBlob } from './api.js';
 import { xlsx, XLSX_TYPE } from './xlsx.js';
 
 const STYLES = [
@@ -568,14 +568,5 @@ export function download(name, text, type = 'text/csv;charset=utf-8') {
   downloadBlob(name, new Blob(['\ufeff', text], { type }));
 }
 
-// Saves `blob` as a file named `name`.
-export function downloadBlob(name, blob) {
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = name;
-  document.body.appendChild(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 1000);
-}
+// Saves `blob` as a file named `name` (kept here for the pages that import it from the trends).
+export { downloadBlob } from './api.js';

@@ -13,9 +13,9 @@
 //! archive and the audit log, and a node that stops mid-write leaves every room either old or
 //! new — importing the file again completes it.
 
-use super::model::{Problem, Project, RoomArchive};
+use super::model::{Project, RoomArchive};
 use super::sheet::{self, ImportProblem, Lang, SheetError, SheetKind, Words};
-use cistern_schemas::{ProjectId, RoomId, Timestamp};
+use cistern_schemas::{RoomId, Timestamp};
 use futures::future::BoxFuture;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -24,20 +24,9 @@ use std::sync::{Arc, Mutex};
 /// Finished jobs kept for their reports.
 pub const KEPT: usize = 16;
 
-/// What an apply found or did.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Applied {
-    pub created_projects: usize,
-    pub updated_projects: usize,
-    pub created_rooms: usize,
-    pub updated_rooms: usize,
-    pub unchanged_rooms: usize,
-    pub retired_equipment: usize,
-    /// The archive's own problems (nothing was written when there are any), each with the
-    /// project or room it is about.
-    #[serde(skip)]
-    pub problems: Vec<(Option<ProjectId>, Option<RoomId>, Problem)>,
-}
+/// What an apply found or did: the archive's report ([`super::service::ApplyReport`]; when it
+/// lists problems, nothing was written).
+pub type Applied = super::service::ApplyReport;
 
 /// Every project and room of an archive.
 pub type Snapshot = (Vec<Project>, Vec<RoomArchive>);
@@ -314,9 +303,7 @@ impl Imports {
             .await?;
         if !applied.problems.is_empty() {
             let problems = (applied.problems.iter())
-                .map(|(project, room, p)| {
-                    sheet::locate(&parsed, room.as_ref(), project.as_ref(), p)
-                })
+                .map(|p| sheet::locate(&parsed, p.room.as_ref(), p.project.as_ref(), &p.problem))
                 .collect();
             self.refuse(id, problems, lang);
             return Ok(());
@@ -419,22 +406,9 @@ impl Target for super::service::Archive {
     ) -> BoxFuture<'a, Result<Applied, String>> {
         Box::pin(async move {
             let batch = super::service::ArchiveBatch { projects, rooms };
-            let r = super::service::Archive::apply(self, batch, author, dry_run, progress)
+            super::service::Archive::apply(self, batch, author, dry_run, progress)
                 .await
-                .map_err(|e| e.to_string())?;
-            Ok(Applied {
-                created_projects: r.created_projects,
-                updated_projects: r.updated_projects,
-                created_rooms: r.created_rooms,
-                updated_rooms: r.updated_rooms,
-                unchanged_rooms: r.unchanged_rooms,
-                retired_equipment: r.retired_equipment,
-                problems: r
-                    .problems
-                    .into_iter()
-                    .map(|p| (p.project, p.room, p.problem))
-                    .collect(),
-            })
+                .map_err(|e| e.to_string())
         })
     }
 }
