@@ -197,7 +197,7 @@ pub enum SheetError {
     NoHeader { sheet: SheetKind },
     #[error("sheet {sheet}: column {column} is missing")]
     MissingColumn { sheet: SheetKind, column: String },
-    #[error("sheet {sheet}: {rows} rows, more than the {max} a sheet may hold")]
+    #[error("sheet {sheet}: at least {rows} rows, more than the {max} a sheet may hold")]
     TooManyRows {
         sheet: SheetKind,
         rows: usize,
@@ -473,12 +473,9 @@ pub fn read_csv(bytes: &[u8], words: &dyn Words) -> Result<RawSheet, SheetError>
         let record = record.map_err(|e| SheetError::NotSpreadsheet {
             detail: e.to_string(),
         })?;
-        if grid.len() >= MAX_ROWS {
-            return Err(SheetError::TooManyRows {
-                sheet: SheetKind::Equipment,
-                rows: grid.len() + 1,
-                max: MAX_ROWS,
-            });
+        // One past the limit is enough to refuse it (by its sheet, once its headings say which).
+        if grid.len() > MAX_ROWS {
+            break;
         }
         let cells: Vec<Cell> = record
             .iter()
@@ -1836,5 +1833,31 @@ mod tests {
             got.contains(&(SheetKind::Equipment, 3, "S", "range")),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn a_hundred_thousand_rows_are_all_reported_and_more_than_the_limit_refused() {
+        let w = words();
+        // 100,000 equipment rows of a room nobody knows: every row reported, nothing kept.
+        let mut csv = String::from("room_id,tag,kind,serial\n");
+        for i in 0..100_000 {
+            csv.push_str(&format!("XM-9999,E{i},meter,S{i}\n"));
+        }
+        let sheets = read(csv.as_bytes(), &w).unwrap();
+        let problems = parse(&sheets, &|_| None).unwrap_err();
+        assert_eq!(problems.len(), 100_000);
+        assert!(problems
+            .iter()
+            .all(|p| p.code == "unknown_room" && p.column == "A"));
+        assert_eq!((problems[0].row, problems[99_999].row), (2, 100_001));
+        // Past the sheet limit: refused whole, before anything is parsed.
+        let mut csv = String::from("room_id,tag,kind\n");
+        for i in 0..MAX_ROWS {
+            csv.push_str(&format!("XM-0001,E{i},meter\n"));
+        }
+        assert!(matches!(
+            read(csv.as_bytes(), &w),
+            Err(SheetError::TooManyRows { max: MAX_ROWS, .. })
+        ));
     }
 }
