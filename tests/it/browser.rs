@@ -159,6 +159,15 @@ impl Browser {
         );
     }
 
+    /// Sends keys to an element without clearing it first (a file input takes a file's path).
+    pub fn send_keys(&self, element: &str, text: &str) {
+        self.call(
+            "POST",
+            &format!("/element/{element}/value"),
+            Some(json!({ "text": text })),
+        );
+    }
+
     /// Waits until `script` returns something other than null/false; returns it.
     pub fn until(&self, what: &str, deadline: Duration, script: &str) -> Value {
         wait_for(what, deadline, || {

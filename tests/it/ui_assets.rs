@@ -4,6 +4,9 @@
 //! through the form with a new unit — the running room takes the new rating at once and the old
 //! pump is in the retired history; on a desktop in English the room's archive tab shows the
 //! retired pump and its curves. No key missing, nothing overflowing, no Latin word in zh-CN.
+//! The archive's spreadsheet through the page's import dialog: the demo's export checked and
+//! imported with its progress and report, and a spoiled file refused with its problems listed
+//! by sheet, row and column, in Chinese, on a phone.
 
 use crate::browser::Browser;
 use crate::support::{get, post, wait_for, Cistern, IT_ADMIN_PASSWORD};
@@ -131,4 +134,116 @@ fn an_engineer_replaces_a_pump_on_a_phone_and_the_room_runs_with_it() {
         "return document.querySelector('#r-tab .room-archive .assets-eq tbody tr') || null;",
     );
     clean(&phone, "the archive tab", true);
+}
+
+/// The page's import dialog on a phone in Chinese: a file checked, then imported, its report
+/// shown; a spoiled file's problems listed by sheet, row and column, and nothing imported.
+#[test]
+fn the_archive_is_imported_through_the_pages_dialog_on_a_phone() {
+    let demo = Cistern::demo("ui-assets-import")
+        .rooms(4)
+        .modbus_rooms(0)
+        .start();
+    let base = demo.http().to_owned();
+    let token = crate::support::admin_token(&base, false);
+    let dir = crate::support::temp_dir("ui-assets-import-files");
+    let download = |path: &str| {
+        let mut resp = ureq::get(&format!("{base}{path}"))
+            .header("authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap();
+        resp.body_mut().read_to_vec().unwrap()
+    };
+    let good = dir.join("archive.xlsx");
+    std::fs::write(
+        &good,
+        download("/api/v1/assets/export?format=xlsx&lang=zh-CN"),
+    )
+    .unwrap();
+    // The equipment sheet with an unknown kind on its second data row.
+    let csv = download("/api/v1/assets/export?format=csv&sheet=equipment&lang=zh-CN");
+    let mut rows: Vec<Vec<String>> = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(&csv[3..])
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    let kind = rows[0].iter().position(|h| h == "设备类型").unwrap();
+    rows[2][kind] = "spaceship".into();
+    let mut out = csv::Writer::from_writer(Vec::new());
+    for r in &rows {
+        out.write_record(r).unwrap();
+    }
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, out.into_inner().unwrap()).unwrap();
+
+    let phone = Browser::start_sized("ui-assets-import-phone", 390, 844);
+    phone.sign_in(&base, "zh-CN");
+    phone.click(&phone.element("nav a[data-view=assets]", WAIT));
+    phone.element("#view-assets a.as-room", WAIT);
+    let open_dialog = || {
+        phone.click(&phone.element("#assets-tools .a-import", WAIT));
+        phone.element("dialog.asset-import[open]", WAIT);
+    };
+    open_dialog();
+    clean(&phone, "the import dialog", true);
+    phone.send_keys(
+        &phone.element("dialog.asset-import .a-file", WAIT),
+        good.to_str().unwrap(),
+    );
+    phone.click(&phone.element("dialog.asset-import .a-check:not([disabled])", WAIT));
+    let checked = phone.until(
+        "the check's report",
+        Duration::from_secs(60),
+        "const el = document.querySelector('dialog.asset-import .a-ok'); return el && el.textContent;",
+    );
+    assert!(checked.as_str().unwrap().contains("校验通过"), "{checked}");
+    clean(&phone, "the check's report", false);
+    phone.click(&phone.element("dialog.asset-import .a-apply:not([disabled])", WAIT));
+    let done = phone.until(
+        "the import's report",
+        Duration::from_secs(60),
+        "const el = document.querySelector('dialog.asset-import .a-ok'); return el && el.textContent.includes('已导入') && el.textContent;",
+    );
+    assert!(done.as_str().unwrap().contains("4 个不变"), "{done}");
+    let bar = phone.js(
+        "const p = document.querySelector('dialog.asset-import progress'); return p.value === p.max && p.max >= 1;",
+        json!([]),
+    );
+    assert_eq!(bar, json!(true), "the progress bar ends full");
+    phone.click(&phone.element("dialog.asset-import button.cancel", WAIT));
+
+    open_dialog();
+    phone.send_keys(
+        &phone.element("dialog.asset-import .a-file", WAIT),
+        bad.to_str().unwrap(),
+    );
+    phone.click(&phone.element("dialog.asset-import .a-check:not([disabled])", WAIT));
+    let rows = phone.until(
+        "the problems",
+        Duration::from_secs(60),
+        "const rows = [...document.querySelectorAll('dialog.asset-import .a-problems tbody tr')]; return rows.length ? rows.map((r) => [...r.cells].map((c) => c.textContent)) : null;",
+    );
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let letter = char::from(b'A' + kind as u8).to_string();
+    assert_eq!(rows[0][0], "设备");
+    assert_eq!(rows[0][1], "3");
+    assert_eq!(rows[0][2], letter.as_str());
+    assert!(
+        rows[0][3].as_str().unwrap().contains("未知设备类型"),
+        "{rows:?}"
+    );
+    assert!(
+        phone
+            .js(
+                "return document.querySelector('dialog.asset-import .a-apply').disabled;",
+                json!([])
+            )
+            .as_bool()
+            .unwrap(),
+        "a refused file cannot be imported"
+    );
+    assert_eq!(phone.missing_keys(), Vec::<String>::new());
+    assert_eq!(phone.overflowing(), Vec::<String>::new());
 }
