@@ -6,7 +6,7 @@
 //! merged cell, a formula, a number where a date belongs, a duplicate row, a room no sheet and
 //! no archive knows — each is reported by sheet, row and column (the row and column a user sees
 //! in Excel), with a stable code worded in the user's language by the console's catalogues
-//! (`assets.problem_<code>`); headers are read in either language or as the column keys of the
+//! (`asset.<code>`, the archive's own words for its problems); headers are read in either language or as the column keys of the
 //! template's second row. Nothing here writes: [`parse`] turns the sheets into archive records
 //! and remembers where each field came from, so that what the archive's validation finds later
 //! ([`locate`]) points at a cell too.
@@ -250,7 +250,7 @@ pub struct ImportProblem {
     pub column: String,
     /// The template column's key (`serial`), empty when the problem is the row's.
     pub field: String,
-    /// `assets.problem_<code>` in the catalogues.
+    /// `asset.<code>` in the catalogues (the archive's problem codes, and the file's own).
     pub code: String,
     pub value: String,
     /// The problem in the requested language (filled by [`word_problems`]).
@@ -1258,11 +1258,14 @@ pub fn locate(
     }
 }
 
-/// Words each problem in `lang`: `assets.problem_<code>` with `{value}`, prefixed by where.
+/// Words each problem in `lang`: `asset.<code>` (the words the archive's page uses for the
+/// same codes) with the value after it, prefixed by where.
 pub fn word_problems(problems: &mut [ImportProblem], words: &dyn Words, lang: Lang) {
     for p in problems {
-        let what =
-            word(words, lang, &format!("assets.problem_{}", p.code)).replace("{value}", &p.value);
+        let mut what = word(words, lang, &format!("asset.{}", p.code));
+        if !p.value.is_empty() {
+            what.push_str(&format!(" ({})", p.value));
+        }
         let column = if p.field.is_empty() {
             String::new()
         } else {
