@@ -95,6 +95,25 @@ pub struct Upload {
     pub bytes: Vec<u8>,
 }
 
+/// An uploaded file's name as shown: no path, no control characters, at most
+/// [`MAX_NAME_CHARS`] characters, trimmed; `default` when nothing is left.
+pub fn display_name(name: Option<&str>, default: impl FnOnce() -> String) -> String {
+    let base = name
+        .unwrap_or("")
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NAME_CHARS)
+        .collect::<String>();
+    if base.trim().is_empty() {
+        default()
+    } else {
+        base.trim().to_owned()
+    }
+}
+
 impl Upload {
     /// Checks `bytes` (size and type) and tidies `name` (no path, no control characters; a
     /// default from the type when none is left).
@@ -107,20 +126,7 @@ impl Upload {
             return Err(AttachmentError::Empty);
         }
         let kind = ImageType::sniff(&bytes).ok_or(AttachmentError::NotAnImage)?;
-        let base = name
-            .unwrap_or("")
-            .rsplit(['/', '\\'])
-            .next()
-            .unwrap_or("")
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(MAX_NAME_CHARS)
-            .collect::<String>();
-        let name = if base.trim().is_empty() {
-            format!("photo.{}", kind.extension())
-        } else {
-            base.trim().to_owned()
-        };
+        let name = display_name(name, || format!("photo.{}", kind.extension()));
         Ok(Upload { kind, name, bytes })
     }
 }

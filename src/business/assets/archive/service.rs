@@ -28,8 +28,6 @@ use tokio::sync::{broadcast, Mutex, RwLock};
 
 /// The default upload limit for a document or photo.
 pub const DEFAULT_MAX_DOCUMENT_BYTES: u64 = 16 * 1024 * 1024;
-/// The longest file name kept, in characters.
-const MAX_NAME_CHARS: usize = 120;
 /// The kinds a document may be filed as.
 pub const DOCUMENT_KINDS: [&str; 5] = ["manual", "drawing", "certificate", "photo", "other"];
 
@@ -116,23 +114,12 @@ impl DocumentUpload {
             )]));
         }
         let content_type = sniff_document(&bytes).ok_or(ArchiveError::NotADocument)?;
-        let base = name
-            .unwrap_or("")
-            .rsplit(['/', '\\'])
-            .next()
-            .unwrap_or("")
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(MAX_NAME_CHARS)
-            .collect::<String>();
-        let name = if base.trim().is_empty() {
+        let name = crate::business::workorders::attachments::display_name(name, || {
             format!(
                 "{kind}.{}",
                 content_type.rsplit('/').next().unwrap_or("bin")
             )
-        } else {
-            base.trim().to_owned()
-        };
+        });
         Ok(Self {
             name,
             kind: kind.to_owned(),
