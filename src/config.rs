@@ -61,6 +61,10 @@ pub struct Config {
     /// `crate::business::assets::lifecycle`).
     #[serde(default)]
     pub lifecycle: crate::business::assets::lifecycle::LifecycleConfig,
+    /// `[analysis]`: day boundary, energy, leakage and score settings (owned by
+    /// `crate::business::analysis`).
+    #[serde(default)]
+    pub analysis: crate::business::analysis::AnalysisConfig,
 }
 
 /// `[http]`

@@ -6,5 +6,6 @@
 //! of the plant through events (an annunciated alarm is an event the dispatcher consumes), never
 //! by reaching into actor state. Nothing here can slow or block the alarm path.
 
+pub mod analysis;
 pub mod assets;
 pub mod workorders;
