@@ -39,7 +39,7 @@ mod tests;
 
 pub use faults::{fault_plan, ActiveFault, FaultKind, PlannedFault, UnknownFaultKind};
 pub use fleet::generate_fleet;
-pub use room::{RoomDiagnostics, TankDiagnostics};
+pub use room::{PumpDiagnostics, RoomDiagnostics, TankDiagnostics};
 
 use cistern_schemas::inventory::Inventory;
 use cistern_schemas::reading::RoomReading;

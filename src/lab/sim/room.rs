@@ -82,6 +82,21 @@ pub struct TankDiagnostics {
     pub plan: Option<cistern_actors::district::LocalRule>,
 }
 
+/// Physics state of one pump at the last step (true values).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PumpDiagnostics {
+    pub unit: DeviceUnit,
+    pub running: bool,
+    pub flow_m3h: f64,
+    pub head_m: f64,
+    /// Drive speed / rated speed.
+    pub speed_ratio: f64,
+    /// Hydraulic efficiency: ρgQH / shaft power (0 when stopped).
+    pub efficiency: f64,
+    /// Electrical input, kW.
+    pub power_kw: f64,
+}
+
 /// Physics state of one room (true values, not what the instruments read).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RoomDiagnostics {
@@ -105,6 +120,9 @@ pub struct RoomDiagnostics {
     /// Dry-run protection is holding the pumps off.
     pub dry_run_lockout: bool,
     pub tanks: Vec<TankDiagnostics>,
+    pub pumps: Vec<PumpDiagnostics>,
+    /// The room's energy use since the meter was new (the physics the meter integrates), kWh.
+    pub energy_kwh: f64,
 }
 
 #[derive(Debug)]
@@ -601,6 +619,22 @@ impl RoomSim {
             pump_power_kw: self.booster.total_power_kw(),
             dry_run_lockout: self.dry_run_lockout,
             tanks,
+            pumps: self
+                .booster
+                .pumps
+                .iter()
+                .enumerate()
+                .map(|(i, p)| PumpDiagnostics {
+                    unit: DeviceUnit::Pump(i as u8 + 1),
+                    running: p.running,
+                    flow_m3h: p.flow_m3h,
+                    head_m: p.head_m,
+                    speed_ratio: if p.running { self.booster.speed } else { 0.0 },
+                    efficiency: p.efficiency,
+                    power_kw: p.power_kw,
+                })
+                .collect(),
+            energy_kwh: self.meter.energy_kwh,
         }
     }
 }
