@@ -46,9 +46,10 @@ pub const HOUSEHOLD_BANDS: &[u32] = &[0, 200, 500, 1000, 2000];
 pub enum PeriodKind {
     Day,
     Month,
+    Year,
 }
 
-/// A report's period: a local day or a calendar month.
+/// A report's period: a local day, a calendar month or a calendar year.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Period {
     pub kind: PeriodKind,
@@ -80,12 +81,25 @@ impl Period {
         }
     }
 
-    /// `YYYY-MM-DD` (a day) or `YYYY-MM` (a month).
+    /// The year of `date`.
+    pub fn year_of(date: Date) -> Self {
+        let (y, _, _) = date.parts();
+        Self {
+            kind: PeriodKind::Year,
+            start: Date::ymd(y, 1, 1).unwrap_or(date),
+        }
+    }
+
+    /// `YYYY-MM-DD` (a day), `YYYY-MM` (a month) or `YYYY` (a year).
     pub fn parse(text: &str) -> Result<Self, PeriodError> {
         let bad = || PeriodError::Unreadable(text.to_string());
         let parts: Vec<&str> = text.split('-').collect();
         let num = |s: &str| s.parse::<u32>().map_err(|_| bad());
         match parts.as_slice() {
+            [y] if y.len() == 4 => {
+                let y = i32::try_from(num(y)?).map_err(|_| bad())?;
+                Date::ymd(y, 1, 1).map(Self::year_of).ok_or_else(bad)
+            }
             [y, m] if y.len() == 4 && m.len() == 2 => {
                 let y = i32::try_from(num(y)?).map_err(|_| bad())?;
                 Date::ymd(y, num(m)?, 1).map(Self::month_of).ok_or_else(bad)
@@ -106,6 +120,7 @@ impl Period {
         match self.kind {
             PeriodKind::Day => format!("{y:04}-{m:02}-{d:02}"),
             PeriodKind::Month => format!("{y:04}-{m:02}"),
+            PeriodKind::Year => format!("{y:04}"),
         }
     }
 
@@ -120,6 +135,10 @@ impl Period {
                     self.start.plus_days(days_in_month(y, m) as i32 - 1),
                 )
             }
+            PeriodKind::Year => {
+                let (y, _, _) = self.start.parts();
+                (self.start, Date::ymd(y, 12, 31).unwrap_or(self.start))
+            }
         }
     }
 
@@ -128,6 +147,7 @@ impl Period {
         match self.kind {
             PeriodKind::Day => Self::day(self.start.plus_days(-1)),
             PeriodKind::Month => Self::month_of(self.start.plus_days(-1)),
+            PeriodKind::Year => Self::year_of(self.start.plus_days(-1)),
         }
     }
 
@@ -479,6 +499,7 @@ pub fn outlier_reason(
     let (when, zh_when) = match kind {
         PeriodKind::Day => ("that day", "当日"),
         PeriodKind::Month => ("this month", "本月"),
+        PeriodKind::Year => ("this year", "本年"),
     };
     (
         format!("{who} uses {pct} % {more} per m³·MPa than its {peers} peers {when}"),
@@ -680,6 +701,9 @@ mod tests {
         assert!(Period::parse("2027-13").is_err());
         assert!(Period::parse("27-01").is_err());
         assert_eq!(Period::parse("2028-02-29").unwrap().label(), "2028-02-29");
+        let y = Period::parse("2028").unwrap();
+        assert_eq!(y.range(), (d(2028, 1, 1), d(2028, 12, 31)));
+        assert_eq!(y.previous().range(), (d(2027, 1, 1), d(2027, 12, 31)));
     }
 
     fn day(kwh: f64, m3: f64, lift: f64) -> DayFigures {
@@ -834,5 +858,64 @@ mod tests {
         assert!(r.rooms[0].reason_en.is_none());
         let json = serde_json::to_string(&r).unwrap();
         assert!(!json.contains("NaN") && !json.contains("null,"));
+    }
+
+    /// The figure of issue 22: the report of a year by day for 2,100 rooms, the ledger held
+    /// in memory as the service holds it (a year and the year before for 同比). Run with
+    /// `cargo test -p cistern --lib energy_report::tests::measure -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn measure_a_year_of_2100_rooms_by_day() {
+        let rooms: Vec<RoomInfo> = (1..=2100)
+            .map(|i| RoomInfo {
+                id: RoomId::new(&format!("XM-{i:04}")).unwrap(),
+                name: String::new(),
+                zone: format!("z{}", i % 7),
+                households: 100 + (i as u32 * 37) % 2000,
+            })
+            .collect();
+        let first = d(2026, 1, 1);
+        let ledger: Vec<Vec<DayFigures>> = rooms
+            .iter()
+            .enumerate()
+            .map(|(i, _)| {
+                (0..730)
+                    .map(|k| {
+                        day(
+                            50.0 + (i + k) as f64 % 13.0,
+                            200.0,
+                            0.3 + (i % 5) as f64 * 0.05,
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut runs = Vec::new();
+        for _ in 0..5 {
+            let t = std::time::Instant::now();
+            let r = report(
+                &rooms,
+                Period::parse("2027").unwrap(),
+                d(2028, 1, 5),
+                |from, to, visit| {
+                    for (room, days) in rooms.iter().zip(&ledger) {
+                        for (k, f) in days.iter().enumerate() {
+                            let date = first.plus_days(k as i32);
+                            if from <= date && date <= to {
+                                visit(&room.id, date, f);
+                            }
+                        }
+                    }
+                },
+            )
+            .unwrap();
+            runs.push(t.elapsed());
+            assert_eq!((r.rooms.len(), r.days.len()), (2100, 365));
+        }
+        runs.sort();
+        println!(
+            "energy report, 2,100 rooms x 365 days by day (+365 for 同比): median {:?}, min {:?}",
+            runs[2], runs[0]
+        );
     }
 }
