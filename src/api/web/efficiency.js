@@ -81,7 +81,7 @@ export class EfficiencyPage {
       <p class="muted">${esc(t('efficiency.note'))}</p>
       <div class="en-controls">
         <label>${esc(t('energy.date'))} <input id="ef-date" type="date" value="${esc(this.date)}"></label>
-        <label>${esc(t('efficiency.room'))} <input id="ef-room" value="${esc(this.room || '')}" placeholder="XM-0001" translate="no" size="9"></label>
+        <label>${esc(t('efficiency.room'))} <input id="ef-room" value="${esc(this.room || '')}" translate="no" size="9"></label>
       </div>
       <div id="ef-pumps"></div>
       <div id="ef-body"><p class="muted">${esc(t('energy.loading'))}</p></div>

@@ -218,6 +218,8 @@ pub struct Totals {
     pub pump_days: u32,
     pub lost_kwh: f64,
     pub lost_days: u32,
+    pub por_share: f64,
+    pub por_days: u32,
 }
 
 impl Totals {
@@ -258,6 +260,10 @@ impl Totals {
             self.lost_kwh += l;
             self.lost_days += 1;
         }
+        if let Some(p) = f.por_share {
+            self.por_share += p;
+            self.por_days += 1;
+        }
     }
 
     /// Adds another's sums (a room's into its zone's).
@@ -279,6 +285,8 @@ impl Totals {
         self.pump_days += o.pump_days;
         self.lost_kwh += o.lost_kwh;
         self.lost_days += o.lost_days;
+        self.por_share += o.por_share;
+        self.por_days += o.por_days;
     }
 
     /// The period's figures.
@@ -306,6 +314,7 @@ impl Totals {
             lift_mpa: ratio(self.scaled_m3_mpa, self.scaled_m3).filter(|_| self.lift_days > 0),
             pump_efficiency: ratio(self.pump_efficiency, f64::from(self.pump_days)),
             lost_kwh: (self.lost_days > 0).then_some(self.lost_kwh),
+            por_share: ratio(self.por_share, f64::from(self.por_days)),
         }
     }
 }
@@ -336,6 +345,9 @@ pub struct PeriodFigures {
     pub pump_efficiency: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost_kwh: Option<f64>,
+    /// Mean share of the days' pump run time inside 70-120 % of BEP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub por_share: Option<f64>,
 }
 
 /// Relative change, % (`None` when either side lacks the figure or the base is zero).
