@@ -7,6 +7,7 @@
 
 pub mod alarms;
 pub mod analysis;
+pub mod analysis_energy;
 pub mod assets;
 pub mod assets_import;
 pub mod audit;
@@ -200,6 +201,10 @@ routes! {
     get "/api/v1/analysis/days" => analysis::days;
     get "/api/v1/analysis/day" => analysis::day;
     post "/api/v1/analysis/recompute" => analysis::recompute;
+    get "/api/v1/analysis/energy" => analysis_energy::report;
+    get "/api/v1/analysis/energy/rooms/{id}" => analysis_energy::room_energy;
+    get "/api/v1/analysis/efficiency" => analysis_energy::ranking;
+    get "/api/v1/analysis/efficiency/rooms/{id}" => analysis_energy::room_efficiency;
 }
 
 /// Registers every route. The caller wraps the app in the authentication middleware

@@ -162,6 +162,16 @@ const ASSETS: &[Asset] = &[
         body: include_str!("web/reliability.js"),
     },
     Asset {
+        name: "energy.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/energy.js"),
+    },
+    Asset {
+        name: "efficiency.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/efficiency.js"),
+    },
+    Asset {
         name: "roomtab_lifecycle.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("web/roomtab_lifecycle.js"),
