@@ -60,6 +60,7 @@ fn derived_dynamic(room: &RoomFacts, dev: DeviceFacts<'_>, d: Derived) -> Dynami
         (Derived::PumpsRunning, _) => count_pumps(room, crate::facts::PumpStatus::Running),
         (Derived::LeakIndex, _) => opt(room.leak_index),
         (Derived::LeakBaseline, _) => opt(room.leak_baseline),
+        (Derived::LeakSpread, _) => opt(room.leak_spread),
         (Derived::LeakNights, _) => room.leak_nights.as_ref().map_or(Dynamic::UNIT, |nights| {
             Dynamic::from_array(
                 nights
@@ -202,6 +203,7 @@ pub(crate) fn input_usable(room: &RoomFacts, dev: DeviceFacts<'_>, input: &Input
             (Derived::Setpoint, _) => room.setpoint_mpa.is_some(),
             (Derived::LeakIndex, _) => room.leak_index.is_some(),
             (Derived::LeakBaseline, _) => room.leak_baseline.is_some(),
+            (Derived::LeakSpread, _) => room.leak_spread.is_some(),
             (Derived::LeakNights, _) => room.leak_nights.is_some(),
             (Derived::PumpStatus, DeviceFacts::Pump(p)) => {
                 p.status != crate::facts::PumpStatus::Unknown

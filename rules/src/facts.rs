@@ -12,6 +12,7 @@
 //! | room | `pumps`, `tanks`, `cameras` | the children as arrays of maps (`unit`, points, derived) |
 //! | room | `pump_count`, `pumps_tripped`, `pumps_running` | pumps by status (unknown counts as neither) |
 //! | room | `leak_index`, `leak_baseline` | the last closed night's leak index (minimum night flow less the households' legitimate use, over the day's mean flow) and the room's own baseline (median of its earlier unflagged nights), set by the analysis once a night (DOMAIN.md §4) |
+//! | room | `leak_spread` | the robust spread (1.4826 × MAD) of the nights behind the baseline: how much the room's index wanders night to night |
 //! | room | `leak_nights` | the recent nights' leak indices, oldest first (a night without data reads `()`) |
 //! | room | `suspect_transmitters` | the 4-20 mA points (room and devices) that are not good or have not changed for 60 s: `name` (`chlorine`, `T1.level`), `quality`, `flat_s`, `value` |
 //! | pump | `unit`, `status` | `"P1"`; `"running"`, `"stopped"`, `"tripped"` or `"unknown"` |
@@ -226,6 +227,8 @@ pub struct RoomFacts {
     /// baseline, and the recent nights' indices (oldest first; NaN = a night without data).
     pub leak_index: Option<f64>,
     pub leak_baseline: Option<f64>,
+    /// The robust spread (1.4826 × MAD) of the nights behind the baseline.
+    pub leak_spread: Option<f64>,
     pub leak_nights: Option<Vec<f64>>,
 }
 
@@ -294,6 +297,7 @@ impl RoomFacts {
                 .collect(),
             leak_index: None,
             leak_baseline: None,
+            leak_spread: None,
             leak_nights: None,
         }
     }
@@ -451,6 +455,7 @@ impl RoomFacts {
             (DeviceUnit::Room, "setpoint") => self.setpoint_mpa = Some(value),
             (DeviceUnit::Room, "leak_index") => self.leak_index = Some(value),
             (DeviceUnit::Room, "leak_baseline") => self.leak_baseline = Some(value),
+            (DeviceUnit::Room, "leak_spread") => self.leak_spread = Some(value),
             (DeviceUnit::Tank(n), field) => {
                 let t = self
                     .tanks
@@ -533,6 +538,7 @@ pub(crate) enum Derived {
     DaysSinceCleaning,
     LeakIndex,
     LeakBaseline,
+    LeakSpread,
     LeakNights,
 }
 
@@ -549,6 +555,7 @@ const ROOM_DERIVED: &[(&str, Derived)] = &[
     ("pumps_running", Derived::PumpsRunning),
     ("leak_index", Derived::LeakIndex),
     ("leak_baseline", Derived::LeakBaseline),
+    ("leak_spread", Derived::LeakSpread),
     ("leak_nights", Derived::LeakNights),
 ];
 const PUMP_DERIVED: &[(&str, Derived)] =

@@ -6,6 +6,7 @@
 //! by [`crate::auth::middleware`] and [`crate::auth::policy`].
 
 pub mod alarms;
+pub mod analysis_compare;
 pub mod assets;
 pub mod assets_import;
 pub mod audit;
@@ -115,6 +116,7 @@ routes! {
     get "/api/v1/districts" => plans::list;
     get "/api/v1/districts/{id}/plan" => plans::get;
     get "/api/v1/history" => history::get;
+    get "/api/v1/analysis/compare" => analysis_compare::get;
     get "/api/v1/alarms" => alarms::list;
     get "/api/v1/alarms/{source}/{key}" => alarms::get;
     post "/api/v1/alarms/{source}/{key}/{action}" => alarms::command;

@@ -181,6 +181,7 @@ mod tests {
             ("GET", "/api/v1/rooms", R(Role::Viewer)),
             ("GET", "/api/v1/rooms/XM-0001", R(Role::Viewer)),
             ("GET", "/api/v1/history", R(Role::Viewer)),
+            ("GET", "/api/v1/analysis/compare", R(Role::Viewer)),
             (
                 "POST",
                 "/api/v1/alarms/XM-0001/pump_fault@P1/ack",

@@ -6,6 +6,7 @@
 
 mod admin;
 mod alarms;
+mod analysis_leakage;
 mod assets;
 mod assets_import;
 mod auth;

@@ -15,6 +15,8 @@ import { AssetsPage } from './assets.js';
 import { CleaningPage } from './cleaning.js';
 import { InspectionsPage } from './inspections.js';
 import { ReliabilityPage } from './reliability.js';
+import { ComparePage } from './compare.js';
+import { LeakagePage } from './leakage.js';
 import { CrewsOnMap } from './field.js';
 import { AdminPage, mayAdminister } from './admin.js';
 import { clock, esc, nameLabel, SEVERITIES, setZoneNames, unacked, zoneLabel } from './format.js';
@@ -34,6 +36,8 @@ let inspectionsPage = null;
 let knowledgePage = null;
 let assetsPage = null;
 let reliabilityPage = null;
+let comparePage = null;
+let leakagePage = null;
 let crews = null;
 let adminPage = null;
 // The signed-in user's role (`GET /api/v1/auth/me`): what the screens offer to do.
@@ -130,6 +134,8 @@ async function start() {
   knowledgePage = knowledgePage || new KnowledgePage($('view-knowledge'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   assetsPage = assetsPage || new AssetsPage($('view-assets'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   reliabilityPage = reliabilityPage || new ReliabilityPage($('view-reliability'), { role: () => role, toast: (m, ok) => toast(m, ok) });
+  comparePage = comparePage || new ComparePage($('view-compare'), { toast: (m, ok) => toast(m, ok) });
+  leakagePage = leakagePage || new LeakagePage($('view-leakage'));
   adminPage = adminPage || new AdminPage($('view-admin'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   $('nav-admin').hidden = !mayAdminister(role);
 
@@ -385,7 +391,7 @@ function route() {
   // `#/orders?team=…`: a page's own query after `?` (the orders list keeps its filters there).
   const [path, query] = location.hash.split('?');
   const [, view = 'map', arg] = path.split('/');
-  const views = ['map', 'alarms', 'room', 'plans', 'orders', 'knowledge', 'assets', 'reliability', 'cleaning', 'inspections', 'admin'];
+  const views = ['map', 'alarms', 'room', 'plans', 'orders', 'knowledge', 'assets', 'reliability', 'compare', 'leakage', 'cleaning', 'inspections', 'admin'];
   const v = views.includes(view) ? view : 'map';
   for (const name of views) $(`view-${name}`).hidden = name !== v;
   // The knowledge base is reached from the work orders (no link of its own in the bar).
@@ -415,6 +421,10 @@ function route() {
   else if (assetsPage) assetsPage.close();
   if (v === 'reliability') reliabilityPage.open();
   else if (reliabilityPage) reliabilityPage.close();
+  if (v === 'compare') comparePage.open(query);
+  else if (comparePage) comparePage.close();
+  if (v === 'leakage') leakagePage.open(arg ? decodeURIComponent(arg) : undefined);
+  else if (leakagePage) leakagePage.close();
   if (v === 'admin') adminPage.open(...location.hash.split('/').slice(2).map(decodeURIComponent));
   else if (adminPage) adminPage.close();
 }

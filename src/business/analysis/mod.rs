@@ -14,6 +14,7 @@ pub mod compare;
 pub mod day;
 pub mod efficiency;
 pub mod energy;
+pub mod leak_rule;
 pub mod leakage;
 pub mod quality;
 pub mod score;
