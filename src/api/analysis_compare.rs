@@ -162,9 +162,12 @@ struct ColumnView {
     values: Vec<Option<f64>>,
 }
 
-/// The site's local time: the analysis' day boundary.
-fn offset_minutes(_state: &ApiState) -> i32 {
-    crate::business::analysis::AnalysisConfig::default().utc_offset_minutes
+/// The site's local time: the analysis' day boundary (its default without the service).
+fn offset_minutes(state: &ApiState) -> i32 {
+    state.analysis.as_ref().map_or_else(
+        || crate::business::analysis::AnalysisConfig::default().utc_offset_minutes,
+        |a| a.config().utc_offset_minutes,
+    )
 }
 
 pub async fn get(

@@ -6,7 +6,9 @@
 //! by [`crate::auth::middleware`] and [`crate::auth::policy`].
 
 pub mod alarms;
+pub mod analysis;
 pub mod analysis_compare;
+pub mod analysis_leakage;
 pub mod assets;
 pub mod assets_import;
 pub mod audit;
@@ -71,6 +73,8 @@ pub struct ApiState {
     pub inspections: Option<Arc<crate::business::assets::inspection::Inspections>>,
     /// The parts lifecycle (when the node has records).
     pub lifecycle: Option<Arc<crate::business::assets::lifecycle::service::Lifecycle>>,
+    /// The analysis (issue 22), when the node has records and history.
+    pub analysis: Option<Arc<crate::business::analysis::Analysis>>,
 }
 
 /// What the alarm and rule endpoints need.
@@ -116,7 +120,6 @@ routes! {
     get "/api/v1/districts" => plans::list;
     get "/api/v1/districts/{id}/plan" => plans::get;
     get "/api/v1/history" => history::get;
-    get "/api/v1/analysis/compare" => analysis_compare::get;
     get "/api/v1/alarms" => alarms::list;
     get "/api/v1/alarms/{source}/{key}" => alarms::get;
     post "/api/v1/alarms/{source}/{key}/{action}" => alarms::command;
@@ -196,6 +199,12 @@ routes! {
     get "/api/v1/reliability/spares" => reliability::spares;
     put "/api/v1/reliability/stock/{part}" => reliability::set_stock;
     get "/api/v1/reliability/suppliers" => reliability::suppliers;
+    get "/api/v1/analysis/days" => analysis::days;
+    get "/api/v1/analysis/day" => analysis::day;
+    post "/api/v1/analysis/recompute" => analysis::recompute;
+    get "/api/v1/analysis/compare" => analysis_compare::get;
+    get "/api/v1/analysis/leakage" => analysis_leakage::fleet;
+    get "/api/v1/analysis/leakage/{room}" => analysis_leakage::room;
 }
 
 /// Registers every route. The caller wraps the app in the authentication middleware

@@ -113,6 +113,7 @@ pub const POLICY: &[Rule] = &[
         "/api/v1/cleaning/{room}/{tank}/interval",
         R(Role::RuleAuthor),
     ),
+    rule("POST", "/api/v1/analysis/recompute", R(Role::Operator)),
     rule("POST", "/api/v1/inspections", R(Role::Operator)),
     rule("POST", "/api/v1/inspections/**", R(Role::Operator)),
     rule("GET", "/healthz", Public),
@@ -182,6 +183,8 @@ mod tests {
             ("GET", "/api/v1/rooms/XM-0001", R(Role::Viewer)),
             ("GET", "/api/v1/history", R(Role::Viewer)),
             ("GET", "/api/v1/analysis/compare", R(Role::Viewer)),
+            ("GET", "/api/v1/analysis/leakage", R(Role::Viewer)),
+            ("GET", "/api/v1/analysis/leakage/XM-0001", R(Role::Viewer)),
             (
                 "POST",
                 "/api/v1/alarms/XM-0001/pump_fault@P1/ack",

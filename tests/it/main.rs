@@ -34,6 +34,7 @@ mod ui;
 mod ui_admin;
 mod ui_alarms;
 mod ui_assets;
+mod ui_compare;
 mod ui_dispatch;
 mod ui_inspection;
 mod ui_knowledge;
