@@ -101,7 +101,7 @@ export class ComparePage {
       <h2>${esc(t('compare.title'))}</h2>
       <p class="muted">${esc(t('compare.note'))}</p>
       <form class="cmp-form" id="cmp-form">
-        <label>${esc(t('compare.points'))}<textarea id="cmp-points" rows="2" spellcheck="false" translate="no" placeholder="XM-0001.outlet_flow">${esc(points.join('\n'))}</textarea></label>
+        <label>${esc(t('compare.points'))}<textarea id="cmp-points" rows="2" spellcheck="false" translate="no">${esc(points.join('\n'))}</textarea></label>
         <label>${esc(t('compare.range'))}<select id="cmp-range">${Object.keys(RANGES).map((r) => `<option value="${r}" ${r === range ? 'selected' : ''}>${esc(t(`compare.range_${r}`))}</option>`).join('')}</select></label>
         <label>${esc(t('compare.earlier'))}<select id="cmp-earlier">${EARLIER.map((e) => `<option value="${e}" ${e === earlier ? 'selected' : ''}>${esc(t(`compare.earlier_${e || 'none'}`))}</option>`).join('')}</select></label>
         <div class="cmp-actions">
