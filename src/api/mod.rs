@@ -8,6 +8,8 @@
 pub mod alarms;
 pub mod analysis;
 pub mod analysis_energy;
+pub mod analysis_compare;
+pub mod analysis_leakage;
 pub mod assets;
 pub mod assets_import;
 pub mod audit;
@@ -205,6 +207,9 @@ routes! {
     get "/api/v1/analysis/energy/rooms/{id}" => analysis_energy::room_energy;
     get "/api/v1/analysis/efficiency" => analysis_energy::ranking;
     get "/api/v1/analysis/efficiency/rooms/{id}" => analysis_energy::room_efficiency;
+    get "/api/v1/analysis/compare" => analysis_compare::get;
+    get "/api/v1/analysis/leakage" => analysis_leakage::fleet;
+    get "/api/v1/analysis/leakage/{room}" => analysis_leakage::room;
 }
 
 /// Registers every route. The caller wraps the app in the authentication middleware

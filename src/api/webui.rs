@@ -172,6 +172,16 @@ const ASSETS: &[Asset] = &[
         body: include_str!("web/efficiency.js"),
     },
     Asset {
+        name: "compare.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/compare.js"),
+    },
+    Asset {
+        name: "leakage.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/leakage.js"),
+    },
+    Asset {
         name: "roomtab_lifecycle.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("web/roomtab_lifecycle.js"),

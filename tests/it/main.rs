@@ -7,6 +7,7 @@
 mod admin;
 mod alarms;
 mod analysis_energy;
+mod analysis_leakage;
 mod assets;
 mod assets_import;
 mod auth;
@@ -34,6 +35,7 @@ mod ui;
 mod ui_admin;
 mod ui_alarms;
 mod ui_assets;
+mod ui_compare;
 mod ui_dispatch;
 mod ui_inspection;
 mod ui_knowledge;

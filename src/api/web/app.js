@@ -17,6 +17,8 @@ import { InspectionsPage } from './inspections.js';
 import { ReliabilityPage } from './reliability.js';
 import { EnergyPage } from './energy.js';
 import { EfficiencyPage } from './efficiency.js';
+import { ComparePage } from './compare.js';
+import { LeakagePage } from './leakage.js';
 import { CrewsOnMap } from './field.js';
 import { AdminPage, mayAdminister } from './admin.js';
 import { clock, esc, nameLabel, SEVERITIES, setZoneNames, unacked, zoneLabel } from './format.js';
@@ -38,6 +40,8 @@ let assetsPage = null;
 let reliabilityPage = null;
 let energyPage = null;
 let efficiencyPage = null;
+let comparePage = null;
+let leakagePage = null;
 let crews = null;
 let adminPage = null;
 // The signed-in user's role (`GET /api/v1/auth/me`): what the screens offer to do.
@@ -136,6 +140,8 @@ async function start() {
   reliabilityPage = reliabilityPage || new ReliabilityPage($('view-reliability'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   energyPage = energyPage || new EnergyPage($('view-energy'));
   efficiencyPage = efficiencyPage || new EfficiencyPage($('view-efficiency'));
+  comparePage = comparePage || new ComparePage($('view-compare'), { toast: (m, ok) => toast(m, ok) });
+  leakagePage = leakagePage || new LeakagePage($('view-leakage'));
   adminPage = adminPage || new AdminPage($('view-admin'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   $('nav-admin').hidden = !mayAdminister(role);
 
@@ -391,7 +397,7 @@ function route() {
   // `#/orders?team=…`: a page's own query after `?` (the orders list keeps its filters there).
   const [path, query] = location.hash.split('?');
   const [, view = 'map', arg] = path.split('/');
-  const views = ['map', 'alarms', 'room', 'plans', 'orders', 'knowledge', 'assets', 'reliability', 'energy', 'efficiency', 'cleaning', 'inspections', 'admin'];
+  const views = ['map', 'alarms', 'room', 'plans', 'orders', 'knowledge', 'assets', 'reliability', 'energy', 'efficiency', 'leakage', 'compare', 'cleaning', 'inspections', 'admin'];
   const v = views.includes(view) ? view : 'map';
   for (const name of views) $(`view-${name}`).hidden = name !== v;
   // The knowledge base is reached from the work orders (no link of its own in the bar).
@@ -425,6 +431,10 @@ function route() {
   else if (energyPage) energyPage.close();
   if (v === 'efficiency') efficiencyPage.open(arg ? decodeURIComponent(arg) : undefined);
   else if (efficiencyPage) efficiencyPage.close();
+  if (v === 'compare') comparePage.open(query);
+  else if (comparePage) comparePage.close();
+  if (v === 'leakage') leakagePage.open(arg ? decodeURIComponent(arg) : undefined);
+  else if (leakagePage) leakagePage.close();
   if (v === 'admin') adminPage.open(...location.hash.split('/').slice(2).map(decodeURIComponent));
   else if (adminPage) adminPage.close();
 }

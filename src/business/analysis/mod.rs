@@ -15,6 +15,8 @@ pub mod day;
 pub mod efficiency;
 pub mod energy;
 pub mod energy_report;
+pub mod leak_feed;
+pub mod leak_rule;
 pub mod leakage;
 pub mod quality;
 pub mod score;

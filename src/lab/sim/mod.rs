@@ -172,6 +172,31 @@ impl Simulator {
         }
     }
 
+    /// Injects a pipe leak after `room`'s booster outlet of `fraction` of the room's mean daily
+    /// flow (0.02 = 2 %: a constant [`Simulator::mean_demand_m3h`] × `fraction` m³/h on top of
+    /// the demand) from now for `duration`.
+    pub fn inject_pipe_leak(
+        &mut self,
+        room: &RoomId,
+        fraction: f64,
+        duration: Duration,
+    ) -> Result<(), SimError> {
+        let now = self.now;
+        let index = *self
+            .by_id
+            .get(room)
+            .ok_or_else(|| SimError::UnknownRoom(room.clone()))?;
+        match self.rooms.get_mut(index) {
+            Some(r) => r.inject_pipe_leak(fraction, now, duration),
+            None => Err(SimError::UnknownRoom(room.clone())),
+        }
+    }
+
+    /// A room's long-run mean demand, m³/h (the simulator's truth of its mean daily flow / 24).
+    pub fn mean_demand_m3h(&self, room: &RoomId) -> Option<f64> {
+        self.room(room).map(RoomSim::mean_demand_m3h)
+    }
+
     /// Every fault in progress, by room in inventory order, then by injection order.
     pub fn active_faults(&self) -> Vec<ActiveFault> {
         self.rooms
