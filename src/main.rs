@@ -270,6 +270,13 @@ enum BenchCommand {
         leak_day: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// A configuration file whose [analysis] section is used (night window, baseline,
+        /// margins): tune them against the simulator before a site uses them.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A rule directory whose night_flow_leak is run instead of the library's.
+        #[arg(long)]
+        rules: Option<PathBuf>,
         /// Print the report as JSON instead of the table.
         #[arg(long)]
         json: bool,
@@ -750,6 +757,8 @@ fn main() -> anyhow::Result<()> {
                     leak_fraction,
                     leak_day,
                     seed,
+                    config,
+                    rules,
                     json,
                 }),
             ..
@@ -761,6 +770,13 @@ fn main() -> anyhow::Result<()> {
                 leak_fraction,
                 leak_day: leak_day.saturating_sub(1),
                 seed,
+                config: match &config {
+                    Some(path) => {
+                        cistern::lab::analysis_bench::AnalysisBenchOptions::load_config(path)?
+                    }
+                    None => Default::default(),
+                },
+                rules,
             };
             let report = cistern::lab::analysis_bench::run_analysis_bench(&opts)?;
             if json {

@@ -7,8 +7,8 @@
 
 pub mod alarms;
 pub mod analysis;
-pub mod analysis_energy;
 pub mod analysis_compare;
+pub mod analysis_energy;
 pub mod analysis_leakage;
 pub mod assets;
 pub mod assets_import;

@@ -37,6 +37,28 @@ pub struct AnalysisBenchOptions {
     /// The day (0-based) the leaks start.
     pub leak_day: usize,
     pub seed: u64,
+    /// The analysis' settings (`[analysis]` of a configuration file: night window, baseline,
+    /// margins), to tune them against the simulator.
+    pub config: AnalysisConfig,
+    /// A rule directory whose `night_flow_leak` is run instead of the library's.
+    pub rules: Option<std::path::PathBuf>,
+}
+
+impl AnalysisBenchOptions {
+    /// The `[analysis]` section of a TOML file.
+    pub fn load_config(path: &std::path::Path) -> Result<AnalysisConfig, AnalysisBenchError> {
+        #[derive(serde::Deserialize)]
+        struct File {
+            #[serde(default)]
+            analysis: AnalysisConfig,
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            AnalysisBenchError::Invalid(format!("cannot read {}: {e}", path.display()))
+        })?;
+        let file: File = toml::from_str(&text)
+            .map_err(|e| AnalysisBenchError::Invalid(format!("{}: {e}", path.display())))?;
+        Ok(file.analysis)
+    }
 }
 
 impl Default for AnalysisBenchOptions {
@@ -48,6 +70,8 @@ impl Default for AnalysisBenchOptions {
             leak_fraction: 0.02,
             leak_day: 15,
             seed: 1,
+            config: AnalysisConfig::default(),
+            rules: None,
         }
     }
 }
@@ -115,7 +139,8 @@ pub struct LeakStats {
     /// Nights from the leak's first night to the alarm, per detected leak.
     pub delays: Vec<usize>,
     pub false_alarms: usize,
-    /// Nights of leak-free rooms the rule judged (after its baseline filled).
+    /// Room-nights without a leak the rule judged (a baseline behind them): the leak-free
+    /// rooms' and the leaking rooms' before their leak.
     pub clean_room_nights: usize,
 }
 
@@ -364,7 +389,7 @@ pub fn run_analysis_bench(
         archives,
         opts.seed,
         first,
-        AnalysisConfig::default(),
+        opts.config.clone(),
         SAMPLE_EVERY,
     );
     let mut days: HashMap<RoomId, Vec<RoomDay>> = HashMap::new();
@@ -401,7 +426,29 @@ pub fn run_analysis_bench(
             }
         }
     }
-    let leak = leak_detection(&days, &leaking, opts.leak_day);
+    let rules = match &opts.rules {
+        Some(dir) => {
+            let loaded =
+                cistern_rules::RuleSet::load_dir(dir, cistern_rules::SandboxLimits::default())
+                    .map_err(|e| AnalysisBenchError::Invalid(format!("{}: {e}", dir.display())))?;
+            if loaded.has_errors() {
+                return Err(AnalysisBenchError::Invalid(format!(
+                    "{}: the rules do not compile: {:?}",
+                    dir.display(),
+                    loaded.diagnostics
+                )));
+            }
+            std::sync::Arc::new(loaded.set)
+        }
+        None => crate::business::analysis::leak_rule::library_rules(),
+    };
+    let leak = Some(leak_detection(
+        &days,
+        &leaking,
+        opts.leak_day,
+        &opts.config,
+        &rules,
+    )?);
     Ok(AnalysisBenchReport {
         rooms: opts.rooms,
         days: opts.days,
@@ -496,26 +543,74 @@ impl fmt::Display for AnalysisBenchReport {
 
 /// The analysis' run-time-weighted efficiency estimate of a pump over the day.
 fn pump_estimate(day: &RoomDay, unit: DeviceUnit) -> Option<f64> {
-    let _ = (day, unit);
-    None
+    crate::business::analysis::efficiency::pump_efficiencies(&day.pumps)
+        .into_iter()
+        .find(|(u, _, _)| *u == unit)
+        .and_then(|(_, e, _)| e)
 }
 
-/// Starts a compound leak of `fraction` of the room's mean daily flow.
+/// Starts a compound leak of `fraction` of the room's mean daily flow, for good.
 pub fn inject_leak(
     sim: &mut Simulator,
     room: &RoomId,
     fraction: f64,
 ) -> Result<(), AnalysisBenchError> {
-    let _ = (sim, room, fraction);
-    Ok(())
+    Ok(sim.inject_pipe_leak(room, fraction, Duration::from_secs(10 * 365 * 86_400))?)
 }
 
-/// Runs the library's leak rule over each room's nights.
+/// Runs the library's `night_flow_leak` rule (the real Rhai rule, through the rule engine)
+/// over each room's nightly facts, as the platform sets them when a day closes.
 fn leak_detection(
     days: &HashMap<RoomId, Vec<RoomDay>>,
     leaking: &[RoomId],
     leak_day: usize,
-) -> Option<LeakStats> {
-    let _ = (days, leaking, leak_day);
-    None
+    config: &AnalysisConfig,
+    rules: &std::sync::Arc<cistern_rules::RuleSet>,
+) -> Result<LeakStats, AnalysisBenchError> {
+    use crate::business::analysis::leak_rule::{alarm_nights, leak_facts};
+    let mut stats = LeakStats {
+        injected: leaking.len(),
+        ..LeakStats::default()
+    };
+    let mut ids: Vec<&RoomId> = days.keys().collect();
+    ids.sort();
+    for room in ids {
+        let nights: Vec<(Date, Option<f64>)> = days[room]
+            .iter()
+            .map(|d| (d.date, d.figures().leak_index))
+            .collect();
+        let facts = leak_facts(&nights, &config.leakage);
+        let raised = alarm_nights(rules, room, &facts, config.utc_offset_minutes)
+            .map_err(|e| AnalysisBenchError::Invalid(format!("night_flow_leak: {e}")))?;
+        let first_leak_night = nights.get(leak_day).map(|(d, _)| *d);
+        // The nights the rule could judge: those with a baseline behind them.
+        let judged = |until: Option<Date>| {
+            facts
+                .iter()
+                .filter(|f| f.baseline.is_some() && until.is_none_or(|u| f.date < u))
+                .count()
+        };
+        if leaking.contains(room) {
+            // Raised before the leak began: a false alarm all the same.
+            let before = raised
+                .iter()
+                .filter(|d| first_leak_night.is_some_and(|f| **d < f))
+                .count();
+            stats.false_alarms += before;
+            stats.clean_room_nights += judged(first_leak_night);
+            if let Some(found) = raised
+                .iter()
+                .find(|d| first_leak_night.is_some_and(|f| **d >= f))
+            {
+                stats.detected += 1;
+                if let Some(f) = first_leak_night {
+                    stats.delays.push((found.days() - f.days()) as usize + 1);
+                }
+            }
+        } else {
+            stats.false_alarms += raised.len();
+            stats.clean_room_nights += judged(None);
+        }
+    }
+    Ok(stats)
 }
