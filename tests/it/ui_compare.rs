@@ -37,8 +37,12 @@ fn two_points_and_their_earlier_period_are_drawn_and_exported_on_a_phone() {
             }))
         .then_some(())
     });
-    browser.goto(&format!(
-        "{base}/#/compare?point={a}.outlet_flow&point={b}.outlet_flow&range=1d&earlier=previous"
+    // By the hash (no reload: the console keeps its language).
+    let open = |hash: String| {
+        browser.js("location.hash = arguments[0];", json!([hash]));
+    };
+    open(format!(
+        "#/compare?point={a}.outlet_flow&point={b}.outlet_flow&range=1d&earlier=previous"
     ));
     let drawn = browser.until(
         "two series drawn with their earlier periods in the legend",
@@ -112,8 +116,8 @@ fn two_points_and_their_earlier_period_are_drawn_and_exported_on_a_phone() {
     assert!(magic.as_str().unwrap().starts_with("PK|"), "{magic}");
 
     // Past the limits: a year of one-minute buckets is refused with its code, in Chinese.
-    browser.goto(&format!(
-        "{base}/#/compare?point={a}.outlet_flow&range=366d&earlier=year"
+    open(format!(
+        "#/compare?point={a}.outlet_flow&range=366d&earlier=year"
     ));
     browser.until(
         "the chart of a year",

@@ -73,3 +73,102 @@ pub async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::business::analysis::AnalysisConfig;
+    use crate::historian::{Historian, HistorianConfig};
+    use crate::store::embedded::EmbeddedStore;
+    use cistern_actors::clock::ManualClock;
+    use cistern_actors::ports::{Arrival, SampleSink};
+    use cistern_actors::Receipt;
+    use cistern_schemas::inventory::RoomSpec;
+    use cistern_schemas::reading::{PointValue, Record};
+    use cistern_schemas::{Date, DeviceId, DeviceKind, DeviceUnit, Quality, Timestamp};
+    use std::time::Duration;
+
+    /// A day of outlet flow every 2 minutes: 20 m³/h, `night` m³/h from 02:00 to 04:00.
+    async fn feed(h: &Historian, room: &RoomSpec, day: Date, night: f64) {
+        let device = DeviceId::new(room.id.clone(), DeviceUnit::Room);
+        let flow = DeviceKind::Room.point_index("outlet_flow").unwrap() as u16;
+        let start = day.start(480).0;
+        let records: Vec<Record> = (0..720)
+            .map(|i| Record {
+                t: Timestamp(start + i * 120_000),
+                values: vec![PointValue {
+                    index: flow,
+                    value: if (60..120).contains(&i) { night } else { 20.0 },
+                    quality: Quality::GOOD,
+                }],
+            })
+            .collect();
+        let (receipt, durable) = Receipt::new();
+        h.accept(&device, Arrival::Live, &records, receipt);
+        tokio::time::timeout(Duration::from_secs(10), durable)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rooms_facts_come_from_its_closed_nights_in_the_ledger() {
+        let d = std::env::temp_dir().join(format!("cistern-leak-feed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let store = Arc::new(EmbeddedStore::open(&d).unwrap());
+        let historian = Arc::new(
+            Historian::start(
+                store.clone(),
+                &d,
+                HistorianConfig {
+                    flush_every: Duration::from_millis(20),
+                    ..Default::default()
+                },
+                tokio::runtime::Handle::current(),
+            )
+            .unwrap(),
+        );
+        let rooms: Vec<Arc<RoomSpec>> = crate::lab::sim::generate_fleet(1, 5)
+            .rooms
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        let room = rooms[0].clone();
+        let first = Date::ymd(2026, 3, 1).unwrap();
+        let clock = ManualClock::new(first.start(480));
+        let svc = Analysis::start(
+            AnalysisConfig::default(),
+            store.clone(),
+            Some(historian.clone()),
+            Arc::new(rooms.clone()),
+            None,
+            Arc::new(clock.clone()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(room_facts(&svc, &room.id), None, "no closed night yet");
+        // Eight nights at 6 m³/h, then two at 8 m³/h (a leak of 2 m³/h).
+        for n in 0..10 {
+            let day = first.plus_days(n);
+            feed(&historian, &room, day, if n < 8 { 6.0 } else { 8.0 }).await;
+            clock.set(Timestamp(day.plus_days(1).start(480).0 + 20 * 60_000));
+            assert_eq!(svc.close_due().await, 1, "night {n} closes");
+        }
+        let facts = room_facts(&svc, &room.id).unwrap();
+        assert_eq!(facts.date, first.plus_days(9));
+        let legit = svc.config().leakage.legit_m3h(room.households);
+        let mean = |night: f64| (22.0 * 20.0 + 2.0 * night) / 24.0;
+        let index = |night: f64| (night - legit) / mean(night);
+        assert!(
+            (facts.index.unwrap() - index(8.0)).abs() < 1e-9,
+            "{facts:?}"
+        );
+        assert!((facts.baseline.unwrap() - index(6.0)).abs() < 1e-9);
+        assert_eq!(facts.spread, Some(0.0));
+        assert_eq!((facts.flagged, facts.nights_over), (true, 2));
+        assert_eq!(facts.recent.len(), 7);
+        let msg = message(&facts);
+        assert_eq!(msg.nights.len(), 7);
+        assert_eq!(msg.index, facts.index);
+    }
+}

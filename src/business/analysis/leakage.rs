@@ -7,12 +7,14 @@
 //!   flow at night is the tank refilling.
 //! - **MNF.** The minimum of a *rolling mean* of the 1-minute mean `outlet_flow` over
 //!   `rolling_minutes` (15): one quiet minute between two flushes is not the compound's night
-//!   flow, and a leak is a constant that survives the averaging. A window counts only when at
-//!   least half its minutes have data; the night needs `min_night_minutes` minutes with data.
+//!   flow, and a leak is a constant that survives the averaging. Each 1-minute bucket stands
+//!   for the time to the next one, at most `max_gap_minutes` (a meter read every 2 minutes
+//!   covers its night; an hour's gap does not); a window counts only when at least half of it
+//!   is covered, and the night needs `min_night_minutes` covered.
 //! - **Legitimate night use.** Households × persons × the share of residents using water in a
 //!   night hour × one flush: 300 × 3 × 6 % × 10 L = 0.54 m³/h (≈ 1.8 L/household/h).
-//! - **Leak index** = (MNF − legitimate) / the day's mean flow (the day's 1-minute means of
-//!   `outlet_flow`; the day must be covered for `min_day_coverage` of its minutes).
+//! - **Leak index** = (MNF − legitimate) / the day's mean flow (the time-weighted mean of the
+//!   day's 1-minute means of `outlet_flow`; the day must be covered for `min_day_coverage`).
 //! - **Overflow.** Minutes with inlet flow while a tank is full (level at its overflow weir less
 //!   `overflow_margin_m`, or its overflow switch wet): water lost over the weir, not a leak in
 //!   the compound.
@@ -34,9 +36,13 @@ pub struct LeakageConfig {
     pub night_to_h: f64,
     /// The MNF is the minimum of a rolling mean over this many minutes (1 = the minute means).
     pub rolling_minutes: u32,
-    /// Minutes of the window that must have data for a night to count.
+    /// Minutes of the window that must be covered for a night to count (a bucket covers the
+    /// time to the next, at most `max_gap_minutes`).
     pub min_night_minutes: u32,
-    /// Share of the day's minutes that must have outlet flow for its mean flow to count.
+    /// A bucket stands for at most this many minutes when the next one is further away.
+    pub max_gap_minutes: u32,
+    /// Share of the day that must be covered by outlet flow for its (time-weighted) mean to
+    /// count.
     pub min_day_coverage: f64,
     /// Legitimate night use: persons per household × the share of residents using water in a
     /// night hour × litres per use (DOMAIN.md §4: 3 × 6 % × 10 L ≈ 1.8 L/household/h).
@@ -68,6 +74,7 @@ impl Default for LeakageConfig {
             night_to_h: 4.0,
             rolling_minutes: 15,
             min_night_minutes: 60,
+            max_gap_minutes: 5,
             min_day_coverage: 0.8,
             persons_per_household: 3.0,
             night_use_share: 0.06,
@@ -143,10 +150,13 @@ pub fn compute(series: &DaySeries, ctx: &RoomContext<'_>) -> NightFlow {
         .iter()
         .filter(|b| b.start >= from && b.start < to)
         .collect();
+    let gap_ms = i64::from(cfg.max_gap_minutes.max(1)) * MINUTE_MS;
+    let day_w = weights(flow.iter(), series.to_ms, gap_ms);
+    let night_w = weights(night.iter().copied(), to, gap_ms);
     let mut out = NightFlow {
         legit_m3h: Some(legit),
-        night_minutes: night.len() as u32,
-        day_minutes: flow.len() as u32,
+        night_minutes: night_w.iter().sum::<f64>().round() as u32,
+        day_minutes: day_w.iter().sum::<f64>().round() as u32,
         overflow_minutes: overflow_minutes(series, ctx),
         ..NightFlow::default()
     };
@@ -158,7 +168,7 @@ pub fn compute(series: &DaySeries, ctx: &RoomContext<'_>) -> NightFlow {
         out.gap = Some(NightGap::TooFewNightMinutes);
         return out;
     }
-    match rolling_minimum(&night, cfg.rolling_minutes, to) {
+    match rolling_minimum(&night, &night_w, cfg.rolling_minutes, to) {
         Some((at, mnf)) => {
             out.mnf_m3h = Some(mnf);
             out.mnf_at = Some(at);
@@ -169,11 +179,17 @@ pub fn compute(series: &DaySeries, ctx: &RoomContext<'_>) -> NightFlow {
         }
     }
     let day_minutes = ((series.to_ms - series.from_ms) / MINUTE_MS).max(1) as f64;
-    if (flow.len() as f64) < cfg.min_day_coverage * day_minutes {
+    let covered: f64 = day_w.iter().sum();
+    if covered < cfg.min_day_coverage * day_minutes || covered <= 0.0 {
         out.gap = Some(NightGap::DayIncomplete);
         return out;
     }
-    let mean = flow.iter().map(Bucket::mean).sum::<f64>() / flow.len() as f64;
+    let mean = flow
+        .iter()
+        .zip(&day_w)
+        .map(|(b, w)| b.mean() * w)
+        .sum::<f64>()
+        / covered;
     out.day_mean_m3h = Some(mean);
     if mean <= 0.0 {
         out.gap = Some(NightGap::NoDayFlow);
@@ -190,32 +206,53 @@ fn hours_ms(h: f64) -> i64 {
     (h.clamp(0.0, 24.0) * 3_600_000.0).round() as i64
 }
 
-/// The lowest mean over `minutes`-long windows of the (sorted) minute buckets, and its start.
-/// A window starting at each bucket, ending by `end`, counts when at least half its minutes
-/// have data.
-fn rolling_minimum(buckets: &[&Bucket], minutes: u32, end: i64) -> Option<(i64, f64)> {
+/// The minutes each (sorted) bucket stands for: until the next bucket (or `end`), at most
+/// `gap_ms` — a meter read every 2 minutes covers its day, a gap of hours does not.
+fn weights<'a>(buckets: impl Iterator<Item = &'a Bucket>, end: i64, gap_ms: i64) -> Vec<f64> {
+    let starts: Vec<i64> = buckets.map(|b| b.start).collect();
+    starts
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let next = starts.get(i + 1).copied().unwrap_or(end);
+            ((next - s).clamp(0, gap_ms)) as f64 / MINUTE_MS as f64
+        })
+        .collect()
+}
+
+/// The lowest time-weighted mean over `minutes`-long windows of the (sorted) buckets, and its
+/// start. A window starting at each bucket, ending by `end`, counts when its buckets cover at
+/// least half its minutes.
+fn rolling_minimum(
+    buckets: &[&Bucket],
+    weights: &[f64],
+    minutes: u32,
+    end: i64,
+) -> Option<(i64, f64)> {
     let width = i64::from(minutes.max(1)) * MINUTE_MS;
-    let need = (minutes.max(1) as usize).div_ceil(2);
+    let need = f64::from(minutes.max(1)) / 2.0;
+    let w = |i: usize| weights.get(i).copied().unwrap_or(0.0);
     let mut best: Option<(i64, f64)> = None;
     let mut hi = 0;
-    let mut sum = 0.0;
+    let (mut sum, mut covered) = (0.0, 0.0);
     for lo in 0..buckets.len() {
         let start = buckets[lo].start;
         if start + width > end && best.is_some() {
             break;
         }
         while hi < buckets.len() && buckets[hi].start < start + width {
-            sum += buckets[hi].mean();
+            sum += buckets[hi].mean() * w(hi);
+            covered += w(hi);
             hi += 1;
         }
-        let n = hi - lo;
-        if n >= need {
-            let mean = sum / n as f64;
+        if covered >= need && covered > 0.0 {
+            let mean = sum / covered;
             if best.is_none_or(|(_, b)| mean < b) {
                 best = Some((start, mean));
             }
         }
-        sum -= buckets[lo].mean();
+        sum -= buckets[lo].mean() * w(lo);
+        covered -= w(lo);
     }
     best
 }

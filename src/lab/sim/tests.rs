@@ -449,6 +449,55 @@ fn a_leaking_tank_loses_water_the_meters_cannot_account_for() {
 }
 
 #[test]
+fn a_pipe_leak_adds_its_share_of_the_mean_flow_at_the_outlet_meter_day_and_night() {
+    // 03:00 local: the night minimum, where a leak shows.
+    let mut twin = Twin::new(34, 3.0);
+    let mean = twin.faulty.mean_demand_m3h(&twin.room).unwrap();
+    let (f0, h0) = (twin.faulty(), twin.healthy());
+    twin.faulty
+        .inject_pipe_leak(&twin.room, 0.02, Duration::from_secs(2 * 3600))
+        .unwrap();
+    let active = twin.faulty.active_faults();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].fault, FaultKind::PipeLeak);
+    let d = twin.faulty.diagnostics(&twin.room).unwrap();
+    assert!(
+        (d.pipe_leak_m3h - 0.02 * mean).abs() < 1e-9,
+        "{}",
+        d.pipe_leak_m3h
+    );
+    twin.step(Duration::from_secs(3600));
+    // The outlet meter counts the leak on top of the same demand.
+    let delta = |a: &RoomReading, b: &RoomReading| {
+        room_value(b, "outlet_volume") - room_value(a, "outlet_volume")
+    };
+    let extra = delta(&f0, &twin.faulty()) - delta(&h0, &twin.healthy());
+    assert!(
+        (extra - 0.02 * mean).abs() < 0.1 * 0.02 * mean + 0.01,
+        "{extra} m3 vs {}",
+        0.02 * mean
+    );
+    let (served, demand) = {
+        let d = twin.faulty.diagnostics(&twin.room).unwrap();
+        (d.served_m3, d.demand_m3)
+    };
+    assert!(
+        served > demand,
+        "served {served} includes the leak, demand {demand} does not"
+    );
+    twin.recover(Duration::ZERO);
+    assert_eq!(
+        twin.faulty.diagnostics(&twin.room).unwrap().pipe_leak_m3h,
+        0.0,
+        "repaired"
+    );
+    assert!(twin
+        .faulty
+        .inject_pipe_leak(&RoomId::new("XM-9999").unwrap(), 0.02, mins(1))
+        .is_err());
+}
+
+#[test]
 fn a_jammed_inlet_valve_overflows_then_recovers() {
     let mut twin = Twin::new(34, 2.0);
     twin.inject(FaultKind::Overflow, Duration::from_secs(3 * 3600));
