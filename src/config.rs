@@ -402,6 +402,11 @@ mod tests {
             crate::business::assets::cleaning::CleaningConfig::default(),
             "the example documents the defaults of [cleaning]"
         );
+        assert_eq!(
+            config.analysis,
+            crate::business::analysis::AnalysisConfig::default(),
+            "the example documents the defaults of [analysis]"
+        );
         config.notify.validate().unwrap();
         assert_eq!(
             config.notify.channels.len(),

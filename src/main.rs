@@ -590,6 +590,7 @@ fn main() -> anyhow::Result<()> {
                 spec.cleaning = config.cleaning.clone();
                 spec.notify = config.notify.clone();
                 spec.lifecycle = config.lifecycle.clone();
+                spec.analysis = config.analysis.clone();
                 spec.basemap = basemap;
                 let node = Node::start(spec).await.context("cannot start the node")?;
                 if !node.mqtt_subscribed(Duration::from_secs(10)).await {

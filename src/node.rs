@@ -90,6 +90,8 @@ pub struct NodeSpec {
     pub lifecycle: crate::business::assets::lifecycle::LifecycleConfig,
     /// The demo: components without dates get a simulated failure history.
     pub simulated_parts_history: bool,
+    /// Analysis (`[analysis]`): on when the node has records and history.
+    pub analysis: crate::business::analysis::AnalysisConfig,
 }
 
 /// What the node's planning service starts with.
@@ -150,6 +152,7 @@ impl NodeSpec {
             cleaning: Default::default(),
             lifecycle: Default::default(),
             simulated_parts_history: false,
+            analysis: Default::default(),
         }
     }
 }
@@ -173,6 +176,8 @@ pub enum NodeError {
     WorkOrders(#[from] crate::business::workorders::WorkOrdersError),
     #[error("cannot start the archive: {0}")]
     Archive(#[from] crate::business::assets::archive::ArchiveError),
+    #[error("cannot start the analysis: {0}")]
+    Analysis(#[from] crate::business::analysis::AnalysisError),
     #[error("cannot start tank cleaning: {0}")]
     Cleaning(#[from] crate::business::assets::cleaning::CleaningError),
     #[error("cannot start inspections: {0}")]
@@ -323,6 +328,8 @@ pub struct Node {
     pub cleaning: Option<Arc<crate::business::assets::cleaning::TankCleaning>>,
     /// The parts lifecycle (when the node has records).
     pub lifecycle: Option<Arc<crate::business::assets::lifecycle::service::Lifecycle>>,
+    /// The analysis (when the node has records and history).
+    pub analysis: Option<Arc<crate::business::analysis::Analysis>>,
     /// Identity and the audit log.
     pub security: crate::auth::Security,
     shutdown: watch::Sender<bool>,
@@ -662,6 +669,25 @@ impl Node {
             )),
             None => None,
         };
+        let analysis = match (&spec.records, &spec.history) {
+            (Some(records), Some(history)) if spec.analysis.enabled => {
+                let service = Arc::new(
+                    crate::business::analysis::Analysis::start(
+                        spec.analysis.clone(),
+                        records.clone(),
+                        Some(history.clone()),
+                        registry.clone(),
+                        archive.clone(),
+                        spec.clock.clone(),
+                    )
+                    .await?,
+                );
+                tasks.push(tokio::spawn(service.clone().run(shutdown_rx.clone())));
+                tracing::info!(since = %service.since(), "analysis started");
+                Some(service)
+            }
+            _ => None,
+        };
         let (pollers, launcher) = start_pollers(
             &spec.inventory,
             &spec.profiles,
@@ -757,6 +783,7 @@ impl Node {
             cleaning: cleaning.clone(),
             inspections,
             lifecycle: lifecycle.clone(),
+            analysis: analysis.clone(),
         });
         spec.security.auth.metrics().register(&metrics)?;
         let security = web::Data::new(spec.security.clone());
@@ -791,6 +818,7 @@ impl Node {
             archive,
             cleaning,
             lifecycle,
+            analysis,
             security: spec.security.clone(),
             shutdown,
             ws_shutdown,

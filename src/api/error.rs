@@ -209,6 +209,12 @@ error_codes! {
     InvalidEvent => "invalid_event",
     /// A stock quantity or part number that is refused (422).
     InvalidStock => "invalid_stock",
+    // Analysis.
+    /// The node keeps no analysis (it needs records and history; 404).
+    NoAnalysis => "no_analysis",
+    /// A date or period of an analysis that is refused (422): malformed, reversed, in the
+    /// future, too long.
+    InvalidDate => "invalid_date",
     // Audit.
     InvalidLimit => "invalid_limit",
     // The server.
@@ -541,6 +547,8 @@ mod tests {
             E::UnknownComponent => "unknown_component",
             E::InvalidEvent => "invalid_event",
             E::InvalidStock => "invalid_stock",
+            E::NoAnalysis => "no_analysis",
+            E::InvalidDate => "invalid_date",
             E::NotSimulated => "not_simulated",
             E::UnknownFault => "unknown_fault",
             E::InvalidDuration => "invalid_duration",

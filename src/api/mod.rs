@@ -6,6 +6,7 @@
 //! by [`crate::auth::middleware`] and [`crate::auth::policy`].
 
 pub mod alarms;
+pub mod analysis;
 pub mod assets;
 pub mod assets_import;
 pub mod audit;
@@ -70,6 +71,8 @@ pub struct ApiState {
     pub inspections: Option<Arc<crate::business::assets::inspection::Inspections>>,
     /// The parts lifecycle (when the node has records).
     pub lifecycle: Option<Arc<crate::business::assets::lifecycle::service::Lifecycle>>,
+    /// The analysis (issue 22), when the node has records and history.
+    pub analysis: Option<Arc<crate::business::analysis::Analysis>>,
 }
 
 /// What the alarm and rule endpoints need.
@@ -194,6 +197,9 @@ routes! {
     get "/api/v1/reliability/spares" => reliability::spares;
     put "/api/v1/reliability/stock/{part}" => reliability::set_stock;
     get "/api/v1/reliability/suppliers" => reliability::suppliers;
+    get "/api/v1/analysis/days" => analysis::days;
+    get "/api/v1/analysis/day" => analysis::day;
+    post "/api/v1/analysis/recompute" => analysis::recompute;
 }
 
 /// Registers every route. The caller wraps the app in the authentication middleware

@@ -76,6 +76,7 @@ pub const ACTIONS: &[&str] = &[
     "inspection_item",
     "inspection_order",
     "inspection_finish",
+    "analysis_recompute",
 ];
 
 /// One audited action.

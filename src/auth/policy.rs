@@ -113,6 +113,7 @@ pub const POLICY: &[Rule] = &[
         "/api/v1/cleaning/{room}/{tank}/interval",
         R(Role::RuleAuthor),
     ),
+    rule("POST", "/api/v1/analysis/recompute", R(Role::Operator)),
     rule("POST", "/api/v1/inspections", R(Role::Operator)),
     rule("POST", "/api/v1/inspections/**", R(Role::Operator)),
     rule("GET", "/healthz", Public),

@@ -402,6 +402,7 @@ mod simulated_time {
             workorders: Some(orders.clone()),
             notify: None,
             lifecycle: Some(lifecycle.clone()),
+            analysis: None,
             imports: None,
             archive: None,
             cleaning: None,

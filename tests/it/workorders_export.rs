@@ -143,6 +143,7 @@ async fn node(name: &str) -> Node {
         basemap: None,
         workorders: Some(svc.clone()),
         lifecycle: None,
+        analysis: None,
         notify: None,
         imports: None,
         archive: None,

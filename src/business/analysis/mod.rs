@@ -17,8 +17,15 @@ pub mod energy;
 pub mod leakage;
 pub mod quality;
 pub mod score;
+pub mod service;
+#[cfg(test)]
+mod tests;
+
+pub use day::{DayFigures, DaySeries, RoomDay};
+pub use service::{Analysis, AnalysisError, DayClosed, RoomSource};
 
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// `[analysis]`: the day boundary and each analysis' own settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -30,6 +37,17 @@ pub struct AnalysisConfig {
     pub utc_offset_minutes: i32,
     /// How many closed days the closer catches up on after a restart or on a new room.
     pub backfill_days: u32,
+    /// Closed days' figures kept in memory (and read at start): over a year, for 同比.
+    pub retain_days: u32,
+    /// A day closes this long after local midnight (late store-and-forward data).
+    #[serde(with = "humantime_serde")]
+    pub close_after: Duration,
+    /// Today's figures are recomputed this often.
+    #[serde(with = "humantime_serde")]
+    pub live_every: Duration,
+    /// How often the closer looks for days due.
+    #[serde(with = "humantime_serde")]
+    pub check_every: Duration,
     pub energy: energy::EnergyConfig,
     pub leakage: leakage::LeakageConfig,
     pub score: score::ScoreConfig,
@@ -41,6 +59,10 @@ impl Default for AnalysisConfig {
             enabled: true,
             utc_offset_minutes: 480,
             backfill_days: 35,
+            retain_days: 400,
+            close_after: Duration::from_secs(15 * 60),
+            live_every: Duration::from_secs(5 * 60),
+            check_every: Duration::from_secs(60),
             energy: energy::EnergyConfig::default(),
             leakage: leakage::LeakageConfig::default(),
             score: score::ScoreConfig::default(),
