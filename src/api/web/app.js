@@ -15,6 +15,9 @@ import { AssetsPage } from './assets.js';
 import { CleaningPage } from './cleaning.js';
 import { InspectionsPage } from './inspections.js';
 import { ReliabilityPage } from './reliability.js';
+import { CockpitPage } from './cockpit.js';
+import { RankingPage } from './ranking.js';
+import { WallPage } from './wall.js';
 import { CrewsOnMap } from './field.js';
 import { AdminPage, mayAdminister } from './admin.js';
 import { clock, esc, nameLabel, SEVERITIES, setZoneNames, unacked, zoneLabel } from './format.js';
@@ -34,6 +37,9 @@ let inspectionsPage = null;
 let knowledgePage = null;
 let assetsPage = null;
 let reliabilityPage = null;
+let cockpitPage = null;
+let rankingPage = null;
+let wallPage = null;
 let crews = null;
 let adminPage = null;
 // The signed-in user's role (`GET /api/v1/auth/me`): what the screens offer to do.
@@ -130,6 +136,9 @@ async function start() {
   knowledgePage = knowledgePage || new KnowledgePage($('view-knowledge'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   assetsPage = assetsPage || new AssetsPage($('view-assets'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   reliabilityPage = reliabilityPage || new ReliabilityPage($('view-reliability'), { role: () => role, toast: (m, ok) => toast(m, ok) });
+  cockpitPage = cockpitPage || new CockpitPage($('view-cockpit'), { toast: (m, ok) => toast(m, ok) });
+  rankingPage = rankingPage || new RankingPage($('view-ranking'), { toast: (m, ok) => toast(m, ok) });
+  wallPage = wallPage || new WallPage($('view-wall'));
   adminPage = adminPage || new AdminPage($('view-admin'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   $('nav-admin').hidden = !mayAdminister(role);
 
@@ -385,7 +394,7 @@ function route() {
   // `#/orders?team=…`: a page's own query after `?` (the orders list keeps its filters there).
   const [path, query] = location.hash.split('?');
   const [, view = 'map', arg] = path.split('/');
-  const views = ['map', 'alarms', 'room', 'plans', 'orders', 'knowledge', 'assets', 'reliability', 'cleaning', 'inspections', 'admin'];
+  const views = ['map', 'alarms', 'room', 'plans', 'orders', 'knowledge', 'assets', 'reliability', 'cleaning', 'inspections', 'cockpit', 'ranking', 'wall', 'admin'];
   const v = views.includes(view) ? view : 'map';
   for (const name of views) $(`view-${name}`).hidden = name !== v;
   // The knowledge base is reached from the work orders (no link of its own in the bar).
@@ -415,6 +424,12 @@ function route() {
   else if (assetsPage) assetsPage.close();
   if (v === 'reliability') reliabilityPage.open();
   else if (reliabilityPage) reliabilityPage.close();
+  if (v === 'cockpit') cockpitPage.open();
+  else if (cockpitPage) cockpitPage.close();
+  if (v === 'ranking') rankingPage.open(arg ? decodeURIComponent(arg) : undefined);
+  else if (rankingPage) rankingPage.close();
+  if (v === 'wall') wallPage.open();
+  else if (wallPage) wallPage.close();
   if (v === 'admin') adminPage.open(...location.hash.split('/').slice(2).map(decodeURIComponent));
   else if (adminPage) adminPage.close();
 }

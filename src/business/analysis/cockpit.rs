@@ -339,6 +339,8 @@ pub struct Snapshot {
     pub rooms: Vec<RoomEntry>,
     /// Zone-level figures no room carries (crews on duty).
     pub zones: BTreeMap<(IndicatorId, ZoneId), Acc>,
+    /// Fleet-level figures that are not the sum of the zones' (a team serving two zones).
+    pub fleet: BTreeMap<IndicatorId, Acc>,
     /// Zone names by id.
     pub zone_names: BTreeMap<ZoneId, String>,
 }
@@ -427,6 +429,9 @@ impl Snapshot {
     }
 
     fn acc_of_fleet(&self, id: IndicatorId) -> Acc {
+        if let Some(a) = self.fleet.get(&id) {
+            return *a;
+        }
         let mut acc = Acc::default();
         for z in self.zone_ids() {
             acc.add(self.acc_of_zone(id, &z));

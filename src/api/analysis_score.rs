@@ -1,0 +1,177 @@
+//! `/api/v1/analysis/scores` and `/api/v1/analysis/score`: the room score (泵房评分, issue 22
+//! item 5) — every room ranked within its zone and the fleet with each zone's weakest
+//! dimension, and one room's score explained down to its facts with its daily trend. Any
+//! signed-in user reads.
+//!
+//! Scores are computed on request from the analysis ledger (memory) and the services' live
+//! facts — the same pass as the cockpit's ([`super::cockpit::gather`]) — so they follow each
+//! closed day and a recomputed day at once ("recomputed daily and on demand"). The trend scores
+//! each day over the window ending that day, with today's live facts.
+
+use super::analysis::service;
+use super::cockpit::{gather, live, model, periods, PeriodKind};
+use super::error::{ApiError, ErrorCode};
+use super::ApiState;
+use crate::business::analysis::score::{self, rank, shown, weakest_by_zone, Facts};
+use actix_web::{web, HttpResponse};
+use cistern_schemas::RoomId;
+use serde::Deserialize;
+use serde_json::json;
+
+/// The trend's days.
+pub const TREND_DAYS: i32 = 30;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoresQuery {
+    pub date: Option<String>,
+}
+
+/// `GET /api/v1/analysis/scores?date=`: every room's score over the window ending `date`
+/// (default: yesterday), ranked in the fleet and its zone, and each zone's weakest dimension.
+pub async fn scores(
+    state: web::Data<ApiState>,
+    q: web::Query<ScoresQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let svc = service(&state)?;
+    let model = model(svc)?;
+    let p = periods(svc, &model, PeriodKind::Day, q.date.as_deref())?;
+    let (snapshot, scores, _) = gather(&state, svc, &model, p).await;
+    let ranked = rank(
+        &scores
+            .iter()
+            .map(|(z, s)| (s.room.clone(), z.clone(), s.score))
+            .collect::<Vec<_>>(),
+    );
+    let names: std::collections::HashMap<&RoomId, &str> = snapshot
+        .rooms
+        .iter()
+        .map(|r| (&r.room, r.name.as_str()))
+        .collect();
+    let by_room: std::collections::HashMap<&RoomId, &score::RoomScore> =
+        scores.iter().map(|(_, s)| (&s.room, s)).collect();
+    let rooms: Vec<_> = ranked
+        .iter()
+        .map(|r| {
+            let s = by_room.get(&r.room);
+            json!({
+                "room": r.room,
+                "name": names.get(&r.room),
+                "zone": r.zone,
+                "score": r.score,
+                "fleet_rank": r.fleet_rank,
+                "zone_rank": r.zone_rank,
+                "fleet_of": r.fleet_of,
+                "zone_of": r.zone_of,
+                "weakest": s.and_then(|s| s.weakest()).map(|d| &d.key),
+                "dimensions": s.map(|s| s.dimensions.iter().map(|d| json!({"key": d.key, "score": d.score})).collect::<Vec<_>>()),
+                "missing": s.map(|s| s.missing.len()),
+            })
+        })
+        .collect();
+    let zones: Vec<_> = weakest_by_zone(
+        &scores
+            .iter()
+            .map(|(z, s)| (z.clone(), s))
+            .collect::<Vec<_>>(),
+    )
+    .into_iter()
+    .map(|w| {
+        json!({
+            "zone": w.zone,
+            "name": snapshot.zone_names.get(&w.zone),
+            "weakest": w.dimension,
+            "mean": w.mean,
+            "rooms": w.rooms,
+            "score": w.zone_score,
+        })
+    })
+    .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "date": p.to,
+        "window": { "from": p.window_from, "to": p.window_to },
+        "dimensions": model.dimensions.iter().map(|d| json!({"key": d.key, "weight": d.weight})).collect::<Vec<_>>(),
+        "rooms": rooms,
+        "zones": zones,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreQuery {
+    pub room: String,
+    pub date: Option<String>,
+}
+
+/// `GET /api/v1/analysis/score?room=&date=`: one room's score with its explanation (each
+/// dimension's share and score, each fact's value, points, share and contribution — the
+/// contributions add up to the score, and `shown` gives them rounded to tenths so that the
+/// rounded figures add up too), what is missing, and the daily trend.
+pub async fn score(
+    state: web::Data<ApiState>,
+    q: web::Query<ScoreQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let svc = service(&state)?;
+    let room = RoomId::new(&q.room)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRoomId, e.to_string()))?;
+    let Some(spec) = svc.room(&room) else {
+        return Err(ApiError::not_found(
+            ErrorCode::UnknownRoom,
+            format!("unknown room {room}"),
+        ));
+    };
+    let model = model(svc)?;
+    let p = periods(svc, &model, PeriodKind::Day, q.date.as_deref())?;
+    let live = live(&state, svc, &p).await;
+    let mut extra = Facts::default();
+    if let Some(l) = live.rooms.get(&room) {
+        l.score_facts(&mut extra);
+    }
+    let first = p.to.plus_days(1 - TREND_DAYS);
+    let days = svc.figures(&room, first.plus_days(1 - model.window_days as i32), p.to);
+    let mut facts = Facts::from_figures(
+        days.iter()
+            .filter(|(d, _)| *d >= p.window_from)
+            .map(|x| &x.1),
+    );
+    for (f, v) in &extra.0 {
+        facts.set(*f, Some(*v));
+    }
+    let s = model.score(&room, &facts);
+    let trend = score::trend(&model, &room, &days, &extra, first);
+    let parts: Vec<f64> = s
+        .dimensions
+        .iter()
+        .flat_map(|d| d.facts.iter().map(|f| f.contribution))
+        .collect();
+    let rounded = shown(&parts);
+    let mut k = 0;
+    let shown_dims: Vec<_> = s
+        .dimensions
+        .iter()
+        .map(|d| {
+            let facts: Vec<f64> = d
+                .facts
+                .iter()
+                .map(|_| {
+                    let v = rounded.get(k).copied().unwrap_or(0.0);
+                    k += 1;
+                    v
+                })
+                .collect();
+            let total = (facts.iter().sum::<f64>() * 10.0).round() / 10.0;
+            json!({ "key": d.key, "contribution": total, "facts": facts })
+        })
+        .collect();
+    let shown_total = (rounded.iter().sum::<f64>() * 10.0).round() / 10.0;
+    Ok(HttpResponse::Ok().json(json!({
+        "room": room,
+        "name": spec.name,
+        "zone": spec.zone,
+        "date": p.to,
+        "window": { "from": p.window_from, "to": p.window_to },
+        "score": s,
+        "shown": { "score": s.score.map(|_| shown_total), "dimensions": shown_dims },
+        "trend": trend,
+    })))
+}
