@@ -12,6 +12,7 @@ use super::analysis::service;
 use super::cockpit::{gather, live, model, periods, PeriodKind};
 use super::error::{ApiError, ErrorCode};
 use super::ApiState;
+use crate::business::analysis::cockpit_live::live_scaled;
 use crate::business::analysis::score::{self, rank, shown, weakest_by_zone, Facts};
 use actix_web::{web, HttpResponse};
 use cistern_schemas::RoomId;
@@ -28,7 +29,7 @@ pub struct ScoresQuery {
 }
 
 /// `GET /api/v1/analysis/scores?date=`: every room's score over the window ending `date`
-/// (default: yesterday), ranked in the fleet and its zone, and each zone's weakest dimension.
+/// (default: today, live), ranked in the fleet and its zone, and each zone's weakest dimension.
 pub async fn scores(
     state: web::Data<ApiState>,
     q: web::Query<ScoresQuery>,
@@ -128,7 +129,14 @@ pub async fn score(
         l.score_facts(&mut extra);
     }
     let first = p.to.plus_days(1 - TREND_DAYS);
-    let days = svc.figures(&room, first.plus_days(1 - model.window_days as i32), p.to);
+    let days: Vec<_> = svc
+        .figures(&room, first.plus_days(1 - model.window_days as i32), p.to)
+        .into_iter()
+        .map(|(d, f)| match p.live {
+            Some((today, elapsed)) if today == d => (d, live_scaled(&f, elapsed)),
+            _ => (d, f),
+        })
+        .collect();
     let mut facts = Facts::from_figures(
         days.iter()
             .filter(|(d, _)| *d >= p.window_from)

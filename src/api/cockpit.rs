@@ -37,7 +37,7 @@ const BOARD_KIND: &str = "cockpit_board";
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PeriodKind {
-    /// One day (default: yesterday, the last closed day).
+    /// One day (default: today, live).
     Day,
     /// One month to the date (default: this month to date).
     Month,
@@ -89,8 +89,7 @@ pub fn periods(
     let to = match date {
         Some(d) => parse_date("date", d)?,
         None => match kind {
-            PeriodKind::Day => today.plus_days(-1),
-            PeriodKind::Month => today,
+            PeriodKind::Day | PeriodKind::Month => today,
         },
     };
     if to > today {
@@ -105,7 +104,12 @@ pub fn periods(
             Date::ymd(y, m, 1).unwrap_or(to)
         }
     };
+    let offset = svc.config().utc_offset_minutes;
+    let start = today.start(offset).0;
+    let end = today.plus_days(1).start(offset).0;
+    let elapsed = ((svc.now().0 - start) as f64 / (end - start).max(1) as f64).clamp(0.0, 1.0);
     Ok(Periods {
+        live: (elapsed > 0.0).then_some((today, elapsed)),
         from,
         to,
         window_from: to.plus_days(1 - model.window_days as i32),
@@ -499,13 +503,19 @@ async fn device_figures(
     let mut d = periods.from;
     while d <= periods.to {
         if let Some(day) = svc.day(room, d).await? {
+            // A live day expects only its elapsed part (see `Periods::live`).
+            let elapsed = match periods.live {
+                Some((today, e)) if today == d && e > 0.0 => e,
+                _ => 1.0,
+            };
             for u in &day.operation.units {
+                let expected = (u.expected as f64 * elapsed).max(u.received as f64);
                 entry.figures.add_device(
                     IndicatorId::Completeness,
                     u.unit,
                     Acc {
                         sum: u.received as f64,
-                        weight: u.expected as f64,
+                        weight: expected,
                     },
                 );
             }

@@ -6,6 +6,7 @@
 
 mod admin;
 mod alarms;
+mod analysis_score;
 mod assets;
 mod assets_import;
 mod auth;
@@ -33,6 +34,7 @@ mod ui;
 mod ui_admin;
 mod ui_alarms;
 mod ui_assets;
+mod ui_cockpit;
 mod ui_dispatch;
 mod ui_inspection;
 mod ui_knowledge;

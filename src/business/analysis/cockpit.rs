@@ -474,9 +474,14 @@ impl Snapshot {
         let spec = id.spec();
         let c = spec.combine;
         let mut rows: Vec<DrillRow> = match scope {
+            // Zones without a room (or a figure of their own) are no part of the fleet's figure.
             Scope::Fleet => self
                 .zone_ids()
                 .into_iter()
+                .filter(|z| {
+                    self.rooms.iter().any(|r| &r.zone == z)
+                        || self.zones.contains_key(&(id, z.clone()))
+                })
                 .map(|z| {
                     let a = self.acc_of_zone(id, &z);
                     DrillRow {
@@ -699,6 +704,8 @@ mod tests {
             .insert((I::CrewsOnDuty, zone("z1")), Acc::count(3.0));
         s.zones
             .insert((I::CrewsOnDuty, zone("z2")), Acc::count(1.0));
+        // A zone of the inventory without a room.
+        s.zone_names.insert(zone("z3"), "empty".into());
         s
     }
 
@@ -741,6 +748,7 @@ mod tests {
         let s = snapshot();
         let fleet = s.drill(I::Completeness, &Scope::Fleet).unwrap();
         assert!(fleet.rows.iter().all(|r| r.drill));
+        assert_eq!(fleet.rows.len(), 2, "the zone without a room is left out");
         let zone_scope = fleet
             .rows
             .iter()

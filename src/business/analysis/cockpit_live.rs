@@ -183,7 +183,7 @@ pub struct Live {
 }
 
 /// The period the cockpit shows and the score's window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Periods {
     /// The cockpit's period `[from, to]` (a day, a month).
     pub from: Date,
@@ -193,6 +193,18 @@ pub struct Periods {
     pub window_to: Date,
     /// The sparkline's first day (to `to`).
     pub spark_from: Date,
+    /// Today (live) and the share of it elapsed (0..1]: a live day's completeness counts the
+    /// whole day as expected (`quality`), so it is scaled to the elapsed part here.
+    pub live: Option<(Date, f64)>,
+}
+
+/// A live day's figures with completeness over the elapsed part of the day.
+pub fn live_scaled(f: &DayFigures, elapsed: f64) -> DayFigures {
+    let mut f = f.clone();
+    if elapsed > 0.0 && elapsed < 1.0 {
+        f.completeness = f.completeness.map(|c| (c / elapsed).min(1.0));
+    }
+    f
 }
 
 /// One pass over the ledger: the cockpit's figures of the period, the score's window facts and
@@ -234,6 +246,14 @@ impl Gather {
     /// Takes one room-day of the ledger.
     pub fn day(&mut self, room: &RoomId, date: Date, f: &DayFigures) {
         let p = self.periods;
+        let scaled;
+        let f = match p.live {
+            Some((d, elapsed)) if d == date => {
+                scaled = live_scaled(f, elapsed);
+                &scaled
+            }
+            _ => f,
+        };
         if date >= p.from && date <= p.to {
             match self.figures.get_mut(room) {
                 Some(r) => r.add_day(f),
@@ -359,6 +379,17 @@ mod tests {
     use crate::business::analysis::cockpit::Scope;
 
     #[test]
+    fn a_live_days_completeness_is_over_its_elapsed_part() {
+        let f = DayFigures {
+            completeness: Some(0.25),
+            ..DayFigures::default()
+        };
+        assert_eq!(live_scaled(&f, 0.5).completeness, Some(0.5));
+        assert_eq!(live_scaled(&f, 0.2).completeness, Some(1.0));
+        assert_eq!(live_scaled(&f, 1.0).completeness, Some(0.25));
+    }
+
+    #[test]
     fn alarm_rules_are_classed_by_name() {
         assert_eq!(classify("intrusion_armed", None), AlarmClass::Security);
         assert_eq!(classify("door_open_long", None), AlarmClass::Security);
@@ -409,6 +440,7 @@ mod tests {
             window_from: d0,
             window_to: d0.plus_days(2),
             spark_from: d0.plus_days(1),
+            live: None,
         };
         let mut g = Gather::new(periods);
         assert_eq!(g.first_day(), d0);

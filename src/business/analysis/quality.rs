@@ -20,7 +20,8 @@
 //!   contact) — that is the stale-point alarm's job. Expected = the day's minutes × 60 s / the
 //!   point's period; a minute's received samples are capped at its expected count (a burst of
 //!   duplicates does not make up for a gap). A live day counts the whole day as expected, so
-//!   today's figure rises through the day: the cockpit reads completeness of closed days.
+//!   today's figure rises through the day; the cockpit and the score scale it to the elapsed
+//!   part (`cockpit_live::live_scaled`), which is exact since the expectation is uniform.
 //! - **Availability**: the share of observed minutes the room supplied water — the outlet
 //!   pressure's minute mean held at or above [`AVAILABLE_SHARE`] of the room's set-point.
 //!   Minutes without an outlet-pressure sample are not observed (they count against
