@@ -6,7 +6,9 @@
 //! Scores are computed on request from the analysis ledger (memory) and the services' live
 //! facts — the same pass as the cockpit's ([`super::cockpit::gather`]) — so they follow each
 //! closed day and a recomputed day at once ("recomputed daily and on demand"). The trend scores
-//! each day over the window ending that day, with today's live facts.
+//! each day over the window ending that day from the ledger; the services' facts (alarms on the
+//! board, open orders, lifecycle risk, cleaning) are today's for every day of it — no history
+//! of those is kept per day yet, so the trend moves with the ledger's facts only.
 
 use super::analysis::service;
 use super::cockpit::{gather, live, model, periods, PeriodKind};

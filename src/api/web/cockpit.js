@@ -150,6 +150,8 @@ export class CockpitPage {
     for (const b of tiles.querySelectorAll('.ck-remove')) {
       b.addEventListener('click', () => this.save(this.board.tiles.filter((_, k) => k !== Number(b.dataset.i))));
     }
+    // The board's own moment for the performance figures (tests/it/ui_cockpit.rs).
+    requestAnimationFrame(() => performance.mark('cistern:cockpit-drawn', { detail: { rooms: answer.rooms, tiles: n } }));
     const add = this.root.querySelector('#ck-add');
     const free = (this.catalogue ? this.catalogue.indicators : []).filter((i) => !this.board.tiles.includes(i.id));
     add.innerHTML = `<option value="">${esc(t('cockpit.add'))}</option>${free.map((i) => `<option value="${esc(i.id)}">${esc(indName(i.id))}</option>`).join('')}`;
