@@ -286,6 +286,18 @@ fn cockpit_first_paint_at_2100_rooms() {
          return p.length ? p[0].startTime : null;",
         json!([]),
     );
+    // Where the time goes: the shell's fleet map (built before any page opens) and the board's
+    // answer as the browser received it.
+    let parts = browser.js(
+        "const m = performance.getEntriesByName('cistern:map-drawn'); \
+         const r = performance.getEntriesByType('resource').filter((e) => e.name.includes('/api/v1/cockpit/board')); \
+         const rooms = performance.getEntriesByType('resource').filter((e) => e.name.endsWith('/api/v1/rooms')); \
+         return { map_drawn: m.length ? m[0].startTime : null, \
+                  board_received: r.length ? r[0].responseEnd : null, \
+                  rooms_received: rooms.length ? rooms[0].responseEnd : null };",
+        json!([]),
+    );
+    println!("cockpit at 2,100 rooms, in the page (ms after navigation start): {parts}");
     api_ms.sort_by(f64::total_cmp);
     println!(
         "cockpit at 2,100 rooms: board API {:.0} ms median ({:.0}–{:.0} over 5), ranking API \

@@ -137,6 +137,7 @@ async function start() {
   assetsPage = assetsPage || new AssetsPage($('view-assets'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   reliabilityPage = reliabilityPage || new ReliabilityPage($('view-reliability'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   cockpitPage = cockpitPage || new CockpitPage($('view-cockpit'), { toast: (m, ok) => toast(m, ok) });
+  if (location.hash.startsWith('#/cockpit')) cockpitPage.prefetch();
   rankingPage = rankingPage || new RankingPage($('view-ranking'), { toast: (m, ok) => toast(m, ok) });
   wallPage = wallPage || new WallPage($('view-wall'));
   adminPage = adminPage || new AdminPage($('view-admin'), { role: () => role, toast: (m, ok) => toast(m, ok) });

@@ -58,6 +58,14 @@ export class CockpitPage {
     this.seq += 1;
   }
 
+  // Starts the catalogue's and the board's requests at once (the console calls this while it
+  // is still loading the fleet's inventory, when it starts on #/cockpit).
+  prefetch() {
+    const p = Promise.all([api.get('/api/v1/cockpit/catalogue'), api.get(`/api/v1/cockpit/board?period=${this.period}`)]);
+    p.catch(() => {}); // a failure is `open`'s to show
+    this.pending = { period: this.period, p };
+  }
+
   async open() {
     const seq = ++this.seq;
     this.root.innerHTML = `<div class="cockpit">
@@ -91,9 +99,13 @@ export class CockpitPage {
       if (id && this.board) this.save([...this.board.tiles, id]);
     });
     try {
-      this.catalogue = await api.get('/api/v1/cockpit/catalogue');
+      const pre = this.pending && this.pending.period === this.period ? this.pending.p : null;
+      this.pending = null;
+      const [catalogue, answer] = await (pre || Promise.all([api.get('/api/v1/cockpit/catalogue'), api.get(`/api/v1/cockpit/board?period=${this.period}`)]));
       if (seq !== this.seq) return;
-      await this.load(seq);
+      this.catalogue = catalogue;
+      this.board = answer.board;
+      this.render(answer);
       if (this.drillAt) this.drill(this.drillAt);
     } catch (e) {
       if (seq !== this.seq) return;
