@@ -115,6 +115,32 @@ fn scores_explain_themselves_and_the_cockpit_drills_to_a_pump() {
         // The demo node has no security alarms yet, but knows it: a fact, not a gap.
         assert!(!v["trend"].as_array().unwrap().is_empty());
     }
+    // A closed day (yesterday, computed again) is scored and stored as it closes: the trend
+    // shows the stored score.
+    let (_, days) = get(&format!("{base}/api/v1/analysis/days?room={}", rooms[0]));
+    let today = days["today"].as_str().unwrap();
+    let yesterday = {
+        let (y, m, d) = (&today[..4], &today[5..7], &today[8..]);
+        let date =
+            chrono_free_yesterday(y.parse().unwrap(), m.parse().unwrap(), d.parse().unwrap());
+        format!("{:04}-{:02}-{:02}", date.0, date.1, date.2)
+    };
+    let (s, v) = call(
+        "POST",
+        &format!("{base}/api/v1/analysis/recompute"),
+        Some(&json!({ "room": rooms[0], "date": yesterday }).to_string()),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["day"]["closed"], true, "{v}");
+    wait_for("yesterday's score stored", Duration::from_secs(30), || {
+        let (_, v) = get(&format!("{base}/api/v1/analysis/score?room={}", rooms[0]));
+        v["trend"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["date"] == yesterday.as_str() && d["stored"] == true)
+            .then_some(())
+    });
     let (s, v) = get(&format!("{base}/api/v1/analysis/score?room=XM-9999"));
     assert_eq!(
         (s, v["error"]["code"].as_str()),
@@ -260,4 +286,28 @@ fn scores_explain_themselves_and_the_cockpit_drills_to_a_pump() {
         3 + 6,
         "title, blank, header and six rooms"
     );
+}
+
+/// The day before `y-m-d` (the test's own arithmetic, no date crate).
+fn chrono_free_yesterday(y: i32, m: u32, d: u32) -> (i32, u32, u32) {
+    if d > 1 {
+        return (y, m, d - 1);
+    }
+    let (y, m) = if m == 1 { (y - 1, 12) } else { (y, m - 1) };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    (y, m, days[(m - 1) as usize])
 }
