@@ -94,6 +94,11 @@ enum Command {
         /// closes them (crew logins work them from the orders page).
         #[arg(long)]
         manual_crews: bool,
+        /// Days of simulated past the analysis starts with (energy, efficiency, night flow,
+        /// scores): the fleet simulated in simulated time before today, two rooms leaking
+        /// from six days ago. 0: the analysis starts from today.
+        #[arg(long, default_value_t = 21)]
+        history_days: usize,
         /// A TOML file whose `[notify]` section configures the demo's notifications
         /// (channels, users' addresses and preferences; see ops/cistern.example.toml).
         #[arg(long)]
@@ -243,6 +248,35 @@ enum BenchCommand {
         warmup: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Print the report as JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The analysis against the simulator's physics (issue 22): energy intensity and pump
+    /// efficiency errors, leaks found by the night-flow rule and false alarms.
+    Analysis {
+        #[arg(long, default_value_t = 30)]
+        rooms: usize,
+        #[arg(long, default_value_t = 21)]
+        days: usize,
+        /// Rooms given a compound leak from --leak-day on.
+        #[arg(long, default_value_t = 10)]
+        leaks: usize,
+        /// The leak, as a fraction of the room's mean daily flow.
+        #[arg(long, default_value_t = 0.02)]
+        leak_fraction: f64,
+        /// The first day (1-based) with the leaks.
+        #[arg(long, default_value_t = 16)]
+        leak_day: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// A configuration file whose [analysis] section is used (night window, baseline,
+        /// margins): tune them against the simulator before a site uses them.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A rule directory whose night_flow_leak is run instead of the library's.
+        #[arg(long)]
+        rules: Option<PathBuf>,
         /// Print the report as JSON instead of the table.
         #[arg(long)]
         json: bool,
@@ -485,6 +519,7 @@ fn main() -> anyhow::Result<()> {
             ws_stall_timeout,
             admin_password,
             manual_crews,
+            history_days,
             notify,
         } => {
             let format = if json_logs {
@@ -519,6 +554,7 @@ fn main() -> anyhow::Result<()> {
                     .or_else(|| cistern::auth::AuthConfig::default().admin_password_from_env()),
                 plan_sample_every: std::time::Duration::from_secs(30),
                 simulated_crews: !manual_crews,
+                history_days,
                 notify: match &notify {
                     Some(path) => cistern::notify::NotifyConfig::load_section(path)?,
                     None => Default::default(),
@@ -704,6 +740,45 @@ fn main() -> anyhow::Result<()> {
                 ..Default::default()
             };
             let report = cistern::lab::peak::run_tank_bench(&opts);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            Ok(())
+        }
+        #[cfg(feature = "lab")]
+        Command::Bench {
+            what:
+                Some(BenchCommand::Analysis {
+                    rooms,
+                    days,
+                    leaks,
+                    leak_fraction,
+                    leak_day,
+                    seed,
+                    config,
+                    rules,
+                    json,
+                }),
+            ..
+        } => {
+            let opts = cistern::lab::analysis_bench::AnalysisBenchOptions {
+                rooms,
+                days,
+                leaks,
+                leak_fraction,
+                leak_day: leak_day.saturating_sub(1),
+                seed,
+                config: match &config {
+                    Some(path) => {
+                        cistern::lab::analysis_bench::AnalysisBenchOptions::load_config(path)?
+                    }
+                    None => Default::default(),
+                },
+                rules,
+            };
+            let report = cistern::lab::analysis_bench::run_analysis_bench(&opts)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

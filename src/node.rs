@@ -683,6 +683,12 @@ impl Node {
                     .await?,
                 );
                 tasks.push(tokio::spawn(service.clone().run(shutdown_rx.clone())));
+                // The rooms' rule engines get their nightly leak facts (night_flow_leak).
+                tasks.push(tokio::spawn(crate::business::analysis::leak_feed::run(
+                    service.clone(),
+                    registry.clone(),
+                    shutdown_rx.clone(),
+                )));
                 tracing::info!(since = %service.since(), "analysis started");
                 Some(service)
             }

@@ -20,8 +20,8 @@ use crate::device::{DeviceDeps, Intake};
 use crate::ports::Receipt;
 use crate::pump_room::status_label;
 use crate::pump_room::{
-    AlarmCommandError, GetAlarms, GetRoomView, PumpRoomActor, RoomCommand, RoomStatus, RoomSummary,
-    RoomView, SamplesReceived, SwapRules, TankCleanings, UpdateSpec,
+    AlarmCommandError, GetAlarms, GetRoomView, NightLeak, PumpRoomActor, RoomCommand, RoomStatus,
+    RoomSummary, RoomView, SamplesReceived, SwapRules, TankCleanings, UpdateSpec,
 };
 use actix::{Addr, ArbiterHandle, Supervisor};
 use cistern_rules::{AlarmEvent, AlarmRecord, Command, RuleSet};
@@ -273,6 +273,15 @@ impl FleetRegistry {
             .get(room)
             .map(|e| e.addr.clone())
             .is_some_and(|addr| addr.try_send(TankCleanings(cleanings)).is_ok())
+    }
+
+    /// Tells a room its nightly leak facts (see [`NightLeak`]); false when the room is not on
+    /// this node or its mailbox is closed.
+    pub fn night_leak(&self, room: &RoomId, leak: NightLeak) -> bool {
+        self.rooms
+            .get(room)
+            .map(|e| e.addr.clone())
+            .is_some_and(|addr| addr.try_send(leak).is_ok())
     }
 
     /// Applies an operator command to one of a room's alarms.

@@ -58,6 +58,23 @@ fn derived_dynamic(room: &RoomFacts, dev: DeviceFacts<'_>, d: Derived) -> Dynami
         (Derived::PumpCount, _) => Dynamic::from_int(room.pumps.len() as rhai::INT),
         (Derived::PumpsTripped, _) => count_pumps(room, crate::facts::PumpStatus::Tripped),
         (Derived::PumpsRunning, _) => count_pumps(room, crate::facts::PumpStatus::Running),
+        (Derived::LeakIndex, _) => opt(room.leak_index),
+        (Derived::LeakBaseline, _) => opt(room.leak_baseline),
+        (Derived::LeakSpread, _) => opt(room.leak_spread),
+        (Derived::LeakNights, _) => room.leak_nights.as_ref().map_or(Dynamic::UNIT, |nights| {
+            Dynamic::from_array(
+                nights
+                    .iter()
+                    .map(|v| {
+                        if v.is_finite() {
+                            Dynamic::from_float(*v)
+                        } else {
+                            Dynamic::UNIT
+                        }
+                    })
+                    .collect(),
+            )
+        }),
         (Derived::Unit, dev) => Dynamic::from(dev.unit().to_string()),
         (Derived::PumpStatus, DeviceFacts::Pump(p)) => Dynamic::from(p.status.as_str().to_owned()),
         (Derived::LevelPct, DeviceFacts::Tank(t)) => opt(t.level_pct),
@@ -184,6 +201,10 @@ pub(crate) fn input_usable(room: &RoomFacts, dev: DeviceFacts<'_>, input: &Input
         FactRef::Point(i) => source.points().get_index(i).is_some_and(PointFact::usable),
         FactRef::Derived(d) => match (d, source) {
             (Derived::Setpoint, _) => room.setpoint_mpa.is_some(),
+            (Derived::LeakIndex, _) => room.leak_index.is_some(),
+            (Derived::LeakBaseline, _) => room.leak_baseline.is_some(),
+            (Derived::LeakSpread, _) => room.leak_spread.is_some(),
+            (Derived::LeakNights, _) => room.leak_nights.is_some(),
             (Derived::PumpStatus, DeviceFacts::Pump(p)) => {
                 p.status != crate::facts::PumpStatus::Unknown
             }

@@ -90,7 +90,8 @@ impl Default for RoomShape {
 #[serde(deny_unknown_fields)]
 pub struct Changes {
     /// Values by path (`outlet_pressure`, `P1.fault`, `T1.level_pct`, `room_online`); booleans
-    /// are 0/1. A point set this way becomes good and fresh.
+    /// are 0/1. A point set this way becomes good and fresh. A series fact (`leak_nights`) takes
+    /// an array of numbers (`nan` = a night without data).
     #[serde(default)]
     pub set: BTreeMap<String, toml::Value>,
     /// Points that turn bad (value kept).
@@ -295,6 +296,16 @@ fn apply_changes(facts: &mut RoomFacts, c: &Changes) -> Result<Touched, String> 
         Ok(())
     };
     for (path, v) in &c.set {
+        if let toml::Value::Array(items) = v {
+            let values = items
+                .iter()
+                .map(value_of)
+                .collect::<Option<Vec<f64>>>()
+                .ok_or_else(|| format!("{path}: every item must be a number"))?;
+            facts.set_series(path, values).map_err(|e| e.to_string())?;
+            touch(&mut touched, path)?;
+            continue;
+        }
         let v = value_of(v).ok_or_else(|| format!("{path}: value must be a number or a bool"))?;
         facts.set_path(path, v).map_err(|e| e.to_string())?;
         touch(&mut touched, path)?;

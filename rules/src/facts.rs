@@ -11,6 +11,9 @@
 //! | room | `setpoint` | outlet pressure set-point, MPa (the point, else the site inventory) |
 //! | room | `pumps`, `tanks`, `cameras` | the children as arrays of maps (`unit`, points, derived) |
 //! | room | `pump_count`, `pumps_tripped`, `pumps_running` | pumps by status (unknown counts as neither) |
+//! | room | `leak_index`, `leak_baseline` | the last closed night's leak index (minimum night flow less the households' legitimate use, over the day's mean flow) and the room's own baseline (median of its earlier unflagged nights), set by the analysis once a night (DOMAIN.md §4) |
+//! | room | `leak_spread` | the robust spread (1.4826 × MAD) of the nights behind the baseline: how much the room's index wanders night to night |
+//! | room | `leak_nights` | the recent nights' leak indices, oldest first (a night without data reads `()`) |
 //! | room | `suspect_transmitters` | the 4-20 mA points (room and devices) that are not good or have not changed for 60 s: `name` (`chlorine`, `T1.level`), `quality`, `flat_s`, `value` |
 //! | pump | `unit`, `status` | `"P1"`; `"running"`, `"stopped"`, `"tripped"` or `"unknown"` |
 //! | tank | `unit`, `level_pct` | level as % of the overflow level |
@@ -220,6 +223,13 @@ pub struct RoomFacts {
     pub pumps: Vec<PumpFacts>,
     pub tanks: Vec<TankFacts>,
     pub cameras: Vec<CameraFacts>,
+    /// Derived, set by the analysis once a night: the last night's leak index, the room's
+    /// baseline, and the recent nights' indices (oldest first; NaN = a night without data).
+    pub leak_index: Option<f64>,
+    pub leak_baseline: Option<f64>,
+    /// The robust spread (1.4826 × MAD) of the nights behind the baseline.
+    pub leak_spread: Option<f64>,
+    pub leak_nights: Option<Vec<f64>>,
 }
 
 /// A borrowed device of a room.
@@ -285,6 +295,10 @@ impl RoomFacts {
                     points: PointFacts::new(DeviceKind::Camera),
                 })
                 .collect(),
+            leak_index: None,
+            leak_baseline: None,
+            leak_spread: None,
+            leak_nights: None,
         }
     }
 
@@ -439,6 +453,9 @@ impl RoomFacts {
             (DeviceUnit::Room, "room_online") => self.online = value != 0.0,
             (DeviceUnit::Room, "data_age_s") => self.data_age_s = value,
             (DeviceUnit::Room, "setpoint") => self.setpoint_mpa = Some(value),
+            (DeviceUnit::Room, "leak_index") => self.leak_index = Some(value),
+            (DeviceUnit::Room, "leak_baseline") => self.leak_baseline = Some(value),
+            (DeviceUnit::Room, "leak_spread") => self.leak_spread = Some(value),
             (DeviceUnit::Tank(n), field) => {
                 let t = self
                     .tanks
@@ -458,6 +475,21 @@ impl RoomFacts {
             _ => return Err(unknown()),
         }
         Ok(())
+    }
+
+    /// Sets a series fact by path (`leak_nights`: the recent nights' leak indices, oldest
+    /// first; NaN marks a night without data).
+    pub fn set_series(&mut self, path: &str, values: Vec<f64>) -> Result<(), FactsError> {
+        match split_path(path)? {
+            (DeviceUnit::Room, "leak_nights") => {
+                self.leak_nights = Some(values);
+                Ok(())
+            }
+            (unit, name) => Err(FactsError::UnknownFact {
+                kind: unit.kind(),
+                name: name.to_owned(),
+            }),
+        }
     }
 
     /// Re-derives each pump's status from its fault and run points.
@@ -504,6 +536,10 @@ pub(crate) enum Derived {
     AutonomyH,
     LevelRateMH,
     DaysSinceCleaning,
+    LeakIndex,
+    LeakBaseline,
+    LeakSpread,
+    LeakNights,
 }
 
 const ROOM_DERIVED: &[(&str, Derived)] = &[
@@ -517,6 +553,10 @@ const ROOM_DERIVED: &[(&str, Derived)] = &[
     ("pump_count", Derived::PumpCount),
     ("pumps_tripped", Derived::PumpsTripped),
     ("pumps_running", Derived::PumpsRunning),
+    ("leak_index", Derived::LeakIndex),
+    ("leak_baseline", Derived::LeakBaseline),
+    ("leak_spread", Derived::LeakSpread),
+    ("leak_nights", Derived::LeakNights),
 ];
 const PUMP_DERIVED: &[(&str, Derived)] =
     &[("unit", Derived::Unit), ("status", Derived::PumpStatus)];

@@ -43,6 +43,10 @@ pub const LIBRARY: &[(&str, &str)] = &[
         include_str!("../library/mains_loss.rhai"),
     ),
     (
+        "night_flow_leak.rhai",
+        include_str!("../library/night_flow_leak.rhai"),
+    ),
+    (
         "no_pump_available.rhai",
         include_str!("../library/no_pump_available.rhai"),
     ),
@@ -167,6 +171,18 @@ pub const CASES: &[(&str, &str)] = &[
     (
         "mains_loss_suppression.toml",
         include_str!("../cases/mains_loss_suppression.toml"),
+    ),
+    (
+        "night_flow_leak.toml",
+        include_str!("../cases/night_flow_leak.toml"),
+    ),
+    (
+        "night_flow_leak_absolute.toml",
+        include_str!("../cases/night_flow_leak_absolute.toml"),
+    ),
+    (
+        "night_flow_leak_quiet.toml",
+        include_str!("../cases/night_flow_leak_quiet.toml"),
     ),
     (
         "no_pump_available.toml",

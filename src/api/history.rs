@@ -80,7 +80,7 @@ struct HistoryRequest {
 }
 
 /// A step: humantime (`15m`, `1h`) or milliseconds.
-fn parse_step(value: &str) -> Result<Duration, ApiError> {
+pub(super) fn parse_step(value: &str) -> Result<Duration, ApiError> {
     let step = match value.parse::<u64>() {
         Ok(ms) => Duration::from_millis(ms),
         Err(_) => humantime::parse_duration(value).map_err(|e| {
@@ -101,7 +101,7 @@ fn parse_step(value: &str) -> Result<Duration, ApiError> {
 
 /// A point in time: milliseconds since the epoch, RFC 3339 (`Z` or an offset such as `+02:00`),
 /// `now`, or `-<duration>` / `now-<duration>` (humantime: `-24h`, `-15m`, `now-7d`).
-fn parse_time(value: &str, now: Timestamp) -> Option<Timestamp> {
+pub(super) fn parse_time(value: &str, now: Timestamp) -> Option<Timestamp> {
     let value = value.trim();
     if let Ok(ms) = value.parse::<i64>() {
         return Some(Timestamp(ms));
@@ -223,7 +223,10 @@ fn parse(query: &[(String, String)], now: Timestamp) -> Result<HistoryRequest, A
 /// A point of the fleet: its room is known, the room has its device, and the device's kind has
 /// a point of that name. Else 404 `unknown_point`, naming it (an empty series would read as
 /// "no data", which is a different fact).
-fn known_point(fleet: &cistern_actors::FleetRegistry, point: &PointId) -> Result<(), ApiError> {
+pub(super) fn known_point(
+    fleet: &cistern_actors::FleetRegistry,
+    point: &PointId,
+) -> Result<(), ApiError> {
     let room = &point.device.room;
     let unit = point.device.unit;
     let why = match fleet.spec(room) {

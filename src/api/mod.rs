@@ -7,6 +7,9 @@
 
 pub mod alarms;
 pub mod analysis;
+pub mod analysis_compare;
+pub mod analysis_energy;
+pub mod analysis_leakage;
 pub mod analysis_score;
 pub mod assets;
 pub mod assets_import;
@@ -202,6 +205,13 @@ routes! {
     get "/api/v1/analysis/days" => analysis::days;
     get "/api/v1/analysis/day" => analysis::day;
     post "/api/v1/analysis/recompute" => analysis::recompute;
+    get "/api/v1/analysis/energy" => analysis_energy::report;
+    get "/api/v1/analysis/energy/rooms/{id}" => analysis_energy::room_energy;
+    get "/api/v1/analysis/efficiency" => analysis_energy::ranking;
+    get "/api/v1/analysis/efficiency/rooms/{id}" => analysis_energy::room_efficiency;
+    get "/api/v1/analysis/compare" => analysis_compare::get;
+    get "/api/v1/analysis/leakage" => analysis_leakage::fleet;
+    get "/api/v1/analysis/leakage/{room}" => analysis_leakage::room;
     get "/api/v1/analysis/scores" => analysis_score::scores;
     get "/api/v1/analysis/score" => analysis_score::score;
     get "/api/v1/cockpit/catalogue" => cockpit::catalogue;

@@ -177,6 +177,26 @@ const ASSETS: &[Asset] = &[
         body: include_str!("web/reliability.js"),
     },
     Asset {
+        name: "energy.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/energy.js"),
+    },
+    Asset {
+        name: "efficiency.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/efficiency.js"),
+    },
+    Asset {
+        name: "compare.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/compare.js"),
+    },
+    Asset {
+        name: "leakage.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/leakage.js"),
+    },
+    Asset {
         name: "roomtab_lifecycle.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("web/roomtab_lifecycle.js"),

@@ -184,6 +184,9 @@ mod tests {
             ("GET", "/api/v1/rooms", R(Role::Viewer)),
             ("GET", "/api/v1/rooms/XM-0001", R(Role::Viewer)),
             ("GET", "/api/v1/history", R(Role::Viewer)),
+            ("GET", "/api/v1/analysis/compare", R(Role::Viewer)),
+            ("GET", "/api/v1/analysis/leakage", R(Role::Viewer)),
+            ("GET", "/api/v1/analysis/leakage/XM-0001", R(Role::Viewer)),
             (
                 "POST",
                 "/api/v1/alarms/XM-0001/pump_fault@P1/ack",

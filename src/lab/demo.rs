@@ -46,6 +46,8 @@ pub struct DemoOptions {
     pub plan_sample_every: Duration,
     /// Simulated crews work the demo's orders ([`super::crews::work`]).
     pub simulated_crews: bool,
+    /// Days of simulated past the analysis starts with (0: none).
+    pub history_days: usize,
     /// Notifications (`[notify]` of `--notify FILE`; default: none configured, so only logged).
     pub notify: crate::notify::NotifyConfig,
 }
@@ -373,6 +375,8 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
     spec.archive_seed = Some(crate::business::assets::archive::demo_archive(&inventory));
     spec.inventory_sources = true;
     spec.simulated_parts_history = true;
+    // Today's figures follow the live fleet closely (the pages are watched as it runs).
+    spec.analysis.live_every = Duration::from_secs(60);
     // The simulated history leaves many parts past their replacement age at start: their
     // preventive orders would bury the alarms' orders the demo is about. The plan still shows.
     spec.lifecycle.preventive_orders = false;
@@ -414,6 +418,14 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
         .cleaning
         .clone()
         .map(|c| tokio::spawn(seed_cleanings(c, opts.seed)));
+    if let (Some(analysis), true) = (&node.analysis, opts.history_days > 0) {
+        tokio::spawn(simulated_past(
+            analysis.clone(),
+            inventory.clone(),
+            opts.seed,
+            opts.history_days,
+        ));
+    }
     if let (true, Some(service)) = (opts.simulated_crews, &node.workorders) {
         tokio::spawn({
             let (service, inventory, crews) = (service.clone(), inventory.clone(), crews.clone());
@@ -453,6 +465,72 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
         security,
         crews,
     })
+}
+
+/// The analysis' past: the demo's fleet simulated in simulated time over the `days` before
+/// today, through the code the platform runs on its historian
+/// ([`super::analysis_bench::DaySim`]), each day stored as closed. Two rooms leak (3 % of their
+/// daily flow) from six days ago, so the leakage page has a finding. Once: a ledger that holds
+/// any day already (a demo restarted on its data directory) is left as it is.
+async fn simulated_past(
+    analysis: Arc<crate::business::analysis::Analysis>,
+    inventory: Inventory,
+    seed: u64,
+    days: usize,
+) {
+    use super::analysis_bench::{inject_leak, DaySim};
+    let today = analysis.today();
+    let mut any = false;
+    analysis.each_figures(today.plus_days(-(days as i32)), today, |_, _, _| any = true);
+    if any {
+        return;
+    }
+    let first = today.plus_days(-(days as i32));
+    let (archives, config) = {
+        let (_, rooms) = crate::business::assets::archive::demo_archive(&inventory);
+        let archives = rooms.into_iter().map(|a| (a.site.id.clone(), a)).collect();
+        (archives, analysis.config().clone())
+    };
+    let leaking: Vec<_> = [0, inventory.rooms.len() / 2]
+        .iter()
+        .filter_map(|&i| inventory.rooms.get(i).map(|r| r.id.clone()))
+        .collect();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let worker = tokio::task::spawn_blocking(move || {
+        // A seed of its own: the past is not the live fleet's trajectory replayed.
+        let mut run = DaySim::new(
+            inventory,
+            archives,
+            seed ^ 0x9e37_79b9,
+            first,
+            config,
+            Duration::from_secs(10),
+        );
+        run.with_truth = false;
+        for d in 0..days {
+            if d + 6 == days {
+                for room in &leaking {
+                    if let Err(e) = inject_leak(run.simulator(), room, 0.03) {
+                        tracing::warn!(%room, error = %e, "the simulated past has no leak");
+                    }
+                }
+            }
+            let (date, out, ..) = run.next_day();
+            if tx.blocking_send((date, out)).is_err() {
+                return;
+            }
+        }
+    });
+    tracing::info!(days, %first, "analysis: simulating the past days");
+    while let Some((date, out)) = rx.recv().await {
+        for (day, _) in out {
+            if let Err(e) = analysis.store(&day).await {
+                tracing::warn!(room = %day.room, %date, error = %e, "analysis: a simulated day was not stored");
+            }
+        }
+        tracing::info!(%date, "analysis: simulated day stored");
+    }
+    let _ = worker.await;
 }
 
 /// The demo's tanks cleaned, with good water, on a day of the last 150 (spread by `seed`), so

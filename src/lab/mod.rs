@@ -12,6 +12,7 @@
 //! lab implements it. The whole tree is behind the cargo feature `lab` (on by default), so
 //! `cargo check -p cistern --no-default-features` proves that `cistern run` builds without it.
 
+pub mod analysis_bench;
 pub mod backtest;
 pub mod bench;
 pub mod broker;

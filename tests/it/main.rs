@@ -6,6 +6,8 @@
 
 mod admin;
 mod alarms;
+mod analysis_energy;
+mod analysis_leakage;
 mod analysis_score;
 mod assets;
 mod assets_import;
@@ -34,6 +36,7 @@ mod ui;
 mod ui_admin;
 mod ui_alarms;
 mod ui_assets;
+mod ui_compare;
 mod ui_cockpit;
 mod ui_dispatch;
 mod ui_inspection;

@@ -100,6 +100,8 @@ impl Cistern {
         .arg(data)
         // Work orders wait for the test's own crews (the simulated crew is tested by itself).
         .arg("--manual-crews")
+        // No simulated past for the analysis (its own tests ask for one): it costs CPU.
+        .args(["--history-days", "0"])
     }
 
     /// `cistern run --config CONFIG` (a site from [`run_site`] or written by the test).

@@ -380,6 +380,7 @@ async fn the_demo_writes_plans_the_controllers_honour_and_operators_write_setpoi
         ws: Default::default(),
         admin_password: Some(crate::support::IT_ADMIN_PASSWORD.into()),
         simulated_crews: false,
+        history_days: 0,
         notify: Default::default(),
     };
     let demo = demo::start(&opts).await.unwrap();

@@ -1,7 +1,7 @@
 //! Every page of the console in both languages and both viewports (issue 19's Tests): one demo
 //! node and one headless Chromium per viewport (a 1366×900 desktop and a 390×844 phone) visit the
 //! sign-in page, the fleet map, the alarm list, a room page (mimic, alarms, trends, tanks, pumps),
-//! the tank plans and a district's plan, the work orders (with a fault report's form), their KPIs and a team's dispatch board and one order, the parts reliability page and a room's lifecycle tab, the cockpit (with a drill-down), the room ranking (with a score's explanation) and the wall screen, the knowledge base and a problem (with its editor), the archives, an equipment (with its editor) and a room's archive tab, and the administration tabs (users, API tokens, audit
+//! the tank plans and a district's plan, the work orders (with a fault report's form), their KPIs and a team's dispatch board and one order, the parts reliability page and a room's lifecycle tab, the energy report and a room's pump efficiency, the leakage page (the fleet and a room's nights), the comparisons page (two points with last week overlaid), the cockpit (with a drill-down), the room ranking (with a score's explanation) and the wall screen, the knowledge base and a problem (with its editor), the archives, an equipment (with its editor) and a room's archive tab, and the administration tabs (users, API tokens, audit
 //! log, rules and one rule), in zh-CN and in English. On each the page's main element is drawn,
 //! no catalogue key is missing, every character has a glyph in the installed fonts, nothing reaches past the viewport, and in zh-CN no Latin word is
 //! left outside data marked `translate="no"`; the same in the dialogs and results the pages'
@@ -152,6 +152,30 @@ fn pages(room: &str, district: &str, rule: &str, order: &str, inspection: &str) 
             "reliability".into(),
             "return document.querySelector('#rel-classes svg.rel-chart polyline.rel-fit') \
                && document.querySelector('#rel-suppliers tbody tr');",
+        ),
+        page(
+            "energy".into(),
+            "return document.querySelector('#en-fleet .en-card') \
+               && document.querySelector('#en-rooms tbody tr');",
+        ),
+        page(
+            format!("efficiency/{room}"),
+            "return document.querySelector('#ef-cards .ef-card') \
+               && document.querySelector('#ef-rooms tbody tr');",
+        ),
+        page(
+            "leakage".into(),
+            "return document.querySelector('#lk-rows tbody tr');",
+        ),
+        page(
+            format!("leakage/{room}"),
+            "return document.querySelector('#lk-rows tbody tr') \
+               && document.querySelector('#lk-room h3');",
+        ),
+        page(
+            format!("compare?point={room}.outlet_flow&point={room}.outlet_pressure&range=1d&earlier=week"),
+            "return document.querySelector('#cmp-body svg.cmp-chart polyline.cmp-line') \
+               && document.querySelector('#cmp-body .cmp-legend li');",
         ),
         page(
             format!("room/{room}/lifecycle"),
@@ -399,7 +423,7 @@ fn every_page_in_both_languages_on_a_desktop_and_a_phone() {
         dialogs, 56,
         "14 dialogs and results × 2 languages × 2 viewports"
     );
-    assert_eq!(visited, 116, "29 pages × 2 languages × 2 viewports");
+    assert_eq!(visited, 136, "34 pages × 2 languages × 2 viewports");
     assert!(
         found.is_empty(),
         "{} problems:\n{}",

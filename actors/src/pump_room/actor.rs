@@ -2,7 +2,7 @@
 
 use super::alarms::{Followups, RoomAlarms};
 use super::messages::{
-    AlarmCommandError, GetAlarms, GetRoomView, RoomCommand, SamplesReceived, SwapRules,
+    AlarmCommandError, GetAlarms, GetRoomView, NightLeak, RoomCommand, SamplesReceived, SwapRules,
     TankCleanings, UpdateSpec,
 };
 use super::state::{derive_room, status_label, ClockSkew, RoomPart, RoomStatus, RoomView};
@@ -58,6 +58,8 @@ pub struct PumpRoomActor {
     /// Each tank's last cleaning, as the cleaning service last said (kept across a restart in
     /// place; after a process restart the service says it again).
     cleanings: Vec<(u8, cistern_schemas::Timestamp)>,
+    /// The nightly leak facts, as the analysis last said (kept across a restart in place).
+    night_leak: Option<NightLeak>,
 }
 
 impl PumpRoomActor {
@@ -87,6 +89,7 @@ impl PumpRoomActor {
             zone,
             rules_cause: None,
             cleanings: Vec::new(),
+            night_leak: None,
         };
         actor.rebuild();
         actor
@@ -113,6 +116,9 @@ impl PumpRoomActor {
             alarms.room_points(&self.table, now);
             alarms.link(self.online, self.data_age_s(now));
             alarms.cleanings(&self.cleanings, now);
+            if let Some(leak) = &self.night_leak {
+                alarms.night_leak(leak);
+            }
             alarms
         });
     }
@@ -542,6 +548,21 @@ impl Handler<TankCleanings> for PumpRoomActor {
         if let Some(alarms) = &mut self.alarms {
             alarms.cleanings(&self.cleanings, now);
         }
+        self.schedule_rules(ctx);
+    }
+}
+
+impl Handler<NightLeak> for PumpRoomActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: NightLeak, ctx: &mut Self::Context) {
+        if self.night_leak.as_ref() == Some(&msg) {
+            return;
+        }
+        if let Some(alarms) = &mut self.alarms {
+            alarms.night_leak(&msg);
+        }
+        self.night_leak = Some(msg);
         self.schedule_rules(ctx);
     }
 }

@@ -358,3 +358,40 @@ async fn tank_cleaning_overdue_follows_the_cleanings_the_room_is_told_even_acros
     a.settle().await;
     assert!(!active(&a), "cleared by the new cleaning");
 }
+
+#[actix_rt::test(system = "PausedSystem")]
+async fn night_flow_leak_follows_the_nightly_facts_the_room_is_told_even_across_a_restart_in_place()
+{
+    use super::messages::NightLeak;
+    const DAY: u64 = 86_400;
+    let a = with_rules();
+    let addr = a.f.registry.addr(&a.f.room).unwrap();
+    let active = |a: &Alarms| a.board("night_flow_leak@room").is_some_and(|v| v.active);
+    let leak = |nights: &[f64]| NightLeak {
+        index: nights.last().copied(),
+        baseline: Some(0.15),
+        spread: Some(0.01),
+        nights: nights.to_vec(),
+    };
+    // Never told: no facts, no alarm.
+    a.step(DAY, &[]).await;
+    assert!(!active(&a));
+    // Two nights over the baseline + margin: not yet.
+    assert!(a.f.registry.night_leak(&a.f.room, leak(&[0.15, 0.19, 0.2])));
+    a.settle().await;
+    assert!(!active(&a));
+    // The third: raised.
+    a.step(2 * DAY, &[]).await;
+    addr.send(leak(&[0.19, 0.2, 0.2])).await.unwrap();
+    a.settle().await;
+    assert!(active(&a), "three nights over");
+    // A restart in place keeps what the room was told.
+    let _ = addr.send(Crash).await;
+    a.step(2 * DAY + 60, &[]).await;
+    assert!(active(&a), "still raised after the restart");
+    // A night back under the baseline: cleared.
+    a.step(3 * DAY, &[]).await;
+    addr.send(leak(&[0.2, 0.2, 0.15])).await.unwrap();
+    a.settle().await;
+    assert!(!active(&a), "cleared by a clean night");
+}

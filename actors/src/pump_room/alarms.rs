@@ -148,6 +148,31 @@ impl RoomAlarms {
         }
     }
 
+    /// The nightly leak facts; marked for evaluation when they changed.
+    pub fn night_leak(&mut self, leak: &super::messages::NightLeak) {
+        let same = |a: &[f64], b: &[f64]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+        };
+        let changed = self.facts.leak_index != leak.index
+            || self.facts.leak_baseline != leak.baseline
+            || self.facts.leak_spread != leak.spread
+            || !self
+                .facts
+                .leak_nights
+                .as_deref()
+                .is_some_and(|n| same(n, &leak.nights));
+        if !changed {
+            return;
+        }
+        self.facts.leak_index = leak.index;
+        self.facts.leak_baseline = leak.baseline;
+        self.facts.leak_spread = leak.spread;
+        self.facts.leak_nights = Some(leak.nights.clone());
+        for name in ["leak_index", "leak_baseline", "leak_spread", "leak_nights"] {
+            self.mark_room(name);
+        }
+    }
+
     fn mark_room(&mut self, name: &str) {
         if let Err(error) = self.touched.fact(DeviceUnit::Room, name) {
             tracing::error!(room = %self.spec.id, %error, "room fact missing from the catalog");

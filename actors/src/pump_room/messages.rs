@@ -47,6 +47,19 @@ pub struct GetAlarms;
 #[rtype(result = "()")]
 pub struct TankCleanings(pub Vec<(u8, cistern_schemas::Timestamp)>);
 
+/// The room's nightly leak facts (DOMAIN.md §4), from the analysis when a night closes and at
+/// start: the last night's leak index, the room's baseline and its spread, and the recent nights' indices
+/// (oldest first, NaN = a night without data). The room keeps the latest and sets its
+/// `leak_index`, `leak_baseline` and `leak_nights` facts from it (the `night_flow_leak` rule).
+#[derive(Debug, Clone, PartialEq, Message)]
+#[rtype(result = "()")]
+pub struct NightLeak {
+    pub index: Option<f64>,
+    pub baseline: Option<f64>,
+    pub spread: Option<f64>,
+    pub nights: Vec<f64>,
+}
+
 /// Puts a reloaded rule set in force.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]

@@ -29,7 +29,7 @@ mod tests;
 pub use crate::device::messages::Sweep;
 pub use actor::PumpRoomActor;
 pub use messages::{
-    AlarmCommandError, GetAlarms, GetRoomView, RoomCommand, SamplesReceived, SwapRules,
+    AlarmCommandError, GetAlarms, GetRoomView, NightLeak, RoomCommand, SamplesReceived, SwapRules,
     TankCleanings, UpdateSpec,
 };
 pub use state::{

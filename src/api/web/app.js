@@ -15,6 +15,10 @@ import { AssetsPage } from './assets.js';
 import { CleaningPage } from './cleaning.js';
 import { InspectionsPage } from './inspections.js';
 import { ReliabilityPage } from './reliability.js';
+import { EnergyPage } from './energy.js';
+import { EfficiencyPage } from './efficiency.js';
+import { ComparePage } from './compare.js';
+import { LeakagePage } from './leakage.js';
 import { CockpitPage } from './cockpit.js';
 import { RankingPage } from './ranking.js';
 import { WallPage } from './wall.js';
@@ -37,6 +41,10 @@ let inspectionsPage = null;
 let knowledgePage = null;
 let assetsPage = null;
 let reliabilityPage = null;
+let energyPage = null;
+let efficiencyPage = null;
+let comparePage = null;
+let leakagePage = null;
 let cockpitPage = null;
 let rankingPage = null;
 let wallPage = null;
@@ -136,6 +144,10 @@ async function start() {
   knowledgePage = knowledgePage || new KnowledgePage($('view-knowledge'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   assetsPage = assetsPage || new AssetsPage($('view-assets'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   reliabilityPage = reliabilityPage || new ReliabilityPage($('view-reliability'), { role: () => role, toast: (m, ok) => toast(m, ok) });
+  energyPage = energyPage || new EnergyPage($('view-energy'));
+  efficiencyPage = efficiencyPage || new EfficiencyPage($('view-efficiency'));
+  comparePage = comparePage || new ComparePage($('view-compare'), { toast: (m, ok) => toast(m, ok) });
+  leakagePage = leakagePage || new LeakagePage($('view-leakage'));
   cockpitPage = cockpitPage || new CockpitPage($('view-cockpit'), { toast: (m, ok) => toast(m, ok) });
   if (location.hash.startsWith('#/cockpit')) cockpitPage.prefetch();
   rankingPage = rankingPage || new RankingPage($('view-ranking'), { toast: (m, ok) => toast(m, ok) });
@@ -395,7 +407,7 @@ function route() {
   // `#/orders?team=…`: a page's own query after `?` (the orders list keeps its filters there).
   const [path, query] = location.hash.split('?');
   const [, view = 'map', arg] = path.split('/');
-  const views = ['map', 'alarms', 'room', 'plans', 'orders', 'knowledge', 'assets', 'reliability', 'cleaning', 'inspections', 'cockpit', 'ranking', 'wall', 'admin'];
+  const views = ['map', 'alarms', 'room', 'plans', 'orders', 'knowledge', 'assets', 'reliability', 'energy', 'efficiency', 'leakage', 'compare', 'cleaning', 'inspections', 'cockpit', 'ranking', 'wall', 'admin'];
   const v = views.includes(view) ? view : 'map';
   for (const name of views) $(`view-${name}`).hidden = name !== v;
   // The knowledge base is reached from the work orders (no link of its own in the bar).
@@ -425,6 +437,14 @@ function route() {
   else if (assetsPage) assetsPage.close();
   if (v === 'reliability') reliabilityPage.open();
   else if (reliabilityPage) reliabilityPage.close();
+  if (v === 'energy') energyPage.open();
+  else if (energyPage) energyPage.close();
+  if (v === 'efficiency') efficiencyPage.open(arg ? decodeURIComponent(arg) : undefined);
+  else if (efficiencyPage) efficiencyPage.close();
+  if (v === 'compare') comparePage.open(query);
+  else if (comparePage) comparePage.close();
+  if (v === 'leakage') leakagePage.open(arg ? decodeURIComponent(arg) : undefined);
+  else if (leakagePage) leakagePage.close();
   if (v === 'cockpit') cockpitPage.open();
   else if (cockpitPage) cockpitPage.close();
   if (v === 'ranking') rankingPage.open(arg ? decodeURIComponent(arg) : undefined);

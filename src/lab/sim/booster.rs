@@ -14,7 +14,9 @@
 //! keeps the present head, so a pump joins or leaves without a pressure bump.
 
 use super::noise::lag_factor;
-use super::pump_curve::{operating_point, shaft_power_kw, HeadCurve, OperatingPoint, ParallelSet};
+use super::pump_curve::{
+    hydraulic_power_kw, operating_point, shaft_power_kw, HeadCurve, OperatingPoint, ParallelSet,
+};
 use cistern_schemas::inventory::PumpSpec;
 
 /// Lowest drive frequency as a fraction of 50 Hz (20 Hz).
@@ -53,6 +55,10 @@ pub(crate) struct Pump {
     pub(crate) starts: f64,
     pub(crate) flow_m3h: f64,
     pub(crate) power_kw: f64,
+    /// Head across the pump and its hydraulic efficiency (ρgQH / shaft power) at the last
+    /// step: the truth the analysis' estimates are measured against (0 when stopped).
+    pub(crate) head_m: f64,
+    pub(crate) efficiency: f64,
 }
 
 impl Pump {
@@ -68,6 +74,8 @@ impl Pump {
             starts,
             flow_m3h: 0.0,
             power_kw: 0.0,
+            head_m: 0.0,
+            efficiency: 0.0,
         }
     }
 
@@ -409,11 +417,19 @@ impl Booster {
                 k += 1;
                 let efficiency = p.bep_efficiency * (1.0 - 0.5 * p.wear);
                 p.flow_m3h = flow;
-                p.power_kw = shaft_power_kw(p.bep_flow_m3h, efficiency, flow, head, speed)
-                    / MOTOR_EFFICIENCY;
+                let shaft_kw = shaft_power_kw(p.bep_flow_m3h, efficiency, flow, head, speed);
+                p.power_kw = shaft_kw / MOTOR_EFFICIENCY;
+                p.head_m = head;
+                p.efficiency = if shaft_kw > 0.0 {
+                    hydraulic_power_kw(flow, head) / shaft_kw
+                } else {
+                    0.0
+                };
             } else {
                 p.flow_m3h = 0.0;
                 p.power_kw = 0.0;
+                p.head_m = 0.0;
+                p.efficiency = 0.0;
             }
         }
     }

@@ -39,7 +39,7 @@ mod tests;
 
 pub use faults::{fault_plan, ActiveFault, FaultKind, PlannedFault, UnknownFaultKind};
 pub use fleet::generate_fleet;
-pub use room::{RoomDiagnostics, TankDiagnostics};
+pub use room::{PumpDiagnostics, RoomDiagnostics, TankDiagnostics};
 
 use cistern_schemas::inventory::Inventory;
 use cistern_schemas::reading::RoomReading;
@@ -170,6 +170,31 @@ impl Simulator {
             Some(r) => r.inject(fault, now, duration),
             None => Err(SimError::UnknownRoom(room.clone())),
         }
+    }
+
+    /// Injects a pipe leak after `room`'s booster outlet of `fraction` of the room's mean daily
+    /// flow (0.02 = 2 %: a constant [`Simulator::mean_demand_m3h`] × `fraction` m³/h on top of
+    /// the demand) from now for `duration`.
+    pub fn inject_pipe_leak(
+        &mut self,
+        room: &RoomId,
+        fraction: f64,
+        duration: Duration,
+    ) -> Result<(), SimError> {
+        let now = self.now;
+        let index = *self
+            .by_id
+            .get(room)
+            .ok_or_else(|| SimError::UnknownRoom(room.clone()))?;
+        match self.rooms.get_mut(index) {
+            Some(r) => r.inject_pipe_leak(fraction, now, duration),
+            None => Err(SimError::UnknownRoom(room.clone())),
+        }
+    }
+
+    /// A room's long-run mean demand, m³/h (the simulator's truth of its mean daily flow / 24).
+    pub fn mean_demand_m3h(&self, room: &RoomId) -> Option<f64> {
+        self.room(room).map(RoomSim::mean_demand_m3h)
     }
 
     /// Every fault in progress, by room in inventory order, then by injection order.

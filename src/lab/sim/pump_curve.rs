@@ -258,6 +258,11 @@ pub(crate) fn shaft_power_kw(
     watts / 1000.0
 }
 
+/// The power a pump gives the water, kW: ρ·g·Q·H.
+pub(crate) fn hydraulic_power_kw(flow_m3h: f64, head_m: f64) -> f64 {
+    RHO_G * flow_m3h.max(0.0) * head_m.max(0.0) / 3600.0 / 1000.0
+}
+
 /// The root of an increasing function between `lo` (f ≤ 0) and `hi` (f ≥ 0).
 fn bisect_increasing(mut lo: f64, mut hi: f64, f: impl Fn(f64) -> f64) -> f64 {
     for _ in 0..BISECTION_STEPS {

@@ -82,6 +82,21 @@ pub struct TankDiagnostics {
     pub plan: Option<cistern_actors::district::LocalRule>,
 }
 
+/// Physics state of one pump at the last step (true values).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PumpDiagnostics {
+    pub unit: DeviceUnit,
+    pub running: bool,
+    pub flow_m3h: f64,
+    pub head_m: f64,
+    /// Drive speed / rated speed.
+    pub speed_ratio: f64,
+    /// Hydraulic efficiency: ρgQH / shaft power (0 when stopped).
+    pub efficiency: f64,
+    /// Electrical input, kW.
+    pub power_kw: f64,
+}
+
 /// Physics state of one room (true values, not what the instruments read).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RoomDiagnostics {
@@ -91,6 +106,9 @@ pub struct RoomDiagnostics {
     pub demand_m3h: f64,
     /// What they get, m³/h (less when pressure cannot be held).
     pub served_m3h: f64,
+    /// Lost from a pipe leak after the booster outlet, m³/h (the outlet meter sees it on top
+    /// of what the consumers get).
+    pub pipe_leak_m3h: f64,
     /// Cumulative demand and supply since the start, m³.
     pub demand_m3: f64,
     pub served_m3: f64,
@@ -105,6 +123,9 @@ pub struct RoomDiagnostics {
     /// Dry-run protection is holding the pumps off.
     pub dry_run_lockout: bool,
     pub tanks: Vec<TankDiagnostics>,
+    pub pumps: Vec<PumpDiagnostics>,
+    /// The room's energy use since the meter was new (the physics the meter integrates), kWh.
+    pub energy_kwh: f64,
 }
 
 #[derive(Debug)]
@@ -139,6 +160,8 @@ pub(crate) struct RoomSim {
     pub(super) inlet_volume_m3: f64,
     demand_total_m3: f64,
     served_total_m3: f64,
+    /// The size the next pipe leak injected takes, as a fraction of the mean flow (else drawn).
+    pipe_leak_fraction: Option<f64>,
 }
 
 impl RoomSim {
@@ -220,6 +243,7 @@ impl RoomSim {
             inlet_volume_m3,
             demand_total_m3: 0.0,
             served_total_m3: 0.0,
+            pipe_leak_fraction: None,
         };
         room.settle(&clock);
         room
@@ -283,7 +307,8 @@ impl RoomSim {
             .mains_pressure_mpa
             .unwrap_or_else(|| self.mains.pressure_mpa(busy));
         self.update_dry_run_lockout();
-        let inputs = self.booster_inputs(demand);
+        // A pipe leak after the outlet is drawn through the booster like any other use.
+        let inputs = self.booster_inputs(demand + self.effects.pipe_leak_m3h);
         self.booster.step(&inputs);
         let wanted = self.booster.point.flow_m3h;
 
@@ -430,6 +455,24 @@ impl RoomSim {
         self.faults.iter().map(|f| &f.record)
     }
 
+    /// Starts a pipe leak of `fraction` of the room's mean flow now for `duration`.
+    pub(crate) fn inject_pipe_leak(
+        &mut self,
+        fraction: f64,
+        now: Timestamp,
+        duration: Duration,
+    ) -> Result<(), SimError> {
+        self.pipe_leak_fraction = Some(fraction);
+        let result = self.inject(FaultKind::PipeLeak, now, duration);
+        self.pipe_leak_fraction = None;
+        result
+    }
+
+    /// The room's long-run mean demand, m³/h (what a pipe leak's fraction is of).
+    pub(crate) fn mean_demand_m3h(&self) -> f64 {
+        self.demand.mean_m3h()
+    }
+
     /// Starts `kind` now for `duration`.
     pub(crate) fn inject(
         &mut self,
@@ -494,6 +537,13 @@ impl RoomSim {
             }
             FaultKind::FailedSensor => (0, 0.0, Some("outlet_pressure".to_owned())),
             FaultKind::ChatteringContact => (0, 0.0, Some("door".to_owned())),
+            FaultKind::PipeLeak => {
+                let fraction = self
+                    .pipe_leak_fraction
+                    .take()
+                    .unwrap_or_else(|| rng.random_range(0.02..0.05));
+                (0, fraction.max(0.0) * self.demand.mean_m3h(), None)
+            }
             FaultKind::CommsLoss
             | FaultKind::MainsLoss
             | FaultKind::Flooding
@@ -590,6 +640,7 @@ impl RoomSim {
             t,
             demand_m3h: self.demand_m3h,
             served_m3h: self.served_m3h,
+            pipe_leak_m3h: self.effects.pipe_leak_m3h,
             demand_m3: self.demand_total_m3,
             served_m3: self.served_total_m3,
             outlet_pressure_mpa: self.outlet_pressure_mpa(),
@@ -601,6 +652,22 @@ impl RoomSim {
             pump_power_kw: self.booster.total_power_kw(),
             dry_run_lockout: self.dry_run_lockout,
             tanks,
+            pumps: self
+                .booster
+                .pumps
+                .iter()
+                .enumerate()
+                .map(|(i, p)| PumpDiagnostics {
+                    unit: DeviceUnit::Pump(i as u8 + 1),
+                    running: p.running,
+                    flow_m3h: p.flow_m3h,
+                    head_m: p.head_m,
+                    speed_ratio: if p.running { self.booster.speed } else { 0.0 },
+                    efficiency: p.efficiency,
+                    power_kw: p.power_kw,
+                })
+                .collect(),
+            energy_kwh: self.meter.energy_kwh,
         }
     }
 }
