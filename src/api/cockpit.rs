@@ -486,7 +486,8 @@ pub async fn drill(
 }
 
 /// Per-device figures of a room over the period, from its stored days (completeness per
-/// device; equipment health comes from the lifecycle already).
+/// device, each pump's efficiency weighted by its minutes with an operating point; equipment
+/// health comes from the lifecycle already).
 async fn device_figures(
     svc: &Analysis,
     snapshot: &mut Snapshot,
@@ -494,7 +495,7 @@ async fn device_figures(
     id: IndicatorId,
     periods: &Periods,
 ) -> Result<(), ApiError> {
-    if id != IndicatorId::Completeness {
+    if id != IndicatorId::Completeness && id != IndicatorId::PumpEfficiency {
         return Ok(());
     }
     let Some(entry) = snapshot.rooms.iter_mut().find(|r| &r.room == room) else {
@@ -508,6 +509,19 @@ async fn device_figures(
                 Some((today, e)) if today == d && e > 0.0 => e,
                 _ => 1.0,
             };
+            if id == IndicatorId::PumpEfficiency {
+                for p in &day.pumps {
+                    if let Some(e) = p.efficiency {
+                        entry.figures.add_device(
+                            IndicatorId::PumpEfficiency,
+                            p.unit,
+                            Acc::of(e, f64::from(p.point_minutes.max(1))),
+                        );
+                    }
+                }
+                d = d.plus_days(1);
+                continue;
+            }
             for u in &day.operation.units {
                 let expected = (u.expected as f64 * elapsed).max(u.received as f64);
                 entry.figures.add_device(

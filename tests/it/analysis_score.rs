@@ -200,6 +200,16 @@ fn scores_explain_themselves_and_the_cockpit_drills_to_a_pump() {
         .unwrap()
         .iter()
         .all(|x| f(&x["value"]) > 0.0 && f(&x["value"]) <= 1.0));
+    // Pump efficiency drills to the pumps only (those with an operating point today).
+    let (s, pe) = get(&format!(
+        "{base}/api/v1/cockpit/drill?indicator=pump_efficiency&room={room}"
+    ));
+    assert_eq!(s, 200, "{pe}");
+    assert!(pe["drill"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|x| x["key"].as_str().unwrap().starts_with('P') && f(&x["value"]) <= 1.0));
     let (s, v) = get(&format!(
         "{base}/api/v1/cockpit/drill?indicator=crews_on_duty&zone={zone}"
     ));
