@@ -700,7 +700,7 @@ impl Node {
             &spec.modbus,
             router,
             &metrics,
-            shutdown_rx,
+            shutdown_rx.clone(),
         )?;
         if !pollers.is_empty() {
             tracing::info!(rooms = pollers.len(), "Modbus pollers started");
@@ -791,6 +791,13 @@ impl Node {
             lifecycle: lifecycle.clone(),
             analysis: analysis.clone(),
         });
+        if state.analysis.is_some() {
+            // The room scores' daily history (issue 22 item 5), stored as days close.
+            tasks.push(tokio::spawn(crate::api::analysis_score::keep_history(
+                state.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
         spec.security.auth.metrics().register(&metrics)?;
         let security = web::Data::new(spec.security.clone());
         let server = HttpServer::new(move || {

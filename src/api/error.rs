@@ -215,6 +215,10 @@ error_codes! {
     /// A date or period of an analysis that is refused (422): malformed, reversed, in the
     /// future, too long.
     InvalidDate => "invalid_date",
+    /// No cockpit indicator of that name, or none below the level asked (404/422).
+    UnknownIndicator => "unknown_indicator",
+    /// A cockpit board that is refused (422): empty, an indicator twice.
+    InvalidBoard => "invalid_board",
     // Audit.
     InvalidLimit => "invalid_limit",
     // The server.
@@ -549,6 +553,8 @@ mod tests {
             E::InvalidStock => "invalid_stock",
             E::NoAnalysis => "no_analysis",
             E::InvalidDate => "invalid_date",
+            E::UnknownIndicator => "unknown_indicator",
+            E::InvalidBoard => "invalid_board",
             E::NotSimulated => "not_simulated",
             E::UnknownFault => "unknown_fault",
             E::InvalidDuration => "invalid_duration",

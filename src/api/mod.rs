@@ -10,12 +10,14 @@ pub mod analysis;
 pub mod analysis_compare;
 pub mod analysis_energy;
 pub mod analysis_leakage;
+pub mod analysis_score;
 pub mod assets;
 pub mod assets_import;
 pub mod audit;
 pub mod auth;
 pub mod basemap;
 pub mod cleaning;
+pub mod cockpit;
 pub mod error;
 pub mod history;
 pub mod inspections;
@@ -210,6 +212,13 @@ routes! {
     get "/api/v1/analysis/compare" => analysis_compare::get;
     get "/api/v1/analysis/leakage" => analysis_leakage::fleet;
     get "/api/v1/analysis/leakage/{room}" => analysis_leakage::room;
+    get "/api/v1/analysis/scores" => analysis_score::scores;
+    get "/api/v1/analysis/score" => analysis_score::score;
+    get "/api/v1/cockpit/catalogue" => cockpit::catalogue;
+    get "/api/v1/cockpit/board" => cockpit::board;
+    put "/api/v1/cockpit/board" => cockpit::save_board;
+    get "/api/v1/cockpit/drill" => cockpit::drill;
+    get "/api/v1/cockpit/report.xlsx" => cockpit::report;
 }
 
 /// Registers every route. The caller wraps the app in the authentication middleware

@@ -157,6 +157,21 @@ const ASSETS: &[Asset] = &[
         body: include_str!("web/neworder.js"),
     },
     Asset {
+        name: "cockpit.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/cockpit.js"),
+    },
+    Asset {
+        name: "ranking.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/ranking.js"),
+    },
+    Asset {
+        name: "wall.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/wall.js"),
+    },
+    Asset {
         name: "reliability.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("web/reliability.js"),

@@ -77,6 +77,7 @@ pub const ACTIONS: &[&str] = &[
     "inspection_order",
     "inspection_finish",
     "analysis_recompute",
+    "cockpit_board",
 ];
 
 /// One audited action.

@@ -114,6 +114,8 @@ pub const POLICY: &[Rule] = &[
         R(Role::RuleAuthor),
     ),
     rule("POST", "/api/v1/analysis/recompute", R(Role::Operator)),
+    // A user's own cockpit board: every signed-in user keeps theirs.
+    rule("PUT", "/api/v1/cockpit/board", R(Role::Viewer)),
     rule("POST", "/api/v1/inspections", R(Role::Operator)),
     rule("POST", "/api/v1/inspections/**", R(Role::Operator)),
     rule("GET", "/healthz", Public),

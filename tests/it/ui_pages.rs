@@ -1,7 +1,7 @@
 //! Every page of the console in both languages and both viewports (issue 19's Tests): one demo
 //! node and one headless Chromium per viewport (a 1366×900 desktop and a 390×844 phone) visit the
 //! sign-in page, the fleet map, the alarm list, a room page (mimic, alarms, trends, tanks, pumps),
-//! the tank plans and a district's plan, the work orders (with a fault report's form), their KPIs and a team's dispatch board and one order, the parts reliability page and a room's lifecycle tab, the energy report and a room's pump efficiency, the leakage page (the fleet and a room's nights), the comparisons page (two points with last week overlaid), the knowledge base and a problem (with its editor), the archives, an equipment (with its editor) and a room's archive tab, and the administration tabs (users, API tokens, audit
+//! the tank plans and a district's plan, the work orders (with a fault report's form), their KPIs and a team's dispatch board and one order, the parts reliability page and a room's lifecycle tab, the energy report and a room's pump efficiency, the leakage page (the fleet and a room's nights), the comparisons page (two points with last week overlaid), the cockpit (with a drill-down), the room ranking (with a score's explanation) and the wall screen, the knowledge base and a problem (with its editor), the archives, an equipment (with its editor) and a room's archive tab, and the administration tabs (users, API tokens, audit
 //! log, rules and one rule), in zh-CN and in English. On each the page's main element is drawn,
 //! no catalogue key is missing, every character has a glyph in the installed fonts, nothing reaches past the viewport, and in zh-CN no Latin word is
 //! left outside data marked `translate="no"`; the same in the dialogs and results the pages'
@@ -180,6 +180,32 @@ fn pages(room: &str, district: &str, rule: &str, order: &str, inspection: &str) 
         page(
             format!("room/{room}/lifecycle"),
             "return document.querySelector('#lc-table tbody tr');",
+        ),
+        with(
+            page(
+                "cockpit".into(),
+                "return document.querySelector('#ck-tiles .ck-tile .ck-value');",
+            ),
+            vec![(
+                "drill-down",
+                "#ck-tiles .ck-tile .ck-name",
+                "return document.querySelector('#ck-drill-rows tbody tr');",
+            )],
+        ),
+        with(
+            page(
+                "ranking".into(),
+                "return document.querySelector('#rk-rooms tbody tr.rk-room');",
+            ),
+            vec![(
+                "explanation",
+                "#rk-rooms tr.rk-room td",
+                "return document.querySelector('#rk-explain-rows tbody tr.rk-dim');",
+            )],
+        ),
+        page(
+            "wall".into(),
+            "return document.querySelector('#wall-body .wall-tile .wall-value');",
         ),
         page(
             "knowledge".into(),
@@ -394,10 +420,10 @@ fn every_page_in_both_languages_on_a_desktop_and_a_phone() {
         }
     }
     assert_eq!(
-        dialogs, 48,
-        "12 dialogs and results × 2 languages × 2 viewports"
+        dialogs, 56,
+        "14 dialogs and results × 2 languages × 2 viewports"
     );
-    assert_eq!(visited, 124, "31 pages × 2 languages × 2 viewports");
+    assert_eq!(visited, 136, "34 pages × 2 languages × 2 viewports");
     assert!(
         found.is_empty(),
         "{} problems:\n{}",

@@ -19,6 +19,9 @@ import { EnergyPage } from './energy.js';
 import { EfficiencyPage } from './efficiency.js';
 import { ComparePage } from './compare.js';
 import { LeakagePage } from './leakage.js';
+import { CockpitPage } from './cockpit.js';
+import { RankingPage } from './ranking.js';
+import { WallPage } from './wall.js';
 import { CrewsOnMap } from './field.js';
 import { AdminPage, mayAdminister } from './admin.js';
 import { clock, esc, nameLabel, SEVERITIES, setZoneNames, unacked, zoneLabel } from './format.js';
@@ -42,6 +45,9 @@ let energyPage = null;
 let efficiencyPage = null;
 let comparePage = null;
 let leakagePage = null;
+let cockpitPage = null;
+let rankingPage = null;
+let wallPage = null;
 let crews = null;
 let adminPage = null;
 // The signed-in user's role (`GET /api/v1/auth/me`): what the screens offer to do.
@@ -142,6 +148,10 @@ async function start() {
   efficiencyPage = efficiencyPage || new EfficiencyPage($('view-efficiency'));
   comparePage = comparePage || new ComparePage($('view-compare'), { toast: (m, ok) => toast(m, ok) });
   leakagePage = leakagePage || new LeakagePage($('view-leakage'));
+  cockpitPage = cockpitPage || new CockpitPage($('view-cockpit'), { toast: (m, ok) => toast(m, ok) });
+  if (location.hash.startsWith('#/cockpit')) cockpitPage.prefetch();
+  rankingPage = rankingPage || new RankingPage($('view-ranking'), { toast: (m, ok) => toast(m, ok) });
+  wallPage = wallPage || new WallPage($('view-wall'));
   adminPage = adminPage || new AdminPage($('view-admin'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   $('nav-admin').hidden = !mayAdminister(role);
 
@@ -397,7 +407,7 @@ function route() {
   // `#/orders?team=…`: a page's own query after `?` (the orders list keeps its filters there).
   const [path, query] = location.hash.split('?');
   const [, view = 'map', arg] = path.split('/');
-  const views = ['map', 'alarms', 'room', 'plans', 'orders', 'knowledge', 'assets', 'reliability', 'energy', 'efficiency', 'leakage', 'compare', 'cleaning', 'inspections', 'admin'];
+  const views = ['map', 'alarms', 'room', 'plans', 'orders', 'knowledge', 'assets', 'reliability', 'energy', 'efficiency', 'leakage', 'compare', 'cleaning', 'inspections', 'cockpit', 'ranking', 'wall', 'admin'];
   const v = views.includes(view) ? view : 'map';
   for (const name of views) $(`view-${name}`).hidden = name !== v;
   // The knowledge base is reached from the work orders (no link of its own in the bar).
@@ -435,6 +445,12 @@ function route() {
   else if (comparePage) comparePage.close();
   if (v === 'leakage') leakagePage.open(arg ? decodeURIComponent(arg) : undefined);
   else if (leakagePage) leakagePage.close();
+  if (v === 'cockpit') cockpitPage.open();
+  else if (cockpitPage) cockpitPage.close();
+  if (v === 'ranking') rankingPage.open(arg ? decodeURIComponent(arg) : undefined);
+  else if (rankingPage) rankingPage.close();
+  if (v === 'wall') wallPage.open();
+  else if (wallPage) wallPage.close();
   if (v === 'admin') adminPage.open(...location.hash.split('/').slice(2).map(decodeURIComponent));
   else if (adminPage) adminPage.close();
 }

@@ -10,6 +10,10 @@
 //! simulated time, so the live platform and the benchmark share one code path.
 
 pub mod cockpit;
+#[cfg(test)]
+mod cockpit_bench;
+pub mod cockpit_live;
+pub mod cockpit_report;
 pub mod compare;
 pub mod day;
 pub mod efficiency;

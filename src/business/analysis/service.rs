@@ -242,6 +242,12 @@ impl Analysis {
         &self.config
     }
 
+    /// The records port the analysis keeps its days on (the cockpit keeps its users' boards
+    /// and the score its history beside them).
+    pub fn records(&self) -> &Arc<dyn Records> {
+        &self.records
+    }
+
     /// Now, by the node's clock.
     pub fn now(&self) -> Timestamp {
         self.clock.now()
