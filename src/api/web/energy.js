@@ -72,7 +72,7 @@ export function hourBars(day) {
     })
     .join('');
   const dots = water
-    .map((h, i) => (typeof h.amount === 'number' ? `<circle class="en-m3" cx="${(i * bw + bw / 2).toFixed(1)}" cy="${(H - (h.amount / mmax) * (H - 10)).toFixed(1)}" r="2.5"><title>${esc(`${pad(i)}:00 ${num(h.amount, 1)} m³`)}</title></circle>`) : ''))
+    .map((h, i) => (typeof h.amount === 'number' ? `<circle class="en-m3" cx="${(i * bw + bw / 2).toFixed(1)}" cy="${(H - (h.amount / mmax) * (H - 10)).toFixed(1)}" r="2.5"><title>${esc(`${pad(i)}:00 ${num(h.amount, 1)} m³`)}</title></circle>` : ''))
     .join('');
   const ticks = [0, 6, 12, 18, 23].map((i) => `<text class="en-axis" x="${(i * bw + bw / 2).toFixed(1)}" y="${H + 14}" text-anchor="middle" translate="no">${pad(i)}</text>`).join('');
   return `<svg class="en-hours" viewBox="-2 -2 ${W + 4} ${H + 20}" role="img" aria-label="${esc(t('energy.hours_title'))}">
