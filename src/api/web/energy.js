@@ -31,7 +31,7 @@ const pct = (v) => (typeof v === 'number' && Number.isFinite(v) ? `${num(v * 100
 // The peer column: the outlier's reason in the user's language, a plain verdict otherwise.
 export function peerCell(row) {
   const p = row.peers;
-  if (!p) return `<td class="muted">${esc(t('energy.no_figure'))}</td>`;
+  if (!p || p.verdict === 'no_figure') return `<td class="muted">${esc(t('energy.no_figure'))}</td>`;
   if (p.verdict === 'no_peer_group') return `<td class="muted">${esc(t('energy.no_peer_group', { n: p.peers }))}</td>`;
   if (p.outlier) {
     const reason = lang() === 'en' ? row.reason_en : row.reason_zh;

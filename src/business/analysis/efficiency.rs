@@ -140,9 +140,11 @@ fn spec_hq(s: &PumpSpec) -> Vec<[f64; 2]> {
         .collect()
 }
 
-/// Linear interpolation in a flow-increasing curve; beyond its ends the curve falls linearly
-/// to zero over the next step (a pump far out on its curve is not held at its end value), and
-/// never goes below zero.
+/// Interpolation in a flow-increasing curve: inside it, the parabola through the three
+/// nearest points (exact for the parabolic curves nameplates are drawn from, where straight
+/// segments would understate the efficiency between points by up to a few %), never beyond
+/// the three points' range; beyond its ends the curve falls linearly to zero over the next
+/// step (a pump far out on its curve is not held at its end value). Never below zero.
 pub fn interpolate(curve: &[[f64; 2]], x: f64) -> f64 {
     let (Some(first), Some(last)) = (curve.first(), curve.last()) else {
         return 0.0;
@@ -150,8 +152,8 @@ pub fn interpolate(curve: &[[f64; 2]], x: f64) -> f64 {
     if x <= first[0] {
         return first[1].max(0.0);
     }
+    let n = curve.len();
     if x >= last[0] {
-        let n = curve.len();
         let step = if n >= 2 {
             last[0] - curve[n - 2][0]
         } else {
@@ -162,8 +164,28 @@ pub fn interpolate(curve: &[[f64; 2]], x: f64) -> f64 {
     }
     let i = curve.partition_point(|p| p[0] <= x);
     let (a, b) = (curve[i - 1], curve[i]);
-    let t = (x - a[0]) / (b[0] - a[0]);
-    (a[1] + t * (b[1] - a[1])).max(0.0)
+    if n < 3 {
+        let t = (x - a[0]) / (b[0] - a[0]);
+        return (a[1] + t * (b[1] - a[1])).max(0.0);
+    }
+    // The triple around the segment [i-1, i]: the third point on the side nearer to x.
+    let k = if i + 1 >= n || (i >= 2 && x - a[0] < b[0] - x) {
+        i - 2
+    } else {
+        i - 1
+    };
+    let (p0, p1, p2) = (curve[k], curve[k + 1], curve[k + 2]);
+    let l = |xa: f64, xb: f64, xc: f64| (x - xb) * (x - xc) / ((xa - xb) * (xa - xc));
+    let y = p0[1] * l(p0[0], p1[0], p2[0])
+        + p1[1] * l(p1[0], p0[0], p2[0])
+        + p2[1] * l(p2[0], p0[0], p1[0]);
+    let (lo, hi) = [p0[1], p1[1], p2[1]]
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        });
+    let span = hi - lo;
+    y.clamp(lo - span, hi + span).max(0.0)
 }
 
 /// A pump's efficiency facts for one day.
@@ -409,8 +431,27 @@ mod tests {
     #[test]
     fn interpolation_follows_the_curve_and_never_goes_negative() {
         let c = [[0.0, 0.0], [20.0, 0.5], [40.0, 0.75], [60.0, 0.5]];
-        assert_eq!(interpolate(&c, 30.0), 0.625);
+        // The parabola through (20, 0.5), (40, 0.75), (60, 0.5): 0.75 − (Q − 40)²/1600.
+        assert!((interpolate(&c, 30.0) - 0.6875).abs() < 1e-12);
+        assert!((interpolate(&c, 50.0) - 0.6875).abs() < 1e-12);
         assert_eq!(interpolate(&c, 40.0), 0.75);
+        // The demo's seven-point curve of η = 0.75·x·(2 − x) is followed exactly between
+        // its points.
+        let demo: Vec<[f64; 2]> = (0..=6)
+            .map(|k| {
+                let x = f64::from(k) * 0.25;
+                [40.0 * x, 0.75 * x * (2.0 - x)]
+            })
+            .collect();
+        for q in [3.0, 12.5, 17.0, 33.0, 45.0] {
+            let x: f64 = q / 40.0;
+            assert!(
+                (interpolate(&demo, q) - 0.75 * x * (2.0 - x)).abs() < 1e-12,
+                "{q}"
+            );
+        }
+        // Two points: a straight line.
+        assert_eq!(interpolate(&[[0.0, 0.0], [10.0, 1.0]], 2.5), 0.25);
         // Past the end it falls to zero over the next 20 m³/h.
         assert_eq!(interpolate(&c, 70.0), 0.25);
         assert_eq!(interpolate(&c, 200.0), 0.0);

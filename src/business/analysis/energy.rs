@@ -11,7 +11,8 @@
 //!
 //! Day figures are the covered deltas; intensities (kWh/m³, kWh per 1,000 m³·MPa) scale each
 //! counter to its own coverage before dividing, and are given only when both cover at least
-//! `min_coverage` of the day. A figure without data is `None` and `missing` says why — never
+//! `min_coverage` of the span the meters were read in (so a live day, or a node's first day,
+//! has an intensity once `min_span_minutes` are read; the day's coverage says how much of it). A figure without data is `None` and `missing` says why — never
 //! NaN. 278 kWh lift 1,000 m³ by 1 MPa, so the pump set's efficiency is 278 / measured.
 
 use super::day::{DayFigures, DaySeries, RoomContext};
@@ -37,8 +38,11 @@ pub struct EnergyConfig {
     pub wrap_fraction: f64,
     /// A counter flat this long while the plant runs is stuck.
     pub stuck_minutes: u32,
-    /// Intensities need both counters to cover at least this share of the day.
+    /// Intensities need both counters to cover at least this share of the span the meters
+    /// were read in (first to last reading of either; the whole day once it is read all day)…
     pub min_coverage: f64,
+    /// …and that span to be at least this long.
+    pub min_span_minutes: u32,
 }
 
 impl Default for EnergyConfig {
@@ -48,6 +52,7 @@ impl Default for EnergyConfig {
             wrap_fraction: 0.01,
             stuck_minutes: 30,
             min_coverage: 0.5,
+            min_span_minutes: 10,
         }
     }
 }
@@ -284,7 +289,27 @@ pub fn compute(series: &DaySeries, ctx: &RoomContext<'_>) -> EnergyDay {
         lift_mpa,
         ..EnergyDay::default()
     };
-    let cov_ok = energy.coverage >= config.min_coverage && outlet.coverage >= config.min_coverage;
+    let energy_buckets = series.get(DeviceUnit::Room, "energy");
+    let outlet_buckets = series.get(DeviceUnit::Room, "outlet_volume");
+    let first = [energy_buckets.first(), outlet_buckets.first()]
+        .into_iter()
+        .flatten()
+        .map(|b| b.last_t)
+        .min();
+    let last = [energy_buckets.last(), outlet_buckets.last()]
+        .into_iter()
+        .flatten()
+        .map(|b| b.last_t)
+        .max();
+    let span_ms = match (first, last) {
+        (Some(a), Some(b)) => (b - a).max(0),
+        _ => 0,
+    };
+    let day_ms = (to - from).max(1) as f64;
+    let share_of_span = |c: &CounterDay| c.coverage * day_ms / (span_ms.max(1) as f64);
+    let cov_ok = span_ms >= i64::from(config.min_span_minutes) * MINUTE_MS
+        && share_of_span(&energy) >= config.min_coverage
+        && share_of_span(&outlet) >= config.min_coverage;
     if let (Some(kwh), Some(m3)) = (energy.total, outlet.total) {
         if !cov_ok {
             missing.push("low_coverage".into());
@@ -536,6 +561,28 @@ mod tests {
         figures(&e, &mut f);
         assert!(f.kwh_coverage.unwrap_or(0.0) > 0.99);
         assert_eq!(f.inlet_m3, None);
+
+        // A day read for only 20 minutes (a live day, a node's first day) has its intensity,
+        // with its coverage saying how little of the day it is; 5 minutes are too few.
+        for (minutes, given) in [(21i64, true), (6, false)] {
+            let mut s = DaySeries::new(RoomId::new("XM-0001").unwrap(), date, 0);
+            for m in 600..600 + minutes {
+                let t = t0 + m * MINUTE_MS + 1_000;
+                s.add(DeviceUnit::Room, "energy", t, 1_000.0 + 0.2 * m as f64);
+                s.add(DeviceUnit::Room, "outlet_volume", t, 0.6 * m as f64);
+                s.add(DeviceUnit::Room, "outlet_flow", t, 36.0);
+                s.add(DeviceUnit::Room, "outlet_pressure", t, 0.6);
+                s.add(DeviceUnit::Tank(1), "level", t, 0.02 * METRES_PER_MPA);
+            }
+            let e = compute(&s, &ctx);
+            assert_eq!(e.kwh_per_kt_mpa.is_some(), given, "{minutes}: {e:?}");
+            assert_eq!(
+                e.missing.contains(&"low_coverage".to_string()),
+                !given,
+                "{minutes}"
+            );
+            assert!(e.energy.coverage < 0.02);
+        }
     }
 
     #[test]

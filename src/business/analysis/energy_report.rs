@@ -412,6 +412,8 @@ pub enum PeerVerdict {
     /// No verdict: `group_too_small` (fewer than [`MIN_PEERS`] with the value) or `no_spread`
     /// (MAD zero).
     NoPeerGroup { reason: String, peers: usize },
+    /// The value itself is missing (the period gave no intensity): not compared.
+    NoFigure,
 }
 
 /// The robust z-score verdict of each value within its group: `items` are (group, value);
@@ -637,6 +639,9 @@ pub fn report(
             Some((i, (RoomPeerGroup::of(lift, rooms[i].households), v)))
         })
         .collect();
+    for row in &mut room_rows {
+        row.peers = Some(PeerVerdict::NoFigure);
+    }
     let items: Vec<(RoomPeerGroup, f64)> = scored.iter().map(|(_, x)| *x).collect();
     for ((i, _), verdict) in scored.iter().zip(peer_verdicts(&items, OUTLIER_Z)) {
         let row = &mut room_rows[*i];
