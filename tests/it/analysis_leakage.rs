@@ -1,6 +1,6 @@
 //! Leakage by minimum night flow against the simulator's truth (seeded): rooms with a pipe leak of
-//! 2 % of their mean daily flow are found by the library rule `night_flow_leak` within three
-//! nights of the leak, clean rooms raise nothing. The days are built from the simulator in
+//! 8 % of their mean daily flow are found by the library rule `night_flow_leak` within three
+//! nights of the leak (after 15 clean nights: the baseline needs 14), clean rooms raise nothing. The days are built from the simulator in
 //! simulated time, sampled every 15 s, through the same `DaySeries` → `leakage::compute` →
 //! `leak_rule` path as the live platform.
 
@@ -118,9 +118,9 @@ fn run(
 
 #[test]
 fn a_pipe_leak_is_found_within_three_nights_and_clean_rooms_stay_quiet() {
-    let clean_nights = 10;
+    let clean_nights = 15;
     let leak_nights = 4;
-    let leaks = [(0, 0.05), (1, 0.05), (2, 0.05)];
+    let leaks = [(0, 0.08), (1, 0.08), (2, 0.08)];
     let (leak_start, runs) = run(6, 7, clean_nights, leak_nights, &leaks);
     for r in &runs {
         let room = &r.room;
@@ -128,17 +128,17 @@ fn a_pipe_leak_is_found_within_three_nights_and_clean_rooms_stay_quiet() {
             let first_alarm = r.raised.first().copied();
             assert!(
                 first_alarm.is_some_and(|d| d >= leak_start && d <= leak_start.plus_days(2)),
-                "{room}: a 5 % leak from {leak_start} raised on {:?}",
+                "{room}: an 8 % leak from {leak_start} raised on {:?}",
                 r.raised
             );
-            // The index rose by about the leak: 5 % of the mean flow.
+            // The index rose by about the leak: 8 % of the mean flow (of the day's flow with it).
             let mean = |v: &[(Date, Option<f64>)]| {
                 v.iter().filter_map(|(_, x)| *x).sum::<f64>() / v.len() as f64
             };
             let rise = mean(&r.indices[clean_nights as usize..])
                 - mean(&r.indices[..clean_nights as usize]);
             assert!(
-                (0.03..0.07).contains(&rise),
+                (0.05..0.10).contains(&rise),
                 "{room}: the index rose {rise:.4}"
             );
         } else {

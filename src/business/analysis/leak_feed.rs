@@ -136,8 +136,11 @@ mod tests {
         let room = rooms[0].clone();
         let first = Date::ymd(2026, 3, 1).unwrap();
         let clock = ManualClock::new(first.start(480));
+        let mut config = AnalysisConfig::default();
+        // A baseline after 7 nights (the default waits for 14): a short test.
+        config.leakage.baseline_min_nights = 7;
         let svc = Analysis::start(
-            AnalysisConfig::default(),
+            config,
             store.clone(),
             Some(historian.clone()),
             Arc::new(rooms.clone()),

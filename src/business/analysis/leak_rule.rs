@@ -265,7 +265,10 @@ mod tests {
 
     #[test]
     fn the_baseline_is_the_median_of_earlier_unflagged_nights() {
-        let cfg = LeakageConfig::default();
+        let cfg = LeakageConfig {
+            baseline_min_nights: 7,
+            ..LeakageConfig::default()
+        };
         // 10 clean nights around 0.15, then a leak of +0.03 from night 10 on.
         let history: Vec<(Date, Option<f64>)> = (0..16)
             .map(|i| {
@@ -292,7 +295,10 @@ mod tests {
     #[test]
     fn the_page_nights_carry_the_baseline_as_a_flow() {
         use crate::business::analysis::day::DayFigures;
-        let cfg = LeakageConfig::default();
+        let cfg = LeakageConfig {
+            baseline_min_nights: 7,
+            ..LeakageConfig::default()
+        };
         let fig = |index: f64| DayFigures {
             // A day of 10 m³/h: MNF = legit + index × 10.
             mnf_m3h: Some(0.5 + index * 10.0),

@@ -80,7 +80,7 @@ impl Default for LeakageConfig {
             night_use_share: 0.06,
             litres_per_use: 10.0,
             baseline_nights: 28,
-            baseline_min_nights: 7,
+            baseline_min_nights: 14,
             flag_margin: 0.005,
             flag_spread_k: 1.5,
             recent_nights: 7,
