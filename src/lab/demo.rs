@@ -469,7 +469,7 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
 
 /// The analysis' past: the demo's fleet simulated in simulated time over the `days` before
 /// today, through the code the platform runs on its historian
-/// ([`super::analysis_bench::DaySim`]), each day stored as closed. Two rooms leak (3 % of their
+/// ([`super::analysis_bench::DaySim`]), each day stored as closed. Two rooms leak (8 % of their
 /// daily flow) from six days ago, so the leakage page has a finding. Once: a ledger that holds
 /// any day already (a demo restarted on its data directory) is left as it is.
 async fn simulated_past(
@@ -515,7 +515,7 @@ async fn simulated_past(
         for d in 0..days {
             if d + 6 == days {
                 for room in &leaking {
-                    if let Err(e) = inject_leak(run.simulator(), room, 0.03) {
+                    if let Err(e) = inject_leak(run.simulator(), room, 0.08) {
                         tracing::warn!(%room, error = %e, "the simulated past has no leak");
                     }
                 }
