@@ -83,7 +83,7 @@ fn the_demo_serves_live_rooms_and_shows_an_injected_pump_trip_within_4_s() {
 
     let (status, faults) = get(&format!("{base}/api/v1/sim/faults"));
     assert_eq!(status, 200);
-    assert_eq!(faults["faults"].as_array().unwrap().len(), 15);
+    assert_eq!(faults["faults"].as_array().unwrap().len(), 16);
     assert_eq!(faults["active"].as_array().unwrap().len(), 1);
 }
 
