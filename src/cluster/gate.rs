@@ -56,7 +56,7 @@ impl Gate {
         (e > 0).then_some(Epoch(e))
     }
 
-    pub(crate) fn set_epoch(&self, shard: u32, epoch: Option<Epoch>) {
+    pub fn set_epoch(&self, shard: u32, epoch: Option<Epoch>) {
         if let Some(e) = self.epochs.get(shard as usize) {
             e.store(epoch.map_or(0, |e| e.0), Ordering::Release);
         }
@@ -64,12 +64,12 @@ impl Gate {
 
     /// Moves the deadline on to `until` (never back: an answer to an older keep-alive must
     /// not shorten what a newer one granted).
-    pub(crate) fn extend(&self, until: Instant) {
+    pub fn extend(&self, until: Instant) {
         self.deadline.fetch_max(self.nanos(until), Ordering::AcqRel);
     }
 
     /// Closes the gate at once (the lease is known to be gone).
-    pub(crate) fn close(&self) {
+    pub fn close(&self) {
         self.deadline.store(0, Ordering::Release);
     }
 
