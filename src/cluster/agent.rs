@@ -896,3 +896,16 @@ async fn keep_alive(
         tokio::time::sleep(config.keepalive_every / 4).await;
     }
 }
+
+impl super::ClusterView for ClusterAgent {
+    fn status_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self.status()).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("enabled".into(), true.into());
+        }
+        v
+    }
+    fn ready(&self) -> bool {
+        ClusterAgent::ready(self)
+    }
+}

@@ -32,3 +32,11 @@ mod tests;
 
 pub use config::{ClusterConfig, ClusterConfigError};
 pub use gate::{Epoch, Gate};
+
+/// What the API and readiness read of the node's cluster member.
+pub trait ClusterView: Send + Sync + std::fmt::Debug + 'static {
+    /// The node's view (`GET /api/v1/cluster`).
+    fn status_json(&self) -> serde_json::Value;
+    /// Whether the node holds a live lease.
+    fn ready(&self) -> bool;
+}
