@@ -653,6 +653,8 @@ fn main() -> anyhow::Result<()> {
                 spec.lifecycle = config.lifecycle.clone();
                 spec.analysis = config.analysis.clone();
                 spec.basemap = basemap;
+                spec.cluster = config.cluster.clone();
+                spec.cluster_journal = Some(config.store.data_dir.join("cluster-journal.jsonl"));
                 let node = Node::start(spec).await.context("cannot start the node")?;
                 if !node.mqtt_subscribed(Duration::from_secs(10)).await {
                     tracing::warn!("not subscribed to the MQTT broker yet; ready anyway, ingest starts once it is");
@@ -1003,7 +1005,12 @@ fn cluster_status(
     {
         let report = tokio::runtime::Runtime::new()?
             .block_on(cistern::cluster::status::read(&endpoints, &name))
-            .with_context(|| format!("cannot read the cluster from etcd at {}", endpoints.join(",")))?;
+            .with_context(|| {
+                format!(
+                    "cannot read the cluster from etcd at {}",
+                    endpoints.join(",")
+                )
+            })?;
         if json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {

@@ -360,11 +360,9 @@ fn cluster_parts(
              \"scylla\")"
         );
     }
-    let journal = crate::cluster::journal::Journal::open(
-        &spec.cluster.node_id,
-        spec.cluster_journal.clone(),
-    )
-    .map_err(crate::cluster::agent::ClusterError::Journal)?;
+    let journal =
+        crate::cluster::journal::Journal::open(&spec.cluster.node_id, spec.cluster_journal.clone())
+            .map_err(crate::cluster::agent::ClusterError::Journal)?;
     Ok(ClusterParts {
         config: spec.cluster.clone(),
         gate,
@@ -852,21 +850,24 @@ impl Node {
         tasks.push(hub_task);
         #[cfg(feature = "cluster")]
         let cluster = match cluster {
-            Some(parts) => Some(parts.member(cluster::NodeShards {
-                registry: registry.clone(),
-                mqtt: spec.mqtt.clone(),
-                cluster: spec.cluster.name.clone(),
-                router: shard_router,
-                metrics: ingest_metrics.clone(),
-                clock: spec.clock.clone(),
-                shutdown: shutdown_rx.clone(),
-                gate: parts.gate.clone(),
-                agent: std::sync::OnceLock::new(),
-                rooms: cluster::NodeShards::rooms_by_shard(&spec.inventory.rooms),
-                pollers: launcher.clone(),
-                sessions: Default::default(),
-                polling: Default::default(),
-            })),
+            Some(parts) => Some({
+                let gate = parts.gate.clone();
+                parts.member(cluster::NodeShards {
+                    registry: registry.clone(),
+                    mqtt: spec.mqtt.clone(),
+                    cluster: spec.cluster.name.clone(),
+                    router: shard_router,
+                    metrics: ingest_metrics.clone(),
+                    clock: spec.clock.clone(),
+                    shutdown: shutdown_rx.clone(),
+                    gate,
+                    agent: std::sync::OnceLock::new(),
+                    rooms: cluster::NodeShards::rooms_by_shard(&spec.inventory.rooms),
+                    pollers: launcher.clone(),
+                    sessions: Default::default(),
+                    polling: Default::default(),
+                })
+            }),
             None => None,
         };
         let state = web::Data::new(ApiState {

@@ -102,7 +102,10 @@ impl BatchSink for ShardSink {
 impl ShardHost for NodeShards {
     fn start_shard(&self, shard: u32) -> BoxFuture<'_, Result<usize, String>> {
         Box::pin(async move {
-            let rooms = self.registry.start_shard(shard).map_err(|e| e.to_string())?;
+            let rooms = self
+                .registry
+                .start_shard(shard)
+                .map_err(|e| e.to_string())?;
             let specs = self.rooms.get(&shard).cloned().unwrap_or_default();
             let agent = self.agent.get().cloned();
             if let Some(config) = &self.mqtt {
@@ -164,7 +167,11 @@ impl ShardHost for NodeShards {
                 h.abort();
             }
             if let Some(session) = self.sessions.lock().await.remove(&shard) {
-                let drain = if graceful { SESSION_DRAIN } else { Duration::ZERO };
+                let drain = if graceful {
+                    SESSION_DRAIN
+                } else {
+                    Duration::ZERO
+                };
                 let end = session.stop(drain).await;
                 tracing::debug!(shard, ?end, "the shard's MQTT session ended");
             }
