@@ -7,7 +7,8 @@
 #   2. a lease asked with TTL 1 s is granted with etcd's minimum, ceil(1.5 × election timeout);
 #   3. with dc1's members killed (dc1 cut off), the rest — dc2 and the witness — still elect a
 #      leader and accept writes and lease grants: the surviving side can take every shard;
-#   4. a member left alone (a minority) refuses them: a site without the majority can own nothing.
+#   4. a member left alone (a minority) refuses them: a site without the majority can own nothing;
+#   and that etcd accepts HTTP/2 pings every second (the nodes' client) without GOAWAY.
 #
 #   ops/cluster/try-etcd.sh three-members    # or five-members
 #   HEARTBEAT=50 ELECTION=500 LEASE_TTL=2 ops/cluster/try-etcd.sh three-members   # other timing
@@ -98,6 +99,43 @@ echo "1. ${#names[@]} members healthy from ops/cluster/etcd/$topology (peer TLS 
 ttl=$(curl -s -m 5 -X POST "$(url "$last")/v3/lease/grant" -d '{"TTL":1}' | sed -n 's/.*"TTL":"\([0-9]*\)".*/\1/p')
 election=$(sed -n 's/^election-timeout: \([0-9]*\).*/\1/p' "$work/$first.yml")
 echo "2. lease asked with TTL 1 s granted with TTL ${ttl} s (election timeout ${election} ms)"
+
+# The nodes' client pings their connection every second (HTTP/2 PING); etcd must not answer
+# with GOAWAY too_many_pings (grpc-keepalive-min-time). A raw h2c connection with an open Watch
+# stream on which etcd sends nothing, pinged every second for 8 s.
+python3 - 127.0.0.1 "${client_port[$first]}" <<'PY' || { echo "FAIL: etcd refused 1-s pings"; exit 1; }
+import select, socket, struct, sys, time
+def frame(t, flags, sid, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([t, flags]) + struct.pack(">I", sid) + payload
+def lit(n, v):
+    return b"\x00" + bytes([len(n)]) + n.encode() + bytes([len(v)]) + v.encode()
+host, port = sys.argv[1], int(sys.argv[2])
+s = socket.create_connection((host, port))
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b""))
+h = [(":method", "POST"), (":scheme", "http"), (":path", "/etcdserverpb.Watch/Watch"),
+     (":authority", f"{host}:{port}"), ("content-type", "application/grpc"), ("te", "trailers")]
+s.sendall(frame(1, 4, 1, b"".join(lit(k, v) for k, v in h)))
+start, nxt, buf, acks = time.time(), time.time() + 1, b"", 0
+while time.time() - start < 8.5:
+    if select.select([s], [], [], max(0, nxt - time.time()))[0]:
+        d = s.recv(65536)
+        if not d:
+            sys.exit("connection closed")
+        buf += d
+        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+            n, t, fl = int.from_bytes(buf[:3], "big"), buf[3], buf[4]
+            p, buf = buf[9:9 + n], buf[9 + n:]
+            if t == 4 and not fl & 1:
+                s.sendall(frame(4, 1, 0, b""))
+            if t == 6 and fl & 1:
+                acks += 1
+            if t == 7:
+                sys.exit(f"GOAWAY {p[8:]!r}")
+    if time.time() >= nxt:
+        s.sendall(frame(6, 0, 0, struct.pack(">Q", acks)))
+        nxt += 1
+print(f"   {acks} pings at 1 s answered, no GOAWAY")
+PY
 
 # Cut off the data centre that holds the leader (dc1 when the witness leads): kill its members.
 leader_id=$(curl -s -m 3 -X POST "$(url "$first")/v3/maintenance/status" -d '{}' | sed -n 's/.*"leader":"\([0-9]*\)".*/\1/p')
