@@ -340,11 +340,10 @@ struct ClusterParts {
 #[cfg(feature = "cluster")]
 fn cluster_parts(
     spec: &mut NodeSpec,
-    metrics: &prometheus::Registry,
+    cluster_metrics: crate::cluster::metrics::ClusterMetrics,
 ) -> Result<ClusterParts, NodeError> {
     use crate::cluster::checkpoint::{Keys, ShardCheckpoints};
     let gate = Arc::new(crate::cluster::Gate::default());
-    let cluster_metrics = crate::cluster::metrics::ClusterMetrics::register(metrics)?;
     let checkpoints = Arc::new(ShardCheckpoints::new(
         Keys::new(spec.cluster.prefix()),
         gate.clone(),
@@ -446,12 +445,22 @@ impl Node {
         let handles: Vec<_> = arbiters.iter().map(|a| a.handle()).collect();
         let mut spec = spec;
         spec.cluster.validate()?;
+        // The cluster's series exist on every node (a single node owns every shard), so that
+        // dashboards and alerts read the same names everywhere.
+        let cluster_metrics = crate::cluster::metrics::ClusterMetrics::register(&metrics)?;
         #[cfg(feature = "cluster")]
         let cluster = if spec.cluster.enabled {
-            Some(cluster_parts(&mut spec, &metrics)?)
+            Some(cluster_parts(&mut spec, cluster_metrics)?)
         } else {
+            cluster_metrics
+                .shards_owned
+                .set(i64::from(cistern_actors::registry::SHARDS));
             None
         };
+        #[cfg(not(feature = "cluster"))]
+        cluster_metrics
+            .shards_owned
+            .set(i64::from(cistern_actors::registry::SHARDS));
         // Work orders watch the alarm events through a tap on the alarm store, put in place
         // before any alarm host exists.
         let intake = if spec.workorders.enabled && spec.records.is_some() && spec.rules.enabled {

@@ -283,9 +283,14 @@ impl ClusterAgent {
         &self,
         request_timeout: Option<Duration>,
     ) -> Result<Client, etcd_client::Error> {
+        // No HTTP/2 pings: etcd answers pings more often than every 5 s (its default
+        // grpc-keepalive-min-time) with GOAWAY. A dead connection needs no detection here: the
+        // gate's deadline fences the node, and the member reconnects with fresh clients.
+        // `require_leader`: a member cut off from its leader refuses at once instead of
+        // holding the request.
         let mut options = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(1))
-            .with_keep_alive(Duration::from_secs(1), Duration::from_secs(1));
+            .with_require_leader(true);
         if let Some(t) = request_timeout {
             options = options.with_timeout(t);
         }
@@ -860,10 +865,11 @@ async fn keep_alive(
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    if sent.len() >= 3 {
-                        // Three unanswered: count it, and keep asking on the same stream.
+                    if !sent.is_empty() {
+                        // The last one is still unanswered: count it, and keep asking. Its
+                        // send time stays queued — a late answer is matched with the oldest
+                        // send, never a newer one (that would grant more than etcd did).
                         metrics.lease_failures.inc();
-                        sent.pop_front();
                     }
                     sent.push_back(Instant::now());
                     if let Err(error) = keeper.keep_alive().await {
