@@ -861,6 +861,7 @@ impl Node {
         let cluster = match cluster {
             Some(parts) => Some({
                 let gate = parts.gate.clone();
+                let checkpoints = parts.checkpoints.clone();
                 parts.member(cluster::NodeShards {
                     registry: registry.clone(),
                     mqtt: spec.mqtt.clone(),
@@ -870,6 +871,7 @@ impl Node {
                     clock: spec.clock.clone(),
                     shutdown: shutdown_rx.clone(),
                     gate,
+                    checkpoints,
                     agent: std::sync::OnceLock::new(),
                     rooms: cluster::NodeShards::rooms_by_shard(&spec.inventory.rooms),
                     pollers: launcher.clone(),

@@ -779,9 +779,11 @@ impl ClusterAgent {
         }
     }
 
-    /// Writes every owned shard's pending checkpoint.
+    /// Writes every owned shard's pending checkpoint (a shard with nothing pending commits an
+    /// empty one at once: acknowledgements waiting on it go).
     async fn flush_all(&self, client: &mut Client, host: &Arc<dyn ShardHost>) {
-        for shard in self.checkpoints.dirty_shards() {
+        let owned: Vec<u32> = self.view().shards.keys().copied().collect();
+        for shard in owned {
             let Some(epoch) = self.gate.epoch(shard) else {
                 continue;
             };

@@ -94,6 +94,9 @@ pub struct ShardCheckpoints {
     devices: DashMap<DeviceId, DeviceSnapshot>,
     /// Writes waiting for the shard's next transaction: key → value.
     dirty: Mutex<BTreeMap<u32, BTreeMap<String, Vec<u8>>>>,
+    /// Per shard: flushes started, and the last started one that committed.
+    started: Vec<std::sync::atomic::AtomicU64>,
+    committed: Vec<tokio::sync::watch::Sender<u64>>,
 }
 
 impl ShardCheckpoints {
@@ -111,6 +114,40 @@ impl ShardCheckpoints {
             rooms: DashMap::new(),
             devices: DashMap::new(),
             dirty: Mutex::new(BTreeMap::new()),
+            started: (0..cistern_actors::registry::SHARDS)
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+            committed: (0..cistern_actors::registry::SHARDS)
+                .map(|_| tokio::sync::watch::channel(0).0)
+                .collect(),
+        }
+    }
+
+    /// Waits until a checkpoint of `shard` that started after this call has committed: what
+    /// the shard's rooms had queued by now (the alarm transitions a batch caused, once it is
+    /// durable) is then in etcd. False when the node stopped acting for the shard first.
+    ///
+    /// The shard's MQTT acknowledgements wait for this: a message is acknowledged only once
+    /// its samples are durable *and* the state they moved is checkpointed, so a node that dies
+    /// in between leaves the message with the broker, and the next owner derives the same
+    /// transition from it again. No alarm transition is lost with the node.
+    pub async fn covered(&self, shard: u32) -> bool {
+        let (Some(started), Some(committed)) = (
+            self.started.get(shard as usize),
+            self.committed.get(shard as usize),
+        ) else {
+            return false;
+        };
+        let want = started.load(std::sync::atomic::Ordering::Acquire) + 1;
+        let mut rx = committed.subscribe();
+        loop {
+            if *rx.borrow_and_update() >= want {
+                return true;
+            }
+            if !self.gate.acting(shard) {
+                return false;
+            }
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(100), rx.changed()).await;
         }
     }
 
@@ -179,11 +216,26 @@ impl ShardCheckpoints {
         shard: u32,
         epoch: Epoch,
     ) -> Result<usize, CheckpointError> {
+        let generation = self.started.get(shard as usize).map_or(0, |g| {
+            g.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1
+        });
         let pending = {
             let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
             dirty.remove(&shard).unwrap_or_default()
         };
+        let commit = |this: &Self| {
+            if let Some(c) = this.committed.get(shard as usize) {
+                c.send_if_modified(|g| {
+                    let newer = generation > *g;
+                    if newer {
+                        *g = generation;
+                    }
+                    newer
+                });
+            }
+        };
         if pending.is_empty() {
+            commit(self);
             return Ok(0);
         }
         let n = pending.len();
@@ -208,6 +260,7 @@ impl ShardCheckpoints {
             }
             self.metrics.checkpoint_writes.inc();
         }
+        commit(self);
         Ok(n)
     }
 

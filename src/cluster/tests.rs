@@ -93,6 +93,9 @@ impl Drop for Etcd {
 #[derive(Debug, Default)]
 struct Host {
     running: Mutex<BTreeSet<u32>>,
+    /// Shards stopped by a planned hand-over (graceful) and by fencing.
+    handed_over: Mutex<usize>,
+    fenced: Mutex<usize>,
     agent: OnceLock<Arc<ClusterAgent>>,
 }
 
@@ -106,9 +109,16 @@ impl ShardHost for Host {
             Ok(1)
         })
     }
-    fn stop_shard(&self, shard: u32, _graceful: bool) -> BoxFuture<'_, ()> {
+    fn stop_shard(&self, shard: u32, graceful: bool) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             self.running.lock().unwrap().remove(&shard);
+            *if graceful {
+                &self.handed_over
+            } else {
+                &self.fenced
+            }
+            .lock()
+            .unwrap() += 1;
         })
     }
 }
@@ -198,7 +208,7 @@ async fn a_dead_nodes_shards_are_claimed_by_the_others_and_its_late_writes_are_r
     );
     until(
         "all 64 shards spread over three nodes",
-        Duration::from_secs(15),
+        Duration::from_secs(30),
         || partitioned(&[&a, &b, &c]) && running(&[&a, &b, &c]).iter().all(|s| !s.is_empty()),
     )
     .await;
@@ -211,7 +221,7 @@ async fn a_dead_nodes_shards_are_claimed_by_the_others_and_its_late_writes_are_r
     let snapshot = EngineSnapshot::default();
     b.checkpoints.save_room(&room, snapshot.clone());
     let epoch_b = b.agent.gate().epoch(shard).unwrap();
-    until("b's checkpoint written", Duration::from_secs(5), || {
+    until("b's checkpoint written", Duration::from_secs(30), || {
         b.checkpoints.dirty_shards().is_empty()
     })
     .await;
@@ -219,7 +229,7 @@ async fn a_dead_nodes_shards_are_claimed_by_the_others_and_its_late_writes_are_r
 
     // b dies: its task stops without leaving (no revoke), as with SIGKILL.
     b.task.abort();
-    let took = until("b's shards re-homed", Duration::from_secs(6), || {
+    let took = until("b's shards re-homed", Duration::from_secs(30), || {
         partitioned(&[&a, &c])
     })
     .await;
@@ -261,7 +271,7 @@ async fn a_joining_node_takes_its_shards_by_planned_moves_and_a_leaving_one_hand
     let Some(etcd) = Etcd::start() else { return };
     etcd.wait_ready().await;
     let a = start(&etcd.url, "node-a");
-    until("a owns everything", Duration::from_secs(10), || {
+    until("a owns everything", Duration::from_secs(30), || {
         partitioned(&[&a])
     })
     .await;
@@ -281,7 +291,7 @@ async fn a_joining_node_takes_its_shards_by_planned_moves_and_a_leaving_one_hand
         .collect();
     let took = until(
         "a and b share the shards as rendezvous says",
-        Duration::from_secs(15),
+        Duration::from_secs(30),
         || partitioned(&[&a, &b]) && *b.host.running.lock().unwrap() == b_wants,
     )
     .await;
@@ -295,10 +305,22 @@ async fn a_joining_node_takes_its_shards_by_planned_moves_and_a_leaving_one_hand
     assert_eq!(running(&[&a, &b]), split, "the assignment flapped");
     // b leaves cleanly: a has everything again, long before b's lease would have expired.
     let _ = b.stop.send(true);
-    let took = until("a owns everything again", Duration::from_secs(5), || {
+    let took = until("a owns everything again", Duration::from_secs(30), || {
         partitioned(&[&a]) && b.host.running.lock().unwrap().is_empty()
     })
     .await;
     eprintln!("a planned leave handed over in {took:?}");
+    assert_eq!(*b.host.fenced.lock().unwrap(), 0, "b was never fenced");
+    assert_eq!(
+        *a.host.handed_over.lock().unwrap(),
+        b_wants.len(),
+        "a handed b its shards"
+    );
+    assert_eq!(
+        *b.host.handed_over.lock().unwrap(),
+        b_wants.len(),
+        "b handed them all back"
+    );
+    assert_eq!(*a.host.fenced.lock().unwrap(), 0, "a was never fenced");
     let _ = a.stop.send(true);
 }

@@ -7,6 +7,7 @@
 //! acknowledges nothing, and the broker keeps the messages for the next owner.
 
 use crate::cluster::agent::{ClusterAgent, ShardHost};
+use crate::cluster::checkpoint::ShardCheckpoints;
 use crate::cluster::Gate;
 use crate::ingest::metrics::IngestMetrics;
 use crate::ingest::modbus::PollerLauncher;
@@ -36,6 +37,7 @@ pub(crate) struct NodeShards {
     pub clock: Arc<dyn Clock>,
     pub shutdown: watch::Receiver<bool>,
     pub gate: Arc<Gate>,
+    pub checkpoints: Arc<ShardCheckpoints>,
     pub agent: OnceLock<Arc<ClusterAgent>>,
     pub rooms: HashMap<u32, Vec<RoomSpec>>,
     pub pollers: PollerLauncher,
@@ -64,10 +66,13 @@ impl NodeShards {
 }
 
 /// A shard's batches on their way to the router: the member learns when the shard's first
-/// sample since its claim was routed (the shard is supervised again).
+/// sample since its claim was routed (the shard is supervised again), and a batch counts as
+/// done (its message may be acknowledged) once its samples are durable *and* the shard's
+/// checkpoint has caught up with the state they moved ([`ShardCheckpoints::covered`]).
 struct ShardSink {
     inner: Arc<dyn BatchSink>,
     agent: Option<Arc<ClusterAgent>>,
+    checkpoints: Arc<ShardCheckpoints>,
     shard: u32,
 }
 
@@ -78,6 +83,20 @@ impl BatchSink for ShardSink {
         receipt: Receipt,
     ) -> BoxFuture<'_, Result<(), DeliveryError>> {
         Box::pin(async move {
+            let receipt = if receipt.is_awaited() {
+                let (inner, durable) = Receipt::new();
+                let (checkpoints, shard) = (self.checkpoints.clone(), self.shard);
+                tokio::spawn(async move {
+                    // Dropped without completing (not acknowledged) when the samples were lost
+                    // or the node stopped acting for the shard first.
+                    if durable.await.is_ok() && checkpoints.covered(shard).await {
+                        receipt.complete();
+                    }
+                });
+                inner
+            } else {
+                receipt
+            };
             let routed = self.inner.deliver(batch, receipt).await;
             if routed.is_ok() {
                 if let Some(agent) = &self.agent {
@@ -124,6 +143,7 @@ impl ShardHost for NodeShards {
                     Arc::new(ShardSink {
                         inner: self.router.clone(),
                         agent: agent.clone(),
+                        checkpoints: self.checkpoints.clone(),
                         shard,
                     }),
                     self.metrics.clone(),
