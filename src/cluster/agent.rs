@@ -325,13 +325,14 @@ impl ClusterAgent {
                     continue;
                 }
             };
-            backoff = Duration::from_millis(200);
             match self.member(&mut client, keeper, &host, &mut shutdown).await {
                 Ok(true) => break,
-                Ok(false) => {}
+                Ok(false) => backoff = Duration::from_millis(200),
                 Err(error) => {
                     self.metrics.etcd_up.set(0);
-                    tracing::warn!(%error, "lost etcd; joining again");
+                    self.set_state(NodeState::Unreachable);
+                    tracing::warn!(%error, retry_in = ?backoff, "etcd does not answer; this node supervises no shard until it does");
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
             self.fence_all(&host).await;

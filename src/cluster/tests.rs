@@ -36,11 +36,15 @@ fn free_port() -> u16 {
 
 impl Etcd {
     fn start() -> Option<Etcd> {
+        Self::start_on(free_port())
+    }
+
+    fn start_on(client: u16) -> Option<Etcd> {
         if !std::path::Path::new("/usr/bin/etcd").exists() {
             eprintln!("SKIPPED: /usr/bin/etcd is not installed (Debian etcd-server; ops/test.sh installs it)");
             return None;
         }
-        let (client, peer) = (free_port(), free_port());
+        let peer = free_port();
         let dir =
             std::env::temp_dir().join(format!("cistern-etcd-{}-{client}", std::process::id()));
         let url = format!("http://127.0.0.1:{client}");
@@ -323,4 +327,45 @@ async fn a_joining_node_takes_its_shards_by_planned_moves_and_a_leaving_one_hand
     );
     assert_eq!(*a.host.fenced.lock().unwrap(), 0, "a was never fenced");
     let _ = a.stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarting_with_its_id_frees_its_old_claims_at_once() {
+    let Some(etcd) = Etcd::start() else { return };
+    etcd.wait_ready().await;
+    let first = start(&etcd.url, "node-a");
+    until("a owns everything", Duration::from_secs(30), || partitioned(&[&first])).await;
+    let old_epoch = first.agent.gate().epoch(0).unwrap();
+    // Killed (no leave), and back at once with the same id: its previous run's lease still
+    // holds every claim; the new run revokes it instead of waiting for it to expire.
+    first.task.abort();
+    let again = start(&etcd.url, "node-a");
+    let took = until("the restarted node owns everything", Duration::from_secs(30), || {
+        partitioned(&[&again])
+    })
+    .await;
+    eprintln!("a restart with the same id took its shards back in {took:?}");
+    assert!(again.agent.gate().epoch(0).unwrap() > old_epoch, "new claims, newer epochs");
+    let _ = again.stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_cannot_reach_etcd_supervises_nothing_and_joins_once_it_can() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let node = start(&url, "node-a");
+    until("etcd unreachable is said", Duration::from_secs(30), || {
+        node.agent.status().state == super::agent::NodeState::Unreachable
+    })
+    .await;
+    assert!(!node.agent.ready());
+    assert!(running(&[&node])[0].is_empty(), "no shard without etcd");
+    // etcd comes up on that address: the node joins and claims everything.
+    let Some(etcd) = Etcd::start_on(port) else { return };
+    etcd.wait_ready().await;
+    until("joined and owning everything", Duration::from_secs(60), || {
+        partitioned(&[&node]) && node.agent.ready()
+    })
+    .await;
+    let _ = node.stop.send(true);
 }
