@@ -276,3 +276,96 @@ async fn a_shard_session_stopped_gracefully_acks_what_it_took_and_the_broker_kee
         SessionEnd::Stopped
     );
 }
+
+fn counter(metric: &prometheus::IntCounterVec, labels: &[&str]) -> u64 {
+    metric.with_label_values(labels).get()
+}
+
+/// Through the real registry and router: once a room is stopped on this node, a message for
+/// it is refused as not here, is not acknowledged, and ends the session (its shard moved);
+/// the next session with the shard's client id receives it — and only it: what the room took
+/// before the stop was acknowledged.
+#[actix_rt::test]
+async fn a_message_for_a_stopped_room_is_not_acknowledged_and_goes_to_the_next_session() {
+    use cistern::ingest::router::IngestRouter;
+    use cistern_actors::device::DeviceDeps;
+    use cistern_actors::{
+        ActorConfig, ActorMetrics, FleetRegistry, MemorySnapshotStore, NullLiveFeed, NullSampleSink,
+    };
+    let broker = Mosquitto::start("mosquitto-shard-moved");
+    let (_stop_all, shutdown) = watch::channel(false);
+    let id = mqtt::shard_client_id("it", 33);
+    let inventory = cistern::lab::sim::generate_fleet(1, 7);
+    let room = RoomId::new("XM-0001").unwrap();
+    assert_eq!(inventory.rooms[0].id, room);
+    let deps = DeviceDeps {
+        clock: Arc::new(SystemClock),
+        snapshots: Arc::new(MemorySnapshotStore::default()),
+        sink: Arc::new(NullSampleSink),
+        metrics: ActorMetrics::unregistered().unwrap(),
+        config: Arc::new(ActorConfig::default()),
+        rules: None,
+        live: Arc::new(NullLiveFeed),
+        figures: Default::default(),
+    };
+    let registry = FleetRegistry::start(&inventory, &deps, &[actix::Arbiter::current()]);
+    let metrics = IngestMetrics::register(&prometheus::Registry::new()).unwrap();
+    let router = Arc::new(IngestRouter::new(
+        registry.clone(),
+        metrics.clone(),
+        Arc::new(SystemClock),
+    ));
+    let spec = SessionSpec {
+        client_id: id.clone(),
+        filters: mqtt::room_filters(&room).to_vec(),
+        gate: None,
+    };
+    let mut owner = mqtt::spawn_session(
+        &config(broker.addr),
+        spec,
+        router,
+        metrics.clone(),
+        Arc::new(SystemClock),
+        shutdown.clone(),
+    );
+    tokio::time::timeout(Duration::from_secs(15), owner.subscribed.wait_for(|s| *s))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // The room runs here: two messages stored and acknowledged.
+    publish(broker.addr, base(), 2).await;
+    wait_until("the two messages routed to the room", || {
+        counter(&metrics.messages, &["mqtt"]) == 2
+    })
+    .await;
+
+    // The room's shard moves away; the next message is refused and not acknowledged.
+    assert_eq!(registry.stop_rooms(std::slice::from_ref(&room)).await, 1);
+    let moved = publish(broker.addr, base() + 5_000, 1).await;
+    let end = tokio::time::timeout(Duration::from_secs(10), owner.join())
+        .await
+        .expect("the session ends once a message of a moved room arrives");
+    assert_eq!(end, SessionEnd::NotOwner);
+    assert_eq!(counter(&metrics.rejected, &["mqtt", "not_here"]), 1);
+    assert_eq!(counter(&metrics.messages, &["mqtt"]), 2);
+    assert_eq!(metrics.unstored.get(), 0);
+    assert_eq!(metrics.queue_depth.get(), 0);
+
+    // The shard's next owner gets exactly that message.
+    let next = Arc::new(Sink::default());
+    let second = session(broker.addr, &id, next.clone(), None, shutdown.clone()).await;
+    wait_until("the refused message at the next owner", || {
+        !next.seen().is_empty()
+    })
+    .await;
+    assert_eq!(
+        next.seen(),
+        moved,
+        "the two acknowledged are not delivered again"
+    );
+    assert_eq!(
+        second.stop(Duration::from_secs(5)).await,
+        SessionEnd::Stopped
+    );
+}
