@@ -41,6 +41,9 @@ python3 -c 'import pymodbus' 2>/dev/null || python3 -m pip install -q pymodbus
 # Python's `websockets`, with its default-on keep-alive pings.
 python3 -c 'import websockets' 2>/dev/null || pip install -q websockets
 
+# A shard's MQTT session (tests/it/shard_ingest.rs) against an independent publisher: paho-mqtt.
+python3 -c 'import paho.mqtt' 2>/dev/null || python3 -m pip install -q paho-mqtt
+
 # Each phase says how long it took (and all of them again at the end): CI must stay under
 # 30 minutes as tests are added, and this shows where the time goes.
 timings=()

@@ -56,6 +56,10 @@ fn api_error(e: &WriteError) -> ApiError {
         }
         WriteError::ReadBack { .. } => (StatusCode::BAD_GATEWAY, ErrorCode::RefusedByReadBack),
         WriteError::Exception { .. } => (StatusCode::BAD_GATEWAY, ErrorCode::DeviceException),
+        // Another node runs the room (a cluster request that was not forwarded).
+        WriteError::NotOwned { .. } => {
+            (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::RoomUnavailable)
+        }
         _ => (StatusCode::BAD_GATEWAY, ErrorCode::FieldUnreachable),
     };
     ApiError::new(status, code, e.to_string())

@@ -69,6 +69,10 @@ pub enum WriteError {
         room: RoomId,
         source: Arc<ProfileError>,
     },
+    /// In a cluster: the room is not run by this node (its shard is another node's, or this
+    /// node fenced itself): nothing is written.
+    #[error("room {room} is not run by this node: nothing written")]
+    NotOwned { room: RoomId },
     #[error("room {room}: the link is backing off after failures; next attempt in {left:?}")]
     BackingOff { room: RoomId, left: Duration },
     #[error("room {room}: connecting to {address} timed out after {after:?}")]
@@ -130,6 +134,7 @@ impl WriteError {
             WriteError::Connect { .. }
             | WriteError::Transport { .. }
             | WriteError::BackingOff { .. } => "unreachable",
+            WriteError::NotOwned { .. } => "not_owned",
             _ => "rejected",
         }
     }
@@ -153,7 +158,7 @@ impl WriteMetrics {
             prometheus::Opts::new(
                 "cistern_field_writes_total",
                 "Remote-parameter writes to controllers by kind (plan, setpoint) and outcome \
-                 (ok, refused_by_read_back, timeout, exception, unreachable, rejected)",
+                 (ok, refused_by_read_back, timeout, exception, unreachable, rejected, not_owned)",
             ),
             &["kind", "outcome"],
         )?;
@@ -218,14 +223,28 @@ struct RoomWriter {
     link: tokio::sync::Mutex<Link>,
 }
 
+/// Whether this node may write to a room's controller now (in a cluster: it runs the room's
+/// shard and is not fenced). Asked right before every request.
+pub type WriteGate = Arc<dyn Fn(&RoomId) -> bool + Send + Sync>;
+
 /// Writes remote parameters to every Modbus room of the inventory.
-#[derive(Debug)]
 pub struct FieldWriter {
     rooms: HashMap<RoomId, Arc<RoomWriter>>,
     known: std::collections::HashSet<RoomId>,
     config: ModbusConfig,
     audit: Arc<dyn AuditPort>,
     metrics: WriteMetrics,
+    /// None: every room (a single node).
+    gate: std::sync::OnceLock<WriteGate>,
+}
+
+impl std::fmt::Debug for FieldWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FieldWriter")
+            .field("rooms", &self.rooms.len())
+            .field("gated", &self.gate.get().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A plan that was written and read back, as the controller holds it.
@@ -286,7 +305,15 @@ impl FieldWriter {
             config: config.clone(),
             audit,
             metrics,
+            gate: std::sync::OnceLock::new(),
         })
+    }
+
+    /// From now on, writes only to the rooms `gate` allows at the moment of each request
+    /// (the others fail with [`WriteError::NotOwned`], audited and counted as `not_owned`).
+    /// Only the first call takes effect.
+    pub fn set_gate(&self, gate: WriteGate) {
+        let _ = self.gate.set(gate);
     }
 
     pub fn metrics(&self) -> &WriteMetrics {
@@ -492,6 +519,13 @@ impl FieldWriter {
     ) -> Result<(), WriteError> {
         let end = u32::from(start) + words.len() as u32;
         let mut link = rw.link.lock().await;
+        // Asked under the link's lock, right before the request: a node that lost the room
+        // while waiting for the link writes nothing.
+        if self.gate.get().is_some_and(|may| !may(&rw.room)) {
+            return Err(WriteError::NotOwned {
+                room: rw.room.clone(),
+            });
+        }
         if let Some(at) = link.retry_at {
             let now = Instant::now();
             if now < at {

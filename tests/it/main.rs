@@ -28,6 +28,7 @@ mod readme;
 mod reliability;
 mod rest;
 mod rules;
+mod shard_ingest;
 mod shutdown;
 mod simulate;
 mod support;

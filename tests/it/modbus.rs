@@ -893,3 +893,71 @@ async fn pymodbus_nan_is_a_bad_sample_at_once() {
         .expect("the pymodbus server did not stop")
         .unwrap();
 }
+
+/// A room's poller starts and stops with the room (a shard moving between nodes): polled once
+/// started, silent once stopped (the stop waits for the poller's end), polled again when the
+/// room comes back; the shutdown of the node's other pollers is not needed for it.
+#[tokio::test]
+async fn a_rooms_poller_stops_and_starts_again_with_its_room() {
+    use cistern::ingest::modbus::{PollerLauncher, RoomPollers};
+    let profiles = profiles();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let profile = Arc::clone(profiles.get("hydrotek-hc300").unwrap());
+    let shape = RoomShape {
+        pumps: 1,
+        tanks: 1,
+        cameras: 0,
+    };
+    let server = ModbusFieldServer::start(listener, &profile, shape, 7).unwrap();
+    server.update(&reading(shape, 1));
+    let inv = inventory(&address, &profile.name, 1, 1, 0);
+    let sink = Arc::new(RecordingSink::default());
+    let (_shutdown, rx) = watch::channel(false);
+    let launcher = PollerLauncher::new(
+        &profiles,
+        &fast_config(),
+        sink.clone(),
+        &Registry::new(),
+        rx,
+    )
+    .unwrap();
+    let pollers = RoomPollers::new(launcher);
+    let room = RoomId::new(ROOM).unwrap();
+    assert_eq!(
+        pollers.counts(),
+        (0, 0),
+        "nothing polled before the room starts"
+    );
+
+    assert_eq!(pollers.start(&inv.rooms).unwrap(), 1);
+    assert_eq!(pollers.start(&inv.rooms).unwrap(), 0, "already polled");
+    assert!(pollers.polls(&room));
+    assert_eq!(pollers.counts(), (1, 1));
+    let t0 = Timestamp::now();
+    sink.wait_for("a batch after the start", |b| {
+        b.iter().any(|b| b.records[0].t > t0).then_some(())
+    })
+    .await;
+
+    assert_eq!(pollers.stop(std::slice::from_ref(&room)).await, 1);
+    assert_eq!(pollers.stop(std::slice::from_ref(&room)).await, 0);
+    assert!(!pollers.polls(&room));
+    assert_eq!(pollers.counts(), (0, 0));
+    let stopped = Timestamp::now();
+    let count = sink.batches.lock().unwrap().len();
+    // Ten poll intervals: a poller still running would have delivered several cycles.
+    tokio::time::sleep(fast_config().interval * 10).await;
+    assert_eq!(
+        sink.batches.lock().unwrap().len(),
+        count,
+        "nothing polled after the stop"
+    );
+
+    assert_eq!(pollers.start(&inv.rooms).unwrap(), 1);
+    sink.wait_for("a batch after the restart", |b| {
+        b.iter().any(|b| b.records[0].t > stopped).then_some(())
+    })
+    .await;
+    assert_eq!(pollers.stop(&[room]).await, 1);
+}

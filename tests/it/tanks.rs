@@ -601,3 +601,41 @@ async fn the_demo_writes_plans_the_controllers_honour_and_operators_write_setpoi
     demo.node.stop().await;
     demo.storage.close().await;
 }
+
+/// In a cluster the writer writes only to the rooms its node runs at the moment of the request
+/// (the gate): a room run elsewhere gets nothing on the wire, and the refusal is audited and
+/// counted; once the room is this node's, writes go through.
+#[tokio::test]
+async fn a_room_run_by_another_node_is_not_written_to() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let rig = rig().await;
+    let room = rig.inventory.rooms[0].id.clone();
+    let ours = Arc::new(AtomicBool::new(false));
+    let gate = ours.clone();
+    rig.writer
+        .set_gate(Arc::new(move |_: &cistern_schemas::RoomId| {
+            gate.load(Ordering::SeqCst)
+        }));
+    let point: PointId = format!("{room}.outlet_setpoint").parse().unwrap();
+    let err = rig
+        .writer
+        .write_point("alice", &point, 0.42)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WriteError::NotOwned { .. }), "{err}");
+    assert_eq!(rig.server.controller_writes().outlet_setpoint_mpa, None);
+    assert_eq!(rig.writer.metrics().get("setpoint", "not_owned"), 1);
+    assert_eq!(rig.writer.metrics().requests(), 0, "nothing on the wire");
+    let refused = rig.audit.recent(1).pop().unwrap();
+    assert!(
+        !refused.ok && refused.detail.contains("not run by this node"),
+        "{refused:?}"
+    );
+
+    ours.store(true, Ordering::SeqCst);
+    let held = rig.writer.write_point("alice", &point, 0.42).await.unwrap();
+    assert_eq!(
+        rig.server.controller_writes().outlet_setpoint_mpa,
+        Some(held)
+    );
+}

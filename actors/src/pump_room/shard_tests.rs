@@ -234,3 +234,82 @@ async fn a_room_added_at_runtime_starts_only_in_a_held_shard() {
     assert!(a.f.registry.start_rooms(vec![other, lost]).is_err());
     assert!(a.f.registry.is_empty());
 }
+
+/// Figures, not a check: how long a shard of a 2,100-room fleet (about 33 rooms, with the
+/// rule library) takes to stop (refuse, drain, save, retire) and to start again (every room
+/// answering). Run explicitly:
+/// `cargo test -p cistern-actors --lib measure_shard_moves -- --ignored --nocapture`.
+#[actix_rt::test]
+#[ignore = "a measurement: run it explicitly"]
+async fn measure_shard_moves() {
+    use crate::device::DeviceDeps;
+    use crate::{ActorMetrics, FleetRegistry, ManualClock, MemorySnapshotStore, NullSampleSink};
+    use cistern_schemas::inventory::{Inventory, ZoneSpec};
+    let store = Arc::new(MemoryAlarmStore::default());
+    let host = Arc::new(RuleHost::new(
+        library(),
+        EngineConfig::default(),
+        ZoneConfig::default(),
+        store,
+        Arc::new(LogOutbox),
+        RuleMetrics::unregistered().unwrap(),
+    ));
+    let deps = DeviceDeps {
+        clock: Arc::new(ManualClock::new(T0)),
+        snapshots: Arc::new(MemorySnapshotStore::default()),
+        sink: Arc::new(NullSampleSink),
+        metrics: ActorMetrics::unregistered().unwrap(),
+        config: Arc::new(ActorConfig::default()),
+        rules: Some(host),
+        live: Arc::new(crate::NullLiveFeed),
+        figures: Default::default(),
+    };
+    let rooms = (1..=2100)
+        .map(|i| {
+            let mut r = super::tests::room_spec();
+            r.id = cistern_schemas::RoomId::new(&format!("XM-{i:04}")).unwrap();
+            r
+        })
+        .collect();
+    let inventory = Inventory {
+        zones: vec![ZoneSpec {
+            id: "siming".parse().unwrap(),
+            name: "Siming".into(),
+            name_pinyin: String::new(),
+        }],
+        rooms,
+    };
+    let registry = FleetRegistry::start(&inventory, &deps, &[actix::Arbiter::current()]);
+    let all = |shard| registry.known_rooms_of_shard(shard);
+    for shard in 0..crate::registry::SHARDS {
+        for room in all(shard) {
+            registry.room_view(&room).await.unwrap();
+        }
+    }
+    let (mut stops, mut starts) = (Vec::new(), Vec::new());
+    let mut sizes = Vec::new();
+    for shard in 0..16 {
+        let rooms = all(shard);
+        sizes.push(rooms.len());
+        let t = std::time::Instant::now();
+        assert_eq!(registry.stop_shard(shard).await, rooms.len());
+        stops.push(t.elapsed());
+        let t = std::time::Instant::now();
+        assert_eq!(registry.start_shard(shard).unwrap(), rooms.len());
+        for room in &rooms {
+            registry.room_view(room).await.unwrap();
+        }
+        starts.push(t.elapsed());
+    }
+    let show = |mut v: Vec<Duration>| {
+        v.sort();
+        format!("p50 {:?}, max {:?}", v[v.len() / 2], v[v.len() - 1])
+    };
+    println!(
+        "2,100 rooms on one arbiter, 16 shards of {}..{} rooms moved out and back: stop {}; start until every room answers {}",
+        sizes.iter().min().unwrap(),
+        sizes.iter().max().unwrap(),
+        show(stops),
+        show(starts)
+    );
+}

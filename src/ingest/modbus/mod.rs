@@ -14,7 +14,9 @@
 //! Configuration is checked and every room's profile and read plan is resolved before any
 //! task starts, so a misspelt profile name stops start-up with the room's id in the message.
 //! Pollers stop when the shutdown watch turns `true` (or its sender is dropped), at whatever
-//! await point they are.
+//! await point they are. In a cluster a node polls only the rooms it runs: [`RoomPollers`]
+//! starts and stops them one room at a time, with their rooms (a shard moves with its Modbus
+//! polling; stop a room's poller before the room itself, so that no batch of it is refused).
 
 mod backoff;
 mod metrics;
@@ -28,7 +30,8 @@ use cistern_schemas::inventory::{Inventory, ModbusSource};
 use cistern_schemas::modbus::{ProfileError, ProfileSet, RegisterKind, RoomShape};
 use cistern_schemas::RoomId;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -172,7 +175,7 @@ pub fn start_pollers(
     let metrics = ModbusMetrics::register(registry)?;
     let handles = pollers
         .into_iter()
-        .map(|p| runtime.spawn(p.with_metrics(&metrics).run(shutdown.clone())))
+        .map(|p| runtime.spawn(p.with_metrics(&metrics).run(shutdown.clone(), None)))
         .collect();
     Ok((
         handles,
@@ -238,17 +241,123 @@ impl std::fmt::Debug for PollerLauncher {
 }
 
 impl PollerLauncher {
+    /// What starts pollers later, none started yet (a cluster node, which polls the rooms of
+    /// the shards it acquires): the configuration is checked and the metrics registered now.
+    pub fn new(
+        profiles: &ProfileSet,
+        config: &ModbusConfig,
+        sink: Arc<dyn BatchSink>,
+        registry: &prometheus::Registry,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Self, ModbusError> {
+        let empty = Inventory {
+            zones: Vec::new(),
+            rooms: Vec::new(),
+        };
+        start_pollers(&empty, profiles, config, sink, registry, shutdown).map(|(_, l)| l)
+    }
+
     /// Starts `room`'s poller; none when its data do not arrive over Modbus.
     pub fn spawn(
         &self,
         room: &cistern_schemas::inventory::RoomSpec,
     ) -> Result<Option<JoinHandle<()>>, ModbusError> {
+        self.spawn_until(room, None)
+    }
+
+    /// Starts `room`'s poller, which stops at the shutdown or when `stop` turns true (or its
+    /// sender is dropped).
+    fn spawn_until(
+        &self,
+        room: &cistern_schemas::inventory::RoomSpec,
+        stop: Option<watch::Receiver<bool>>,
+    ) -> Result<Option<JoinHandle<()>>, ModbusError> {
         let Some(p) = poller_of(room, &self.profiles, &self.config, &self.sink)? else {
             return Ok(None);
         };
-        Ok(Some(self.runtime.spawn(
-            p.with_metrics(&self.metrics).run(self.shutdown.clone()),
-        )))
+        Ok(Some(
+            self.runtime.spawn(
+                p.with_metrics(&self.metrics)
+                    .run(self.shutdown.clone(), stop),
+            ),
+        ))
+    }
+}
+
+/// The Modbus pollers of the rooms a node runs, by room, started and stopped with them (a
+/// shard's rooms move between nodes with their polling). Stop a room's poller before the
+/// room: a batch polled for a room already stopped is refused (counted as `not_here`).
+#[derive(Debug)]
+pub struct RoomPollers {
+    launcher: PollerLauncher,
+    running: Mutex<HashMap<RoomId, Polling>>,
+}
+
+/// A running poller: its stop signal and its task.
+type Polling = (watch::Sender<bool>, JoinHandle<()>);
+
+impl RoomPollers {
+    pub fn new(launcher: PollerLauncher) -> Self {
+        Self {
+            launcher,
+            running: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, Polling>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts the poller of each of `rooms` polled over Modbus and not polled yet; returns how
+    /// many started. A room whose profile does not fit fails the call with its id (the rooms
+    /// before it in `rooms` are polled).
+    pub fn start(
+        &self,
+        rooms: &[cistern_schemas::inventory::RoomSpec],
+    ) -> Result<usize, ModbusError> {
+        let mut started = 0;
+        for room in rooms {
+            let mut running = self.lock();
+            if running.get(&room.id).is_some_and(|(_, h)| !h.is_finished()) {
+                continue;
+            }
+            let (stop, stop_rx) = watch::channel(false);
+            if let Some(handle) = self.launcher.spawn_until(room, Some(stop_rx))? {
+                running.insert(room.id.clone(), (stop, handle));
+                started += 1;
+            }
+        }
+        Ok(started)
+    }
+
+    /// Stops the pollers of `rooms` (at whatever await point they are: a poll cycle under way
+    /// is abandoned, its controller is polled by the room's next owner) and waits for them to
+    /// end. Returns how many were polled here.
+    pub async fn stop(&self, rooms: &[RoomId]) -> usize {
+        let stopping: Vec<Polling> = {
+            let mut running = self.lock();
+            rooms.iter().filter_map(|r| running.remove(r)).collect()
+        };
+        let n = stopping.len();
+        for (stop, handle) in stopping {
+            let _ = stop.send(true);
+            if let Err(error) = handle.await {
+                tracing::error!(%error, "a Modbus poller ended abnormally");
+            }
+        }
+        n
+    }
+
+    /// Whether `room` is polled here.
+    pub fn polls(&self, room: &RoomId) -> bool {
+        self.lock().contains_key(room)
+    }
+
+    /// Pollers started here (and not stopped), and how many of them still run (readiness).
+    pub fn counts(&self) -> (usize, usize) {
+        let running = self.lock();
+        let alive = running.values().filter(|(_, h)| !h.is_finished()).count();
+        (running.len(), alive)
     }
 }
 

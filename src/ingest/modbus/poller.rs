@@ -118,13 +118,27 @@ impl RoomPoller {
         }
     }
 
-    /// Polls until `shutdown` turns `true` (or its sender goes away).
-    pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    /// Polls until `shutdown` or `stop` (the room's own, when it has one) turns `true` (or its
+    /// sender goes away).
+    pub(crate) async fn run(
+        mut self,
+        mut shutdown: watch::Receiver<bool>,
+        stop: Option<watch::Receiver<bool>>,
+    ) {
         // Thousands of rooms start together: per-room start and stop lines are debug detail.
         debug!(room = %self.room, profile = %self.profile.name, address = %self.address,
                blocks = self.plan.blocks.len(), "Modbus poller started");
+        let room_stop = async move {
+            match stop {
+                Some(mut s) => {
+                    let _ = s.wait_for(|stop| *stop).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => {}
+            () = room_stop => {}
             () = self.poll_forever() => {}
         }
         debug!(room = %self.room, "Modbus poller stopped");
