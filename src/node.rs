@@ -861,6 +861,11 @@ impl Node {
         let cluster = match cluster {
             Some(parts) => Some({
                 let gate = parts.gate.clone();
+                // Field writes (plans, set-points) go only to rooms this node runs and acts for.
+                let (runs, acting) = (registry.clone(), gate.clone());
+                writer.set_gate(Arc::new(move |room| {
+                    runs.runs(room) && acting.acting(cistern_actors::registry::shard_of(room))
+                }));
                 let checkpoints = parts.checkpoints.clone();
                 parts.member(cluster::NodeShards {
                     registry: registry.clone(),
@@ -874,9 +879,8 @@ impl Node {
                     checkpoints,
                     agent: std::sync::OnceLock::new(),
                     rooms: cluster::NodeShards::rooms_by_shard(&spec.inventory.rooms),
-                    pollers: launcher.clone(),
+                    pollers: crate::ingest::modbus::RoomPollers::new(launcher.clone()),
                     sessions: Default::default(),
-                    polling: Default::default(),
                 })
             }),
             None => None,

@@ -334,18 +334,26 @@ async fn a_node_restarting_with_its_id_frees_its_old_claims_at_once() {
     let Some(etcd) = Etcd::start() else { return };
     etcd.wait_ready().await;
     let first = start(&etcd.url, "node-a");
-    until("a owns everything", Duration::from_secs(30), || partitioned(&[&first])).await;
+    until("a owns everything", Duration::from_secs(30), || {
+        partitioned(&[&first])
+    })
+    .await;
     let old_epoch = first.agent.gate().epoch(0).unwrap();
     // Killed (no leave), and back at once with the same id: its previous run's lease still
     // holds every claim; the new run revokes it instead of waiting for it to expire.
     first.task.abort();
     let again = start(&etcd.url, "node-a");
-    let took = until("the restarted node owns everything", Duration::from_secs(30), || {
-        partitioned(&[&again])
-    })
+    let took = until(
+        "the restarted node owns everything",
+        Duration::from_secs(30),
+        || partitioned(&[&again]),
+    )
     .await;
     eprintln!("a restart with the same id took its shards back in {took:?}");
-    assert!(again.agent.gate().epoch(0).unwrap() > old_epoch, "new claims, newer epochs");
+    assert!(
+        again.agent.gate().epoch(0).unwrap() > old_epoch,
+        "new claims, newer epochs"
+    );
     let _ = again.stop.send(true);
 }
 
@@ -361,11 +369,15 @@ async fn a_node_that_cannot_reach_etcd_supervises_nothing_and_joins_once_it_can(
     assert!(!node.agent.ready());
     assert!(running(&[&node])[0].is_empty(), "no shard without etcd");
     // etcd comes up on that address: the node joins and claims everything.
-    let Some(etcd) = Etcd::start_on(port) else { return };
+    let Some(etcd) = Etcd::start_on(port) else {
+        return;
+    };
     etcd.wait_ready().await;
-    until("joined and owning everything", Duration::from_secs(60), || {
-        partitioned(&[&node]) && node.agent.ready()
-    })
+    until(
+        "joined and owning everything",
+        Duration::from_secs(60),
+        || partitioned(&[&node]) && node.agent.ready(),
+    )
     .await;
     let _ = node.stop.send(true);
 }

@@ -10,7 +10,7 @@ use crate::cluster::agent::{ClusterAgent, ShardHost};
 use crate::cluster::checkpoint::ShardCheckpoints;
 use crate::cluster::Gate;
 use crate::ingest::metrics::IngestMetrics;
-use crate::ingest::modbus::PollerLauncher;
+use crate::ingest::modbus::RoomPollers;
 use crate::ingest::mqtt::{self, MqttConfig, MqttSession, SessionSpec};
 use crate::ingest::{BatchSink, DeliveryError};
 use cistern_actors::registry::shard_of;
@@ -40,9 +40,8 @@ pub(crate) struct NodeShards {
     pub checkpoints: Arc<ShardCheckpoints>,
     pub agent: OnceLock<Arc<ClusterAgent>>,
     pub rooms: HashMap<u32, Vec<RoomSpec>>,
-    pub pollers: PollerLauncher,
+    pub pollers: RoomPollers,
     pub sessions: tokio::sync::Mutex<HashMap<u32, MqttSession>>,
-    pub polling: std::sync::Mutex<HashMap<u32, Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for NodeShards {
@@ -155,23 +154,15 @@ impl ShardHost for NodeShards {
                     let _ = old.stop(Duration::ZERO).await;
                 }
             }
-            let mut handles = Vec::new();
-            for room in &specs {
-                match self.pollers.spawn(room) {
-                    Ok(Some(h)) => handles.push(h),
-                    Ok(None) => {}
-                    Err(error) => {
-                        tracing::error!(room = %room.id, %error, "cannot poll the room")
+            match self.pollers.start(&specs) {
+                Ok(0) => {}
+                Ok(_) => {
+                    // A polled shard is supervised once its pollers run.
+                    if let Some(agent) = &agent {
+                        agent.sample_applied(shard);
                     }
                 }
-            }
-            if !handles.is_empty() {
-                // A polled shard is supervised once its pollers run.
-                if let Some(agent) = &agent {
-                    agent.sample_applied(shard);
-                }
-                let mut polling = self.polling.lock().unwrap_or_else(|p| p.into_inner());
-                polling.insert(shard, handles);
+                Err(error) => tracing::error!(shard, %error, "cannot poll the shard's rooms"),
             }
             Ok(rooms)
         })
@@ -179,13 +170,10 @@ impl ShardHost for NodeShards {
 
     fn stop_shard(&self, shard: u32, graceful: bool) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let handles = {
-                let mut polling = self.polling.lock().unwrap_or_else(|p| p.into_inner());
-                polling.remove(&shard).unwrap_or_default()
-            };
-            for h in handles {
-                h.abort();
-            }
+            let ids: Vec<_> = (self.rooms.get(&shard).into_iter().flatten())
+                .map(|r| r.id.clone())
+                .collect();
+            self.pollers.stop(&ids).await;
             if let Some(session) = self.sessions.lock().await.remove(&shard) {
                 let drain = if graceful {
                     SESSION_DRAIN
