@@ -649,6 +649,10 @@ impl ClusterAgent {
                     if let Some(o) = self.view().shards.get_mut(&shard) {
                         o.rooms = rooms;
                     }
+                    if rooms == 0 {
+                        // Nothing to supervise: supervised at once.
+                        self.sample_applied(shard);
+                    }
                 }
                 Err(error) => tracing::error!(shard, %error, "cannot start the shard's rooms"),
             }
