@@ -23,7 +23,6 @@ use super::gate::{Epoch, Gate};
 use super::journal::{unix_ms, Journal, JournalEvent};
 use super::metrics::ClusterMetrics;
 use cistern_actors::registry::SHARDS;
-use cistern_schemas::Timestamp;
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp,
 };
@@ -158,7 +157,7 @@ fn wall(at: Instant) -> SystemTime {
 }
 
 fn rfc3339(at: SystemTime) -> String {
-    Timestamp::from_millis(unix_ms(at)).to_string()
+    humantime::format_rfc3339_millis(at).to_string()
 }
 
 /// What the node read of the cluster in one pass.
