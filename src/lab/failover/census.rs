@@ -12,12 +12,11 @@
 
 use super::tap::{Published, SeriesKey};
 use super::FailoverError;
-use crate::historian::HistorianSection;
-use crate::node::storage::Storage;
-use crate::store::StoreConfig;
+use crate::historian::{Historian, HistorianSection};
+use crate::store::{IoRuntime, StoreConfig};
 use cistern_schemas::{PointId, Timestamp};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The counts.
@@ -93,18 +92,43 @@ impl Census {
     }
 }
 
+/// One node's samples, opened as a restarted node opens them: the store, then the historian
+/// reading its write-ahead back (what was durable but not yet sealed).
+struct Opened {
+    historian: Historian,
+    // Last: the runtime must outlive the historian's writer.
+    _io: IoRuntime,
+}
+
+async fn open(dir: &Path) -> Result<Opened, FailoverError> {
+    let fail = |e: String| FailoverError::Census(format!("cannot open {}: {e}", dir.display()));
+    let config = StoreConfig {
+        data_dir: dir.to_path_buf(),
+        ..StoreConfig::default()
+    };
+    let section = HistorianSection::default();
+    let io = IoRuntime::new().map_err(|e| fail(e.to_string()))?;
+    let opened = crate::store::open(&config, &section.retention(), &io)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let mut settings = section.historian_config();
+    // Reading only: no compactor (whose stop waits for its tick).
+    settings.compaction = None;
+    let (store, wal, handle) = (opened.store, dir.to_path_buf(), io.handle());
+    let historian = io
+        .handle()
+        .spawn_blocking(move || Historian::start(store, &wal, settings, handle))
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(Opened { historian, _io: io })
+}
+
 /// Looks for every published sample in the stores of `data_dirs` (the nodes have stopped).
 pub async fn count(published: &Published, data_dirs: &[PathBuf]) -> Result<Census, FailoverError> {
     let mut stores = Vec::with_capacity(data_dirs.len());
     for dir in data_dirs {
-        let config = StoreConfig {
-            data_dir: dir.clone(),
-            ..StoreConfig::default()
-        };
-        let storage = Storage::open(&config, &HistorianSection::default())
-            .await
-            .map_err(|e| FailoverError::Census(format!("cannot open {}: {e}", dir.display())))?;
-        stores.push(storage);
+        stores.push(open(dir).await?);
     }
     let from = Timestamp(published.first_ms);
     let to = Timestamp(published.last_ms);
@@ -121,8 +145,8 @@ pub async fn count(published: &Published, data_dirs: &[PathBuf]) -> Result<Censu
         let point = point_of(key);
         let mut held = Vec::with_capacity(stores.len());
         for s in &stores {
-            let historian: &Arc<crate::historian::Historian> = &s.historian;
-            let samples = historian
+            let samples = s
+                .historian
                 .history(&point, from, to)
                 .await
                 .map_err(|e| FailoverError::Census(format!("cannot read {point}: {e}")))?;
@@ -131,7 +155,8 @@ pub async fn count(published: &Published, data_dirs: &[PathBuf]) -> Result<Censu
         census.add_series(&|| point.to_string(), ts, &held);
     }
     for s in stores {
-        s.close().await;
+        // Blocks while the writer flushes: off the runtime's threads.
+        let _ = tokio::task::spawn_blocking(move || s.historian.stop()).await;
     }
     Ok(census)
 }
@@ -176,6 +201,74 @@ mod tests {
         assert_eq!(c.duplicates, 0);
         assert_eq!(c.unpublished_stored, 1);
         assert_eq!(c.per_node, vec![2, 3]);
+    }
+
+    /// The real path: samples made durable by two "nodes" (the historian over the embedded
+    /// store, in two data directories, left in the write-ahead as a killed node leaves them),
+    /// then found by opening each directory again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn samples_durable_in_each_nodes_data_directory_are_found_there() {
+        use crate::lab::failover::tap::Ledger;
+        use cistern_actors::ports::{Arrival, SampleSink};
+        use cistern_actors::Receipt;
+        use cistern_schemas::reading::{PointValue, Record};
+        use cistern_schemas::telemetry;
+        use cistern_schemas::{DeviceId, Quality};
+
+        let root = std::env::temp_dir().join(format!("cistern-census-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dirs = vec![root.join("node-a"), root.join("node-b")];
+        let device: DeviceId = "XM-0001/T1".parse().unwrap();
+        let kind = device.unit.kind();
+        let index = kind.point_index("level").unwrap();
+        let now = Timestamp::now().0;
+        let ts: Vec<i64> = (1..=4).map(|i| now - 10_000 + i * 2_000).collect();
+        // Node a made t1, t2 durable; node b (the next owner) t2 again and t3; t4 is nowhere.
+        for (dir, held) in dirs.iter().zip([&ts[0..2], &ts[1..3]]) {
+            let node = open(dir).await.unwrap();
+            let records: Vec<Record> = held
+                .iter()
+                .map(|&t| Record {
+                    t: Timestamp(t),
+                    values: vec![PointValue {
+                        index: index as u16,
+                        value: 1.5,
+                        quality: Quality::GOOD,
+                    }],
+                })
+                .collect();
+            let (receipt, durable) = Receipt::new();
+            node.historian
+                .accept(&device, Arrival::Live, &records, receipt);
+            tokio::time::timeout(std::time::Duration::from_secs(10), durable)
+                .await
+                .unwrap()
+                .unwrap();
+            // As a killed node leaves it: no orderly stop (the samples are in the write-ahead).
+            drop(node.historian);
+        }
+        // What the tap saw: the four readings, one message each.
+        let mut ledger = Ledger::default();
+        let n = kind.points().len();
+        for &t in &ts {
+            let mut values = vec![f64::NAN; n];
+            values[index] = 1.5;
+            let payload = telemetry::encode(kind, &[(Timestamp(t), &values)], false);
+            ledger.record(&telemetry::topic(&device), &payload, Timestamp::now());
+        }
+        let published = ledger.settle();
+        let census = count(&published, &dirs).await.unwrap();
+        assert_eq!(census.published, 4);
+        assert_eq!(census.durable, 3);
+        assert_eq!(census.lost, 1, "{census:?}");
+        assert_eq!(
+            census.lost_examples,
+            vec![format!("XM-0001/T1.level@{}", ts[3])]
+        );
+        assert_eq!(census.stored_twice, 1);
+        assert_eq!(census.duplicates, 0);
+        assert_eq!(census.per_node, vec![2, 2]);
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

@@ -138,6 +138,45 @@ fn ip(args: &[&str]) -> Result<(), FailoverError> {
 mod tests {
     use super::*;
 
+    /// Whether a TCP connection from inside the namespace to `addr` succeeds within 2 s.
+    fn reaches(ns: &Netns, addr: std::net::SocketAddr) -> bool {
+        let script = format!("exec 3<>/dev/tcp/{}/{}", addr.ip(), addr.port());
+        let mut c = ns.command(Path::new("/usr/bin/timeout"));
+        c.args(["2", "bash", "-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c.status().unwrap().success()
+    }
+
+    /// A real namespace (needs root, as `cistern bench failover --scenario partition` does):
+    /// inside, the host's end of the link is reachable; cut, it is not; healed, it is again;
+    /// dropped, nothing is left.
+    #[test]
+    fn a_namespace_reaches_the_host_until_cut_and_again_once_healed() {
+        // A tag of its own (the benchmark tags by its pid, which rarely lands up here).
+        let tag = 16_000 + std::process::id() % 300;
+        let ns = Netns::create(tag).unwrap();
+        let listener = std::net::TcpListener::bind((ns.host_ip, 0)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert!(reaches(&ns, addr), "the namespace cannot reach {addr}");
+        ns.cut().unwrap();
+        assert!(!reaches(&ns, addr), "{addr} is reachable across a cut link");
+        ns.heal().unwrap();
+        let back = (0..50).any(|_| {
+            let ok = reaches(&ns, addr);
+            if !ok {
+                std::thread::park_timeout(std::time::Duration::from_millis(100));
+            }
+            ok
+        });
+        assert!(back, "{addr} is not reachable after the heal");
+        let name = ns.name.clone();
+        drop(ns);
+        assert!(!Path::new("/run/netns").join(&name).exists());
+        let (host_if, _) = interfaces(tag);
+        assert!(!Path::new("/sys/class/net").join(host_if).exists());
+    }
+
     #[test]
     fn each_tag_has_its_own_block_and_short_interface_names() {
         assert_eq!(

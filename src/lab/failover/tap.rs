@@ -217,6 +217,54 @@ mod tests {
     use super::*;
     use cistern_schemas::{DeviceUnit, RoomId};
 
+    /// Against a real mosquitto and the simulated gateways: the tap accounts for every point
+    /// the gateways published.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_tap_sees_every_point_the_simulated_gateways_publish() {
+        use crate::lab::field::{self, FieldConfig, FieldHandle};
+        use std::collections::HashMap;
+        use std::sync::atomic::Ordering;
+
+        let dir = std::env::temp_dir().join(format!("cistern-tap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (_broker, addr) = crate::lab::bench::procs::start_broker(&dir).unwrap();
+        let tap = Tap::start(addr, "tap-test", Duration::from_secs(10))
+            .await
+            .unwrap();
+        let inventory = crate::lab::sim::generate_fleet(4, 7);
+        let handle = FieldHandle::new(&inventory, 7, Timestamp::now());
+        let (stop, stopped) = watch::channel(false);
+        let config = FieldConfig {
+            mqtt: Some(addr),
+            speed: 10.0,
+            ..FieldConfig::default()
+        };
+        let run = field::run(&handle, &inventory, config, HashMap::new(), stopped);
+        let stats = run.stats.clone();
+        let end = tokio::time::Instant::now() + Duration::from_secs(20);
+        while stats.messages.load(Ordering::Relaxed) < 20 {
+            assert!(
+                tokio::time::Instant::now() < end,
+                "nothing published in 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = stop.send(true);
+        let _ = run.task.await;
+        let points = stats.points.load(Ordering::Relaxed);
+        assert!(points > 0);
+        let end = tokio::time::Instant::now() + Duration::from_secs(20);
+        while tap.seen() < points && tokio::time::Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let published = tap.stop().await;
+        assert_eq!(published.samples, points);
+        assert_eq!(published.repeats, 0);
+        assert_eq!(published.undecodable, 0);
+        assert_eq!(published.messages, stats.messages.load(Ordering::Relaxed));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn the_ledger_keeps_each_sample_once_and_counts_repeats_and_rejections() {
         let room = RoomId::new("XM-0001").unwrap();
