@@ -73,6 +73,10 @@ pub fn member_args(
         ("--election-timeout", "500".to_owned()),
         ("--auto-compaction-mode", "periodic".to_owned()),
         ("--auto-compaction-retention", "5m".to_owned()),
+        // The nodes ping their connection every second; etcd's default (5 s) answers that
+        // with GOAWAY too_many_pings, the lease's keep-alive stream closing with it.
+        ("--grpc-keepalive-min-time", "500ms".to_owned()),
+        ("--pre-vote", "true".to_owned()),
         ("--logger", "zap".to_owned()),
         ("--log-level", "warn".to_owned()),
     ]
@@ -224,6 +228,7 @@ mod tests {
         ));
         assert!(has("--initial-cluster-state=new"));
         assert!(has("--auto-compaction-retention=5m"));
+        assert!(has("--grpc-keepalive-min-time=500ms"));
     }
 
     /// A real three-member cluster comes up healthy and goes away with its data.

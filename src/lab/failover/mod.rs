@@ -443,12 +443,13 @@ fn view(http: &ureq::Agent, node: &ClusterNode) -> Option<NodeView> {
     NodeView::parse(&v)
 }
 
-/// Active owners by shard, from the views of `members`.
+/// Owners by shard (claimed and not draining: `acquiring` until the shard's first sample,
+/// which a shard without rooms never has, then `active`), from the views of `members`.
 fn owners(views: &[(usize, NodeView)]) -> BTreeMap<u32, Vec<(usize, ShardView)>> {
     let mut by: BTreeMap<u32, Vec<(usize, ShardView)>> = BTreeMap::new();
     for (i, v) in views {
         for s in &v.shards {
-            if s.state == "active" {
+            if s.state == "active" || s.state == "acquiring" {
                 by.entry(s.shard).or_default().push((*i, s.clone()));
             }
         }
@@ -456,7 +457,7 @@ fn owners(views: &[(usize, NodeView)]) -> BTreeMap<u32, Vec<(usize, ShardView)>>
     by
 }
 
-/// Waits until every shard is active on exactly one of `members`, every member says it is a
+/// Waits until every shard is owned by exactly one of `members`, every member says it is a
 /// member and owns at least one shard, and the assignment held for two polls a second apart.
 fn wait_settled(
     http: &ureq::Agent,
@@ -504,7 +505,7 @@ fn wait_settled(
         if Instant::now() >= end {
             let owned = by.values().filter(|o| o.len() == 1).count();
             return Err(FailoverError::Cluster(format!(
-                "did not settle within {deadline:?}: {owned} of {SHARDS} shards active on one node, \
+                "did not settle within {deadline:?}: {owned} of {SHARDS} shards owned by one node, \
                  {} of {} nodes answering as members",
                 views.iter().filter(|(_, v)| v.state == "member").count(),
                 members.len()
@@ -514,11 +515,13 @@ fn wait_settled(
     }
 }
 
-/// Waits until every owned shard with rooms has applied a sample.
+/// Waits until the owned shards hold all `rooms` rooms and every shard with rooms has applied
+/// a sample.
 fn wait_first_samples(
     http: &ureq::Agent,
     nodes: &[ClusterNode],
     members: &[usize],
+    rooms: usize,
     deadline: Duration,
 ) -> Result<(), FailoverError> {
     let end = Instant::now() + deadline;
@@ -527,17 +530,24 @@ fn wait_first_samples(
             .iter()
             .filter_map(|&i| nodes.get(i).and_then(|n| view(http, n)).map(|v| (i, v)))
             .collect();
-        let waiting = views
-            .iter()
-            .flat_map(|(_, v)| v.shards.iter())
-            .filter(|s| s.rooms > 0 && s.first_sample_ms.is_none())
+        let by = owners(&views);
+        let held: usize = by
+            .values()
+            .filter_map(|o| o.first())
+            .map(|(_, s)| s.rooms)
+            .sum();
+        let waiting = by
+            .values()
+            .filter_map(|o| o.first())
+            .filter(|(_, s)| s.rooms > 0 && s.first_sample_ms.is_none())
             .count();
-        if waiting == 0 && views.len() == members.len() {
+        if waiting == 0 && held == rooms && views.len() == members.len() {
             return Ok(());
         }
         if Instant::now() >= end {
             return Err(FailoverError::Cluster(format!(
-                "had {waiting} shards with rooms and no sample {deadline:?} after the fleet started"
+                "had {waiting} shards with rooms and no sample, and {held} of {rooms} rooms \
+                 started, {deadline:?} after the fleet started"
             )));
         }
         std::thread::park_timeout(Duration::from_millis(250));
@@ -713,7 +723,7 @@ fn run_scenario(
         .env("RUST_LOG", "warn");
     let mut generator = BenchProc::spawn("load generator", gen_cmd, dir.join("generator.log"))?;
     generator.wait_line("ready", Duration::from_secs(120))?;
-    wait_first_samples(&http, &nodes, &all, Duration::from_secs(60))?;
+    wait_first_samples(&http, &nodes, &all, opts.rooms, Duration::from_secs(60))?;
     wait_alive(
         Duration::from_secs(opts.warmup),
         &mut nodes,
@@ -1075,19 +1085,23 @@ mod tests {
                  "first_sample_at": "1970-01-01T00:00:02.500Z", "rooms": 7},
                 {"shard": 9, "owner": "node-a", "epoch": 42, "state": "acquiring",
                  "acquired_at": "1970-01-01T00:00:01.000Z", "first_sample_at": null,
-                 "rooms": ["XM-0001"]}
+                 "rooms": ["XM-0001"]},
+                {"shard": 11, "owner": "node-a", "epoch": 43, "state": "draining",
+                 "acquired_at": "1970-01-01T00:00:01.000Z", "first_sample_at": null,
+                 "rooms": 0}
             ]
         });
         let n = NodeView::parse(&v).unwrap();
         assert_eq!(n.node, "node-a");
         assert_eq!(n.state, "member");
-        assert_eq!(n.shards.len(), 2);
+        assert_eq!(n.shards.len(), 3);
         assert_eq!(n.shards[0].first_sample_ms, Some(2_500));
         assert_eq!(n.shards[0].rooms, 7);
         assert_eq!(n.shards[1].rooms, 1);
         assert_eq!(n.shards[1].first_sample_ms, None);
         let by = owners(&[(0, n)]);
-        assert_eq!(by.keys().copied().collect::<Vec<_>>(), vec![3]);
+        // Claimed, with or without a first sample; a draining shard is on its way out.
+        assert_eq!(by.keys().copied().collect::<Vec<_>>(), vec![3, 9]);
     }
 
     #[test]
