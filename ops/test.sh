@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs the real peers the tests talk to (Debian's
-# mosquitto, prometheus, chromium, chromium-driver and a Chinese font), then checks formatting and lints and runs
+# mosquitto, etcd, prometheus, chromium, chromium-driver and a Chinese font; protoc), then checks formatting and lints and runs
 # every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,11 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 # A Chinese font, so that the zh-CN screens render (and their screenshots read) in Chromium.
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
+# Clustering (the feature `cluster`, tests/it/cluster*.rs, `cistern bench failover`): Debian's etcd
+# 3.4 server as the real etcd the nodes lease shards from, and protoc, which etcd-client's build
+# needs to compile etcd's .proto files.
+[ -x /usr/bin/etcd ] || missing+=(etcd-server)
+[ -x /usr/bin/protoc ] || missing+=(protobuf-compiler)
 # Debian's prometheus ships both promtool and the server (tests/it/monitoring.rs).
 { command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; } || missing+=(prometheus)
 # A real SMTP server for the notifications' e-mail test (tests/it/notify.rs), run by Debian's python.
@@ -23,7 +28,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "ops/test.sh: installing ${missing[*]} from Debian's packages"
   apt-get update -qq
-  # The tests start their own broker and Prometheus on free ports: keep the packages' services
+  # The tests start their own broker, etcd and Prometheus on free ports: keep the packages' services
   # from starting.
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -48,7 +53,10 @@ phase() { # NAME COMMAND...
 }
 
 phase fmt cargo fmt --all -- --check
-phase clippy cargo clippy --workspace --all-targets --locked -- -D warnings
+# Everything is checked and tested with the feature `cluster` (etcd, needs protoc); the README's
+# demo builds without it, and so does the product without the lab (below).
+phase clippy cargo clippy --workspace --all-targets --locked --features cistern/cluster -- -D warnings
+phase demo-build cargo clippy -p cistern --locked --bins --lib -- -D warnings
 # The product builds without the lab (src/lab: simulator, demo, benchmarks): `cistern run` with
 # the feature `lab` off. A clippy run is a `cargo check` that also refuses warnings, such as an
 # import left unused when the lab is gone.
@@ -57,12 +65,12 @@ if cargo nextest --version >/dev/null 2>&1; then
   # cargo-nextest (.config/nextest.toml): each test in its own process, one pool across the
   # workspace's test binaries, every test's time printed, and a hung test killed and failed
   # after 5 minutes instead of stalling CI. It does not run doctests: cargo test does those.
-  phase tests cargo nextest run --workspace --locked
-  phase doctests cargo test --workspace --locked --doc
+  phase tests cargo nextest run --workspace --locked --features cistern/cluster
+  phase doctests cargo test --workspace --locked --doc --features cistern/cluster
 else
   echo "ops/test.sh: cargo-nextest is not installed (cargo install cargo-nextest --locked):" \
     "running cargo test, with no per-test timeout"
-  phase tests cargo test --workspace --locked
+  phase tests cargo test --workspace --locked --features cistern/cluster
 fi
 echo "ops/test.sh: elapsed per phase: ${timings[*]} (total ${SECONDS} s)"
 

@@ -65,6 +65,10 @@ pub struct Config {
     /// `crate::business::analysis`).
     #[serde(default)]
     pub analysis: crate::business::analysis::AnalysisConfig,
+    /// `[cluster]`: failover clustering over etcd (owned by `crate::cluster`); off: this node
+    /// owns every shard.
+    #[serde(default)]
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 /// `[http]`
@@ -229,6 +233,8 @@ pub enum ConfigError {
     /// `[notify]` cannot work (the message names the channel or user).
     #[error(transparent)]
     Notify(#[from] crate::notify::NotifyError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterConfigError),
 }
 
 impl Config {
@@ -256,6 +262,7 @@ impl Config {
             config.notify.adopt_rules_webhook(&legacy);
         }
         config.notify.validate()?;
+        config.cluster.validate()?;
         if let Some(dir) = &mut config.profiles.dir {
             if dir.is_relative() {
                 *dir = base.join(&*dir);

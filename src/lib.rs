@@ -12,6 +12,7 @@ pub mod alarms;
 pub mod api;
 pub mod auth;
 pub mod business;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod historian;

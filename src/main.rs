@@ -171,6 +171,11 @@ enum Command {
         #[command(flatten)]
         fleet: FleetBenchArgs,
     },
+    /// Failover clustering: the cluster as etcd holds it.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterCommand,
+    },
     /// Tools for rule authors.
     Rules {
         #[command(subcommand)]
@@ -368,6 +373,26 @@ enum ReliabilityCommand {
     /// required; failed 1 for a failure, 0 for a unit still running) and print β and η with
     /// their 95 % confidence bounds.
     Fit { file: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCommand {
+    /// Members with their leases' time to live, shards per node with their epochs, unowned
+    /// shards — read from etcd, so it answers when no node does.
+    Status {
+        /// etcd client URLs, comma-separated (default: `[cluster] endpoints` of --config).
+        #[arg(long, value_delimiter = ',')]
+        endpoints: Vec<String>,
+        /// The cluster's name (default: `[cluster] name` of --config, else "cistern").
+        #[arg(long)]
+        name: Option<String>,
+        /// A node's configuration file to take the endpoints and the name from.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -661,6 +686,8 @@ fn main() -> anyhow::Result<()> {
                 spec.lifecycle = config.lifecycle.clone();
                 spec.analysis = config.analysis.clone();
                 spec.basemap = basemap;
+                spec.cluster = config.cluster.clone();
+                spec.cluster_journal = Some(config.store.data_dir.join("cluster-journal.jsonl"));
                 let node = Node::start(spec).await.context("cannot start the node")?;
                 if !node.mqtt_subscribed(Duration::from_secs(10)).await {
                     tracing::warn!("not subscribed to the MQTT broker yet; ready anyway, ingest starts once it is");
@@ -914,6 +941,15 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Cluster {
+            action:
+                ClusterCommand::Status {
+                    endpoints,
+                    name,
+                    config,
+                    json,
+                },
+        } => cluster_status(endpoints, name, config, json),
         Command::Rules { action } => match action {
             RulesCommand::Check { dir } => {
                 let report = cistern_rules::tools::check(&dir)?;
@@ -1020,5 +1056,44 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// `cistern cluster status`.
+fn cluster_status(
+    mut endpoints: Vec<String>,
+    name: Option<String>,
+    config: Option<PathBuf>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let section = match &config {
+        Some(path) => Config::load(path)?.cluster,
+        None => cistern::cluster::ClusterConfig::default(),
+    };
+    if endpoints.is_empty() {
+        endpoints = section.endpoints.clone();
+    }
+    let name = name.unwrap_or(section.name);
+    #[cfg(feature = "cluster")]
+    {
+        let report = tokio::runtime::Runtime::new()?
+            .block_on(cistern::cluster::status::read(&endpoints, &name))
+            .with_context(|| {
+                format!(
+                    "cannot read the cluster from etcd at {}",
+                    endpoints.join(",")
+                )
+            })?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", cistern::cluster::status::render(&report));
+        }
+        Ok(())
+    }
+    #[cfg(not(feature = "cluster"))]
+    {
+        let _ = (endpoints, name, json);
+        Err(cistern::cluster::ClusterConfigError::NotBuilt.into())
     }
 }

@@ -6,6 +6,8 @@
 //! exist yet → HTTP. Shutdown: HTTP stops accepting, ingest stops (unacknowledged MQTT messages
 //! stay with the broker's persistent session), then the actors' arbiters.
 
+#[cfg(feature = "cluster")]
+mod cluster;
 pub mod storage;
 pub use storage::Storage;
 
@@ -92,6 +94,10 @@ pub struct NodeSpec {
     pub simulated_parts_history: bool,
     /// Analysis (`[analysis]`): on when the node has records and history.
     pub analysis: crate::business::analysis::AnalysisConfig,
+    /// Failover clustering (`[cluster]`): on, the node supervises only the shards it claims.
+    pub cluster: crate::cluster::ClusterConfig,
+    /// Where the cluster member journals its claims (the store's data directory).
+    pub cluster_journal: Option<std::path::PathBuf>,
 }
 
 /// What the node's planning service starts with.
@@ -153,6 +159,8 @@ impl NodeSpec {
             lifecycle: Default::default(),
             simulated_parts_history: false,
             analysis: Default::default(),
+            cluster: Default::default(),
+            cluster_journal: None,
         }
     }
 }
@@ -184,6 +192,11 @@ pub enum NodeError {
     Inspections(#[from] crate::business::assets::inspection::InspectionError),
     #[error("cannot start notifications: {0}")]
     Notify(#[from] crate::notify::NotifyError),
+    #[error(transparent)]
+    ClusterConfig(#[from] crate::cluster::ClusterConfigError),
+    #[cfg(feature = "cluster")]
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::agent::ClusterError),
     #[error("cannot serve HTTP on {addr}: {source}")]
     Http {
         addr: SocketAddr,
@@ -310,6 +323,76 @@ async fn log_summaries(router: Arc<IngestRouter>, mut shutdown: watch::Receiver<
     }
 }
 
+/// What a cluster member is made of before the fleet starts: the gate, the checkpoints that
+/// stand in for the node's alarm state and snapshots, the metrics and the journal.
+#[cfg(feature = "cluster")]
+struct ClusterParts {
+    config: crate::cluster::ClusterConfig,
+    gate: Arc<crate::cluster::Gate>,
+    checkpoints: Arc<crate::cluster::checkpoint::ShardCheckpoints>,
+    metrics: crate::cluster::metrics::ClusterMetrics,
+    journal: crate::cluster::journal::Journal,
+}
+
+/// Puts the cluster's checkpoints in place of the node's alarm state and snapshots (a shard's
+/// state must follow it to its next owner), and turns the business layer off on a node whose
+/// records are its own (they would diverge between nodes: it needs the shared store).
+#[cfg(feature = "cluster")]
+fn cluster_parts(
+    spec: &mut NodeSpec,
+    cluster_metrics: crate::cluster::metrics::ClusterMetrics,
+) -> Result<ClusterParts, NodeError> {
+    use crate::cluster::checkpoint::{Keys, ShardCheckpoints};
+    let gate = Arc::new(crate::cluster::Gate::default());
+    let checkpoints = Arc::new(ShardCheckpoints::new(
+        Keys::new(spec.cluster.prefix()),
+        gate.clone(),
+        cluster_metrics.clone(),
+        spec.alarm_store.clone(),
+    ));
+    spec.alarm_store = checkpoints.clone();
+    spec.snapshots = checkpoints.clone();
+    if spec.records.take().is_some() {
+        tracing::warn!(
+            "[cluster]: work orders, archives, notifications and analysis are off on a cluster \
+             node whose records are its own; they need the shared store ([store] backend = \
+             \"scylla\")"
+        );
+    }
+    let journal =
+        crate::cluster::journal::Journal::open(&spec.cluster.node_id, spec.cluster_journal.clone())
+            .map_err(crate::cluster::agent::ClusterError::Journal)?;
+    Ok(ClusterParts {
+        config: spec.cluster.clone(),
+        gate,
+        checkpoints,
+        metrics: cluster_metrics,
+        journal,
+    })
+}
+
+#[cfg(feature = "cluster")]
+impl ClusterParts {
+    /// The member, with the node's side of its moves.
+    fn member(
+        self,
+        host: cluster::NodeShards,
+    ) -> (
+        Arc<crate::cluster::agent::ClusterAgent>,
+        Arc<dyn crate::cluster::agent::ShardHost>,
+    ) {
+        let agent = crate::cluster::agent::ClusterAgent::new(
+            self.config,
+            self.gate,
+            self.checkpoints,
+            self.metrics,
+            self.journal,
+        );
+        let _ = host.agent.set(agent.clone());
+        (agent, Arc::new(host))
+    }
+}
+
 /// A running node.
 #[derive(Debug)]
 pub struct Node {
@@ -360,9 +443,26 @@ impl Node {
             .map(|_| Arbiter::new())
             .collect();
         let handles: Vec<_> = arbiters.iter().map(|a| a.handle()).collect();
+        let mut spec = spec;
+        spec.cluster.validate()?;
+        // The cluster's series exist on every node (a single node owns every shard), so that
+        // dashboards and alerts read the same names everywhere.
+        let cluster_metrics = crate::cluster::metrics::ClusterMetrics::register(&metrics)?;
+        #[cfg(feature = "cluster")]
+        let cluster = if spec.cluster.enabled {
+            Some(cluster_parts(&mut spec, cluster_metrics)?)
+        } else {
+            cluster_metrics
+                .shards_owned
+                .set(i64::from(cistern_actors::registry::SHARDS));
+            None
+        };
+        #[cfg(not(feature = "cluster"))]
+        cluster_metrics
+            .shards_owned
+            .set(i64::from(cistern_actors::registry::SHARDS));
         // Work orders watch the alarm events through a tap on the alarm store, put in place
         // before any alarm host exists.
-        let mut spec = spec;
         let intake = if spec.workorders.enabled && spec.records.is_some() && spec.rules.enabled {
             let (tap, events) = crate::business::workorders::intake::AlarmTap::new(
                 spec.alarm_store.clone(),
@@ -422,7 +522,12 @@ impl Node {
             live: live.clone(),
             figures: figures.clone(),
         };
-        let registry = FleetRegistry::start(&spec.inventory, &deps, &handles);
+        let registry = if spec.cluster.enabled {
+            // A cluster member runs no room until its member claims the room's shard.
+            FleetRegistry::start_only(&spec.inventory, &deps, &handles, |_| false)
+        } else {
+            FleetRegistry::start(&spec.inventory, &deps, &handles)
+        };
         tracing::info!(
             rooms = registry.len(),
             threads = handles.len(),
@@ -467,7 +572,7 @@ impl Node {
             ingest_metrics.messages.with_label_values(&["mqtt"]);
             ingest_metrics.points.with_label_values(&["mqtt"]);
         }
-        if let Some(mqtt) = &spec.mqtt {
+        if let (Some(mqtt), false) = (&spec.mqtt, spec.cluster.enabled) {
             let ingest = mqtt::spawn(
                 mqtt,
                 router.clone(),
@@ -694,8 +799,19 @@ impl Node {
             }
             _ => None,
         };
+        // A cluster member polls the rooms of the shards it claims, as it claims them.
+        let polled = if spec.cluster.enabled {
+            Inventory {
+                zones: spec.inventory.zones.clone(),
+                rooms: Vec::new(),
+            }
+        } else {
+            spec.inventory.clone()
+        };
+        #[cfg(feature = "cluster")]
+        let shard_router = router.clone();
         let (pollers, launcher) = start_pollers(
-            &spec.inventory,
+            &polled,
             &spec.profiles,
             &spec.modbus,
             router,
@@ -712,7 +828,7 @@ impl Node {
         if let Some(archive) = &archive {
             archive.set_fleet(Arc::new(FleetFollower {
                 registry: registry.clone(),
-                pollers: launcher,
+                pollers: launcher.clone(),
             }));
         }
         let readiness = Readiness {
@@ -741,6 +857,28 @@ impl Node {
             ws_shutdown_rx.clone(),
         );
         tasks.push(hub_task);
+        #[cfg(feature = "cluster")]
+        let cluster = match cluster {
+            Some(parts) => Some({
+                let gate = parts.gate.clone();
+                parts.member(cluster::NodeShards {
+                    registry: registry.clone(),
+                    mqtt: spec.mqtt.clone(),
+                    cluster: spec.cluster.name.clone(),
+                    router: shard_router,
+                    metrics: ingest_metrics.clone(),
+                    clock: spec.clock.clone(),
+                    shutdown: shutdown_rx.clone(),
+                    gate,
+                    agent: std::sync::OnceLock::new(),
+                    rooms: cluster::NodeShards::rooms_by_shard(&spec.inventory.rooms),
+                    pollers: launcher.clone(),
+                    sessions: Default::default(),
+                    polling: Default::default(),
+                })
+            }),
+            None => None,
+        };
         let state = web::Data::new(ApiState {
             registry: registry.clone(),
             metrics: metrics.clone(),
@@ -790,6 +928,12 @@ impl Node {
             inspections,
             lifecycle: lifecycle.clone(),
             analysis: analysis.clone(),
+            #[cfg(feature = "cluster")]
+            cluster: cluster
+                .as_ref()
+                .map(|(agent, _)| agent.clone() as Arc<dyn crate::cluster::ClusterView>),
+            #[cfg(not(feature = "cluster"))]
+            cluster: None,
         });
         if state.analysis.is_some() {
             // The room scores' daily history (issue 22 item 5), stored as days close.
@@ -821,6 +965,12 @@ impl Node {
         let handle = server.handle();
         actix_web::rt::spawn(server);
         tracing::info!(%http, "HTTP API listening");
+        // The member claims shards once the node can serve them; it is stopped first, so that
+        // it hands every shard over before ingest and the actors stop.
+        #[cfg(feature = "cluster")]
+        if let Some((agent, host)) = cluster {
+            tasks.insert(0, agent.spawn(host, shutdown_rx.clone()));
+        }
         Ok(Node {
             registry,
             metrics,

@@ -46,6 +46,12 @@ impl LiveFigures {
         }
     }
 
+    /// Takes a room and its tanks off the board (the room stopped on this node).
+    pub fn remove_room(&self, room: &RoomId) {
+        self.rooms.remove(room);
+        self.tanks.retain(|t, _| &t.room != room);
+    }
+
     pub fn room(&self, room: &RoomId) -> RoomFigures {
         self.rooms.get(room).map(|e| *e).unwrap_or_default()
     }

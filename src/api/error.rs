@@ -348,6 +348,12 @@ impl From<cistern_actors::RouteError> for ApiError {
                 ErrorCode::Timeout,
                 e.to_string(),
             ),
+            // Another node runs the room (a cluster whose request was not forwarded).
+            R::NotHere(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::RoomUnavailable,
+                e.to_string(),
+            ),
         }
     }
 }

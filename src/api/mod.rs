@@ -17,6 +17,7 @@ pub mod audit;
 pub mod auth;
 pub mod basemap;
 pub mod cleaning;
+pub mod cluster;
 pub mod cockpit;
 pub mod error;
 pub mod history;
@@ -78,6 +79,8 @@ pub struct ApiState {
     pub lifecycle: Option<Arc<crate::business::assets::lifecycle::service::Lifecycle>>,
     /// The analysis (issue 22), when the node has records and history.
     pub analysis: Option<Arc<crate::business::analysis::Analysis>>,
+    /// The node's cluster member (when `[cluster]` is on).
+    pub cluster: Option<Arc<dyn crate::cluster::ClusterView>>,
 }
 
 /// What the alarm and rule endpoints need.
@@ -202,6 +205,7 @@ routes! {
     get "/api/v1/reliability/spares" => reliability::spares;
     put "/api/v1/reliability/stock/{part}" => reliability::set_stock;
     get "/api/v1/reliability/suppliers" => reliability::suppliers;
+    get "/api/v1/cluster" => cluster::status;
     get "/api/v1/analysis/days" => analysis::days;
     get "/api/v1/analysis/day" => analysis::day;
     post "/api/v1/analysis/recompute" => analysis::recompute;
@@ -295,7 +299,12 @@ async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
     let Some(readiness) = &state.readiness else {
         return HttpResponse::Ok().json(serde_json::json!({ "ready": true }));
     };
-    let report = readiness.check();
+    let mut report = readiness.check();
+    if state.cluster.as_ref().is_some_and(|c| !c.ready()) {
+        // Outside the cluster (etcd unreachable, or fenced), the node supervises nothing.
+        report.ready = false;
+        report.not_ready.push("cluster");
+    }
     if report.ready {
         HttpResponse::Ok().json(report)
     } else {

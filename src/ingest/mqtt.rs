@@ -36,6 +36,7 @@ use crate::ingest::metrics::IngestMetrics;
 use cistern_actors::{Clock, Receipt};
 use cistern_schemas::reading::IngestSource;
 use cistern_schemas::telemetry::{self, PayloadLimits, TelemetryTopic};
+use cistern_schemas::RoomId;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, SubscribeFilter};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -98,13 +99,132 @@ pub struct MqttIngest {
     pub subscribed: watch::Receiver<bool>,
 }
 
+/// Whether the session may still acknowledge messages. The acker asks before every ack, the
+/// workers before every message, the poll task on every PUBLISH and every
+/// [`GATE_CHECK_EVERY`]: once it answers false the session stops acknowledging, stops routing,
+/// and drops its connection without a DISCONNECT — the broker keeps every message it was not
+/// told is safe in the persistent session, for the next session with the same client id (the
+/// shard's next owner). A closed gate stays closed for the session: it is never reopened.
+pub trait AckGate: Send + Sync + 'static {
+    fn may_ack(&self) -> bool;
+}
+
+impl<F: Fn() -> bool + Send + Sync + 'static> AckGate for F {
+    fn may_ack(&self) -> bool {
+        self()
+    }
+}
+
+/// How often a session's poll task asks its gate while no message arrives.
+pub const GATE_CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// The two topic filters of one room: its room messages and its per-device messages.
+pub fn room_filters(room: &RoomId) -> [String; 2] {
+    let base = format!("{}/{room}", telemetry::TOPIC_PREFIX);
+    let devices = format!("{base}/+");
+    [base, devices]
+}
+
+/// The client id of a shard's persistent session in cluster `cluster`
+/// (`cistern-<cluster>-shard-<NN>`): every owner of the shard, in turn, uses the same one.
+pub fn shard_client_id(cluster: &str, shard: u32) -> String {
+    format!("cistern-{cluster}-shard-{shard:02}")
+}
+
+/// What one session subscribes to, as whom, and under which gate.
+#[derive(Clone)]
+pub struct SessionSpec {
+    /// The client id of the persistent session (the broker keeps what it did not ack).
+    pub client_id: String,
+    /// Topic filters (QoS 1). Empty: subscribe to nothing new (the persistent session keeps
+    /// what an earlier connection subscribed to).
+    pub filters: Vec<String>,
+    /// None: acknowledge always (a single node).
+    pub gate: Option<Arc<dyn AckGate>>,
+}
+
+impl std::fmt::Debug for SessionSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionSpec")
+            .field("client_id", &self.client_id)
+            .field("filters", &self.filters)
+            .field("gated", &self.gate.is_some())
+            .finish()
+    }
+}
+
+/// Why a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// Stopped on request ([`MqttSession::stop`]): the messages it had taken were acknowledged
+    /// once durable, then it sent DISCONNECT; the rest stays with the broker.
+    Stopped,
+    /// The node is shutting down: DISCONNECT at once; what was not acknowledged stays.
+    Shutdown,
+    /// Its gate closed: acknowledgements stopped and the connection was dropped without
+    /// DISCONNECT.
+    Fenced,
+    /// A message for a room this node does not run arrived (its shard moved): handled as a
+    /// closed gate — the message and those after it are not acknowledged.
+    NotOwner,
+    /// The decode pipeline stopped unexpectedly: the connection was dropped.
+    Failed,
+}
+
+/// One running MQTT session (a shard's, in a cluster).
+#[derive(Debug)]
+pub struct MqttSession {
+    client_id: String,
+    /// Turns true once the subscriptions are in place (false while the connection is down).
+    pub subscribed: watch::Receiver<bool>,
+    ended: watch::Receiver<Option<SessionEnd>>,
+    stop: watch::Sender<Option<Duration>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl MqttSession {
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// Why the session ended, once it has (a closed gate ends it on its own).
+    pub fn ended(&self) -> Option<SessionEnd> {
+        *self.ended.borrow()
+    }
+
+    /// Stops the session gracefully: it takes no new message, acknowledges those it took once
+    /// they are durable (waiting up to `drain`), sends DISCONNECT, and its tasks end. What it
+    /// did not acknowledge stays with the broker for the next session with its client id.
+    /// Returns how it ended (not `Stopped` when it had ended already, e.g. fenced).
+    pub async fn stop(self, drain: Duration) -> SessionEnd {
+        let _ = self.stop.send(Some(drain));
+        self.join().await
+    }
+
+    /// Waits for the session's end (a closed gate, a shutdown, a stop) and for its tasks.
+    pub async fn join(self) -> SessionEnd {
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        let end = *self.ended.borrow();
+        end.unwrap_or(SessionEnd::Failed)
+    }
+}
+
 /// How a worker tells the acker it is done with a message: with the ends of the receipts to
-/// wait on, one per batch delivered (none when everything was rejected: nothing to store).
-type Done = Vec<oneshot::Receiver<()>>;
+/// wait on, one per batch delivered (none when everything was rejected: nothing to store), or
+/// that the message must not be acknowledged at all (and the session must end).
+#[derive(Debug)]
+enum Done {
+    Ack(Vec<oneshot::Receiver<()>>),
+    Refuse(SessionEnd),
+}
+
 /// A message handed to a decode worker.
 type Job = (Publish, oneshot::Sender<Done>);
 
-/// Starts the MQTT ingest. It stops when `shutdown` turns true.
+/// Starts the MQTT ingest of a single node: the configured client id, every room's
+/// telemetry. It stops when `shutdown` turns true.
 pub fn spawn(
     config: &MqttConfig,
     sink: Arc<dyn BatchSink>,
@@ -112,7 +232,30 @@ pub fn spawn(
     clock: Arc<dyn Clock>,
     shutdown: watch::Receiver<bool>,
 ) -> MqttIngest {
-    let mut opts = MqttOptions::new(&config.client_id, &config.host, config.port);
+    let session = SessionSpec {
+        client_id: config.client_id.clone(),
+        filters: telemetry::TOPIC_FILTERS.map(str::to_owned).to_vec(),
+        gate: None,
+    };
+    // Nobody stops this one but the shutdown (a dropped stop handle asks nothing).
+    let MqttSession {
+        subscribed, tasks, ..
+    } = spawn_session(config, session, sink, metrics, clock, shutdown);
+    MqttIngest { tasks, subscribed }
+}
+
+/// Starts one MQTT session (`session`: client id, filters, gate) with the broker settings of
+/// `config` (its own `client_id` is not used). It ends on [`MqttSession::stop`], when its gate
+/// closes, or at once when `shutdown` turns true.
+pub fn spawn_session(
+    config: &MqttConfig,
+    session: SessionSpec,
+    sink: Arc<dyn BatchSink>,
+    metrics: IngestMetrics,
+    clock: Arc<dyn Clock>,
+    shutdown: watch::Receiver<bool>,
+) -> MqttSession {
+    let mut opts = MqttOptions::new(&session.client_id, &config.host, config.port);
     opts.set_keep_alive(config.keep_alive)
         .set_clean_session(false)
         .set_manual_acks(true)
@@ -130,6 +273,7 @@ pub fn spawn(
         max_bytes: config.max_payload_bytes,
         ..PayloadLimits::default()
     };
+    let gate: Arc<dyn AckGate> = session.gate.clone().unwrap_or_else(|| Arc::new(|| true));
     let workers = config.workers.max(1);
     // Acks wait in rumqttc's request channel until the poll task's next turn of the event
     // loop: it must hold a full in-flight window of them without ever making the acker wait.
@@ -145,16 +289,24 @@ pub fn spawn(
             metrics.clone(),
             clock.clone(),
             limits,
+            gate.clone(),
         )));
     }
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+    let (abort_tx, abort_rx) = mpsc::unbounded_channel();
+    let (acked_tx, acked_rx) = oneshot::channel();
     tasks.push(tokio::spawn(acker(
         ack_rx,
         client.clone(),
         metrics.clone(),
         shutdown.clone(),
+        gate.clone(),
+        abort_tx,
+        acked_tx,
     )));
     let (subscribed_tx, subscribed) = watch::channel(false);
+    let (ended_tx, ended) = watch::channel(None);
+    let (stop, stop_rx) = watch::channel(None);
     let poll = Poll {
         client,
         senders,
@@ -162,9 +314,23 @@ pub fn spawn(
         metrics,
         reconnect_max: config.reconnect_max,
         subscribed: subscribed_tx,
+        filters: session.filters,
+        gate,
+        client_id: session.client_id.clone(),
     };
-    tasks.push(tokio::spawn(poll.run(eventloop, shutdown)));
-    MqttIngest { tasks, subscribed }
+    tasks.push(tokio::spawn(async move {
+        let end = poll
+            .run(eventloop, shutdown, stop_rx, abort_rx, acked_rx)
+            .await;
+        let _ = ended_tx.send(Some(end));
+    }));
+    MqttSession {
+        client_id: session.client_id,
+        subscribed,
+        ended,
+        stop,
+        tasks,
+    }
 }
 
 /// Which worker a topic goes to: by room, so a device's messages keep their order.
@@ -188,20 +354,54 @@ struct Poll {
     metrics: IngestMetrics,
     reconnect_max: Duration,
     subscribed: watch::Sender<bool>,
+    filters: Vec<String>,
+    gate: Arc<dyn AckGate>,
+    client_id: String,
+}
+
+/// Resolves with the drain time once a stop is asked; never when the handle is gone.
+async fn stop_asked(stop: &mut watch::Receiver<Option<Duration>>) -> Duration {
+    let asked = stop
+        .wait_for(Option::is_some)
+        .await
+        .map(|d| d.unwrap_or_default());
+    match asked {
+        Ok(d) => d,
+        Err(_) => std::future::pending().await,
+    }
 }
 
 impl Poll {
-    async fn run(self, mut eventloop: rumqttc::EventLoop, mut shutdown: watch::Receiver<bool>) {
+    async fn run(
+        self,
+        mut eventloop: rumqttc::EventLoop,
+        mut shutdown: watch::Receiver<bool>,
+        mut stop: watch::Receiver<Option<Duration>>,
+        mut abort: mpsc::UnboundedReceiver<SessionEnd>,
+        acked: oneshot::Receiver<()>,
+    ) -> SessionEnd {
+        let id = self.client_id.clone();
         let mut backoff = Duration::from_millis(100);
-        loop {
+        let mut gate_check = tokio::time::interval(GATE_CHECK_EVERY);
+        gate_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let drain = loop {
             let event = tokio::select! {
-                _ = shutdown.changed() => break,
+                _ = shutdown.changed() => break None,
+                d = stop_asked(&mut stop) => break Some(d),
+                Some(end) = abort.recv() => return self.drop_connection(end),
+                _ = gate_check.tick() => {
+                    if !self.gate.may_ack() {
+                        return self.drop_connection(SessionEnd::Fenced);
+                    }
+                    continue;
+                }
                 event = eventloop.poll() => event,
             };
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                     backoff = Duration::from_millis(100);
                     tracing::info!(
+                        client_id = %id,
                         session_present = ack.session_present,
                         "connected to the MQTT broker"
                     );
@@ -209,13 +409,15 @@ impl Poll {
                     // subscribe on every connection all the same (re-subscribing to a filter
                     // only replaces it): a session made by an older node that knew only the
                     // per-device filter gains the room filter.
-                    if ack.session_present {
+                    if ack.session_present || self.filters.is_empty() {
                         let _ = self.subscribed.send(true);
                     }
-                    let filters = telemetry::TOPIC_FILTERS
-                        .map(|f| SubscribeFilter::new(f.to_owned(), QoS::AtLeastOnce));
-                    if let Err(error) = self.client.try_subscribe_many(filters) {
-                        tracing::error!(%error, "could not subscribe to telemetry");
+                    if !self.filters.is_empty() {
+                        let filters = (self.filters.iter())
+                            .map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+                        if let Err(error) = self.client.try_subscribe_many(filters) {
+                            tracing::error!(client_id = %id, %error, "could not subscribe to telemetry");
+                        }
                     }
                 }
                 Ok(Event::Incoming(Packet::SubAck(ack))) => {
@@ -226,19 +428,24 @@ impl Poll {
                         .count();
                     if refused > 0 {
                         tracing::error!(
-                            filters = ?telemetry::TOPIC_FILTERS,
+                            client_id = %id,
+                            filters = ?self.filters,
                             refused,
                             "the broker refused a telemetry subscription (check its ACL)"
                         );
                     } else {
                         tracing::info!(
-                            filters = ?telemetry::TOPIC_FILTERS,
+                            client_id = %id,
+                            filters = self.filters.len(),
                             "subscribed to telemetry"
                         );
                     }
                     let _ = self.subscribed.send(true);
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    if !self.gate.may_ack() {
+                        return self.drop_connection(SessionEnd::Fenced);
+                    }
                     let i = worker_for(&publish.topic, self.senders.len());
                     let (done, wait) = oneshot::channel();
                     self.metrics.queue_depth.inc();
@@ -247,27 +454,77 @@ impl Poll {
                     let queued = self.acks.send((publish.clone(), wait)).is_ok()
                         && self.senders[i].send((publish, done)).is_ok();
                     if !queued {
-                        tracing::error!("MQTT decode pipeline stopped; ingest stops");
-                        break;
+                        // The job never reached a worker: it leaves the queue here.
+                        self.metrics.queue_depth.dec();
+                        tracing::error!(client_id = %id, "MQTT decode pipeline stopped; ingest stops");
+                        return self.drop_connection(SessionEnd::Failed);
                     }
                 }
                 Ok(_) => {}
                 Err(error) => {
                     let _ = self.subscribed.send(false);
-                    tracing::warn!(%error, retry_in = ?backoff, "MQTT connection failed");
+                    tracing::warn!(client_id = %id, %error, retry_in = ?backoff, "MQTT connection failed");
                     tokio::select! {
-                        _ = shutdown.changed() => break,
+                        _ = shutdown.changed() => break None,
+                        d = stop_asked(&mut stop) => break Some(d),
+                        Some(end) = abort.recv() => return self.drop_connection(end),
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(self.reconnect_max);
                 }
             }
-        }
+        };
+        let Poll {
+            client,
+            senders,
+            acks,
+            subscribed,
+            gate,
+            ..
+        } = self;
+        let end = match drain {
+            None => SessionEnd::Shutdown,
+            Some(drain) => {
+                // A graceful stop: no new message is taken (what arrives now is not ours to
+                // acknowledge: the broker keeps it), the workers finish what they have, and the
+                // acker acknowledges it once durable; acks leave through the event loop, so it
+                // is polled meanwhile.
+                drop(senders);
+                drop(acks);
+                let deadline = tokio::time::sleep(drain);
+                tokio::pin!(deadline, acked);
+                loop {
+                    tokio::select! {
+                        _ = &mut acked => break,
+                        _ = &mut deadline => {
+                            tracing::warn!(client_id = %id, ?drain, "stopping an MQTT session: messages in flight were not all durable in time; the broker keeps them");
+                            break;
+                        }
+                        Some(end) = abort.recv() => {
+                            let _ = subscribed.send(false);
+                            tracing::warn!(client_id = %id, ?end, "MQTT session dropped while stopping");
+                            return end;
+                        }
+                        event = eventloop.poll() => {
+                            if event.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                if !gate.may_ack() {
+                    let _ = subscribed.send(false);
+                    return SessionEnd::Fenced;
+                }
+                SessionEnd::Stopped
+            }
+        };
+        let _ = subscribed.send(false);
         // An orderly end: the DISCONNECT leaves through the event loop, so keep polling it
         // until it is out (the broker then closes our session quietly instead of seeing the
         // connection drop). What arrives meanwhile is not acknowledged: the broker keeps it in
         // our persistent session and delivers it again at the next start.
-        if self.client.try_disconnect().is_ok() {
+        if client.try_disconnect().is_ok() {
             let _ = tokio::time::timeout(Duration::from_secs(1), async {
                 loop {
                     match eventloop.poll().await {
@@ -278,11 +535,22 @@ impl Poll {
             })
             .await;
         }
+        tracing::info!(client_id = %id, ?end, "MQTT session ended");
+        end
+    }
+
+    /// Ends the session by dropping its connection without a DISCONNECT (a closed gate, a
+    /// moved shard): the broker keeps every unacknowledged message for the next session with
+    /// this client id. The event loop (and its socket) is dropped with the caller's frame.
+    fn drop_connection(self, end: SessionEnd) -> SessionEnd {
+        let _ = self.subscribed.send(false);
+        tracing::warn!(client_id = %self.client_id, ?end, "MQTT session dropped without DISCONNECT: the broker keeps what was not acknowledged");
+        end
     }
 }
 
 /// Acknowledges messages in arrival order, each once the samples of all its batches are
-/// durable.
+/// durable, while the gate allows it.
 ///
 /// An ack fails only once the event loop is gone: then nothing more can be acknowledged, and
 /// the broker delivers what was not again from our persistent session. When the node is
@@ -292,17 +560,35 @@ async fn acker(
     client: AsyncClient,
     metrics: IngestMetrics,
     shutdown: watch::Receiver<bool>,
+    gate: Arc<dyn AckGate>,
+    abort: mpsc::UnboundedSender<SessionEnd>,
+    acked: oneshot::Sender<()>,
 ) {
     while let Some((publish, done)) = rx.recv().await {
         // A worker that stopped without signalling has stopped ingest: don't ack what it lost.
-        let Ok(receipts) = done.await else {
-            break;
+        let receipts = match done.await {
+            Ok(Done::Ack(receipts)) => receipts,
+            Ok(Done::Refuse(end)) => {
+                if end == SessionEnd::NotOwner {
+                    tracing::warn!(topic = %publish.topic, "MQTT message for a room this node does not run: not acknowledged (the broker keeps it for the room's owner); the session ends");
+                }
+                let _ = abort.send(end);
+                break;
+            }
+            Err(_) => {
+                let _ = abort.send(SessionEnd::Failed);
+                break;
+            }
         };
         // Every receipt is awaited, even after one failed: the ack must not overtake any of
         // the message's batches.
         let mut lost = false;
         for durable in receipts {
             lost |= durable.await.is_err();
+        }
+        if !gate.may_ack() {
+            let _ = abort.send(SessionEnd::Fenced);
+            break;
         }
         if lost {
             metrics.unstored.inc();
@@ -321,6 +607,7 @@ async fn acker(
             break;
         }
     }
+    let _ = acked.send(());
 }
 
 async fn worker(
@@ -329,17 +616,25 @@ async fn worker(
     metrics: IngestMetrics,
     clock: Arc<dyn Clock>,
     limits: PayloadLimits,
+    gate: Arc<dyn AckGate>,
 ) {
+    // Every job is taken off the queue (the depth gauge stays exact), even after the gate
+    // closed; from then on nothing is routed.
     while let Some((publish, done)) = rx.recv().await {
         metrics.queue_depth.dec();
-        let durable = handle(&publish, sink.as_ref(), clock.as_ref(), &limits).await;
-        let _ = done.send(durable);
+        let outcome = if gate.may_ack() {
+            handle(&publish, sink.as_ref(), clock.as_ref(), &limits).await
+        } else {
+            Done::Refuse(SessionEnd::Fenced)
+        };
+        let _ = done.send(outcome);
     }
 }
 
 /// Decodes one PUBLISH and routes its device batches; every failure is counted and logged by
 /// the sink. Returns the ends of the receipts to wait on before acknowledging, one per batch
-/// that is to be stored.
+/// that is to be stored — or, for a room this node does not run, that the message must not be
+/// acknowledged at all.
 async fn handle(
     publish: &Publish,
     sink: &dyn BatchSink,
@@ -353,7 +648,7 @@ async fn handle(
                 Ok(d) => vec![d],
                 Err(e) => {
                     sink.reject(IngestSource::Mqtt, &device.to_string(), e.label(), &e);
-                    return Vec::new();
+                    return Done::Ack(Vec::new());
                 }
             }
         }
@@ -373,13 +668,13 @@ async fn handle(
                 }
                 Err(e) => {
                     sink.reject(IngestSource::Mqtt, room.as_str(), e.label(), &e);
-                    return Vec::new();
+                    return Done::Ack(Vec::new());
                 }
             }
         }
         Err(e) => {
             sink.reject(IngestSource::Mqtt, &topic, e.label(), &e);
-            return Vec::new();
+            return Done::Ack(Vec::new());
         }
     };
     let mut receipts = Vec::with_capacity(decoded.len());
@@ -399,10 +694,13 @@ async fn handle(
             Ok(()) => receipts.push(durable),
             Err(DeliveryError::UnknownRoom(_)) => break,
             Err(DeliveryError::UnknownDevice { .. }) => {}
+            // Another node's room (its shard moved): not acknowledged, whatever of it was
+            // delivered already (the next owner stores it again; reads collapse the copies).
+            Err(DeliveryError::NotHere(_)) => return Done::Refuse(SessionEnd::NotOwner),
             Err(_) => receipts.push(durable),
         }
     }
-    receipts
+    Done::Ack(receipts)
 }
 
 #[cfg(test)]
@@ -439,7 +737,9 @@ mod tests {
         ) -> futures::future::BoxFuture<'_, Result<(), DeliveryError>> {
             Box::pin(async move {
                 let device = batch.device.clone();
-                let error = if device.room.as_str() != "XM-0001" {
+                let error = if device.room.as_str() == "XM-0002" {
+                    Some(DeliveryError::NotHere(device.room.to_string()))
+                } else if device.room.as_str() != "XM-0001" {
                     Some(DeliveryError::UnknownRoom(device.room.to_string()))
                 } else if !matches!(
                     device.unit,
@@ -481,12 +781,19 @@ mod tests {
 
     const NOW: cistern_schemas::Timestamp = cistern_schemas::Timestamp(1_763_700_000_000);
 
-    async fn handled(topic: &str, payload: String) -> (Recording, Done) {
+    async fn handled_as(topic: &str, payload: String) -> (Recording, Done) {
         let sink = Recording::default();
         let clock = cistern_actors::ManualClock::new(NOW);
         let publish = Publish::new(topic, QoS::AtLeastOnce, payload);
         let done = handle(&publish, &sink, &clock, &PayloadLimits::default()).await;
         (sink, done)
+    }
+
+    async fn handled(topic: &str, payload: String) -> (Recording, Vec<oneshot::Receiver<()>>) {
+        match handled_as(topic, payload).await {
+            (sink, Done::Ack(receipts)) => (sink, receipts),
+            (_, other) => panic!("{topic}: {other:?}"),
+        }
     }
 
     #[tokio::test]
@@ -579,5 +886,34 @@ mod tests {
             let reasons: Vec<&str> = sink.rejected.lock().unwrap().iter().map(|r| r.1).collect();
             assert_eq!(reasons, [reason], "{topic}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_message_for_a_room_run_elsewhere_is_not_acknowledged() {
+        let t = NOW.0;
+        let payload = format!(
+            r#"{{"devices":{{"P1":[{{"t":{t},"v":{{"frequency":40.0}}}}],
+                "T1":[{{"t":{t},"v":{{"level":1.0}}}}]}}}}"#
+        );
+        let (sink, done) = handled_as("cistern/v1/telemetry/XM-0002", payload).await;
+        assert!(
+            matches!(done, Done::Refuse(SessionEnd::NotOwner)),
+            "{done:?}"
+        );
+        let reasons: Vec<&str> = sink.rejected.lock().unwrap().iter().map(|r| r.1).collect();
+        assert_eq!(reasons, ["not_here"], "counted once, the rest not tried");
+    }
+
+    #[test]
+    fn a_room_has_two_filters_and_a_shard_one_client_id() {
+        let room = RoomId::new("XM-0042").unwrap();
+        assert_eq!(
+            room_filters(&room),
+            [
+                "cistern/v1/telemetry/XM-0042".to_owned(),
+                "cistern/v1/telemetry/XM-0042/+".to_owned()
+            ]
+        );
+        assert_eq!(shard_client_id("xiamen", 7), "cistern-xiamen-shard-07");
     }
 }

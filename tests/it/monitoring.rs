@@ -83,6 +83,12 @@ fn promtool_accepts_the_shipped_scrape_config_and_alerting_rules() {
     assert!(ok, "promtool check config:\n{out}");
     // The config's rule file was found and checked with it.
     assert!(out.contains("rules found"), "{out}");
+    // The alerts' unit tests (ops/prometheus/cistern-alerts-tests.yml: the cluster's alerts fire
+    // on the series that should page, and stay quiet on those that should not).
+    let tests = repo("ops/prometheus/cistern-alerts-tests.yml");
+    let (ok, out) = promtool(&["test", "rules", tests.to_str().unwrap()], None);
+    assert!(ok, "promtool test rules:\n{out}");
+    assert!(out.contains("SUCCESS"), "{out}");
     // Every alert the issue asks for is there, with a `for:` where a blip must not page.
     let text = std::fs::read_to_string(&rules).unwrap();
     for alert in [

@@ -407,6 +407,7 @@ mod simulated_time {
             archive: None,
             cleaning: None,
             inspections: None,
+            cluster: None,
         });
         let app = test::init_service(
             App::new()

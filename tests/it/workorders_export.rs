@@ -149,6 +149,7 @@ async fn node(name: &str) -> Node {
         archive: None,
         cleaning: None,
         inspections: None,
+        cluster: None,
     });
     Node {
         clock,

@@ -216,6 +216,25 @@ impl AlarmBoard {
         }
     }
 
+    /// Takes every alarm of `source` off the board without reporting a change (the room
+    /// stopped on this node: its alarms stand on, owned by another node); keeps the gauges in
+    /// step. Returns how many were taken off.
+    pub fn remove_source(&self, source: &str) -> usize {
+        let prefix = format!("{source}/");
+        let ids: Vec<String> = (self.alarms.iter())
+            .filter(|v| v.id.starts_with(&prefix))
+            .map(|v| v.id.clone())
+            .collect();
+        let mut removed = 0;
+        for id in ids {
+            if let Some((_, old)) = self.alarms.remove(&id) {
+                self.gauge(&old).dec();
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     fn gauge(&self, v: &AlarmView) -> prometheus::IntGauge {
         self.metrics
             .active

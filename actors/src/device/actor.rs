@@ -1,7 +1,8 @@
 //! The generic device actor: one point table, one kind-specific behaviour.
 
 use super::messages::{
-    ApplyRecords, BookmarkVideo, DeviceView, GetDeviceView, Intake, RoomObserved, Sweep,
+    ApplyRecords, BookmarkVideo, DeviceView, GetDeviceView, Intake, RetireDevice, RoomObserved,
+    Sweep,
 };
 use super::table::PointTable;
 use crate::alarms::{fill_points, Bookmark, DerivedFacts, DeviceChanged, ReportFacts, RuleHost};
@@ -10,7 +11,7 @@ use crate::metrics::ActorMetrics;
 use crate::ports::{Arrival, Receipt, SampleSink, SnapshotStore};
 use crate::supervision::{guarded, ActorError};
 use crate::ActorConfig;
-use actix::{Actor, AsyncContext, Context, Handler, Recipient, Supervised};
+use actix::{Actor, AsyncContext, Context, Handler, Recipient, SpawnHandle, Supervised};
 use cistern_rules::PointFacts;
 use cistern_schemas::reading::{IngestSource, Record};
 use cistern_schemas::{DeviceId, DeviceKind, PointSpec, Timestamp};
@@ -80,6 +81,10 @@ pub struct DeviceActor<B: DeviceBehaviour> {
     parent: Option<Recipient<DeviceChanged>>,
     /// Derived facts last reported.
     reported: DerivedFacts,
+    /// Taken off this node with its room: idle until its last address is dropped.
+    retired: bool,
+    /// The sweep timer, cancelled on retirement.
+    sweeper: Option<SpawnHandle>,
 }
 
 impl DeviceDeps {
@@ -165,6 +170,8 @@ impl<B: DeviceBehaviour + std::fmt::Debug> DeviceActor<B> {
             deps,
             parent,
             reported: DerivedFacts::None,
+            retired: false,
+            sweeper: None,
         };
         actor.rebuild();
         actor
@@ -233,6 +240,9 @@ impl<B: DeviceBehaviour + std::fmt::Debug> DeviceActor<B> {
     }
 
     fn sweep(&mut self) {
+        if self.retired {
+            return;
+        }
         let now = self.deps.clock.now();
         let n = self.table.sweep(now, self.deps.config.stale_periods);
         self.deps.metrics.stale_transitions.inc_by(n as u64);
@@ -262,12 +272,15 @@ impl<B: DeviceBehaviour + std::fmt::Debug> Actor for DeviceActor<B> {
         // Unbounded: what reaches a device is bounded by its room's intake permits, which are
         // released only once applied (actix's own bounded `send` can lose its wake-up).
         ctx.set_mailbox_capacity(0);
+        if self.retired {
+            return;
+        }
         self.deps
             .metrics
             .running
             .with_label_values(&[Self::kind_label()])
             .inc();
-        ctx.run_interval(self.deps.config.sweep_every, |act, _| act.sweep());
+        self.sweeper = Some(ctx.run_interval(self.deps.config.sweep_every, |act, _| act.sweep()));
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
@@ -281,8 +294,28 @@ impl<B: DeviceBehaviour + std::fmt::Debug> Actor for DeviceActor<B> {
 
 impl<B: DeviceBehaviour + std::fmt::Debug> Supervised for DeviceActor<B> {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
+        if self.retired {
+            return;
+        }
         tracing::info!(device = %self.id, "restarting from the last snapshot");
         self.rebuild();
+    }
+}
+
+impl<B: DeviceBehaviour + std::fmt::Debug> Handler<RetireDevice> for DeviceActor<B> {
+    type Result = ();
+
+    fn handle(&mut self, _msg: RetireDevice, ctx: &mut Self::Context) {
+        if self.retired {
+            return;
+        }
+        self.retired = true;
+        if let Some(h) = self.sweeper.take() {
+            ctx.cancel_future(h);
+        }
+        let now = self.deps.clock.now();
+        self.deps.snapshots.save(&self.id, self.table.snapshot(now));
+        self.parent = None;
     }
 }
 
@@ -300,6 +333,10 @@ impl<B: DeviceBehaviour + std::fmt::Debug> Handler<ApplyRecords> for DeviceActor
             source,
         } = intake;
         let _span = span.enter();
+        if self.retired {
+            tracing::error!(device = %id, "batch for a retired device dropped");
+            return Ok(());
+        }
         let result = guarded(self, ctx, Self::kind_label(), &id, &metrics, |act, _| {
             act.apply(&records, receipt, source)
         });

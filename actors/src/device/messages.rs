@@ -81,6 +81,12 @@ pub struct DeviceView {
     pub points: Vec<PointView>,
 }
 
+/// Takes the device off this node with its room (see [`crate::registry`]): it saves its
+/// snapshot now, leaves the fleet figures, cancels its timer and drops its room's address.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct RetireDevice;
+
 /// Makes the actor panic inside a guarded handler (tests of supervision only).
 #[cfg(test)]
 #[derive(Debug, Clone, Copy, Message)]

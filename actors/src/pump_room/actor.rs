@@ -2,15 +2,16 @@
 
 use super::alarms::{Followups, RoomAlarms};
 use super::messages::{
-    AlarmCommandError, GetAlarms, GetRoomView, NightLeak, RoomCommand, SamplesReceived, SwapRules,
-    TankCleanings, UpdateSpec,
+    AlarmCommandError, GetAlarms, GetRoomView, NightLeak, Retire, RoomCommand, SamplesReceived,
+    SwapRules, TankCleanings, UpdateSpec,
 };
 use super::state::{derive_room, status_label, ClockSkew, RoomPart, RoomStatus, RoomView};
 use crate::alarms::zone::{MemberEvent, SetExternal};
 use crate::alarms::{Bookmark, DeviceChanged, ReportFacts};
 use crate::camera::CameraActor;
 use crate::device::messages::{
-    ApplyRecords, BookmarkVideo, DeviceView, GetDeviceView, RoomObserved, SetSpec, Sweep,
+    ApplyRecords, BookmarkVideo, DeviceView, GetDeviceView, RetireDevice, RoomObserved, SetSpec,
+    Sweep,
 };
 use crate::device::{DeviceActor, DeviceBehaviour, DeviceDeps, PointTable};
 use crate::pump::PumpActor;
@@ -60,6 +61,10 @@ pub struct PumpRoomActor {
     cleanings: Vec<(u8, cistern_schemas::Timestamp)>,
     /// The nightly leak facts, as the analysis last said (kept across a restart in place).
     night_leak: Option<NightLeak>,
+    /// Taken off this node ([`Retire`]): idle until its last address is dropped.
+    retired: bool,
+    /// The sweep timer, cancelled on retirement.
+    sweeper: Option<SpawnHandle>,
 }
 
 impl PumpRoomActor {
@@ -90,6 +95,8 @@ impl PumpRoomActor {
             rules_cause: None,
             cleanings: Vec::new(),
             night_leak: None,
+            retired: false,
+            sweeper: None,
         };
         actor.rebuild();
         actor
@@ -362,6 +369,9 @@ impl PumpRoomActor {
     }
 
     fn sweep(&mut self, ctx: &mut Context<Self>) {
+        if self.retired {
+            return;
+        }
         let now = self.deps.clock.now();
         let n = self.table.sweep(now, self.deps.config.stale_periods);
         self.deps.metrics.stale_transitions.inc_by(n as u64);
@@ -405,6 +415,9 @@ impl Actor for PumpRoomActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Unbounded: intake permits bound what a room holds (see `crate::registry`).
         ctx.set_mailbox_capacity(0);
+        if self.retired {
+            return;
+        }
         // After a restart the children are still running: keep them.
         if self.pumps.is_empty() && self.tanks.is_empty() && self.cameras.is_empty() {
             self.start_children(&ctx.address().recipient());
@@ -415,18 +428,65 @@ impl Actor for PumpRoomActor {
         // The children's facts, then every rule once (the mirror starts empty).
         self.request_reports();
         self.schedule_rules(ctx);
-        ctx.run_interval(self.deps.config.sweep_every, |act, ctx| act.sweep(ctx));
+        self.sweeper =
+            Some(ctx.run_interval(self.deps.config.sweep_every, |act, ctx| act.sweep(ctx)));
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         self.deps.metrics.running.with_label_values(&["room"]).dec();
+        if self.retired {
+            tracing::debug!(room = %self.id, "retired room actor ended");
+        }
     }
 }
 
 impl Supervised for PumpRoomActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
+        if self.retired {
+            // A retired room stays idle (its state is with its next owner).
+            return;
+        }
         tracing::info!(room = %self.id, "restarting from the last snapshot");
         self.rebuild();
+    }
+}
+
+impl Handler<Retire> for PumpRoomActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _msg: Retire, ctx: &mut Self::Context) -> Self::Result {
+        if self.retired {
+            return Box::pin(async {});
+        }
+        self.retired = true;
+        if let Some(h) = self.sweeper.take() {
+            ctx.cancel_future(h);
+        }
+        let now = self.deps.clock.now();
+        if let Some(alarms) = &mut self.alarms {
+            alarms.save_now();
+        }
+        self.deps.snapshots.save(&self.id, self.table.snapshot(now));
+        let children: Vec<Recipient<RetireDevice>> = (self.pumps.drain(..))
+            .map(|a| a.recipient())
+            .chain(self.tanks.drain(..).map(|a| a.recipient()))
+            .chain(self.cameras.drain(..).map(|a| a.recipient()))
+            .collect();
+        // Nothing of the room's may hold an address any more: its alarm engine holds its zone's.
+        self.alarms = None;
+        self.zone = None;
+        self.rules_cause = None;
+        let room = self.id.clone();
+        Box::pin(async move {
+            let acks = children
+                .iter()
+                .map(|c| c.send(RetireDevice).timeout(VIEW_TIMEOUT));
+            for r in futures::future::join_all(acks).await {
+                if let Err(error) = r {
+                    tracing::error!(%room, %error, "a device did not confirm its retirement");
+                }
+            }
+        })
     }
 }
 
@@ -434,6 +494,12 @@ impl Handler<SamplesReceived> for PumpRoomActor {
     type Result = ();
 
     fn handle(&mut self, msg: SamplesReceived, ctx: &mut Self::Context) {
+        if self.retired {
+            // The registry refuses a retired room's batches; one here is not applied (its
+            // receipt is dropped uncompleted: its producer sees it lost).
+            tracing::error!(room = %self.id, "batch for a retired room dropped");
+            return;
+        }
         let SamplesReceived { batch, intake } = msg;
         let span = intake.span.clone();
         let _span = span.enter();

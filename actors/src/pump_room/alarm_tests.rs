@@ -15,13 +15,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-struct Alarms {
-    f: Fixture,
-    host: Arc<RuleHost>,
-    store: Arc<MemoryAlarmStore>,
+pub(super) struct Alarms {
+    pub f: Fixture,
+    pub host: Arc<RuleHost>,
+    pub store: Arc<MemoryAlarmStore>,
 }
 
-fn library() -> Arc<RuleSet> {
+pub(super) fn library() -> Arc<RuleSet> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/library");
     let out = RuleSet::load_dir(&dir, SandboxLimits::default()).unwrap();
     assert!(!out.has_errors(), "{:?}", out.diagnostics);
@@ -52,7 +52,7 @@ fn with_store(store: Arc<MemoryAlarmStore>) -> Alarms {
     Alarms { f, host, store }
 }
 
-const ROOM_OK: &[(&str, f64)] = &[
+pub(super) const ROOM_OK: &[(&str, f64)] = &[
     ("mains", 1.0),
     ("voltage_a", 380.0),
     ("voltage_b", 380.0),
@@ -62,13 +62,13 @@ const ROOM_OK: &[(&str, f64)] = &[
 ];
 
 impl Alarms {
-    fn at(&self, s: u64) -> Timestamp {
+    pub(super) fn at(&self, s: u64) -> Timestamp {
         T0 + Duration::from_secs(s)
     }
 
     /// Sets the clock to `T0 + s`, delivers the batches stamped then, and lets the room
     /// evaluate and tick.
-    async fn step(&self, s: u64, batches: &[(&str, &[(&str, f64)])]) {
+    pub(super) async fn step(&self, s: u64, batches: &[(&str, &[(&str, f64)])]) {
         self.f.clock.set(self.at(s));
         for (device, values) in batches {
             self.f.deliver(batch(device, self.at(s), values)).await;
@@ -79,14 +79,14 @@ impl Alarms {
     /// Lets the coalesced evaluation run, then sweeps (timers). Time is paused
     /// ([`PausedSystem`]): each sleep returns once everything ready has run and the timers due
     /// before it have fired, without waiting on the wall clock.
-    async fn settle(&self) {
+    pub(super) async fn settle(&self) {
         actix_rt::time::sleep(Duration::from_millis(60)).await;
         let addr = self.f.registry.addr(&self.f.room).unwrap();
         addr.send(Sweep).await.unwrap();
         actix_rt::time::sleep(Duration::from_millis(60)).await;
     }
 
-    fn board(&self, key: &str) -> Option<crate::alarms::AlarmView> {
+    pub(super) fn board(&self, key: &str) -> Option<crate::alarms::AlarmView> {
         self.host.board.get(&format!("XM-0001/{key}"))
     }
 }
@@ -95,10 +95,10 @@ impl Alarms {
 /// start_paused = true)]` builds): the room's coalescing timer fires as soon as every actor is
 /// idle, in order, and a loaded machine cannot make it late. The alarm delays themselves run
 /// on the fixture's manual clock.
-struct PausedSystem(actix_rt::SystemRunner);
+pub(super) struct PausedSystem(actix_rt::SystemRunner);
 
 impl PausedSystem {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self(actix_rt::System::with_tokio_rt(|| {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -108,7 +108,7 @@ impl PausedSystem {
         }))
     }
 
-    fn block_on<F: std::future::Future>(self, test: F) -> F::Output {
+    pub(super) fn block_on<F: std::future::Future>(self, test: F) -> F::Output {
         self.0.block_on(test)
     }
 }

@@ -266,6 +266,14 @@ impl RoomAlarms {
         self.publish(events, Vec::new(), now)
     }
 
+    /// Saves the engine's state now, whether it moved or not (the room is stopping here).
+    pub fn save_now(&mut self) {
+        self.saved = self.engine.fingerprint();
+        self.host
+            .store
+            .save_room(&self.spec.id, self.engine.snapshot());
+    }
+
     /// Every alarm record of the room (normal ones included).
     pub fn records(&self) -> Vec<cistern_rules::AlarmRecord> {
         self.engine.alarms().cloned().collect()

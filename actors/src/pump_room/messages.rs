@@ -72,6 +72,14 @@ pub struct SwapRules(pub std::sync::Arc<cistern_rules::RuleSet>);
 #[rtype(result = "Result<(), String>")]
 pub struct UpdateSpec(pub std::sync::Arc<cistern_schemas::inventory::RoomSpec>);
 
+/// Takes the room off this node for good (its shard moves; see [`crate::registry`]): it saves
+/// its alarm state and live snapshot now, has its devices save theirs and go idle, cancels its
+/// timers and drops every address it holds, so that it ends once the registry and its zone
+/// drop theirs. Answered once the devices confirmed.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Retire;
+
 /// Makes the room panic inside a guarded handler (tests of supervision only).
 #[cfg(test)]
 #[derive(Debug, Clone, Copy, Message)]

@@ -22,6 +22,8 @@ mod actor;
 mod alarm_tests;
 mod alarms;
 mod messages;
+#[cfg(test)]
+mod shard_tests;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -29,8 +31,8 @@ mod tests;
 pub use crate::device::messages::Sweep;
 pub use actor::PumpRoomActor;
 pub use messages::{
-    AlarmCommandError, GetAlarms, GetRoomView, NightLeak, RoomCommand, SamplesReceived, SwapRules,
-    TankCleanings, UpdateSpec,
+    AlarmCommandError, GetAlarms, GetRoomView, NightLeak, Retire, RoomCommand, SamplesReceived,
+    SwapRules, TankCleanings, UpdateSpec,
 };
 pub use state::{
     status_label, ClockSkew, RoomDerived, RoomPart, RoomStatus, RoomSummary, RoomView,

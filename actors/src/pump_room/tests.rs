@@ -30,7 +30,7 @@ impl SampleSink for RecordingSink {
     }
 }
 
-fn room_spec() -> RoomSpec {
+pub(super) fn room_spec() -> RoomSpec {
     let pump = PumpSpec {
         rated_flow_m3h: 30.0,
         rated_head_m: 50.0,
@@ -72,9 +72,10 @@ fn room_spec() -> RoomSpec {
 pub(super) struct Fixture {
     pub registry: Arc<FleetRegistry>,
     pub clock: ManualClock,
-    metrics: ActorMetrics,
+    pub metrics: ActorMetrics,
     sink: Arc<RecordingSink>,
     pub room: RoomId,
+    pub snapshots: Arc<MemorySnapshotStore>,
 }
 
 fn fixture() -> Fixture {
@@ -92,12 +93,23 @@ pub(super) fn fixture_with_rules(
     config: ActorConfig,
     rules: Option<Arc<crate::alarms::RuleHost>>,
 ) -> Fixture {
+    fixture_keeping(config, rules, None)
+}
+
+/// A fixture whose registry runs every room (`keep` none: [`FleetRegistry::start`]) or only
+/// those `keep` keeps ([`FleetRegistry::start_only`]).
+pub(super) fn fixture_keeping(
+    config: ActorConfig,
+    rules: Option<Arc<crate::alarms::RuleHost>>,
+    keep: Option<fn(&RoomSpec) -> bool>,
+) -> Fixture {
     let clock = ManualClock::new(T0);
+    let snapshots = Arc::new(MemorySnapshotStore::default());
     let metrics = ActorMetrics::unregistered().unwrap();
     let sink = Arc::new(RecordingSink::default());
     let deps = DeviceDeps {
         clock: Arc::new(clock.clone()),
-        snapshots: Arc::new(MemorySnapshotStore::default()),
+        snapshots: snapshots.clone(),
         sink: sink.clone(),
         metrics: metrics.clone(),
         // tests pass a sweep timer that never fires on its own and send Sweep themselves
@@ -115,13 +127,18 @@ pub(super) fn fixture_with_rules(
         rooms: vec![room_spec()],
     };
     inventory.validate().unwrap();
-    let registry = FleetRegistry::start(&inventory, &deps, &[Arbiter::current()]);
+    let arbiters = [Arbiter::current()];
+    let registry = match keep {
+        None => FleetRegistry::start(&inventory, &deps, &arbiters),
+        Some(keep) => FleetRegistry::start_only(&inventory, &deps, &arbiters, keep),
+    };
     Fixture {
         registry,
         clock,
         metrics,
         sink,
         room: RoomId::new("XM-0001").unwrap(),
+        snapshots,
     }
 }
 

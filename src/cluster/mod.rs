@@ -1,0 +1,42 @@
+//! Failover clustering (`[cluster]`): shards of rooms leased in etcd, so that a node's rooms
+//! are supervised again by another node within seconds of its death, never by two at once.
+//!
+//! - [`config`]: `[cluster]`, validated before anything starts.
+//! - [`assign`]: which live node should own each shard (rendezvous hashing, DC preference).
+//! - [`gate`]: may the node act for a shard now (epoch + self-fencing deadline), lock-free.
+//! - [`journal`]: the node's ownership journal, proof of who acted when.
+//! - [`metrics`](mod@metrics): the `cistern_cluster_*` series.
+//! - feature `cluster` (links etcd): [`agent`] (lease, claims, moves, fencing),
+//!   [`checkpoint`] (alarm state and snapshots per shard in etcd, writes fenced by the
+//!   epoch), [`status`] (`cistern cluster status`).
+//!
+//! Why etcd and not our own protocol: ownership must be decided by a consensus that survives
+//! the loss of a data centre; etcd's Raft, leases and transactions are that, proven. The
+//! node adds no failure detector of its own: a lease that is not renewed is the only signal.
+
+pub mod assign;
+pub mod config;
+pub mod gate;
+pub mod journal;
+pub mod metrics;
+
+#[cfg(feature = "cluster")]
+pub mod agent;
+#[cfg(feature = "cluster")]
+pub mod checkpoint;
+#[cfg(feature = "cluster")]
+pub mod status;
+#[cfg(test)]
+#[cfg(feature = "cluster")]
+mod tests;
+
+pub use config::{ClusterConfig, ClusterConfigError};
+pub use gate::{Epoch, Gate};
+
+/// What the API and readiness read of the node's cluster member.
+pub trait ClusterView: Send + Sync + std::fmt::Debug + 'static {
+    /// The node's view (`GET /api/v1/cluster`).
+    fn status_json(&self) -> serde_json::Value;
+    /// Whether the node holds a live lease.
+    fn ready(&self) -> bool;
+}
