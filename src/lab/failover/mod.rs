@@ -20,11 +20,12 @@ pub mod journal;
 pub mod netns;
 pub mod tap;
 
+use crate::cluster::assign::{desired_owner, Candidate};
 use crate::lab::bench::procs::{free_port, start_broker_on, BenchProc};
 use crate::lab::bench::scrape::scrape;
 use crate::lab::bench::BenchError;
 use census::Census;
-use cistern_actors::registry::SHARDS;
+use cistern_actors::registry::{shard_of, SHARDS};
 use cistern_schemas::Timestamp;
 use journal::{Acting, Overlap};
 use netns::Netns;
@@ -325,8 +326,12 @@ impl NodeView {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)` → Unix milliseconds.
+/// `YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)` → Unix milliseconds; also `<Unix ms>ms` (a
+/// timestamp's own display) and a bare number of milliseconds.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    if let Ok(ms) = s.strip_suffix("ms").unwrap_or(s).parse::<i64>() {
+        return Some(ms);
+    }
     let (date, rest) = s.split_once(['T', 't', ' '])?;
     let mut d = date.split('-');
     let (y, mo, da) = (
@@ -457,16 +462,40 @@ fn owners(views: &[(usize, NodeView)]) -> BTreeMap<u32, Vec<(usize, ShardView)>>
     by
 }
 
-/// Waits until every shard is owned by exactly one of `members`, every member says it is a
-/// member and owns at least one shard, and the assignment held for two polls a second apart.
+/// What a wait for the cluster asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Settle {
+    /// Every shard owned by exactly one member (where does not matter yet).
+    Owned,
+    /// Moreover every shard with rooms active on the member rendezvous hashing over `members`
+    /// wants (the cluster's own rule; a shard moves only once active, so the fleet publishes),
+    /// the assignment unchanged over two polls a second apart.
+    Balanced,
+}
+
+/// Waits until the cluster of `members` is as `settle` asks, every member answering as a
+/// member. `rooms_of` holds the rooms of each shard.
 fn wait_settled(
     http: &ureq::Agent,
     nodes: &mut [ClusterNode],
     members: &[usize],
+    rooms_of: &BTreeMap<u32, usize>,
+    settle: Settle,
     deadline: Duration,
 ) -> Result<BTreeMap<u32, (usize, ShardView)>, FailoverError> {
     let end = Instant::now() + deadline;
     let mut previous: Option<BTreeMap<u32, usize>> = None;
+    let ids: Vec<&'static str> = members
+        .iter()
+        .filter_map(|&i| nodes.get(i).map(|n| n.id))
+        .collect();
+    let candidates: Vec<Candidate<'_>> = ids
+        .iter()
+        .map(|id| Candidate {
+            node: id,
+            dc: "dc1",
+        })
+        .collect();
     loop {
         for &i in members {
             if let Some(n) = nodes.get_mut(i) {
@@ -483,15 +512,26 @@ fn wait_settled(
             .filter_map(|&i| nodes.get(i).and_then(|n| view(http, n)).map(|v| (i, v)))
             .collect();
         let by = owners(&views);
-        let complete = views.len() == members.len()
-            && views.iter().all(|(_, v)| v.state == "member")
-            && (0..SHARDS).all(|s| by.get(&s).is_some_and(|o| o.len() == 1))
-            && members
-                .iter()
-                .all(|m| by.values().any(|o| o.iter().any(|(i, _)| i == m)));
-        if complete {
+        let single = (0..SHARDS)
+            .filter(|s| by.get(s).is_some_and(|o| o.len() == 1))
+            .count();
+        let placed = (0..SHARDS)
+            .filter(|s| {
+                let Some([(i, v)]) = by.get(s).map(Vec::as_slice) else {
+                    return false;
+                };
+                let rooms = rooms_of.get(s).copied().unwrap_or(0);
+                settle == Settle::Owned
+                    || rooms == 0
+                    || (v.state == "active"
+                        && nodes.get(*i).map(|n| n.id) == desired_owner(*s, &candidates, None))
+            })
+            .count();
+        let all_members =
+            views.len() == members.len() && views.iter().all(|(_, v)| v.state == "member");
+        if all_members && placed == SHARDS as usize {
             let now: BTreeMap<u32, usize> = by.iter().map(|(s, o)| (*s, o[0].0)).collect();
-            if previous.as_ref() == Some(&now) {
+            if settle == Settle::Owned || previous.as_ref() == Some(&now) {
                 return Ok(by
                     .into_iter()
                     .filter_map(|(s, mut o)| o.pop().map(|x| (s, x)))
@@ -503,10 +543,9 @@ fn wait_settled(
         }
         previous = None;
         if Instant::now() >= end {
-            let owned = by.values().filter(|o| o.len() == 1).count();
             return Err(FailoverError::Cluster(format!(
-                "did not settle within {deadline:?}: {owned} of {SHARDS} shards owned by one node, \
-                 {} of {} nodes answering as members",
+                "did not settle ({settle:?}) within {deadline:?}: {single} of {SHARDS} shards \
+                 owned by one node, {placed} where they belong, {} of {} nodes answering as members",
                 views.iter().filter(|(_, v)| v.state == "member").count(),
                 members.len()
             )));
@@ -702,7 +741,19 @@ fn run_scenario(
         "bench failover: {scenario}: {} nodes up; waiting for every shard",
         nodes.len()
     );
-    wait_settled(&http, &mut nodes, &all, OWNERSHIP_DEADLINE)?;
+    let mut rooms_of: BTreeMap<u32, usize> = BTreeMap::new();
+    for r in &inventory.rooms {
+        *rooms_of.entry(shard_of(&r.id)).or_default() += 1;
+    }
+    let balanced = Settle::Balanced;
+    wait_settled(
+        &http,
+        &mut nodes,
+        &all,
+        &rooms_of,
+        Settle::Owned,
+        OWNERSHIP_DEADLINE,
+    )?;
 
     let tap = rt.block_on(tap::Tap::start(
         mqtt,
@@ -724,6 +775,15 @@ fn run_scenario(
     let mut generator = BenchProc::spawn("load generator", gen_cmd, dir.join("generator.log"))?;
     generator.wait_line("ready", Duration::from_secs(120))?;
     wait_first_samples(&http, &nodes, &all, opts.rooms, Duration::from_secs(60))?;
+    // Shards move to where they belong once active (the fleet publishes).
+    wait_settled(
+        &http,
+        &mut nodes,
+        &all,
+        &rooms_of,
+        balanced,
+        OWNERSHIP_DEADLINE,
+    )?;
     wait_alive(
         Duration::from_secs(opts.warmup),
         &mut nodes,
@@ -732,7 +792,14 @@ fn run_scenario(
     )?;
 
     // The victim's shards just before it is lost.
-    let settled = wait_settled(&http, &mut nodes, &all, OWNERSHIP_DEADLINE)?;
+    let settled = wait_settled(
+        &http,
+        &mut nodes,
+        &all,
+        &rooms_of,
+        balanced,
+        OWNERSHIP_DEADLINE,
+    )?;
     let orphans: BTreeMap<u32, usize> = settled
         .iter()
         .filter(|(_, (i, _))| *i == victim)
@@ -768,7 +835,14 @@ fn run_scenario(
         n.heal()?;
         let healed = Instant::now();
         eprintln!("bench failover: {scenario}: healed; waiting for the cluster to settle");
-        wait_settled(&http, &mut nodes, &all, OWNERSHIP_DEADLINE)?;
+        wait_settled(
+            &http,
+            &mut nodes,
+            &all,
+            &rooms_of,
+            balanced,
+            OWNERSHIP_DEADLINE,
+        )?;
         settled_after_heal_s = Some(healed.elapsed().as_secs_f64());
     }
     let live: Vec<usize> = if ns.is_some() {
@@ -1071,6 +1145,7 @@ mod tests {
             parse_rfc3339("2026-12-07T10:41:50.1Z"),
             Some(1_796_640_110_100)
         );
+        assert_eq!(parse_rfc3339("1796640110123ms"), Some(1_796_640_110_123));
         assert_eq!(parse_rfc3339("yesterday"), None);
     }
 
