@@ -17,6 +17,9 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(
 # needs to compile etcd's .proto files.
 [ -x /usr/bin/etcd ] || missing+=(etcd-server)
 [ -x /usr/bin/protoc ] || missing+=(protobuf-compiler)
+# `cistern bench failover --scenario partition` (tests/it/failover.rs) runs a node in a network
+# namespace of its own (`ip netns`, veth; needs root) and cuts its link.
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || missing+=(iproute2)
 # Debian's prometheus ships both promtool and the server (tests/it/monitoring.rs).
 { command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; } || missing+=(prometheus)
 # A real SMTP server for the notifications' e-mail test (tests/it/notify.rs), run by Debian's python.

@@ -286,6 +286,39 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    #[cfg(feature = "cluster")]
+    /// Failover (issue 23): etcd (3 members), mosquitto and --nodes cluster nodes as separate
+    /// processes, the fleet publishing; one node killed (SIGKILL) and/or cut off by a network
+    /// partition (needs root); takeover times, samples lost and duplicated, double ownership.
+    Failover {
+        #[arg(long, default_value_t = 2_100)]
+        rooms: usize,
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// kill, partition or both (each on fresh processes).
+        #[arg(long, default_value = "both")]
+        scenario: cistern::lab::failover::Scenario,
+        /// Seconds of publishing, every shard supervised, before the node is lost.
+        #[arg(long, default_value_t = 20)]
+        warmup: u64,
+        /// Seconds of publishing after the takeover (or the heal).
+        #[arg(long, default_value_t = 20)]
+        after: u64,
+        /// Seconds a partition lasts at least.
+        #[arg(long, default_value_t = 10)]
+        partition_hold: u64,
+        /// Faults injected per room per day (comms losses among them: replays).
+        #[arg(long, default_value_t = 4.0)]
+        faults_per_room_day: f64,
+        /// Keep the working directory (configs, logs, data).
+        #[arg(long)]
+        keep: bool,
+        /// Print the report as JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Which node, as whom, in which language.
@@ -806,6 +839,46 @@ fn main() -> anyhow::Result<()> {
                 rules,
             };
             let report = cistern::lab::analysis_bench::run_analysis_bench(&opts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            Ok(())
+        }
+        #[cfg(all(feature = "lab", feature = "cluster"))]
+        Command::Bench {
+            what:
+                Some(BenchCommand::Failover {
+                    rooms,
+                    nodes,
+                    seed,
+                    scenario,
+                    warmup,
+                    after,
+                    partition_hold,
+                    faults_per_room_day,
+                    keep,
+                    json,
+                }),
+            ..
+        } => {
+            init_tracing(&LogConfig {
+                filter: "warn".into(),
+                ..LogConfig::default()
+            })?;
+            let opts = cistern::lab::failover::FailoverOptions {
+                rooms,
+                nodes,
+                seed,
+                scenario,
+                warmup,
+                after,
+                partition_hold,
+                faults_per_room_day,
+                keep,
+            };
+            let report = cistern::lab::failover::run(&opts)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

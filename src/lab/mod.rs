@@ -3,7 +3,8 @@
 //! gateways and controllers ([`field`]), the embedded MQTT broker of the demo ([`broker`]), the
 //! `cistern demo` and `cistern simulate` commands ([`demo`], [`simulate`]), the benchmarks
 //! (`cistern bench`: [`bench`]; `cistern bench tanks`: [`peak`]; `cistern bench-store`:
-//! [`store_bench`]) and the simulated-fleet driver of `cistern rules backtest` ([`backtest`]).
+//! [`store_bench`]; `cistern bench failover`, with the feature `cluster`: `failover`) and the
+//! simulated-fleet driver of `cistern rules backtest` ([`backtest`]).
 //!
 //! The boundary runs one way: the lab uses the product (the node, the historian, the rule
 //! engine, the planner), the product never names the lab. Where the product needs something
@@ -18,6 +19,8 @@ pub mod bench;
 pub mod broker;
 pub mod crews;
 pub mod demo;
+#[cfg(feature = "cluster")]
+pub mod failover;
 pub mod field;
 pub mod peak;
 pub mod sim;

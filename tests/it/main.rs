@@ -18,6 +18,8 @@ mod cleaning;
 mod clock_skew;
 mod crash;
 mod demo;
+#[cfg(feature = "cluster")]
+mod failover;
 mod history;
 mod inspections;
 mod modbus;

@@ -111,6 +111,44 @@ impl BenchProc {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// SIGKILL, and waits for the process to go.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM (an orderly stop), then waits up to `deadline` for the process to exit; past
+    /// it, SIGKILL. Whether it stopped by itself.
+    pub fn terminate(&mut self, deadline: Duration) -> bool {
+        self.signal_term();
+        self.wait_exit(deadline)
+    }
+
+    /// Sends SIGTERM (if the process still runs) without waiting.
+    pub fn signal_term(&mut self) {
+        if self.running() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.pid().to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
+    /// Waits up to `deadline` for the process to exit; past it, SIGKILL. Whether it exited by
+    /// itself.
+    pub fn wait_exit(&mut self, deadline: Duration) -> bool {
+        let end = Instant::now() + deadline;
+        while Instant::now() < end {
+            if !self.running() {
+                return true;
+            }
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
+        self.kill9();
+        false
+    }
+
     /// The error for this process, with the end of its log.
     pub fn failed(&self, why: String) -> BenchError {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -158,13 +196,27 @@ pub fn mosquitto() -> Result<PathBuf, BenchError> {
 /// Starts mosquitto on a free loopback port with queues deep enough that a subscriber which
 /// falls behind is buffered, not dropped (mosquitto's default keeps 1,000 messages).
 pub fn start_broker(dir: &Path) -> Result<(BenchProc, SocketAddr), BenchError> {
+    start_broker_on(dir, &[])
+}
+
+/// [`start_broker`], listening on the same port at the addresses `also` besides loopback
+/// (`cistern bench failover`: the host's end of a network namespace's link). Persistent
+/// sessions (clean session off) are kept while the broker runs, with all their queued messages.
+pub fn start_broker_on(
+    dir: &Path,
+    also: &[std::net::IpAddr],
+) -> Result<(BenchProc, SocketAddr), BenchError> {
     let exe = mosquitto()?;
     let port = free_port()?;
     let conf = dir.join("mosquitto.conf");
+    let mut listeners = format!("listener {port} 127.0.0.1\n");
+    for ip in also {
+        listeners.push_str(&format!("listener {port} {ip}\n"));
+    }
     std::fs::write(
         &conf,
         format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+            "{listeners}allow_anonymous true\npersistence false\n\
              max_inflight_messages 0\nmax_queued_messages 0\nmax_queued_bytes 0\n\
              log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
         ),
