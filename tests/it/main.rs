@@ -16,6 +16,8 @@ mod bench;
 mod browser;
 mod cleaning;
 mod clock_skew;
+#[cfg(feature = "cluster")]
+mod cluster_alarm;
 mod crash;
 mod demo;
 #[cfg(feature = "cluster")]
