@@ -411,6 +411,10 @@ impl ClusterAgent {
                     }
                 }
                 _ = tick.tick() => {
+                    if !self.gate.live() {
+                        tracing::warn!(lease, "no keep-alive answered in time: fencing");
+                        return Ok(false);
+                    }
                     if let Some(t) = self.last_renewal() {
                         self.metrics.lease_age.set(t.elapsed().as_secs_f64());
                     }
@@ -755,11 +759,8 @@ impl ClusterAgent {
     /// The lease is gone or may be: every shard stops, journalled at the deadline (when the
     /// gate shut by itself).
     async fn fence_all(&self, host: &Arc<dyn ShardHost>) {
-        let at = self
-            .gate
-            .deadline()
-            .map_or_else(SystemTime::now, |d| wall(d.min(Instant::now())));
         self.gate.close();
+        let at = wall(self.gate.acted_until());
         let held: Vec<(u32, Epoch)> = self
             .view()
             .shards
@@ -803,7 +804,11 @@ impl ClusterAgent {
                         .await;
                     self.metrics.fencing_events.inc();
                 }
-                Err(error) => tracing::warn!(shard, %error, "checkpoint not written this round"),
+                Err(error) => {
+                    // etcd does not answer: the other shards would wait as long; next round.
+                    tracing::warn!(shard, %error, "checkpoint not written this round");
+                    break;
+                }
             }
         }
     }

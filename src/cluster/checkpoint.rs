@@ -241,6 +241,7 @@ impl ShardCheckpoints {
         let n = pending.len();
         let owner = self.keys.owner(shard);
         let items: Vec<_> = pending.into_iter().collect();
+        let mut written = 0;
         for chunk in items.chunks(OPS_PER_TXN) {
             let ops: Vec<TxnOp> = chunk
                 .iter()
@@ -253,12 +254,25 @@ impl ShardCheckpoints {
                     epoch.0,
                 )])
                 .and_then(ops);
-            let resp = client.txn(txn).await?;
+            let resp = match client.txn(txn).await {
+                Ok(resp) => resp,
+                Err(error) => {
+                    // Not written (etcd did not answer): the writes wait for the next round,
+                    // unless a newer value of the same key is waiting already.
+                    let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+                    let waiting = dirty.entry(shard).or_default();
+                    for (k, v) in items.iter().skip(written) {
+                        waiting.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                    return Err(error.into());
+                }
+            };
             if !resp.succeeded() {
                 self.metrics.stale_writes_refused.inc();
                 return Err(CheckpointError::Stale(shard));
             }
             self.metrics.checkpoint_writes.inc();
+            written += chunk.len();
         }
         commit(self);
         Ok(n)

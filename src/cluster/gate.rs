@@ -22,6 +22,9 @@ pub struct Gate {
     base: Instant,
     /// Nanoseconds after `base` until which the node may act; 0: never.
     deadline: AtomicU64,
+    /// When the node last stopped acting (the deadline it reached, or the moment the gate was
+    /// shut before it), in nanoseconds after `base`.
+    ended: AtomicU64,
     epochs: Vec<AtomicI64>,
 }
 
@@ -30,6 +33,7 @@ impl Default for Gate {
         Self {
             base: Instant::now(),
             deadline: AtomicU64::new(0),
+            ended: AtomicU64::new(0),
             epochs: (0..SHARDS).map(|_| AtomicI64::new(0)).collect(),
         }
     }
@@ -63,14 +67,39 @@ impl Gate {
     }
 
     /// Moves the deadline on to `until` (never back: an answer to an older keep-alive must
-    /// not shorten what a newer one granted).
+    /// not shorten what a newer one granted). A deadline that has passed stays passed: a late
+    /// answer does not reopen the gate (the node is being fenced; a new lease starts after
+    /// [`Gate::close`]).
     pub fn extend(&self, until: Instant) {
-        self.deadline.fetch_max(self.nanos(until), Ordering::AcqRel);
+        let want = self.nanos(until);
+        let _ = self
+            .deadline
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                let passed = cur != 0 && cur <= self.nanos(Instant::now());
+                (!passed && want > cur).then_some(want)
+            });
     }
 
-    /// Closes the gate at once (the lease is known to be gone).
+    /// Closes the gate at once (the lease is known to be gone). The node acted until the
+    /// earlier of now and the deadline it had.
     pub fn close(&self) {
-        self.deadline.store(0, Ordering::Release);
+        let had = self.deadline.swap(0, Ordering::AcqRel);
+        if had > 0 {
+            let now = self.nanos(Instant::now());
+            self.ended.store(had.min(now), Ordering::Release);
+        }
+    }
+
+    /// Until when the node acted, for a fencing noted late (the member may notice it seconds
+    /// after the gate shut by time): the deadline when it has passed, now when it has not, or
+    /// when [`Gate::close`] shut it.
+    pub fn acted_until(&self) -> Instant {
+        let now = self.nanos(Instant::now());
+        let n = match self.deadline.load(Ordering::Acquire) {
+            0 => self.ended.load(Ordering::Acquire),
+            d => d.min(now),
+        };
+        self.base + Duration::from_nanos(n)
     }
 
     /// When the node stops acting unless a keep-alive is answered first (None: not acting).

@@ -259,7 +259,9 @@ async fn a_dead_nodes_shards_are_claimed_by_the_others_and_its_late_writes_are_r
         .await
         .unwrap();
     let gate = b.agent.gate();
-    gate.extend(Instant::now() + Duration::from_secs(5)); // as if b still believed itself live
+    // As if b still believed itself live (a stale view of its own: its gate opened afresh).
+    gate.close();
+    gate.extend(Instant::now() + Duration::from_secs(5));
     b.checkpoints.save_room(&room, EngineSnapshot::default());
     let refused = b.checkpoints.flush(&mut client, shard, epoch_b).await;
     assert!(
