@@ -264,6 +264,15 @@ impl ClusterAgent {
         self.gate.deadline().and_then(|d| d.checked_sub(grant))
     }
 
+    /// The shards this node holds, with their epochs.
+    fn held(&self) -> Vec<(u32, Epoch)> {
+        self.view()
+            .shards
+            .iter()
+            .map(|(s, o)| (*s, o.epoch))
+            .collect()
+    }
+
     fn set_state(&self, state: NodeState) {
         self.view().state = state;
     }
@@ -489,12 +498,7 @@ impl ClusterAgent {
         let prefer = self.config.prefer_dc.as_deref();
         // Claims this node holds that etcd no longer shows as its own: lost (its lease ran
         // out under it); stop at once.
-        let held: Vec<(u32, Epoch)> = self
-            .view()
-            .shards
-            .iter()
-            .map(|(s, o)| (*s, o.epoch))
-            .collect();
+        let held = self.held();
         for (shard, epoch) in &held {
             let still = snap
                 .owners
@@ -761,12 +765,7 @@ impl ClusterAgent {
     async fn fence_all(&self, host: &Arc<dyn ShardHost>) {
         self.gate.close();
         let at = wall(self.gate.acted_until());
-        let held: Vec<(u32, Epoch)> = self
-            .view()
-            .shards
-            .iter()
-            .map(|(s, o)| (*s, o.epoch))
-            .collect();
+        let held = self.held();
         if !held.is_empty() {
             self.metrics.fencing_events.inc();
             tracing::warn!(
@@ -815,12 +814,7 @@ impl ClusterAgent {
 
     /// A planned leave: every shard is handed over, then the lease revoked.
     async fn leave(&self, client: &mut Client, lease: i64, host: &Arc<dyn ShardHost>) {
-        let held: Vec<(u32, Epoch)> = self
-            .view()
-            .shards
-            .iter()
-            .map(|(s, o)| (*s, o.epoch))
-            .collect();
+        let held = self.held();
         tracing::info!(
             shards = held.len(),
             "leaving the cluster: handing every shard over"
