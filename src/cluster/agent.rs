@@ -110,7 +110,6 @@ struct Owned {
     epoch: Epoch,
     state: ShardState,
     acquired: SystemTime,
-    acquired_at: Instant,
     first_sample: Option<SystemTime>,
     rooms: usize,
 }
@@ -510,7 +509,7 @@ impl ClusterAgent {
                     epoch = epoch.0,
                     "the claim is gone from etcd: stopping the shard"
                 );
-                self.drop_shard(*shard, *epoch, host, false, SystemTime::now())
+                self.drop_shard(*shard, *epoch, host, SystemTime::now())
                     .await;
                 self.metrics.fencing_events.inc();
             }
@@ -620,7 +619,7 @@ impl ClusterAgent {
         claimed: &[(u32, Epoch)],
         host: &Arc<dyn ShardHost>,
     ) {
-        let now = (SystemTime::now(), Instant::now());
+        let now = SystemTime::now();
         for (shard, epoch) in claimed {
             if let Some(slot) = self.first_samples.get(*shard as usize) {
                 slot.store(0, std::sync::atomic::Ordering::Release);
@@ -630,8 +629,7 @@ impl ClusterAgent {
                 Owned {
                     epoch: *epoch,
                     state: ShardState::Acquiring,
-                    acquired: now.0,
-                    acquired_at: now.1,
+                    acquired: now,
                     first_sample: None,
                     rooms: 0,
                 },
@@ -685,7 +683,6 @@ impl ClusterAgent {
             o.state = ShardState::Active;
             let took = at.duration_since(o.acquired).unwrap_or_default();
             self.metrics.takeover.observe(took.as_secs_f64());
-            let _ = o.acquired_at;
             self.journal
                 .write(at, *shard, o.epoch.0, JournalEvent::Active);
         }
@@ -746,7 +743,6 @@ impl ClusterAgent {
         shard: u32,
         epoch: Epoch,
         host: &Arc<dyn ShardHost>,
-        _graceful: bool,
         at: SystemTime,
     ) {
         self.gate.set_epoch(shard, None);
@@ -774,7 +770,7 @@ impl ClusterAgent {
             );
         }
         for (shard, epoch) in held {
-            self.drop_shard(shard, epoch, host, false, at).await;
+            self.drop_shard(shard, epoch, host, at).await;
         }
         self.metrics.shards_owned.set(0);
         let mut v = self.view();
@@ -799,8 +795,7 @@ impl ClusterAgent {
                         epoch = epoch.0,
                         "checkpoint refused: the shard has a newer owner; stopping it"
                     );
-                    self.drop_shard(shard, epoch, host, false, SystemTime::now())
-                        .await;
+                    self.drop_shard(shard, epoch, host, SystemTime::now()).await;
                     self.metrics.fencing_events.inc();
                 }
                 Err(error) => {

@@ -3,7 +3,7 @@
 
 use super::agent::{ClusterAgent, ShardHost};
 use super::checkpoint::{Keys, ShardCheckpoints};
-use super::gate::{Epoch, Gate};
+use super::gate::Gate;
 use super::journal::Journal;
 use super::metrics::ClusterMetrics;
 use super::ClusterConfig;
@@ -269,7 +269,6 @@ async fn a_dead_nodes_shards_are_claimed_by_the_others_and_its_late_writes_are_r
         "{refused:?}"
     );
     let _ = (a.stop.send(true), c.stop.send(true));
-    let _ = Epoch(0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
