@@ -39,4 +39,22 @@ pub trait ClusterView: Send + Sync + std::fmt::Debug + 'static {
     fn status_json(&self) -> serde_json::Value;
     /// Whether the node holds a live lease.
     fn ready(&self) -> bool;
+    /// Whether this node acts for `shard` now (it holds the claim and its gate is open).
+    fn acts_for(&self, _shard: u32) -> bool {
+        true
+    }
+    /// The advertised HTTP base (`http://host:port`) of the other live node that holds
+    /// `shard`'s claim. None: this node holds it, or no live node does.
+    fn owner_http(&self, _shard: u32) -> Option<String> {
+        None
+    }
+    /// The advertised HTTP bases of the other live members.
+    fn peers_http(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// The bearer token every node of the cluster accepts for node-to-node calls (viewer
+    /// rights), shared through etcd. None: not known yet.
+    fn service_token(&self) -> Option<String> {
+        None
+    }
 }
