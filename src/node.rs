@@ -490,8 +490,28 @@ impl Node {
         let rule_host = start_rules(&spec, &metrics, outbox)?;
         // The dashboards' change feed exists before any actor, so that no change is missed.
         let live = Arc::new(crate::api::ws::HubFeed::new());
+        // A cluster member also shows the rooms other nodes supervise, and publishes its own
+        // for them: the live mirror over the broker (`cluster::mirror`).
+        #[cfg(feature = "cluster")]
+        let mirror = match &cluster {
+            Some(parts) => Some(crate::cluster::mirror::Mirror::new(
+                &spec.cluster.name,
+                &spec.cluster.node_id,
+                live.clone(),
+                parts.gate.clone(),
+                crate::cluster::mirror::MirrorMetrics::register(&metrics)?,
+            )),
+            None => None,
+        };
+        #[cfg(feature = "cluster")]
+        let actor_feed: Arc<dyn cistern_actors::LiveFeed> = match &mirror {
+            Some(m) => m.clone(),
+            None => live.clone(),
+        };
+        #[cfg(not(feature = "cluster"))]
+        let actor_feed: Arc<dyn cistern_actors::LiveFeed> = live.clone();
         if let Some(host) = &rule_host {
-            host.board.set_live(live.clone());
+            host.board.set_live(actor_feed.clone());
         }
         // The archive is the fleet's source of truth once it holds a room: seeded from the
         // inventory (or the demo's archive) when empty, it says which rooms run and with what.
@@ -519,7 +539,7 @@ impl Node {
             metrics: actor_metrics.clone(),
             config: Arc::new(spec.actors.clone()),
             rules: rule_host.clone(),
-            live: live.clone(),
+            live: actor_feed,
             figures: figures.clone(),
         };
         let registry = if spec.cluster.enabled {
@@ -851,6 +871,12 @@ impl Node {
                 alarms: rule_host.as_ref().map(|h| h.board.clone()),
                 plans: plans.clone(),
                 orders: workorders.clone(),
+                #[cfg(feature = "cluster")]
+                remote: mirror
+                    .clone()
+                    .map(|m| m as Arc<dyn crate::api::ws::hub::RemoteRooms>),
+                #[cfg(not(feature = "cluster"))]
+                remote: None,
             },
             spec.security.audit.clone(),
             crate::api::ws::WsMetrics::register(&metrics)?,
@@ -885,6 +911,21 @@ impl Node {
             }),
             None => None,
         };
+        #[cfg(feature = "cluster")]
+        if let (Some(mirror), Some((agent, _))) = (&mirror, &cluster) {
+            mirror.set_cluster(agent.clone());
+            match &spec.mqtt {
+                Some(mqtt) => tasks.push(mirror.spawn(
+                    mqtt,
+                    registry.clone(),
+                    rule_host.as_ref().map(|h| h.board.clone()),
+                    shutdown_rx.clone(),
+                )),
+                None => tracing::warn!(
+                    "[cluster] without [mqtt]: this node shows only the rooms it supervises"
+                ),
+            }
+        }
         let state = web::Data::new(ApiState {
             registry: registry.clone(),
             metrics: metrics.clone(),

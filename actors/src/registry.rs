@@ -663,34 +663,39 @@ impl FleetRegistry {
             .map_err(|_| RouteError::RoomDown(room.to_string()))
     }
 
-    /// One line per room, from the status board (no actor is asked).
+    /// One line per room running here, from the status board (no actor is asked).
     pub fn summaries(&self) -> Vec<RoomSummary> {
-        let mut out: Vec<RoomSummary> = self
-            .rooms
-            .iter()
-            .map(|e| {
-                let spec = &e.spec;
-                let detail = self
-                    .board
-                    .get(&spec.id)
-                    .map(|s| s.clone())
-                    .unwrap_or_default();
-                RoomSummary {
-                    id: spec.id.clone(),
-                    name: spec.name.clone(),
-                    name_pinyin: spec.name_pinyin.clone(),
-                    address: spec.address.clone(),
-                    address_pinyin: spec.address_pinyin.clone(),
-                    zone: spec.zone.clone(),
-                    lat: spec.lat,
-                    lon: spec.lon,
-                    status: status_label(detail.online),
-                    detail,
-                }
-            })
-            .collect();
+        let mut out: Vec<RoomSummary> =
+            (self.rooms.iter()).map(|e| self.summary(&e.spec)).collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
+    }
+
+    /// One line per room of the fleet: those running here, and the parked ones (rooms another
+    /// cluster node supervises), offline as far as this node knows.
+    pub fn fleet_summaries(&self) -> Vec<RoomSummary> {
+        let mut out = self.summaries();
+        out.extend(self.parked.iter().map(|e| self.summary(e.value())));
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    fn summary(&self, spec: &RoomSpec) -> RoomSummary {
+        let detail = (self.board.get(&spec.id))
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        RoomSummary {
+            id: spec.id.clone(),
+            name: spec.name.clone(),
+            name_pinyin: spec.name_pinyin.clone(),
+            address: spec.address.clone(),
+            address_pinyin: spec.address_pinyin.clone(),
+            zone: spec.zone.clone(),
+            lat: spec.lat,
+            lon: spec.lon,
+            status: status_label(detail.online),
+            detail,
+        }
     }
 
     /// Visits every room for the fleet gauges: its inventory entry, whether it is online, and

@@ -8,7 +8,8 @@
 //! - [`metrics`](mod@metrics): the `cistern_cluster_*` series.
 //! - feature `cluster` (links etcd): [`agent`] (lease, claims, moves, fencing),
 //!   [`checkpoint`] (alarm state and snapshots per shard in etcd, writes fenced by the
-//!   epoch), [`status`] (`cistern cluster status`).
+//!   epoch), [`mirror`] (every room's live state on every node, over the broker), [`status`]
+//!   (`cistern cluster status`).
 //!
 //! Why etcd and not our own protocol: ownership must be decided by a consensus that survives
 //! the loss of a data centre; etcd's Raft, leases and transactions are that, proven. The
@@ -24,6 +25,8 @@ pub mod metrics;
 pub mod agent;
 #[cfg(feature = "cluster")]
 pub mod checkpoint;
+#[cfg(feature = "cluster")]
+pub mod mirror;
 #[cfg(feature = "cluster")]
 pub mod status;
 #[cfg(test)]

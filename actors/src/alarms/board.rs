@@ -10,7 +10,7 @@ use cistern_rules::AlarmEvent;
 use cistern_rules::{AlarmKey, AlarmRecord, AlarmState, FactValue, RuleId, Severity};
 use cistern_schemas::{DeviceId, RoomId, Timestamp, ZoneId};
 use dashmap::DashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::{Arc, OnceLock};
 
 /// The API id of an alarm: `<room>/<rule>@<unit>` (`XM-0001/pump_fault@P1`), or
@@ -20,7 +20,7 @@ pub fn alarm_id(source: &str, key: &AlarmKey) -> String {
 }
 
 /// One alarm as operators see it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlarmView {
     pub id: String,
     /// The room, for a room's alarm; none for a zone's.

@@ -4,7 +4,7 @@ use crate::supervision::ActorError;
 use actix::Message;
 use cistern_schemas::reading::{IngestSource, Record};
 use cistern_schemas::{DeviceId, DeviceKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::table::PointView;
 
@@ -72,7 +72,7 @@ pub struct Sweep;
 pub struct GetDeviceView;
 
 /// A device's live state as operators see it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DeviceView {
     pub id: DeviceId,
     pub kind: DeviceKind,

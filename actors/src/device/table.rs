@@ -66,13 +66,61 @@ pub struct DeviceSnapshot {
 }
 
 /// A point as shown to operators.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PointView {
     pub name: &'static str,
     pub unit: &'static str,
     pub value: Option<f64>,
     pub quality: Quality,
     pub t: Option<Timestamp>,
+}
+
+/// A [`PointView`] as read back (a view from another cluster node).
+#[derive(Deserialize)]
+struct PointViewRead {
+    name: String,
+    unit: String,
+    value: Option<f64>,
+    quality: Quality,
+    t: Option<Timestamp>,
+}
+
+impl<'de> Deserialize<'de> for PointView {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PointViewRead::deserialize(d)?
+            .try_into()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<PointViewRead> for PointView {
+    type Error = String;
+
+    /// The name and unit become the catalog's own text, so that a view holds no allocation
+    /// of its own; a word the catalog does not have is refused.
+    fn try_from(r: PointViewRead) -> Result<Self, String> {
+        use cistern_schemas::catalog::{CAMERA_POINTS, PUMP_POINTS, ROOM_POINTS, TANK_POINTS};
+        let specs = || {
+            [ROOM_POINTS, PUMP_POINTS, TANK_POINTS, CAMERA_POINTS]
+                .into_iter()
+                .flat_map(|points| points.iter())
+        };
+        let name = specs()
+            .find(|p| p.name == r.name)
+            .map(|p| p.name)
+            .ok_or_else(|| format!("no point {:?} in the catalog", r.name))?;
+        let unit = specs()
+            .find(|p| p.unit == r.unit)
+            .map(|p| p.unit)
+            .ok_or_else(|| format!("no unit {:?} in the catalog", r.unit))?;
+        Ok(PointView {
+            name,
+            unit,
+            value: r.value,
+            quality: r.quality,
+            t: r.t,
+        })
+    }
 }
 
 /// How many recent sample instants a device remembers for exact de-duplication (at a 2 s

@@ -5,7 +5,7 @@ use super::messages::{
     AlarmCommandError, GetAlarms, GetRoomView, NightLeak, Retire, RoomCommand, SamplesReceived,
     SwapRules, TankCleanings, UpdateSpec,
 };
-use super::state::{derive_room, status_label, ClockSkew, RoomPart, RoomStatus, RoomView};
+use super::state::{derive_room, ClockSkew, Link, RoomPart, RoomStatus, RoomView};
 use crate::alarms::zone::{MemberEvent, SetExternal};
 use crate::alarms::{Bookmark, DeviceChanged, ReportFacts};
 use crate::camera::CameraActor;
@@ -260,7 +260,7 @@ impl PumpRoomActor {
     fn part(&self) -> RoomPart {
         RoomPart {
             id: self.spec.id.clone(),
-            status: status_label(self.online),
+            status: Link::of(self.online),
             last_seen: self.last_seen,
             last_data: self.last_data,
             clock_skew: self.clock_skew_now(),

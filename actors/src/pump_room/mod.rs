@@ -35,5 +35,5 @@ pub use messages::{
     SwapRules, TankCleanings, UpdateSpec,
 };
 pub use state::{
-    status_label, ClockSkew, RoomDerived, RoomPart, RoomStatus, RoomSummary, RoomView,
+    status_label, ClockSkew, Link, RoomDerived, RoomPart, RoomStatus, RoomSummary, RoomView,
 };

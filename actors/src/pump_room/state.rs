@@ -4,7 +4,7 @@ use crate::device::messages::DeviceView;
 use crate::device::{PointTable, PointView};
 use cistern_schemas::inventory::RoomSpec;
 use cistern_schemas::{RoomId, Timestamp, ZoneId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Online/offline status of a room, kept on the fleet's status board for cheap listing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Default)]
@@ -24,7 +24,7 @@ pub struct RoomStatus {
 
 /// A gateway stamping samples beyond the allowed skew ahead of the node's clock (shown in the
 /// room's view while it keeps happening; those samples are refused).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClockSkew {
     /// When such a sample last arrived (node time).
     pub last: Timestamp,
@@ -50,7 +50,7 @@ pub struct RoomSummary {
 }
 
 /// Derived state of the room's own instruments.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RoomDerived {
     pub mains: Option<bool>,
     pub inlet_pressure_mpa: Option<f64>,
@@ -62,8 +62,9 @@ pub struct RoomDerived {
     pub energy_intensity_kwh_m3: Option<f64>,
 }
 
-/// The live state of a room and everything in it.
-#[derive(Clone, Debug, Serialize)]
+/// The live state of a room and everything in it (deserialised by a cluster node that shows
+/// a room another node supervises).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RoomView {
     pub id: RoomId,
     pub name: String,
@@ -74,7 +75,7 @@ pub struct RoomView {
     pub zone: ZoneId,
     pub lat: f64,
     pub lon: f64,
-    pub status: &'static str,
+    pub status: Link,
     pub last_seen: Option<Timestamp>,
     /// Source time of the room's newest good sample.
     pub last_data: Option<Timestamp>,
@@ -90,10 +91,10 @@ pub struct RoomView {
 
 /// The room's own part of its [`RoomView`]: what changes when its own instruments report
 /// (the live feed sends it to dashboards watching the room).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RoomPart {
     pub id: RoomId,
-    pub status: &'static str,
+    pub status: Link,
     pub last_seen: Option<Timestamp>,
     pub last_data: Option<Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,6 +120,24 @@ pub fn derive_room(spec: &RoomSpec, table: &PointTable) -> RoomDerived {
             (Some(p), Some(q)) if q > 0.1 => Some(p / q),
             _ => None,
         },
+    }
+}
+
+/// A room's link as its live view shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Link {
+    Online,
+    Offline,
+}
+
+impl Link {
+    pub fn of(online: bool) -> Self {
+        if online {
+            Link::Online
+        } else {
+            Link::Offline
+        }
     }
 }
 

@@ -185,7 +185,7 @@ async fn batches_reach_the_room_and_its_devices() {
     .await;
     f.deliver(batch("XM-0001/T1", T0, &[("level", 2.6)])).await;
     let view = f.registry.room_view(&f.room).await.unwrap();
-    assert_eq!(view.status, "online");
+    assert_eq!(view.status, Link::Online);
     assert_eq!(point(&view.points, "outlet_pressure"), Some(0.45));
     assert_eq!(point(&view.pumps[1].points, "frequency"), Some(41.0));
     assert_eq!(view.pumps[1].derived["status"], "running");
@@ -303,7 +303,7 @@ async fn a_panicking_room_restarts_and_keeps_its_children() {
     );
     assert_eq!(f.metrics.running.with_label_values(&["pump"]).get(), 2);
     assert_eq!(point(&view.points, "outlet_pressure"), Some(0.44));
-    assert_eq!(view.status, "online", "status rebuilt from the board");
+    assert_eq!(view.status, Link::Online, "status rebuilt from the board");
     assert_eq!(point(&view.pumps[0].points, "frequency"), Some(40.0));
     let p1_again = room.send(GetPump(1)).await.unwrap().unwrap();
     assert_eq!(p1, p1_again, "children are not restarted with their room");
@@ -325,7 +325,7 @@ async fn silent_points_turn_stale_and_a_silent_room_goes_offline() {
         .find(|p| p.name == "outlet_pressure")
         .unwrap();
     assert_eq!(p.quality.level, QualityLevel::Stale);
-    assert_eq!(view.status, "online");
+    assert_eq!(view.status, Link::Online);
     assert_eq!(
         view.derived.outlet_pressure_mpa, None,
         "a stale value is not used"
@@ -335,7 +335,7 @@ async fn silent_points_turn_stale_and_a_silent_room_goes_offline() {
     room.send(Sweep).await.unwrap();
     assert_eq!(
         f.registry.room_view(&f.room).await.unwrap().status,
-        "offline"
+        Link::Offline
     );
     assert_eq!(f.registry.online_count(), (0, 1));
 
@@ -346,7 +346,7 @@ async fn silent_points_turn_stale_and_a_silent_room_goes_offline() {
     ))
     .await;
     let view = f.registry.room_view(&f.room).await.unwrap();
-    assert_eq!(view.status, "online");
+    assert_eq!(view.status, Link::Online);
     assert_eq!(view.derived.outlet_pressure_mpa, Some(0.45));
     assert_eq!(f.registry.summaries()[0].status, "online");
 }

@@ -205,8 +205,9 @@ function proxyBoard() {
 function linkState(mode, detail) {
   const el = $('link-state');
   el.className = `link-state ${mode === 'up' ? 'up' : mode === 'polling' ? '' : 'down'}`;
-  el.textContent = mode === 'up' ? t('link.live') : mode === 'polling' ? t('link.polling') : detail ? t('link.down_detail', { detail }) : t('link.down');
-  el.title = mode === 'up' ? t('link.up_title') : el.textContent;
+  const up = mode === 'up' && detail ? t('link.live_via', { node: detail }) : t('link.live');
+  el.textContent = mode === 'up' ? up : mode === 'polling' ? t('link.polling') : detail ? t('link.down_detail', { detail }) : t('link.down');
+  el.title = mode === 'up' ? (detail ? t('link.via_title', { node: detail }) : t('link.up_title')) : el.textContent;
   renderBanner();
 }
 
@@ -350,6 +351,8 @@ alarmHead.addEventListener('keydown', (e) => {
 // The link-lost banner: across the page while the socket is down (past a brief reconnect) or
 // the node has been silent past its pings, gone when the link is back.
 const BANNER_AFTER_MS = 1500;
+// How long the "views resynchronised" notice stays after a reconnection.
+const RESYNC_SHOWN_MS = 15000;
 function renderBanner() {
   const banner = $('link-banner');
   if (!live) {
@@ -361,17 +364,28 @@ function renderBanner() {
   // Down: nothing heard since the socket went (a fallback poll that answers is a link).
   const down = h.mode !== 'up' && h.mode !== 'connecting' && h.downMs >= BANNER_AFTER_MS && h.silentMs >= h.downMs;
   let text = null;
+  let lost = true;
   if (down) text = t('banner.down', { s });
   else if (h.mode === 'polling' && h.silentMs > STALE_MS) text = t('banner.polling', { s });
   else if (h.silentMs > STALE_MS) text = t('banner.stale', { s });
+  else if (h.mode === 'up' && h.resyncMs !== null && h.resyncMs < RESYNC_SHOWN_MS) {
+    // Back after a loss: say that every view was reloaded whole (and through which node).
+    text = h.via ? t('banner.resynced_via', { node: h.via }) : t('banner.resynced');
+    lost = false;
+  }
   banner.hidden = text === null;
-  document.body.classList.toggle('link-lost', text !== null);
-  if (text !== null) $('link-banner-text').textContent = text;
+  banner.classList.toggle('resynced', text !== null && !lost);
+  document.body.classList.toggle('link-lost', text !== null && lost);
+  if (text !== null) {
+    $('link-banner-title').textContent = t(lost ? 'banner.title' : 'banner.resynced_title');
+    $('link-banner-text').textContent = text;
+  }
 }
 setInterval(renderBanner, 500);
 
 // The ingest backlog: `/readyz` says how far behind field data is applied; past its limit (the
-// node then reports `ingest_lag` not ready) the header says by how much.
+// node then reports `ingest_lag` not ready) the header says by how much. A cluster node that
+// lost etcd (`cluster` not ready) says that what it shows may be stale.
 async function renderBacklog() {
   const el = $('backlog');
   if (!live) return;
@@ -379,8 +393,13 @@ async function renderBacklog() {
     const resp = await fetch('/readyz', { cache: 'no-store' });
     const r = await resp.json();
     const behind = (r.not_ready || []).includes('ingest_lag') && typeof r.ingest_lag_ms === 'number';
-    el.hidden = !behind;
-    if (behind) {
+    // A cluster node cut off from etcd supervises nothing: what it shows may be stale.
+    const outside = (r.not_ready || []).includes('cluster');
+    el.hidden = !behind && !outside;
+    if (outside) {
+      el.textContent = t('console.outside_cluster');
+      el.title = t('console.outside_cluster_title');
+    } else if (behind) {
       const s = Math.round(r.ingest_lag_ms / 1000);
       el.textContent = t('console.backlog', { s });
       el.title = t('console.backlog_title', { s });

@@ -14,6 +14,13 @@
 // client pings every PING_MS and counts any message as a sign of life; `health()` says how
 // long the node has been silent, and a socket silent for STALE_MS is given up (`stale`) and
 // reopened. The console's banner reads `health()`.
+//
+// On a cluster (`GET /api/v1/cluster` lists the members) every node shows every room: when this
+// page's node cannot be reached, the socket tries the other members in turn, authenticates
+// with the same token (identity is shared) and re-subscribes with `since`; the other node
+// knows nothing of the old session, so every subscription starts again from a snapshot flagged
+// `resync` — never a silent gap — and `health()` says through which node (`via`) and that the
+// views were resynchronised (`resyncMs`).
 
 import { session, get, post } from './api.js';
 
@@ -41,6 +48,11 @@ export class Live {
     this.downSince = null;
     this.watchdog = null;
     this.lastPing = 0;
+    // Where the socket may connect: this page's node first, then the cluster's other members.
+    this.nodes = [{ url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`, node: null }];
+    this.nodeAt = 0;
+    this.membersRead = false;
+    this.lastResync = null;
   }
 
   start() {
@@ -52,7 +64,15 @@ export class Live {
   // The link as the banner needs it: the mode, how long the node has been silent, and since
   // when the socket has been down (null while it is up).
   health(now = Date.now()) {
-    return { mode: this.mode, silentMs: now - this.lastHeard, downMs: this.downSince === null ? 0 : now - this.downSince };
+    return {
+      mode: this.mode,
+      silentMs: now - this.lastHeard,
+      downMs: this.downSince === null ? 0 : now - this.downSince,
+      // The member the socket reached instead of this page's node (null: this page's node).
+      via: this.nodeAt === 0 ? null : this.nodes[this.nodeAt].node,
+      // How long ago a reconnection made the node resend whole views (null: never).
+      resyncMs: this.lastResync === null ? null : now - this.lastResync,
+    };
   }
 
   watch() {
@@ -121,7 +141,7 @@ export class Live {
   connect() {
     if (this.closed) return;
     const s = session();
-    const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+    const { url } = this.nodes[this.nodeAt] || this.nodes[0];
     let ws;
     try {
       ws = new WebSocket(url);
@@ -147,10 +167,13 @@ export class Live {
         this.failures = 0;
         this.backoff = 500;
         clearTimeout(this.pollTimer);
+        // Another node knows nothing of this session: `since` makes it answer `resync`.
+        const elsewhere = this.sessionId !== null && !msg.resumed;
         this.sessionId = msg.session;
         // A new session holds nothing: every subscription starts again from a snapshot.
-        if (!msg.resumed) for (const sub of this.subs.values()) sub.seq = null;
-        this.link('up');
+        if (!msg.resumed && !elsewhere) for (const sub of this.subs.values()) sub.seq = null;
+        this.link('up', this.health().via);
+        this.readMembers();
         for (const sub of this.subs.values()) this.sendSubscribe(sub);
         return;
       }
@@ -171,8 +194,12 @@ export class Live {
         window.dispatchEvent(new CustomEvent('cistern:unauthorized'));
         return;
       }
-      if (!authed) this.failures += 1;
-      if (this.failures >= FALLBACK_AFTER) {
+      if (!authed) {
+        this.failures += 1;
+        // This node cannot be reached: try the cluster's next member.
+        if (this.nodes.length > 1) this.nodeAt = (this.nodeAt + 1) % this.nodes.length;
+      }
+      if (this.failures >= FALLBACK_AFTER * this.nodes.length) {
         this.link('polling');
         this.pollSoon();
       } else {
@@ -181,6 +208,22 @@ export class Live {
       }
       this.retry();
     };
+  }
+
+  // The cluster's members (once): the nodes the socket may try when this page's node is down.
+  async readMembers() {
+    if (this.membersRead) return;
+    this.membersRead = true;
+    try {
+      const c = await get('/api/v1/cluster');
+      for (const m of c.members || []) {
+        if (!m.http || m.node === c.node) continue;
+        const url = `${m.http.replace(/^http/, 'ws').replace(/\/$/, '')}/ws`;
+        if (!this.nodes.some((n) => n.url === url)) this.nodes.push({ url, node: m.node });
+      }
+    } catch {
+      // A node that is no cluster member (or an older one): this page's node only.
+    }
   }
 
   retry() {
@@ -205,6 +248,7 @@ export class Live {
       case 'snapshot': {
         const sub = this.subs.get(msg.id);
         if (!sub) return;
+        if (msg.resync) this.lastResync = Date.now();
         sub.seq = msg.seq;
         sub.handler(msg);
         return;

@@ -99,6 +99,11 @@ impl HubFeed {
         }
     }
 
+    /// The rooms some subscription watches.
+    pub fn watched_rooms(&self) -> Vec<RoomId> {
+        self.watched.iter().map(|e| e.key().clone()).collect()
+    }
+
     /// One more subscription watches `room`.
     pub fn watch(&self, room: &RoomId) {
         *self.watched.entry(room.clone()).or_insert(0) += 1;

@@ -132,6 +132,7 @@ pub struct Hub {
     board: Option<Arc<AlarmBoard>>,
     /// The peak-shaving plans, read at each room snapshot (`tank_plans`).
     plans: Option<Arc<PlanBoard>>,
+    remote: Option<Arc<dyn RemoteRooms>>,
     sessions: Arc<DashMap<String, Arc<Client>>>,
     tx: mpsc::Sender<HubCommand>,
     routes: Vec<Route>,
@@ -151,9 +152,21 @@ pub struct Hub {
     orders: HashMap<OrderId, Arc<WorkOrder>>,
 }
 
+/// Rooms another node supervises (a cluster node: `cluster::mirror`).
+pub trait RemoteRooms: Send + Sync + std::fmt::Debug {
+    /// The room's live view from the node that supervises it; None: this node holds the
+    /// room (its actors answer).
+    fn fetch_room(
+        &self,
+        room: &RoomId,
+    ) -> Option<futures::future::BoxFuture<'static, Result<RoomView, String>>>;
+}
+
 /// The boards the hub reads besides the feed (each absent when the node does not run it).
 #[derive(Debug, Clone, Default)]
 pub struct Boards {
+    /// Where the live view of a room another cluster node supervises comes from.
+    pub remote: Option<Arc<dyn RemoteRooms>>,
     pub alarms: Option<Arc<AlarmBoard>>,
     pub plans: Option<Arc<PlanBoard>>,
     /// The work-order service (the `workorders` topic).
@@ -290,6 +303,7 @@ impl Hub {
             registry,
             board: boards.alarms,
             plans: boards.plans,
+            remote: boards.remote,
             sessions,
             tx,
             routes: Vec::new(),
@@ -307,7 +321,9 @@ impl Hub {
             event_no: 0,
             orders: HashMap::new(),
         };
-        for r in hub.registry.summaries() {
+        // The whole fleet: a cluster node also marks the rooms other nodes supervise (the live
+        // mirror brings their status).
+        for r in hub.registry.fleet_summaries() {
             let z = hub.zones.entry(r.zone.clone()).or_default();
             z.rooms += 1;
             z.online += u32::from(r.detail.online);
@@ -930,12 +946,17 @@ impl Hub {
         self.feed.watch(room);
         self.loading.insert(room.clone(), Loading::default());
         let (registry, tx, room) = (self.registry.clone(), self.tx.clone(), room.clone());
+        let remote = self.remote.as_ref().and_then(|r| r.fetch_room(&room));
         tokio::spawn(async move {
-            let result = registry
-                .room_view(&room)
-                .await
-                .map(Box::new)
-                .map_err(|e| e.to_string());
+            let result = match registry.room_view(&room).await {
+                Ok(view) => Ok(Box::new(view)),
+                // Another cluster node supervises the room: its view comes from there.
+                Err(cistern_actors::RouteError::NotHere(_)) if remote.is_some() => match remote {
+                    Some(fetch) => fetch.await.map(Box::new),
+                    None => Err(format!("room {room} is not supervised here")),
+                },
+                Err(e) => Err(e.to_string()),
+            };
             let _ = tx.send(HubCommand::RoomFetched { room, result }).await;
         });
     }

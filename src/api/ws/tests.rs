@@ -584,7 +584,7 @@ fn server_frames() -> BTreeMap<&'static str, String> {
 
     let part = RoomPart {
         id: room.clone(),
-        status: "online",
+        status: cistern_actors::pump_room::Link::Online,
         last_seen: Some(Timestamp::from_millis(1_795_288_870_890)),
         last_data: Some(Timestamp::from_millis(1_795_288_870_890)),
         clock_skew: None,

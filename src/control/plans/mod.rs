@@ -735,7 +735,7 @@ async fn sample(registry: &FleetRegistry, room: &RoomId) -> RoomSample {
             .iter()
             .map(|t| point(&t.points, "level"))
             .collect(),
-        online: view.status == "online",
+        online: view.status == cistern_actors::pump_room::Link::Online,
     }
 }
 
