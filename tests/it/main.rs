@@ -18,6 +18,8 @@ mod cleaning;
 mod clock_skew;
 #[cfg(feature = "cluster")]
 mod cluster_alarm;
+#[cfg(feature = "cluster")]
+mod cluster_api;
 mod crash;
 mod demo;
 #[cfg(feature = "cluster")]
