@@ -16,7 +16,7 @@
 use super::limiter::{Limited, LoginLimiter};
 use super::secret::{self, TokenKind};
 use super::{AuthConfig, AuthError, Principal, Role};
-use crate::store::{Store, StoreError};
+use crate::store::{StateRecords, Store, StoreError};
 use cistern_schemas::Timestamp;
 use dashmap::DashMap;
 use futures::future::BoxFuture;
@@ -310,8 +310,7 @@ pub type IdentityRecord = (IdentityKind, String, Vec<u8>);
 /// memory.
 pub trait IdentityPersistence: Send + Sync + std::fmt::Debug + 'static {
     /// Every record of `kind`, as (key, JSON).
-    fn load(&self, kind: IdentityKind)
-        -> BoxFuture<'_, Result<Vec<(String, Vec<u8>)>, StoreError>>;
+    fn load(&self, kind: IdentityKind) -> BoxFuture<'_, Result<StateRecords, StoreError>>;
     /// Puts (or, with `None`, deletes) one record.
     fn put(
         &self,
@@ -378,10 +377,7 @@ impl IdentityPersistence for IdentityStore {
         Box::pin(async move { self.put(kind, key, Some(value)).await.map(|()| true) })
     }
 
-    fn load(
-        &self,
-        kind: IdentityKind,
-    ) -> BoxFuture<'_, Result<Vec<(String, Vec<u8>)>, StoreError>> {
+    fn load(&self, kind: IdentityKind) -> BoxFuture<'_, Result<StateRecords, StoreError>> {
         let store = self.store.clone();
         let kind = kind.store_kind();
         Box::pin(async move {
@@ -1230,7 +1226,10 @@ mod tests {
     /// One store shared by several nodes' `Auth`s, as etcd is in a cluster (changes reach the
     /// other nodes when the test applies them, as the watch would).
     #[derive(Clone, Debug, Default)]
-    struct Shared(Arc<std::sync::Mutex<BTreeMap<(&'static str, String), Vec<u8>>>>);
+    struct Shared(Arc<std::sync::Mutex<Records>>);
+
+    /// (kind name, key) → JSON.
+    type Records = BTreeMap<(&'static str, String), Vec<u8>>;
 
     impl Shared {
         fn records(&self) -> Vec<IdentityRecord> {
@@ -1242,10 +1241,7 @@ mod tests {
     }
 
     impl IdentityPersistence for Shared {
-        fn load(
-            &self,
-            kind: IdentityKind,
-        ) -> BoxFuture<'_, Result<Vec<(String, Vec<u8>)>, StoreError>> {
+        fn load(&self, kind: IdentityKind) -> BoxFuture<'_, Result<StateRecords, StoreError>> {
             let map = self.0.lock().unwrap();
             let out = (map.iter())
                 .filter(|((k, _), _)| *k == kind.name())

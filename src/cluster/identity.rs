@@ -151,7 +151,7 @@ impl IdentityPersistence for EtcdIdentities {
     fn load(
         &self,
         kind: IdentityKind,
-    ) -> BoxFuture<'_, Result<Vec<(String, Vec<u8>)>, StoreError>> {
+    ) -> BoxFuture<'_, Result<crate::store::StateRecords, StoreError>> {
         let dir = self.key(kind, "");
         Box::pin(async move {
             let d = dir.clone();
