@@ -127,10 +127,17 @@ fn any_node_serves_the_whole_fleet_over_rest_with_shared_identity() {
         Some(r#"{"name": "op-shared", "role": "operator", "password": "op-shared-password"}"#),
     );
     assert_eq!(status, 201, "{created}");
-    let op = wait_for("the new user logs in on B", Duration::from_secs(5), || {
-        let (status, body) = crate::support::login(&b, "op-shared", "op-shared-password");
-        (status == 200).then(|| body["token"].as_str().unwrap().to_owned())
+    // (Known to B first, then one login: failed logins would count against the user's limit.)
+    let created_at = std::time::Instant::now();
+    wait_for("the new user known to B", Duration::from_secs(5), || {
+        let url = format!("{b}/api/v1/users/op-shared");
+        (call_as(Some(&admin_a), "GET", &url, None).0 == 200).then_some(())
     });
+    eprintln!(
+        "a user created on A was known to B after {:?}",
+        created_at.elapsed()
+    );
+    let op = token_for(&b, "op-shared", "op-shared-password");
 
     // Both members, every shard held, every shard active (the simulator feeds every room).
     let _sim = Cistern::simulate("cluster-api-sim", broker.addr)
