@@ -662,6 +662,19 @@ fn main() -> anyhow::Result<()> {
             actix_web::rt::System::new().block_on(async move {
                 let mut stop = stop_signal();
                 let storage = cistern::node::Storage::open(&config.store, &config.historian).await?;
+                #[cfg(feature = "cluster")]
+                let security = if config.cluster.enabled {
+                    config.cluster.validate()?;
+                    // Users, tokens and sessions shared by every node of the cluster.
+                    cistern::auth::Security::open_shared(&config.auth, &config.cluster, &storage)
+                        .await
+                        .context("cannot load the cluster's users and tokens from etcd")?
+                } else {
+                    cistern::auth::Security::open(&config.auth, Some(&storage))
+                        .await
+                        .context("cannot load users and tokens")?
+                };
+                #[cfg(not(feature = "cluster"))]
                 let security = cistern::auth::Security::open(&config.auth, Some(&storage))
                     .await
                     .context("cannot load users and tokens")?;

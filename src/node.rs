@@ -993,6 +993,8 @@ impl Node {
         let security = web::Data::new(spec.security.clone());
         let server = HttpServer::new(move || {
             App::new()
+                // Inside the gate: a request is sent on to its room's node once authenticated.
+                .wrap(actix_web::middleware::from_fn(crate::api::forward::forward))
                 .wrap(actix_web::middleware::from_fn(
                     crate::auth::middleware::authenticate,
                 ))

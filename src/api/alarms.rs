@@ -65,8 +65,11 @@ fn parse_severity(s: &str) -> Option<Severity> {
     serde_json::from_value(serde_json::Value::String(s.to_uppercase())).ok()
 }
 
+/// On a cluster node, every live member's alarms ([`super::fleet`]); with
+/// `X-Cistern-Scope: local`, the alarms of the rooms this node runs (and its zones' alarms).
 pub async fn list(
     state: web::Data<ApiState>,
+    req: HttpRequest,
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let api = alarms(&state)?;
@@ -95,17 +98,27 @@ pub async fn list(
             },
         )?,
     };
-    let list = api.host.board.list(&filter);
+    let mut list = api.host.board.list(&filter);
+    if state.cluster.is_some() {
+        // Only the rooms running here: a shard's alarms are its owner's to list.
+        list.retain(|v| v.room.as_ref().is_none_or(|r| state.registry.runs(r)));
+    }
     let mut by_severity = serde_json::Map::new();
     for s in ["P1", "P2", "P3", "P4"] {
         let n = list.iter().filter(|v| v.severity.as_str() == s).count();
         by_severity.insert(s.into(), n.into());
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({
+    let local = serde_json::json!({
         "count": list.len(),
         "by_severity": by_severity,
         "alarms": list,
-    })))
+    });
+    match &state.cluster {
+        Some(cluster) if !super::fleet::local_scope(&req) => {
+            Ok(HttpResponse::Ok().json(super::fleet::alarms(cluster, &req, local).await))
+        }
+        _ => Ok(HttpResponse::Ok().json(local)),
+    }
 }
 
 /// Where an alarm lives.

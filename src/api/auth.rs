@@ -64,7 +64,7 @@ pub async fn logout(
         .ok()
         .flatten()
         .ok_or(auth::AuthError::Unauthorized)?;
-    let ended = state.security.auth.logout(&token);
+    let ended = state.security.auth.logout(&token).await;
     state.security.record(
         &who,
         "logout",

@@ -265,7 +265,14 @@ pub struct ApiError {
     pub message: String,
     /// `Retry-After` (whole seconds), for refusals that end.
     pub retry_after: Option<std::time::Duration>,
+    /// The room this node does not run (another node of the cluster may): left in the
+    /// response's extensions as [`NotHere`], so that [`super::forward`] can ask its owner.
+    pub not_here: Option<String>,
 }
+
+/// In a response's extensions: the request was about a room this node does not run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotHere(pub String);
 
 impl ApiError {
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
@@ -274,7 +281,14 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            not_here: None,
         }
+    }
+
+    /// Marks the error as about `room`, which this node does not run.
+    pub fn not_here(mut self, room: impl Into<String>) -> Self {
+        self.not_here = Some(room.into());
+        self
     }
 
     pub fn retry_after(mut self, after: std::time::Duration) -> Self {
@@ -328,7 +342,11 @@ impl ResponseError for ApiError {
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
             resp.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
         }
-        resp.json(envelope(self.code, &self.message))
+        let mut resp = resp.json(envelope(self.code, &self.message));
+        if let Some(room) = &self.not_here {
+            resp.extensions_mut().insert(NotHere(room.clone()));
+        }
+        resp
     }
 }
 
@@ -349,11 +367,12 @@ impl From<cistern_actors::RouteError> for ApiError {
                 e.to_string(),
             ),
             // Another node runs the room (a cluster whose request was not forwarded).
-            R::NotHere(_) => Self::new(
+            R::NotHere(room) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::RoomUnavailable,
                 e.to_string(),
-            ),
+            )
+            .not_here(room.clone()),
         }
     }
 }

@@ -20,6 +20,8 @@ pub mod cleaning;
 pub mod cluster;
 pub mod cockpit;
 pub mod error;
+pub mod fleet;
+pub mod forward;
 pub mod history;
 pub mod inspections;
 pub mod notify;

@@ -9,7 +9,7 @@
 use super::error::{ApiError, ErrorCode};
 use super::ApiState;
 use crate::control::plans::PlanBoard;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use cistern_actors::pump_room::RoomView;
 use cistern_actors::FleetRegistry;
 use cistern_schemas::RoomId;
@@ -17,19 +17,33 @@ use cistern_schemas::RoomId;
 /// Every room, with its status, and the supply zones they belong to: each zone once, with its
 /// names (`name` as operators read it, `name_pinyin` beside it), rather than the names on each
 /// of 2,100 rooms.
-pub async fn list(state: web::Data<ApiState>) -> HttpResponse {
+///
+/// On a cluster node, every live member's rooms ([`super::fleet`]); with
+/// `X-Cistern-Scope: local`, the rooms this node runs.
+pub async fn list(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
+    let local = local_list(&state);
+    match &state.cluster {
+        Some(cluster) if !super::fleet::local_scope(&req) => {
+            HttpResponse::Ok().json(super::fleet::rooms(&state, cluster, &req, local).await)
+        }
+        _ => HttpResponse::Ok().json(local),
+    }
+}
+
+/// The rooms this node runs.
+fn local_list(state: &ApiState) -> serde_json::Value {
     let rooms = state.registry.summaries();
     let online = rooms.iter().filter(|r| r.detail.online).count();
     let zones: Vec<_> = (state.registry.zone_specs().iter())
         .map(|z| serde_json::json!({ "id": z.id, "name": z.name, "name_pinyin": z.name_pinyin }))
         .collect();
-    HttpResponse::Ok().json(serde_json::json!({
+    serde_json::json!({
         "count": rooms.len(),
         "online": online,
         "offline": rooms.len() - online,
         "zones": zones,
         "rooms": rooms,
-    }))
+    })
 }
 
 /// The live state of one room and its pumps, tanks and cameras.

@@ -62,7 +62,11 @@ fn api_error(e: &WriteError) -> ApiError {
         }
         _ => (StatusCode::BAD_GATEWAY, ErrorCode::FieldUnreachable),
     };
-    ApiError::new(status, code, e.to_string())
+    let error = ApiError::new(status, code, e.to_string());
+    match e {
+        WriteError::NotOwned { room } => error.not_here(room.to_string()),
+        _ => error,
+    }
 }
 
 /// Writes `writes` to `room`'s controller as `who`, in order, stopping at the first failure

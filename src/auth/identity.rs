@@ -1,17 +1,25 @@
 //! Users, API tokens and login sessions: who may present which bearer token, and as what role.
 //!
-//! Users (argon2-hashed passwords) and API tokens (only a digest of their secret) persist in the
-//! node's store when it has one (state kinds `auth_user` and `auth_token`), in memory
-//! otherwise. Sessions live in memory only: a restart logs everyone out, which costs a login
-//! and keeps no bearer secret on disk. A change is written to the store before it takes effect
-//! in memory, one change at a time, so that the two never disagree.
+//! Where they persist is an [`IdentityPersistence`]:
+//! - a single node: its store (state kinds `auth_user` and `auth_token`, [`IdentityStore`]),
+//!   or memory without one. Sessions live in memory only: a restart logs everyone out, which
+//!   costs a login and keeps no bearer secret on disk.
+//! - a cluster node: etcd, shared by every node (`cluster::identity`), sessions included (the
+//!   digest of their secret, with a lease of their lifetime), so that a token issued by one
+//!   node is accepted by all. Each node keeps its in-memory copy current from a watch on the
+//!   keys ([`Auth::reload`], [`Auth::apply`]).
+//!
+//! A change is written to the store before it takes effect in memory, one change at a time
+//! per node, so that the two never disagree; a new user is created only if its name is free in
+//! the store (two nodes cannot both create the first admin).
 
 use super::limiter::{Limited, LoginLimiter};
 use super::secret::{self, TokenKind};
 use super::{AuthConfig, AuthError, Principal, Role};
-use crate::store::{Store, StoreError};
+use crate::store::{StateRecords, Store, StoreError};
 use cistern_schemas::Timestamp;
 use dashmap::DashMap;
+use futures::future::BoxFuture;
 use prometheus::{IntCounterVec, Opts};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -21,6 +29,7 @@ use std::time::{Duration, Instant};
 
 const USER_KIND: &str = "auth_user";
 const TOKEN_KIND: &str = "auth_token";
+const SESSION_KIND: &str = "auth_session";
 /// The first admin's name.
 pub const FIRST_ADMIN: &str = "admin";
 /// Shortest password accepted.
@@ -165,7 +174,7 @@ fn token_principal(name: &str) -> String {
     format!("token:{name}")
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct SessionRecord {
     user: String,
     digest: String,
@@ -257,7 +266,78 @@ impl AuthMetrics {
     }
 }
 
-/// Where identities persist: the node's store, driven on its I/O runtime.
+/// A kind of identity record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IdentityKind {
+    User,
+    Token,
+    /// A login session (digest of its secret, user, expiry): persisted only where the nodes of
+    /// a cluster share them; a single node keeps them in memory.
+    Session,
+}
+
+impl IdentityKind {
+    pub const ALL: [IdentityKind; 3] = [Self::User, Self::Token, Self::Session];
+
+    /// The state kind in a node's store.
+    pub fn store_kind(self) -> &'static str {
+        match self {
+            Self::User => USER_KIND,
+            Self::Token => TOKEN_KIND,
+            Self::Session => SESSION_KIND,
+        }
+    }
+
+    /// The kind's segment in a key path (`user`, `token`, `session`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Token => "token",
+            Self::Session => "session",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// One stored identity record: its kind, key (user name, token id, session id) and JSON.
+pub type IdentityRecord = (IdentityKind, String, Vec<u8>);
+
+/// Where identities persist: the node's store ([`IdentityStore`]), or etcd, shared by the
+/// nodes of a cluster (`cluster::identity`). Writes are awaited before a change takes effect in
+/// memory.
+pub trait IdentityPersistence: Send + Sync + std::fmt::Debug + 'static {
+    /// Every record of `kind`, as (key, JSON).
+    fn load(&self, kind: IdentityKind) -> BoxFuture<'_, Result<StateRecords, StoreError>>;
+    /// Puts (or, with `None`, deletes) one record.
+    fn put(
+        &self,
+        kind: IdentityKind,
+        key: String,
+        value: Option<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Puts one record only if its key is free; false: it was taken (by another node).
+    fn create(
+        &self,
+        kind: IdentityKind,
+        key: String,
+        value: Vec<u8>,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// Keeps a login session for `ttl` (its lifetime), or ends it (`None`). By default
+    /// sessions live in memory only, and this does nothing.
+    fn put_session(
+        &self,
+        _id: String,
+        _record: Option<(Vec<u8>, Duration)>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Where a single node's identities persist: its store, driven on its I/O runtime. Sessions
+/// are not written (memory only).
 #[derive(Clone, Debug)]
 pub struct IdentityStore {
     store: Arc<dyn Store>,
@@ -268,40 +348,58 @@ impl IdentityStore {
     pub fn new(store: Arc<dyn Store>, io: tokio::runtime::Handle) -> Self {
         Self { store, io }
     }
+}
 
-    async fn put(
+impl IdentityPersistence for IdentityStore {
+    fn put(
         &self,
-        kind: &'static str,
+        kind: IdentityKind,
         key: String,
         value: Option<Vec<u8>>,
-    ) -> Result<(), StoreError> {
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
         let store = self.store.clone();
-        self.io
-            .spawn(async move { store.put_state(kind, vec![(key, value)]).await })
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("identity write task failed: {e}")))?
+        let kind = kind.store_kind();
+        Box::pin(async move {
+            self.io
+                .spawn(async move { store.put_state(kind, vec![(key, value)]).await })
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("identity write task failed: {e}")))?
+        })
     }
 
-    async fn load<T: serde::de::DeserializeOwned>(
+    /// One node: the caller checked, under its change lock, that the key is free.
+    fn create(
         &self,
-        kind: &'static str,
-    ) -> Result<Vec<T>, StoreError> {
+        kind: IdentityKind,
+        key: String,
+        value: Vec<u8>,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move { self.put(kind, key, Some(value)).await.map(|()| true) })
+    }
+
+    fn load(&self, kind: IdentityKind) -> BoxFuture<'_, Result<StateRecords, StoreError>> {
         let store = self.store.clone();
-        let records = self
-            .io
-            .spawn(async move { store.state(kind).await })
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("identity read task failed: {e}")))??;
-        Ok(records
-            .into_iter()
-            .filter_map(|(key, bytes)| match serde_json::from_slice(&bytes) {
-                Ok(v) => Some(v),
-                Err(error) => {
-                    tracing::error!(kind, %key, %error, "unreadable identity record skipped");
-                    None
-                }
-            })
-            .collect())
+        let kind = kind.store_kind();
+        Box::pin(async move {
+            self.io
+                .spawn(async move { store.state(kind).await })
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("identity read task failed: {e}")))?
+        })
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    kind: IdentityKind,
+    key: &str,
+    bytes: &[u8],
+) -> Option<T> {
+    match serde_json::from_slice(bytes) {
+        Ok(v) => Some(v),
+        Err(error) => {
+            tracing::error!(kind = kind.name(), %key, %error, "unreadable identity record skipped");
+            None
+        }
     }
 }
 
@@ -315,6 +413,38 @@ struct Identities {
 }
 
 impl Identities {
+    fn apply(&mut self, kind: IdentityKind, key: &str, value: Option<&[u8]>) {
+        match (kind, value) {
+            (IdentityKind::User, Some(b)) => {
+                if let Some(u) = decode::<UserRecord>(kind, key, b) {
+                    self.users.insert(u.name.clone(), u);
+                }
+            }
+            (IdentityKind::User, None) => {
+                self.users.remove(key);
+                self.sessions.retain(|_, s| s.user != key);
+            }
+            (IdentityKind::Token, Some(b)) => {
+                if let Some(t) = decode::<TokenRecord>(kind, key, b) {
+                    self.tokens.insert(t.id.clone(), t);
+                }
+            }
+            (IdentityKind::Token, None) => {
+                self.tokens.remove(key);
+            }
+            (IdentityKind::Session, Some(b)) => {
+                if let Some(s) = decode::<SessionRecord>(kind, key, b) {
+                    if s.expires_at_ms > now_ms() {
+                        self.sessions.insert(key.to_owned(), s);
+                    }
+                }
+            }
+            (IdentityKind::Session, None) => {
+                self.sessions.remove(key);
+            }
+        }
+    }
+
     fn admins(&self) -> usize {
         self.users
             .values()
@@ -340,7 +470,7 @@ pub struct Auth {
     ids: RwLock<Identities>,
     /// Tokens set directly by [`Auth::insert_token`], by digest of the whole token.
     fixed: DashMap<String, Principal>,
-    store: Option<IdentityStore>,
+    store: Option<Box<dyn IdentityPersistence>>,
     /// One change at a time, held across its store write.
     changes: tokio::sync::Mutex<()>,
     limiter: LoginLimiter,
@@ -410,23 +540,49 @@ impl Auth {
         }
     }
 
-    /// With `config`'s settings, keeping users and tokens in `store` (loaded now).
-    pub async fn open(config: &AuthConfig, store: IdentityStore) -> Result<Self, IdentityError> {
-        let users: Vec<UserRecord> = store.load(USER_KIND).await?;
-        let tokens: Vec<TokenRecord> = store.load(TOKEN_KIND).await?;
+    /// With `config`'s settings, keeping users and tokens (and, where the store shares them,
+    /// sessions) in `store` (loaded now).
+    pub async fn open(
+        config: &AuthConfig,
+        store: impl IdentityPersistence,
+    ) -> Result<Self, IdentityError> {
+        let mut records = Vec::new();
+        for kind in IdentityKind::ALL {
+            for (key, bytes) in store.load(kind).await? {
+                records.push((kind, key, bytes));
+            }
+        }
+        let auth = Self {
+            store: Some(Box::new(store)),
+            ..Self::with_config(config)
+        };
+        auth.reload(records);
+        let ids = auth.read();
         tracing::info!(
-            users = users.len(),
-            tokens = tokens.len(),
+            users = ids.users.len(),
+            tokens = ids.tokens.len(),
+            sessions = ids.sessions.len(),
             "identities loaded"
         );
-        let mut auth = Self::with_config(config);
-        {
-            let ids = auth.ids.get_mut().unwrap_or_else(|e| e.into_inner());
-            ids.users = users.into_iter().map(|u| (u.name.clone(), u)).collect();
-            ids.tokens = tokens.into_iter().map(|t| (t.id.clone(), t)).collect();
-        }
-        auth.store = Some(store);
+        drop(ids);
         Ok(auth)
+    }
+
+    /// Replaces every user, API token and session by `records` (what the shared store holds:
+    /// at start, and when a cluster node's watch on it starts again).
+    pub fn reload(&self, records: Vec<IdentityRecord>) {
+        let mut fresh = Identities::default();
+        for (kind, key, bytes) in records {
+            fresh.apply(kind, &key, Some(&bytes));
+        }
+        *self.write() = fresh;
+    }
+
+    /// One change made elsewhere (another node of the cluster, through the shared store):
+    /// `value` is the record's JSON, `None` when it was deleted. Takes effect at once: a
+    /// deleted user's or token's bearer, or an ended session, authenticates nothing from now on.
+    pub fn apply(&self, kind: IdentityKind, key: &str, value: Option<&[u8]>) {
+        self.write().apply(kind, key, value);
     }
 
     pub fn metrics(&self) -> &AuthMetrics {
@@ -443,7 +599,7 @@ impl Auth {
 
     async fn persist(
         &self,
-        kind: &'static str,
+        kind: IdentityKind,
         key: &str,
         value: Option<Vec<u8>>,
     ) -> Result<(), IdentityError> {
@@ -451,6 +607,36 @@ impl Auth {
             Some(s) => Ok(s.put(kind, key.to_owned(), value).await?),
             None => Ok(()),
         }
+    }
+
+    /// Persists a new record; false when its key was taken meanwhile (by another node).
+    async fn persist_new(
+        &self,
+        kind: IdentityKind,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<bool, IdentityError> {
+        match &self.store {
+            Some(s) => Ok(s.create(kind, key.to_owned(), value).await?),
+            None => Ok(true),
+        }
+    }
+
+    /// Ends sessions in the store (memory is the caller's).
+    async fn end_sessions(&self, ids: Vec<String>) -> Result<(), IdentityError> {
+        if let Some(s) = &self.store {
+            for id in ids {
+                s.put_session(id, None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn sessions_of(&self, user: &str) -> Vec<String> {
+        (self.read().sessions.iter())
+            .filter(|(_, s)| s.user == user)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// The principal a bearer token stands for.
@@ -579,33 +765,48 @@ impl Auth {
         let now = now_ms();
         let expires_at_ms = now
             .saturating_add(i64::try_from(self.session_lifetime.as_millis()).unwrap_or(i64::MAX));
-        let mut ids = self.write();
-        let (role, language) = ids
+        let (role, language) = self
+            .read()
             .users
             .get(&user)
             .map(|u| (u.role, u.language))
             .ok_or(LoginError::BadCredentials)?;
-        ids.sessions.retain(|_, s| s.expires_at_ms > now);
-        let mut mine: Vec<(i64, String)> = ids
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.user == user)
-            .map(|(id, s)| (s.expires_at_ms, id.clone()))
-            .collect();
-        if mine.len() >= MAX_SESSIONS_PER_USER {
-            mine.sort();
-            for (_, id) in mine.iter().take(mine.len() + 1 - MAX_SESSIONS_PER_USER) {
-                ids.sessions.remove(id);
-            }
+        let record = SessionRecord {
+            user: user.clone(),
+            digest: minted.digest,
+            expires_at_ms,
+        };
+        if let Some(store) = &self.store {
+            let bytes =
+                serde_json::to_vec(&record).map_err(|e| LoginError::Internal(e.to_string()))?;
+            store
+                .put_session(minted.id.clone(), Some((bytes, self.session_lifetime)))
+                .await
+                .map_err(|e| LoginError::Internal(format!("cannot keep the session: {e}")))?;
         }
-        ids.sessions.insert(
-            minted.id,
-            SessionRecord {
-                user: user.clone(),
-                digest: minted.digest,
-                expires_at_ms,
-            },
-        );
+        let evicted = {
+            let mut ids = self.write();
+            ids.sessions.retain(|_, s| s.expires_at_ms > now);
+            let mut mine: Vec<(i64, String)> = ids
+                .sessions
+                .iter()
+                .filter(|(_, s)| s.user == user)
+                .map(|(id, s)| (s.expires_at_ms, id.clone()))
+                .collect();
+            let mut evicted = Vec::new();
+            if mine.len() >= MAX_SESSIONS_PER_USER {
+                mine.sort();
+                for (_, id) in mine.iter().take(mine.len() + 1 - MAX_SESSIONS_PER_USER) {
+                    ids.sessions.remove(id);
+                    evicted.push(id.clone());
+                }
+            }
+            ids.sessions.insert(minted.id, record);
+            evicted
+        };
+        if let Err(error) = self.end_sessions(evicted).await {
+            tracing::warn!(%user, %error, "an ended session stays in the shared store until it expires");
+        }
         Ok(Session {
             token: minted.bearer,
             user,
@@ -616,16 +817,20 @@ impl Auth {
     }
 
     /// Ends the session `token` stands for; false when it is not a live session token.
-    pub fn logout(&self, token: &str) -> bool {
+    pub async fn logout(&self, token: &str) -> bool {
         let Some((TokenKind::Session, id, presented)) = secret::parse(token) else {
             return false;
         };
-        let mut ids = self.write();
-        let matches = ids
-            .sessions
-            .get(id)
+        let matches = (self.read().sessions.get(id))
             .is_some_and(|s| secret::secret_matches(presented, &s.digest));
-        matches && ids.sessions.remove(id).is_some()
+        if !matches {
+            return false;
+        }
+        if let Err(error) = self.end_sessions(vec![id.to_owned()]).await {
+            // Ended here all the same; the other nodes drop it when it expires.
+            tracing::warn!(%error, "cannot end the session in the shared store");
+        }
+        self.write().sessions.remove(id).is_some()
     }
 
     // -- users --
@@ -662,8 +867,12 @@ impl Auth {
             updated_at_ms: now,
             language: None,
         };
-        self.persist(USER_KIND, name, Some(encode(&record)?))
-            .await?;
+        if !self
+            .persist_new(IdentityKind::User, name, encode(&record)?)
+            .await?
+        {
+            return Err(IdentityError::UserExists { name: name.into() });
+        }
         let view = UserView::from(&record);
         self.write().users.insert(name.into(), record);
         Ok(view)
@@ -706,8 +915,11 @@ impl Auth {
             record.password_hash = h;
         }
         record.updated_at_ms = now_ms();
-        self.persist(USER_KIND, name, Some(encode(&record)?))
+        self.persist(IdentityKind::User, name, Some(encode(&record)?))
             .await?;
+        if password_hash.is_some() {
+            self.end_sessions(self.sessions_of(name)).await?;
+        }
         let view = UserView::from(&record);
         let mut ids = self.write();
         ids.users.insert(name.into(), record);
@@ -732,7 +944,7 @@ impl Auth {
             .ok_or_else(|| IdentityError::UnknownUser { name: name.into() })?;
         record.language = language;
         record.updated_at_ms = now_ms();
-        self.persist(USER_KIND, name, Some(encode(&record)?))
+        self.persist(IdentityKind::User, name, Some(encode(&record)?))
             .await?;
         let view = UserView::from(&record);
         self.write().users.insert(name.into(), record);
@@ -753,7 +965,8 @@ impl Auth {
             }
             UserView::from(current)
         };
-        self.persist(USER_KIND, name, None).await?;
+        self.persist(IdentityKind::User, name, None).await?;
+        self.end_sessions(self.sessions_of(name)).await?;
         let mut ids = self.write();
         ids.users.remove(name);
         ids.sessions.retain(|_, s| s.user != name);
@@ -790,7 +1003,7 @@ impl Auth {
             created_at_ms: now_ms(),
             created_by: created_by.into(),
         };
-        self.persist(TOKEN_KIND, &record.id, Some(encode(&record)?))
+        self.persist(IdentityKind::Token, &record.id, Some(encode(&record)?))
             .await?;
         let view = TokenView::from(&record);
         self.write().tokens.insert(record.id.clone(), record);
@@ -806,7 +1019,7 @@ impl Auth {
             .get(id)
             .map(TokenView::from)
             .ok_or_else(|| IdentityError::UnknownToken { id: id.into() })?;
-        self.persist(TOKEN_KIND, id, None).await?;
+        self.persist(IdentityKind::Token, id, None).await?;
         self.write().tokens.remove(id);
         Ok(view)
     }
@@ -842,9 +1055,9 @@ mod tests {
                 role: Role::Admin
             }
         );
-        assert!(auth.logout(&s.token));
+        assert!(auth.logout(&s.token).await);
         assert_eq!(auth.verify_bearer(&s.token), Err(AuthError::Unauthorized));
-        assert!(!auth.logout(&s.token));
+        assert!(!auth.logout(&s.token).await);
     }
 
     #[tokio::test]
@@ -1008,6 +1221,121 @@ mod tests {
         let m = auth.metrics();
         assert_eq!(m.logins.with_label_values(&["bad_credentials"]).get(), 2);
         assert_eq!(m.logins.with_label_values(&["rate_limited"]).get(), 1);
+    }
+
+    /// One store shared by several nodes' `Auth`s, as etcd is in a cluster (changes reach the
+    /// other nodes when the test applies them, as the watch would).
+    #[derive(Clone, Debug, Default)]
+    struct Shared(Arc<std::sync::Mutex<Records>>);
+
+    /// (kind name, key) → JSON.
+    type Records = BTreeMap<(&'static str, String), Vec<u8>>;
+
+    impl Shared {
+        fn records(&self) -> Vec<IdentityRecord> {
+            let map = self.0.lock().unwrap();
+            map.iter()
+                .map(|((k, key), v)| (IdentityKind::from_name(k).unwrap(), key.clone(), v.clone()))
+                .collect()
+        }
+    }
+
+    impl IdentityPersistence for Shared {
+        fn load(&self, kind: IdentityKind) -> BoxFuture<'_, Result<StateRecords, StoreError>> {
+            let map = self.0.lock().unwrap();
+            let out = (map.iter())
+                .filter(|((k, _), _)| *k == kind.name())
+                .map(|((_, key), v)| (key.clone(), v.clone()))
+                .collect();
+            Box::pin(async move { Ok(out) })
+        }
+        fn put(
+            &self,
+            kind: IdentityKind,
+            key: String,
+            value: Option<Vec<u8>>,
+        ) -> BoxFuture<'_, Result<(), StoreError>> {
+            let mut map = self.0.lock().unwrap();
+            match value {
+                Some(v) => map.insert((kind.name(), key), v),
+                None => map.remove(&(kind.name(), key)),
+            };
+            Box::pin(async { Ok(()) })
+        }
+        fn create(
+            &self,
+            kind: IdentityKind,
+            key: String,
+            value: Vec<u8>,
+        ) -> BoxFuture<'_, Result<bool, StoreError>> {
+            let mut map = self.0.lock().unwrap();
+            let free = !map.contains_key(&(kind.name(), key.clone()));
+            if free {
+                map.insert((kind.name(), key), value);
+            }
+            Box::pin(async move { Ok(free) })
+        }
+        fn put_session(
+            &self,
+            id: String,
+            record: Option<(Vec<u8>, Duration)>,
+        ) -> BoxFuture<'_, Result<(), StoreError>> {
+            self.put(IdentityKind::Session, id, record.map(|(v, _)| v))
+        }
+    }
+
+    #[tokio::test]
+    async fn nodes_sharing_a_store_accept_each_others_sessions_and_changes() {
+        let shared = Shared::default();
+        let a = Auth::open(&AuthConfig::default(), shared.clone())
+            .await
+            .unwrap();
+        let b = Auth::open(&AuthConfig::default(), shared.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            a.bootstrap(Some("admin-password")).await.unwrap(),
+            Bootstrap::Configured
+        );
+        // B has not heard of A's admin yet: its own bootstrap loses the create, and stands back.
+        assert_eq!(
+            b.bootstrap(Some("other-password")).await.unwrap(),
+            Bootstrap::Existing
+        );
+        a.create_user("op1", Role::Operator, "op1-password")
+            .await
+            .unwrap();
+        let s = a.login("op1", "op1-password", ip()).await.unwrap();
+        assert!(b.check_bearer(&s.token).is_err());
+        b.reload(shared.records());
+        assert_eq!(b.verify_bearer(&s.token).unwrap().user, "op1");
+        assert!(b.login("admin", "admin-password", ip()).await.is_ok());
+        // A demotes op1: B applies the change, the session's role follows.
+        a.update_user("op1", Some(Role::Viewer), None)
+            .await
+            .unwrap();
+        let key = ("user", "op1".to_owned());
+        let record = shared.0.lock().unwrap().get(&key).cloned();
+        b.apply(IdentityKind::User, "op1", record.as_deref());
+        assert_eq!(b.verify_bearer(&s.token).unwrap().role, Role::Viewer);
+        // A logs op1 out: the session is gone from the store, and from B once applied.
+        let id = secret::parse(&s.token).unwrap().1.to_owned();
+        assert!(a.logout(&s.token).await);
+        assert!(!shared
+            .0
+            .lock()
+            .unwrap()
+            .contains_key(&("session", id.clone())));
+        b.apply(IdentityKind::Session, &id, None);
+        assert!(b.check_bearer(&s.token).is_err());
+        // A deletes a user: on B their sessions end with them.
+        let s2 = a.login("op1", "op1-password", ip()).await.unwrap();
+        b.reload(shared.records());
+        assert!(b.check_bearer(&s2.token).is_ok());
+        a.delete_user("op1").await.unwrap();
+        b.apply(IdentityKind::User, "op1", None);
+        assert!(b.check_bearer(&s2.token).is_err());
+        assert!(b.user("op1").is_none());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

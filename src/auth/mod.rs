@@ -26,7 +26,8 @@ pub mod secret;
 pub use audit::{AuditEntry, AuditLog, AuditQuery};
 pub use config::AuthConfig;
 pub use identity::{
-    Auth, AuthMetrics, Bootstrap, IdentityError, IdentityStore, Language, LoginError, Session,
+    Auth, AuthMetrics, Bootstrap, IdentityError, IdentityKind, IdentityPersistence, IdentityStore,
+    Language, LoginError, Session,
 };
 pub use policy::AUDIT_READ_ROLE;
 
@@ -158,6 +159,25 @@ impl Security {
                 audit: Arc::new(AuditLog::new()),
             }),
         }
+    }
+
+    /// Identity and audit for a cluster node (feature `cluster`): users, API tokens and
+    /// sessions shared by every node through etcd (`cluster::identity`), the audit log in the
+    /// node's own `storage`.
+    #[cfg(feature = "cluster")]
+    pub async fn open_shared(
+        config: &AuthConfig,
+        cluster: &crate::cluster::ClusterConfig,
+        storage: &crate::node::Storage,
+    ) -> Result<Self, IdentityError> {
+        Ok(Self {
+            auth: crate::cluster::identity::open(config, cluster, storage.io.handle()).await?,
+            audit: AuditLog::stored(
+                storage.store.clone(),
+                storage.io.handle(),
+                config.audit_flush_every,
+            ),
+        })
     }
 
     /// Creates the first admin if no user exists ([`Auth::bootstrap`]), telling the operator

@@ -73,6 +73,12 @@ pub fn random_password() -> String {
     random_hex(12)
 }
 
+/// A random secret for node-to-node calls (the cluster's service token): not shaped like a
+/// session or an API token, so it is only ever known through [`crate::auth::Auth::insert_token`].
+pub fn service_secret() -> String {
+    format!("cx_{}", random_hex(SECRET_BYTES))
+}
+
 /// What a bearer token is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenKind {

@@ -118,6 +118,8 @@ struct Owned {
 struct View {
     state: NodeState,
     members: Vec<MemberInfo>,
+    /// Each claimed shard's owner node, as last read.
+    owners: BTreeMap<u32, String>,
     shards: BTreeMap<u32, Owned>,
     membership_changed: Instant,
 }
@@ -143,6 +145,8 @@ pub struct ClusterAgent {
     view: Mutex<View>,
     /// Wall time of each shard's first applied sample since its claim (unix ms, 0: none yet).
     first_samples: Vec<std::sync::atomic::AtomicI64>,
+    /// The cluster's service token, read at join.
+    service: std::sync::OnceLock<String>,
 }
 
 /// Wall-clock time of a monotonic instant (for the journal and the API).
@@ -186,12 +190,14 @@ impl ClusterAgent {
             view: Mutex::new(View {
                 state: NodeState::Joining,
                 members: Vec::new(),
+                owners: BTreeMap::new(),
                 shards: BTreeMap::new(),
                 membership_changed: Instant::now(),
             }),
             first_samples: (0..SHARDS)
                 .map(|_| std::sync::atomic::AtomicI64::new(0))
                 .collect(),
+            service: std::sync::OnceLock::new(),
         })
     }
 
@@ -385,6 +391,16 @@ impl ClusterAgent {
             )
             .await?;
         self.metrics.etcd_up.set(1);
+        if self.service.get().is_none() {
+            match super::identity::service_token(client, &self.config).await {
+                Ok(token) => {
+                    let _ = self.service.set(token);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the cluster's service token; node-to-node calls wait for the next join")
+                }
+            }
+        }
         self.set_state(NodeState::Member);
         tracing::info!(lease, node = %self.config.node_id, "joined the cluster");
         let (lost_tx, mut lost) = watch::channel(false);
@@ -481,6 +497,9 @@ impl ClusterAgent {
                 v.members = snap.members.clone();
                 v.membership_changed = Instant::now();
             }
+            v.owners = (snap.owners.iter())
+                .map(|(shard, (node, _, _))| (*shard, node.clone()))
+                .collect();
             self.metrics
                 .members
                 .set(i64::try_from(snap.members.len()).unwrap_or(0));
@@ -913,5 +932,49 @@ impl super::ClusterView for ClusterAgent {
     }
     fn ready(&self) -> bool {
         ClusterAgent::ready(self)
+    }
+    fn acts_for(&self, shard: u32) -> bool {
+        let active =
+            (self.view().shards.get(&shard)).is_some_and(|o| o.state == ShardState::Active);
+        active && self.gate.acting(shard)
+    }
+    fn node_id(&self) -> String {
+        self.config.node_id.clone()
+    }
+    fn owner(&self, shard: u32) -> Option<super::Peer> {
+        let v = self.view();
+        let node = v.owners.get(&shard)?;
+        if *node == self.config.node_id {
+            return None;
+        }
+        let m = v.members.iter().find(|m| &m.node == node)?;
+        Some(super::Peer {
+            node: m.node.clone(),
+            http: m.http.clone(),
+        })
+    }
+    fn owner_http(&self, shard: u32) -> Option<String> {
+        self.owner(shard).map(|p| p.http)
+    }
+    fn peers(&self) -> Vec<super::Peer> {
+        (self.view().members.iter())
+            .filter(|m| m.node != self.config.node_id)
+            .map(|m| super::Peer {
+                node: m.node.clone(),
+                http: m.http.clone(),
+            })
+            .collect()
+    }
+    fn peers_http(&self) -> Vec<String> {
+        self.peers().into_iter().map(|p| p.http).collect()
+    }
+    fn service_token(&self) -> Option<String> {
+        self.service.get().cloned()
+    }
+    fn count_forward(&self, result: super::peer::Forwarded) {
+        self.metrics
+            .forwarded
+            .with_label_values(&[result.label()])
+            .inc();
     }
 }

@@ -1,4 +1,5 @@
-//! The cluster's metrics (`cistern_cluster_*`). Labels are bounded: the reason of a shard move.
+//! The cluster's metrics (`cistern_cluster_*`). Labels are bounded: the reason of a shard move,
+//! the result of a forwarded request.
 
 use prometheus::{
     Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -18,6 +19,8 @@ pub struct ClusterMetrics {
     pub stale_writes_refused: IntCounter,
     pub checkpoint_writes: IntCounter,
     pub takeover: Histogram,
+    /// REST requests sent on to the node that acts for their room, by result.
+    pub forwarded: IntCounterVec,
 }
 
 impl ClusterMetrics {
@@ -73,6 +76,13 @@ impl ClusterMetrics {
                 )
                 .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0]),
             )?,
+            forwarded: IntCounterVec::new(
+                Opts::new(
+                    "cistern_cluster_forwarded_total",
+                    "REST requests sent on to the node that acts for their room: ok (it answered), unreachable, refused (already forwarded once)",
+                ),
+                &["result"],
+            )?,
         };
         registry.register(Box::new(m.shards_owned.clone()))?;
         registry.register(Box::new(m.members.clone()))?;
@@ -85,6 +95,10 @@ impl ClusterMetrics {
         registry.register(Box::new(m.stale_writes_refused.clone()))?;
         registry.register(Box::new(m.checkpoint_writes.clone()))?;
         registry.register(Box::new(m.takeover.clone()))?;
+        registry.register(Box::new(m.forwarded.clone()))?;
+        for result in ["ok", "unreachable", "refused"] {
+            m.forwarded.with_label_values(&[result]);
+        }
         for reason in ["acquired", "released", "fenced"] {
             m.shard_moves.with_label_values(&[reason]);
         }

@@ -359,31 +359,26 @@ impl RemoteRooms for Mirror {
             let token = cluster
                 .service_token()
                 .ok_or_else(|| "the cluster's service token is not known yet".to_owned())?;
-            let url = format!("{base}/api/v1/rooms/{room}");
-            let task = tokio::task::spawn_blocking(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .timeout_global(Some(FETCH_TIMEOUT))
-                    .http_status_as_error(false)
-                    .build()
-                    .into();
-                let mut response = agent
-                    .get(&url)
-                    .header("Authorization", &format!("Bearer {token}"))
-                    .header("X-Cistern-Forwarded-By", &node)
-                    .call()
-                    .map_err(|e| format!("{url}: {e}"))?;
-                let status = response.status().as_u16();
-                let body = response
-                    .body_mut()
-                    .read_to_string()
-                    .map_err(|e| format!("{url}: {e}"))?;
-                if status != 200 {
-                    return Err(format!("{url} answered {status}: {body}"));
-                }
-                serde_json::from_str::<RoomView>(&body).map_err(|e| format!("{url}: {e}"))
-            });
-            task.await
-                .map_err(|e| format!("room view fetch failed: {e}"))?
+            let answer = super::peer::call(super::peer::PeerRequest {
+                method: "GET".into(),
+                url: format!("{base}/api/v1/rooms/{room}"),
+                headers: vec![
+                    ("authorization".into(), format!("Bearer {token}")),
+                    (super::peer::FORWARDED_BY.into(), node),
+                ],
+                body: None,
+                timeout: FETCH_TIMEOUT,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            if answer.status != 200 {
+                return Err(format!(
+                    "{base} answered {} for room {room}: {}",
+                    answer.status,
+                    String::from_utf8_lossy(&answer.body)
+                ));
+            }
+            serde_json::from_slice::<RoomView>(&answer.body).map_err(|e| format!("{base}: {e}"))
         }))
     }
 }

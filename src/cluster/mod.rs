@@ -6,10 +6,12 @@
 //! - [`gate`]: may the node act for a shard now (epoch + self-fencing deadline), lock-free.
 //! - [`journal`]: the node's ownership journal, proof of who acted when.
 //! - [`metrics`](mod@metrics): the `cistern_cluster_*` series.
+//! - [`peer`]: HTTP calls from one node to another (forwarded requests, fleet-wide lists).
 //! - feature `cluster` (links etcd): [`agent`] (lease, claims, moves, fencing),
 //!   [`checkpoint`] (alarm state and snapshots per shard in etcd, writes fenced by the
 //!   epoch), [`mirror`] (every room's live state on every node, over the broker), [`status`]
-//!   (`cistern cluster status`).
+//!   (`cistern cluster status`), [`identity`] (users, tokens and sessions shared through etcd;
+//!   the service token).
 //!
 //! Why etcd and not our own protocol: ownership must be decided by a consensus that survives
 //! the loss of a data centre; etcd's Raft, leases and transactions are that, proven. The
@@ -20,11 +22,14 @@ pub mod config;
 pub mod gate;
 pub mod journal;
 pub mod metrics;
+pub mod peer;
 
 #[cfg(feature = "cluster")]
 pub mod agent;
 #[cfg(feature = "cluster")]
 pub mod checkpoint;
+#[cfg(feature = "cluster")]
+pub mod identity;
 #[cfg(feature = "cluster")]
 pub mod mirror;
 #[cfg(feature = "cluster")]
@@ -35,6 +40,14 @@ mod tests;
 
 pub use config::{ClusterConfig, ClusterConfigError};
 pub use gate::{Epoch, Gate};
+
+/// Another live member of the cluster, as the API reaches it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub node: String,
+    /// Its advertised HTTP base (`http://host:port`).
+    pub http: String,
+}
 
 /// What the API and readiness read of the node's cluster member.
 pub trait ClusterView: Send + Sync + std::fmt::Debug + 'static {
@@ -55,6 +68,21 @@ pub trait ClusterView: Send + Sync + std::fmt::Debug + 'static {
     fn peers_http(&self) -> Vec<String> {
         Vec::new()
     }
+    /// This node's id (empty outside a cluster).
+    fn node_id(&self) -> String {
+        String::new()
+    }
+    /// The other live node that holds `shard`'s claim (as [`ClusterView::owner_http`], with
+    /// its id).
+    fn owner(&self, _shard: u32) -> Option<Peer> {
+        None
+    }
+    /// The other live members (as [`ClusterView::peers_http`], with their ids).
+    fn peers(&self) -> Vec<Peer> {
+        Vec::new()
+    }
+    /// Counts a request sent on (or not) to the node that acts for its room.
+    fn count_forward(&self, _result: peer::Forwarded) {}
     /// The bearer token every node of the cluster accepts for node-to-node calls (viewer
     /// rights), shared through etcd. None: not known yet.
     fn service_token(&self) -> Option<String> {

@@ -19,6 +19,8 @@ mod clock_skew;
 #[cfg(feature = "cluster")]
 mod cluster_alarm;
 #[cfg(feature = "cluster")]
+mod cluster_api;
+#[cfg(feature = "cluster")]
 mod cluster_live;
 mod crash;
 mod demo;
