@@ -74,7 +74,7 @@ pub fn room_body(
         // Each planned tank's current fill plan and its delivery to the controller.
         let plans = plans.map(|board| board.room_tanks(id)).unwrap_or_default();
         obj.insert("tank_plans".into(), serde_json::to_value(plans)?);
-        if let Some(spec) = registry.spec(id) {
+        if let Some(spec) = registry.known_spec(id) {
             // The nameplate only: the source (controller addresses) stays out of the API.
             obj.insert(
                 "spec".into(),

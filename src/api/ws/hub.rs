@@ -162,6 +162,37 @@ pub trait RemoteRooms: Send + Sync + std::fmt::Debug {
     ) -> Option<futures::future::BoxFuture<'static, Result<RoomView, String>>>;
 }
 
+/// How often, and how far apart, the view of a room another node supervises is asked for
+/// before the subscription is refused (the room may be moving, or its owner not known yet).
+const REMOTE_ATTEMPTS: usize = 10;
+const REMOTE_RETRY: Duration = Duration::from_millis(500);
+
+/// The view of a room this node does not run, from the node that does.
+async fn remote_view(
+    remote: &dyn RemoteRooms,
+    registry: &FleetRegistry,
+    room: &RoomId,
+) -> Result<Box<RoomView>, String> {
+    let mut last = format!("no node answered for room {room}");
+    for attempt in 0..REMOTE_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(REMOTE_RETRY).await;
+            // The room may have come here meanwhile.
+            if let Ok(view) = registry.room_view(room).await {
+                return Ok(Box::new(view));
+            }
+        }
+        match remote.fetch_room(room) {
+            Some(fetch) => match fetch.await {
+                Ok(view) => return Ok(Box::new(view)),
+                Err(e) => last = e,
+            },
+            None => last = format!("room {room} is being taken over by this node"),
+        }
+    }
+    Err(last)
+}
+
 /// The boards the hub reads besides the feed (each absent when the node does not run it).
 #[derive(Debug, Clone, Default)]
 pub struct Boards {
@@ -946,16 +977,15 @@ impl Hub {
         self.feed.watch(room);
         self.loading.insert(room.clone(), Loading::default());
         let (registry, tx, room) = (self.registry.clone(), self.tx.clone(), room.clone());
-        let remote = self.remote.as_ref().and_then(|r| r.fetch_room(&room));
+        let remote = self.remote.clone();
         tokio::spawn(async move {
-            let result = match registry.room_view(&room).await {
-                Ok(view) => Ok(Box::new(view)),
+            let result = match (registry.room_view(&room).await, remote) {
+                (Ok(view), _) => Ok(Box::new(view)),
                 // Another cluster node supervises the room: its view comes from there.
-                Err(cistern_actors::RouteError::NotHere(_)) if remote.is_some() => match remote {
-                    Some(fetch) => fetch.await.map(Box::new),
-                    None => Err(format!("room {room} is not supervised here")),
-                },
-                Err(e) => Err(e.to_string()),
+                (Err(cistern_actors::RouteError::NotHere(_)), Some(remote)) => {
+                    remote_view(remote.as_ref(), &registry, &room).await
+                }
+                (Err(e), _) => Err(e.to_string()),
             };
             let _ = tx.send(HubCommand::RoomFetched { room, result }).await;
         });

@@ -195,7 +195,7 @@ pub fn parse(
     let room_of = |s: &str| -> Result<RoomId, FilterError> {
         let id = RoomId::new(s).map_err(|e| bad(e.to_string()))?;
         registry
-            .spec(&id)
+            .known_spec(&id)
             .map(|_| id)
             .ok_or_else(|| bad(format!("unknown room {s:?}")))
     };
@@ -227,7 +227,7 @@ pub fn parse(
             for p in &f.points {
                 let id: PointId = p.parse().map_err(|e| bad(format!("{e}")))?;
                 let spec = registry
-                    .spec(&id.device.room)
+                    .known_spec(&id.device.room)
                     .ok_or_else(|| bad(format!("unknown room in {p:?}")))?;
                 if !spec.has_unit(id.device.unit) {
                     return Err(bad(format!("unknown device in {p:?}")));
