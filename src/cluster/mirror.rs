@@ -168,6 +168,12 @@ pub struct Mirror {
     remote_watch: DashMap<RoomId, HashSet<String>>,
     /// Each node's last published watch list.
     watch_lists: Mutex<HashMap<String, BTreeSet<RoomId>>>,
+    /// Each room's status as its actor last reported it here (the registry's status board is
+    /// written after the report, so it may lag the message already published).
+    statuses: DashMap<RoomId, bool>,
+    /// Each room's status as another node last published it (to show again when a shard
+    /// that looked unsupervised has an owner again).
+    remote_statuses: DashMap<RoomId, bool>,
     /// The newest epoch seen per shard (messages of older ones are stale).
     epochs: DashMap<u32, i64>,
     cluster: OnceLock<Arc<dyn ClusterView>>,
@@ -199,6 +205,8 @@ impl Mirror {
             gate,
             remote_watch: DashMap::new(),
             watch_lists: Mutex::new(HashMap::new()),
+            statuses: DashMap::new(),
+            remote_statuses: DashMap::new(),
             epochs: DashMap::new(),
             cluster: OnceLock::new(),
             metrics,
@@ -283,6 +291,8 @@ impl Mirror {
         let result = match kind {
             "status" => serde_json::from_slice::<Envelope<Status>>(payload).map(|m| {
                 if self.admit(&m.node, &m.data.room, m.epoch) {
+                    self.remote_statuses
+                        .insert(m.data.room.clone(), m.data.online);
                     self.hub.status_changed(&m.data.room, m.data.online);
                 }
             }),
@@ -542,6 +552,12 @@ impl Mirror {
                     if !new.is_empty() {
                         self.announce(&client, &registry, board.as_deref(), &new);
                     }
+                    // A shard that left: its rooms start offline when it comes back.
+                    for shard in announced.difference(&acting) {
+                        for room in registry.known_rooms_of_shard(*shard) {
+                            self.statuses.remove(&room);
+                        }
+                    }
                     announced = acting;
                     self.mark_orphans(&registry, &mut orphaned);
                     let now: BTreeSet<RoomId> = self.hub.watched_rooms().into_iter().collect();
@@ -594,8 +610,14 @@ impl Mirror {
                 for room in registry.known_rooms_of_shard(shard) {
                     self.hub.status_changed(&room, false);
                 }
-            } else if !unsupervised {
-                orphaned.remove(&shard);
+            } else if !unsupervised && orphaned.remove(&shard) {
+                // An owner again: what it (or anyone) last published, which may have come
+                // before this node learnt of the owner; its newer messages follow.
+                for room in registry.known_rooms_of_shard(shard) {
+                    if let Some(online) = self.remote_statuses.get(&room).map(|s| *s) {
+                        self.hub.status_changed(&room, online);
+                    }
+                }
             }
         }
     }
@@ -608,19 +630,20 @@ impl Mirror {
         board: Option<&AlarmBoard>,
         shards: &HashSet<u32>,
     ) {
-        for r in registry.summaries() {
-            if shards.contains(&shard_of(&r.id)) && self.acting(&r.id) {
-                let epoch = self.epoch_of(&r.id);
+        for shard in shards {
+            for room in registry.rooms_of_shard(*shard) {
+                if !self.acting(&room) {
+                    continue;
+                }
+                let epoch = self.epoch_of(&room);
+                let online = self.statuses.get(&room).is_some_and(|s| *s);
                 self.publish_json(
                     client,
-                    self.topics.status(&r.id),
+                    self.topics.status(&room),
                     QoS::AtLeastOnce,
                     true,
                     epoch,
-                    Status {
-                        room: r.id.clone(),
-                        online: r.detail.online,
-                    },
+                    Status { room, online },
                 );
             }
         }
@@ -735,6 +758,7 @@ impl LiveFeed for Mirror {
     }
 
     fn status_changed(&self, room: &RoomId, online: bool) {
+        self.statuses.insert(room.clone(), online);
         self.outbox.status_changed(room, online);
         self.hub.status_changed(room, online);
     }

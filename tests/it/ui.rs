@@ -119,7 +119,11 @@ fn operator_signs_in_sees_the_fleet_and_acknowledges_an_injected_alarm() {
         Duration::from_secs(30),
         || {
             let (_, v) = get(&format!("{base}/api/v1/alarms/{alarm}"));
-            (v["alarm"]["state"] == "acked").then_some(v)
+            // The board changes at once; the event history is read from the store, written
+            // a moment later.
+            let stored = (v["events"].as_array())
+                .is_some_and(|e| e.iter().any(|e| e["kind"] == "acknowledged"));
+            (v["alarm"]["state"] == "acked" && stored).then_some(v)
         },
     );
     let by = acked["events"]
