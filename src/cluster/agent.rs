@@ -720,15 +720,32 @@ impl ClusterAgent {
         }
         self.journal
             .write(SystemTime::now(), shard, epoch.0, JournalEvent::Draining);
+        // The session's stop waits for its messages in flight to be acknowledged, and each
+        // waits for a checkpoint that started after it to commit (`ShardCheckpoints::covered`),
+        // which only this task writes: keep writing the shard's checkpoint while it stops, or
+        // the stop waits for acknowledgements that cannot come until drain_timeout.
         let stop = host.stop_shard(shard, true);
-        if tokio::time::timeout(self.config.drain_timeout, stop)
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                shard,
-                "the shard did not stop within drain_timeout; giving it back all the same"
-            );
+        tokio::pin!(stop);
+        let deadline = tokio::time::sleep(self.config.drain_timeout);
+        tokio::pin!(deadline);
+        let mut flush = tokio::time::interval(Duration::from_millis(50));
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = &mut deadline => {
+                    tracing::warn!(
+                        shard,
+                        "the shard did not stop within drain_timeout; giving it back all the same"
+                    );
+                    break;
+                }
+                _ = flush.tick() => {
+                    if let Err(error) = self.checkpoints.flush(client, shard, epoch).await {
+                        tracing::debug!(shard, %error, "checkpoint not written while draining");
+                    }
+                }
+            }
         }
         if let Err(error) = self.checkpoints.flush(client, shard, epoch).await {
             tracing::warn!(shard, %error, "the shard's last checkpoint was not written");
@@ -833,9 +850,22 @@ impl ClusterAgent {
             shards = held.len(),
             "leaving the cluster: handing every shard over"
         );
-        for (shard, epoch) in held {
-            self.drain(client, shard, epoch, host).await;
+        // Out of the membership first: the others' rendezvous then leaves this node out, and
+        // each shard released below is claimed by its new owner at that owner's next read —
+        // not all of them only once the last is drained and the lease revoked.
+        if let Err(error) = client
+            .delete(self.keys.node(&self.config.node_id), None)
+            .await
+        {
+            tracing::warn!(%error, "cannot leave the membership before the drains; the shards move once the lease is revoked");
         }
+        // Every shard at once (each with a client of its own: they are cheap clones of one
+        // channel), so that the leave fits in the time the node's stop gives this task.
+        let drains = held.into_iter().map(|(shard, epoch)| {
+            let mut client = client.clone();
+            async move { self.drain(&mut client, shard, epoch, host).await }
+        });
+        futures::future::join_all(drains).await;
         if let Err(error) = client.lease_revoke(lease).await {
             tracing::warn!(%error, "cannot revoke the lease; it ends by itself");
         }
