@@ -217,6 +217,11 @@ fn a_running_alarm_delay_continues_on_the_new_owner_instead_of_restarting() {
     // 2 s), not a whole delay after the takeover (≥ first + 40 s), nor on the new owner's
     // clock (first + 28 s).
     let late = raised_at - SKEW_MS - (first + DELAY_MS);
+    eprintln!(
+        "raised on the new owner, stamped first door sample + {} ms (the old owner's clock, \
+         +{SKEW_MS} ms): {late} ms from the due time on the real clock",
+        raised_at - first
+    );
     assert!(
         (-TOLERANCE_MS..=TOLERANCE_MS).contains(&late),
         "raised at {} ms after the first door sample: not the due time the owner (+{SKEW_MS} ms) \

@@ -853,7 +853,12 @@ fn run_scenario(
             .arg("--config")
             .arg(&config)
             .env("CISTERN_ADMIN_PASSWORD", &password)
-            .env("RUST_LOG", "warn,cistern::cluster=info");
+            // The cluster's events, at least (the journal's lines, "leaving the cluster").
+            .env(
+                "RUST_LOG",
+                std::env::var("CISTERN_FAILOVER_NODE_LOG")
+                    .unwrap_or_else(|_| "warn,cistern::cluster=info".to_owned()),
+            );
         let offset_ms = skew_of(i, opts.skew_ms);
         if offset_ms != 0 {
             // Only the wall clock: the gate and every timeout run on the monotonic clock.
