@@ -18,7 +18,7 @@
 use crate::support::{free_port, temp_dir, wait_for, Cistern, Mosquitto};
 use cistern::cluster::assign::{desired_owner, Candidate};
 use cistern::lab::failover::etcd::EtcdCluster;
-use cistern::lab::failover::{faketime_offset, LIBFAKETIME};
+use cistern::lab::failover::{faketime_offset, forget_faketime, LIBFAKETIME};
 use cistern_actors::registry::shard_of;
 use cistern_schemas::RoomId;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -229,6 +229,11 @@ fn a_running_alarm_delay_continues_on_the_new_owner_instead_of_restarting() {
         raised_at - first,
         DELAY_MS + SKEW_MS
     );
+    let pids: Vec<u32> = nodes.iter().map(|n| n.pid()).collect();
+    drop(nodes);
+    for pid in pids {
+        forget_faketime(pid);
+    }
     let _ = etcd;
 }
 

@@ -149,6 +149,13 @@ impl Default for FailoverOptions {
 /// libfaketime as Debian installs it (package `faketime`).
 pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
+/// Removes what libfaketime left in /dev/shm for the process `pid`, once it has ended: its
+/// shared-memory segment and semaphore are unlinked at a normal exit only, not after SIGKILL.
+pub fn forget_faketime(pid: u32) {
+    let _ = std::fs::remove_file(format!("/dev/shm/faketime_shm_{pid}"));
+    let _ = std::fs::remove_file(format!("/dev/shm/sem.faketime_sem_{pid}"));
+}
+
 /// The wall-clock offset of node `i` under `--skew-ms skew`: +skew, −skew, 0, +skew, …
 pub fn skew_of(i: usize, skew: i64) -> i64 {
     match i % 3 {
@@ -1122,7 +1129,14 @@ fn run_scenario(
     times.sort_by(f64::total_cmp);
     let mut claims: Vec<f64> = takeovers.iter().map(|t| t.claim_s).collect();
     claims.sort_by(f64::total_cmp);
+    let skewed: Vec<u32> = (nodes.iter())
+        .filter(|n| n.offset_ms != 0)
+        .map(|n| n.proc.pid())
+        .collect();
     drop(nodes);
+    for pid in skewed {
+        forget_faketime(pid);
+    }
     drop(broker);
     drop(etcd);
     drop(ns);
