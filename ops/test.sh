@@ -20,6 +20,9 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(
 # `cistern bench failover --scenario partition` (tests/it/failover.rs) runs a node in a network
 # namespace of its own (`ip netns`, veth; needs root) and cuts its link.
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || missing+=(iproute2)
+# Clock skew between cluster nodes (tests/it/failover.rs, tests/it/cluster_alarm.rs, `--skew-ms`):
+# libfaketime, preloaded into a node, moves its wall clock only.
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || missing+=(faketime)
 # Debian's prometheus ships both promtool and the server (tests/it/monitoring.rs).
 { command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; } || missing+=(prometheus)
 # A real SMTP server for the notifications' e-mail test (tests/it/notify.rs), run by Debian's python.

@@ -288,8 +288,9 @@ enum BenchCommand {
     },
     #[cfg(feature = "cluster")]
     /// Failover (issue 23): etcd (3 members), mosquitto and --nodes cluster nodes as separate
-    /// processes, the fleet publishing; one node killed (SIGKILL) and/or cut off by a network
-    /// partition (needs root); takeover times, samples lost and duplicated, double ownership.
+    /// processes, the fleet publishing; one node killed (SIGKILL), cut off by a network
+    /// partition (needs root) or leaving (SIGTERM); takeover times, samples lost and
+    /// duplicated, double ownership.
     Failover {
         #[arg(long, default_value_t = 2_100)]
         rooms: usize,
@@ -297,7 +298,7 @@ enum BenchCommand {
         nodes: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// kill, partition or both (each on fresh processes).
+        /// kill, partition, leave, both (kill and partition) or all (each on fresh processes).
         #[arg(long, default_value = "both")]
         scenario: cistern::lab::failover::Scenario,
         /// Seconds of publishing, every shard supervised, before the node is lost.
@@ -312,6 +313,9 @@ enum BenchCommand {
         /// Faults injected per room per day (comms losses among them: replays).
         #[arg(long, default_value_t = 4.0)]
         faults_per_room_day: f64,
+        /// Skew the nodes' wall clocks (libfaketime): node i by +N, -N, 0, +N, ... ms.
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        skew_ms: i64,
         /// Keep the working directory (configs, logs, data).
         #[arg(long)]
         keep: bool,
@@ -871,6 +875,7 @@ fn main() -> anyhow::Result<()> {
                     after,
                     partition_hold,
                     faults_per_room_day,
+                    skew_ms,
                     keep,
                     json,
                 }),
@@ -890,6 +895,7 @@ fn main() -> anyhow::Result<()> {
                 partition_hold,
                 faults_per_room_day,
                 keep,
+                skew_ms,
             };
             let report = cistern::lab::failover::run(&opts)?;
             if json {

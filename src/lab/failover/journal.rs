@@ -2,7 +2,9 @@
 //! `<data_dir>/cluster-journal.jsonl` a line per shard event as it happens (CLUSTER23 design,
 //! ARCHITECTURE.md). A node acts for a shard from `acquired` until `released` or `fenced`, or
 //! until it dies; two nodes acting for one shard at once is what the cluster must never allow.
-//! All nodes run on this machine, so their clocks are one clock and the intervals compare.
+//! All nodes run on this machine, so their clocks are one clock and the intervals compare —
+//! unless the bench skewed them (`--skew-ms`): it then brings every line's time back to the
+//! real clock by the node's known offset before calling anything here.
 
 use super::FailoverError;
 use serde::{Deserialize, Serialize};
@@ -153,6 +155,21 @@ pub fn overlaps(spans: &[Acting]) -> Vec<Overlap> {
     found
 }
 
+/// For each shard, when `event` was first written for it at or after `since_ms` (a leaving
+/// node's `released` lines).
+pub fn events_since(events: &[JournalEvent], event: &str, since_ms: i64) -> BTreeMap<u32, i64> {
+    let mut at: BTreeMap<u32, i64> = BTreeMap::new();
+    for e in events
+        .iter()
+        .filter(|e| e.event == event && e.at_ms >= since_ms)
+    {
+        at.entry(e.shard)
+            .and_modify(|t| *t = (*t).min(e.at_ms))
+            .or_insert(e.at_ms);
+    }
+    at
+}
+
 /// When `node` first wrote `event` at or after `since_ms` (the partitioned node's fencing).
 pub fn first_event(events: &[JournalEvent], event: &str, since_ms: i64) -> Option<i64> {
     events
@@ -221,6 +238,28 @@ mod tests {
         );
         assert_eq!(first_event(&a, "fenced", 2_000), Some(6_000));
         assert_eq!(first_event(&a, "fenced", 7_000), None);
+    }
+
+    #[test]
+    fn a_leaving_node_s_releases_are_found_per_shard_after_the_signal() {
+        let a = vec![
+            ev(1_000, "node-a", 3, 10, "acquired"),
+            ev(2_000, "node-a", 3, 10, "released"),
+            ev(3_000, "node-a", 3, 30, "acquired"),
+            ev(9_000, "node-a", 3, 30, "draining"),
+            ev(9_100, "node-a", 3, 30, "released"),
+            ev(1_000, "node-a", 5, 11, "acquired"),
+            ev(9_300, "node-a", 5, 11, "released"),
+        ];
+        let r = events_since(&a, "released", 8_000);
+        assert_eq!(
+            r.into_iter().collect::<Vec<_>>(),
+            vec![(3, 9_100), (5, 9_300)]
+        );
+        let mut spans = acting(&a, 10_000, false);
+        spans.sort_by_key(|s| (s.shard, s.from_ms));
+        assert_eq!(spans.len(), 3);
+        assert!(spans.iter().all(|s| s.ended == "released"));
     }
 
     #[test]

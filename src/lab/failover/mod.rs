@@ -5,14 +5,25 @@
 //! Each scenario runs on a fresh set of processes:
 //! - `kill`: one node gets SIGKILL;
 //! - `partition`: one node, started inside a network namespace of its own ([`netns`]), is cut
-//!   off from etcd and the broker (and the other nodes), and healed a while later.
+//!   off from etcd and the broker (and the other nodes), and healed a while later;
+//! - `leave`: one node gets SIGTERM — a planned leave: it hands every shard over (stops its
+//!   rooms, writes the last checkpoint, deletes the owner key: `released` in its journal) and
+//!   exits.
 //!
-//! For every shard the lost node owned (its *orphans*), the time from the kill (or the cut) to
-//! the first sample its new owner applied (`first_sample_at` of `GET /api/v1/cluster`) is the
-//! shard's takeover: p50 and max are reported. After the run the nodes stop and every sample
+//! For every shard the lost node owned (its *orphans*), the time from the kill (or the cut, or
+//! the SIGTERM) to the first sample its new owner applied (`first_sample_at` of
+//! `GET /api/v1/cluster`) is the shard's takeover: p50 and max are reported. For a leave, each
+//! moved shard's *gap* — the old owner's `released` line to the new owner's first sample, the
+//! time nobody acted for it — is reported too. After the run the nodes stop and every sample
 //! the broker accepted, as recorded by a subscriber of the bench's own ([`tap`]), is looked
 //! for in every node's store ([`census`]): lost, stored twice, duplicated. The nodes' journals
 //! say whether two nodes ever acted for one shard at once ([`journal`]).
+//!
+//! With `--skew-ms N` the nodes' wall clocks are skewed by libfaketime (`LD_PRELOAD`, the
+//! monotonic clock left alone): node *i* runs +N, −N, 0, +N, … ms off. Every wall time a node
+//! reports (its API's `acquired_at` and `first_sample_at`, its journal) is brought back to the
+//! real clock by its known offset before anything is compared; each node's actual offset is
+//! measured from its log (the line it writes on SIGTERM against when the bench sent it).
 
 pub mod census;
 pub mod etcd;
@@ -64,7 +75,11 @@ pub enum FailoverError {
 pub enum Scenario {
     Kill,
     Partition,
+    Leave,
+    /// Kill, then partition.
     Both,
+    /// Kill, partition, leave.
+    All,
 }
 
 impl std::str::FromStr for Scenario {
@@ -73,8 +88,10 @@ impl std::str::FromStr for Scenario {
         match s {
             "kill" => Ok(Self::Kill),
             "partition" => Ok(Self::Partition),
+            "leave" => Ok(Self::Leave),
             "both" => Ok(Self::Both),
-            other => Err(format!("{other:?}: kill, partition or both")),
+            "all" => Ok(Self::All),
+            other => Err(format!("{other:?}: kill, partition, leave, both or all")),
         }
     }
 }
@@ -84,7 +101,9 @@ impl fmt::Display for Scenario {
         f.write_str(match self {
             Self::Kill => "kill",
             Self::Partition => "partition",
+            Self::Leave => "leave",
             Self::Both => "both",
+            Self::All => "all",
         })
     }
 }
@@ -106,6 +125,8 @@ pub struct FailoverOptions {
     pub faults_per_room_day: f64,
     /// Keep the working directory (configs, logs, data) and say where.
     pub keep: bool,
+    /// Wall-clock skew of the nodes, ms: node i runs [`skew_of`] off (libfaketime).
+    pub skew_ms: i64,
 }
 
 impl Default for FailoverOptions {
@@ -120,8 +141,35 @@ impl Default for FailoverOptions {
             partition_hold: 10,
             faults_per_room_day: 4.0,
             keep: false,
+            skew_ms: 0,
         }
     }
+}
+
+/// libfaketime as Debian installs it (package `faketime`).
+pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// Removes what libfaketime left in /dev/shm for the process `pid`, once it has ended: its
+/// shared-memory segment and semaphore are unlinked at a normal exit only, not after SIGKILL.
+pub fn forget_faketime(pid: u32) {
+    let _ = std::fs::remove_file(format!("/dev/shm/faketime_shm_{pid}"));
+    let _ = std::fs::remove_file(format!("/dev/shm/sem.faketime_sem_{pid}"));
+}
+
+/// The wall-clock offset of node `i` under `--skew-ms skew`: +skew, −skew, 0, +skew, …
+pub fn skew_of(i: usize, skew: i64) -> i64 {
+    match i % 3 {
+        0 => skew,
+        1 => -skew,
+        _ => 0,
+    }
+}
+
+/// libfaketime's `FAKETIME` for an offset of `ms` (seconds with a fraction: `+2.000`).
+pub fn faketime_offset(ms: i64) -> String {
+    let sign = if ms < 0 { '-' } else { '+' };
+    let abs = ms.unsigned_abs();
+    format!("{sign}{}.{:03}", abs / 1_000, abs % 1_000)
 }
 
 /// Node ids (the [`BenchProc`] names are static).
@@ -145,6 +193,8 @@ pub struct FailoverReport {
     pub cores: usize,
     /// Where etcd kept its data (tmpfs when the machine has one).
     pub etcd_data: String,
+    /// `--skew-ms`: node i's wall clock ran [`skew_of`] off.
+    pub skew_ms: i64,
     pub scenarios: Vec<ScenarioReport>,
 }
 
@@ -159,12 +209,24 @@ pub struct ScenarioReport {
     pub orphaned_with_rooms: usize,
     /// Orphans with rooms whose new owner applied a first sample within the deadline.
     pub rehomed: usize,
-    /// Kill (or cut) → first sample applied by the new owner, over the orphans with rooms.
+    /// Kill (or cut, or SIGTERM) → first sample applied by the new owner, over the orphans
+    /// with rooms.
     pub takeover_p50_s: Option<f64>,
     pub takeover_max_s: Option<f64>,
     /// Kill (or cut) → the new owner's claim, over every orphan.
     pub claim_max_s: Option<f64>,
     pub takeovers: Vec<Takeover>,
+    /// Leave: the old owner's `released` → the new owner's first sample, over the moved
+    /// shards with rooms.
+    pub gap_p50_s: Option<f64>,
+    pub gap_max_s: Option<f64>,
+    /// Leave: the old owner's `released` → the new owner's claim, max over the moved shards.
+    pub unowned_max_s: Option<f64>,
+    /// Leave: the victim's shards its journal shows released (of `orphaned_shards`).
+    pub released: usize,
+    /// Leave: SIGTERM → the victim's exit (None: it did not exit within a minute and was
+    /// killed).
+    pub victim_exit_s: Option<f64>,
     /// Partition: cut → the victim's first `fenced` journal line (self-fencing).
     pub victim_fenced_after_s: Option<f64>,
     /// Partition: heal → every shard owned again with the victim a member.
@@ -187,6 +249,20 @@ pub struct ScenarioReport {
     pub drain_s: f64,
     /// Alarm transitions lost: not measured by this bench yet.
     pub alarm_transitions_lost: Option<u64>,
+    /// Each node's wall-clock offset: as set, and as measured from its log.
+    pub clocks: Vec<ClockOffset>,
+}
+
+/// A node's wall-clock offset.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClockOffset {
+    pub node: String,
+    /// As set (libfaketime), ms; the bench corrects the node's wall times by it.
+    pub set_ms: i64,
+    /// As measured: the time stamp of the line the node logs on SIGTERM ("leaving the
+    /// cluster") less when the bench sent the signal (a few ms of delivery included). None
+    /// for a node that got no SIGTERM (the killed one) or wrote no such line.
+    pub measured_ms: Option<i64>,
 }
 
 /// One orphan shard's takeover.
@@ -198,6 +274,12 @@ pub struct Takeover {
     pub claim_s: f64,
     /// None: no sample within the deadline (or a shard without rooms).
     pub first_sample_s: Option<f64>,
+    /// Leave: when the old owner released the shard (its journal), from the SIGTERM.
+    pub released_s: Option<f64>,
+    /// Leave: released → the new owner's first sample.
+    pub gap_s: Option<f64>,
+    /// Leave: released → the new owner's claim (the shard had no owner).
+    pub unowned_s: Option<f64>,
 }
 
 /// Runs the benchmark.
@@ -227,8 +309,14 @@ pub fn run(opts: &FailoverOptions) -> Result<FailoverReport, FailoverError> {
     let tmp = std::env::temp_dir().join(format!("cistern-failover-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     mkdir(&tmp)?;
+    if opts.skew_ms != 0 && !Path::new(LIBFAKETIME).exists() {
+        return Err(FailoverError::Missing(
+            "libfaketime (Debian: apt-get install faketime), needed by --skew-ms,",
+        ));
+    }
     let scenarios = match opts.scenario {
         Scenario::Both => vec![Scenario::Kill, Scenario::Partition],
+        Scenario::All => vec![Scenario::Kill, Scenario::Partition, Scenario::Leave],
         s => vec![s],
     };
     let mut reports = Vec::new();
@@ -260,6 +348,7 @@ pub fn run(opts: &FailoverOptions) -> Result<FailoverReport, FailoverError> {
         seed: opts.seed,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         etcd_data: etcd::data_root("*").display().to_string(),
+        skew_ms: opts.skew_ms,
         scenarios: reports,
     })
 }
@@ -272,9 +361,43 @@ struct ClusterNode {
     base: String,
     data: PathBuf,
     token: String,
+    /// Its log (stderr).
+    log: PathBuf,
+    /// Its wall clock's offset (libfaketime), ms: its wall times less this are real times.
+    offset_ms: i64,
     /// When it was killed (ms), for the journals.
     died_ms: Option<i64>,
     stopped_ms: Option<i64>,
+    /// When the bench sent it SIGTERM (ms).
+    term_ms: Option<i64>,
+}
+
+impl ClusterNode {
+    /// A wall time this node reported, on the real clock.
+    fn real(&self, node_ms: i64) -> i64 {
+        node_ms - self.offset_ms
+    }
+
+    /// SIGTERM, noting when.
+    fn terminate(&mut self) {
+        self.term_ms = Some(now_ms());
+        self.proc.signal_term();
+    }
+
+    /// This node's offset as set and as measured from its log (see [`ClockOffset`]).
+    fn clock(&self) -> ClockOffset {
+        let logged = std::fs::read_to_string(&self.log).ok().and_then(|text| {
+            text.lines()
+                .find(|l| l.contains("leaving the cluster"))
+                .and_then(|l| l.split_whitespace().next())
+                .and_then(parse_rfc3339)
+        });
+        ClockOffset {
+            node: self.id.to_owned(),
+            set_ms: self.offset_ms,
+            measured_ms: logged.zip(self.term_ms).map(|(l, t)| l - t),
+        }
+    }
 }
 
 /// What a node said of itself and its shards (`GET /api/v1/cluster`).
@@ -593,17 +716,21 @@ fn wait_first_samples(
     }
 }
 
-/// Polls the survivors until every orphan is claimed and, when it has rooms, supervised again.
+/// Polls the survivors until every orphan is claimed and, when it has rooms, supervised again
+/// (times on the real clock: each node's by its offset). `leaving`: a node stopping by itself,
+/// whose exit is noted (`stopped_ms`) as the polls see it.
 fn wait_takeovers(
     http: &ureq::Agent,
-    nodes: &[ClusterNode],
+    nodes: &mut [ClusterNode],
     survivors: &[usize],
     orphans: &BTreeMap<u32, usize>,
     t0: i64,
+    leaving: Option<usize>,
 ) -> Vec<Takeover> {
     let end = Instant::now() + TAKEOVER_DEADLINE;
     let mut done: BTreeMap<u32, Takeover> = BTreeMap::new();
     loop {
+        note_exit(nodes, leaving);
         for &i in survivors {
             let Some(n) = nodes.get(i) else { continue };
             let Some(v) = view(http, n) else { continue };
@@ -611,7 +738,11 @@ fn wait_takeovers(
                 let Some(&rooms) = orphans.get(&s.shard) else {
                     continue;
                 };
-                let Some(acquired) = s.acquired_ms.filter(|a| *a >= t0 - 1_000) else {
+                let Some(acquired) = s
+                    .acquired_ms
+                    .map(|a| n.real(a))
+                    .filter(|a| *a >= t0 - 1_000)
+                else {
                     continue;
                 };
                 let finished = done
@@ -627,7 +758,10 @@ fn wait_takeovers(
                         rooms,
                         to: n.id.to_owned(),
                         claim_s: (acquired - t0) as f64 / 1e3,
-                        first_sample_s: s.first_sample_ms.map(|f| (f - t0) as f64 / 1e3),
+                        first_sample_s: s.first_sample_ms.map(|f| (n.real(f) - t0) as f64 / 1e3),
+                        released_s: None,
+                        gap_s: None,
+                        unowned_s: None,
                     },
                 );
             }
@@ -640,6 +774,15 @@ fn wait_takeovers(
             return done.into_values().collect();
         }
         std::thread::park_timeout(Duration::from_millis(100));
+    }
+}
+
+/// Notes when the `leaving` node exited (`stopped_ms`), if it has.
+fn note_exit(nodes: &mut [ClusterNode], leaving: Option<usize>) {
+    if let Some(n) = leaving.and_then(|i| nodes.get_mut(i)) {
+        if n.stopped_ms.is_none() && !n.proc.running() {
+            n.stopped_ms = Some(now_ms());
+        }
     }
 }
 
@@ -717,8 +860,22 @@ fn run_scenario(
             .arg("--config")
             .arg(&config)
             .env("CISTERN_ADMIN_PASSWORD", &password)
-            .env("RUST_LOG", "warn,cistern::cluster=info");
-        let mut proc = BenchProc::spawn(id, command, dir.join(format!("{id}.log")))?;
+            // The cluster's events, at least (the journal's lines, "leaving the cluster").
+            .env(
+                "RUST_LOG",
+                std::env::var("CISTERN_FAILOVER_NODE_LOG")
+                    .unwrap_or_else(|_| "warn,cistern::cluster=info".to_owned()),
+            );
+        let offset_ms = skew_of(i, opts.skew_ms);
+        if offset_ms != 0 {
+            // Only the wall clock: the gate and every timeout run on the monotonic clock.
+            command
+                .env("LD_PRELOAD", LIBFAKETIME)
+                .env("FAKETIME", faketime_offset(offset_ms))
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
+        let log = dir.join(format!("{id}.log"));
+        let mut proc = BenchProc::spawn(id, command, log.clone())?;
         let ready = proc.wait_line("ready", Duration::from_secs(120))?;
         let base = ready
             .get("http")
@@ -731,8 +888,11 @@ fn run_scenario(
             base,
             data,
             token,
+            log,
+            offset_ms,
             died_ms: None,
             stopped_ms: None,
+            term_ms: None,
         });
     }
     let all: Vec<usize> = (0..nodes.len()).collect();
@@ -811,15 +971,41 @@ fn run_scenario(
         orphans.len()
     );
     let t0 = now_ms();
+    let leave = scenario == Scenario::Leave;
     match (&ns, nodes.get_mut(victim)) {
         (Some(n), _) => n.cut()?,
+        (None, Some(v)) if leave => v.terminate(),
         (None, Some(v)) => {
             v.proc.kill9();
             v.died_ms = Some(t0);
         }
         (None, None) => {}
     }
-    let takeovers = wait_takeovers(&http, &nodes, &survivors, &orphans, t0);
+    let mut takeovers = wait_takeovers(
+        &http,
+        &mut nodes,
+        &survivors,
+        &orphans,
+        t0,
+        leave.then_some(victim),
+    );
+    let mut victim_exit_s = None;
+    if leave {
+        if let Some(v) = nodes.get_mut(victim) {
+            let end = Instant::now() + Duration::from_secs(60);
+            while v.stopped_ms.is_none() && Instant::now() < end {
+                std::thread::park_timeout(Duration::from_millis(50));
+                if !v.proc.running() {
+                    v.stopped_ms = Some(now_ms());
+                }
+            }
+            if v.stopped_ms.is_none() {
+                v.proc.kill9();
+                v.died_ms = Some(now_ms());
+            }
+            victim_exit_s = v.stopped_ms.map(|s| (s - t0) as f64 / 1e3);
+        }
+    }
     let mut settled_after_heal_s = None;
     if let Some(n) = &ns {
         let hold_until = Instant::now()
@@ -870,7 +1056,7 @@ fn run_scenario(
     let drain_s = drain_started.elapsed().as_secs_f64();
     for &i in &live {
         if let Some(n) = nodes.get_mut(i) {
-            n.proc.signal_term();
+            n.terminate();
         }
     }
     let mut stopped_cleanly = 0;
@@ -895,17 +1081,45 @@ fn run_scenario(
 
     let mut spans: Vec<Acting> = Vec::new();
     let mut victim_fenced_after_s = None;
+    let mut released: BTreeMap<u32, i64> = BTreeMap::new();
     for (i, n) in nodes.iter().enumerate() {
-        let events = journal::read(&n.data.join(journal::JOURNAL))?;
+        let mut events = journal::read(&n.data.join(journal::JOURNAL))?;
+        // On the real clock.
+        for e in &mut events {
+            e.at_ms = n.real(e.at_ms);
+        }
         if i == victim && ns.is_some() {
             victim_fenced_after_s =
                 journal::first_event(&events, "fenced", t0).map(|f| (f - t0) as f64 / 1e3);
+        }
+        if i == victim && leave {
+            released = journal::events_since(&events, "released", t0);
         }
         let end = n.died_ms.or(n.stopped_ms).unwrap_or_else(now_ms);
         spans.extend(journal::acting(&events, end, n.died_ms.is_some()));
     }
     let overlaps = journal::overlaps(&spans);
     let double: BTreeSet<u32> = overlaps.iter().map(|o| o.shard).collect();
+    for t in &mut takeovers {
+        let Some(&r) = released.get(&t.shard) else {
+            continue;
+        };
+        let released_s = (r - t0) as f64 / 1e3;
+        t.released_s = Some(released_s);
+        t.gap_s = t.first_sample_s.map(|f| f - released_s);
+        t.unowned_s = Some(t.claim_s - released_s);
+    }
+    let unowned_max_s = takeovers
+        .iter()
+        .filter_map(|t| t.unowned_s)
+        .max_by(f64::total_cmp);
+    let mut gaps: Vec<f64> = takeovers
+        .iter()
+        .filter(|t| t.rooms > 0)
+        .filter_map(|t| t.gap_s)
+        .collect();
+    gaps.sort_by(f64::total_cmp);
+    let clocks: Vec<ClockOffset> = nodes.iter().map(ClusterNode::clock).collect();
 
     let mut times: Vec<f64> = takeovers
         .iter()
@@ -915,7 +1129,14 @@ fn run_scenario(
     times.sort_by(f64::total_cmp);
     let mut claims: Vec<f64> = takeovers.iter().map(|t| t.claim_s).collect();
     claims.sort_by(f64::total_cmp);
+    let skewed: Vec<u32> = (nodes.iter())
+        .filter(|n| n.offset_ms != 0)
+        .map(|n| n.proc.pid())
+        .collect();
     drop(nodes);
+    for pid in skewed {
+        forget_faketime(pid);
+    }
     drop(broker);
     drop(etcd);
     drop(ns);
@@ -929,6 +1150,11 @@ fn run_scenario(
         takeover_max_s: times.last().copied(),
         claim_max_s: claims.last().copied(),
         takeovers,
+        gap_p50_s: quantile(&gaps, 0.5),
+        gap_max_s: gaps.last().copied(),
+        unowned_max_s,
+        released: released.len(),
+        victim_exit_s,
         victim_fenced_after_s,
         settled_after_heal_s,
         generator_points,
@@ -941,6 +1167,7 @@ fn run_scenario(
         stopped_cleanly,
         drain_s,
         alarm_transitions_lost: None,
+        clocks,
     })
 }
 
@@ -1062,6 +1289,14 @@ impl fmt::Display for FailoverReport {
             "Failover benchmark: {} rooms, {} nodes, seed {}, {} cores; etcd 3 members (data {})",
             self.rooms, self.nodes, self.seed, self.cores, self.etcd_data
         )?;
+        if self.skew_ms != 0 {
+            writeln!(
+                f,
+                "Wall clocks skewed (libfaketime): node i by +{0}, -{0}, 0, +{0}, ... ms; \
+                 the nodes' wall times corrected by their offsets",
+                self.skew_ms
+            )?;
+        }
         writeln!(f)?;
         write!(f, "| figure |")?;
         for s in &self.scenarios {
@@ -1090,6 +1325,32 @@ impl fmt::Display for FailoverReport {
             format!("{} / {}", secs(s.takeover_p50_s), secs(s.takeover_max_s))
         })?;
         row(f, "loss → last claim", &|s| secs(s.claim_max_s))?;
+        row(f, "leave: shards released (journal)", &|s| {
+            if s.scenario == Scenario::Leave {
+                format!("{} of {}", s.released, s.orphaned_shards)
+            } else {
+                "—".to_owned()
+            }
+        })?;
+        row(
+            f,
+            "leave: released → supervised again (gap), p50 / max",
+            &|s| {
+                if s.scenario == Scenario::Leave {
+                    format!("{} / {}", secs(s.gap_p50_s), secs(s.gap_max_s))
+                } else {
+                    "—".to_owned()
+                }
+            },
+        )?;
+        row(
+            f,
+            "leave: released → claimed by the new owner, max",
+            &|s| secs(s.unowned_max_s),
+        )?;
+        row(f, "leave: SIGTERM → the node exited", &|s| {
+            secs(s.victim_exit_s)
+        })?;
         row(f, "partitioned node fenced itself after", &|s| {
             secs(s.victim_fenced_after_s)
         })?;
@@ -1122,6 +1383,21 @@ impl fmt::Display for FailoverReport {
         })?;
         row(f, "drain / nodes stopped cleanly", &|s| {
             format!("{:.1} s / {}", s.drain_s, s.stopped_cleanly)
+        })?;
+        row(f, "clock offsets set / measured (ms)", &|s| {
+            s.clocks
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} {:+}/{}",
+                        c.node,
+                        c.set_ms,
+                        c.measured_ms
+                            .map_or_else(|| "—".to_owned(), |m| format!("{m:+}"))
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
         })
     }
 }
@@ -1219,6 +1495,19 @@ mod tests {
     fn scenarios_parse() {
         assert_eq!("kill".parse::<Scenario>(), Ok(Scenario::Kill));
         assert_eq!("both".parse::<Scenario>(), Ok(Scenario::Both));
+        assert_eq!("leave".parse::<Scenario>(), Ok(Scenario::Leave));
+        assert_eq!("all".parse::<Scenario>(), Ok(Scenario::All));
+        assert_eq!(Scenario::Leave.to_string(), "leave");
         assert!("crash".parse::<Scenario>().is_err());
+    }
+
+    #[test]
+    fn skews_alternate_and_read_as_libfaketime_offsets() {
+        let offsets: Vec<i64> = (0..5).map(|i| skew_of(i, 2_000)).collect();
+        assert_eq!(offsets, vec![2_000, -2_000, 0, 2_000, -2_000]);
+        assert_eq!(faketime_offset(2_000), "+2.000");
+        assert_eq!(faketime_offset(-2_000), "-2.000");
+        assert_eq!(faketime_offset(-250), "-0.250");
+        assert_eq!(faketime_offset(1_500), "+1.500");
     }
 }
