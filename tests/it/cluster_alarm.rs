@@ -15,9 +15,9 @@
 //! was, and it fails if libfaketime did not skew the owner (2 s early) or if the new owner
 //! restarted the delay (≥ 10 s late).
 
-use crate::support::{free_port, temp_dir, wait_for, Cistern, Mosquitto};
+use crate::cluster_site::ClusterSite;
+use crate::support::wait_for;
 use cistern::cluster::assign::{desired_owner, Candidate};
-use cistern::lab::failover::etcd::EtcdCluster;
 use cistern::lab::failover::{faketime_offset, forget_faketime, LIBFAKETIME};
 use cistern_actors::registry::shard_of;
 use cistern_schemas::RoomId;
@@ -63,20 +63,9 @@ fn rules(dir: &std::path::Path) -> std::path::PathBuf {
 
 #[test]
 fn a_running_alarm_delay_continues_on_the_new_owner_instead_of_restarting() {
-    let dir = temp_dir("cluster-alarm-delay");
-    let etcd = EtcdCluster::start(1, &dir, &[], "alarm-delay", Duration::from_secs(30))
-        .expect("etcd starts");
-    let endpoints: Vec<String> = etcd
-        .endpoints("127.0.0.1".parse().unwrap())
-        .iter()
-        .map(|e| format!("{e:?}"))
-        .collect();
-    let broker = Mosquitto::start("cluster-alarm-delay");
-    let inventory =
-        Cistern::command("cluster-alarm-inventory", ["inventory", "--rooms", "4"]).output();
-    assert!(inventory.status.success());
-    std::fs::write(dir.join("inventory.toml"), &inventory.stdout).unwrap();
-    let rules = rules(&dir);
+    let site = ClusterSite::start("delay", 4, &[]);
+    let (dir, broker) = (&site.dir, &site.broker);
+    let rules = rules(dir);
     let room = RoomId::new("XM-0001").unwrap();
     let shard = u64::from(shard_of(&room));
     // The room's shard belongs where rendezvous hashing puts it: that node starts first (it
@@ -98,26 +87,8 @@ fn a_running_alarm_delay_continues_on_the_new_owner_instead_of_restarting() {
     );
     let mut nodes = Vec::new();
     for (id, offset) in order.iter().copied() {
-        let port = free_port();
-        let config = dir.join(format!("{id}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                "[http]\nlisten = \"127.0.0.1:{port}\"\n\
-                 [inventory]\nfile = \"inventory.toml\"\n\
-                 [mqtt]\nhost = \"127.0.0.1\"\nport = {mqtt}\nclient_id = \"unused-{id}\"\n\
-                 [store]\ndata_dir = \"data-{id}\"\n\
-                 [rules]\ndir = {rules:?}\nhot_reload = false\n\
-                 [cluster]\nenabled = true\nname = \"delay\"\nnode_id = \"{id}\"\n\
-                 endpoints = [{endpoints}]\nadvertise = \"http://127.0.0.1:{port}\"\n",
-                mqtt = broker.addr.port(),
-                rules = rules.display().to_string(),
-                endpoints = endpoints.join(", "),
-            ),
-        )
-        .unwrap();
         nodes.push(
-            Cistern::run(&format!("cluster-delay-{id}"), &config)
+            site.node(id, Some(&rules))
                 .env("LD_PRELOAD", LIBFAKETIME)
                 .env("FAKETIME", &faketime_offset(offset))
                 .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
@@ -234,7 +205,6 @@ fn a_running_alarm_delay_continues_on_the_new_owner_instead_of_restarting() {
     for pid in pids {
         forget_faketime(pid);
     }
-    let _ = etcd;
 }
 
 /// One sample of the room's door, disarmed, stamped `t` (the real clock).

@@ -8,11 +8,8 @@
 //! (partial, or rooms unsupervised), then, once A has taken B's shards over, lists every room
 //! as its own.
 
-use crate::support::{
-    call_as, free_port, metric, temp_dir, token_for, wait_for, Cistern, Mosquitto,
-    IT_ADMIN_PASSWORD,
-};
-use cistern::lab::failover::etcd::EtcdCluster;
+use crate::cluster_site::ClusterSite;
+use crate::support::{call_as, metric, token_for, wait_for, Cistern, IT_ADMIN_PASSWORD};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const ROOMS: usize = 12;
@@ -74,42 +71,12 @@ fn now_ms() -> i64 {
 
 #[test]
 fn any_node_serves_the_whole_fleet_over_rest_with_shared_identity() {
-    let dir = temp_dir("cluster-api");
-    let etcd = EtcdCluster::start(1, &dir, &[], "cluster-api", Duration::from_secs(30))
-        .expect("etcd starts");
-    let endpoints: Vec<String> = etcd
-        .endpoints("127.0.0.1".parse().unwrap())
+    let site = ClusterSite::start("api", ROOMS, &["--seed", "1"]);
+    let broker = &site.broker;
+    let mut nodes: Vec<_> = ["node-a", "node-b"]
         .iter()
-        .map(|e| format!("{e:?}"))
+        .map(|id| site.node(id, None).start())
         .collect();
-    let broker = Mosquitto::start("cluster-api");
-    let inventory = Cistern::command(
-        "cluster-api-inventory",
-        ["inventory", "--rooms", &ROOMS.to_string(), "--seed", "1"],
-    )
-    .output();
-    assert!(inventory.status.success());
-    std::fs::write(dir.join("inventory.toml"), &inventory.stdout).unwrap();
-    let mut nodes = Vec::new();
-    for id in ["node-a", "node-b"] {
-        let port = free_port();
-        let config = dir.join(format!("{id}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                "[http]\nlisten = \"127.0.0.1:{port}\"\n\
-                 [inventory]\nfile = \"inventory.toml\"\n\
-                 [mqtt]\nhost = \"127.0.0.1\"\nport = {mqtt}\nclient_id = \"unused-{id}\"\n\
-                 [store]\ndata_dir = \"data-{id}\"\n\
-                 [cluster]\nenabled = true\nname = \"api\"\nnode_id = \"{id}\"\n\
-                 endpoints = [{endpoints}]\nadvertise = \"http://127.0.0.1:{port}\"\n",
-                mqtt = broker.addr.port(),
-                endpoints = endpoints.join(", "),
-            ),
-        )
-        .unwrap();
-        nodes.push(Cistern::run(&format!("cluster-api-{id}"), &config).start());
-    }
     let (a, b) = (nodes[0].http().to_owned(), nodes[1].http().to_owned());
 
     // Shared identity: the admin bootstrapped once; a session from A works on B.
@@ -351,5 +318,4 @@ fn any_node_serves_the_whole_fleet_over_rest_with_shared_identity() {
         None,
     );
     assert_eq!((status, served_by), (200, None), "{view}");
-    let _ = etcd;
 }

@@ -12,11 +12,9 @@
 //!   again.
 
 use crate::browser::Browser;
-use crate::support::{
-    free_port, temp_dir, token_for, wait_for, Cistern, Mosquitto, IT_ADMIN_PASSWORD,
-};
+use crate::cluster_site::ClusterSite;
+use crate::support::{token_for, wait_for, Cistern, IT_ADMIN_PASSWORD};
 use crate::ws::Ws;
-use cistern::lab::failover::etcd::EtcdCluster;
 use cistern_actors::registry::shard_of;
 use cistern_schemas::RoomId;
 use serde_json::{json, Value};
@@ -205,42 +203,12 @@ fn subscribe(ws: &mut Ws, model: &Model, room: &str, with_since: bool) {
 
 #[test]
 fn every_node_shows_every_room_and_a_dashboard_resumes_on_another_node() {
-    let dir = temp_dir("cluster-live");
-    let etcd = EtcdCluster::start(1, &dir, &[], "cluster-live", Duration::from_secs(30))
-        .expect("etcd starts");
-    let endpoints: Vec<String> = etcd
-        .endpoints("127.0.0.1".parse().unwrap())
+    let site = ClusterSite::start("live", ROOMS, &[]);
+    let broker = &site.broker;
+    let mut nodes: Vec<_> = ["node-a", "node-b"]
         .iter()
-        .map(|e| format!("{e:?}"))
+        .map(|id| site.node(id, None).start())
         .collect();
-    let broker = Mosquitto::start("cluster-live");
-    let inventory = Cistern::command(
-        "cluster-live-inventory",
-        ["inventory", "--rooms", &ROOMS.to_string()],
-    )
-    .output();
-    assert!(inventory.status.success());
-    std::fs::write(dir.join("inventory.toml"), &inventory.stdout).unwrap();
-    let mut nodes = Vec::new();
-    for id in ["node-a", "node-b"] {
-        let port = free_port();
-        let config = dir.join(format!("{id}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                "[http]\nlisten = \"127.0.0.1:{port}\"\n\
-                 [inventory]\nfile = \"inventory.toml\"\n\
-                 [mqtt]\nhost = \"127.0.0.1\"\nport = {mqtt}\nclient_id = \"unused-{id}\"\n\
-                 [store]\ndata_dir = \"data-{id}\"\n\
-                 [cluster]\nenabled = true\nname = \"live\"\nnode_id = \"{id}\"\n\
-                 endpoints = [{endpoints}]\nadvertise = \"http://127.0.0.1:{port}\"\n",
-                mqtt = broker.addr.port(),
-                endpoints = endpoints.join(", "),
-            ),
-        )
-        .unwrap();
-        nodes.push(Cistern::run(&format!("cluster-live-{id}"), &config).start());
-    }
     let _sim = Cistern::simulate("cluster-live-sim", broker.addr)
         .rooms(ROOMS)
         .start();
@@ -437,5 +405,4 @@ fn every_node_shows_every_room_and_a_dashboard_resumes_on_another_node() {
         "node A killed -> its rooms online on node B's socket: {:?}",
         killed.elapsed()
     );
-    let _ = etcd;
 }

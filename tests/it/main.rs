@@ -22,6 +22,8 @@ mod cluster_alarm;
 mod cluster_api;
 #[cfg(feature = "cluster")]
 mod cluster_live;
+#[cfg(feature = "cluster")]
+mod cluster_site;
 mod crash;
 mod demo;
 #[cfg(feature = "cluster")]
