@@ -489,29 +489,49 @@ impl Poll {
                 // acknowledge: the broker keeps it), the workers finish what they have, and the
                 // acker acknowledges it once durable; acks leave through the event loop, so it
                 // is polled meanwhile.
+                //
+                // The DISCONNECT is queued behind the last acknowledgement (by a task that waits
+                // for the acker), and the loop polls until it is out: the event loop's poll is
+                // never dropped half-way for the acker's signal — rumqttc loses a packet whose
+                // write is cancelled (rumqtt issue 930), and a lost PUBACK is a message the
+                // broker delivers again to the shard's next session.
                 drop(senders);
                 drop(acks);
+                let disconnect = client.clone();
+                let queued = tokio::spawn(async move {
+                    if acked.await.is_ok() {
+                        let _ = disconnect.try_disconnect();
+                    }
+                });
                 let deadline = tokio::time::sleep(drain);
-                tokio::pin!(deadline, acked);
+                tokio::pin!(deadline);
                 loop {
                     tokio::select! {
-                        _ = &mut acked => break,
                         _ = &mut deadline => {
                             tracing::warn!(client_id = %id, ?drain, "stopping an MQTT session: messages in flight were not all durable in time; the broker keeps them");
                             break;
                         }
                         Some(end) = abort.recv() => {
+                            queued.abort();
                             let _ = subscribed.send(false);
                             tracing::warn!(client_id = %id, ?end, "MQTT session dropped while stopping");
                             return end;
                         }
-                        event = eventloop.poll() => {
-                            if event.is_err() {
-                                break;
+                        event = eventloop.poll() => match event {
+                            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
+                                let _ = subscribed.send(false);
+                                if !gate.may_ack() {
+                                    return SessionEnd::Fenced;
+                                }
+                                tracing::info!(client_id = %id, end = ?SessionEnd::Stopped, "MQTT session ended");
+                                return SessionEnd::Stopped;
                             }
+                            Ok(_) => {}
+                            Err(_) => break,
                         }
                     }
                 }
+                queued.abort();
                 if !gate.may_ack() {
                     let _ = subscribed.send(false);
                     return SessionEnd::Fenced;
