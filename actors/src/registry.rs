@@ -684,6 +684,17 @@ impl FleetRegistry {
         let detail = (self.board.get(&spec.id))
             .map(|s| s.clone())
             .unwrap_or_default();
+        Self::summary_with(spec, detail)
+    }
+
+    /// The line of a room of the fleet (running here or parked) as no node supervises it:
+    /// offline, with no status.
+    pub fn unsupervised_summary(&self, room: &RoomId) -> Option<RoomSummary> {
+        self.known_spec(room)
+            .map(|spec| Self::summary_with(&spec, RoomStatus::default()))
+    }
+
+    fn summary_with(spec: &RoomSpec, detail: RoomStatus) -> RoomSummary {
         RoomSummary {
             id: spec.id.clone(),
             name: spec.name.clone(),

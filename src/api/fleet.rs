@@ -14,7 +14,6 @@ use crate::cluster::peer::{self, PeerRequest, SCOPE};
 use crate::cluster::ClusterView;
 use actix_web::http::header;
 use actix_web::HttpRequest;
-use cistern_actors::pump_room::{status_label, RoomStatus, RoomSummary};
 use cistern_actors::registry::SHARDS;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -96,19 +95,7 @@ fn fleet_lines(state: &ApiState, except: &BTreeSet<String>) -> Vec<Value> {
         .flat_map(|s| registry.known_rooms_of_shard(s))
         .filter(|id| !except.contains(id.as_str()))
         .filter_map(|id| {
-            let spec = registry.known_spec(&id)?;
-            let line = RoomSummary {
-                id: spec.id.clone(),
-                name: spec.name.clone(),
-                name_pinyin: spec.name_pinyin.clone(),
-                address: spec.address.clone(),
-                address_pinyin: spec.address_pinyin.clone(),
-                zone: spec.zone.clone(),
-                lat: spec.lat,
-                lon: spec.lon,
-                status: status_label(false),
-                detail: RoomStatus::default(),
-            };
+            let line = registry.unsupervised_summary(&id)?;
             serde_json::to_value(line).ok()
         })
         .collect()

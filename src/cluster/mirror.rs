@@ -659,6 +659,15 @@ impl Mirror {
         }
     }
 
+    /// A watched room's device or own view, while this node acts for it.
+    fn publish_view(&self, client: &AsyncClient, room: &RoomId, view: ViewMsg) {
+        if self.acting(room) {
+            let epoch = self.epoch_of(room);
+            let topic = self.topics.view(room);
+            self.publish_json(client, topic, QoS::AtMostOnce, false, epoch, view);
+        }
+    }
+
     /// Publishes every change that waits.
     fn flush(&self, client: &AsyncClient) {
         use crate::api::ws::feed::Change;
@@ -682,31 +691,11 @@ impl Mirror {
                 Change::Alarm(view) => self.publish_alarm(client, &view),
                 Change::Device(view) => {
                     let room = view.id.room.clone();
-                    if self.acting(&room) {
-                        let epoch = self.epoch_of(&room);
-                        self.publish_json(
-                            client,
-                            self.topics.view(&room),
-                            QoS::AtMostOnce,
-                            false,
-                            epoch,
-                            ViewMsg::Device(view),
-                        );
-                    }
+                    self.publish_view(client, &room, ViewMsg::Device(view));
                 }
                 Change::Room(part) => {
                     let room = part.id.clone();
-                    if self.acting(&room) {
-                        let epoch = self.epoch_of(&room);
-                        self.publish_json(
-                            client,
-                            self.topics.view(&room),
-                            QoS::AtMostOnce,
-                            false,
-                            epoch,
-                            ViewMsg::Room(part),
-                        );
-                    }
+                    self.publish_view(client, &room, ViewMsg::Room(part));
                 }
             }
         }
