@@ -27,6 +27,7 @@ pub mod district;
 pub mod figures;
 pub mod lag;
 pub mod live;
+pub mod mailbox;
 pub mod metrics;
 pub mod ports;
 pub mod pump;

@@ -28,10 +28,13 @@
 //! the batch is applied. A room never holds more than that many unapplied batches, ingest
 //! waits when it does, and no sample is ever dropped. actix 0.13's bounded mailboxes are not
 //! used for this: `Addr::send` on a full mailbox returns `Pending` without registering a
-//! waker, and can sleep forever (seen at 2,100 rooms).
+//! waker, and can sleep forever (seen at 2,100 rooms). The mailboxes are unbounded, and
+//! messages go in with [`crate::mailbox::Post`], never `try_send` (which refuses the 17th
+//! message to an actor that has not started yet).
 
 use crate::alarms::zone::{AckZone, MemberEvent, ZoneActor, ZoneMembers};
 use crate::device::{DeviceDeps, Intake};
+use crate::mailbox::Post;
 use crate::ports::Receipt;
 use crate::pump_room::status_label;
 use crate::pump_room::{
@@ -256,7 +259,7 @@ impl FleetRegistry {
             .filter(|r| &r.spec.zone == zone)
             .map(|r| (r.key().clone(), r.addr.clone().recipient()))
             .collect();
-        let _ = addr.try_send(ZoneMembers(members));
+        let _ = addr.post(ZoneMembers(members));
     }
 
     /// Puts a room's spec in force at runtime (its archive changed): a room not running is
@@ -513,7 +516,7 @@ impl FleetRegistry {
     /// Puts a reloaded rule set in force in every room.
     pub fn swap_rules(&self, rules: &Arc<RuleSet>) {
         for room in self.rooms.iter() {
-            if room.addr.try_send(SwapRules(rules.clone())).is_err() {
+            if room.addr.post(SwapRules(rules.clone())).is_err() {
                 tracing::error!(room = %room.key(), "room did not take the reloaded rules");
             }
         }
@@ -525,7 +528,7 @@ impl FleetRegistry {
         self.rooms
             .get(room)
             .map(|e| e.addr.clone())
-            .is_some_and(|addr| addr.try_send(TankCleanings(cleanings)).is_ok())
+            .is_some_and(|addr| addr.post(TankCleanings(cleanings)).is_ok())
     }
 
     /// Tells a room its nightly leak facts (see [`NightLeak`]); false when the room is not on
@@ -534,7 +537,7 @@ impl FleetRegistry {
         self.rooms
             .get(room)
             .map(|e| e.addr.clone())
-            .is_some_and(|addr| addr.try_send(leak).is_ok())
+            .is_some_and(|addr| addr.post(leak).is_ok())
     }
 
     /// Applies an operator command to one of a room's alarms.
@@ -639,7 +642,7 @@ impl FleetRegistry {
         }
         entry
             .addr
-            .try_send(SamplesReceived {
+            .post(SamplesReceived {
                 batch,
                 intake: Intake {
                     permit: Some(permit),

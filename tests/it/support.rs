@@ -38,12 +38,61 @@ impl Drop for Proc {
 }
 
 impl Proc {
-    /// The child's stderr so far (for failure messages).
+    /// The child's stderr so far, for failure messages: every distinct warning and error (the
+    /// first of each, with how often it came; the cause of a failure is often far from the end
+    /// of the log), then the last 40 lines, a run of one repeated line shown once with its
+    /// count.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        log_digest(&text, 40)
     }
+}
+
+/// See [`Proc::log_tail`]. A line's timestamp (its first word) is ignored when lines are
+/// compared.
+fn log_digest(text: &str, tail: usize) -> String {
+    let message = |line: &str| {
+        line.split_once(' ')
+            .map_or(line, |(_, rest)| rest)
+            .to_owned()
+    };
+    let mut notable: Vec<(String, &str, usize)> = Vec::new();
+    for line in text.lines() {
+        let m = message(line);
+        if !(m.starts_with("WARN") || m.starts_with("ERROR")) {
+            continue;
+        }
+        if let Some(entry) = notable.iter_mut().find(|(seen, _, _)| *seen == m) {
+            entry.2 += 1;
+        } else if notable.len() < 30 {
+            notable.push((m, line, 1));
+        }
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let mut last: Vec<(String, &str, usize)> = Vec::new();
+    for line in lines.iter().rev() {
+        let m = message(line);
+        if let Some(entry) = last.last_mut().filter(|entry| entry.0 == m) {
+            entry.2 += 1;
+        } else if last.len() == tail {
+            break;
+        } else {
+            last.push((m, line, 1));
+        }
+    }
+    last.reverse();
+    let show = |(_, line, n): &(String, &str, usize)| {
+        if *n > 1 {
+            format!("{line}   [×{n}]")
+        } else {
+            (*line).to_owned()
+        }
+    };
+    let mut out = String::from("--- warnings and errors (first of each) ---\n");
+    out += &notable.iter().map(show).collect::<Vec<_>>().join("\n");
+    out += "\n--- the log's end ---\n";
+    out += &last.iter().map(show).collect::<Vec<_>>().join("\n");
+    out
 }
 
 /// A fresh temporary directory.

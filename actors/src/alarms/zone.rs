@@ -9,6 +9,7 @@
 
 use super::{AlarmView, RuleHost};
 use crate::clock::Clock;
+use crate::mailbox::Post;
 use crate::supervision::ActorError;
 use actix::prelude::*;
 use cistern_rules::zone::zone_event_rule;
@@ -87,7 +88,7 @@ impl ZoneActor {
         for (room, active) in out.inhibit {
             match self.rooms.get(&room) {
                 Some(r) => {
-                    if r.try_send(SetExternal {
+                    if r.post(SetExternal {
                         rule: zone_event_rule(),
                         active,
                     })

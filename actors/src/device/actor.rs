@@ -7,6 +7,7 @@ use super::messages::{
 use super::table::PointTable;
 use crate::alarms::{fill_points, Bookmark, DerivedFacts, DeviceChanged, ReportFacts, RuleHost};
 use crate::clock::Clock;
+use crate::mailbox::Post;
 use crate::metrics::ActorMetrics;
 use crate::ports::{Arrival, Receipt, SampleSink, SnapshotStore};
 use crate::supervision::{guarded, ActorError};
@@ -228,7 +229,7 @@ impl<B: DeviceBehaviour + std::fmt::Debug> DeviceActor<B> {
         let derived = self.behaviour.rule_facts(&self.spec, &self.table, now);
         self.reported = derived;
         if parent
-            .try_send(DeviceChanged {
+            .post(DeviceChanged {
                 unit: self.id.unit,
                 points,
                 derived,

@@ -7,7 +7,8 @@
 //!   context such as outlet flow), [`messages::GetDeviceView`], [`messages::Sweep`].
 //! - Emits: accepted samples to the [`crate::SampleSink`]; its snapshot to the
 //!   [`crate::SnapshotStore`] after every change.
-//! - Mailbox: bounded ([`crate::ActorConfig::mailbox`]); its room waits when it is full.
+//! - Mailbox: unbounded (messages are queued with [`crate::mailbox::Post`]); what it holds is
+//!   bounded by its room's intake permits ([`crate::ActorConfig::mailbox`]).
 //! - On failure: a panic in a handler is caught, counted and stops the actor; the actix
 //!   supervisor restarts it in place and it reloads its last snapshot.
 

@@ -14,6 +14,7 @@ use crate::device::messages::{
     Sweep,
 };
 use crate::device::{DeviceActor, DeviceBehaviour, DeviceDeps, PointTable};
+use crate::mailbox::Post;
 use crate::pump::PumpActor;
 use crate::registry::StatusBoard;
 use crate::supervision::{guarded, ActorError};
@@ -179,7 +180,7 @@ impl PumpRoomActor {
                 };
                 tracing::info!(camera = %bookmark.camera, %alarm, "video bookmarked");
                 host.store.bookmark(bookmark.clone());
-                let _ = cam.try_send(BookmarkVideo(bookmark));
+                let _ = cam.post(BookmarkVideo(bookmark));
             }
         }
     }
@@ -190,13 +191,13 @@ impl PumpRoomActor {
             return;
         }
         for p in &self.pumps {
-            let _ = p.try_send(ReportFacts);
+            let _ = p.post(ReportFacts);
         }
         for t in &self.tanks {
-            let _ = t.try_send(ReportFacts);
+            let _ = t.post(ReportFacts);
         }
         for c in &self.cameras {
-            let _ = c.try_send(ReportFacts);
+            let _ = c.post(ReportFacts);
         }
     }
 
@@ -346,7 +347,7 @@ impl PumpRoomActor {
             } else {
                 0.0
             };
-            let _ = addr.try_send(RoomObserved {
+            let _ = addr.post(RoomObserved {
                 demand_m3h: flow.map(|f| f * share),
                 mains,
             });
@@ -363,7 +364,7 @@ impl PumpRoomActor {
             return;
         };
         // The child's mailbox is unbounded (the permit bounds it): only a closed one fails.
-        if addr.try_send(msg).is_err() {
+        if addr.post(msg).is_err() {
             tracing::error!(room = %self.id, device = %unit, "device actor is gone; batch not applied");
         }
     }
@@ -762,17 +763,17 @@ impl Handler<UpdateSpec> for PumpRoomActor {
             ));
         }
         for (addr, spec) in self.pumps.iter().zip(new.pumps.iter()) {
-            if addr.try_send(SetSpec(spec.clone())).is_err() {
+            if addr.post(SetSpec(spec.clone())).is_err() {
                 tracing::warn!(room = %old.id, "a device did not take its new nameplate");
             }
         }
         for (addr, spec) in self.tanks.iter().zip(new.tanks.iter()) {
-            if addr.try_send(SetSpec(spec.clone())).is_err() {
+            if addr.post(SetSpec(spec.clone())).is_err() {
                 tracing::warn!(room = %old.id, "a device did not take its new nameplate");
             }
         }
         for (addr, spec) in self.cameras.iter().zip(new.cameras.iter()) {
-            if addr.try_send(SetSpec(spec.clone())).is_err() {
+            if addr.post(SetSpec(spec.clone())).is_err() {
                 tracing::warn!(room = %old.id, "a device did not take its new nameplate");
             }
         }

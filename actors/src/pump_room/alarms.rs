@@ -3,6 +3,7 @@
 use crate::alarms::zone::MemberEvent;
 use crate::alarms::{alarm_id, merge_device, merge_room, AlarmView, DeviceChanged, RuleHost};
 use crate::device::PointTable;
+use crate::mailbox::Post;
 use actix::Recipient;
 use cistern_rules::{
     AlarmEvent, Command, CommandError, EventKind, Notification, NotificationKind, RoomEngine,
@@ -331,7 +332,7 @@ impl RoomAlarms {
             self.host.board.update(view);
             if let Some(zone) = &self.zone {
                 if e.rule.as_str() == self.host.zone.member_rule
-                    && zone.try_send(MemberEvent(e.clone())).is_err()
+                    && zone.post(MemberEvent(e.clone())).is_err()
                 {
                     tracing::error!(room = %room, "zone actor did not take a member event");
                 }

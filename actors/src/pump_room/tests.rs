@@ -199,6 +199,31 @@ async fn batches_reach_the_room_and_its_devices() {
     assert_eq!(f.sink.0.lock().unwrap().len(), 3);
 }
 
+/// A burst of batches — a broker redelivering its in-flight window at start — reaches a room
+/// that has not started yet (its arbiter is this test's, which does not yield here). When it
+/// starts, it spawns its devices and forwards the whole burst to the tank before the tank has
+/// run `started`: every batch goes into the tank's mailbox and every receipt completes. (With
+/// actix's `try_send` the 17th was refused as `Full`, the room logged "device actor is gone",
+/// and ingest acknowledged the rest unstored: 113 samples lost after a `kill -9` in CI.)
+#[actix_rt::test]
+async fn a_burst_reaching_a_room_before_it_started_is_stored_whole() {
+    let f = fixture();
+    let mut durable = Vec::new();
+    for i in 0..64 {
+        let (receipt, done) = Receipt::new();
+        let t = T0 - Duration::from_secs(2 * (64 - i));
+        f.registry
+            .route(batch("XM-0001/T1", t, &[("level", 2.0)]), receipt)
+            .await
+            .unwrap_or_else(|e| panic!("batch {i} refused: {e}"));
+        durable.push(done);
+    }
+    for (i, done) in durable.into_iter().enumerate() {
+        assert!(done.await.is_ok(), "batch {i} was not stored");
+    }
+    assert_eq!(f.sink.0.lock().unwrap().len(), 64);
+}
+
 #[actix_rt::test]
 async fn unknown_rooms_and_devices_are_refused() {
     let f = fixture();
