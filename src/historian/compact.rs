@@ -162,6 +162,9 @@ pub(super) enum Msg {
     Advance(i64),
     /// Answered once everything due before it is done.
     Idle(tokio::sync::oneshot::Sender<()>),
+    /// Nothing to do: wakes the thread from its tick's wait, to see the stop flag (a stop
+    /// waited up to a tick, 10 s, for it: most of a node's stop).
+    Wake,
 }
 
 /// The writer's end: tells the compactor what each seal wrote, and guards rewrites of stored
@@ -236,6 +239,7 @@ impl CompactorHandle {
     /// Stops the thread after the point it is compacting (blocks until then).
     pub(super) fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
+        let _ = self.tx.send(Msg::Wake);
         let thread = self.thread.lock().ok().and_then(|mut t| t.take());
         if let Some(thread) = thread {
             let _ = thread.join();
@@ -487,6 +491,7 @@ impl Compactor {
             }
             Msg::Advance(t) => self.data_now = self.data_now.max(t),
             Msg::Idle(tx) => waiting.push(tx),
+            Msg::Wake => {}
         }
     }
 
