@@ -61,6 +61,7 @@ async fn gather(
             headers,
             body: None,
             timeout: PEER_TIMEOUT,
+            connect_timeout: PEER_TIMEOUT,
         })
     });
     let answers = futures::future::join_all(calls).await;

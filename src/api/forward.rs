@@ -15,8 +15,12 @@
 //!   caller's own token (identity is shared), so its audit log names the real user. A request
 //!   that already carries that header is never sent on again: it is answered 503
 //!   `room_unavailable` with `Retry-After: 1` (ownership is moving; the client tries again).
-//! - An owner that cannot be reached within [`FORWARD_TIMEOUT`] is 503 `room_unavailable`
-//!   naming it. Every attempt is counted: `cistern_cluster_forwarded_total{result}`.
+//! - An owner that does not accept the connection within [`FORWARD_CONNECT_TIMEOUT`] (2 s),
+//!   or does not answer a read within [`FORWARD_READ_TIMEOUT`] (10 s) or a command (a
+//!   set-point batch, an alarm command) within [`FORWARD_COMMAND_TIMEOUT`] (60 s), is 503
+//!   `room_unavailable` naming it; a command timed out may still have been carried out (the
+//!   owner's audit log has its outcome), and the message says so. Every attempt is counted:
+//!   `cistern_cluster_forwarded_total{result}`.
 
 use super::error::{ApiError, ErrorCode, NotHere};
 use super::ApiState;
@@ -33,8 +37,24 @@ use futures::StreamExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long the owner has to connect and answer.
-pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the owner has to accept the connection.
+pub const FORWARD_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the owner has to answer a read.
+pub const FORWARD_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the owner has to answer a command: a set-point batch is written and read back
+/// point by point over Modbus (each step within `[modbus]` timeouts), so a slow controller
+/// takes several seconds; a command must not be reported unavailable while it is carried out.
+pub const FORWARD_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a request sent on may take to be answered: reads [`FORWARD_READ_TIMEOUT`],
+/// commands [`FORWARD_COMMAND_TIMEOUT`].
+pub fn answer_timeout(method: &Method) -> Duration {
+    if matches!(*method, Method::GET | Method::HEAD) {
+        FORWARD_READ_TIMEOUT
+    } else {
+        FORWARD_COMMAND_TIMEOUT
+    }
+}
 /// The largest body kept to be sent on (the API's JSON bodies are at most 16 KB).
 const MAX_FORWARD_BODY: usize = 64 * 1024;
 /// Request headers sent on with the request.
@@ -134,7 +154,8 @@ async fn send_on(
         url: format!("{}{path}", owner.http.trim_end_matches('/')),
         headers,
         body: body.filter(|b| !b.is_empty()).map(|b| b.to_vec()),
-        timeout: FORWARD_TIMEOUT,
+        timeout: answer_timeout(req.method()),
+        connect_timeout: FORWARD_CONNECT_TIMEOUT,
     };
     match peer::call(call).await {
         Ok(answer) => {
@@ -150,9 +171,15 @@ async fn send_on(
         Err(error) => {
             cluster.count_forward(Forwarded::Unreachable);
             tracing::warn!(%room, owner = %owner.node, %error, "cannot reach the node that supervises the room");
+            let command = !matches!(*req.method(), Method::GET | Method::HEAD);
             unavailable(format!(
-                "room {room} is supervised by node {}, which cannot be reached: {error}",
-                owner.node
+                "room {room} is supervised by node {}, which did not answer: {error}{}",
+                owner.node,
+                if command {
+                    " (the command may still have been carried out: see the room and the audit log before sending it again)"
+                } else {
+                    ""
+                }
             ))
         }
     }
@@ -257,6 +284,17 @@ mod tests {
         assert_eq!(room(&post, "/api/v1/rooms/XM-0003"), None);
         assert_eq!(room(&get, "/api/v1/rooms/XM-0003/setpoints"), None);
         assert_eq!(room(&get, "/api/v1/alarms"), None);
+    }
+
+    /// A set-point batch to a slow controller takes seconds on its owner: a command sent on
+    /// waits for it far longer than a read, and a dead owner is found by the connect timeout.
+    #[test]
+    fn a_command_sent_on_is_given_time_to_be_carried_out() {
+        assert_eq!(answer_timeout(&Method::GET), FORWARD_READ_TIMEOUT);
+        assert_eq!(answer_timeout(&Method::POST), FORWARD_COMMAND_TIMEOUT);
+        assert_eq!(answer_timeout(&Method::PUT), FORWARD_COMMAND_TIMEOUT);
+        assert!(FORWARD_COMMAND_TIMEOUT >= Duration::from_secs(30));
+        assert!(FORWARD_CONNECT_TIMEOUT < FORWARD_READ_TIMEOUT);
     }
 
     /// A member that acts for shard 1, knows node-b as the owner of shard 2 and of no other.

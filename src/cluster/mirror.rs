@@ -378,6 +378,7 @@ impl RemoteRooms for Mirror {
                 ],
                 body: None,
                 timeout: FETCH_TIMEOUT,
+                connect_timeout: FETCH_TIMEOUT,
             })
             .await
             .map_err(|e| e.to_string())?;

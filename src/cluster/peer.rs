@@ -42,8 +42,10 @@ pub struct PeerRequest {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
-    /// For connecting and for the whole answer.
+    /// For the whole answer.
     pub timeout: Duration,
+    /// For connecting (a node that is gone is known sooner than a slow answer).
+    pub connect_timeout: Duration,
 }
 
 /// Another node's answer.
@@ -74,7 +76,7 @@ fn call_blocking(req: PeerRequest) -> Result<PeerResponse, PeerError> {
         error,
     };
     let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(req.timeout))
+        .timeout_connect(Some(req.connect_timeout.min(req.timeout)))
         .timeout_global(Some(req.timeout))
         .http_status_as_error(false)
         .max_redirects(0)
