@@ -221,6 +221,80 @@ fn rule_text(id: &str, body: &str) -> String {
     )
 }
 
+/// Every kind of hostile rule an author can upload through the API — a loop without end, a
+/// string doubled without end, recursion without a base case, an array flood, an output too
+/// large — is stopped by the sandbox in the rooms, counted, reported and disabled, and the
+/// rooms go on: a sound rule uploaded beside them raises its alarm in both rooms.
+#[test]
+fn hostile_rules_of_every_kind_are_stopped_and_disabled_while_the_rooms_go_on() {
+    let (demo, base, _rules) = demo("rest-hostile");
+    let api = format!("{base}/api/v1");
+    let hostile = [
+        ("spin_loop", "let i = 0; loop { i += 1; } true"),
+        ("memory_bomb", "let s = \"x\"; while true { s += s; } true"),
+        ("deep_recursion", "fn down(n) { down(n + 1) } down(0) > 0"),
+        (
+            "array_flood",
+            "let a = []; for i in 0..1000000 { a.push(i); } a.len() > 0",
+        ),
+        (
+            "huge_output",
+            "let s = \"y\"; for i in 0..40 { s += s; } s.len() > 0",
+        ),
+    ];
+    for (id, body) in hostile {
+        let (status, _, _, v) = request(
+            "PUT",
+            &format!("{api}/rules/{id}"),
+            "text/plain",
+            Some(rule_text(id, body).as_bytes()),
+        );
+        assert_eq!(status, 200, "{id}: {v}");
+    }
+    let sound = "//! id = \"always\"\n//! applies_to = \"room\"\n//! severity = \"P3\"\n\
+                 //! message = \"pressure seen\"\n//! inputs = [\"outlet_pressure\"]\n\
+                 outlet_pressure > -1.0\n";
+    let (status, _, _, v) = request(
+        "PUT",
+        &format!("{api}/rules/always"),
+        "text/plain",
+        Some(sound.as_bytes()),
+    );
+    assert_eq!(status, 200, "{v}");
+    for (id, _) in hostile {
+        wait_for(
+            &format!("{id} disabled by the sandbox"),
+            Duration::from_secs(30),
+            || {
+                let (_, v) = get(&format!("{api}/rules/{id}"));
+                (v["disabled"] == true).then_some(())
+            },
+        );
+        let kills = metric(
+            &base,
+            &format!("cistern_rules_sandbox_kills_total{{rule=\"{id}\"}}"),
+        );
+        assert!(kills >= 1.0, "{id}: {}", demo.log_tail());
+    }
+    // The rooms went on: the sound rule raises in both of them.
+    wait_for(
+        "the sound rule's alarm in both rooms",
+        Duration::from_secs(30),
+        || {
+            let (_, v) = get(&format!("{api}/alarms"));
+            let raised = v["alarms"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|a| a["rule"] == "always")
+                .count();
+            (raised == 2).then_some(())
+        },
+    );
+    let (_, v) = get(&format!("{api}/rules/always"));
+    assert_eq!(v["disabled"], false, "{v}");
+}
+
 #[test]
 fn a_rule_shows_the_version_in_force_and_a_hostile_rule_stays_disabled_across_uploads() {
     let (demo, base, rules) = demo("rest-rules");
