@@ -33,6 +33,9 @@ pub struct Browser {
     pub base: String,
     session: String,
     _driver: Proc,
+    /// The selector each element handed out by [`Browser::element`] was found by, so that a
+    /// click on one the page has re-rendered meanwhile finds it again.
+    found: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Browser {
@@ -100,6 +103,7 @@ impl Browser {
             base,
             session,
             _driver: driver,
+            found: Default::default(),
         }
     }
 
@@ -125,7 +129,7 @@ impl Browser {
 
     /// The first element matching `css`, once there is one (within `deadline`).
     pub fn element(&self, css: &str, deadline: Duration) -> String {
-        wait_for(&format!("an element {css}"), deadline, || {
+        let element = wait_for(&format!("an element {css}"), deadline, || {
             let url = format!("{}/session/{}/elements", self.base, self.session);
             let body = json!({ "using": "css selector", "value": css });
             let (_, v) = peer_call("POST", &url, Some(&body));
@@ -134,14 +138,40 @@ impl Browser {
                 .and_then(|a| a.first())
                 .and_then(|e| e[ELEMENT].as_str())
                 .map(str::to_owned)
-        })
+        });
+        let mut found = self.found.lock().unwrap_or_else(|e| e.into_inner());
+        found.insert(element.clone(), css.to_owned());
+        element
     }
 
+    /// Clicks an element. One the page re-rendered between finding and clicking it (a live
+    /// update redrew its list: WebDriver's "stale element reference") is found again by its
+    /// selector and clicked, for up to 10 s.
     pub fn click(&self, element: &str) {
-        self.call(
-            "POST",
-            &format!("/element/{element}/click"),
-            Some(json!({})),
+        let url = |e: &str| format!("{}/session/{}/element/{e}/click", self.base, self.session);
+        let (status, v) = peer_call("POST", &url(element), Some(&json!({})));
+        if status == 200 {
+            return;
+        }
+        let stale = v["value"]["error"] == "stale element reference";
+        let css = (self.found.lock().unwrap_or_else(|e| e.into_inner()))
+            .get(element)
+            .cloned();
+        let (true, Some(css)) = (stale, css) else {
+            panic!("WebDriver POST /element/{element}/click: {status} {v}");
+        };
+        wait_for(
+            &format!("a click on {css} (re-rendered)"),
+            Duration::from_secs(10),
+            || {
+                let again = self.element(&css, Duration::from_secs(10));
+                let (status, v) = peer_call("POST", &url(&again), Some(&json!({})));
+                match status {
+                    200 => Some(()),
+                    _ if v["value"]["error"] == "stale element reference" => None,
+                    _ => panic!("WebDriver POST /element/{again}/click: {status} {v}"),
+                }
+            },
         );
     }
 
