@@ -328,8 +328,8 @@ fn every_node_shows_every_room_and_a_dashboard_resumes_on_another_node() {
         );
     }
 
-    // The web console on node A too (zh-CN), live.
-    let browser = Browser::start("cluster-live-browser");
+    // The web console on node A too (zh-CN, on a phone: 390×844), live.
+    let browser = Browser::start_sized("cluster-live-browser", 390, 844);
     browser.sign_in(nodes[0].http(), "zh-CN");
     browser.until(
         "the console's live link on node A",
@@ -365,6 +365,25 @@ fn every_node_shows_every_room_and_a_dashboard_resumes_on_another_node() {
         browser.missing_keys().is_empty(),
         "{:?}",
         browser.missing_keys()
+    );
+    // On the phone, the banner and the badge are on screen and nothing scrolls sideways.
+    let placed = browser.js(
+        "const w = window.innerWidth; \
+         return ['link-banner', 'link-state'].map(id => { \
+           const r = document.getElementById(id).getBoundingClientRect(); \
+           return r.width > 0 && r.left >= 0 && r.right <= w + 1 && r.top >= 0 \
+             && r.top < window.innerHeight; });",
+        serde_json::json!([]),
+    );
+    assert_eq!(
+        placed,
+        serde_json::json!([true, true]),
+        "banner and badge on a 390-pixel screen"
+    );
+    assert!(
+        browser.overflowing().is_empty(),
+        "{:?}",
+        browser.overflowing()
     );
     let (mut ws, ok) = Ws::login(nodes[0].http(), &token, Some(&session));
     assert_eq!(
