@@ -4,7 +4,7 @@
 //! takes its 5 s delay, the first planning round comes ~30 s after start), so a tour line that
 //! prints nothing (a grep whose pattern no longer matches, a plan asked for too early) fails.
 
-use crate::support::Cistern;
+use crate::support::{temp_dir, Cistern};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -67,10 +67,13 @@ fn the_readme_tour_prints_what_it_promises() {
         .map(|c| c.replace("localhost:8080", &host))
         .partition(|c| !c.trim_start().starts_with("curl"));
     let setup = setup.join("\n");
+    // The tour's files (its archive export) go to a directory of the test's, not the checkout.
+    let cwd = temp_dir("readme-tour-cwd");
     for step in steps {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let out = Command::new("bash")
+                .current_dir(&cwd)
                 .arg("-c")
                 .arg(format!("{setup}\n{step}"))
                 .output()
