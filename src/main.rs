@@ -142,6 +142,10 @@ enum Command {
         /// instead of one room message per reading (MQTT mode).
         #[arg(long)]
         per_device: bool,
+        /// Also inject the faults asked for on stdin, one a line:
+        /// `fault ROOM KIND SECONDS [IN_SECONDS]` (MQTT mode).
+        #[arg(long)]
+        faults_stdin: bool,
     },
     #[cfg(feature = "lab")]
     /// The historian's figures on a simulated fleet (throughput, bytes per point, query
@@ -728,6 +732,7 @@ fn main() -> anyhow::Result<()> {
             faults_per_room_day,
             stats_every,
             per_device,
+            faults_stdin,
         } => {
             init_tracing(&LogConfig::default())?;
             let opts = SimulateOptions {
@@ -741,6 +746,7 @@ fn main() -> anyhow::Result<()> {
                 faults_per_room_day,
                 stats_every,
                 per_device,
+                faults_stdin,
             };
             actix_web::rt::System::new().block_on(async move {
                 let stop = stop_signal();
