@@ -305,7 +305,8 @@ enum BenchCommand {
         /// kill, partition, leave, both (kill and partition) or all (each on fresh processes).
         #[arg(long, default_value = "both")]
         scenario: cistern::lab::failover::Scenario,
-        /// Seconds of publishing, every shard supervised, before the node is lost.
+        /// Seconds of publishing, every shard supervised, before the node is lost (at least the
+        /// alarm burst's 24 s lead, when --alarm-burst is not 0).
         #[arg(long, default_value_t = 20)]
         warmup: u64,
         /// Seconds of publishing after the takeover (or the heal).
@@ -320,6 +321,10 @@ enum BenchCommand {
         /// Skew the nodes' wall clocks (libfaketime): node i by +N, -N, 0, +N, ... ms.
         #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
         skew_ms: i64,
+        /// Rooms of the node to be lost, and as many others, given a short fault (pump trip,
+        /// mains loss) timed around the loss, so that alarm transitions fall in the takeover.
+        #[arg(long, default_value_t = 24)]
+        alarm_burst: usize,
         /// Keep the working directory (configs, logs, data).
         #[arg(long)]
         keep: bool,
@@ -882,6 +887,7 @@ fn main() -> anyhow::Result<()> {
                     partition_hold,
                     faults_per_room_day,
                     skew_ms,
+                    alarm_burst,
                     keep,
                     json,
                 }),
@@ -902,6 +908,7 @@ fn main() -> anyhow::Result<()> {
                 faults_per_room_day,
                 keep,
                 skew_ms,
+                alarm_burst,
             };
             let report = cistern::lab::failover::run(&opts)?;
             if json {
