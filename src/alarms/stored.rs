@@ -45,6 +45,10 @@ pub struct StoredAlarms {
     dirty_zones: DashSet<ZoneId>,
     events: Mutex<Vec<AlarmEvent>>,
     bookmarks: Mutex<Vec<Bookmark>>,
+    /// One flush at a time: a flush that returns has written everything recorded before it
+    /// was called — also what a flush running at the time had taken (a cluster checkpoint
+    /// relies on it, see `cluster::checkpoint`).
+    writing: tokio::sync::Mutex<()>,
 }
 
 impl StoredAlarms {
@@ -58,6 +62,7 @@ impl StoredAlarms {
             dirty_zones: DashSet::new(),
             events: Mutex::new(Vec::new()),
             bookmarks: Mutex::new(Vec::new()),
+            writing: tokio::sync::Mutex::new(()),
             store: store.clone(),
         };
         for (key, bytes) in store.state(STATE_KIND).await? {
@@ -93,8 +98,10 @@ impl StoredAlarms {
     }
 
     /// Writes what changed since the last flush: state records, events, bookmarks. On failure
-    /// everything stays queued for the next flush.
+    /// everything stays queued for the next flush. When it returns `Ok`, everything recorded
+    /// before the call is written (a flush already under way is waited for).
     pub async fn flush(&self) -> Result<usize, StoreError> {
+        let _one = self.writing.lock().await;
         let mut records = Vec::new();
         let rooms: Vec<RoomId> = self.dirty_rooms.iter().map(|r| r.clone()).collect();
         for r in &rooms {
