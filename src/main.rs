@@ -321,8 +321,9 @@ enum BenchCommand {
         /// Skew the nodes' wall clocks (libfaketime): node i by +N, -N, 0, +N, ... ms.
         #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
         skew_ms: i64,
-        /// Rooms of the node to be lost, and as many others, given a short fault (pump trip,
-        /// mains loss) timed around the loss, so that alarm transitions fall in the takeover.
+        /// Rooms of the node to be lost, and as many others, given a fault of 20-40 s (pump
+        /// trip, mains loss) over the 24 s before the loss, so that alarm transitions fall in
+        /// the takeover (0: none).
         #[arg(long, default_value_t = 24)]
         alarm_burst: usize,
         /// Keep the working directory (configs, logs, data).

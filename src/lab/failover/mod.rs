@@ -19,10 +19,10 @@
 //! for in every node's store ([`census`]): lost, stored twice, duplicated. The nodes' journals
 //! say whether two nodes ever acted for one shard at once ([`journal`]).
 //!
-//! Alarm transitions: a few seconds before the loss the bench has the load generator inject a
-//! short fault (a pump trip, a mains loss) into `--alarm-burst` rooms of the node about to be
-//! lost and as many elsewhere, timed so that their alarms raise and clear before, during and
-//! after the takeover. After the run, the transitions the published samples should have
+//! Alarm transitions: over the 24 s before the loss the bench has the load generator inject a
+//! fault of 20–40 s (a pump trip, a mains loss) into `--alarm-burst` rooms of the node about to
+//! be lost and as many elsewhere ([`burst`]), so that their alarms raise, are suppressed and
+//! clear before, during and after the takeover. After the run, the transitions the published samples should have
 //! produced (the tap's messages replayed through the rule engine) are paired with those the
 //! nodes' alarm event logs hold ([`transitions`]): lost, recorded twice, spurious.
 //!
@@ -139,8 +139,8 @@ pub struct FailoverOptions {
     pub keep: bool,
     /// Wall-clock skew of the nodes, ms: node i runs [`skew_of`] off (libfaketime).
     pub skew_ms: i64,
-    /// Rooms of the node to be lost, and as many others, given a short fault timed around the
-    /// loss ([`burst`]), so that alarm transitions fall in the takeover.
+    /// Rooms of the node to be lost, and as many others, given a fault timed around the loss
+    /// ([`burst`]), so that alarm transitions fall in the takeover.
     pub alarm_burst: usize,
 }
 
@@ -922,14 +922,10 @@ fn run_scenario(
         *rooms_of.entry(shard_of(&r.id)).or_default() += 1;
     }
     let balanced = Settle::Balanced;
-    wait_settled(
-        &http,
-        &mut nodes,
-        &all,
-        &rooms_of,
-        Settle::Owned,
-        OWNERSHIP_DEADLINE,
-    )?;
+    let settle = |nodes: &mut Vec<ClusterNode>, how: Settle| {
+        wait_settled(&http, nodes, &all, &rooms_of, how, OWNERSHIP_DEADLINE)
+    };
+    settle(&mut nodes, Settle::Owned)?;
 
     let tap = rt.block_on(tap::Tap::start(
         mqtt,
@@ -954,14 +950,7 @@ fn run_scenario(
     generator.wait_line("ready", Duration::from_secs(120))?;
     wait_first_samples(&http, &nodes, &all, opts.rooms, Duration::from_secs(60))?;
     // Shards move to where they belong once active (the fleet publishes).
-    wait_settled(
-        &http,
-        &mut nodes,
-        &all,
-        &rooms_of,
-        balanced,
-        OWNERSHIP_DEADLINE,
-    )?;
+    settle(&mut nodes, balanced)?;
     // The burst's lead is the warmup's end (or lengthens it).
     let lead = if opts.alarm_burst > 0 {
         burst::LEAD
@@ -976,14 +965,7 @@ fn run_scenario(
     )?;
 
     // Short faults timed around the loss (see [`burst`]), in the victim's rooms and elsewhere.
-    let before = wait_settled(
-        &http,
-        &mut nodes,
-        &all,
-        &rooms_of,
-        balanced,
-        OWNERSHIP_DEADLINE,
-    )?;
+    let before = settle(&mut nodes, balanced)?;
     let (doomed, spared): (Vec<_>, Vec<_>) = inventory
         .rooms
         .iter()
@@ -996,14 +978,7 @@ fn run_scenario(
     }
 
     // The victim's shards just before it is lost.
-    let settled = wait_settled(
-        &http,
-        &mut nodes,
-        &all,
-        &rooms_of,
-        balanced,
-        OWNERSHIP_DEADLINE,
-    )?;
+    let settled = settle(&mut nodes, balanced)?;
     wait_alive(
         lead.saturating_sub(burst_sent.elapsed()),
         &mut nodes,
@@ -1071,14 +1046,7 @@ fn run_scenario(
         n.heal()?;
         let healed = Instant::now();
         eprintln!("bench failover: {scenario}: healed; waiting for the cluster to settle");
-        wait_settled(
-            &http,
-            &mut nodes,
-            &all,
-            &rooms_of,
-            balanced,
-            OWNERSHIP_DEADLINE,
-        )?;
+        settle(&mut nodes, balanced)?;
         settled_after_heal_s = Some(healed.elapsed().as_secs_f64());
     }
     let live: Vec<usize> = if ns.is_some() {
