@@ -307,36 +307,40 @@ impl AlarmStore for StoredAlarms {
     }
 }
 
+/// A raise of `key` (`pump_fault@P1`) in room XM-0001 at `t` (ms), for tests.
+#[cfg(test)]
+pub(crate) fn raised_event(t: i64, key: &str) -> AlarmEvent {
+    use cistern_rules::{AlarmState, EventKind, Severity};
+    let key: AlarmKey = key.parse().expect("an alarm key");
+    AlarmEvent {
+        time: Timestamp(t),
+        source: AlarmSource::Device(cistern_schemas::DeviceId::new(
+            RoomId::new("XM-0001").expect("a room id"),
+            key.unit,
+        )),
+        rule: key.rule.clone(),
+        key,
+        kind: EventKind::Raised,
+        from: AlarmState::Normal,
+        to: AlarmState::Unacked,
+        severity: Severity::P2,
+        value: None,
+        message: "Pump P1 fault".into(),
+        message_zh: "水泵 P1 故障".into(),
+        user: None,
+        comment: None,
+        parent: None,
+        first_out: true,
+        escalation_step: None,
+        notify: None,
+        actions: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::embedded::EmbeddedStore;
-    use cistern_rules::{AlarmState, EventKind, Severity};
-    use cistern_schemas::DeviceId;
-
-    fn event(t: i64, key: &str) -> AlarmEvent {
-        let key: AlarmKey = key.parse().unwrap();
-        AlarmEvent {
-            time: Timestamp(t),
-            source: AlarmSource::Device(DeviceId::new(RoomId::new("XM-0001").unwrap(), key.unit)),
-            rule: key.rule.clone(),
-            key,
-            kind: EventKind::Raised,
-            from: AlarmState::Normal,
-            to: AlarmState::Unacked,
-            severity: Severity::P2,
-            value: None,
-            message: "Pump P1 fault".into(),
-            message_zh: "水泵 P1 故障".into(),
-            user: None,
-            comment: None,
-            parent: None,
-            first_out: true,
-            escalation_step: None,
-            notify: None,
-            actions: Vec::new(),
-        }
-    }
 
     #[tokio::test]
     async fn state_and_events_written_behind_load_back_and_replays_do_not_duplicate() {
@@ -352,10 +356,10 @@ mod tests {
             ..Default::default()
         };
         alarms.save_room(&room, snap.clone());
-        let e1 = event(1_000, "pump_fault@P1");
+        let e1 = raised_event(1_000, "pump_fault@P1");
         // As stored before events carried `message_zh` (it deserialises empty): read back
         // with the English text.
-        let mut e2 = event(2_000, "mains_loss@room");
+        let mut e2 = raised_event(2_000, "mains_loss@room");
         e2.message_zh.clear();
         alarms.record(&[e1.clone(), e2.clone()]);
         e2.message_zh.clone_from(&e2.message);

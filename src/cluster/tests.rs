@@ -399,8 +399,7 @@ async fn a_node_that_cannot_reach_etcd_supervises_nothing_and_joins_once_it_can(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpoint_writes_the_alarm_events_recorded_before_its_state_first() {
     use crate::store::Store;
-    use cistern_rules::{AlarmEvent, AlarmKey, AlarmSource, AlarmState, EventKind, Severity};
-    use cistern_schemas::{DeviceId, Timestamp};
+    use cistern_schemas::Timestamp;
     let Some(etcd) = Etcd::start() else { return };
     etcd.wait_ready().await;
     let dir = std::env::temp_dir().join(format!("cistern-ckpt-events-{}", std::process::id()));
@@ -418,27 +417,7 @@ async fn a_checkpoint_writes_the_alarm_events_recorded_before_its_state_first() 
     })
     .await;
     let room = RoomId::new("XM-0001").unwrap();
-    let key: AlarmKey = "pump_fault@P1".parse().unwrap();
-    let raised = AlarmEvent {
-        time: Timestamp(1_000),
-        source: AlarmSource::Device(DeviceId::new(room.clone(), key.unit)),
-        rule: key.rule.clone(),
-        key,
-        kind: EventKind::Raised,
-        from: AlarmState::Normal,
-        to: AlarmState::Unacked,
-        severity: Severity::P2,
-        value: None,
-        message: "Pump P1 fault".into(),
-        message_zh: "水泵 P1 故障".into(),
-        user: None,
-        comment: None,
-        parent: None,
-        first_out: true,
-        escalation_step: None,
-        notify: None,
-        actions: Vec::new(),
-    };
+    let raised = crate::alarms::stored::raised_event(1_000, "pump_fault@P1");
     // As a room hands an engine call on: its events, then the state they left.
     a.checkpoints.record(std::slice::from_ref(&raised));
     a.checkpoints.save_room(&room, EngineSnapshot::default());
