@@ -142,6 +142,10 @@ enum Command {
         /// instead of one room message per reading (MQTT mode).
         #[arg(long)]
         per_device: bool,
+        /// Also inject the faults asked for on stdin, one a line:
+        /// `fault ROOM KIND SECONDS [IN_SECONDS]` (MQTT mode).
+        #[arg(long)]
+        faults_stdin: bool,
     },
     #[cfg(feature = "lab")]
     /// The historian's figures on a simulated fleet (throughput, bytes per point, query
@@ -301,7 +305,8 @@ enum BenchCommand {
         /// kill, partition, leave, both (kill and partition) or all (each on fresh processes).
         #[arg(long, default_value = "both")]
         scenario: cistern::lab::failover::Scenario,
-        /// Seconds of publishing, every shard supervised, before the node is lost.
+        /// Seconds of publishing, every shard supervised, before the node is lost (at least the
+        /// alarm burst's 24 s lead, when --alarm-burst is not 0).
         #[arg(long, default_value_t = 20)]
         warmup: u64,
         /// Seconds of publishing after the takeover (or the heal).
@@ -316,6 +321,11 @@ enum BenchCommand {
         /// Skew the nodes' wall clocks (libfaketime): node i by +N, -N, 0, +N, ... ms.
         #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
         skew_ms: i64,
+        /// Rooms of the node to be lost, and as many others, given a fault of 20-40 s (pump
+        /// trip, mains loss) over the 24 s before the loss, so that alarm transitions fall in
+        /// the takeover (0: none).
+        #[arg(long, default_value_t = 24)]
+        alarm_burst: usize,
         /// Keep the working directory (configs, logs, data).
         #[arg(long)]
         keep: bool,
@@ -728,6 +738,7 @@ fn main() -> anyhow::Result<()> {
             faults_per_room_day,
             stats_every,
             per_device,
+            faults_stdin,
         } => {
             init_tracing(&LogConfig::default())?;
             let opts = SimulateOptions {
@@ -741,6 +752,7 @@ fn main() -> anyhow::Result<()> {
                 faults_per_room_day,
                 stats_every,
                 per_device,
+                faults_stdin,
             };
             actix_web::rt::System::new().block_on(async move {
                 let stop = stop_signal();
@@ -876,6 +888,7 @@ fn main() -> anyhow::Result<()> {
                     partition_hold,
                     faults_per_room_day,
                     skew_ms,
+                    alarm_burst,
                     keep,
                     json,
                 }),
@@ -896,6 +909,7 @@ fn main() -> anyhow::Result<()> {
                 faults_per_room_day,
                 keep,
                 skew_ms,
+                alarm_burst,
             };
             let report = cistern::lab::failover::run(&opts)?;
             if json {

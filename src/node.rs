@@ -349,6 +349,7 @@ fn cluster_parts(
         gate.clone(),
         cluster_metrics.clone(),
         spec.alarm_store.clone(),
+        spec.stored_alarms.clone(),
     ));
     spec.alarm_store = checkpoints.clone();
     spec.snapshots = checkpoints.clone();

@@ -45,6 +45,10 @@ pub struct StoredAlarms {
     dirty_zones: DashSet<ZoneId>,
     events: Mutex<Vec<AlarmEvent>>,
     bookmarks: Mutex<Vec<Bookmark>>,
+    /// One flush at a time: a flush that returns has written everything recorded before it
+    /// was called — also what a flush running at the time had taken (a cluster checkpoint
+    /// relies on it, see `cluster::checkpoint`).
+    writing: tokio::sync::Mutex<()>,
 }
 
 impl StoredAlarms {
@@ -58,6 +62,7 @@ impl StoredAlarms {
             dirty_zones: DashSet::new(),
             events: Mutex::new(Vec::new()),
             bookmarks: Mutex::new(Vec::new()),
+            writing: tokio::sync::Mutex::new(()),
             store: store.clone(),
         };
         for (key, bytes) in store.state(STATE_KIND).await? {
@@ -93,8 +98,10 @@ impl StoredAlarms {
     }
 
     /// Writes what changed since the last flush: state records, events, bookmarks. On failure
-    /// everything stays queued for the next flush.
+    /// everything stays queued for the next flush. When it returns `Ok`, everything recorded
+    /// before the call is written (a flush already under way is waited for).
     pub async fn flush(&self) -> Result<usize, StoreError> {
+        let _one = self.writing.lock().await;
         let mut records = Vec::new();
         let rooms: Vec<RoomId> = self.dirty_rooms.iter().map(|r| r.clone()).collect();
         for r in &rooms {
@@ -300,36 +307,40 @@ impl AlarmStore for StoredAlarms {
     }
 }
 
+/// A raise of `key` (`pump_fault@P1`) in room XM-0001 at `t` (ms), for tests.
+#[cfg(test)]
+pub(crate) fn raised_event(t: i64, key: &str) -> AlarmEvent {
+    use cistern_rules::{AlarmState, EventKind, Severity};
+    let key: AlarmKey = key.parse().expect("an alarm key");
+    AlarmEvent {
+        time: Timestamp(t),
+        source: AlarmSource::Device(cistern_schemas::DeviceId::new(
+            RoomId::new("XM-0001").expect("a room id"),
+            key.unit,
+        )),
+        rule: key.rule.clone(),
+        key,
+        kind: EventKind::Raised,
+        from: AlarmState::Normal,
+        to: AlarmState::Unacked,
+        severity: Severity::P2,
+        value: None,
+        message: "Pump P1 fault".into(),
+        message_zh: "水泵 P1 故障".into(),
+        user: None,
+        comment: None,
+        parent: None,
+        first_out: true,
+        escalation_step: None,
+        notify: None,
+        actions: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::embedded::EmbeddedStore;
-    use cistern_rules::{AlarmState, EventKind, Severity};
-    use cistern_schemas::DeviceId;
-
-    fn event(t: i64, key: &str) -> AlarmEvent {
-        let key: AlarmKey = key.parse().unwrap();
-        AlarmEvent {
-            time: Timestamp(t),
-            source: AlarmSource::Device(DeviceId::new(RoomId::new("XM-0001").unwrap(), key.unit)),
-            rule: key.rule.clone(),
-            key,
-            kind: EventKind::Raised,
-            from: AlarmState::Normal,
-            to: AlarmState::Unacked,
-            severity: Severity::P2,
-            value: None,
-            message: "Pump P1 fault".into(),
-            message_zh: "水泵 P1 故障".into(),
-            user: None,
-            comment: None,
-            parent: None,
-            first_out: true,
-            escalation_step: None,
-            notify: None,
-            actions: Vec::new(),
-        }
-    }
 
     #[tokio::test]
     async fn state_and_events_written_behind_load_back_and_replays_do_not_duplicate() {
@@ -345,10 +356,10 @@ mod tests {
             ..Default::default()
         };
         alarms.save_room(&room, snap.clone());
-        let e1 = event(1_000, "pump_fault@P1");
+        let e1 = raised_event(1_000, "pump_fault@P1");
         // As stored before events carried `message_zh` (it deserialises empty): read back
         // with the English text.
-        let mut e2 = event(2_000, "mains_loss@room");
+        let mut e2 = raised_event(2_000, "mains_loss@room");
         e2.message_zh.clear();
         alarms.record(&[e1.clone(), e2.clone()]);
         e2.message_zh.clone_from(&e2.message);

@@ -13,7 +13,13 @@
 //! (loaded from etcd when the shard is acquired, before its rooms start), writes go to memory
 //! and, while the node may act for the shard, into the shard's next transaction (written every
 //! `checkpoint_every`, and once more when the shard is handed over). Events and bookmarks are
-//! history, not state: they go to the node's own store.
+//! history, not state: they go to the node's own store — and the alarm events recorded before
+//! a checkpoint's state are made durable there before the checkpoint is written ("events
+//! first: a state that is written says its events are", as the node's own alarm store does).
+//! Otherwise a node dying between the two writes would leave a state in etcd whose transition
+//! is in no event log: the next owner starts from that state and never makes the transition
+//! again (found by `cistern bench failover`: its mirror image, the event written and the state
+//! not, was seen — the transition recorded twice, by the old owner and by the new one).
 
 use super::gate::{Epoch, Gate};
 use super::metrics::ClusterMetrics;
@@ -80,6 +86,8 @@ pub enum CheckpointError {
     Stale(u32),
     #[error("shard {0} is not this node's")]
     NotOwned(u32),
+    #[error("the alarm events before the checkpoint were not written: {0}")]
+    Events(String),
 }
 
 /// The node's alarm state and snapshots, checkpointed per shard in etcd.
@@ -90,6 +98,9 @@ pub struct ShardCheckpoints {
     metrics: ClusterMetrics,
     /// Events, bookmarks and zone state: the node's own store.
     local: Arc<dyn AlarmStore>,
+    /// The same store's writer, flushed before each checkpoint (none: events in memory only,
+    /// tests).
+    events: Option<Arc<crate::alarms::StoredAlarms>>,
     rooms: DashMap<RoomId, EngineSnapshot>,
     devices: DashMap<DeviceId, DeviceSnapshot>,
     /// Writes waiting for the shard's next transaction: key → value.
@@ -105,12 +116,14 @@ impl ShardCheckpoints {
         gate: Arc<Gate>,
         metrics: ClusterMetrics,
         local: Arc<dyn AlarmStore>,
+        events: Option<Arc<crate::alarms::StoredAlarms>>,
     ) -> Self {
         Self {
             keys,
             gate,
             metrics,
             local,
+            events,
             rooms: DashMap::new(),
             devices: DashMap::new(),
             dirty: Mutex::new(BTreeMap::new()),
@@ -237,6 +250,18 @@ impl ShardCheckpoints {
         if pending.is_empty() {
             commit(self);
             return Ok(0);
+        }
+        // Events first: a room records a transition's events before it queues the state the
+        // transition left, so every event behind `pending` is written by this flush.
+        if let Some(log) = &self.events {
+            if let Err(error) = log.flush().await {
+                let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+                let waiting = dirty.entry(shard).or_default();
+                for (k, v) in pending {
+                    waiting.entry(k).or_insert(v);
+                }
+                return Err(CheckpointError::Events(error.to_string()));
+            }
         }
         let n = pending.len();
         let owner = self.keys.owner(shard);

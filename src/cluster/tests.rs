@@ -148,6 +148,11 @@ fn config(url: &str, node: &str) -> ClusterConfig {
 }
 
 fn start(url: &str, node: &str) -> Node {
+    start_with(url, node, None)
+}
+
+/// A node whose checkpoints flush `events` (the node's own alarm store) first.
+fn start_with(url: &str, node: &str, events: Option<Arc<crate::alarms::StoredAlarms>>) -> Node {
     let config = config(url, node);
     let gate = Arc::new(Gate::default());
     let metrics = ClusterMetrics::register(&prometheus::Registry::new()).unwrap();
@@ -155,7 +160,11 @@ fn start(url: &str, node: &str) -> Node {
         Keys::new(config.prefix()),
         gate.clone(),
         metrics.clone(),
-        Arc::new(MemoryAlarmStore::default()),
+        match &events {
+            Some(e) => e.clone(),
+            None => Arc::new(MemoryAlarmStore::default()),
+        },
+        events,
     ));
     let agent = ClusterAgent::new(
         config,
@@ -381,4 +390,48 @@ async fn a_node_that_cannot_reach_etcd_supervises_nothing_and_joins_once_it_can(
     )
     .await;
     let _ = node.stop.send(true);
+}
+
+/// A checkpoint first writes the alarm events recorded before it to the node's own store: a
+/// node that dies once its checkpoint has committed leaves no transition in the shard's state
+/// that no event log holds (the next owner would start from that state and never make the
+/// transition again). No write-behind task runs here: only the checkpoint writes the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_writes_the_alarm_events_recorded_before_its_state_first() {
+    use crate::store::Store;
+    use cistern_schemas::Timestamp;
+    let Some(etcd) = Etcd::start() else { return };
+    etcd.wait_ready().await;
+    let dir = std::env::temp_dir().join(format!("cistern-ckpt-events-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store: Arc<dyn Store> =
+        Arc::new(crate::store::embedded::EmbeddedStore::open(&dir).unwrap());
+    let log = Arc::new(
+        crate::alarms::StoredAlarms::load(store.clone())
+            .await
+            .unwrap(),
+    );
+    let a = start_with(&etcd.url, "node-a", Some(log));
+    until("a owns everything", Duration::from_secs(30), || {
+        partitioned(&[&a])
+    })
+    .await;
+    let room = RoomId::new("XM-0001").unwrap();
+    let raised = crate::alarms::stored::raised_event(1_000, "pump_fault@P1");
+    // As a room hands an engine call on: its events, then the state they left.
+    a.checkpoints.record(std::slice::from_ref(&raised));
+    a.checkpoints.save_room(&room, EngineSnapshot::default());
+    let written = tokio::time::timeout(
+        Duration::from_secs(30),
+        a.checkpoints.covered(shard_of(&room)),
+    )
+    .await;
+    assert_eq!(written.ok(), Some(true), "the checkpoint was not written");
+    let stored = store
+        .events("alarms/XM-0001", Timestamp(0), Timestamp(10_000), 10)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1, "the event is not in the node's store");
+    let _ = a.stop.send(true);
+    let _ = std::fs::remove_dir_all(&dir);
 }

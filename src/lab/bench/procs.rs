@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,8 @@ pub struct BenchProc {
     child: Child,
     lines: Arc<Mutex<HashMap<String, String>>>,
     log: PathBuf,
+    /// Its stdin, when started with [`BenchProc::spawn_with_input`].
+    input: Option<ChildStdin>,
 }
 
 impl Drop for BenchProc {
@@ -30,10 +32,25 @@ impl Drop for BenchProc {
 
 impl BenchProc {
     /// Starts `command`, its stderr to `log`.
-    pub fn spawn(
+    pub fn spawn(name: &'static str, command: Command, log: PathBuf) -> Result<Self, BenchError> {
+        Self::start(name, command, log, false)
+    }
+
+    /// Starts `command` as [`BenchProc::spawn`] does, with a pipe to its stdin for
+    /// [`BenchProc::tell`].
+    pub fn spawn_with_input(
+        name: &'static str,
+        command: Command,
+        log: PathBuf,
+    ) -> Result<Self, BenchError> {
+        Self::start(name, command, log, true)
+    }
+
+    fn start(
         name: &'static str,
         mut command: Command,
         log: PathBuf,
+        input: bool,
     ) -> Result<Self, BenchError> {
         let stderr = std::fs::File::create(&log).map_err(|source| BenchError::Io {
             what: format!("create {}", log.display()),
@@ -42,7 +59,7 @@ impl BenchProc {
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(stderr)
-            .stdin(Stdio::null())
+            .stdin(if input { Stdio::piped() } else { Stdio::null() })
             .spawn()
             .map_err(|source| BenchError::Io {
                 what: format!("start the {name}"),
@@ -63,12 +80,26 @@ impl BenchProc {
                 }
             });
         }
+        let input = child.stdin.take();
         Ok(Self {
             name,
             child,
             lines,
             log,
+            input,
         })
+    }
+
+    /// Writes `line` (and a newline) to the process's stdin.
+    pub fn tell(&mut self, line: &str) -> Result<(), BenchError> {
+        let Some(input) = self.input.as_mut() else {
+            return Err(self.failed("was started without a pipe to its stdin".into()));
+        };
+        let written = input
+            .write_all(line.as_bytes())
+            .and_then(|()| input.write_all(b"\n"))
+            .and_then(|()| input.flush());
+        written.map_err(|e| self.failed(format!("does not read its stdin: {e}")))
     }
 
     pub fn pid(&self) -> u32 {

@@ -19,17 +19,26 @@
 //! for in every node's store ([`census`]): lost, stored twice, duplicated. The nodes' journals
 //! say whether two nodes ever acted for one shard at once ([`journal`]).
 //!
+//! Alarm transitions: over the 24 s before the loss the bench has the load generator inject a
+//! fault of 20–40 s (a pump trip, a mains loss) into `--alarm-burst` rooms of the node about to
+//! be lost and as many elsewhere ([`burst`]), so that their alarms raise, are suppressed and
+//! clear before, during and after the takeover. After the run, the transitions the published samples should have
+//! produced (the tap's messages replayed through the rule engine) are paired with those the
+//! nodes' alarm event logs hold ([`transitions`]): lost, recorded twice, spurious.
+//!
 //! With `--skew-ms N` the nodes' wall clocks are skewed by libfaketime (`LD_PRELOAD`, the
 //! monotonic clock left alone): node *i* runs +N, −N, 0, +N, … ms off. Every wall time a node
 //! reports (its API's `acquired_at` and `first_sample_at`, its journal) is brought back to the
 //! real clock by its known offset before anything is compared; each node's actual offset is
 //! measured from its log (the line it writes on SIGTERM against when the bench sent it).
 
+pub mod burst;
 pub mod census;
 pub mod etcd;
 pub mod journal;
 pub mod netns;
 pub mod tap;
+pub mod transitions;
 
 use crate::cluster::assign::{desired_owner, Candidate};
 use crate::lab::bench::procs::{free_port, start_broker_on, BenchProc};
@@ -65,6 +74,8 @@ pub enum FailoverError {
     Census(String),
     #[error("journal: {0}")]
     Journal(String),
+    #[error("alarm transitions: {0}")]
+    Alarms(String),
     #[error("{0}")]
     Usage(String),
 }
@@ -115,7 +126,8 @@ pub struct FailoverOptions {
     pub nodes: usize,
     pub seed: u64,
     pub scenario: Scenario,
-    /// Seconds of publishing, every shard supervised, before the node is lost.
+    /// Seconds of publishing, every shard supervised, before the node is lost (at least the
+    /// alarm burst's lead, [`burst::LEAD`], when there is a burst).
     pub warmup: u64,
     /// Seconds of publishing after the takeover (or the heal).
     pub after: u64,
@@ -127,6 +139,9 @@ pub struct FailoverOptions {
     pub keep: bool,
     /// Wall-clock skew of the nodes, ms: node i runs [`skew_of`] off (libfaketime).
     pub skew_ms: i64,
+    /// Rooms of the node to be lost, and as many others, given a fault timed around the loss
+    /// ([`burst`]), so that alarm transitions fall in the takeover.
+    pub alarm_burst: usize,
 }
 
 impl Default for FailoverOptions {
@@ -142,6 +157,7 @@ impl Default for FailoverOptions {
             faults_per_room_day: 4.0,
             keep: false,
             skew_ms: 0,
+            alarm_burst: 24,
         }
     }
 }
@@ -247,8 +263,8 @@ pub struct ScenarioReport {
     /// Nodes that stopped by themselves on SIGTERM at the end (of those still running).
     pub stopped_cleanly: usize,
     pub drain_s: f64,
-    /// Alarm transitions lost: not measured by this bench yet.
-    pub alarm_transitions_lost: Option<u64>,
+    /// Alarm transitions: expected from the published samples, recorded by the nodes.
+    pub alarms: AlarmsReport,
     /// Each node's wall-clock offset: as set, and as measured from its log.
     pub clocks: Vec<ClockOffset>,
 }
@@ -906,14 +922,10 @@ fn run_scenario(
         *rooms_of.entry(shard_of(&r.id)).or_default() += 1;
     }
     let balanced = Settle::Balanced;
-    wait_settled(
-        &http,
-        &mut nodes,
-        &all,
-        &rooms_of,
-        Settle::Owned,
-        OWNERSHIP_DEADLINE,
-    )?;
+    let settle = |nodes: &mut Vec<ClusterNode>, how: Settle| {
+        wait_settled(&http, nodes, &all, &rooms_of, how, OWNERSHIP_DEADLINE)
+    };
+    settle(&mut nodes, Settle::Owned)?;
 
     let tap = rt.block_on(tap::Tap::start(
         mqtt,
@@ -931,34 +943,47 @@ fn run_scenario(
             &opts.faults_per_room_day.to_string(),
         ])
         .args(["--stats-every", "1s"])
+        .arg("--faults-stdin")
         .env("RUST_LOG", "warn");
-    let mut generator = BenchProc::spawn("load generator", gen_cmd, dir.join("generator.log"))?;
+    let mut generator =
+        BenchProc::spawn_with_input("load generator", gen_cmd, dir.join("generator.log"))?;
     generator.wait_line("ready", Duration::from_secs(120))?;
     wait_first_samples(&http, &nodes, &all, opts.rooms, Duration::from_secs(60))?;
     // Shards move to where they belong once active (the fleet publishes).
-    wait_settled(
-        &http,
-        &mut nodes,
-        &all,
-        &rooms_of,
-        balanced,
-        OWNERSHIP_DEADLINE,
-    )?;
+    settle(&mut nodes, balanced)?;
+    // The burst's lead is the warmup's end (or lengthens it).
+    let lead = if opts.alarm_burst > 0 {
+        burst::LEAD
+    } else {
+        Duration::ZERO
+    };
     wait_alive(
-        Duration::from_secs(opts.warmup),
+        Duration::from_secs(opts.warmup).saturating_sub(lead),
         &mut nodes,
         &mut etcd,
         &mut broker,
     )?;
 
+    // Short faults timed around the loss (see [`burst`]), in the victim's rooms and elsewhere.
+    let before = settle(&mut nodes, balanced)?;
+    let (doomed, spared): (Vec<_>, Vec<_>) = inventory
+        .rooms
+        .iter()
+        .map(|r| r.id.clone())
+        .partition(|r| before.get(&shard_of(r)).is_some_and(|(i, _)| *i == victim));
+    let faults = burst::plan(&doomed, &spared, opts.alarm_burst);
+    let burst_sent = Instant::now();
+    for f in &faults {
+        generator.tell(&f.command())?;
+    }
+
     // The victim's shards just before it is lost.
-    let settled = wait_settled(
-        &http,
+    let settled = settle(&mut nodes, balanced)?;
+    wait_alive(
+        lead.saturating_sub(burst_sent.elapsed()),
         &mut nodes,
-        &all,
-        &rooms_of,
-        balanced,
-        OWNERSHIP_DEADLINE,
+        &mut etcd,
+        &mut broker,
     )?;
     let orphans: BTreeMap<u32, usize> = settled
         .iter()
@@ -1021,14 +1046,7 @@ fn run_scenario(
         n.heal()?;
         let healed = Instant::now();
         eprintln!("bench failover: {scenario}: healed; waiting for the cluster to settle");
-        wait_settled(
-            &http,
-            &mut nodes,
-            &all,
-            &rooms_of,
-            balanced,
-            OWNERSHIP_DEADLINE,
-        )?;
+        settle(&mut nodes, balanced)?;
         settled_after_heal_s = Some(healed.elapsed().as_secs_f64());
     }
     let live: Vec<usize> = if ns.is_some() {
@@ -1129,6 +1147,24 @@ fn run_scenario(
     times.sort_by(f64::total_cmp);
     let mut claims: Vec<f64> = takeovers.iter().map(|t| t.claim_s).collect();
     claims.sort_by(f64::total_cmp);
+    eprintln!(
+        "bench failover: {scenario}: replaying {} messages through the rules; reading the \
+         nodes' alarm events",
+        published.heard.len()
+    );
+    let alarms = alarm_report(
+        rt,
+        &AlarmInputs {
+            heard: &published.heard,
+            inventory: &inventory,
+            nodes: &nodes,
+            orphans: &orphans,
+            t0,
+            takeover_max_s: times.last().copied(),
+            skew_ms: opts.skew_ms,
+            burst: &faults,
+        },
+    )?;
     let skewed: Vec<u32> = (nodes.iter())
         .filter(|n| n.offset_ms != 0)
         .map(|n| n.proc.pid())
@@ -1166,8 +1202,95 @@ fn run_scenario(
         acting_spans: spans.len(),
         stopped_cleanly,
         drain_s,
-        alarm_transitions_lost: None,
+        alarms,
         clocks,
+    })
+}
+
+/// What the alarm comparison needs from a scenario's run.
+struct AlarmInputs<'a> {
+    heard: &'a [tap::Heard],
+    inventory: &'a cistern_schemas::inventory::Inventory,
+    nodes: &'a [ClusterNode],
+    orphans: &'a BTreeMap<u32, usize>,
+    /// The loss, real clock (ms).
+    t0: i64,
+    takeover_max_s: Option<f64>,
+    skew_ms: i64,
+    burst: &'a [burst::BurstFault],
+}
+
+/// The alarm transitions of a scenario (see [`transitions`]).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AlarmsReport {
+    /// From the tap's first message to its last, and the pairing tolerance.
+    pub window: Option<transitions::Window>,
+    /// Faults asked of the generator around the loss: in the lost node's rooms, elsewhere.
+    pub burst_lost_node: usize,
+    pub burst_elsewhere: usize,
+    /// Every room.
+    pub all: transitions::AlarmCensus,
+    /// The lost node's rooms.
+    pub lost_node: transitions::AlarmCensus,
+    /// The lost node's rooms, transitions stamped in [`AlarmsReport::around_loss_window`]:
+    /// from 1 s before the loss (the old owner's last checkpoint and event writes) to the last
+    /// re-homing + the restored rooms' evaluation grace + 1 s.
+    pub around_loss: transitions::AlarmCensus,
+    pub around_loss_window: Option<transitions::Window>,
+}
+
+fn alarm_report(
+    rt: &tokio::runtime::Runtime,
+    a: &AlarmInputs<'_>,
+) -> Result<AlarmsReport, FailoverError> {
+    let (Some(first), Some(last)) = (a.heard.first(), a.heard.last()) else {
+        return Ok(AlarmsReport::default());
+    };
+    let lost_room = |r: &cistern_schemas::RoomId| a.orphans.contains_key(&shard_of(r));
+    let burst_lost_node = a.burst.iter().filter(|f| lost_room(&f.room)).count();
+    // See the tolerance in [`transitions`]: the takeover (the budget, or longer if it was), the
+    // restored rooms' grace, a sweep and evaluation latency, twice the skew.
+    let takeover_ms = ((a.takeover_max_s.unwrap_or(0.0) * 1e3) as i64).max(5_000);
+    let grace_ms = transitions::RESTART_GRACE.as_millis() as i64;
+    let tolerance_ms = takeover_ms + grace_ms + 2_000 + 2 * a.skew_ms.abs();
+    let window = transitions::Window {
+        from_ms: first.at_ms,
+        to_ms: last.at_ms,
+        tolerance_ms,
+    };
+    let expected = transitions::expected(a.heard, a.inventory, last.at_ms);
+    let dirs: Vec<PathBuf> = a.nodes.iter().map(|n| n.data.clone()).collect();
+    // Read wide (each node's own clock), counted on the real clock within the window.
+    let margin = 60_000 + a.skew_ms.abs();
+    let by_node = rt.block_on(transitions::recorded(
+        &dirs,
+        a.inventory,
+        first.at_ms - margin,
+        last.at_ms + margin,
+    ))?;
+    let mut recorded = Vec::new();
+    for (i, (n, ts)) in a.nodes.iter().zip(by_node).enumerate() {
+        for mut t in ts {
+            t.at_ms = n.real(t.at_ms);
+            recorded.push(transitions::Recorded {
+                node: i,
+                transition: t,
+            });
+        }
+    }
+    let around = transitions::Window {
+        from_ms: a.t0 - 1_000,
+        to_ms: a.t0 + takeover_ms + grace_ms + 1_000,
+        tolerance_ms,
+    };
+    Ok(AlarmsReport {
+        window: Some(window),
+        burst_lost_node,
+        burst_elsewhere: a.burst.len() - burst_lost_node,
+        all: transitions::compare(&expected, &recorded, window, &|_| true),
+        lost_node: transitions::compare(&expected, &recorded, window, &lost_room),
+        around_loss: transitions::compare(&expected, &recorded, around, &lost_room),
+        around_loss_window: Some(around),
     })
 }
 
@@ -1374,9 +1497,37 @@ impl fmt::Display for FailoverReport {
         row(f, "stored, never published", &|s| {
             s.census.unpublished_stored.to_string()
         })?;
-        row(f, "alarm transitions lost", &|s| {
-            s.alarm_transitions_lost
-                .map_or_else(|| "not measured".to_owned(), |n| n.to_string())
+        row(f, "alarm transitions expected / recorded / lost", &|s| {
+            let a = &s.alarms.all;
+            format!("{} / {} / {}", a.expected, a.recorded, a.lost)
+        })?;
+        row(f, "alarm transitions recorded twice / spurious", &|s| {
+            let a = &s.alarms.all;
+            format!("{} / {}", a.recorded_twice + a.duplicated, a.spurious)
+        })?;
+        row(f, "of the lost node's rooms: expected / lost", &|s| {
+            let a = &s.alarms.lost_node;
+            format!("{} / {}", a.expected, a.lost)
+        })?;
+        row(
+            f,
+            "of them around the loss (−1 s … takeover + 6 s): expected / lost",
+            &|s| {
+                let a = &s.alarms.around_loss;
+                format!("{} / {}", a.expected, a.lost)
+            },
+        )?;
+        row(f, "alarm stamp vs reference, p50 / max (ms)", &|s| {
+            let a = &s.alarms.all;
+            let ms = |v: Option<i64>| v.map_or_else(|| "—".to_owned(), |v| format!("{v:+}"));
+            format!(
+                "{} / {} (tolerance {})",
+                ms(a.lateness_p50_ms),
+                ms(a.lateness_max_ms),
+                s.alarms
+                    .window
+                    .map_or_else(|| "—".to_owned(), |w| format!("{} ms", w.tolerance_ms))
+            )
         })?;
         row(f, "shards with two acting owners (journals)", &|s| {
             format!("{} ({} spans)", s.double_ownership, s.acting_spans)

@@ -6,8 +6,12 @@
 //! The tap counts what the broker accepted, which is what the nodes are answerable for (a
 //! gateway's unpublished buffer is not). Values the node would reject (out of range, unknown
 //! point, too old) are counted apart, not expected in any store.
+//!
+//! It also keeps every decoded message with the moment it arrived ([`Heard`]): the alarm
+//! reference replays them through the rule engine ([`super::transitions`]).
 
 use super::FailoverError;
+use cistern_schemas::reading::Record;
 use cistern_schemas::telemetry::{self, Decoded, PayloadLimits, TelemetryTopic};
 use cistern_schemas::{DeviceId, Timestamp};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -20,10 +24,21 @@ use tokio::sync::watch;
 /// One series: a device's point by its index in the device kind's catalogue.
 pub type SeriesKey = (DeviceId, u16);
 
+/// One device's records of a message as a node takes them (rejected values left out), and when
+/// the tap received it.
+#[derive(Clone, Debug)]
+pub struct Heard {
+    pub at_ms: i64,
+    pub device: DeviceId,
+    pub records: Vec<Record>,
+}
+
 /// What was published, by series.
 #[derive(Debug, Default)]
 pub struct Ledger {
     pub series: HashMap<SeriesKey, Vec<i64>>,
+    /// Every message's records, in arrival order.
+    pub heard: Vec<Heard>,
     /// Telemetry messages received.
     pub messages: u64,
     /// Messages that did not decode (topic or payload).
@@ -75,6 +90,13 @@ impl Ledger {
                     }
                 }
             }
+            if !d.batch.records.is_empty() {
+                self.heard.push(Heard {
+                    at_ms: now.0,
+                    device: d.batch.device,
+                    records: d.batch.records,
+                });
+            }
         }
     }
 
@@ -97,6 +119,7 @@ impl Ledger {
         }
         Published {
             series: self.series,
+            heard: self.heard,
             samples,
             repeats,
             first_ms: first,
@@ -112,6 +135,8 @@ impl Ledger {
 #[derive(Debug)]
 pub struct Published {
     pub series: HashMap<SeriesKey, Vec<i64>>,
+    /// Every message's records, in arrival order (see [`Heard`]).
+    pub heard: Vec<Heard>,
     /// Distinct samples (series, timestamp).
     pub samples: u64,
     /// Samples seen more than once by the tap.
