@@ -1236,8 +1236,22 @@ impl Auth {
     // -- login throttling --
 
     /// The throttling keys with failures not yet forgotten, on this node.
+    /// A name that is no user's is not shown (it may be a password typed into the name
+    /// field, as in the audit log), and its across-addresses key is left out: it slows no one.
     pub fn throttles(&self) -> Vec<ThrottleView> {
-        self.throttle.list(Instant::now())
+        let ids = self.read();
+        (self.throttle.list(Instant::now()).into_iter())
+            .filter_map(|mut v| {
+                if v.user.as_ref().is_some_and(|u| !ids.users.contains_key(u)) {
+                    if v.key == ThrottleKind::User {
+                        return None;
+                    }
+                    v.user = None;
+                    v.unknown_user = true;
+                }
+                Some(v)
+            })
+            .collect()
     }
 
     /// Clears throttling keys (see [`LoginThrottle::unlock`]) on this node, and announces it
@@ -1986,9 +2000,17 @@ mod tests {
         assert_eq!(m.logins.with_label_values(&["throttled"]).get(), 1);
         assert_eq!(m.throttled.with_label_values(&["pair"]).get(), 1);
         assert_eq!(auth.throttles().len(), 3, "the pair, the address, the user");
+        let _ = auth.login("no-such-user", "nope-nope", &attacker).await;
+        let masked: Vec<_> = (auth.throttles().into_iter())
+            .filter(|v| v.unknown_user)
+            .collect();
+        assert_eq!(masked.len(), 1, "the pair only: {masked:?}");
+        assert_eq!(masked[0].user, None);
+        assert_eq!(masked[0].address.as_deref(), Some("10.0.0.66"));
         assert_eq!(
             auth.unlock(None, "10.0.0.66".parse().ok()).await.unwrap(),
-            2
+            3,
+            "the address and its two pairs"
         );
         auth.login("admin", "admin-password", &attacker)
             .await

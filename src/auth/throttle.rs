@@ -149,6 +149,9 @@ pub struct ThrottleView {
     pub address: Option<String>,
     /// A user × browser key (the browser's device id is not shown).
     pub known_browser: bool,
+    /// The name tried is no user's: not shown (it may be a password typed into the name
+    /// field), and the key is cleared by its address.
+    pub unknown_user: bool,
     pub failures: u32,
     /// How long the next attempt under this key waits (0: none).
     pub retry_after_ms: u64,
@@ -359,6 +362,7 @@ impl LoginThrottle {
                     user,
                     address,
                     known_browser,
+                    unknown_user: false,
                     failures: c.failures,
                     retry_after_ms: millis(self.wait(key.kind(), c, now)),
                     last_failure_ms_ago: millis(now.saturating_duration_since(c.last)),

@@ -263,8 +263,9 @@ fn pages(room: &str, district: &str, rule: &str, order: &str, inspection: &str) 
         with(
             page(
                 "account".into(),
-                "return document.querySelector('#view-account table.my-sessions tbody tr[data-session]') \
-                   && document.querySelector('#view-account .password-rules').textContent;",
+                "const rules = document.querySelector('#view-account .password-rules'); \
+                 return document.querySelector('#view-account table.my-sessions tbody tr[data-session]') \
+                   && rules && rules.textContent ? rules.closest('.account') : null;",
             ),
             vec![(
                 "end a session",

@@ -352,7 +352,7 @@ export class AdminPage {
       this.body().querySelector('.admin-throttles tbody').innerHTML = throttles.length
         ? throttles
             .map(
-              (k) => `<tr data-key="${esc(k.key)}" data-user="${esc(k.user || '')}" data-address="${esc(k.address || '')}"${k.retry_after_ms ? ' class="waiting"' : ''}><td>${esc(key(k))}</td><td translate="no">${esc(k.user || '—')}</td><td translate="no">${esc(k.address || '—')}</td>
+              (k) => `<tr data-key="${esc(k.key)}" data-user="${esc(k.user || '')}" data-address="${esc(k.address || '')}"${k.retry_after_ms ? ' class="waiting"' : ''}><td>${esc(key(k))}</td>${k.unknown_user ? `<td class="muted">${esc(t('admin.unknown_user'))}</td>` : `<td translate="no">${esc(k.user || '—')}</td>`}<td translate="no">${esc(k.address || '—')}</td>
                 <td class="n">${k.failures}</td><td class="n">${k.retry_after_ms ? esc(t('admin.wait_s', { s: Math.ceil(k.retry_after_ms / 1000) })) : '—'}</td>
                 <td class="actions"><button type="button" data-unlock="1"${k.user ? ` data-user="${esc(k.user)}"` : ''}${k.address ? ` data-address="${esc(k.address)}"` : ''}>${esc(t('admin.unlock'))}</button></td></tr>`,
             )
