@@ -235,6 +235,9 @@ pub enum ConfigError {
     Notify(#[from] crate::notify::NotifyError),
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterConfigError),
+    /// `[auth]` cannot work (the message names the key).
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthConfigError),
 }
 
 impl Config {
@@ -263,6 +266,7 @@ impl Config {
         }
         config.notify.validate()?;
         config.cluster.validate()?;
+        config.auth.validate()?;
         if let Some(dir) = &mut config.profiles.dir {
             if dir.is_relative() {
                 *dir = base.join(&*dir);

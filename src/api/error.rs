@@ -38,7 +38,15 @@ error_codes! {
     Unauthorized => "unauthorized",
     /// Authenticated, but the role does not allow it (403).
     Forbidden => "forbidden",
-    /// Too many failed logins (429, with `Retry-After`).
+    /// A login session unused for longer than the idle timeout (401).
+    SessionIdle => "session_idle",
+    /// A login session past its absolute lifetime (401).
+    SessionExpired => "session_expired",
+    /// An API token past its expiry (401).
+    TokenExpired => "token_expired",
+    /// An API token whose scope does not cover the request (403).
+    OutOfScope => "out_of_scope",
+    /// Too many failed logins from here (429, with `Retry-After`: a wait, never a lock).
     TooManyRequests => "too_many_requests",
     /// Logout with a token that is not a login session.
     NotASession => "not_a_session",
@@ -65,7 +73,19 @@ error_codes! {
     UnknownParameter => "unknown_parameter",
     // Users and tokens.
     InvalidName => "invalid_name",
+    /// A password shorter than `[auth] password_min_chars` (or over 1024 bytes).
     WeakPassword => "weak_password",
+    /// A password that is the user's own name.
+    PasswordIsName => "password_is_name",
+    /// A password from the list of the most common ones.
+    CommonPassword => "common_password",
+    /// A change of one's own password with a wrong current one (403).
+    WrongPassword => "wrong_password",
+    UnknownSession => "unknown_session",
+    /// An API token's expiry in the past or beyond the longest lifetime.
+    InvalidExpiry => "invalid_expiry",
+    /// A client address that does not parse.
+    InvalidAddress => "invalid_address",
     /// A user or token of that name exists already (409).
     Exists => "exists",
     UnknownUser => "unknown_user",
@@ -380,30 +400,47 @@ impl From<cistern_actors::RouteError> for ApiError {
 impl From<crate::auth::AuthError> for ApiError {
     fn from(e: crate::auth::AuthError) -> Self {
         use crate::auth::AuthError as A;
-        match e {
-            A::Unauthorized => Self::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::Unauthorized,
-                e.to_string(),
-            ),
-            A::Forbidden { .. } => {
-                Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, e.to_string())
-            }
-        }
+        let (status, code) = match e {
+            A::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+            A::SessionIdle { .. } => (StatusCode::UNAUTHORIZED, ErrorCode::SessionIdle),
+            A::SessionExpired => (StatusCode::UNAUTHORIZED, ErrorCode::SessionExpired),
+            A::TokenExpired => (StatusCode::UNAUTHORIZED, ErrorCode::TokenExpired),
+            A::Forbidden { .. } => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+            A::OutOfScope { .. } => (StatusCode::FORBIDDEN, ErrorCode::OutOfScope),
+        };
+        Self::new(status, code, e.to_string())
     }
 }
 
 impl From<crate::auth::IdentityError> for ApiError {
     fn from(e: crate::auth::IdentityError) -> Self {
+        use crate::auth::password::PasswordError as P;
         use crate::auth::IdentityError as I;
         match &e {
             I::InvalidName { .. } => Self::bad_request(ErrorCode::InvalidName, e.to_string()),
-            I::WeakPassword => Self::bad_request(ErrorCode::WeakPassword, e.to_string()),
+            I::Password(P::Length { .. }) => {
+                Self::bad_request(ErrorCode::WeakPassword, e.to_string())
+            }
+            I::Password(P::IsName) => Self::bad_request(ErrorCode::PasswordIsName, e.to_string()),
+            I::Password(P::Common) => Self::bad_request(ErrorCode::CommonPassword, e.to_string()),
+            I::WrongPassword => Self::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::WrongPassword,
+                e.to_string(),
+            ),
+            I::Throttled(t) => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::TooManyRequests,
+                e.to_string(),
+            )
+            .retry_after(t.retry_after),
             I::UserExists { .. } | I::TokenExists { .. } => {
                 Self::new(StatusCode::CONFLICT, ErrorCode::Exists, e.to_string())
             }
             I::UnknownUser { .. } => Self::not_found(ErrorCode::UnknownUser, e.to_string()),
             I::UnknownToken { .. } => Self::not_found(ErrorCode::UnknownToken, e.to_string()),
+            I::UnknownSession { .. } => Self::not_found(ErrorCode::UnknownSession, e.to_string()),
+            I::InvalidExpiry { .. } => Self::bad_request(ErrorCode::InvalidExpiry, e.to_string()),
             I::LastAdmin { .. } => {
                 Self::new(StatusCode::CONFLICT, ErrorCode::LastAdmin, e.to_string())
             }
@@ -472,6 +509,10 @@ mod tests {
         match code {
             E::Unauthorized => "unauthorized",
             E::Forbidden => "forbidden",
+            E::SessionIdle => "session_idle",
+            E::SessionExpired => "session_expired",
+            E::TokenExpired => "token_expired",
+            E::OutOfScope => "out_of_scope",
             E::TooManyRequests => "too_many_requests",
             E::NotASession => "not_a_session",
             E::NotAUser => "not_a_user",
@@ -486,6 +527,12 @@ mod tests {
             E::UnknownParameter => "unknown_parameter",
             E::InvalidName => "invalid_name",
             E::WeakPassword => "weak_password",
+            E::PasswordIsName => "password_is_name",
+            E::CommonPassword => "common_password",
+            E::WrongPassword => "wrong_password",
+            E::UnknownSession => "unknown_session",
+            E::InvalidExpiry => "invalid_expiry",
+            E::InvalidAddress => "invalid_address",
             E::Exists => "exists",
             E::UnknownUser => "unknown_user",
             E::UnknownToken => "unknown_token",

@@ -1,5 +1,5 @@
 //! The HTTP API (actix-web): liveness (`/healthz`), readiness (`/readyz`), metrics, rooms and their live state, history, alarms and
-//! their commands, rules, sessions, users, API tokens, the audit log, and — in the demo only —
+//! their commands, rules, sessions (and login throttling), users, API tokens, the audit log, and — in the demo only —
 //! fault injection into the simulator. Every error is JSON with a stable code:
 //! `{"error": {"code": "unknown_room", "message": "..."}}`. Every route is in the table below
 //! and described in `schemas/openapi.json`; who may call it is decided before any handler runs,
@@ -29,6 +29,7 @@ pub mod plans;
 pub mod reliability;
 pub mod rooms;
 pub mod rules;
+pub mod sessions;
 pub mod setpoints;
 pub mod sim;
 pub mod tokens;
@@ -122,6 +123,13 @@ routes! {
     post "/api/v1/auth/logout" => auth::logout;
     get "/api/v1/auth/me" => auth::me;
     put "/api/v1/auth/me/language" => auth::set_language;
+    put "/api/v1/auth/me/password" => auth::change_password;
+    get "/api/v1/auth/sessions" => sessions::list_own;
+    delete "/api/v1/auth/sessions/{id}" => sessions::end_own;
+    get "/api/v1/auth/throttles" => sessions::throttles;
+    post "/api/v1/auth/throttles/unlock" => sessions::unlock;
+    get "/api/v1/sessions" => sessions::list;
+    delete "/api/v1/sessions/{id}" => sessions::end;
     get "/api/v1/rooms" => rooms::list;
     get "/api/v1/rooms/{id}" => rooms::get;
     post "/api/v1/rooms/{id}/setpoints" => setpoints::post;

@@ -223,10 +223,8 @@ fn audit(
     result: &Result<HttpResponse, ApiError>,
     done: &str,
 ) {
-    let who = crate::auth::principal(req).unwrap_or_else(|| crate::auth::Principal {
-        user: "unknown".into(),
-        role: crate::auth::Role::Viewer,
-    });
+    let who = crate::auth::principal(req)
+        .unwrap_or_else(|| crate::auth::Principal::new("unknown", crate::auth::Role::Viewer));
     let (ok, detail) = match result {
         Ok(r) if r.status().is_success() => (true, done.to_owned()),
         Ok(r) => (false, format!("refused ({})", r.status().as_u16())),

@@ -1,7 +1,9 @@
 //! Users (admin only, see [`crate::auth::policy`]): `GET /api/v1/users`,
 //! `POST /api/v1/users` `{name, role, password}`, `GET /api/v1/users/{name}`,
 //! `PATCH /api/v1/users/{name}` `{role?, password?}`, `DELETE /api/v1/users/{name}`. The last
-//! admin can be neither deleted nor demoted. Every change, taken or refused, is audited.
+//! admin can be neither deleted nor demoted. A new role or password ends every session of the
+//! user (an admin resetting their own password keeps the session doing it); the answer says
+//! how many. Every change, taken or refused, is audited.
 
 use super::error::{ApiError, ErrorCode};
 use super::ApiState;
@@ -142,19 +144,27 @@ pub async fn update(
             "give a `role`, a `password`, or both",
         ));
     }
+    // An admin changing only their own password keeps the session doing it, as a user does
+    // through `PUT /api/v1/auth/me/password`.
+    let keep = (who.user == name.as_str())
+        .then_some(who.session.as_deref())
+        .flatten();
     let result = state
         .security
         .auth
-        .update_user(&name, body.role, body.password.as_deref())
+        .update_user(&name, body.role, body.password.as_deref(), keep)
         .await;
     let mut detail = Vec::new();
     if let Some(r) = body.role {
         detail.push(format!("role {r}"));
     }
     if body.password.is_some() {
-        detail.push("password changed (sessions ended)".to_owned());
+        detail.push("password changed".to_owned());
     }
-    let user = audited(
+    if let Ok(c) = &result {
+        detail.push(format!("{} sessions ended", c.sessions_ended));
+    }
+    let change = audited(
         &state,
         &who,
         "user_update",
@@ -162,7 +172,10 @@ pub async fn update(
         &detail.join(", "),
         result,
     )?;
-    Ok(HttpResponse::Ok().json(user))
+    let mut out =
+        serde_json::to_value(&change.user).map_err(|e| ApiError::internal(e.to_string()))?;
+    out["sessions_ended"] = change.sessions_ended.into();
+    Ok(HttpResponse::Ok().json(out))
 }
 
 pub async fn delete(

@@ -57,6 +57,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("web/admin.js"),
     },
     Asset {
+        name: "account.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("web/account.js"),
+    },
+    Asset {
         name: "alarms.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("web/alarms.js"),

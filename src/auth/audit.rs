@@ -24,7 +24,11 @@ pub const AUDIT_STREAM: &str = "audit";
 pub const ACTIONS: &[&str] = &[
     "login",
     "login_failed",
+    "login_throttled",
+    "login_unlock",
     "logout",
+    "session_end",
+    "password_change",
     "alarm_ack",
     "alarm_shelve",
     "alarm_unshelve",

@@ -3,33 +3,35 @@
 //! handlers ([`super::principal`]).
 //!
 //! Refusals are JSON (`401 unauthorized` with `WWW-Authenticate: Bearer`, `403 forbidden`
-//! naming the role needed) and say nothing else: not whether a token was unknown, expired or
-//! malformed. The reason is counted in `cistern_auth_rejected_total{reason}`.
+//! naming the role needed) and say nothing else: not whether a token was unknown or
+//! malformed. Only a token whose whole secret matched hears that its session ended
+//! (`401 session_idle`, `401 session_expired`), that it expired (`401 token_expired`) or that
+//! its scope does not cover the request (`403 out_of_scope`). The reason is counted in
+//! `cistern_auth_rejected_total{reason}`.
+//!
+//! A request that passes with a login session is a use of it (its idle timeout starts again),
+//! unless it carries [`BACKGROUND_HEADER`]: the console's own timed refreshes, which must not
+//! keep a session alive on an unattended screen. Public routes are no use either.
 
 use super::policy::{self, Access};
 use super::{AuthError, Principal, Security};
-use crate::api::error::{envelope, ErrorCode};
+use crate::api::error::{envelope, ApiError, ErrorCode};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpResponse};
+use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
 
 /// Longest `Authorization` header looked at (ours are about 90 bytes).
 const MAX_AUTHORIZATION_BYTES: usize = 512;
 
-/// JSON error bodies, the API's own envelope ([`crate::api::error`]; the gate uses its codes and
-/// envelope, not the handlers).
-fn refusal(e: &AuthError) -> HttpResponse {
-    let (mut resp, code) = match e {
-        AuthError::Unauthorized => {
-            let mut r = HttpResponse::Unauthorized();
-            r.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
-            (r, ErrorCode::Unauthorized)
-        }
-        AuthError::Forbidden { .. } => (HttpResponse::Forbidden(), ErrorCode::Forbidden),
-    };
-    resp.json(envelope(code, &e.to_string()))
+/// Set (to anything) on a request that a timer made, not the user: it does not count as a use
+/// of the session.
+pub const BACKGROUND_HEADER: &str = "x-cistern-background";
+
+/// JSON error bodies, the API's own envelope ([`crate::api::error`]).
+fn refusal(e: AuthError) -> HttpResponse {
+    ApiError::from(e).error_response()
 }
 
 /// An `Authorization` header that is not `Bearer <token>` (too long, not ASCII, another
@@ -75,7 +77,7 @@ pub async fn authenticate(
             .rejected
             .with_label_values(&[reason])
             .inc();
-        Ok(req.into_response(refusal(&e)).map_into_right_body())
+        Ok(req.into_response(refusal(e)).map_into_right_body())
     };
     let presented = bearer_of(req.request());
     let principal: Option<Principal> = match presented {
@@ -91,15 +93,24 @@ pub async fn authenticate(
         Ok(Some(token)) => match security.auth.check_bearer(&token) {
             Ok(p) => Some(p),
             Err(_) if access == Access::Public => None,
-            Err(r) => return reject(req, AuthError::Unauthorized, r.label()),
+            Err(r) => return reject(req, security.auth.refusal(r), r.label()),
         },
     };
     if let Access::Role(needed) = access {
+        let read = matches!(req.method().as_str(), "GET" | "HEAD");
         match &principal {
             None => return reject(req, AuthError::Unauthorized, "missing"),
             Some(p) => {
-                if let Err(e) = p.require(needed) {
-                    return reject(req, e, "forbidden");
+                if let Err(e) = p.authorize(read, needed) {
+                    let reason = match e {
+                        AuthError::OutOfScope { .. } => "out_of_scope",
+                        _ => "forbidden",
+                    };
+                    return reject(req, e, reason);
+                }
+                let background = req.headers().contains_key(BACKGROUND_HEADER);
+                if let (Some(id), false) = (&p.session, background) {
+                    security.auth.touch(id);
                 }
             }
         }
@@ -128,18 +139,17 @@ mod tests {
     #[actix_web::test]
     async fn the_gate_applies_the_policy_and_hands_the_principal_to_handlers() {
         let security = Security::default();
+        security
+            .auth
+            .insert_token("viewer-token", Principal::new("v", Role::Viewer));
+        security
+            .auth
+            .insert_token("operator-token", Principal::new("o", Role::Operator));
         security.auth.insert_token(
-            "viewer-token",
+            "read-only-admin-token",
             Principal {
-                user: "v".into(),
-                role: Role::Viewer,
-            },
-        );
-        security.auth.insert_token(
-            "operator-token",
-            Principal {
-                user: "o".into(),
-                role: Role::Operator,
+                scope: Some(crate::auth::Scope::Read),
+                ..Principal::new("r", Role::Admin)
             },
         );
         let app = test::init_service(
@@ -161,7 +171,7 @@ mod tests {
             }
             req.to_request()
         };
-        let cases: [(&str, &str, Option<&str>, u16, &str); 8] = [
+        let cases: [(&str, &str, Option<&str>, u16, &str); 10] = [
             ("GET", "/healthz", None, 200, "\"anonymous\""),
             // A bad header on a public route is ignored.
             ("GET", "/healthz", Some("Basic xyz"), 200, "\"anonymous\""),
@@ -202,6 +212,21 @@ mod tests {
                 403,
                 "admin role",
             ),
+            // A read-only token reads what its role may, and changes nothing.
+            (
+                "GET",
+                "/api/v1/rooms",
+                Some("Bearer read-only-admin-token"),
+                200,
+                "\"user\":\"r\"",
+            ),
+            (
+                "POST",
+                "/api/v1/sim/faults",
+                Some("Bearer read-only-admin-token"),
+                403,
+                "out_of_scope",
+            ),
         ];
         for (method, path, auth, status, needle) in cases {
             let resp = test::call_service(&app, call(method, path, auth)).await;
@@ -216,5 +241,6 @@ mod tests {
         assert_eq!(rejected.with_label_values(&["missing"]).get(), 1);
         assert_eq!(rejected.with_label_values(&["malformed"]).get(), 1);
         assert_eq!(rejected.with_label_values(&["forbidden"]).get(), 2);
+        assert_eq!(rejected.with_label_values(&["out_of_scope"]).get(), 1);
     }
 }

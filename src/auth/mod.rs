@@ -2,8 +2,10 @@
 //!
 //! Every REST and WebSocket request carries a bearer token (a session token from a login, or an
 //! API token issued to a machine). [`Auth::verify_bearer`] turns it into a [`Principal`] — a
-//! user and a [`Role`] — or refuses it with an [`AuthError`] that says nothing an attacker could
-//! use. Roles are ordered: each one may do everything the roles below it may.
+//! user, a [`Role`] and, for an API token, a [`Scope`] — or refuses it with an [`AuthError`]
+//! that says nothing an attacker could use (an ended session or an expired token is named as
+//! such only to whoever presents its whole secret). Roles are ordered: each one may do
+//! everything the roles below it may; a token's scope narrows what its role allows.
 //!
 //! The [`AuditLog`] records who did what (logins, acknowledgements, shelves, rule changes,
 //! set-point writes) and fans every entry out to live subscribers (the WebSocket hub's audit
@@ -11,29 +13,32 @@
 //!
 //! This module is the seam between the API (REST and WebSocket) and identity: the API asks only
 //! `verify_bearer` (or, behind the REST [`middleware`], [`principal`]) and records only through
-//! `AuditLog::record`. Inside: [`identity`] (users, API tokens, sessions), [`secret`] (hashes
-//! and token digests), [`limiter`] (failed-login limits), [`policy`] (who may call which
+//! `AuditLog::record`. Inside: [`identity`] (users, API tokens, sessions), [`session`] (a
+//! session's timeouts and views), [`password`] (the password policy), [`secret`] (hashes and
+//! token digests), [`throttle`] (failed-login throttling), [`policy`] (who may call which
 //! route), [`audit`] (the log and its persistence), [`config`] (`[auth]`).
 
 pub mod audit;
 pub mod config;
 pub mod identity;
-pub mod limiter;
 pub mod middleware;
+pub mod password;
 pub mod policy;
 pub mod secret;
+pub mod session;
+pub mod throttle;
 
 pub use audit::{AuditEntry, AuditLog, AuditQuery};
-pub use config::AuthConfig;
+pub use config::{AuthConfig, AuthConfigError};
 pub use identity::{
     Auth, AuthMetrics, Bootstrap, IdentityError, IdentityKind, IdentityPersistence, IdentityStore,
-    Language, LoginError, Session,
+    Language, LoginError, LoginFrom, Session,
 };
 pub use policy::AUDIT_READ_ROLE;
+pub use session::SessionView;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 /// What a principal may do. Ordered: `Viewer < Operator < RuleAuthor < Admin`.
@@ -68,35 +73,125 @@ impl fmt::Display for Role {
     }
 }
 
+/// What an API token may do, within its role (a login session has no scope: its role alone
+/// bounds it). Ordered: each scope allows what the ones below it do. Mapped onto the policy
+/// ([`policy`]) by the kind of request and the least role the route needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// Reads only (`GET`, `HEAD`), whatever its role could change.
+    Read,
+    /// Also the changes a route lets an operator (or a viewer) make: alarm commands,
+    /// set-points, work orders, inspections.
+    Operate,
+    /// Everything its role may do, configuration (rules, archives) and administration (users,
+    /// tokens) included.
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::Read, Scope::Operate, Scope::Admin];
+
+    /// The scope's name on the wire (`read`, `operate`, `admin`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Operate => "operate",
+            Scope::Admin => "admin",
+        }
+    }
+
+    /// The scope a token of `role` gets when its creator names none: all its role allows.
+    pub fn of_role(role: Role) -> Scope {
+        match role {
+            Role::Viewer => Scope::Read,
+            Role::Operator => Scope::Operate,
+            Role::RuleAuthor | Role::Admin => Scope::Admin,
+        }
+    }
+
+    /// Whether a request (a read, or a change needing at least `needed`) is within the scope.
+    pub fn allows(self, read: bool, needed: Role) -> bool {
+        read || match self {
+            Scope::Read => false,
+            Scope::Operate => needed <= Role::Operator,
+            Scope::Admin => true,
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
     /// The user's name, or `token:<name>` for a machine's API token.
     pub user: String,
     pub role: Role,
+    /// An API token's scope (none: a login session or a fixed token, bounded by the role).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+    /// The login session's id (public: never its secret), for "this session".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
 impl Principal {
-    /// Refuses with [`AuthError::Forbidden`] unless this principal holds at least `role`.
+    /// A principal bounded by its role only.
+    pub fn new(user: impl Into<String>, role: Role) -> Self {
+        Self {
+            user: user.into(),
+            role,
+            scope: None,
+            session: None,
+        }
+    }
+
+    /// Refuses a change that needs `role` unless this principal holds at least `role` and its
+    /// scope (if any) allows it: [`AuthError::Forbidden`] or [`AuthError::OutOfScope`].
     pub fn require(&self, role: Role) -> Result<(), AuthError> {
-        if self.role >= role {
-            Ok(())
-        } else {
-            Err(AuthError::Forbidden { needed: role })
+        self.authorize(false, role)
+    }
+
+    /// As [`Principal::require`], for a request that is a read (`read`) or a change.
+    pub fn authorize(&self, read: bool, role: Role) -> Result<(), AuthError> {
+        if self.role < role {
+            return Err(AuthError::Forbidden { needed: role });
+        }
+        match self.scope {
+            Some(scope) if !scope.allows(read, role) => Err(AuthError::OutOfScope { scope }),
+            _ => Ok(()),
         }
     }
 }
 
 /// Why a request was refused. The messages are deliberately bare: they never say whether a
-/// user exists or which part of a credential was wrong.
+/// user exists or which part of a credential was wrong. Only a caller who presented a whole,
+/// right secret hears that its session ended or its token expired.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    /// No credential, an unknown or expired token, or a wrong password.
+    /// No credential, an unknown or revoked token, or a wrong password.
     #[error("authentication required")]
     Unauthorized,
+    /// A login session that went unused for longer than the idle timeout.
+    #[error("the session ended after {} without activity: sign in again", humantime::format_duration(*.idle))]
+    SessionIdle { idle: std::time::Duration },
+    /// A login session older than its absolute lifetime.
+    #[error("the session reached its maximum lifetime: sign in again")]
+    SessionExpired,
+    /// An API token past its expiry.
+    #[error("this API token has expired")]
+    TokenExpired,
     /// Authenticated, but the role is too low.
     #[error("this needs the {needed} role")]
     Forbidden { needed: Role },
+    /// An API token whose scope does not cover the request.
+    #[error("this API token's scope ({scope}) does not allow this")]
+    OutOfScope { scope: Scope },
 }
 
 impl std::str::FromStr for Role {
@@ -213,28 +308,76 @@ impl Security {
     }
 
     /// A login, audited (a failure under a name that does not exist is recorded as `unknown`,
-    /// so that a password typed into the name field never lands in the log).
+    /// so that a password typed into the name field never lands in the log). A failure that
+    /// makes a throttling key wait for the first time is also recorded (`login_throttled`);
+    /// the attempts refused while it waits are only counted
+    /// (`cistern_auth_login_throttled_total`), so that a flood cannot fill the log.
     pub async fn login(
         &self,
         user: &str,
         password: &str,
-        address: Option<IpAddr>,
+        from: &LoginFrom,
     ) -> Result<Session, LoginError> {
-        let result = self.auth.login(user, password, address).await;
-        let from = address.map_or_else(|| "unknown address".to_owned(), |a| a.to_string());
-        let (who, action, detail, ok) = match &result {
-            Ok(s) => (s.user.clone(), "login", format!("from {from}"), true),
-            Err(e) => {
-                let who = if self.auth.user(user).is_some() {
-                    user.to_owned()
-                } else {
-                    "unknown".to_owned()
-                };
-                (who, "login_failed", format!("from {from}: {e}"), false)
+        let result = self.auth.login(user, password, from).await;
+        let origin = match (&from.address, &from.device) {
+            (Some(a), Some(_)) => format!("{a} (with a device token)"),
+            (Some(a), None) => a.to_string(),
+            (None, _) => "unknown address".to_owned(),
+        };
+        let who = || {
+            if self.auth.user(user).is_some() {
+                user.to_owned()
+            } else {
+                "unknown".to_owned()
             }
         };
-        self.audit
-            .record(AuditEntry::now(who, action, "session", detail, ok));
+        match &result {
+            Ok(s) => self.audit.record(AuditEntry::now(
+                s.user.clone(),
+                "login",
+                "session",
+                format!("from {origin}"),
+                true,
+            )),
+            Err(LoginError::BadCredentials { starts_waiting }) => {
+                let who = who();
+                self.audit.record(AuditEntry::now(
+                    who.clone(),
+                    "login_failed",
+                    "session",
+                    format!("from {origin}: wrong user name or password"),
+                    false,
+                ));
+                if let Some((key, wait)) = starts_waiting {
+                    let whom = match key {
+                        throttle::Kind::Pair => format!("{who} from {origin}"),
+                        throttle::Kind::Address => format!("any user from {origin}"),
+                        throttle::Kind::User | throttle::Kind::Full => {
+                            format!("{who} from any address")
+                        }
+                    };
+                    self.audit.record(AuditEntry::now(
+                        who,
+                        "login_throttled",
+                        "session",
+                        format!(
+                            "logins of {whom} now wait {} and longer after each failure ({} key)",
+                            humantime::format_duration(*wait),
+                            key.label()
+                        ),
+                        false,
+                    ));
+                }
+            }
+            Err(LoginError::Throttled(_)) => {}
+            Err(LoginError::Internal(e)) => self.audit.record(AuditEntry::now(
+                who(),
+                "login_failed",
+                "session",
+                format!("from {origin}: {e}"),
+                false,
+            )),
+        }
         result
     }
 

@@ -84,8 +84,11 @@ pub fn service_secret() -> String {
 pub enum TokenKind {
     /// From a login; expires.
     Session,
-    /// Issued to a machine by an admin; lives until revoked.
+    /// Issued to a machine by an admin; lives until it expires or is revoked.
     Api,
+    /// Given to a browser at a successful login: names that browser as one its user signed in
+    /// from before, which login throttling treats as its own origin. Authenticates nothing.
+    Device,
 }
 
 impl TokenKind {
@@ -93,6 +96,7 @@ impl TokenKind {
         match self {
             TokenKind::Session => "cs",
             TokenKind::Api => "ct",
+            TokenKind::Device => "cd",
         }
     }
 }
@@ -123,6 +127,7 @@ pub fn parse(bearer: &str) -> Option<(TokenKind, &str, &str)> {
     let kind = match prefix {
         "cs" => TokenKind::Session,
         "ct" => TokenKind::Api,
+        "cd" => TokenKind::Device,
         _ => return None,
     };
     let (id, secret) = rest.split_once('_')?;

@@ -6,8 +6,11 @@
 //! - Writes go to etcd before they take effect in the writer's memory ([`EtcdIdentities`], an
 //!   [`IdentityPersistence`]); a new user is a create-if-absent transaction, so two nodes
 //!   starting at once cannot both create the first admin. Sessions are kept with a lease of
-//!   their lifetime: etcd deletes them when they expire. What etcd holds of a session is the
-//!   digest of its secret, never the secret.
+//!   their lifetime: etcd deletes them when they expire. A session's last use is written back
+//!   now and then under the same lease (`ignore_lease`), so a session ended meanwhile is never
+//!   written back to life. What etcd holds of a session is the digest of its secret, never the
+//!   secret. An admin's unlock of login throttling is put under `unlock/` with a lease of a
+//!   minute: every node's watch applies it.
 //! - Every node keeps its in-memory copy current from one watch on the prefix ([`watch`]):
 //!   read everything at a revision ([`Auth::reload`]), then apply each change after it
 //!   ([`Auth::apply`]). A broken or silent watch (no answer to a progress request within
@@ -211,6 +214,10 @@ impl IdentityPersistence for EtcdIdentities {
         })
     }
 
+    fn shares_sessions(&self) -> bool {
+        true
+    }
+
     fn put_session(
         &self,
         id: String,
@@ -221,15 +228,7 @@ impl IdentityPersistence for EtcdIdentities {
             self.on_io(move |mut c| {
                 Box::pin(async move {
                     match record {
-                        Some((v, ttl)) => {
-                            // Rounded up: etcd never ends a session before the node does.
-                            let secs =
-                                i64::try_from(ttl.as_secs().saturating_add(1)).unwrap_or(i64::MAX);
-                            let lease = c.lease_grant(secs, None).await?.id();
-                            c.put(k, v, Some(PutOptions::new().with_lease(lease)))
-                                .await
-                                .map(|_| ())
-                        }
+                        Some((v, ttl)) => put_leased(&mut c, k, v, ttl).await,
                         None => c.delete(k, None).await.map(|_| ()),
                     }
                 })
@@ -237,6 +236,66 @@ impl IdentityPersistence for EtcdIdentities {
             .await
         })
     }
+
+    fn touch_session(&self, id: String, record: Vec<u8>) -> BoxFuture<'_, Result<(), StoreError>> {
+        let k = self.key(IdentityKind::Session, &id);
+        Box::pin(async move {
+            let written = self
+                .on_io(move |mut c| {
+                    Box::pin(async move {
+                        // Only while the session exists, and under its own lease.
+                        let txn = Txn::new()
+                            .when([Compare::create_revision(
+                                k.as_bytes(),
+                                CompareOp::Greater,
+                                0,
+                            )])
+                            .and_then([TxnOp::put(
+                                k.as_bytes(),
+                                record,
+                                Some(PutOptions::new().with_ignore_lease()),
+                            )]);
+                        c.txn(txn).await.map(|r| r.succeeded())
+                    })
+                })
+                .await?;
+            if !written {
+                tracing::debug!(session = %id, "a session ended meanwhile: its last use is not written back");
+            }
+            Ok(())
+        })
+    }
+
+    fn announce(
+        &self,
+        kind: IdentityKind,
+        key: String,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let k = self.key(kind, &key);
+        Box::pin(async move {
+            self.on_io(move |mut c| {
+                Box::pin(async move { put_leased(&mut c, k, value, ttl).await })
+            })
+            .await
+        })
+    }
+}
+
+/// Puts `value` at `key` with a lease of `ttl` (rounded up: etcd never drops it before the
+/// node does).
+async fn put_leased(
+    c: &mut Client,
+    key: String,
+    value: Vec<u8>,
+    ttl: Duration,
+) -> Result<(), etcd_client::Error> {
+    let secs = i64::try_from(ttl.as_secs().saturating_add(1)).unwrap_or(i64::MAX);
+    let lease = c.lease_grant(secs, None).await?.id();
+    c.put(key, value, Some(PutOptions::new().with_lease(lease)))
+        .await
+        .map(|_| ())
 }
 
 /// Keeps `auth` current with the cluster's identities until `auth` is dropped: a read of every
@@ -392,13 +451,7 @@ pub async fn open(
         .map_err(|e| StoreError::Unavailable(format!("etcd task failed: {e}")))?
         .map_err(unavailable)?;
     let auth = std::sync::Arc::new(Auth::open(config, store).await?);
-    auth.insert_token(
-        token,
-        Principal {
-            user: SERVICE_USER.into(),
-            role: Role::Viewer,
-        },
-    );
+    auth.insert_token(token, Principal::new(SERVICE_USER, Role::Viewer));
     io.spawn(watch(cluster.clone(), std::sync::Arc::downgrade(&auth)));
     Ok(auth)
 }

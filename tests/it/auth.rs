@@ -1,5 +1,5 @@
 //! Authentication and roles end to end, against the real binary: logins (and failed ones,
-//! rate-limited), every role refused what is above it, API tokens issued and revoked, the
+//! throttled), every role refused what is above it, API tokens issued and revoked, the
 //! audit log of an acknowledgement and a rule change, malformed `Authorization` headers, and
 //! users, tokens and the audit log surviving a restart of `cistern run` with storage — and a
 //! user's chosen console language with them (an unknown language refused by code).
@@ -96,9 +96,16 @@ fn roles_are_enforced_and_every_command_is_audited() {
     assert_eq!(status, 200);
     // `language` null: the user never chose one (the console follows the browser).
     assert_eq!(
-        me,
-        json!({ "user": "operator1", "role": "operator", "language": null })
+        (&me["user"], &me["role"], &me["language"], &me["scope"]),
+        (
+            &json!("operator1"),
+            &json!("operator"),
+            &Value::Null,
+            &Value::Null
+        ),
+        "{me}"
     );
+    assert_eq!(me["session"]["user"], "operator1", "a login session: {me}");
 
     // The viewer sees, and cannot act.
     let (status, _) = call_as(Some(&viewer), "GET", &rooms, None);
@@ -206,12 +213,17 @@ fn roles_are_enforced_and_every_command_is_audited() {
     let (status, v) = call_as(Some(&secret), "GET", &rooms, None);
     assert_refused(status, &v, 401, "unauthorized");
 
-    // Users: role changes apply at once; the last admin stays.
+    // Users: a role change ends the user's sessions (the next sign-in has the new role); the
+    // last admin stays.
     let (status, v) = patch(
         &format!("{base}/api/v1/users/viewer1"),
         r#"{"role":"operator"}"#,
     );
     assert_eq!(status, 200, "{v}");
+    assert_eq!(v["sessions_ended"], 1, "{v}");
+    let (status, _) = call_as(Some(&viewer), "GET", &rooms, None);
+    assert_eq!(status, 401, "a role change ends the session");
+    let viewer = token_for(&base, "viewer1", "viewer1-password");
     let (status, me) = call_as(
         Some(&viewer),
         "GET",
@@ -304,22 +316,7 @@ fn malformed_authorization_headers_get_a_clear_401_and_never_break_the_server() 
 
 /// A `cistern run` site with storage and no ingest, and `auth` in `[auth]`.
 fn site(name: &str, auth: &str) -> std::path::PathBuf {
-    let dir = temp_dir(name);
-    std::fs::write(
-        dir.join("inventory.toml"),
-        toml::to_string(&cistern::lab::sim::generate_fleet(2, 3)).unwrap(),
-    )
-    .unwrap();
-    let config = dir.join("cistern.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[http]\nlisten = \"127.0.0.1:0\"\n[inventory]\nfile = \"inventory.toml\"\n\
-             [store]\ndata_dir = \"data\"\n[auth]\n{auth}\n"
-        ),
-    )
-    .unwrap();
-    config
+    crate::support::storage_site(name, &format!("[auth]\n{auth}"))
 }
 
 /// op1 (signed in as `op`) chooses English; the API token `token` may not choose.
@@ -376,22 +373,23 @@ fn choose_a_language(base: &str, op: &str, token: &str) {
 }
 
 #[test]
-fn failed_logins_are_rate_limited_and_identities_survive_a_restart() {
+fn failed_logins_are_throttled_and_identities_survive_a_restart() {
     let config = site(
         "auth-run",
-        "login_failures_per_user = 3\nlogin_window = \"1h\"\nadmin_password = \"ignored-env-wins\"",
+        "login_free_failures = 3\nlogin_window = \"1h\"\nadmin_password = \"ignored-env-wins\"",
     );
     let mut node = Cistern::run("auth-run", &config).start();
     let base = node.http().to_owned();
     let op = create_user(&base, "op1", "operator");
     let (status, token) = post(
         &format!("{base}/api/v1/tokens"),
-        r#"{"name":"bridge","role":"viewer"}"#,
+        r#"{"name":"bridge","role":"viewer","scope":"operate"}"#,
     );
     assert_eq!(status, 201);
     let token = token["token"].as_str().unwrap().to_owned();
     choose_a_language(&base, &op, &token);
-    // Three failures lock the name, even for the right password; the answer says for how long.
+    // Three failures from here make the next attempt wait, even with the right password; the
+    // answer says for how long.
     for _ in 0..3 {
         let (status, _) = login(&base, "op1", "guess-guess");
         assert_eq!(status, 401);
@@ -408,10 +406,10 @@ fn failed_logins_are_rate_limited_and_identities_survive_a_restart() {
         "{headers_and_body}"
     );
     assert_eq!(
-        metric(&base, "cistern_auth_logins_total{result=\"rate_limited\"}"),
+        metric(&base, "cistern_auth_logins_total{result=\"throttled\"}"),
         1.0
     );
-    // Another user is not locked, and the live session of op1 still works.
+    // Another user is not slowed, and the live session of op1 still works.
     let (status, _) = login(&base, "admin", IT_ADMIN_PASSWORD);
     assert_eq!(status, 200);
     let (status, _) = call_as(Some(&op), "GET", &format!("{base}/api/v1/rooms"), None);
@@ -453,7 +451,11 @@ fn failed_logins_are_rate_limited_and_identities_survive_a_restart() {
         v["entries"].as_array().map(|a| a.len())
     });
     assert_eq!(
-        first_failed, 4,
-        "three wrong passwords and one refused by the limit"
+        first_failed, 3,
+        "three wrong passwords (the attempt refused while waiting is counted, not audited)"
     );
+    let (_, v) = get(&format!(
+        "{base}/api/v1/audit?action=login_throttled&user=op1"
+    ));
+    assert_eq!(v["count"], 1, "the start of the wait: {v}");
 }

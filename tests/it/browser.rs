@@ -127,6 +127,16 @@ impl Browser {
         )
     }
 
+    /// Sets a form field's value as a user would (its `input` and `change` events fire).
+    pub fn set_value(&self, css: &str, value: &str) {
+        self.js(
+            "const e = document.querySelector(arguments[0]); e.value = arguments[1]; \
+             e.dispatchEvent(new Event('input', { bubbles: true })); \
+             e.dispatchEvent(new Event('change', { bubbles: true }));",
+            json!([css, value]),
+        );
+    }
+
     /// The first element matching `css`, once there is one (within `deadline`).
     pub fn element(&self, css: &str, deadline: Duration) -> String {
         let element = wait_for(&format!("an element {css}"), deadline, || {

@@ -48,6 +48,11 @@ impl ClusterSite {
     /// `cistern run` for node `id` of the cluster (not started), its configuration written
     /// with `rules` as its rule directory when given.
     pub fn node(&self, id: &str, rules: Option<&Path>) -> Cistern {
+        self.node_with(id, rules, "")
+    }
+
+    /// As [`ClusterSite::node`], with `extra` sections appended to its configuration.
+    pub fn node_with(&self, id: &str, rules: Option<&Path>, extra: &str) -> Cistern {
         let port = free_port();
         let config = self.dir.join(format!("{id}.toml"));
         let rules = rules
@@ -67,7 +72,7 @@ impl ClusterSite {
                  [store]\ndata_dir = \"data-{id}\"\n\
                  {rules}\
                  [cluster]\nenabled = true\nname = \"{name}\"\nnode_id = \"{id}\"\n\
-                 endpoints = [{endpoints}]\nadvertise = \"http://127.0.0.1:{port}\"\n",
+                 endpoints = [{endpoints}]\nadvertise = \"http://127.0.0.1:{port}\"\n{extra}",
                 mqtt = self.broker.addr.port(),
                 name = self.name,
                 endpoints = self.endpoints.join(", "),

@@ -23,6 +23,8 @@ mod cluster_api;
 #[cfg(feature = "cluster")]
 mod cluster_live;
 #[cfg(feature = "cluster")]
+mod cluster_sessions;
+#[cfg(feature = "cluster")]
 mod cluster_site;
 mod crash;
 mod demo;
@@ -38,6 +40,7 @@ mod readme;
 mod reliability;
 mod rest;
 mod rules;
+mod sessions;
 mod shard_ingest;
 mod shutdown;
 mod simulate;
@@ -57,6 +60,7 @@ mod ui_pages;
 mod ui_perf;
 mod ui_reliability;
 mod ui_room;
+mod ui_sessions;
 mod ui_shell;
 mod workorders;
 mod workorders_export;

@@ -331,13 +331,9 @@ mod simulated_time {
         let records: Arc<dyn Records> = Arc::new(EmbeddedStore::open(&dir).unwrap());
         let clock = ManualClock::new(Timestamp(T0));
         let security = Security::default();
-        security.auth.insert_token(
-            "token-boss",
-            Principal {
-                user: "boss".into(),
-                role: Role::Operator,
-            },
-        );
+        security
+            .auth
+            .insert_token("token-boss", Principal::new("boss", Role::Operator));
         let inventory: Inventory = toml::from_str(INVENTORY).unwrap();
         let config: WorkOrdersConfig = toml::from_str(ORDERS).unwrap();
         let metrics = prometheus::Registry::new();

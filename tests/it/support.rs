@@ -592,6 +592,100 @@ pub fn raw_http(base: &str, head: &[u8]) -> (u16, String) {
     (status, body)
 }
 
+/// An answer read by [`call_from`]: the status, the headers (names lower-case) and the body.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    /// A header's value, if the answer has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One request sent from the loopback address `from` (127.0.0.2, 127.0.0.3, ... all reach a
+/// node listening on 127.0.0.1): as clients at different addresses are seen by the node, which
+/// takes the TCP peer for the client's address. `headers` are sent as given, the body as JSON.
+pub fn call_from(
+    from: &str,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Answer {
+    use std::io::{Read, Write};
+    let rest = url.trim_start_matches("http://");
+    let (addr, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let target: SocketAddr = addr.parse().unwrap();
+    let local: SocketAddr = format!("{from}:0").parse().unwrap();
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&local.into())
+        .unwrap_or_else(|e| panic!("bind {local}: {e}"));
+    sock.connect_timeout(&target.into(), Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect {target} from {from}: {e}"));
+    let mut stream: TcpStream = sock.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let body = body.unwrap_or("");
+    let mut head = format!(
+        "{method} {} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        if path.is_empty() { "/" } else { path },
+        body.len()
+    );
+    if !body.is_empty() {
+        head.push_str("content-type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect::<Vec<_>>();
+    // Chunked answers are not expected (actix sends a length for JSON bodies).
+    Answer {
+        status,
+        headers,
+        body: json_of(body.to_owned()),
+    }
+}
+
+/// A GET of `path` with `token`, marked as a background refresh (`X-Cistern-Background`: no
+/// use of the session): status and JSON body.
+pub fn call_background(base: &str, path: &str, token: &str) -> (u16, serde_json::Value) {
+    let a = call_from(
+        "127.0.0.1",
+        "GET",
+        &format!("{base}{path}"),
+        &[
+            ("authorization", &format!("Bearer {token}")),
+            ("x-cistern-background", "1"),
+        ],
+        None,
+    );
+    (a.status, a.body)
+}
+
 fn json_of(text: String) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
 }
@@ -691,6 +785,27 @@ pub fn wait_listening(addr: SocketAddr, deadline: Duration) {
     wait_for(&format!("{addr} to accept connections"), deadline, || {
         TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
     });
+}
+
+/// A `cistern run` site in a fresh directory with storage (`data`), two generated rooms and no
+/// ingest; `extra` sections appended (`[auth]` settings, say). Returns the configuration file.
+pub fn storage_site(name: &str, extra: &str) -> PathBuf {
+    let dir = temp_dir(name);
+    std::fs::write(
+        dir.join("inventory.toml"),
+        toml::to_string(&cistern::lab::sim::generate_fleet(2, 3)).unwrap(),
+    )
+    .unwrap();
+    let config = dir.join("cistern.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\nlisten = \"127.0.0.1:0\"\n[inventory]\nfile = \"inventory.toml\"\n\
+             [store]\ndata_dir = \"data\"\n{extra}\n"
+        ),
+    )
+    .unwrap();
+    config
 }
 
 /// A site for `cistern run` in a fresh directory: `inventory`, HTTP on a free port, MQTT from

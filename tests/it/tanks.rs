@@ -386,20 +386,8 @@ async fn the_demo_writes_plans_the_controllers_honour_and_operators_write_setpoi
     let demo = demo::start(&opts).await.unwrap();
     let base = format!("http://{}", demo.node.http);
     let auth = &demo.node.security.auth;
-    auth.insert_token(
-        "it-operator",
-        Principal {
-            user: "olga".into(),
-            role: Role::Operator,
-        },
-    );
-    auth.insert_token(
-        "it-viewer",
-        Principal {
-            user: "victor".into(),
-            role: Role::Viewer,
-        },
-    );
+    auth.insert_token("it-operator", Principal::new("olga", Role::Operator));
+    auth.insert_token("it-viewer", Principal::new("victor", Role::Viewer));
     // The first Modbus room: a hydrotek controller (plans and a writable set-point).
     let room = demo
         .inventory

@@ -42,16 +42,6 @@ fn assert_chinese_only(browser: &Browser, at: &str) {
     );
 }
 
-/// Sets a form field's value as a user would (the `input` and `change` events fire).
-fn set_value(browser: &Browser, css: &str, value: &str) {
-    browser.js(
-        "const e = document.querySelector(arguments[0]); e.value = arguments[1]; \
-         e.dispatchEvent(new Event('input', { bubbles: true })); \
-         e.dispatchEvent(new Event('change', { bubbles: true }));",
-        json!([css, value]),
-    );
-}
-
 fn confirm(browser: &Browser) {
     browser.until(
         "the confirmation dialog",
@@ -82,7 +72,7 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
     browser.click(&browser.element("#nav-admin", WAIT));
     browser.element("#user-form", WAIT);
     browser.type_into(&browser.element("#user-form input[name=name]", WAIT), "wu1");
-    set_value(&browser, "#user-form select[name=role]", "operator");
+    browser.set_value("#user-form select[name=role]", "operator");
     browser.type_into(
         &browser.element("#user-form input[name=password]", WAIT),
         "a-long-enough-password-1",
@@ -125,7 +115,7 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
         &browser.element("#audit-form input[name=user]", WAIT),
         "admin",
     );
-    set_value(&browser, "#audit-form select[name=action]", "user_create");
+    browser.set_value("#audit-form select[name=action]", "user_create");
     browser.click(&browser.element("#audit-form button[type=submit]", WAIT));
     let rows = browser.until(
         "the user's creation in the filtered audit log",
@@ -172,7 +162,7 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
     );
     assert_chinese_only(&browser, "rule");
     let broken = format!("{}\nlet = ;\n", tank_high_at(95.0));
-    set_value(&browser, ".rule-source", &broken);
+    browser.set_value(".rule-source", &broken);
     browser.click(&browser.element(".rule-actions .check", WAIT));
     let diag = browser.until(
         "the syntax error with its line",
@@ -189,7 +179,7 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
 
     // A draft that breaks the rule's golden case (5 %, 1 s: both tanks at once): the case is
     // listed as failed with the transition that differs, and deploy stays withdrawn.
-    set_value(&browser, ".rule-source", &tank_high_at(5.0));
+    browser.set_value(".rule-source", &tank_high_at(5.0));
     browser.click(&browser.element(".rule-actions .check", WAIT));
     browser.element(".diagnostics .diag.ok", WAIT);
     browser.click(&browser.element(".rule-actions .run-cases", WAIT));
@@ -248,7 +238,7 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
             (status == 200 && raised > Some(0)).then_some(())
         },
     );
-    set_value(&browser, ".rule-source", &draft);
+    browser.set_value(".rule-source", &draft);
     assert_eq!(gates_done(), json!([]), "an edit starts the gates over");
     browser.click(&browser.element(".rule-actions .check", WAIT));
     browser.element(".diagnostics .diag.ok", WAIT);
@@ -261,7 +251,7 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
     assert!(summary.as_str().unwrap().contains("0 个失败"), "{summary}");
     assert_eq!(gates_done(), json!(["checked", "cases"]));
     assert!(deploy_disabled(), "no deploy before a backtest");
-    set_value(&browser, ".rule-actions .period", "1h");
+    browser.set_value(".rule-actions .period", "1h");
     browser.click(&browser.element(".rule-actions .backtest", WAIT));
     let columns = browser.until(
         "the comparison's two columns",
@@ -370,7 +360,7 @@ fn a_chosen_language_follows_the_user(base: &str) {
         "never chose: the browser's language"
     );
     let other = if own == "en" { "zh-CN" } else { "en" };
-    set_value(&first, "#shell .lang-select", other);
+    first.set_value("#shell .lang-select", other);
     wait_for("the choice kept with the user", WAIT, || {
         let (_, user) = get(&format!("{base}/api/v1/users/lin"));
         (user["language"] == other).then_some(())

@@ -1,8 +1,8 @@
 //! Every page of the console in both languages and both viewports (issue 19's Tests): one demo
 //! node and one headless Chromium per viewport (a 1366×900 desktop and a 390×844 phone) visit the
 //! sign-in page, the fleet map, the alarm list, a room page (mimic, alarms, trends, tanks, pumps),
-//! the tank plans and a district's plan, the work orders (with a fault report's form), their KPIs and a team's dispatch board and one order, the parts reliability page and a room's lifecycle tab, the energy report and a room's pump efficiency, the leakage page (the fleet and a room's nights), the comparisons page (two points with last week overlaid), the cockpit (with a drill-down), the room ranking (with a score's explanation) and the wall screen, the knowledge base and a problem (with its editor), the archives, an equipment (with its editor) and a room's archive tab, and the administration tabs (users, API tokens, audit
-//! log, rules and one rule), in zh-CN and in English. On each the page's main element is drawn,
+//! the tank plans and a district's plan, the work orders (with a fault report's form), their KPIs and a team's dispatch board and one order, the parts reliability page and a room's lifecycle tab, the energy report and a room's pump efficiency, the leakage page (the fleet and a room's nights), the comparisons page (two points with last week overlaid), the cockpit (with a drill-down), the room ranking (with a score's explanation) and the wall screen, the knowledge base and a problem (with its editor), the archives, an equipment (with its editor) and a room's archive tab, and the administration tabs (users, API tokens, sessions, audit
+//! log, rules and one rule) and the user's own account, in zh-CN and in English. On each the page's main element is drawn,
 //! no catalogue key is missing, every character has a glyph in the installed fonts, nothing reaches past the viewport, and in zh-CN no Latin word is
 //! left outside data marked `translate="no"`; the same in the dialogs and results the pages'
 //! buttons open (acknowledge, shelve, an alarm's history, a set-point's confirmation, a user's
@@ -257,6 +257,23 @@ fn pages(room: &str, district: &str, rule: &str, order: &str, inspection: &str) 
             "return document.querySelector('.admin-body table.admin-tokens tbody tr');",
         ),
         page(
+            "admin/sessions".into(),
+            "return document.querySelector('.admin-body table.admin-sessions tbody tr');",
+        ),
+        with(
+            page(
+                "account".into(),
+                "const rules = document.querySelector('#view-account .password-rules'); \
+                 return document.querySelector('#view-account table.my-sessions tbody tr[data-session]') \
+                   && rules && rules.textContent ? rules.closest('.account') : null;",
+            ),
+            vec![(
+                "end a session",
+                "#view-account table.my-sessions button[data-session]",
+                "return document.querySelector('.account-ask[open]');",
+            )],
+        ),
+        page(
             "admin/audit".into(),
             "return document.querySelector('.admin-body table.admin-audit tbody tr');",
         ),
@@ -420,10 +437,10 @@ fn every_page_in_both_languages_on_a_desktop_and_a_phone() {
         }
     }
     assert_eq!(
-        dialogs, 56,
-        "14 dialogs and results × 2 languages × 2 viewports"
+        dialogs, 60,
+        "15 dialogs and results × 2 languages × 2 viewports"
     );
-    assert_eq!(visited, 136, "34 pages × 2 languages × 2 viewports");
+    assert_eq!(visited, 144, "36 pages × 2 languages × 2 viewports");
     assert!(
         found.is_empty(),
         "{} problems:\n{}",

@@ -106,13 +106,9 @@ async fn node(name: &str) -> Node {
         ("wang", Role::Viewer),
         ("zhao", Role::Viewer),
     ] {
-        security.auth.insert_token(
-            format!("token-{user}"),
-            Principal {
-                user: user.into(),
-                role,
-            },
-        );
+        security
+            .auth
+            .insert_token(format!("token-{user}"), Principal::new(user, role));
     }
     let config: WorkOrdersConfig = toml::from_str(ORDERS).unwrap();
     let inventory = toml::from_str(INVENTORY).unwrap();

@@ -1,5 +1,6 @@
-// Administration (issue 19, item 9): what existed only in the API, on screen. Four tabs, each
-// shown to the roles the node lets use it: users and roles, API tokens (admin), the audit log
+// Administration (issue 19, item 9): what existed only in the API, on screen. Five tabs, each
+// shown to the roles the node lets use it: users and roles, API tokens with their scope and
+// expiry, every user's sessions and the login throttling (admin; issue 24), the audit log
 // with filters and a CSV export (operator and above), and the alarm rules (rule author): view a
 // rule, edit it with syntax checking, run the golden cases that exercise it against the draft,
 // backtest the draft against the rules in force over the stored history, and only then deploy
@@ -11,17 +12,22 @@ import * as api from './api.js';
 import { csvText, esc } from './format.js';
 import { download } from './trend.js';
 import { t, has, apiError, num, stamp } from './i18n.js';
+import { client, endsAt } from './account.js';
 
 const RANK = { viewer: 0, operator: 1, 'rule-author': 2, admin: 3 };
 const ROLES = ['viewer', 'operator', 'rule-author', 'admin'];
+// An API token's scopes (src/auth/mod.rs `Scope`) and the lifetimes offered (days).
+const SCOPES = ['read', 'operate', 'admin'];
+const LIFETIMES = [30, 90, 180, 365];
 // The least role of each tab (the node's policy, src/auth/policy.rs).
 const TABS = [
   ['users', 'admin'],
   ['tokens', 'admin'],
+  ['sessions', 'admin'],
   ['audit', 'operator'],
   ['rules', 'rule-author'],
 ];
-const ACTIONS = ['login', 'login_failed', 'logout', 'alarm_ack', 'alarm_shelve', 'alarm_unshelve', 'alarm_reset', 'alarm_remove_from_service', 'alarm_return_to_service', 'rule_put', 'rule_reload', 'setpoint_write', 'plan_write', 'user_create', 'user_update', 'user_delete', 'token_create', 'token_revoke', 'language_set', 'workorder_create', 'workorder_dispatch', 'workorder_accept', 'workorder_en_route', 'workorder_on_site', 'workorder_check', 'workorder_complete', 'workorder_verify', 'workorder_reject', 'workorder_hold', 'workorder_resume', 'workorder_cancel', 'workorder_comment', 'workorder_escalate', 'workorder_attach', 'knowledge_edit', 'component_event', 'spare_stock_set', 'workorder_unknown', 'asset_project_create', 'asset_project_update', 'asset_project_delete', 'asset_room_put', 'asset_equipment_add', 'asset_equipment_edit', 'asset_equipment_replace', 'asset_equipment_remove', 'asset_document_attach', 'asset_import', 'cleaning_record', 'cleaning_interval', 'inspection_start', 'inspection_item', 'inspection_order', 'inspection_finish', 'analysis_recompute', 'cockpit_board'];
+const ACTIONS = ['login', 'login_failed', 'login_throttled', 'login_unlock', 'logout', 'session_end', 'password_change', 'alarm_ack', 'alarm_shelve', 'alarm_unshelve', 'alarm_reset', 'alarm_remove_from_service', 'alarm_return_to_service', 'rule_put', 'rule_reload', 'setpoint_write', 'plan_write', 'user_create', 'user_update', 'user_delete', 'token_create', 'token_revoke', 'language_set', 'workorder_create', 'workorder_dispatch', 'workorder_accept', 'workorder_en_route', 'workorder_on_site', 'workorder_check', 'workorder_complete', 'workorder_verify', 'workorder_reject', 'workorder_hold', 'workorder_resume', 'workorder_cancel', 'workorder_comment', 'workorder_escalate', 'workorder_attach', 'knowledge_edit', 'component_event', 'spare_stock_set', 'workorder_unknown', 'asset_project_create', 'asset_project_update', 'asset_project_delete', 'asset_room_put', 'asset_equipment_add', 'asset_equipment_edit', 'asset_equipment_replace', 'asset_equipment_remove', 'asset_document_attach', 'asset_import', 'cleaning_record', 'cleaning_interval', 'inspection_start', 'inspection_item', 'inspection_order', 'inspection_finish', 'analysis_recompute', 'cockpit_board'];
 const PERIODS = ['1h', '6h', '24h', '3d', '7d'];
 // What a draft must pass, in order, before it may be deployed.
 const GATES = ['checked', 'cases', 'tested'];
@@ -33,6 +39,8 @@ export function mayAdminister(role) {
 const roleText = (r) => (has(`roles.${r}`) ? t(`roles.${r}`) : r);
 const actionText = (a) => (has(`admin.actions.${a}`) ? t(`admin.actions.${a}`) : a);
 const roleOptions = (selected) => ROLES.map((r) => `<option value="${r}"${r === selected ? ' selected' : ''}>${esc(roleText(r))}</option>`).join('');
+const scopeOptions = (selected) => SCOPES.map((s) => `<option value="${s}"${s === selected ? ' selected' : ''}>${esc(t(`admin.scope_${s}`))}</option>`).join('');
+const lifetimeOptions = () => LIFETIMES.map((d) => `<option value="${d}"${d === 90 ? ' selected' : ''}>${esc(t('admin.days', { n: d }))}</option>`).join('');
 const th = (key, cls = '') => `<th${cls ? ` class="${cls}"` : ''}>${esc(t(key))}</th>`;
 
 // `ms` as the value of a datetime-local input (local time), and back.
@@ -71,7 +79,7 @@ export class AdminPage {
       return;
     }
     const seq = this.seq;
-    const show = { users: () => this.users(seq), tokens: () => this.tokens(seq), audit: () => this.auditTab(seq), rules: () => (arg ? this.ruleView(seq, arg) : this.rules(seq)) };
+    const show = { users: () => this.users(seq), tokens: () => this.tokens(seq), sessions: () => this.sessions(seq), audit: () => this.auditTab(seq), rules: () => (arg ? this.ruleView(seq, arg) : this.rules(seq)) };
     show[current]();
   }
 
@@ -136,8 +144,8 @@ export class AdminPage {
       const sel = e.target.closest('select[data-user]');
       if (!sel) return;
       try {
-        await api.patch(`/api/v1/users/${encodeURIComponent(sel.dataset.user)}`, { role: sel.value });
-        this.toast(t('admin.role_changed', { name: sel.dataset.user, role: roleText(sel.value) }), true);
+        const r = await api.patch(`/api/v1/users/${encodeURIComponent(sel.dataset.user)}`, { role: sel.value });
+        this.toast(t('admin.role_changed', { name: sel.dataset.user, role: roleText(sel.value), n: r.sessions_ended }), true);
       } catch (err) {
         this.fail(err);
       }
@@ -190,16 +198,20 @@ export class AdminPage {
     body.innerHTML = `<form class="admin-form" id="token-form">
         <label><span>${esc(t('admin.token_name'))}</span><input name="name" required autocomplete="off" translate="no"></label>
         <label><span>${esc(t('admin.role'))}</span><select name="role">${roleOptions('viewer')}</select></label>
+        <label><span>${esc(t('admin.scope'))}</span><select name="scope">${scopeOptions('read')}</select></label>
+        <label><span>${esc(t('admin.expires_in'))}</span><select name="days">${lifetimeOptions()}</select></label>
         <button type="submit">${esc(t('admin.create_token'))}</button>
       </form>
+      <p class="muted">${esc(t('admin.scope_hint'))}</p>
       <div class="token-secret" hidden><div>${esc(t('admin.secret_once'))}</div><code translate="no"></code><button type="button" class="copy">${esc(t('admin.copy'))}</button></div>
-      <div class="table-scroll"><table class="grid admin-tokens"><thead><tr>${th('admin.token_id')}${th('admin.token_name')}${th('admin.role')}${th('admin.created_by')}${th('admin.created')}<th></th></tr></thead><tbody></tbody></table></div>`;
+      <div class="table-scroll"><table class="grid admin-tokens"><thead><tr>${th('admin.token_id')}${th('admin.token_name')}${th('admin.role')}${th('admin.scope')}${th('admin.expires')}${th('admin.created_by')}${th('admin.created')}<th></th></tr></thead><tbody></tbody></table></div>`;
     const secret = body.querySelector('.token-secret');
     body.querySelector('#token-form').addEventListener('submit', async (e) => {
       e.preventDefault();
       const f = e.target;
       try {
-        const made = await api.post('/api/v1/tokens', { name: f.name.value.trim(), role: f.role.value });
+        const expires = Date.now() + Number(f.days.value) * 86_400_000;
+        const made = await api.post('/api/v1/tokens', { name: f.name.value.trim(), role: f.role.value, scope: f.scope.value, expires_at_ms: expires });
         secret.querySelector('code').textContent = made.token;
         secret.hidden = false;
         f.reset();
@@ -242,12 +254,110 @@ export class AdminPage {
       this.body().querySelector('tbody').innerHTML = tokens.length
         ? tokens
             .map(
-              (k) => `<tr data-token="${esc(k.id)}"><td translate="no">${esc(k.id)}</td><td translate="no">${esc(k.name)}</td><td>${esc(roleText(k.role))}</td>
+              (k) => `<tr data-token="${esc(k.id)}" data-scope="${esc(k.scope)}"${k.expired ? ' class="expired"' : ''}><td translate="no">${esc(k.id)}</td><td translate="no">${esc(k.name)}</td><td>${esc(roleText(k.role))}</td>
+                <td>${esc(t(`admin.scope_${k.scope}`))}</td><td>${k.expires_at_ms === null ? esc(t('admin.never')) : esc(stamp(k.expires_at_ms))}${k.expired ? ` <span class="badge bad">${esc(t('admin.expired'))}</span>` : ''}</td>
                 <td translate="no">${esc(k.created_by)}</td><td>${esc(stamp(k.created_at_ms))}</td>
                 <td class="actions"><button type="button" data-token="${esc(k.id)}" data-label="${esc(k.name)}">${esc(t('admin.revoke'))}</button></td></tr>`,
             )
             .join('')
-        : `<tr><td colspan="6" class="empty">${esc(t('admin.no_tokens'))}</td></tr>`;
+        : `<tr><td colspan="8" class="empty">${esc(t('admin.no_tokens'))}</td></tr>`;
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  // --- sessions and login throttling ---
+
+  sessions(seq) {
+    const body = this.body();
+    body.innerHTML = `<section class="panel admin-sessions-panel">
+        <h2>${esc(t('admin.sessions_title'))} <span class="muted sessions-count"></span></h2>
+        <div class="table-scroll"><table class="grid admin-sessions"><thead><tr>${th('admin.user_name')}${th('account.signed_in')}${th('account.last_used')}${th('account.address')}${th('account.client')}${th('account.ends')}<th></th></tr></thead><tbody></tbody></table></div>
+      </section>
+      <section class="panel admin-throttles-panel">
+        <h2>${esc(t('admin.throttles_title'))}</h2>
+        <p class="muted">${esc(t('admin.throttles_hint'))}</p>
+        <form class="admin-form" id="unlock-form">
+          <label><span>${esc(t('admin.user_name'))}</span><input name="user" autocomplete="off" translate="no"></label>
+          <label><span>${esc(t('account.address'))}</span><input name="address" autocomplete="off" translate="no"></label>
+          <button type="submit">${esc(t('admin.unlock'))}</button>
+        </form>
+        <div class="table-scroll"><table class="grid admin-throttles"><thead><tr>${th('admin.key')}${th('admin.user_name')}${th('account.address')}${th('admin.failures')}${th('admin.wait')}<th></th></tr></thead><tbody></tbody></table></div>
+      </section>`;
+    body.querySelector('.admin-sessions tbody').addEventListener('click', async (e) => {
+      const b = e.target.closest('button[data-session]');
+      if (!b) return;
+      const name = b.dataset.user;
+      if (!(await this.ask(t('admin.confirm_end_session', { name }), null, name))) return;
+      try {
+        await api.del(`/api/v1/sessions/${encodeURIComponent(b.dataset.session)}`);
+        this.toast(t('admin.session_ended', { name }), true);
+        this.listSessions(seq);
+      } catch (err) {
+        this.fail(err);
+      }
+    });
+    const unlock = async (what) => {
+      try {
+        const r = await api.post('/api/v1/auth/throttles/unlock', what);
+        this.toast(t('admin.unlocked', { n: r.cleared }), true);
+        this.listThrottles(seq);
+      } catch (err) {
+        this.fail(err);
+      }
+    };
+    body.querySelector('.admin-throttles tbody').addEventListener('click', (e) => {
+      const b = e.target.closest('button[data-unlock]');
+      if (!b) return;
+      const what = {};
+      if (b.dataset.user) what.user = b.dataset.user;
+      if (b.dataset.address) what.address = b.dataset.address;
+      unlock(what);
+    });
+    body.querySelector('#unlock-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      const f = e.target;
+      const what = {};
+      if (f.user.value.trim()) what.user = f.user.value.trim();
+      if (f.address.value.trim()) what.address = f.address.value.trim();
+      f.reset();
+      unlock(what);
+    });
+    this.listSessions(seq);
+    this.listThrottles(seq);
+  }
+
+  async listSessions(seq) {
+    try {
+      const { sessions = [] } = await api.get('/api/v1/sessions');
+      if (seq !== this.seq) return;
+      this.body().querySelector('.sessions-count').textContent = t('admin.sessions_count', { n: sessions.length });
+      this.body().querySelector('.admin-sessions tbody').innerHTML = sessions
+        .map(
+          (s) => `<tr data-session="${esc(s.id)}" data-user="${esc(s.user)}"${s.current ? ' class="current"' : ''}><td translate="no">${esc(s.user)}</td><td>${esc(stamp(s.created_at_ms))}</td><td>${esc(stamp(s.last_used_ms))}</td>
+            <td translate="no">${esc(s.address || '—')}</td><td>${client(s)}</td><td>${esc(stamp(endsAt(s)))}</td>
+            <td class="actions">${s.current ? `<span class="badge">${esc(t('account.this_session'))}</span>` : ''}<button type="button" data-session="${esc(s.id)}" data-user="${esc(s.user)}">${esc(t('account.end'))}</button></td></tr>`,
+        )
+        .join('');
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  async listThrottles(seq) {
+    try {
+      const { throttles = [] } = await api.get('/api/v1/auth/throttles');
+      if (seq !== this.seq) return;
+      const key = (k) => t(k.key === 'pair' && k.known_browser ? 'admin.key_browser' : `admin.key_${k.key}`);
+      this.body().querySelector('.admin-throttles tbody').innerHTML = throttles.length
+        ? throttles
+            .map(
+              (k) => `<tr data-key="${esc(k.key)}" data-user="${esc(k.user || '')}" data-address="${esc(k.address || '')}"${k.retry_after_ms ? ' class="waiting"' : ''}><td>${esc(key(k))}</td>${k.unknown_user ? `<td class="muted">${esc(t('admin.unknown_user'))}</td>` : `<td translate="no">${esc(k.user || '—')}</td>`}<td translate="no">${esc(k.address || '—')}</td>
+                <td class="n">${k.failures}</td><td class="n">${k.retry_after_ms ? esc(t('admin.wait_s', { s: Math.ceil(k.retry_after_ms / 1000) })) : '—'}</td>
+                <td class="actions"><button type="button" data-unlock="1"${k.user ? ` data-user="${esc(k.user)}"` : ''}${k.address ? ` data-address="${esc(k.address)}"` : ''}>${esc(t('admin.unlock'))}</button></td></tr>`,
+            )
+            .join('')
+        : `<tr><td colspan="6" class="empty">${esc(t('admin.no_throttles'))}</td></tr>`;
     } catch (err) {
       this.fail(err);
     }

@@ -1,7 +1,20 @@
 // The REST client: every request carries the session's bearer token; a 401 anywhere means the
-// session is over (expired, revoked) and sends the operator back to the login screen.
+// session is over (idle, expired, ended, revoked) and sends the operator back to the login
+// screen, saying why when the node said (`cistern:unauthorized` with the error code).
+//
+// Storage (decision, issue 24): the session's token lives in `sessionStorage` — per tab, gone
+// when the tab closes, never sent by the browser on its own (no cookie: no cross-site request
+// can carry it, so there is nothing to forge). What a script in the page could read is the
+// risk that choice keeps; the strict Content-Security-Policy (no inline or foreign script) is
+// what stands against it. The device token a login hands this browser lives in `localStorage`
+// under the user's name: it authenticates nothing, it only lets login throttling tell this
+// browser from an attacker behind the same address.
 
 const KEY = 'cistern.session';
+const DEVICES = 'cistern.device.';
+
+// A request a timer made, not the user: it does not keep the session from going idle.
+export const BACKGROUND = { background: true };
 
 export class ApiError extends Error {
   constructor(status, code, message, body = null) {
@@ -39,22 +52,28 @@ async function decode(resp) {
   }
   if (!resp.ok) {
     const e = (body && body.error) || {};
-    if (resp.status === 401) window.dispatchEvent(new CustomEvent('cistern:unauthorized'));
-    throw new ApiError(resp.status, e.code || `http_${resp.status}`, e.message || resp.statusText || 'request failed', body);
+    const code = e.code || `http_${resp.status}`;
+    if (resp.status === 401) window.dispatchEvent(new CustomEvent('cistern:unauthorized', { detail: { code } }));
+    const err = new ApiError(resp.status, code, e.message || resp.statusText || 'request failed', body);
+    // A throttled attempt: how many seconds until the next may be made.
+    if (resp.status === 429) err.retryAfter = Number(resp.headers.get('retry-after')) || 1;
+    throw err;
   }
   return body;
 }
 
-export async function request(method, path, body) {
+export async function request(method, path, body, { background = false } = {}) {
   const headers = { accept: 'application/json' };
   const s = session();
   if (s && s.token) headers.authorization = `Bearer ${s.token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
+  if (background) headers['x-cistern-background'] = '1';
   const resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   return decode(resp);
 }
 
-export const get = (path) => request('GET', path);
+// `get(path, BACKGROUND)` for a timed refresh.
+export const get = (path, options) => request('GET', path, undefined, options);
 export const post = (path, body) => request('POST', path, body ?? {});
 export const put = (path, body) => request('PUT', path, body ?? {});
 export const patch = (path, body) => request('PATCH', path, body ?? {});
@@ -99,11 +118,20 @@ export function downloadBlob(name, blob) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
+// The device token this browser was given at `user`'s last sign-in here.
+export function device(user) {
+  try {
+    return localStorage.getItem(DEVICES + user);
+  } catch {
+    return null;
+  }
+}
+
 export async function login(user, password) {
   const resp = await fetch('/api/v1/auth/login', {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/json' },
-    body: JSON.stringify({ user, password }),
+    body: JSON.stringify({ user, password, device: device(user) }),
   });
   const text = await resp.text();
   let body = null;
@@ -114,8 +142,18 @@ export async function login(user, password) {
   }
   if (!resp.ok) {
     const e = (body && body.error) || {};
-    throw new ApiError(resp.status, e.code || `http_${resp.status}`, e.message || 'sign-in failed');
+    const err = new ApiError(resp.status, e.code || `http_${resp.status}`, e.message || 'sign-in failed');
+    if (resp.status === 429) err.retryAfter = Number(resp.headers.get('retry-after')) || 1;
+    throw err;
   }
+  if (body.device) {
+    try {
+      localStorage.setItem(DEVICES + body.user, body.device);
+    } catch {
+      /* private mode: this browser is new at every sign-in */
+    }
+  }
+  delete body.device;
   saveSession(body);
   return body;
 }

@@ -24,6 +24,7 @@ import { RankingPage } from './ranking.js';
 import { WallPage } from './wall.js';
 import { CrewsOnMap } from './field.js';
 import { AdminPage, mayAdminister } from './admin.js';
+import { AccountPage } from './account.js';
 import { clock, esc, nameLabel, SEVERITIES, setZoneNames, unacked, zoneLabel } from './format.js';
 import * as i18n from './i18n.js';
 import { t } from './i18n.js';
@@ -50,6 +51,7 @@ let rankingPage = null;
 let wallPage = null;
 let crews = null;
 let adminPage = null;
+let accountPage = null;
 // The signed-in user's role (`GET /api/v1/auth/me`): what the screens offer to do.
 let role = 'viewer';
 let alarmTable = null;
@@ -86,17 +88,47 @@ function showLogin(message = '') {
   $('login-user').focus();
 }
 
+// A throttled sign-in: the wait, counted down, and the button back when it is over. A wait,
+// never a lock: the node slows guessing from here, it never shuts the user out.
+let waiting = 0;
+function throttledLogin(seconds) {
+  clearInterval(waiting);
+  let left = Math.max(1, Math.ceil(seconds));
+  const show = () => {
+    $('login-error').textContent = t('login.throttled', { s: left });
+    $('login-submit').disabled = left > 0;
+  };
+  show();
+  waiting = setInterval(() => {
+    left -= 1;
+    if (left <= 0) {
+      clearInterval(waiting);
+      $('login-error').textContent = t('login.try_again');
+      $('login-submit').disabled = false;
+      return;
+    }
+    show();
+  }, 1000);
+}
+
 $('login-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   $('login-submit').disabled = true;
   $('login-error').textContent = '';
+  clearInterval(waiting);
+  let throttled = false;
   try {
     await api.login($('login-user').value.trim(), $('login-password').value);
     await start();
   } catch (err) {
-    $('login-error').textContent = err.status === 401 ? t('login.wrong') : t('login.failed', { message: i18n.apiError(err) });
+    if (err.status === 429) {
+      throttled = true;
+      throttledLogin(err.retryAfter);
+    } else {
+      $('login-error').textContent = err.status === 401 ? t('login.wrong') : t('login.failed', { message: i18n.apiError(err) });
+    }
   } finally {
-    $('login-submit').disabled = false;
+    if (!throttled) $('login-submit').disabled = false;
   }
 });
 
@@ -105,10 +137,30 @@ $('logout').addEventListener('click', async () => {
   showLogin();
 });
 
-window.addEventListener('cistern:unauthorized', () => {
+// Why a session ended, when the node said (an idle or expired session; else ended: by an
+// admin, by the user elsewhere, a new password or role).
+window.addEventListener('cistern:unauthorized', (e) => {
+  const code = e.detail && e.detail.code;
+  const s = api.session() || {};
   api.clearSession();
-  showLogin(t('login.ended'));
+  const min = Math.max(1, Math.round((s.idle_timeout_ms || 0) / 60000));
+  showLogin(code === 'session_idle' ? t('login.ended_idle', { min }) : code === 'session_expired' ? t('login.ended_expired') : t('login.ended'));
 });
+
+// The user at work: a session ends after the node's idle timeout without a request the user
+// made (the console's timed refreshes say they are not: api.BACKGROUND). Reading, scrolling
+// and panning make no request, so a touch, a key or the wheel is reported here, at most every
+// minute (a third of the idle timeout when that is shorter).
+let reported = 0;
+function activity() {
+  const s = api.session();
+  if (!s || $('shell').hidden) return;
+  const every = Math.min(60_000, (s.idle_timeout_ms || 1_800_000) / 3);
+  if (Date.now() - reported < every) return;
+  reported = Date.now();
+  api.get('/api/v1/auth/me').catch(() => {});
+}
+for (const ev of ['pointerdown', 'keydown', 'wheel', 'touchstart']) document.addEventListener(ev, activity, { passive: true, capture: true });
 
 // --- the console ---
 
@@ -154,6 +206,8 @@ async function start() {
   wallPage = wallPage || new WallPage($('view-wall'));
   adminPage = adminPage || new AdminPage($('view-admin'), { role: () => role, toast: (m, ok) => toast(m, ok) });
   $('nav-admin').hidden = !mayAdminister(role);
+  accountPage = accountPage || new AccountPage($('view-account'), { toast: (m, ok) => toast(m, ok) });
+  reported = Date.now();
 
   const [inventory, basemap] = await fetched;
   setZoneNames(inventory.zones);
@@ -426,7 +480,7 @@ function route() {
   // `#/orders?team=…`: a page's own query after `?` (the orders list keeps its filters there).
   const [path, query] = location.hash.split('?');
   const [, view = 'map', arg] = path.split('/');
-  const views = ['map', 'alarms', 'room', 'plans', 'orders', 'knowledge', 'assets', 'reliability', 'energy', 'efficiency', 'leakage', 'compare', 'cleaning', 'inspections', 'cockpit', 'ranking', 'wall', 'admin'];
+  const views = ['map', 'alarms', 'room', 'plans', 'orders', 'knowledge', 'assets', 'reliability', 'energy', 'efficiency', 'leakage', 'compare', 'cleaning', 'inspections', 'cockpit', 'ranking', 'wall', 'admin', 'account'];
   const v = views.includes(view) ? view : 'map';
   for (const name of views) $(`view-${name}`).hidden = name !== v;
   // The knowledge base is reached from the work orders (no link of its own in the bar).
@@ -472,6 +526,8 @@ function route() {
   else if (wallPage) wallPage.close();
   if (v === 'admin') adminPage.open(...location.hash.split('/').slice(2).map(decodeURIComponent));
   else if (adminPage) adminPage.close();
+  if (v === 'account') accountPage.open();
+  else if (accountPage) accountPage.close();
 }
 
 window.addEventListener('hashchange', route);

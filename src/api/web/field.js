@@ -229,7 +229,7 @@ export class CrewsOnMap {
 
   async refresh() {
     try {
-      const res = await api.get('/api/v1/crews');
+      const res = await api.get('/api/v1/crews', api.BACKGROUND);
       this.map.setCrews(res.crews || []);
     } catch {
       // No work orders on this node, or a blip: the next refresh tries again.

@@ -22,7 +22,7 @@
 // `resync` — never a silent gap — and `health()` says through which node (`via`) and that the
 // views were resynchronised (`resyncMs`).
 
-import { session, get, post } from './api.js';
+import { session, get, post, BACKGROUND } from './api.js';
 
 const POLL_MS = 2000;
 const COMMAND_TIMEOUT_MS = 15000;
@@ -190,8 +190,8 @@ export class Live {
       }
       if (this.closed) return;
       if (ev.code === 1008) {
-        // The token was refused: the session is over.
-        window.dispatchEvent(new CustomEvent('cistern:unauthorized'));
+        // The token was refused: the session is over (the reason says why: session_idle, …).
+        window.dispatchEvent(new CustomEvent('cistern:unauthorized', { detail: { code: ev.reason || 'unauthorized' } }));
         return;
       }
       if (!authed) {
@@ -298,13 +298,13 @@ export class Live {
     const subs = [...this.subs.values()];
     const need = new Set(subs.map((s) => s.topic));
     try {
-      const alarms = need.has('alarms') || need.has('fleet') ? (await get('/api/v1/alarms')).alarms : [];
-      const rooms = need.has('fleet') ? (await get('/api/v1/rooms')).rooms : [];
+      const alarms = need.has('alarms') || need.has('fleet') ? (await get('/api/v1/alarms', BACKGROUND)).alarms : [];
+      const rooms = need.has('fleet') ? (await get('/api/v1/rooms', BACKGROUND)).rooms : [];
       for (const sub of subs) {
         let data;
         if (sub.topic === 'alarms') data = { alarms: alarms.filter((a) => matches(a, sub.filter)) };
         else if (sub.topic === 'fleet') data = fleetSnapshot(rooms, alarms, sub.filter);
-        else if (sub.topic === 'room') data = await get(`/api/v1/rooms/${encodeURIComponent(sub.filter.room)}`);
+        else if (sub.topic === 'room') data = await get(`/api/v1/rooms/${encodeURIComponent(sub.filter.room)}`, BACKGROUND);
         else continue;
         if (this.subs.get(sub.id) !== sub) continue;
         this.lastHeard = Date.now();

@@ -5,7 +5,7 @@
 
 import { esc, num, stamp, zoneLabel } from './format.js';
 import { t, has, apiError } from './i18n.js';
-import { get } from './api.js';
+import { get, BACKGROUND } from './api.js';
 
 const NS = 'http://www.w3.org/2000/svg';
 const HOUR = 3600_000;
@@ -214,7 +214,7 @@ export class PlansPage {
     this.root.innerHTML = `<div class="plans-head"><h1>${esc(t('plans.title'))}</h1><nav class="districts" id="p-districts"><span class="muted">${esc(t('plans.loading'))}</span></nav></div>
       <div id="p-body"></div>`;
     this.load();
-    this.timer = setInterval(() => this.load(), REFRESH_MS);
+    this.timer = setInterval(() => this.load(BACKGROUND), REFRESH_MS);
   }
 
   close() {
@@ -224,11 +224,12 @@ export class PlansPage {
     this.seq++;
   }
 
-  async load() {
+  // `BACKGROUND` when a timer asks (no use of the session).
+  async load(options) {
     const seq = ++this.seq;
     const $ = (s) => this.root.querySelector(s);
     try {
-      const list = await get('/api/v1/districts');
+      const list = await get('/api/v1/districts', options);
       if (seq !== this.seq) return;
       const ds = list.districts || [];
       const current = this.district || (ds[0] && ds[0].district);
@@ -239,7 +240,7 @@ export class PlansPage {
         $('#p-body').innerHTML = '';
         return;
       }
-      const view = await get(`/api/v1/districts/${encodeURIComponent(current)}/plan`);
+      const view = await get(`/api/v1/districts/${encodeURIComponent(current)}/plan`, options);
       if (seq !== this.seq) return;
       this.render(view);
     } catch (e) {

@@ -15,7 +15,7 @@ import { t, apiError } from './i18n.js';
 import { AlarmTable } from './alarms.js';
 import { Trend, rangePicker, showRange, pointAdder, parsePoint, loadHistory, download, downloadBlob, xlsxBlob } from './trend.js';
 import { Mimic } from './mimic.js';
-import { get, post } from './api.js';
+import { get, post, BACKGROUND } from './api.js';
 import { REFRESH_MS, tankPlanBlock } from './plans.js';
 
 const NS = 'http://www.w3.org/2000/svg';
@@ -134,7 +134,7 @@ export class RoomPage {
 
   // Plans change at most once per planning round: the open room's are re-read now and then.
   refreshPlans(id) {
-    get(`/api/v1/rooms/${encodeURIComponent(id)}`)
+    get(`/api/v1/rooms/${encodeURIComponent(id)}`, BACKGROUND)
       .then((v) => {
         if (this.id !== id) return;
         this.plans = v.tank_plans || [];

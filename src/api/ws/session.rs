@@ -38,13 +38,17 @@ enum End {
     Shutdown,
     /// A newer socket resumed the session.
     Replaced,
+    /// The credential it authenticated with ended meanwhile (a login session idle, expired,
+    /// ended or its user changed; an API token expired or revoked): the API error code, which
+    /// is also the close frame's reason.
+    Ended(&'static str),
 }
 
 impl End {
     fn label(self) -> &'static str {
         match self {
             End::Normal | End::Replaced => "normal",
-            End::Auth => "auth",
+            End::Auth | End::Ended(_) => "auth",
             End::TooLarge => "too_large",
             End::Stalled => "stalled",
             End::Error => "error",
@@ -57,6 +61,7 @@ impl End {
             End::Normal => (CloseCode::Normal, "normal"),
             End::Replaced => (CloseCode::Normal, "session resumed elsewhere"),
             End::Auth => (CloseCode::Policy, "unauthorized"),
+            End::Ended(code) => (CloseCode::Policy, code),
             End::TooLarge => (CloseCode::Size, "too_large"),
             End::Stalled => (CloseCode::Other(close::STALLED), "stalled"),
             End::Error => (CloseCode::Protocol, "protocol error"),
@@ -108,7 +113,7 @@ async fn serve(
     mut session: Session,
     mut stream: InboundStream,
 ) -> End {
-    let (principal, resume) = match authenticate(hub, api, &mut stream, &mut session).await {
+    let (principal, resume, token) = match authenticate(hub, api, &mut stream, &mut session).await {
         Ok(ok) => ok,
         Err((end, msg)) => {
             if let Some(msg) = msg {
@@ -167,12 +172,14 @@ async fn serve(
         api,
         client: &client,
         principal: &principal,
+        token: &token,
         session: session.clone(),
         last_inbound: last_inbound.clone(),
     };
+    let credential = Credential { api, token: &token };
     let end = tokio::select! {
         end = reader.run(&mut stream) => end,
-        end = write(hub, &client, epoch, session.clone(), last_inbound) => end,
+        end = write(hub, &client, epoch, session.clone(), last_inbound, credential) => end,
     };
     if end == End::TooLarge {
         let msg = too_large(hub.config.max_message_bytes);
@@ -195,13 +202,34 @@ fn unauthorized() -> AuthFailure {
     )
 }
 
+/// The token a socket authenticated with, checked again while the socket lives: a session
+/// that ends (idle, expired, ended by an admin or its user, its user's password or role
+/// changed) or a token that expires or is revoked closes the socket within a heartbeat.
+#[derive(Clone, Copy)]
+struct Credential<'a> {
+    api: &'a Arc<ApiState>,
+    token: &'a str,
+}
+
+impl Credential<'_> {
+    /// None while the credential holds; else the error to send before closing.
+    fn ended(&self) -> Option<(ServerMessage, End)> {
+        let e = self.api.security.auth.verify_bearer(self.token).err()?;
+        let code = crate::api::error::ApiError::from(e.clone()).code.as_str();
+        Some((
+            ServerMessage::error(None, code, e.to_string()),
+            End::Ended(code),
+        ))
+    }
+}
+
 /// Waits for the `auth` message and checks its token; answers pings meanwhile.
 async fn authenticate(
     hub: &HubHandle,
     api: &ApiState,
     stream: &mut InboundStream,
     session: &mut Session,
-) -> Result<(Principal, Option<String>), AuthFailure> {
+) -> Result<(Principal, Option<String>, String), AuthFailure> {
     let deadline = tokio::time::Instant::now() + hub.config.auth_timeout;
     loop {
         let msg = match tokio::time::timeout_at(deadline, stream.recv()).await {
@@ -231,7 +259,7 @@ async fn authenticate(
                 .security
                 .auth
                 .verify_bearer(&token)
-                .map(|p| (p, resume))
+                .map(|p| (p, resume, token))
                 .map_err(|_| unauthorized()),
             _ => Err(unauthorized()),
         };
@@ -245,6 +273,7 @@ async fn write(
     epoch: u64,
     mut session: Session,
     last_inbound: Arc<std::sync::Mutex<Instant>>,
+    credential: Credential<'_>,
 ) -> End {
     let stall = hub.config.stall_timeout;
     let mut heartbeat = tokio::time::interval(hub.config.heartbeat);
@@ -265,6 +294,10 @@ async fn write(
         tokio::select! {
             _ = client.wake.notified() => {}
             _ = heartbeat.tick() => {
+                if let Some((msg, end)) = credential.ended() {
+                    let _ = tokio::time::timeout(CLOSE_WAIT, session.text(msg.to_text())).await;
+                    return end;
+                }
                 let quiet = last_inbound.lock().map(|t| t.elapsed()).unwrap_or_default();
                 if quiet > stall {
                     return End::Stalled;
@@ -300,6 +333,8 @@ struct Reader<'a> {
     api: &'a Arc<ApiState>,
     client: &'a Arc<Client>,
     principal: &'a Principal,
+    /// The token the socket authenticated with (checked again before each message).
+    token: &'a str,
     /// For the Pongs: control frames go straight to the socket, not through the queue.
     session: Session,
     last_inbound: Arc<std::sync::Mutex<Instant>>,
@@ -327,6 +362,15 @@ impl Reader<'_> {
             match msg {
                 Inbound::Text(text) => {
                     self.hub.metrics.messages_in.inc();
+                    let credential = Credential {
+                        api: self.api,
+                        token: self.token,
+                    };
+                    if let Some((msg, end)) = credential.ended() {
+                        let _ = tokio::time::timeout(CLOSE_WAIT, self.session.text(msg.to_text()))
+                            .await;
+                        return end;
+                    }
                     self.message(&text).await;
                 }
                 Inbound::Binary(_) => {
@@ -402,8 +446,13 @@ impl Reader<'_> {
                 until,
             } => {
                 if let Err(e) = self.principal.require(Role::Operator) {
-                    self.reply(ServerMessage::error(Some(&id), "forbidden", e.to_string()));
+                    let code = crate::api::error::ApiError::from(e.clone()).code.as_str();
+                    self.reply(ServerMessage::error(Some(&id), code, e.to_string()));
                     return;
+                }
+                // A command is the user at work: the session's idle timeout starts again.
+                if let Some(id) = &self.principal.session {
+                    self.api.security.auth.touch(id);
                 }
                 if command == "setpoint" {
                     let alarm_fields = alarm.is_some()

@@ -662,10 +662,7 @@ impl WorkOrders {
                     .with_label_values(&[label, order.priority.as_str()])
                     .inc();
                 self.security.record(
-                    &crate::auth::Principal {
-                        user: SYSTEM.into(),
-                        role: crate::auth::Role::Operator,
-                    },
+                    &crate::auth::Principal::new(SYSTEM, crate::auth::Role::Operator),
                     "workorder_escalate",
                     order.id.as_str(),
                     format!("to {to} ({label}): {reason}"),
