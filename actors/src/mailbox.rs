@@ -21,6 +21,14 @@ pub trait Post<M> {
     fn post(&self, msg: M) -> Result<(), M>;
 }
 
+fn post_if_connected<M>(connected: bool, msg: M, send: impl FnOnce(M)) -> Result<(), M> {
+    if !connected {
+        return Err(msg);
+    }
+    send(msg);
+    Ok(())
+}
+
 impl<A, M> Post<M> for Addr<A>
 where
     A: Actor + Handler<M>,
@@ -28,14 +36,10 @@ where
     M: Message + Send + 'static,
     M::Result: Send,
 {
-    // The one place `do_send` is right: the actor's liveness was just checked.
-    #[allow(clippy::disallowed_methods)]
     fn post(&self, msg: M) -> Result<(), M> {
-        if !self.connected() {
-            return Err(msg);
-        }
-        self.do_send(msg);
-        Ok(())
+        // The one place `do_send` is right: the actor's liveness is checked first.
+        #[allow(clippy::disallowed_methods)]
+        post_if_connected(self.connected(), msg, |m| self.do_send(m))
     }
 }
 
@@ -44,14 +48,10 @@ where
     M: Message + Send + 'static,
     M::Result: Send,
 {
-    // The one place `do_send` is right: the actor's liveness was just checked.
-    #[allow(clippy::disallowed_methods)]
     fn post(&self, msg: M) -> Result<(), M> {
-        if !self.connected() {
-            return Err(msg);
-        }
-        self.do_send(msg);
-        Ok(())
+        // The one place `do_send` is right: the actor's liveness is checked first.
+        #[allow(clippy::disallowed_methods)]
+        post_if_connected(self.connected(), msg, |m| self.do_send(m))
     }
 }
 

@@ -154,6 +154,20 @@ impl Browser {
         element
     }
 
+    /// No English word and no missing translation key on screen (a zh-CN page).
+    pub fn assert_chinese_only(&self, at: &str) {
+        assert_eq!(
+            self.latin_words(),
+            Vec::<String>::new(),
+            "English on screen at {at}"
+        );
+        assert_eq!(
+            self.missing_keys(),
+            Vec::<String>::new(),
+            "missing keys at {at}"
+        );
+    }
+
     /// Clicks an element. One the page re-rendered between finding and clicking it (a live
     /// update redrew its list: WebDriver's "stale element reference") is found again by its
     /// selector and clicked, for up to 10 s.

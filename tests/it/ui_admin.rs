@@ -29,19 +29,6 @@ fn library_copy(name: &str) -> std::path::PathBuf {
     dir
 }
 
-fn assert_chinese_only(browser: &Browser, at: &str) {
-    assert_eq!(
-        browser.latin_words(),
-        Vec::<String>::new(),
-        "English on screen at {at}"
-    );
-    assert_eq!(
-        browser.missing_keys(),
-        Vec::<String>::new(),
-        "missing keys at {at}"
-    );
-}
-
 fn confirm(browser: &Browser) {
     browser.until(
         "the confirmation dialog",
@@ -81,7 +68,7 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
     browser.element("tr[data-user=wu1]", WAIT);
     let (_, user) = get(&format!("{base}/api/v1/users/wu1"));
     assert_eq!(user["role"], "operator", "{user}");
-    assert_chinese_only(&browser, "users");
+    browser.assert_chinese_only("users");
 
     // Tokens: create, see the secret once, revoke after a confirmation.
     browser.click(&browser.element(".admin-tabs a[href='#/admin/tokens']", WAIT));
@@ -98,7 +85,7 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
     );
     assert!(secret.as_str().unwrap().len() >= 20, "{secret}");
     browser.element("table.admin-tokens tbody tr[data-token]", WAIT);
-    assert_chinese_only(&browser, "tokens");
+    browser.assert_chinese_only("tokens");
     browser.click(&browser.element("table.admin-tokens button[data-token]", WAIT));
     confirm(&browser);
     browser.until(
@@ -125,7 +112,7 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
            && rows.some((r) => r.children[3].textContent === 'wu1') && rows.length || null;",
     );
     assert_eq!(rows, 1, "only admin's user creations");
-    assert_chinese_only(&browser, "audit");
+    browser.assert_chinese_only("audit");
     // The export: what is shown, as UTF-8 CSV with a byte-order mark (for Excel).
     browser.js(
         "const made = URL.createObjectURL; \
@@ -160,7 +147,7 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
         "const e = document.querySelector('.rule-source'); \
          return e && e.value.includes('high_pct = 95.0') || null;",
     );
-    assert_chinese_only(&browser, "rule");
+    browser.assert_chinese_only("rule");
     let broken = format!("{}\nlet = ;\n", tank_high_at(95.0));
     browser.set_value(".rule-source", &broken);
     browser.click(&browser.element(".rule-actions .check", WAIT));
@@ -175,7 +162,7 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
         (line - 1..=line + 1).any(|l| diag.as_str().unwrap().contains(&format!("第 {l} 行"))),
         "{diag} (the script has {line} lines)"
     );
-    assert_chinese_only(&browser, "a diagnostic");
+    browser.assert_chinese_only("a diagnostic");
 
     // A draft that breaks the rule's golden case (5 %, 1 s: both tanks at once): the case is
     // listed as failed with the transition that differs, and deploy stays withdrawn.
@@ -219,7 +206,7 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
     assert!(deploy_disabled(), "no deploy with a failed case");
     assert_eq!(gates_done(), json!(["checked"]));
     browser.screenshot(&shots.join("ui-admin-cases.png"));
-    assert_chinese_only(&browser, "a failed golden case");
+    browser.assert_chinese_only("a failed golden case");
 
     // A draft that keeps the case (71 %: above the case's 70 % tanks, below every demo tank,
     // which refill from 72 %) and raises more than the rule in force. Wait until the stored
@@ -272,7 +259,7 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
         "the draft raises more tank_high: {this_rule}"
     );
     browser.screenshot(&shots.join("ui-admin-backtest.png"));
-    assert_chinese_only(&browser, "the backtest");
+    browser.assert_chinese_only("the backtest");
     assert_eq!(gates_done(), json!(["checked", "cases", "tested"]));
     assert!(!deploy_disabled(), "deploy offered after the three");
 
@@ -309,7 +296,7 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
             Vec::<String>::new(),
             "#/admin/{tab} at 390×844"
         );
-        assert_chinese_only(&phone, tab);
+        phone.assert_chinese_only(tab);
     }
     phone.click(&phone.element(".rule-actions .backtest", WAIT));
     phone.element(".backtest table.compare", Duration::from_secs(60));
@@ -393,7 +380,7 @@ fn a_chosen_language_follows_the_user(base: &str) {
     );
     assert_eq!(top_bar, json!(other));
     if other == "zh-CN" {
-        assert_chinese_only(&second, "a fresh browser of a user who chose Chinese");
+        second.assert_chinese_only("a fresh browser of a user who chose Chinese");
     } else {
         let nav = second.js(
             "return document.querySelector('.topbar nav').innerText",

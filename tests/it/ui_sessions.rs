@@ -22,16 +22,7 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn assert_clean(browser: &Browser, at: &str) {
-    assert_eq!(
-        browser.latin_words(),
-        Vec::<String>::new(),
-        "English on screen at {at}"
-    );
-    assert_eq!(
-        browser.missing_keys(),
-        Vec::<String>::new(),
-        "missing keys at {at}"
-    );
+    browser.assert_chinese_only(at);
     assert_eq!(
         browser.overflowing(),
         Vec::<String>::new(),
