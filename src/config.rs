@@ -77,6 +77,10 @@ pub struct Config {
 pub struct HttpConfig {
     pub listen: SocketAddr,
     pub workers: usize,
+    /// `[http.tls]`: HTTPS with this certificate (reloaded when its files change). Without
+    /// it the API and UI are plain HTTP, which `cistern run` warns about on any listener
+    /// that is not loopback.
+    pub tls: Option<crate::tls::ServerTlsConfig>,
 }
 
 impl Default for HttpConfig {
@@ -84,6 +88,7 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             workers: 2,
+            tls: None,
         }
     }
 }
@@ -258,6 +263,12 @@ impl Config {
             }
         }
         config.store.resolve_relative_to(base);
+        if let Some(tls) = &mut config.http.tls {
+            tls.resolve_relative_to(base);
+        }
+        if let Some(tls) = config.mqtt.as_mut().and_then(|m| m.tls.as_mut()) {
+            tls.resolve_relative_to(base);
+        }
         config.historian.validate()?;
         config.store.validate(&config.historian.retention())?;
         config.rules.resolve_relative_to(base);
