@@ -269,6 +269,11 @@ impl Config {
         if let Some(tls) = config.mqtt.as_mut().and_then(|m| m.tls.as_mut()) {
             tls.resolve_relative_to(base);
         }
+        if let Some(ca) = &mut config.cluster.peer_ca {
+            if ca.is_relative() {
+                *ca = base.join(&*ca);
+            }
+        }
         config.historian.validate()?;
         config.store.validate(&config.historian.retention())?;
         config.rules.resolve_relative_to(base);

@@ -146,6 +146,14 @@ enum Command {
         /// `fault ROOM KIND SECONDS [IN_SECONDS]` (MQTT mode).
         #[arg(long)]
         faults_stdin: bool,
+        /// MQTT over TLS: the broker's CA (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_ca: Option<PathBuf>,
+        /// The gateways' client certificate (PEM).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        #[arg(long, requires = "tls_ca")]
+        tls_key: Option<PathBuf>,
     },
     #[cfg(feature = "lab")]
     /// The historian's figures on a simulated fleet (throughput, bytes per point, query
@@ -245,6 +253,10 @@ struct FleetBenchArgs {
     /// message per reading.
     #[arg(long)]
     per_device: bool,
+    /// TLS everywhere (MQTT over mutual TLS for the gateways and the node, HTTPS for the
+    /// dashboards): run with and without it for the cost of TLS.
+    #[arg(long)]
+    tls: bool,
 }
 
 #[cfg(feature = "lab")]
@@ -728,6 +740,10 @@ fn main() -> anyhow::Result<()> {
                 #[cfg(feature = "cluster")]
                 let security = if config.cluster.enabled {
                     config.cluster.validate()?;
+                    if let Some(ca) = &config.cluster.peer_ca {
+                        cistern::cluster::peer::trust_ca(ca)
+                            .context("[cluster] peer_ca: the other nodes' CA")?;
+                    }
                     // Users, tokens and sessions shared by every node of the cluster.
                     cistern::auth::Security::open_shared(&config.auth, &config.cluster, &storage)
                         .await
@@ -791,8 +807,16 @@ fn main() -> anyhow::Result<()> {
             stats_every,
             per_device,
             faults_stdin,
+            tls_ca,
+            tls_cert,
+            tls_key,
         } => {
             init_tracing(&LogConfig::default())?;
+            let tls = tls_ca.map(|ca| cistern::tls::ClientTlsConfig {
+                ca,
+                cert: tls_cert,
+                key: tls_key,
+            });
             let opts = SimulateOptions {
                 rooms,
                 seed,
@@ -805,6 +829,7 @@ fn main() -> anyhow::Result<()> {
                 stats_every,
                 per_device,
                 faults_stdin,
+                tls,
             };
             actix_web::rt::System::new().block_on(async move {
                 let stop = stop_signal();
@@ -852,6 +877,7 @@ fn main() -> anyhow::Result<()> {
                 data: fleet.data,
                 keep: fleet.keep,
                 per_device: fleet.per_device,
+                tls: fleet.tls,
             };
             let report = cistern::lab::bench::run(&opts)?;
             if fleet.json {
