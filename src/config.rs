@@ -269,6 +269,11 @@ impl Config {
         if let Some(tls) = config.mqtt.as_mut().and_then(|m| m.tls.as_mut()) {
             tls.resolve_relative_to(base);
         }
+        for channel in &mut config.notify.channels {
+            if let Some(ca) = channel.ca.as_mut().filter(|ca| ca.is_relative()) {
+                *ca = base.join(&*ca);
+            }
+        }
         if let Some(ca) = &mut config.cluster.peer_ca {
             if ca.is_relative() {
                 *ca = base.join(&*ca);

@@ -378,6 +378,62 @@ pub fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Test helpers: a pilot CA with a server certificate for 127.0.0.1, and an HTTPS server
+/// serving it.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// A CA and a server certificate for 127.0.0.1 in `dir/<name>`: the CA's certificate and
+    /// the server's `[http.tls]`.
+    pub fn pilot(dir: &Path) -> (PathBuf, ServerTlsConfig) {
+        pki::make_ca(dir, "test CA", 2).unwrap();
+        let issued = pki::issue(
+            dir,
+            dir,
+            &pki::Request {
+                name: "localhost".into(),
+                kind: pki::Kind::Server,
+                dns: vec![],
+                ips: vec![std::net::Ipv4Addr::LOCALHOST.into()],
+                days: 2,
+                until: None,
+            },
+        )
+        .unwrap();
+        let config = ServerTlsConfig {
+            cert: issued.cert,
+            key: issued.key,
+            reload_every: Duration::from_secs(60),
+            handshake_timeout: Duration::from_secs(5),
+        };
+        (dir.join("ca.pem"), config)
+    }
+
+    /// An HTTPS server on a free loopback port with `routes` (inside an actix system).
+    pub fn serve(
+        config: &ServerTlsConfig,
+        routes: fn(&mut actix_web::web::ServiceConfig),
+    ) -> (std::net::SocketAddr, actix_web::dev::ServerHandle) {
+        let cert = ReloadingCert::load(
+            "https",
+            config,
+            TlsMetrics::register(&Registry::new()).unwrap(),
+        )
+        .unwrap();
+        let server = actix_web::HttpServer::new(move || actix_web::App::new().configure(routes))
+            .workers(1)
+            .disable_signals()
+            .bind_rustls_0_23("127.0.0.1:0", cert.server_config().unwrap())
+            .unwrap();
+        let addr = server.addrs()[0];
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        (addr, handle)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

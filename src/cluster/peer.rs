@@ -153,7 +153,6 @@ pub async fn call(req: PeerRequest) -> Result<PeerResponse, PeerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::pki;
 
     /// A node serving HTTPS with a certificate of the cluster's CA answers a forwarded call;
     /// plain HTTP to it gets no answer.
@@ -161,50 +160,14 @@ mod tests {
     async fn a_peer_is_called_over_https_with_the_clusters_ca() {
         let dir = std::env::temp_dir().join(format!("cistern-peer-tls-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let issue = |ca: &Path, out: &Path| {
-            pki::make_ca(ca, "test CA", 2).unwrap();
-            pki::issue(
-                ca,
-                out,
-                &pki::Request {
-                    name: "localhost".into(),
-                    kind: pki::Kind::Server,
-                    dns: vec![],
-                    ips: vec![std::net::Ipv4Addr::LOCALHOST.into()],
-                    days: 2,
-                    until: None,
-                },
-            )
-            .unwrap()
-        };
-        let served = issue(&dir.join("ca"), &dir.join("ca"));
-        trust_ca(&dir.join("ca").join("ca.pem")).unwrap();
-        let config = crate::tls::ServerTlsConfig {
-            cert: served.cert,
-            key: served.key,
-            reload_every: Duration::from_secs(60),
-            handshake_timeout: Duration::from_secs(5),
-        };
-        let cert = crate::tls::ReloadingCert::load(
-            "https",
-            &config,
-            crate::tls::TlsMetrics::register(&prometheus::Registry::new()).unwrap(),
-        )
-        .unwrap();
-        let server = actix_web::HttpServer::new(|| {
-            actix_web::App::new().route(
+        let (ca, config) = crate::tls::testing::pilot(&dir);
+        trust_ca(&ca).unwrap();
+        let (addr, handle) = crate::tls::testing::serve(&config, |app| {
+            app.route(
                 "/api/v1/rooms/XM-0001",
                 actix_web::web::get().to(|| async { "{\"id\":\"XM-0001\"}" }),
-            )
-        })
-        .workers(1)
-        .disable_signals()
-        .bind_rustls_0_23("127.0.0.1:0", cert.server_config().unwrap())
-        .unwrap();
-        let addr = server.addrs()[0];
-        let server = server.run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
+            );
+        });
         let request = |url: String| PeerRequest {
             method: "GET".into(),
             url,
