@@ -12,6 +12,11 @@ pub struct IngestMetrics {
     pub backfill_lag: Histogram,
     pub queue_depth: IntGauge,
     pub unstored: IntCounter,
+    /// MQTT connections the broker dropped (a broker restart, a network cut — or another
+    /// client connecting with this node's client id: a takeover).
+    pub mqtt_disconnects: IntCounter,
+    /// Reconnections that found the persistent session gone.
+    pub mqtt_sessions_lost: IntCounter,
 }
 
 impl IngestMetrics {
@@ -55,7 +60,17 @@ impl IngestMetrics {
                 "cistern_ingest_unstored_total",
                 "Messages acknowledged although their samples were lost before the historian (an actor crashed applying them)",
             )?,
+            mqtt_disconnects: IntCounter::new(
+                "cistern_ingest_mqtt_disconnects_total",
+                "MQTT connections of this node the broker dropped (broker restart, network cut, or another client taking this node's client id)",
+            )?,
+            mqtt_sessions_lost: IntCounter::new(
+                "cistern_ingest_mqtt_sessions_lost_total",
+                "Reconnections to the MQTT broker that found this node's persistent session gone (broker restarted without persistence, or taken over by a client with a clean session): messages queued for it may be lost",
+            )?,
         };
+        registry.register(Box::new(m.mqtt_disconnects.clone()))?;
+        registry.register(Box::new(m.mqtt_sessions_lost.clone()))?;
         registry.register(Box::new(m.unstored.clone()))?;
         registry.register(Box::new(m.messages.clone()))?;
         registry.register(Box::new(m.points.clone()))?;

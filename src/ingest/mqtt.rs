@@ -497,6 +497,9 @@ impl Poll {
     ) -> SessionEnd {
         let id = self.client_id.clone();
         let mut backoff = Duration::from_millis(100);
+        // Connected now, and connected at least once in this run (a later connection must
+        // find the persistent session still there).
+        let (mut up, mut connected_before) = (false, false);
         let mut gate_check = tokio::time::interval(GATE_CHECK_EVERY);
         gate_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let drain = loop {
@@ -520,6 +523,14 @@ impl Poll {
                         session_present = ack.session_present,
                         "connected to the MQTT broker"
                     );
+                    if connected_before && !ack.session_present {
+                        self.metrics.mqtt_sessions_lost.inc();
+                        tracing::error!(
+                            client_id = %id,
+                            "the broker no longer had this node's persistent session: messages queued for it may be lost (the broker restarted without persistence, or another client connected with this client id and a clean session: see ops/deploy.md)"
+                        );
+                    }
+                    (up, connected_before) = (true, true);
                     // A persistent session keeps our subscriptions, and is ready at once. We
                     // subscribe on every connection all the same (re-subscribing to a filter
                     // only replaces it): a session made by an older node that knew only the
@@ -578,6 +589,9 @@ impl Poll {
                 Ok(_) => {}
                 Err(error) => {
                     let _ = self.subscribed.send(false);
+                    if std::mem::take(&mut up) {
+                        self.metrics.mqtt_disconnects.inc();
+                    }
                     tracing::warn!(client_id = %id, %error, retry_in = ?backoff, "MQTT connection failed");
                     tokio::select! {
                         _ = shutdown.changed() => break None,

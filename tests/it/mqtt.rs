@@ -22,6 +22,60 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// A client that connects with the node's own client id and a clean session (a takeover, on a
+/// broker without `use_username_as_clientid`) kicks the node off and wipes its persistent
+/// session: the node counts the drop and the lost session (alerted on:
+/// `CisternMqttSessionLost`), says so in its log, and takes telemetry again.
+#[test]
+fn a_takeover_of_the_nodes_client_id_is_detected_and_counted() {
+    let broker = Mosquitto::start("mosquitto-takeover");
+    let config = run_site("takeover", &sim::generate_fleet(2, 3), &broker, "");
+    let node = Cistern::run("takeover", &config).start();
+    let base = node.http().to_owned();
+    let metric = |name: &str| crate::support::metric(&base, name);
+    assert_eq!(metric("cistern_ingest_mqtt_sessions_lost_total"), 0.0);
+    // paho-mqtt (an independent client) as the intruder: the node's client id, clean session.
+    let script = format!(
+        "import paho.mqtt.client as m, time\n\
+         c = m.Client(m.CallbackAPIVersion.VERSION2, client_id='cistern-it-takeover', clean_session=True)\n\
+         c.connect('127.0.0.1', {port})\nc.loop_start()\ntime.sleep(1)\nc.disconnect()\nc.loop_stop()\n",
+        port = broker.addr.port()
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3 with paho-mqtt (ops/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(
+        "the node to count the drop and the lost session",
+        Duration::from_secs(30),
+        || {
+            (metric("cistern_ingest_mqtt_disconnects_total") >= 1.0
+                && metric("cistern_ingest_mqtt_sessions_lost_total") >= 1.0)
+                .then_some(())
+        },
+    );
+    assert!(
+        node.log()
+            .contains("the broker no longer had this node's persistent session"),
+        "{}",
+        node.log_tail()
+    );
+    // Back in service: a simulated gateway's data arrives.
+    let _sim = Cistern::simulate("takeover-sim", broker.addr)
+        .rooms(2)
+        .seed(3)
+        .start();
+    wait_for("both rooms online again", Duration::from_secs(30), || {
+        let (_, rooms) = get(&format!("{base}/api/v1/rooms"));
+        (rooms["online"] == 2).then_some(())
+    });
+}
+
 #[test]
 fn cistern_run_ingests_a_simulated_fleet_through_a_real_mosquitto() {
     let broker = Mosquitto::start("mosquitto-run");
