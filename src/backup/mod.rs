@@ -56,7 +56,7 @@ pub enum BackupError {
     NotEmpty { path: String },
     #[error("{path} is not a Cistern backup: {why}")]
     NotABackup { path: String, why: String },
-    #[error("the backup is corrupt: {file} {what}")]
+    #[error("the backup is corrupt: {file}: {what}")]
     Corrupt { file: String, what: String },
     #[error("the backup's {found} is not one this cistern reads ({supported})")]
     Version { found: String, supported: String },

@@ -164,8 +164,11 @@ fn signal(template: usize, t: i64) -> f64 {
 
 const TEMPLATES: usize = 16;
 
-/// Encoded chunks of one hour for each template: (raw, 1-minute rollups).
-fn hour_chunks(start: i64) -> Result<Vec<(Vec<u8>, Vec<u8>, Vec<Bucket>)>, BackupBenchError> {
+/// One template's hour: the raw chunk, the 1-minute rollups' chunk, the hour's bucket.
+type HourChunks = (Vec<u8>, Vec<u8>, Vec<Bucket>);
+
+/// Encoded chunks of one hour for each template.
+fn hour_chunks(start: i64) -> Result<Vec<HourChunks>, BackupBenchError> {
     (0..TEMPLATES)
         .map(|k| {
             let samples: Vec<(i64, f64)> = (0..1800)
@@ -183,6 +186,14 @@ fn hour_chunks(start: i64) -> Result<Vec<(Vec<u8>, Vec<u8>, Vec<Bucket>)>, Backu
             Ok((raw, minute, hour))
         })
         .collect()
+}
+
+/// Waits `d` on a plain thread (the bench's own threads, never an async one).
+fn pause(d: Duration) {
+    let until = Instant::now() + d;
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        std::thread::park_timeout(left);
+    }
 }
 
 /// Runs the bench (blocking; it makes its own runtimes and threads).
@@ -358,14 +369,14 @@ pub fn run(opts: &BackupBenchOptions) -> Result<BackupBenchReport, BackupBenchEr
                     tick += 1;
                     let next = begun + Duration::from_millis(100 * tick);
                     if let Some(wait) = next.checked_duration_since(Instant::now()) {
-                        std::thread::sleep(wait);
+                        pause(wait);
                     }
                 }
             })
             .map_err(|e| BackupBenchError::Other(e.to_string()))?
     };
     let ingest_started = Instant::now();
-    std::thread::sleep(Duration::from_secs(opts.baseline));
+    pause(Duration::from_secs(opts.baseline));
 
     // 3. The backup, ingest going on.
     *phase.lock().unwrap_or_else(|e| e.into_inner()) = 1;
@@ -373,13 +384,13 @@ pub fn run(opts: &BackupBenchOptions) -> Result<BackupBenchReport, BackupBenchEr
     let manifest = backup::make(&source, &dest, "bench", &mut |_| {})?;
     let backup_s = started.elapsed().as_secs_f64();
     *phase.lock().unwrap_or_else(|e| e.into_inner()) = 2;
-    std::thread::sleep(Duration::from_secs(opts.baseline));
+    pause(Duration::from_secs(opts.baseline));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = feeder.join();
     let ingest_rate = offered.load(std::sync::atomic::Ordering::Relaxed) as f64
         / ingest_started.elapsed().as_secs_f64();
     // Let the last receipts complete.
-    std::thread::sleep(Duration::from_millis(500));
+    pause(Duration::from_millis(500));
     let started = Instant::now();
     backup::verify(&dest)?;
     let verify_s = started.elapsed().as_secs_f64();

@@ -3,7 +3,7 @@
 //! restore` into a fresh directory, and a node started on it with every sample that was
 //! durable before the backup began, the standing alarm, the open work order and the user.
 //! Then the refusals: a non-empty data directory, a corrupt backup, a destination that is not
-//! new or not absolute, a destination that fills up (a 1 MiB tmpfs); and the schedule.
+//! new or not absolute, a destination that fills up (a tiny tmpfs); and the schedule.
 
 use crate::support::{
     admin_token, call_as, get, metric, post, run_site, storage_site, temp_dir, try_wait_for,
@@ -18,6 +18,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Points the MQTT ingest decoded and routed.
+const INGESTED: &str = "cistern_ingest_points_total{source=\"mqtt\"}";
 
 /// The room the test's own gateway publishes for (the simulated fleet has one fewer).
 const ROOM: &str = "XM-0041";
@@ -161,6 +164,11 @@ fn backup_during_ingest_restores_history_alarms_orders_and_users() {
     );
     assert!(out.status.success(), "{}\n{}", text(&out), node.log_tail());
     assert!(text(&out).contains("history.redb"), "{}", text(&out));
+    eprintln!(
+        "{} samples durable before the backup\n{}",
+        durable.len(),
+        text(&out)
+    );
     // Ingest went on: more of the stream arrived after the backup.
     let later = stamps(&base, &point, t0, far);
     wait_for(
@@ -322,7 +330,7 @@ fn backup_during_ingest_restores_history_alarms_orders_and_users() {
 }
 
 /// A destination that fills up: the backup fails with a clear error, the partial backup is
-/// removed, the failure is counted, and the node goes on ingesting. Needs root (a 1 MiB tmpfs).
+/// removed, the failure is counted, and the node goes on ingesting. Needs root (a 16 KiB tmpfs).
 #[test]
 fn a_backup_destination_that_fills_up_is_refused_and_cleaned_up() {
     let broker = Mosquitto::start("mosquitto-backup-full");
@@ -339,15 +347,13 @@ fn a_backup_destination_that_fills_up_is_refused_and_cleaned_up() {
         .rooms(5)
         .seed(1)
         .start();
-    // Enough data that the store's file is larger than the destination.
-    wait_for("history past 1 MiB", Duration::from_secs(120), || {
-        let len = std::fs::metadata(config.parent().unwrap().join("data/history.redb"))
-            .map_or(0, |m| m.len());
-        (len > 2 << 20).then_some(())
+    wait_for("the fleet ingested", Duration::from_secs(60), || {
+        (metric(&base, INGESTED) > 0.0).then_some(())
     });
+    // 16 KiB: a fresh redb file alone is larger.
     let small = temp_dir("backup-full-mnt");
     let mount = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"])
         .arg(&small)
         .status()
         .expect("mount");
@@ -382,7 +388,11 @@ fn a_backup_destination_that_fills_up_is_refused_and_cleaned_up() {
     );
     let (_, audit) = get(&format!("{base}/api/v1/audit?action=backup"));
     assert_eq!(audit["entries"][0]["ok"], false, "{audit}");
-    // The node goes on: ready, and a backup to a roomy place works.
+    // The node goes on: it ingests, is ready, and a backup to a roomy place works.
+    let after_failure = metric(&base, INGESTED);
+    wait_for("ingest after the failure", Duration::from_secs(30), || {
+        (metric(&base, INGESTED) > after_failure).then_some(())
+    });
     let (s, _) = get(&format!("{base}/readyz"));
     assert_eq!(s, 200, "{}", node.log_tail());
     let roomy = temp_dir("backup-full-roomy").join("backup");

@@ -103,7 +103,7 @@ fn copy_table<K: Key + 'static, V: Value + 'static>(
                 to.insert(k.value(), v.value()).map_err(io)?;
                 n += 1;
                 *copied += 1;
-                if n % batch as u64 == 0 {
+                if n.is_multiple_of(batch as u64) {
                     done = false;
                     break;
                 }
