@@ -6,13 +6,12 @@
 //! new or not absolute, a destination that fills up (a tiny tmpfs); and the schedule.
 
 use crate::support::{
-    admin_token, call_as, get, metric, post, run_site, storage_site, temp_dir, try_wait_for,
-    wait_for, Cistern, Mosquitto,
+    admin_token, call_as, get, metric, post, publish_record, run_site, storage_site, temp_dir,
+    try_wait_for, wait_for, Cistern, Mosquitto,
 };
 use cistern::lab::sim;
-use cistern_schemas::telemetry;
-use cistern_schemas::{DeviceId, Timestamp};
-use rumqttc::{Client, MqttOptions, QoS};
+use cistern_schemas::Timestamp;
+use rumqttc::{Client, MqttOptions};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,20 +23,6 @@ const INGESTED: &str = "cistern_ingest_points_total{source=\"mqtt\"}";
 
 /// The room the test's own gateway publishes for (the simulated fleet has one fewer).
 const ROOM: &str = "XM-0041";
-
-/// Publishes one record of `device` with the named values (the others left out), stamped `t`.
-fn publish(client: &Client, device: &str, t: Timestamp, values: &[(&str, f64)]) {
-    let device: DeviceId = device.parse().unwrap();
-    let kind = device.unit.kind();
-    let mut v = vec![f64::NAN; kind.points().len()];
-    for (name, x) in values {
-        v[kind.point_index(name).unwrap()] = *x;
-    }
-    let payload = telemetry::encode(kind, &[(t, &v)], false);
-    client
-        .publish(telemetry::topic(&device), QoS::AtLeastOnce, false, payload)
-        .unwrap();
-}
 
 /// The timestamps of `point` in history between `from` and `to`.
 fn stamps(base: &str, point: &str, from: i64, to: i64) -> BTreeSet<i64> {
@@ -96,7 +81,7 @@ fn backup_during_ingest_restores_history_alarms_orders_and_users() {
             let mut i = 0i64;
             while !stop.load(Ordering::SeqCst) {
                 if i % 50 == 0 {
-                    publish(
+                    publish_record(
                         &client,
                         ROOM,
                         Timestamp::now(),
@@ -110,7 +95,7 @@ fn backup_during_ingest_restores_history_alarms_orders_and_users() {
                     );
                 }
                 let t = Timestamp(t0 + 2_000 * i);
-                publish(
+                publish_record(
                     &client,
                     &format!("{ROOM}/T1"),
                     t,
@@ -189,9 +174,16 @@ fn backup_during_ingest_restores_history_alarms_orders_and_users() {
     );
     assert!(out.status.success(), "{}", text(&out));
 
-    // Restore into a fresh directory; the same directory again is refused (exit 2) untouched.
-    let site = temp_dir("backup-restored");
-    let data = site.join("data");
+    // Restore into a fresh site's data directory; the same directory again is refused (exit
+    // 2) and left untouched. The site's node has a broker of its own: nothing new arrives.
+    let broker2 = Mosquitto::start("mosquitto-restored");
+    let config2 = run_site(
+        "backup-restored",
+        &fleet,
+        &broker2,
+        "[store]\ndata_dir = \"data\"\n",
+    );
+    let data = config2.parent().unwrap().join("data");
     let out = cistern(
         "backup-restore",
         &[
@@ -234,24 +226,6 @@ fn backup_during_ingest_restores_history_alarms_orders_and_users() {
         "a refused restore touches nothing"
     );
 
-    // A node on the restored directory, on a broker of its own (nothing new arrives).
-    let broker2 = Mosquitto::start("mosquitto-restored");
-    std::fs::write(
-        site.join("inventory.toml"),
-        toml::to_string(&fleet).unwrap(),
-    )
-    .unwrap();
-    let config2 = site.join("cistern.toml");
-    std::fs::write(
-        &config2,
-        format!(
-            "[http]\nlisten = \"127.0.0.1:0\"\n[inventory]\nfile = \"inventory.toml\"\n\
-             [mqtt]\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"cistern-it-restored\"\n\
-             [store]\ndata_dir = \"data\"\n",
-            broker2.addr.port()
-        ),
-    )
-    .unwrap();
     stop.store(true, Ordering::SeqCst);
     gateway.join().unwrap();
     let restored_node = Cistern::run("backup-restored-node", &config2).start();
