@@ -1,7 +1,8 @@
 //! Backup and restore through the real binary (issue 24, item 6): `cistern backup DEST` while
 //! a simulated fleet ingests through a real mosquitto, `cistern backup verify`, `cistern
 //! restore` into a fresh directory, and a node started on it with every sample that was
-//! durable before the backup began, the standing alarm, the open work order and the user.
+//! durable before the backup began, the standing alarm, the open work order, the user and the
+//! API token.
 //! Then the refusals: a non-empty data directory, a corrupt backup, a destination that is not
 //! new or not absolute, a destination that fills up (a tiny tmpfs); and the schedule.
 
@@ -48,7 +49,7 @@ fn text(out: &std::process::Output) -> String {
 }
 
 #[test]
-fn backup_during_ingest_restores_history_alarms_orders_and_users() {
+fn backup_during_ingest_restores_history_alarms_orders_users_and_tokens() {
     let broker = Mosquitto::start("mosquitto-backup");
     let fleet = sim::generate_fleet(41, 1);
     let config = run_site(
@@ -130,6 +131,12 @@ fn backup_during_ingest_restores_history_alarms_orders_and_users() {
         r#"{"name":"night-operator","role":"operator","password":"Tide-pool-4417"}"#,
     );
     assert_eq!(s, 201, "{v}");
+    let (s, v) = post(
+        &format!("{base}/api/v1/tokens"),
+        r#"{"name":"scada-bridge","role":"viewer"}"#,
+    );
+    assert_eq!(s, 201, "{v}");
+    let api_token = v["token"].as_str().unwrap().to_owned();
 
     // What is durable now (history reads only durable samples) must be in the backup.
     let durable = stamps(&base, &point, t0, far);
@@ -251,6 +258,13 @@ fn backup_during_ingest_restores_history_alarms_orders_and_users() {
         Some(r#"{"user":"night-operator","password":"Tide-pool-4417"}"#),
     );
     assert_eq!(s, 200, "the user signs in on the restored node: {v}");
+    let (s, v) = call_as(
+        Some(&api_token),
+        "GET",
+        &format!("{base2}/api/v1/rooms"),
+        None,
+    );
+    assert_eq!(s, 200, "the API token works on the restored node: {v}");
     let (_, audit) = get(&format!("{base2}/api/v1/audit?action=restore"));
     assert_eq!(
         audit["entries"][0]["ok"], true,
