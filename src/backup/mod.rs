@@ -87,7 +87,20 @@ impl BackupError {
         )
     }
 
-    /// A short, stable label for metrics.
+    /// Every [`BackupError::label`].
+    pub const LABELS: &'static [&'static str] = &[
+        "exists",
+        "not_empty",
+        "not_a_backup",
+        "corrupt",
+        "version",
+        "not_embedded",
+        "running",
+        "read",
+        "write",
+    ];
+
+    /// A short, stable label for metrics (one of [`BackupError::LABELS`]).
     pub fn label(&self) -> &'static str {
         match self {
             BackupError::Exists { .. } => "exists",

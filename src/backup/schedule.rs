@@ -113,6 +113,10 @@ impl BackupMetrics {
     }
 
     fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
+        // Every reason from the start (at 0), so that an alert on one has a series to read.
+        for reason in BackupError::LABELS {
+            self.failures.with_label_values(&[reason]);
+        }
         registry.register(Box::new(self.last_success.clone()))?;
         registry.register(Box::new(self.last_duration.clone()))?;
         registry.register(Box::new(self.last_bytes.clone()))?;
