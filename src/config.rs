@@ -69,6 +69,9 @@ pub struct Config {
     /// owns every shard.
     #[serde(default)]
     pub cluster: crate::cluster::ClusterConfig,
+    /// `[backup]`: scheduled backups (owned by `crate::backup`).
+    #[serde(default)]
+    pub backup: crate::backup::BackupConfig,
 }
 
 /// `[http]`
@@ -243,6 +246,9 @@ pub enum ConfigError {
     /// `[auth]` cannot work (the message names the key).
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthConfigError),
+    /// `[backup]` cannot work (the message names the key).
+    #[error(transparent)]
+    Backup(#[from] crate::backup::schedule::BackupConfigError),
 }
 
 impl Config {
@@ -288,6 +294,8 @@ impl Config {
         config.notify.validate()?;
         config.cluster.validate()?;
         config.auth.validate()?;
+        config.backup.resolve_relative_to(base);
+        config.backup.validate()?;
         if let Some(dir) = &mut config.profiles.dir {
             if dir.is_relative() {
                 *dir = base.join(&*dir);
@@ -477,6 +485,11 @@ mod tests {
             config.historian,
             HistorianSection::default(),
             "the example documents the defaults of [historian]"
+        );
+        assert_eq!(
+            config.backup,
+            crate::backup::BackupConfig::default(),
+            "the example documents the defaults of [backup]"
         );
     }
 

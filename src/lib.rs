@@ -4,13 +4,14 @@
 //!
 //! Layout: `node` wires a platform node; `api/` HTTP; `ingest/` field data in; `control/` writes
 //! to the field (fill plans, set-points; next the linkage actions); `historian/`, `store/` history
-//! and state on disk; `alarms/` rules on a node; `notify/` notifications (alarms and work orders to people, robots and webhooks); `auth/` identity; `monitor/` readiness and the
+//! and state on disk; `alarms/` rules on a node; `notify/` notifications (alarms and work orders to people, robots and webhooks); `auth/` identity; `backup/` backup and restore of a node's data; `monitor/` readiness and the
 //! fleet view; `config` the configuration file. `lab/` holds the simulator, the simulated field,
 //! the demo, `simulate` and the benchmarks; the product never imports it, and it is compiled only with the cargo feature `lab`.
 
 pub mod alarms;
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod business;
 pub mod cluster;
 pub mod config;

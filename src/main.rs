@@ -205,6 +205,26 @@ enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// A consistent backup of a running node's data, made by the node in DEST (a new directory
+    /// on the node's machine; ingest goes on); `cistern backup verify SRC` checks one.
+    #[command(args_conflicts_with_subcommands = true)]
+    Backup {
+        #[command(subcommand)]
+        action: Option<BackupCommand>,
+        /// Where the node writes the backup (must not exist yet).
+        dest: Option<PathBuf>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Restores a backup into an empty data directory (a non-empty one is refused, exit 2);
+    /// the backup is verified first.
+    Restore {
+        /// The backup directory.
+        src: PathBuf,
+        /// The data directory to fill (`[store] data_dir` of the node to start on it).
+        #[arg(long)]
+        data: PathBuf,
+    },
     /// Parts' failure curves (DOMAIN.md §8), the same code as the platform's.
     Reliability {
         #[command(subcommand)]
@@ -307,6 +327,28 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A backup of `--hours` of the fleet's history while ingest runs at the fleet's rate
+    /// (issue 24): backup time and size, ingest latency before, during and after.
+    Backup {
+        #[arg(long, default_value_t = 2_100)]
+        rooms: usize,
+        #[arg(long, default_value_t = 24)]
+        hours: u64,
+        /// A working directory that does not exist yet (default: a fresh temporary one).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Seconds of ingest measured before the backup, and again after it.
+        #[arg(long, default_value_t = 10)]
+        baseline: u64,
+        /// Keep the working directory (the filled store and the backup).
+        #[arg(long)]
+        keep: bool,
+        /// Print the report as JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     #[cfg(feature = "cluster")]
     /// Failover (issue 23): etcd (3 members), mosquitto and --nodes cluster nodes as separate
     /// processes, the fleet publishing; one node killed (SIGKILL), cut off by a network
@@ -396,6 +438,12 @@ enum AssetsCommand {
     },
     /// Write the empty template (.xlsx).
     Template { file: std::path::PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+enum BackupCommand {
+    /// Checks a backup: its manifest, each file's size and SHA-256, the tables' entries.
+    Verify { src: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -628,6 +676,28 @@ fn stop_signal() -> watch::Receiver<bool> {
     rx
 }
 
+/// The node's name in its backups' manifests: its cluster id, else the host's name.
+fn backup_node_name(config: &Config) -> String {
+    if !config.cluster.node_id.is_empty() {
+        return config.cluster.node_id.clone();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into())
+}
+
+/// A refused backup or restore exits with status 2 (nothing was touched); another failure
+/// with 1.
+fn refused(e: cistern::backup::BackupError) -> anyhow::Result<()> {
+    if e.is_refusal() {
+        eprintln!("Error: {e}");
+        std::process::exit(2);
+    }
+    Err(e.into())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // One crypto provider (ring) for every TLS connection the process makes.
@@ -782,6 +852,15 @@ fn main() -> anyhow::Result<()> {
                 spec.basemap = basemap;
                 spec.cluster = config.cluster.clone();
                 spec.cluster_journal = Some(config.store.data_dir.join("cluster-journal.jsonl"));
+                let backups = cistern::backup::Backups::new(
+                    storage.backup.clone(),
+                    config.backup.clone(),
+                    backup_node_name(&config),
+                    security.audit.clone(),
+                )?;
+                let (backups_stop, backups_stopped) = watch::channel(false);
+                backups.spawn_schedule(&storage.io.handle(), backups_stopped);
+                spec.backups = Some(backups);
                 let node = Node::start(spec).await.context("cannot start the node")?;
                 if !node.mqtt_subscribed(Duration::from_secs(10)).await {
                     tracing::warn!("not subscribed to the MQTT broker yet; ready anyway, ingest starts once it is");
@@ -789,6 +868,7 @@ fn main() -> anyhow::Result<()> {
                 let scheme = if config.http.tls.is_some() { "https" } else { "http" };
                 println!("ready http={scheme}://{}", node.http);
                 let _ = stop.changed().await;
+                let _ = backups_stop.send(true);
                 node.stop().await;
                 security.close().await;
                 storage.close().await;
@@ -997,6 +1077,40 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        #[cfg(feature = "lab")]
+        Command::Bench {
+            what:
+                Some(BenchCommand::Backup {
+                    rooms,
+                    hours,
+                    dir,
+                    seed,
+                    baseline,
+                    keep,
+                    json,
+                }),
+            ..
+        } => {
+            init_tracing(&LogConfig::default())?;
+            let dir = dir.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("cistern-bench-backup-{}", std::process::id()))
+            });
+            let opts = cistern::lab::backup_bench::BackupBenchOptions {
+                rooms,
+                hours,
+                dir,
+                seed,
+                baseline,
+                keep,
+            };
+            let report = cistern::lab::backup_bench::run(&opts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            Ok(())
+        }
         Command::Assets { action, remote } => {
             use cistern::business::assets::archive::client::Remote;
             anyhow::ensure!(
@@ -1031,6 +1145,44 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Backup {
+            action: Some(BackupCommand::Verify { src }),
+            ..
+        } => match cistern::backup::verify(&src) {
+            Ok(m) => {
+                print!("{}", cistern::backup::client::summary(&m));
+                println!("verified: {}", src.display());
+                Ok(())
+            }
+            Err(e) => refused(e),
+        },
+        Command::Backup {
+            action: None,
+            dest,
+            remote,
+        } => {
+            let dest = dest.context("give the backup's destination: cistern backup DEST")?;
+            let (at, m) = cistern::backup::client::request(
+                &remote.url,
+                remote.token.as_deref(),
+                &remote.user,
+                &dest,
+            )?;
+            print!("{}", cistern::backup::client::summary(&m));
+            println!("backup made: {at}");
+            Ok(())
+        }
+        Command::Restore { src, data } => match cistern::backup::restore(&src, &data) {
+            Ok(m) => {
+                let user = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+                cistern::backup::record_restore(&data, &src, &m, &user)
+                    .context("restored, but the restore could not be audited")?;
+                print!("{}", cistern::backup::client::summary(&m));
+                println!("restored into {}", data.display());
+                Ok(())
+            }
+            Err(e) => refused(e),
+        },
         Command::Reliability {
             action: ReliabilityCommand::Fit { file },
         } => {

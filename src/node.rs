@@ -100,6 +100,8 @@ pub struct NodeSpec {
     pub cluster: crate::cluster::ClusterConfig,
     /// Where the cluster member journals its claims (the store's data directory).
     pub cluster_journal: Option<std::path::PathBuf>,
+    /// Backups of the node's data (`POST /api/v1/admin/backup`, `[backup]`).
+    pub backups: Option<Arc<crate::backup::Backups>>,
 }
 
 /// What the node's planning service starts with.
@@ -164,6 +166,7 @@ impl NodeSpec {
             analysis: Default::default(),
             cluster: Default::default(),
             cluster_journal: None,
+            backups: None,
         }
     }
 }
@@ -445,6 +448,9 @@ impl Node {
         let ingest_metrics = IngestMetrics::register(&metrics)?;
         if let Some(history) = &spec.history {
             history.metrics().register(&metrics)?;
+        }
+        if let Some(backups) = &spec.backups {
+            backups.register(&metrics)?;
         }
 
         let arbiters: Vec<Arbiter> = (0..spec.actor_threads.max(1))
@@ -994,6 +1000,7 @@ impl Node {
                 .map(|(agent, _)| agent.clone() as Arc<dyn crate::cluster::ClusterView>),
             #[cfg(not(feature = "cluster"))]
             cluster: None,
+            backups: spec.backups.clone(),
         });
         if state.analysis.is_some() {
             // The room scores' daily history (issue 22 item 5), stored as days close.

@@ -251,6 +251,15 @@ error_codes! {
     ImportRunning => "import_running",
     /// No import job of that id (404).
     UnknownImport => "unknown_import",
+    // Backups.
+    /// A backup destination that is not an absolute path, or exists already (400).
+    InvalidBackupDest => "invalid_backup_dest",
+    /// A backup is running; one runs at a time (409).
+    BackupRunning => "backup_running",
+    /// The node has no embedded store to back up (ScyllaDB: nodetool snapshot) (409).
+    NoBackup => "no_backup",
+    /// The backup failed on the way (a full or read-only destination); nothing was left (500).
+    BackupFailed => "backup_failed",
     // The site.
     /// The inventory names no base map (404).
     NoBasemap => "no_basemap",
@@ -651,6 +660,10 @@ mod tests {
             E::StoreUnavailable => "store_unavailable",
             E::ImportRunning => "import_running",
             E::UnknownImport => "unknown_import",
+            E::InvalidBackupDest => "invalid_backup_dest",
+            E::BackupRunning => "backup_running",
+            E::NoBackup => "no_backup",
+            E::BackupFailed => "backup_failed",
             E::NoBasemap => "no_basemap",
             E::Internal => "internal",
         }

@@ -15,6 +15,7 @@ pub mod assets;
 pub mod assets_import;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod basemap;
 pub mod cleaning;
 pub mod cluster;
@@ -85,6 +86,8 @@ pub struct ApiState {
     pub analysis: Option<Arc<crate::business::analysis::Analysis>>,
     /// The node's cluster member (when `[cluster]` is on).
     pub cluster: Option<Arc<dyn crate::cluster::ClusterView>>,
+    /// Backups of the node's data (when it has an embedded store).
+    pub backups: Option<Arc<crate::backup::Backups>>,
 }
 
 /// What the alarm and rule endpoints need.
@@ -161,6 +164,7 @@ routes! {
     put "/api/v1/gateways/{id}" => gateways::put;
     delete "/api/v1/gateways/{id}" => gateways::delete;
     get "/api/v1/audit" => audit::list;
+    post "/api/v1/admin/backup" => backup::post;
     get "/api/v1/basemap" => basemap::get;
     get "/api/v1/workorders" => workorders::list;
     post "/api/v1/workorders" => workorders::create;

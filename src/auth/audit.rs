@@ -84,6 +84,8 @@ pub const ACTIONS: &[&str] = &[
     "inspection_finish",
     "analysis_recompute",
     "cockpit_board",
+    "backup",
+    "restore",
 ];
 
 /// One audited action.

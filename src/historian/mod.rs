@@ -106,6 +106,8 @@ pub struct Historian {
     compactor: Option<compact::CompactorHandle>,
     health: Arc<WriterHealth>,
     max_open_samples: usize,
+    /// The write-ahead's database, for a backup's consistent copy (`crate::backup`).
+    wal_db: Arc<redb::Database>,
 }
 
 /// The writer's failing operations (`wal`, `seal`, `drain`) and their last error, for
@@ -156,6 +158,7 @@ impl Historian {
         let metrics =
             StoreMetrics::new().map_err(|e| StoreError::Invalid(format!("metrics: {e}")))?;
         let wal = Wal::open(wal_dir)?;
+        let wal_db = wal.database();
         let mut buffers = Buffers::default();
         let mut blob_samples = BTreeMap::new();
         let mut open_samples = 0;
@@ -253,6 +256,7 @@ impl Historian {
             compactor,
             health,
             max_open_samples,
+            wal_db,
         })
     }
 
@@ -294,6 +298,11 @@ impl Historian {
     /// The store behind the historian.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The write-ahead's database (a backup reads a snapshot of it).
+    pub fn wal_database(&self) -> Arc<redb::Database> {
+        self.wal_db.clone()
     }
 
     /// The compactor, when compaction is configured.

@@ -358,6 +358,16 @@ pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
     let mut spec =
         NodeSpec::new(inventory.clone(), profiles, Arc::new(SystemClock)).with_storage(&storage);
     spec.security = security.clone();
+    // `POST /api/v1/admin/backup` works on the demo too (no schedule).
+    spec.backups = Some(
+        crate::backup::Backups::new(
+            storage.backup.clone(),
+            crate::backup::BackupConfig::default(),
+            "demo",
+            security.audit.clone(),
+        )
+        .map_err(NodeError::from)?,
+    );
     spec.plans = Some(crate::node::PlansSpec {
         config: crate::control::plans::PlansConfig {
             sample_every: opts.plan_sample_every,

@@ -15,6 +15,7 @@
 
 pub mod analysis_bench;
 pub mod backtest;
+pub mod backup_bench;
 pub mod bench;
 pub mod broker;
 pub mod crews;

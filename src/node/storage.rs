@@ -30,6 +30,8 @@ pub struct Storage {
     /// Alarm state and events, loaded before the actors start and written behind.
     pub alarms: Arc<StoredAlarms>,
     alarms_task: tokio::task::JoinHandle<()>,
+    /// What a backup copies (the embedded store and the write-ahead; none on ScyllaDB).
+    pub backup: Option<crate::backup::BackupSource>,
     // Last: the runtime must outlive the historian's writer.
     pub io: IoRuntime,
 }
@@ -47,6 +49,7 @@ impl Storage {
         let io = IoRuntime::new()?;
         let opened = crate::store::open(config, &historian.retention(), &io).await?;
         let (store, records) = (opened.store, opened.records);
+        let embedded = opened.embedded;
         let settings = historian.historian_config();
         let dir = config.data_dir.clone();
         let handle = io.handle();
@@ -83,7 +86,12 @@ impl Storage {
                 .clone()
                 .write_behind(historian.flush_every, alarms_stop),
         );
+        let backup = embedded.map(|e| crate::backup::BackupSource {
+            history: e.database(),
+            wal: started.wal_database(),
+        });
         Ok(Self {
+            backup,
             historian: Arc::new(started),
             store,
             records,

@@ -24,6 +24,7 @@ use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 use std::path::Path;
 use std::sync::Arc;
 
+pub mod backup;
 mod records;
 
 type ChunkTable = TableDefinition<'static, (i64, &'static str, i64), &'static [u8]>;
@@ -111,6 +112,11 @@ impl EmbeddedStore {
         tx.open_table(records::RECORD_INDEX).map_err(io)?;
         tx.commit().map_err(io)?;
         Ok(Self { db: Arc::new(db) })
+    }
+
+    /// The redb database, for a backup's consistent copy ([`backup`]).
+    pub fn database(&self) -> Arc<Database> {
+        self.db.clone()
     }
 
     fn put_blocking(db: &Database, chunks: &[(ChunkKey, Vec<u8>)]) -> Result<(), StoreError> {

@@ -16,6 +16,8 @@ pub struct OpenedStore {
     pub store: Arc<dyn Store>,
     /// Business records ([`super::records`]).
     pub records: Arc<dyn Records>,
+    /// The embedded store itself, when it is the backend (a backup copies it).
+    pub embedded: Option<EmbeddedStore>,
 }
 
 /// A runtime for store I/O, owned by whoever opens the store: the historian's writer thread
@@ -72,6 +74,7 @@ pub async fn open(
             );
             Ok(OpenedStore {
                 store: store.clone(),
+                embedded: Some(store.as_ref().clone()),
                 records: store,
             })
         }
@@ -90,6 +93,7 @@ pub async fn open(
             Ok(OpenedStore {
                 store: store.clone(),
                 records: store,
+                embedded: None,
             })
         }
     }

@@ -11,13 +11,14 @@ use super::StoreError;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
-const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("wal_v3");
+pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("wal_v3");
 
 /// The write-ahead log (blocking calls: the historian's writer thread owns it).
 #[derive(Debug)]
 pub struct Wal {
-    db: Database,
+    db: Arc<Database>,
     /// Size of each blob in the log, by sequence number.
     sizes: BTreeMap<u64, u64>,
     bytes: u64,
@@ -40,7 +41,16 @@ impl Wal {
             }
         }
         let bytes = sizes.values().sum();
-        Ok(Self { db, sizes, bytes })
+        Ok(Self {
+            db: Arc::new(db),
+            sizes,
+            bytes,
+        })
+    }
+
+    /// The redb database, for a backup's consistent copy (`store::embedded::backup`).
+    pub fn database(&self) -> Arc<Database> {
+        self.db.clone()
     }
 
     /// Appends a blob under `seq` (greater than every sequence number in the log), durably.

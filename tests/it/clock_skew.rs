@@ -4,10 +4,12 @@
 //! future-stamped `outlet_pressure` of 0.011 had pinned the live value for ~4.7 min and raised
 //! a false P2). Then the same node applying samples 40 s late: `/readyz` names `ingest_lag`.
 
-use crate::support::{get, get_text, run_site, spawn_cistern, temp_dir, wait_for, Mosquitto};
+use crate::support::{
+    get, get_text, publish_record, run_site, spawn_cistern, temp_dir, wait_for, Mosquitto,
+};
 use cistern::lab::sim;
-use cistern_schemas::{telemetry, DeviceId, Timestamp};
-use rumqttc::{Client, MqttOptions, QoS};
+use cistern_schemas::Timestamp;
+use rumqttc::{Client, MqttOptions};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -29,20 +31,7 @@ fn rules() -> std::path::PathBuf {
 
 /// Publishes one record of XM-0001 stamped `t`.
 fn publish(client: &Client, t: Timestamp, values: &[(&str, f64)]) {
-    publish_as(client, "XM-0001", t, values);
-}
-
-fn publish_as(client: &Client, device: &str, t: Timestamp, values: &[(&str, f64)]) {
-    let device: DeviceId = device.parse().unwrap();
-    let kind = device.unit.kind();
-    let mut v = vec![f64::NAN; kind.points().len()];
-    for (name, x) in values {
-        v[kind.point_index(name).unwrap()] = *x;
-    }
-    let payload = telemetry::encode(kind, &[(t, &v)], false);
-    client
-        .publish(telemetry::topic(&device), QoS::AtLeastOnce, false, payload)
-        .unwrap();
+    publish_record(client, "XM-0001", t, values);
 }
 
 fn outlet_pressure(room: &Value) -> (Option<f64>, Option<i64>) {
@@ -158,7 +147,7 @@ fn a_future_stamped_record_is_refused_and_live_state_follows_the_real_samples() 
         "/readyz to name ingest_lag",
         Duration::from_secs(30),
         || {
-            publish_as(
+            publish_record(
                 &client,
                 "XM-0002",
                 Timestamp::now() - Duration::from_secs(40),

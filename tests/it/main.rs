@@ -12,6 +12,7 @@ mod analysis_score;
 mod assets;
 mod assets_import;
 mod auth;
+mod backup;
 mod bench;
 mod browser;
 mod cleaning;

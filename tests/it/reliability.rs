@@ -404,6 +404,7 @@ mod simulated_time {
             cleaning: None,
             inspections: None,
             cluster: None,
+            backups: None,
         });
         let app = test::init_service(
             App::new()

@@ -1082,3 +1082,29 @@ pub fn crew_position(base: &str, user: &str) -> Option<serde_json::Value> {
         .find(|c| c["user"] == user)
         .cloned()
 }
+
+/// Publishes one telemetry record of `device` stamped `t`, QoS 1, with the named values (the
+/// device's other points left out), as its gateway would.
+pub fn publish_record(
+    client: &rumqttc::Client,
+    device: &str,
+    t: cistern_schemas::Timestamp,
+    values: &[(&str, f64)],
+) {
+    use cistern_schemas::{telemetry, DeviceId};
+    let device: DeviceId = device.parse().unwrap();
+    let kind = device.unit.kind();
+    let mut v = vec![f64::NAN; kind.points().len()];
+    for (name, x) in values {
+        v[kind.point_index(name).unwrap()] = *x;
+    }
+    let payload = telemetry::encode(kind, &[(t, &v)], false);
+    client
+        .publish(
+            telemetry::topic(&device),
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            payload,
+        )
+        .unwrap();
+}

@@ -146,6 +146,7 @@ async fn node(name: &str) -> Node {
         cleaning: None,
         inspections: None,
         cluster: None,
+        backups: None,
     });
     Node {
         clock,
