@@ -987,11 +987,7 @@ fn main() -> anyhow::Result<()> {
                 ..Default::default()
             };
             let report = cistern::lab::peak::run_tank_bench(&opts);
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{report}");
-            }
+            print_report(&report, json)?;
             Ok(())
         }
         #[cfg(feature = "lab")]
@@ -1026,11 +1022,7 @@ fn main() -> anyhow::Result<()> {
                 rules,
             };
             let report = cistern::lab::analysis_bench::run_analysis_bench(&opts)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{report}");
-            }
+            print_report(&report, json)?;
             Ok(())
         }
         #[cfg(all(feature = "lab", feature = "cluster"))]
@@ -1070,11 +1062,7 @@ fn main() -> anyhow::Result<()> {
                 alarm_burst,
             };
             let report = cistern::lab::failover::run(&opts)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{report}");
-            }
+            print_report(&report, json)?;
             Ok(())
         }
         #[cfg(feature = "lab")]
@@ -1104,11 +1092,7 @@ fn main() -> anyhow::Result<()> {
                 keep,
             };
             let report = cistern::lab::backup_bench::run(&opts)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{report}");
-            }
+            print_report(&report, json)?;
             Ok(())
         }
         Command::Assets { action, remote } => {
@@ -1421,6 +1405,19 @@ fn pki(action: PkiCommand) -> anyhow::Result<()> {
             println!("fingerprint {}", issued.fingerprint);
         }
         PkiCommand::Fingerprint { file } => println!("{}", pki::fingerprint_of(&file)?),
+    }
+    Ok(())
+}
+
+/// Prints a benchmark's or a tool's report: its table, or JSON with `--json`.
+fn print_report<R: serde::Serialize + std::fmt::Display>(
+    report: &R,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{report}");
     }
     Ok(())
 }

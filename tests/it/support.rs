@@ -868,20 +868,26 @@ impl Mosquitto {
     }
 
     fn launch(name: &str, port: u16, inflight: u32) -> Self {
+        Self::with_conf(
+            name,
+            port,
+            &format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 max_inflight_messages {inflight}\nmax_queued_messages 100000\nlog_dest stderr\n"
+            ),
+        )
+    }
+
+    /// A broker on `port` with the configuration `conf` (which must listen on that port of
+    /// 127.0.0.1); its log is [`Mosquitto::log`].
+    pub fn with_conf(name: &str, port: u16, conf_text: &str) -> Self {
         let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .expect("mosquitto is not installed: run ops/test.sh (it installs Debian's mosquitto)");
         let dir = temp_dir(name);
         let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 max_inflight_messages {inflight}\nmax_queued_messages 100000\nlog_dest stderr\n"
-            ),
-        )
-        .unwrap();
+        std::fs::write(&conf, conf_text).unwrap();
         let log = dir.join("mosquitto.log");
         let child = Command::new(exe)
             .arg("-c")
@@ -894,6 +900,11 @@ impl Mosquitto {
         let proc = Proc { child, log };
         wait_listening(addr, Duration::from_secs(10));
         Self { addr, _proc: proc }
+    }
+
+    /// What the broker logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self._proc.log).unwrap_or_default()
     }
 }
 

@@ -7,13 +7,12 @@
 
 use crate::browser::Browser;
 use crate::support::{
-    free_port, run_site_on_port, temp_dir, wait_for, wait_listening, Cistern, Proc,
-    IT_ADMIN_PASSWORD,
+    free_port, run_site_on_port, temp_dir, wait_for, Cistern, Mosquitto, IT_ADMIN_PASSWORD,
 };
 use cistern::lab::sim;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/peers/tls_peer.py");
@@ -53,63 +52,33 @@ fn fingerprint_in(output: &str) -> String {
 }
 
 /// A mosquitto that asks every client for a certificate signed by `pki/ca.pem`, takes its name
-/// as the user name, and lets a gateway publish only under `cistern/v1/gw/<its name>/`.
-struct TlsBroker {
-    port: u16,
-    log: PathBuf,
-    _proc: Proc,
-}
-
-impl TlsBroker {
-    fn start(name: &str, pki: &Path) -> Self {
-        let dir = temp_dir(name);
-        let port = free_port();
-        let acl = dir.join("acl");
-        std::fs::write(
-            &acl,
-            "# the platform's node reads every telemetry topic\n\
-             user node-1\ntopic read cistern/v1/#\n\
-             # a gateway publishes only under its own name\n\
-             pattern write cistern/v1/gw/%u/#\n",
-        )
-        .unwrap();
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "user root\nlistener {port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n\
-                 require_certificate true\nuse_identity_as_username true\nuse_username_as_clientid true\n\
-                 allow_anonymous false\n\
-                 acl_file {acl}\npersistence false\nlog_dest stderr\nlog_type all\n",
-                ca = pki.join("ca.pem").display(),
-                cert = pki.join("localhost.pem").display(),
-                key = pki.join("localhost.key").display(),
-                acl = acl.display(),
-            ),
-        )
-        .unwrap();
-        let log = dir.join("mosquitto.log");
-        let child = Command::new("/usr/sbin/mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("cannot start mosquitto");
-        wait_listening(
-            format!("127.0.0.1:{port}").parse().unwrap(),
-            Duration::from_secs(10),
-        );
-        Self {
-            port,
-            log: log.clone(),
-            _proc: Proc { child, log },
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
+/// as the user name and client id, and lets a gateway publish only under
+/// `cistern/v1/gw/<its name>/`.
+fn tls_broker(name: &str, pki: &Path) -> Mosquitto {
+    let dir = temp_dir(name);
+    let port = free_port();
+    let acl = dir.join("acl");
+    std::fs::write(
+        &acl,
+        "# the platform's node reads every telemetry topic\n\
+         user node-1\ntopic read cistern/v1/#\n\
+         # a gateway publishes only under its own name\n\
+         pattern write cistern/v1/gw/%u/#\n",
+    )
+    .unwrap();
+    Mosquitto::with_conf(
+        &format!("{name}-broker"),
+        port,
+        &format!(
+            "user root\nlistener {port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n\
+             require_certificate true\nuse_identity_as_username true\nuse_username_as_clientid true\n\
+             allow_anonymous false\nacl_file {acl}\npersistence false\nlog_dest stderr\nlog_type all\n",
+            ca = pki.join("ca.pem").display(),
+            cert = pki.join("localhost.pem").display(),
+            key = pki.join("localhost.key").display(),
+            acl = acl.display(),
+        ),
+    )
 }
 
 /// The HTTPS API through Python's `ssl`, verifying the server against the pilot CA.
@@ -182,6 +151,12 @@ fn publish_as(
     ])
 }
 
+/// [`publish`], which must reach the broker.
+fn publish_ok(pki: &Path, who: &str, port: u16, topic: &str, level: f64) {
+    let sent = publish(pki, who, port, topic, &level_payload(level));
+    assert_eq!(sent["published"], true, "{who} on {topic}: {sent}");
+}
+
 fn level_payload(level: f64) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -226,7 +201,7 @@ fn a_tls_only_site_takes_telemetry_only_from_enrolled_gateways_for_their_own_roo
     pki(&["issue", "--ca", r, "--name", "gw-A"]);
     std::fs::copy(pki_dir.join("ca.pem"), rogue.join("trusted-ca.pem")).unwrap();
 
-    let broker = TlsBroker::start("tls-mosquitto", &pki_dir);
+    let broker = tls_broker("tls-mosquitto", &pki_dir);
     let inventory = sim::generate_fleet(2, 3);
     let (room_a, room_b) = (
         inventory.rooms[0].id.to_string(),
@@ -235,7 +210,7 @@ fn a_tls_only_site_takes_telemetry_only_from_enrolled_gateways_for_their_own_roo
     let config = run_site_on_port(
         "tls-site",
         &inventory,
-        broker.port,
+        broker.addr.port(),
         &format!(
             "require_gateway_identity = true\n\
              [mqtt.tls]\nca = \"{p}/ca.pem\"\ncert = \"{p}/node-1.pem\"\nkey = \"{p}/node-1.key\"\n\
@@ -320,14 +295,7 @@ fn a_tls_only_site_takes_telemetry_only_from_enrolled_gateways_for_their_own_roo
 
     // gw-A for its own room: taken, over mTLS at both ends.
     let topic_a = format!("cistern/v1/gw/gw-A/telemetry/{room_a}");
-    let sent = publish(
-        &pki_dir,
-        "gw-A",
-        broker.port,
-        &topic_a,
-        &level_payload(2.345),
-    );
-    assert_eq!(sent["published"], true, "{sent}");
+    publish_ok(&pki_dir, "gw-A", broker.addr.port(), &topic_a, 2.345);
     wait_for("gw-A's level in room A", Duration::from_secs(20), || {
         let room = api.call("GET", &format!("/api/v1/rooms/{room_a}"), None);
         room["body"].to_string().contains("2.345").then_some(())
@@ -335,14 +303,7 @@ fn a_tls_only_site_takes_telemetry_only_from_enrolled_gateways_for_their_own_roo
 
     // gw-A for room B on its own name: the broker lets it through, the platform refuses it.
     let topic_b = format!("cistern/v1/gw/gw-A/telemetry/{room_b}");
-    let sent = publish(
-        &pki_dir,
-        "gw-A",
-        broker.port,
-        &topic_b,
-        &level_payload(7.777),
-    );
-    assert_eq!(sent["published"], true, "{sent}");
+    publish_ok(&pki_dir, "gw-A", broker.addr.port(), &topic_b, 7.777);
     wait_for("the refusal counted", Duration::from_secs(20), || {
         (rejected("gateway_room") == 1.0).then_some(())
     });
@@ -351,7 +312,13 @@ fn a_tls_only_site_takes_telemetry_only_from_enrolled_gateways_for_their_own_roo
         format!("cistern/v1/gw/gw-B/telemetry/{room_b}"),
         format!("cistern/v1/telemetry/{room_b}"),
     ] {
-        let sent = publish(&pki_dir, "gw-A", broker.port, &topic, &level_payload(8.888));
+        let sent = publish(
+            &pki_dir,
+            "gw-A",
+            broker.addr.port(),
+            &topic,
+            &level_payload(8.888),
+        );
         assert_eq!(sent["connected"], true, "{sent}");
     }
     wait_for("the broker's ACL denials", Duration::from_secs(10), || {
@@ -368,7 +335,7 @@ fn a_tls_only_site_takes_telemetry_only_from_enrolled_gateways_for_their_own_roo
     let sent = publish_as(
         &pki_dir,
         "gw-A",
-        broker.port,
+        broker.addr.port(),
         &topic_a,
         &level_payload(2.5),
         "node-1",
@@ -394,7 +361,7 @@ fn a_tls_only_site_takes_telemetry_only_from_enrolled_gateways_for_their_own_roo
             args.1.to_str().unwrap(),
             pki.join(format!("{who}.key")).to_str().unwrap(),
             "127.0.0.1",
-            &broker.port.to_string(),
+            &broker.addr.port().to_string(),
             &topic_a,
             &level_payload(9.999),
         ]);
@@ -411,7 +378,7 @@ fn a_tls_only_site_takes_telemetry_only_from_enrolled_gateways_for_their_own_roo
     publish(
         &pki_dir,
         "gw-A",
-        broker.port,
+        broker.addr.port(),
         &topic_a,
         &level_payload(6.666),
     );
