@@ -69,6 +69,9 @@ pub struct Config {
     /// owns every shard.
     #[serde(default)]
     pub cluster: crate::cluster::ClusterConfig,
+    /// `[audit]`: retention and forwarding of the audit log (owned by `crate::auth::audit`).
+    #[serde(default)]
+    pub audit: crate::auth::audit_config::AuditConfig,
 }
 
 /// `[http]`
@@ -238,6 +241,9 @@ pub enum ConfigError {
     /// `[auth]` cannot work (the message names the key).
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthConfigError),
+    /// `[audit]` cannot work (the message names the key).
+    #[error(transparent)]
+    Audit(#[from] crate::auth::audit_config::AuditConfigError),
 }
 
 impl Config {
@@ -267,6 +273,7 @@ impl Config {
         config.notify.validate()?;
         config.cluster.validate()?;
         config.auth.validate()?;
+        config.audit.validate()?;
         if let Some(dir) = &mut config.profiles.dir {
             if dir.is_relative() {
                 *dir = base.join(&*dir);
@@ -385,6 +392,11 @@ mod tests {
             config.auth,
             crate::auth::AuthConfig::default(),
             "the example documents the defaults of [auth]"
+        );
+        assert_eq!(
+            config.audit,
+            crate::auth::audit_config::AuditConfig::default(),
+            "the example documents the defaults of [audit]"
         );
         assert_eq!(
             config.lifecycle,

@@ -991,6 +991,7 @@ impl Node {
             )));
         }
         spec.security.auth.metrics().register(&metrics)?;
+        spec.security.audit.metrics().register(&metrics)?;
         let security = web::Data::new(spec.security.clone());
         let server = HttpServer::new(move || {
             App::new()

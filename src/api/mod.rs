@@ -157,6 +157,8 @@ routes! {
     post "/api/v1/tokens" => tokens::create;
     delete "/api/v1/tokens/{id}" => tokens::revoke;
     get "/api/v1/audit" => audit::list;
+    get "/api/v1/audit/export" => audit::export;
+    get "/api/v1/audit/verify" => audit::verify;
     get "/api/v1/basemap" => basemap::get;
     get "/api/v1/workorders" => workorders::list;
     post "/api/v1/workorders" => workorders::create;
