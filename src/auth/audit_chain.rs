@@ -524,7 +524,7 @@ mod tests {
         let mut reordered = c.clone();
         reordered.swap(2, 3);
         let r = verify(&reordered, None);
-        assert_eq!(r.first_break.unwrap().kind, BreakKind::Missing);
+        assert_eq!(r.first_break.clone().unwrap().kind, BreakKind::Missing);
         assert!(r.breaks >= 2, "{r}");
 
         let mut inserted = c.clone();
