@@ -24,6 +24,17 @@ pub fn outcome<T>(result: &Result<T, ApiError>, done: impl FnOnce(&T) -> String)
     }
 }
 
+/// Refuses `since` after `until`.
+fn check_range(since: Option<i64>, until: Option<i64>) -> Result<(), ApiError> {
+    match (since, until) {
+        (Some(s), Some(u)) if s > u => Err(ApiError::bad_request(
+            ErrorCode::InvalidRange,
+            "`since` is after `until`",
+        )),
+        _ => Ok(()),
+    }
+}
+
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 10_000;
 
@@ -49,14 +60,7 @@ pub async fn list(
             format!("limit must be 1 to {MAX_LIMIT}"),
         ));
     }
-    if let (Some(s), Some(u)) = (q.since, q.until) {
-        if s > u {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidRange,
-                "`since` is after `until`",
-            ));
-        }
-    }
+    check_range(q.since, q.until)?;
     let query = AuditQuery {
         since_ms: q.since,
         until_ms: q.until,
@@ -101,14 +105,7 @@ pub async fn export(
             format!("format must be csv or jsonl (got {format_name:?})"),
         )
     })?;
-    if let (Some(s), Some(u)) = (q.since, q.until) {
-        if s > u {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidRange,
-                "`since` is after `until`",
-            ));
-        }
-    }
+    check_range(q.since, q.until)?;
     let english =
         super::users::language_of(&state, &who, q.lang.as_deref())? == crate::auth::Language::En;
     let query = AuditQuery {

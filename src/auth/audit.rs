@@ -508,15 +508,10 @@ impl AuditLog {
         .await?;
         let report = v.finish(head.as_ref());
         let log = Self::new();
-        if let Some(b) = &report.first_break {
-            log.metrics.chain_breaks.inc_by(report.breaks);
-            tracing::error!(
-                breaks = report.breaks,
-                kind = b.kind.as_str(),
-                "audit chain broken at start: {}; run `cistern audit verify` for the whole log",
-                b.message
-            );
-        }
+        log.count_breaks(
+            &report,
+            "at start (the entries since the last recorded head)",
+        );
         let chain_head = match (tail, head) {
             (Some((t, e)), h) => ChainHead {
                 next_seq: e.seq.unwrap_or(0) + 1,
@@ -563,6 +558,19 @@ impl AuditLog {
             }
         });
         Ok(log)
+    }
+
+    /// Logs and counts (`cistern_audit_chain_breaks_total`) the breaks `report` found.
+    fn count_breaks(&self, report: &VerifyReport, found: &str) {
+        if let Some(b) = &report.first_break {
+            self.metrics.chain_breaks.inc_by(report.breaks);
+            tracing::error!(
+                breaks = report.breaks,
+                kind = b.kind.as_str(),
+                "audit chain broken, found {found}: {}; `cistern audit verify` walks the whole log",
+                b.message
+            );
+        }
     }
 
     /// The log's metrics (registered by the node).
@@ -731,15 +739,7 @@ impl AuditLog {
                 v.finish(None)
             }
         };
-        if let Some(b) = &report.first_break {
-            self.metrics.chain_breaks.inc_by(report.breaks);
-            tracing::error!(
-                breaks = report.breaks,
-                kind = b.kind.as_str(),
-                "audit chain broken: {}",
-                b.message
-            );
-        }
+        self.count_breaks(&report, "by a verify of the whole log");
         Ok(report)
     }
 

@@ -92,11 +92,21 @@ impl Forwarder {
                 hostname: printable(&hostname(), 255),
                 format: config.format,
             };
-            io.spawn(syslog.run(rx, metrics.clone(), warned));
+            io.spawn(deliver(
+                Destination::Syslog(syslog),
+                rx,
+                metrics.clone(),
+                warned,
+            ));
         }
         if let Some(path) = &config.file {
             let (rx, warned) = sink("file");
-            io.spawn(to_file(path.clone(), rx, metrics.clone(), warned));
+            io.spawn(deliver(
+                Destination::File(path.clone()),
+                rx,
+                metrics.clone(),
+                warned,
+            ));
         }
         Ok((!sinks.is_empty()).then_some(Self { sinks }))
     }
@@ -207,62 +217,13 @@ impl Syslog {
             }
         }
     }
-
-    async fn run(
-        self,
-        mut rx: mpsc::Receiver<AuditEntry>,
-        metrics: AuditMetrics,
-        warned: Arc<AtomicI64>,
-    ) {
-        let delivered = metrics.forwarded.with_label_values(&["syslog"]);
-        let dropped = metrics.forward_dropped.with_label_values(&["syslog"]);
-        let mut conn: Option<Conn> = None;
-        let mut backoff = Duration::from_millis(200);
-        while let Some(e) = rx.recv().await {
-            let msg = self.message(&e);
-            let mut sent = false;
-            for _attempt in 0..2 {
-                if conn.is_none() {
-                    match Conn::open(&self.target).await {
-                        Ok(c) => {
-                            conn = Some(c);
-                            backoff = Duration::from_millis(200);
-                        }
-                        Err(error) => {
-                            tracing::debug!(%error, "syslog destination unreachable");
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(MAX_BACKOFF);
-                            continue;
-                        }
-                    }
-                }
-                if let Some(c) = &mut conn {
-                    match c.send(&msg).await {
-                        Ok(()) => {
-                            sent = true;
-                            break;
-                        }
-                        Err(error) => {
-                            tracing::debug!(%error, "syslog write failed; reconnecting");
-                            conn = None;
-                        }
-                    }
-                }
-            }
-            if sent {
-                delivered.inc();
-            } else {
-                dropped.inc();
-                warn_drop("syslog", &warned, "the syslog destination is unreachable");
-            }
-        }
-    }
 }
 
-/// A connection to the syslog destination.
+/// An open destination.
 enum Conn {
     Udp(tokio::net::UdpSocket),
     Tcp(tokio::net::TcpStream),
+    File(tokio::fs::File),
 }
 
 impl Conn {
@@ -304,17 +265,19 @@ impl Conn {
         }
     }
 
-    async fn send(&mut self, msg: &str) -> std::io::Result<()> {
+    async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         let write = async {
             match self {
-                Conn::Udp(s) => {
-                    let bytes = msg.as_bytes();
-                    s.send(&bytes[..bytes.len().min(UDP_MAX)]).await.map(|_| ())
-                }
+                Conn::Udp(s) => s.send(&bytes[..bytes.len().min(UDP_MAX)]).await.map(|_| ()),
                 Conn::Tcp(s) => {
                     // Octet counting: "LEN SP MSG" (RFC 6587 §3.4.1).
-                    let framed = format!("{} {msg}", msg.len());
-                    s.write_all(framed.as_bytes()).await
+                    let mut framed = format!("{} ", bytes.len()).into_bytes();
+                    framed.extend_from_slice(bytes);
+                    s.write_all(&framed).await
+                }
+                Conn::File(f) => {
+                    f.write_all(bytes).await?;
+                    f.flush().await
                 }
             }
         };
@@ -323,61 +286,93 @@ impl Conn {
             .unwrap_or_else(|_| {
                 Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
-                    "syslog write timed out",
+                    "audit destination write timed out",
                 ))
             })
     }
 }
 
-/// Appends each entry to `path` as one JSON line.
-async fn to_file(
-    path: std::path::PathBuf,
+/// Where one queue's entries go.
+#[derive(Debug, Clone)]
+enum Destination {
+    Syslog(Syslog),
+    /// A JSON-lines file.
+    File(std::path::PathBuf),
+}
+
+impl Destination {
+    fn name(&self) -> &'static str {
+        match self {
+            Destination::Syslog(_) => "syslog",
+            Destination::File(_) => "file",
+        }
+    }
+
+    /// What is written for `e`.
+    fn bytes(&self, e: &AuditEntry) -> Vec<u8> {
+        match self {
+            Destination::Syslog(s) => s.message(e).into_bytes(),
+            Destination::File(_) => {
+                let mut line = serde_json::to_vec(e).unwrap_or_default();
+                line.push(b'\n');
+                line
+            }
+        }
+    }
+
+    async fn open(&self) -> std::io::Result<Conn> {
+        match self {
+            Destination::Syslog(s) => Conn::open(&s.target).await,
+            Destination::File(path) => tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .await
+                .map(Conn::File),
+        }
+    }
+}
+
+/// Sends each queued entry to `to`: (re)connecting with a growing pause, one retry on a fresh
+/// connection, then the entry is dropped (counted, logged at most once a minute).
+async fn deliver(
+    to: Destination,
     mut rx: mpsc::Receiver<AuditEntry>,
     metrics: AuditMetrics,
     warned: Arc<AtomicI64>,
 ) {
-    let delivered = metrics.forwarded.with_label_values(&["file"]);
-    let dropped = metrics.forward_dropped.with_label_values(&["file"]);
-    let mut file: Option<tokio::fs::File> = None;
+    let name = to.name();
+    let delivered = metrics.forwarded.with_label_values(&[name]);
+    let dropped = metrics.forward_dropped.with_label_values(&[name]);
+    let mut conn: Option<Conn> = None;
     let mut backoff = Duration::from_millis(200);
     while let Some(e) = rx.recv().await {
-        let mut line = serde_json::to_vec(&e).unwrap_or_default();
-        line.push(b'\n');
+        let bytes = to.bytes(&e);
         let mut sent = false;
         for _attempt in 0..2 {
-            if file.is_none() {
-                match tokio::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)
-                    .await
-                {
-                    Ok(f) => {
-                        file = Some(f);
+            if conn.is_none() {
+                match to.open().await {
+                    Ok(c) => {
+                        conn = Some(c);
                         backoff = Duration::from_millis(200);
                     }
                     Err(error) => {
-                        tracing::debug!(%error, path = %path.display(), "audit file cannot be opened");
+                        tracing::debug!(%error, sink = name, "audit destination unreachable");
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                         continue;
                     }
                 }
             }
-            if let Some(f) = &mut file {
-                match async {
-                    f.write_all(&line).await?;
-                    f.flush().await
-                }
-                .await
-                {
+            if let Some(c) = &mut conn {
+                match c.send(&bytes).await {
                     Ok(()) => {
                         sent = true;
                         break;
                     }
                     Err(error) => {
-                        tracing::debug!(%error, "audit file write failed; reopening");
-                        file = None;
+                        tracing::debug!(%error, sink = name, "audit destination write failed; reconnecting");
+                        conn = None;
                     }
                 }
             }
@@ -386,7 +381,7 @@ async fn to_file(
             delivered.inc();
         } else {
             dropped.inc();
-            warn_drop("file", &warned, "the audit file cannot be written");
+            warn_drop(name, &warned, "the destination cannot be written");
         }
     }
 }

@@ -234,7 +234,7 @@ fn audit_verify_finds_an_edited_and_a_deleted_record_and_the_chain_survives_a_re
     let base = node.url("").trim_end_matches('/').to_owned();
     assert!(metric(&base, "cistern_audit_chain_breaks_total") >= 1.0);
     assert!(
-        node.log().contains("audit chain broken at start"),
+        node.log().contains("audit chain broken, found at start"),
         "{}",
         node.log_tail()
     );
