@@ -6,6 +6,13 @@
 //! has storage — the store's `audit` event stream, written behind in batches so that recording
 //! never waits on a disk. A query first flushes what is pending, so it sees every entry
 //! recorded before it.
+//!
+//! Every entry is also put on a hash chain when it is recorded ([`super::audit_chain`]: `seq`,
+//! `prev`, `hash`, given under the one lock that appends it, so the write-behind flush cannot
+//! reorder it), carries where it came from (`source`: the request's address through
+//! [`REQUEST_SOURCE`], else `system`), its category and result, is optionally forwarded
+//! ([`super::audit_forward`]) and, with a retention, pruned behind an anchor entry
+//! ([`AuditLog::prune`]).
 
 use super::audit_chain::{ChainHead, PruneAnchor, Verifier, VerifyReport, PRUNED_ACTION};
 use crate::store::{Store, StoreError, StoredEvent};
@@ -543,6 +550,24 @@ impl AuditLog {
             }),
             ..log
         });
+        // The finding is itself audited, so a copy elsewhere (forwarding) has it too.
+        if let Some(b) = &report.first_break {
+            log.record(
+                AuditEntry::now(
+                    "system",
+                    "audit_verify",
+                    "audit",
+                    format!(
+                        "chain broken, found at start: {} break(s), first {} at entry {}",
+                        report.breaks,
+                        b.kind.as_str(),
+                        b.seq.map_or_else(|| "?".to_owned(), |s| s.to_string())
+                    ),
+                    false,
+                )
+                .from_source(SYSTEM_SOURCE),
+            );
+        }
         let weak = Arc::downgrade(&log);
         io.spawn(async move {
             let mut tick = tokio::time::interval(every.max(Duration::from_millis(50)));

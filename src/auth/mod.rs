@@ -16,7 +16,9 @@
 //! `AuditLog::record`. Inside: [`identity`] (users, API tokens, sessions), [`session`] (a
 //! session's timeouts and views), [`password`] (the password policy), [`secret`] (hashes and
 //! token digests), [`throttle`] (failed-login throttling), [`policy`] (who may call which
-//! route), [`audit`] (the log and its persistence), [`config`] (`[auth]`).
+//! route), [`audit`] (the log and its persistence; its hash chain [`audit_chain`], retention
+//! and forwarding config [`audit_config`], forwarding [`audit_forward`], exports
+//! [`audit_export`], the `cistern audit` commands [`audit_cli`]), [`config`] (`[auth]`).
 
 pub mod audit;
 pub mod audit_chain;

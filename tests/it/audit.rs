@@ -238,6 +238,22 @@ fn audit_verify_finds_an_edited_and_a_deleted_record_and_the_chain_survives_a_re
         "{}",
         node.log_tail()
     );
+    let (_, found) = get(&format!("{base}/api/v1/audit?action=audit_verify"));
+    let found = found["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["user"] == "system")
+        .unwrap_or_else(|| panic!("no finding of the node's own in {found}"));
+    assert_eq!(
+        (&found["user"], &found["result"], &found["source"]),
+        (&"system".into(), &"failed".into(), &"system".into()),
+        "the finding is audited: {found}"
+    );
+    assert!(
+        found["detail"].as_str().unwrap().contains("tail_missing"),
+        "{found}"
+    );
 
     // Bad input: a directory without a store is no verdict (exit 2), and nothing is created.
     let empty = temp_dir("audit-verify-empty");
