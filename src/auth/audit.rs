@@ -1066,8 +1066,19 @@ mod tests {
             .unwrap();
         let log = open(&store).await;
         assert!(log.metrics().chain_breaks.get() >= 1, "seen at start");
+        // The finding is recorded after the recorded head, so the gap stays in the chain.
+        let finding = log.recent(1).pop().unwrap();
+        assert_eq!(
+            (finding.action.as_str(), finding.seq),
+            ("audit_verify", Some(10))
+        );
+        assert!(
+            finding.detail.contains("tail_missing"),
+            "{}",
+            finding.detail
+        );
         let b = log.verify().await.unwrap().first_break.unwrap();
-        assert_eq!(b.kind, BreakKind::TailMissing);
+        assert_eq!((b.kind, b.seq), (BreakKind::Missing, Some(8)));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
