@@ -80,6 +80,10 @@ pub struct Config {
 pub struct HttpConfig {
     pub listen: SocketAddr,
     pub workers: usize,
+    /// `[http.tls]`: HTTPS with this certificate (reloaded when its files change). Without
+    /// it the API and UI are plain HTTP, which `cistern run` warns about on any listener
+    /// that is not loopback.
+    pub tls: Option<crate::tls::ServerTlsConfig>,
 }
 
 impl Default for HttpConfig {
@@ -87,6 +91,7 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             workers: 2,
+            tls: None,
         }
     }
 }
@@ -264,6 +269,22 @@ impl Config {
             }
         }
         config.store.resolve_relative_to(base);
+        if let Some(tls) = &mut config.http.tls {
+            tls.resolve_relative_to(base);
+        }
+        if let Some(tls) = config.mqtt.as_mut().and_then(|m| m.tls.as_mut()) {
+            tls.resolve_relative_to(base);
+        }
+        for channel in &mut config.notify.channels {
+            if let Some(ca) = channel.ca.as_mut().filter(|ca| ca.is_relative()) {
+                *ca = base.join(&*ca);
+            }
+        }
+        if let Some(ca) = &mut config.cluster.peer_ca {
+            if ca.is_relative() {
+                *ca = base.join(&*ca);
+            }
+        }
         config.historian.validate()?;
         config.store.validate(&config.historian.retention())?;
         config.rules.resolve_relative_to(base);

@@ -23,3 +23,4 @@ pub mod monitor;
 pub mod node;
 pub mod notify;
 pub mod store;
+pub mod tls;

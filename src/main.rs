@@ -146,6 +146,14 @@ enum Command {
         /// `fault ROOM KIND SECONDS [IN_SECONDS]` (MQTT mode).
         #[arg(long)]
         faults_stdin: bool,
+        /// MQTT over TLS: the broker's CA (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_ca: Option<PathBuf>,
+        /// The gateways' client certificate (PEM).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        #[arg(long, requires = "tls_ca")]
+        tls_key: Option<PathBuf>,
     },
     #[cfg(feature = "lab")]
     /// The historian's figures on a simulated fleet (throughput, bytes per point, query
@@ -184,6 +192,11 @@ enum Command {
     Rules {
         #[command(subcommand)]
         action: RulesCommand,
+    },
+    /// A certificate authority and certificates for a TLS pilot (ops/deploy.md).
+    Pki {
+        #[command(subcommand)]
+        action: PkiCommand,
     },
     /// The rooms' archive as a spreadsheet, through a running node's API.
     Assets {
@@ -247,6 +260,10 @@ struct FleetBenchArgs {
     /// message per reading.
     #[arg(long)]
     per_device: bool,
+    /// TLS everywhere (MQTT over mutual TLS for the gateways and the node, HTTPS for the
+    /// dashboards): run with and without it for the cost of TLS.
+    #[arg(long)]
+    tls: bool,
 }
 
 #[cfg(feature = "lab")]
@@ -451,6 +468,48 @@ enum AuditCommand {
 }
 
 #[derive(Subcommand, Debug)]
+enum PkiCommand {
+    /// Makes a CA in DIR: ca.pem, and ca.key (owner-only). Nothing is overwritten.
+    Ca {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value = "Cistern pilot CA")]
+        name: String,
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+    },
+    /// Issues a certificate signed by the CA in --ca: <out>/<name>.pem and .key; prints its
+    /// SHA-256 fingerprint (what a gateway is enrolled with).
+    Issue {
+        /// The CA's directory (ca.pem, ca.key).
+        #[arg(long)]
+        ca: PathBuf,
+        /// Where to write the certificate and key (default: the CA's directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Its name: a gateway's id, a node's name, a server's host name (CN and SAN).
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum, default_value = "client")]
+        kind: cistern::tls::pki::Kind,
+        /// More DNS names in the SAN (servers).
+        #[arg(long)]
+        dns: Vec<String>,
+        /// IP addresses in the SAN (servers reached by address).
+        #[arg(long)]
+        ip: Vec<std::net::IpAddr>,
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+        /// Expires on this day (YYYY-MM-DD) instead; a past day makes an expired certificate
+        /// (to test that it is refused).
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Prints the SHA-256 fingerprint of a PEM certificate.
+    Fingerprint { file: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
 enum RulesCommand {
     /// Compile and lint every rule of a directory (metadata, unknown points, parent cycles).
     Check {
@@ -612,6 +671,8 @@ fn stop_signal() -> watch::Receiver<bool> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // One crypto provider (ring) for every TLS connection the process makes.
+    cistern::tls::install_provider();
     match cli.command {
         #[cfg(feature = "lab")]
         Command::Demo {
@@ -720,6 +781,10 @@ fn main() -> anyhow::Result<()> {
                 #[cfg(feature = "cluster")]
                 let security = if config.cluster.enabled {
                     config.cluster.validate()?;
+                    if let Some(ca) = &config.cluster.peer_ca {
+                        cistern::cluster::peer::trust_ca(ca)
+                            .context("[cluster] peer_ca: the other nodes' CA")?;
+                    }
                     // Users, tokens and sessions shared by every node of the cluster.
                     cistern::auth::Security::open_shared(&config.auth, &config.cluster, &storage)
                         .await
@@ -752,6 +817,8 @@ fn main() -> anyhow::Result<()> {
                 spec.modbus = config.modbus.clone();
                 spec.http = config.http.listen;
                 spec.http_workers = config.http.workers;
+                spec.http_tls = config.http.tls.clone();
+                warn_plain_listeners(&config);
                 spec.rules = config.rules.clone();
                 spec.ws = config.ws.clone();
                 spec.workorders = config.workorders.clone();
@@ -766,7 +833,8 @@ fn main() -> anyhow::Result<()> {
                 if !node.mqtt_subscribed(Duration::from_secs(10)).await {
                     tracing::warn!("not subscribed to the MQTT broker yet; ready anyway, ingest starts once it is");
                 }
-                println!("ready http=http://{}", node.http);
+                let scheme = if config.http.tls.is_some() { "https" } else { "http" };
+                println!("ready http={scheme}://{}", node.http);
                 let _ = stop.changed().await;
                 node.stop().await;
                 security.close().await;
@@ -786,8 +854,16 @@ fn main() -> anyhow::Result<()> {
             stats_every,
             per_device,
             faults_stdin,
+            tls_ca,
+            tls_cert,
+            tls_key,
         } => {
             init_tracing(&LogConfig::default())?;
+            let tls = tls_ca.map(|ca| cistern::tls::ClientTlsConfig {
+                ca,
+                cert: tls_cert,
+                key: tls_key,
+            });
             let opts = SimulateOptions {
                 rooms,
                 seed,
@@ -800,6 +876,7 @@ fn main() -> anyhow::Result<()> {
                 stats_every,
                 per_device,
                 faults_stdin,
+                tls,
             };
             actix_web::rt::System::new().block_on(async move {
                 let stop = stop_signal();
@@ -847,6 +924,7 @@ fn main() -> anyhow::Result<()> {
                 data: fleet.data,
                 keep: fleet.keep,
                 per_device: fleet.per_device,
+                tls: fleet.tls,
             };
             let report = cistern::lab::bench::run(&opts)?;
             if fleet.json {
@@ -1079,6 +1157,7 @@ fn main() -> anyhow::Result<()> {
                     json,
                 },
         } => cluster_status(endpoints, name, config, json),
+        Command::Pki { action } => pki(action),
         Command::Rules { action } => match action {
             RulesCommand::Check { dir } => {
                 let report = cistern_rules::tools::check(&dir)?;
@@ -1225,4 +1304,67 @@ fn cluster_status(
         let _ = (endpoints, name, json);
         Err(cistern::cluster::ClusterConfigError::NotBuilt.into())
     }
+}
+
+/// Says loudly when traffic that leaves this machine would travel in clear: the API and UI on
+/// a non-loopback address without `[http.tls]`, or an MQTT broker elsewhere without
+/// `[mqtt.tls]` (passwords and telemetry readable on the wire). The demo stays plain on
+/// loopback.
+fn warn_plain_listeners(config: &Config) {
+    if config.http.tls.is_none() && !cistern::tls::is_loopback(&config.http.listen) {
+        tracing::warn!(listen = %config.http.listen, "PLAIN HTTP ON A NETWORK ADDRESS: passwords, session cookies and commands cross the network unencrypted; configure [http.tls] (ops/deploy.md)");
+    }
+    if let Some(mqtt) = &config.mqtt {
+        if mqtt.tls.is_none() && !cistern::tls::is_loopback_host(&mqtt.host) {
+            tracing::warn!(broker = %mqtt.host, "PLAIN MQTT TO A BROKER ON THE NETWORK: telemetry and the node's credentials cross the network unencrypted; configure [mqtt.tls] (ops/deploy.md)");
+        }
+    }
+}
+
+fn pki(action: PkiCommand) -> anyhow::Result<()> {
+    use cistern::tls::pki;
+    match action {
+        PkiCommand::Ca { dir, name, days } => {
+            let cert = pki::make_ca(&dir, &name, days)?;
+            println!("CA certificate {}", cert.display());
+            println!("fingerprint {}", pki::fingerprint_of(&cert)?);
+        }
+        PkiCommand::Issue {
+            ca,
+            out,
+            name,
+            kind,
+            dns,
+            ip,
+            days,
+            until,
+        } => {
+            let until = until
+                .map(|d| {
+                    let format = time::macros::format_description!("[year]-[month]-[day]");
+                    time::Date::parse(&d, format)
+                        .map(|day| day.midnight().assume_utc())
+                        .map_err(|e| anyhow::anyhow!("--until {d:?} is not YYYY-MM-DD: {e}"))
+                })
+                .transpose()?;
+            let out = out.unwrap_or_else(|| ca.clone());
+            let issued = pki::issue(
+                &ca,
+                &out,
+                &pki::Request {
+                    name,
+                    kind,
+                    dns,
+                    ips: ip,
+                    days,
+                    until,
+                },
+            )?;
+            println!("certificate {}", issued.cert.display());
+            println!("key {}", issued.key.display());
+            println!("fingerprint {}", issued.fingerprint);
+        }
+        PkiCommand::Fingerprint { file } => println!("{}", pki::fingerprint_of(&file)?),
+    }
+    Ok(())
 }

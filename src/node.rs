@@ -48,6 +48,8 @@ pub struct NodeSpec {
     pub profiles: ProfileSet,
     pub http: SocketAddr,
     pub http_workers: usize,
+    /// HTTPS: the certificate served on `http` (`[http.tls]`); None: plain HTTP.
+    pub http_tls: Option<crate::tls::ServerTlsConfig>,
     pub clock: Arc<dyn Clock>,
     /// The simulated field, in the demo (the lab implements the port).
     pub field: Option<Arc<dyn FieldSim>>,
@@ -138,6 +140,7 @@ impl NodeSpec {
             profiles,
             http: SocketAddr::from(([127, 0, 0, 1], 8080)),
             http_workers: 2,
+            http_tls: None,
             clock,
             field: None,
             sink: Arc::new(NullSampleSink),
@@ -197,6 +200,10 @@ pub enum NodeError {
     #[cfg(feature = "cluster")]
     #[error(transparent)]
     Cluster(#[from] crate::cluster::agent::ClusterError),
+    #[error("HTTPS: {0}")]
+    Tls(crate::tls::TlsError),
+    #[error("MQTT TLS: {0}")]
+    MqttTls(crate::tls::TlsError),
     #[error("cannot serve HTTP on {addr}: {source}")]
     Http {
         addr: SocketAddr,
@@ -587,6 +594,9 @@ impl Node {
         )));
         let router: Arc<dyn BatchSink> = ingest_router;
         let mut mqtt_subscribed = None;
+        if let Some(mqtt) = &spec.mqtt {
+            mqtt.check_tls().map_err(NodeError::MqttTls)?;
+        }
         if spec.mqtt.is_some() {
             // Series from zero, so that a rate over a stalled or never-started ingest is 0
             // rather than absent.
@@ -596,6 +606,7 @@ impl Node {
         if let (Some(mqtt), false) = (&spec.mqtt, spec.cluster.enabled) {
             let ingest = mqtt::spawn(
                 mqtt,
+                spec.security.auth.clone(),
                 router.clone(),
                 ingest_metrics.clone(),
                 spec.clock.clone(),
@@ -897,6 +908,7 @@ impl Node {
                 parts.member(cluster::NodeShards {
                     registry: registry.clone(),
                     mqtt: spec.mqtt.clone(),
+                    senders: spec.security.auth.clone(),
                     cluster: spec.cluster.name.clone(),
                     router: shard_router,
                     metrics: ingest_metrics.clone(),
@@ -993,6 +1005,19 @@ impl Node {
         spec.security.auth.metrics().register(&metrics)?;
         spec.security.audit.metrics().register(&metrics)?;
         let security = web::Data::new(spec.security.clone());
+        let tls = match &spec.http_tls {
+            Some(config) => {
+                let tls_metrics = crate::tls::TlsMetrics::register(&metrics)?;
+                let cert = crate::tls::ReloadingCert::load("https", config, tls_metrics)
+                    .map_err(NodeError::Tls)?;
+                tasks.push(tokio::spawn(cert.clone().watch(shutdown_rx.clone())));
+                Some((
+                    cert.server_config().map_err(NodeError::Tls)?,
+                    config.handshake_timeout,
+                ))
+            }
+            None => None,
+        };
         let server = HttpServer::new(move || {
             App::new()
                 // Inside the gate: a request is sent on to its room's node once authenticated.
@@ -1005,8 +1030,13 @@ impl Node {
                 .configure(api::configure)
         })
         .workers(spec.http_workers.max(1))
-        .disable_signals()
-        .bind(spec.http)
+        .disable_signals();
+        let server = match tls {
+            Some((config, handshake)) => server
+                .tls_handshake_timeout(handshake)
+                .bind_rustls_0_23(spec.http, config),
+            None => server.bind(spec.http),
+        }
         .map_err(|source| NodeError::Http {
             addr: spec.http,
             source,
@@ -1015,7 +1045,12 @@ impl Node {
         let server = server.run();
         let handle = server.handle();
         actix_web::rt::spawn(server);
-        tracing::info!(%http, "HTTP API listening");
+        let scheme = if spec.http_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!(%http, scheme, "HTTP API listening");
         // The member claims shards once the node can serve them; it is stopped first, so that
         // it hands every shard over before ingest and the actors stop.
         #[cfg(feature = "cluster")]

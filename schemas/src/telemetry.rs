@@ -46,6 +46,45 @@ pub const TOPIC_PREFIX: &str = "cistern/v1/telemetry";
 /// The subscription filters a platform node uses: room messages and per-device messages. `+`
 /// matches exactly one level, so the two never overlap and nothing deeper is delivered.
 pub const TOPIC_FILTERS: [&str; 2] = ["cistern/v1/telemetry/+", "cistern/v1/telemetry/+/+"];
+/// Topic prefix of a gateway's identity form: `cistern/v1/gw/{gateway}/telemetry/{room}` and
+/// `…/telemetry/{room}/{device}`. The broker lets a gateway publish only under its own name
+/// (`pattern write cistern/v1/gw/%u/#`, its certificate's name as user name), so the
+/// platform knows who sent each message and refuses rooms the gateway is not enrolled for.
+pub const GATEWAY_PREFIX: &str = "cistern/v1/gw";
+/// The subscription filters of the gateway identity form.
+pub const GATEWAY_TOPIC_FILTERS: [&str; 2] = [
+    "cistern/v1/gw/+/telemetry/+",
+    "cistern/v1/gw/+/telemetry/+/+",
+];
+
+/// Splits a gateway identity topic into the gateway's name and the plain telemetry topic it
+/// carries (`cistern/v1/telemetry/…`); a plain topic has no sender (`None`) and is returned
+/// as it is. A gateway topic without a name or without `telemetry/` is refused.
+pub fn split_sender(
+    topic: &str,
+) -> Result<(Option<&str>, std::borrow::Cow<'_, str>), PayloadError> {
+    let Some(rest) = topic
+        .strip_prefix(GATEWAY_PREFIX)
+        .and_then(|r| r.strip_prefix('/'))
+    else {
+        return Ok((None, std::borrow::Cow::Borrowed(topic)));
+    };
+    let (gateway, rest) = rest.split_once('/').ok_or(PayloadError::Topic)?;
+    let rest = rest.strip_prefix("telemetry/").ok_or(PayloadError::Topic)?;
+    if gateway.is_empty() {
+        return Err(PayloadError::Topic);
+    }
+    Ok((
+        Some(gateway),
+        std::borrow::Cow::Owned(format!("{TOPIC_PREFIX}/{rest}")),
+    ))
+}
+
+/// The topic a gateway publishes a room message to in the identity form.
+pub fn gateway_room_topic(gateway: &str, room: &RoomId) -> String {
+    format!("{GATEWAY_PREFIX}/{gateway}/telemetry/{room}")
+}
+
 /// Gateways publish their status (`online` / `offline`, the latter as their MQTT last will) here.
 pub const STATUS_PREFIX: &str = "cistern/v1/status";
 
@@ -575,6 +614,27 @@ fn wire_records(kind: DeviceKind, records: &[(Timestamp, &[f64])]) -> Vec<WireRe
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_gateway_topic_names_its_sender_and_carries_a_plain_topic() {
+        let (gw, plain) = split_sender("cistern/v1/gw/gw-1/telemetry/XM-0001/P1").unwrap();
+        assert_eq!(gw, Some("gw-1"));
+        assert_eq!(plain, "cistern/v1/telemetry/XM-0001/P1");
+        let (gw, plain) = split_sender("cistern/v1/telemetry/XM-0001").unwrap();
+        assert_eq!((gw, plain.as_ref()), (None, "cistern/v1/telemetry/XM-0001"));
+        for bad in [
+            "cistern/v1/gw/gw-1",
+            "cistern/v1/gw/gw-1/status/XM-0001",
+            "cistern/v1/gw//telemetry/XM-0001",
+        ] {
+            assert!(split_sender(bad).is_err(), "{bad}");
+        }
+        let room = RoomId::new("XM-0001").unwrap();
+        assert_eq!(
+            gateway_room_topic("gw-1", &room),
+            "cistern/v1/gw/gw-1/telemetry/XM-0001"
+        );
+    }
+
     use super::*;
 
     const NOW: Timestamp = Timestamp(1_763_700_000_000);

@@ -90,6 +90,9 @@ error_codes! {
     Exists => "exists",
     UnknownUser => "unknown_user",
     UnknownToken => "unknown_token",
+    /// A gateway enrolment that is not well formed (name, rooms, fingerprint, note).
+    InvalidGateway => "invalid_gateway",
+    UnknownGateway => "unknown_gateway",
     /// The change would leave no administrator (409).
     LastAdmin => "last_admin",
     NothingToChange => "nothing_to_change",
@@ -412,6 +415,17 @@ impl From<crate::auth::AuthError> for ApiError {
     }
 }
 
+impl From<crate::auth::GatewayError> for ApiError {
+    fn from(e: crate::auth::GatewayError) -> Self {
+        use crate::auth::GatewayError as G;
+        match e {
+            G::Identity(e) => e.into(),
+            G::Unknown(_) => Self::not_found(ErrorCode::UnknownGateway, e.to_string()),
+            _ => Self::bad_request(ErrorCode::InvalidGateway, e.to_string()),
+        }
+    }
+}
+
 impl From<crate::auth::IdentityError> for ApiError {
     fn from(e: crate::auth::IdentityError) -> Self {
         use crate::auth::password::PasswordError as P;
@@ -536,6 +550,8 @@ mod tests {
             E::Exists => "exists",
             E::UnknownUser => "unknown_user",
             E::UnknownToken => "unknown_token",
+            E::InvalidGateway => "invalid_gateway",
+            E::UnknownGateway => "unknown_gateway",
             E::LastAdmin => "last_admin",
             E::NothingToChange => "nothing_to_change",
             E::InvalidLanguage => "invalid_language",

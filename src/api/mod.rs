@@ -22,6 +22,7 @@ pub mod cockpit;
 pub mod error;
 pub mod fleet;
 pub mod forward;
+pub mod gateways;
 pub mod history;
 pub mod inspections;
 pub mod notify;
@@ -156,6 +157,9 @@ routes! {
     get "/api/v1/tokens" => tokens::list;
     post "/api/v1/tokens" => tokens::create;
     delete "/api/v1/tokens/{id}" => tokens::revoke;
+    get "/api/v1/gateways" => gateways::list;
+    put "/api/v1/gateways/{id}" => gateways::put;
+    delete "/api/v1/gateways/{id}" => gateways::delete;
     get "/api/v1/audit" => audit::list;
     get "/api/v1/audit/export" => audit::export;
     get "/api/v1/audit/verify" => audit::verify;

@@ -52,6 +52,8 @@ pub const ACTIONS: &[&str] = &[
     "user_delete",
     "token_create",
     "token_revoke",
+    "gateway_put",
+    "gateway_delete",
     "language_set",
     "workorder_create",
     "workorder_dispatch",

@@ -44,6 +44,10 @@ const USER_KIND: &str = "auth_user";
 const TOKEN_KIND: &str = "auth_token";
 const SESSION_KIND: &str = "auth_session";
 const UNLOCK_KIND: &str = "auth_unlock";
+const GATEWAY_KIND: &str = "auth_gateway";
+
+mod gateways;
+pub use gateways::{GatewayError, GatewayRecord, GatewayWrite};
 /// The first admin's name.
 pub const FIRST_ADMIN: &str = "admin";
 /// Most live sessions of one user; a new login beyond it ends the oldest.
@@ -418,11 +422,13 @@ pub enum IdentityKind {
     /// An admin's unlock of login throttling, announced to a cluster's nodes for a minute
     /// (never loaded: it acts when it arrives).
     Unlock,
+    /// An enrolled gateway ([`GatewayRecord`]).
+    Gateway,
 }
 
 impl IdentityKind {
     /// The kinds that persist (and are loaded at start).
-    pub const ALL: [IdentityKind; 3] = [Self::User, Self::Token, Self::Session];
+    pub const ALL: [IdentityKind; 4] = [Self::User, Self::Token, Self::Session, Self::Gateway];
 
     /// The state kind in a node's store.
     pub fn store_kind(self) -> &'static str {
@@ -431,6 +437,7 @@ impl IdentityKind {
             Self::Token => TOKEN_KIND,
             Self::Session => SESSION_KIND,
             Self::Unlock => UNLOCK_KIND,
+            Self::Gateway => GATEWAY_KIND,
         }
     }
 
@@ -441,13 +448,20 @@ impl IdentityKind {
             Self::Token => "token",
             Self::Session => "session",
             Self::Unlock => "unlock",
+            Self::Gateway => "gateway",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        [Self::User, Self::Token, Self::Session, Self::Unlock]
-            .into_iter()
-            .find(|k| k.name() == name)
+        [
+            Self::User,
+            Self::Token,
+            Self::Session,
+            Self::Unlock,
+            Self::Gateway,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
     }
 }
 
@@ -590,6 +604,8 @@ struct Identities {
     tokens: BTreeMap<String, TokenRecord>,
     /// Sessions by id.
     sessions: HashMap<String, LiveSession>,
+    /// Enrolled gateways by name.
+    gateways: BTreeMap<String, GatewayRecord>,
 }
 
 impl Identities {
@@ -628,6 +644,14 @@ impl Identities {
             }
             (IdentityKind::Session, None) => {
                 self.sessions.remove(key);
+            }
+            (IdentityKind::Gateway, Some(b)) => {
+                if let Some(g) = decode::<GatewayRecord>(kind, key, b) {
+                    self.gateways.insert(g.id.clone(), g);
+                }
+            }
+            (IdentityKind::Gateway, None) => {
+                self.gateways.remove(key);
             }
             // Announcements act in `Auth::apply`; nothing is kept.
             (IdentityKind::Unlock, _) => {}
@@ -773,6 +797,7 @@ impl Auth {
             users = ids.users.len(),
             tokens = ids.tokens.len(),
             sessions = ids.sessions.len(),
+            gateways = ids.gateways.len(),
             "identities loaded"
         );
         drop(ids);

@@ -38,8 +38,8 @@ pub mod throttle;
 pub use audit::{AuditEntry, AuditLog, AuditQuery};
 pub use config::{AuthConfig, AuthConfigError};
 pub use identity::{
-    Auth, AuthMetrics, Bootstrap, IdentityError, IdentityKind, IdentityPersistence, IdentityStore,
-    Language, LoginError, LoginFrom, Session,
+    Auth, AuthMetrics, Bootstrap, GatewayError, GatewayRecord, GatewayWrite, IdentityError,
+    IdentityKind, IdentityPersistence, IdentityStore, Language, LoginError, LoginFrom, Session,
 };
 pub use policy::AUDIT_READ_ROLE;
 pub use session::SessionView;

@@ -71,6 +71,7 @@ pub const POLICY: &[Rule] = &[
     // The whole log leaves the node, and a verify walks all of it: admins only.
     rule("GET", "/api/v1/audit/export", R(Role::Admin)),
     rule("GET", "/api/v1/audit/verify", R(Role::Admin)),
+    any("/api/v1/gateways/**", R(Role::Admin)),
     rule("GET", "/api/v1/audit/**", R(AUDIT_READ_ROLE)),
     rule(
         "POST",
@@ -234,6 +235,7 @@ mod tests {
             ("PATCH", "/api/v1/users/op1", R(Role::Admin)),
             ("DELETE", "/api/v1/users/op1", R(Role::Admin)),
             ("GET", "/api/v1/tokens", R(Role::Admin)),
+            ("PUT", "/api/v1/gateways/gw-XM-0001", R(Role::Admin)),
             ("DELETE", "/api/v1/tokens/0011223344556677", R(Role::Admin)),
             ("GET", "/api/v1/audit", R(Role::Operator)),
             ("GET", "/api/v1/audit/export", R(Role::Admin)),

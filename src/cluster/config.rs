@@ -17,8 +17,12 @@ pub struct ClusterConfig {
     pub dc: String,
     /// etcd's client URLs (`http://host:2379`).
     pub endpoints: Vec<String>,
-    /// This node's HTTP address as the other nodes and the dashboards reach it.
+    /// This node's HTTP address as the other nodes and the dashboards reach it
+    /// (`https://…` when the nodes serve `[http.tls]`).
     pub advertise: String,
+    /// The CA the other nodes' HTTPS certificates chain to (requests forwarded between
+    /// nodes); without it, only the public roots are trusted.
+    pub peer_ca: Option<std::path::PathBuf>,
     /// When set, shards go to the live nodes of this data centre while it has any (an active
     /// data centre and a standby one); otherwise to every live node alike.
     pub prefer_dc: Option<String>,
@@ -54,6 +58,7 @@ impl Default for ClusterConfig {
             dc: "dc1".into(),
             endpoints: vec!["http://127.0.0.1:2379".into()],
             advertise: String::new(),
+            peer_ca: None,
             prefer_dc: None,
             lease_ttl: Duration::from_secs(3),
             keepalive_every: Duration::from_secs(1),

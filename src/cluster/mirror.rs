@@ -41,7 +41,7 @@ use cistern_schemas::RoomId;
 use dashmap::DashMap;
 use futures::future::BoxFuture;
 use prometheus::{IntCounterVec, Opts};
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, LastWill, Packet, QoS};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -405,11 +405,7 @@ impl Mirror {
         board: Option<Arc<AlarmBoard>>,
         shutdown: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
-        let mut opts = MqttOptions::new(
-            format!("cistern-{}-mirror-{}", self.name, self.node),
-            &mqtt.host,
-            mqtt.port,
-        );
+        let mut opts = mqtt.options(&format!("cistern-{}-mirror-{}", self.name, self.node));
         opts.set_keep_alive(mqtt.keep_alive)
             .set_clean_session(true)
             .set_max_packet_size(16 << 20, 16 << 20)
@@ -419,9 +415,6 @@ impl Mirror {
                 QoS::AtLeastOnce,
                 true,
             ));
-        if let (Some(u), Some(p)) = (&mqtt.username, &mqtt.password) {
-            opts.set_credentials(u, p);
-        }
         let (client, eventloop) = AsyncClient::new(opts, CLIENT_QUEUE);
         let (connected_tx, connected_rx) = watch::channel(0u64);
         let me = self.clone();

@@ -1,9 +1,30 @@
 //! Calls from one node of the cluster to another over HTTP: the REST request forwarded to the
 //! node that acts for its room, and the parts of a fleet-wide list gathered from every member
 //! (`api::forward`). A blocking `ureq` call on the blocking pool, with one deadline for
-//! connecting and reading; no redirects, any status is an answer.
+//! connecting and reading; no redirects, any status is an answer. Over HTTPS when the peer
+//! advertises `https://`, its certificate checked against `[cluster] peer_ca` ([`trust_ca`]).
 
+use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
+
+/// The CA of the other nodes' HTTPS certificates (`[cluster] peer_ca`), set once at start.
+static PEER_TLS: OnceLock<ureq::tls::TlsConfig> = OnceLock::new();
+
+/// Trusts the CA in `ca` (PEM) for every call to another node from now on, instead of the
+/// public roots. Set once per process (a node has one cluster); a second call is ignored.
+pub fn trust_ca(ca: &Path) -> Result<(), crate::tls::TlsError> {
+    let roots = crate::tls::load_certs(ca)?
+        .iter()
+        .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+        .collect();
+    let _ = PEER_TLS.set(
+        ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(roots)))
+            .build(),
+    );
+    Ok(())
+}
 
 /// Names the node that sent a request on (`X-Cistern-Forwarded-By: <node>`): a request that
 /// carries it is never sent on again.
@@ -75,13 +96,15 @@ fn call_blocking(req: PeerRequest) -> Result<PeerResponse, PeerError> {
         url: req.url.clone(),
         error,
     };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    let mut config = ureq::Agent::config_builder()
         .timeout_connect(Some(req.connect_timeout.min(req.timeout)))
         .timeout_global(Some(req.timeout))
         .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .into();
+        .max_redirects(0);
+    if let Some(tls) = PEER_TLS.get() {
+        config = config.tls_config(tls.clone());
+    }
+    let agent: ureq::Agent = config.build().into();
     let mut builder = ureq::http::Request::builder()
         .method(req.method.as_str())
         .uri(req.url.as_str());
@@ -125,4 +148,44 @@ pub async fn call(req: PeerRequest) -> Result<PeerResponse, PeerError> {
             url,
             error: format!("the call's task failed: {e}"),
         })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A node serving HTTPS with a certificate of the cluster's CA answers a forwarded call;
+    /// plain HTTP to it gets no answer.
+    #[actix_web::test]
+    async fn a_peer_is_called_over_https_with_the_clusters_ca() {
+        let dir = std::env::temp_dir().join(format!("cistern-peer-tls-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (ca, config) = crate::tls::testing::pilot(&dir);
+        trust_ca(&ca).unwrap();
+        let (addr, handle) = crate::tls::testing::serve(&config, |app| {
+            app.route(
+                "/api/v1/rooms/XM-0001",
+                actix_web::web::get().to(|| async { "{\"id\":\"XM-0001\"}" }),
+            );
+        });
+        let request = |url: String| PeerRequest {
+            method: "GET".into(),
+            url,
+            headers: vec![],
+            body: None,
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+        };
+        let answer = call(request(format!("https://{addr}/api/v1/rooms/XM-0001")))
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.body, b"{\"id\":\"XM-0001\"}");
+        // Plain HTTP to the HTTPS port is no answer.
+        assert!(call(request(format!("http://{addr}/api/v1/rooms/XM-0001")))
+            .await
+            .is_err());
+        handle.stop(true).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

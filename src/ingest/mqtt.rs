@@ -70,6 +70,13 @@ pub struct MqttConfig {
     /// Longest wait between reconnection attempts.
     #[serde(with = "humantime_serde")]
     pub reconnect_max: Duration,
+    /// `[mqtt.tls]`: TLS to the broker, with this node's client certificate when the broker
+    /// asks for one (mTLS).
+    pub tls: Option<crate::tls::ClientTlsConfig>,
+    /// Whether telemetry must come through a gateway's identity topic
+    /// (`cistern/v1/gw/{gateway}/telemetry/{room}…`, see [`crate::auth::gateways`]): true
+    /// refuses (and counts) the plain form, whose sender the platform cannot know.
+    pub require_gateway_identity: bool,
 }
 
 impl Default for MqttConfig {
@@ -85,7 +92,39 @@ impl Default for MqttConfig {
             workers: 2,
             inflight: 1000,
             reconnect_max: Duration::from_secs(30),
+            tls: None,
+            require_gateway_identity: false,
         }
+    }
+}
+
+impl MqttConfig {
+    /// Checks that the TLS files load: the node does not start on a configuration it could
+    /// not connect with.
+    pub fn check_tls(&self) -> Result<(), crate::tls::TlsError> {
+        self.tls
+            .as_ref()
+            .map_or(Ok(()), |t| t.client_config().map(drop))
+    }
+
+    /// Client options for `client_id` on this broker: address, credentials and TLS. Should the
+    /// TLS files have become unreadable since [`check_tls`](Self::check_tls), the connection
+    /// trusts no server (every attempt fails, logged) — it never falls back to plain MQTT.
+    pub fn options(&self, client_id: &str) -> MqttOptions {
+        let mut opts = MqttOptions::new(client_id, &self.host, self.port);
+        if let (Some(u), Some(p)) = (&self.username, &self.password) {
+            opts.set_credentials(u, p);
+        }
+        if let Some(tls) = &self.tls {
+            let config = tls.client_config().unwrap_or_else(|e| {
+                tracing::error!(error = %e, "MQTT TLS files unusable: no broker is trusted until they are fixed");
+                crate::tls::trusting_nobody()
+            });
+            opts.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(Arc::new(config)),
+            ));
+        }
+        opts
     }
 }
 
@@ -118,11 +157,65 @@ impl<F: Fn() -> bool + Send + Sync + 'static> AckGate for F {
 /// How often a session's poll task asks its gate while no message arrives.
 pub const GATE_CHECK_EVERY: Duration = Duration::from_millis(100);
 
-/// The two topic filters of one room: its room messages and its per-device messages.
-pub fn room_filters(room: &RoomId) -> [String; 2] {
+/// The topic filters of one room: its room messages and its per-device messages, in the
+/// plain form and in the gateway identity form.
+pub fn room_filters(room: &RoomId) -> [String; 4] {
     let base = format!("{}/{room}", telemetry::TOPIC_PREFIX);
     let devices = format!("{base}/+");
-    [base, devices]
+    let gateway = format!("{}/+/telemetry/{room}", telemetry::GATEWAY_PREFIX);
+    let gateway_devices = format!("{gateway}/+");
+    [base, devices, gateway, gateway_devices]
+}
+
+/// Every telemetry filter of a node that takes all rooms.
+pub fn all_filters() -> Vec<String> {
+    telemetry::TOPIC_FILTERS
+        .iter()
+        .chain(telemetry::GATEWAY_TOPIC_FILTERS.iter())
+        .map(|f| (*f).to_owned())
+        .collect()
+}
+
+/// Why a gateway's message was refused: the platform's half of device identity (the broker's
+/// half lets a gateway publish only under its own name).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SenderRefusal {
+    #[error("gateway {0:?} is not enrolled")]
+    Unknown(String),
+    #[error("gateway {0:?} is disabled (revoked)")]
+    Disabled(String),
+    #[error("gateway {gateway:?} is not enrolled for room {room}")]
+    NotItsRoom { gateway: String, room: String },
+    #[error("no sender: this node takes telemetry only on gateway identity topics ({}/<gateway>/telemetry/…)", telemetry::GATEWAY_PREFIX)]
+    Anonymous,
+}
+
+impl SenderRefusal {
+    /// A bounded label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Unknown(_) => "gateway_unknown",
+            Self::Disabled(_) => "gateway_disabled",
+            Self::NotItsRoom { .. } => "gateway_room",
+            Self::Anonymous => "no_identity",
+        }
+    }
+}
+
+/// Who may send telemetry for which room: the enrolled gateways (`crate::auth`).
+pub trait SenderCheck: Send + Sync + std::fmt::Debug + 'static {
+    /// Whether `gateway` may send for `room`.
+    fn check(&self, gateway: &str, room: &RoomId) -> Result<(), SenderRefusal>;
+}
+
+/// No gateway is enrolled anywhere: every gateway topic is refused (a node without identities).
+#[derive(Debug)]
+pub struct NoGateways;
+
+impl SenderCheck for NoGateways {
+    fn check(&self, gateway: &str, _room: &RoomId) -> Result<(), SenderRefusal> {
+        Err(SenderRefusal::Unknown(gateway.to_owned()))
+    }
 }
 
 /// The client id of a shard's persistent session in cluster `cluster`
@@ -141,6 +234,8 @@ pub struct SessionSpec {
     pub filters: Vec<String>,
     /// None: acknowledge always (a single node).
     pub gate: Option<Arc<dyn AckGate>>,
+    /// Who may send for which room (the enrolled gateways).
+    pub senders: Arc<dyn SenderCheck>,
 }
 
 impl std::fmt::Debug for SessionSpec {
@@ -149,6 +244,7 @@ impl std::fmt::Debug for SessionSpec {
             .field("client_id", &self.client_id)
             .field("filters", &self.filters)
             .field("gated", &self.gate.is_some())
+            .field("senders", &self.senders)
             .finish()
     }
 }
@@ -220,6 +316,15 @@ enum Done {
     Refuse(SessionEnd),
 }
 
+/// What a decode worker checks a message against: its size limits and its sender.
+#[derive(Clone, Debug)]
+struct Inbound {
+    limits: PayloadLimits,
+    senders: Arc<dyn SenderCheck>,
+    /// Plain topics (no sender) are refused.
+    require_identity: bool,
+}
+
 /// A message handed to a decode worker.
 type Job = (Publish, oneshot::Sender<Done>);
 
@@ -227,6 +332,7 @@ type Job = (Publish, oneshot::Sender<Done>);
 /// telemetry. It stops when `shutdown` turns true.
 pub fn spawn(
     config: &MqttConfig,
+    senders: Arc<dyn SenderCheck>,
     sink: Arc<dyn BatchSink>,
     metrics: IngestMetrics,
     clock: Arc<dyn Clock>,
@@ -234,8 +340,9 @@ pub fn spawn(
 ) -> MqttIngest {
     let session = SessionSpec {
         client_id: config.client_id.clone(),
-        filters: telemetry::TOPIC_FILTERS.map(str::to_owned).to_vec(),
+        filters: all_filters(),
         gate: None,
+        senders,
     };
     // Nobody stops this one but the shutdown (a dropped stop handle asks nothing).
     let MqttSession {
@@ -255,7 +362,7 @@ pub fn spawn_session(
     clock: Arc<dyn Clock>,
     shutdown: watch::Receiver<bool>,
 ) -> MqttSession {
-    let mut opts = MqttOptions::new(&session.client_id, &config.host, config.port);
+    let mut opts = config.options(&session.client_id);
     opts.set_keep_alive(config.keep_alive)
         .set_clean_session(false)
         .set_manual_acks(true)
@@ -266,12 +373,13 @@ pub fn spawn_session(
             config.max_payload_bytes.saturating_mul(4).max(1 << 20),
             64 * 1024,
         );
-    if let (Some(u), Some(p)) = (&config.username, &config.password) {
-        opts.set_credentials(u, p);
-    }
-    let limits = PayloadLimits {
-        max_bytes: config.max_payload_bytes,
-        ..PayloadLimits::default()
+    let inbound = Inbound {
+        limits: PayloadLimits {
+            max_bytes: config.max_payload_bytes,
+            ..PayloadLimits::default()
+        },
+        senders: session.senders.clone(),
+        require_identity: config.require_gateway_identity,
     };
     let gate: Arc<dyn AckGate> = session.gate.clone().unwrap_or_else(|| Arc::new(|| true));
     let workers = config.workers.max(1);
@@ -288,7 +396,7 @@ pub fn spawn_session(
             sink.clone(),
             metrics.clone(),
             clock.clone(),
-            limits,
+            inbound.clone(),
             gate.clone(),
         )));
     }
@@ -335,10 +443,17 @@ pub fn spawn_session(
 
 /// Which worker a topic goes to: by room, so a device's messages keep their order.
 fn worker_for(topic: &str, workers: usize) -> usize {
-    let room = topic
-        .strip_prefix(telemetry::TOPIC_PREFIX)
-        .and_then(|r| r.split('/').nth(1))
-        .unwrap_or(topic);
+    let room = match topic
+        .strip_prefix(telemetry::GATEWAY_PREFIX)
+        .and_then(|r| r.strip_prefix('/'))
+    {
+        // `{gateway}/telemetry/{room}…`
+        Some(rest) => rest.split('/').nth(2),
+        None => topic
+            .strip_prefix(telemetry::TOPIC_PREFIX)
+            .and_then(|r| r.split('/').nth(1)),
+    }
+    .unwrap_or(topic);
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in room.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
@@ -635,7 +750,7 @@ async fn worker(
     sink: Arc<dyn BatchSink>,
     metrics: IngestMetrics,
     clock: Arc<dyn Clock>,
-    limits: PayloadLimits,
+    inbound: Inbound,
     gate: Arc<dyn AckGate>,
 ) {
     // Every job is taken off the queue (the depth gauge stays exact), even after the gate
@@ -643,7 +758,7 @@ async fn worker(
     while let Some((publish, done)) = rx.recv().await {
         metrics.queue_depth.dec();
         let outcome = if gate.may_ack() {
-            handle(&publish, sink.as_ref(), clock.as_ref(), &limits).await
+            handle(&publish, sink.as_ref(), clock.as_ref(), &inbound).await
         } else {
             Done::Refuse(SessionEnd::Fenced)
         };
@@ -659,10 +774,33 @@ async fn handle(
     publish: &Publish,
     sink: &dyn BatchSink,
     clock: &dyn Clock,
-    limits: &PayloadLimits,
+    inbound: &Inbound,
 ) -> Done {
+    let limits = &inbound.limits;
     let topic: String = publish.topic.chars().take(128).collect();
-    let decoded = match telemetry::parse_any_topic(&publish.topic) {
+    let parsed = telemetry::split_sender(&publish.topic)
+        .and_then(|(sender, plain)| telemetry::parse_any_topic(&plain).map(|t| (sender, t)));
+    let parsed = match parsed {
+        Ok((sender, t)) => {
+            let room = match &t {
+                TelemetryTopic::Room(r) => r,
+                TelemetryTopic::Device(d) => &d.room,
+            };
+            let verdict = match sender {
+                Some(gateway) => inbound.senders.check(gateway, room),
+                None if inbound.require_identity => Err(SenderRefusal::Anonymous),
+                None => Ok(()),
+            };
+            if let Err(refusal) = verdict {
+                // Counted and logged; acknowledged, so that the broker does not offer it again.
+                sink.reject(IngestSource::Mqtt, &topic, refusal.label(), &refusal);
+                return Done::Ack(Vec::new());
+            }
+            Ok(t)
+        }
+        Err(e) => Err(e),
+    };
+    let decoded = match parsed {
         Ok(TelemetryTopic::Device(device)) => {
             match telemetry::decode(device.clone(), &publish.payload, clock.now(), limits) {
                 Ok(d) => vec![d],
@@ -739,6 +877,9 @@ mod tests {
             .collect();
         assert_eq!(spread.len(), 4);
         assert!(worker_for("garbage", 4) < 4);
+        // the identity form goes where the plain form goes
+        assert_eq!(a, worker_for("cistern/v1/gw/gw-1/telemetry/XM-0001", 4));
+        assert_eq!(a, worker_for("cistern/v1/gw/gw-7/telemetry/XM-0001/P1", 4));
     }
 
     /// A sink that knows one room with a pump and a tank, keeps what it is given and counts
@@ -802,11 +943,96 @@ mod tests {
     const NOW: cistern_schemas::Timestamp = cistern_schemas::Timestamp(1_763_700_000_000);
 
     async fn handled_as(topic: &str, payload: String) -> (Recording, Done) {
+        handled_with(topic, payload, Arc::new(NoGateways), false).await
+    }
+
+    async fn handled_with(
+        topic: &str,
+        payload: String,
+        senders: Arc<dyn SenderCheck>,
+        require_identity: bool,
+    ) -> (Recording, Done) {
         let sink = Recording::default();
         let clock = cistern_actors::ManualClock::new(NOW);
         let publish = Publish::new(topic, QoS::AtLeastOnce, payload);
-        let done = handle(&publish, &sink, &clock, &PayloadLimits::default()).await;
+        let inbound = Inbound {
+            limits: PayloadLimits::default(),
+            senders,
+            require_identity,
+        };
+        let done = handle(&publish, &sink, &clock, &inbound).await;
         (sink, done)
+    }
+
+    /// Gateway `gw-1` is enrolled for XM-0001, `gw-off` is disabled.
+    #[derive(Debug)]
+    struct OneGateway;
+
+    impl SenderCheck for OneGateway {
+        fn check(&self, gateway: &str, room: &RoomId) -> Result<(), SenderRefusal> {
+            match gateway {
+                "gw-1" if room.as_str() == "XM-0001" => Ok(()),
+                "gw-1" => Err(SenderRefusal::NotItsRoom {
+                    gateway: gateway.into(),
+                    room: room.to_string(),
+                }),
+                "gw-off" => Err(SenderRefusal::Disabled(gateway.into())),
+                _ => Err(SenderRefusal::Unknown(gateway.into())),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_gateway_sends_only_for_its_own_rooms_and_the_rest_is_counted() {
+        let payload = || {
+            format!(
+                r#"{{"devices":{{"P1":[{{"t":{t},"v":{{"frequency":40.0}}}}]}}}}"#,
+                t = NOW.0
+            )
+        };
+        let cases = [
+            ("cistern/v1/gw/gw-1/telemetry/XM-0001", false, None),
+            (
+                "cistern/v1/gw/gw-1/telemetry/XM-0003",
+                false,
+                Some("gateway_room"),
+            ),
+            (
+                "cistern/v1/gw/gw-1/telemetry/XM-0003/P1",
+                false,
+                Some("gateway_room"),
+            ),
+            (
+                "cistern/v1/gw/gw-off/telemetry/XM-0001",
+                false,
+                Some("gateway_disabled"),
+            ),
+            (
+                "cistern/v1/gw/gw-9/telemetry/XM-0001",
+                false,
+                Some("gateway_unknown"),
+            ),
+            ("cistern/v1/telemetry/XM-0001", true, Some("no_identity")),
+            ("cistern/v1/telemetry/XM-0001", false, None),
+        ];
+        for (topic, require, refused) in cases {
+            let (sink, done) = handled_with(topic, payload(), Arc::new(OneGateway), require).await;
+            let Done::Ack(receipts) = done else {
+                panic!("{topic}: acknowledged either way")
+            };
+            let rejected = sink.rejected.lock().unwrap().clone();
+            match refused {
+                None => {
+                    assert!(rejected.is_empty(), "{topic}: {rejected:?}");
+                    assert_eq!(receipts.len(), 1, "{topic}: delivered");
+                }
+                Some(reason) => {
+                    assert_eq!(rejected, [(topic.to_owned(), reason)], "{topic}");
+                    assert!(receipts.is_empty(), "{topic}: nothing delivered");
+                    assert!(sink.delivered.lock().unwrap().is_empty());
+                }
+            }
+        }
     }
 
     async fn handled(topic: &str, payload: String) -> (Recording, Vec<oneshot::Receiver<()>>) {
@@ -925,13 +1151,15 @@ mod tests {
     }
 
     #[test]
-    fn a_room_has_two_filters_and_a_shard_one_client_id() {
+    fn a_room_has_four_filters_and_a_shard_one_client_id() {
         let room = RoomId::new("XM-0042").unwrap();
         assert_eq!(
             room_filters(&room),
             [
                 "cistern/v1/telemetry/XM-0042".to_owned(),
-                "cistern/v1/telemetry/XM-0042/+".to_owned()
+                "cistern/v1/telemetry/XM-0042/+".to_owned(),
+                "cistern/v1/gw/+/telemetry/XM-0042".to_owned(),
+                "cistern/v1/gw/+/telemetry/XM-0042/+".to_owned(),
             ]
         );
         assert_eq!(shard_client_id("xiamen", 7), "cistern-xiamen-shard-07");

@@ -41,6 +41,8 @@ pub struct SimulateOptions {
     pub per_device: bool,
     /// Read faults to inject from stdin (MQTT mode), one a line: see [`parse_fault_command`].
     pub faults_stdin: bool,
+    /// MQTT over TLS: the broker's CA and the gateways' client certificate.
+    pub tls: Option<crate::tls::ClientTlsConfig>,
 }
 
 /// Why the simulator could not run.
@@ -53,6 +55,8 @@ pub enum SimulateError {
     },
     #[error("say where the readings go: --mqtt HOST:PORT or --csv FILE")]
     NoOutput,
+    #[error("MQTT TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("a CSV trace needs --seconds")]
     Unbounded,
     #[error("the trace writer failed")]
@@ -81,6 +85,10 @@ pub async fn run(
         speed: opts.speed,
         period: opts.period,
         per_device: opts.per_device,
+        tls: match &opts.tls {
+            Some(t) => Some(Arc::new(t.client_config()?)),
+            None => None,
+        },
         ..FieldConfig::default()
     };
     let run = field::run(&handle, &inventory, config, HashMap::new(), rx.clone());

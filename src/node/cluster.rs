@@ -31,6 +31,8 @@ const SESSION_DRAIN: Duration = Duration::from_secs(2);
 pub(crate) struct NodeShards {
     pub registry: Arc<FleetRegistry>,
     pub mqtt: Option<MqttConfig>,
+    /// Who may send for which room (the enrolled gateways).
+    pub senders: Arc<dyn crate::ingest::mqtt::SenderCheck>,
     pub cluster: String,
     pub router: Arc<dyn BatchSink>,
     pub metrics: IngestMetrics,
@@ -138,6 +140,7 @@ impl ShardHost for NodeShards {
                         client_id: mqtt::shard_client_id(&self.cluster, shard),
                         filters,
                         gate: Some(Arc::new(move || gate.acting(shard))),
+                        senders: self.senders.clone(),
                     },
                     Arc::new(ShardSink {
                         inner: self.router.clone(),

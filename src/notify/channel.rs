@@ -4,9 +4,9 @@
 //! has a timeout, so a hanging endpoint is a failed attempt, not a stall; robots report errors
 //! inside an HTTP 200 body (`errcode` ≠ 0), which count as failed attempts too.
 //!
-//! The HTTP kinds use `ureq` on the blocking pool (plain `http://`; a TLS relay in front for
-//! `https://`, as before); e-mail uses `lettre` over SMTP, plain to a local relay or with
-//! STARTTLS/TLS (rustls on ring).
+//! The HTTP kinds use `ureq` on the blocking pool, over HTTPS (rustls on ring; the public
+//! roots, or the channel's own `ca`) or plain `http://` to a local relay; e-mail uses `lettre`
+//! over SMTP, plain to a local relay or with STARTTLS/TLS (rustls on ring).
 
 use super::policy::dingtalk_sign;
 use super::{ChannelConfig, ChannelKind, MessageFormat, SmtpTls};
@@ -42,14 +42,27 @@ pub fn build(c: &ChannelConfig, timeout: Duration) -> Result<Box<dyn Channel>, S
     let timeout = c.timeout.unwrap_or(timeout);
     Ok(match c.kind {
         ChannelKind::Email => Box::new(Email::new(c, timeout)?),
-        _ => Box::new(Http {
-            config: c.clone(),
-            agent: ureq::Agent::config_builder()
+        _ => {
+            let mut agent = ureq::Agent::config_builder()
                 .timeout_global(Some(timeout))
-                .http_status_as_error(false)
-                .build()
-                .into(),
-        }),
+                .http_status_as_error(false);
+            if let Some(ca) = &c.ca {
+                let roots = crate::tls::load_certs(ca)
+                    .map_err(|e| format!("channel {:?}: {e}", c.name))?
+                    .iter()
+                    .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+                    .collect();
+                agent = agent.tls_config(
+                    ureq::tls::TlsConfig::builder()
+                        .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(roots)))
+                        .build(),
+                );
+            }
+            Box::new(Http {
+                config: c.clone(),
+                agent: agent.build().into(),
+            })
+        }
     })
 }
 
@@ -406,5 +419,52 @@ mod tests {
             Err("errcode 45009: api freq out of limit".into())
         );
         assert!(robot_answer("<html>").is_err());
+    }
+}
+
+#[cfg(test)]
+mod https_tests {
+    use super::*;
+
+    /// A WeCom robot behind HTTPS with the utility's own CA takes the message; without the CA
+    /// (the public roots only) the attempt fails on the certificate, with a reason.
+    #[actix_web::test]
+    async fn a_robot_is_reached_over_https_with_the_channels_ca() {
+        let dir = std::env::temp_dir().join(format!("cistern-notify-tls-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (ca, config) = crate::tls::testing::pilot(&dir);
+        let (addr, handle) = crate::tls::testing::serve(&config, |app| {
+            app.route(
+                "/cgi-bin/webhook/send",
+                actix_web::web::post().to(|| async { "{\"errcode\":0,\"errmsg\":\"ok\"}" }),
+            );
+        });
+        let mut c = ChannelConfig {
+            name: "wecom".into(),
+            kind: ChannelKind::Wecom,
+            url: Some(format!("https://{addr}/cgi-bin/webhook/send?key=K")),
+            ca: Some(ca),
+            ..ChannelConfig::default()
+        };
+        let m = Message {
+            event: "alarm_escalation".into(),
+            severity: "P1".into(),
+            title: "P1 告警升级".into(),
+            text: "XM-0001 水泵故障".into(),
+            alarm: None,
+            order: None,
+            recipient: "ops".into(),
+            address: None,
+            language: "zh-CN".into(),
+            at_ms: 1_000,
+        };
+        let with_ca = build(&c, Duration::from_secs(10)).unwrap();
+        with_ca.deliver(&m).await.unwrap();
+        c.ca = None;
+        let public_roots = build(&c, Duration::from_secs(10)).unwrap();
+        let refused = public_roots.deliver(&m).await.unwrap_err();
+        assert!(refused.to_lowercase().contains("certificate"), "{refused}");
+        handle.stop(true).await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

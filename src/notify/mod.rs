@@ -134,9 +134,13 @@ pub enum SmtpTls {
 pub struct ChannelConfig {
     pub name: String,
     pub kind: ChannelKind,
-    /// webhook, wecom, dingtalk, sms: the endpoint (`http://`; a TLS relay for https). For
-    /// sms `{phone}` and `{text}` are filled in, percent-encoded.
+    /// webhook, wecom, dingtalk, sms: the endpoint (`https://`, or `http://` to a local
+    /// relay). For sms `{phone}` and `{text}` are filled in, percent-encoded.
     pub url: Option<String>,
+    /// https: trust this CA (PEM) for the endpoint instead of the public roots (an internal
+    /// receiver with the utility's own certificates).
+    #[serde(default)]
+    pub ca: Option<std::path::PathBuf>,
     /// dingtalk: the robot's signing secret (`SEC…`).
     pub secret: Option<String>,
     /// wecom, dingtalk: `markdown` (default) or `text`.
@@ -207,9 +211,15 @@ impl ChannelConfig {
             }
         }
         if let Some(url) = &self.url {
-            if !url.starts_with("http://") {
+            if !url.starts_with("http://") && !url.starts_with("https://") {
                 return Err(format!(
-                    "channel {:?}: url {url:?} must be http:// (put a TLS-terminating relay in front for https)",
+                    "channel {:?}: url {url:?} must be https:// (or http:// to a local relay)",
+                    self.name
+                ));
+            }
+            if self.ca.is_some() && !url.starts_with("https://") {
+                return Err(format!(
+                    "channel {:?}: `ca` is for an https:// url",
                     self.name
                 ));
             }
@@ -1266,7 +1276,9 @@ mod tests {
         assert_eq!(c.channels[0].name, "rules-webhook");
         assert_eq!(c.channels[0].kind, ChannelKind::Webhook);
         c.channels[0].url = Some("https://example.com/hook".into());
-        assert!(c.validate().is_err(), "https needs a relay");
+        c.validate().unwrap();
+        c.channels[0].url = Some("ftp://example.com/hook".into());
+        assert!(c.validate().is_err(), "http or https only");
         c.channels.clear();
         c.users.push(UserConfig {
             name: "zhang.wei".into(),

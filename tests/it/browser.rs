@@ -46,6 +46,16 @@ impl Browser {
 
     /// A window of `width`×`height` CSS pixels (390×844: a phone).
     pub fn start_sized(name: &str, width: u32, height: u32) -> Self {
+        Self::launch(name, width, height, false)
+    }
+
+    /// A desktop window that accepts a certificate of a private CA (an HTTPS test's pilot CA;
+    /// the test checks the certificate itself with a verifying client).
+    pub fn start_accepting_any_certificate(name: &str) -> Self {
+        Self::launch(name, 1600, 1000, true)
+    }
+
+    fn launch(name: &str, width: u32, height: u32, insecure_certs: bool) -> Self {
         let chromium = find_exe(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]);
         let chromedriver = find_exe(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]);
         let dir = temp_dir(name);
@@ -89,6 +99,7 @@ impl Browser {
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "pageLoadStrategy": "normal",
+            "acceptInsecureCerts": insecure_certs,
             "goog:chromeOptions": options,
         }}});
         let (status, v) = peer_call("POST", &format!("{base}/session"), Some(&caps));

@@ -47,6 +47,7 @@ mod shutdown;
 mod simulate;
 mod support;
 mod tanks;
+mod tls;
 mod ui;
 mod ui_admin;
 mod ui_alarms;

@@ -150,6 +150,7 @@ async fn session(
         client_id: client_id.to_owned(),
         filters: mqtt::room_filters(&room).to_vec(),
         gate: gate.map(|g| Arc::new(move || g.load(Ordering::SeqCst)) as Arc<dyn mqtt::AckGate>),
+        senders: Arc::new(mqtt::NoGateways),
     };
     let metrics = IngestMetrics::register(&prometheus::Registry::new()).unwrap();
     let mut s = mqtt::spawn_session(
@@ -319,6 +320,7 @@ async fn a_message_for_a_stopped_room_is_not_acknowledged_and_goes_to_the_next_s
         client_id: id.clone(),
         filters: mqtt::room_filters(&room).to_vec(),
         gate: None,
+        senders: Arc::new(mqtt::NoGateways),
     };
     let mut owner = mqtt::spawn_session(
         &config(broker.addr),

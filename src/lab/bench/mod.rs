@@ -24,6 +24,7 @@
 
 pub mod procs;
 pub mod scrape;
+pub mod tls;
 pub mod ws_clients;
 
 use procs::{cpu_seconds, peak_rss_bytes, start_broker, BenchProc};
@@ -52,6 +53,9 @@ pub struct FleetBenchOptions {
     pub keep: bool,
     /// The gateways publish per device instead of one room message per reading.
     pub per_device: bool,
+    /// TLS everywhere: MQTT over mutual TLS for the gateways and the node, HTTPS for the
+    /// dashboards and the scrapes.
+    pub tls: bool,
 }
 
 impl Default for FleetBenchOptions {
@@ -66,6 +70,7 @@ impl Default for FleetBenchOptions {
             data: None,
             keep: false,
             per_device: false,
+            tls: false,
         }
     }
 }
@@ -100,6 +105,9 @@ pub enum BenchError {
 #[derive(Clone, Debug, Serialize)]
 pub struct FleetBenchReport {
     pub rooms: usize,
+    /// Whether MQTT and HTTP ran over TLS (`--tls`).
+    #[serde(default)]
+    pub tls: bool,
     pub window_s: f64,
     /// Points the gateways published per second, over the window.
     pub offered_points_per_s: f64,
@@ -263,8 +271,16 @@ fn run_in(
             "room"
         }
     );
-    let (mut broker, mqtt) = start_broker(tmp)?;
-    let (config, first_rooms) = write_node_config(opts, tmp, data, mqtt)?;
+    let tls = if opts.tls {
+        Some(tls::BenchTls::make(tmp)?)
+    } else {
+        None
+    };
+    let (mut broker, mqtt) = match &tls {
+        Some(t) => procs::start_broker_with(tmp, &t.broker_conf())?,
+        None => start_broker(tmp)?,
+    };
+    let (config, first_rooms) = write_node_config(opts, tmp, data, mqtt, tls.as_ref())?;
     let password = format!("bench-{}-{}", std::process::id(), opts.seed);
     let mut node_cmd = Command::new(exe);
     node_cmd
@@ -279,15 +295,21 @@ fn run_in(
         .get("http")
         .cloned()
         .ok_or_else(|| node.failed("printed a ready line without http=".into()))?;
-    let http = agent();
+    let http = match &tls {
+        Some(t) => t.agent()?,
+        None => agent(),
+    };
     let ws = if opts.clients > 0 {
         let token = login(&http, &base, &password)?;
         let addr: std::net::SocketAddr = base
             .trim_start_matches("http://")
+            .trim_start_matches("https://")
             .parse()
             .map_err(|_| node.failed(format!("printed an unusable address {base}")))?;
+        let ws_tls = tls.as_ref().map(tls::BenchTls::client_config).transpose()?;
         Some(ws_clients::WsClients::start(
             addr,
+            ws_tls,
             &token,
             opts.clients,
             &first_rooms,
@@ -311,6 +333,9 @@ fn run_in(
         .env("RUST_LOG", "warn");
     if opts.per_device {
         gen_cmd.arg("--per-device");
+    }
+    if let Some(t) = &tls {
+        gen_cmd.args(t.generator_args());
     }
     let mut generator = BenchProc::spawn("load generator", gen_cmd, tmp.join("generator.log"))?;
     generator.wait_line("ready", Duration::from_secs(120))?;
@@ -363,6 +388,7 @@ fn run_in(
     let sealed = drained.get("cistern_store_sealed_samples_total");
     let report = FleetBenchReport {
         rooms: opts.rooms,
+        tls: opts.tls,
         window_s: window,
         offered_points_per_s: (b.offered - a.offered) / window,
         ingested_points_per_s: ingested / window,
@@ -528,6 +554,7 @@ fn write_node_config(
     tmp: &Path,
     data: &Path,
     mqtt: std::net::SocketAddr,
+    tls: Option<&tls::BenchTls>,
 ) -> Result<(PathBuf, Vec<String>), BenchError> {
     let inventory = crate::lab::sim::generate_fleet(opts.rooms, opts.seed);
     // The room clients watch the first rooms.
@@ -551,7 +578,8 @@ fn write_node_config(
          [mqtt]\nhost = \"{host}\"\nport = {port}\nclient_id = \"cistern-bench-node\"\n\
          [store]\nbackend = \"embedded\"\ndata_dir = {data:?}\n\
          [rules]\nenabled = true\nhot_reload = false\n\
-         [log]\nfilter = \"warn\"\n",
+         [log]\nfilter = \"warn\"\n{tls}",
+        tls = tls.map(tls::BenchTls::node_conf).unwrap_or_default(),
         inv = inventory_file.display().to_string(),
         host = mqtt.ip(),
         port = mqtt.port(),
@@ -598,8 +626,15 @@ impl fmt::Display for FleetBenchReport {
         let row = |f: &mut fmt::Formatter<'_>, k: &str, v: String| writeln!(f, "| {k} | {v} |");
         writeln!(
             f,
-            "Fleet benchmark: {} rooms, {:.0} s window, {} cores",
-            self.rooms, self.window_s, self.cores
+            "Fleet benchmark: {} rooms, {:.0} s window, {} cores{}",
+            self.rooms,
+            self.window_s,
+            self.cores,
+            if self.tls {
+                ", TLS (MQTT mTLS, HTTPS)"
+            } else {
+                ""
+            }
         )?;
         writeln!(f)?;
         writeln!(f, "| figure | value |")?;

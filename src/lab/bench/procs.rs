@@ -230,6 +230,14 @@ pub fn start_broker(dir: &Path) -> Result<(BenchProc, SocketAddr), BenchError> {
     start_broker_on(dir, &[])
 }
 
+/// [`start_broker`], its loopback listener configured further by `listener_conf` (TLS).
+pub fn start_broker_with(
+    dir: &Path,
+    listener_conf: &str,
+) -> Result<(BenchProc, SocketAddr), BenchError> {
+    start_broker_conf(dir, &[], listener_conf)
+}
+
 /// [`start_broker`], listening on the same port at the addresses `also` besides loopback
 /// (`cistern bench failover`: the host's end of a network namespace's link). Persistent
 /// sessions (clean session off) are kept while the broker runs, with all their queued messages.
@@ -237,10 +245,18 @@ pub fn start_broker_on(
     dir: &Path,
     also: &[std::net::IpAddr],
 ) -> Result<(BenchProc, SocketAddr), BenchError> {
+    start_broker_conf(dir, also, "")
+}
+
+fn start_broker_conf(
+    dir: &Path,
+    also: &[std::net::IpAddr],
+    listener_conf: &str,
+) -> Result<(BenchProc, SocketAddr), BenchError> {
     let exe = mosquitto()?;
     let port = free_port()?;
     let conf = dir.join("mosquitto.conf");
-    let mut listeners = format!("listener {port} 127.0.0.1\n");
+    let mut listeners = format!("listener {port} 127.0.0.1\n{listener_conf}");
     for ip in also {
         listeners.push_str(&format!("listener {port} {ip}\n"));
     }

@@ -74,11 +74,18 @@ pub fn scrape(agent: &ureq::Agent, base: &str) -> Result<Scrape, BenchError> {
 
 /// An HTTP agent with a timeout, for scrapes.
 pub fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
+    agent_with(None)
+}
+
+/// [`agent`], with this TLS configuration for https:// URLs.
+pub fn agent_with(tls: Option<ureq::tls::TlsConfig>) -> ureq::Agent {
+    let mut config = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
-        .http_status_as_error(true)
-        .build()
-        .into()
+        .http_status_as_error(true);
+    if let Some(tls) = tls {
+        config = config.tls_config(tls);
+    }
+    config.build().into()
 }
 
 /// Percentiles of what a histogram gained between two scrapes, over the observations at or

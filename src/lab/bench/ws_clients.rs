@@ -42,6 +42,7 @@ impl WsClients {
     /// first rooms of the fleet. Each is authenticated and subscribed before this returns.
     pub fn start(
         http: SocketAddr,
+        tls: Option<Arc<rustls::ClientConfig>>,
         token: &str,
         clients: usize,
         rooms: &[String],
@@ -55,7 +56,7 @@ impl WsClients {
             } else {
                 Screen::Room(rooms[(i - DASHBOARDS) % rooms.len()].clone())
             };
-            let socket = connect(http, token, &screen)?;
+            let socket = connect(http, tls.clone(), token, &screen)?;
             let stop = stop.clone();
             let measuring = measuring.clone();
             threads.push(std::thread::spawn(move || {
@@ -93,9 +94,54 @@ impl WsClients {
 /// Clients on the fleet summary and alarms (DOMAIN.md §6: 50 dashboards).
 const DASHBOARDS: usize = 50;
 
-type Socket = tungstenite::WebSocket<TcpStream>;
+type Socket = tungstenite::WebSocket<Conn>;
 
-fn connect(http: SocketAddr, token: &str, screen: &Screen) -> Result<Socket, BenchError> {
+/// A client's connection: plain TCP, or TLS over it (`--tls`).
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Conn {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Self::Plain(s) => s,
+            Self::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl std::io::Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.read(buf),
+            Self::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl std::io::Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.write(buf),
+            Self::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Plain(s) => s.flush(),
+            Self::Tls(s) => s.flush(),
+        }
+    }
+}
+
+fn connect(
+    http: SocketAddr,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    token: &str,
+    screen: &Screen,
+) -> Result<Socket, BenchError> {
     let err = |what: &str, e: String| BenchError::WebSocket(format!("{what}: {e}"));
     let stream = TcpStream::connect_timeout(&http, Duration::from_secs(10))
         .map_err(|e| err("connect", e.to_string()))?;
@@ -103,8 +149,20 @@ fn connect(http: SocketAddr, token: &str, screen: &Screen) -> Result<Socket, Ben
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| err("configure", e.to_string()))?;
-    let (mut socket, _) = tungstenite::client(format!("ws://{http}/ws"), stream)
-        .map_err(|e| err("upgrade", e.to_string()))?;
+    let (conn, url) = match tls {
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::IpAddress(http.ip().into());
+            let session = rustls::ClientConnection::new(config, name)
+                .map_err(|e| err("TLS", e.to_string()))?;
+            (
+                Conn::Tls(Box::new(rustls::StreamOwned::new(session, stream))),
+                format!("wss://{http}/ws"),
+            )
+        }
+        None => (Conn::Plain(stream), format!("ws://{http}/ws")),
+    };
+    let (mut socket, _) =
+        tungstenite::client(url, conn).map_err(|e| err("upgrade", e.to_string()))?;
     let mut send = |v: Value| {
         socket
             .send(tungstenite::Message::Text(v.to_string()))
@@ -138,7 +196,8 @@ fn connect(http: SocketAddr, token: &str, screen: &Screen) -> Result<Socket, Ben
         }
     }
     socket
-        .get_mut()
+        .get_ref()
+        .tcp()
         .set_read_timeout(Some(Duration::from_millis(200)))
         .map_err(|e| err("configure", e.to_string()))?;
     Ok(socket)

@@ -37,6 +37,8 @@ pub struct FieldConfig {
     /// Gateways publish one message per device and reading (the per-device form of the
     /// telemetry convention) instead of one room message per reading.
     pub per_device: bool,
+    /// MQTT over TLS to the broker, with a client certificate (`cistern bench --tls`).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for FieldConfig {
@@ -48,6 +50,7 @@ impl Default for FieldConfig {
             mqtt: None,
             publishers: 2,
             per_device: false,
+            tls: None,
         }
     }
 }
@@ -189,7 +192,7 @@ pub fn run(
         .collect();
     let publishers = match config.mqtt {
         Some(addr) => (0..config.publishers.max(1))
-            .map(|i| publisher(addr, i, shutdown.clone()))
+            .map(|i| publisher(addr, config.tls.clone(), i, shutdown.clone()))
             .collect(),
         None => Vec::new(),
     };
@@ -364,6 +367,7 @@ pub struct FieldRun {
 /// published is left in the client's queue.
 fn publisher(
     addr: SocketAddr,
+    tls: Option<Arc<rustls::ClientConfig>>,
     index: usize,
     mut shutdown: watch::Receiver<bool>,
 ) -> (AsyncClient, tokio::task::JoinHandle<()>) {
@@ -375,6 +379,11 @@ fn publisher(
     opts.set_keep_alive(Duration::from_secs(30))
         .set_inflight(1000)
         .set_max_packet_size(1 << 20, 1 << 20);
+    if let Some(tls) = tls {
+        opts.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls),
+        ));
+    }
     let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
     let task = tokio::spawn(async move {
         let mut stopping: Option<tokio::time::Instant> = None;

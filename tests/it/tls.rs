@@ -1,0 +1,464 @@
+//! TLS and device identity end to end (issue 24 items 1 and 2), with real components only:
+//! certificates made by `cistern pki`, a real mosquitto asking for client certificates
+//! (`require_certificate`, `use_identity_as_username`, an ACL that lets a gateway publish only
+//! under its own name), `cistern run` with HTTPS and MQTT over mTLS, Python's `ssl` and
+//! paho-mqtt as the independent peers (tests/it/peers/tls_peer.py), and headless Chromium on
+//! the HTTPS console.
+
+use crate::browser::Browser;
+use crate::support::{
+    free_port, run_site_on_port, temp_dir, wait_for, wait_listening, Cistern, Proc,
+    IT_ADMIN_PASSWORD,
+};
+use cistern::lab::sim;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/peers/tls_peer.py");
+
+fn python(args: &[&str]) -> Value {
+    let out = Command::new("python3")
+        .arg(PEER)
+        .args(args)
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tls_peer.py {args:?} failed: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// `cistern pki ARGS`: its stdout (panics unless it succeeds).
+fn pki(args: &[&str]) -> String {
+    let out = Cistern::command("pki", ["pki"]).args(args).output();
+    assert!(
+        out.status.success(),
+        "cistern pki {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fingerprint_in(output: &str) -> String {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix("fingerprint "))
+        .unwrap_or_else(|| panic!("no fingerprint in {output}"))
+        .to_owned()
+}
+
+/// A mosquitto that asks every client for a certificate signed by `pki/ca.pem`, takes its name
+/// as the user name, and lets a gateway publish only under `cistern/v1/gw/<its name>/`.
+struct TlsBroker {
+    port: u16,
+    log: PathBuf,
+    _proc: Proc,
+}
+
+impl TlsBroker {
+    fn start(name: &str, pki: &Path) -> Self {
+        let dir = temp_dir(name);
+        let port = free_port();
+        let acl = dir.join("acl");
+        std::fs::write(
+            &acl,
+            "# the platform's node reads every telemetry topic\n\
+             user node-1\ntopic read cistern/v1/#\n\
+             # a gateway publishes only under its own name\n\
+             pattern write cistern/v1/gw/%u/#\n",
+        )
+        .unwrap();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "user root\nlistener {port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n\
+                 require_certificate true\nuse_identity_as_username true\nuse_username_as_clientid true\n\
+                 allow_anonymous false\n\
+                 acl_file {acl}\npersistence false\nlog_dest stderr\nlog_type all\n",
+                ca = pki.join("ca.pem").display(),
+                cert = pki.join("localhost.pem").display(),
+                key = pki.join("localhost.key").display(),
+                acl = acl.display(),
+            ),
+        )
+        .unwrap();
+        let log = dir.join("mosquitto.log");
+        let child = Command::new("/usr/sbin/mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("cannot start mosquitto");
+        wait_listening(
+            format!("127.0.0.1:{port}").parse().unwrap(),
+            Duration::from_secs(10),
+        );
+        Self {
+            port,
+            log: log.clone(),
+            _proc: Proc { child, log },
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// The HTTPS API through Python's `ssl`, verifying the server against the pilot CA.
+struct Https {
+    ca: String,
+    port: String,
+    token: String,
+}
+
+impl Https {
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        let body = body.map(|b| b.to_string());
+        let mut args = vec![
+            "https",
+            &self.ca,
+            "127.0.0.1",
+            &self.port,
+            method,
+            path,
+            "--token",
+            &self.token,
+        ];
+        if let Some(b) = &body {
+            args.push(b);
+        }
+        python(&args)
+    }
+
+    fn metric(&self, line_start: &str) -> f64 {
+        let v = self.call("GET", "/metrics", None);
+        v["body"]
+            .as_str()
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+fn publish(pki: &Path, who: &str, port: u16, topic: &str, payload: &str) -> Value {
+    publish_as(pki, who, port, topic, payload, &format!("peer-{who}"))
+}
+
+/// [`publish`] asking for client id `client_id` (the broker gives it the certificate's name).
+fn publish_as(
+    pki: &Path,
+    who: &str,
+    port: u16,
+    topic: &str,
+    payload: &str,
+    client_id: &str,
+) -> Value {
+    let ca = pki.join("ca.pem");
+    let (cert, key) = (
+        pki.join(format!("{who}.pem")),
+        pki.join(format!("{who}.key")),
+    );
+    python(&[
+        "publish",
+        ca.to_str().unwrap(),
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+        "127.0.0.1",
+        &port.to_string(),
+        topic,
+        payload,
+        client_id,
+    ])
+}
+
+fn level_payload(level: f64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    json!({"devices": {"T1": [{"t": now, "v": {"level": level}}]}}).to_string()
+}
+
+#[test]
+fn a_tls_only_site_takes_telemetry_only_from_enrolled_gateways_for_their_own_rooms() {
+    // The pilot's certificates, made by `cistern pki`.
+    let dir = temp_dir("tls-pki");
+    let pki_dir = dir.join("pki");
+    let p = pki_dir.to_str().unwrap();
+    pki(&["ca", "--dir", p]);
+    pki(&[
+        "issue",
+        "--ca",
+        p,
+        "--name",
+        "localhost",
+        "--kind",
+        "server",
+        "--ip",
+        "127.0.0.1",
+    ]);
+    pki(&["issue", "--ca", p, "--name", "node-1"]);
+    let gw_a = fingerprint_in(&pki(&["issue", "--ca", p, "--name", "gw-A"]));
+    pki(&[
+        "issue",
+        "--ca",
+        p,
+        "--name",
+        "gw-old",
+        "--until",
+        "2021-01-01",
+    ]);
+    // A certificate of another CA, with a name the broker would otherwise accept.
+    let rogue = dir.join("rogue");
+    let r = rogue.to_str().unwrap();
+    pki(&["ca", "--dir", r, "--name", "Rogue CA"]);
+    pki(&["issue", "--ca", r, "--name", "gw-A"]);
+    std::fs::copy(pki_dir.join("ca.pem"), rogue.join("trusted-ca.pem")).unwrap();
+
+    let broker = TlsBroker::start("tls-mosquitto", &pki_dir);
+    let inventory = sim::generate_fleet(2, 3);
+    let (room_a, room_b) = (
+        inventory.rooms[0].id.to_string(),
+        inventory.rooms[1].id.to_string(),
+    );
+    let config = run_site_on_port(
+        "tls-site",
+        &inventory,
+        broker.port,
+        &format!(
+            "require_gateway_identity = true\n\
+             [mqtt.tls]\nca = \"{p}/ca.pem\"\ncert = \"{p}/node-1.pem\"\nkey = \"{p}/node-1.key\"\n\
+             [http.tls]\ncert = \"{h}/server.pem\"\nkey = \"{h}/server.key\"\nreload_every = \"1s\"\n",
+            h = dir.display(),
+        ),
+    );
+    std::fs::copy(pki_dir.join("localhost.pem"), dir.join("server.pem")).unwrap();
+    std::fs::copy(pki_dir.join("localhost.key"), dir.join("server.key")).unwrap();
+    let config_text = std::fs::read_to_string(&config).unwrap().replace(
+        "client_id = \"cistern-it-tls-site\"",
+        "client_id = \"node-1\"",
+    );
+    std::fs::write(&config, config_text).unwrap();
+    let node = Cistern::run("tls-node", &config).start();
+    let base = node.http().to_owned();
+    assert!(base.starts_with("https://"), "{base}");
+    let port = base.rsplit(':').next().unwrap().to_owned();
+
+    // HTTPS, verified against the pilot CA by an independent client.
+    let ca = pki_dir.join("ca.pem").to_str().unwrap().to_owned();
+    let login = python(&[
+        "https",
+        &ca,
+        "127.0.0.1",
+        &port,
+        "GET",
+        "/api/v1/auth/me",
+        "--login",
+        "admin",
+        IT_ADMIN_PASSWORD,
+    ]);
+    assert_eq!(login["status"], 200, "{login}\n{}", node.log_tail());
+    let served = login["fingerprint"].as_str().unwrap().to_owned();
+    let token = login["token"].as_str().unwrap().to_owned();
+    let api = Https {
+        ca: ca.clone(),
+        port: port.clone(),
+        token,
+    };
+    // A client that does not trust the pilot CA is refused by its own TLS stack.
+    let untrusted = python(&[
+        "https",
+        rogue.join("ca.pem").to_str().unwrap(),
+        "127.0.0.1",
+        &port,
+        "GET",
+        "/healthz",
+    ]);
+    assert!(
+        untrusted["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("CERTIFICATE_VERIFY_FAILED")),
+        "{untrusted}"
+    );
+
+    // Enrol gw-A for room A (admin, audited).
+    let enrolled = api.call(
+        "PUT",
+        "/api/v1/gateways/gw-A",
+        Some(&json!({"rooms": [room_a], "fingerprint": gw_a, "note": "泵房 A 的网关"})),
+    );
+    assert_eq!(enrolled["status"], 200, "{enrolled}");
+    assert_eq!(enrolled["body"]["enabled"], true);
+    let bad = api.call(
+        "PUT",
+        "/api/v1/gateways/gw-B",
+        Some(&json!({"rooms": [], "fingerprint": "zz"})),
+    );
+    assert_eq!(bad["status"], 400, "{bad}");
+
+    let rejected = |reason: &str| {
+        api.metric(&format!(
+            "cistern_ingest_rejected_total{{reason=\"{reason}\",source=\"mqtt\"}}"
+        ))
+    };
+    assert!(
+        !node.log().contains("not subscribed to the MQTT broker yet"),
+        "the node did not connect over mTLS: {}",
+        node.log_tail()
+    );
+
+    // gw-A for its own room: taken, over mTLS at both ends.
+    let topic_a = format!("cistern/v1/gw/gw-A/telemetry/{room_a}");
+    let sent = publish(
+        &pki_dir,
+        "gw-A",
+        broker.port,
+        &topic_a,
+        &level_payload(2.345),
+    );
+    assert_eq!(sent["published"], true, "{sent}");
+    wait_for("gw-A's level in room A", Duration::from_secs(20), || {
+        let room = api.call("GET", &format!("/api/v1/rooms/{room_a}"), None);
+        room["body"].to_string().contains("2.345").then_some(())
+    });
+
+    // gw-A for room B on its own name: the broker lets it through, the platform refuses it.
+    let topic_b = format!("cistern/v1/gw/gw-A/telemetry/{room_b}");
+    let sent = publish(
+        &pki_dir,
+        "gw-A",
+        broker.port,
+        &topic_b,
+        &level_payload(7.777),
+    );
+    assert_eq!(sent["published"], true, "{sent}");
+    wait_for("the refusal counted", Duration::from_secs(20), || {
+        (rejected("gateway_room") == 1.0).then_some(())
+    });
+    // gw-A as another gateway, or on the anonymous form: the broker's ACL drops it.
+    for topic in [
+        format!("cistern/v1/gw/gw-B/telemetry/{room_b}"),
+        format!("cistern/v1/telemetry/{room_b}"),
+    ] {
+        let sent = publish(&pki_dir, "gw-A", broker.port, &topic, &level_payload(8.888));
+        assert_eq!(sent["connected"], true, "{sent}");
+    }
+    wait_for("the broker's ACL denials", Duration::from_secs(10), || {
+        (broker.log().matches("Denied PUBLISH from gw-A").count() >= 2).then_some(())
+    });
+    let room = api.call("GET", &format!("/api/v1/rooms/{room_b}"), None);
+    let text = room["body"].to_string();
+    assert!(
+        !text.contains("7.777") && !text.contains("8.888"),
+        "room B took another gateway's data: {text}"
+    );
+
+    // gw-A asking for the node's client id gets its own: the node's session stays.
+    let sent = publish_as(
+        &pki_dir,
+        "gw-A",
+        broker.port,
+        &topic_a,
+        &level_payload(2.5),
+        "node-1",
+    );
+    assert_eq!(sent["published"], true, "{sent}");
+    assert!(
+        !broker
+            .log()
+            .contains("already connected, closing old connection"),
+        "a gateway took over the node's session:\n{}",
+        broker.log()
+    );
+
+    // Expired, and signed by another CA: the broker refuses the handshake.
+    for (who, pki) in [("gw-old", pki_dir.clone()), ("gw-A", rogue.clone())] {
+        let mut args = (pki.join("ca.pem"), pki.join(format!("{who}.pem")));
+        if pki == rogue {
+            args.0 = rogue.join("trusted-ca.pem");
+        }
+        let sent = python(&[
+            "publish",
+            args.0.to_str().unwrap(),
+            args.1.to_str().unwrap(),
+            pki.join(format!("{who}.key")).to_str().unwrap(),
+            "127.0.0.1",
+            &broker.port.to_string(),
+            &topic_a,
+            &level_payload(9.999),
+        ]);
+        assert_eq!(sent["connected"], false, "{who}: {sent}");
+    }
+
+    // Revocation: disabled in the platform, refused at once.
+    let disabled = api.call(
+        "PUT",
+        "/api/v1/gateways/gw-A",
+        Some(&json!({"rooms": [room_a], "enabled": false})),
+    );
+    assert_eq!(disabled["status"], 200, "{disabled}");
+    publish(
+        &pki_dir,
+        "gw-A",
+        broker.port,
+        &topic_a,
+        &level_payload(6.666),
+    );
+    wait_for(
+        "the revoked gateway refused",
+        Duration::from_secs(20),
+        || (rejected("gateway_disabled") == 1.0).then_some(()),
+    );
+    let audit = api.call("GET", "/api/v1/audit?action=gateway_put", None);
+    assert!(
+        audit["body"].to_string().matches("gw-A").count() >= 2,
+        "{audit}"
+    );
+
+    // The server certificate renewed on disk is served without a restart.
+    let renewed = dir.join("renewed");
+    pki(&[
+        "issue",
+        "--ca",
+        p,
+        "--out",
+        renewed.to_str().unwrap(),
+        "--name",
+        "localhost",
+        "--kind",
+        "server",
+        "--ip",
+        "127.0.0.1",
+    ]);
+    std::fs::copy(renewed.join("localhost.key"), dir.join("server.key")).unwrap();
+    std::fs::copy(renewed.join("localhost.pem"), dir.join("server.pem")).unwrap();
+    let now_served = wait_for(
+        "the renewed certificate served",
+        Duration::from_secs(20),
+        || {
+            let v = python(&["https", &ca, "127.0.0.1", &port, "GET", "/healthz"]);
+            v["fingerprint"]
+                .as_str()
+                .filter(|f| *f != served)
+                .map(str::to_owned)
+        },
+    );
+    assert_ne!(now_served, served);
+
+    // The console over HTTPS in a real browser, in Chinese.
+    let browser = Browser::start_accepting_any_certificate("tls-browser");
+    browser.sign_in(&base, "zh-CN");
+    browser.assert_chinese_only("the HTTPS console");
+    drop(node);
+}
