@@ -25,6 +25,8 @@ command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || missing+=(iproute2)
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || missing+=(faketime)
 # Debian's prometheus ships both promtool and the server (tests/it/monitoring.rs).
 { command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; } || missing+=(prometheus)
+# A real syslog daemon the audit log forwards to (tests/it/audit.rs: RFC 5424 over UDP and TCP).
+[ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
 # A real SMTP server for the notifications' e-mail test (tests/it/notify.rs), run by Debian's python.
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || missing+=(python3-aiosmtpd)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -72,6 +72,9 @@ pub struct Config {
     /// `[backup]`: scheduled backups (owned by `crate::backup`).
     #[serde(default)]
     pub backup: crate::backup::BackupConfig,
+    /// `[audit]`: retention and forwarding of the audit log (owned by `crate::auth::audit`).
+    #[serde(default)]
+    pub audit: crate::auth::audit_config::AuditConfig,
 }
 
 /// `[http]`
@@ -249,6 +252,9 @@ pub enum ConfigError {
     /// `[backup]` cannot work (the message names the key).
     #[error(transparent)]
     Backup(#[from] crate::backup::schedule::BackupConfigError),
+    /// `[audit]` cannot work (the message names the key).
+    #[error(transparent)]
+    Audit(#[from] crate::auth::audit_config::AuditConfigError),
 }
 
 impl Config {
@@ -296,6 +302,7 @@ impl Config {
         config.auth.validate()?;
         config.backup.resolve_relative_to(base);
         config.backup.validate()?;
+        config.audit.validate()?;
         if let Some(dir) = &mut config.profiles.dir {
             if dir.is_relative() {
                 *dir = base.join(&*dir);
@@ -414,6 +421,11 @@ mod tests {
             config.auth,
             crate::auth::AuthConfig::default(),
             "the example documents the defaults of [auth]"
+        );
+        assert_eq!(
+            config.audit,
+            crate::auth::audit_config::AuditConfig::default(),
+            "the example documents the defaults of [audit]"
         );
         assert_eq!(
             config.lifecycle,

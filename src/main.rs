@@ -225,6 +225,13 @@ enum Command {
         #[arg(long)]
         data: PathBuf,
     },
+    /// The audit log: check its hash chain, export it.
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Parts' failure curves (DOMAIN.md §8), the same code as the platform's.
     Reliability {
         #[command(subcommand)]
@@ -400,6 +407,7 @@ struct RemoteArgs {
     /// The node's HTTP address.
     #[arg(
         long,
+        alias = "server",
         env = "CISTERN_URL",
         default_value = "http://127.0.0.1:8080",
         global = true
@@ -471,6 +479,39 @@ enum ClusterCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Walk the hash chain: of a stopped node's data directory (--data), of a JSON-lines
+    /// export (--file), or else ask the running node at --url (admin). Exit code 0: intact;
+    /// 1: broken (the first break is named); 2: could not check.
+    Verify {
+        /// The stopped node's [store] data_dir.
+        #[arg(long, conflicts_with = "file")]
+        data: Option<PathBuf>,
+        /// A JSON-lines export (`cistern audit export --format jsonl`).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the audit log (or a time range of it) to FILE through the running node's API
+    /// (admin; the export is itself audited).
+    Export {
+        file: PathBuf,
+        /// csv (UTF-8 with a BOM, headers in --lang) or jsonl (entries as stored, hashes
+        /// included: `cistern audit verify --file` checks such a copy).
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// From (ms since the epoch or an RFC 3339 time).
+        #[arg(long)]
+        since: Option<String>,
+        /// To (ms since the epoch or an RFC 3339 time).
+        #[arg(long)]
+        until: Option<String>,
     },
 }
 
@@ -828,6 +869,12 @@ fn main() -> anyhow::Result<()> {
                     .await
                     .context("cannot load users and tokens")?;
                 security
+                    .audit
+                    .forward_to(&config.audit.forward, &storage.io.handle())?;
+                if let Some(keep) = config.audit.retention() {
+                    security.audit.keep_for(keep, config.audit.prune_every);
+                }
+                security
                     .bootstrap(config.auth.admin_password_from_env().as_deref())
                     .await
                     .context("cannot create the first admin")?;
@@ -1167,6 +1214,55 @@ fn main() -> anyhow::Result<()> {
             }
             Err(e) => refused(e),
         },
+        Command::Audit { action, remote } => {
+            use cistern::auth::audit_cli::{self, VerifyTarget};
+            let r = cistern::business::assets::archive::client::Remote {
+                url: remote.url,
+                token: remote.token,
+                user: remote.user,
+                lang: remote.lang,
+            };
+            match action {
+                AuditCommand::Verify { data, file, json } => {
+                    let target = match (data, file) {
+                        (Some(d), _) => VerifyTarget::Data(d),
+                        (None, Some(f)) => VerifyTarget::File(f),
+                        (None, None) => VerifyTarget::Server(r),
+                    };
+                    match audit_cli::verify(&target) {
+                        Ok(report) => {
+                            if json {
+                                println!("{}", serde_json::to_string_pretty(&report)?);
+                            } else {
+                                println!("{report}");
+                            }
+                            std::process::exit(if report.intact { 0 } else { 1 });
+                        }
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            std::process::exit(2);
+                        }
+                    }
+                }
+                AuditCommand::Export {
+                    file,
+                    format,
+                    since,
+                    until,
+                } => {
+                    let mut path = format!("/api/v1/audit/export?format={format}&lang={}", r.lang);
+                    for (key, value) in [("since", since), ("until", until)] {
+                        if let Some(v) = value {
+                            let ms = audit_cli::parse_time(&v).map_err(anyhow::Error::msg)?;
+                            path.push_str(&format!("&{key}={ms}"));
+                        }
+                    }
+                    let n = r.download(&path, &file)?;
+                    eprintln!("{}: {n} bytes", file.display());
+                }
+            }
+            Ok(())
+        }
         Command::Reliability {
             action: ReliabilityCommand::Fit { file },
         } => {

@@ -1010,6 +1010,7 @@ impl Node {
             )));
         }
         spec.security.auth.metrics().register(&metrics)?;
+        spec.security.audit.metrics().register(&metrics)?;
         let security = web::Data::new(spec.security.clone());
         let tls = match &spec.http_tls {
             Some(config) => {

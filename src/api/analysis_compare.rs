@@ -252,6 +252,21 @@ pub async fn get(
             compare::xlsx(&table, &word("col_time", "time"), offset_ms),
         ),
     };
+    state.security.record(
+        &who,
+        "data_export",
+        "analysis/compare",
+        match &bytes {
+            Ok(_) => format!(
+                "{} series from {} to {} as {ext}",
+                series.len(),
+                r.from.as_millis(),
+                r.to.as_millis()
+            ),
+            Err(e) => format!("failed: {e}"),
+        },
+        bytes.is_ok(),
+    );
     let bytes = bytes.map_err(|e| ApiError::internal(e.to_string()))?;
     let stem = format!(
         "compare-{}",

@@ -72,6 +72,22 @@ fn download(bytes: Vec<u8>, content_type: &str, name: &str) -> HttpResponse {
         .body(bytes)
 }
 
+/// Audits an export of the archive (`data_export`).
+fn exported<T, E: std::fmt::Display>(
+    state: &ApiState,
+    who: &crate::auth::Principal,
+    what: &str,
+    bytes: &Result<T, E>,
+) {
+    let (detail, ok) = match bytes {
+        Ok(_) => (format!("archive as {what}"), true),
+        Err(e) => (format!("failed: {e}"), false),
+    };
+    state
+        .security
+        .record(who, "data_export", "archive", detail, ok);
+}
+
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 #[derive(Debug, Deserialize)]
@@ -116,8 +132,9 @@ pub async fn export(
                     "sheet is for CSV: a workbook holds every sheet",
                 ));
             }
-            let bytes = imports.export_xlsx(language).await?;
-            Ok(download(bytes, XLSX, "cistern-archive.xlsx"))
+            let bytes = imports.export_xlsx(language).await;
+            exported(&state, &who, "xlsx (every sheet)", &bytes);
+            Ok(download(bytes?, XLSX, "cistern-archive.xlsx"))
         }
         "csv" => {
             let sheet = q.sheet.as_deref().unwrap_or("equipment");
@@ -130,9 +147,10 @@ pub async fn export(
                         format!("sheet must be projects, rooms or equipment (got {sheet:?})"),
                     )
                 })?;
-            let bytes = imports.export_csv(kind, language).await?;
+            let bytes = imports.export_csv(kind, language).await;
+            exported(&state, &who, &format!("csv ({sheet})"), &bytes);
             Ok(download(
-                bytes,
+                bytes?,
                 "text/csv; charset=utf-8",
                 &format!("cistern-archive-{sheet}.csv"),
             ))

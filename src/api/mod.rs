@@ -165,6 +165,8 @@ routes! {
     delete "/api/v1/gateways/{id}" => gateways::delete;
     get "/api/v1/audit" => audit::list;
     post "/api/v1/admin/backup" => backup::post;
+    get "/api/v1/audit/export" => audit::export;
+    get "/api/v1/audit/verify" => audit::verify;
     get "/api/v1/basemap" => basemap::get;
     get "/api/v1/workorders" => workorders::list;
     post "/api/v1/workorders" => workorders::create;

@@ -259,6 +259,16 @@ pub async fn export(
             "csv",
         )
     };
+    state.security.record(
+        &who,
+        "data_export",
+        "workorders",
+        match &bytes {
+            Ok(_) => format!("{} orders as {ext}", rows.len()),
+            Err(e) => format!("failed: {e}"),
+        },
+        bytes.is_ok(),
+    );
     let bytes = bytes.map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(HttpResponse::Ok()
         .content_type(kind)

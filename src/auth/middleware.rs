@@ -118,7 +118,12 @@ pub async fn authenticate(
     if let Some(p) = principal {
         req.extensions_mut().insert(p);
     }
-    next.call(req)
+    // What the handler audits comes from this peer (`AuditEntry::source`).
+    let source = req
+        .peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+    super::audit::REQUEST_SOURCE
+        .scope(source, next.call(req))
         .await
         .map(ServiceResponse::map_into_left_body)
 }

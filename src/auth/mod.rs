@@ -16,9 +16,16 @@
 //! `AuditLog::record`. Inside: [`identity`] (users, API tokens, sessions), [`session`] (a
 //! session's timeouts and views), [`password`] (the password policy), [`secret`] (hashes and
 //! token digests), [`throttle`] (failed-login throttling), [`policy`] (who may call which
-//! route), [`audit`] (the log and its persistence), [`config`] (`[auth]`).
+//! route), [`audit`] (the log and its persistence; its hash chain [`audit_chain`], retention
+//! and forwarding config [`audit_config`], forwarding [`audit_forward`], exports
+//! [`audit_export`], the `cistern audit` commands [`audit_cli`]), [`config`] (`[auth]`).
 
 pub mod audit;
+pub mod audit_chain;
+pub mod audit_cli;
+pub mod audit_config;
+pub mod audit_export;
+pub mod audit_forward;
 pub mod config;
 pub mod identity;
 pub mod middleware;
@@ -217,14 +224,7 @@ impl cistern_actors::ports::AuditPort for AuditLog {
     fn record(&self, r: cistern_actors::ports::AuditRecord) {
         AuditLog::record(
             self,
-            AuditEntry {
-                at_ms: cistern_schemas::Timestamp::now().as_millis(),
-                user: r.user,
-                action: r.action.to_owned(),
-                target: r.target,
-                detail: r.detail,
-                ok: r.ok,
-            },
+            AuditEntry::now(r.user, r.action, r.target, r.detail, r.ok),
         );
     }
 }
@@ -247,7 +247,9 @@ impl Security {
                 auth: Arc::new(
                     Auth::open(config, IdentityStore::new(s.store.clone(), s.io.handle())).await?,
                 ),
-                audit: AuditLog::stored(s.store.clone(), s.io.handle(), config.audit_flush_every),
+                audit: AuditLog::stored(s.store.clone(), s.io.handle(), config.audit_flush_every)
+                    .await
+                    .map_err(IdentityError::Store)?,
             }),
             None => Ok(Self {
                 auth: Arc::new(Auth::with_config(config)),
@@ -271,7 +273,9 @@ impl Security {
                 storage.store.clone(),
                 storage.io.handle(),
                 config.audit_flush_every,
-            ),
+            )
+            .await
+            .map_err(IdentityError::Store)?,
         })
     }
 
@@ -324,6 +328,10 @@ impl Security {
             (Some(a), None) => a.to_string(),
             (None, _) => "unknown address".to_owned(),
         };
+        let source = || {
+            from.address
+                .map_or_else(|| audit::SYSTEM_SOURCE.to_owned(), |a| a.to_string())
+        };
         let who = || {
             if self.auth.user(user).is_some() {
                 user.to_owned()
@@ -332,22 +340,28 @@ impl Security {
             }
         };
         match &result {
-            Ok(s) => self.audit.record(AuditEntry::now(
-                s.user.clone(),
-                "login",
-                "session",
-                format!("from {origin}"),
-                true,
-            )),
+            Ok(s) => self.audit.record(
+                AuditEntry::now(
+                    s.user.clone(),
+                    "login",
+                    "session",
+                    format!("from {origin}"),
+                    true,
+                )
+                .from_source(source()),
+            ),
             Err(LoginError::BadCredentials { starts_waiting }) => {
                 let who = who();
-                self.audit.record(AuditEntry::now(
-                    who.clone(),
-                    "login_failed",
-                    "session",
-                    format!("from {origin}: wrong user name or password"),
-                    false,
-                ));
+                self.audit.record(
+                    AuditEntry::now(
+                        who.clone(),
+                        "login_failed",
+                        "session",
+                        format!("from {origin}: wrong user name or password"),
+                        false,
+                    )
+                    .from_source(source()),
+                );
                 if let Some((key, wait)) = starts_waiting {
                     let whom = match key {
                         throttle::Kind::Pair => format!("{who} from {origin}"),

@@ -68,6 +68,9 @@ pub const POLICY: &[Rule] = &[
     any("/api/v1/sessions/**", R(Role::Admin)),
     any("/api/v1/users/**", R(Role::Admin)),
     any("/api/v1/tokens/**", R(Role::Admin)),
+    // The whole log leaves the node, and a verify walks all of it: admins only.
+    rule("GET", "/api/v1/audit/export", R(Role::Admin)),
+    rule("GET", "/api/v1/audit/verify", R(Role::Admin)),
     any("/api/v1/gateways/**", R(Role::Admin)),
     rule("GET", "/api/v1/audit/**", R(AUDIT_READ_ROLE)),
     rule(
@@ -235,6 +238,8 @@ mod tests {
             ("PUT", "/api/v1/gateways/gw-XM-0001", R(Role::Admin)),
             ("DELETE", "/api/v1/tokens/0011223344556677", R(Role::Admin)),
             ("GET", "/api/v1/audit", R(Role::Operator)),
+            ("GET", "/api/v1/audit/export", R(Role::Admin)),
+            ("GET", "/api/v1/audit/verify", R(Role::Admin)),
             ("GET", "/healthz", Public),
             ("GET", "/readyz", Public),
             ("GET", "/metrics", Public),

@@ -339,7 +339,8 @@ pub fn record_restore(
             store,
             tokio::runtime::Handle::current(),
             std::time::Duration::from_secs(3600),
-        );
+        )
+        .await?;
         log.record(AuditEntry::now(
             user,
             "restore",

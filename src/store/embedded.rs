@@ -20,7 +20,7 @@ use super::{
 };
 use cistern_schemas::{PointId, Timestamp};
 use futures::future::BoxFuture;
-use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -278,6 +278,31 @@ impl EmbeddedStore {
         tx.commit().map_err(io)
     }
 
+    fn expire_events_blocking(
+        db: &Database,
+        stream: &str,
+        before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let tx = db.begin_write().map_err(io)?;
+        let removed = {
+            let mut t = tx.open_table(EVENTS).map_err(io)?;
+            let mut n = 0u64;
+            // Keys first: the range borrows the table (volumes are an audit log's).
+            let keys: Vec<(i64, u64)> = t
+                .range((stream, i64::MIN, 0)..(stream, before.0, 0))
+                .map_err(io)?
+                .map(|e| e.map(|(k, _)| (k.value().1, k.value().2)).map_err(io))
+                .collect::<Result<_, _>>()?;
+            for (at, id) in keys {
+                t.remove((stream, at, id)).map_err(io)?;
+                n += 1;
+            }
+            n
+        };
+        tx.commit().map_err(io)?;
+        Ok(removed)
+    }
+
     fn events_blocking(
         db: &Database,
         stream: &str,
@@ -378,6 +403,16 @@ impl Store for EmbeddedStore {
         let db = self.db.clone();
         let stream = stream.to_owned();
         blocking(move || Self::events_blocking(&db, &stream, from, to, limit))
+    }
+
+    fn expire_events(
+        &self,
+        stream: &str,
+        before: Timestamp,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let db = self.db.clone();
+        let stream = stream.to_owned();
+        blocking(move || Self::expire_events_blocking(&db, &stream, before))
     }
 }
 

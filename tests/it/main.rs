@@ -11,6 +11,7 @@ mod analysis_leakage;
 mod analysis_score;
 mod assets;
 mod assets_import;
+mod audit;
 mod auth;
 mod backup;
 mod bench;

@@ -109,9 +109,26 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
         WAIT,
         "const rows = [...document.querySelectorAll('table.admin-audit tbody tr[data-action]')]; \
          return rows.length && rows.every((r) => r.dataset.action === 'user_create') \
-           && rows.some((r) => r.children[3].textContent === 'wu1') && rows.length || null;",
+           && rows.some((r) => r.children[5].textContent === 'wu1') && rows.length || null;",
     );
     assert_eq!(rows, 1, "only admin's user creations");
+    // The source address, category and result columns.
+    let cells = browser.js(
+        "const r = document.querySelector('table.admin-audit tbody tr[data-action]');          return [r.querySelector('.source').textContent, r.querySelector('.category').textContent, r.querySelector('.result').textContent];",
+        json!([]),
+    );
+    assert_eq!(cells, json!(["127.0.0.1", "用户", "成功"]));
+    // The admin verifies the hash chain: the verdict in Chinese.
+    browser.click(&browser.element("#audit-form .verify-chain", WAIT));
+    let verdict = browser.until(
+        "the chain's verdict",
+        WAIT,
+        "const v = document.querySelector('.chain-verdict.intact'); return v && v.textContent || null;",
+    );
+    assert!(
+        verdict.as_str().unwrap().starts_with("日志链完整：已校验 "),
+        "{verdict}"
+    );
     browser.assert_chinese_only("audit");
     // The export: what is shown, as UTF-8 CSV with a byte-order mark (for Excel).
     browser.js(
@@ -130,8 +147,11 @@ fn the_admin_page_in_chinese_manages_users_tokens_the_audit_log_and_a_rule_edit(
          return window.auditCsvText || null;",
     );
     let csv = csv.as_str().unwrap();
-    assert!(csv.starts_with("239,187,191|时间,用户名,操作,"), "{csv}");
-    assert!(csv.contains(",admin,新建用户,wu1,"), "{csv}");
+    assert!(
+        csv.starts_with("239,187,191|时间,来源地址,用户名,类别,操作,"),
+        "{csv}"
+    );
+    assert!(csv.contains(",127.0.0.1,admin,用户,新建用户,wu1,"), "{csv}");
     assert_eq!(
         csv.lines().count(),
         2,

@@ -27,7 +27,7 @@ const TABS = [
   ['audit', 'operator'],
   ['rules', 'rule-author'],
 ];
-const ACTIONS = ['login', 'login_failed', 'login_throttled', 'login_unlock', 'logout', 'session_end', 'password_change', 'alarm_ack', 'alarm_shelve', 'alarm_unshelve', 'alarm_reset', 'alarm_remove_from_service', 'alarm_return_to_service', 'rule_put', 'rule_reload', 'setpoint_write', 'plan_write', 'user_create', 'user_update', 'user_delete', 'token_create', 'token_revoke', 'gateway_put', 'gateway_delete', 'language_set', 'workorder_create', 'workorder_dispatch', 'workorder_accept', 'workorder_en_route', 'workorder_on_site', 'workorder_check', 'workorder_complete', 'workorder_verify', 'workorder_reject', 'workorder_hold', 'workorder_resume', 'workorder_cancel', 'workorder_comment', 'workorder_escalate', 'workorder_attach', 'knowledge_edit', 'component_event', 'spare_stock_set', 'workorder_unknown', 'asset_project_create', 'asset_project_update', 'asset_project_delete', 'asset_room_put', 'asset_equipment_add', 'asset_equipment_edit', 'asset_equipment_replace', 'asset_equipment_remove', 'asset_document_attach', 'asset_import', 'cleaning_record', 'cleaning_interval', 'inspection_start', 'inspection_item', 'inspection_order', 'inspection_finish', 'analysis_recompute', 'cockpit_board', 'backup', 'restore'];
+const ACTIONS = ['login', 'login_failed', 'login_throttled', 'login_unlock', 'logout', 'session_end', 'password_change', 'alarm_ack', 'alarm_shelve', 'alarm_unshelve', 'alarm_reset', 'alarm_remove_from_service', 'alarm_return_to_service', 'rule_put', 'rule_reload', 'setpoint_write', 'plan_write', 'user_create', 'user_update', 'user_delete', 'token_create', 'token_revoke', 'gateway_put', 'gateway_delete', 'language_set', 'workorder_create', 'workorder_dispatch', 'workorder_accept', 'workorder_en_route', 'workorder_on_site', 'workorder_check', 'workorder_complete', 'workorder_verify', 'workorder_reject', 'workorder_hold', 'workorder_resume', 'workorder_cancel', 'workorder_comment', 'workorder_escalate', 'workorder_attach', 'knowledge_edit', 'component_event', 'spare_stock_set', 'workorder_unknown', 'asset_project_create', 'asset_project_update', 'asset_project_delete', 'asset_room_put', 'asset_equipment_add', 'asset_equipment_edit', 'asset_equipment_replace', 'asset_equipment_remove', 'asset_document_attach', 'asset_import', 'cleaning_record', 'cleaning_interval', 'inspection_start', 'inspection_item', 'inspection_order', 'inspection_finish', 'analysis_recompute', 'cockpit_board', 'backup', 'restore', 'data_export', 'audit_export', 'audit_verify', 'audit_pruned'];
 const PERIODS = ['1h', '6h', '24h', '3d', '7d'];
 // What a draft must pass, in order, before it may be deployed.
 const GATES = ['checked', 'cases', 'tested'];
@@ -38,6 +38,9 @@ export function mayAdminister(role) {
 
 const roleText = (r) => (has(`roles.${r}`) ? t(`roles.${r}`) : r);
 const actionText = (a) => (has(`admin.actions.${a}`) ? t(`admin.actions.${a}`) : a);
+const categoryText = (c) => (c && has(`admin.categories.${c}`) ? t(`admin.categories.${c}`) : c || '');
+// An entry's result (ok, refused, failed); entries from before it was recorded have only `ok`.
+const resultText = (a) => t({ ok: 'admin.ok_done', refused: 'admin.refused', failed: 'admin.failed' }[a.result || (a.ok ? 'ok' : 'refused')]);
 const roleOptions = (selected) => ROLES.map((r) => `<option value="${r}"${r === selected ? ' selected' : ''}>${esc(roleText(r))}</option>`).join('');
 const scopeOptions = (selected) => SCOPES.map((s) => `<option value="${s}"${s === selected ? ' selected' : ''}>${esc(t(`admin.scope_${s}`))}</option>`).join('');
 const lifetimeOptions = () => LIFETIMES.map((d) => `<option value="${d}"${d === 90 ? ' selected' : ''}>${esc(t('admin.days', { n: d }))}</option>`).join('');
@@ -376,15 +379,18 @@ export class AdminPage {
         <label><span>${esc(t('admin.limit'))}</span><select name="limit"><option>100</option><option selected>1000</option><option>10000</option></select></label>
         <button type="submit">${esc(t('admin.search'))}</button>
         <button type="button" class="export">${esc(t('admin.export_csv'))}</button>
+        ${this.role() === 'admin' ? `<button type="button" class="verify-chain ghost">${esc(t('admin.verify_chain'))}</button>` : ''}
       </form>
+      <div class="chain-verdict" role="status" hidden></div>
       <div class="muted audit-count"></div>
-      <div class="table-scroll"><table class="grid admin-audit"><thead><tr>${th('admin.at')}${th('admin.user_name')}${th('admin.action')}${th('admin.target')}${th('admin.detail')}${th('admin.outcome')}</tr></thead><tbody></tbody></table></div>`;
+      <div class="table-scroll"><table class="grid admin-audit"><thead><tr>${th('admin.at')}${th('admin.address')}${th('admin.user_name')}${th('admin.category')}${th('admin.action')}${th('admin.target')}${th('admin.detail')}${th('admin.outcome')}</tr></thead><tbody></tbody></table></div>`;
     const form = body.querySelector('#audit-form');
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       this.searchAudit(seq);
     });
     body.querySelector('.export').addEventListener('click', () => this.exportAudit());
+    body.querySelector('.verify-chain')?.addEventListener('click', () => this.verifyChain(seq));
     this.searchAudit(seq);
   }
 
@@ -405,20 +411,40 @@ export class AdminPage {
       this.body().querySelector('tbody').innerHTML = this.audit.length
         ? this.audit
             .map(
-              (a) => `<tr class="${a.ok ? '' : 'refused'}" data-action="${esc(a.action)}"><td>${esc(stamp(a.at_ms))}</td><td translate="no">${esc(a.user)}</td><td>${esc(actionText(a.action))}</td>
-                <td translate="no">${esc(a.target)}</td><td translate="no" class="detail">${esc(a.detail)}</td><td>${esc(t(a.ok ? 'admin.ok_done' : 'admin.refused'))}</td></tr>`,
+              (a) => `<tr class="${a.ok ? '' : 'refused'}" data-action="${esc(a.action)}"><td>${esc(stamp(a.at_ms))}</td><td translate="no" class="source">${esc(a.source || '')}</td><td translate="no">${esc(a.user)}</td><td class="category">${esc(categoryText(a.category))}</td><td>${esc(actionText(a.action))}</td>
+                <td translate="no">${esc(a.target)}</td><td translate="no" class="detail">${esc(a.detail)}</td><td class="result">${esc(resultText(a))}</td></tr>`,
             )
             .join('')
-        : `<tr><td colspan="6" class="empty">${esc(t('admin.no_entries'))}</td></tr>`;
+        : `<tr><td colspan="8" class="empty">${esc(t('admin.no_entries'))}</td></tr>`;
     } catch (err) {
       this.fail(err);
     }
   }
 
   exportAudit() {
-    const head = ['admin.at', 'admin.user_name', 'admin.action', 'admin.target', 'admin.detail', 'admin.outcome'].map((k) => t(k));
-    const rows = this.audit.map((a) => [new Date(a.at_ms).toISOString(), a.user, actionText(a.action), a.target, a.detail, t(a.ok ? 'admin.ok_done' : 'admin.refused')]);
+    const head = ['admin.at', 'admin.address', 'admin.user_name', 'admin.category', 'admin.action', 'admin.target', 'admin.detail', 'admin.outcome'].map((k) => t(k));
+    const rows = this.audit.map((a) => [new Date(a.at_ms).toISOString(), a.source || '', a.user, categoryText(a.category), actionText(a.action), a.target, a.detail, resultText(a)]);
     download(`cistern-audit-${new Date().toISOString().slice(0, 10)}.csv`, csvText([head, ...rows]));
+  }
+
+  // The node walks the whole hash chain (admin): intact, or where it first breaks.
+  async verifyChain(seq) {
+    const box = this.body().querySelector('.chain-verdict');
+    box.hidden = false;
+    box.className = 'chain-verdict';
+    box.textContent = t('admin.chain_checking');
+    try {
+      const { report } = await api.get('/api/v1/audit/verify');
+      if (seq !== this.seq) return;
+      const b = report.first_break;
+      box.classList.add(report.intact ? 'intact' : 'broken');
+      box.textContent = report.intact
+        ? t('admin.chain_intact', { n: report.checked })
+        : t('admin.chain_broken', { n: report.breaks, seq: b?.seq ?? '?', kind: t(`admin.break_kinds.${b?.kind}`) });
+    } catch (err) {
+      box.hidden = true;
+      this.fail(err);
+    }
   }
 
   // --- the rules ---

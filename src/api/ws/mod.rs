@@ -110,12 +110,13 @@ pub async fn upgrade(
     };
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let stream = inbound::InboundStream::new(stream, ws.hub.config.max_message_bytes);
-    actix_web::rt::spawn(session::run(
-        ws.hub,
-        state.into_inner(),
-        session,
-        stream,
-        ws.shutdown,
+    // What the socket's commands audit comes from this peer.
+    let source = req
+        .peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+    actix_web::rt::spawn(crate::auth::audit::REQUEST_SOURCE.scope(
+        source,
+        session::run(ws.hub, state.into_inner(), session, stream, ws.shutdown),
     ));
     Ok(response)
 }

@@ -514,7 +514,7 @@ impl Reader<'_> {
                     self.principal.clone(),
                 );
                 // Off the reader: a command may wait on its room for seconds.
-                actix_web::rt::spawn(async move {
+                actix_web::rt::spawn(crate::auth::audit::carry_source(async move {
                     let msg = match execute(&api, &who, req).await {
                         Ok(outcome) => ServerMessage::Result {
                             id,
@@ -524,7 +524,7 @@ impl Reader<'_> {
                         Err(e) => ServerMessage::error(Some(&id), e.code.as_str(), e.message),
                     };
                     client.send_control(msg.to_text());
-                });
+                }));
             }
         }
     }
@@ -562,7 +562,7 @@ impl Reader<'_> {
             self.principal.clone(),
         );
         // Off the reader: each write waits for the controller's read-back.
-        actix_web::rt::spawn(async move {
+        actix_web::rt::spawn(crate::auth::audit::carry_source(async move {
             let msg = match setpoints::execute(&api, &who, &room, &writes).await {
                 Ok(written) => ServerMessage::Result {
                     id,
@@ -572,7 +572,7 @@ impl Reader<'_> {
                 Err(e) => ServerMessage::error(Some(&id), e.code.as_str(), e.message),
             };
             client.send_control(msg.to_text());
-        });
+        }));
     }
 
     async fn subscribe(

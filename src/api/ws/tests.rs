@@ -385,14 +385,19 @@ fn alarm_event() -> AlarmEvent {
 }
 
 fn audit_entry() -> AuditEntry {
-    AuditEntry {
-        at_ms: 1_795_288_901_200,
-        user: "alice".into(),
-        action: "alarm_ack".into(),
-        target: "XM-0001/pump_fault@P2".into(),
-        detail: "pump reset on site".into(),
-        ok: true,
-    }
+    let mut e = AuditEntry::now(
+        "alice",
+        "alarm_ack",
+        "XM-0001/pump_fault@P2",
+        "pump reset on site",
+        true,
+    )
+    .from_source("10.0.0.7");
+    e.at_ms = 1_795_288_901_200;
+    e.seq = Some(976);
+    e.prev = crate::auth::audit_chain::GENESIS.to_owned();
+    e.hash = crate::auth::audit_chain::hash_of(&e.prev, &e);
+    e
 }
 
 fn point_view(name: &'static str, unit: &'static str, value: f64) -> PointView {

@@ -75,6 +75,17 @@ impl Remote {
             .ok_or_else(|| ClientError::Http(format!("no token in {body}")))
     }
 
+    /// `GET path` as JSON (other commands that talk to the node reuse this client).
+    pub fn get_json(&self, path: &str) -> Result<serde_json::Value, ClientError> {
+        let http = agent();
+        let token = self.token(&http)?;
+        json(
+            http.get(format!("{}{path}", self.base()))
+                .header("authorization", &format!("Bearer {token}"))
+                .call(),
+        )
+    }
+
     /// Downloads `path` (an export or the template) into `out`.
     pub fn download(&self, path: &str, out: &Path) -> Result<usize, ClientError> {
         let http = agent();

@@ -221,7 +221,8 @@ impl Imports {
         };
         let me = self.clone();
         let id = job.id;
-        tokio::spawn(async move {
+        // The job's audit entries come from whoever started it (the request's address).
+        tokio::spawn(crate::auth::audit::carry_source(async move {
             let outcome = me.run(id, bytes, dry_run, lang).await;
             me.update(id, |j| {
                 if let Err(e) = outcome {
@@ -236,7 +237,7 @@ impl Imports {
                 }
                 (me.finished)(&job);
             }
-        });
+        }));
         Ok(job)
     }
 
