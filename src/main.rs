@@ -1505,7 +1505,8 @@ fn pki(action: PkiCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints a benchmark's or a tool's report: its table, or JSON with `--json`.
+/// Prints a benchmark's report: its table, or JSON with `--json`.
+#[cfg(feature = "lab")]
 fn print_report<R: serde::Serialize + std::fmt::Display>(
     report: &R,
     json: bool,
