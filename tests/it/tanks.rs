@@ -420,7 +420,9 @@ async fn the_demo_writes_plans_the_controllers_honour_and_operators_write_setpoi
                 .iter()
                 .find(|t| t["tank"] == tank_id.as_str())?
                 .clone();
-            (t["delivery"] == "written").then_some((t, v))
+            // The board takes the delivery inside the round and the planners' states once
+            // the round is over: wait for both.
+            (t["delivery"] == "written" && t["state"] == "planned").then_some((t, v))
         },
     )
     .await;

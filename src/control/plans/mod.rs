@@ -648,6 +648,9 @@ impl PlanService {
                 continue;
             };
             let image = dispatch.rule.to_image(dispatch.priority);
+            // A confirmed plan: its planner is planned now (set with the plan, under the same
+            // lock, so that no reader sees the new plan beside the state before the round).
+            t.view.state = "planned";
             t.view.round = Some(c.round);
             t.view.plan = Some(PlanView::of(&image));
             match deliveries
