@@ -424,6 +424,18 @@ struct RemoteArgs {
     lang: String,
 }
 
+impl RemoteArgs {
+    /// The client of a running node's API that `assets`, `audit` and `backup` share.
+    fn into_remote(self) -> cistern::business::assets::archive::client::Remote {
+        cistern::business::assets::archive::client::Remote {
+            url: self.url,
+            token: self.token,
+            user: self.user,
+            lang: self.lang,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum AssetsCommand {
     /// Import a filled-in template (.xlsx, or one sheet as CSV): all or nothing, rooms matched
@@ -1143,17 +1155,11 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Assets { action, remote } => {
-            use cistern::business::assets::archive::client::Remote;
             anyhow::ensure!(
                 ["zh-CN", "en"].contains(&remote.lang.as_str()),
                 "--lang must be zh-CN or en"
             );
-            let r = Remote {
-                url: remote.url,
-                token: remote.token,
-                user: remote.user,
-                lang: remote.lang,
-            };
+            let r = remote.into_remote();
             match action {
                 AssetsCommand::Import { file, dry_run } => r.import(&file, dry_run)?,
                 AssetsCommand::Export {
@@ -1193,12 +1199,8 @@ fn main() -> anyhow::Result<()> {
             remote,
         } => {
             let dest = dest.context("give the backup's destination: cistern backup DEST")?;
-            let (at, m) = cistern::backup::client::request(
-                &remote.url,
-                remote.token.as_deref(),
-                &remote.user,
-                &dest,
-            )?;
+            let remote = remote.into_remote();
+            let (at, m) = cistern::backup::client::request(&remote, &dest)?;
             print!("{}", cistern::backup::client::summary(&m));
             println!("backup made: {at}");
             Ok(())
@@ -1216,12 +1218,7 @@ fn main() -> anyhow::Result<()> {
         },
         Command::Audit { action, remote } => {
             use cistern::auth::audit_cli::{self, VerifyTarget};
-            let r = cistern::business::assets::archive::client::Remote {
-                url: remote.url,
-                token: remote.token,
-                user: remote.user,
-                lang: remote.lang,
-            };
+            let r = remote.into_remote();
             match action {
                 AuditCommand::Verify { data, file, json } => {
                     let target = match (data, file) {

@@ -923,14 +923,18 @@ mod tests {
         }
     }
 
+    /// Every entry, in time order.
+    async fn everything(log: &AuditLog) -> Vec<AuditEntry> {
+        log.query(&AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+    }
+
     async fn check_queries(log: &AuditLog) {
-        let all = log
-            .query(&AuditQuery {
-                limit: 100,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let all = everything(log).await;
         assert_eq!(all.len(), 10);
         assert!(all.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
         let newest = log
@@ -1019,13 +1023,7 @@ mod tests {
         let report = log.verify().await.unwrap();
         assert!(report.intact, "{report}");
         assert_eq!((report.checked, report.last_seq), (12, Some(11)));
-        let all = log
-            .query(&AuditQuery {
-                limit: 100,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let all = everything(&log).await;
         assert_eq!(all.last().unwrap().seq, Some(11));
         assert!(all
             .iter()
@@ -1108,13 +1106,8 @@ mod tests {
         assert_eq!((a.removed, a.first_seq), (5, 5));
         // Without the anchor the cut start is a break.
         let mut v = Verifier::new();
-        for e in log
-            .query(&AuditQuery {
-                limit: 100,
-                ..Default::default()
-            })
+        for e in everything(&log)
             .await
-            .unwrap()
             .iter()
             .filter(|e| e.action != PRUNED_ACTION)
         {

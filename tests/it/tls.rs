@@ -43,6 +43,24 @@ fn pki(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `cistern pki issue`: the server certificate of 127.0.0.1 (`localhost.pem`, `.key` in `out`),
+/// signed by the CA in `ca`.
+fn server_certificate(ca: &str, out: &str) {
+    pki(&[
+        "issue",
+        "--ca",
+        ca,
+        "--out",
+        out,
+        "--name",
+        "localhost",
+        "--kind",
+        "server",
+        "--ip",
+        "127.0.0.1",
+    ]);
+}
+
 fn fingerprint_in(output: &str) -> String {
     output
         .lines()
@@ -172,17 +190,7 @@ fn a_tls_only_site_takes_telemetry_only_from_enrolled_gateways_for_their_own_roo
     let pki_dir = dir.join("pki");
     let p = pki_dir.to_str().unwrap();
     pki(&["ca", "--dir", p]);
-    pki(&[
-        "issue",
-        "--ca",
-        p,
-        "--name",
-        "localhost",
-        "--kind",
-        "server",
-        "--ip",
-        "127.0.0.1",
-    ]);
+    server_certificate(p, p);
     pki(&["issue", "--ca", p, "--name", "node-1"]);
     let gw_a = fingerprint_in(&pki(&["issue", "--ca", p, "--name", "gw-A"]));
     pki(&[
@@ -395,19 +403,7 @@ fn a_tls_only_site_takes_telemetry_only_from_enrolled_gateways_for_their_own_roo
 
     // The server certificate renewed on disk is served without a restart.
     let renewed = dir.join("renewed");
-    pki(&[
-        "issue",
-        "--ca",
-        p,
-        "--out",
-        renewed.to_str().unwrap(),
-        "--name",
-        "localhost",
-        "--kind",
-        "server",
-        "--ip",
-        "127.0.0.1",
-    ]);
+    server_certificate(p, renewed.to_str().unwrap());
     std::fs::copy(renewed.join("localhost.key"), dir.join("server.key")).unwrap();
     std::fs::copy(renewed.join("localhost.pem"), dir.join("server.pem")).unwrap();
     let now_served = wait_for(

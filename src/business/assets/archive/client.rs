@@ -47,8 +47,12 @@ pub enum ClientError {
 }
 
 fn agent() -> ureq::Agent {
+    agent_for(Duration::from_secs(600))
+}
+
+fn agent_for(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(600)))
+        .timeout_global(Some(timeout))
         .http_status_as_error(false)
         .build()
         .into()
@@ -83,6 +87,22 @@ impl Remote {
             http.get(format!("{}{path}", self.base()))
                 .header("authorization", &format!("Bearer {token}"))
                 .call(),
+        )
+    }
+
+    /// `POST path` with a JSON body, as JSON; the answer may take up to `timeout` (a backup).
+    pub fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, ClientError> {
+        let http = agent_for(timeout);
+        let token = self.token(&http)?;
+        json(
+            http.post(format!("{}{path}", self.base()))
+                .header("authorization", &format!("Bearer {token}"))
+                .send_json(body),
         )
     }
 
