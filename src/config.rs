@@ -286,11 +286,7 @@ impl Config {
                 *ca = base.join(&*ca);
             }
         }
-        if let Some(ca) = &mut config.cluster.peer_ca {
-            if ca.is_relative() {
-                *ca = base.join(&*ca);
-            }
-        }
+        config.cluster.resolve_relative_to(base);
         config.historian.validate()?;
         config.store.validate(&config.historian.retention())?;
         config.rules.resolve_relative_to(base);

@@ -485,7 +485,8 @@ enum ClusterCommand {
         /// The cluster's name (default: `[cluster] name` of --config, else "cistern").
         #[arg(long)]
         name: Option<String>,
-        /// A node's configuration file to take the endpoints and the name from.
+        /// A node's configuration file to take the endpoints, the name and etcd's TLS
+        /// (`[cluster.etcd_tls]`) from.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Print JSON.
@@ -863,6 +864,7 @@ fn main() -> anyhow::Result<()> {
                 #[cfg(feature = "cluster")]
                 let security = if config.cluster.enabled {
                     config.cluster.validate()?;
+                    config.cluster.check_etcd_tls()?;
                     if let Some(ca) = &config.cluster.peer_ca {
                         cistern::cluster::peer::trust_ca(ca)
                             .context("[cluster] peer_ca: the other nodes' CA")?;
@@ -1402,27 +1404,30 @@ fn main() -> anyhow::Result<()> {
 
 /// `cistern cluster status`.
 fn cluster_status(
-    mut endpoints: Vec<String>,
+    endpoints: Vec<String>,
     name: Option<String>,
     config: Option<PathBuf>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let section = match &config {
+    let mut section = match &config {
         Some(path) => Config::load(path)?.cluster,
         None => cistern::cluster::ClusterConfig::default(),
     };
-    if endpoints.is_empty() {
-        endpoints = section.endpoints.clone();
+    if !endpoints.is_empty() {
+        section.endpoints = endpoints;
     }
-    let name = name.unwrap_or(section.name);
+    if let Some(name) = name {
+        section.name = name;
+    }
     #[cfg(feature = "cluster")]
     {
         let report = tokio::runtime::Runtime::new()?
-            .block_on(cistern::cluster::status::read(&endpoints, &name))
+            .block_on(cistern::cluster::status::read(&section))
+            .map_err(|e| anyhow::anyhow!(cistern::cluster::etcd::explain(&section, &e)))
             .with_context(|| {
                 format!(
                     "cannot read the cluster from etcd at {}",
-                    endpoints.join(",")
+                    section.endpoints.join(",")
                 )
             })?;
         if json {
@@ -1434,7 +1439,7 @@ fn cluster_status(
     }
     #[cfg(not(feature = "cluster"))]
     {
-        let _ = (endpoints, name, json);
+        let _ = (section, json);
         Err(cistern::cluster::ClusterConfigError::NotBuilt.into())
     }
 }
@@ -1451,6 +1456,9 @@ fn warn_plain_listeners(config: &Config) {
         if mqtt.tls.is_none() && !cistern::tls::is_loopback_host(&mqtt.host) {
             tracing::warn!(broker = %mqtt.host, "PLAIN MQTT TO A BROKER ON THE NETWORK: telemetry and the node's credentials cross the network unencrypted; configure [mqtt.tls] (ops/deploy.md)");
         }
+    }
+    for endpoint in config.cluster.plain_remote_endpoints() {
+        tracing::warn!(%endpoint, "PLAIN ETCD ON THE NETWORK: shard claims, checkpoints and the cluster's users cross the network unencrypted; configure [cluster.etcd_tls] (ops/deploy.md)");
     }
 }
 

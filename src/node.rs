@@ -459,6 +459,7 @@ impl Node {
         let handles: Vec<_> = arbiters.iter().map(|a| a.handle()).collect();
         let mut spec = spec;
         spec.cluster.validate()?;
+        spec.cluster.check_etcd_tls()?;
         // The cluster's series exist on every node (a single node owns every shard), so that
         // dashboards and alerts read the same names everywhere.
         let cluster_metrics = crate::cluster::metrics::ClusterMetrics::register(&metrics)?;

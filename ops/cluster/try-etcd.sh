@@ -3,7 +3,8 @@
 # ops/cluster/README.md relies on:
 #   1. every member starts from its file of ops/cluster/etcd/<topology>/ (addresses rewritten to
 #      127.0.0.1 and free ports, certificates from a throw-away CA, data in a temporary
-#      directory; everything else — timing, TLS, compaction, quota — as shipped);
+#      directory; everything else — timing, TLS for peers and clients, compaction, quota — as
+#      shipped); a client without a certificate of the CA is refused;
 #   2. a lease asked with TTL 1 s is granted with etcd's minimum, ceil(1.5 × election timeout);
 #   3. with dc1's members killed (dc1 cut off), the rest — dc2 and the witness — still elect a
 #      leader and accept writes and lease grants: the surviving side can take every shard;
@@ -54,6 +55,12 @@ for f in "${files[@]}"; do
   client_port[$name]=$((24000 + 10 * i))
   i=$((i + 1))
 done
+# The client certificate of a node ([cluster.etcd_tls] cert), for the checks below.
+openssl req -newkey rsa:2048 -nodes -subj "/CN=cistern-node" -keyout "$work/node.key" \
+  -out "$work/node.csr" 2>/dev/null
+openssl x509 -req -in "$work/node.csr" -CA "$work/peer-ca.crt" -CAkey "$work/ca.key" \
+  -CAcreateserial -days 1 -out "$work/node.crt" -extfile <(printf 'extendedKeyUsage=clientAuth\n') 2>/dev/null
+curl() { command curl --cacert "$work/peer-ca.crt" --cert "$work/node.crt" --key "$work/node.key" "$@"; }
 
 # Rewrite every member's address (the shipped IPs) to 127.0.0.1 with its own ports.
 rewrite=()
@@ -61,13 +68,13 @@ i=0
 for f in "${files[@]}"; do
   ip=$(sed -n 's#^listen-peer-urls: https://\([0-9.]*\):2380$#\1#p' "$f")
   cp=$((24000 + 10 * i))
-  rewrite+=(-e "s#https://$ip:2380#https://127.0.0.1:$((cp + 1))#g" -e "s#http://$ip:2379#http://127.0.0.1:$cp#g")
+  rewrite+=(-e "s#https://$ip:2380#https://127.0.0.1:$((cp + 1))#g" -e "s#https://$ip:2379#https://127.0.0.1:$cp#g")
   i=$((i + 1))
 done
 for f in "${files[@]}"; do
   name=$(basename "$f" .yml)
   sed "${rewrite[@]}" \
-    -e "s#,http://127.0.0.1:2379##" \
+    -e "s#,https://127.0.0.1:2379##" \
     -e "s#^data-dir: [^ ]*#data-dir: $work/$name.data#" \
     -e "s#/etc/etcd/pki/#$work/#" \
     "$f" > "$work/$name.yml"
@@ -80,7 +87,7 @@ for f in "${files[@]}"; do
   eval "pid_$(echo "$name" | tr - _)=$!"
 done
 
-url() { echo "http://127.0.0.1:${client_port[$1]}"; }
+url() { echo "https://127.0.0.1:${client_port[$1]}"; }
 names=()
 for f in "${files[@]}"; do names+=("$(basename "$f" .yml)"); done
 first=${names[0]}
@@ -94,30 +101,37 @@ for n in "${names[@]}"; do
     sleep 0.2
   done
 done
-echo "1. ${#names[@]} members healthy from ops/cluster/etcd/$topology (peer TLS on)"
+if command curl -s -m 2 --cacert "$work/peer-ca.crt" "$(url "$first")/health" | grep -q health; then
+  echo "FAIL: a client without a certificate was answered"; exit 1
+fi
+echo "1. ${#names[@]} members healthy from ops/cluster/etcd/$topology (TLS for peers and clients on; a client without a certificate refused)"
 
 ttl=$(curl -s -m 5 -X POST "$(url "$last")/v3/lease/grant" -d '{"TTL":1}' | sed -n 's/.*"TTL":"\([0-9]*\)".*/\1/p')
 election=$(sed -n 's/^election-timeout: \([0-9]*\).*/\1/p' "$work/$first.yml")
 echo "2. lease asked with TTL 1 s granted with TTL ${ttl} s (election timeout ${election} ms)"
 
 # The nodes' client pings their connection every second (HTTP/2 PING); etcd must not answer
-# with GOAWAY too_many_pings (grpc-keepalive-min-time). A raw h2c connection with an open Watch
+# with GOAWAY too_many_pings (grpc-keepalive-min-time). A raw HTTP/2 connection (TLS, ALPN h2,
+# the node's client certificate) with an open Watch
 # stream on which etcd sends nothing, pinged every second for 8 s.
-python3 - 127.0.0.1 "${client_port[$first]}" <<'PY' || { echo "FAIL: etcd refused 1-s pings"; exit 1; }
-import select, socket, struct, sys, time
+python3 - 127.0.0.1 "${client_port[$first]}" "$work" <<'PY' || { echo "FAIL: etcd refused 1-s pings"; exit 1; }
+import select, socket, ssl, struct, sys, time
 def frame(t, flags, sid, payload):
     return struct.pack(">I", len(payload))[1:] + bytes([t, flags]) + struct.pack(">I", sid) + payload
 def lit(n, v):
     return b"\x00" + bytes([len(n)]) + n.encode() + bytes([len(v)]) + v.encode()
-host, port = sys.argv[1], int(sys.argv[2])
-s = socket.create_connection((host, port))
+host, port, work = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+tls = ssl.create_default_context(cafile=f"{work}/peer-ca.crt")
+tls.load_cert_chain(f"{work}/node.crt", f"{work}/node.key")
+tls.set_alpn_protocols(["h2"])
+s = tls.wrap_socket(socket.create_connection((host, port)), server_hostname=host)
 s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b""))
-h = [(":method", "POST"), (":scheme", "http"), (":path", "/etcdserverpb.Watch/Watch"),
+h = [(":method", "POST"), (":scheme", "https"), (":path", "/etcdserverpb.Watch/Watch"),
      (":authority", f"{host}:{port}"), ("content-type", "application/grpc"), ("te", "trailers")]
 s.sendall(frame(1, 4, 1, b"".join(lit(k, v) for k, v in h)))
 start, nxt, buf, acks = time.time(), time.time() + 1, b"", 0
 while time.time() - start < 8.5:
-    if select.select([s], [], [], max(0, nxt - time.time()))[0]:
+    if s.pending() or select.select([s], [], [], max(0, nxt - time.time()))[0]:
         d = s.recv(65536)
         if not d:
             sys.exit("connection closed")

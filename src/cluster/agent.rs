@@ -23,9 +23,7 @@ use super::gate::{Epoch, Gate};
 use super::journal::{unix_ms, Journal, JournalEvent};
 use super::metrics::ClusterMetrics;
 use cistern_actors::registry::SHARDS;
-use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp,
-};
+use etcd_client::{Client, Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -296,18 +294,16 @@ impl ClusterAgent {
         &self,
         request_timeout: Option<Duration>,
     ) -> Result<Client, etcd_client::Error> {
-        // No HTTP/2 pings: etcd answers pings more often than every 5 s (its default
-        // grpc-keepalive-min-time) with GOAWAY. A dead connection needs no detection here: the
-        // gate's deadline fences the node, and the member reconnects with fresh clients.
-        // `require_leader`: a member cut off from its leader refuses at once instead of
-        // holding the request.
-        let mut options = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(1))
-            .with_require_leader(true);
-        if let Some(t) = request_timeout {
-            options = options.with_timeout(t);
-        }
-        Client::connect(&self.config.endpoints, Some(options)).await
+        // A dead connection needs no HTTP/2 pings here: the gate's deadline fences the node,
+        // and the member reconnects with fresh clients.
+        super::etcd::connect(
+            &self.config,
+            super::etcd::Connect {
+                require_leader: true,
+                ..super::etcd::Connect::requests(request_timeout)
+            },
+        )
+        .await
     }
 
     async fn run(self: Arc<Self>, host: Arc<dyn ShardHost>, mut shutdown: watch::Receiver<bool>) {
@@ -329,7 +325,7 @@ impl ClusterAgent {
                 Err(error) => {
                     self.metrics.etcd_up.set(0);
                     self.set_state(NodeState::Unreachable);
-                    tracing::warn!(%error, retry_in = ?backoff, "cannot reach etcd; this node supervises no shard until it can");
+                    tracing::warn!(error = %super::etcd::explain(&self.config, &error), retry_in = ?backoff, "cannot reach etcd; this node supervises no shard until it can");
                     tokio::select! {
                         _ = shutdown.changed() => break,
                         _ = tokio::time::sleep(backoff) => {}
@@ -344,7 +340,7 @@ impl ClusterAgent {
                 Err(error) => {
                     self.metrics.etcd_up.set(0);
                     self.set_state(NodeState::Unreachable);
-                    tracing::warn!(%error, retry_in = ?backoff, "etcd does not answer; this node supervises no shard until it does");
+                    tracing::warn!(error = %super::etcd::explain(&self.config, &error), retry_in = ?backoff, "etcd does not answer; this node supervises no shard until it does");
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }

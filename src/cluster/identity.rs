@@ -26,8 +26,7 @@ use crate::auth::identity::{IdentityKind, IdentityPersistence, IdentityRecord};
 use crate::auth::{Auth, Principal, Role};
 use crate::store::StoreError;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, PutOptions, Txn, TxnOp,
-    WatchOptions,
+    Client, Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchOptions,
 };
 use futures::future::BoxFuture;
 use std::sync::Weak;
@@ -61,12 +60,7 @@ async fn connect(
     config: &ClusterConfig,
     request_timeout: Option<Duration>,
 ) -> Result<Client, etcd_client::Error> {
-    // As the member's clients: no HTTP/2 pings (etcd answers frequent pings with GOAWAY).
-    let mut options = ConnectOptions::new().with_connect_timeout(Duration::from_secs(1));
-    if let Some(t) = request_timeout {
-        options = options.with_timeout(t);
-    }
-    Client::connect(&config.endpoints, Some(options)).await
+    super::etcd::connect(config, super::etcd::Connect::requests(request_timeout)).await
 }
 
 /// (kind, key) of an identity key under `prefix`.
@@ -95,7 +89,8 @@ impl std::fmt::Debug for EtcdIdentities {
 }
 
 impl EtcdIdentities {
-    /// Connects to the cluster's etcd, retrying for up to a minute.
+    /// Connects to the cluster's etcd and reads from it, retrying for up to a minute (then
+    /// the node stops with the reason, for its supervisor to start it again).
     pub async fn connect(
         config: &ClusterConfig,
         io: tokio::runtime::Handle,
@@ -105,8 +100,16 @@ impl EtcdIdentities {
         let cfg = config.clone();
         loop {
             let cfg = cfg.clone();
+            let prefix = identity_prefix(&cfg);
             let attempt = io
-                .spawn(async move { connect(&cfg, Some(Duration::from_secs(2))).await })
+                .spawn(async move {
+                    let mut client = connect(&cfg, Some(Duration::from_secs(2))).await?;
+                    // A connection is made lazily: only a request says whether etcd answers
+                    // (and whether it takes this node's certificate).
+                    let probe = GetOptions::new().with_prefix().with_count_only();
+                    client.get(prefix, Some(probe)).await?;
+                    Ok::<_, etcd_client::Error>(client)
+                })
                 .await
                 .map_err(|e| StoreError::Unavailable(format!("etcd connect task failed: {e}")))?;
             match attempt {
@@ -118,14 +121,15 @@ impl EtcdIdentities {
                     })
                 }
                 Err(error) if started.elapsed() < START_TIMEOUT => {
-                    tracing::warn!(%error, retry_in = ?backoff, "cannot reach etcd for the cluster's users and tokens");
+                    tracing::warn!(error = %super::etcd::explain(config, &error), retry_in = ?backoff, "cannot reach etcd for the cluster's users and tokens");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
                 Err(error) => {
                     return Err(StoreError::Unavailable(format!(
-                        "etcd ({}) did not answer within {START_TIMEOUT:?}: {error}",
-                        config.endpoints.join(", ")
+                        "etcd ({}) did not answer within {START_TIMEOUT:?}: {}",
+                        config.endpoints.join(", "),
+                        super::etcd::explain(config, &error)
                     )))
                 }
             }

@@ -9,7 +9,7 @@
 //! - [`peer`]: HTTP calls from one node to another (forwarded requests, fleet-wide lists).
 //! - feature `cluster` (links etcd): [`agent`] (lease, claims, moves, fencing),
 //!   [`checkpoint`] (alarm state and snapshots per shard in etcd, writes fenced by the
-//!   epoch), [`mirror`] (every room's live state on every node, over the broker), [`status`]
+//!   epoch), [`etcd`] (the node's etcd clients, TLS), [`mirror`] (every room's live state on every node, over the broker), [`status`]
 //!   (`cistern cluster status`), [`identity`] (users, tokens and sessions shared through etcd;
 //!   the service token).
 //!
@@ -28,6 +28,8 @@ pub mod peer;
 pub mod agent;
 #[cfg(feature = "cluster")]
 pub mod checkpoint;
+#[cfg(feature = "cluster")]
+pub mod etcd;
 #[cfg(feature = "cluster")]
 pub mod identity;
 #[cfg(feature = "cluster")]

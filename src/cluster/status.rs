@@ -3,8 +3,9 @@
 //! answers even when no node does.
 
 use super::checkpoint::Keys;
+use super::ClusterConfig;
 use cistern_actors::registry::SHARDS;
-use etcd_client::{Client, ConnectOptions, GetOptions, LeaseTimeToLiveOptions};
+use etcd_client::{GetOptions, LeaseTimeToLiveOptions};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -40,13 +41,15 @@ pub struct Report {
     pub etcd_revision: i64,
 }
 
-/// Reads the cluster `name` from etcd at `endpoints`.
-pub async fn read(endpoints: &[String], name: &str) -> Result<Report, etcd_client::Error> {
-    let options = ConnectOptions::new()
-        .with_connect_timeout(Duration::from_secs(2))
-        .with_timeout(Duration::from_secs(2));
-    let mut client = Client::connect(endpoints, Some(options)).await?;
-    let keys = Keys::new(format!("/cistern/{name}/"));
+/// Reads the cluster `config.name` from etcd at `config.endpoints` (over TLS with
+/// `[cluster.etcd_tls]`).
+pub async fn read(config: &ClusterConfig) -> Result<Report, etcd_client::Error> {
+    let how = super::etcd::Connect {
+        connect_timeout: Duration::from_secs(2),
+        ..super::etcd::Connect::requests(Some(Duration::from_secs(2)))
+    };
+    let mut client = super::etcd::connect(config, how).await?;
+    let keys = Keys::new(config.prefix());
     let nodes = client
         .get(keys.nodes(), Some(GetOptions::new().with_prefix()))
         .await?;
@@ -95,7 +98,7 @@ pub async fn read(endpoints: &[String], name: &str) -> Result<Report, etcd_clien
         })
         .collect();
     Ok(Report {
-        cluster: name.to_owned(),
+        cluster: config.name.clone(),
         unowned: shards.iter().filter(|s| s.owner.is_none()).count(),
         members,
         shards,

@@ -28,6 +28,9 @@ pub enum Kind {
     Server,
     /// A connecting party that proves who it is: a gateway, a platform node.
     Client,
+    /// Both at once: an etcd member, which serves clients and connects to the other members
+    /// with the same certificate (`--peer-cert-file`).
+    Peer,
 }
 
 /// Why a PKI command failed.
@@ -208,10 +211,14 @@ pub fn issue(ca_dir: &Path, out: &Path, request: &Request) -> Result<Issued, Pki
     sans.extend(request.ips.iter().map(|ip| SanType::IpAddress(*ip)));
     params.subject_alt_names = sans;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![match request.kind {
-        Kind::Server => ExtendedKeyUsagePurpose::ServerAuth,
-        Kind::Client => ExtendedKeyUsagePurpose::ClientAuth,
-    }];
+    params.extended_key_usages = match request.kind {
+        Kind::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
+        Kind::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
+        Kind::Peer => vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+    };
     params.use_authority_key_identifier_extension = true;
     (params.not_before, params.not_after) = validity(request.days, request.until)?;
     let cert = params

@@ -2,7 +2,7 @@
 //! `cistern run` nodes in cluster mode on them, each with its own port and data directory.
 
 use crate::support::{free_port, temp_dir, Cistern, Mosquitto};
-use cistern::lab::failover::etcd::EtcdCluster;
+use cistern::lab::failover::etcd::{EtcdCluster, MemberTls};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,15 +21,23 @@ impl ClusterSite {
     /// Starts etcd and mosquitto and writes `cistern inventory --rooms N` (and `extra`
     /// arguments) for cluster `name`.
     pub fn start(name: &str, rooms: usize, extra: &[&str]) -> Self {
+        Self::start_with(name, rooms, extra, None)
+    }
+
+    /// As [`ClusterSite::start`], etcd serving TLS with `tls` and asking every client for a
+    /// certificate; the nodes' endpoints are `https://`.
+    pub fn start_with(name: &str, rooms: usize, extra: &[&str], tls: Option<&MemberTls>) -> Self {
         let dir = temp_dir(&format!("cluster-{name}"));
-        let etcd =
-            EtcdCluster::start(1, &dir, &[], name, Duration::from_secs(30)).expect("etcd starts");
+        // The broker first: it makes its directory afresh, which is also the site's (etcd's
+        // log goes there).
+        let broker = Mosquitto::start(&format!("cluster-{name}"));
+        let etcd = EtcdCluster::start_with(1, &dir, &[], name, Duration::from_secs(30), tls)
+            .expect("etcd starts");
         let endpoints = etcd
             .endpoints("127.0.0.1".parse().unwrap())
             .iter()
             .map(|e| format!("{e:?}"))
             .collect();
-        let broker = Mosquitto::start(&format!("cluster-{name}"));
         let rooms = rooms.to_string();
         let mut args = vec!["inventory", "--rooms", rooms.as_str()];
         args.extend_from_slice(extra);

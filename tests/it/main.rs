@@ -28,6 +28,8 @@ mod cluster_live;
 mod cluster_sessions;
 #[cfg(feature = "cluster")]
 mod cluster_site;
+#[cfg(feature = "cluster")]
+mod cluster_tls;
 mod crash;
 mod demo;
 #[cfg(feature = "cluster")]

@@ -33,7 +33,7 @@ fn python(args: &[&str]) -> Value {
 }
 
 /// `cistern pki ARGS`: its stdout (panics unless it succeeds).
-fn pki(args: &[&str]) -> String {
+pub(crate) fn pki(args: &[&str]) -> String {
     let out = Cistern::command("pki", ["pki"]).args(args).output();
     assert!(
         out.status.success(),

@@ -26,7 +26,24 @@ pub const ETCD: &str = "/usr/bin/etcd";
 pub struct EtcdCluster {
     members: Vec<BenchProc>,
     client_ports: Vec<u16>,
+    /// Where each member answers `/health` over plain HTTP on loopback: its client port, or
+    /// its metrics port when its clients must speak TLS.
+    health_ports: Vec<u16>,
+    /// Whether clients reach the members over TLS.
+    tls: bool,
     data: PathBuf,
+}
+
+/// A member serving TLS to its clients and its peers: every client must present a certificate
+/// chaining to `ca` (`--client-cert-auth`), and so must every peer. `cert` serves both sides
+/// (`cistern pki issue --kind peer`, with 127.0.0.1 in its SAN).
+#[derive(Clone, Debug)]
+pub struct MemberTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The plain loopback port of `/health` and `/metrics`.
+    pub metrics_port: u16,
 }
 
 /// One member's place in the cluster.
@@ -46,23 +63,58 @@ pub fn member_args(
     also: &[IpAddr],
     token: &str,
 ) -> Vec<String> {
-    let mut listen = vec![format!("http://127.0.0.1:{}", member.client_port)];
+    member_args_with(member, all, data, also, token, None)
+}
+
+/// As [`member_args`], serving TLS with `tls`.
+pub fn member_args_with(
+    member: &MemberSpec,
+    all: &[MemberSpec],
+    data: &Path,
+    also: &[IpAddr],
+    token: &str,
+    tls: Option<&MemberTls>,
+) -> Vec<String> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut listen = vec![format!("{scheme}://127.0.0.1:{}", member.client_port)];
     listen.extend(
         also.iter()
-            .map(|ip| format!("http://{ip}:{}", member.client_port)),
+            .map(|ip| format!("{scheme}://{ip}:{}", member.client_port)),
     );
     let initial: Vec<String> = all
         .iter()
-        .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+        .map(|m| format!("{}={scheme}://127.0.0.1:{}", m.name, m.peer_port))
         .collect();
-    let peer = format!("http://127.0.0.1:{}", member.peer_port);
+    let peer = format!("{scheme}://127.0.0.1:{}", member.peer_port);
+    let mut secured = Vec::new();
+    if let Some(tls) = tls {
+        let (ca, cert, key) = (
+            tls.ca.display().to_string(),
+            tls.cert.display().to_string(),
+            tls.key.display().to_string(),
+        );
+        secured = vec![
+            ("--trusted-ca-file", ca.clone()),
+            ("--cert-file", cert.clone()),
+            ("--key-file", key.clone()),
+            ("--client-cert-auth", "true".to_owned()),
+            ("--peer-trusted-ca-file", ca),
+            ("--peer-cert-file", cert),
+            ("--peer-key-file", key),
+            ("--peer-client-cert-auth", "true".to_owned()),
+            (
+                "--listen-metrics-urls",
+                format!("http://127.0.0.1:{}", tls.metrics_port),
+            ),
+        ];
+    }
     [
         ("--name", member.name.to_owned()),
         ("--data-dir", data.display().to_string()),
         ("--listen-client-urls", listen.join(",")),
         (
             "--advertise-client-urls",
-            format!("http://127.0.0.1:{}", member.client_port),
+            format!("{scheme}://127.0.0.1:{}", member.client_port),
         ),
         ("--listen-peer-urls", peer.clone()),
         ("--initial-advertise-peer-urls", peer),
@@ -81,6 +133,7 @@ pub fn member_args(
         ("--log-level", "warn".to_owned()),
     ]
     .into_iter()
+    .chain(secured)
     .map(|(k, v)| format!("{k}={v}"))
     .collect()
 }
@@ -106,6 +159,19 @@ impl EtcdCluster {
         tag: &str,
         deadline: Duration,
     ) -> Result<Self, FailoverError> {
+        Self::start_with(members, logs, also, tag, deadline, None)
+    }
+
+    /// As [`EtcdCluster::start`], every member serving TLS with `tls`'s files (its
+    /// `metrics_port` is chosen here, per member).
+    pub fn start_with(
+        members: usize,
+        logs: &Path,
+        also: &[IpAddr],
+        tag: &str,
+        deadline: Duration,
+        tls: Option<&MemberTls>,
+    ) -> Result<Self, FailoverError> {
         if !Path::new(ETCD).exists() {
             return Err(FailoverError::Missing(
                 "etcd (Debian: apt-get install etcd-server; ops/test.sh does it)",
@@ -125,18 +191,39 @@ impl EtcdCluster {
         let mut cluster = Self {
             members: Vec::with_capacity(n),
             client_ports: specs.iter().map(|m| m.client_port).collect(),
+            health_ports: Vec::with_capacity(n),
+            tls: tls.is_some(),
             data: data.clone(),
         };
         for m in &specs {
             let dir = data.join(m.name);
+            let member_tls = match tls {
+                Some(t) => Some(MemberTls {
+                    metrics_port: free_port()?,
+                    ..t.clone()
+                }),
+                None => None,
+            };
+            cluster.health_ports.push(
+                member_tls
+                    .as_ref()
+                    .map_or(m.client_port, |t| t.metrics_port),
+            );
             let mut command = Command::new(ETCD);
-            command.args(member_args(m, &specs, &dir, also, tag));
+            command.args(member_args_with(
+                m,
+                &specs,
+                &dir,
+                also,
+                tag,
+                member_tls.as_ref(),
+            ));
             let proc = BenchProc::spawn(m.name, command, logs.join(format!("{}.log", m.name)))?;
             cluster.members.push(proc);
         }
         let http = crate::lab::bench::scrape::agent();
         let end = Instant::now() + deadline;
-        for (i, port) in cluster.client_ports.clone().iter().enumerate() {
+        for (i, port) in cluster.health_ports.clone().iter().enumerate() {
             loop {
                 if healthy(&http, *port) {
                     break;
@@ -160,9 +247,10 @@ impl EtcdCluster {
     /// The members' client URLs as reached at `host` (127.0.0.1, or the host's end of a
     /// namespace's link).
     pub fn endpoints(&self, host: IpAddr) -> Vec<String> {
+        let scheme = if self.tls { "https" } else { "http" };
         self.client_ports
             .iter()
-            .map(|p| format!("http://{host}:{p}"))
+            .map(|p| format!("{scheme}://{host}:{p}"))
             .collect()
     }
 
@@ -244,7 +332,7 @@ mod tests {
         let endpoints = cluster.endpoints("127.0.0.1".parse().unwrap());
         assert_eq!(endpoints.len(), 3);
         let http = crate::lab::bench::scrape::agent();
-        for port in &cluster.client_ports {
+        for port in &cluster.health_ports {
             assert!(healthy(&http, *port));
         }
         let data = cluster.data.clone();
