@@ -49,10 +49,10 @@ impl Browser {
         Self::launch(name, width, height, false)
     }
 
-    /// A desktop window that accepts a certificate of a private CA (an HTTPS test's pilot CA;
-    /// the test checks the certificate itself with a verifying client).
+    /// A phone-sized window (390×844) that accepts a certificate of a private CA (an HTTPS
+    /// test's pilot CA; the test checks the certificate itself with a verifying client).
     pub fn start_accepting_any_certificate(name: &str) -> Self {
-        Self::launch(name, 1600, 1000, true)
+        Self::launch(name, 390, 844, true)
     }
 
     fn launch(name: &str, width: u32, height: u32, insecure_certs: bool) -> Self {
@@ -277,7 +277,7 @@ impl Browser {
     /// `translate="no"` (a user's name, a rule's id). In zh-CN this must be empty.
     pub fn latin_words(&self) -> Vec<String> {
         let v = self.js(
-            "const allowed = /^(CISTERN|API|CJJ|NAMUR|MPa|kPa|kWh|NTU|CSV|xlsx|English)$/; \
+            "const allowed = /^(CISTERN|API|CJJ|NAMUR|MPa|kPa|kWh|NTU|CSV|xlsx|SHA|English)$/; \
              const words = new Set(); \
              const visible = (e) => e && e.checkVisibility({ checkOpacity: true, checkVisibilityCSS: true }); \
              const exempt = (e) => !!e.closest('[translate=no], script, style'); \

@@ -3,7 +3,7 @@
 //! (`require_certificate`, `use_identity_as_username`, an ACL that lets a gateway publish only
 //! under its own name), `cistern run` with HTTPS and MQTT over mTLS, Python's `ssl` and
 //! paho-mqtt as the independent peers (tests/it/peers/tls_peer.py), and headless Chromium on
-//! the HTTPS console.
+//! the HTTPS console at phone size, where the admin enrols, revokes and removes gateways.
 
 use crate::browser::Browser;
 use crate::support::{
@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
 
 const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/peers/tls_peer.py");
 
@@ -376,13 +378,67 @@ fn a_tls_only_site_takes_telemetry_only_from_enrolled_gateways_for_their_own_roo
         assert_eq!(sent["connected"], false, "{who}: {sent}");
     }
 
-    // Revocation: disabled in the platform, refused at once.
-    let disabled = api.call(
-        "PUT",
-        "/api/v1/gateways/gw-A",
-        Some(&json!({"rooms": [room_a], "enabled": false})),
+    // The console over HTTPS in a real browser, in Chinese, on a phone: the gateways tab lists
+    // gw-A, enrols another through its form, revokes gw-A (refused from its next message) and
+    // removes the other.
+    let browser = Browser::start_accepting_any_certificate("tls-browser");
+    browser.sign_in(&base, "zh-CN");
+    browser.assert_chinese_only("the HTTPS console");
+    browser.js("location.hash = arguments[0];", json!(["#/admin/gateways"]));
+    let row_of = |id: &str| {
+        format!(
+            "const r = document.querySelector('table.admin-gateways tr[data-gateway=\"{id}\"]'); \
+             return r && (r.className + ' ' + r.textContent) || null;"
+        )
+    };
+    let row = browser.until("gw-A listed", WAIT, &row_of("gw-A"));
+    let row = row.as_str().unwrap();
+    assert!(
+        row.contains(&gw_a[..16]) && row.contains(&room_a) && row.contains("已启用"),
+        "{row}"
     );
-    assert_eq!(disabled["status"], 200, "{disabled}");
+    browser.assert_chinese_only("the gateways tab");
+    assert_eq!(
+        browser.overflowing(),
+        Vec::<String>::new(),
+        "the gateways tab is wider than a phone"
+    );
+    browser.set_value("#gateway-form input[name=id]", "gw-C");
+    browser.set_value("#gateway-form input[name=rooms]", &room_b);
+    browser.set_value("#gateway-form input[name=note]", "备用网关");
+    browser.click(&browser.element("#gateway-form button[type=submit]", WAIT));
+    browser.until("gw-C listed", WAIT, &row_of("gw-C"));
+    browser.screenshot(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("tls-gateways.png"));
+    let listed = api.call("GET", "/api/v1/gateways", None);
+    let gw_c = listed["body"]["gateways"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["id"] == "gw-C"))
+        .cloned()
+        .unwrap_or_else(|| panic!("gw-C not enrolled: {listed}"));
+    assert_eq!(gw_c["rooms"], json!([room_b]), "{gw_c}");
+    assert_eq!(gw_c["enabled"], true, "{gw_c}");
+    assert_eq!(gw_c["updated_by"], "admin", "{gw_c}");
+    let confirm = |browser: &Browser| {
+        browser.until(
+            "the confirmation dialog",
+            WAIT,
+            "return document.querySelector('.admin-ask').open || null;",
+        );
+        browser.click(&browser.element(".admin-ask .ask-ok", WAIT));
+    };
+    // (The enrolment's toast would cover the row's buttons on a phone.)
+    let dismiss_toast = |browser: &Browser| {
+        browser.js("document.getElementById('toast').hidden = true;", json!([]));
+    };
+    dismiss_toast(&browser);
+    browser.click(&browser.element("tr[data-gateway='gw-A'] button[data-act=toggle]", WAIT));
+    confirm(&browser);
+    browser.until(
+        "gw-A shown revoked",
+        WAIT,
+        "const r = document.querySelector('tr[data-gateway=\"gw-A\"]'); \
+         return r && r.classList.contains('revoked') && r.textContent.includes('已吊销') || null;",
+    );
     publish(
         &pki_dir,
         "gw-A",
@@ -395,11 +451,20 @@ fn a_tls_only_site_takes_telemetry_only_from_enrolled_gateways_for_their_own_roo
         Duration::from_secs(20),
         || (rejected("gateway_disabled") == 1.0).then_some(()),
     );
+    dismiss_toast(&browser);
+    browser.click(&browser.element("tr[data-gateway='gw-C'] button[data-act=delete]", WAIT));
+    confirm(&browser);
+    wait_for("gw-C removed", WAIT, || {
+        let listed = api.call("GET", "/api/v1/gateways", None);
+        (!listed["body"].to_string().contains("gw-C")).then_some(())
+    });
     let audit = api.call("GET", "/api/v1/audit?action=gateway_put", None);
     assert!(
         audit["body"].to_string().matches("gw-A").count() >= 2,
         "{audit}"
     );
+    let audit = api.call("GET", "/api/v1/audit?action=gateway_delete", None);
+    assert!(audit["body"].to_string().contains("gw-C"), "{audit}");
 
     // The server certificate renewed on disk is served without a restart.
     let renewed = dir.join("renewed");
@@ -419,9 +484,8 @@ fn a_tls_only_site_takes_telemetry_only_from_enrolled_gateways_for_their_own_roo
     );
     assert_ne!(now_served, served);
 
-    // The console over HTTPS in a real browser, in Chinese.
-    let browser = Browser::start_accepting_any_certificate("tls-browser");
-    browser.sign_in(&base, "zh-CN");
-    browser.assert_chinese_only("the HTTPS console");
+    // The console still answers over the renewed certificate.
+    browser.js("location.hash = arguments[0];", json!(["#/admin/users"]));
+    browser.element("#user-form", WAIT);
     drop(node);
 }

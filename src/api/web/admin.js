@@ -1,6 +1,7 @@
-// Administration (issue 19, item 9): what existed only in the API, on screen. Five tabs, each
+// Administration (issue 19, item 9): what existed only in the API, on screen. Six tabs, each
 // shown to the roles the node lets use it: users and roles, API tokens with their scope and
-// expiry, every user's sessions and the login throttling (admin; issue 24), the audit log
+// expiry, every user's sessions and the login throttling (admin; issue 24), the enrolled
+// gateways — enrol, change rooms, revoke, remove (admin; issue 24 item 2), the audit log
 // with filters and a CSV export (operator and above), and the alarm rules (rule author): view a
 // rule, edit it with syntax checking, run the golden cases that exercise it against the draft,
 // backtest the draft against the rules in force over the stored history, and only then deploy
@@ -24,6 +25,7 @@ const TABS = [
   ['users', 'admin'],
   ['tokens', 'admin'],
   ['sessions', 'admin'],
+  ['gateways', 'admin'],
   ['audit', 'operator'],
   ['rules', 'rule-author'],
 ];
@@ -82,7 +84,7 @@ export class AdminPage {
       return;
     }
     const seq = this.seq;
-    const show = { users: () => this.users(seq), tokens: () => this.tokens(seq), sessions: () => this.sessions(seq), audit: () => this.auditTab(seq), rules: () => (arg ? this.ruleView(seq, arg) : this.rules(seq)) };
+    const show = { users: () => this.users(seq), tokens: () => this.tokens(seq), sessions: () => this.sessions(seq), gateways: () => this.gateways(seq), audit: () => this.auditTab(seq), rules: () => (arg ? this.ruleView(seq, arg) : this.rules(seq)) };
     show[current]();
   }
 
@@ -264,6 +266,92 @@ export class AdminPage {
             )
             .join('')
         : `<tr><td colspan="8" class="empty">${esc(t('admin.no_tokens'))}</td></tr>`;
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  // --- gateways (device identity) ---
+
+  gateways(seq) {
+    const body = this.body();
+    body.innerHTML = `<form class="admin-form" id="gateway-form">
+        <label><span>${esc(t('admin.gateway_id'))}</span><input name="id" required autocomplete="off" translate="no" pattern="[A-Za-z0-9._@\\-]{1,64}"></label>
+        <label class="wide"><span>${esc(t('admin.gateway_rooms'))}</span><input name="rooms" required autocomplete="off" translate="no" placeholder="XM-0001 XM-0002"></label>
+        <label class="wide"><span>${esc(t('admin.gateway_fingerprint'))}</span><input name="fingerprint" autocomplete="off" translate="no" pattern="[0-9a-fA-F:]{64,95}"></label>
+        <label><span>${esc(t('admin.gateway_note'))}</span><input name="note" autocomplete="off"></label>
+        <label class="check"><input type="checkbox" name="enabled" checked><span>${esc(t('admin.gateway_enabled'))}</span></label>
+        <button type="submit">${esc(t('admin.gateway_save'))}</button>
+      </form>
+      <p class="muted">${esc(t('admin.gateway_hint'))}<br><code translate="no">cistern/v1/gw/&lt;gateway&gt;/telemetry/&lt;room&gt;</code> · <code translate="no">cistern pki issue --ca pki --name &lt;gateway&gt;</code></p>
+      <div class="table-scroll"><table class="grid admin-gateways"><thead><tr>${th('admin.gateway_id')}${th('admin.gateway_rooms')}${th('admin.gateway_fingerprint')}${th('admin.gateway_state')}${th('admin.gateway_note')}${th('admin.updated')}<th></th></tr></thead><tbody></tbody></table></div>`;
+    const form = body.querySelector('#gateway-form');
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const id = form.id.value.trim();
+      const rooms = form.rooms.value.split(/[\s,，、;]+/).filter(Boolean);
+      const fingerprint = form.fingerprint.value.trim();
+      try {
+        await api.put(`/api/v1/gateways/${encodeURIComponent(id)}`, { rooms, fingerprint: fingerprint || null, enabled: form.enabled.checked, note: form.note.value.trim() });
+        this.toast(t('admin.gateway_saved', { name: id }), true);
+        form.reset();
+        form.id.readOnly = false;
+        this.listGateways(seq);
+      } catch (err) {
+        this.fail(err);
+      }
+    });
+    body.querySelector('tbody').addEventListener('click', async (e) => {
+      const b = e.target.closest('button[data-gateway]');
+      if (!b) return;
+      const g = (this.gatewayList || []).find((x) => x.id === b.dataset.gateway);
+      if (!g) return;
+      const path = `/api/v1/gateways/${encodeURIComponent(g.id)}`;
+      try {
+        if (b.dataset.act === 'edit') {
+          form.id.value = g.id;
+          form.id.readOnly = true;
+          form.rooms.value = g.rooms.join(' ');
+          form.fingerprint.value = g.fingerprint || '';
+          form.note.value = g.note || '';
+          form.enabled.checked = g.enabled;
+          form.rooms.focus();
+        } else if (b.dataset.act === 'toggle') {
+          const enabled = !g.enabled;
+          if (!enabled && !(await this.ask(t('admin.confirm_revoke_gateway', { name: g.id }), null, g.id))) return;
+          await api.put(path, { rooms: g.rooms, fingerprint: g.fingerprint || null, enabled, note: g.note || '' });
+          this.toast(t(enabled ? 'admin.gateway_enabled_now' : 'admin.gateway_revoked', { name: g.id }), true);
+          this.listGateways(seq);
+        } else if (await this.ask(t('admin.confirm_delete_gateway', { name: g.id }), null, g.id)) {
+          await api.del(path);
+          this.toast(t('admin.gateway_deleted', { name: g.id }), true);
+          this.listGateways(seq);
+        }
+      } catch (err) {
+        this.fail(err);
+      }
+    });
+    this.listGateways(seq);
+  }
+
+  async listGateways(seq) {
+    try {
+      const { gateways = [] } = await api.get('/api/v1/gateways');
+      if (seq !== this.seq) return;
+      this.gatewayList = gateways;
+      const short = (f) => (f ? `${f.slice(0, 16)}…` : '—');
+      this.body().querySelector('tbody').innerHTML = gateways.length
+        ? gateways
+            .map(
+              (g) => `<tr data-gateway="${esc(g.id)}"${g.enabled ? '' : ' class="revoked"'}><td translate="no">${esc(g.id)}</td>
+                <td translate="no">${esc(g.rooms.join(' '))}</td>
+                <td translate="no" title="${esc(g.fingerprint || '')}"><code>${esc(short(g.fingerprint))}</code></td>
+                <td><span class="badge ${g.enabled ? 'good' : 'bad'}">${esc(t(g.enabled ? 'admin.gateway_on' : 'admin.gateway_off'))}</span></td>
+                <td>${esc(g.note || '')}</td><td>${esc(stamp(g.updated_at_ms))} <span class="muted" translate="no">${esc(g.updated_by)}</span></td>
+                <td class="actions"><button type="button" data-act="edit" data-gateway="${esc(g.id)}">${esc(t('admin.gateway_edit'))}</button><button type="button" data-act="toggle" data-gateway="${esc(g.id)}">${esc(t(g.enabled ? 'admin.gateway_revoke' : 'admin.gateway_enable'))}</button><button type="button" data-act="delete" data-gateway="${esc(g.id)}">${esc(t('admin.delete'))}</button></td></tr>`,
+            )
+            .join('')
+        : `<tr><td colspan="7" class="empty">${esc(t('admin.no_gateways'))}</td></tr>`;
     } catch (err) {
       this.fail(err);
     }
