@@ -277,7 +277,7 @@ export class AdminPage {
     const body = this.body();
     body.innerHTML = `<form class="admin-form" id="gateway-form">
         <label><span>${esc(t('admin.gateway_id'))}</span><input name="id" required autocomplete="off" translate="no" pattern="[A-Za-z0-9._@\\-]{1,64}"></label>
-        <label class="wide"><span>${esc(t('admin.gateway_rooms'))}</span><input name="rooms" required autocomplete="off" translate="no" placeholder="XM-0001 XM-0002"></label>
+        <label class="wide"><span>${esc(t('admin.gateway_rooms'))}</span><input name="rooms" required autocomplete="off" translate="no" placeholder="${esc(t('admin.gateway_rooms_hint'))}"></label>
         <label class="wide"><span>${esc(t('admin.gateway_fingerprint'))}</span><input name="fingerprint" autocomplete="off" translate="no" pattern="[0-9a-fA-F:]{64,95}"></label>
         <label><span>${esc(t('admin.gateway_note'))}</span><input name="note" autocomplete="off"></label>
         <label class="check"><input type="checkbox" name="enabled" checked><span>${esc(t('admin.gateway_enabled'))}</span></label>
