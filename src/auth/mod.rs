@@ -268,7 +268,16 @@ impl Security {
         storage: &crate::node::Storage,
     ) -> Result<Self, IdentityError> {
         Ok(Self {
-            auth: crate::cluster::identity::open(config, cluster, storage.io.handle()).await?,
+            auth: crate::cluster::identity::open(
+                config,
+                cluster,
+                storage.io.handle(),
+                Some(&IdentityStore::new(
+                    storage.store.clone(),
+                    storage.io.handle(),
+                )),
+            )
+            .await?,
             audit: AuditLog::stored(
                 storage.store.clone(),
                 storage.io.handle(),

@@ -439,14 +439,105 @@ pub async fn service_token(
     Ok(value)
 }
 
+/// The key that says node `node` has brought its own identities into the cluster.
+pub fn imported_key(config: &ClusterConfig, node: &str) -> String {
+    format!("{}imported/{node}", config.prefix())
+}
+
+/// What [`import_local`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Imported {
+    /// Records written to the cluster.
+    pub added: usize,
+    /// Records whose key the cluster already held: the cluster's are kept.
+    pub kept: usize,
+    /// This node had imported before: nothing was read.
+    pub before: bool,
+}
+
+/// The kinds a node brings into a cluster: users, API tokens and enrolled gateways (sessions
+/// and unlocks are short-lived and stay behind).
+const IMPORTED_KINDS: [IdentityKind; 3] = [
+    IdentityKind::User,
+    IdentityKind::Token,
+    IdentityKind::Gateway,
+];
+
+/// Brings the identities a node kept in its own store, from before it joined the cluster,
+/// into the cluster, once per node id: each record is added only where the cluster has none
+/// under its key (the cluster's wins), and a marker (`imported/<node>`) makes later starts
+/// skip it, so that a user deleted in the cluster is not brought back by a node's restart.
+/// Without it, a site switched to a cluster would start with no user but a fresh first admin.
+pub async fn import_local(
+    cluster: &ClusterConfig,
+    shared: &dyn IdentityPersistence,
+    local: &dyn IdentityPersistence,
+    io: &tokio::runtime::Handle,
+) -> Result<Imported, StoreError> {
+    let marker = imported_key(cluster, &cluster.node_id);
+    let c = cluster.clone();
+    let m = marker.clone();
+    let done = io
+        .spawn(async move {
+            let mut client = connect(&c, Some(Duration::from_secs(2))).await?;
+            let found = client
+                .get(m, Some(GetOptions::new().with_count_only()))
+                .await?;
+            Ok::<_, etcd_client::Error>(found.count() > 0)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("etcd task failed: {e}")))?
+        .map_err(unavailable)?;
+    if done {
+        return Ok(Imported {
+            before: true,
+            ..Imported::default()
+        });
+    }
+    let mut outcome = Imported::default();
+    for kind in IMPORTED_KINDS {
+        for (key, value) in local.load(kind).await? {
+            if shared.create(kind, key, value).await? {
+                outcome.added += 1;
+            } else {
+                outcome.kept += 1;
+            }
+        }
+    }
+    let c = cluster.clone();
+    let stamp = crate::cluster::journal::unix_ms(std::time::SystemTime::now()).to_string();
+    io.spawn(async move {
+        let mut client = connect(&c, Some(Duration::from_secs(2))).await?;
+        client.put(marker, stamp, None).await.map(drop)
+    })
+    .await
+    .map_err(|e| StoreError::Unavailable(format!("etcd task failed: {e}")))?
+    .map_err(unavailable)?;
+    Ok(outcome)
+}
+
 /// Opens the cluster's identities for `auth`'s settings: loaded now, kept current by a watch
-/// spawned on `io`, and the service token accepted as the viewer [`SERVICE_USER`].
+/// spawned on `io`, and the service token accepted as the viewer [`SERVICE_USER`]. `local`:
+/// the node's own store, whose identities are brought into the cluster once
+/// ([`import_local`]).
 pub async fn open(
     config: &crate::auth::AuthConfig,
     cluster: &ClusterConfig,
     io: tokio::runtime::Handle,
+    local: Option<&dyn IdentityPersistence>,
 ) -> Result<std::sync::Arc<Auth>, crate::auth::IdentityError> {
     let store = EtcdIdentities::connect(cluster, io.clone()).await?;
+    if let Some(local) = local {
+        let imported = import_local(cluster, &store, local, &io).await?;
+        if !imported.before {
+            tracing::info!(
+                added = imported.added,
+                kept_the_clusters = imported.kept,
+                node = %cluster.node_id,
+                "this node's own users, API tokens and gateways brought into the cluster (once)"
+            );
+        }
+    }
     let mut client = store.client.clone();
     let c = cluster.clone();
     let token = io

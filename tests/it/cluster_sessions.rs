@@ -197,3 +197,99 @@ fn sessions_and_their_ends_hold_on_every_node() {
     );
     eprintln!("an unlock on A cleared B after {:?}", unlocked.elapsed());
 }
+
+fn admin_of(node: &crate::support::Node) -> String {
+    token_for(node.http(), "admin", IT_ADMIN_PASSWORD)
+}
+
+/// A site that ran as a single node keeps its users, API tokens and gateways when it is
+/// switched to a cluster: the node brings them into etcd at its first cluster start, so its
+/// operator signs in on either node and its token works everywhere; the cluster's own records
+/// win where both have a key; and it happens once, so that a user deleted in the cluster is
+/// not brought back by the node's next restart.
+#[test]
+fn a_node_switched_to_a_cluster_brings_its_own_users_once() {
+    let site = ClusterSite::start("import", 4, &["--seed", "4"]);
+    // node-a first as a single node: its cluster configuration without the [cluster] section,
+    // on the same data directory.
+    drop(site.node("node-a", None));
+    let clustered = std::fs::read_to_string(site.dir.join("node-a.toml")).unwrap();
+    let single = clustered.split("[cluster]").next().unwrap().to_owned();
+    std::fs::write(site.dir.join("single-a.toml"), single).unwrap();
+    let alone =
+        crate::support::Cistern::run("import-single", &site.dir.join("single-a.toml")).start();
+    let base = alone.http().to_owned();
+    let admin = token_for(&base, "admin", IT_ADMIN_PASSWORD);
+    let made = call_as(
+        Some(&admin),
+        "POST",
+        &format!("{base}/api/v1/users"),
+        Some(r#"{"name": "op-local", "role": "operator", "password": "op-local-password"}"#),
+    );
+    assert_eq!(made.0, 201, "{}", made.1);
+    let token = call_as(
+        Some(&admin),
+        "POST",
+        &format!("{base}/api/v1/tokens"),
+        Some(r#"{"name": "historian-export", "role": "viewer", "scope": "read"}"#),
+    );
+    assert_eq!(token.0, 201, "{}", token.1);
+    let api_token = token.1["token"].as_str().unwrap().to_owned();
+    let rooms = call_as(Some(&admin), "GET", &format!("{base}/api/v1/rooms"), None);
+    let room = rooms.1["rooms"][0]["id"].as_str().unwrap().to_owned();
+    let gateway = call_as(
+        Some(&admin),
+        "PUT",
+        &format!("{base}/api/v1/gateways/gw-local"),
+        Some(&json!({"rooms": [room], "note": "from the single node"}).to_string()),
+    );
+    assert_eq!(gateway.0, 200, "{}", gateway.1);
+    drop(alone);
+
+    // Switched to a cluster of two: both nodes know op-local, the token and the gateway.
+    let mut a = site.node("node-a", None).start();
+    let b = site.node("node-b", None).start();
+    assert!(
+        a.log().contains("brought into the cluster"),
+        "{}",
+        a.log_tail()
+    );
+    for node in [a.http().to_owned(), b.http().to_owned()] {
+        let op = token_for(&node, "op-local", "op-local-password");
+        let me = call_as(Some(&op), "GET", &format!("{node}/api/v1/auth/me"), None);
+        assert_eq!(me.1["user"], "op-local", "{}", me.1);
+        let read = call_as(
+            Some(&api_token),
+            "GET",
+            &format!("{node}/api/v1/rooms"),
+            None,
+        );
+        assert_eq!(
+            read.0, 200,
+            "the single node's API token on {node}: {}",
+            read.1
+        );
+    }
+
+    // Deleted in the cluster (on B), it stays deleted when node-a restarts.
+    let b_http = b.http().to_owned();
+    let admin_b = admin_of(&b);
+    let deleted = call_as(
+        Some(&admin_b),
+        "DELETE",
+        &format!("{b_http}/api/v1/users/op-local"),
+        None,
+    );
+    assert_eq!(deleted.0, 200, "{}", deleted.1);
+    a.terminate();
+    a.restart();
+    let a_http = a.http().to_owned();
+    let admin_a = token_for(&a_http, "admin", IT_ADMIN_PASSWORD);
+    let after = call_as(
+        Some(&admin_a),
+        "GET",
+        &format!("{a_http}/api/v1/users/op-local"),
+        None,
+    );
+    assert_eq!(after.0, 404, "op-local came back: {}", after.1);
+}
