@@ -1,6 +1,6 @@
 //! WebSocket client messages (schemas/json/ws/PROTOCOL.md), as a session reads each text
-//! frame (src/api/ws/session.rs): the frame parsed strictly as a `ClientMessage`; a refused
-//! frame answered with an error that echoes the frame's `id`; a subscription's topic and filter
+//! frame (src/api/ws/session.rs): `ClientMessage::parse`, strict, whose refusal is the error
+//! the session answers (echoing the frame's `id`); a subscription's topic and filter
 //! checked against the fleet (`topics::parse`, the example inventory's rooms, the default
 //! point limit).
 //!
@@ -41,13 +41,21 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let msg = match serde_json::from_str::<ClientMessage>(text) {
+    let msg = match ClientMessage::parse(text) {
         Ok(m) => m,
-        Err(e) => {
+        Err(refusal) => {
             let id = serde_json::from_str::<serde_json::Value>(text)
                 .ok()
-                .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
-            check_error(id.as_deref(), "bad_message", e.to_string());
+                .and_then(|v| v["id"].as_str().map(str::to_owned));
+            let v: serde_json::Value =
+                serde_json::from_str(&refusal.to_text()).expect("an answer is JSON");
+            assert_eq!(v["type"], "error");
+            assert_eq!(v["code"], "bad_message");
+            assert_eq!(
+                v["id"].as_str(),
+                id.as_deref(),
+                "the refusal names another id"
+            );
             return;
         }
     };
