@@ -38,7 +38,7 @@ for target in "${targets[@]}"; do
     exit 1
   }
   # libFuzzer's final stats: inputs tried (stat::number_of_executed_units) and the speed.
-  grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb):' \
-    "$scratch/$target.log" | tr '\n' ' '
+  { grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb):' \
+    "$scratch/$target.log" || true; } | tr '\n' ' '
   echo
 done
