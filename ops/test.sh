@@ -83,6 +83,10 @@ else
     "running cargo test, with no per-test timeout"
   phase tests cargo test --workspace --locked --features cistern/cluster
 fi
+# Fuzzing (fuzz/, ARCHITECTURE.md § Fuzzing): installs cargo-fuzz if missing, builds every target
+# once and runs each for a bounded time from its committed corpus; a crash, a hang (10 s) or a
+# memory blow-up (2 GB) fails CI and leaves the input in fuzz/artifacts/<target>/.
+phase fuzz bash ops/fuzz.sh 20
 echo "ops/test.sh: elapsed per phase: ${timings[*]} (total ${SECONDS} s)"
 
 # The ScyllaDB backend's conformance suite needs a real cluster (none can be installed here).

@@ -264,8 +264,16 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        let mut config = Self::from_toml(&text, &path.display().to_string())?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        let config = Self::from_toml(&text, &path.display().to_string())?;
+        config.resolve(path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// What [`Config::load`] does after parsing: relative paths resolved against `base` (the
+    /// file's directory) and every section's checks. Public for the config fuzz target
+    /// (fuzz/), which runs exactly what start-up runs on a file's text.
+    #[doc(hidden)]
+    pub fn resolve(mut self, base: &Path) -> Result<Self, ConfigError> {
+        let config = &mut self;
         if config.inventory.file.is_relative() {
             config.inventory.file = base.join(&config.inventory.file);
         }
@@ -304,7 +312,7 @@ impl Config {
                 *dir = base.join(&*dir);
             }
         }
-        Ok(config)
+        Ok(self)
     }
 
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {

@@ -448,6 +448,23 @@ impl FleetRegistry {
         self.rooms.contains_key(room)
     }
 
+    /// A registry that knows `inventory`'s rooms and runs none of them (every room parked, no
+    /// actor, no arbiter): for code that only asks what the fleet is, such as the fuzz targets
+    /// of the WebSocket subscription filters (fuzz/).
+    #[doc(hidden)]
+    pub fn known_only(inventory: &Inventory) -> Self {
+        let registry = Self {
+            zone_specs: inventory.zones.clone(),
+            ..Self::default()
+        };
+        for spec in &inventory.rooms {
+            registry
+                .parked
+                .insert(spec.id.clone(), Arc::new(spec.clone()));
+        }
+        registry
+    }
+
     /// The spec of a room of the fleet, running here or parked.
     pub fn known_spec(&self, room: &RoomId) -> Option<Arc<RoomSpec>> {
         self.spec(room)

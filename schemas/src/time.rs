@@ -36,11 +36,18 @@ impl Timestamp {
     }
 }
 
+/// A duration in whole milliseconds, `i64::MAX` for one longer than that (about 292 million
+/// years: a configuration may say "500000000years"). `as i64` would wrap such a duration to a
+/// negative number, and `t + d` would then go back in time (found by the config fuzz target).
+fn saturating_millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// `t + d`, saturating.
 impl std::ops::Add<Duration> for Timestamp {
     type Output = Timestamp;
     fn add(self, d: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_add(d.as_millis() as i64))
+        Timestamp(self.0.saturating_add(saturating_millis(d)))
     }
 }
 
@@ -48,7 +55,7 @@ impl std::ops::Add<Duration> for Timestamp {
 impl std::ops::Sub<Duration> for Timestamp {
     type Output = Timestamp;
     fn sub(self, d: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_sub(d.as_millis() as i64))
+        Timestamp(self.0.saturating_sub(saturating_millis(d)))
     }
 }
 
@@ -188,6 +195,20 @@ mod tests {
         assert_eq!(a.since(b), Duration::ZERO);
         assert_eq!(a + Duration::from_secs(2), Timestamp(3_000));
         assert_eq!(a - Duration::from_secs(2), Timestamp(-1_000));
+    }
+
+    /// A duration of more milliseconds than an i64 holds (a configured "500000000years")
+    /// saturates: it once wrapped to a negative number of milliseconds, so `now + skew` lay in
+    /// the past and every sample was refused as future (fuzz/corpus/config/actors-huge).
+    #[test]
+    fn arithmetic_with_huge_durations_saturates() {
+        let now = Timestamp(1_732_170_000_000);
+        let huge = Duration::from_secs(500_000_000 * 365 * 24 * 3600);
+        assert_eq!(now + huge, Timestamp(i64::MAX));
+        assert_eq!(now - huge, Timestamp(now.0 - i64::MAX));
+        assert_eq!(now + Duration::MAX, Timestamp(i64::MAX));
+        assert_eq!(now - Duration::MAX, Timestamp(now.0 - i64::MAX));
+        assert_eq!(Timestamp(i64::MIN) - huge, Timestamp(i64::MIN));
     }
 
     #[test]

@@ -56,6 +56,18 @@ pub enum ClientMessage {
 }
 
 impl ClientMessage {
+    /// Parses a text frame of an authenticated session; a frame that is not a client message
+    /// gives the `bad_message` error to answer, with the frame's `id` when it had one (to say
+    /// which request failed).
+    pub fn parse(text: &str) -> Result<Self, ServerMessage> {
+        serde_json::from_str::<ClientMessage>(text).map_err(|e| {
+            let id = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
+            ServerMessage::error(id.as_deref(), "bad_message", e.to_string())
+        })
+    }
+
     /// The client's id of the message, echoed in an error about it.
     pub fn id(&self) -> Option<&str> {
         match self {

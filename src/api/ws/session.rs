@@ -395,18 +395,10 @@ impl Reader<'_> {
     }
 
     async fn message(&self, text: &str) {
-        let msg = match serde_json::from_str::<ClientMessage>(text) {
+        let msg = match ClientMessage::parse(text) {
             Ok(m) => m,
-            Err(e) => {
-                // Echo the id when the message had one, to say which request failed.
-                let id = serde_json::from_str::<serde_json::Value>(text)
-                    .ok()
-                    .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
-                self.reply(ServerMessage::error(
-                    id.as_deref(),
-                    "bad_message",
-                    e.to_string(),
-                ));
+            Err(refusal) => {
+                self.reply(refusal);
                 return;
             }
         };
