@@ -86,7 +86,7 @@ fi
 # Fuzzing (fuzz/, ARCHITECTURE.md § Fuzzing): installs cargo-fuzz if missing, builds every target
 # once and runs each for a bounded time from its committed corpus; a crash, a hang (10 s) or a
 # memory blow-up (2 GB) fails CI and leaves the input in fuzz/artifacts/<target>/.
-phase fuzz bash ops/fuzz.sh 20
+phase fuzz bash ops/fuzz.sh 10
 echo "ops/test.sh: elapsed per phase: ${timings[*]} (total ${SECONDS} s)"
 
 # The ScyllaDB backend's conformance suite needs a real cluster (none can be installed here).
