@@ -144,6 +144,17 @@ mod tests {
         }
     }
 
+    /// A request with an optional `Authorization` header.
+    fn request(method: &str, path: &str, auth: Option<&str>) -> test::TestRequest {
+        let mut req = test::TestRequest::default()
+            .method(method.parse().unwrap())
+            .uri(path);
+        if let Some(a) = auth {
+            req = req.insert_header((header::AUTHORIZATION, a.to_owned()));
+        }
+        req
+    }
+
     #[actix_web::test]
     async fn the_gate_applies_the_policy_and_hands_the_principal_to_handlers() {
         let security = Security::default();
@@ -170,15 +181,6 @@ mod tests {
                 .route("/api/v1/new-thing", web::post().to(whoami)),
         )
         .await;
-        let call = |method: &str, path: &str, auth: Option<&str>| {
-            let mut req = test::TestRequest::default()
-                .method(method.parse().unwrap())
-                .uri(path);
-            if let Some(a) = auth {
-                req = req.insert_header((header::AUTHORIZATION, a.to_owned()));
-            }
-            req.to_request()
-        };
         let cases: [(&str, &str, Option<&str>, u16, &str); 10] = [
             ("GET", "/healthz", None, 200, "\"anonymous\""),
             // A bad header on a public route is ignored.
@@ -237,7 +239,7 @@ mod tests {
             ),
         ];
         for (method, path, auth, status, needle) in cases {
-            let resp = test::call_service(&app, call(method, path, auth)).await;
+            let resp = test::call_service(&app, request(method, path, auth).to_request()).await;
             let got = resp.status().as_u16();
             let unauthorized_header = resp.headers().contains_key(header::WWW_AUTHENTICATE);
             let body = String::from_utf8(test::read_body(resp).await.to_vec()).unwrap();
@@ -277,15 +279,6 @@ mod tests {
                 })),
         )
         .await;
-        let call = |method: &str, path: &str, auth: Option<&str>| {
-            let mut req = test::TestRequest::default()
-                .method(method.parse().unwrap())
-                .uri(path);
-            if let Some(a) = auth {
-                req = req.insert_header((header::AUTHORIZATION, a.to_owned()));
-            }
-            req.to_request()
-        };
         let cases = [
             // No route serves these: the router answers, whatever the role.
             ("PUT", "/healthz", Some("Bearer viewer-token"), 405),
@@ -306,7 +299,7 @@ mod tests {
             ("PUT", "/healthz", None, 401),
         ];
         for (method, path, auth, status) in cases {
-            let resp = test::call_service(&app, call(method, path, auth)).await;
+            let resp = test::call_service(&app, request(method, path, auth).to_request()).await;
             assert_eq!(resp.status().as_u16(), status, "{method} {path} {auth:?}");
         }
     }
