@@ -52,6 +52,9 @@ python3 -c 'import websockets' 2>/dev/null || pip install -q websockets
 # A shard's MQTT session (tests/it/shard_ingest.rs) against an independent publisher: paho-mqtt.
 python3 -c 'import paho.mqtt' 2>/dev/null || python3 -m pip install -q paho-mqtt
 
+# REST conformance (ops/schemathesis.sh): schemathesis 4 against the live demo.
+python3 -c 'import schemathesis' 2>/dev/null || python3 -m pip install -q 'schemathesis>=4.32,<5'
+
 # Each phase says how long it took (and all of them again at the end): CI must stay under
 # 30 minutes as tests are added, and this shows where the time goes.
 timings=()
@@ -83,6 +86,11 @@ else
     "running cargo test, with no per-test timeout"
   phase tests cargo test --workspace --locked --features cistern/cluster
 fi
+# The REST API against schemas/openapi.json on the demo the tests built (target/debug/cistern):
+# the role matrix, then schemathesis as viewer, operator and rule-author (the examples and the
+# coverage phase: what they add to the admin's run is the 401s and 403s) and as admin (every
+# phase). Bounded examples keep it under 4 minutes on 2 cores.
+SCHEMATHESIS_NONADMIN_ARGS="--phases examples,coverage" phase schemathesis bash ops/schemathesis.sh target/debug/cistern --max-examples 5
 # Fuzzing (fuzz/, ARCHITECTURE.md § Fuzzing): installs cargo-fuzz if missing, builds every target
 # once and runs each for a bounded time from its committed corpus; a crash, a hang (10 s) or a
 # memory blow-up (2 GB) fails CI and leaves the input in fuzz/artifacts/<target>/.

@@ -72,6 +72,7 @@ pub async fn list(
     req: HttpRequest,
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let local_only = super::fleet::local_scope(&req)?;
     let api = alarms(&state)?;
     let filter = AlarmFilter {
         states: list_of(q.state.as_deref(), ErrorCode::InvalidState, parse_state)?,
@@ -114,7 +115,7 @@ pub async fn list(
         "alarms": list,
     });
     match &state.cluster {
-        Some(cluster) if !super::fleet::local_scope(&req) => {
+        Some(cluster) if !local_only => {
             Ok(HttpResponse::Ok().json(super::fleet::alarms(cluster, &req, local).await))
         }
         _ => Ok(HttpResponse::Ok().json(local)),

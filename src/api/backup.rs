@@ -35,12 +35,14 @@ pub async fn post(
         ));
     };
     let dest = body.into_inner().dest;
-    if !dest.is_absolute() || dest.file_name().is_none() {
+    // A NUL byte is no path on any machine (the file system refuses it mid-backup: a 500 then).
+    let nul = dest.as_os_str().as_encoded_bytes().contains(&0);
+    if !dest.is_absolute() || dest.file_name().is_none() || nul {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidBackupDest,
             format!(
-                "dest {} must be an absolute path on the node's machine",
-                dest.display()
+                "dest {:?} must be an absolute path on the node's machine",
+                dest.display().to_string()
             ),
         ));
     }

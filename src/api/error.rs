@@ -71,6 +71,8 @@ error_codes! {
     InvalidQuery => "invalid_query",
     /// A query parameter the endpoint does not know.
     UnknownParameter => "unknown_parameter",
+    /// A request header with a value the endpoint does not know (`X-Cistern-Scope`).
+    InvalidHeader => "invalid_header",
     // Users and tokens.
     InvalidName => "invalid_name",
     /// A password shorter than `[auth] password_min_chars` (or over 1024 bytes).
@@ -498,6 +500,43 @@ pub fn json_refused(e: &actix_web::error::JsonPayloadError) -> ApiError {
     }
 }
 
+/// A JSON body read by hand (a handler that must look at its path before the body): the same
+/// answers as the framework's extractor under [`super::configure`]'s limit — 415 when it is
+/// not JSON, 413 over 16 KiB, 400 `invalid_json` when it does not parse into `T`.
+pub fn json_body<T: serde::de::DeserializeOwned>(
+    req: &actix_web::HttpRequest,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    use actix_web::HttpMessage;
+    let essence = req.content_type().trim().to_ascii_lowercase();
+    if essence != "application/json" && !essence.ends_with("+json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnsupportedMediaType,
+            "the body must be JSON (Content-Type: application/json)",
+        ));
+    }
+    if body.len() > JSON_LIMIT {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "JSON payload ({} bytes) is larger than allowed (limit: {JSON_LIMIT} bytes).",
+                body.len()
+            ),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            ErrorCode::InvalidJson,
+            format!("Json deserialize error: {e}"),
+        )
+    })
+}
+
+/// The largest JSON body an operation takes (unless it says otherwise).
+pub const JSON_LIMIT: usize = 16 * 1024;
+
 /// A query string the framework could not read into the handler's parameters (an unknown
 /// parameter, a number that is not one).
 pub fn query_refused(e: &actix_web::error::QueryPayloadError) -> ApiError {
@@ -548,6 +587,7 @@ mod tests {
             E::InvalidPath => "invalid_path",
             E::InvalidQuery => "invalid_query",
             E::UnknownParameter => "unknown_parameter",
+            E::InvalidHeader => "invalid_header",
             E::InvalidName => "invalid_name",
             E::WeakPassword => "weak_password",
             E::PasswordIsName => "password_is_name",

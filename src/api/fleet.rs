@@ -23,12 +23,20 @@ use std::time::Duration;
 /// How long a member has to answer with its part.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Whether the request asks for this node's own part only.
-pub fn local_scope(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(SCOPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("local"))
+/// Whether the request asks for this node's own part only (`X-Cistern-Scope: local`). Any
+/// other value is refused (400 `invalid_header`) rather than read as "the whole fleet", so that
+/// a misspelt scope does not silently fan out to every member.
+pub fn local_scope(req: &HttpRequest) -> Result<bool, super::error::ApiError> {
+    let Some(value) = req.headers().get(SCOPE) else {
+        return Ok(false);
+    };
+    match value.to_str().map(str::trim) {
+        Ok(v) if v.eq_ignore_ascii_case("local") => Ok(true),
+        _ => Err(super::error::ApiError::bad_request(
+            super::error::ErrorCode::InvalidHeader,
+            format!("{SCOPE} must be `local` (or left out for the whole fleet)"),
+        )),
+    }
 }
 
 /// The parts of every other live member: (node, JSON) of those that answered, and the nodes

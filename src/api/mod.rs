@@ -253,7 +253,7 @@ routes! {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::JsonConfig::default()
-            .limit(16 * 1024)
+            .limit(error::JSON_LIMIT)
             .error_handler(|err, _req| error::json_refused(&err).into()),
     )
     .app_data(
@@ -261,7 +261,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .app_data(web::PathConfig::default().error_handler(|err, _req| {
         error::ApiError::bad_request(error::ErrorCode::InvalidPath, err.to_string()).into()
-    }));
+    }))
+    // A request no route serves gets the router's 405 (or 404), not a 403 from the policy.
+    .app_data(web::Data::new(crate::auth::policy::RouteMethods(
+        routed_methods,
+    )));
     register_routes(cfg);
     cfg.default_service(web::to(fallback));
 }
@@ -278,18 +282,50 @@ fn patterns() -> &'static [(actix_web::dev::ResourceDef, String)] {
     })
 }
 
-/// The methods the route table serves `path` with (none: no such resource). A literal path
-/// (`/api/v1/rules/reload`) is its own resource, even where a pattern (`/api/v1/rules/{id}`)
-/// would match it too.
+/// Every method some route would take `path` with: what the router dispatches to a handler,
+/// shadowed patterns included (`PUT /api/v1/rules/reload` reaches the handler of
+/// `/api/v1/rules/{id}`). The policy's refusals stand for all of these; only a method outside
+/// them can never reach a handler.
+pub fn routed_methods(path: &str) -> Vec<&'static str> {
+    let mut methods: Vec<&'static str> = patterns()
+        .iter()
+        .filter(|(def, _)| def.is_match(path))
+        .map(|(_, m)| m.as_str())
+        .collect();
+    methods.sort_unstable();
+    methods.dedup();
+    methods
+}
+
+/// The methods the route table serves `path` with (none: no such resource). A literal segment
+/// makes its own resource, even where a parameter would match it too: `/api/v1/rules/reload`
+/// is not `/api/v1/rules/{id}`, and `/api/v1/workorders/{id}/trail` is not
+/// `/api/v1/workorders/{id}/{action}`.
 pub fn allowed_methods(path: &str) -> Vec<&'static str> {
     let matching: Vec<_> = patterns()
         .iter()
         .filter(|(def, _)| def.is_match(path))
         .collect();
-    let literal = matching.iter().any(|(def, _)| def.pattern() == Some(path));
+    // Which segments a pattern names literally; one is shadowed by another whose literal
+    // segments are a strict superset of its own.
+    let literals = |def: &actix_web::dev::ResourceDef| -> Vec<bool> {
+        def.pattern()
+            .unwrap_or_default()
+            .split('/')
+            .map(|s| !s.starts_with('{'))
+            .collect()
+    };
+    let shadows = |a: &[bool], b: &[bool]| {
+        a.len() == b.len() && a != b && a.iter().zip(b).all(|(x, y)| *x || !*y)
+    };
     let mut methods: Vec<&'static str> = matching
-        .into_iter()
-        .filter(|(def, _)| !literal || def.pattern() == Some(path))
+        .iter()
+        .filter(|(def, _)| {
+            let own = literals(def);
+            !matching
+                .iter()
+                .any(|(other, _)| shadows(&literals(other), &own))
+        })
         .map(|(_, m)| m.as_str())
         .collect();
     methods.sort_unstable();
@@ -392,10 +428,25 @@ mod tests {
         assert_eq!(allowed_methods("/api/v1/rules/smoke"), ["GET", "PUT"]);
         assert_eq!(allowed_methods("/api/v1/rules/reload"), ["POST"]);
         assert_eq!(
+            allowed_methods("/api/v1/workorders/WO-000001/trail"),
+            ["GET"]
+        );
+        assert_eq!(
+            allowed_methods("/api/v1/workorders/WO-000001/accept"),
+            ["POST"]
+        );
+        assert_eq!(
             allowed_methods("/api/v1/users/bob"),
             ["DELETE", "GET", "PATCH"]
         );
         assert!(allowed_methods("/api/v1/nothing").is_empty());
+        // What the router would dispatch, for the policy: shadowed patterns included.
+        assert_eq!(
+            super::routed_methods("/api/v1/rules/reload"),
+            ["GET", "POST", "PUT"]
+        );
+        assert!(super::routed_methods("/").contains(&"GET"));
+        assert!(super::routed_methods("/api/v1/nothing").is_empty());
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use super::error::{ApiError, ErrorCode};
 use super::ApiState;
 use crate::control::plans::PlanBoard;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use cistern_actors::pump_room::RoomView;
 use cistern_actors::FleetRegistry;
 use cistern_schemas::RoomId;
@@ -21,9 +21,13 @@ use cistern_schemas::RoomId;
 /// On a cluster node, every live member's rooms ([`super::fleet`]); with
 /// `X-Cistern-Scope: local`, the rooms this node runs.
 pub async fn list(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
+    let local_only = match super::fleet::local_scope(&req) {
+        Ok(l) => l,
+        Err(e) => return e.error_response(),
+    };
     let local = local_list(&state);
     match &state.cluster {
-        Some(cluster) if !super::fleet::local_scope(&req) => {
+        Some(cluster) if !local_only => {
             HttpResponse::Ok().json(super::fleet::rooms(&state, cluster, &req, local).await)
         }
         _ => HttpResponse::Ok().json(local),

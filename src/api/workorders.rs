@@ -403,6 +403,12 @@ pub struct CommandBody {
     pub minutes: Option<u32>,
 }
 
+/// The commands of `POST /api/v1/workorders/{id}/{action}` (as [`command_of`] reads them).
+const ACTIONS: [&str; 12] = [
+    "dispatch", "accept", "en_route", "on_site", "check", "complete", "verify", "reject", "hold",
+    "resume", "cancel", "comment",
+];
+
 fn command_of(action: &str, body: &CommandBody) -> Result<Command, ApiError> {
     Ok(match action {
         "dispatch" => Command::Dispatch {
@@ -456,12 +462,23 @@ pub async fn command(
     state: web::Data<ApiState>,
     req: HttpRequest,
     path: web::Path<(String, String)>,
-    body: web::Json<CommandBody>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    let (raw_id, action) = path.into_inner();
+    // `{action}` also matches the order's own sub-resources (`trail`, served with GET only):
+    // a POST there is 405 with `Allow`, before the body is read, as for any other resource.
+    if !ACTIONS.contains(&action.as_str()) {
+        let others: Vec<&str> = super::allowed_methods(req.path())
+            .into_iter()
+            .filter(|m| *m != "POST")
+            .collect();
+        if !others.is_empty() {
+            return Ok(super::error::method_not_allowed(&others));
+        }
+    }
     let svc = service(&state)?;
     let who = caller(&req)?;
-    let (raw_id, action) = path.into_inner();
-    let body = body.into_inner();
+    let body: CommandBody = super::error::json_body(&req, &body)?;
     let result = async {
         let id = order_id(&raw_id)?;
         let command = command_of(&action, &body)?;

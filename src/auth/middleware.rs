@@ -101,7 +101,10 @@ pub async fn authenticate(
         match &principal {
             None => return reject(req, AuthError::Unauthorized, "missing"),
             Some(p) => {
-                if let Err(e) = p.authorize(read, needed) {
+                let served = req
+                    .app_data::<web::Data<policy::RouteMethods>>()
+                    .is_none_or(|r| r.serves(req.method().as_str(), req.match_info().as_str()));
+                if let (Err(e), true) = (p.authorize(read, needed), served) {
                     let reason = match e {
                         AuthError::OutOfScope { .. } => "out_of_scope",
                         _ => "forbidden",
@@ -141,6 +144,17 @@ mod tests {
         }
     }
 
+    /// A request with an optional `Authorization` header.
+    fn request(method: &str, path: &str, auth: Option<&str>) -> test::TestRequest {
+        let mut req = test::TestRequest::default()
+            .method(method.parse().unwrap())
+            .uri(path);
+        if let Some(a) = auth {
+            req = req.insert_header((header::AUTHORIZATION, a.to_owned()));
+        }
+        req
+    }
+
     #[actix_web::test]
     async fn the_gate_applies_the_policy_and_hands_the_principal_to_handlers() {
         let security = Security::default();
@@ -167,15 +181,6 @@ mod tests {
                 .route("/api/v1/new-thing", web::post().to(whoami)),
         )
         .await;
-        let call = |method: &str, path: &str, auth: Option<&str>| {
-            let mut req = test::TestRequest::default()
-                .method(method.parse().unwrap())
-                .uri(path);
-            if let Some(a) = auth {
-                req = req.insert_header((header::AUTHORIZATION, a.to_owned()));
-            }
-            req.to_request()
-        };
         let cases: [(&str, &str, Option<&str>, u16, &str); 10] = [
             ("GET", "/healthz", None, 200, "\"anonymous\""),
             // A bad header on a public route is ignored.
@@ -234,7 +239,7 @@ mod tests {
             ),
         ];
         for (method, path, auth, status, needle) in cases {
-            let resp = test::call_service(&app, call(method, path, auth)).await;
+            let resp = test::call_service(&app, request(method, path, auth).to_request()).await;
             let got = resp.status().as_u16();
             let unauthorized_header = resp.headers().contains_key(header::WWW_AUTHENTICATE);
             let body = String::from_utf8(test::read_body(resp).await.to_vec()).unwrap();
@@ -247,5 +252,55 @@ mod tests {
         assert_eq!(rejected.with_label_values(&["malformed"]).get(), 1);
         assert_eq!(rejected.with_label_values(&["forbidden"]).get(), 2);
         assert_eq!(rejected.with_label_values(&["out_of_scope"]).get(), 1);
+    }
+
+    #[actix_web::test]
+    async fn a_request_no_route_serves_is_left_to_the_router_not_refused() {
+        let security = Security::default();
+        security
+            .auth
+            .insert_token("viewer-token", Principal::new("v", Role::Viewer));
+        fn served(path: &str) -> Vec<&'static str> {
+            match path {
+                "/healthz" => vec!["GET"],
+                "/api/v1/sim/faults" => vec!["GET", "POST"],
+                _ => vec![],
+            }
+        }
+        let app = test::init_service(
+            App::new()
+                .wrap(actix_web::middleware::from_fn(authenticate))
+                .app_data(web::Data::new(security.clone()))
+                .app_data(web::Data::new(policy::RouteMethods(served)))
+                .route("/healthz", web::get().to(whoami))
+                .route("/api/v1/sim/faults", web::post().to(whoami))
+                .default_service(web::to(|| async {
+                    HttpResponse::MethodNotAllowed().finish()
+                })),
+        )
+        .await;
+        let cases = [
+            // No route serves these: the router answers, whatever the role.
+            ("PUT", "/healthz", Some("Bearer viewer-token"), 405),
+            (
+                "TRACE",
+                "/api/v1/sim/faults",
+                Some("Bearer viewer-token"),
+                405,
+            ),
+            // Served: the policy's refusal stands.
+            (
+                "POST",
+                "/api/v1/sim/faults",
+                Some("Bearer viewer-token"),
+                403,
+            ),
+            // Without a token nothing is told.
+            ("PUT", "/healthz", None, 401),
+        ];
+        for (method, path, auth, status) in cases {
+            let resp = test::call_service(&app, request(method, path, auth).to_request()).await;
+            assert_eq!(resp.status().as_u16(), status, "{method} {path} {auth:?}");
+        }
     }
 }

@@ -160,6 +160,22 @@ fn matches(pattern: &str, path: &str) -> bool {
     }
 }
 
+/// The route table's answer to "which methods is this path served with" (none: no route), as
+/// `crate::api::configure` installs it in the app data. With it the middleware lets an
+/// authenticated caller's request that no handler serves (`PUT /healthz`, `TRACE /`) through to
+/// the router, which answers 405 with `Allow` (or 404) whatever the caller's role, instead of a
+/// 403 for a request that could never be served.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteMethods(pub fn(&str) -> Vec<&'static str>);
+
+impl RouteMethods {
+    /// Whether some route serves `method path` (`HEAD` is served where `GET` is).
+    pub fn serves(&self, method: &str, path: &str) -> bool {
+        let method = if method == "HEAD" { "GET" } else { method };
+        (self.0)(path).contains(&method)
+    }
+}
+
 /// Who may call `method path` (the path as routed: percent-decoded, without the query).
 pub fn required(method: &str, path: &str) -> Access {
     let get = matches!(method, "GET" | "HEAD");
