@@ -51,7 +51,9 @@ fn within_calamine<T>(f: impl FnOnce() -> T) -> Option<T> {
             if what.contains("/calamine-") {
                 let n = CALAMINE_PANICS.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_power_of_two() {
-                    eprintln!("spreadsheet: {n} inputs ended in calamine's own panic (latest: {what})");
+                    eprintln!(
+                        "spreadsheet: {n} inputs ended in calamine's own panic (latest: {what})"
+                    );
                 }
                 None
             } else {
