@@ -527,7 +527,9 @@ impl Compactor {
         };
         // The first hour not closed yet.
         let closed_end = rollup::floor(
-            now - self.config.grace.as_millis() as i64 - HOUR_MS,
+            (Timestamp(now) - self.config.grace)
+                .0
+                .saturating_sub(HOUR_MS),
             HOUR_MS,
         ) + HOUR_MS;
         if self.watermark.is_none() {

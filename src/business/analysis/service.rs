@@ -260,8 +260,8 @@ impl Analysis {
 
     /// The newest day that is closed (or closes at the next pass).
     pub fn last_closable(&self) -> Date {
-        let t = self.clock.now().0 - self.config.close_after.as_millis() as i64;
-        Date::of(Timestamp(t), self.config.utc_offset_minutes).plus_days(-1)
+        let t = self.clock.now() - self.config.close_after;
+        Date::of(t, self.config.utc_offset_minutes).plus_days(-1)
     }
 
     /// The first day the node ran the analysis.

@@ -349,7 +349,7 @@ impl WorkOrders {
             .room_info(room)
             .ok_or_else(|| WorkOrdersError::UnknownRoom(room.to_string()))?;
         let targets = self.sla.of(priority);
-        let due = |d: std::time::Duration| Timestamp(now.as_millis() + d.as_millis() as i64);
+        let due = |d: std::time::Duration| now + d;
         let mut order = WorkOrder {
             id,
             kind: template.kind,
