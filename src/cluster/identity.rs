@@ -470,24 +470,19 @@ const IMPORTED_KINDS: [IdentityKind; 3] = [
 /// Without it, a site switched to a cluster would start with no user but a fresh first admin.
 pub async fn import_local(
     cluster: &ClusterConfig,
-    shared: &dyn IdentityPersistence,
+    shared: &EtcdIdentities,
     local: &dyn IdentityPersistence,
-    io: &tokio::runtime::Handle,
 ) -> Result<Imported, StoreError> {
     let marker = imported_key(cluster, &cluster.node_id);
-    let c = cluster.clone();
     let m = marker.clone();
-    let done = io
-        .spawn(async move {
-            let mut client = connect(&c, Some(Duration::from_secs(2))).await?;
-            let found = client
-                .get(m, Some(GetOptions::new().with_count_only()))
-                .await?;
-            Ok::<_, etcd_client::Error>(found.count() > 0)
+    let done = shared
+        .on_io(move |mut c| {
+            Box::pin(async move {
+                let found = c.get(m, Some(GetOptions::new().with_count_only())).await?;
+                Ok(found.count() > 0)
+            })
         })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("etcd task failed: {e}")))?
-        .map_err(unavailable)?;
+        .await?;
     if done {
         return Ok(Imported {
             before: true,
@@ -504,15 +499,10 @@ pub async fn import_local(
             }
         }
     }
-    let c = cluster.clone();
     let stamp = crate::cluster::journal::unix_ms(std::time::SystemTime::now()).to_string();
-    io.spawn(async move {
-        let mut client = connect(&c, Some(Duration::from_secs(2))).await?;
-        client.put(marker, stamp, None).await.map(drop)
-    })
-    .await
-    .map_err(|e| StoreError::Unavailable(format!("etcd task failed: {e}")))?
-    .map_err(unavailable)?;
+    shared
+        .on_io(move |mut c| Box::pin(async move { c.put(marker, stamp, None).await.map(drop) }))
+        .await?;
     Ok(outcome)
 }
 
@@ -528,7 +518,7 @@ pub async fn open(
 ) -> Result<std::sync::Arc<Auth>, crate::auth::IdentityError> {
     let store = EtcdIdentities::connect(cluster, io.clone()).await?;
     if let Some(local) = local {
-        let imported = import_local(cluster, &store, local, &io).await?;
+        let imported = import_local(cluster, &store, local).await?;
         if !imported.before {
             tracing::info!(
                 added = imported.added,
